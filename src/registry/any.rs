@@ -1,0 +1,67 @@
+//! `AnyStore`: the store chosen by configuration at start-up.
+//!
+//! An enum rather than `dyn Store`: the trait's async methods are not object-safe without
+//! boxing every call, and there are exactly three stores.
+
+use super::embedded::EmbeddedStore;
+use super::redis::{RedisClusterStore, RedisSingleStore};
+use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
+use super::store::{Registered, Store, StoreError};
+
+/// One of the three stores.
+#[derive(Clone)]
+pub enum AnyStore {
+    /// The redb file of a single node.
+    Embedded(EmbeddedStore),
+    /// One Redis server.
+    Redis(RedisSingleStore),
+    /// A Redis Cluster.
+    RedisCluster(RedisClusterStore),
+}
+
+/// Calls the same method on whichever store this is.
+macro_rules! each {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Embedded($store) => $call,
+            AnyStore::Redis($store) => $call,
+            AnyStore::RedisCluster($store) => $call,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    fn name(&self) -> &'static str {
+        each!(self, store => store.name())
+    }
+
+    async fn register(&self, who: &IdentityKey, registration: &Registration) -> Result<Registered, StoreError> {
+        each!(self, store => store.register(who, registration).await)
+    }
+
+    async fn list(&self, who: &IdentityKey, now: UnixMillis) -> Result<Vec<Registration>, StoreError> {
+        each!(self, store => store.list(who, now).await)
+    }
+
+    async fn unregister(&self, who: &IdentityKey, device_id: &str, now: UnixMillis) -> Result<bool, StoreError> {
+        each!(self, store => store.unregister(who, device_id, now).await)
+    }
+
+    async fn revoke(&self, who: &IdentityKey, now: UnixMillis) -> Result<u64, StoreError> {
+        each!(self, store => store.revoke(who, now).await)
+    }
+
+    async fn remove_dead_token(
+        &self,
+        who: &IdentityKey,
+        device_id: &str,
+        address: &PushAddress,
+        verdict_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        each!(self, store => store.remove_dead_token(who, device_id, address, verdict_at).await)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        each!(self, store => store.ping().await)
+    }
+}

@@ -1,0 +1,1 @@
+//! The registry shard actor (in progress).

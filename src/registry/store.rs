@@ -1,0 +1,90 @@
+//! The `Store` trait: the boundary between the registry and where registrations live.
+//!
+//! Three implementations pass one contract suite (`tests/store_contract.rs`): the embedded
+//! redb file for a single node, Redis, and Redis Cluster. Every method takes the current time
+//! from its caller, so expiry is testable on a fake clock.
+
+use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
+use std::future::Future;
+use thiserror::Error;
+
+/// What a store can fail with. The API maps `Unavailable` to `503` with `Retry-After`.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The store cannot be reached or did not answer in time; retrying later may succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The identity already has the most devices a store allows (`max_devices_per_identity`).
+    #[error("identity already has {max} registered devices")]
+    TooManyDevices {
+        /// The configured limit.
+        max: u32,
+    },
+    /// The store holds data this build cannot read, or answered in an unexpected shape.
+    #[error("store data corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What `register` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// `true` for a new device, `false` for a refresh of an existing one.
+    pub created: bool,
+    /// The registration as stored (a refresh keeps the original `created_at`).
+    pub registration: Registration,
+    /// The identity the token was taken from, when it was registered to another identity of
+    /// the tenant (one token, one owner: a signed-out user must not get another's calls).
+    pub moved_from: Option<String>,
+}
+
+/// Where registrations live. Implementations are cheap to clone (a handle), and every method
+/// is atomic for one identity.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// The store's name for metric labels and logs (`embedded`, `redis`, `redis-cluster`).
+    fn name(&self) -> &'static str;
+
+    /// Registers a device, or refreshes it when the identity already has that device id.
+    /// `registration.updated_at` is the current time. Takes the token from any other identity
+    /// of the tenant that holds it.
+    fn register(
+        &self,
+        who: &IdentityKey,
+        registration: &Registration,
+    ) -> impl Future<Output = Result<Registered, StoreError>> + Send;
+
+    /// The identity's live registrations at `now`, ordered by device id.
+    fn list(
+        &self,
+        who: &IdentityKey,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<Vec<Registration>, StoreError>> + Send;
+
+    /// Deletes one device's registration; `false` when there was no live one.
+    fn unregister(
+        &self,
+        who: &IdentityKey,
+        device_id: &str,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes every registration of the identity; returns how many live ones there were.
+    fn revoke(
+        &self,
+        who: &IdentityKey,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Acts on a push service's verdict that `address` is dead: deletes the device's
+    /// registration if it still holds that address and was not registered again after
+    /// `verdict_at`. Returns whether it deleted.
+    fn remove_dead_token(
+        &self,
+        who: &IdentityKey,
+        device_id: &str,
+        address: &PushAddress,
+        verdict_at: UnixMillis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Checks that the store answers (for `/readyz`).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,1 @@
+//! Registration request validation (in progress).

@@ -1,0 +1,5 @@
+//! Shared test harness: real Redis servers and clusters on loopback ports, and a running node.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod redis_cluster;
+pub mod redis_server;
