@@ -4,7 +4,8 @@
 //! - [`validate`]: turns an API request into a `Registration`, or says precisely what is wrong.
 //! - [`store`]: the `Store` trait; [`embedded`] and [`redis`] implement it, [`AnyStore`]
 //!   picks one at start-up, [`codec`] is their shared compact record format.
-//! - [`shard`]: the registry shard actor, one per core, owning a store handle.
+//! - [`shard`]: the registry shard actor, one per core, owning a store handle; [`shards`]
+//!   routes each identity to its shard.
 
 pub mod any;
 pub mod codec;
@@ -12,6 +13,7 @@ pub mod embedded;
 pub mod redis;
 pub mod registration;
 pub mod shard;
+pub mod shards;
 pub mod store;
 pub mod validate;
 

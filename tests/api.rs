@@ -1,1 +1,15 @@
-//! (in progress)
+//! The HTTP API against a real node on a free port: every endpoint, every class of bad input,
+//! authentication and tenant isolation, restart, and a Redis outage.
+
+mod support;
+
+#[path = "api/auth.rs"]
+mod auth;
+#[path = "api/bad_input.rs"]
+mod bad_input;
+#[path = "api/operations.rs"]
+mod operations;
+#[path = "api/redis_outage.rs"]
+mod redis_outage;
+#[path = "api/registrations.rs"]
+mod registrations;

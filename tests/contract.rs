@@ -15,14 +15,24 @@ pub const MAX_DEVICES: u32 = 64;
 /// Real wall-clock time: Redis expires keys on its own clock, so the suite's "now" starts at
 /// the real time and moves forward from there.
 pub fn wall_clock() -> UnixMillis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn apns(byte: u8) -> PushAddress {
-    PushAddress::Apns { token: vec![byte; 32] }
+    PushAddress::Apns {
+        token: vec![byte; 32],
+    }
 }
 
-fn registration(device_id: &str, address: PushAddress, now: UnixMillis, ttl_ms: u64) -> Registration {
+fn registration(
+    device_id: &str,
+    address: PushAddress,
+    now: UnixMillis,
+    ttl_ms: u64,
+) -> Registration {
     Registration {
         device_id: device_id.into(),
         app: "voip".into(),
@@ -55,16 +65,29 @@ pub async fn run_all<S: Store>(store: &S, tenant: &str) {
 async fn register_then_refresh<S: Store>(store: &S, tenant: &str) {
     let who = IdentityKey::new(tenant, "alice");
     let now = wall_clock();
-    let first = store.register(&who, &registration("phone", apns(1), now, DAY)).await.unwrap();
+    let first = store
+        .register(&who, &registration("phone", apns(1), now, DAY))
+        .await
+        .unwrap();
     assert!(first.created);
     assert_eq!(first.moved_from, None);
 
     let later = now + 60_000;
-    let refreshed = store.register(&who, &registration("phone", apns(1), later, 2 * DAY)).await.unwrap();
+    let refreshed = store
+        .register(&who, &registration("phone", apns(1), later, 2 * DAY))
+        .await
+        .unwrap();
     assert!(!refreshed.created, "same device id again is a refresh");
-    assert_eq!(refreshed.registration.created_at, now, "a refresh keeps created_at");
+    assert_eq!(
+        refreshed.registration.created_at, now,
+        "a refresh keeps created_at"
+    );
     assert_eq!(refreshed.registration.updated_at, later);
-    assert_eq!(refreshed.registration.expires_at, later + 2 * DAY, "a refresh renews the TTL");
+    assert_eq!(
+        refreshed.registration.expires_at,
+        later + 2 * DAY,
+        "a refresh renews the TTL"
+    );
 
     let listed = store.list(&who, later).await.unwrap();
     assert_eq!(listed, vec![refreshed.registration]);
@@ -73,42 +96,86 @@ async fn register_then_refresh<S: Store>(store: &S, tenant: &str) {
 async fn list_is_sorted_and_live_only<S: Store>(store: &S, tenant: &str) {
     let who = IdentityKey::new(tenant, "bob");
     let now = wall_clock();
-    assert_eq!(store.list(&who, now).await.unwrap(), vec![], "unknown identity lists nothing");
-    store.register(&who, &registration("c-tablet", apns(2), now, DAY)).await.unwrap();
-    store.register(&who, &registration("a-phone", apns(3), now, DAY)).await.unwrap();
-    store.register(&who, &registration("b-short", apns(4), now, 1_000)).await.unwrap();
+    assert_eq!(
+        store.list(&who, now).await.unwrap(),
+        vec![],
+        "unknown identity lists nothing"
+    );
+    store
+        .register(&who, &registration("c-tablet", apns(2), now, DAY))
+        .await
+        .unwrap();
+    store
+        .register(&who, &registration("a-phone", apns(3), now, DAY))
+        .await
+        .unwrap();
+    store
+        .register(&who, &registration("b-short", apns(4), now, 1_000))
+        .await
+        .unwrap();
 
     let ids = |list: Vec<Registration>| list.into_iter().map(|r| r.device_id).collect::<Vec<_>>();
-    assert_eq!(ids(store.list(&who, now).await.unwrap()), ["a-phone", "b-short", "c-tablet"]);
+    assert_eq!(
+        ids(store.list(&who, now).await.unwrap()),
+        ["a-phone", "b-short", "c-tablet"]
+    );
     assert_eq!(
         ids(store.list(&who, now + 1_000).await.unwrap()),
         ["a-phone", "c-tablet"],
         "a registration at its expiry time is gone"
     );
-    assert!(!store.unregister(&who, "b-short", now + 5_000).await.unwrap(), "expired is not live");
+    assert!(
+        !store
+            .unregister(&who, "b-short", now + 5_000)
+            .await
+            .unwrap(),
+        "expired is not live"
+    );
     // The expired device's token is free again for anyone.
     let other = IdentityKey::new(tenant, "carol");
-    let taken = store.register(&other, &registration("p", apns(4), now + 5_000, DAY)).await.unwrap();
+    let taken = store
+        .register(&other, &registration("p", apns(4), now + 5_000, DAY))
+        .await
+        .unwrap();
     assert_eq!(taken.moved_from, None, "an expired owner is no owner");
 }
 
 async fn unregister_and_revoke<S: Store>(store: &S, tenant: &str) {
     let who = IdentityKey::new(tenant, "dave");
     let now = wall_clock();
-    store.register(&who, &registration("one", apns(5), now, DAY)).await.unwrap();
-    store.register(&who, &registration("two", apns(6), now, DAY)).await.unwrap();
-    store.register(&who, &registration("gone", apns(7), now, 1_000)).await.unwrap();
+    store
+        .register(&who, &registration("one", apns(5), now, DAY))
+        .await
+        .unwrap();
+    store
+        .register(&who, &registration("two", apns(6), now, DAY))
+        .await
+        .unwrap();
+    store
+        .register(&who, &registration("gone", apns(7), now, 1_000))
+        .await
+        .unwrap();
 
     assert!(store.unregister(&who, "one", now).await.unwrap());
-    assert!(!store.unregister(&who, "one", now).await.unwrap(), "second unregister finds nothing");
-    assert_eq!(store.revoke(&who, now + 2_000).await.unwrap(), 1, "revoke counts live registrations only");
+    assert!(
+        !store.unregister(&who, "one", now).await.unwrap(),
+        "second unregister finds nothing"
+    );
+    assert_eq!(
+        store.revoke(&who, now + 2_000).await.unwrap(),
+        1,
+        "revoke counts live registrations only"
+    );
     assert_eq!(store.list(&who, now).await.unwrap(), vec![]);
     assert_eq!(store.revoke(&who, now).await.unwrap(), 0);
 
     // Deleted tokens are free: registering them elsewhere moves nothing.
     let other = IdentityKey::new(tenant, "erin");
     for (device, byte) in [("x", 5), ("y", 6)] {
-        let r = store.register(&other, &registration(device, apns(byte), now, DAY)).await.unwrap();
+        let r = store
+            .register(&other, &registration(device, apns(byte), now, DAY))
+            .await
+            .unwrap();
         assert_eq!(r.moved_from, None);
     }
 }
@@ -117,66 +184,158 @@ async fn token_moves_between_identities<S: Store>(store: &S, tenant: &str) {
     let alice = IdentityKey::new(tenant, "alice");
     let bob = IdentityKey::new(tenant, "bob");
     let now = wall_clock();
-    store.register(&alice, &registration("shared-phone", apns(9), now, DAY)).await.unwrap();
-    store.register(&alice, &registration("laptop", PushAddress::Fcm { token: "keep".into() }, now, DAY)).await.unwrap();
+    store
+        .register(&alice, &registration("shared-phone", apns(9), now, DAY))
+        .await
+        .unwrap();
+    store
+        .register(
+            &alice,
+            &registration(
+                "laptop",
+                PushAddress::Fcm {
+                    token: "keep".into(),
+                },
+                now,
+                DAY,
+            ),
+        )
+        .await
+        .unwrap();
 
-    let taken = store.register(&bob, &registration("phone", apns(9), now + 1, DAY)).await.unwrap();
+    let taken = store
+        .register(&bob, &registration("phone", apns(9), now + 1, DAY))
+        .await
+        .unwrap();
     assert!(taken.created);
     assert_eq!(taken.moved_from.as_deref(), Some("alice"));
-    let alice_left: Vec<_> = store.list(&alice, now + 1).await.unwrap().into_iter().map(|r| r.device_id).collect();
+    let alice_left: Vec<_> = store
+        .list(&alice, now + 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.device_id)
+        .collect();
     assert_eq!(alice_left, ["laptop"], "only the moved token left alice");
     assert_eq!(store.list(&bob, now + 1).await.unwrap().len(), 1);
 
     // Alice's later sign-out must not delete the token bob now holds.
     assert_eq!(store.revoke(&alice, now + 2).await.unwrap(), 1);
     assert_eq!(store.list(&bob, now + 2).await.unwrap().len(), 1);
-    let back = store.register(&alice, &registration("again", apns(9), now + 3, DAY)).await.unwrap();
-    assert_eq!(back.moved_from.as_deref(), Some("bob"), "the owner index still points at bob");
+    let back = store
+        .register(&alice, &registration("again", apns(9), now + 3, DAY))
+        .await
+        .unwrap();
+    assert_eq!(
+        back.moved_from.as_deref(),
+        Some("bob"),
+        "the owner index still points at bob"
+    );
 }
 
 async fn token_moves_between_devices_of_one_identity<S: Store>(store: &S, tenant: &str) {
     let who = IdentityKey::new(tenant, "frank");
     let now = wall_clock();
-    store.register(&who, &registration("old-install", apns(10), now, DAY)).await.unwrap();
-    let moved = store.register(&who, &registration("new-install", apns(10), now + 1, DAY)).await.unwrap();
+    store
+        .register(&who, &registration("old-install", apns(10), now, DAY))
+        .await
+        .unwrap();
+    let moved = store
+        .register(&who, &registration("new-install", apns(10), now + 1, DAY))
+        .await
+        .unwrap();
     assert!(moved.created);
     assert_eq!(moved.moved_from, None, "same identity: nothing to report");
-    let ids: Vec<_> = store.list(&who, now + 1).await.unwrap().into_iter().map(|r| r.device_id).collect();
-    assert_eq!(ids, ["new-install"], "one token, one device: it would ring twice otherwise");
+    let ids: Vec<_> = store
+        .list(&who, now + 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.device_id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["new-install"],
+        "one token, one device: it would ring twice otherwise"
+    );
 }
 
 async fn changed_token_frees_the_old_one<S: Store>(store: &S, tenant: &str) {
     let grace = IdentityKey::new(tenant, "grace");
     let henry = IdentityKey::new(tenant, "henry");
     let now = wall_clock();
-    store.register(&grace, &registration("phone", apns(11), now, DAY)).await.unwrap();
-    store.register(&grace, &registration("phone", apns(12), now + 1, DAY)).await.unwrap();
-    let r = store.register(&henry, &registration("phone", apns(11), now + 2, DAY)).await.unwrap();
+    store
+        .register(&grace, &registration("phone", apns(11), now, DAY))
+        .await
+        .unwrap();
+    store
+        .register(&grace, &registration("phone", apns(12), now + 1, DAY))
+        .await
+        .unwrap();
+    let r = store
+        .register(&henry, &registration("phone", apns(11), now + 2, DAY))
+        .await
+        .unwrap();
     assert_eq!(r.moved_from, None, "grace no longer holds the old token");
-    let grace_tokens: Vec<_> = store.list(&grace, now + 2).await.unwrap().into_iter().map(|r| r.address).collect();
-    assert_eq!(grace_tokens, [apns(12)], "grace's phone keeps its new token");
+    let grace_tokens: Vec<_> = store
+        .list(&grace, now + 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.address)
+        .collect();
+    assert_eq!(
+        grace_tokens,
+        [apns(12)],
+        "grace's phone keeps its new token"
+    );
 }
 
 async fn dead_token_verdicts<S: Store>(store: &S, tenant: &str) {
     let who = IdentityKey::new(tenant, "ivan");
     let now = wall_clock();
-    store.register(&who, &registration("phone", apns(13), now, DAY)).await.unwrap();
-    store.register(&who, &registration("phone", apns(13), now + 10_000, DAY)).await.unwrap();
+    store
+        .register(&who, &registration("phone", apns(13), now, DAY))
+        .await
+        .unwrap();
+    store
+        .register(&who, &registration("phone", apns(13), now + 10_000, DAY))
+        .await
+        .unwrap();
 
     assert!(
-        !store.remove_dead_token(&who, "phone", &apns(13), now + 5_000).await.unwrap(),
+        !store
+            .remove_dead_token(&who, "phone", &apns(13), now + 5_000)
+            .await
+            .unwrap(),
         "a verdict older than the last registration keeps it"
     );
     assert!(
-        !store.remove_dead_token(&who, "phone", &apns(14), now + 20_000).await.unwrap(),
+        !store
+            .remove_dead_token(&who, "phone", &apns(14), now + 20_000)
+            .await
+            .unwrap(),
         "a verdict about another token keeps it"
     );
-    assert!(!store.remove_dead_token(&who, "tablet", &apns(13), now + 20_000).await.unwrap());
+    assert!(
+        !store
+            .remove_dead_token(&who, "tablet", &apns(13), now + 20_000)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.list(&who, now + 20_000).await.unwrap().len(), 1);
-    assert!(store.remove_dead_token(&who, "phone", &apns(13), now + 20_000).await.unwrap());
+    assert!(
+        store
+            .remove_dead_token(&who, "phone", &apns(13), now + 20_000)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.list(&who, now + 20_000).await.unwrap(), vec![]);
     let other = IdentityKey::new(tenant, "judy");
-    let r = store.register(&other, &registration("p", apns(13), now + 30_000, DAY)).await.unwrap();
+    let r = store
+        .register(&other, &registration("p", apns(13), now + 30_000, DAY))
+        .await
+        .unwrap();
     assert_eq!(r.moved_from, None, "a dead token has no owner");
 }
 
@@ -184,33 +343,69 @@ async fn tenants_are_isolated<S: Store>(store: &S, tenant: &str) {
     let a = IdentityKey::new(format!("{tenant}-a"), "kim");
     let b = IdentityKey::new(format!("{tenant}-b"), "kim");
     let now = wall_clock();
-    store.register(&a, &registration("phone", apns(15), now, DAY)).await.unwrap();
-    let r = store.register(&b, &registration("phone", apns(15), now, DAY)).await.unwrap();
+    store
+        .register(&a, &registration("phone", apns(15), now, DAY))
+        .await
+        .unwrap();
+    let r = store
+        .register(&b, &registration("phone", apns(15), now, DAY))
+        .await
+        .unwrap();
     assert_eq!(r.moved_from, None, "a token is owned per tenant");
     assert_eq!(store.list(&a, now).await.unwrap().len(), 1);
     assert_eq!(store.revoke(&b, now).await.unwrap(), 1);
-    assert_eq!(store.list(&a, now).await.unwrap().len(), 1, "revoking in b leaves a alone");
+    assert_eq!(
+        store.list(&a, now).await.unwrap().len(),
+        1,
+        "revoking in b leaves a alone"
+    );
 }
 
 async fn device_limit<S: Store>(store: &S, tenant: &str) {
     let who = IdentityKey::new(tenant, "leo");
     let now = wall_clock();
-    store.register(&who, &registration("short-lived", apns(200), now, 1_000)).await.unwrap();
+    store
+        .register(&who, &registration("short-lived", apns(200), now, 1_000))
+        .await
+        .unwrap();
     for n in 0..MAX_DEVICES - 1 {
-        let token = PushAddress::Fcm { token: format!("limit-{n}") };
-        store.register(&who, &registration(&format!("d{n:02}"), token, now, DAY)).await.unwrap();
+        let token = PushAddress::Fcm {
+            token: format!("limit-{n}"),
+        };
+        store
+            .register(&who, &registration(&format!("d{n:02}"), token, now, DAY))
+            .await
+            .unwrap();
     }
     let later = now + 2_000;
-    let token = PushAddress::Fcm { token: "limit-last".into() };
-    store.register(&who, &registration("last", token, later, DAY)).await.expect("expired devices do not count");
-    let token = PushAddress::Fcm { token: "limit-over".into() };
-    match store.register(&who, &registration("over", token, later, DAY)).await {
+    let token = PushAddress::Fcm {
+        token: "limit-last".into(),
+    };
+    store
+        .register(&who, &registration("last", token, later, DAY))
+        .await
+        .expect("expired devices do not count");
+    let token = PushAddress::Fcm {
+        token: "limit-over".into(),
+    };
+    match store
+        .register(&who, &registration("over", token, later, DAY))
+        .await
+    {
         Err(StoreError::TooManyDevices { max }) => assert_eq!(max, MAX_DEVICES),
         other => panic!("expected TooManyDevices, got {other:?}"),
     }
-    let token = PushAddress::Fcm { token: "limit-0".into() };
-    store.register(&who, &registration("d00", token, later, DAY)).await.expect("a refresh at the limit is fine");
-    assert_eq!(store.list(&who, later).await.unwrap().len(), MAX_DEVICES as usize);
+    let token = PushAddress::Fcm {
+        token: "limit-0".into(),
+    };
+    store
+        .register(&who, &registration("d00", token, later, DAY))
+        .await
+        .expect("a refresh at the limit is fine");
+    assert_eq!(
+        store.list(&who, later).await.unwrap().len(),
+        MAX_DEVICES as usize
+    );
 }
 
 async fn concurrent_registrations_lose_nothing<S: Store>(store: &S, tenant: &str) {
@@ -221,8 +416,12 @@ async fn concurrent_registrations_lose_nothing<S: Store>(store: &S, tenant: &str
             let store = store.clone();
             let who = who.clone();
             tokio::spawn(async move {
-                let token = PushAddress::Fcm { token: format!("concurrent-{n}") };
-                store.register(&who, &registration(&format!("dev-{n:02}"), token, now, DAY)).await
+                let token = PushAddress::Fcm {
+                    token: format!("concurrent-{n}"),
+                };
+                store
+                    .register(&who, &registration(&format!("dev-{n:02}"), token, now, DAY))
+                    .await
             })
         })
         .collect();

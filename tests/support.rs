@@ -1,5 +1,6 @@
 //! Shared test harness: real Redis servers and clusters on loopback ports, and a running node.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod app;
 pub mod redis_cluster;
 pub mod redis_server;

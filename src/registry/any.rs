@@ -35,15 +35,28 @@ impl Store for AnyStore {
         each!(self, store => store.name())
     }
 
-    async fn register(&self, who: &IdentityKey, registration: &Registration) -> Result<Registered, StoreError> {
+    async fn register(
+        &self,
+        who: &IdentityKey,
+        registration: &Registration,
+    ) -> Result<Registered, StoreError> {
         each!(self, store => store.register(who, registration).await)
     }
 
-    async fn list(&self, who: &IdentityKey, now: UnixMillis) -> Result<Vec<Registration>, StoreError> {
+    async fn list(
+        &self,
+        who: &IdentityKey,
+        now: UnixMillis,
+    ) -> Result<Vec<Registration>, StoreError> {
         each!(self, store => store.list(who, now).await)
     }
 
-    async fn unregister(&self, who: &IdentityKey, device_id: &str, now: UnixMillis) -> Result<bool, StoreError> {
+    async fn unregister(
+        &self,
+        who: &IdentityKey,
+        device_id: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
         each!(self, store => store.unregister(who, device_id, now).await)
     }
 

@@ -46,7 +46,8 @@ pub struct DecodeError(&'static str);
 pub fn encode(registration: &Registration) -> Vec<u8> {
     let address = &registration.address;
     let token = address.token_bytes();
-    let mut out = Vec::with_capacity(ADDRESS_OFFSET + 2 + token.len() + 81 + 1 + registration.app.len());
+    let mut out =
+        Vec::with_capacity(ADDRESS_OFFSET + 2 + token.len() + 81 + 1 + registration.app.len());
     out.push(VERSION);
     out.push(match address {
         PushAddress::Apns { .. } => 0,
@@ -91,7 +92,10 @@ pub fn expires_at(record: &[u8]) -> Result<u64, DecodeError> {
 
 /// Decodes a record written by [`encode`], giving it back its device id.
 pub fn decode(device_id: &str, record: &[u8]) -> Result<Registration, DecodeError> {
-    let mut reader = Reader { bytes: record, at: 0 };
+    let mut reader = Reader {
+        bytes: record,
+        at: 0,
+    };
     if reader.take(1)?[0] != VERSION {
         return Err(DecodeError("unknown version"));
     }
@@ -110,7 +114,9 @@ pub fn decode(device_id: &str, record: &[u8]) -> Result<Registration, DecodeErro
     let token = reader.take(token_len)?;
     let text = || String::from_utf8(token.to_vec()).map_err(|_| DecodeError("token is not UTF-8"));
     let address = match platform {
-        0 => PushAddress::Apns { token: token.to_vec() },
+        0 => PushAddress::Apns {
+            token: token.to_vec(),
+        },
         1 => PushAddress::Fcm { token: text()? },
         2 => PushAddress::Wns { channel: text()? },
         3 => PushAddress::WebPush {
@@ -121,7 +127,8 @@ pub fn decode(device_id: &str, record: &[u8]) -> Result<Registration, DecodeErro
         _ => return Err(DecodeError("unknown platform")),
     };
     let app_len = reader.take(1)?[0] as usize;
-    let app = String::from_utf8(reader.take(app_len)?.to_vec()).map_err(|_| DecodeError("app is not UTF-8"))?;
+    let app = String::from_utf8(reader.take(app_len)?.to_vec())
+        .map_err(|_| DecodeError("app is not UTF-8"))?;
     Ok(Registration {
         device_id: device_id.to_owned(),
         app,
@@ -135,7 +142,9 @@ pub fn decode(device_id: &str, record: &[u8]) -> Result<Registration, DecodeErro
 }
 
 fn read_u64(record: &[u8], offset: usize) -> Result<u64, DecodeError> {
-    let bytes = record.get(offset..offset + 8).ok_or(DecodeError("truncated header"))?;
+    let bytes = record
+        .get(offset..offset + 8)
+        .ok_or(DecodeError("truncated header"))?;
     let mut array = [0; 8];
     array.copy_from_slice(bytes);
     Ok(u64::from_le_bytes(array))
@@ -149,8 +158,14 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.at.checked_add(len).ok_or(DecodeError("length overflow"))?;
-        let slice = self.bytes.get(self.at..end).ok_or(DecodeError("truncated"))?;
+        let end = self
+            .at
+            .checked_add(len)
+            .ok_or(DecodeError("length overflow"))?;
+        let slice = self
+            .bytes
+            .get(self.at..end)
+            .ok_or(DecodeError("truncated"))?;
         self.at = end;
         Ok(slice)
     }
@@ -182,9 +197,15 @@ mod tests {
     #[test]
     fn every_platform_round_trips() {
         let addresses = [
-            PushAddress::Apns { token: vec![0xab; 32] },
-            PushAddress::Fcm { token: "fcm:token-1".into() },
-            PushAddress::Wns { channel: "https://db5.notify.windows.com/?token=x".into() },
+            PushAddress::Apns {
+                token: vec![0xab; 32],
+            },
+            PushAddress::Fcm {
+                token: "fcm:token-1".into(),
+            },
+            PushAddress::Wns {
+                channel: "https://db5.notify.windows.com/?token=x".into(),
+            },
             PushAddress::WebPush {
                 endpoint: "https://fcm.googleapis.com/fcm/send/abc".into(),
                 p256dh: [4; 65],
@@ -196,15 +217,21 @@ mod tests {
             let record = encode(&registration);
             assert_eq!(decode("phone-1", &record), Ok(registration.clone()));
             assert_eq!(expires_at(&record), Ok(registration.expires_at));
-            assert_eq!(&record[ADDRESS_OFFSET..ADDRESS_OFFSET + 2 + registration.address.token_bytes().len()],
-                address_field(&registration.address).as_slice());
+            assert_eq!(
+                &record
+                    [ADDRESS_OFFSET..ADDRESS_OFFSET + 2 + registration.address.token_bytes().len()],
+                address_field(&registration.address).as_slice()
+            );
         }
     }
 
     #[test]
     fn an_apns_registration_is_compact() {
         // 28 header + 2 + 32 token + 1 + 16 app: the budget behind DESIGN.md's memory target.
-        assert_eq!(encode(&sample(PushAddress::Apns { token: vec![1; 32] })).len(), 79);
+        assert_eq!(
+            encode(&sample(PushAddress::Apns { token: vec![1; 32] })).len(),
+            79
+        );
     }
 
     #[test]

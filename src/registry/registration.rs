@@ -145,7 +145,9 @@ impl IdentityKey {
             .bytes()
             .chain(std::iter::once(0))
             .chain(self.identity.bytes());
-        bytes.fold(OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+        bytes.fold(OFFSET, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+        })
     }
 }
 
@@ -186,7 +188,10 @@ mod tests {
     #[test]
     fn stable_hash_is_fixed_across_builds() {
         // Pinned value: a change here would move identities between shards.
-        assert_eq!(IdentityKey::new("acme", "alice").stable_hash(), 0xd765_60e7_a2b8_0eaf);
+        assert_eq!(
+            IdentityKey::new("acme", "alice").stable_hash(),
+            0xd765_60e7_a2b8_0eaf
+        );
         assert_ne!(
             IdentityKey::new("acme", "alice").stable_hash(),
             IdentityKey::new("acmea", "lice").stable_hash()

@@ -38,8 +38,8 @@ pub struct Registered {
 }
 
 /// Where registrations live. Implementations are cheap to clone (a handle), and every method
-/// is atomic for one identity.
-pub trait Store: Clone + Send + Sync + 'static {
+/// is atomic for one identity. `Unpin` because actors own their store handles by value.
+pub trait Store: Clone + Send + Sync + Unpin + 'static {
     /// The store's name for metric labels and logs (`embedded`, `redis`, `redis-cluster`).
     fn name(&self) -> &'static str;
 

@@ -1,0 +1,67 @@
+//! The HTTP API (actix-web): routes, shared state, and the error shape.
+//!
+//! - [`auth`]: who is calling (server key or identity token) and what it may touch.
+//! - [`registrations`]: the registration endpoints.
+//! - [`health`]: `/healthz`, `/readyz`.
+//! - [`openapi`]: `/openapi.json`.
+//! - [`problem`]: every error as RFC 9457 problem+json.
+
+pub mod auth;
+pub mod health;
+pub mod openapi;
+pub mod problem;
+pub mod registrations;
+
+use crate::registry::AnyStore;
+use crate::registry::shards::Shards;
+use crate::tenant::Tenants;
+use actix_web::{HttpResponse, web};
+use problem::ApiError;
+use std::sync::Arc;
+
+/// What every handler shares. Built once; cloned (cheaply) into each HTTP worker.
+pub struct ApiState {
+    /// The registry shards.
+    pub shards: Shards<AnyStore>,
+    /// The tenants and their credentials.
+    pub tenants: Arc<Tenants>,
+    /// The Web Push services a subscription may point at.
+    pub webpush_hosts: Arc<[String]>,
+    /// The store's name, for `/readyz`.
+    pub store_name: &'static str,
+}
+
+/// Mounts every route. `max_body_bytes` caps JSON bodies.
+pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
+    let json = web::JsonConfig::default()
+        .limit(max_body_bytes)
+        .error_handler(move |error, _| problem::json_error(error, max_body_bytes).into());
+    let path = web::PathConfig::default()
+        .error_handler(|error, _| ApiError::MalformedBody(format!("bad path: {error}")).into());
+    config
+        .app_data(json)
+        .app_data(path)
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .service(
+            web::scope("/v1/identities/{identity}")
+                .route("", web::delete().to(registrations::revoke))
+                .route("/registrations", web::get().to(registrations::list))
+                .route(
+                    "/registrations/{device_id}",
+                    web::put().to(registrations::register),
+                )
+                .route(
+                    "/registrations/{device_id}",
+                    web::delete().to(registrations::unregister),
+                ),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(
+        "no such endpoint or method; see /openapi.json",
+    ))
+}

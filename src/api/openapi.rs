@@ -1,0 +1,44 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description, generated from the handlers' own types
+//! and annotations so it cannot drift from what the API does.
+
+use super::{health, registrations};
+use crate::registry::validate::{FieldError, RegistrationRequest, WebPushKeys};
+use crate::registry::{Environment, Platform};
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ringcast", description = "Push dispatch for voice and video calling. Authenticate with `Authorization: Bearer <server key or identity token>`."),
+    paths(
+        registrations::register,
+        registrations::list,
+        registrations::unregister,
+        registrations::revoke,
+        health::healthz,
+        health::readyz,
+    ),
+    components(schemas(RegistrationRequest, WebPushKeys, FieldError, Platform, Environment)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer scheme the paths refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// Serves the description.
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

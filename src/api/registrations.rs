@@ -1,0 +1,276 @@
+//! `/v1/identities/...`: register, refresh, list, unregister, revoke.
+
+use super::ApiState;
+use super::auth::Caller;
+use super::problem::{ApiError, Problem};
+use crate::clock::{now_millis, rfc3339};
+use crate::registry::shard::{List, Register, Revoke, Unregister};
+use crate::registry::validate::{
+    RegistrationRequest, validate_device_id, validate_identity, validate_registration,
+};
+use crate::registry::{Environment, Platform, Registration};
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A registration as the API shows it: the token only as a fingerprint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationView {
+    /// The device id.
+    pub device_id: String,
+    /// The push service.
+    pub platform: Platform,
+    /// The tenant's app id.
+    pub app: String,
+    /// The push service environment.
+    pub environment: Environment,
+    /// First 8 hex characters of the token's SHA-256: enough to tell tokens apart, useless
+    /// to anyone who reads it.
+    pub token_fingerprint: String,
+    /// See the request field of the same name.
+    pub disable_internal_push: bool,
+    /// First registration (RFC 3339).
+    pub created_at: String,
+    /// Last registration or refresh (RFC 3339).
+    pub updated_at: String,
+    /// When the registration ends unless refreshed (RFC 3339).
+    pub expires_at: String,
+}
+
+impl From<&Registration> for RegistrationView {
+    fn from(registration: &Registration) -> Self {
+        RegistrationView {
+            device_id: registration.device_id.clone(),
+            platform: registration.address.platform(),
+            app: registration.app.clone(),
+            environment: registration.environment,
+            token_fingerprint: registration.address.fingerprint(),
+            disable_internal_push: registration.disable_internal_push,
+            created_at: rfc3339(registration.created_at),
+            updated_at: rfc3339(registration.updated_at),
+            expires_at: rfc3339(registration.expires_at),
+        }
+    }
+}
+
+/// The answer to a registration: what is stored, and the lifetime in effect.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisteredView {
+    /// The stored registration.
+    #[serde(flatten)]
+    pub registration: RegistrationView,
+    /// The lifetime in effect, in seconds.
+    pub ttl_seconds: u64,
+    /// `true` when the tenant's `max_ttl_seconds` shortened the requested lifetime.
+    pub ttl_capped: bool,
+}
+
+/// An identity's registrations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationList {
+    /// The identity.
+    pub identity: String,
+    /// Its live registrations, by device id.
+    pub registrations: Vec<RegistrationView>,
+}
+
+/// The answer to a revoke.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    /// How many registrations were deleted.
+    pub deleted: u64,
+}
+
+/// Register a device, or refresh its registration.
+#[utoipa::path(
+    put,
+    path = "/v1/identities/{identity}/registrations/{device_id}",
+    params(
+        ("identity" = String, Path, description = "1-128 of A-Z a-z 0-9 . _ ~ : @ + = -"),
+        ("device_id" = String, Path, description = "1-64 of A-Z a-z 0-9 . _ ~ : -"),
+    ),
+    request_body = RegistrationRequest,
+    responses(
+        (status = 201, description = "Registered a new device", body = RegisteredView),
+        (status = 200, description = "Refreshed an existing registration", body = RegisteredView),
+        (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Identity token for another identity", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Device limit reached", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unreachable or node overloaded; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+    tag = "registrations"
+)]
+pub async fn register(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<RegistrationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (identity, device_id) = path.into_inner();
+    let who = checked_identity(&caller, &identity)?;
+    validate_device_id(&device_id)?;
+    let valid = validate_registration(&body, &caller.tenant, &state.webpush_hosts)
+        .map_err(ApiError::Invalid)?;
+    let now = now_millis();
+    let registration = Registration {
+        device_id,
+        app: valid.app,
+        address: valid.address,
+        environment: valid.environment,
+        disable_internal_push: valid.disable_internal_push,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + valid.ttl_seconds * 1000,
+    };
+    let registered = state
+        .shards
+        .call(
+            &who,
+            Register {
+                who: who.clone(),
+                registration,
+            },
+        )
+        .await?;
+    let stored = &registered.registration;
+    tracing::info!(
+        tenant = %who.tenant,
+        identity = %who.identity,
+        device_id = %stored.device_id,
+        platform = %stored.address.platform(),
+        token = %stored.address.fingerprint(),
+        created = registered.created,
+        moved_from = registered.moved_from.as_deref().unwrap_or(""),
+        "registered"
+    );
+    let view = RegisteredView {
+        registration: RegistrationView::from(stored),
+        ttl_seconds: valid.ttl_seconds,
+        ttl_capped: valid.ttl_capped,
+    };
+    Ok(if registered.created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+/// List an identity's live registrations.
+#[utoipa::path(
+    get,
+    path = "/v1/identities/{identity}/registrations",
+    params(("identity" = String, Path, description = "The identity")),
+    responses(
+        (status = 200, description = "The identity's registrations (none is an empty list)", body = RegistrationList),
+        (status = 401, description = "Missing or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Identity token for another identity", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unreachable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+    tag = "registrations"
+)]
+pub async fn list(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let identity = path.into_inner();
+    let who = checked_identity(&caller, &identity)?;
+    let registrations = state
+        .shards
+        .call(
+            &who,
+            List {
+                who: who.clone(),
+                now: now_millis(),
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(RegistrationList {
+        identity,
+        registrations: registrations.iter().map(RegistrationView::from).collect(),
+    }))
+}
+
+/// Unregister one device.
+#[utoipa::path(
+    delete,
+    path = "/v1/identities/{identity}/registrations/{device_id}",
+    params(("identity" = String, Path, description = "The identity"), ("device_id" = String, Path, description = "The device")),
+    responses(
+        (status = 204, description = "Unregistered"),
+        (status = 404, description = "No such registration", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Identity token for another identity", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unreachable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+    tag = "registrations"
+)]
+pub async fn unregister(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (identity, device_id) = path.into_inner();
+    let who = checked_identity(&caller, &identity)?;
+    validate_device_id(&device_id)?;
+    let message = Unregister {
+        who: who.clone(),
+        device_id,
+        now: now_millis(),
+    };
+    if state.shards.call(&who, message).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound("no such registration"))
+    }
+}
+
+/// Revoke an identity: delete all its registrations (sign out everywhere).
+#[utoipa::path(
+    delete,
+    path = "/v1/identities/{identity}",
+    params(("identity" = String, Path, description = "The identity")),
+    responses(
+        (status = 200, description = "Deleted every registration (0 if there were none)", body = Revoked),
+        (status = 401, description = "Missing or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Identity token for another identity", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unreachable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+    tag = "registrations"
+)]
+pub async fn revoke(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let identity = path.into_inner();
+    let who = checked_identity(&caller, &identity)?;
+    let deleted = state
+        .shards
+        .call(
+            &who,
+            Revoke {
+                who: who.clone(),
+                now: now_millis(),
+            },
+        )
+        .await?;
+    tracing::info!(tenant = %who.tenant, identity = %who.identity, deleted, "identity revoked");
+    Ok(HttpResponse::Ok().json(Revoked { deleted }))
+}
+
+/// Validates a path identity and checks the caller may manage it.
+fn checked_identity(
+    caller: &Caller,
+    identity: &str,
+) -> Result<crate::registry::IdentityKey, ApiError> {
+    validate_identity(identity)?;
+    caller.identity_key(identity)
+}

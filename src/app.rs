@@ -1,0 +1,185 @@
+//! Wiring: opens the store, starts the shards and the HTTP server, and shuts them down in
+//! order (stop accepting, finish in-flight requests, stop the shards, close the store).
+
+use crate::api::{self, ApiState};
+use crate::config::{Config, ConfigErrors, StoreKind};
+use crate::registry::embedded::EmbeddedStore;
+use crate::registry::redis::{RedisClusterStore, RedisOptions, RedisSingleStore};
+use crate::registry::shards::{ShardSettings, ShardThreads, Shards};
+use crate::registry::{AnyStore, Store};
+use crate::tenant::Tenants;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A started node: its HTTP server and shards, running on the current actix `System`.
+pub struct Node {
+    /// Where the API listens (the real port when the config asked for port 0).
+    pub address: SocketAddr,
+    server: Server,
+    shards: ShardThreads,
+    sweeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts a node inside the current actix `System`. With `handle_signals`, SIGINT and
+/// SIGTERM stop it gracefully.
+pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node> {
+    config.validate()?;
+    let tenants = Arc::new(Tenants::build(config).map_err(ConfigErrors)?);
+    if tenants.is_empty() {
+        tracing::warn!("no tenants configured: every API request will get 401");
+    }
+    let store = open_store(config).await?;
+    let sweeper = match &store {
+        AnyStore::Embedded(embedded) => Some(embedded.spawn_sweeper(Duration::from_secs(
+            config.registry.embedded.sweep_interval_seconds,
+        ))),
+        _ => None,
+    };
+    let settings = ShardSettings {
+        count: config.shard_count(),
+        mailbox_capacity: config.registry.mailbox_capacity,
+        mailbox_wait: Duration::from_millis(config.registry.mailbox_wait_ms),
+        store_timeout: config.store_timeout(),
+    };
+    let store_name = store.name();
+    let (shards, shard_threads) = Shards::start(store, settings);
+    let state = web::Data::new(ApiState {
+        shards,
+        tenants,
+        webpush_hosts: config.webpush.allowed_hosts.clone().into(),
+        store_name,
+    });
+    let max_body = config.server.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(|routes| api::configure(routes, max_body))
+    })
+    .shutdown_timeout(config.server.shutdown_timeout_seconds)
+    .bind(config.server.listen)
+    .with_context(|| format!("binding the API to {}", config.server.listen))?;
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    if !handle_signals {
+        server = server.disable_signals();
+    }
+    let address = *server
+        .addrs()
+        .first()
+        .context("the API server bound no address")?;
+    tracing::info!(%address, store = store_name, shards = settings.count, "ringcast node started");
+    Ok(Node {
+        address,
+        server: server.run(),
+        shards: shard_threads,
+        sweeper,
+    })
+}
+
+impl Node {
+    /// A handle that stops the node (gracefully with `stop(true)`).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped, then stops the shards and the sweeper, which releases the store.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        if let Some(sweeper) = self.sweeper {
+            sweeper.abort();
+        }
+        self.shards.stop();
+        tracing::info!("ringcast node stopped");
+        served
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
+    let registry = &config.registry;
+    let redis_options = RedisOptions {
+        max_devices_per_identity: registry.max_devices_per_identity,
+        connect_timeout: Duration::from_millis(registry.redis.connect_timeout_ms),
+        command_timeout: Duration::from_millis(registry.redis.command_timeout_ms),
+    };
+    Ok(match registry.store {
+        StoreKind::Embedded => {
+            let path = &registry.embedded.path;
+            let store = EmbeddedStore::open(path, registry.max_devices_per_identity)
+                .with_context(|| format!("opening the embedded store at {}", path.display()))?;
+            AnyStore::Embedded(store)
+        }
+        StoreKind::Redis => AnyStore::Redis(
+            RedisSingleStore::connect(&registry.redis.url, &redis_options)
+                .await
+                .context("connecting to Redis (registry.redis.url)")?,
+        ),
+        StoreKind::RedisCluster => AnyStore::RedisCluster(
+            RedisClusterStore::connect(&registry.redis.nodes, &redis_options)
+                .await
+                .context("connecting to the Redis Cluster (registry.redis.nodes)")?,
+        ),
+    })
+}
+
+/// A node running on a thread of its own with its own actix `System`: what tests and
+/// embedding programs use to run a node next to other work.
+pub struct BackgroundNode {
+    /// Where the API listens.
+    pub address: SocketAddr,
+    handle: ServerHandle,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl BackgroundNode {
+    /// Starts a node on a new thread and waits until it listens.
+    pub fn spawn(config: Config) -> anyhow::Result<BackgroundNode> {
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("ringcast-node".into())
+            .spawn(move || {
+                actix_rt::System::new().block_on(async move {
+                    match start(&config, false).await {
+                        Ok(node) => {
+                            // The receiver waits for exactly this message; if it is gone, the
+                            // spawner gave up and the node just serves until stopped.
+                            let _ = started_tx.send(Ok((node.address, node.handle())));
+                            node.run_until_stopped().await
+                        }
+                        Err(error) => {
+                            let _ = started_tx.send(Err(error));
+                            Ok(())
+                        }
+                    }
+                })
+            })?;
+        let (address, handle) = started_rx
+            .recv()
+            .context("the node thread died while starting")??;
+        Ok(BackgroundNode {
+            address,
+            handle,
+            thread,
+        })
+    }
+
+    /// The API's base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Stops the node gracefully and waits until its store is released.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .context("joining the node thread")?
+            .map_err(|_| anyhow::anyhow!("the node thread panicked"))??;
+        Ok(())
+    }
+}

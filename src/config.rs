@@ -1,0 +1,315 @@
+//! Configuration: typed, layered, validated all at once.
+//!
+//! Layers, later ones winning: the built-in defaults; then `config/ringcast.toml` — or, when
+//! `--config FILE` is given, that file *instead* (a production file must not inherit the
+//! demo tenant and its well-known key from the development default); then environment
+//! variables `RINGCAST__SECTION__KEY` (e.g. `RINGCAST__REGISTRY__STORE=redis`).
+
+pub mod secret;
+pub mod tenant;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use secret::{Secret, SecretSource};
+pub use tenant::{AppConfig, IdentityTokenConfig, ServerKeySource, TenantConfig, TokenAlgorithm};
+
+/// The file a bare `ringcast serve` reads.
+pub const DEFAULT_CONFIG_FILE: &str = "config/ringcast.toml";
+
+/// The whole configuration of a node.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP API.
+    pub server: ServerConfig,
+    /// The registry: its shards and its store.
+    pub registry: RegistryConfig,
+    /// Which Web Push services a subscription may point at.
+    pub webpush: WebPushConfig,
+    /// Log output.
+    pub log: LogConfig,
+    /// The tenants, by tenant id.
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+/// The HTTP API server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on; port 0 picks a free one (tests).
+    pub listen: SocketAddr,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+    /// The largest request body accepted, in bytes. Registrations are well under 4 KiB.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests, in seconds.
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 0,
+            max_body_bytes: 16 * 1024,
+            shutdown_timeout_seconds: 30,
+        }
+    }
+}
+
+/// The registry and where it keeps registrations.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Which store holds the registrations.
+    pub store: StoreKind,
+    /// Registry shards (one arbiter thread each); 0 = one per core.
+    pub shards: usize,
+    /// Each shard's mailbox capacity. A full mailbox is backpressure: requests wait up to
+    /// `mailbox_wait_ms`, then get `503` with `Retry-After`.
+    pub mailbox_capacity: usize,
+    /// How long a request may wait for room in a full shard mailbox, in milliseconds.
+    pub mailbox_wait_ms: u64,
+    /// How long a store operation may take before the request gets `503`, in milliseconds.
+    pub store_timeout_ms: u64,
+    /// The most devices one identity may register; stops one user from filling the store.
+    pub max_devices_per_identity: u32,
+    /// The embedded store (used when `store = "embedded"`).
+    pub embedded: EmbeddedConfig,
+    /// Redis (used when `store = "redis"` or `"redis-cluster"`).
+    pub redis: RedisConfig,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            store: StoreKind::Embedded,
+            shards: 0,
+            mailbox_capacity: 1024,
+            mailbox_wait_ms: 250,
+            store_timeout_ms: 2_000,
+            max_devices_per_identity: 32,
+            embedded: EmbeddedConfig::default(),
+            redis: RedisConfig::default(),
+        }
+    }
+}
+
+/// The three stores.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    /// A redb file, for a single node.
+    #[default]
+    Embedded,
+    /// One Redis server, shared by any number of nodes.
+    Redis,
+    /// A Redis Cluster.
+    RedisCluster,
+}
+
+/// The embedded store.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedConfig {
+    /// The database file; created with its directory if missing.
+    pub path: PathBuf,
+    /// How often expired registrations are swept from the file, in seconds. Expired ones are
+    /// invisible at once; the sweep only reclaims their space.
+    pub sweep_interval_seconds: u64,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            path: PathBuf::from("data/ringcast.redb"),
+            sweep_interval_seconds: 60,
+        }
+    }
+}
+
+/// Redis and Redis Cluster.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` of the single server.
+    pub url: String,
+    /// Seed nodes of the cluster (`redis://host:port`); any reachable subset will do.
+    pub nodes: Vec<String>,
+    /// Connection timeout, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Per-command timeout, in milliseconds: a dead Redis must give a fast `503`, not a hang.
+    pub command_timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379/".into(),
+            nodes: Vec::new(),
+            connect_timeout_ms: 2_000,
+            command_timeout_ms: 1_000,
+        }
+    }
+}
+
+/// Web Push subscription endpoints come from clients, so only known push services are allowed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebPushConfig {
+    /// Hosts a subscription endpoint may name; `*.example.com` allows every subdomain. The
+    /// default is the major browsers' push services.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for WebPushConfig {
+    fn default() -> Self {
+        WebPushConfig {
+            allowed_hosts: [
+                "fcm.googleapis.com",
+                "updates.push.services.mozilla.com",
+                "web.push.apple.com",
+                "*.notify.windows.com",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// Log output.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `ringcast=debug,actix_web=info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line formats.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why a configuration was refused: every problem found, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("{} configuration error(s):\n  - {}", .0.len(), .0.join("\n  - "))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Config {
+    /// Loads the layers (see the module doc). `file = None` means the default file, which may
+    /// be missing (then the built-in defaults apply); a named file must exist.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigErrors(vec![format!(
+                    "config file {} does not exist",
+                    path.display()
+                )]));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE)),
+        }
+        figment = figment.merge(Env::prefixed("RINGCAST__").split("__"));
+        figment
+            .extract::<Config>()
+            .map_err(|error| ConfigErrors(error.into_iter().map(|e| e.to_string()).collect()))
+    }
+
+    /// Checks everything that types cannot: ranges, cross-references, and that every secret
+    /// and credential can be read. Returns all problems at once.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut problems = Vec::new();
+        let registry = &self.registry;
+        if registry.mailbox_capacity == 0 {
+            problems.push("registry.mailbox_capacity must be at least 1".into());
+        }
+        if registry.store_timeout_ms == 0 {
+            problems.push("registry.store_timeout_ms must be at least 1".into());
+        }
+        if registry.max_devices_per_identity == 0 {
+            problems.push("registry.max_devices_per_identity must be at least 1".into());
+        }
+        if self.server.max_body_bytes < 1024 {
+            problems.push("server.max_body_bytes must be at least 1024".into());
+        }
+        match registry.store {
+            StoreKind::Embedded if registry.embedded.sweep_interval_seconds == 0 => {
+                problems.push("registry.embedded.sweep_interval_seconds must be at least 1".into())
+            }
+            StoreKind::Redis
+                if !registry.redis.url.starts_with("redis://")
+                    && !registry.redis.url.starts_with("rediss://") =>
+            {
+                problems.push(format!(
+                    "registry.redis.url must start with redis:// (got {:?})",
+                    registry.redis.url
+                ))
+            }
+            StoreKind::RedisCluster if registry.redis.nodes.is_empty() => problems.push(
+                "registry.redis.nodes must list at least one node for store = \"redis-cluster\""
+                    .into(),
+            ),
+            _ => {}
+        }
+        for host in &self.webpush.allowed_hosts {
+            let (name, port) = host
+                .rsplit_once(':')
+                .map_or((host.as_str(), None), |(name, port)| (name, Some(port)));
+            let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0));
+            if name.is_empty()
+                || name.contains(['/', ' ', '@'])
+                || name.trim_start_matches("*.").contains('*')
+                || !port_ok
+            {
+                problems.push(format!(
+                    "webpush.allowed_hosts: {host:?} is not host, host:port or *.domain"
+                ));
+            }
+        }
+        if let Err(errors) = crate::tenant::Tenants::build(self) {
+            problems.extend(errors);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+
+    /// The shard count in effect (0 = one per core).
+    pub fn shard_count(&self) -> usize {
+        match self.registry.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// The store timeout as a `Duration`.
+    pub fn store_timeout(&self) -> Duration {
+        Duration::from_millis(self.registry.store_timeout_ms)
+    }
+}

@@ -1,0 +1,145 @@
+//! How a tenant is configured: its credentials, limits and apps.
+
+use super::secret::SecretSource;
+use crate::registry::Platform;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The longest registration lifetime DESIGN.md allows (180 days).
+pub const MAX_TTL_SECONDS: u64 = 15_552_000;
+/// The shortest registration lifetime (5 minutes): shorter would churn the store for nothing.
+pub const MIN_TTL_SECONDS: u64 = 300;
+/// The lifetime of a registration that does not ask for one (24 hours).
+pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
+
+/// One tenant: a carrier or an app vendor whose users and apps are isolated from every other
+/// tenant's.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Server keys that may do anything within the tenant. Each is a SHA-256 digest (so the
+    /// config file never holds a usable key) or a key read from a file or the environment.
+    #[serde(default)]
+    pub server_keys: Vec<ServerKeySource>,
+    /// How identity tokens (JWTs minted by the tenant's auth service for its users) are
+    /// verified. Without it, only server keys are accepted.
+    #[serde(default)]
+    pub identity_tokens: Option<IdentityTokenConfig>,
+    /// The longest TTL a registration of this tenant may have; longer requests are capped
+    /// (and the response says so). At most 180 days.
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl_seconds: u64,
+    /// The tenant's apps by app id: a registration names one, and it decides the platform
+    /// and, later, the push credential.
+    #[serde(default)]
+    pub apps: BTreeMap<String, AppConfig>,
+}
+
+fn default_max_ttl() -> u64 {
+    MAX_TTL_SECONDS
+}
+
+/// A server key, in one of three forms.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum ServerKeySource {
+    /// The hex SHA-256 digest of the key (`printf %s KEY | sha256sum`).
+    Sha256(String),
+    /// The key itself, read from a file.
+    File(PathBuf),
+    /// The key itself, read from an environment variable.
+    Env(String),
+}
+
+/// The verifier of a tenant's identity tokens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityTokenConfig {
+    /// `HS256` (shared secret) or `ES256` (the auth service's P-256 public key, PEM).
+    pub algorithm: TokenAlgorithm,
+    /// The HS256 secret or the ES256 public key PEM.
+    pub key: SecretSource,
+    /// The `iss` claim that marks a token as this tenant's; defaults to the tenant id. It is
+    /// how a token names its tenant, so two tenants may not share one.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The `aud` claim required, if any.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+/// The JWT algorithms an identity token may use. Asymmetric ES256 is preferred: ringcast then
+/// holds no key that could mint tokens.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum TokenAlgorithm {
+    /// HMAC-SHA256 with a shared secret.
+    HS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+}
+
+/// One app of a tenant. The platform decides which fields are required; credentials are
+/// optional until the providers use them, but when given they are checked at start-up.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The push service this app's devices use.
+    pub platform: Platform,
+    /// APNs: the app's bundle id (VoIP pushes go to `<bundle_id>.voip`).
+    #[serde(default)]
+    pub bundle_id: Option<String>,
+    /// APNs: the Apple developer team id (10 characters); the JWT's `iss`.
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// APNs: the id of the `.p8` signing key (10 characters); the JWT's `kid`.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// APNs: the `.p8` signing key (PKCS#8 PEM).
+    #[serde(default)]
+    pub key: Option<SecretSource>,
+    /// FCM: the Firebase project id.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// FCM: the service-account JSON (its `token_uri` is honoured).
+    #[serde(default)]
+    pub service_account: Option<SecretSource>,
+    /// WNS: the package SID (`ms-app://...`).
+    #[serde(default)]
+    pub package_sid: Option<String>,
+    /// WNS: the client secret.
+    #[serde(default)]
+    pub client_secret: Option<SecretSource>,
+    /// Web Push: the VAPID signing key (P-256 PKCS#8 PEM).
+    #[serde(default)]
+    pub vapid_key: Option<SecretSource>,
+    /// Web Push: the VAPID contact (`mailto:` or `https:` URI) push services may write to.
+    #[serde(default)]
+    pub vapid_subject: Option<String>,
+}
+
+impl AppConfig {
+    /// An app of `platform` with every optional field empty.
+    pub fn new(platform: Platform) -> Self {
+        AppConfig {
+            platform,
+            bundle_id: None,
+            team_id: None,
+            key_id: None,
+            key: None,
+            project_id: None,
+            service_account: None,
+            package_sid: None,
+            client_secret: None,
+            vapid_key: None,
+            vapid_subject: None,
+        }
+    }
+}

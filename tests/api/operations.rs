@@ -1,0 +1,45 @@
+//! Health, readiness, the OpenAPI description and unknown routes.
+
+use crate::support::app::spawn_app;
+use reqwest::Method;
+
+#[tokio::test]
+async fn health_readiness_and_openapi() {
+    let app = spawn_app().await;
+    let (status, health) = app.send(Method::GET, "/healthz", None).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, ready) = app.send(Method::GET, "/readyz", None).await;
+    assert_eq!((status, ready["store"].as_str()), (200, Some("embedded")));
+
+    let (status, spec) = app.send(Method::GET, "/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+    let paths = spec["paths"].as_object().unwrap();
+    for path in [
+        "/v1/identities/{identity}/registrations/{device_id}",
+        "/v1/identities/{identity}/registrations",
+        "/v1/identities/{identity}",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from {:?}",
+            paths.keys()
+        );
+    }
+    let put = &paths["/v1/identities/{identity}/registrations/{device_id}"]["put"];
+    assert!(put["responses"]["201"].is_object() && put["responses"]["422"].is_object());
+    assert!(spec["components"]["schemas"]["RegistrationRequest"].is_object());
+
+    let (status, problem) = app.send(Method::GET, "/v2/nothing", None).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (404, Some("urn:ringcast:problem:not-found"))
+    );
+    app.stop().await;
+}
