@@ -2,12 +2,12 @@
 //!
 //! Three tables, one concept each:
 //!
-//! - [`REGISTRATIONS`]: `tenant \0 identity \0 device_id` → the [`codec`] record. Keys of one
+//! - `REGISTRATIONS`: `tenant \0 identity \0 device_id` → the [`codec`] record. Keys of one
 //!   identity are contiguous, so listing or revoking it is one range scan, already ordered by
 //!   device id.
-//! - [`OWNERS`]: `tenant \0 platform \0 token` → `identity \0 device_id`, the device that holds
+//! - `OWNERS`: `tenant \0 platform \0 token` → `identity \0 device_id`, the device that holds
 //!   a token ("one token, one owner" within a tenant, DESIGN.md).
-//! - [`EXPIRY`]: `expires_at (u64 big-endian) ++ registration key` → `()`, so the sweep walks
+//! - `EXPIRY`: `expires_at (u64 big-endian) ++ registration key` → `()`, so the sweep walks
 //!   only what has expired instead of scanning every registration.
 //!
 //! Tenants, identities and device ids never contain NUL (the API validates them), which is what
@@ -31,16 +31,16 @@ use tokio::task::JoinHandle;
 
 /// Registrations: `tenant \0 identity \0 device_id` → [`codec::encode`] record. The key order
 /// groups an identity's devices together, sorted by device id.
-pub const REGISTRATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("registrations");
+const REGISTRATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("registrations");
 
 /// Token owners: `tenant \0 platform byte \0 token bytes` → `identity \0 device_id`. Lets a
 /// registration find, in one lookup, the device that held its token before, so that a token
 /// rings one device of one identity only.
-pub const OWNERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("owners");
+const OWNERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("owners");
 
 /// Expiry index: `expires_at as big-endian u64 ++ registration key` → `()`. Big-endian makes
 /// byte order time order, so the sweep is a range scan over the past only.
-pub const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
+const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
 
 /// The most expired rows one sweep transaction deletes. redb has one writer at a time, so a
 /// sweep after a long outage works in slices that registrations can slip between.
@@ -96,7 +96,7 @@ impl EmbeddedStore {
     /// Deletes every registration that expired at or before `now`, with its index entries;
     /// returns how many. Only expired rows are read (the expiry index is time-ordered), so a
     /// frequent sweep stays cheap however many live registrations there are. It commits every
-    /// [`SWEEP_BATCH`] rows rather than holding redb's single writer for one long transaction.
+    /// `SWEEP_BATCH` rows rather than holding redb's single writer for one long transaction.
     pub async fn sweep(&self, now: UnixMillis) -> Result<u64, StoreError> {
         self.sweep_in_batches(now, SWEEP_BATCH).await
     }
@@ -425,11 +425,11 @@ fn wall_clock() -> UnixMillis {
 
 /// The three tables, open in one write transaction.
 struct Tables<'txn> {
-    /// See [`REGISTRATIONS`].
+    /// See `REGISTRATIONS`.
     registrations: Table<'txn, &'static [u8], &'static [u8]>,
-    /// See [`OWNERS`].
+    /// See `OWNERS`.
     owners: Table<'txn, &'static [u8], &'static [u8]>,
-    /// See [`EXPIRY`].
+    /// See `EXPIRY`.
     expiry: Table<'txn, &'static [u8], ()>,
     /// A key buffer reused by every index update, so loops do not allocate per row.
     scratch: Vec<u8>,
@@ -439,6 +439,7 @@ struct Tables<'txn> {
 }
 
 impl<'txn> Tables<'txn> {
+    /// Opens the three tables in `txn` (creating them in a new file).
     fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, EmbeddedError> {
         Ok(Tables {
             registrations: txn.open_table(REGISTRATIONS)?,
