@@ -16,7 +16,9 @@ use tokio::runtime::Runtime;
 const TTL_MS: u64 = 600_000;
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn registration(device: &str, token: u64, at: u64) -> Registration {
@@ -43,33 +45,55 @@ fn bench_store<S: Store>(c: &mut Criterion, runtime: &Runtime, store: S) {
     let tenant = run_tenant(store.name());
     let counter = AtomicU64::new(1);
     let mut group = c.benchmark_group(format!("registry/{}", store.name()));
-    group.sample_size(20).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
 
     group.bench_function("register (new identity)", |b| {
         b.to_async(runtime).iter(|| async {
             let n = counter.fetch_add(1, Ordering::Relaxed);
             let who = IdentityKey::new(tenant.as_str(), format!("user-{n}"));
-            store.register(&who, &registration("phone", n, now())).await.expect("register")
+            store
+                .register(&who, &registration("phone", n, now()))
+                .await
+                .expect("register")
         })
     });
 
     let regular = IdentityKey::new(tenant.as_str(), "regular");
     runtime.block_on(async {
-        for (device, token) in [("phone", 1u64 << 40), ("tablet", (1 << 40) + 1), ("laptop", (1 << 40) + 2)] {
-            store.register(&regular, &registration(device, token, now())).await.expect("seed");
+        for (device, token) in [
+            ("phone", 1u64 << 40),
+            ("tablet", (1 << 40) + 1),
+            ("laptop", (1 << 40) + 2),
+        ] {
+            store
+                .register(&regular, &registration(device, token, now()))
+                .await
+                .expect("seed");
         }
     });
     group.bench_function("refresh", |b| {
-        b.to_async(runtime).iter(|| async { store.register(&regular, &registration("phone", 1 << 40, now())).await.expect("refresh") })
+        b.to_async(runtime).iter(|| async {
+            store
+                .register(&regular, &registration("phone", 1 << 40, now()))
+                .await
+                .expect("refresh")
+        })
     });
     group.bench_function("lookup (3 devices)", |b| {
-        b.to_async(runtime).iter(|| async { store.list(&regular, now()).await.expect("list") })
+        b.to_async(runtime)
+            .iter(|| async { store.list(&regular, now()).await.expect("list") })
     });
     group.bench_function("register + revoke", |b| {
         b.to_async(runtime).iter(|| async {
             let n = counter.fetch_add(1, Ordering::Relaxed);
             let who = IdentityKey::new(tenant.as_str(), format!("leaver-{n}"));
-            store.register(&who, &registration("phone", n, now())).await.expect("register");
+            store
+                .register(&who, &registration("phone", n, now()))
+                .await
+                .expect("register");
             store.revoke(&who, now()).await.expect("revoke")
         })
     });
@@ -91,7 +115,10 @@ fn concurrent_report<S: Store>(runtime: &Runtime, store: &S, tenant: &str) {
                     for i in 0..PER_CLIENT {
                         let n = (1 << 50) + client * PER_CLIENT + i;
                         let who = IdentityKey::new(tenant.as_str(), format!("concurrent-{n}"));
-                        store.register(&who, &registration("phone", n, now())).await.expect("register");
+                        store
+                            .register(&who, &registration("phone", n, now()))
+                            .await
+                            .expect("register");
                     }
                 })
             })
@@ -136,13 +163,20 @@ fn concurrent_report<S: Store>(runtime: &Runtime, store: &S, tenant: &str) {
 }
 
 fn registry(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let embedded = EmbeddedStore::open(dir.path().join("bench.redb"), 32).expect("embedded store");
     bench_store(c, &runtime, embedded);
 
     let redis = runtime.block_on(async {
-        let options = RedisOptions { max_devices_per_identity: 32, ..RedisOptions::default() };
+        let options = RedisOptions {
+            max_devices_per_identity: 32,
+            ..RedisOptions::default()
+        };
         RedisSingleStore::connect("redis://127.0.0.1:6379/", &options).await
     });
     match redis {

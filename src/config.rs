@@ -313,3 +313,6 @@ impl Config {
         Duration::from_millis(self.registry.store_timeout_ms)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+use super::*;
+use figment::Jail;
+
+#[test]
+fn the_development_default_loads_and_validates() {
+    let config = Config::load(None).expect("config/ringcast.toml parses");
+    config.validate().expect("config/ringcast.toml is valid");
+    assert_eq!(config.registry.store, StoreKind::Embedded);
+    assert!(config.tenants.contains_key("demo"));
+}
+
+#[test]
+fn the_examples_parse_and_name_every_missing_secret() {
+    for file in [
+        "config/production.example.toml",
+        "config/cluster.example.toml",
+    ] {
+        let config = Config::load(Some(Path::new(file))).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_ne!(config.registry.store, StoreKind::Embedded, "{file}");
+        assert!(config.tenants["acme"].apps.len() >= 2);
+        // The secrets live on the production machine, not here: each one is reported.
+        let ConfigErrors(problems) = config.validate().unwrap_err();
+        for key in [
+            "server_keys[1]",
+            "identity_tokens",
+            "apps.phone-ios.key",
+            "apps.phone-android.service_account",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(key)),
+                "{file}: no problem about {key} in {problems:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn environment_variables_override_files() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("config")?;
+        jail.create_file(
+            "config/ringcast.toml",
+            "[registry]\nstore = \"embedded\"\nshards = 3\n",
+        )?;
+        jail.set_env("RINGCAST__REGISTRY__STORE", "redis-cluster");
+        jail.set_env(
+            "RINGCAST__REGISTRY__REDIS__NODES",
+            "[\"redis://127.0.0.1:7000\"]",
+        );
+        jail.set_env("RINGCAST__SERVER__LISTEN", "0.0.0.0:9090");
+        let config = Config::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(config.registry.store, StoreKind::RedisCluster);
+        assert_eq!(config.registry.redis.nodes, ["redis://127.0.0.1:7000"]);
+        assert_eq!(
+            config.registry.shards, 3,
+            "the file still applies where env is silent"
+        );
+        assert_eq!(config.server.listen.port(), 9090);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_named_file_replaces_the_default_and_must_exist() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("config")?;
+        jail.create_file(
+            "config/ringcast.toml",
+            "[tenants.demo]\nserver_keys = [{ env = \"X\" }]\n",
+        )?;
+        jail.create_file("prod.toml", "[registry]\nstore = \"redis\"\n")?;
+        let config = Config::load(Some(Path::new("prod.toml"))).map_err(|e| e.to_string())?;
+        assert!(
+            config.tenants.is_empty(),
+            "the demo tenant must not leak into a named config"
+        );
+        let missing = Config::load(Some(Path::new("nope.toml"))).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"));
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    Jail::expect_with(|jail| {
+        jail.create_file("typo.toml", "[registry]\nstroe = \"redis\"\n")?;
+        let error = Config::load(Some(Path::new("typo.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("stroe"), "{error}");
+        Ok(())
+    });
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    Jail::expect_with(|jail| {
+        jail.create_file("short.secret", "too-short")?;
+        jail.create_file(
+            "bad.toml",
+            r#"
+            [registry]
+            store = "redis-cluster"
+            mailbox_capacity = 0
+
+            [webpush]
+            allowed_hosts = ["https://push.example/path"]
+
+            [tenants.Bad_Tenant]
+            server_keys = [{ sha256 = "abc" }]
+            max_ttl_seconds = 10
+
+            [tenants.b]
+            server_keys = [{ sha256 = "fc1d4dafe5b2f4792ad6631fc26f4c5f4a7b375e88e6bfab363d68a5d1e62d6c" }]
+            [tenants.b.identity_tokens]
+            algorithm = "HS256"
+            key = { file = "short.secret" }
+            [tenants.b.apps.ios]
+            platform = "apns"
+            project_id = "wrong-platform-field"
+            team_id = "SHORT"
+
+            [tenants.c]
+            server_keys = [{ sha256 = "fc1d4dafe5b2f4792ad6631fc26f4c5f4a7b375e88e6bfab363d68a5d1e62d6c" }]
+            "#,
+        )?;
+        let config = Config::load(Some(Path::new("bad.toml"))).map_err(|e| e.to_string())?;
+        let ConfigErrors(problems) = config.validate().unwrap_err();
+        let expected = [
+            "registry.mailbox_capacity",
+            "registry.redis.nodes",
+            "webpush.allowed_hosts",
+            "tenants.Bad_Tenant: tenant id",
+            "tenants.Bad_Tenant.max_ttl_seconds",
+            "tenants.Bad_Tenant.server_keys[0]",
+            "tenants.b.identity_tokens: an HS256 secret must be at least 32 bytes",
+            "tenants.b.apps.ios.project_id: only fcm apps",
+            "tenants.b.apps.ios.bundle_id is required",
+            "tenants.b.apps.ios: team_id, key_id and key go together",
+            "tenants.b.apps.ios.team_id",
+            "also a key of tenant",
+        ];
+        for needle in expected {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "missing {needle:?} in {problems:#?}"
+            );
+        }
+        Ok(())
+    });
+}
