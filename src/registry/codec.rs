@@ -23,7 +23,7 @@
 //!
 //! The device id is not in the value: it is the key (embedded) or the hash field (Redis).
 
-use super::registration::{Environment, PushAddress, Registration};
+use super::registration::{Environment, Platform, PushAddress, Registration};
 use thiserror::Error;
 
 /// The format version written by [`encode`].
@@ -49,12 +49,7 @@ pub fn encode(registration: &Registration) -> Vec<u8> {
     let mut out =
         Vec::with_capacity(ADDRESS_OFFSET + 2 + token.len() + 81 + 1 + registration.app.len());
     out.push(VERSION);
-    out.push(match address {
-        PushAddress::Apns { .. } => 0,
-        PushAddress::Fcm { .. } => 1,
-        PushAddress::Wns { .. } => 2,
-        PushAddress::WebPush { .. } => 3,
-    });
+    out.push(platform_byte(address.platform()));
     out.push(match registration.environment {
         Environment::Production => 0,
         Environment::Sandbox => 1,
@@ -72,6 +67,18 @@ pub fn encode(registration: &Registration) -> Vec<u8> {
     out.push(registration.app.len() as u8);
     out.extend_from_slice(registration.app.as_bytes());
     out
+}
+
+/// The platform's byte at offset 1 of a record. The stores also key their owner index by it
+/// (the same token bytes on two platforms are two tokens), so this is the one place that
+/// numbers the platforms and a record's byte 1 can be compared with an owner key as is.
+pub fn platform_byte(platform: Platform) -> u8 {
+    match platform {
+        Platform::Apns => 0,
+        Platform::Fcm => 1,
+        Platform::Wns => 2,
+        Platform::Webpush => 3,
+    }
 }
 
 /// The address field as it stands at [`ADDRESS_OFFSET`]: the token's length and bytes. The

@@ -1,0 +1,316 @@
+//! The embedded store's unit tests: what the shared contract suite (`tests/store_contract.rs`)
+//! cannot see, such as index rows left behind, the sweep, reopening a file and corrupt data.
+
+use super::keys::{EXPIRY, OWNERS, REGISTRATIONS};
+use super::*;
+use crate::registry::Environment;
+use redb::ReadableTableMetadata;
+
+const DAY: u64 = 86_400_000;
+const NOW: UnixMillis = 1_700_000_000_000;
+
+fn store(dir: &tempfile::TempDir, max_devices: u32) -> EmbeddedStore {
+    EmbeddedStore::open(dir.path().join("registry.redb"), max_devices).unwrap()
+}
+
+fn registration(device_id: &str, address: PushAddress, now: UnixMillis, ttl: u64) -> Registration {
+    Registration {
+        device_id: device_id.into(),
+        app: "voip".into(),
+        address,
+        environment: Environment::Production,
+        disable_internal_push: false,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + ttl,
+    }
+}
+
+fn apns(byte: u8) -> PushAddress {
+    PushAddress::Apns {
+        token: vec![byte; 32],
+    }
+}
+
+/// Rows in (registrations, owners, expiry): what a user of the file pays for.
+fn rows(store: &EmbeddedStore) -> (u64, u64, u64) {
+    let txn = store.db.begin_read().unwrap();
+    (
+        txn.open_table(REGISTRATIONS).unwrap().len().unwrap(),
+        txn.open_table(OWNERS).unwrap().len().unwrap(),
+        txn.open_table(EXPIRY).unwrap().len().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn sweep_deletes_only_expired_rows_and_their_index_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 8);
+    let who = IdentityKey::new("acme", "alice");
+    store
+        .register(&who, &registration("short", apns(1), NOW, 1_000))
+        .await
+        .unwrap();
+    store
+        .register(&who, &registration("long", apns(2), NOW, DAY))
+        .await
+        .unwrap();
+    // Refreshed from short to long: its first expiry entry must not delete it.
+    store
+        .register(&who, &registration("renewed", apns(3), NOW, 1_000))
+        .await
+        .unwrap();
+    store
+        .register(&who, &registration("renewed", apns(3), NOW + 500, DAY))
+        .await
+        .unwrap();
+    assert_eq!(rows(&store), (3, 3, 3));
+
+    assert_eq!(
+        store.sweep(NOW + 999).await.unwrap(),
+        0,
+        "nothing expired yet"
+    );
+    assert_eq!(
+        store.sweep(NOW + 1_000).await.unwrap(),
+        1,
+        "expiry time is inclusive"
+    );
+    assert_eq!(rows(&store), (2, 2, 2));
+    let left: Vec<_> = store
+        .list(&who, NOW + 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.device_id)
+        .collect();
+    assert_eq!(left, ["long", "renewed"]);
+    assert_eq!(
+        store.sweep(NOW + 1_000).await.unwrap(),
+        0,
+        "a second sweep finds nothing"
+    );
+    assert_eq!(store.sweep(u64::MAX).await.unwrap(), 2);
+    assert_eq!(rows(&store), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_sweep_in_small_batches_deletes_everything_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 8);
+    let who = IdentityKey::new("acme", "alice");
+    for n in 0..5 {
+        store
+            .register(
+                &who,
+                &registration(&format!("old-{n}"), apns(n), NOW, 1_000),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .register(&who, &registration("live", apns(9), NOW, DAY))
+        .await
+        .unwrap();
+    assert_eq!(store.sweep_in_batches(NOW + 1_000, 2).await.unwrap(), 5);
+    assert_eq!(rows(&store), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn registrations_survive_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dirs/registry.redb");
+    let who = IdentityKey::new("acme", "alice");
+    let stored = {
+        let store = EmbeddedStore::open(&path, 8).unwrap();
+        let stored = store
+            .register(&who, &registration("phone", apns(1), NOW, DAY))
+            .await
+            .unwrap();
+        stored.registration
+    };
+    // The handle above is gone, so the file is closed and may be opened again.
+    let store = EmbeddedStore::open(&path, 8).unwrap();
+    assert_eq!(store.list(&who, NOW).await.unwrap(), vec![stored]);
+    let other = IdentityKey::new("acme", "bob");
+    let moved = store
+        .register(&other, &registration("p", apns(1), NOW, DAY))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.moved_from.as_deref(),
+        Some("alice"),
+        "the owner index survived too"
+    );
+}
+
+#[tokio::test]
+async fn a_file_open_elsewhere_is_unavailable_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = store(&dir, 8);
+    match EmbeddedStore::open(dir.path().join("registry.redb"), 8) {
+        Err(StoreError::Unavailable(message)) => {
+            assert!(message.contains("registry.redb"), "{message}")
+        }
+        other => panic!("expected Unavailable, got {:?}", other.err()),
+    }
+}
+
+#[tokio::test]
+async fn same_token_bytes_on_two_platforms_are_two_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 8);
+    let alice = IdentityKey::new("acme", "alice");
+    let bob = IdentityKey::new("acme", "bob");
+    store
+        .register(
+            &alice,
+            &registration(
+                "p",
+                PushAddress::Fcm {
+                    token: "same".into(),
+                },
+                NOW,
+                DAY,
+            ),
+        )
+        .await
+        .unwrap();
+    let r = store
+        .register(
+            &bob,
+            &registration(
+                "p",
+                PushAddress::Wns {
+                    channel: "same".into(),
+                },
+                NOW,
+                DAY,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.moved_from, None);
+    assert_eq!(store.list(&alice, NOW).await.unwrap().len(), 1);
+    let wns = PushAddress::Wns {
+        channel: "same".into(),
+    };
+    assert!(
+        !store
+            .remove_dead_token(&alice, "p", &wns, NOW + 1)
+            .await
+            .unwrap(),
+        "not alice's platform"
+    );
+    assert_eq!(rows(&store), (2, 2, 2));
+}
+
+#[tokio::test]
+async fn a_token_moving_between_devices_at_the_limit_is_not_a_new_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 2);
+    let who = IdentityKey::new("acme", "alice");
+    store
+        .register(&who, &registration("a", apns(1), NOW, DAY))
+        .await
+        .unwrap();
+    store
+        .register(&who, &registration("b", apns(2), NOW, DAY))
+        .await
+        .unwrap();
+    let reinstall = store
+        .register(&who, &registration("a2", apns(1), NOW + 1, DAY))
+        .await
+        .unwrap();
+    assert!(reinstall.created);
+    match store
+        .register(&who, &registration("c", apns(3), NOW + 1, DAY))
+        .await
+    {
+        Err(StoreError::TooManyDevices { max: 2 }) => {}
+        other => panic!("expected TooManyDevices, got {other:?}"),
+    }
+    assert_eq!(
+        rows(&store),
+        (2, 2, 2),
+        "the refused registration left nothing behind"
+    );
+}
+
+#[tokio::test]
+async fn deletions_leave_no_index_entries_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 8);
+    let who = IdentityKey::new("acme", "alice");
+    for (device, byte) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+        store
+            .register(&who, &registration(device, apns(byte), NOW, DAY))
+            .await
+            .unwrap();
+    }
+    store
+        .register(&who, &registration("a", apns(9), NOW + 1, DAY))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&store),
+        (4, 4, 4),
+        "a changed token replaces its owner entry"
+    );
+    assert!(store.unregister(&who, "a", NOW + 2).await.unwrap());
+    assert!(
+        store
+            .remove_dead_token(&who, "b", &apns(2), NOW + 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(rows(&store), (2, 2, 2));
+    assert_eq!(store.revoke(&who, NOW + 2).await.unwrap(), 2);
+    assert_eq!(rows(&store), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn an_undecodable_record_is_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 8);
+    let who = IdentityKey::new("acme", "alice");
+    let txn = store.db.begin_write().unwrap();
+    txn.open_table(REGISTRATIONS)
+        .unwrap()
+        .insert(b"acme\0alice\0phone".as_slice(), b"\x01".as_slice())
+        .unwrap();
+    txn.commit().unwrap();
+    assert!(matches!(
+        store.list(&who, NOW).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.unregister(&who, "phone", NOW).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(store.ping().await.is_ok(), "the file itself is fine");
+}
+
+#[tokio::test]
+async fn the_sweeper_runs_until_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 8);
+    let who = IdentityKey::new("acme", "alice");
+    // Already expired by the wall clock the sweeper reads.
+    let past = wall_clock() - DAY;
+    store
+        .register(&who, &registration("old", apns(1), past, 1_000))
+        .await
+        .unwrap();
+    let sweeper = store.spawn_sweeper(Duration::from_millis(10));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while rows(&store) != (0, 0, 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweeper never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sweeper.abort();
+    assert!(sweeper.await.unwrap_err().is_cancelled());
+}
