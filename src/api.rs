@@ -1,10 +1,10 @@
 //! The HTTP API (actix-web): routes, shared state, and the error shape.
 //!
-//! - [`auth`]: who is calling (server key or identity token) and what it may touch.
-//! - [`registrations`]: the registration endpoints.
-//! - [`health`]: `/healthz`, `/readyz`.
-//! - [`openapi`]: `/openapi.json`.
-//! - [`problem`]: every error as RFC 9457 problem+json.
+//! - [`auth`] — who is calling (server key or identity token) and what it may touch.
+//! - [`registrations`] — the registration endpoints.
+//! - [`health`] — `/healthz`, `/readyz`.
+//! - [`openapi`] — serves `/openapi.json`.
+//! - [`problem`] — every error as RFC 9457 problem+json.
 
 pub mod auth;
 pub mod health;

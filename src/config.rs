@@ -231,7 +231,12 @@ impl Config {
                 )]));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None => figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
+            None => tracing::warn!(
+                "{DEFAULT_CONFIG_FILE} not found: using built-in defaults (no tenants)"
+            ),
         }
         figment = figment.merge(Env::prefixed("RINGCAST__").split("__"));
         figment

@@ -111,13 +111,13 @@ impl Tenants {
                     ));
                 }
             }
-            if let Some(issuer) = issuer {
-                if let Some(other) = tenants.by_issuer.insert(issuer.clone(), tenant.clone()) {
-                    problems.push(format!(
-                        "{at}.identity_tokens: issuer {issuer:?} is also tenant {}'s",
-                        other.id
-                    ));
-                }
+            if let Some(issuer) = issuer
+                && let Some(other) = tenants.by_issuer.insert(issuer.clone(), tenant.clone())
+            {
+                problems.push(format!(
+                    "{at}.identity_tokens: issuer {issuer:?} is also tenant {}'s",
+                    other.id
+                ));
             }
         }
         if problems.is_empty() {
@@ -363,12 +363,13 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
             }
         }
         Platform::Webpush => {
-            if let Some(subject) = &app.vapid_subject {
-                if !subject.starts_with("mailto:") && !subject.starts_with("https://") {
-                    problems.push(format!(
-                        "{at}.vapid_subject: must be a mailto: or https: URI (RFC 8292)"
-                    ));
-                }
+            if let Some(subject) = &app.vapid_subject
+                && !subject.starts_with("mailto:")
+                && !subject.starts_with("https://")
+            {
+                problems.push(format!(
+                    "{at}.vapid_subject: must be a mailto: or https: URI (RFC 8292)"
+                ));
             }
             if let Some(source) = &app.vapid_key {
                 check_secret(source, &format!("{at}.vapid_key"), problems, |pem| {

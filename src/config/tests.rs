@@ -1,12 +1,37 @@
+// figment::Jail's closures return figment::Error, which is large; it is test-only plumbing.
+#![allow(clippy::result_large_err)]
+
 use super::*;
 use figment::Jail;
 
+/// A file of this repository, read by absolute path: the Jail tests move the working directory.
+fn repository_file(path: &str) -> String {
+    let absolute = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&absolute).unwrap_or_else(|e| panic!("{}: {e}", absolute.display()))
+}
+
 #[test]
 fn the_development_default_loads_and_validates() {
-    let config = Config::load(None).expect("config/ringcast.toml parses");
-    config.validate().expect("config/ringcast.toml is valid");
-    assert_eq!(config.registry.store, StoreKind::Embedded);
-    assert!(config.tenants.contains_key("demo"));
+    Jail::expect_with(|jail| {
+        jail.create_dir("config/dev")?;
+        jail.create_file(DEFAULT_CONFIG_FILE, &repository_file(DEFAULT_CONFIG_FILE))?;
+        let secret = "config/dev/identity-token-hs256.secret";
+        jail.create_file(secret, &repository_file(secret))?;
+        let config = Config::load(None).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        assert_eq!(config.registry.store, StoreKind::Embedded);
+        assert!(config.tenants.contains_key("demo"));
+        Ok(())
+    });
+}
+
+#[test]
+fn without_a_default_file_the_built_in_defaults_apply() {
+    Jail::expect_with(|_| {
+        let config = Config::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(config, Config::default());
+        Ok(())
+    });
 }
 
 #[test]
@@ -15,7 +40,8 @@ fn the_examples_parse_and_name_every_missing_secret() {
         "config/production.example.toml",
         "config/cluster.example.toml",
     ] {
-        let config = Config::load(Some(Path::new(file))).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let config = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_ne!(config.registry.store, StoreKind::Embedded, "{file}");
         assert!(config.tenants["acme"].apps.len() >= 2);
         // The secrets live on the production machine, not here: each one is reported.
