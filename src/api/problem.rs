@@ -169,8 +169,8 @@ impl From<ShardError> for ApiError {
             ShardError::Store(StoreError::TooManyDevices { max }) => {
                 ApiError::TooManyDevices { max }
             }
-            ShardError::Store(StoreError::Corrupt(reason)) => {
-                tracing::error!(%reason, "store data corrupt");
+            ShardError::Store(StoreError::Corrupt(reason) | StoreError::Bug(reason)) => {
+                tracing::error!(%reason, "registry operation failed");
                 ApiError::Internal
             }
         }

@@ -2,11 +2,18 @@
 //!
 //! One shard per core (DESIGN.md); identities are assigned by [`IdentityKey::stable_hash`]
 //! in [`super::shards::Shards`]. The logic lives in the `Store`; the actor only bounds the
-//! queue (its mailbox), bounds each operation's time, and is restarted by its supervisor.
+//! queue (its mailbox), bounds each operation's time, and lets it crash: an operation that
+//! panics (a bug) is answered with `StoreError::Bug`, and the shard stops so that its
+//! supervisor restarts it with fresh state, instead of the panic taking its thread down.
 
 use super::registration::{IdentityKey, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
-use actix::{Actor, Context, Handler, Message, ResponseFuture, Supervised};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Context, Handler, Message, ResponseActFuture, Supervised,
+    WrapFuture,
+};
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 /// A registry shard.
@@ -51,24 +58,35 @@ impl<S: Store> Supervised for RegistryShard<S> {
     }
 }
 
-/// Runs a store operation within the shard's time bound.
+/// Runs a store operation within the shard's time bound, turning a panic into
+/// `StoreError::Bug`, so the caller gets an answer either way.
 async fn bounded<T>(
     limit: Duration,
     operation: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    tokio::time::timeout(limit, operation)
+    match AssertUnwindSafe(tokio::time::timeout(limit, operation))
+        .catch_unwind()
         .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(format!(
-                "no answer within {} ms",
-                limit.as_millis()
-            )))
-        })
+    {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(StoreError::Unavailable(format!(
+            "no answer within {} ms",
+            limit.as_millis()
+        ))),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            Err(StoreError::Bug(what))
+        }
+    }
 }
 
 /// Declares a message, its result and the shard's handler, which runs `$body` with a clone of
-/// the store (`$store`) and the message (`$msg`) off the actor, so the shard keeps taking
-/// messages while the store works.
+/// the store (`$store`) and the message (`$msg`) beside the actor's other work, so the shard
+/// keeps taking messages while the store works. After a `Bug`, the shard stops (and restarts).
 macro_rules! store_message {
     ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? } -> $out:ty,
      |$store:ident, $msg:ident| $body:expr) => {
@@ -80,12 +98,19 @@ macro_rules! store_message {
         }
 
         impl<S: Store> Handler<$name> for RegistryShard<S> {
-            type Result = ResponseFuture<Result<$out, StoreError>>;
+            type Result = ResponseActFuture<Self, Result<$out, StoreError>>;
 
             fn handle(&mut self, $msg: $name, _: &mut Context<Self>) -> Self::Result {
                 let $store = self.store.clone();
                 let limit = self.store_timeout;
-                Box::pin(async move { bounded(limit, async move { $body }).await })
+                let operation = async move { bounded(limit, async move { $body }).await };
+                Box::pin(operation.into_actor(self).map(|result, shard, ctx| {
+                    if let Err(StoreError::Bug(what)) = &result {
+                        tracing::error!(shard = shard.index, %what, "registry operation panicked; restarting the shard");
+                        ctx.stop();
+                    }
+                    result
+                }))
             }
         }
     };
@@ -142,3 +167,6 @@ store_message!(
     Ping {} -> (),
     |store, _msg| store.ping().await
 );
+
+#[cfg(test)]
+mod tests;

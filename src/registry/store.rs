@@ -23,6 +23,9 @@ pub enum StoreError {
     /// The store holds data this build cannot read, or answered in an unexpected shape.
     #[error("store data corrupt: {0}")]
     Corrupt(String),
+    /// The operation panicked: a bug. The shard that ran it restarts (see `RegistryShard`).
+    #[error("store operation failed unexpectedly: {0}")]
+    Bug(String),
 }
 
 /// What `register` did.
