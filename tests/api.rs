@@ -3,6 +3,8 @@
 
 mod support;
 
+#[path = "api/cli.rs"]
+mod cli;
 #[path = "api/auth.rs"]
 mod auth;
 #[path = "api/bad_input.rs"]
