@@ -112,6 +112,29 @@ impl RedisServer {
         self.launch();
     }
 
+    /// Freezes the server (SIGSTOP): it keeps its connections open but answers nothing, the
+    /// way a stalled or black-holed Redis looks to a client. For "never hangs" tests.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let process = self.process.as_ref().expect("the server is running");
+        let status = Command::new("kill")
+            .args([signal, &process.server.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(
+            status.success(),
+            "kill {signal} redis-server failed: {status}"
+        );
+    }
+
     fn launch(&mut self) {
         let log = self.dir.path().join("redis.log");
         let mut command = Command::new(redis_server_binary());
