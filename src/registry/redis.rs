@@ -16,6 +16,16 @@
 //!   `PX` = that registration's TTL. No hash tag: owner keys spread over the cluster, and an
 //!   identity's owner keys are usually on other slots than its hash.
 //!
+//! # Memory
+//!
+//! Measured on Redis 7.0.15 (1 M identities with one APNs device each, through this store,
+//! `used_memory` per registration including its owner key): 521 B with the default
+//! `hash-max-listpack-value 64`, 401 B with `hash-max-listpack-value 128`. An APNs record is
+//! 79 bytes, over the default 64, so every identity hash falls back to a real hash table;
+//! deployments should raise that setting. Even then two top-level keys with TTLs per
+//! registration cost ~110 B of dict entries alone, so the ≤ 300 B target needs an owner index
+//! with fewer top-level keys (a DESIGN.md change), not a tighter record.
+//!
 //! # Registering, step by step
 //!
 //! The identity hash and the owner key live on different slots, so a registration is three
