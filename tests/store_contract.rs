@@ -49,3 +49,262 @@ async fn redis_cluster_store_keeps_the_contract() {
         .unwrap();
     run_all(&store, &unique_tenant("cluster")).await;
 }
+
+// ---- Redis only: what the contract cannot see (key TTLs, slots, outages). ----
+
+mod redis_only {
+    use super::{MAX_DEVICES, contract, support, unique_tenant};
+    use ringcast::registry::redis::{RedisClusterStore, RedisOptions, RedisSingleStore};
+    use ringcast::registry::{
+        Environment, IdentityKey, PushAddress, Registration, Store, StoreError,
+    };
+    use std::time::{Duration, Instant};
+
+    const HOUR: u64 = 3_600_000;
+    /// Slack between the caller's clock and Redis's when comparing TTLs.
+    const SLACK_MS: i64 = 5_000;
+
+    fn registration(device_id: &str, token: u8, now: u64, ttl_ms: u64) -> Registration {
+        Registration {
+            device_id: device_id.into(),
+            app: "voip".into(),
+            address: PushAddress::Apns {
+                token: vec![token; 32],
+            },
+            environment: Environment::Production,
+            disable_internal_push: false,
+            created_at: now,
+            updated_at: now,
+            expires_at: now + ttl_ms,
+        }
+    }
+
+    fn options() -> RedisOptions {
+        RedisOptions {
+            max_devices_per_identity: MAX_DEVICES,
+            ..RedisOptions::default()
+        }
+    }
+
+    async fn pttl(connection: &mut impl redis::aio::ConnectionLike, key: &str) -> i64 {
+        redis::cmd("PTTL")
+            .arg(key)
+            .query_async(connection)
+            .await
+            .unwrap()
+    }
+
+    fn assert_near(actual: i64, expected: u64, what: &str) {
+        let expected = expected as i64;
+        assert!(
+            actual <= expected && actual > expected - SLACK_MS,
+            "{what}: PTTL {actual} ms, expected about {expected} ms"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn identity_and_owner_keys_expire_with_their_registrations() {
+        let redis = support::redis_server::shared().await;
+        let store = RedisSingleStore::connect(&redis.url(), &options())
+            .await
+            .unwrap();
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let tenant = unique_tenant("redis-ttl");
+        let who = IdentityKey::new(tenant.as_str(), "alice");
+        let identity_key = format!("{{{tenant}:alice}}");
+        let now = contract::wall_clock();
+
+        store
+            .register(&who, &registration("phone", 1, now, 2 * HOUR))
+            .await
+            .unwrap();
+        assert_near(
+            pttl(&mut connection, &identity_key).await,
+            2 * HOUR,
+            "one device: its own TTL",
+        );
+        let owner_keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("o:{tenant}:*"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(owner_keys.len(), 1, "one owner key per token");
+        assert_near(
+            pttl(&mut connection, &owner_keys[0]).await,
+            2 * HOUR,
+            "owner key",
+        );
+
+        store
+            .register(&who, &registration("tablet", 2, now, 5 * HOUR))
+            .await
+            .unwrap();
+        assert_near(
+            pttl(&mut connection, &identity_key).await,
+            5 * HOUR,
+            "the latest expiry wins",
+        );
+        assert!(store.unregister(&who, "tablet", now).await.unwrap());
+        assert_near(
+            pttl(&mut connection, &identity_key).await,
+            2 * HOUR,
+            "settles to the devices left",
+        );
+        store
+            .register(&who, &registration("phone", 1, now, HOUR))
+            .await
+            .unwrap();
+        assert_near(
+            pttl(&mut connection, &identity_key).await,
+            HOUR,
+            "a shorter refresh shortens it",
+        );
+
+        assert_eq!(store.revoke(&who, now).await.unwrap(), 1);
+        let left: i64 = redis::cmd("EXISTS")
+            .arg(&identity_key)
+            .arg(&owner_keys[0])
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "revoke leaves neither the hash nor the owner key");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_identity_lives_on_one_slot_and_owner_keys_spread() {
+        let cluster = support::redis_cluster::RedisCluster::start(3).await;
+        let store = RedisClusterStore::connect(&cluster.urls(), &options())
+            .await
+            .unwrap();
+        assert_eq!(store.name(), "redis-cluster");
+        let now = contract::wall_clock();
+        let who = IdentityKey::new("slots", "alice");
+        for n in 0..16u8 {
+            store
+                .register(&who, &registration(&format!("d{n}"), n, now, HOUR))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.list(&who, now).await.unwrap().len(), 16);
+
+        let client = redis::Client::open(cluster.urls()[0].as_str()).unwrap();
+        let mut node = client.get_multiplexed_async_connection().await.unwrap();
+        let slot = |key: String| redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).to_owned();
+        let tagged: i64 = slot("{slots:alice}".into())
+            .query_async(&mut node)
+            .await
+            .unwrap();
+        let tag: i64 = slot("slots:alice".into())
+            .query_async(&mut node)
+            .await
+            .unwrap();
+        assert_eq!(tagged, tag, "the whole identity key is its hash tag");
+
+        // Owner keys live on many nodes: collect them from each, then check each one.
+        let mut owner_keys = Vec::new();
+        for url in cluster.urls() {
+            let client = redis::Client::open(url.as_str()).unwrap();
+            let mut node = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("o:slots:*")
+                .query_async(&mut node)
+                .await
+                .unwrap();
+            owner_keys.extend(keys);
+        }
+        assert_eq!(
+            owner_keys.len(),
+            16,
+            "one owner key per token, across the nodes"
+        );
+        let cluster_client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
+        let mut routed = cluster_client.get_async_connection().await.unwrap();
+        let mut owner_slots = std::collections::BTreeSet::new();
+        for key in owner_keys {
+            assert_near(pttl(&mut routed, &key).await, HOUR, "owner key");
+            owner_slots.insert(slot(key).query_async::<i64>(&mut node).await.unwrap());
+        }
+        assert!(
+            owner_slots.len() > 1,
+            "owner keys carry no hash tag: they spread over slots"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_down_redis_fails_fast_and_the_store_recovers_by_itself() {
+        let mut server = tokio::task::spawn_blocking(support::redis_server::RedisServer::start)
+            .await
+            .unwrap();
+        let store = RedisSingleStore::connect(&server.url(), &options())
+            .await
+            .unwrap();
+        let who = IdentityKey::new("outage", "alice");
+        let now = contract::wall_clock();
+        store
+            .register(&who, &registration("phone", 1, now, HOUR))
+            .await
+            .unwrap();
+
+        server.stop();
+        for _ in 0..3 {
+            let started = Instant::now();
+            match store.list(&who, now).await {
+                Err(StoreError::Unavailable(_)) => {}
+                other => panic!("expected Unavailable while Redis is down, got {other:?}"),
+            }
+            assert!(
+                started.elapsed() < Duration::from_millis(1_500),
+                "took {:?}",
+                started.elapsed()
+            );
+        }
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
+
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match store
+                .register(&who, &registration("phone", 1, now, HOUR))
+                .await
+            {
+                Ok(registered) => {
+                    assert!(registered.created, "the restarted server started empty");
+                    break;
+                }
+                Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("the store did not recover within 10 s: {error}"),
+            }
+        }
+        assert_eq!(store.list(&who, now).await.unwrap().len(), 1);
+        store.ping().await.unwrap();
+
+        // A stalled Redis (connections open, no answers) is bounded by the command timeout.
+        server.freeze();
+        let started = Instant::now();
+        let stalled = store.list(&who, now).await;
+        let waited = started.elapsed();
+        server.thaw();
+        assert!(
+            matches!(stalled, Err(StoreError::Unavailable(_))),
+            "got {stalled:?}"
+        );
+        assert!(
+            waited < Duration::from_millis(2_500),
+            "a stalled Redis held the call for {waited:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.list(&who, now).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the store did not recover after the stall"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

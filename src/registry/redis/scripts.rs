@@ -1,0 +1,187 @@
+//! The Lua scripts of the Redis store, one per atomic step.
+//!
+//! Every script touches exactly one key (`KEYS[1]`), so it runs on that key's cluster slot and
+//! Redis executes it atomically: no other command on that identity (or owner key) interleaves.
+//! They are sent with `EVALSHA` and fall back to `EVAL` (which also loads them) the first time
+//! a server has not seen them, via [`redis::Script`].
+//!
+//! Records are read without a decoder thanks to the fixed header of `codec` (1-based Lua
+//! positions): `expires_at` is `struct.unpack('<I8', rec, 21)`, `updated_at` is at 13,
+//! `created_at` spans bytes 5..12, and the address field (2-byte length + token) starts at 29.
+//! Times are milliseconds; Lua numbers are doubles, exact up to 2^53 ms (year 287,000).
+
+use redis::Script;
+use std::sync::LazyLock;
+
+/// Helpers shared by the scripts that need them, prepended to their bodies.
+const PRELUDE: &str = r#"
+local function expires_of(rec)
+  return (struct.unpack('<I8', rec, 21))
+end
+local function updated_of(rec)
+  return (struct.unpack('<I8', rec, 13))
+end
+local function address_of(rec)
+  local len = struct.unpack('<I2', rec, 29)
+  return string.sub(rec, 29, 30 + len)
+end
+-- Drops the expired fields of the identity hash and sets the key's TTL to the latest expiry
+-- among the rest, so Redis reclaims the key by itself once its last device expires.
+local function settle(key, now)
+  local all = redis.call('HGETALL', key)
+  local latest = 0
+  for i = 1, #all, 2 do
+    local expires = expires_of(all[i + 1])
+    if expires <= now then
+      redis.call('HDEL', key, all[i])
+    elseif expires > latest then
+      latest = expires
+    end
+  end
+  if latest > now then
+    redis.call('PEXPIRE', key, latest - now)
+  end
+end
+"#;
+
+/// Registers or refreshes one device on its identity hash.
+///
+/// `KEYS[1]` identity key; `ARGV`: device id, new record, its address field, now, device limit.
+///
+/// Guarantees, all in one atomic step: expired fields are pruned; a NEW device is refused with
+/// `{-1, nil}` when the identity already has `limit` live devices (and then nothing is written); a
+/// refresh keeps the old `created_at` (bytes 5..12 spliced into the new record); another device
+/// of the same identity holding the same token is deleted (one token, one device); the key's
+/// TTL becomes the latest expiry among its live devices. Returns `{1, nil}` for a new device, or
+/// `{0, old_record}` for a refresh so the caller can release the old token's owner key.
+pub static REGISTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}{}",
+        r#"
+local key, device, rec, address = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local now, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local all = redis.call('HGETALL', key)
+local old = false
+local live, latest = 0, 0
+local doomed = {}
+for i = 1, #all, 2 do
+  local field, r = all[i], all[i + 1]
+  local expires = expires_of(r)
+  if expires <= now then
+    table.insert(doomed, field)
+  elseif field == device then
+    old = r
+  elseif address_of(r) == address then
+    table.insert(doomed, field)
+  else
+    live = live + 1
+    if expires > latest then latest = expires end
+  end
+end
+if not old and live >= limit then
+  return {-1, false}
+end
+for _, field in ipairs(doomed) do
+  redis.call('HDEL', key, field)
+end
+if old then
+  rec = string.sub(rec, 1, 4) .. string.sub(old, 5, 12) .. string.sub(rec, 13)
+end
+redis.call('HSET', key, device, rec)
+local expires = expires_of(rec)
+if expires > latest then latest = expires end
+if latest > now then
+  redis.call('PEXPIRE', key, latest - now)
+else
+  redis.call('DEL', key)
+end
+if old then
+  return {0, old}
+end
+return {1, false}
+"#
+    ))
+});
+
+/// Deletes one device if its record still holds a given token and is live.
+///
+/// `KEYS[1]` identity key; `ARGV`: device id, address field, now, and an optional bound
+/// (empty for none) the record's `updated_at` must not exceed.
+///
+/// Used to take a token from its previous owner (no bound: whoever holds it now loses it) and
+/// for dead-token verdicts (bound = the verdict's time: a device that registered again after
+/// the verdict keeps its registration). Checking the token inside the script makes both safe
+/// against a concurrent re-registration with a new token. Returns 1 if it deleted, else 0.
+pub static DELETE_IF_HOLDS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}{}",
+        r#"
+local key, device, address = KEYS[1], ARGV[1], ARGV[2]
+local now = tonumber(ARGV[3])
+local rec = redis.call('HGET', key, device)
+if not rec or address_of(rec) ~= address or expires_of(rec) <= now then
+  return 0
+end
+if ARGV[4] ~= '' and updated_of(rec) > tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('HDEL', key, device)
+settle(key, now)
+return 1
+"#
+    ))
+});
+
+/// Deletes one device's registration.
+///
+/// `KEYS[1]` identity key; `ARGV`: device id, now. Returns the deleted record when it was live
+/// (so the caller can release its token's owner key), otherwise nil; either way the key's TTL
+/// is settled to its remaining devices.
+pub static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}{}",
+        r#"
+local key, device = KEYS[1], ARGV[1]
+local now = tonumber(ARGV[2])
+local rec = redis.call('HGET', key, device)
+if not rec then
+  return false
+end
+redis.call('HDEL', key, device)
+settle(key, now)
+if expires_of(rec) > now then
+  return rec
+end
+return false
+"#
+    ))
+});
+
+/// Deletes the whole identity hash and returns what it held (`field, record, ...`), so the
+/// caller can count the live registrations and release their owner keys. Atomic: a register
+/// running concurrently lands either wholly before (and is revoked) or wholly after.
+pub static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local all = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return all
+"#,
+    )
+});
+
+/// Deletes an owner key only if it still names the same owner.
+///
+/// `KEYS[1]` owner key; `ARGV[1]` the owner value (`identity \0 device`) being released. The
+/// compare-and-delete keeps a release from freeing a token another identity took meanwhile.
+/// Returns 1 if it deleted.
+pub static RELEASE_OWNER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#,
+    )
+});
