@@ -317,14 +317,11 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
     match app.platform {
         Platform::Apns => {
             require("bundle_id", app.bundle_id.is_some());
-            let parts = [
-                app.team_id.is_some(),
-                app.key_id.is_some(),
-                app.key.is_some(),
-            ];
-            if parts.contains(&true) && parts.contains(&false) {
+            // Token auth needs all three; team_id alone is fine (RFC 8599 pn_param names it).
+            let half_key = app.key_id.is_some() != app.key.is_some();
+            if half_key || (app.key.is_some() && app.team_id.is_none()) {
                 problems.push(format!(
-                    "{at}: team_id, key_id and key go together (APNs token auth)"
+                    "{at}: APNs token auth needs team_id, key_id and key together"
                 ));
             }
             for (field, value) in [("team_id", &app.team_id), ("key_id", &app.key_id)] {

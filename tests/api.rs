@@ -3,12 +3,12 @@
 
 mod support;
 
-#[path = "api/cli.rs"]
-mod cli;
 #[path = "api/auth.rs"]
 mod auth;
 #[path = "api/bad_input.rs"]
 mod bad_input;
+#[path = "api/cli.rs"]
+mod cli;
 #[path = "api/operations.rs"]
 mod operations;
 #[path = "api/redis_outage.rs"]

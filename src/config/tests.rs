@@ -145,6 +145,7 @@ fn every_problem_is_reported_at_once() {
             platform = "apns"
             project_id = "wrong-platform-field"
             team_id = "SHORT"
+            key_id = "KEYID12345"
 
             [tenants.c]
             server_keys = [{ sha256 = "fc1d4dafe5b2f4792ad6631fc26f4c5f4a7b375e88e6bfab363d68a5d1e62d6c" }]
@@ -162,7 +163,7 @@ fn every_problem_is_reported_at_once() {
             "tenants.b.identity_tokens: an HS256 secret must be at least 32 bytes",
             "tenants.b.apps.ios.project_id: only fcm apps",
             "tenants.b.apps.ios.bundle_id is required",
-            "tenants.b.apps.ios: team_id, key_id and key go together",
+            "tenants.b.apps.ios: APNs token auth needs team_id, key_id and key together",
             "tenants.b.apps.ios.team_id",
             "also a key of tenant",
         ];

@@ -205,7 +205,7 @@ where
 
 impl<C> Store for RedisStore<C>
 where
-    C: ConnectionLike + Clone + Send + Sync + 'static,
+    C: ConnectionLike + Clone + Send + Sync + Unpin + 'static,
 {
     fn name(&self) -> &'static str {
         self.name
