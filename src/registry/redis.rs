@@ -127,11 +127,13 @@ impl RedisSingleStore {
         // The initial connection is bounded too: a black-holed address must not stall start-up.
         let connecting = ConnectionManager::new_with_config(client, config);
         let connection = bounded(options.connect_timeout * 2, connecting).await?;
-        Ok(RedisStore {
+        let store = RedisStore {
             connection,
             options: *options,
             name: "redis",
-        })
+        };
+        store.check_listpack_setting().await;
+        Ok(store)
     }
 }
 
@@ -147,11 +149,13 @@ impl RedisClusterStore {
             .map_err(unavailable)?;
         let connection =
             bounded(options.connect_timeout * 2, client.get_async_connection()).await?;
-        Ok(RedisStore {
+        let store = RedisStore {
             connection,
             options: *options,
             name: "redis-cluster",
-        })
+        };
+        store.check_listpack_setting().await;
+        Ok(store)
     }
 }
 
@@ -159,6 +163,30 @@ impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
+    /// Warns when `hash-max-listpack-value` is below a typical record's size: every identity
+    /// hash then falls back to a hash table, which measured ~120 B more per registration (see
+    /// the module doc). Managed Redis services often disable `CONFIG`; then this stays silent.
+    async fn check_listpack_setting(&self) {
+        /// An APNs record with a 16-byte app id (see `codec`); FCM and Web Push ones are longer.
+        const TYPICAL_RECORD: i64 = 79;
+        let mut connection = self.connection.clone();
+        let mut query = redis::cmd("CONFIG");
+        query.arg("GET").arg("hash-max-listpack-value");
+        let answer: Result<Vec<String>, StoreError> =
+            self.run(query.query_async(&mut connection)).await;
+        if let Ok(pair) = answer
+            && let Some(value) = pair.get(1).and_then(|v| v.parse::<i64>().ok())
+            && value < TYPICAL_RECORD
+        {
+            tracing::warn!(
+                hash_max_listpack_value = value,
+                recommended = 128,
+                "Redis stores registrations in hash tables at this setting (~120 B more each); \
+                 set hash-max-listpack-value 128"
+            );
+        }
+    }
+
     /// Runs one Redis call under the command timeout, mapping its failure to a `StoreError`.
     async fn run<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
         bounded(self.options.command_timeout, call).await
