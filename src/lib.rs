@@ -9,6 +9,7 @@
 //! - [`registry`] keeps who can be reached: the `Registration` model, request validation, the
 //!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations, and the
 //!   registry shard actors (one per core).
+//! - [`push`] is the vocabulary between router and providers: `Push`, `Priority`, `Outcome`.
 //! - [`clock`] and [`logging`] are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
@@ -23,5 +24,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod logging;
+pub mod push;
 pub mod registry;
 pub mod tenant;
