@@ -511,3 +511,22 @@ async fn goaway_after_n_streams_closes_the_connection_gracefully() {
     assert_eq!(h.sim.stats().connections, 2);
     h.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_scripted_reset_drops_the_connection_without_an_answer() {
+    let h = spawn_simulator(Profile {
+        reset_rate: 1.0,
+        ..Profile::default()
+    })
+    .await;
+    let (mut sender, task) = h.connect().await;
+    let jwt = h.jwt_at(now());
+    assert!(send(&mut sender, voip(&jwt, TOKEN), "{}").await.is_err());
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    let stats = h.sim.stats();
+    assert_eq!((stats.resets, stats.requests, stats.accepted), (1, 0, 0));
+    assert!(h.sim.records().is_empty());
+}

@@ -32,6 +32,10 @@ pub struct Profile {
     /// Send GOAWAY (graceful) after this many push streams on one connection, as APNs does
     /// when it rotates connections; `None` never does.
     pub goaway_after_streams: Option<u64>,
+    /// Probability in `[0, 1]` that a request's connection is dropped (TCP closed, no
+    /// GOAWAY, no answer), as a flaky network or a crashed front end does: the sender must
+    /// reconnect and must not assume the push was delivered or lost.
+    pub reset_rate: f64,
 }
 
 impl Default for Profile {
@@ -44,6 +48,7 @@ impl Default for Profile {
             errors: Vec::new(),
             unregistered_tokens: Vec::new(),
             goaway_after_streams: None,
+            reset_rate: 0.0,
         }
     }
 }
@@ -78,6 +83,8 @@ pub struct Script {
     pub latency: Duration,
     /// An error to answer instead of judging the request.
     pub error: Option<(u16, String)>,
+    /// Drop the connection instead of answering.
+    pub reset: bool,
 }
 
 impl Profile {
@@ -111,6 +118,9 @@ impl Profile {
                 problems.push(format!("errors: status {} is not an error", error.status));
             }
         }
+        if !(0.0..=1.0).contains(&self.reset_rate) {
+            problems.push("reset_rate is not in [0, 1]".to_owned());
+        }
         let total: f64 = self.errors.iter().map(|error| error.rate).sum();
         if total > 1.0 {
             problems.push(format!("errors: rates add up to {total}, above 1"));
@@ -123,8 +133,8 @@ impl Profile {
     }
 
     /// Draws the script of one request from `rng`: the latency first, then one uniform
-    /// draw against the cumulative error rates, so adding an error kind does not shift the
-    /// latency sequence.
+    /// draw against the cumulative error rates, then one for a reset; always the same three
+    /// draws, so changing a rate does not shift the rest of the sequence.
     pub fn script(&self, rng: &mut fastrand::Rng) -> Script {
         let latency = Duration::from_millis(
             rng.u64(self.latency_min_ms..=self.latency_max_ms.max(self.latency_min_ms)),
@@ -135,7 +145,12 @@ impl Profile {
             cumulative += error.rate;
             (draw < cumulative).then(|| (error.status, error.reason.clone()))
         });
-        Script { latency, error }
+        let reset = rng.f64() < self.reset_rate;
+        Script {
+            latency,
+            error,
+            reset,
+        }
     }
 
     /// Whether this token is scripted as unregistered.
@@ -188,6 +203,22 @@ mod tests {
         );
         let errors = scripts.iter().filter(|s| s.error.is_some()).count();
         assert!((800..1200).contains(&errors), "{errors} errors in 4000");
+    }
+
+    #[test]
+    fn resets_follow_their_rate() {
+        let profile = Profile {
+            reset_rate: 0.1,
+            ..Profile::default()
+        };
+        let mut rng = fastrand::Rng::with_seed(5);
+        let resets = (0..4000).filter(|_| profile.script(&mut rng).reset).count();
+        assert!((300..500).contains(&resets), "{resets} resets in 4000");
+        let broken = Profile {
+            reset_rate: 1.5,
+            ..Profile::default()
+        };
+        assert!(broken.validate().is_err());
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct Stats {
     pub max_streams_in_flight: u64,
     /// GOAWAY frames sent on purpose (profile `goaway_after_streams`).
     pub goaways: u64,
+    /// Connections dropped on purpose (profile `reset_rate`).
+    pub resets: u64,
 }
 
 /// Thread-safe counters and sinks shared by every connection.
@@ -62,6 +64,7 @@ pub struct Recorder {
     violations: AtomicU64,
     max_in_flight: AtomicU64,
     goaways: AtomicU64,
+    resets: AtomicU64,
     // A std Mutex: held for a map update or a line write, never across an await.
     by_status: Mutex<BTreeMap<String, u64>>,
     memory: Option<Mutex<Vec<RecordedPush>>>,
@@ -89,6 +92,11 @@ impl Recorder {
     /// A GOAWAY was sent on purpose.
     pub fn goaway(&self) {
         self.goaways.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was dropped on purpose.
+    pub fn reset(&self) {
+        self.resets.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Streams now in flight on a connection that advertised `limit`.
@@ -153,6 +161,7 @@ impl Recorder {
             stream_limit_violations: self.violations.load(Ordering::Relaxed),
             max_streams_in_flight: self.max_in_flight.load(Ordering::Relaxed),
             goaways: self.goaways.load(Ordering::Relaxed),
+            resets: self.resets.load(Ordering::Relaxed),
         }
     }
 

@@ -46,6 +46,8 @@ struct Connection {
     streams: AtomicU64,
     in_flight: AtomicU64,
     goaway: Notify,
+    /// Drop the connection now (profile `reset_rate`).
+    reset: Notify,
 }
 
 /// Accepts connections until `shutdown` turns true, then lets them drain.
@@ -102,6 +104,7 @@ async fn serve_connection(
         streams: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         goaway: Notify::new(),
+        reset: Notify::new(),
     });
     let service = {
         let (shared, connection) = (shared.clone(), connection.clone());
@@ -123,6 +126,9 @@ async fn serve_connection(
                 }
                 return;
             }
+            // Returning drops the HTTP/2 connection and the TLS stream: the peer sees the
+            // socket close with streams unanswered.
+            () = connection.reset.notified() => return,
             () = connection.goaway.notified(), if !closing => {
                 shared.recorder.goaway();
                 closing = true;
@@ -185,6 +191,12 @@ async fn handle(
     };
     if !script.latency.is_zero() {
         tokio::time::sleep(script.latency).await;
+    }
+    if script.reset {
+        shared.recorder.reset();
+        connection.reset.notify_one();
+        // Never answer: the connection task drops this stream along with the connection.
+        return std::future::pending().await;
     }
     if let Some((status, reason)) = &script.error {
         return reject(shared, &apns_id, *status, reason);
