@@ -4,8 +4,9 @@
 //! It speaks what the real service speaks — TLS, ALPN `h2`, HTTP/2 with an advertised
 //! `SETTINGS_MAX_CONCURRENT_STREAMS` — and enforces the rules in PROTOCOLS.md with Apple's
 //! status codes and reasons. A [`Profile`] scripts latency, injected errors, unregistered
-//! tokens and GOAWAY; a [`Recorder`](recorder::Recorder) counts every answer and can keep
-//! every accepted push (in memory and as JSON lines) to prove delivery.
+//! tokens, GOAWAY, connection resets and stalls; a [`Recorder`](recorder::Recorder) counts
+//! every answer and can keep every accepted push (in memory and as JSON lines) to prove
+//! delivery.
 //!
 //! Layout: [`apns`] is the pure rule book (request in, verdict out); [`profile`] the scripted
 //! behaviour; [`recorder`] the counters and records; [`tls`] the certificate; [`server`] the

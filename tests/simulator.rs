@@ -530,3 +530,46 @@ async fn a_scripted_reset_drops_the_connection_without_an_answer() {
     assert_eq!((stats.resets, stats.requests, stats.accepted), (1, 0, 0));
     assert!(h.sim.records().is_empty());
 }
+
+#[tokio::test]
+async fn a_scripted_stall_freezes_the_connection_then_resumes() {
+    let h = spawn_simulator(Profile {
+        stall_after_streams: Some(2),
+        stall_ms: 400,
+        ..Profile::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    let jwt = h.jwt_at(now());
+    let started = std::time::Instant::now();
+    assert_eq!(
+        send(&mut sender, voip(&jwt, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(started.elapsed() < Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        send(&mut sender, voip(&jwt, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(380),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        send(&mut sender, voip(&jwt, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(started.elapsed() < Duration::from_millis(300));
+}

@@ -36,6 +36,12 @@ pub struct Profile {
     /// GOAWAY, no answer), as a flaky network or a crashed front end does: the sender must
     /// reconnect and must not assume the push was delivered or lost.
     pub reset_rate: f64,
+    /// Freeze a connection once it has taken this many push streams: nothing is read or
+    /// written (PINGs go unanswered) for `stall_ms`, as a wedged front end looks to a
+    /// sender, whose deadlines and PING watchdog must notice; `None` never stalls.
+    pub stall_after_streams: Option<u64>,
+    /// How long a stall lasts, in milliseconds.
+    pub stall_ms: u64,
 }
 
 impl Default for Profile {
@@ -49,6 +55,8 @@ impl Default for Profile {
             unregistered_tokens: Vec::new(),
             goaway_after_streams: None,
             reset_rate: 0.0,
+            stall_after_streams: None,
+            stall_ms: 0,
         }
     }
 }
@@ -117,6 +125,9 @@ impl Profile {
             if !(400..=599).contains(&error.status) {
                 problems.push(format!("errors: status {} is not an error", error.status));
             }
+        }
+        if self.stall_after_streams == Some(0) {
+            problems.push("stall_after_streams must be at least 1".to_owned());
         }
         if !(0.0..=1.0).contains(&self.reset_rate) {
             problems.push("reset_rate is not in [0, 1]".to_owned());

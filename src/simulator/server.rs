@@ -48,6 +48,8 @@ struct Connection {
     goaway: Notify,
     /// Drop the connection now (profile `reset_rate`).
     reset: Notify,
+    /// Stop polling the connection for a while (profile `stall_after_streams`).
+    stall: Notify,
 }
 
 /// Accepts connections until `shutdown` turns true, then lets them drain.
@@ -105,6 +107,7 @@ async fn serve_connection(
         in_flight: AtomicU64::new(0),
         goaway: Notify::new(),
         reset: Notify::new(),
+        stall: Notify::new(),
     });
     let service = {
         let (shared, connection) = (shared.clone(), connection.clone());
@@ -129,6 +132,11 @@ async fn serve_connection(
             // Returning drops the HTTP/2 connection and the TLS stream: the peer sees the
             // socket close with streams unanswered.
             () = connection.reset.notified() => return,
+            // Not polling the connection is the stall: hyper reads, writes and answers PINGs
+            // only when polled.
+            () = connection.stall.notified() => {
+                tokio::time::sleep(Duration::from_millis(shared.profile.stall_ms)).await;
+            }
             () = connection.goaway.notified(), if !closing => {
                 shared.recorder.goaway();
                 closing = true;
@@ -170,6 +178,9 @@ async fn handle(
     if shared.profile.goaway_after_streams == Some(streams) {
         // notify_one keeps a permit, so the connection task sees it even if it is busy.
         connection.goaway.notify_one();
+    }
+    if shared.profile.stall_after_streams == Some(streams) {
+        connection.stall.notify_one();
     }
 
     let (parts, body) = request.into_parts();
