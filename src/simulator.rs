@@ -4,12 +4,12 @@
 //! It speaks what the real service speaks — TLS, ALPN `h2`, HTTP/2 with an advertised
 //! `SETTINGS_MAX_CONCURRENT_STREAMS` — and enforces the rules in PROTOCOLS.md with Apple's
 //! status codes and reasons. A [`Profile`] scripts latency, injected errors, unregistered
-//! tokens, GOAWAY, connection resets and stalls; a [`Recorder`](recorder::Recorder) counts
+//! tokens, GOAWAY, connection resets and stalls; a [`Recorder`] counts
 //! every answer and can keep every accepted push (in memory and as JSON lines) to prove
 //! delivery.
 //!
 //! Layout: [`apns`] is the pure rule book (request in, verdict out); [`profile`] the scripted
-//! behaviour; [`recorder`] the counters and records; [`tls`] the certificate; [`server`] the
+//! behaviour; [`recorder`] the counters and records; [`tls`] the certificate; `server` the
 //! network; [`stats`] the `/stats` endpoint. Another service (FCM, WNS, Web Push) adds its
 //! own pure rule module beside [`apns`] and a branch in the server's request handler.
 
