@@ -1,8 +1,11 @@
 //! The `ringcast` command line.
 
 use crate::config::{Config, LogFormat};
+use crate::simulator::{ApnsCredential, Profile, Simulator, SimulatorConfig};
 use crate::{app, logging};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,6 +35,31 @@ pub enum Command {
         /// The file to check (default: config/ringcast.toml).
         file: Option<PathBuf>,
     },
+    /// Run the push-service simulator (APNs side) until Ctrl-C, for tests and load tests.
+    Simulate {
+        /// Address to listen on (port 0 picks a free one; the real address is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Scripted behaviour (TOML: latency, error rates, unregistered tokens, GOAWAY, ...).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Certificate chain PEM to serve instead of a self-signed one.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// Private key PEM for `--cert`.
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// Where to write the certificate clients must trust (default: a file in the temp
+        /// directory named after the process id).
+        #[arg(long)]
+        cert_out: Option<PathBuf>,
+        /// Append every accepted push to this file as JSON lines.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// An accepted APNs signing key as TEAM:KEYID:PUBLIC_PEM_FILE; repeatable.
+        #[arg(long = "apns-key", value_name = "TEAM:KEYID:PUBLIC_PEM_FILE", value_parser = parse_apns_key)]
+        apns_keys: Vec<ApnsCredential>,
+    },
 }
 
 /// Runs the command line; the process exits with the returned code.
@@ -39,14 +67,107 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(file),
-        Command::Serve { config } => match serve(config, cli.log_format) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("ringcast: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Serve { config } => exit(serve(config, cli.log_format)),
+        Command::Simulate {
+            listen,
+            profile,
+            cert,
+            key,
+            cert_out,
+            record,
+            apns_keys,
+        } => {
+            logging::init(cli.log_format.unwrap_or_default(), "info");
+            let cert_and_key = cert.zip(key);
+            // A self-signed certificate must land somewhere clients can read it.
+            let cert_out = cert_out.or_else(|| {
+                cert_and_key.is_none().then(|| {
+                    std::env::temp_dir()
+                        .join(format!("ringcast-simulator-{}.pem", std::process::id()))
+                })
+            });
+            exit(simulate(
+                listen,
+                profile,
+                cert_and_key,
+                cert_out,
+                record,
+                apns_keys,
+            ))
+        }
     }
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ringcast: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `TEAM:KEYID:PUBLIC_PEM_FILE`, reading the file.
+fn parse_apns_key(spec: &str) -> Result<ApnsCredential, String> {
+    let mut parts = spec.splitn(3, ':');
+    let (Some(team_id), Some(key_id), Some(file)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("expected TEAM:KEYID:PUBLIC_PEM_FILE".into());
+    };
+    let public_key_pem =
+        std::fs::read_to_string(file).map_err(|error| format!("reading {file}: {error}"))?;
+    Ok(ApnsCredential {
+        team_id: team_id.into(),
+        key_id: key_id.into(),
+        public_key_pem,
+    })
+}
+
+fn simulate(
+    listen: SocketAddr,
+    profile: Option<PathBuf>,
+    cert_and_key: Option<(PathBuf, PathBuf)>,
+    cert_out: Option<PathBuf>,
+    record: Option<PathBuf>,
+    apns_keys: Vec<ApnsCredential>,
+) -> anyhow::Result<()> {
+    let profile = match profile {
+        Some(path) => {
+            Profile::load(&path).with_context(|| format!("loading {}", path.display()))?
+        }
+        None => Profile::default(),
+    };
+    if apns_keys.is_empty() {
+        tracing::warn!("no --apns-key given: every push will be refused with 403");
+    }
+    let config = SimulatorConfig {
+        listen,
+        apns_keys,
+        profile,
+        cert_and_key,
+        cert_out,
+        record_in_memory: false,
+        record_path: record,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let simulator = Simulator::start(config)
+            .await
+            .context("starting the simulator")?;
+        println!("listening on {}", simulator.base_url());
+        if let Some(path) = simulator.cert_path() {
+            println!("certificate: {}", path.display());
+        }
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        simulator.shutdown().await;
+        Ok(())
+    })
 }
 
 fn check_config(file: Option<PathBuf>) -> ExitCode {

@@ -10,6 +10,8 @@
 //!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations, and the
 //!   registry shard actors (one per core).
 //! - [`push`] is the vocabulary between router and providers: `Push`, `Priority`, `Outcome`.
+//! - [`simulator`] stands in for the push services (APNs today) over real TLS + HTTP/2, with
+//!   scripted latency and failures, and records what it accepted.
 //! - [`clock`] and [`logging`] are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
@@ -26,4 +28,5 @@ pub mod config;
 pub mod logging;
 pub mod push;
 pub mod registry;
+pub mod simulator;
 pub mod tenant;

@@ -1,0 +1,241 @@
+//! A push-service simulator, so tests and load tests can push without Apple: today the APNs
+//! side.
+//!
+//! It speaks what the real service speaks — TLS, ALPN `h2`, HTTP/2 with an advertised
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` — and enforces the rules in PROTOCOLS.md with Apple's
+//! status codes and reasons. A [`Profile`] scripts latency, injected errors, unregistered
+//! tokens, GOAWAY, connection resets and stalls; a [`Recorder`] counts
+//! every answer and can keep every accepted push (in memory and as JSON lines) to prove
+//! delivery.
+//!
+//! Layout: [`apns`] is the pure rule book (request in, verdict out); [`profile`] the scripted
+//! behaviour; [`recorder`] the counters and records; [`tls`] the certificate; `server` the
+//! network; [`stats`] the `/stats` endpoint. Another service (FCM, WNS, Web Push) adds its
+//! own pure rule module beside [`apns`] and a branch in the server's request handler.
+
+pub mod apns;
+pub mod profile;
+pub mod recorder;
+mod server;
+pub mod stats;
+pub mod tls;
+
+pub use profile::Profile;
+pub use recorder::{RecordedPush, Stats};
+
+use apns::ApnsKey;
+use recorder::Recorder;
+use server::Shared;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tls::{Identity, TlsError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// An APNs signing key the simulator accepts, as a developer registers it with Apple.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApnsCredential {
+    /// Team id: the JWT's `iss`.
+    pub team_id: String,
+    /// Key id: the JWT header's `kid`.
+    pub key_id: String,
+    /// The public half of the `.p8` key (PEM `PUBLIC KEY`), to check ES256 signatures.
+    pub public_key_pem: String,
+}
+
+/// How to start a simulator.
+#[derive(Clone, Debug)]
+pub struct SimulatorConfig {
+    /// Where to listen; `127.0.0.1:0` (a free port) by default, so tests never collide.
+    pub listen: SocketAddr,
+    /// The APNs keys whose JWTs are accepted; with none, every push is 403.
+    pub apns_keys: Vec<ApnsCredential>,
+    /// Scripted behaviour.
+    pub profile: Profile,
+    /// Certificate and key PEM files to serve; `None` makes a self-signed certificate.
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+    /// Where to write the certificate PEM for clients to trust.
+    pub cert_out: Option<PathBuf>,
+    /// Keep every accepted push in memory for [`RunningSimulator::records`].
+    pub record_in_memory: bool,
+    /// Append every accepted push to this file as JSON lines.
+    pub record_path: Option<PathBuf>,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            apns_keys: Vec::new(),
+            profile: Profile::default(),
+            cert_and_key: None,
+            cert_out: None,
+            record_in_memory: false,
+            record_path: None,
+        }
+    }
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulatorError {
+    /// The certificate could not be made, loaded or written.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The profile is invalid.
+    #[error(transparent)]
+    Profile(#[from] profile::ProfileError),
+    /// An APNs public key is not a P-256 PEM public key.
+    #[error("APNs key {key_id}: {message}")]
+    ApnsKey {
+        /// The key id.
+        key_id: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The listen address could not be bound.
+    #[error("binding {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The record file could not be created.
+    #[error("creating the record file: {0}")]
+    Record(std::io::Error),
+}
+
+/// The simulator's entry point.
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds, makes or loads the certificate, and starts serving on the current tokio
+    /// runtime.
+    pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, SimulatorError> {
+        config.profile.validate()?;
+        let keys = config
+            .apns_keys
+            .iter()
+            .map(|key| {
+                ApnsKey::from_pem(&key.team_id, &key.key_id, &key.public_key_pem).map_err(|error| {
+                    SimulatorError::ApnsKey {
+                        key_id: key.key_id.clone(),
+                        message: error.to_string(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let identity = match &config.cert_and_key {
+            Some((cert, key)) => Identity::load(cert, key)?,
+            None => Identity::self_signed()?,
+        };
+        if let Some(path) = &config.cert_out {
+            identity.write_pem(path)?;
+        }
+        let cert_path = config
+            .cert_out
+            .clone()
+            .or_else(|| config.cert_and_key.as_ref().map(|(cert, _)| cert.clone()));
+        let ca_pem = identity.ca_pem.clone();
+        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config()?);
+        let recorder = Recorder::new(config.record_in_memory, config.record_path.as_deref())
+            .map_err(SimulatorError::Record)?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| SimulatorError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| SimulatorError::Bind {
+                address: config.listen,
+                source,
+            })?;
+        let shared = Arc::new(Shared {
+            keys,
+            rng: Mutex::new(fastrand::Rng::with_seed(config.profile.seed)),
+            profile: config.profile,
+            recorder,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::accept_loop(
+            listener,
+            acceptor,
+            shared.clone(),
+            stopped,
+        ));
+        Ok(RunningSimulator {
+            address,
+            ca_pem,
+            cert_path,
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+/// A simulator serving in the background; dropping it stops accepting at the next poll.
+pub struct RunningSimulator {
+    address: SocketAddr,
+    ca_pem: String,
+    cert_path: Option<PathBuf>,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    /// Taken by `shutdown` to wait for the drain; `Drop` only signals.
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningSimulator {
+    /// The bound address (the real port when 0 was asked for).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `https://127.0.0.1:PORT`: the base URL to point an APNs client at.
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.address)
+    }
+
+    /// The certificate PEM a client must trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Where the certificate PEM was written (`cert_out`) or read from (`cert_and_key`).
+    pub fn cert_path(&self) -> Option<&PathBuf> {
+        self.cert_path.as_ref()
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        self.shared.recorder.stats()
+    }
+
+    /// Accepted pushes so far (empty unless `record_in_memory`).
+    pub fn records(&self) -> Vec<RecordedPush> {
+        self.shared.recorder.records()
+    }
+
+    /// Stops accepting, lets open connections finish their streams (GOAWAY), then returns.
+    pub async fn shutdown(mut self) {
+        // An error means the accept loop already ended; nothing left to stop.
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take()
+            && let Err(error) = task.await
+        {
+            tracing::warn!(%error, "simulator: accept loop ended abnormally");
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

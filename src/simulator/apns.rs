@@ -1,0 +1,343 @@
+//! The APNs rules, as a pure function: a request in, a [`Verdict`] out.
+//!
+//! No sockets and no clock here: the server passes `now` and the connection's provider-token
+//! state, so every rule Apple enforces (PROTOCOLS.md, APNs) is unit-tested offline. Checks run
+//! in roughly the order Apple reports them: method and path, device token, provider token,
+//! then headers, then payload.
+
+use http::{HeaderMap, Method};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use std::collections::HashSet;
+
+/// A provider-token age Apple refuses: one hour (403 `ExpiredProviderToken`).
+pub const MAX_TOKEN_AGE_SECS: u64 = 3600;
+/// The shortest time Apple lets a connection keep a provider token before taking a new one
+/// (429 `TooManyProviderTokenUpdates`).
+pub const MIN_TOKEN_REFRESH_SECS: u64 = 20 * 60;
+/// Payload limit of a `voip` push.
+pub const VOIP_PAYLOAD_LIMIT: usize = 5120;
+/// Payload limit of every other push type.
+pub const PAYLOAD_LIMIT: usize = 4096;
+/// Longest `apns-collapse-id`, in bytes.
+pub const MAX_COLLAPSE_ID_BYTES: usize = 64;
+
+/// The push types Apple accepts in `apns-push-type`; anything else is `InvalidPushType`.
+const PUSH_TYPES: &[&str] = &[
+    "alert",
+    "background",
+    "location",
+    "voip",
+    "complication",
+    "fileprovider",
+    "mdm",
+    "liveactivity",
+    "pushtotalk",
+    "widgets",
+    "controls",
+];
+
+/// One signing key the simulator accepts, as Apple knows a developer's `.p8` key: the team it
+/// belongs to, its key id, and the public half to verify ES256 signatures with.
+#[derive(Clone)]
+pub struct ApnsKey {
+    /// Apple team id; the JWT's `iss` must name it.
+    pub team_id: String,
+    /// Key id; the JWT header's `kid` must name it.
+    pub key_id: String,
+    /// The verifying key, parsed once at start so a bad PEM fails start-up, not a request.
+    pub decoding_key: DecodingKey,
+}
+
+impl std::fmt::Debug for ApnsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // DecodingKey has no Debug; the public key is not secret but adds nothing to a log.
+        f.debug_struct("ApnsKey")
+            .field("team_id", &self.team_id)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApnsKey {
+    /// Parses a PEM public key (`SubjectPublicKeyInfo`, P-256), as `rcgen`'s
+    /// `public_key_pem()` or `openssl ec -pubout` print it.
+    pub fn from_pem(
+        team_id: &str,
+        key_id: &str,
+        public_key_pem: &str,
+    ) -> Result<Self, jsonwebtoken::errors::Error> {
+        Ok(Self {
+            team_id: team_id.to_owned(),
+            key_id: key_id.to_owned(),
+            decoding_key: DecodingKey::from_ec_pem(public_key_pem.as_bytes())?,
+        })
+    }
+}
+
+/// The provider token a connection is using, kept per connection because that is how Apple
+/// counts token updates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionToken {
+    /// The JWT last accepted on this connection and when (UNIX seconds) it was first seen.
+    pub current: Option<(String, u64)>,
+}
+
+/// What APNs answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// 200: Apple took the push.
+    Accept(AcceptedPush),
+    /// An error status with Apple's `reason` string.
+    Reject {
+        /// HTTP status code.
+        status: u16,
+        /// Apple's reason, e.g. `BadDeviceToken`.
+        reason: &'static str,
+    },
+}
+
+/// What a valid request carried, kept so the recorder can prove delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedPush {
+    /// The hex device token from the path.
+    pub device_token: String,
+    /// `apns-topic`.
+    pub topic: String,
+    /// `apns-push-type` (`alert` when absent, as Apple assumes).
+    pub push_type: String,
+    /// `apns-priority` (10 when absent, as Apple assumes).
+    pub priority: u8,
+    /// `apns-id` when the client sent one; the server invents one otherwise.
+    pub apns_id: Option<String>,
+    /// `apns-collapse-id`.
+    pub collapse_id: Option<String>,
+    /// `apns-expiration` (UNIX seconds; 0 = now or never).
+    pub expiration: Option<u64>,
+    /// The JSON payload.
+    pub payload: serde_json::Value,
+}
+
+/// Everything of a request the rules look at.
+#[derive(Clone, Copy, Debug)]
+pub struct ApnsRequest<'a> {
+    /// HTTP method.
+    pub method: &'a Method,
+    /// Request path (no query).
+    pub path: &'a str,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// Request body.
+    pub body: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    iat: u64,
+}
+
+/// The error half of the internal checks: just status and reason, so `?` moves two words
+/// rather than a whole `Verdict`.
+#[derive(Clone, Copy, Debug)]
+struct Rejection(u16, &'static str);
+
+const fn reject(status: u16, reason: &'static str) -> Rejection {
+    Rejection(status, reason)
+}
+
+/// Judges one request as APNs would. `now` is UNIX seconds; `token` is the connection's
+/// provider-token state and is updated when a new token is accepted.
+pub fn judge(
+    request: ApnsRequest<'_>,
+    keys: &[ApnsKey],
+    now: u64,
+    token: &mut ConnectionToken,
+) -> Verdict {
+    match check(request, keys, now, token) {
+        Ok(accepted) => Verdict::Accept(accepted),
+        Err(Rejection(status, reason)) => Verdict::Reject { status, reason },
+    }
+}
+
+fn check(
+    request: ApnsRequest<'_>,
+    keys: &[ApnsKey],
+    now: u64,
+    token: &mut ConnectionToken,
+) -> Result<AcceptedPush, Rejection> {
+    let Some(device_token) = request.path.strip_prefix("/3/device/") else {
+        return Err(reject(404, "BadPath"));
+    };
+    if request.method != Method::POST {
+        return Err(reject(405, "MethodNotAllowed"));
+    }
+    if device_token.is_empty() {
+        return Err(reject(400, "MissingDeviceToken"));
+    }
+    // Real tokens are 32 bytes (64 hex digits) today; Apple warns they may grow, so accept
+    // any even-length hex of at least that size rather than exactly 64.
+    if device_token.len() < 64
+        || device_token.len() % 2 != 0
+        || !device_token.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(reject(400, "BadDeviceToken"));
+    }
+    let headers = request.headers;
+    if [
+        "authorization",
+        "apns-topic",
+        "apns-push-type",
+        "apns-priority",
+        "apns-expiration",
+        "apns-collapse-id",
+        "apns-id",
+    ]
+    .iter()
+    .any(|name| headers.get_all(*name).iter().count() > 1)
+    {
+        return Err(reject(400, "DuplicateHeaders"));
+    }
+    check_provider_token(header(headers, "authorization"), keys, now, token)?;
+
+    let topic = header(headers, "apns-topic").ok_or(reject(400, "MissingTopic"))?;
+    let push_type = header(headers, "apns-push-type").unwrap_or("alert");
+    if !PUSH_TYPES.contains(&push_type) {
+        return Err(reject(400, "InvalidPushType"));
+    }
+    // PushKit topics are the bundle id plus `.voip`; a voip push to the bare bundle id (or
+    // an alert to the `.voip` topic) names the wrong topic.
+    if topic.is_empty() || (push_type == "voip") != topic.ends_with(".voip") {
+        return Err(reject(400, "BadTopic"));
+    }
+    let priority = match header(headers, "apns-priority") {
+        None => 10,
+        Some("10") => 10,
+        Some("5") if push_type != "voip" => 5,
+        Some("1") if push_type != "voip" => 1,
+        Some(_) => return Err(reject(400, "BadPriority")),
+    };
+    let expiration = header(headers, "apns-expiration")
+        .map(|value| value.parse::<u64>())
+        .transpose()
+        .map_err(|_| reject(400, "BadExpirationDate"))?;
+    let collapse_id = header(headers, "apns-collapse-id");
+    if collapse_id.is_some_and(|id| id.len() > MAX_COLLAPSE_ID_BYTES) {
+        return Err(reject(400, "BadCollapseId"));
+    }
+    let apns_id = header(headers, "apns-id");
+    if apns_id.is_some_and(|id| !is_canonical_uuid(id)) {
+        return Err(reject(400, "BadMessageId"));
+    }
+
+    if request.body.is_empty() {
+        return Err(reject(400, "PayloadEmpty"));
+    }
+    let limit = if push_type == "voip" {
+        VOIP_PAYLOAD_LIMIT
+    } else {
+        PAYLOAD_LIMIT
+    };
+    if request.body.len() > limit {
+        return Err(reject(413, "PayloadTooLarge"));
+    }
+    // Apple documents no reason for a body that is not a JSON dictionary; it answers 400
+    // `BadPayload` in practice, and senders map unknown reasons to "permanent" anyway.
+    let payload: serde_json::Value =
+        serde_json::from_slice(request.body).map_err(|_| reject(400, "BadPayload"))?;
+    if !payload.is_object() {
+        return Err(reject(400, "BadPayload"));
+    }
+    Ok(AcceptedPush {
+        device_token: device_token.to_owned(),
+        topic: topic.to_owned(),
+        push_type: push_type.to_owned(),
+        priority,
+        apns_id: apns_id.map(str::to_owned),
+        collapse_id: collapse_id.map(str::to_owned),
+        expiration,
+        payload,
+    })
+}
+
+/// A header as text; a value that is not visible ASCII reads as absent-but-wrong further on.
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .map(|value| value.to_str().unwrap_or("\u{fffd}"))
+}
+
+fn check_provider_token(
+    authorization: Option<&str>,
+    keys: &[ApnsKey],
+    now: u64,
+    token: &mut ConnectionToken,
+) -> Result<(), Rejection> {
+    let jwt = authorization
+        .and_then(|value| {
+            value
+                .strip_prefix("bearer ")
+                .or(value.strip_prefix("Bearer "))
+        })
+        .map(str::trim)
+        .filter(|jwt| !jwt.is_empty())
+        .ok_or(reject(403, "MissingProviderToken"))?;
+    // Same token as this connection already holds: it was verified when first seen; only
+    // its age can have changed.
+    if let Some((current, _)) = &token.current
+        && current == jwt
+    {
+        return verify(jwt, keys, now).map(|_| ());
+    }
+    verify(jwt, keys, now)?;
+    if let Some((_, adopted_at)) = token.current
+        && now.saturating_sub(adopted_at) < MIN_TOKEN_REFRESH_SECS
+    {
+        return Err(reject(429, "TooManyProviderTokenUpdates"));
+    }
+    token.current = Some((jwt.to_owned(), now));
+    Ok(())
+}
+
+/// Checks signature, `kid`/`iss` and age. Returns the `iat` for callers that want it.
+fn verify(jwt: &str, keys: &[ApnsKey], now: u64) -> Result<u64, Rejection> {
+    let invalid = reject(403, "InvalidProviderToken");
+    let header = jsonwebtoken::decode_header(jwt).map_err(|_| invalid)?;
+    if header.alg != Algorithm::ES256 {
+        return Err(invalid);
+    }
+    let kid = header.kid.ok_or(invalid)?;
+    let key = keys.iter().find(|key| key.key_id == kid).ok_or(invalid)?;
+    let mut validation = Validation::new(Algorithm::ES256);
+    // APNs tokens carry no `exp`: Apple judges age from `iat` alone.
+    validation.required_spec_claims = HashSet::new();
+    validation.validate_exp = false;
+    let claims = jsonwebtoken::decode::<Claims>(jwt, &key.decoding_key, &validation)
+        .map_err(|_| invalid)?
+        .claims;
+    if claims.iss != key.team_id {
+        return Err(invalid);
+    }
+    // A token from the future is a broken clock on the provider's side; a minute of skew
+    // is tolerated.
+    if claims.iat > now + 60 {
+        return Err(invalid);
+    }
+    if now.saturating_sub(claims.iat) >= MAX_TOKEN_AGE_SECS {
+        return Err(reject(403, "ExpiredProviderToken"));
+    }
+    Ok(claims.iat)
+}
+
+/// `8-4-4-4-12` hex digits, as Apple requires of `apns-id`.
+fn is_canonical_uuid(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests;

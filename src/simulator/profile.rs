@@ -1,0 +1,260 @@
+//! Scripted behaviour: how slow, how flaky and how strict the simulated service is.
+//!
+//! A profile is a TOML file (every key optional) so a load test can say "p99 400 ms, 1 % 503,
+//! GOAWAY every 1000 streams" without code. Random choices come from one seeded generator,
+//! so a run with the same seed and the same request order makes the same choices.
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// The scripted behaviour of one simulator.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Profile {
+    /// Seed of the generator behind latency and injected errors: same seed, same choices.
+    pub seed: u64,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` advertised on every connection; APNs shows
+    /// 500–1500, and a sender must read it rather than assume it.
+    pub max_concurrent_streams: u32,
+    /// Shortest added response delay, in milliseconds.
+    pub latency_min_ms: u64,
+    /// Longest added response delay, in milliseconds (uniform between min and max).
+    pub latency_max_ms: u64,
+    /// Errors answered instead of judging the request, each with its own probability, so
+    /// senders' retry and cleanup paths can be exercised.
+    pub errors: Vec<InjectedError>,
+    /// Device tokens answered with 410 `Unregistered` (+ `timestamp`), as if the app was
+    /// uninstalled.
+    pub unregistered_tokens: Vec<String>,
+    /// Send GOAWAY (graceful) after this many push streams on one connection, as APNs does
+    /// when it rotates connections; `None` never does.
+    pub goaway_after_streams: Option<u64>,
+    /// Probability in `[0, 1]` that a request's connection is dropped (TCP closed, no
+    /// GOAWAY, no answer), as a flaky network or a crashed front end does: the sender must
+    /// reconnect and must not assume the push was delivered or lost.
+    pub reset_rate: f64,
+    /// Freeze a connection once it has taken this many push streams: nothing is read or
+    /// written (PINGs go unanswered) for `stall_ms`, as a wedged front end looks to a
+    /// sender, whose deadlines and PING watchdog must notice; `None` never stalls.
+    pub stall_after_streams: Option<u64>,
+    /// How long a stall lasts, in milliseconds.
+    pub stall_ms: u64,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            max_concurrent_streams: 1000,
+            latency_min_ms: 0,
+            latency_max_ms: 0,
+            errors: Vec::new(),
+            unregistered_tokens: Vec::new(),
+            goaway_after_streams: None,
+            reset_rate: 0.0,
+            stall_after_streams: None,
+            stall_ms: 0,
+        }
+    }
+}
+
+/// One kind of injected failure.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedError {
+    /// HTTP status to answer, e.g. 503.
+    pub status: u16,
+    /// Apple's reason to put in the body, e.g. `ServiceUnavailable`.
+    pub reason: String,
+    /// Probability in `[0, 1]` that a request gets this error.
+    pub rate: f64,
+}
+
+/// Why a profile could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The file is unreadable or is not a valid profile.
+    #[error("profile: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// The values parse but make no sense together.
+    #[error("profile: {0}")]
+    Invalid(String),
+}
+
+/// What the profile decided for one request, before the request is judged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Script {
+    /// Delay before answering.
+    pub latency: Duration,
+    /// An error to answer instead of judging the request.
+    pub error: Option<(u16, String)>,
+    /// Drop the connection instead of answering.
+    pub reset: bool,
+}
+
+impl Profile {
+    /// Reads a profile from a TOML file; absent keys take their defaults.
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let profile: Profile = Figment::new()
+            .merge(Toml::file_exact(path))
+            .extract()
+            .map_err(Box::new)?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// Rejects contradictory values, reporting all of them at once.
+    pub fn validate(&self) -> Result<(), ProfileError> {
+        let mut problems = Vec::new();
+        if self.max_concurrent_streams == 0 {
+            problems.push("max_concurrent_streams must be at least 1".to_owned());
+        }
+        if self.latency_min_ms > self.latency_max_ms {
+            problems.push("latency_min_ms is above latency_max_ms".to_owned());
+        }
+        if self.goaway_after_streams == Some(0) {
+            problems.push("goaway_after_streams must be at least 1".to_owned());
+        }
+        for error in &self.errors {
+            if !(0.0..=1.0).contains(&error.rate) {
+                problems.push(format!("errors: rate of {} is not in [0, 1]", error.reason));
+            }
+            if !(400..=599).contains(&error.status) {
+                problems.push(format!("errors: status {} is not an error", error.status));
+            }
+        }
+        if self.stall_after_streams == Some(0) {
+            problems.push("stall_after_streams must be at least 1".to_owned());
+        }
+        if !(0.0..=1.0).contains(&self.reset_rate) {
+            problems.push("reset_rate is not in [0, 1]".to_owned());
+        }
+        let total: f64 = self.errors.iter().map(|error| error.rate).sum();
+        if total > 1.0 {
+            problems.push(format!("errors: rates add up to {total}, above 1"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ProfileError::Invalid(problems.join("; ")))
+        }
+    }
+
+    /// Draws the script of one request from `rng`: the latency first, then one uniform
+    /// draw against the cumulative error rates, then one for a reset; always the same three
+    /// draws, so changing a rate does not shift the rest of the sequence.
+    pub fn script(&self, rng: &mut fastrand::Rng) -> Script {
+        let latency = Duration::from_millis(
+            rng.u64(self.latency_min_ms..=self.latency_max_ms.max(self.latency_min_ms)),
+        );
+        let draw = rng.f64();
+        let mut cumulative = 0.0;
+        let error = self.errors.iter().find_map(|error| {
+            cumulative += error.rate;
+            (draw < cumulative).then(|| (error.status, error.reason.clone()))
+        });
+        let reset = rng.f64() < self.reset_rate;
+        Script {
+            latency,
+            error,
+            reset,
+        }
+    }
+
+    /// Whether this token is scripted as unregistered.
+    pub fn is_unregistered(&self, device_token: &str) -> bool {
+        self.unregistered_tokens
+            .iter()
+            .any(|token| token.eq_ignore_ascii_case(device_token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flaky() -> Profile {
+        Profile {
+            latency_min_ms: 5,
+            latency_max_ms: 50,
+            errors: vec![InjectedError {
+                status: 503,
+                reason: "ServiceUnavailable".into(),
+                rate: 0.25,
+            }],
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn same_seed_same_script() {
+        let profile = flaky();
+        let draws = |seed| {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            (0..100)
+                .map(|_| profile.script(&mut rng))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draws(7), draws(7));
+        assert_ne!(draws(7), draws(8));
+    }
+
+    #[test]
+    fn latency_and_error_rate_follow_the_profile() {
+        let profile = flaky();
+        let mut rng = fastrand::Rng::with_seed(3);
+        let scripts: Vec<Script> = (0..4000).map(|_| profile.script(&mut rng)).collect();
+        assert!(
+            scripts
+                .iter()
+                .all(|s| (5..=50).contains(&(s.latency.as_millis() as u64)))
+        );
+        let errors = scripts.iter().filter(|s| s.error.is_some()).count();
+        assert!((800..1200).contains(&errors), "{errors} errors in 4000");
+    }
+
+    #[test]
+    fn resets_follow_their_rate() {
+        let profile = Profile {
+            reset_rate: 0.1,
+            ..Profile::default()
+        };
+        let mut rng = fastrand::Rng::with_seed(5);
+        let resets = (0..4000).filter(|_| profile.script(&mut rng).reset).count();
+        assert!((300..500).contains(&resets), "{resets} resets in 4000");
+        let broken = Profile {
+            reset_rate: 1.5,
+            ..Profile::default()
+        };
+        assert!(broken.validate().is_err());
+    }
+
+    #[test]
+    fn loads_toml_with_defaults_and_reports_every_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "max_concurrent_streams = 3\nunregistered_tokens = [\"AB\"]\n\
+             [[errors]]\nstatus = 429\nreason = \"TooManyRequests\"\nrate = 0.5\n",
+        )
+        .unwrap();
+        let profile = Profile::load(&path).unwrap();
+        assert_eq!(profile.max_concurrent_streams, 3);
+        assert_eq!(profile.seed, 1);
+        assert!(profile.is_unregistered("ab"));
+
+        std::fs::write(
+            &path,
+            "latency_min_ms = 9\nlatency_max_ms = 1\nmax_concurrent_streams = 0\n",
+        )
+        .unwrap();
+        let message = Profile::load(&path).unwrap_err().to_string();
+        assert!(message.contains("latency_min_ms") && message.contains("max_concurrent_streams"));
+        std::fs::write(&path, "bogus = 1\n").unwrap();
+        assert!(Profile::load(&path).is_err());
+    }
+}

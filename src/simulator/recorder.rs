@@ -1,0 +1,224 @@
+//! What the simulator saw: counters by status and reason, stream-limit violations, and
+//! optionally every accepted push, so tests and load tests can prove delivery.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One accepted push as recorded (one JSON line each in the record file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordedPush {
+    /// Arrival time, UNIX milliseconds: load tests compute delivery latency from it.
+    pub received_at_ms: u64,
+    /// Which service side took it (`apns` today).
+    pub service: &'static str,
+    /// Device token.
+    pub device_token: String,
+    /// `apns-topic`.
+    pub topic: String,
+    /// `apns-push-type`.
+    pub push_type: String,
+    /// `apns-priority`.
+    pub priority: u8,
+    /// The `apns-id` answered (the client's, or one the simulator made up).
+    pub apns_id: String,
+    /// `apns-collapse-id`.
+    pub collapse_id: Option<String>,
+    /// `apns-expiration`.
+    pub expiration: Option<u64>,
+    /// The payload as sent.
+    pub payload: serde_json::Value,
+}
+
+/// A point-in-time copy of the counters, served as JSON by the stats endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// TLS connections that completed the handshake.
+    pub connections: u64,
+    /// Push requests answered, whatever the answer.
+    pub requests: u64,
+    /// Pushes answered 200.
+    pub accepted: u64,
+    /// Answers by `"<status> <reason>"` (`"200"` for accepted), for assertions like "no 429".
+    pub by_status: BTreeMap<String, u64>,
+    /// Times more streams were in flight on one connection than the connection advertised.
+    pub stream_limit_violations: u64,
+    /// Most streams ever in flight on one connection: shows whether a sender uses the limit.
+    pub max_streams_in_flight: u64,
+    /// GOAWAY frames sent on purpose (profile `goaway_after_streams`).
+    pub goaways: u64,
+    /// Connections dropped on purpose (profile `reset_rate`).
+    pub resets: u64,
+}
+
+/// Thread-safe counters and sinks shared by every connection.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    connections: AtomicU64,
+    requests: AtomicU64,
+    accepted: AtomicU64,
+    violations: AtomicU64,
+    max_in_flight: AtomicU64,
+    goaways: AtomicU64,
+    resets: AtomicU64,
+    // A std Mutex: held for a map update or a line write, never across an await.
+    by_status: Mutex<BTreeMap<String, u64>>,
+    memory: Option<Mutex<Vec<RecordedPush>>>,
+    file: Option<Mutex<BufWriter<File>>>,
+}
+
+impl Recorder {
+    /// A recorder keeping accepted pushes in memory (`keep`) and/or as JSON lines in `path`.
+    pub fn new(keep: bool, path: Option<&Path>) -> std::io::Result<Self> {
+        Ok(Self {
+            memory: keep.then(|| Mutex::new(Vec::new())),
+            file: match path {
+                Some(path) => Some(Mutex::new(BufWriter::new(File::create(path)?))),
+                None => None,
+            },
+            ..Self::default()
+        })
+    }
+
+    /// A connection finished its TLS handshake.
+    pub fn connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A GOAWAY was sent on purpose.
+    pub fn goaway(&self) {
+        self.goaways.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was dropped on purpose.
+    pub fn reset(&self) {
+        self.resets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Streams now in flight on a connection that advertised `limit`.
+    pub fn in_flight(&self, now: u64, limit: u64) {
+        self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        if now > limit {
+            self.violations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A push answered with an error.
+    pub fn rejected(&self, status: u16, reason: &str) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.count(format!("{status} {reason}"));
+    }
+
+    /// A push answered 200. A failed record-file write is logged, not returned: the push
+    /// was accepted either way, and the in-memory copy and counters still hold it.
+    pub fn accepted(&self, push: RecordedPush) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.count("200".to_owned());
+        if let Some(file) = &self.file {
+            let mut file = file.lock().unwrap_or_else(|poison| poison.into_inner());
+            // Flushed per line so a test reading the file sees every push already answered.
+            let written = serde_json::to_writer(&mut *file, &push)
+                .map_err(std::io::Error::from)
+                .and_then(|()| file.write_all(b"\n"))
+                .and_then(|()| file.flush());
+            if let Err(error) = written {
+                tracing::warn!(%error, "simulator: could not write the record file");
+            }
+        }
+        if let Some(memory) = &self.memory {
+            memory
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .push(push);
+        }
+    }
+
+    fn count(&self, key: String) {
+        *self
+            .by_status
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.connections.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            by_status: self
+                .by_status
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .clone(),
+            stream_limit_violations: self.violations.load(Ordering::Relaxed),
+            max_streams_in_flight: self.max_in_flight.load(Ordering::Relaxed),
+            goaways: self.goaways.load(Ordering::Relaxed),
+            resets: self.resets.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Accepted pushes kept in memory (empty unless recording was asked for).
+    pub fn records(&self) -> Vec<RecordedPush> {
+        self.memory.as_ref().map_or_else(Vec::new, |memory| {
+            memory
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(token: &str) -> RecordedPush {
+        RecordedPush {
+            received_at_ms: 5,
+            service: "apns",
+            device_token: token.into(),
+            topic: "t.voip".into(),
+            push_type: "voip".into(),
+            priority: 10,
+            apns_id: "id".into(),
+            collapse_id: None,
+            expiration: None,
+            payload: serde_json::json!({"a": 1}),
+        }
+    }
+
+    #[test]
+    fn counts_and_records_to_memory_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let recorder = Recorder::new(true, Some(&path)).unwrap();
+        recorder.accepted(push("aa"));
+        recorder.accepted(push("bb"));
+        recorder.rejected(400, "BadTopic");
+        recorder.in_flight(3, 2);
+        recorder.in_flight(2, 2);
+        let stats = recorder.stats();
+        assert_eq!((stats.requests, stats.accepted), (3, 2));
+        assert_eq!(stats.by_status["400 BadTopic"], 1);
+        assert_eq!(
+            (stats.stream_limit_violations, stats.max_streams_in_flight),
+            (1, 3)
+        );
+        assert_eq!(recorder.records().len(), 2);
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines[1]["device_token"], "bb");
+        assert_eq!(lines[0]["received_at_ms"], 5);
+    }
+}

@@ -1,0 +1,122 @@
+//! The simulator's TLS identity: a self-signed certificate for `localhost` / `127.0.0.1` made
+//! at start (its PEM written where clients can read it and trust it), or a given cert and key.
+//! ALPN offers only `h2`, as APNs does.
+
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why the TLS identity could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// rcgen could not make the certificate.
+    #[error("making the self-signed certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A PEM file could not be read or parsed.
+    #[error("reading {path}: {message}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The certificate PEM could not be written for clients.
+    #[error("writing the certificate to {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// rustls refused the certificate or key.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A certificate chain and key ready for rustls, plus the PEM clients should trust.
+pub struct Identity {
+    /// The chain served to clients.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The certificate PEM: what a client adds to its roots.
+    pub ca_pem: String,
+}
+
+impl Identity {
+    /// A fresh self-signed certificate for `localhost` and `127.0.0.1`.
+    pub fn self_signed() -> Result<Self, TlsError> {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+        Ok(Self {
+            chain: vec![certified.cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()).into(),
+            ca_pem: certified.cert.pem(),
+        })
+    }
+
+    /// Loads a certificate chain and key from PEM files (`--cert`, `--key`).
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let pem_error = |path: &Path, error: &dyn std::fmt::Display| TlsError::Pem {
+            path: path.to_owned(),
+            message: error.to_string(),
+        };
+        let ca_pem = std::fs::read_to_string(cert).map_err(|error| pem_error(cert, &error))?;
+        let chain = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| pem_error(cert, &error))?;
+        if chain.is_empty() {
+            return Err(pem_error(cert, &"no certificate in the file"));
+        }
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|error| pem_error(key, &error))?;
+        Ok(Self { chain, key, ca_pem })
+    }
+
+    /// Writes the certificate PEM to `path` for clients to trust.
+    pub fn write_pem(&self, path: &Path) -> Result<(), TlsError> {
+        std::fs::write(path, &self.ca_pem).map_err(|source| TlsError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The rustls server configuration: ring provider (DESIGN.md: one crypto stack, no
+    /// process-wide default), TLS 1.2+, ALPN `h2` only.
+    pub fn server_config(self) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()?
+                .with_no_client_auth()
+                .with_single_cert(self.chain, self.key)?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_round_trips_through_files() {
+        let identity = Identity::self_signed().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        identity.write_pem(&cert).unwrap();
+        let key_pem = rustls::pki_types::pem::PemObject::pem_slice_iter(identity.ca_pem.as_bytes())
+            .collect::<Result<Vec<CertificateDer>, _>>()
+            .unwrap();
+        assert_eq!(key_pem.len(), 1);
+        let fresh = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&key, fresh.serialize_pem()).unwrap();
+        let loaded = Identity::load(&cert, &key).unwrap();
+        assert_eq!(loaded.chain, identity.chain);
+        assert!(
+            Identity::load(&key, &key).is_err(),
+            "a key file is not a certificate"
+        );
+        assert!(identity.server_config().is_ok());
+    }
+}

@@ -1,0 +1,575 @@
+//! The APNs simulator over real TLS + HTTP/2: every rule it enforces, as a sender sees it.
+//!
+//! The client is hyper's raw HTTP/2 connection over tokio-rustls, one connection per
+//! `connect()`, because several rules (token updates, GOAWAY, stream limits) are per
+//! connection.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ringcast::simulator::profile::InjectedError;
+use ringcast::simulator::{
+    ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig, Stats,
+};
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
+
+const TEAM: &str = "TEAM123456";
+const KID: &str = "KEY1234567";
+const TOKEN: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+const GONE: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+
+struct Harness {
+    sim: RunningSimulator,
+    signing: EncodingKey,
+}
+
+async fn spawn_simulator(profile: Profile) -> Harness {
+    spawn_with(SimulatorConfig {
+        profile,
+        record_in_memory: true,
+        ..SimulatorConfig::default()
+    })
+    .await
+}
+
+async fn spawn_with(mut config: SimulatorConfig) -> Harness {
+    // An Apple .p8 is a PKCS#8 P-256 key; Apple keeps the public half.
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    config.apns_keys.push(ApnsCredential {
+        team_id: TEAM.into(),
+        key_id: KID.into(),
+        public_key_pem: pair.public_key_pem(),
+    });
+    let sim = Simulator::start(config).await.unwrap();
+    Harness {
+        sim,
+        signing: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl Harness {
+    fn jwt_at(&self, iat: u64) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(KID.into());
+        jsonwebtoken::encode(
+            &header,
+            &serde_json::json!({"iss": TEAM, "iat": iat}),
+            &self.signing,
+        )
+        .unwrap()
+    }
+
+    /// One TLS + HTTP/2 connection trusting the simulator's certificate; the handle is the
+    /// connection task, which ends when the server closes the connection.
+    async fn connect(&self) -> (SendRequest<Full<Bytes>>, JoinHandle<()>) {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.sim.ca_pem().as_bytes())
+        {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(self.sim.address())
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        let task = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        (sender, task)
+    }
+}
+
+/// A valid VoIP push request; tests break one thing at a time.
+fn voip(jwt: &str, token: &str) -> hyper::http::request::Builder {
+    hyper::Request::post(format!("https://127.0.0.1/3/device/{token}"))
+        .header("authorization", format!("bearer {jwt}"))
+        .header("apns-topic", "com.example.app.voip")
+        .header("apns-push-type", "voip")
+        .header("apns-priority", "10")
+}
+
+/// Replaces a header (the builder's `header` appends, which would be `DuplicateHeaders`).
+fn set(
+    mut request: hyper::http::request::Builder,
+    name: &'static str,
+    value: &str,
+) -> hyper::http::request::Builder {
+    if let Some(headers) = request.headers_mut() {
+        headers.insert(name, value.parse().unwrap());
+    }
+    request
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    apns_id: Option<String>,
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: hyper::http::request::Builder,
+    body: &str,
+) -> Result<Answer, hyper::Error> {
+    sender.ready().await?;
+    let response = sender
+        .send_request(
+            request
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .unwrap(),
+        )
+        .await?;
+    let status = response.status().as_u16();
+    let apns_id = response
+        .headers()
+        .get("apns-id")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    Ok(Answer {
+        status,
+        body,
+        apns_id,
+    })
+}
+
+async fn reason_of(
+    h: &Harness,
+    request: hyper::http::request::Builder,
+    body: &str,
+) -> (u16, String) {
+    let (mut sender, _task) = h.connect().await;
+    let answer = send(&mut sender, request, body).await.unwrap();
+    (
+        answer.status,
+        answer.body["reason"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_valid_voip_push_is_accepted_and_recorded() {
+    let h = spawn_simulator(Profile::default()).await;
+    let (mut sender, _task) = h.connect().await;
+    let id = "123E4567-E89B-12D3-A456-426614174000";
+    let answer = send(
+        &mut sender,
+        voip(&h.jwt_at(now()), TOKEN).header("apns-id", id),
+        r#"{"call_id":"c1"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.apns_id.as_deref(), Some(id));
+    let records = h.sim.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].device_token, TOKEN);
+    assert_eq!(records[0].payload["call_id"], "c1");
+    assert_eq!(records[0].apns_id, id);
+    let stats = h.sim.stats();
+    assert_eq!((stats.accepted, stats.connections), (1, 1));
+    // No apns-id sent: the simulator invents a canonical one, as APNs does.
+    let answer = send(&mut sender, voip(&h.jwt_at(now()), TOKEN), "{}")
+        .await
+        .unwrap();
+    assert_eq!(answer.apns_id.unwrap().len(), 36);
+}
+
+#[tokio::test]
+async fn each_rule_is_refused_with_apples_status_and_reason() {
+    let h = spawn_simulator(Profile::default()).await;
+    let jwt = h.jwt_at(now());
+    let cases: Vec<(hyper::http::request::Builder, String, (u16, &str))> = vec![
+        (voip(&jwt, "xyz"), "{}".into(), (400, "BadDeviceToken")),
+        (
+            hyper::Request::post(format!("https://127.0.0.1/3/device/{TOKEN}"))
+                .header("authorization", format!("bearer {jwt}"))
+                .header("apns-push-type", "voip"),
+            "{}".into(),
+            (400, "MissingTopic"),
+        ),
+        (
+            set(voip(&jwt, TOKEN), "apns-topic", "com.example.app"),
+            "{}".into(),
+            (400, "BadTopic"),
+        ),
+        (
+            set(voip(&jwt, TOKEN), "apns-priority", "5"),
+            "{}".into(),
+            (400, "BadPriority"),
+        ),
+        (
+            voip(&jwt, TOKEN),
+            format!("{{\"p\":\"{}\"}}", "x".repeat(5200)),
+            (413, "PayloadTooLarge"),
+        ),
+        (
+            voip(&jwt, TOKEN).header("apns-collapse-id", "c".repeat(65)),
+            "{}".into(),
+            (400, "BadCollapseId"),
+        ),
+        (
+            voip(&jwt, TOKEN).header("apns-id", "42"),
+            "{}".into(),
+            (400, "BadMessageId"),
+        ),
+        (
+            voip(&jwt, TOKEN).header("apns-expiration", "soon"),
+            "{}".into(),
+            (400, "BadExpirationDate"),
+        ),
+        (
+            voip("e30.e30.AAAA", TOKEN),
+            "{}".into(),
+            (403, "InvalidProviderToken"),
+        ),
+        (
+            voip(&h.jwt_at(now() - 3700), TOKEN),
+            "{}".into(),
+            (403, "ExpiredProviderToken"),
+        ),
+        (
+            voip(&jwt, TOKEN).method("GET"),
+            String::new(),
+            (405, "MethodNotAllowed"),
+        ),
+        (
+            hyper::Request::post("https://127.0.0.1/3/push/x"),
+            "{}".into(),
+            (404, "BadPath"),
+        ),
+    ];
+    for (request, body, (status, reason)) in cases {
+        let got = reason_of(&h, request, &body).await;
+        assert_eq!(got, (status, reason.to_owned()));
+    }
+    let stats = h.sim.stats();
+    assert_eq!(stats.accepted, 0);
+    assert_eq!(stats.by_status["403 InvalidProviderToken"], 1);
+}
+
+#[tokio::test]
+async fn a_new_jwt_on_the_same_connection_within_twenty_minutes_is_429() {
+    let h = spawn_simulator(Profile::default()).await;
+    let (mut sender, _task) = h.connect().await;
+    let first = h.jwt_at(now() - 60);
+    let second = h.jwt_at(now());
+    assert_eq!(
+        send(&mut sender, voip(&first, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let answer = send(&mut sender, voip(&second, TOKEN), "{}").await.unwrap();
+    assert_eq!(
+        (answer.status, answer.body["reason"].as_str()),
+        (429, Some("TooManyProviderTokenUpdates"))
+    );
+    // Another connection may start with the newer token.
+    let (mut other, _task) = h.connect().await;
+    assert_eq!(
+        send(&mut other, voip(&second, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_unregistered_token_is_410_with_a_timestamp() {
+    let h = spawn_simulator(Profile {
+        unregistered_tokens: vec![GONE.into()],
+        ..Profile::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    let before = now() * 1000;
+    let answer = send(&mut sender, voip(&h.jwt_at(now()), GONE), "{}")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 410);
+    assert_eq!(answer.body["reason"], "Unregistered");
+    assert!(answer.body["timestamp"].as_u64().unwrap() >= before);
+    assert!(h.sim.records().is_empty());
+}
+
+#[tokio::test]
+async fn injected_errors_and_the_record_file_follow_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("accepted.jsonl");
+    let cert = dir.path().join("cert.pem");
+    let h = spawn_with(SimulatorConfig {
+        profile: Profile {
+            errors: vec![InjectedError {
+                status: 503,
+                reason: "ServiceUnavailable".into(),
+                rate: 0.5,
+            }],
+            ..Profile::default()
+        },
+        record_path: Some(record.clone()),
+        cert_out: Some(cert.clone()),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    assert_eq!(h.sim.cert_path(), Some(&cert));
+    assert_eq!(std::fs::read_to_string(&cert).unwrap(), h.sim.ca_pem());
+    let (mut sender, _task) = h.connect().await;
+    let jwt = h.jwt_at(now());
+    let mut accepted = 0;
+    for _ in 0..40 {
+        let answer = send(&mut sender, voip(&jwt, TOKEN), "{}").await.unwrap();
+        match answer.status {
+            200 => accepted += 1,
+            503 => assert_eq!(answer.body["reason"], "ServiceUnavailable"),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (5..=35).contains(&accepted),
+        "{accepted} of 40 accepted at rate 0.5"
+    );
+    let lines = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(lines.lines().count(), accepted);
+    let first: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(first["device_token"], TOKEN);
+    assert!(first["received_at_ms"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn the_stats_endpoint_serves_the_counters() {
+    let h = spawn_simulator(Profile::default()).await;
+    let (mut sender, _task) = h.connect().await;
+    send(&mut sender, voip(&h.jwt_at(now()), TOKEN), "{}")
+        .await
+        .unwrap();
+    let answer = send(
+        &mut sender,
+        hyper::Request::get("https://127.0.0.1/stats"),
+        "",
+    )
+    .await
+    .unwrap();
+    let stats: Stats = serde_json::from_value(answer.body).unwrap();
+    assert_eq!(stats.accepted, 1);
+    assert_eq!(stats.by_status["200"], 1);
+}
+
+async fn limited_simulator() -> Harness {
+    spawn_simulator(Profile {
+        max_concurrent_streams: 4,
+        latency_min_ms: 150,
+        latency_max_ms: 150,
+        ..Profile::default()
+    })
+    .await
+}
+
+/// Sends `count` pushes at once on one connection with one JWT (re-minting one with a later
+/// `iat` would be a token update); each answer is a status or the error.
+async fn burst(
+    jwt: &str,
+    sender: &SendRequest<Full<Bytes>>,
+    count: usize,
+) -> Vec<Result<u16, String>> {
+    let requests: Vec<_> = (0..count)
+        .map(|_| {
+            let (mut sender, jwt) = (sender.clone(), jwt.to_owned());
+            tokio::spawn(async move {
+                send(&mut sender, voip(&jwt, TOKEN), "{}")
+                    .await
+                    .map(|answer| answer.status)
+                    .map_err(|error| format!("{error:?}"))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test]
+async fn a_client_that_has_the_settings_keeps_to_the_advertised_stream_limit() {
+    let h = limited_simulator().await;
+    let (mut sender, _task) = h.connect().await;
+    // One round trip first, so the client has the server's SETTINGS frame.
+    let jwt = h.jwt_at(now());
+    assert_eq!(
+        send(&mut sender, voip(&jwt, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let started = std::time::Instant::now();
+    let answers = burst(&jwt, &sender, 16).await;
+    assert!(
+        answers.iter().all(|answer| answer == &Ok(200)),
+        "{answers:?}"
+    );
+    // 16 pushes through 4 slots of 150 ms take four rounds: the client saw the advertised
+    // limit (4) and queued the rest itself.
+    assert!(started.elapsed() >= Duration::from_millis(4 * 150 - 20));
+    let stats = h.sim.stats();
+    assert_eq!(stats.max_streams_in_flight, 4);
+    assert_eq!(stats.stream_limit_violations, 0);
+    assert_eq!(stats.accepted, 17);
+}
+
+#[tokio::test]
+async fn streams_beyond_the_limit_are_refused_never_served() {
+    let h = limited_simulator().await;
+    let (sender, _task) = h.connect().await;
+    // Straight after the handshake the client has not read the SETTINGS frame yet and opens
+    // all 16 streams, as a sender that assumes a stream count would. The server's HTTP/2
+    // layer refuses the excess with REFUSED_STREAM before the simulator sees them, so no
+    // more than the advertised 4 are ever served at once and the violation counter (which
+    // counts streams that got past that layer) stays at zero.
+    let answers = burst(&h.jwt_at(now()), &sender, 16).await;
+    for answer in &answers {
+        match answer {
+            Ok(status) => assert_eq!(*status, 200),
+            Err(error) => assert!(error.contains("REFUSED_STREAM"), "{error}"),
+        }
+    }
+    assert!(answers.iter().filter(|answer| answer.is_ok()).count() >= 4);
+    let stats = h.sim.stats();
+    assert!(stats.max_streams_in_flight <= 4);
+    assert_eq!(stats.stream_limit_violations, 0);
+}
+
+#[tokio::test]
+async fn goaway_after_n_streams_closes_the_connection_gracefully() {
+    let h = spawn_simulator(Profile {
+        goaway_after_streams: Some(3),
+        ..Profile::default()
+    })
+    .await;
+    let (mut sender, task) = h.connect().await;
+    let jwt = h.jwt_at(now());
+    for _ in 0..3 {
+        assert_eq!(
+            send(&mut sender, voip(&jwt, TOKEN), "{}")
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    // The server drained and closed: the connection task ends and the sender is dead.
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(send(&mut sender, voip(&jwt, TOKEN), "{}").await.is_err());
+    assert_eq!(h.sim.stats().goaways, 1);
+    // A new connection works (and may reuse the JWT: it is the same token, not an update).
+    let (mut fresh, _task) = h.connect().await;
+    assert_eq!(
+        send(&mut fresh, voip(&jwt, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(h.sim.stats().connections, 2);
+    h.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_scripted_reset_drops_the_connection_without_an_answer() {
+    let h = spawn_simulator(Profile {
+        reset_rate: 1.0,
+        ..Profile::default()
+    })
+    .await;
+    let (mut sender, task) = h.connect().await;
+    let jwt = h.jwt_at(now());
+    assert!(send(&mut sender, voip(&jwt, TOKEN), "{}").await.is_err());
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    let stats = h.sim.stats();
+    assert_eq!((stats.resets, stats.requests, stats.accepted), (1, 0, 0));
+    assert!(h.sim.records().is_empty());
+}
+
+#[tokio::test]
+async fn a_scripted_stall_freezes_the_connection_then_resumes() {
+    let h = spawn_simulator(Profile {
+        stall_after_streams: Some(2),
+        stall_ms: 400,
+        ..Profile::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    let jwt = h.jwt_at(now());
+    let started = std::time::Instant::now();
+    assert_eq!(
+        send(&mut sender, voip(&jwt, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(started.elapsed() < Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        send(&mut sender, voip(&jwt, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(380),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        send(&mut sender, voip(&jwt, TOKEN), "{}")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(started.elapsed() < Duration::from_millis(300));
+}
