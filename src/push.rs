@@ -184,9 +184,20 @@ mod tests {
 
     #[test]
     fn priorities_sort_most_urgent_first() {
-        let mut kinds = [PushKind::MissedCall, PushKind::IncomingCall, PushKind::CallEnded];
+        let mut kinds = [
+            PushKind::MissedCall,
+            PushKind::IncomingCall,
+            PushKind::CallEnded,
+        ];
         kinds.sort_by_key(|kind| kind.priority());
-        assert_eq!(kinds, [PushKind::IncomingCall, PushKind::CallEnded, PushKind::MissedCall]);
+        assert_eq!(
+            kinds,
+            [
+                PushKind::IncomingCall,
+                PushKind::CallEnded,
+                PushKind::MissedCall
+            ]
+        );
     }
 
     #[test]
