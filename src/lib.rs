@@ -10,6 +10,8 @@
 //!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations, and the
 //!   registry shard actors (one per core).
 //! - [`push`] is the vocabulary between router and providers: `Push`, `Priority`, `Outcome`.
+//! - [`providers`] turns a `Push` into a push service's request and its answer into an
+//!   `Outcome`: one folder per service (APNs so far), plus the shared [`providers::retry`].
 //! - [`clock`] and [`logging`] are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod logging;
+pub mod providers;
 pub mod push;
 pub mod registry;
 pub mod tenant;
