@@ -20,4 +20,5 @@
 //! or becomes final → the final action becomes the push's one `Outcome`, which flows back to
 //! the router, the metrics and (for a dead token) registry cleanup.
 
+pub mod apns;
 pub mod retry;
