@@ -12,6 +12,8 @@
 //! - [`push`] is the vocabulary between router and providers: `Push`, `Priority`, `Outcome`.
 //! - [`simulator`] stands in for the push services (APNs today) over real TLS + HTTP/2, with
 //!   scripted latency and failures, and records what it accepted.
+//! - [`providers`] turns a `Push` into a push service's request and its answer into an
+//!   `Outcome`: one folder per service (APNs so far), plus the shared [`providers::retry`].
 //! - [`clock`] and [`logging`] are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod logging;
+pub mod providers;
 pub mod push;
 pub mod registry;
 pub mod simulator;

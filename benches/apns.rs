@@ -1,0 +1,83 @@
+//! APNs bench: pure request building for each push kind, and the provider token from the
+//! cache versus minting a fresh ES256 JWT (what "never mint a JWT per request" saves).
+//!
+//! `cargo bench --bench apns`
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ringcast::providers::apns::auth::ProviderTokenCache;
+use ringcast::providers::apns::payload::build_request;
+use ringcast::push::{CallPayload, EndReason, Push, PushKind};
+use ringcast::registry::{Environment, IdentityKey, PushAddress};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+const NOW: u64 = 1_800_000_000_000;
+const MINUTE: u64 = 60_000;
+
+fn push(kind: PushKind) -> Push {
+    Push {
+        event_id: Arc::from("0b7f6a52-evt"),
+        kind,
+        accepted_at: NOW,
+        deadline: NOW + 45_000,
+        who: IdentityKey::new("acme", "alice"),
+        device_id: "iphone-15".into(),
+        app: "ios".into(),
+        address: PushAddress::Apns {
+            token: vec![0x5a; 32],
+        },
+        environment: Environment::Production,
+        payload: Arc::new(CallPayload {
+            v: 1,
+            kind,
+            call_id: "call-7f3c2b1e-9a4d".into(),
+            caller_id: "bob@acme".into(),
+            caller_name: "Bob Example".into(),
+            video: true,
+            reason: (kind != PushKind::IncomingCall).then_some(EndReason::Cancelled),
+            expires_at: "2027-01-15T08:00:45.000Z".into(),
+        }),
+    }
+}
+
+fn request_building(c: &mut Criterion) {
+    let mut group = c.benchmark_group("apns_build_request");
+    for (name, kind) in [
+        ("incoming_call", PushKind::IncomingCall),
+        ("call_ended", PushKind::CallEnded),
+        ("missed_call", PushKind::MissedCall),
+    ] {
+        let push = push(kind);
+        group.bench_function(name, |b| {
+            b.iter(|| build_request(black_box(&push), "com.acme.phone", NOW))
+        });
+    }
+    group.finish();
+}
+
+fn provider_token(c: &mut Criterion) {
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate a P-256 key");
+    let cache = ProviderTokenCache::new(
+        "TEAM123456",
+        "KEY1234567",
+        key.serialize_pem().as_bytes(),
+        Duration::from_secs(50 * 60),
+    )
+    .expect("a valid key");
+    let mut group = c.benchmark_group("apns_provider_token");
+    group.bench_function("cached", |b| b.iter(|| cache.token(black_box(NOW))));
+    // Every call is 50 minutes after the last, so every call mints and signs.
+    let mut now = NOW;
+    group.bench_function("mint", |b| {
+        b.iter(|| {
+            now += 50 * MINUTE;
+            cache.token(black_box(now))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, request_building, provider_token);
+criterion_main!(benches);

@@ -1,0 +1,309 @@
+//! The APNs provider token: an ES256 JWT signed with the team's `.p8` key, one per
+//! (team, key), minted rarely and shared by every connection.
+//!
+//! Apple punishes both extremes (PROTOCOLS.md): a token older than an hour is refused
+//! (`ExpiredProviderToken`), and replacing it more often than every 20 minutes earns
+//! `TooManyProviderTokenUpdates`, which poisons the connection for a while. So the cache
+//! re-mints only when the token is older than the configured refresh age (20–60 minutes), and
+//! never within 20 minutes of the last mint — not even when asked to after an
+//! `ExpiredProviderToken` (one refresh, then the 20-minute floor holds).
+//!
+//! The clock is passed in, so the tests travel through hours without sleeping.
+
+use super::config::{MAX_JWT_REFRESH, MIN_JWT_REFRESH};
+use crate::registry::UnixMillis;
+use http::HeaderValue;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// Why a provider token cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The `.p8` key is not a PKCS#8 PEM P-256 key. The error never includes the key.
+    #[error("the APNs signing key (.p8) is not a valid P-256 PKCS#8 PEM key: {0}")]
+    BadKey(jsonwebtoken::errors::Error),
+    /// Signing failed.
+    #[error("cannot sign the APNs provider token: {0}")]
+    Sign(jsonwebtoken::errors::Error),
+    /// The refresh age is outside Apple's 20..=60 minute window.
+    #[error("the APNs token refresh age must be 20..=60 minutes, got {0:?}")]
+    RefreshAge(Duration),
+}
+
+/// A minted provider token, ready to be sent.
+#[derive(Clone, Debug)]
+pub struct ProviderToken {
+    /// `authorization: bearer <jwt>`, marked sensitive so HTTP/2 never indexes it in HPACK
+    /// tables and `Debug` of a header map hides it. Cloning it is a reference-count bump.
+    pub authorization: HeaderValue,
+    /// When it was minted (its `iat`, in milliseconds): a connection that sees
+    /// `ExpiredProviderToken` tells the cache which token failed.
+    pub minted_at: UnixMillis,
+}
+
+/// The claims Apple reads: the team (`iss`) and the issue time (`iat`, seconds).
+#[derive(Serialize)]
+struct Claims<'a> {
+    /// The Apple developer team id.
+    iss: &'a str,
+    /// Issued at, UNIX seconds.
+    iat: u64,
+}
+
+/// The one cached provider token of a (team, key). Cheap to clone: every clone shares the
+/// same token, which is what "never mint a JWT per request" asks for.
+#[derive(Clone)]
+pub struct ProviderTokenCache {
+    /// Shared by every connection of the credential, on any thread.
+    inner: Arc<Inner>,
+}
+
+/// The signing material and the current token.
+struct Inner {
+    /// The `.p8` key, parsed once.
+    key: EncodingKey,
+    /// `alg: ES256`, `kid`: the key id.
+    header: Header,
+    /// The team id (`iss`).
+    team_id: String,
+    /// How old a token may get before it is replaced.
+    refresh_age_ms: u64,
+    /// The current token. A std `Mutex`: the critical section is a clone, or a mint once per
+    /// ~50 minutes, never held across an await, and it is shared across arbiter threads.
+    current: Mutex<Option<ProviderToken>>,
+}
+
+impl std::fmt::Debug for ProviderTokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderTokenCache")
+            .field("team_id", &self.inner.team_id)
+            .field("key_id", &self.inner.header.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProviderTokenCache {
+    /// A cache for the team's key `key_id`, signing with `key_pem` (the `.p8` file's
+    /// contents), re-minting at `refresh_age` (20..=60 minutes).
+    pub fn new(
+        team_id: &str,
+        key_id: &str,
+        key_pem: &[u8],
+        refresh_age: Duration,
+    ) -> Result<Self, AuthError> {
+        if !(MIN_JWT_REFRESH..=MAX_JWT_REFRESH).contains(&refresh_age) {
+            return Err(AuthError::RefreshAge(refresh_age));
+        }
+        let key = EncodingKey::from_ec_pem(key_pem).map_err(AuthError::BadKey)?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key_id.to_owned());
+        Ok(ProviderTokenCache {
+            inner: Arc::new(Inner {
+                key,
+                header,
+                team_id: team_id.to_owned(),
+                refresh_age_ms: refresh_age.as_millis() as u64,
+                current: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The token to send at `now`: the cached one, re-minted only once it is older than the
+    /// refresh age.
+    pub fn token(&self, now: UnixMillis) -> Result<ProviderToken, AuthError> {
+        let mut current = self.lock();
+        if let Some(token) = current.as_ref()
+            && !self.is_older(token, now, self.inner.refresh_age_ms)
+        {
+            return Ok(token.clone());
+        }
+        self.mint_into(&mut current, now)
+    }
+
+    /// After APNs answered `ExpiredProviderToken` to the token minted at `failed`: re-mint,
+    /// unless the cached token is less than 20 minutes old (another connection already
+    /// refreshed it, or it was just minted), in which case the cached one is returned and
+    /// Apple's 20-minute rule holds.
+    pub fn refresh_expired(
+        &self,
+        failed: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<ProviderToken, AuthError> {
+        let mut current = self.lock();
+        if let Some(token) = current.as_ref() {
+            let floor = MIN_JWT_REFRESH.as_millis() as u64;
+            if token.minted_at != failed || !self.is_older(token, now, floor) {
+                return Ok(token.clone());
+            }
+        }
+        self.mint_into(&mut current, now)
+    }
+
+    /// Whether `token` is at least `age_ms` old at `now` (a clock step back reads as young).
+    fn is_older(&self, token: &ProviderToken, now: UnixMillis, age_ms: u64) -> bool {
+        now.saturating_sub(token.minted_at) >= age_ms
+    }
+
+    /// Locks the current token. A poisoned lock is taken over: the slot is only ever replaced
+    /// whole, so a panic elsewhere cannot leave it half-written.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ProviderToken>> {
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Signs a new token at `now` and makes it the current one.
+    fn mint_into(
+        &self,
+        current: &mut Option<ProviderToken>,
+        now: UnixMillis,
+    ) -> Result<ProviderToken, AuthError> {
+        let claims = Claims {
+            iss: &self.inner.team_id,
+            iat: now / 1000,
+        };
+        let jwt = jsonwebtoken::encode(&self.inner.header, &claims, &self.inner.key)
+            .map_err(AuthError::Sign)?;
+        let mut authorization = HeaderValue::try_from(format!("bearer {jwt}"))
+            // Infallible: a JWT is base64url and dots, all valid header bytes.
+            .unwrap_or_else(|_| HeaderValue::from_static("bearer invalid"));
+        authorization.set_sensitive(true);
+        let token = ProviderToken {
+            authorization,
+            minted_at: now,
+        };
+        *current = Some(token.clone());
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+    use std::collections::HashSet;
+
+    const T0: UnixMillis = 1_800_000_000_000;
+    const MINUTE: u64 = 60_000;
+
+    fn key() -> rcgen::KeyPair {
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+    }
+
+    fn cache(key: &rcgen::KeyPair) -> ProviderTokenCache {
+        ProviderTokenCache::new(
+            "TEAM123456",
+            "KEY1234567",
+            key.serialize_pem().as_bytes(),
+            Duration::from_secs(50 * 60),
+        )
+        .unwrap()
+    }
+
+    fn jwt(token: &ProviderToken) -> String {
+        let text = token.authorization.to_str().unwrap();
+        text.strip_prefix("bearer ").unwrap().to_owned()
+    }
+
+    #[test]
+    fn the_token_verifies_with_the_public_key_and_carries_team_and_key() {
+        let key = key();
+        let token = cache(&key).token(T0 + 999).unwrap();
+        let jwt = jwt(&token);
+        let header = jsonwebtoken::decode_header(&jwt).unwrap();
+        assert_eq!(header.alg, Algorithm::ES256);
+        assert_eq!(header.kid.as_deref(), Some("KEY1234567"));
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.required_spec_claims = HashSet::new();
+        validation.validate_exp = false;
+        let decoding = DecodingKey::from_ec_pem(key.public_key_pem().as_bytes()).unwrap();
+        let claims = jsonwebtoken::decode::<serde_json::Value>(&jwt, &decoding, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(
+            claims,
+            serde_json::json!({"iss": "TEAM123456", "iat": 1_800_000_000})
+        );
+        assert!(token.authorization.is_sensitive());
+    }
+
+    #[test]
+    fn one_token_is_shared_by_every_caller_until_the_refresh_age() {
+        let key = key();
+        let cache = cache(&key);
+        let other_connection = cache.clone();
+        let first = cache.token(T0).unwrap();
+        let shared = other_connection.token(T0 + 49 * MINUTE).unwrap();
+        assert_eq!(first.authorization, shared.authorization);
+        assert_eq!(shared.minted_at, T0);
+        let refreshed = other_connection.token(T0 + 50 * MINUTE).unwrap();
+        assert_eq!(refreshed.minted_at, T0 + 50 * MINUTE);
+        assert_ne!(refreshed.authorization, first.authorization);
+        assert_eq!(
+            cache.token(T0 + 51 * MINUTE).unwrap().authorization,
+            refreshed.authorization
+        );
+    }
+
+    #[test]
+    fn an_expired_provider_token_refreshes_once_then_not_within_20_minutes() {
+        let key = key();
+        let cache = cache(&key);
+        let first = cache.token(T0).unwrap();
+        // Too young to replace: Apple would answer TooManyProviderTokenUpdates.
+        let same = cache
+            .refresh_expired(first.minted_at, T0 + 19 * MINUTE)
+            .unwrap();
+        assert_eq!(same.minted_at, T0);
+        // Old enough: one refresh...
+        let second = cache
+            .refresh_expired(first.minted_at, T0 + 21 * MINUTE)
+            .unwrap();
+        assert_eq!(second.minted_at, T0 + 21 * MINUTE);
+        // ...and every other connection that saw the old token fail gets the new one.
+        let again = cache
+            .refresh_expired(first.minted_at, T0 + 22 * MINUTE)
+            .unwrap();
+        assert_eq!(again.authorization, second.authorization);
+        // The new one failing too is not refreshed within 20 minutes of its mint.
+        let held = cache
+            .refresh_expired(second.minted_at, T0 + 40 * MINUTE)
+            .unwrap();
+        assert_eq!(held.minted_at, second.minted_at);
+        let later = cache
+            .refresh_expired(second.minted_at, T0 + 41 * MINUTE)
+            .unwrap();
+        assert_eq!(later.minted_at, T0 + 41 * MINUTE);
+    }
+
+    #[test]
+    fn a_clock_step_back_keeps_the_token() {
+        let key = key();
+        let cache = cache(&key);
+        let first = cache.token(T0).unwrap();
+        assert_eq!(
+            cache.token(T0 - 5 * MINUTE).unwrap().minted_at,
+            first.minted_at
+        );
+    }
+
+    #[test]
+    fn bad_keys_and_ages_are_refused_without_printing_the_key() {
+        let key = key();
+        let pem = key.serialize_pem();
+        let short = ProviderTokenCache::new("T", "K", pem.as_bytes(), Duration::from_secs(600));
+        assert!(matches!(short, Err(AuthError::RefreshAge(_))));
+        let long = ProviderTokenCache::new("T", "K", pem.as_bytes(), Duration::from_secs(3601));
+        assert!(matches!(long, Err(AuthError::RefreshAge(_))));
+        let garbage = b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n";
+        let error =
+            ProviderTokenCache::new("T", "K", garbage, Duration::from_secs(3000)).unwrap_err();
+        assert!(matches!(error, AuthError::BadKey(_)));
+        assert!(!error.to_string().contains("c2VjcmV0"));
+        let debug = format!("{:?}", cache(&key));
+        assert!(debug.contains("TEAM123456") && !debug.contains("PRIVATE"));
+    }
+}

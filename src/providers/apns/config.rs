@@ -1,0 +1,168 @@
+//! Typed APNs provider settings, with defaults that talk to Apple and validation that reports
+//! every problem at once.
+
+use crate::providers::retry::RetrySettings;
+use crate::registry::Environment;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Apple's production host (store and TestFlight builds).
+pub const PRODUCTION_URL: &str = "https://api.push.apple.com";
+/// Apple's sandbox host (development builds; their tokens are refused by production).
+pub const SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
+
+/// The youngest a provider token may be replaced: Apple answers 429
+/// `TooManyProviderTokenUpdates` to senders that refresh more often than every 20 minutes.
+pub const MIN_JWT_REFRESH: Duration = Duration::from_secs(20 * 60);
+/// The oldest a provider token may get: after an hour Apple answers 403
+/// `ExpiredProviderToken`.
+pub const MAX_JWT_REFRESH: Duration = Duration::from_secs(60 * 60);
+
+/// How ringcast talks to APNs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApnsConfig {
+    /// The production base URL. Overridable so tests and load tests point at the simulator
+    /// (the reason ringcast has its own client rather than the a2 crate).
+    pub production_url: String,
+    /// The sandbox base URL, overridable for the same reason.
+    pub sandbox_url: String,
+    /// HTTP/2 connections kept per credential (K). Apple allows several, and more
+    /// connections raise throughput beyond one connection's stream limit; 2 keeps a spare
+    /// ready while one drains after a `GOAWAY`.
+    pub connections_per_credential: usize,
+    /// How old the provider JWT may get before it is re-minted, in seconds (1200..=3600).
+    /// 50 minutes leaves 10 minutes of margin before Apple's one-hour expiry while staying
+    /// far above the 20-minute minimum.
+    pub jwt_refresh_seconds: u64,
+    /// How long one request may take before it is abandoned (and retried if the deadline
+    /// allows), in milliseconds. Short, because a ring that arrives late is worthless.
+    pub request_timeout_ms: u64,
+    /// How failed pushes are retried (backoff, deadline, budget).
+    pub retry: RetrySettings,
+}
+
+impl Default for ApnsConfig {
+    fn default() -> Self {
+        ApnsConfig {
+            production_url: PRODUCTION_URL.to_owned(),
+            sandbox_url: SANDBOX_URL.to_owned(),
+            connections_per_credential: 2,
+            jwt_refresh_seconds: 50 * 60,
+            request_timeout_ms: 10_000,
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+impl ApnsConfig {
+    /// The base URL for a registration's environment.
+    pub fn base_url(&self, environment: Environment) -> &str {
+        match environment {
+            Environment::Production => &self.production_url,
+            Environment::Sandbox => &self.sandbox_url,
+        }
+    }
+
+    /// The provider JWT's refresh age.
+    pub fn jwt_refresh_age(&self) -> Duration {
+        Duration::from_secs(self.jwt_refresh_seconds)
+    }
+
+    /// The per-request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Every problem with these settings, each naming its key under `prefix` (e.g.
+    /// `providers.apns`), so start-up can report them all at once.
+    pub fn validate(&self, prefix: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (key, url) in [
+            ("production_url", &self.production_url),
+            ("sandbox_url", &self.sandbox_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                errors.push(format!(
+                    "{prefix}.{key} must be an http(s) URL, got {url:?}"
+                ));
+            }
+        }
+        if self.connections_per_credential == 0 {
+            errors.push(format!(
+                "{prefix}.connections_per_credential must be at least 1"
+            ));
+        }
+        let (min, max) = (MIN_JWT_REFRESH.as_secs(), MAX_JWT_REFRESH.as_secs());
+        if !(min..=max).contains(&self.jwt_refresh_seconds) {
+            errors.push(format!(
+                "{prefix}.jwt_refresh_seconds must be {min}..={max} (Apple: refresh no more often \
+                 than every 20 minutes, no less often than every 60), got {}",
+                self.jwt_refresh_seconds
+            ));
+        }
+        if self.request_timeout_ms == 0 {
+            errors.push(format!("{prefix}.request_timeout_ms must be at least 1"));
+        }
+        errors.extend(self.retry.validate(&format!("{prefix}.retry")));
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_talk_to_apple_and_are_valid() {
+        let config = ApnsConfig::default();
+        assert_eq!(
+            config.base_url(Environment::Production),
+            "https://api.push.apple.com"
+        );
+        assert_eq!(
+            config.base_url(Environment::Sandbox),
+            "https://api.sandbox.push.apple.com"
+        );
+        assert_eq!(config.connections_per_credential, 2);
+        assert_eq!(config.jwt_refresh_age(), Duration::from_secs(3000));
+        assert!(config.validate("providers.apns").is_empty());
+    }
+
+    #[test]
+    fn hosts_are_overridable_and_missing_keys_take_defaults() {
+        let config: ApnsConfig =
+            serde_json::from_str(r#"{"production_url": "https://127.0.0.1:8443"}"#).unwrap();
+        assert_eq!(
+            config.base_url(Environment::Production),
+            "https://127.0.0.1:8443"
+        );
+        assert_eq!(config.sandbox_url, SANDBOX_URL);
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let config = ApnsConfig {
+            production_url: "api.push.apple.com".into(),
+            connections_per_credential: 0,
+            jwt_refresh_seconds: 19 * 60,
+            request_timeout_ms: 0,
+            retry: RetrySettings {
+                budget_percent: 200,
+                ..RetrySettings::default()
+            },
+            ..ApnsConfig::default()
+        };
+        let errors = config.validate("providers.apns");
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("jwt_refresh_seconds")));
+        assert!(errors.iter().any(|e| e.contains("retry.budget_percent")));
+        let at_bounds = |seconds| ApnsConfig {
+            jwt_refresh_seconds: seconds,
+            ..ApnsConfig::default()
+        };
+        assert!(at_bounds(1200).validate("p").is_empty());
+        assert!(at_bounds(3600).validate("p").is_empty());
+        assert!(!at_bounds(3601).validate("p").is_empty());
+    }
+}

@@ -1,0 +1,481 @@
+//! Pure APNs request building: a [`Push`] becomes the path, headers and body of one
+//! `POST /3/device/<token>`, with no I/O, so every rule here is tested offline.
+//!
+//! The push kind decides the push type (PROTOCOLS.md, DESIGN.md "Priorities and deadlines"):
+//!
+//! | kind | `apns-push-type` | `apns-topic` | `apns-priority` | `aps` |
+//! |---|---|---|---|---|
+//! | incoming call | `voip` | `<bundle>.voip` | 10 | empty: PushKit hands the payload to the app, which reports the call to CallKit |
+//! | call ended | `alert` | `<bundle>` | 10 | alert + `content-available: 1` |
+//! | missed call | `alert` | `<bundle>` | 5 | alert |
+//!
+//! Call ended is an `alert`, never `voip`: iOS 13+ kills apps that get VoIP pushes they do
+//! not report to CallKit as a new call. It is not a pure `background` push either: Apple
+//! requires priority 5 for those and throttles them, while stopping a ring is urgent (P1). An
+//! alert at priority 10 is delivered at once, and `content-available` also wakes the app so
+//! it can end its CallKit call.
+//!
+//! The `authorization` header is not set here: the client adds the cached provider token
+//! ([`super::auth`]) so that building stays pure.
+
+use crate::push::{CallPayload, EndReason, Push, PushKind};
+use crate::registry::{PushAddress, UnixMillis};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// APNs' limit on a VoIP payload, in bytes.
+pub const VOIP_PAYLOAD_LIMIT: usize = 5120;
+/// APNs' limit on every other payload, in bytes.
+pub const PAYLOAD_LIMIT: usize = 4096;
+/// The longest `apns-collapse-id` APNs accepts, in bytes.
+pub const COLLAPSE_ID_LIMIT: usize = 64;
+
+/// `apns-push-type`.
+pub const APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
+/// `apns-topic`.
+pub const APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
+/// `apns-priority`.
+pub const APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
+/// `apns-expiration`.
+pub const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
+/// `apns-collapse-id`.
+pub const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
+/// `apns-id`.
+pub const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
+
+/// One APNs request, ready for the client (which adds `authorization` and the authority).
+#[derive(Clone, Debug)]
+pub struct ApnsRequest {
+    /// `/3/device/<hex device token>`.
+    pub path: String,
+    /// The `apns-*` headers.
+    pub headers: HeaderMap,
+    /// The JSON body, checked against the size limit.
+    pub body: Vec<u8>,
+    /// The `apns-id` (also in `headers`): logs and retries carry it to recognise the push.
+    pub apns_id: String,
+}
+
+/// Why a push cannot become an APNs request. Each is final: the provider turns it into
+/// [`Outcome::Rejected`](crate::push::Outcome::Rejected) (or `Expired`) without sending.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PayloadError {
+    /// The body is over APNs' limit for its push type; APNs would answer 413, so it is not
+    /// sent at all.
+    #[error(
+        "payload of {size} bytes is over the APNs limit of {limit} bytes for {push_type} pushes"
+    )]
+    TooLarge {
+        /// The body's size.
+        size: usize,
+        /// The limit for its push type.
+        limit: usize,
+        /// `voip` or `alert`.
+        push_type: &'static str,
+    },
+    /// The push's address is not an APNs device token (a routing bug upstream).
+    #[error("the push's address is not an APNs device token")]
+    NotApns,
+    /// The device token is empty: APNs would answer `MissingDeviceToken`.
+    #[error("the APNs device token is empty")]
+    EmptyToken,
+    /// The deadline has passed: a push is never sent after it.
+    #[error("the push's deadline has passed")]
+    Expired,
+    /// The bundle id cannot be an `apns-topic` header (a config error).
+    #[error("bundle id {0:?} is not a valid apns-topic")]
+    BadTopic(String),
+    /// The body could not be serialized (not expected for these types).
+    #[error("cannot serialize the payload: {0}")]
+    Json(String),
+}
+
+impl PayloadError {
+    /// The reason put into the push's `Rejected` outcome and the metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PayloadError::TooLarge { .. } => "payload_too_large",
+            PayloadError::NotApns => "not_apns",
+            PayloadError::EmptyToken => "empty_token",
+            PayloadError::Expired => "expired",
+            PayloadError::BadTopic(_) => "bad_topic",
+            PayloadError::Json(_) => "json",
+        }
+    }
+}
+
+/// Builds the APNs request for `push` to the app `topic_base` (its bundle id), at `now_ms`.
+pub fn build_request(
+    push: &Push,
+    topic_base: &str,
+    now_ms: UnixMillis,
+) -> Result<ApnsRequest, PayloadError> {
+    let PushAddress::Apns { token } = &push.address else {
+        return Err(PayloadError::NotApns);
+    };
+    if token.is_empty() {
+        return Err(PayloadError::EmptyToken);
+    }
+    if push.is_expired(now_ms) {
+        return Err(PayloadError::Expired);
+    }
+    let (push_type, priority, limit) = match push.kind {
+        PushKind::IncomingCall => ("voip", "10", VOIP_PAYLOAD_LIMIT),
+        PushKind::CallEnded => ("alert", "10", PAYLOAD_LIMIT),
+        PushKind::MissedCall => ("alert", "5", PAYLOAD_LIMIT),
+    };
+
+    let body = body(&push.payload, limit)?;
+    if body.len() > limit {
+        return Err(PayloadError::TooLarge {
+            size: body.len(),
+            limit,
+            push_type,
+        });
+    }
+
+    let mut path = String::with_capacity("/3/device/".len() + token.len() * 2);
+    path.push_str("/3/device/");
+    path.push_str(&hex::encode(token));
+
+    let topic = match push.kind {
+        PushKind::IncomingCall => HeaderValue::try_from(format!("{topic_base}.voip")),
+        PushKind::CallEnded | PushKind::MissedCall => HeaderValue::try_from(topic_base),
+    }
+    .map_err(|_| PayloadError::BadTopic(topic_base.to_owned()))?;
+    let apns_id = apns_id(&push.event_id, &push.device_id);
+
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(APNS_PUSH_TYPE, HeaderValue::from_static(push_type));
+    headers.insert(APNS_TOPIC, topic);
+    headers.insert(APNS_PRIORITY, HeaderValue::from_static(priority));
+    // Seconds, rounded down: APNs stops trying at or before the deadline, never after.
+    headers.insert(APNS_EXPIRATION, HeaderValue::from(push.deadline / 1000));
+    headers.insert(
+        APNS_COLLAPSE_ID,
+        collapse_id(&push.payload.call_id)
+            .unwrap_or_else(|| hashed_collapse_id(&push.payload.call_id)),
+    );
+    headers.insert(APNS_ID, header_of_hex(&apns_id));
+    Ok(ApnsRequest {
+        path,
+        headers,
+        body,
+        apns_id,
+    })
+}
+
+/// The call id as `apns-collapse-id` when APNs can take it as is: at most 64 bytes of
+/// visible ASCII. A cancel then replaces the ring's notification, and a missed-call notice
+/// the call-ended one.
+fn collapse_id(call_id: &str) -> Option<HeaderValue> {
+    let fits = !call_id.is_empty()
+        && call_id.len() <= COLLAPSE_ID_LIMIT
+        && call_id.bytes().all(|byte| byte.is_ascii_graphic());
+    if fits {
+        HeaderValue::from_str(call_id).ok()
+    } else {
+        None
+    }
+}
+
+/// A call id too long (or not ASCII) for `apns-collapse-id` is hashed rather than dropped:
+/// 64 hex characters of its SHA-256. The same call always gets the same collapse id, so
+/// collapsing keeps working; dropping it would let a cancel leave the ring's banner behind.
+fn hashed_collapse_id(call_id: &str) -> HeaderValue {
+    header_of_hex(&hex::encode(Sha256::digest(call_id.as_bytes())))
+}
+
+/// A header value from hex or UUID text.
+fn header_of_hex(text: &str) -> HeaderValue {
+    // Infallible: hex digits and '-' are visible ASCII, which every header value accepts.
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// The `apns-id`: a canonical lowercase UUID derived from (event id, device id), so every
+/// retry of one push carries the same id and can be recognised in Apple's answers and in
+/// logs. It is a version-8 (custom, RFC 9562) UUID made of the first 16 bytes of
+/// `SHA-256(event_id ‖ 0 ‖ device_id)`.
+pub fn apns_id(event_id: &str, device_id: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(event_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(device_id.as_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80; // version 8
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 9562 variant
+    let hex = hex::encode(bytes);
+    let mut uuid = String::with_capacity(36);
+    for (start, end) in [(0, 8), (8, 12), (12, 16), (16, 20), (20, 32)] {
+        if start > 0 {
+            uuid.push('-');
+        }
+        uuid.push_str(&hex[start..end]);
+    }
+    uuid
+}
+
+/// The JSON body: `aps` for iOS, and the DESIGN.md payload under `"ringcast"`.
+#[derive(Serialize)]
+struct Body<'a> {
+    /// What iOS itself acts on.
+    aps: Aps<'a>,
+    /// What the app reads.
+    ringcast: &'a CallPayload,
+}
+
+/// The `aps` dictionary.
+#[derive(Serialize)]
+struct Aps<'a> {
+    /// The visible notification (alert kinds only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<Alert<'a>>,
+    /// `1` wakes the app in the background (call ended: end the CallKit call).
+    #[serde(rename = "content-available", skip_serializing_if = "Option::is_none")]
+    content_available: Option<u8>,
+    /// Groups a call's notifications together in Notification Center.
+    #[serde(rename = "thread-id", skip_serializing_if = "Option::is_none")]
+    thread_id: Option<&'a str>,
+}
+
+/// A visible notification.
+#[derive(Serialize)]
+struct Alert<'a> {
+    /// The first line.
+    title: &'a str,
+    /// The text under it.
+    body: String,
+}
+
+/// Serializes the body for `payload` into one buffer sized up front.
+fn body(payload: &CallPayload, limit: usize) -> Result<Vec<u8>, PayloadError> {
+    let kind = if payload.video { "video call" } else { "call" };
+    let name = payload.caller_name.as_str();
+    let (alert, content_available) = match payload.kind {
+        PushKind::IncomingCall => (None, None),
+        PushKind::CallEnded => {
+            let text = match payload.reason {
+                Some(EndReason::AnsweredElsewhere) => format!("{name}: answered on another device"),
+                Some(EndReason::DeclinedElsewhere) => format!("{name}: declined on another device"),
+                Some(EndReason::Cancelled) => format!("{name} cancelled the {kind}"),
+                Some(EndReason::Missed) | None => format!("The {kind} from {name} ended"),
+            };
+            let title = "Call ended";
+            (Some(Alert { title, body: text }), Some(1))
+        }
+        PushKind::MissedCall => {
+            let title = "Missed call";
+            let text = format!("Missed {kind} from {name}");
+            (Some(Alert { title, body: text }), None)
+        }
+    };
+    let thread_id = alert.as_ref().map(|_| payload.call_id.as_str());
+    let body = Body {
+        aps: Aps {
+            alert,
+            content_available,
+            thread_id,
+        },
+        ringcast: payload,
+    };
+    // Sized for the usual body at once: fixed JSON of ~250 bytes plus the strings (caller
+    // name twice, call id twice); capped at the limit + 1 so an oversize body stops growing
+    // the estimate past what is needed to report it.
+    let strings = 2 * payload.caller_name.len()
+        + 2 * payload.call_id.len()
+        + payload.caller_id.len()
+        + payload.expires_at.len();
+    let mut out = Vec::with_capacity((256 + strings).min(limit + 1));
+    serde_json::to_writer(&mut out, &body)
+        .map_err(|error| PayloadError::Json(error.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::CallPayload;
+    use crate::registry::{Environment, IdentityKey};
+    use std::sync::Arc;
+
+    const NOW: UnixMillis = 1_800_000_000_000;
+
+    fn push(kind: PushKind) -> Push {
+        Push {
+            event_id: Arc::from("evt-1"),
+            kind,
+            accepted_at: NOW,
+            deadline: NOW + 45_500,
+            who: IdentityKey::new("acme", "alice"),
+            device_id: "iphone".into(),
+            app: "ios".into(),
+            address: PushAddress::Apns {
+                token: vec![0xab, 0xcd, 0x01],
+            },
+            environment: Environment::Production,
+            payload: Arc::new(CallPayload {
+                v: 1,
+                kind,
+                call_id: "call-42".into(),
+                caller_id: "bob".into(),
+                caller_name: "Bob".into(),
+                video: false,
+                reason: (kind != PushKind::IncomingCall).then_some(EndReason::Missed),
+                expires_at: "2027-01-15T08:00:45.500Z".into(),
+            }),
+        }
+    }
+
+    fn header<'a>(request: &'a ApnsRequest, name: &HeaderName) -> &'a str {
+        request.headers.get(name).unwrap().to_str().unwrap()
+    }
+
+    fn json(request: &ApnsRequest) -> serde_json::Value {
+        serde_json::from_slice(&request.body).unwrap()
+    }
+
+    #[test]
+    fn an_incoming_call_is_a_voip_push_at_priority_10() {
+        let request = build_request(&push(PushKind::IncomingCall), "com.acme.phone", NOW).unwrap();
+        assert_eq!(request.path, "/3/device/abcd01");
+        assert_eq!(header(&request, &APNS_PUSH_TYPE), "voip");
+        assert_eq!(header(&request, &APNS_TOPIC), "com.acme.phone.voip");
+        assert_eq!(header(&request, &APNS_PRIORITY), "10");
+        assert_eq!(header(&request, &APNS_EXPIRATION), "1800000045");
+        assert_eq!(header(&request, &APNS_COLLAPSE_ID), "call-42");
+        let body = json(&request);
+        assert_eq!(body["aps"], serde_json::json!({}));
+        assert_eq!(body["ringcast"]["type"], "incoming_call");
+        assert_eq!(body["ringcast"]["call_id"], "call-42");
+        assert_eq!(body["ringcast"]["v"], 1);
+    }
+
+    #[test]
+    fn a_call_ended_is_an_alert_never_voip() {
+        let request = build_request(&push(PushKind::CallEnded), "com.acme.phone", NOW).unwrap();
+        assert_eq!(header(&request, &APNS_PUSH_TYPE), "alert");
+        assert_eq!(header(&request, &APNS_TOPIC), "com.acme.phone");
+        assert_eq!(header(&request, &APNS_PRIORITY), "10");
+        let body = json(&request);
+        assert_eq!(body["aps"]["content-available"], 1);
+        assert_eq!(body["aps"]["alert"]["title"], "Call ended");
+        assert_eq!(body["ringcast"]["type"], "call_ended");
+    }
+
+    #[test]
+    fn a_missed_call_is_an_alert_at_priority_5() {
+        let mut push = push(PushKind::MissedCall);
+        Arc::make_mut(&mut push.payload).video = true;
+        let request = build_request(&push, "com.acme.phone", NOW).unwrap();
+        assert_eq!(header(&request, &APNS_PUSH_TYPE), "alert");
+        assert_eq!(header(&request, &APNS_TOPIC), "com.acme.phone");
+        assert_eq!(header(&request, &APNS_PRIORITY), "5");
+        let body = json(&request);
+        assert_eq!(body["aps"]["alert"]["body"], "Missed video call from Bob");
+        assert_eq!(body["aps"].get("content-available"), None);
+        assert_eq!(body["ringcast"]["reason"], "missed");
+    }
+
+    #[test]
+    fn the_apns_id_is_a_canonical_uuid_stable_across_retries() {
+        let first = build_request(&push(PushKind::IncomingCall), "b", NOW).unwrap();
+        let retry = build_request(&push(PushKind::IncomingCall), "b", NOW + 2_000).unwrap();
+        assert_eq!(first.apns_id, retry.apns_id);
+        assert_eq!(header(&first, &APNS_ID), first.apns_id);
+        let id = &first.apns_id;
+        assert_eq!(id.len(), 36);
+        let groups: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert!(
+            id.chars()
+                .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_eq!(&id[14..15], "8", "version 8");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "RFC variant");
+        assert_ne!(apns_id("evt-1", "iphone"), apns_id("evt-1", "ipad"));
+        assert_ne!(apns_id("evt-1", "iphone"), apns_id("evt-2", "iphone"));
+        assert_ne!(apns_id("ab", "c"), apns_id("a", "bc"));
+    }
+
+    #[test]
+    fn a_long_call_id_gets_a_stable_hashed_collapse_id() {
+        let mut long = push(PushKind::CallEnded);
+        Arc::make_mut(&mut long.payload).call_id = "x".repeat(65);
+        let request = build_request(&long, "b", NOW).unwrap();
+        let collapse = header(&request, &APNS_COLLAPSE_ID).to_owned();
+        assert_eq!(collapse.len(), 64);
+        assert_ne!(collapse, "x".repeat(64));
+        let again = build_request(&long, "b", NOW).unwrap();
+        assert_eq!(header(&again, &APNS_COLLAPSE_ID), collapse);
+        let mut exact = push(PushKind::CallEnded);
+        Arc::make_mut(&mut exact.payload).call_id = "y".repeat(64);
+        let request = build_request(&exact, "b", NOW).unwrap();
+        assert_eq!(header(&request, &APNS_COLLAPSE_ID), "y".repeat(64));
+    }
+
+    #[test]
+    fn the_size_limit_is_checked_before_sending() {
+        // A name that fits a VoIP push (5120) but not an alert (4096).
+        let mut voip = push(PushKind::IncomingCall);
+        Arc::make_mut(&mut voip.payload).caller_name = "B".repeat(4500);
+        let request = build_request(&voip, "b", NOW).unwrap();
+        assert!(request.body.len() > PAYLOAD_LIMIT && request.body.len() <= VOIP_PAYLOAD_LIMIT);
+
+        let mut missed = push(PushKind::MissedCall);
+        Arc::make_mut(&mut missed.payload).caller_name = "B".repeat(2500);
+        let error = build_request(&missed, "b", NOW).unwrap_err();
+        let PayloadError::TooLarge {
+            size,
+            limit,
+            push_type,
+        } = error
+        else {
+            panic!("{error:?}");
+        };
+        assert!(size > 4096);
+        assert_eq!((limit, push_type), (4096, "alert"));
+        assert!(error.to_string().contains("limit of 4096 bytes for alert"));
+
+        Arc::make_mut(&mut voip.payload).caller_name = "B".repeat(5200);
+        let error = build_request(&voip, "b", NOW).unwrap_err();
+        assert!(matches!(
+            error,
+            PayloadError::TooLarge {
+                limit: 5120,
+                push_type: "voip",
+                ..
+            }
+        ));
+        assert_eq!(error.reason(), "payload_too_large");
+    }
+
+    #[test]
+    fn unusable_pushes_are_refused_without_panicking() {
+        let mut fcm = push(PushKind::IncomingCall);
+        fcm.address = PushAddress::Fcm { token: "t".into() };
+        assert_eq!(
+            build_request(&fcm, "b", NOW).unwrap_err(),
+            PayloadError::NotApns
+        );
+
+        let mut empty = push(PushKind::IncomingCall);
+        empty.address = PushAddress::Apns { token: vec![] };
+        assert_eq!(
+            build_request(&empty, "b", NOW).unwrap_err(),
+            PayloadError::EmptyToken
+        );
+
+        let late = push(PushKind::IncomingCall);
+        assert_eq!(
+            build_request(&late, "b", late.deadline).unwrap_err(),
+            PayloadError::Expired
+        );
+        assert!(matches!(
+            build_request(&push(PushKind::MissedCall), "bad\ntopic", NOW).unwrap_err(),
+            PayloadError::BadTopic(_)
+        ));
+    }
+}
