@@ -65,20 +65,48 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
     }
-    if !handle_signals {
-        server = server.disable_signals();
-    }
+    // actix-web's own handling treats SIGINT as a *forced* stop; ours makes both SIGINT and
+    // SIGTERM graceful: stop accepting, finish in-flight requests, then stop.
+    server = server.disable_signals();
     let address = *server
         .addrs()
         .first()
         .context("the API server bound no address")?;
     tracing::info!(%address, store = store_name, shards = settings.count, "ringcast node started");
+    let server = server.run();
+    if handle_signals {
+        let handle = server.handle();
+        actix_rt::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal received: finishing in-flight requests");
+            handle.stop(true).await;
+        });
+    }
     Ok(Node {
         address,
-        server: server.run(),
+        server,
         shards: shard_threads,
         sweeper,
     })
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM (what orchestrators send to stop).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = tokio::signal::ctrl_c();
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = interrupt => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the node");
+            // An error here means no SIGINT handler either; the node then runs until killed.
+            let _ = interrupt.await;
+        }
+    }
 }
 
 impl Node {

@@ -71,6 +71,15 @@ fn check_config_accepts_good_files_and_lists_every_problem_of_bad_ones() {
 
 #[tokio::test]
 async fn sigterm_stops_the_node_gracefully() {
+    stops_gracefully_on("-TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_stops_the_node_gracefully_too() {
+    stops_gracefully_on("-INT").await;
+}
+
+async fn stops_gracefully_on(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Command::new(env!("CARGO_BIN_EXE_ringcast"))
         .args(["serve", "--config"])
@@ -112,7 +121,7 @@ async fn sigterm_stops_the_node_gracefully() {
     assert_eq!(response.status(), 201);
 
     let killed = Command::new("kill")
-        .args(["-TERM", &node.id().to_string()])
+        .args([signal, &node.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
@@ -123,12 +132,21 @@ async fn sigterm_stops_the_node_gracefully() {
         }
         assert!(
             Instant::now() < deadline,
-            "the node did not stop within 15 s of SIGTERM"
+            "the node did not stop within 15 s of {signal}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let rest: Vec<String> = std::iter::from_fn(|| next_line(Duration::from_secs(2))).collect();
     assert!(status.success(), "exit {status}: {rest:#?}");
+    assert!(
+        rest.iter()
+            .any(|line| line.contains("finishing in-flight requests")),
+        "graceful: {rest:#?}"
+    );
+    assert!(
+        !rest.iter().any(|line| line.contains("forced shutdown")),
+        "not forced: {rest:#?}"
+    );
     assert!(
         rest.iter()
             .any(|line| line.contains("ringcast node stopped")),
