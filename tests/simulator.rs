@@ -541,35 +541,24 @@ async fn a_scripted_stall_freezes_the_connection_then_resumes() {
     .await;
     let (mut sender, _task) = h.connect().await;
     let jwt = h.jwt_at(now());
-    let started = std::time::Instant::now();
-    assert_eq!(
-        send(&mut sender, voip(&jwt, TOKEN), "{}")
-            .await
-            .unwrap()
-            .status,
-        200
-    );
-    assert!(started.elapsed() < Duration::from_millis(300));
-    let started = std::time::Instant::now();
-    assert_eq!(
-        send(&mut sender, voip(&jwt, TOKEN), "{}")
-            .await
-            .unwrap()
-            .status,
-        200
+    // Times one accepted push. Only the stall itself is asserted in absolute time (a lower
+    // bound); the unstalled pushes are compared with the stalled one, not with a fixed budget,
+    // so a loaded machine cannot fail the test.
+    let mut timed_push = async || {
+        let started = std::time::Instant::now();
+        let answer = send(&mut sender, voip(&jwt, TOKEN), "{}").await.unwrap();
+        assert_eq!(answer.status, 200);
+        started.elapsed()
+    };
+    let before = timed_push().await;
+    let stalled = timed_push().await;
+    let after = timed_push().await;
+    assert!(
+        stalled >= Duration::from_millis(380),
+        "the second push stalls: {stalled:?}"
     );
     assert!(
-        started.elapsed() >= Duration::from_millis(380),
-        "{:?}",
-        started.elapsed()
+        before < stalled && after < stalled,
+        "only the stalled stream waits: {before:?} {stalled:?} {after:?}"
     );
-    let started = std::time::Instant::now();
-    assert_eq!(
-        send(&mut sender, voip(&jwt, TOKEN), "{}")
-            .await
-            .unwrap()
-            .status,
-        200
-    );
-    assert!(started.elapsed() < Duration::from_millis(300));
 }
