@@ -21,4 +21,9 @@
 //! the router, the metrics and (for a dead token) registry cleanup.
 
 pub mod apns;
+pub mod delivery;
+pub mod dispatcher;
+pub mod pool;
+pub mod queue;
 pub mod retry;
+pub mod service;

@@ -1,9 +1,11 @@
 //! Typed APNs provider settings, with defaults that talk to Apple and validation that reports
 //! every problem at once.
 
+use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
 use crate::registry::Environment;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Apple's production host (store and TestFlight builds).
@@ -40,6 +42,17 @@ pub struct ApnsConfig {
     pub request_timeout_ms: u64,
     /// How failed pushes are retried (backoff, deadline, budget).
     pub retry: RetrySettings,
+    /// A PEM file of the only certificates to trust for the APNs hosts; unset = the public
+    /// web PKI. Set it to the simulator's certificate (or a carrier's egress proxy).
+    pub trusted_roots: Option<PathBuf>,
+    /// Send an HTTP/2 PING after this many idle seconds: APNs drops idle connections
+    /// silently, and a PING finds a dead one before a ring needs it.
+    pub ping_interval_seconds: u64,
+    /// The provider's queue bounds (per priority, and in total).
+    pub queues: QueueLimits,
+    /// Deliveries running at once per provider and shard (sending, awaiting an answer, or
+    /// backing off).
+    pub max_in_flight: usize,
 }
 
 impl Default for ApnsConfig {
@@ -51,6 +64,10 @@ impl Default for ApnsConfig {
             jwt_refresh_seconds: 50 * 60,
             request_timeout_ms: 10_000,
             retry: RetrySettings::default(),
+            trusted_roots: None,
+            ping_interval_seconds: 30,
+            queues: QueueLimits::default(),
+            max_in_flight: 2048,
         }
     }
 }
@@ -104,7 +121,14 @@ impl ApnsConfig {
         if self.request_timeout_ms == 0 {
             errors.push(format!("{prefix}.request_timeout_ms must be at least 1"));
         }
+        if self.ping_interval_seconds == 0 {
+            errors.push(format!("{prefix}.ping_interval_seconds must be at least 1"));
+        }
+        if self.max_in_flight == 0 {
+            errors.push(format!("{prefix}.max_in_flight must be at least 1"));
+        }
         errors.extend(self.retry.validate(&format!("{prefix}.retry")));
+        errors.extend(self.queues.validate(&format!("{prefix}.queues")));
         errors
     }
 }

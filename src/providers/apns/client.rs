@@ -1,0 +1,154 @@
+//! The APNs client: the [`PushService`] that sends one app's pushes to one APNs environment
+//! over the pool's HTTP/2 connections, with the shared provider token.
+//!
+//! Everything protocol-shaped is in the pure modules ([`super::payload`] builds the request,
+//! [`super::response`] reads the answer); this file only joins them to the network: it adds
+//! the `authorization` header from the token cache and maps each [`Action`] onto the shared
+//! delivery loop's [`Verdict`].
+
+use super::auth::ProviderTokenCache;
+use super::config::ApnsConfig;
+use super::payload::{PayloadError, build_request};
+use super::response::{Action, ApnsReason, parse};
+use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings};
+use crate::providers::service::{Prepared, PushService, Verdict};
+use crate::push::{Outcome, Push};
+use crate::registry::{Environment, UnixMillis};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http_body_util::Full;
+use rustls::ClientConfig;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One app's APNs pushes in one environment.
+pub struct ApnsClient {
+    /// The K connections to the environment's host.
+    pool: Pool,
+    /// The team key's provider token, shared with every other client of that key.
+    tokens: ProviderTokenCache,
+    /// The app's bundle id: the `apns-topic` (with `.voip` for VoIP pushes).
+    bundle_id: String,
+    /// How long an answer may take.
+    request_timeout: Duration,
+}
+
+impl ApnsClient {
+    /// A client for `bundle_id` in `environment`, signing with `tokens`, trusting `tls`.
+    /// Starts its connections on the current runtime.
+    pub fn start(
+        config: &ApnsConfig,
+        environment: Environment,
+        bundle_id: &str,
+        tokens: ProviderTokenCache,
+        tls: Arc<ClientConfig>,
+    ) -> Result<ApnsClient, OriginError> {
+        let origin = Origin::parse(config.base_url(environment), tls)?;
+        let pool = Pool::start(origin, config.pool_settings());
+        Ok(ApnsClient {
+            pool,
+            tokens,
+            bundle_id: bundle_id.to_owned(),
+            request_timeout: config.request_timeout(),
+        })
+    }
+}
+
+impl ApnsConfig {
+    /// The connection pool's settings.
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            connections: self.connections_per_credential,
+            keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
+            ..PoolSettings::default()
+        }
+    }
+}
+
+/// The `retries_total{reason}` label of a retried APNs answer.
+fn retry_label(status: u16, reason: Option<&ApnsReason>) -> &'static str {
+    match reason {
+        Some(ApnsReason::TooManyRequests) => "too_many_requests",
+        Some(ApnsReason::TooManyProviderTokenUpdates) => "too_many_provider_token_updates",
+        Some(ApnsReason::IdleTimeout) => "idle_timeout",
+        Some(ApnsReason::Shutdown) => "shutdown",
+        _ if status == 429 => "too_many_requests",
+        _ => "status_5xx",
+    }
+}
+
+impl PushService for ApnsClient {
+    fn name(&self) -> &'static str {
+        "apns"
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
+        let built = build_request(push, &self.bundle_id, now).map_err(|error| match error {
+            PayloadError::Expired => Outcome::Expired,
+            other => Outcome::Rejected {
+                reason: other.reason().to_owned(),
+            },
+        })?;
+        let token = self
+            .tokens
+            .token(now)
+            .map_err(|error| Outcome::CredentialProblem {
+                reason: error.to_string(),
+            })?;
+        let mut request = http::Request::post(format!("{}{}", self.pool.base(), built.path))
+            .body(Full::new(Bytes::from(built.body)))
+            .map_err(|error| Outcome::Rejected {
+                reason: format!("request: {error}"),
+            })?;
+        let headers = request.headers_mut();
+        *headers = built.headers;
+        headers.insert(AUTHORIZATION, token.authorization);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(Prepared {
+            request,
+            credential: token.minted_at,
+        })
+    }
+
+    fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict {
+        let retry_after = answer
+            .headers
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok());
+        let parsed = parse(answer.status, &answer.body, retry_after, now);
+        match parsed.action {
+            Action::Retry { after } => Verdict::Retry {
+                after,
+                reason: retry_label(parsed.status, parsed.reason.as_ref()),
+                otherwise: parsed.final_outcome(),
+            },
+            Action::RefreshCredentialOnce => Verdict::RefreshCredential {
+                otherwise: parsed.final_outcome(),
+            },
+            Action::CredentialAlert | Action::BugAlert => {
+                let reason = parsed.reason.as_ref().map_or("", |r| r.as_str());
+                tracing::error!(provider = "apns", bundle_id = %self.bundle_id,
+                    status = parsed.status, reason, "APNs refused the credential or request");
+                Verdict::Final(parsed.final_outcome())
+            }
+            Action::Delivered | Action::DeleteRegistration { .. } | Action::Reject => {
+                Verdict::Final(parsed.final_outcome())
+            }
+        }
+    }
+
+    async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {
+        self.tokens
+            .refresh_expired(credential, now)
+            .map(drop)
+            .map_err(|error| error.to_string())
+    }
+}

@@ -1,0 +1,265 @@
+//! The provider actor: one per push service, credential and environment on each shard. It
+//! owns the provider's priority queues and decides what goes out next; the deliveries
+//! themselves run concurrently on its arbiter, each through [`deliver`].
+//!
+//! A push leaves its queue only when the pool has a free stream for it, so pushes wait here,
+//! in strict priority order, rather than in h2's FIFO; at most `max_in_flight` deliveries
+//! (sends, answers, retry backoffs) run at once. Every push gets exactly one
+//! [`Outcome`] through its ticket. A dead-token outcome deletes the registration (unless
+//! the device registered again after the verdict).
+
+use crate::providers::delivery::{DeliveryReport, deliver};
+use crate::providers::pool::{AcquireError, PoolSnapshot, Stream};
+use crate::providers::queue::{Offer, PriorityQueues, QueueLimits};
+use crate::providers::retry::{RetryPolicy, RetrySettings};
+use crate::providers::service::PushService;
+use crate::push::{Outcome, Priority, Push};
+use crate::registry::{AnyStore, Store};
+use actix::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// How long the dispatcher waits for a stream before it sweeps expired pushes out of its
+/// queues and waits again: a push whose deadline passes while no connection is up ends as
+/// `Expired` within this, not whenever a connection returns.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+/// A dispatcher's settings.
+#[derive(Clone)]
+pub struct DispatcherSettings {
+    /// The queue bounds.
+    pub queues: QueueLimits,
+    /// Deliveries running at once (sending, awaiting an answer, or backing off to retry).
+    pub max_in_flight: usize,
+    /// How failed pushes are retried.
+    pub retry: RetrySettings,
+    /// Where a dead-token verdict deletes the registration; `None` only in tests that do not
+    /// care.
+    pub cleanup: Option<AnyStore>,
+}
+
+/// The answer to a push, delivered once its outcome is known.
+pub type Ticket = oneshot::Receiver<Outcome>;
+
+/// Hands pushes to the provider. Each is queued (its ticket will carry the outcome) or
+/// refused at once because the queues are full (the caller must not count on it).
+#[derive(Message)]
+#[rtype(result = "Vec<Result<Ticket, Push>>")]
+pub struct Submit(pub Vec<Push>);
+
+/// Asks for the provider's queues, deliveries and connections.
+#[derive(Message)]
+#[rtype(result = "DispatcherStatus")]
+pub struct Status;
+
+/// What a dispatcher is doing, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DispatcherStatus {
+    /// Pushes waiting, per priority.
+    pub queued: [usize; 3],
+    /// Deliveries running.
+    pub in_flight: usize,
+    /// The connections.
+    pub pool: PoolSnapshot,
+    /// Pushes finished, by outcome label.
+    pub finished: std::collections::BTreeMap<&'static str, u64>,
+    /// Pushes re-sent after a lost answer (possible duplicates).
+    pub resent_after_loss: u64,
+    /// Retries scheduled.
+    pub retries: u64,
+    /// Retries the budget refused.
+    pub budget_refusals: u64,
+}
+
+/// One queued push and where its outcome goes.
+struct Job {
+    push: Push,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The provider actor.
+pub struct Dispatcher<S: PushService> {
+    service: Arc<S>,
+    queues: PriorityQueues<Job>,
+    policy: Arc<Mutex<RetryPolicy>>,
+    max_in_flight: usize,
+    in_flight: usize,
+    /// Whether a wait for a stream is pending (at most one at a time).
+    waiting: bool,
+    cleanup: Option<AnyStore>,
+    status: DispatcherStatus,
+}
+
+impl<S: PushService> Dispatcher<S> {
+    /// A dispatcher for `service`; start it on the arbiter that owns the service's pool.
+    pub fn new(service: S, settings: DispatcherSettings) -> Self {
+        Dispatcher {
+            service: Arc::new(service),
+            queues: PriorityQueues::new(settings.queues),
+            policy: Arc::new(Mutex::new(RetryPolicy::new(
+                &settings.retry,
+                fastrand::Rng::new(),
+            ))),
+            max_in_flight: settings.max_in_flight.max(1),
+            in_flight: 0,
+            waiting: false,
+            cleanup: settings.cleanup,
+            status: DispatcherStatus::default(),
+        }
+    }
+
+    /// Starts deliveries while streams and delivery slots are free.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.in_flight < self.max_in_flight && !self.queues.is_empty() {
+            match self.service.pool().try_acquire() {
+                Ok(Some(stream)) => {
+                    if let Some(job) = self.pop_live() {
+                        self.start(job, stream, ctx);
+                    }
+                }
+                Ok(None) => {
+                    self.wait_for_stream(ctx);
+                    return;
+                }
+                Err(AcquireError::Closed | AcquireError::NoStream) => {
+                    while let Some(job) = self.queues.pop() {
+                        self.finish(
+                            job,
+                            Outcome::Rejected {
+                                reason: "shutting_down".into(),
+                            },
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The next queued push whose deadline has not passed; expired ones end on the way.
+    fn pop_live(&mut self) -> Option<Job> {
+        let now = crate::clock::now_millis();
+        while let Some(job) = self.queues.pop() {
+            if !job.push.is_expired(now) {
+                return Some(job);
+            }
+            self.finish(job, Outcome::Expired);
+        }
+        None
+    }
+
+    /// Waits (once at a time) for a stream to free up or a connection to come up; sweeps
+    /// expired pushes meanwhile.
+    fn wait_for_stream(&mut self, ctx: &mut Context<Self>) {
+        if self.waiting {
+            return;
+        }
+        self.waiting = true;
+        let service = Arc::clone(&self.service);
+        let wait = async move { service.pool().acquire(Instant::now() + SWEEP_EVERY).await };
+        ctx.spawn(wait.into_actor(self).map(|acquired, act, ctx| {
+            act.waiting = false;
+            match acquired {
+                Ok(stream) => {
+                    if let Some(job) = act.pop_live() {
+                        act.start(job, stream, ctx);
+                    }
+                }
+                Err(_) => {
+                    let now = crate::clock::now_millis();
+                    for job in act.queues.remove_where(|job| job.push.is_expired(now)) {
+                        act.finish(job, Outcome::Expired);
+                    }
+                }
+            }
+            act.pump(ctx);
+        }));
+    }
+
+    /// Runs one delivery on this arbiter; its end frees a slot and pumps again.
+    fn start(&mut self, job: Job, stream: Stream, ctx: &mut Context<Self>) {
+        self.in_flight += 1;
+        let (service, policy) = (Arc::clone(&self.service), Arc::clone(&self.policy));
+        let delivery = async move {
+            let report = deliver(&*service, &job.push, Some(stream), &policy).await;
+            (job, report)
+        };
+        ctx.spawn(delivery.into_actor(self).map(|(job, report), act, ctx| {
+            act.in_flight -= 1;
+            act.account(&report);
+            act.finish(job, report.outcome);
+            act.pump(ctx);
+        }));
+    }
+
+    /// Counts what a delivery did.
+    fn account(&mut self, report: &DeliveryReport) {
+        self.status.resent_after_loss += u64::from(report.resent_after_loss);
+        self.status.retries += report.retries.len() as u64;
+    }
+
+    /// Gives a push its outcome: counted, a dead token cleaned up, the ticket answered.
+    fn finish(&mut self, job: Job, outcome: Outcome) {
+        *self.status.finished.entry(outcome.label()).or_default() += 1;
+        if let (Outcome::DeadToken { verdict_at, .. }, Some(store)) = (&outcome, &self.cleanup) {
+            let (store, push, verdict_at) = (store.clone(), job.push.clone(), *verdict_at);
+            actix::spawn(async move {
+                let removed = store
+                    .remove_dead_token(&push.who, &push.device_id, &push.address, verdict_at)
+                    .await;
+                if let Err(error) = removed {
+                    tracing::warn!(event_id = %push.event_id, %error,
+                        "could not delete a dead token's registration");
+                }
+            });
+        }
+        // The caller may have stopped waiting; the outcome is counted either way.
+        let _ = job.reply.send(outcome);
+    }
+}
+
+impl<S: PushService> Actor for Dispatcher<S> {
+    type Context = Context<Self>;
+}
+
+impl<S: PushService> Handler<Submit> for Dispatcher<S> {
+    type Result = Vec<Result<Ticket, Push>>;
+
+    fn handle(&mut self, Submit(pushes): Submit, ctx: &mut Context<Self>) -> Self::Result {
+        let mut answers = Vec::with_capacity(pushes.len());
+        for push in pushes {
+            let priority: Priority = push.priority();
+            let (reply, ticket) = oneshot::channel();
+            match self.queues.offer(priority, Job { push, reply }) {
+                Offer::Queued => answers.push(Ok(ticket)),
+                Offer::Evicted(shed) => {
+                    answers.push(Ok(ticket));
+                    self.finish(shed, Outcome::Shed);
+                }
+                Offer::Refused(job) => answers.push(Err(job.push)),
+            }
+        }
+        self.pump(ctx);
+        answers
+    }
+}
+
+impl<S: PushService> Handler<Status> for Dispatcher<S> {
+    type Result = MessageResult<Status>;
+
+    fn handle(&mut self, _: Status, _: &mut Context<Self>) -> Self::Result {
+        let mut status = self.status.clone();
+        for priority in Priority::ALL {
+            status.queued[priority as usize] = self.queues.depth(priority);
+        }
+        status.in_flight = self.in_flight;
+        status.pool = self.service.pool().snapshot();
+        status.budget_refusals = self
+            .policy
+            .lock()
+            .map_or(0, |policy| policy.budget_refusals());
+        MessageResult(status)
+    }
+}

@@ -1,0 +1,460 @@
+//! K pooled HTTP/2 connections to one push-service origin, shared by every provider.
+//!
+//! hyper gives one HTTP/2 connection per client object (DESIGN.md), so the pool is ours:
+//!
+//! - **K slots**, each with a task that dials (TCP, TLS with ALPN `h2`, HTTP/2 handshake),
+//!   drives the connection, and dials again when it ends — at once after a clean end, after a
+//!   full-jitter backoff after a failure, so a dead host is not hammered while the other
+//!   slots take the load.
+//! - **The peer's stream limit is honoured by us**, not only by h2: each slot reads
+//!   `SETTINGS_MAX_CONCURRENT_STREAMS` as the connection is driven, and [`Pool::acquire`]
+//!   hands out a stream only where one is free (least-loaded connection first). Until the
+//!   peer's SETTINGS arrive a connection allows one stream (APNs advertises 1 until the first
+//!   valid request), so nothing is refused for guessing. The excess waits in the provider's
+//!   priority queues, where priority still counts, not in h2's FIFO.
+//! - **GOAWAY drains**: a stream refused by a GOAWAY marks its connection draining — no new
+//!   streams on it, the open ones finish — and the slot dials a fresh connection once the old
+//!   one closes. Such a stream was never processed ([`SendError::NotSent`]), so it is re-sent
+//!   on another connection without any risk of a duplicate.
+//! - **Idle connections are pinged** (HTTP/2 PING every `keep_alive_interval`, also while
+//!   idle); a PING not answered within `keep_alive_timeout` closes the connection, which the
+//!   slot then replaces. Push services drop idle connections silently otherwise.
+
+mod connection;
+pub mod tls;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http2::SendRequest;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// The largest response body read; push services answer with a few hundred bytes of JSON at
+/// most, so anything bigger is cut off rather than buffered.
+const RESPONSE_BODY_LIMIT: usize = 16 * 1024;
+
+/// How the pool keeps its connections.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolSettings {
+    /// K: connections kept open to the origin.
+    pub connections: usize,
+    /// How long dialling (TCP + TLS + HTTP/2 handshake) may take.
+    pub connect_timeout: Duration,
+    /// Send an HTTP/2 PING after this much silence, also on an idle connection.
+    pub keep_alive_interval: Duration,
+    /// Close the connection when a PING is not answered within this.
+    pub keep_alive_timeout: Duration,
+    /// The first reconnect backoff window after a failed dial; it doubles per failure.
+    pub reconnect_base: Duration,
+    /// The largest reconnect backoff window.
+    pub reconnect_max: Duration,
+    /// Our own cap on streams per connection, below whatever the peer advertises.
+    pub max_streams_per_connection: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            connections: 2,
+            connect_timeout: Duration::from_secs(5),
+            keep_alive_interval: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(10),
+            reconnect_base: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(10),
+            max_streams_per_connection: 1000,
+        }
+    }
+}
+
+/// Where the pool connects: the origin of a base URL, and whom to trust there.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    /// `host:port`, for the TCP connection.
+    pub address: String,
+    /// The TLS server name (a DNS name or an IP address).
+    pub server_name: ServerName<'static>,
+    /// `https://host[:port]`, the scheme and authority of every request URI.
+    pub base: String,
+    /// TLS settings: roots and ALPN `h2`.
+    pub tls: Arc<ClientConfig>,
+}
+
+/// Why a base URL cannot be an origin.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OriginError {
+    /// Not an `https://host[:port]` URL.
+    #[error("push service URL {0:?} must be https://host[:port]")]
+    NotHttps(String),
+    /// The host cannot be a TLS server name.
+    #[error("push service URL {0:?} has a host that cannot be a TLS server name")]
+    BadHost(String),
+}
+
+impl Origin {
+    /// The origin of `url` (`https://host[:port]`, default port 443), trusting `tls`.
+    pub fn parse(url: &str, tls: Arc<ClientConfig>) -> Result<Origin, OriginError> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| OriginError::NotHttps(url.to_owned()))?;
+        let (Some("https"), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(OriginError::NotHttps(url.to_owned()));
+        };
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(443);
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|_| OriginError::BadHost(url.to_owned()))?;
+        let address = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Origin {
+            address,
+            server_name,
+            base: format!("https://{authority}"),
+            tls,
+        })
+    }
+}
+
+/// Why no stream could be had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AcquireError {
+    /// No connection had a free stream before the wait ended (all down, or all busy).
+    #[error("no HTTP/2 stream became free in time")]
+    NoStream,
+    /// The pool was closed (the node is stopping).
+    #[error("the connection pool is closed")]
+    Closed,
+}
+
+/// Why a request got no answer. The difference between the two decides whether re-sending
+/// can duplicate a push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The push service never processed the request (stream refused, above a GOAWAY's last
+    /// stream id, or the connection closed before it was written): re-sending is safe.
+    #[error("not sent: {0}")]
+    NotSent(&'static str),
+    /// The request went out but its answer was lost (connection reset, stream reset, PING
+    /// timeout): re-sending may deliver the push twice, so such re-sends are counted.
+    #[error("answer lost: {0}")]
+    Lost(&'static str),
+}
+
+impl SendError {
+    /// The metric label (`retries_total{reason}`).
+    pub fn label(self) -> &'static str {
+        match self {
+            SendError::NotSent(reason) | SendError::Lost(reason) => reason,
+        }
+    }
+}
+
+/// An answer: status, the headers a provider reads, and the (bounded) body.
+#[derive(Debug)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers (`Retry-After`, `apns-id`).
+    pub headers: http::HeaderMap,
+    /// The body, at most 16 KiB.
+    pub body: Bytes,
+}
+
+/// A connection's phase, as `/metrics` shows it (`connections{state}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Dialling, or waiting to dial again after a failure.
+    Connecting,
+    /// Taking new streams.
+    Open,
+    /// Got a GOAWAY: finishing its open streams, taking no new ones.
+    Draining,
+}
+
+/// One of the K connections.
+struct Slot {
+    /// Bumped for every new connection, so a lease of an old one does not touch the new.
+    generation: u64,
+    /// Where it is in its life.
+    phase: Phase,
+    /// Streams leased on the current connection.
+    in_flight: usize,
+    /// The peer's current `SETTINGS_MAX_CONCURRENT_STREAMS`, kept up to date by the task
+    /// that drives the connection.
+    peer_limit: Arc<AtomicUsize>,
+    /// The request handle of the current connection (`None` while connecting).
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Slot {
+    /// Streams this slot can still open.
+    fn free(&self, cap: usize) -> usize {
+        if self.phase != Phase::Open || self.sender.is_none() {
+            return 0;
+        }
+        let limit = self.peer_limit.load(Ordering::Relaxed).min(cap);
+        limit.saturating_sub(self.in_flight)
+    }
+}
+
+/// The pool's state behind one lock: a handful of slots, touched for a few instructions per
+/// stream (a std `Mutex`, never held across an await).
+struct State {
+    /// The K slots.
+    slots: Vec<Slot>,
+    /// Set by [`Pool::close`]: no new streams, no reconnects.
+    closed: bool,
+}
+
+/// What every handle of a pool shares.
+struct Shared {
+    /// Where to connect.
+    origin: Origin,
+    /// How.
+    settings: PoolSettings,
+    /// The slots.
+    state: Mutex<State>,
+    /// Woken when a stream frees or a connection opens.
+    capacity: Notify,
+    /// Woken when the pool closes, so the connection tasks stop.
+    closing: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock is taken over: slots are only ever updated field by field with
+        // no invariant spanning a panic point.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A pool's connection counts, for `/metrics` and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolSnapshot {
+    /// Connections taking streams.
+    pub open: usize,
+    /// Slots dialling or waiting to redial.
+    pub connecting: usize,
+    /// Connections finishing their streams after a GOAWAY.
+    pub draining: usize,
+    /// Streams in flight over all connections.
+    pub in_flight: usize,
+    /// Streams that could be opened right now.
+    pub free_streams: usize,
+}
+
+/// K HTTP/2 connections to one origin. Cheap to clone; the connections close when
+/// [`Pool::close`] is called (the node stopping) or the last handle is dropped.
+#[derive(Clone)]
+pub struct Pool {
+    shared: Arc<Shared>,
+    /// Closes the pool when the last handle goes.
+    _closer: Arc<Closer>,
+}
+
+/// Closes the pool on drop.
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        close(&self.0);
+    }
+}
+
+fn close(shared: &Shared) {
+    shared.lock().closed = true;
+    shared.closing.notify_waiters();
+    shared.capacity.notify_waiters();
+}
+
+impl Pool {
+    /// Starts K connection tasks to `origin` on the current tokio runtime; streams can be
+    /// acquired as soon as the first connection is up.
+    pub fn start(origin: Origin, settings: PoolSettings) -> Pool {
+        let slots = (0..settings.connections.max(1))
+            .map(|_| Slot {
+                generation: 0,
+                phase: Phase::Connecting,
+                in_flight: 0,
+                peer_limit: Arc::new(AtomicUsize::new(1)),
+                sender: None,
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            origin,
+            settings,
+            state: Mutex::new(State {
+                slots,
+                closed: false,
+            }),
+            capacity: Notify::new(),
+            closing: Notify::new(),
+        });
+        for index in 0..shared.settings.connections.max(1) {
+            tokio::spawn(connection::run(Arc::clone(&shared), index));
+        }
+        Pool {
+            _closer: Arc::new(Closer(Arc::clone(&shared))),
+            shared,
+        }
+    }
+
+    /// The origin's `https://host[:port]`, to build request URIs.
+    pub fn base(&self) -> &str {
+        &self.shared.origin.base
+    }
+
+    /// A stream on the least-loaded open connection, waiting until `until` for one to free
+    /// up or for a connection to come up.
+    pub async fn acquire(&self, until: Instant) -> Result<Stream, AcquireError> {
+        loop {
+            let notified = self.shared.capacity.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a stream freed in between is not missed.
+            notified.as_mut().enable();
+            if let Some(stream) = self.try_acquire()? {
+                return Ok(stream);
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return Err(AcquireError::NoStream);
+            }
+        }
+    }
+
+    /// A stream if one is free right now.
+    pub fn try_acquire(&self) -> Result<Option<Stream>, AcquireError> {
+        let cap = self.shared.settings.max_streams_per_connection;
+        let mut state = self.shared.lock();
+        if state.closed {
+            return Err(AcquireError::Closed);
+        }
+        let best = (0..state.slots.len())
+            .map(|index| (index, state.slots[index].free(cap)))
+            .filter(|&(_, free)| free > 0)
+            .max_by_key(|&(_, free)| free);
+        let Some((index, _)) = best else {
+            return Ok(None);
+        };
+        let slot = &mut state.slots[index];
+        let Some(sender) = slot.sender.clone() else {
+            return Ok(None);
+        };
+        slot.in_flight += 1;
+        Ok(Some(Stream {
+            shared: Arc::clone(&self.shared),
+            slot: index,
+            generation: slot.generation,
+            sender,
+        }))
+    }
+
+    /// Connection counts right now.
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let cap = self.shared.settings.max_streams_per_connection;
+        let state = self.shared.lock();
+        let mut snapshot = PoolSnapshot::default();
+        for slot in &state.slots {
+            match slot.phase {
+                Phase::Connecting => snapshot.connecting += 1,
+                Phase::Open => snapshot.open += 1,
+                Phase::Draining => snapshot.draining += 1,
+            }
+            snapshot.in_flight += slot.in_flight;
+            snapshot.free_streams += slot.free(cap);
+        }
+        snapshot
+    }
+
+    /// Stops taking streams and closes every connection (their open streams end with the
+    /// connection).
+    pub fn close(&self) {
+        close(&self.shared);
+    }
+}
+
+/// One leased stream. Sending consumes it; dropping it unsent gives the stream back.
+pub struct Stream {
+    shared: Arc<Shared>,
+    slot: usize,
+    generation: u64,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Stream {
+    /// Sends `request` (a relative URI is completed with the origin) and reads the answer.
+    /// A GOAWAY seen here marks the connection draining.
+    pub async fn send(mut self, request: http::Request<Full<Bytes>>) -> Result<Answer, SendError> {
+        let response = match self.sender.send_request(request).await {
+            Ok(response) => response,
+            Err(error) => return Err(self.classify(&error)),
+        };
+        let status = response.status().as_u16();
+        let (parts, body) = response.into_parts();
+        match Limited::new(body, RESPONSE_BODY_LIMIT).collect().await {
+            Ok(collected) => Ok(Answer {
+                status,
+                headers: parts.headers,
+                body: collected.to_bytes(),
+            }),
+            // The status arrived; only the body was cut short. The status decides.
+            Err(_) => Ok(Answer {
+                status,
+                headers: parts.headers,
+                body: Bytes::new(),
+            }),
+        }
+    }
+
+    /// What a failed send means for re-sending, from the HTTP/2 error underneath.
+    fn classify(&self, error: &hyper::Error) -> SendError {
+        let h2 = std::error::Error::source(error)
+            .and_then(|source| source.downcast_ref::<h2::Error>());
+        match h2 {
+            Some(h2) if h2.is_go_away() && h2.is_remote() => {
+                self.mark_draining();
+                SendError::NotSent("goaway")
+            }
+            Some(h2) if h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) => {
+                SendError::NotSent("refused_stream")
+            }
+            Some(h2) if h2.is_reset() => SendError::Lost("stream_reset"),
+            _ if error.is_canceled() || error.is_closed() => {
+                // hyper cancels a request it could not hand to a closing connection.
+                SendError::NotSent("connection_closed")
+            }
+            _ => SendError::Lost("connection_lost"),
+        }
+    }
+
+    /// Stops new streams on this stream's connection (it got a GOAWAY).
+    fn mark_draining(&self) {
+        let mut state = self.shared.lock();
+        let slot = &mut state.slots[self.slot];
+        if slot.generation == self.generation && slot.phase == Phase::Open {
+            slot.phase = Phase::Draining;
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        {
+            let mut state = self.shared.lock();
+            let slot = &mut state.slots[self.slot];
+            if slot.generation == self.generation {
+                slot.in_flight = slot.in_flight.saturating_sub(1);
+            }
+        }
+        self.shared.capacity.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests;

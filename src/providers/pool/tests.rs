@@ -1,0 +1,199 @@
+//! The pool against the simulator over real TLS + HTTP/2.
+
+use super::*;
+use crate::simulator::{Profile, RunningSimulator, Simulator, SimulatorConfig};
+use std::net::SocketAddr;
+
+/// A simulator with `profile`, and the TLS config that trusts it.
+async fn simulator(profile: Profile) -> (RunningSimulator, Arc<ClientConfig>, tempfile::TempDir) {
+    let sim = Simulator::start(SimulatorConfig {
+        profile,
+        ..SimulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, sim.ca_pem()).unwrap();
+    let tls = tls::client_config(Some(&ca)).unwrap();
+    (sim, tls, dir)
+}
+
+fn pool(sim: &RunningSimulator, tls: Arc<ClientConfig>, connections: usize) -> Pool {
+    let origin = Origin::parse(&sim.base_url(), tls).unwrap();
+    Pool::start(
+        origin,
+        PoolSettings {
+            connections,
+            ..PoolSettings::default()
+        },
+    )
+}
+
+/// A push without a provider token: the simulator answers 403, which is all these tests need
+/// (an answer, and a stream counted by the simulator).
+fn request(pool: &Pool) -> http::Request<Full<Bytes>> {
+    http::Request::post(format!("{}/3/device/{}", pool.base(), "ab".repeat(32)))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap()
+}
+
+async fn wait_for(pool: &Pool, what: impl Fn(&PoolSnapshot) -> bool) -> PoolSnapshot {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let snapshot = pool.snapshot();
+        if what(&snapshot) {
+            return snapshot;
+        }
+        assert!(Instant::now() < until, "pool never got there: {snapshot:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+#[test]
+fn origins_are_https_host_and_port() {
+    let tls = tls::client_config(None).unwrap();
+    let apple = Origin::parse("https://api.push.apple.com", tls.clone()).unwrap();
+    assert_eq!(
+        (apple.address.as_str(), apple.base.as_str()),
+        ("api.push.apple.com:443", "https://api.push.apple.com")
+    );
+    let local = Origin::parse("https://127.0.0.1:8443/", tls.clone()).unwrap();
+    assert_eq!(local.address, "127.0.0.1:8443");
+    let v6 = Origin::parse("https://[::1]:2197", tls.clone()).unwrap();
+    assert_eq!(v6.address, "[::1]:2197");
+    assert!(matches!(
+        Origin::parse("http://api.push.apple.com", tls.clone()),
+        Err(OriginError::NotHttps(_))
+    ));
+    assert!(Origin::parse("api.push.apple.com", tls).is_err());
+}
+
+#[tokio::test]
+async fn opens_k_connections_and_learns_the_peer_stream_limit() {
+    let (sim, tls, _dir) = simulator(Profile {
+        max_concurrent_streams: 4,
+        ..Profile::default()
+    })
+    .await;
+    let pool = pool(&sim, tls, 2);
+    wait_for(&pool, |s| s.open == 2).await;
+    // One round trip per connection makes sure each has read the server's SETTINGS.
+    for _ in 0..2 {
+        let first = pool.acquire(soon()).await.unwrap();
+        let second = pool.acquire(soon()).await.unwrap();
+        assert_ne!(first.slot, second.slot, "least-loaded connection first");
+        assert_eq!(first.send(request(&pool)).await.unwrap().status, 403);
+        assert_eq!(second.send(request(&pool)).await.unwrap().status, 403);
+    }
+    let snapshot = wait_for(&pool, |s| s.free_streams == 8).await;
+    assert_eq!((snapshot.open, snapshot.in_flight), (2, 0));
+    assert_eq!(sim.stats().connections, 2);
+}
+
+#[tokio::test]
+async fn a_burst_never_exceeds_the_advertised_stream_limit() {
+    let (sim, tls, _dir) = simulator(Profile {
+        max_concurrent_streams: 3,
+        latency_min_ms: 20,
+        latency_max_ms: 40,
+        ..Profile::default()
+    })
+    .await;
+    let pool = pool(&sim, tls, 2);
+    wait_for(&pool, |s| s.open == 2).await;
+    let sends = (0..60).map(|_| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let stream = pool.acquire(soon()).await.unwrap();
+            stream.send(request(&pool)).await.map(|answer| answer.status)
+        })
+    });
+    let mut answers = Vec::new();
+    for send in sends.collect::<Vec<_>>() {
+        answers.push(send.await.unwrap());
+    }
+    assert!(answers.iter().all(|a| a == &Ok(403)), "{answers:?}");
+    let stats = sim.stats();
+    assert!(stats.max_streams_in_flight <= 3, "{stats:?}");
+    assert_eq!(stats.stream_limit_violations, 0);
+    assert_eq!(pool.snapshot().in_flight, 0);
+}
+
+#[tokio::test]
+async fn goaway_drains_the_connection_and_a_fresh_one_takes_over() {
+    let (sim, tls, _dir) = simulator(Profile {
+        goaway_after_streams: Some(3),
+        ..Profile::default()
+    })
+    .await;
+    let pool = pool(&sim, tls, 1);
+    let mut answered = 0;
+    let mut not_sent = 0;
+    while answered < 10 {
+        let stream = pool.acquire(soon()).await.unwrap();
+        match stream.send(request(&pool)).await {
+            Ok(answer) => {
+                assert_eq!(answer.status, 403);
+                answered += 1;
+            }
+            // Refused by the GOAWAY: never processed, so sending it again is safe.
+            Err(SendError::NotSent(_)) => not_sent += 1,
+            Err(error) => panic!("an answer was lost: {error}"),
+        }
+    }
+    let stats = sim.stats();
+    assert!(stats.goaways >= 3, "{stats:?}");
+    assert!(stats.connections >= 3, "{stats:?}");
+    assert!(not_sent <= stats.goaways, "{not_sent} re-sends");
+}
+
+#[tokio::test]
+async fn without_a_server_no_stream_is_handed_out_and_the_slots_keep_redialling() {
+    let tls = tls::client_config(None).unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let origin = Origin::parse(&format!("https://127.0.0.1:{port}"), tls).unwrap();
+    let pool = Pool::start(origin, PoolSettings::default());
+    let waited = pool
+        .acquire(Instant::now() + Duration::from_millis(200))
+        .await;
+    assert_eq!(waited.err(), Some(AcquireError::NoStream));
+    assert_eq!(pool.snapshot().connecting, 2);
+    pool.close();
+    assert_eq!(pool.try_acquire().err(), Some(AcquireError::Closed));
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_is_redialled_when_it_returns() {
+    // One certificate for both lives of the server, as a real push service keeps its own.
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let config = |listen| SimulatorConfig {
+        listen,
+        cert_and_key: Some((cert.clone(), key.clone())),
+        ..SimulatorConfig::default()
+    };
+    let sim = Simulator::start(config(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .await
+        .unwrap();
+    let address = sim.address();
+    let pool = pool(&sim, tls::client_config(Some(&cert)).unwrap(), 1);
+    wait_for(&pool, |s| s.open == 1).await;
+    sim.shutdown().await;
+    wait_for(&pool, |s| s.open == 0).await;
+
+    let back = Simulator::start(config(address)).await.unwrap();
+    let stream = pool.acquire(soon()).await.unwrap();
+    assert_eq!(stream.send(request(&pool)).await.unwrap().status, 403);
+    assert_eq!(back.stats().requests, 1);
+}

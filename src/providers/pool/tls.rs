@@ -1,0 +1,89 @@
+//! The TLS side of a provider connection: whom to trust, and ALPN `h2` only (every push
+//! service speaks HTTP/2 over TLS; APNs accepts nothing else).
+
+use hyper_rustls::ConfigBuilderExt;
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a TLS client configuration could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The trusted-roots file could not be read or holds no certificate.
+    #[error("trusted roots {path}: {message}")]
+    Roots {
+        /// The PEM file.
+        path: PathBuf,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS client configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A rustls client configuration with ring as the only crypto provider (DESIGN.md: one TLS
+/// stack) and ALPN `h2`. With `roots_pem = None` it trusts the public web PKI (Mozilla's
+/// roots, compiled in, so a container needs no CA bundle); with a PEM file it trusts only the
+/// certificates in it (the simulator's, or a carrier's egress proxy).
+pub fn client_config(roots_pem: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let builder = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?;
+    let mut config = match roots_pem {
+        None => builder.with_webpki_roots().with_no_client_auth(),
+        Some(path) => builder
+            .with_root_certificates(load_roots(path)?)
+            .with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The certificates of a PEM file as a root store.
+fn load_roots(path: &Path) -> Result<rustls::RootCertStore, TlsSetupError> {
+    let error = |message: String| TlsSetupError::Roots {
+        path: path.to_owned(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| error(e.to_string()))?;
+        roots.add(cert).map_err(|e| error(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(error("no certificate in the file".into()));
+    }
+    Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn web_roots_by_default_and_h2_only() {
+        let config = client_config(None).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
+    }
+
+    #[test]
+    fn a_roots_file_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let error = client_config(Some(&empty)).unwrap_err().to_string();
+        assert!(error.contains("no certificate"), "{error}");
+        let missing = client_config(Some(&dir.path().join("missing.pem"))).unwrap_err();
+        assert!(missing.to_string().contains("missing.pem"));
+
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, cert.cert.pem()).unwrap();
+        assert!(client_config(Some(&good)).is_ok());
+    }
+}

@@ -1,0 +1,77 @@
+//! The provider interface: what the shared delivery loop and dispatcher need from one push
+//! service spoken with one credential. APNs, FCM, WNS and Web Push each implement it in their
+//! `client.rs`, so retries, deadlines, budgets, backpressure and dead-token cleanup are
+//! written once.
+
+use crate::providers::pool::{Answer, Pool};
+use crate::push::{Outcome, Push};
+use crate::registry::UnixMillis;
+use bytes::Bytes;
+use http_body_util::Full;
+use std::future::Future;
+use std::time::Duration;
+
+/// A request ready to go, and which credential it carries.
+pub struct Prepared {
+    /// The HTTP/2 request, URI complete, credential header set.
+    pub request: http::Request<Full<Bytes>>,
+    /// Which credential the request carries (e.g. the APNs token's mint time), so a refusal
+    /// of that credential refreshes it once, and not again when another push already did.
+    pub credential: u64,
+}
+
+/// What the push service's answer means for the push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The push has its outcome (delivered, dead token, rejected, credential problem).
+    Final(Outcome),
+    /// Transient: try again through the retry policy, not before `after` if the service
+    /// said so; `otherwise` is the outcome if no retry is left.
+    Retry {
+        /// The service's `Retry-After`, a floor on the delay.
+        after: Option<Duration>,
+        /// The metric label (`retries_total{reason}`).
+        reason: &'static str,
+        /// The outcome when the retry is not allowed.
+        otherwise: Outcome,
+    },
+    /// The credential expired: refresh it once and send again; `otherwise` is the outcome if
+    /// this push already had its one refresh.
+    RefreshCredential {
+        /// The outcome when the refresh was already spent.
+        otherwise: Outcome,
+    },
+}
+
+/// One push service spoken with one credential (and one environment). Implementations are
+/// shared by every delivery of a provider (`Arc`), so methods take `&self`.
+pub trait PushService: Send + Sync + 'static {
+    /// The metric label: `apns`, `fcm`, `wns`, `webpush`.
+    fn name(&self) -> &'static str;
+
+    /// The connections pushes of this provider travel on.
+    fn pool(&self) -> &Pool;
+
+    /// How long one request may take before its answer counts as lost.
+    fn request_timeout(&self) -> Duration;
+
+    /// Builds the request for `push` at `now` with the current credential, or the push's
+    /// final outcome when it cannot be sent at all (payload too large, credential unusable,
+    /// deadline passed).
+    fn prepare(
+        &self,
+        push: &Push,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<Prepared, Outcome>> + Send;
+
+    /// What `answer` means, received at `now`.
+    fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict;
+
+    /// Refreshes the credential after the service refused the one stamped `credential`
+    /// (a no-op when another push refreshed it already). `Err` carries why it failed.
+    fn refresh_credential(
+        &self,
+        credential: u64,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
