@@ -105,11 +105,8 @@ pub async fn deliver<S: PushService>(
         }
         report.sends += 1;
         lost = false;
-        let sent = tokio::time::timeout(
-            service.request_timeout(),
-            leased.send(prepared.request),
-        )
-        .await;
+        let sent =
+            tokio::time::timeout(service.request_timeout(), leased.send(prepared.request)).await;
         let answered_at = now_millis();
         let (after, reason, otherwise) = match sent {
             Ok(Ok(answer)) => match service.judge(&answer, answered_at) {

@@ -104,7 +104,10 @@ impl Origin {
         let (Some("https"), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(OriginError::NotHttps(url.to_owned()));
         };
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(443);
         let server_name = ServerName::try_from(host.to_owned())
             .map_err(|_| OriginError::BadHost(url.to_owned()))?;
@@ -414,8 +417,8 @@ impl Stream {
 
     /// What a failed send means for re-sending, from the HTTP/2 error underneath.
     fn classify(&self, error: &hyper::Error) -> SendError {
-        let h2 = std::error::Error::source(error)
-            .and_then(|source| source.downcast_ref::<h2::Error>());
+        let h2 =
+            std::error::Error::source(error).and_then(|source| source.downcast_ref::<h2::Error>());
         match h2 {
             Some(h2) if h2.is_go_away() && h2.is_remote() => {
                 self.mark_draining();

@@ -110,7 +110,10 @@ async fn a_burst_never_exceeds_the_advertised_stream_limit() {
         let pool = pool.clone();
         tokio::spawn(async move {
             let stream = pool.acquire(soon()).await.unwrap();
-            stream.send(request(&pool)).await.map(|answer| answer.status)
+            stream
+                .send(request(&pool))
+                .await
+                .map(|answer| answer.status)
         })
     });
     let mut answers = Vec::new();

@@ -29,10 +29,9 @@ pub enum TlsSetupError {
 /// roots, compiled in, so a container needs no CA bundle); with a PEM file it trusts only the
 /// certificates in it (the simulator's, or a carrier's egress proxy).
 pub fn client_config(roots_pem: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSetupError> {
-    let builder = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?;
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?;
     let mut config = match roots_pem {
         None => builder.with_webpki_roots().with_no_client_auth(),
         Some(path) => builder

@@ -1,0 +1,507 @@
+//! The APNs provider end to end: the dispatcher, the delivery loop and the connection pool
+//! against the simulator over real TLS + HTTP/2, as a ring would travel.
+
+use actix::{Actor, Addr};
+use ringcast::clock::{now_millis, rfc3339};
+use ringcast::providers::apns::auth::ProviderTokenCache;
+use ringcast::providers::apns::client::ApnsClient;
+use ringcast::providers::apns::config::ApnsConfig;
+use ringcast::providers::dispatcher::{
+    Dispatcher, DispatcherSettings, DispatcherStatus, Status, Submit,
+};
+use ringcast::providers::pool::tls::client_config;
+use ringcast::providers::retry::RetrySettings;
+use ringcast::push::{CallPayload, EndReason, Outcome, Push, PushKind};
+use ringcast::registry::embedded::EmbeddedStore;
+use ringcast::registry::{
+    AnyStore, Environment, IdentityKey, PushAddress, Registration, Store, UnixMillis,
+};
+use ringcast::simulator::profile::InjectedError;
+use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TEAM: &str = "TEAM123456";
+const KID: &str = "KEY1234567";
+const BUNDLE: &str = "com.example.ringcast";
+/// A token the simulator's profile lists as unregistered (410).
+const GONE: [u8; 32] = [0xff; 32];
+
+struct Harness {
+    sim: RunningSimulator,
+    provider: Addr<Dispatcher<ApnsClient>>,
+    store: AnyStore,
+    _dir: tempfile::TempDir,
+}
+
+/// A simulator with `profile` that knows the team key, and a dispatcher for one app's
+/// production pushes pointed at it.
+async fn harness(profile: Profile, config: ApnsConfig) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert_out = dir.path().join("simulator.pem");
+    let sim = Simulator::start(SimulatorConfig {
+        apns_keys: vec![ApnsCredential {
+            team_id: TEAM.into(),
+            key_id: KID.into(),
+            public_key_pem: pair.public_key_pem(),
+        }],
+        profile,
+        cert_out: Some(cert_out.clone()),
+        record_in_memory: true,
+        ..SimulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let config = ApnsConfig {
+        production_url: sim.base_url(),
+        trusted_roots: Some(cert_out.clone()),
+        ..config
+    };
+    let tokens = ProviderTokenCache::new(
+        TEAM,
+        KID,
+        pair.serialize_pem().as_bytes(),
+        config.jwt_refresh_age(),
+    )
+    .unwrap();
+    let tls = client_config(config.trusted_roots.as_deref()).unwrap();
+    let client = ApnsClient::start(&config, Environment::Production, BUNDLE, tokens, tls).unwrap();
+    let store = AnyStore::Embedded(EmbeddedStore::open(dir.path().join("r.redb"), 32).unwrap());
+    let provider = Dispatcher::new(
+        client,
+        DispatcherSettings {
+            queues: config.queues.clone(),
+            max_in_flight: config.max_in_flight,
+            retry: config.retry.clone(),
+            cleanup: Some(store.clone()),
+        },
+    )
+    .start();
+    Harness {
+        sim,
+        provider,
+        store,
+        _dir: dir,
+    }
+}
+
+fn token(n: usize) -> Vec<u8> {
+    let mut token = vec![0xa0; 32];
+    token[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    token
+}
+
+fn push(kind: PushKind, call: &str, device: &str, token: Vec<u8>, deadline_ms: u64) -> Push {
+    let now = now_millis();
+    let deadline = now + deadline_ms;
+    Push {
+        event_id: Arc::from(format!("{call}:{kind:?}")),
+        kind,
+        accepted_at: now,
+        deadline,
+        who: IdentityKey::new("demo", "alice"),
+        device_id: device.into(),
+        app: "ios".into(),
+        address: PushAddress::Apns { token },
+        environment: Environment::Production,
+        payload: Arc::new(CallPayload {
+            v: 1,
+            kind,
+            call_id: call.into(),
+            caller_id: "bob".into(),
+            caller_name: "Bob".into(),
+            video: false,
+            reason: (kind != PushKind::IncomingCall).then_some(EndReason::Cancelled),
+            expires_at: rfc3339(deadline),
+        }),
+    }
+}
+
+fn ring(n: usize) -> Push {
+    push(
+        PushKind::IncomingCall,
+        &format!("call-{n}"),
+        &format!("phone-{n}"),
+        token(n),
+        45_000,
+    )
+}
+
+/// Submits every push and waits for every outcome.
+async fn outcomes(provider: &Addr<Dispatcher<ApnsClient>>, pushes: Vec<Push>) -> Vec<Outcome> {
+    let tickets = provider.send(Submit(pushes)).await.unwrap();
+    let mut outcomes = Vec::new();
+    for ticket in tickets {
+        let ticket = ticket.unwrap_or_else(|_| panic!("the queue refused a push"));
+        outcomes.push(ticket.await.unwrap());
+    }
+    outcomes
+}
+
+async fn status(provider: &Addr<Dispatcher<ApnsClient>>) -> DispatcherStatus {
+    provider.send(Status).await.unwrap()
+}
+
+fn errors(status: u16, reason: &str, rate: f64) -> Vec<InjectedError> {
+    vec![
+        serde_json::from_value(
+            serde_json::json!({"status": status, "reason": reason, "rate": rate}),
+        )
+        .unwrap(),
+    ]
+}
+
+/// Retries that come fast, so tests do not wait on backoff.
+fn quick_retries() -> RetrySettings {
+    RetrySettings {
+        base_delay_ms: 5,
+        max_delay_ms: 20,
+        ..RetrySettings::default()
+    }
+}
+
+#[actix_rt::test]
+async fn each_push_kind_arrives_with_apples_headers_and_the_design_payload() {
+    let h = harness(Profile::default(), ApnsConfig::default()).await;
+    let pushes = vec![
+        push(PushKind::IncomingCall, "c1", "p1", token(1), 45_000),
+        push(PushKind::CallEnded, "c1", "p1", token(1), 60_000),
+        push(PushKind::MissedCall, "c1", "p1", token(1), 86_400_000),
+    ];
+    let deadlines: Vec<UnixMillis> = pushes.iter().map(|p| p.deadline).collect();
+    assert_eq!(
+        outcomes(&h.provider, pushes).await,
+        vec![Outcome::Delivered; 3]
+    );
+    let records = h.sim.records();
+    let by_type: Vec<_> = records
+        .iter()
+        .map(|r| (r.push_type.as_str(), r.topic.as_str(), r.priority))
+        .collect();
+    assert!(by_type.contains(&("voip", "com.example.ringcast.voip", 10)));
+    assert!(by_type.contains(&("alert", "com.example.ringcast", 10)));
+    assert!(by_type.contains(&("alert", "com.example.ringcast", 5)));
+    for record in &records {
+        assert_eq!(record.device_token, hex::encode(token(1)));
+        assert_eq!(record.collapse_id.as_deref(), Some("c1"));
+        // apns-expiration is the push's own deadline, in seconds.
+        let deadline = match (record.push_type.as_str(), record.priority) {
+            ("voip", _) => deadlines[0],
+            (_, 10) => deadlines[1],
+            _ => deadlines[2],
+        };
+        assert_eq!(record.expiration, Some(deadline / 1000));
+        let payload = &record.payload["ringcast"];
+        assert_eq!(payload["v"], 1);
+        assert_eq!(payload["call_id"], "c1");
+        assert_eq!(payload["caller_name"], "Bob");
+    }
+    let voip = records.iter().find(|r| r.push_type == "voip").unwrap();
+    assert_eq!(voip.payload["ringcast"]["type"], "incoming_call");
+    assert!(
+        voip.payload["aps"]
+            .as_object()
+            .is_some_and(|aps| aps.is_empty())
+    );
+}
+
+#[actix_rt::test]
+async fn each_reason_class_becomes_its_outcome() {
+    let cases = [
+        (400, "BadTopic", "rejected"),
+        (400, "BadDeviceToken", "dead_token"),
+        (403, "InvalidProviderToken", "credential_problem"),
+        (413, "PayloadTooLarge", "rejected"),
+        (404, "BadPath", "rejected"),
+    ];
+    for (status, reason, label) in cases {
+        let h = harness(
+            Profile {
+                errors: errors(status, reason, 1.0),
+                ..Profile::default()
+            },
+            ApnsConfig::default(),
+        )
+        .await;
+        let outcome = outcomes(&h.provider, vec![ring(1)]).await.remove(0);
+        assert_eq!(outcome.label(), label, "{status} {reason}: {outcome:?}");
+        // Permanent answers are never retried.
+        assert_eq!(h.sim.stats().requests, 1, "{reason}");
+    }
+}
+
+#[actix_rt::test]
+async fn a_410_deletes_the_registration_unless_it_was_registered_after_the_verdict() {
+    let h = harness(
+        Profile {
+            unregistered_tokens: vec![hex::encode(GONE)],
+            ..Profile::default()
+        },
+        ApnsConfig::default(),
+    )
+    .await;
+    let who = IdentityKey::new("demo", "alice");
+    let now = now_millis();
+    let registration = |device: &str, updated_at: UnixMillis| Registration {
+        device_id: device.into(),
+        app: "ios".into(),
+        address: PushAddress::Apns {
+            token: GONE.to_vec(),
+        },
+        environment: Environment::Production,
+        disable_internal_push: false,
+        created_at: updated_at,
+        updated_at,
+        expires_at: updated_at + 86_400_000,
+    };
+    // Registered before the verdict: Apple's word stands.
+    h.store
+        .register(&who, &registration("old-phone", now - 60_000))
+        .await
+        .unwrap();
+    let outcome = outcomes(
+        &h.provider,
+        vec![push(
+            PushKind::IncomingCall,
+            "c1",
+            "old-phone",
+            GONE.to_vec(),
+            45_000,
+        )],
+    )
+    .await
+    .remove(0);
+    assert!(
+        matches!(&outcome, Outcome::DeadToken { reason, .. } if reason == "Unregistered"),
+        "{outcome:?}"
+    );
+    let gone = wait_for_devices(&h.store, &who, 0).await;
+    assert!(gone.is_empty());
+
+    // Registered again after the verdict (the app reinstalled): the registration stays.
+    h.store
+        .register(&who, &registration("old-phone", now_millis() + 60_000))
+        .await
+        .unwrap();
+    let outcome = outcomes(
+        &h.provider,
+        vec![push(
+            PushKind::IncomingCall,
+            "c2",
+            "old-phone",
+            GONE.to_vec(),
+            45_000,
+        )],
+    )
+    .await
+    .remove(0);
+    assert_eq!(outcome.label(), "dead_token");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let kept = h.store.list(&who, now_millis()).await.unwrap();
+    assert_eq!(kept.len(), 1);
+}
+
+/// The identity's device count once it reaches `count` (cleanup runs after the outcome).
+async fn wait_for_devices(store: &AnyStore, who: &IdentityKey, count: usize) -> Vec<Registration> {
+    for _ in 0..200 {
+        let devices = store.list(who, now_millis()).await.unwrap();
+        if devices.len() == count {
+            return devices;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the registration count never became {count}");
+}
+
+#[actix_rt::test]
+async fn one_provider_token_serves_every_connection_and_is_refreshed_once_when_expired() {
+    let config = ApnsConfig {
+        connections_per_credential: 3,
+        ..ApnsConfig::default()
+    };
+    let h = harness(Profile::default(), config.clone()).await;
+    let all = outcomes(&h.provider, (0..60).map(ring).collect()).await;
+    assert!(all.iter().all(|o| o == &Outcome::Delivered), "{all:?}");
+    let stats = h.sim.stats();
+    // Three connections, one token: no connection ever saw a token update (that would be
+    // 429 TooManyProviderTokenUpdates) and nothing was refused.
+    assert!(stats.connections >= 2, "{stats:?}");
+    assert_eq!(stats.accepted, 60, "{stats:?}");
+
+    // APNs says the token expired: one refresh, one re-send, then a credential problem
+    // (the cache will not re-mint within 20 minutes, and a push refreshes at most once).
+    let h = harness(
+        Profile {
+            errors: errors(403, "ExpiredProviderToken", 1.0),
+            ..Profile::default()
+        },
+        config,
+    )
+    .await;
+    let outcome = outcomes(&h.provider, vec![ring(1)]).await.remove(0);
+    assert_eq!(
+        outcome,
+        Outcome::CredentialProblem {
+            reason: "ExpiredProviderToken".into()
+        }
+    );
+    assert_eq!(h.sim.stats().requests, 2);
+}
+
+#[actix_rt::test]
+async fn goaway_and_resets_mid_burst_lose_no_push_and_duplicate_only_lost_answers() {
+    let h = harness(
+        Profile {
+            goaway_after_streams: Some(25),
+            reset_rate: 0.01,
+            latency_min_ms: 1,
+            latency_max_ms: 5,
+            ..Profile::default()
+        },
+        ApnsConfig {
+            retry: RetrySettings {
+                budget_percent: 100,
+                ..quick_retries()
+            },
+            // A reset loses every stream of its connection; keep that to a handful.
+            max_in_flight: 16,
+            ..ApnsConfig::default()
+        },
+    )
+    .await;
+    let all = outcomes(&h.provider, (0..300).map(ring).collect()).await;
+    assert_eq!(all.len(), 300, "every push has an outcome");
+    // A reset drops every stream of its connection at once; a push whose answer was lost is
+    // retried, and is reported as rejected only when the retry budget says no.
+    for outcome in &all {
+        match outcome {
+            Outcome::Delivered => {}
+            Outcome::Rejected { reason } => assert!(
+                reason.contains("connection_lost") || reason.contains("stream_reset"),
+                "{reason}"
+            ),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    let delivered = all.iter().filter(|o| **o == Outcome::Delivered).count();
+    assert!(delivered >= 200, "only {delivered} delivered");
+    let status = status(&h.provider).await;
+    let stats = h.sim.stats();
+    assert!(stats.goaways >= 2, "{stats:?}");
+    assert!(stats.resets >= 1, "{stats:?}");
+    // A push reached the device twice only where its first answer was truly lost, and every
+    // such re-send was counted.
+    let records = h.sim.records();
+    let unique: HashSet<_> = records.iter().map(|r| r.apns_id.clone()).collect();
+    let duplicates = records.len() - unique.len();
+    assert!(
+        duplicates as u64 <= status.resent_after_loss,
+        "{duplicates} duplicates, {} counted re-sends",
+        status.resent_after_loss
+    );
+    // Every delivered push reached the simulator (some rejected ones did too: their answer
+    // was lost and the budget refused a retry).
+    assert!(unique.len() >= delivered);
+}
+
+#[actix_rt::test]
+async fn the_advertised_stream_limit_is_never_exceeded() {
+    let h = harness(
+        Profile {
+            max_concurrent_streams: 5,
+            latency_min_ms: 5,
+            latency_max_ms: 15,
+            ..Profile::default()
+        },
+        ApnsConfig::default(),
+    )
+    .await;
+    let all = outcomes(&h.provider, (0..150).map(ring).collect()).await;
+    assert!(all.iter().all(|o| o == &Outcome::Delivered));
+    let stats = h.sim.stats();
+    assert!(stats.max_streams_in_flight <= 5, "{stats:?}");
+    assert_eq!(stats.stream_limit_violations, 0);
+}
+
+#[actix_rt::test]
+async fn a_503_storm_stays_within_the_retry_budget() {
+    let retry = RetrySettings {
+        max_retries: 5,
+        budget_percent: 10,
+        budget_min_retries: 10,
+        budget_window_seconds: 60,
+        ..quick_retries()
+    };
+    let h = harness(
+        Profile {
+            errors: errors(503, "ServiceUnavailable", 1.0),
+            ..Profile::default()
+        },
+        ApnsConfig {
+            retry,
+            ..ApnsConfig::default()
+        },
+    )
+    .await;
+    let all = outcomes(&h.provider, (0..100).map(ring).collect()).await;
+    assert!(all.iter().all(|o| o.label() == "rejected"), "{all:?}");
+    let stats = h.sim.stats();
+    // 100 first sends may bring at most 10 + 10 % of 100 = 20 retries within the window.
+    assert!(stats.requests <= 120, "{stats:?}");
+    let status = status(&h.provider).await;
+    assert!(status.budget_refusals >= 80, "{status:?}");
+    assert!(all.iter().any(
+        |o| matches!(o, Outcome::Rejected { reason } if reason.starts_with("retry_budget_exhausted"))
+    ));
+}
+
+#[actix_rt::test]
+async fn a_deadline_that_passes_during_backoff_expires_the_push_unsent() {
+    let h = harness(
+        Profile {
+            errors: errors(503, "ServiceUnavailable", 1.0),
+            ..Profile::default()
+        },
+        ApnsConfig {
+            retry: RetrySettings {
+                base_delay_ms: 200,
+                max_delay_ms: 200,
+                max_retries: 1000,
+                budget_percent: 100,
+                budget_min_retries: 100_000,
+                ..RetrySettings::default()
+            },
+            ..ApnsConfig::default()
+        },
+    )
+    .await;
+    let short = push(PushKind::IncomingCall, "c1", "p1", token(1), 600);
+    let deadline = short.deadline;
+    let outcome = outcomes(&h.provider, vec![short]).await.remove(0);
+    assert_eq!(outcome, Outcome::Expired);
+    let sent = h.sim.stats().requests;
+    assert!(sent >= 1);
+    // Nothing goes out after the deadline.
+    let wait = deadline.saturating_sub(now_millis()) + 300;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    assert_eq!(h.sim.stats().requests, sent);
+}
+
+#[actix_rt::test]
+async fn an_oversized_push_is_refused_locally_and_never_sent() {
+    let h = harness(Profile::default(), ApnsConfig::default()).await;
+    let mut big = ring(1);
+    let mut payload = (*big.payload).clone();
+    payload.caller_name = "x".repeat(6000);
+    big.payload = Arc::new(payload);
+    let outcome = outcomes(&h.provider, vec![big]).await.remove(0);
+    assert_eq!(
+        outcome,
+        Outcome::Rejected {
+            reason: "payload_too_large".into()
+        }
+    );
+    assert_eq!(h.sim.stats().requests, 0);
+}
