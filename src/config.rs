@@ -19,6 +19,14 @@ use std::time::Duration;
 pub use secret::{Secret, SecretSource};
 pub use tenant::{AppConfig, IdentityTokenConfig, ServerKeySource, TenantConfig, TokenAlgorithm};
 
+/// The push services' connection settings (`[providers.*]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// Apple Push Notification service.
+    pub apns: crate::providers::apns::config::ApnsConfig,
+}
+
 /// The file a bare `ringcast serve` reads.
 pub const DEFAULT_CONFIG_FILE: &str = "config/ringcast.toml";
 
@@ -30,6 +38,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// The registry: its shards and its store.
     pub registry: RegistryConfig,
+    /// How each push service is reached (hosts, connections, retries, queues); the
+    /// credentials are per app, under `tenants`.
+    pub providers: ProvidersConfig,
     /// Which Web Push services a subscription may point at.
     pub webpush: WebPushConfig,
     /// Log output.
@@ -294,6 +305,12 @@ impl Config {
                     "webpush.allowed_hosts: {host:?} is not host, host:port or *.domain"
                 ));
             }
+        }
+        problems.extend(self.providers.apns.validate("providers.apns"));
+        if let Some(roots) = &self.providers.apns.trusted_roots
+            && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
+        {
+            problems.push(format!("providers.apns.trusted_roots: {error}"));
         }
         if let Err(errors) = crate::tenant::Tenants::build(self) {
             problems.extend(errors);

@@ -44,6 +44,7 @@ fn the_examples_parse_and_name_every_missing_secret() {
         let config = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_ne!(config.registry.store, StoreKind::Embedded, "{file}");
         assert!(config.tenants["acme"].apps.len() >= 2);
+        assert!(config.providers.apns.max_in_flight >= 1);
         // The secrets live on the production machine, not here: each one is reported.
         let ConfigErrors(problems) = config.validate().unwrap_err();
         for key in [
@@ -149,6 +150,13 @@ fn every_problem_is_reported_at_once() {
 
             [tenants.c]
             server_keys = [{ sha256 = "fc1d4dafe5b2f4792ad6631fc26f4c5f4a7b375e88e6bfab363d68a5d1e62d6c" }]
+
+            [providers.apns]
+            production_url = "api.push.apple.com"
+            jwt_refresh_seconds = 600
+            trusted_roots = "missing-roots.pem"
+            [providers.apns.queues]
+            p0 = 0
             "#,
         )?;
         let config = Config::load(Some(Path::new("bad.toml"))).map_err(|e| e.to_string())?;
@@ -166,6 +174,10 @@ fn every_problem_is_reported_at_once() {
             "tenants.b.apps.ios: APNs token auth needs team_id, key_id and key together",
             "tenants.b.apps.ios.team_id",
             "also a key of tenant",
+            "providers.apns.production_url",
+            "providers.apns.jwt_refresh_seconds",
+            "providers.apns.queues.p0",
+            "providers.apns.trusted_roots",
         ];
         for needle in expected {
             assert!(
