@@ -58,6 +58,7 @@ pub async fn run_all<S: Store>(store: &S, tenant: &str) {
     dead_token_verdicts(store, &format!("{tenant}-dead")).await;
     tenants_are_isolated(store, &format!("{tenant}-iso")).await;
     device_limit(store, &format!("{tenant}-limit")).await;
+    event_claims(store, &format!("{tenant}-claims")).await;
     concurrent_registrations_lose_nothing(store, &format!("{tenant}-conc")).await;
     store.ping().await.expect("ping");
 }
@@ -429,4 +430,70 @@ async fn concurrent_registrations_lose_nothing<S: Store>(store: &S, tenant: &str
         assert!(task.await.unwrap().unwrap().created);
     }
     assert_eq!(store.list(&who, now).await.unwrap().len(), 48);
+}
+
+/// A call event rings once: the first claim wins until it lapses or is released, per tenant.
+async fn event_claims<S: Store>(store: &S, tenant: &str) {
+    let other = format!("{tenant}-other");
+    let now = wall_clock();
+    assert!(
+        store
+            .claim_event(tenant, "call-1", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_event(tenant, "call-1", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    // Event ids are the caller's: another tenant's equal id is another event.
+    assert!(
+        store
+            .claim_event(&other, "call-1", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    // An id with a Redis hash tag and odd bytes is just an id.
+    assert!(
+        store
+            .claim_event(tenant, "{x}\u{e9}:end", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+
+    // Released (the event could not be queued): the retry claims it again.
+    assert!(
+        store
+            .claim_event(tenant, "call-2", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    store.release_event(tenant, "call-2").await.unwrap();
+    assert!(
+        store
+            .claim_event(tenant, "call-2", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    // Releasing what is not claimed is fine.
+    store.release_event(tenant, "never-claimed").await.unwrap();
+
+    // A claim lapses with its event's deadline (Redis on its own clock: real time passes).
+    let start = wall_clock();
+    assert!(
+        store
+            .claim_event(tenant, "call-3", start + 200, start)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let later = wall_clock();
+    assert!(
+        store
+            .claim_event(tenant, "call-3", later + 60_000, later)
+            .await
+            .unwrap()
+    );
 }

@@ -74,6 +74,20 @@ impl Store for AnyStore {
         each!(self, store => store.remove_dead_token(who, device_id, address, verdict_at).await)
     }
 
+    async fn claim_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        each!(self, store => store.claim_event(tenant, event_id, until, now).await)
+    }
+
+    async fn release_event(&self, tenant: &str, event_id: &str) -> Result<(), StoreError> {
+        each!(self, store => store.release_event(tenant, event_id).await)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         each!(self, store => store.ping().await)
     }

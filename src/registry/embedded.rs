@@ -35,7 +35,7 @@ use self::transactions::Tables;
 use super::codec;
 use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -132,6 +132,9 @@ impl EmbeddedStore {
                     Ok(deleted) => tracing::debug!(deleted, "swept expired registrations"),
                     Err(error) => tracing::warn!(%error, "sweep of expired registrations failed"),
                 }
+                if let Err(error) = store.sweep_claims(wall_clock()).await {
+                    tracing::warn!(%error, "sweep of ended event claims failed");
+                }
             }
         })
     }
@@ -159,6 +162,40 @@ impl EmbeddedStore {
             Ok(result)
         });
         flatten(task.await, what)
+    }
+
+    /// Runs `op` on the claims table in one non-durable write transaction: a claim costs no
+    /// fsync (it reaches the disk with the next durable commit), which keeps a call event's
+    /// claim far cheaper than a registration.
+    async fn claims<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(&mut redb::Table<'_, &'static [u8], u64>) -> Result<T, EmbeddedError>
+        + Send
+        + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(redb::Durability::None)?;
+            let result = {
+                let mut events = txn.open_table(keys::EVENTS)?;
+                op(&mut events)?
+            };
+            txn.commit()?;
+            Ok(result)
+        });
+        flatten(task.await, what)
+    }
+
+    /// Deletes the claims that ended at or before `now`; returns how many.
+    pub async fn sweep_claims(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        self.claims("sweep_claims", move |events| {
+            let before = events.len()?;
+            events.retain(|_, end| end > now)?;
+            Ok(before - events.len()?)
+        })
+        .await
     }
 
     /// Runs `op` in one read transaction on the blocking pool.
@@ -264,6 +301,35 @@ impl Store for EmbeddedStore {
         let field = codec::address_field(address);
         self.write("remove_dead_token", move |tables| {
             tables.remove_dead_token(&key, platform, &field, verdict_at)
+        })
+        .await
+    }
+
+    async fn claim_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let key = keys::event_key(tenant, event_id);
+        self.claims("claim_event", move |events| {
+            if let Some(end) = redb::ReadableTable::get(events, key.as_slice())?
+                && end.value() > now
+            {
+                return Ok(false);
+            }
+            events.insert(key.as_slice(), until)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn release_event(&self, tenant: &str, event_id: &str) -> Result<(), StoreError> {
+        let key = keys::event_key(tenant, event_id);
+        self.claims("release_event", move |events| {
+            events.remove(key.as_slice())?;
+            Ok(())
         })
         .await
     }

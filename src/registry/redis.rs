@@ -425,6 +425,43 @@ where
         Ok(true)
     }
 
+    async fn claim_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        // SET NX PX: one atomic command, on whichever cluster slot the key falls; the key
+        // expires with the event, so claims need no sweeper.
+        let ttl = until.saturating_sub(now).max(1);
+        let set: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(keys::event_key(tenant, event_id))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn release_event(&self, tenant: &str, event_id: &str) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _deleted: i64 = self
+            .run(
+                redis::cmd("DEL")
+                    .arg(keys::event_key(tenant, event_id))
+                    .query_async(&mut connection),
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         let _pong: String = self

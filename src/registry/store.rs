@@ -88,6 +88,25 @@ pub trait Store: Clone + Send + Sync + Unpin + 'static {
         verdict_at: UnixMillis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Claims call event `event_id` of `tenant` until `until` (the event's deadline): `true`
+    /// for the first claim, `false` while an earlier claim is live. The router sends pushes
+    /// only on `true`, so one event sent twice, to any node sharing the store, rings once.
+    fn claim_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives up a claim: the event could not be queued (`503`), so the caller's retry must
+    /// be able to ring.
+    fn release_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -20,6 +20,20 @@ pub(super) const OWNERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("o
 /// byte order time order, so the sweep is a range scan over the past only.
 pub(super) const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
 
+/// Call-event claims: `tenant \0 event id` → the claim's end (UNIX ms). Written without
+/// fsync (a claim lost in a crash can at worst let one retried event ring twice), swept with
+/// the registrations.
+pub(super) const EVENTS: TableDefinition<&[u8], u64> = TableDefinition::new("events");
+
+/// The claim key of an event.
+pub(super) fn event_key(tenant: &str, event_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(tenant.len() + 1 + event_id.len());
+    key.extend_from_slice(tenant.as_bytes());
+    key.push(0);
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
 /// A registration's key, `tenant \0 identity \0 device_id`, and where its parts start.
 pub(super) struct RegistrationKey {
     /// The key as stored.

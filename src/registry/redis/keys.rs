@@ -32,6 +32,14 @@ pub fn owner_key(tenant: &str, address: &PushAddress) -> String {
     format!("o:{tenant}:{}", URL_SAFE_NO_PAD.encode(&digest[..16]))
 }
 
+/// The claim key of a call event: `e:<tenant>:<base64url-no-pad(SHA-256(event id)[..16])>`.
+/// Hashed because the event id comes from the caller: a fixed size, and no `{...}` in it can
+/// pick a cluster slot. No hash tag: claims spread over the cluster like owner keys.
+pub fn event_key(tenant: &str, event_id: &str) -> String {
+    let digest = Sha256::digest(event_id.as_bytes());
+    format!("e:{tenant}:{}", URL_SAFE_NO_PAD.encode(&digest[..16]))
+}
+
 /// The value of an owner key: which device of which identity holds the token.
 pub fn owner_value(identity: &str, device_id: &str) -> Vec<u8> {
     let mut value = Vec::with_capacity(identity.len() + 1 + device_id.len());
