@@ -2,11 +2,13 @@
 //!
 //! - [`auth`] — who is calling (server key or identity token) and what it may touch.
 //! - [`registrations`] — the registration endpoints.
+//! - [`calls`] — call events: ring, end.
 //! - [`health`] — `/healthz`, `/readyz`.
 //! - [`openapi`] — serves `/openapi.json`.
 //! - [`problem`] — every error as RFC 9457 problem+json.
 
 pub mod auth;
+pub mod calls;
 pub mod health;
 pub mod openapi;
 pub mod problem;
@@ -14,6 +16,7 @@ pub mod registrations;
 
 use crate::registry::AnyStore;
 use crate::registry::shards::Shards;
+use crate::router::Routers;
 use crate::tenant::Tenants;
 use actix_web::{HttpResponse, web};
 use problem::ApiError;
@@ -23,6 +26,8 @@ use std::sync::Arc;
 pub struct ApiState {
     /// The registry shards.
     pub shards: Shards<AnyStore>,
+    /// The routers, one per shard.
+    pub routers: Routers,
     /// The tenants and their credentials.
     pub tenants: Arc<Tenants>,
     /// The Web Push services a subscription may point at.
@@ -36,14 +41,19 @@ pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
     let json = web::JsonConfig::default()
         .limit(max_body_bytes)
         .error_handler(move |error, _| problem::json_error(error, max_body_bytes).into());
+    let query = web::QueryConfig::default()
+        .error_handler(|error, _| ApiError::MalformedBody(format!("bad query: {error}")).into());
     let path = web::PathConfig::default()
         .error_handler(|error, _| ApiError::MalformedBody(format!("bad path: {error}")).into());
     config
         .app_data(json)
+        .app_data(query)
         .app_data(path)
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/v1/calls", web::post().to(calls::ring))
+        .route("/v1/calls/{call_id}/end", web::post().to(calls::end))
         .service(
             web::scope("/v1/identities/{identity}")
                 .route("", web::delete().to(registrations::revoke))

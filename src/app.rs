@@ -7,7 +7,10 @@ use crate::registry::embedded::EmbeddedStore;
 use crate::registry::redis::{RedisClusterStore, RedisOptions, RedisSingleStore};
 use crate::registry::shards::{ShardSettings, ShardThreads, Shards};
 use crate::registry::{AnyStore, Store};
+use crate::router::providers::{ProviderPlan, ProviderSet};
+use crate::router::{Router, Routers};
 use crate::tenant::Tenants;
+use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -46,9 +49,12 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         store_timeout: config.store_timeout(),
     };
     let store_name = store.name();
-    let (shards, shard_threads) = Shards::start(store, settings);
+    let plan = ProviderPlan::build(config, store.clone()).map_err(anyhow::Error::msg)?;
+    let (shards, shard_threads) = Shards::start(store.clone(), settings);
+    let routers = start_routers(&shard_threads, &plan, &store, config);
     let state = web::Data::new(ApiState {
         shards,
+        routers,
         tenants,
         webpush_hosts: config.webpush.allowed_hosts.clone().into(),
         store_name,
@@ -88,6 +94,39 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         shards: shard_threads,
         sweeper,
     })
+}
+
+/// Starts one router per shard on the shard's arbiter, each with its own providers (their
+/// connections belong to that shard's thread).
+fn start_routers(
+    threads: &ShardThreads,
+    plan: &ProviderPlan,
+    store: &AnyStore,
+    config: &Config,
+) -> Routers {
+    let capacity = config.registry.mailbox_capacity;
+    let routers = threads
+        .handles()
+        .iter()
+        .enumerate()
+        .map(|(shard, handle)| {
+            let (plan, store) = (plan.clone(), store.clone());
+            Router::start_in_arbiter(handle, move |_| {
+                let providers = ProviderSet::start(&plan).unwrap_or_else(|error| {
+                    // The configuration was validated; this is a bug, not bad input.
+                    tracing::error!(shard, %error, "providers could not start on this shard");
+                    ProviderSet::default()
+                });
+                tracing::debug!(shard, providers = providers.len(), "router started");
+                Router::new(store, providers, capacity)
+            })
+        })
+        .collect();
+    // A call waits for mailbox room, a claim and a lookup, and its batches being queued.
+    let call_timeout = Duration::from_millis(config.registry.mailbox_wait_ms)
+        + config.store_timeout() * 2
+        + Duration::from_millis(100);
+    Routers::new(routers, call_timeout)
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM (what orchestrators send to stop).

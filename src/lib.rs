@@ -12,14 +12,25 @@
 //! - [`push`] is the vocabulary between router and providers: `Push`, `Priority`, `Outcome`.
 //! - [`simulator`] stands in for the push services (APNs today) over real TLS + HTTP/2, with
 //!   scripted latency and failures, and records what it accepted.
+//! - [`router`] turns call events into pushes: claims the event (it rings once), looks up the
+//!   callee's devices, fans out one push per device, withdraws rings when a call ends.
 //! - [`providers`] turns a `Push` into a push service's request and its answer into an
-//!   `Outcome`: one folder per service (APNs so far), plus the shared [`providers::retry`].
+//!   `Outcome`: one folder per service (APNs so far), and the shared machinery every service
+//!   uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),
+//!   [`providers::delivery`] (send, judge, retry), [`providers::pool`] (K HTTP/2 connections)
+//!   and [`providers::retry`].
 //! - [`clock`] and [`logging`] are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
 //! [`registry::validate`] (bad input stops here, nothing changed) → the identity's shard
 //! ([`registry::shards`], picked by a stable hash; a bounded mailbox) → the `Store`, atomically
-//! per identity. Call events, providers and metrics come with their own modules.
+//! per identity.
+//!
+//! A call travels: `POST /v1/calls` ([`api::calls`], server keys only) → the callee's shard's
+//! [`router::Router`] (claim, lookup, fan-out) → that shard's provider dispatchers (one batch
+//! each; a ring that finds the queues full is a `503`) → [`providers::delivery`] over the
+//! shard's own HTTP/2 connections → one `Outcome` per device, back to the caller with
+//! `?wait=true`, and a dead token back to the store.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -31,5 +42,6 @@ pub mod logging;
 pub mod providers;
 pub mod push;
 pub mod registry;
+pub mod router;
 pub mod simulator;
 pub mod tenant;

@@ -143,6 +143,9 @@ pub enum Outcome {
     Expired,
     /// Dropped under overload to make room for more urgent pushes.
     Shed,
+    /// The call ended before this ring left the queue: dropped instead of sent (and no
+    /// "call ended" push follows it to that device).
+    Withdrawn,
     /// The push service says the token is dead (APNs 410 / BadDeviceToken, FCM UNREGISTERED,
     /// WNS 404/410, Web Push 404/410), as of `verdict_at`: the registration is deleted unless
     /// the device registered again after that.
@@ -165,12 +168,34 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome label, for metrics that list their series up front.
+    pub const LABELS: [&'static str; 7] = [
+        "delivered",
+        "expired",
+        "shed",
+        "withdrawn",
+        "dead_token",
+        "credential_problem",
+        "rejected",
+    ];
+
+    /// The outcome's reason, where it has one (the push service's, or ringcast's).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::DeadToken { reason, .. }
+            | Outcome::CredentialProblem { reason }
+            | Outcome::Rejected { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The metric label of the outcome.
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Delivered => "delivered",
             Outcome::Expired => "expired",
             Outcome::Shed => "shed",
+            Outcome::Withdrawn => "withdrawn",
             Outcome::DeadToken { .. } => "dead_token",
             Outcome::CredentialProblem { .. } => "credential_problem",
             Outcome::Rejected { .. } => "rejected",

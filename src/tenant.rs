@@ -3,7 +3,7 @@
 //! Built once from the configuration ([`Tenants::build`]), which is also where every tenant
 //! setting is checked, so `check-config` and `serve` refuse exactly the same files.
 
-use crate::config::tenant::{MAX_TTL_SECONDS, MIN_TTL_SECONDS};
+use crate::config::tenant::{MAX_RING_TIMEOUT_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::config::{
     AppConfig, Config, SecretSource, ServerKeySource, TenantConfig, TokenAlgorithm,
 };
@@ -23,6 +23,8 @@ pub struct Tenant {
     pub id: String,
     /// The longest registration TTL this tenant allows, in seconds.
     pub max_ttl_seconds: u64,
+    /// How long a phone rings when the call event does not say, in seconds.
+    pub ring_timeout_seconds: u64,
     /// The tenant's apps by app id.
     pub apps: BTreeMap<String, AppConfig>,
     verifier: Option<IdentityVerifier>,
@@ -38,6 +40,7 @@ impl Tenant {
         Tenant {
             id: id.into(),
             max_ttl_seconds,
+            ring_timeout_seconds: 45,
             apps,
             verifier: None,
         }
@@ -169,6 +172,12 @@ fn build_tenant(
     at: &str,
     problems: &mut Vec<String>,
 ) -> (Tenant, Vec<[u8; 32]>, Option<String>) {
+    if !(1..=MAX_RING_TIMEOUT_SECONDS).contains(&config.ring_timeout_seconds) {
+        problems.push(format!(
+            "{at}.ring_timeout_seconds: {} is outside 1..={MAX_RING_TIMEOUT_SECONDS}",
+            config.ring_timeout_seconds
+        ));
+    }
     if !(MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&config.max_ttl_seconds) {
         problems.push(format!(
             "{at}.max_ttl_seconds: {} is outside {MIN_TTL_SECONDS}..={MAX_TTL_SECONDS}",
@@ -209,6 +218,7 @@ fn build_tenant(
     let tenant = Tenant {
         id: id.to_owned(),
         max_ttl_seconds: config.max_ttl_seconds,
+        ring_timeout_seconds: config.ring_timeout_seconds,
         apps: config.apps.clone(),
         verifier,
     };

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description, generated from the handlers' own types
 //! and annotations so it cannot drift from what the API does.
 
-use super::{health, registrations};
+use super::{calls, health, registrations};
 use crate::registry::validate::{FieldError, RegistrationRequest, WebPushKeys};
 use crate::registry::{Environment, Platform};
 use actix_web::HttpResponse;
@@ -17,6 +17,8 @@ use utoipa::{Modify, OpenApi};
         registrations::list,
         registrations::unregister,
         registrations::revoke,
+        calls::ring,
+        calls::end,
         health::healthz,
         health::readyz,
     ),

@@ -30,6 +30,10 @@ pub struct TenantConfig {
     /// (and the response says so). At most 180 days.
     #[serde(default = "default_max_ttl")]
     pub max_ttl_seconds: u64,
+    /// How long a phone rings when the call event names no `ring_timeout_seconds`: the
+    /// incoming-call push's deadline (DESIGN.md: 45 s). 1..=300.
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_seconds: u64,
     /// The tenant's apps by app id: a registration names one, and it decides the platform
     /// and, later, the push credential.
     #[serde(default)]
@@ -38,6 +42,13 @@ pub struct TenantConfig {
 
 fn default_max_ttl() -> u64 {
     MAX_TTL_SECONDS
+}
+
+/// The longest ring a call event may ask for, in seconds.
+pub const MAX_RING_TIMEOUT_SECONDS: u64 = 300;
+
+fn default_ring_timeout() -> u64 {
+    45
 }
 
 /// A server key, in one of three forms.

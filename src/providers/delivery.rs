@@ -9,7 +9,8 @@
 //!   deadline, within the retry budget. A re-send after a lost answer may deliver twice, so
 //!   it is counted ([`DeliveryReport::resent_after_loss`]).
 //! - A refused credential is refreshed once per push, then the push is sent again.
-//! - Nothing is sent at or after the push's deadline: it becomes [`Outcome::Expired`].
+//! - Nothing is sent at or after the push's deadline, and no answer is awaited past it: the
+//!   push becomes [`Outcome::Expired`].
 
 use crate::clock::now_millis;
 use crate::providers::pool::{AcquireError, SendError, Stream};
@@ -105,8 +106,11 @@ pub async fn deliver<S: PushService>(
         }
         report.sends += 1;
         lost = false;
-        let sent =
-            tokio::time::timeout(service.request_timeout(), leased.send(prepared.request)).await;
+        // An answer after the deadline is worthless (the phone stopped ringing): wait for
+        // it no longer than the deadline, nor than the request timeout.
+        let to_deadline = Duration::from_millis(push.deadline.saturating_sub(now_millis()));
+        let limit = service.request_timeout().min(to_deadline);
+        let sent = tokio::time::timeout(limit, leased.send(prepared.request)).await;
         let answered_at = now_millis();
         let (after, reason, otherwise) = match sent {
             Ok(Ok(answer)) => match service.judge(&answer, answered_at) {
@@ -153,6 +157,10 @@ pub async fn deliver<S: PushService>(
                     reason: reason.into(),
                 };
                 (None, reason, otherwise)
+            }
+            Err(_elapsed) if push.is_expired(now_millis()) => {
+                report.outcome = Outcome::Expired;
+                return report;
             }
             Err(_elapsed) => {
                 // Dropping the send resets the stream: the service may still have delivered.

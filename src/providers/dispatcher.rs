@@ -13,8 +13,8 @@ use crate::providers::pool::{AcquireError, PoolSnapshot, Stream};
 use crate::providers::queue::{Offer, PriorityQueues, QueueLimits};
 use crate::providers::retry::{RetryPolicy, RetrySettings};
 use crate::providers::service::PushService;
-use crate::push::{Outcome, Priority, Push};
-use crate::registry::{AnyStore, Store};
+use crate::push::{Outcome, Priority, Push, PushKind};
+use crate::registry::{AnyStore, IdentityKey, Store};
 use actix::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,6 +48,18 @@ pub type Ticket = oneshot::Receiver<Outcome>;
 #[derive(Message)]
 #[rtype(result = "Vec<Result<Ticket, Push>>")]
 pub struct Submit(pub Vec<Push>);
+
+/// Drops the queued rings of a call that ended before they left (they end as
+/// [`Outcome::Withdrawn`]); answers the device ids whose ring was withdrawn. Rings already
+/// sent or in flight are not touched: those devices get the "call ended" push.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct Withdraw {
+    /// Whose rings (a group call rings several callees under one call id).
+    pub callee: IdentityKey,
+    /// The call.
+    pub call_id: String,
+}
 
 /// Asks for the provider's queues, deliveries and connections.
 #[derive(Message)]
@@ -243,6 +255,24 @@ impl<S: PushService> Handler<Submit> for Dispatcher<S> {
         }
         self.pump(ctx);
         answers
+    }
+}
+
+impl<S: PushService> Handler<Withdraw> for Dispatcher<S> {
+    type Result = Vec<String>;
+
+    fn handle(&mut self, withdraw: Withdraw, _: &mut Context<Self>) -> Self::Result {
+        let rings = self.queues.remove_where(|job| {
+            job.push.kind == PushKind::IncomingCall
+                && job.push.payload.call_id == withdraw.call_id
+                && job.push.who == withdraw.callee
+        });
+        let mut devices = Vec::with_capacity(rings.len());
+        for job in rings {
+            devices.push(job.push.device_id.clone());
+            self.finish(job, Outcome::Withdrawn);
+        }
+        devices
     }
 }
 

@@ -61,6 +61,12 @@ impl<S: Store> Clone for Shards<S> {
 pub struct ShardThreads(Vec<Arbiter>);
 
 impl ShardThreads {
+    /// Each shard's arbiter, in shard order: the router and the providers of a shard start
+    /// on its arbiter, so a call's whole pipeline runs on one thread.
+    pub fn handles(&self) -> Vec<actix::ArbiterHandle> {
+        self.0.iter().map(Arbiter::handle).collect()
+    }
+
     /// Stops every shard's arbiter and waits for its thread to finish.
     pub fn stop(self) {
         for arbiter in self.0 {

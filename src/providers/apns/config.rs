@@ -99,9 +99,10 @@ impl ApnsConfig {
             ("production_url", &self.production_url),
             ("sandbox_url", &self.sandbox_url),
         ] {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
+            // HTTP/2 over TLS only: APNs (and the simulator) speak nothing else.
+            if !url.starts_with("https://") {
                 errors.push(format!(
-                    "{prefix}.{key} must be an http(s) URL, got {url:?}"
+                    "{prefix}.{key} must be an https:// URL, got {url:?}"
                 ));
             }
         }

@@ -1,0 +1,384 @@
+//! `/v1/calls`: an incoming call rings the callee's devices; its end stops them ringing.
+//!
+//! Server keys only: an identity token may manage its own registrations, never ring people.
+//! `202` answers at once with how many devices the event reached; `?wait=true` answers `200`
+//! with one outcome per device once each push has one (or the wait limit passes).
+
+use super::ApiState;
+use super::auth::{Caller, Scope};
+use super::problem::{ApiError, Problem};
+use crate::config::tenant::MAX_RING_TIMEOUT_SECONDS;
+use crate::push::EndReason;
+use crate::registry::validate::{FieldError, validate_device_id, validate_identity};
+use crate::registry::{IdentityKey, Platform};
+use crate::router::fanout::{CallEvent, Caller as CallerId, EndEvent};
+use crate::router::{DeviceOutcome, RouteError, Routed, RoutersError};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+
+/// The longest a call id or event id may be, in bytes (it becomes `apns-collapse-id` and FCM
+/// `collapse_key`; longer ids are hashed there).
+pub const MAX_CALL_ID_LEN: usize = 128;
+/// The longest caller id or display name, in characters.
+pub const MAX_CALLER_LEN: usize = 256;
+/// The longest `?wait=true` waits for outcomes: a ring's deadline is at most 300 s, but a
+/// missed-call notice's is a day, and no HTTP client waits that long.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Who calls.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallerBody {
+    /// The caller's id (a number or user id), 1-256 characters.
+    pub id: String,
+    /// What the callee's phone shows, up to 256 characters.
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// An incoming call.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallRequest {
+    /// The call, as call control names it: 1-128 visible ASCII characters.
+    pub call_id: String,
+    /// The identity whose devices ring.
+    pub callee: String,
+    /// Who calls.
+    pub caller: CallerBody,
+    /// Video or voice.
+    #[serde(default)]
+    pub video: bool,
+    /// How long the phones ring (1-300 s; default: the tenant's, 45 s unless configured).
+    pub ring_timeout_seconds: Option<u64>,
+    /// The idempotency key: the same event id twice rings once (default: the call id).
+    pub event_id: Option<String>,
+}
+
+/// Why the call ended before it was answered here.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReasonBody {
+    /// The caller hung up.
+    Cancelled,
+    /// Another device answered (name it in `device_id`).
+    AnsweredElsewhere,
+    /// Another device declined (name it in `device_id`).
+    DeclinedElsewhere,
+    /// Nobody answered: a missed-call notice goes to every device.
+    Missed,
+}
+
+/// The end of a call.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndRequest {
+    /// The identity whose devices were ringing.
+    pub callee: String,
+    /// Why the call ended.
+    pub reason: EndReasonBody,
+    /// The device that answered or declined: it gets no "call ended" push.
+    pub device_id: Option<String>,
+    /// Who called (shown in the missed-call notice).
+    pub caller: Option<CallerBody>,
+    /// Video or voice.
+    #[serde(default)]
+    pub video: bool,
+    /// The idempotency key (default: `<call id>:<reason>`).
+    pub event_id: Option<String>,
+}
+
+/// `?wait=true`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Answer once every device's push has an outcome (at most 60 s), instead of at once.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// The answer to a call event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallAccepted {
+    /// The event id (the call id unless one was given).
+    pub event_id: String,
+    /// How many devices the event reached (0 when the callee has none: not an error).
+    pub devices: usize,
+    /// The event was seen before (on any node): nothing was sent again.
+    pub duplicate: bool,
+    /// With `?wait=true`: one outcome per device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcomes: Option<Vec<DeviceOutcomeView>>,
+}
+
+/// What became of one device's push.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceOutcomeView {
+    /// The device.
+    pub device_id: String,
+    /// Its push service.
+    pub platform: Platform,
+    /// `delivered`, `expired`, `shed`, `withdrawn`, `dead_token`, `credential_problem`,
+    /// `rejected`, or `pending` (no outcome within the wait limit).
+    pub outcome: &'static str,
+    /// Why, where there is a reason (the push service's, or ringcast's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Ring every device of the callee.
+#[utoipa::path(
+    post,
+    path = "/v1/calls",
+    params(WaitQuery),
+    request_body = CallRequest,
+    responses(
+        (status = 202, description = "Accepted: pushes are on their way", body = CallAccepted),
+        (status = 200, description = "With ?wait=true: every device's outcome", body = CallAccepted),
+        (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a server key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Queues full or store unreachable: nothing was rung; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+    tag = "calls"
+)]
+pub async fn ring(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    query: web::Query<WaitQuery>,
+    body: web::Json<CallRequest>,
+) -> Result<HttpResponse, ApiError> {
+    server_key_only(&caller)?;
+    let body = body.into_inner();
+    let mut errors = Vec::new();
+    check(
+        &mut errors,
+        validate_identity(&body.callee).map_err(rename("callee")),
+    );
+    check(&mut errors, call_id("call_id", &body.call_id));
+    if let Some(event_id) = &body.event_id {
+        check(&mut errors, call_id("event_id", event_id));
+    }
+    check(&mut errors, caller_fields("caller", &body.caller));
+    let ring_timeout = body
+        .ring_timeout_seconds
+        .unwrap_or(caller.tenant.ring_timeout_seconds);
+    if !(1..=MAX_RING_TIMEOUT_SECONDS).contains(&ring_timeout) {
+        errors.push(FieldError::new(
+            "ring_timeout_seconds",
+            format!("must be 1..={MAX_RING_TIMEOUT_SECONDS}"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let event = CallEvent {
+        event_id: body.event_id.unwrap_or_else(|| body.call_id.clone()),
+        call_id: body.call_id,
+        callee: IdentityKey::new(caller.tenant.id.clone(), body.callee),
+        caller: CallerId {
+            id: body.caller.id,
+            display_name: body.caller.display_name,
+        },
+        video: body.video,
+        ring_timeout: Duration::from_secs(ring_timeout),
+    };
+    let routed = state.routers.ring(event).await.map_err(route_error)?;
+    tracing::info!(tenant = %caller.tenant.id, event_id = %routed.event_id,
+        devices = routed.devices.len(), duplicate = routed.duplicate, "call routed");
+    answer(routed, query.wait).await
+}
+
+/// Stop the callee's devices ringing, or tell them of a missed call.
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{call_id}/end",
+    params(("call_id" = String, Path, description = "The call"), WaitQuery),
+    request_body = EndRequest,
+    responses(
+        (status = 202, description = "Accepted: pushes are on their way", body = CallAccepted),
+        (status = 200, description = "With ?wait=true: every device's outcome", body = CallAccepted),
+        (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a server key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unreachable or node overloaded; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+    tag = "calls"
+)]
+pub async fn end(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<WaitQuery>,
+    body: web::Json<EndRequest>,
+) -> Result<HttpResponse, ApiError> {
+    server_key_only(&caller)?;
+    let call = path.into_inner();
+    let body = body.into_inner();
+    let mut errors = Vec::new();
+    check(&mut errors, call_id("call_id", &call));
+    check(
+        &mut errors,
+        validate_identity(&body.callee).map_err(rename("callee")),
+    );
+    if let Some(device_id) = &body.device_id {
+        check(&mut errors, validate_device_id(device_id));
+    }
+    if let Some(event_id) = &body.event_id {
+        check(&mut errors, call_id("event_id", event_id));
+    }
+    if let Some(who) = &body.caller {
+        check(&mut errors, caller_fields("caller", who));
+    }
+    let reason = match body.reason {
+        EndReasonBody::Cancelled => EndReason::Cancelled,
+        EndReasonBody::AnsweredElsewhere => EndReason::AnsweredElsewhere,
+        EndReasonBody::DeclinedElsewhere => EndReason::DeclinedElsewhere,
+        EndReasonBody::Missed => EndReason::Missed,
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let label = match reason {
+        EndReason::Cancelled => "cancelled",
+        EndReason::AnsweredElsewhere => "answered_elsewhere",
+        EndReason::DeclinedElsewhere => "declined_elsewhere",
+        EndReason::Missed => "missed",
+    };
+    let caller_id = body.caller.map_or_else(
+        || CallerId {
+            id: String::new(),
+            display_name: String::new(),
+        },
+        |who| CallerId {
+            id: who.id,
+            display_name: who.display_name,
+        },
+    );
+    let event = EndEvent {
+        event_id: body.event_id.unwrap_or_else(|| format!("{call}:{label}")),
+        call_id: call,
+        callee: IdentityKey::new(caller.tenant.id.clone(), body.callee),
+        reason,
+        device_id: body.device_id,
+        caller: caller_id,
+        video: body.video,
+    };
+    let routed = state.routers.end(event).await.map_err(route_error)?;
+    tracing::info!(tenant = %caller.tenant.id, event_id = %routed.event_id,
+        devices = routed.devices.len(), duplicate = routed.duplicate, reason = label,
+        "call end routed");
+    answer(routed, query.wait).await
+}
+
+/// `202` at once, or `200` with every device's outcome.
+async fn answer(routed: Routed, wait: bool) -> Result<HttpResponse, ApiError> {
+    let devices = routed.devices.len();
+    if !wait {
+        return Ok(HttpResponse::Accepted().json(CallAccepted {
+            event_id: routed.event_id,
+            devices,
+            duplicate: routed.duplicate,
+            outcomes: None,
+        }));
+    }
+    let until = tokio::time::Instant::now() + MAX_WAIT;
+    let mut outcomes = Vec::with_capacity(devices);
+    for device in routed.devices {
+        let outcome = match device.outcome {
+            DeviceOutcome::Known(outcome) => Some(outcome),
+            DeviceOutcome::Pending(ticket) => match tokio::time::timeout_at(until, ticket).await {
+                Ok(Ok(outcome)) => Some(outcome),
+                _ => None,
+            },
+        };
+        outcomes.push(DeviceOutcomeView {
+            device_id: device.device_id,
+            platform: device.platform,
+            outcome: outcome.as_ref().map_or("pending", |o| o.label()),
+            reason: outcome.as_ref().and_then(|o| o.reason()).map(str::to_owned),
+        });
+    }
+    Ok(HttpResponse::Ok().json(CallAccepted {
+        event_id: routed.event_id,
+        devices,
+        duplicate: routed.duplicate,
+        outcomes: Some(outcomes),
+    }))
+}
+
+/// Only a server key may ring people.
+fn server_key_only(caller: &Caller) -> Result<(), ApiError> {
+    match caller.scope {
+        Scope::Server => Ok(()),
+        Scope::Identity(_) => Err(ApiError::Forbidden(
+            "only a server key may send call events; an identity token may not ring people",
+        )),
+    }
+}
+
+/// A call or event id: 1-128 visible ASCII characters (it becomes a collapse id).
+fn call_id(field: &str, id: &str) -> Result<(), FieldError> {
+    if id.is_empty() || id.len() > MAX_CALL_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(FieldError::new(
+            field,
+            format!("must be 1-{MAX_CALL_ID_LEN} visible ASCII characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The caller's id (1-256 characters) and name (up to 256), without control characters.
+fn caller_fields(field: &str, caller: &CallerBody) -> Result<(), FieldError> {
+    let fits = |text: &str, min: usize| {
+        let count = text.chars().count();
+        (min..=MAX_CALLER_LEN).contains(&count) && !text.chars().any(char::is_control)
+    };
+    if !fits(&caller.id, 1) {
+        return Err(FieldError::new(
+            &format!("{field}.id"),
+            format!("must be 1-{MAX_CALLER_LEN} characters, no control characters"),
+        ));
+    }
+    if !fits(&caller.display_name, 0) {
+        return Err(FieldError::new(
+            &format!("{field}.display_name"),
+            format!("must be at most {MAX_CALLER_LEN} characters, no control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Collects a field problem.
+fn check(errors: &mut Vec<FieldError>, result: Result<(), FieldError>) {
+    if let Err(error) = result {
+        errors.push(error);
+    }
+}
+
+/// Renames a field problem (the identity validator says `identity`).
+fn rename(field: &'static str) -> impl Fn(FieldError) -> FieldError {
+    move |error| FieldError::new(field, error.message)
+}
+
+/// The API's answer to a routing failure.
+fn route_error(error: RoutersError) -> ApiError {
+    match error {
+        RoutersError::Route(RouteError::Overloaded) => {
+            ApiError::Unavailable("the push queues are full: nothing was rung; retry shortly")
+        }
+        RoutersError::Route(RouteError::Store(store)) => {
+            ApiError::from(crate::registry::shards::ShardError::Store(store))
+        }
+        RoutersError::Busy => ApiError::Unavailable("the router is overloaded; retry shortly"),
+        RoutersError::Stopped => {
+            ApiError::Unavailable("the node is shutting down; retry on another node")
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The router: call events become prioritised pushes (DESIGN.md, "Actors").
+//!
+//! One [`Router`] actor per shard, on the shard's arbiter, next to the registry shard and the
+//! shard's providers. For an incoming call it claims the event (so the same event rings once
+//! on any node), looks up the callee's live registrations, builds one P0 push per device
+//! ([`fanout`]) and hands them to the providers in one batch per provider. For the end of a
+//! call it first withdraws the call's rings still waiting in the queues — those phones never
+//! rang, so they get no "call ended" either — then sends P1 "call ended" (or the P2 missed-call
+//! notice) to the other devices but the one that answered.
+//!
+//! A ring that cannot be queued is never dropped silently: the event is given back (its
+//! claim released, its queued rings withdrawn) and the caller gets [`RouteError::Overloaded`]
+//! (`503` with `Retry-After`), so call control can retry. Lower priorities are shed instead.
+
+pub mod fanout;
+pub mod providers;
+
+use crate::providers::dispatcher::{Submit, Ticket, Withdraw};
+use crate::push::{Outcome, Push};
+use crate::registry::{AnyStore, IdentityKey, Platform, Store, StoreError};
+use actix::prelude::*;
+use fanout::{CallEvent, EndEvent};
+use providers::{ProviderKey, ProviderSet};
+use std::collections::HashMap;
+
+/// Why an event was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The store failed (lookup or claim).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A ring could not be queued: the providers' queues are full of rings. Retry later.
+    #[error("the push queues are full")]
+    Overloaded,
+}
+
+/// What will become of one device's push.
+pub enum DeviceOutcome {
+    /// Queued: the ticket carries the outcome.
+    Pending(Ticket),
+    /// Already known (no provider configured, or shed on arrival).
+    Known(Outcome),
+}
+
+/// One device the event reached.
+pub struct DevicePush {
+    /// The device.
+    pub device_id: String,
+    /// Its platform.
+    pub platform: Platform,
+    /// Its push's outcome, or the ticket for it.
+    pub outcome: DeviceOutcome,
+}
+
+/// What the router did with an event.
+pub struct Routed {
+    /// The event id as claimed.
+    pub event_id: String,
+    /// The event was seen before (on this or another node): nothing was sent again.
+    pub duplicate: bool,
+    /// One entry per device pushed to.
+    pub devices: Vec<DevicePush>,
+}
+
+/// An incoming call to route.
+#[derive(Message)]
+#[rtype(result = "Result<Routed, RouteError>")]
+pub struct Ring(pub CallEvent);
+
+/// The end of a call to route.
+#[derive(Message)]
+#[rtype(result = "Result<Routed, RouteError>")]
+pub struct End(pub EndEvent);
+
+/// The router of one shard.
+pub struct Router {
+    /// Registrations and event claims.
+    store: AnyStore,
+    /// The shard's providers.
+    providers: ProviderSet,
+    /// The mailbox bound (backpressure to the API).
+    mailbox_capacity: usize,
+}
+
+impl Router {
+    /// A router over `store` handing pushes to `providers`.
+    pub fn new(store: AnyStore, providers: ProviderSet, mailbox_capacity: usize) -> Router {
+        Router {
+            store,
+            providers,
+            mailbox_capacity,
+        }
+    }
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.mailbox_capacity);
+    }
+}
+
+impl Handler<Ring> for Router {
+    type Result = ResponseFuture<Result<Routed, RouteError>>;
+
+    fn handle(&mut self, Ring(call): Ring, _: &mut Context<Self>) -> Self::Result {
+        let (store, providers) = (self.store.clone(), self.providers.clone());
+        Box::pin(async move {
+            let now = crate::clock::now_millis();
+            let deadline = now + call.ring_timeout.as_millis() as u64;
+            let tenant = call.callee.tenant.clone();
+            if !store
+                .claim_event(&tenant, &call.event_id, deadline, now)
+                .await?
+            {
+                return Ok(duplicate(call.event_id));
+            }
+            let registrations = match store.list(&call.callee, now).await {
+                Ok(registrations) => registrations,
+                Err(error) => {
+                    release(&store, &tenant, &call.event_id).await;
+                    return Err(error.into());
+                }
+            };
+            let pushes = fanout::rings(&call, &registrations, now);
+            let devices = submit(&providers, pushes).await;
+            let refused_ring = devices
+                .iter()
+                .any(|device| matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed)));
+            if refused_ring {
+                // Give the whole event back: withdraw what was queued, release the claim.
+                withdraw(&providers, &call.callee, &call.call_id).await;
+                release(&store, &tenant, &call.event_id).await;
+                return Err(RouteError::Overloaded);
+            }
+            Ok(Routed {
+                event_id: call.event_id,
+                duplicate: false,
+                devices,
+            })
+        })
+    }
+}
+
+impl Handler<End> for Router {
+    type Result = ResponseFuture<Result<Routed, RouteError>>;
+
+    fn handle(&mut self, End(end): End, _: &mut Context<Self>) -> Self::Result {
+        let (store, providers) = (self.store.clone(), self.providers.clone());
+        Box::pin(async move {
+            let now = crate::clock::now_millis();
+            let deadline = now + end.deadline_after().as_millis() as u64;
+            let tenant = end.callee.tenant.clone();
+            if !store
+                .claim_event(&tenant, &end.event_id, deadline, now)
+                .await?
+            {
+                return Ok(duplicate(end.event_id));
+            }
+            // The call is over: rings still queued never leave.
+            let not_rung = withdraw(&providers, &end.callee, &end.call_id).await;
+            let registrations = match store.list(&end.callee, now).await {
+                Ok(registrations) => registrations,
+                Err(error) => {
+                    release(&store, &tenant, &end.event_id).await;
+                    return Err(error.into());
+                }
+            };
+            let pushes = fanout::ends(&end, &registrations, &not_rung, now);
+            Ok(Routed {
+                event_id: end.event_id,
+                duplicate: false,
+                devices: submit(&providers, pushes).await,
+            })
+        })
+    }
+}
+
+/// The answer to an event seen before.
+fn duplicate(event_id: String) -> Routed {
+    Routed {
+        event_id,
+        duplicate: true,
+        devices: Vec::new(),
+    }
+}
+
+/// Gives an event's claim back; a failure only means a retry may be seen as a duplicate
+/// until the claim lapses, so it is logged, not returned.
+async fn release(store: &AnyStore, tenant: &str, event_id: &str) {
+    if let Err(error) = store.release_event(tenant, event_id).await {
+        tracing::warn!(tenant, %error, "could not release an event claim");
+    }
+}
+
+/// Hands `pushes` to their providers, one batch per provider. A push without a provider is
+/// rejected as `provider_not_configured`; one the queues refuse is `Shed` (for a ring, the
+/// caller turns that into `503`).
+async fn submit(providers: &ProviderSet, pushes: Vec<Push>) -> Vec<DevicePush> {
+    let mut devices = Vec::with_capacity(pushes.len());
+    let mut batches: HashMap<ProviderKey, Vec<Push>> = HashMap::new();
+    for push in pushes {
+        let key = ProviderKey::of(&push);
+        if providers.get(&key).is_some() {
+            batches.entry(key).or_default().push(push);
+        } else {
+            devices.push(DevicePush {
+                platform: push.address.platform(),
+                device_id: push.device_id,
+                outcome: DeviceOutcome::Known(Outcome::Rejected {
+                    reason: "provider_not_configured".into(),
+                }),
+            });
+        }
+    }
+    for (key, batch) in batches {
+        let Some(provider) = providers.get(&key) else {
+            continue;
+        };
+        let names: Vec<(String, Platform)> = batch
+            .iter()
+            .map(|push| (push.device_id.clone(), push.address.platform()))
+            .collect();
+        let answers = provider.submit.send(Submit(batch)).await;
+        match answers {
+            Ok(answers) => {
+                for ((device_id, platform), answer) in names.into_iter().zip(answers) {
+                    let outcome = match answer {
+                        Ok(ticket) => DeviceOutcome::Pending(ticket),
+                        Err(_refused) => DeviceOutcome::Known(Outcome::Shed),
+                    };
+                    devices.push(DevicePush {
+                        device_id,
+                        platform,
+                        outcome,
+                    });
+                }
+            }
+            // The provider stopped (the node is stopping): nothing was queued.
+            Err(_) => {
+                for (device_id, platform) in names {
+                    devices.push(DevicePush {
+                        device_id,
+                        platform,
+                        outcome: DeviceOutcome::Known(Outcome::Shed),
+                    });
+                }
+            }
+        }
+    }
+    devices
+}
+
+/// Withdraws the callee's queued rings of `call_id` from every provider of its tenant;
+/// returns the devices whose ring was withdrawn. Matched by callee too: a group call rings
+/// several callees under one call id, and one callee's end must not silence the others.
+async fn withdraw(providers: &ProviderSet, callee: &IdentityKey, call_id: &str) -> Vec<String> {
+    let mut withdrawn = Vec::new();
+    for provider in providers.of_tenant(&callee.tenant) {
+        let message = Withdraw {
+            callee: callee.clone(),
+            call_id: call_id.to_owned(),
+        };
+        if let Ok(devices) = provider.withdraw.send(message).await {
+            withdrawn.extend(devices);
+        }
+    }
+    withdrawn
+}
+
+/// Every shard's router, picked by the same stable hash as the registry shards, so a call's
+/// lookup, fan-out and providers all stay on its callee's shard.
+#[derive(Clone)]
+pub struct Routers {
+    /// One per shard, in shard order.
+    addresses: std::sync::Arc<[Addr<Router>]>,
+    /// How long a caller waits for mailbox room and the router's answer.
+    call_timeout: std::time::Duration,
+}
+
+/// Why the router could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutersError {
+    /// The router answered with an error.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// Its mailbox stayed full, or it did not answer in time.
+    #[error("the router is overloaded")]
+    Busy,
+    /// It stopped (the node is stopping).
+    #[error("the router stopped")]
+    Stopped,
+}
+
+impl Routers {
+    /// The routers, one per shard in shard order.
+    pub fn new(addresses: Vec<Addr<Router>>, call_timeout: std::time::Duration) -> Routers {
+        Routers {
+            addresses: addresses.into(),
+            call_timeout,
+        }
+    }
+
+    /// The router of `who`'s shard.
+    pub fn of(&self, who: &IdentityKey) -> &Addr<Router> {
+        // Same rule as `Shards::shard_of`; the modulo keeps the index in range.
+        let index = (who.stable_hash() % self.addresses.len() as u64) as usize;
+        &self.addresses[index]
+    }
+
+    /// Routes an incoming call on its callee's shard.
+    pub async fn ring(&self, call: CallEvent) -> Result<Routed, RoutersError> {
+        let router = self.of(&call.callee).clone();
+        self.ask(router.send(Ring(call))).await
+    }
+
+    /// Routes the end of a call on its callee's shard.
+    pub async fn end(&self, end: EndEvent) -> Result<Routed, RoutersError> {
+        let router = self.of(&end.callee).clone();
+        self.ask(router.send(End(end))).await
+    }
+
+    /// Waits, boundedly, for a router's answer.
+    async fn ask(
+        &self,
+        answer: impl std::future::Future<Output = Result<Result<Routed, RouteError>, MailboxError>>,
+    ) -> Result<Routed, RoutersError> {
+        match tokio::time::timeout(self.call_timeout, answer).await {
+            Err(_) | Ok(Err(MailboxError::Timeout)) => Err(RoutersError::Busy),
+            Ok(Err(MailboxError::Closed)) => Err(RoutersError::Stopped),
+            Ok(Ok(routed)) => Ok(routed?),
+        }
+    }
+}
