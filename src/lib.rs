@@ -14,12 +14,13 @@
 //!   scripted latency and failures, and records what it accepted.
 //! - [`providers`] turns a `Push` into a push service's request and its answer into an
 //!   `Outcome`: one folder per service (APNs so far), plus the shared [`providers::retry`].
-//! - [`clock`] and [`logging`] are the small shared pieces.
+//! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`] and
+//!   [`logging`] are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
 //! [`registry::validate`] (bad input stops here, nothing changed) → the identity's shard
 //! ([`registry::shards`], picked by a stable hash; a bounded mailbox) → the `Store`, atomically
-//! per identity. Call events, providers and metrics come with their own modules.
+//! per identity. Call events and providers come with their own modules.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod logging;
+pub mod metrics;
 pub mod providers;
 pub mod push;
 pub mod registry;
