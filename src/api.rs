@@ -3,11 +3,13 @@
 //! - [`auth`] — who is calling (server key or identity token) and what it may touch.
 //! - [`registrations`] — the registration endpoints.
 //! - [`health`] — `/healthz`, `/readyz`.
+//! - [`metrics`] — `/metrics` for Prometheus.
 //! - [`openapi`] — serves `/openapi.json`.
 //! - [`problem`] — every error as RFC 9457 problem+json.
 
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod registrations;
@@ -43,6 +45,7 @@ pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
         .app_data(path)
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .service(
             web::scope("/v1/identities/{identity}")

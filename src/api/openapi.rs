@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description, generated from the handlers' own types
 //! and annotations so it cannot drift from what the API does.
 
-use super::{health, registrations};
+use super::{health, metrics, registrations};
 use crate::registry::validate::{FieldError, RegistrationRequest, WebPushKeys};
 use crate::registry::{Environment, Platform};
 use actix_web::HttpResponse;
@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         registrations::revoke,
         health::healthz,
         health::readyz,
+        metrics::metrics,
     ),
     components(schemas(RegistrationRequest, WebPushKeys, FieldError, Platform, Environment)),
     modifiers(&BearerAuth)
