@@ -128,12 +128,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 fn exported_names(text: &str) -> BTreeSet<String> {
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .map(|line| {
-            line.split(|c: char| c == '{' || c == ' ')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|line| line.split(['{', ' ']).next().unwrap().to_owned())
         .collect()
 }
 
