@@ -17,8 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::app::{
-    APNS_TOKEN, KEY_A, TOKEN_SECRET_A, TestApp, apns_body, identity_token, spawn_app,
+    APNS_TOKEN, KEY_A, TOKEN_SECRET_A, TestApp, TestStore, apns_body, identity_token, spawn_app,
+    spawn_with, test_config,
 };
+use support::redis_server::RedisServer;
 
 /// Every metric family DESIGN.md names, plus build info and uptime.
 const CONTRACT: [&str; 16] = [
@@ -286,6 +288,42 @@ async fn a_scrape_after_registration_traffic_counts_it_and_passes_promtool() {
         run_promtool(promtool, &["check", "metrics"], Some(&after));
     }
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_store_outage_is_counted_as_unavailable_for_the_alert() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(test_config(TestStore::Redis(redis.url()), dir.path()), dir).await;
+    let (status, _) = app
+        .register(KEY_A, "obs-carol", "phone", &apns_body(APNS_TOKEN))
+        .await;
+    assert_eq!(status, 201);
+    let before = scrape(&app).await;
+    redis.stop();
+    let (status, _) = app.list(KEY_A, "obs-carol").await;
+    assert_eq!(status, 503);
+    let after = scrape(&app).await;
+    app.stop().await;
+
+    // What RingcastStoreUnreachable divides: unavailable operations among all of them.
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    assert!(
+        grew(
+            "ringcast_registrations_total",
+            &[("op", "list"), ("outcome", "unavailable")]
+        ) >= 1.0,
+        "{after}"
+    );
+    // The failed operation is timed too, against the store it failed on.
+    assert!(
+        grew(
+            "ringcast_registry_op_seconds_count",
+            &[("op", "list"), ("store", "redis")]
+        ) >= 1.0
+    );
 }
 
 #[test]

@@ -122,7 +122,8 @@ labels! {
         Bug => "bug",
         /// The API refused the request's input before it reached the registry.
         Invalid => "invalid",
-        /// The identity's shard mailbox stayed full (backpressure) or the shard was stopping.
+        /// The identity's shard did not take or answer it within the wait bound (a full
+        /// mailbox: backpressure), or the shard was stopping.
         Busy => "busy",
     }
 }
