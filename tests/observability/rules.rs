@@ -59,5 +59,14 @@ fn alert_rules_pass_promtool_and_their_unit_tests_and_each_has_a_runbook_section
             &["test", "rules", "deploy/prometheus/alerts.test.yml"],
             None,
         );
+        run_promtool(
+            promtool,
+            &[
+                "check",
+                "config",
+                "deploy/prometheus/prometheus.example.yml",
+            ],
+            None,
+        );
     }
 }
