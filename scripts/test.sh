@@ -15,6 +15,13 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "test.sh: installing prometheus (Debian package) for promtool"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || echo "test.sh: could not install prometheus; the promtool checks will be skipped" >&2
+fi
+
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "test.sh: no Redis answers on 127.0.0.1:6379; starting one"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \

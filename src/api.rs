@@ -4,12 +4,14 @@
 //! - [`registrations`] — the registration endpoints.
 //! - [`calls`] — call events: ring, end.
 //! - [`health`] — `/healthz`, `/readyz`.
+//! - [`metrics`] — `/metrics` for Prometheus.
 //! - [`openapi`] — serves `/openapi.json`.
 //! - [`problem`] — every error as RFC 9457 problem+json.
 
 pub mod auth;
 pub mod calls;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod registrations;
@@ -51,6 +53,7 @@ pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
         .app_data(path)
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .route("/v1/calls", web::post().to(calls::ring))
         .route("/v1/calls/{call_id}/end", web::post().to(calls::end))

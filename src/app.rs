@@ -3,6 +3,7 @@
 
 use crate::api::{self, ApiState};
 use crate::config::{Config, ConfigErrors, StoreKind};
+use crate::metrics;
 use crate::registry::embedded::EmbeddedStore;
 use crate::registry::redis::{RedisClusterStore, RedisOptions, RedisSingleStore};
 use crate::registry::shards::{ShardSettings, ShardThreads, Shards};
@@ -25,7 +26,12 @@ pub struct Node {
     server: Server,
     shards: ShardThreads,
     sweeper: Option<tokio::task::JoinHandle<()>>,
+    /// The metrics exporter's upkeep loop.
+    metrics_upkeep: tokio::task::JoinHandle<()>,
 }
+
+/// How often the metrics exporter's upkeep runs (drains histogram samples between scrapes).
+const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
 
 /// Starts a node inside the current actix `System`. With `handle_signals`, SIGINT and
 /// SIGTERM stop it gracefully.
@@ -49,6 +55,7 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         store_timeout: config.store_timeout(),
     };
     let store_name = store.name();
+    metrics::store_in_use(store_name);
     let plan = ProviderPlan::build(config, store.clone()).map_err(anyhow::Error::msg)?;
     let (shards, shard_threads) = Shards::start(store.clone(), settings);
     let routers = start_routers(&shard_threads, &plan, &store, config);
@@ -88,11 +95,13 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
             handle.stop(true).await;
         });
     }
+    let metrics_upkeep = metrics::spawn_upkeep(METRICS_UPKEEP_PERIOD);
     Ok(Node {
         address,
         server,
         shards: shard_threads,
         sweeper,
+        metrics_upkeep,
     })
 }
 
@@ -160,6 +169,7 @@ impl Node {
         if let Some(sweeper) = self.sweeper {
             sweeper.abort();
         }
+        self.metrics_upkeep.abort();
         self.shards.stop();
         tracing::info!("ringcast node stopped");
         served

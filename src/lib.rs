@@ -19,7 +19,8 @@
 //!   uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),
 //!   [`providers::delivery`] (send, judge, retry), [`providers::pool`] (K HTTP/2 connections)
 //!   and [`providers::retry`].
-//! - [`clock`] and [`logging`] are the small shared pieces.
+//! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`] and
+//!   [`logging`] are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
 //! [`registry::validate`] (bad input stops here, nothing changed) → the identity's shard
@@ -39,6 +40,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod logging;
+pub mod metrics;
 pub mod providers;
 pub mod push;
 pub mod registry;

@@ -1,20 +1,112 @@
 //! Log output: human-readable text by default, JSON lines for log pipelines.
+//!
+//! Every line about one call event is logged inside its [`call_event_span`], so text lines
+//! carry `call_event{event_id=...}` and JSON lines a `span` object with the `event_id`: one
+//! search finds everything the router and the providers did for a call. Tokens appear only as
+//! fingerprints and secrets never (STYLE.md); `tests/observability` reads a real node's JSON
+//! log for them.
 
 use crate::config::LogFormat;
 use std::io::IsTerminal;
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`.
+/// Installs the global subscriber, writing to stderr. `RUST_LOG`, when set, overrides `level`.
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     // Colours only for a terminal: escape codes in a file or a pipe break grep and log shippers.
-    let builder = tracing_subscriber::fmt()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let ansi = std::io::stderr().is_terminal();
     // A second init (tests) keeps the first subscriber; that is fine, so the error is ignored.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+    let _ = subscriber(format, filter, ansi, std::io::stderr).try_init();
+}
+
+/// The subscriber `init` installs, writing to `writer` (tests capture it).
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    ansi: bool,
+    writer: W,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_ansi(ansi)
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.finish()),
+        LogFormat::Json => Box::new(builder.json().flatten_event(true).finish()),
+    }
+}
+
+/// The span the router and the providers enter for everything they do about one call event.
+/// Only the event id: it is the caller's idempotency key, not a secret, and it ties the
+/// event's lines together across router and providers (on one shard thread).
+pub fn call_event_span(event_id: &str) -> tracing::Span {
+    tracing::info_span!("call_event", event_id = %event_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A writer that keeps what is written.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'writer> MakeWriter<'writer> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'writer self) -> Captured {
+            self.clone()
+        }
+    }
+
+    fn logged(format: LogFormat) -> String {
+        let captured = Captured::default();
+        let subscriber = subscriber(format, EnvFilter::new("info"), false, captured.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = call_event_span("call-42");
+            let _entered = span.enter();
+            tracing::info!(provider = "apns", token = "cc20776a", "push delivered");
+            tracing::debug!("below the level: not written");
+        });
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn json_lines_carry_the_call_events_id_from_its_span() {
+        let text = logged(LogFormat::Json);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(line["message"], "push delivered");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["token"], "cc20776a");
+        assert_eq!(line["span"]["name"], "call_event");
+        assert_eq!(line["span"]["event_id"], "call-42");
+    }
+
+    #[test]
+    fn text_lines_carry_it_too() {
+        let text = logged(LogFormat::Text);
+        assert!(
+            text.contains("call_event{event_id=call-42}") && text.contains("push delivered"),
+            "{text}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description, generated from the handlers' own types
 //! and annotations so it cannot drift from what the API does.
 
-use super::{calls, health, registrations};
+use super::{calls, health, metrics, registrations};
 use crate::registry::validate::{FieldError, RegistrationRequest, WebPushKeys};
 use crate::registry::{Environment, Platform};
 use actix_web::HttpResponse;
@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         calls::end,
         health::healthz,
         health::readyz,
+        metrics::metrics,
     ),
     components(schemas(RegistrationRequest, WebPushKeys, FieldError, Platform, Environment)),
     modifiers(&BearerAuth)

@@ -4,7 +4,9 @@ use super::ApiState;
 use super::auth::Caller;
 use super::problem::{ApiError, Problem};
 use crate::clock::{now_millis, rfc3339};
+use crate::metrics::{self, RegistryOp, RegistryOutcome};
 use crate::registry::shard::{List, Register, Revoke, Unregister};
+use crate::registry::shards::ShardError;
 use crate::registry::validate::{
     RegistrationRequest, validate_device_id, validate_identity, validate_registration,
 };
@@ -110,11 +112,12 @@ pub async fn register(
     path: web::Path<(String, String)>,
     body: web::Json<RegistrationRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let op = RegistryOp::Register;
     let (identity, device_id) = path.into_inner();
-    let who = checked_identity(&caller, &identity)?;
-    validate_device_id(&device_id)?;
+    let who = checked_identity(&caller, &identity, op)?;
+    validate_device_id(&device_id).map_err(|error| invalid(op, error))?;
     let valid = validate_registration(&body, &caller.tenant, &state.webpush_hosts)
-        .map_err(ApiError::Invalid)?;
+        .map_err(|errors| invalid(op, ApiError::Invalid(errors)))?;
     let now = now_millis();
     let registration = Registration {
         device_id,
@@ -135,7 +138,8 @@ pub async fn register(
                 registration,
             },
         )
-        .await?;
+        .await
+        .map_err(|error| shard_failed(op, error))?;
     let stored = &registered.registration;
     tracing::info!(
         tenant = %who.tenant,
@@ -178,8 +182,9 @@ pub async fn list(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let op = RegistryOp::List;
     let identity = path.into_inner();
-    let who = checked_identity(&caller, &identity)?;
+    let who = checked_identity(&caller, &identity, op)?;
     let registrations = state
         .shards
         .call(
@@ -189,7 +194,8 @@ pub async fn list(
                 now: now_millis(),
             },
         )
-        .await?;
+        .await
+        .map_err(|error| shard_failed(op, error))?;
     Ok(HttpResponse::Ok().json(RegistrationList {
         identity,
         registrations: registrations.iter().map(RegistrationView::from).collect(),
@@ -216,15 +222,21 @@ pub async fn unregister(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    let op = RegistryOp::Unregister;
     let (identity, device_id) = path.into_inner();
-    let who = checked_identity(&caller, &identity)?;
-    validate_device_id(&device_id)?;
+    let who = checked_identity(&caller, &identity, op)?;
+    validate_device_id(&device_id).map_err(|error| invalid(op, error))?;
     let message = Unregister {
         who: who.clone(),
         device_id,
         now: now_millis(),
     };
-    if state.shards.call(&who, message).await? {
+    let found = state
+        .shards
+        .call(&who, message)
+        .await
+        .map_err(|error| shard_failed(op, error))?;
+    if found {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::NotFound("no such registration"))
@@ -250,8 +262,9 @@ pub async fn revoke(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let op = RegistryOp::Revoke;
     let identity = path.into_inner();
-    let who = checked_identity(&caller, &identity)?;
+    let who = checked_identity(&caller, &identity, op)?;
     let deleted = state
         .shards
         .call(
@@ -261,16 +274,35 @@ pub async fn revoke(
                 now: now_millis(),
             },
         )
-        .await?;
+        .await
+        .map_err(|error| shard_failed(op, error))?;
     tracing::info!(tenant = %who.tenant, identity = %who.identity, deleted, "identity revoked");
     Ok(HttpResponse::Ok().json(Revoked { deleted }))
 }
 
-/// Validates a path identity and checks the caller may manage it.
+/// Validates a path identity (a bad one counts as `op` refused `invalid`) and checks the caller
+/// may manage it.
 fn checked_identity(
     caller: &Caller,
     identity: &str,
+    op: RegistryOp,
 ) -> Result<crate::registry::IdentityKey, ApiError> {
-    validate_identity(identity)?;
+    validate_identity(identity).map_err(|error| invalid(op, error))?;
     caller.identity_key(identity)
+}
+
+/// Counts `op` as refused for its input (`ringcast_registrations_total{outcome="invalid"}`):
+/// the store never saw it, so the shard did not count it.
+fn invalid(op: RegistryOp, error: impl Into<ApiError>) -> ApiError {
+    metrics::registration(op, RegistryOutcome::Invalid);
+    error.into()
+}
+
+/// Counts `op` as `busy` when it never reached the store (a full shard mailbox, or a shard
+/// stopping); the shard counted every other outcome where it ran.
+fn shard_failed(op: RegistryOp, error: ShardError) -> ApiError {
+    if matches!(error, ShardError::Busy | ShardError::Stopped) {
+        metrics::registration(op, RegistryOutcome::Busy);
+    }
+    error.into()
 }

@@ -5,16 +5,21 @@
 //! queue (its mailbox), bounds each operation's time, and lets it crash: an operation that
 //! panics (a bug) is answered with `StoreError::Bug`, and the shard stops so that its
 //! supervisor restarts it with fresh state, instead of the panic taking its thread down.
+//!
+//! Every operation is counted and timed here, where it runs (`ringcast_registrations_total`,
+//! `ringcast_registry_op_seconds`): the time covers the store work and its timeout, not the
+//! wait in the mailbox.
 
-use super::registration::{IdentityKey, Registration, UnixMillis};
+use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
+use crate::metrics::{self, RegistryOp, RegistryOutcome};
 use actix::{
     Actor, ActorContext, ActorFutureExt, Context, Handler, Message, ResponseActFuture, Supervised,
     WrapFuture,
 };
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A registry shard.
 pub struct RegistryShard<S: Store> {
@@ -84,11 +89,24 @@ async fn bounded<T>(
     }
 }
 
+/// How an operation ended, for the metrics: a store error's kind, `not_found` when `found`
+/// says the operation found nothing to act on, `ok` otherwise.
+fn ended<T>(result: &Result<T, StoreError>, found: impl FnOnce(&T) -> bool) -> RegistryOutcome {
+    match result {
+        Ok(value) if found(value) => RegistryOutcome::Ok,
+        Ok(_) => RegistryOutcome::NotFound,
+        Err(error) => RegistryOutcome::of_error(error),
+    }
+}
+
 /// Declares a message, its result and the shard's handler, which runs `$body` with a clone of
 /// the store (`$store`) and the message (`$msg`) beside the actor's other work, so the shard
 /// keeps taking messages while the store works. After a `Bug`, the shard stops (and restarts).
+/// `$metered` names the operation and its outcome from the result, for the metrics (`None`:
+/// not a registry operation, not counted).
 macro_rules! store_message {
     ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? } -> $out:ty,
+     metered: $metered:expr,
      |$store:ident, $msg:ident| $body:expr) => {
         $(#[$doc])*
         pub struct $name { $($(#[$fdoc])* pub $field: $ty),* }
@@ -102,8 +120,17 @@ macro_rules! store_message {
 
             fn handle(&mut self, $msg: $name, _: &mut Context<Self>) -> Self::Result {
                 let $store = self.store.clone();
+                let store_name = self.store.name();
                 let limit = self.store_timeout;
-                let operation = async move { bounded(limit, async move { $body }).await };
+                let operation = async move {
+                    let started = Instant::now();
+                    let result = bounded(limit, async move { $body }).await;
+                    let metered: fn(&Result<$out, StoreError>) -> Option<(RegistryOp, RegistryOutcome)> = $metered;
+                    if let Some((op, outcome)) = metered(&result) {
+                        metrics::registry_op(op, store_name, outcome, started.elapsed());
+                    }
+                    result
+                };
                 Box::pin(operation.into_actor(self).map(|result, shard, ctx| {
                     if let Err(StoreError::Bug(what)) = &result {
                         tracing::error!(shard = shard.index, %what, "registry operation panicked; restarting the shard");
@@ -124,6 +151,14 @@ store_message!(
         /// The registration, `updated_at` = now.
         registration: Registration,
     } -> Registered,
+    metered: |result| {
+        let op = match result {
+            Ok(registered) if !registered.created => RegistryOp::Refresh,
+            // A failed register cannot tell a new device from a refresh: counted as register.
+            _ => RegistryOp::Register,
+        };
+        Some((op, ended(result, |_| true)))
+    },
     |store, msg| store.register(&msg.who, &msg.registration).await
 );
 
@@ -135,6 +170,7 @@ store_message!(
         /// The current time.
         now: UnixMillis,
     } -> Vec<Registration>,
+    metered: |result| Some((RegistryOp::List, ended(result, |_| true))),
     |store, msg| store.list(&msg.who, msg.now).await
 );
 
@@ -148,6 +184,7 @@ store_message!(
         /// The current time.
         now: UnixMillis,
     } -> bool,
+    metered: |result| Some((RegistryOp::Unregister, ended(result, |found| *found))),
     |store, msg| store.unregister(&msg.who, &msg.device_id, msg.now).await
 );
 
@@ -159,12 +196,31 @@ store_message!(
         /// The current time.
         now: UnixMillis,
     } -> u64,
+    metered: |result| Some((RegistryOp::Revoke, ended(result, |_| true))),
     |store, msg| store.revoke(&msg.who, msg.now).await
+);
+
+store_message!(
+    /// Act on a push service's verdict that a device's address is dead: delete the
+    /// registration unless it changed address or was registered again after the verdict.
+    RemoveDeadToken {
+        /// Whose device.
+        who: IdentityKey,
+        /// Which device.
+        device_id: String,
+        /// The address the push service refused.
+        address: PushAddress,
+        /// When the push service gave the verdict.
+        verdict_at: UnixMillis,
+    } -> bool,
+    metered: |result| Some((RegistryOp::RemoveDeadToken, ended(result, |deleted| *deleted))),
+    |store, msg| store.remove_dead_token(&msg.who, &msg.device_id, &msg.address, msg.verdict_at).await
 );
 
 store_message!(
     /// Check that the store answers, through the same path requests take.
     Ping {} -> (),
+    metered: |_| None,
     |store, _msg| store.ping().await
 );
 

@@ -25,6 +25,7 @@ async fn health_readiness_and_openapi() {
         "/v1/identities/{identity}",
         "/healthz",
         "/readyz",
+        "/metrics",
     ] {
         assert!(
             paths.contains_key(path),

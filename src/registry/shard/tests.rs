@@ -46,6 +46,18 @@ impl Store for FragileStore {
     ) -> Result<bool, StoreError> {
         Ok(false)
     }
+    async fn claim_event(
+        &self,
+        _: &str,
+        _: &str,
+        _: UnixMillis,
+        _: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    async fn release_event(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         std::future::pending().await
     }
@@ -86,4 +98,111 @@ async fn a_store_that_never_answers_gives_unavailable_in_bounded_time() {
         "{answer:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// The value of the rendered series `name{labels}` (labels in their rendered order), 0 if absent.
+fn series(name_and_labels: &str) -> f64 {
+    crate::metrics::render()
+        .lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.parse().unwrap())
+}
+
+#[actix_rt::test]
+async fn every_operation_is_counted_with_its_outcome_and_timed_against_its_store() {
+    // The global recorder is shared with other tests; only this test runs these operations
+    // on a store named "fragile", so its store-labelled counts are exact.
+    crate::metrics::install();
+    let timed = |op: &str| {
+        series(&format!(
+            "ringcast_registry_op_seconds_count{{op=\"{op}\",store=\"fragile\"}}"
+        ))
+    };
+    let counted = |op: &str, outcome: &str| {
+        series(&format!(
+            "ringcast_registrations_total{{op=\"{op}\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    let before = [
+        timed("register"),
+        timed("unregister"),
+        timed("revoke"),
+        timed("remove_dead_token"),
+    ];
+    let before_counts = [
+        counted("register", "unavailable"),
+        counted("unregister", "not_found"),
+        counted("revoke", "ok"),
+        counted("remove_dead_token", "not_found"),
+    ];
+
+    let shard = start(FragileStore::default());
+    let who = IdentityKey::new("t", "someone");
+    let registration = Registration {
+        device_id: "phone".into(),
+        app: "ios".into(),
+        address: PushAddress::Fcm {
+            token: "token".into(),
+        },
+        environment: crate::registry::Environment::Production,
+        disable_internal_push: false,
+        created_at: 0,
+        updated_at: 0,
+        expires_at: 1,
+    };
+    let register = Register {
+        who: who.clone(),
+        registration,
+    };
+    assert!(shard.send(register).await.unwrap().is_err());
+    let unregister = Unregister {
+        who: who.clone(),
+        device_id: "phone".into(),
+        now: 0,
+    };
+    assert!(!shard.send(unregister).await.unwrap().unwrap());
+    let revoke = Revoke {
+        who: who.clone(),
+        now: 0,
+    };
+    assert_eq!(shard.send(revoke).await.unwrap().unwrap(), 0);
+    let dead = RemoveDeadToken {
+        who,
+        device_id: "phone".into(),
+        address: PushAddress::Fcm {
+            token: "token".into(),
+        },
+        verdict_at: 0,
+    };
+    assert!(!shard.send(dead).await.unwrap().unwrap());
+    // Ping is a readiness check, not a registry operation: neither counted nor timed.
+    let _ = shard.send(Ping {}).await;
+
+    let after = [
+        timed("register"),
+        timed("unregister"),
+        timed("revoke"),
+        timed("remove_dead_token"),
+    ];
+    assert_eq!(
+        after
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect::<Vec<_>>(),
+        [1.0; 4]
+    );
+    let after_counts = [
+        counted("register", "unavailable"),
+        counted("unregister", "not_found"),
+        counted("revoke", "ok"),
+        counted("remove_dead_token", "not_found"),
+    ];
+    for (after, before) in after_counts.iter().zip(&before_counts) {
+        assert!(
+            after - before >= 1.0,
+            "{after_counts:?} vs {before_counts:?}"
+        );
+    }
+    assert!(!crate::metrics::render().contains("op=\"ping\""));
 }

@@ -1,0 +1,247 @@
+//! Metrics: the Prometheus instruments of a node, and the one place their names and label
+//! values are spelled.
+//!
+//! Code where the work happens calls the typed functions below ([`push_finished`],
+//! [`queue_depth`], [`registry_op`], ...); they take enums or the crate's own types, so a
+//! label can only ever take a value from the bounded vocabulary listed here. No identity,
+//! token, call id, event id or URL is ever a label value: those would make series grow without
+//! bound (one per user) and leak who called whom into the monitoring system.
+//!
+//! The recorder is process-global (the `metrics` crate's facade) and installed once by
+//! [`install`]; several nodes in one process (tests) share it. `GET /metrics` renders it
+//! ([`render`]) together with the process metrics read from `/proc` at scrape time
+//! ([`process`]). Every series of a bounded label set is registered at zero when the recorder
+//! is installed, so dashboards and alerts see it before the first push.
+//!
+//! # Names and labels (DESIGN.md, "Metrics"; the names are part of the contract)
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `ringcast_pushes_total` | counter | `provider`, `priority`, `outcome` |
+//! | `ringcast_push_latency_seconds` | histogram, 0.5 ms .. 30 s | `provider`, `priority` |
+//! | `ringcast_queue_depth` | gauge | `provider`, `priority` |
+//! | `ringcast_queue_capacity` | gauge | `provider`, `priority` |
+//! | `ringcast_inflight` | gauge | `provider` |
+//! | `ringcast_connections` | gauge | `provider`, `state` |
+//! | `ringcast_retries_total` | counter | `provider`, `reason` |
+//! | `ringcast_expired_total` | counter | `provider`, `priority` |
+//! | `ringcast_shed_total` | counter | `priority` |
+//! | `ringcast_token_invalidations_total` | counter | `provider`, `reason` |
+//! | `ringcast_registrations_total` | counter | `op`, `outcome` |
+//! | `ringcast_registry_op_seconds` | histogram, 50 µs .. 5 s | `op`, `store` |
+//! | `ringcast_events_total` | counter | `kind`, `outcome` |
+//! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
+//! | `ringcast_build_info` | gauge, always 1 | `version`, `git_sha` |
+//! | `ringcast_uptime_seconds` | gauge | |
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | Prometheus' standard process metrics (Linux) | |
+//!
+//! Label values:
+//!
+//! - `provider`: `apns`, `fcm`, `wns`, `webpush` ([`Platform::as_str`]).
+//! - `priority`: `p0`, `p1`, `p2` ([`Priority::label`]).
+//! - `outcome` of `pushes_total`: `delivered`, `expired`, `shed`, `dead_token`,
+//!   `credential_problem`, `rejected` ([`Outcome::label`]).
+//! - `state` of `connections`: `open`, `connecting`, `draining` ([`ConnectionState`]).
+//! - `reason` of `retries_total`: `status_5xx`, `too_many_requests`, `connection_lost`,
+//!   `refused_stream`, `timeout`, `idle_timeout`, `expired_provider_token` ([`RetryReason`]).
+//! - `reason` of `token_invalidations_total`: the push service's documented reason — APNs
+//!   `BadDeviceToken`, `DeviceTokenNotForTopic`, `ExpiredToken`, `Unregistered`; FCM
+//!   `UNREGISTERED`; WNS and Web Push the HTTP status `404` or `410` — and `unknown` for
+//!   anything else ([`token_invalidated`] maps it).
+//! - `op` of the registry: `register`, `refresh`, `list`, `unregister`, `revoke`,
+//!   `remove_dead_token` ([`RegistryOp`]); `outcome`: `ok`, `not_found`, `too_many_devices`,
+//!   `unavailable`, `corrupt`, `bug`, `invalid`, `busy` ([`RegistryOutcome`]); `store`:
+//!   `embedded`, `redis`, `redis-cluster` (`Store::name`).
+//! - `kind` of `events_total`: `incoming_call`, `call_ended`, `missed_call` ([`PushKind`]);
+//!   `outcome`: `accepted`, `duplicate`, `no_devices`, `invalid`, `busy`, `unavailable`
+//!   ([`EventOutcome`]).
+//! - `outcome` of `credential_refresh_total`: `ok`, `error` ([`RefreshOutcome`]).
+
+pub mod catalog;
+pub mod process;
+mod vocabulary;
+
+pub use vocabulary::{
+    ConnectionState, EventOutcome, RefreshOutcome, RegistryOp, RegistryOutcome, RetryReason,
+    dead_token_reason, event_kind,
+};
+
+use crate::push::{Outcome, Priority, PushKind};
+use crate::registry::Platform;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The content type of the text exposition format `GET /metrics` answers with.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The installed recorder's handle and when it was installed (for the uptime gauge).
+struct Installed {
+    handle: PrometheusHandle,
+    started: Instant,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+/// Installs the process-global recorder, describes every metric and registers the bounded
+/// series at zero. Idempotent: the second and later calls (more nodes in one process) do
+/// nothing. When another recorder was installed first (an embedding program's), ringcast's
+/// instruments go to that one and `/metrics` shows only what ringcast's own recorder holds.
+pub fn install() {
+    INSTALLED.get_or_init(|| {
+        let recorder = catalog::builder().build_recorder();
+        let handle = recorder.handle();
+        if let Err(error) = metrics::set_global_recorder(recorder) {
+            tracing::warn!(%error, "a metrics recorder was already installed; /metrics will be empty");
+        }
+        catalog::describe_all();
+        catalog::preregister();
+        Installed {
+            handle,
+            started: Instant::now(),
+        }
+    });
+}
+
+/// Renders every metric in the Prometheus text format (version 0.0.4): the recorder's series,
+/// uptime, and the process metrics read now. Installs the recorder if nobody did.
+pub fn render() -> String {
+    install();
+    // `install` above leaves it set.
+    let Some(installed) = INSTALLED.get() else {
+        return String::new();
+    };
+    gauge!(catalog::UPTIME_SECONDS).set(installed.started.elapsed().as_secs_f64());
+    let mut text = installed.handle.render();
+    process::render_into(&mut text);
+    text
+}
+
+/// Runs the exporter's upkeep every `period` (drains histogram samples so their memory stays
+/// bounded between scrapes) on the current actix/tokio runtime, until the returned task is
+/// aborted. Each node starts one; a second one in the same process is harmless.
+pub fn spawn_upkeep(period: Duration) -> tokio::task::JoinHandle<()> {
+    install();
+    actix_rt::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Some(installed) = INSTALLED.get() {
+                installed.handle.run_upkeep();
+            }
+        }
+    })
+}
+
+/// Registers the store-latency series of the store this node uses (`Store::name`), so they
+/// are there before the first registry operation.
+pub fn store_in_use(store: &'static str) {
+    install();
+    catalog::store_in_use(store);
+}
+
+/// A push ended with `outcome`, `latency` after its event was accepted. Counts it once in
+/// every series its outcome belongs to: `pushes_total`, the latency histogram (only for an
+/// answer from the push service: `expired` and `shed` pushes got none), `expired_total` or
+/// `shed_total`. Call exactly once per push, with its final outcome.
+pub fn push_finished(provider: Platform, priority: Priority, outcome: &Outcome, latency: Duration) {
+    let provider = provider.as_str();
+    let priority = priority.label();
+    counter!(catalog::PUSHES_TOTAL, "provider" => provider, "priority" => priority, "outcome" => outcome.label())
+        .increment(1);
+    match outcome {
+        Outcome::Expired => {
+            counter!(catalog::EXPIRED_TOTAL, "provider" => provider, "priority" => priority)
+                .increment(1);
+        }
+        Outcome::Shed => {
+            counter!(catalog::SHED_TOTAL, "priority" => priority).increment(1);
+        }
+        // Dropped from the queue because the call ended: never sent, so no latency.
+        Outcome::Withdrawn => {}
+        Outcome::Delivered
+        | Outcome::DeadToken { .. }
+        | Outcome::CredentialProblem { .. }
+        | Outcome::Rejected { .. } => {
+            histogram!(catalog::PUSH_LATENCY_SECONDS, "provider" => provider, "priority" => priority)
+                .record(latency.as_secs_f64());
+        }
+    }
+}
+
+/// How many pushes wait in one provider's queue of one priority now.
+pub fn queue_depth(provider: Platform, priority: Priority, depth: usize) {
+    gauge!(catalog::QUEUE_DEPTH, "provider" => provider.as_str(), "priority" => priority.label())
+        .set(depth as f64);
+}
+
+/// How many pushes that queue holds at most (set once when the queue is made): the alert on a
+/// queue near full compares `queue_depth` with it.
+pub fn queue_capacity(provider: Platform, priority: Priority, capacity: usize) {
+    gauge!(catalog::QUEUE_CAPACITY, "provider" => provider.as_str(), "priority" => priority.label())
+        .set(capacity as f64);
+}
+
+/// How many pushes of a provider are sent and not yet answered, now.
+pub fn inflight(provider: Platform, n: usize) {
+    gauge!(catalog::INFLIGHT, "provider" => provider.as_str()).set(n as f64);
+}
+
+/// How many of a provider's HTTP/2 connections are in `state` now.
+pub fn connections(provider: Platform, state: ConnectionState, n: usize) {
+    gauge!(catalog::CONNECTIONS, "provider" => provider.as_str(), "state" => state.label())
+        .set(n as f64);
+}
+
+/// A push is sent again, because of `reason`.
+pub fn retry(provider: Platform, reason: RetryReason) {
+    counter!(catalog::RETRIES_TOTAL, "provider" => provider.as_str(), "reason" => reason.label())
+        .increment(1);
+}
+
+/// A push service said a token is dead, giving `reason` (as the service spells it; a reason
+/// outside the documented set is counted as `unknown`, so a new one cannot add series).
+pub fn token_invalidated(provider: Platform, reason: &str) {
+    counter!(
+        catalog::TOKEN_INVALIDATIONS_TOTAL,
+        "provider" => provider.as_str(),
+        "reason" => dead_token_reason(provider, reason)
+    )
+    .increment(1);
+}
+
+/// A provider credential (APNs JWT, FCM OAuth token, WNS token) was refreshed, or failed to.
+pub fn credential_refresh(provider: Platform, outcome: RefreshOutcome) {
+    counter!(catalog::CREDENTIAL_REFRESH_TOTAL, "provider" => provider.as_str(), "outcome" => outcome.label())
+        .increment(1);
+}
+
+/// A call event arrived (HTTP or stream) and was `outcome`.
+pub fn event(kind: PushKind, outcome: EventOutcome) {
+    counter!(catalog::EVENTS_TOTAL, "kind" => event_kind(kind), "outcome" => outcome.label())
+        .increment(1);
+}
+
+/// A registry operation ran in the store `store` (its `Store::name`) and took `elapsed`.
+pub fn registry_op(
+    op: RegistryOp,
+    store: &'static str,
+    outcome: RegistryOutcome,
+    elapsed: Duration,
+) {
+    registration(op, outcome);
+    histogram!(catalog::REGISTRY_OP_SECONDS, "op" => op.label(), "store" => store)
+        .record(elapsed.as_secs_f64());
+}
+
+/// A registry operation ended with `outcome` without reaching the store (refused as `invalid`
+/// by the API, or `busy` at a full shard mailbox): counted, but not timed.
+pub fn registration(op: RegistryOp, outcome: RegistryOutcome) {
+    counter!(catalog::REGISTRATIONS_TOTAL, "op" => op.label(), "outcome" => outcome.label())
+        .increment(1);
+}
+
+#[cfg(test)]
+mod tests;

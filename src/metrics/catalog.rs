@@ -1,0 +1,250 @@
+//! Every metric's name, help text, unit and histogram buckets, and the zero-valued series
+//! registered up front for each bounded label set.
+
+use super::vocabulary::{
+    ConnectionState, EventOutcome, PUSH_KINDS, RefreshOutcome, RegistryOp, RegistryOutcome,
+    RetryReason, dead_token_reasons, event_kind,
+};
+use crate::push::{Outcome, Priority};
+use crate::registry::Platform;
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Pushes that reached a final outcome.
+pub const PUSHES_TOTAL: &str = "ringcast_pushes_total";
+/// Event accepted → push service's answer.
+pub const PUSH_LATENCY_SECONDS: &str = "ringcast_push_latency_seconds";
+/// Pushes waiting in a provider's priority queue.
+pub const QUEUE_DEPTH: &str = "ringcast_queue_depth";
+/// The most a provider's priority queue holds.
+pub const QUEUE_CAPACITY: &str = "ringcast_queue_capacity";
+/// Pushes sent and not yet answered.
+pub const INFLIGHT: &str = "ringcast_inflight";
+/// HTTP/2 connections to a push service, by state.
+pub const CONNECTIONS: &str = "ringcast_connections";
+/// Pushes sent again.
+pub const RETRIES_TOTAL: &str = "ringcast_retries_total";
+/// Pushes whose deadline passed before delivery.
+pub const EXPIRED_TOTAL: &str = "ringcast_expired_total";
+/// Pushes dropped under overload.
+pub const SHED_TOTAL: &str = "ringcast_shed_total";
+/// Dead-token verdicts from the push services.
+pub const TOKEN_INVALIDATIONS_TOTAL: &str = "ringcast_token_invalidations_total";
+/// Registry operations by outcome.
+pub const REGISTRATIONS_TOTAL: &str = "ringcast_registrations_total";
+/// Registry operations' time in the store.
+pub const REGISTRY_OP_SECONDS: &str = "ringcast_registry_op_seconds";
+/// Call events by kind and outcome.
+pub const EVENTS_TOTAL: &str = "ringcast_events_total";
+/// Provider credential refreshes.
+pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
+/// The build: version and git commit, value 1.
+pub const BUILD_INFO: &str = "ringcast_build_info";
+/// Seconds since the metrics were installed (the node started).
+pub const UPTIME_SECONDS: &str = "ringcast_uptime_seconds";
+
+/// Every push service, as the `provider` label.
+pub const PROVIDERS: [Platform; 4] = [
+    Platform::Apns,
+    Platform::Fcm,
+    Platform::Wns,
+    Platform::Webpush,
+];
+
+/// Every store, as the `store` label (`Store::name`).
+pub const STORES: [&str; 3] = ["embedded", "redis", "redis-cluster"];
+
+/// Push latency buckets: from a fast local answer (0.5 ms, the simulator) through the normal
+/// range of APNs and FCM (10-500 ms) to a ring that comes too late (10-30 s; the P0 deadline is
+/// 45 s, and a push is never sent after it).
+pub const PUSH_LATENCY_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Store operation buckets: 50 µs (embedded, cached) to 5 s (well past the store timeout,
+/// so a timed-out operation lands in the last bucket rather than `+Inf` only).
+pub const REGISTRY_OP_BUCKETS: [f64; 15] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    5.0,
+];
+
+/// The exporter as ringcast configures it: the two histograms with their buckets (rendered
+/// as Prometheus histograms, so `histogram_quantile` aggregates across nodes), names as given
+/// (every counter already ends in `_total`), no idle timeout (a series never disappears).
+pub fn builder() -> PrometheusBuilder {
+    // Both bucket lists are non-empty constants: `set_buckets_for_metric` fails only on empty.
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(PUSH_LATENCY_SECONDS.into()),
+            &PUSH_LATENCY_BUCKETS,
+        )
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(REGISTRY_OP_SECONDS.into()),
+                &REGISTRY_OP_BUCKETS,
+            )
+        })
+        .unwrap_or_else(|_| unreachable!("bucket lists are non-empty constants"))
+}
+
+/// Describes every metric (the `# HELP` lines).
+pub fn describe_all() {
+    describe_counter!(
+        PUSHES_TOTAL,
+        Unit::Count,
+        "Pushes that reached their final outcome, by provider, priority and outcome."
+    );
+    describe_histogram!(
+        PUSH_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Time from the call event's acceptance to the push service's answer."
+    );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        Unit::Count,
+        "Pushes waiting in a provider's queue of one priority."
+    );
+    describe_gauge!(
+        QUEUE_CAPACITY,
+        Unit::Count,
+        "The most pushes a provider's queue of one priority holds."
+    );
+    describe_gauge!(
+        INFLIGHT,
+        Unit::Count,
+        "Pushes sent to a push service and not yet answered."
+    );
+    describe_gauge!(
+        CONNECTIONS,
+        Unit::Count,
+        "HTTP/2 connections to a push service, by state."
+    );
+    describe_counter!(
+        RETRIES_TOTAL,
+        Unit::Count,
+        "Pushes sent again, by provider and reason."
+    );
+    describe_counter!(
+        EXPIRED_TOTAL,
+        Unit::Count,
+        "Pushes not sent because their deadline passed."
+    );
+    describe_counter!(
+        SHED_TOTAL,
+        Unit::Count,
+        "Pushes dropped under overload to make room for more urgent ones."
+    );
+    describe_counter!(
+        TOKEN_INVALIDATIONS_TOTAL,
+        Unit::Count,
+        "Dead-token verdicts from the push services, by documented reason."
+    );
+    describe_counter!(
+        REGISTRATIONS_TOTAL,
+        Unit::Count,
+        "Registry operations, by operation and outcome."
+    );
+    describe_histogram!(
+        REGISTRY_OP_SECONDS,
+        Unit::Seconds,
+        "Time a registry operation spent in the store."
+    );
+    describe_counter!(
+        EVENTS_TOTAL,
+        Unit::Count,
+        "Call events received, by kind and outcome."
+    );
+    describe_counter!(
+        CREDENTIAL_REFRESH_TOTAL,
+        Unit::Count,
+        "Provider credential refreshes, by outcome."
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; the labels say which build runs.");
+    describe_gauge!(
+        UPTIME_SECONDS,
+        Unit::Seconds,
+        "Seconds since the node's metrics were installed."
+    );
+}
+
+/// The final outcomes, for pre-registration (the reasons inside do not reach any label).
+fn outcomes() -> [Outcome; 7] {
+    let reason = String::new;
+    [
+        Outcome::Delivered,
+        Outcome::Expired,
+        Outcome::Shed,
+        Outcome::Withdrawn,
+        Outcome::DeadToken {
+            verdict_at: 0,
+            reason: reason(),
+        },
+        Outcome::CredentialProblem { reason: reason() },
+        Outcome::Rejected { reason: reason() },
+    ]
+}
+
+/// Registers every series of the bounded label sets at zero, and sets `ringcast_build_info`.
+/// The store-dependent histogram is registered per store in use by [`store_in_use`].
+pub fn preregister() {
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "git_sha" => env!("RINGCAST_GIT_SHA"))
+        .set(1.0);
+    gauge!(UPTIME_SECONDS).set(0.0);
+    for provider in PROVIDERS {
+        let provider_label = provider.as_str();
+        for priority in Priority::ALL {
+            let priority = priority.label();
+            for outcome in outcomes() {
+                counter!(PUSHES_TOTAL, "provider" => provider_label, "priority" => priority, "outcome" => outcome.label())
+                    .absolute(0);
+            }
+            // Registering a histogram creates its series with empty buckets.
+            let _ = histogram!(PUSH_LATENCY_SECONDS, "provider" => provider_label, "priority" => priority);
+            gauge!(QUEUE_DEPTH, "provider" => provider_label, "priority" => priority).set(0.0);
+            gauge!(QUEUE_CAPACITY, "provider" => provider_label, "priority" => priority).set(0.0);
+            counter!(EXPIRED_TOTAL, "provider" => provider_label, "priority" => priority)
+                .absolute(0);
+        }
+        gauge!(INFLIGHT, "provider" => provider_label).set(0.0);
+        for state in ConnectionState::ALL {
+            gauge!(CONNECTIONS, "provider" => provider_label, "state" => state.label()).set(0.0);
+        }
+        for reason in RetryReason::ALL {
+            counter!(RETRIES_TOTAL, "provider" => provider_label, "reason" => reason.label())
+                .absolute(0);
+        }
+        for reason in dead_token_reasons(provider).iter().chain(&["unknown"]) {
+            counter!(TOKEN_INVALIDATIONS_TOTAL, "provider" => provider_label, "reason" => *reason)
+                .absolute(0);
+        }
+        for outcome in RefreshOutcome::ALL {
+            counter!(CREDENTIAL_REFRESH_TOTAL, "provider" => provider_label, "outcome" => outcome.label())
+                .absolute(0);
+        }
+    }
+    for priority in Priority::ALL {
+        counter!(SHED_TOTAL, "priority" => priority.label()).absolute(0);
+    }
+    for op in RegistryOp::ALL {
+        for outcome in RegistryOutcome::ALL {
+            counter!(REGISTRATIONS_TOTAL, "op" => op.label(), "outcome" => outcome.label())
+                .absolute(0);
+        }
+    }
+    for kind in PUSH_KINDS {
+        for outcome in EventOutcome::ALL {
+            counter!(EVENTS_TOTAL, "kind" => event_kind(kind), "outcome" => outcome.label())
+                .absolute(0);
+        }
+    }
+}
+
+/// Registers the store-latency series of the store a node uses (`Store::name`), so they exist
+/// before the first operation. Series of stores not in use are not created.
+pub fn store_in_use(store: &'static str) {
+    for op in RegistryOp::ALL {
+        let _ = histogram!(REGISTRY_OP_SECONDS, "op" => op.label(), "store" => store);
+    }
+}

@@ -1,0 +1,181 @@
+//! The bounded label values that are not already the crate's own types: each is an enum with
+//! its `label()`, and `ALL` for pre-registration.
+
+use crate::push::PushKind;
+use crate::registry::{Platform, StoreError};
+
+/// Declares a label enum: its variants, their label spelling, and `ALL`.
+macro_rules! labels {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $label:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, for pre-registering the series.
+            pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            /// The label value.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $($name::$variant => $label,)+
+                }
+            }
+        }
+    };
+}
+
+labels! {
+    /// The state of a provider's HTTP/2 connection (`ringcast_connections{state}`).
+    ConnectionState {
+        /// Connected, taking streams.
+        Open => "open",
+        /// TCP/TLS/HTTP/2 handshake under way.
+        Connecting => "connecting",
+        /// Takes no new streams (GOAWAY received, or being replaced); finishing its streams.
+        Draining => "draining",
+    }
+}
+
+labels! {
+    /// Why a push is sent again (`ringcast_retries_total{reason}`).
+    RetryReason {
+        /// The push service answered 5xx (APNs 500/503, FCM INTERNAL/UNAVAILABLE, ...).
+        Status5xx => "status_5xx",
+        /// The push service answered 429 (FCM QUOTA_EXCEEDED, APNs TooManyRequests).
+        TooManyRequests => "too_many_requests",
+        /// The connection broke (reset, GOAWAY, TLS error) before the answer came.
+        ConnectionLost => "connection_lost",
+        /// The peer refused the HTTP/2 stream (REFUSED_STREAM: it was never processed).
+        RefusedStream => "refused_stream",
+        /// No answer within the request timeout.
+        Timeout => "timeout",
+        /// APNs `IdleTimeout`: the connection sat idle too long.
+        IdleTimeout => "idle_timeout",
+        /// APNs `ExpiredProviderToken`: the JWT was refreshed and the push sent again.
+        ExpiredProviderToken => "expired_provider_token",
+    }
+}
+
+labels! {
+    /// How a credential refresh went (`ringcast_credential_refresh_total{outcome}`).
+    RefreshOutcome {
+        /// A new credential is in use.
+        Ok => "ok",
+        /// The refresh failed (token endpoint unreachable, key refused, ...).
+        Error => "error",
+    }
+}
+
+labels! {
+    /// What became of a call event (`ringcast_events_total{outcome}`).
+    EventOutcome {
+        /// Turned into pushes.
+        Accepted => "accepted",
+        /// An event id already seen: it rings once.
+        Duplicate => "duplicate",
+        /// The callee has no live registration.
+        NoDevices => "no_devices",
+        /// Refused: bad input.
+        Invalid => "invalid",
+        /// Refused: a full queue or mailbox (backpressure).
+        Busy => "busy",
+        /// Refused: the store could not be reached.
+        Unavailable => "unavailable",
+    }
+}
+
+labels! {
+    /// A registry operation (`ringcast_registrations_total{op}`, `ringcast_registry_op_seconds{op}`).
+    RegistryOp {
+        /// A new device registered (or a failed register/refresh, which cannot tell which).
+        Register => "register",
+        /// An existing device registered again (its TTL renewed).
+        Refresh => "refresh",
+        /// An identity's devices listed (the API, and the router's lookup per call).
+        List => "list",
+        /// One device unregistered.
+        Unregister => "unregister",
+        /// Every device of an identity deleted.
+        Revoke => "revoke",
+        /// A push service's dead-token verdict acted on.
+        RemoveDeadToken => "remove_dead_token",
+    }
+}
+
+labels! {
+    /// How a registry operation ended (`ringcast_registrations_total{outcome}`).
+    RegistryOutcome {
+        /// Done.
+        Ok => "ok",
+        /// No such (live) registration: an unregister or dead-token removal that found none.
+        NotFound => "not_found",
+        /// The identity already has the most devices allowed.
+        TooManyDevices => "too_many_devices",
+        /// The store could not be reached or did not answer in time.
+        Unavailable => "unavailable",
+        /// The store holds data this build cannot read.
+        Corrupt => "corrupt",
+        /// The operation panicked (a bug); the shard restarts.
+        Bug => "bug",
+        /// The API refused the request's input before it reached the registry.
+        Invalid => "invalid",
+        /// The identity's shard did not take or answer it within the wait bound (a full
+        /// mailbox: backpressure), or the shard was stopping.
+        Busy => "busy",
+    }
+}
+
+impl RegistryOutcome {
+    /// The outcome of a store error.
+    pub fn of_error(error: &StoreError) -> RegistryOutcome {
+        match error {
+            StoreError::Unavailable(_) => RegistryOutcome::Unavailable,
+            StoreError::TooManyDevices { .. } => RegistryOutcome::TooManyDevices,
+            StoreError::Corrupt(_) => RegistryOutcome::Corrupt,
+            StoreError::Bug(_) => RegistryOutcome::Bug,
+        }
+    }
+}
+
+/// The `kind` label of a call event: its push kind, spelled as in the payload's `type`.
+pub fn event_kind(kind: PushKind) -> &'static str {
+    match kind {
+        PushKind::IncomingCall => "incoming_call",
+        PushKind::CallEnded => "call_ended",
+        PushKind::MissedCall => "missed_call",
+    }
+}
+
+/// Every `kind` of call event.
+pub(crate) const PUSH_KINDS: [PushKind; 3] = [
+    PushKind::IncomingCall,
+    PushKind::CallEnded,
+    PushKind::MissedCall,
+];
+
+/// The documented dead-token reasons of each push service (PROTOCOLS.md).
+pub(crate) fn dead_token_reasons(provider: Platform) -> &'static [&'static str] {
+    match provider {
+        Platform::Apns => &[
+            "BadDeviceToken",
+            "DeviceTokenNotForTopic",
+            "ExpiredToken",
+            "Unregistered",
+        ],
+        Platform::Fcm => &["UNREGISTERED"],
+        Platform::Wns | Platform::Webpush => &["404", "410"],
+    }
+}
+
+/// The `reason` label of a dead-token verdict: `reason` itself when it is one the push
+/// service documents, `unknown` otherwise (so a new or garbled reason cannot add series).
+pub fn dead_token_reason(provider: Platform, reason: &str) -> &'static str {
+    dead_token_reasons(provider)
+        .iter()
+        .find(|known| **known == reason)
+        .copied()
+        .unwrap_or("unknown")
+}

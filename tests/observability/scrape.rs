@@ -1,0 +1,106 @@
+//! A live node's scrape: every contract metric, counters that move with real traffic, no
+//! unbounded label, and `promtool check metrics`.
+
+use crate::support::app::{
+    APNS_TOKEN, KEY_A, TestStore, apns_body, spawn_app, spawn_with, test_config,
+};
+use crate::support::redis_server::RedisServer;
+use crate::{CONTRACT, PROCESS, promtool, registration_traffic, run_promtool, sample, scrape};
+
+#[tokio::test]
+async fn a_scrape_after_registration_traffic_counts_it_and_passes_promtool() {
+    let app = spawn_app().await;
+    let before = scrape(&app).await;
+    registration_traffic(&app).await;
+    let after = scrape(&app).await;
+
+    for name in CONTRACT {
+        assert!(
+            after.contains(&format!("# TYPE {name} ")),
+            "{name} missing:\n{after}"
+        );
+    }
+    for name in PROCESS {
+        assert!(
+            after.contains(&format!("\n{name} ")),
+            "{name} missing:\n{after}"
+        );
+    }
+    // Other tests of this binary share the process-global recorder: compare at least.
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    let counted = |op, outcome| {
+        grew(
+            "ringcast_registrations_total",
+            &[("op", op), ("outcome", outcome)],
+        )
+    };
+    assert!(counted("register", "ok") >= 1.0, "{after}");
+    assert!(counted("refresh", "ok") >= 1.0);
+    assert!(counted("list", "ok") >= 1.0);
+    assert!(counted("unregister", "not_found") >= 1.0);
+    assert!(counted("register", "invalid") >= 1.0);
+    assert!(counted("revoke", "ok") >= 1.0);
+    assert!(
+        grew(
+            "ringcast_registry_op_seconds_count",
+            &[("op", "register"), ("store", "embedded")]
+        ) >= 1.0
+    );
+    // P0 pushes are visible at zero before the first one, for alerts and dashboards.
+    let p0 = [
+        ("provider", "apns"),
+        ("priority", "p0"),
+        ("outcome", "delivered"),
+    ];
+    assert!(after.lines().any(|line| {
+        line.starts_with("ringcast_pushes_total{")
+            && p0
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+    }));
+    // No unbounded label: neither the identity nor the token shows up.
+    assert!(!after.contains("obs-alice") && !after.contains(APNS_TOKEN));
+
+    if let Some(promtool) = promtool("promtool check metrics on a live scrape") {
+        run_promtool(promtool, &["check", "metrics"], Some(&after));
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_store_outage_is_counted_as_unavailable_for_the_alert() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(test_config(TestStore::Redis(redis.url()), dir.path()), dir).await;
+    let (status, _) = app
+        .register(KEY_A, "obs-carol", "phone", &apns_body(APNS_TOKEN))
+        .await;
+    assert_eq!(status, 201);
+    let before = scrape(&app).await;
+    redis.stop();
+    let (status, _) = app.list(KEY_A, "obs-carol").await;
+    assert_eq!(status, 503);
+    let after = scrape(&app).await;
+    app.stop().await;
+
+    // What RingcastStoreUnreachable divides: unavailable operations among all of them.
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    assert!(
+        grew(
+            "ringcast_registrations_total",
+            &[("op", "list"), ("outcome", "unavailable")]
+        ) >= 1.0,
+        "{after}"
+    );
+    // The failed operation is timed too, against the store it failed on.
+    assert!(
+        grew(
+            "ringcast_registry_op_seconds_count",
+            &[("op", "list"), ("store", "redis")]
+        ) >= 1.0
+    );
+}
