@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ringcast::simulator::profile::InjectedError;
 use ringcast::simulator::{
-    ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig, Stats,
+    ApnsCredential, Profile, RunningSimulator, Service, Simulator, SimulatorConfig, Stats,
 };
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
@@ -335,9 +335,11 @@ async fn injected_errors_and_the_record_file_follow_the_profile() {
     let h = spawn_with(SimulatorConfig {
         profile: Profile {
             errors: vec![InjectedError {
+                service: Service::Apns,
                 status: 503,
                 reason: "ServiceUnavailable".into(),
                 rate: 0.5,
+                retry_after_seconds: None,
             }],
             ..Profile::default()
         },
