@@ -21,4 +21,5 @@
 //! the router, the metrics and (for a dead token) registry cleanup.
 
 pub mod apns;
+pub mod fcm;
 pub mod retry;
