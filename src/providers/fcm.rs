@@ -11,3 +11,4 @@
 pub mod auth;
 pub mod config;
 pub mod payload;
+pub mod response;
