@@ -10,10 +10,12 @@
 //!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations, and the
 //!   registry shard actors (one per core).
 //! - [`push`] is the vocabulary between router and providers: `Push`, `Priority`, `Outcome`.
-//! - [`simulator`] stands in for the push services (APNs today) over real TLS + HTTP/2, with
-//!   scripted latency and failures, and records what it accepted.
+//! - [`simulator`] stands in for the push services (APNs, FCM and Google's OAuth token
+//!   endpoint) over real TLS + HTTP/2, with scripted latency and failures, and records what
+//!   it accepted.
 //! - [`providers`] turns a `Push` into a push service's request and its answer into an
-//!   `Outcome`: one folder per service (APNs so far), plus the shared [`providers::retry`].
+//!   `Outcome`: one folder per service (APNs and FCM so far), plus the shared
+//!   [`providers::retry`].
 //! - [`clock`] and [`logging`] are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →

@@ -980,3 +980,115 @@ async fn fcm_scripted_quota_exceeded_carries_retry_after_and_spares_apns() {
         .unwrap();
     assert_eq!(answer.status, 200);
 }
+
+/// The provider's pure parts (assertion, token answer, request building, answer parsing)
+/// against the simulator: both halves of issue 4 agree on the protocol.
+#[tokio::test]
+async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
+    use ringcast::providers::fcm::{auth, payload, response};
+    use ringcast::push::{CallPayload, Outcome, Push, PushKind};
+    use ringcast::registry::{Environment, IdentityKey, PushAddress};
+
+    let h = spawn_fcm(SimulatorConfig {
+        profile: Profile {
+            unregistered_tokens: vec![FCM_GONE.into()],
+            ..Profile::default()
+        },
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    let mut account = auth::ServiceAccount::from_json(FCM_ACCOUNT.as_bytes()).unwrap();
+    account.token_uri = h.sim.token_url();
+    let signer = auth::AssertionSigner::new(&account).unwrap();
+    let now_ms = now() * 1000;
+    let request =
+        hyper::Request::post(signer.token_uri()).header("content-type", auth::FORM_CONTENT_TYPE);
+    let form = String::from_utf8(signer.token_request_body(now_ms).unwrap()).unwrap();
+    let (status, _, body) = exchange(&mut sender, request, form).await;
+    let token = auth::parse_token_response(status, body.to_string().as_bytes(), now_ms).unwrap();
+
+    let push = |kind, token: &str| Push {
+        event_id: "evt-1".into(),
+        kind,
+        accepted_at: now_ms,
+        deadline: now_ms + 45_000,
+        who: IdentityKey::new("demo", "alice"),
+        device_id: "pixel".into(),
+        app: "android".into(),
+        address: PushAddress::Fcm {
+            token: token.into(),
+        },
+        environment: Environment::Production,
+        payload: Arc::new(CallPayload {
+            v: 1,
+            kind,
+            call_id: "call-7".into(),
+            caller_id: "bob".into(),
+            caller_name: "Bob".into(),
+            video: false,
+            reason: None,
+            expires_at: "2027-01-01T00:00:45.000Z".into(),
+        }),
+    };
+    let mut deliver = async |push: &Push| {
+        let built = payload::build_request(push, &account.project_id, now_ms).unwrap();
+        let request = hyper::Request::post(format!("{}{}", h.sim.base_url(), built.path))
+            .header("authorization", token.authorization.clone())
+            .header("content-type", "application/json");
+        let body = String::from_utf8(built.body).unwrap();
+        let (status, headers, body) = exchange(&mut sender, request, body).await;
+        let retry_after = headers
+            .get("retry-after")
+            .map(|value| value.to_str().unwrap().to_owned());
+        response::parse(
+            status,
+            body.to_string().as_bytes(),
+            retry_after.as_deref(),
+            now_ms,
+            Duration::from_secs(60),
+        )
+    };
+    for kind in [
+        PushKind::IncomingCall,
+        PushKind::CallEnded,
+        PushKind::MissedCall,
+    ] {
+        let answer = deliver(&push(kind, FCM_TOKEN)).await;
+        assert_eq!(answer.final_outcome(), Outcome::Delivered, "{kind:?}");
+    }
+    let gone = deliver(&push(PushKind::IncomingCall, FCM_GONE)).await;
+    assert!(matches!(
+        gone.final_outcome(),
+        Outcome::DeadToken { reason, .. } if reason == "UNREGISTERED"
+    ));
+    let bad = deliver(&push(PushKind::IncomingCall, "not a token")).await;
+    assert!(matches!(
+        bad.action,
+        response::Action::DeleteRegistration { .. }
+    ));
+    let records = h.sim.records();
+    let priorities: Vec<_> = records
+        .iter()
+        .map(|record| {
+            (
+                record.payload["type"].clone(),
+                record.android_priority.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        priorities,
+        [
+            ("incoming_call".into(), Some("HIGH".into())),
+            ("call_ended".into(), Some("HIGH".into())),
+            ("missed_call".into(), Some("NORMAL".into())),
+        ]
+    );
+    assert!(
+        records
+            .iter()
+            .all(|record| record.ttl.as_deref() == Some("45s")
+                && record.collapse_id.as_deref() == Some("call-7"))
+    );
+}
