@@ -148,14 +148,23 @@ fn parse_fcm_account(file: &str) -> Result<FcmServiceAccount, String> {
 }
 
 /// The `simulate` arguments, gathered.
+/// (A struct rather than eight parameters, which clippy rightly refuses.)
 struct Simulate {
+    /// `--listen`.
     listen: SocketAddr,
+    /// `--profile`.
     profile: Option<PathBuf>,
+    /// `--cert` and `--key`.
     cert_and_key: Option<(PathBuf, PathBuf)>,
+    /// `--cert-out`, or the temp-directory default.
     cert_out: Option<PathBuf>,
+    /// `--record`.
     record: Option<PathBuf>,
+    /// `--apns-key`.
     apns_keys: Vec<ApnsCredential>,
+    /// `--fcm-service-account`; empty means the development account.
     fcm_accounts: Vec<FcmServiceAccount>,
+    /// `--fcm-token-lifetime`.
     fcm_token_lifetime: std::time::Duration,
 }
 

@@ -132,10 +132,15 @@ pub fn grant_body(access_token: &str, expires_in_secs: u64) -> serde_json::Value
 /// the one string.
 #[derive(Deserialize)]
 struct Claims {
+    /// The service account's e-mail: which key must have signed it.
     iss: Option<String>,
+    /// Space-separated scopes; Firebase messaging must be one.
     scope: Option<String>,
+    /// The token URL.
     aud: Option<serde_json::Value>,
+    /// Issued at, UNIX seconds.
     iat: Option<u64>,
+    /// Expires at, UNIX seconds: at most an hour after `iat`.
     exp: Option<u64>,
 }
 

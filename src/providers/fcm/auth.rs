@@ -72,12 +72,18 @@ pub struct ServiceAccount {
 /// The service-account file's fields, as read.
 #[derive(Deserialize)]
 struct ServiceAccountFile {
+    /// `service_account` (other Google credential files have other types).
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// See [`ServiceAccount::client_email`].
     client_email: String,
+    /// See [`ServiceAccount::private_key`]; wrapped as soon as it is read.
     private_key: String,
+    /// See [`ServiceAccount::private_key_id`].
     private_key_id: Option<String>,
+    /// See [`ServiceAccount::token_uri`].
     token_uri: String,
+    /// See [`ServiceAccount::project_id`].
     project_id: String,
 }
 
@@ -266,15 +272,20 @@ impl TokenError {
 /// The token endpoint's success body.
 #[derive(Deserialize)]
 struct Grant {
+    /// The opaque token.
     access_token: String,
+    /// Its lifetime from now, in seconds.
     expires_in: u64,
+    /// `Bearer`.
     token_type: String,
 }
 
 /// The token endpoint's error body.
 #[derive(Deserialize)]
 struct Refusal {
+    /// The OAuth error code.
     error: Option<String>,
+    /// Google's explanation.
     error_description: Option<String>,
 }
 
@@ -365,6 +376,7 @@ pub struct AccessTokenCache {
     inner: Arc<Inner>,
 }
 
+/// What every clone of an [`AccessTokenCache`] shares.
 #[derive(Debug)]
 struct Inner {
     /// How long before expiry a refresh starts.

@@ -129,6 +129,7 @@ pub struct FcmAnswer {
 /// `{"error": {...}}`.
 #[derive(Deserialize)]
 struct ErrorBody {
+    /// Everything is in here.
     error: ErrorObject,
 }
 

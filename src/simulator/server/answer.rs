@@ -45,6 +45,9 @@ fn apns_id_of(headers: &http::HeaderMap) -> String {
         .map_or_else(new_apns_id, str::to_owned)
 }
 
+/// An APNs request's answer: the scripted error, else Apple's verdict (with the
+/// connection's provider-token state), 410 for a scripted unregistered token, or 200 and a
+/// record.
 pub(super) fn apns(
     parts: &http::request::Parts,
     body: &[u8],
@@ -101,6 +104,8 @@ pub(super) fn apns(
     }
 }
 
+/// An FCM request's answer: the scripted error, else FCM's verdict (against the access tokens
+/// handed out), 404 `UNREGISTERED` for a scripted token, or 200 `{"name"}` and a record.
 pub(super) fn fcm(
     parts: &http::request::Parts,
     body: &[u8],
@@ -168,6 +173,7 @@ pub(super) fn fcm(
     json_response(200, &serde_json::json!({ "name": name }), None)
 }
 
+/// Google's error JSON for `rejection`, counted by its FCM code (or gRPC status).
 fn fcm_reject(shared: &Shared, rejection: &fcm::Rejection) -> Response<Full<Bytes>> {
     shared
         .recorder
@@ -179,6 +185,8 @@ fn fcm_reject(shared: &Shared, rejection: &fcm::Rejection) -> Response<Full<Byte
     )
 }
 
+/// A token request's answer: the scripted refusal, else Google's judgement of the assertion:
+/// a new access token for the account, or the OAuth error.
 pub(super) fn oauth(
     parts: &http::request::Parts,
     body: &[u8],
@@ -234,6 +242,7 @@ fn json_response(
     response
 }
 
+/// Adds `Retry-After: <seconds>` when there is one.
 fn set_retry_after(response: &mut Response<Full<Bytes>>, seconds: Option<u64>) {
     if let Some(seconds) = seconds {
         response
@@ -242,12 +251,14 @@ fn set_retry_after(response: &mut Response<Full<Bytes>>, seconds: Option<u64>) {
     }
 }
 
+/// An APNs error answer with Apple's `reason`, counted.
 fn reject(shared: &Shared, apns_id: &str, status: u16, reason: &str) -> Response<Full<Bytes>> {
     shared.recorder.rejected(status, reason);
     let body = serde_json::json!({ "reason": reason });
     respond(status, apns_id, body.to_string())
 }
 
+/// An APNs answer carrying the `apns-id`.
 fn respond(status: u16, apns_id: &str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() =
