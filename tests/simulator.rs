@@ -797,9 +797,17 @@ async fn fcm_a_valid_message_is_accepted_and_recorded() {
     assert_eq!(record.ttl.as_deref(), Some("45s"));
     assert_eq!(record.collapse_id.as_deref(), Some("c1"));
     assert!(name.ends_with(&record.apns_id));
-    let stats = h.sim.stats();
+    // The same counters over the wire, as a load test reads them.
+    let (_, _, body) = exchange(
+        &mut sender,
+        hyper::Request::get(format!("{}/stats", h.sim.base_url())),
+        String::new(),
+    )
+    .await;
+    let stats: Stats = serde_json::from_value(body).unwrap();
     assert_eq!(stats.accepted_by_service["fcm"], 1);
     assert_eq!(stats.by_status["200"], 1);
+    assert_eq!(stats.oauth_tokens_issued, 1);
 }
 
 #[tokio::test]
