@@ -1,7 +1,7 @@
 //! The `ringcast` command line.
 
 use crate::config::{Config, LogFormat};
-use crate::simulator::{ApnsCredential, Profile, Simulator, SimulatorConfig};
+use crate::simulator::{ApnsCredential, FcmServiceAccount, Profile, Simulator, SimulatorConfig};
 use crate::{app, logging};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -35,7 +35,8 @@ pub enum Command {
         /// The file to check (default: config/ringcast.toml).
         file: Option<PathBuf>,
     },
-    /// Run the push-service simulator (APNs side) until Ctrl-C, for tests and load tests.
+    /// Run the push-service simulator (APNs, FCM and its OAuth token endpoint) until Ctrl-C,
+    /// for tests and load tests.
     Simulate {
         /// Address to listen on (port 0 picks a free one; the real address is printed).
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -59,8 +60,20 @@ pub enum Command {
         /// An accepted APNs signing key as TEAM:KEYID:PUBLIC_PEM_FILE; repeatable.
         #[arg(long = "apns-key", value_name = "TEAM:KEYID:PUBLIC_PEM_FILE", value_parser = parse_apns_key)]
         apns_keys: Vec<ApnsCredential>,
+        /// An accepted FCM service account: the service-account JSON the node uses (the
+        /// simulator derives the public key from it); repeatable. Default: the development
+        /// account config/dev/fcm-service-account.json, when it exists.
+        #[arg(long = "fcm-service-account", value_name = "JSON_FILE", value_parser = parse_fcm_account)]
+        fcm_accounts: Vec<FcmServiceAccount>,
+        /// How long issued FCM access tokens work, in seconds (Google: 3600); short values
+        /// make senders refresh often.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+        fcm_token_lifetime: u64,
     },
 }
+
+/// The development service account `simulate` accepts when given none.
+pub const DEV_FCM_SERVICE_ACCOUNT: &str = "config/dev/fcm-service-account.json";
 
 /// Runs the command line; the process exits with the returned code.
 pub fn main() -> ExitCode {
@@ -76,6 +89,8 @@ pub fn main() -> ExitCode {
             cert_out,
             record,
             apns_keys,
+            fcm_accounts,
+            fcm_token_lifetime,
         } => {
             logging::init(cli.log_format.unwrap_or_default(), "info");
             let cert_and_key = cert.zip(key);
@@ -86,14 +101,16 @@ pub fn main() -> ExitCode {
                         .join(format!("ringcast-simulator-{}.pem", std::process::id()))
                 })
             });
-            exit(simulate(
+            exit(simulate(Simulate {
                 listen,
                 profile,
                 cert_and_key,
                 cert_out,
                 record,
                 apns_keys,
-            ))
+                fcm_accounts,
+                fcm_token_lifetime: std::time::Duration::from_secs(fcm_token_lifetime),
+            }))
         }
     }
 }
@@ -124,14 +141,44 @@ fn parse_apns_key(spec: &str) -> Result<ApnsCredential, String> {
     })
 }
 
-fn simulate(
+/// Reads a service-account JSON file into the account the simulator accepts.
+fn parse_fcm_account(file: &str) -> Result<FcmServiceAccount, String> {
+    let json = std::fs::read(file).map_err(|error| format!("reading {file}: {error}"))?;
+    FcmServiceAccount::from_service_account_json(&json).map_err(|error| format!("{file}: {error}"))
+}
+
+/// The `simulate` arguments, gathered.
+/// (A struct rather than eight parameters, which clippy rightly refuses.)
+struct Simulate {
+    /// `--listen`.
     listen: SocketAddr,
+    /// `--profile`.
     profile: Option<PathBuf>,
+    /// `--cert` and `--key`.
     cert_and_key: Option<(PathBuf, PathBuf)>,
+    /// `--cert-out`, or the temp-directory default.
     cert_out: Option<PathBuf>,
+    /// `--record`.
     record: Option<PathBuf>,
+    /// `--apns-key`.
     apns_keys: Vec<ApnsCredential>,
-) -> anyhow::Result<()> {
+    /// `--fcm-service-account`; empty means the development account.
+    fcm_accounts: Vec<FcmServiceAccount>,
+    /// `--fcm-token-lifetime`.
+    fcm_token_lifetime: std::time::Duration,
+}
+
+fn simulate(args: Simulate) -> anyhow::Result<()> {
+    let Simulate {
+        listen,
+        profile,
+        cert_and_key,
+        cert_out,
+        record,
+        apns_keys,
+        mut fcm_accounts,
+        fcm_token_lifetime,
+    } = args;
     let profile = match profile {
         Some(path) => {
             Profile::load(&path).with_context(|| format!("loading {}", path.display()))?
@@ -141,9 +188,29 @@ fn simulate(
     if apns_keys.is_empty() {
         tracing::warn!("no --apns-key given: every push will be refused with 403");
     }
+    if fcm_accounts.is_empty() {
+        match std::fs::read(DEV_FCM_SERVICE_ACCOUNT) {
+            Ok(json) => {
+                let account = FcmServiceAccount::from_service_account_json(&json)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("loading {DEV_FCM_SERVICE_ACCOUNT}"))?;
+                tracing::info!(
+                    client_email = %account.client_email,
+                    "no --fcm-service-account given: accepting the development account"
+                );
+                fcm_accounts.push(account);
+            }
+            Err(_) => tracing::warn!(
+                "no --fcm-service-account given and no {DEV_FCM_SERVICE_ACCOUNT}: every FCM \
+                 token request will be refused"
+            ),
+        }
+    }
     let config = SimulatorConfig {
         listen,
         apns_keys,
+        fcm_accounts,
+        fcm_token_lifetime,
         profile,
         cert_and_key,
         cert_out,

@@ -10,13 +10,14 @@
 //!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations, and the
 //!   registry shard actors (one per core).
 //! - [`push`] is the vocabulary between router and providers: `Push`, `Priority`, `Outcome`.
-//! - [`simulator`] stands in for the push services (APNs today) over real TLS + HTTP/2, with
-//!   scripted latency and failures, and records what it accepted.
+//! - [`simulator`] stands in for the push services (APNs, FCM and Google's OAuth token
+//!   endpoint) over real TLS + HTTP/2, with scripted latency and failures, and records what
+//!   it accepted.
 //! - [`router`] turns call events into pushes: claims the event (it rings once), looks up the
 //!   callee's devices, fans out one push per device, withdraws rings when a call ends.
 //! - [`providers`] turns a `Push` into a push service's request and its answer into an
-//!   `Outcome`: one folder per service (APNs so far), and the shared machinery every service
-//!   uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),
+//!   `Outcome`: one folder per service (APNs; FCM's pure parts), and the shared machinery every
+//!   service uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),
 //!   [`providers::delivery`] (send, judge, retry), [`providers::pool`] (K HTTP/2 connections)
 //!   and [`providers::retry`].
 //! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`] and

@@ -1,26 +1,31 @@
-//! A push-service simulator, so tests and load tests can push without Apple: today the APNs
-//! side.
+//! A push-service simulator, so tests and load tests can push without Apple or Google: the
+//! APNs side, and the FCM HTTP v1 side with its OAuth token endpoint.
 //!
 //! It speaks what the real service speaks — TLS, ALPN `h2`, HTTP/2 with an advertised
 //! `SETTINGS_MAX_CONCURRENT_STREAMS` — and enforces the rules in PROTOCOLS.md with Apple's
-//! status codes and reasons. A [`Profile`] scripts latency, injected errors, unregistered
+//! status codes and reasons, and Google's error JSON for FCM. A [`Profile`] scripts latency, injected errors, unregistered
 //! tokens, GOAWAY, connection resets and stalls; a [`Recorder`] counts
 //! every answer and can keep every accepted push (in memory and as JSON lines) to prove
 //! delivery.
 //!
-//! Layout: [`apns`] is the pure rule book (request in, verdict out); [`profile`] the scripted
-//! behaviour; [`recorder`] the counters and records; [`tls`] the certificate; `server` the
-//! network; [`stats`] the `/stats` endpoint. Another service (FCM, WNS, Web Push) adds its
-//! own pure rule module beside [`apns`] and a branch in the server's request handler.
+//! Layout: [`apns`] and [`fcm`] are the pure rule books (request in, verdict out), [`oauth`]
+//! the token endpoint's (assertion in, account or refusal out) and the access tokens handed
+//! out; [`profile`] the scripted behaviour; [`recorder`] the counters and records; [`tls`] the
+//! certificate; `server` the network, which tells the services apart by path (`/3/device/...`
+//! APNs, `/v1/projects/...` FCM, `/token` OAuth); [`stats`] the `/stats` endpoint. Another
+//! service (WNS, Web Push) adds its own pure rule module and a branch in the server's request
+//! handler.
 
 pub mod apns;
+pub mod fcm;
+pub mod oauth;
 pub mod profile;
 pub mod recorder;
 mod server;
 pub mod stats;
 pub mod tls;
 
-pub use profile::Profile;
+pub use profile::{Profile, Service};
 pub use recorder::{RecordedPush, Stats};
 
 use apns::ApnsKey;
@@ -29,6 +34,7 @@ use server::Shared;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tls::{Identity, TlsError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -45,6 +51,43 @@ pub struct ApnsCredential {
     pub public_key_pem: String,
 }
 
+/// A Google service account the simulator accepts, as Google knows it: the e-mail that signs
+/// assertions, the Firebase project it may send to, and the public half of its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FcmServiceAccount {
+    /// `client_email`: the assertion's `iss`.
+    pub client_email: String,
+    /// The project whose `messages:send` its access tokens may call.
+    pub project_id: String,
+    /// The public half of the account's RSA key (PEM `PUBLIC KEY`), to check RS256
+    /// assertions.
+    pub public_key_pem: String,
+}
+
+impl FcmServiceAccount {
+    /// The account a service-account JSON file describes (`client_email`, `project_id`,
+    /// `private_key`), its public key derived from the private one: so the simulator can be
+    /// given the very file the node uses. The error never contains the key.
+    pub fn from_service_account_json(json: &[u8]) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        struct File {
+            client_email: String,
+            project_id: String,
+            private_key: String,
+        }
+        let file: File = serde_json::from_slice(json)
+            .map_err(|error| format!("not a service-account JSON: {error}"))?;
+        Ok(Self {
+            public_key_pem: oauth::public_key_pem_of(&file.private_key)?,
+            client_email: file.client_email,
+            project_id: file.project_id,
+        })
+    }
+}
+
+/// How long FCM access tokens live unless configured: Google's hour.
+pub const DEFAULT_FCM_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// How to start a simulator.
 #[derive(Clone, Debug)]
 pub struct SimulatorConfig {
@@ -52,6 +95,12 @@ pub struct SimulatorConfig {
     pub listen: SocketAddr,
     /// The APNs keys whose JWTs are accepted; with none, every push is 403.
     pub apns_keys: Vec<ApnsCredential>,
+    /// The Google service accounts whose assertions the token endpoint accepts; with none,
+    /// every token request is `invalid_grant`, so every FCM message is 401.
+    pub fcm_accounts: Vec<FcmServiceAccount>,
+    /// How long an issued FCM access token works (Google: an hour). Tests set it to seconds
+    /// to watch a sender refresh.
+    pub fcm_token_lifetime: Duration,
     /// Scripted behaviour.
     pub profile: Profile,
     /// Certificate and key PEM files to serve; `None` makes a self-signed certificate.
@@ -69,6 +118,8 @@ impl Default for SimulatorConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             apns_keys: Vec::new(),
+            fcm_accounts: Vec::new(),
+            fcm_token_lifetime: DEFAULT_FCM_TOKEN_LIFETIME,
             profile: Profile::default(),
             cert_and_key: None,
             cert_out: None,
@@ -95,6 +146,17 @@ pub enum SimulatorError {
         /// What is wrong with it.
         message: String,
     },
+    /// An FCM service account's public key is not an RSA PEM public key.
+    #[error("FCM service account {client_email}: {message}")]
+    FcmAccount {
+        /// The account's e-mail.
+        client_email: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The FCM token lifetime is zero: every token would be born expired.
+    #[error("the FCM access token lifetime must be at least one second")]
+    FcmTokenLifetime,
     /// The listen address could not be bound.
     #[error("binding {address}: {source}")]
     Bind {
@@ -128,6 +190,24 @@ impl Simulator {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let fcm_accounts = config
+            .fcm_accounts
+            .iter()
+            .map(|account| {
+                oauth::FcmAccount::from_pem(
+                    &account.client_email,
+                    &account.project_id,
+                    &account.public_key_pem,
+                )
+                .map_err(|error| SimulatorError::FcmAccount {
+                    client_email: account.client_email.clone(),
+                    message: error.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if config.fcm_token_lifetime < Duration::from_secs(1) {
+            return Err(SimulatorError::FcmTokenLifetime);
+        }
         let identity = match &config.cert_and_key {
             Some((cert, key)) => Identity::load(cert, key)?,
             None => Identity::self_signed()?,
@@ -158,6 +238,10 @@ impl Simulator {
             })?;
         let shared = Arc::new(Shared {
             keys,
+            fcm_accounts,
+            access_tokens: oauth::AccessTokens::default(),
+            fcm_token_lifetime: config.fcm_token_lifetime,
+            token_url: format!("https://{address}{}", oauth::PATH),
             rng: Mutex::new(fastrand::Rng::with_seed(config.profile.seed)),
             profile: config.profile,
             recorder,
@@ -197,9 +281,14 @@ impl RunningSimulator {
         self.address
     }
 
-    /// `https://127.0.0.1:PORT`: the base URL to point an APNs client at.
+    /// `https://127.0.0.1:PORT`: the base URL to point an APNs or FCM client at.
     pub fn base_url(&self) -> String {
         format!("https://{}", self.address)
+    }
+
+    /// `https://127.0.0.1:PORT/token`: the `token_uri` to give an FCM sender.
+    pub fn token_url(&self) -> String {
+        format!("{}{}", self.base_url(), oauth::PATH)
     }
 
     /// The certificate PEM a client must trust.

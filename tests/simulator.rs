@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ringcast::simulator::profile::InjectedError;
 use ringcast::simulator::{
-    ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig, Stats,
+    ApnsCredential, Profile, RunningSimulator, Service, Simulator, SimulatorConfig, Stats,
 };
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
@@ -335,9 +335,11 @@ async fn injected_errors_and_the_record_file_follow_the_profile() {
     let h = spawn_with(SimulatorConfig {
         profile: Profile {
             errors: vec![InjectedError {
+                service: Service::Apns,
                 status: 503,
                 reason: "ServiceUnavailable".into(),
                 rate: 0.5,
+                retry_after_seconds: None,
             }],
             ..Profile::default()
         },
@@ -560,5 +562,541 @@ async fn a_scripted_stall_freezes_the_connection_then_resumes() {
     assert!(
         before < stalled && after < stalled,
         "only the stalled stream waits: {before:?} {stalled:?} {after:?}"
+    );
+}
+
+// ---- FCM HTTP v1 and its OAuth token endpoint ----
+
+const FCM_ACCOUNT: &str = include_str!("../config/dev/fcm-service-account.json");
+const FCM_UNKNOWN_KEY: &str = include_str!("fixtures/fcm-unknown-key.pem");
+const FCM_EMAIL: &str = "ringcast-demo@ringcast-demo.iam.gserviceaccount.com";
+const FCM_PROJECT: &str = "ringcast-demo";
+const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
+const FCM_TOKEN: &str = "dGVzdA:APA91bH-registration_token";
+const FCM_GONE: &str = "gone:APA91bH-uninstalled";
+
+/// A simulator that knows the development service account (and the usual APNs key).
+async fn spawn_fcm(mut config: SimulatorConfig) -> Harness {
+    config.fcm_accounts.push(
+        ringcast::simulator::FcmServiceAccount::from_service_account_json(FCM_ACCOUNT.as_bytes())
+            .unwrap(),
+    );
+    config.record_in_memory = true;
+    spawn_with(config).await
+}
+
+fn fcm_private_key() -> String {
+    let account: Value = serde_json::from_str(FCM_ACCOUNT).unwrap();
+    account["private_key"].as_str().unwrap().to_owned()
+}
+
+/// An RS256 assertion as a service account signs it, with `claims` patched over the valid
+/// ones (a null removes a claim).
+fn assertion(h: &Harness, key_pem: &str, patch: Value) -> String {
+    let mut claims = serde_json::json!({
+        "iss": FCM_EMAIL,
+        "scope": FCM_SCOPE,
+        "aud": h.sim.token_url(),
+        "iat": now(),
+        "exp": now() + 3600,
+    });
+    for (name, value) in patch.as_object().unwrap() {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(name);
+        } else {
+            claims[name] = value.clone();
+        }
+    }
+    let key = EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap()
+}
+
+/// One request; the status, headers and JSON body of the answer.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: hyper::http::request::Builder,
+    body: String,
+) -> (u16, hyper::HeaderMap, Value) {
+    sender.ready().await.unwrap();
+    let response = sender
+        .send_request(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (parts.status.as_u16(), parts.headers, json)
+}
+
+/// Posts `assertion` to the token endpoint, as a service-account client does.
+async fn token_request(
+    h: &Harness,
+    sender: &mut SendRequest<Full<Bytes>>,
+    assertion: &str,
+) -> (u16, Value) {
+    let request = hyper::Request::post(h.sim.token_url())
+        .header("content-type", "application/x-www-form-urlencoded");
+    let form = format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+    );
+    let (status, _, body) = exchange(sender, request, form).await;
+    (status, body)
+}
+
+/// A fresh access token for the development account.
+async fn access_token(h: &Harness, sender: &mut SendRequest<Full<Bytes>>) -> String {
+    let jwt = assertion(h, &fcm_private_key(), serde_json::json!({}));
+    let (status, body) = token_request(h, sender, &jwt).await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// An incoming-call data message, as the provider builds it.
+fn fcm_call(token: &str) -> Value {
+    serde_json::json!({"message": {
+        "token": token,
+        "data": {"v": "1", "type": "incoming_call", "call_id": "c1", "caller_id": "bob",
+            "caller_name": "Bob", "video": "true", "expires_at": "2027-01-01T00:00:00.000Z"},
+        "android": {"priority": "HIGH", "ttl": "45s", "collapse_key": "c1"},
+    }})
+}
+
+/// Sends `message` to `project` with `bearer`; status, headers and body.
+async fn fcm_send(
+    h: &Harness,
+    sender: &mut SendRequest<Full<Bytes>>,
+    bearer: &str,
+    project: &str,
+    message: &Value,
+) -> (u16, hyper::HeaderMap, Value) {
+    let request = hyper::Request::post(format!(
+        "{}/v1/projects/{project}/messages:send",
+        h.sim.base_url()
+    ))
+    .header("authorization", format!("Bearer {bearer}"))
+    .header("content-type", "application/json");
+    exchange(sender, request, message.to_string()).await
+}
+
+/// `(HTTP status, error.status, the FcmError errorCode)` of an FCM error body.
+fn fcm_error(status: u16, body: &Value) -> (u16, String, Option<String>) {
+    let error = &body["error"];
+    assert_eq!(error["code"], status, "{body}");
+    let code = error["details"].as_array().and_then(|details| {
+        details
+            .iter()
+            .find(|detail| {
+                detail["@type"]
+                    .as_str()
+                    .is_some_and(|kind| kind.ends_with("FcmError"))
+            })
+            .and_then(|detail| detail["errorCode"].as_str().map(str::to_owned))
+    });
+    (status, error["status"].as_str().unwrap().to_owned(), code)
+}
+
+#[tokio::test]
+async fn fcm_token_exchange_works_and_bad_assertions_are_refused() {
+    let h = spawn_fcm(SimulatorConfig::default()).await;
+    let (mut sender, _task) = h.connect().await;
+    let key = fcm_private_key();
+    let jwt = assertion(&h, &key, serde_json::json!({}));
+    let (status, body) = token_request(&h, &mut sender, &jwt).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].as_str().unwrap().len() > 20);
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["token_type"], "Bearer");
+    // Google's own URI as the audience, as Google's libraries send it, works too.
+    let google = assertion(
+        &h,
+        &key,
+        serde_json::json!({"aud": "https://oauth2.googleapis.com/token"}),
+    );
+    assert_eq!(token_request(&h, &mut sender, &google).await.0, 200);
+
+    let refused = [
+        (
+            assertion(&h, FCM_UNKNOWN_KEY, serde_json::json!({})),
+            "invalid_grant",
+        ),
+        (
+            assertion(
+                &h,
+                &key,
+                serde_json::json!({"iss": "intruder@elsewhere.iam.gserviceaccount.com"}),
+            ),
+            "invalid_grant",
+        ),
+        (
+            assertion(
+                &h,
+                &key,
+                serde_json::json!({"scope": "https://www.googleapis.com/auth/cloud-platform.read-only"}),
+            ),
+            "invalid_scope",
+        ),
+        (
+            assertion(
+                &h,
+                &key,
+                serde_json::json!({"iat": now() - 7200, "exp": now() - 3600}),
+            ),
+            "invalid_grant",
+        ),
+        (
+            assertion(&h, &key, serde_json::json!({"exp": now() + 7200})),
+            "invalid_grant",
+        ),
+        (
+            assertion(
+                &h,
+                &key,
+                serde_json::json!({"aud": "https://fcm.googleapis.com/"}),
+            ),
+            "invalid_grant",
+        ),
+    ];
+    for (jwt, error) in &refused {
+        let (status, body) = token_request(&h, &mut sender, jwt).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(*error)),
+            "{body}"
+        );
+        assert!(body["error_description"].as_str().is_some());
+    }
+    let stats = h.sim.stats();
+    assert_eq!((stats.oauth_tokens_issued, stats.oauth_refusals), (2, 6));
+    // Token requests are not pushes.
+    assert_eq!(stats.requests, 0);
+}
+
+#[tokio::test]
+async fn fcm_a_valid_message_is_accepted_and_recorded() {
+    let h = spawn_fcm(SimulatorConfig::default()).await;
+    let (mut sender, _task) = h.connect().await;
+    let bearer = access_token(&h, &mut sender).await;
+    let (status, _, body) =
+        fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, &fcm_call(FCM_TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    let name = body["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("projects/ringcast-demo/messages/"),
+        "{name}"
+    );
+    let records = h.sim.records();
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert_eq!(record.service, "fcm");
+    assert_eq!(record.device_token, FCM_TOKEN);
+    assert_eq!(record.topic, FCM_PROJECT);
+    assert_eq!(record.payload["type"], "incoming_call");
+    assert_eq!(record.payload["video"], "true");
+    assert_eq!(record.android_priority.as_deref(), Some("HIGH"));
+    assert_eq!(record.priority, 10);
+    assert_eq!(record.ttl.as_deref(), Some("45s"));
+    assert_eq!(record.collapse_id.as_deref(), Some("c1"));
+    assert!(name.ends_with(&record.apns_id));
+    // The same counters over the wire, as a load test reads them.
+    let (_, _, body) = exchange(
+        &mut sender,
+        hyper::Request::get(format!("{}/stats", h.sim.base_url())),
+        String::new(),
+    )
+    .await;
+    let stats: Stats = serde_json::from_value(body).unwrap();
+    assert_eq!(stats.accepted_by_service["fcm"], 1);
+    assert_eq!(stats.by_status["200"], 1);
+    assert_eq!(stats.oauth_tokens_issued, 1);
+}
+
+#[tokio::test]
+async fn fcm_each_rule_is_refused_with_fcms_error_json() {
+    let h = spawn_fcm(SimulatorConfig::default()).await;
+    let (mut sender, _task) = h.connect().await;
+    let bearer = access_token(&h, &mut sender).await;
+    let invalid = (
+        400,
+        "INVALID_ARGUMENT".to_owned(),
+        Some("INVALID_ARGUMENT".to_owned()),
+    );
+    let patched = |path: &[&str], value: Value| {
+        let mut message = fcm_call(FCM_TOKEN);
+        let mut at = &mut message["message"];
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        let last = path[path.len() - 1];
+        if value.is_null() {
+            at.as_object_mut().unwrap().remove(last);
+        } else {
+            at[last] = value;
+        }
+        message
+    };
+    let cases = [
+        ("two targets", patched(&["topic"], "news".into())),
+        ("no target", patched(&["token"], Value::Null)),
+        ("bad token", patched(&["token"], "not a token!".into())),
+        ("number in data", patched(&["data", "v"], 1.into())),
+        ("boolean in data", patched(&["data", "video"], true.into())),
+        ("reserved data key", patched(&["data", "from"], "x".into())),
+        (
+            "lower-case priority",
+            patched(&["android", "priority"], "high".into()),
+        ),
+        (
+            "ttl without unit",
+            patched(&["android", "ttl"], "45".into()),
+        ),
+        (
+            "ttl over four weeks",
+            patched(&["android", "ttl"], "2419201s".into()),
+        ),
+        (
+            "ttl with ten decimals",
+            patched(&["android", "ttl"], "1.0000000001s".into()),
+        ),
+        (
+            "unknown field",
+            patched(&["android", "urgency"], "high".into()),
+        ),
+        (
+            "too big",
+            patched(&["data", "caller_name"], "B".repeat(4000).into()),
+        ),
+    ];
+    for (what, message) in &cases {
+        let (status, _, body) = fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, message).await;
+        assert_eq!(fcm_error(status, &body), invalid, "{what}: {body}");
+        assert!(body["error"]["message"].as_str().is_some());
+    }
+    let message = fcm_call(FCM_TOKEN);
+    let (status, _, body) = fcm_send(&h, &mut sender, &bearer, "someone-else", &message).await;
+    assert_eq!(
+        fcm_error(status, &body),
+        (403, "PERMISSION_DENIED".into(), None)
+    );
+    let (status, _, body) = fcm_send(&h, &mut sender, "ya29.forged", FCM_PROJECT, &message).await;
+    assert_eq!(
+        fcm_error(status, &body),
+        (401, "UNAUTHENTICATED".into(), None)
+    );
+    let stats = h.sim.stats();
+    assert_eq!(stats.accepted, 0);
+    assert_eq!(stats.by_status["400 INVALID_ARGUMENT"], cases.len() as u64);
+}
+
+#[tokio::test]
+async fn fcm_an_expired_access_token_is_401_and_a_new_one_works() {
+    let h = spawn_fcm(SimulatorConfig {
+        fcm_token_lifetime: Duration::from_secs(1),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    let bearer = access_token(&h, &mut sender).await;
+    let message = fcm_call(FCM_TOKEN);
+    let (status, _, _) = fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, &message).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _, body) = fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, &message).await;
+    assert_eq!(
+        fcm_error(status, &body),
+        (401, "UNAUTHENTICATED".into(), None)
+    );
+    let fresh = access_token(&h, &mut sender).await;
+    assert_ne!(fresh, bearer);
+    let (status, _, _) = fcm_send(&h, &mut sender, &fresh, FCM_PROJECT, &message).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.sim.stats().oauth_tokens_issued, 2);
+}
+
+#[tokio::test]
+async fn fcm_a_scripted_unregistered_token_is_404_unregistered() {
+    let h = spawn_fcm(SimulatorConfig {
+        profile: Profile {
+            unregistered_tokens: vec![FCM_GONE.into()],
+            ..Profile::default()
+        },
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    let bearer = access_token(&h, &mut sender).await;
+    let (status, _, body) =
+        fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, &fcm_call(FCM_GONE)).await;
+    assert_eq!(
+        fcm_error(status, &body),
+        (404, "NOT_FOUND".into(), Some("UNREGISTERED".into()))
+    );
+    assert!(h.sim.records().is_empty());
+    // Other tokens are still delivered.
+    let (status, _, _) =
+        fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, &fcm_call(FCM_TOKEN)).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.sim.stats().by_status["404 UNREGISTERED"], 1);
+}
+
+#[tokio::test]
+async fn fcm_scripted_quota_exceeded_carries_retry_after_and_spares_apns() {
+    let scripted = |service, status, reason: &str| InjectedError {
+        service,
+        status,
+        reason: reason.into(),
+        rate: 1.0,
+        retry_after_seconds: None,
+    };
+    let h = spawn_fcm(SimulatorConfig {
+        profile: Profile {
+            errors: vec![
+                scripted(Service::Fcm, 429, "QUOTA_EXCEEDED"),
+                scripted(Service::Oauth, 503, "internal_failure"),
+            ],
+            ..Profile::default()
+        },
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    let (status, headers, body) = fcm_send(
+        &h,
+        &mut sender,
+        "ya29.any",
+        FCM_PROJECT,
+        &fcm_call(FCM_TOKEN),
+    )
+    .await;
+    assert_eq!(
+        fcm_error(status, &body),
+        (
+            429,
+            "RESOURCE_EXHAUSTED".into(),
+            Some("QUOTA_EXCEEDED".into())
+        )
+    );
+    assert_eq!(headers["retry-after"], "60");
+    let jwt = assertion(&h, &fcm_private_key(), serde_json::json!({}));
+    let (status, body) = token_request(&h, &mut sender, &jwt).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("internal_failure"))
+    );
+    // APNs has no scripted errors in this profile.
+    let answer = send(&mut sender, voip(&h.jwt_at(now()), TOKEN), "{}")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+}
+
+/// The provider's pure parts (assertion, token answer, request building, answer parsing)
+/// against the simulator: both halves of issue 4 agree on the protocol.
+#[tokio::test]
+async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
+    use ringcast::providers::fcm::{auth, payload, response};
+    use ringcast::push::{CallPayload, Outcome, Push, PushKind};
+    use ringcast::registry::{Environment, IdentityKey, PushAddress};
+
+    let h = spawn_fcm(SimulatorConfig {
+        profile: Profile {
+            unregistered_tokens: vec![FCM_GONE.into()],
+            ..Profile::default()
+        },
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    let mut account = auth::ServiceAccount::from_json(FCM_ACCOUNT.as_bytes()).unwrap();
+    account.token_uri = h.sim.token_url();
+    let signer = auth::AssertionSigner::new(&account).unwrap();
+    let now_ms = now() * 1000;
+    let request =
+        hyper::Request::post(signer.token_uri()).header("content-type", auth::FORM_CONTENT_TYPE);
+    let form = String::from_utf8(signer.token_request_body(now_ms).unwrap()).unwrap();
+    let (status, _, body) = exchange(&mut sender, request, form).await;
+    let token = auth::parse_token_response(status, body.to_string().as_bytes(), now_ms).unwrap();
+
+    let push = |kind, token: &str| Push {
+        event_id: "evt-1".into(),
+        kind,
+        accepted_at: now_ms,
+        deadline: now_ms + 45_000,
+        who: IdentityKey::new("demo", "alice"),
+        device_id: "pixel".into(),
+        app: "android".into(),
+        address: PushAddress::Fcm {
+            token: token.into(),
+        },
+        environment: Environment::Production,
+        payload: Arc::new(CallPayload {
+            v: 1,
+            kind,
+            call_id: "call-7".into(),
+            caller_id: "bob".into(),
+            caller_name: "Bob".into(),
+            video: false,
+            reason: None,
+            expires_at: "2027-01-01T00:00:45.000Z".into(),
+        }),
+    };
+    let mut deliver = async |push: &Push| {
+        let built = payload::build_request(push, &account.project_id, now_ms).unwrap();
+        let request = hyper::Request::post(format!("{}{}", h.sim.base_url(), built.path))
+            .header("authorization", token.authorization.clone())
+            .header("content-type", "application/json");
+        let body = String::from_utf8(built.body).unwrap();
+        let (status, headers, body) = exchange(&mut sender, request, body).await;
+        let retry_after = headers
+            .get("retry-after")
+            .map(|value| value.to_str().unwrap().to_owned());
+        response::parse(
+            status,
+            body.to_string().as_bytes(),
+            retry_after.as_deref(),
+            now_ms,
+            Duration::from_secs(60),
+        )
+    };
+    for kind in [
+        PushKind::IncomingCall,
+        PushKind::CallEnded,
+        PushKind::MissedCall,
+    ] {
+        let answer = deliver(&push(kind, FCM_TOKEN)).await;
+        assert_eq!(answer.final_outcome(), Outcome::Delivered, "{kind:?}");
+    }
+    let gone = deliver(&push(PushKind::IncomingCall, FCM_GONE)).await;
+    assert!(matches!(
+        gone.final_outcome(),
+        Outcome::DeadToken { reason, .. } if reason == "UNREGISTERED"
+    ));
+    let bad = deliver(&push(PushKind::IncomingCall, "not a token")).await;
+    assert!(matches!(
+        bad.action,
+        response::Action::DeleteRegistration { .. }
+    ));
+    let records = h.sim.records();
+    let priorities: Vec<_> = records
+        .iter()
+        .map(|record| {
+            (
+                record.payload["type"].clone(),
+                record.android_priority.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        priorities,
+        [
+            ("incoming_call".into(), Some("HIGH".into())),
+            ("call_ended".into(), Some("HIGH".into())),
+            ("missed_call".into(), Some("NORMAL".into())),
+        ]
+    );
+    assert!(
+        records
+            .iter()
+            .all(|record| record.ttl.as_deref() == Some("45s")
+                && record.collapse_id.as_deref() == Some("call-7"))
     );
 }

@@ -23,11 +23,13 @@ pub struct Profile {
     pub latency_min_ms: u64,
     /// Longest added response delay, in milliseconds (uniform between min and max).
     pub latency_max_ms: u64,
-    /// Errors answered instead of judging the request, each with its own probability, so
-    /// senders' retry and cleanup paths can be exercised.
+    /// Errors answered instead of judging the request, each with its own probability and
+    /// service, so senders' retry and cleanup paths can be exercised.
     pub errors: Vec<InjectedError>,
-    /// Device tokens answered with 410 `Unregistered` (+ `timestamp`), as if the app was
-    /// uninstalled.
+    /// Device tokens answered as if the app was uninstalled: APNs tokens (hex, any case) with
+    /// 410 `Unregistered` (+ `timestamp`), FCM registration tokens (exact) with 404
+    /// `UNREGISTERED`. One list, because a load test scripts "these devices are gone"
+    /// whatever their platform.
     pub unregistered_tokens: Vec<String>,
     /// Send GOAWAY (graceful) after this many push streams on one connection, as APNs does
     /// when it rotates connections; `None` never does.
@@ -61,16 +63,52 @@ impl Default for Profile {
     }
 }
 
+/// Which simulated service a request is for. The server tells by the path; an injected
+/// error names the one it hits, so a profile can make FCM flaky while APNs stays healthy.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// APNs (`/3/device/...`). The default, so profiles written before FCM keep working.
+    #[default]
+    Apns,
+    /// FCM HTTP v1 (`/v1/projects/{project}/messages:send`).
+    Fcm,
+    /// The Google OAuth token endpoint (`/token`) FCM access tokens come from.
+    Oauth,
+}
+
+impl Service {
+    /// The name used in profiles and records (`apns`, `fcm`, `oauth`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Apns => "apns",
+            Service::Fcm => "fcm",
+            Service::Oauth => "oauth",
+        }
+    }
+}
+
 /// One kind of injected failure.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct InjectedError {
+    /// The service whose requests get it; `apns` when absent.
+    #[serde(default)]
+    pub service: Service,
     /// HTTP status to answer, e.g. 503.
     pub status: u16,
-    /// Apple's reason to put in the body, e.g. `ServiceUnavailable`.
+    /// What the body names: Apple's `reason` (`ServiceUnavailable`), FCM's `errorCode`
+    /// (`QUOTA_EXCEEDED`; a bare gRPC status such as `UNAUTHENTICATED` gives an error without
+    /// FCM details), or the OAuth `error` (`invalid_grant`). `code` is accepted as a synonym,
+    /// as FCM calls it that.
+    #[serde(alias = "code")]
     pub reason: String,
     /// Probability in `[0, 1]` that a request gets this error.
     pub rate: f64,
+    /// `Retry-After` to send with it, in seconds. A scripted FCM `QUOTA_EXCEEDED` always
+    /// carries one (60 when absent), as FCM does; other errors only when this is set.
+    #[serde(default)]
+    pub retry_after_seconds: Option<u64>,
 }
 
 /// Why a profile could not be used.
@@ -90,7 +128,7 @@ pub struct Script {
     /// Delay before answering.
     pub latency: Duration,
     /// An error to answer instead of judging the request.
-    pub error: Option<(u16, String)>,
+    pub error: Option<InjectedError>,
     /// Drop the connection instead of answering.
     pub reset: bool,
 }
@@ -125,6 +163,17 @@ impl Profile {
             if !(400..=599).contains(&error.status) {
                 problems.push(format!("errors: status {} is not an error", error.status));
             }
+            // A client keys on FCM's errorCode; a documented code under another status than
+            // FCM's would test a combination FCM never sends.
+            if error.service == Service::Fcm
+                && let Some((status, _)) = super::fcm::documented_status(&error.reason)
+                && status != error.status
+            {
+                problems.push(format!(
+                    "errors: FCM answers {} with status {status}, not {}",
+                    error.reason, error.status
+                ));
+            }
         }
         if self.stall_after_streams == Some(0) {
             problems.push("stall_after_streams must be at least 1".to_owned());
@@ -132,9 +181,19 @@ impl Profile {
         if !(0.0..=1.0).contains(&self.reset_rate) {
             problems.push("reset_rate is not in [0, 1]".to_owned());
         }
-        let total: f64 = self.errors.iter().map(|error| error.rate).sum();
-        if total > 1.0 {
-            problems.push(format!("errors: rates add up to {total}, above 1"));
+        for service in [Service::Apns, Service::Fcm, Service::Oauth] {
+            let total: f64 = self
+                .errors
+                .iter()
+                .filter(|error| error.service == service)
+                .map(|error| error.rate)
+                .sum();
+            if total > 1.0 {
+                problems.push(format!(
+                    "errors: {} rates add up to {total}, above 1",
+                    service.as_str()
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -143,19 +202,25 @@ impl Profile {
         }
     }
 
-    /// Draws the script of one request from `rng`: the latency first, then one uniform
-    /// draw against the cumulative error rates, then one for a reset; always the same three
-    /// draws, so changing a rate does not shift the rest of the sequence.
-    pub fn script(&self, rng: &mut fastrand::Rng) -> Script {
+    /// Draws the script of one request to `service` from `rng`: the latency first, then one
+    /// uniform draw against the cumulative rates of that service's errors, then one for a
+    /// reset; always the same three draws, so changing a rate (or the mix of services) does
+    /// not shift the rest of the sequence.
+    pub fn script(&self, service: Service, rng: &mut fastrand::Rng) -> Script {
         let latency = Duration::from_millis(
             rng.u64(self.latency_min_ms..=self.latency_max_ms.max(self.latency_min_ms)),
         );
         let draw = rng.f64();
         let mut cumulative = 0.0;
-        let error = self.errors.iter().find_map(|error| {
-            cumulative += error.rate;
-            (draw < cumulative).then(|| (error.status, error.reason.clone()))
-        });
+        let error = self
+            .errors
+            .iter()
+            .filter(|error| error.service == service)
+            .find(|error| {
+                cumulative += error.rate;
+                draw < cumulative
+            })
+            .cloned();
         let reset = rng.f64() < self.reset_rate;
         Script {
             latency,
@@ -164,11 +229,19 @@ impl Profile {
         }
     }
 
-    /// Whether this token is scripted as unregistered.
+    /// Whether this APNs token is scripted as unregistered (hex: case does not matter).
     pub fn is_unregistered(&self, device_token: &str) -> bool {
         self.unregistered_tokens
             .iter()
             .any(|token| token.eq_ignore_ascii_case(device_token))
+    }
+
+    /// Whether this FCM registration token is scripted as unregistered (exact: FCM tokens
+    /// are case-sensitive).
+    pub fn is_unregistered_fcm(&self, registration_token: &str) -> bool {
+        self.unregistered_tokens
+            .iter()
+            .any(|token| token == registration_token)
     }
 }
 
@@ -181,9 +254,11 @@ mod tests {
             latency_min_ms: 5,
             latency_max_ms: 50,
             errors: vec![InjectedError {
+                service: Service::Apns,
                 status: 503,
                 reason: "ServiceUnavailable".into(),
                 rate: 0.25,
+                retry_after_seconds: None,
             }],
             ..Profile::default()
         }
@@ -195,7 +270,7 @@ mod tests {
         let draws = |seed| {
             let mut rng = fastrand::Rng::with_seed(seed);
             (0..100)
-                .map(|_| profile.script(&mut rng))
+                .map(|_| profile.script(Service::Apns, &mut rng))
                 .collect::<Vec<_>>()
         };
         assert_eq!(draws(7), draws(7));
@@ -206,7 +281,9 @@ mod tests {
     fn latency_and_error_rate_follow_the_profile() {
         let profile = flaky();
         let mut rng = fastrand::Rng::with_seed(3);
-        let scripts: Vec<Script> = (0..4000).map(|_| profile.script(&mut rng)).collect();
+        let scripts: Vec<Script> = (0..4000)
+            .map(|_| profile.script(Service::Apns, &mut rng))
+            .collect();
         assert!(
             scripts
                 .iter()
@@ -223,7 +300,9 @@ mod tests {
             ..Profile::default()
         };
         let mut rng = fastrand::Rng::with_seed(5);
-        let resets = (0..4000).filter(|_| profile.script(&mut rng).reset).count();
+        let resets = (0..4000)
+            .filter(|_| profile.script(Service::Apns, &mut rng).reset)
+            .count();
         assert!((300..500).contains(&resets), "{resets} resets in 4000");
         let broken = Profile {
             reset_rate: 1.5,
@@ -256,5 +335,59 @@ mod tests {
         assert!(message.contains("latency_min_ms") && message.contains("max_concurrent_streams"));
         std::fs::write(&path, "bogus = 1\n").unwrap();
         assert!(Profile::load(&path).is_err());
+    }
+
+    #[test]
+    fn errors_hit_only_their_service_and_old_profiles_mean_apns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "[[errors]]\nstatus = 503\nreason = \"ServiceUnavailable\"\nrate = 1.0\n\
+             [[errors]]\nservice = \"fcm\"\nstatus = 429\ncode = \"QUOTA_EXCEEDED\"\n\
+             rate = 1.0\nretry_after_seconds = 7\n",
+        )
+        .unwrap();
+        let profile = Profile::load(&path).unwrap();
+        assert_eq!(profile.errors[0].service, Service::Apns);
+        let mut rng = fastrand::Rng::with_seed(1);
+        let apns = profile.script(Service::Apns, &mut rng).error.unwrap();
+        assert_eq!(
+            (apns.status, apns.reason.as_str()),
+            (503, "ServiceUnavailable")
+        );
+        let fcm = profile.script(Service::Fcm, &mut rng).error.unwrap();
+        assert_eq!((fcm.status, fcm.reason.as_str()), (429, "QUOTA_EXCEEDED"));
+        assert_eq!(fcm.retry_after_seconds, Some(7));
+        assert_eq!(profile.script(Service::Oauth, &mut rng).error, None);
+    }
+
+    #[test]
+    fn an_fcm_code_under_the_wrong_status_is_refused() {
+        let profile = Profile {
+            errors: vec![InjectedError {
+                service: Service::Fcm,
+                status: 500,
+                reason: "UNREGISTERED".into(),
+                rate: 0.1,
+                retry_after_seconds: None,
+            }],
+            ..Profile::default()
+        };
+        let message = profile.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("UNREGISTERED with status 404"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn fcm_tokens_are_matched_exactly() {
+        let profile = Profile {
+            unregistered_tokens: vec!["Gone:APA91b".into()],
+            ..Profile::default()
+        };
+        assert!(profile.is_unregistered_fcm("Gone:APA91b"));
+        assert!(!profile.is_unregistered_fcm("gone:apa91b"));
     }
 }

@@ -14,24 +14,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct RecordedPush {
     /// Arrival time, UNIX milliseconds: load tests compute delivery latency from it.
     pub received_at_ms: u64,
-    /// Which service side took it (`apns` today).
+    /// Which service side took it (`apns` or `fcm`).
     pub service: &'static str,
-    /// Device token.
+    /// APNs: the device token. FCM: the registration token (`topic:<name>` or
+    /// `condition:<expression>` for those targets).
     pub device_token: String,
-    /// `apns-topic`.
+    /// APNs: `apns-topic`. FCM: the project id, which plays the same role (whose app).
     pub topic: String,
-    /// `apns-push-type`.
+    /// APNs: `apns-push-type`. FCM: `data`.
     pub push_type: String,
-    /// `apns-priority`.
+    /// APNs: `apns-priority`. FCM: the same scale, so one query covers both: 10 for
+    /// `android.priority` `HIGH`, 5 for `NORMAL` or none (FCM's default for data messages).
     pub priority: u8,
-    /// The `apns-id` answered (the client's, or one the simulator made up).
+    /// The message id answered: APNs `apns-id` (the client's, or one the simulator made up),
+    /// FCM the id at the end of the answered `name`.
     pub apns_id: String,
-    /// `apns-collapse-id`.
+    /// APNs: `apns-collapse-id`. FCM: `android.collapse_key`.
     pub collapse_id: Option<String>,
-    /// `apns-expiration`.
+    /// When the service stops trying, UNIX seconds: APNs `apns-expiration`, FCM arrival plus
+    /// `android.ttl` (none when absent: FCM then keeps it four weeks).
     pub expiration: Option<u64>,
-    /// The payload as sent.
+    /// The payload as sent: APNs the JSON body, FCM `message.data`.
     pub payload: serde_json::Value,
+    /// FCM: `android.priority` exactly as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub android_priority: Option<String>,
+    /// FCM: `android.ttl` exactly as sent (`"45s"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// A point-in-time copy of the counters, served as JSON by the stats endpoint.
@@ -53,6 +63,18 @@ pub struct Stats {
     pub goaways: u64,
     /// Connections dropped on purpose (profile `reset_rate`).
     pub resets: u64,
+    /// Pushes answered 200 by service (`apns`, `fcm`), for tests that drive both.
+    #[serde(default)]
+    pub accepted_by_service: BTreeMap<String, u64>,
+    /// FCM `validate_only` messages answered 200 (checked, not delivered, not recorded).
+    #[serde(default)]
+    pub validated_only: u64,
+    /// Access tokens the OAuth endpoint handed out: shows how often a sender refreshes.
+    #[serde(default)]
+    pub oauth_tokens_issued: u64,
+    /// Token requests the OAuth endpoint refused.
+    #[serde(default)]
+    pub oauth_refusals: u64,
 }
 
 /// Thread-safe counters and sinks shared by every connection.
@@ -65,8 +87,12 @@ pub struct Recorder {
     max_in_flight: AtomicU64,
     goaways: AtomicU64,
     resets: AtomicU64,
+    validated_only: AtomicU64,
+    tokens_issued: AtomicU64,
+    token_refusals: AtomicU64,
     // A std Mutex: held for a map update or a line write, never across an await.
     by_status: Mutex<BTreeMap<String, u64>>,
+    by_service: Mutex<BTreeMap<String, u64>>,
     memory: Option<Mutex<Vec<RecordedPush>>>,
     file: Option<Mutex<BufWriter<File>>>,
 }
@@ -107,6 +133,22 @@ impl Recorder {
         }
     }
 
+    /// The OAuth endpoint handed out an access token.
+    pub fn token_issued(&self) {
+        self.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The OAuth endpoint refused a token request.
+    pub fn token_refused(&self) {
+        self.token_refusals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An FCM `validate_only` message passed every check: answered 200, delivered nowhere.
+    pub fn validated_only(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.validated_only.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A push answered with an error.
     pub fn rejected(&self, status: u16, reason: &str) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -119,6 +161,12 @@ impl Recorder {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.accepted.fetch_add(1, Ordering::Relaxed);
         self.count("200".to_owned());
+        *self
+            .by_service
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .entry(push.service.to_owned())
+            .or_default() += 1;
         if let Some(file) = &self.file {
             let mut file = file.lock().unwrap_or_else(|poison| poison.into_inner());
             // Flushed per line so a test reading the file sees every push already answered.
@@ -162,6 +210,14 @@ impl Recorder {
             max_streams_in_flight: self.max_in_flight.load(Ordering::Relaxed),
             goaways: self.goaways.load(Ordering::Relaxed),
             resets: self.resets.load(Ordering::Relaxed),
+            accepted_by_service: self
+                .by_service
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .clone(),
+            validated_only: self.validated_only.load(Ordering::Relaxed),
+            oauth_tokens_issued: self.tokens_issued.load(Ordering::Relaxed),
+            oauth_refusals: self.token_refusals.load(Ordering::Relaxed),
         }
     }
 
@@ -192,6 +248,8 @@ mod tests {
             collapse_id: None,
             expiration: None,
             payload: serde_json::json!({"a": 1}),
+            android_priority: None,
+            ttl: None,
         }
     }
 
@@ -220,5 +278,8 @@ mod tests {
             .collect();
         assert_eq!(lines[1]["device_token"], "bb");
         assert_eq!(lines[0]["received_at_ms"], 5);
+        // APNs lines carry no FCM fields.
+        assert!(lines[0].get("ttl").is_none());
+        assert_eq!(stats.accepted_by_service["apns"], 2);
     }
 }

@@ -1,12 +1,17 @@
 //! The network half: TCP accept → TLS (ALPN `h2`) → hyper's HTTP/2 server, one task per
-//! connection. Each request is scripted by the profile, judged by [`super::apns`], and
-//! recorded; the connection owns its provider-token state and its stream counters.
+//! connection. Each request is told apart by its path (APNs, FCM or the OAuth token
+//! endpoint), scripted by the profile, judged by that service's pure rules ([`super::apns`],
+//! [`super::fcm`], [`super::oauth`]), and recorded; the connection owns its APNs
+//! provider-token state and its stream counters. [`answer`] turns each service's verdict
+//! into the HTTP answer and the record.
 
-use super::apns::{self, ApnsKey, ApnsRequest, ConnectionToken, Verdict};
-use super::profile::Profile;
-use super::recorder::{RecordedPush, Recorder};
+mod answer;
+
+use super::apns::{ApnsKey, ConnectionToken};
+use super::oauth::{self, AccessTokens, FcmAccount};
+use super::profile::{Profile, Service};
+use super::recorder::Recorder;
 use super::stats;
-use crate::clock::now_millis;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -32,6 +37,15 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Shared {
     /// Signing keys whose JWTs are accepted.
     pub keys: Vec<ApnsKey>,
+    /// Service accounts whose OAuth assertions are accepted.
+    pub fcm_accounts: Vec<FcmAccount>,
+    /// FCM access tokens handed out, shared by every connection as Google's are.
+    pub access_tokens: AccessTokens,
+    /// How long an access token works.
+    pub fcm_token_lifetime: Duration,
+    /// `https://<bound address>/token`: the audience accepted when a request names no
+    /// authority.
+    pub token_url: String,
     /// Scripted behaviour.
     pub profile: Profile,
     /// The seeded generator behind the profile's choices; a std Mutex, held for one draw.
@@ -184,13 +198,9 @@ async fn handle(
     }
 
     let (parts, body) = request.into_parts();
-    let apns_id = parts
-        .headers
-        .get("apns-id")
-        .and_then(|value| value.to_str().ok())
-        .map_or_else(new_apns_id, str::to_owned);
+    let service = service_of(parts.uri.path());
     let Ok(collected) = Limited::new(body, BODY_READ_LIMIT).collect().await else {
-        return reject(shared, &apns_id, 413, "PayloadTooLarge");
+        return answer::too_large(shared, service, &parts.headers);
     };
     let body = collected.to_bytes();
     let script = {
@@ -198,7 +208,7 @@ async fn handle(
             .rng
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        shared.profile.script(&mut rng)
+        shared.profile.script(service, &mut rng)
     };
     if !script.latency.is_zero() {
         tokio::time::sleep(script.latency).await;
@@ -209,83 +219,21 @@ async fn handle(
         // Never answer: the connection task drops this stream along with the connection.
         return std::future::pending().await;
     }
-    if let Some((status, reason)) = &script.error {
-        return reject(shared, &apns_id, *status, reason);
-    }
-    let verdict = {
-        let mut token = connection
-            .token
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        apns::judge(
-            ApnsRequest {
-                method: &parts.method,
-                path: parts.uri.path(),
-                headers: &parts.headers,
-                body: &body,
-            },
-            &shared.keys,
-            now_millis() / 1000,
-            &mut token,
-        )
-    };
-    match verdict {
-        Verdict::Reject { status, reason } => reject(shared, &apns_id, status, reason),
-        Verdict::Accept(push) if shared.profile.is_unregistered(&push.device_token) => {
-            shared.recorder.rejected(410, "Unregistered");
-            let body = serde_json::json!({"reason": "Unregistered", "timestamp": now_millis()});
-            respond(410, &apns_id, body.to_string())
-        }
-        Verdict::Accept(push) => {
-            shared.recorder.accepted(RecordedPush {
-                received_at_ms: now_millis(),
-                service: "apns",
-                device_token: push.device_token,
-                topic: push.topic,
-                push_type: push.push_type,
-                priority: push.priority,
-                apns_id: apns_id.clone(),
-                collapse_id: push.collapse_id,
-                expiration: push.expiration,
-                payload: push.payload,
-            });
-            respond(200, &apns_id, String::new())
-        }
+    match service {
+        Service::Apns => answer::apns(&parts, &body, script.error, shared, &connection.token),
+        Service::Fcm => answer::fcm(&parts, &body, script.error, shared),
+        Service::Oauth => answer::oauth(&parts, &body, script.error, shared),
     }
 }
 
-fn reject(shared: &Shared, apns_id: &str, status: u16, reason: &str) -> Response<Full<Bytes>> {
-    shared.recorder.rejected(status, reason);
-    let body = serde_json::json!({ "reason": reason });
-    respond(status, apns_id, body.to_string())
-}
-
-fn respond(status: u16, apns_id: &str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() =
-        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    if let Ok(value) = http::HeaderValue::from_str(apns_id) {
-        response.headers_mut().insert("apns-id", value);
+/// Which service a path belongs to; anything unknown goes to APNs, which answers `BadPath`
+/// as before FCM existed.
+fn service_of(path: &str) -> Service {
+    if path == oauth::PATH {
+        Service::Oauth
+    } else if path.starts_with("/v1/") {
+        Service::Fcm
+    } else {
+        Service::Apns
     }
-    if status != 200 {
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-    }
-    response
-}
-
-/// A random UUID in Apple's upper-case canonical form, for requests that sent no `apns-id`.
-/// Not from the seeded generator: ids must not shift the scripted sequence.
-fn new_apns_id() -> String {
-    let (high, low) = (fastrand::u64(..), fastrand::u64(..));
-    format!(
-        "{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",
-        high >> 32,
-        (high >> 16) & 0xFFFF,
-        high & 0xFFFF,
-        low >> 48,
-        low & 0xFFFF_FFFF_FFFF
-    )
 }

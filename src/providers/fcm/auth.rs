@@ -1,0 +1,494 @@
+//! The FCM credential: a Google service account, the RS256 assertion it signs, the OAuth2
+//! access token the token endpoint trades for it, and the one cache of that token every
+//! connection shares.
+//!
+//! Google's rules (PROTOCOLS.md): the assertion names the account (`iss`), the Firebase scope,
+//! the token URI (`aud`) and lives at most an hour; the access token it buys lives about an
+//! hour. A sender caches the token, refreshes it a few minutes before expiry while sends keep
+//! using it, refreshes one at a time, and answers a 401 with one refresh, not one per failed
+//! push.
+//!
+//! [`AccessTokenCache`] is that policy as a state machine on a passed-in clock:
+//! [`AccessTokenCache::current`] tells each caller whether to send, send and refresh, refresh
+//! first, or wait for the refresh another caller is doing. The fetching itself (an HTTP
+//! request to `token_uri`) is the client's; [`ServiceAccount`] and [`AssertionSigner`] build
+//! its body, [`parse_token_response`] reads its answer.
+
+use crate::config::Secret;
+use crate::registry::UnixMillis;
+use http::HeaderValue;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The scope an FCM sender needs.
+pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
+/// The grant type of a service-account assertion (RFC 7523).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// `content-type` of the token request.
+pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+/// How long an assertion lives: Google's maximum, an hour.
+pub const ASSERTION_LIFETIME_SECS: u64 = 3600;
+/// How long a caller told to refresh holds the claim before another caller may take it over:
+/// a refresher that crashed or hangs must not leave every sender waiting forever.
+pub const DEFAULT_REFRESH_STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// The form-encoded grant type (`:` escaped), the fixed first half of every token request.
+const GRANT_FIELD: &str = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer";
+
+/// Why the service account cannot be used, or an assertion cannot be made. Never contains
+/// the private key.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The file is not a service-account JSON with the fields FCM needs.
+    #[error("not a usable service-account JSON: {0}")]
+    BadServiceAccount(String),
+    /// `private_key` is not an RSA PEM key. The error never includes the key.
+    #[error("the service account's private_key is not an RSA PEM key: {0}")]
+    BadKey(jsonwebtoken::errors::Error),
+    /// Signing failed.
+    #[error("cannot sign the OAuth assertion: {0}")]
+    Sign(jsonwebtoken::errors::Error),
+}
+
+/// A Google service account, as its JSON key file describes it (only what FCM needs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccount {
+    /// `client_email`: the assertion's `iss`.
+    pub client_email: String,
+    /// `private_key` (PKCS#8 PEM), wrapped so `Debug` and logs print `[redacted]`.
+    pub private_key: Secret,
+    /// `private_key_id`: sent as the assertion's `kid` so Google picks the key at once.
+    pub private_key_id: Option<String>,
+    /// `token_uri`: where assertions are traded for access tokens. Honoured (not hard-coded
+    /// to Google's), so the simulator can stand in for Google.
+    pub token_uri: String,
+    /// `project_id`: the Firebase project the account belongs to.
+    pub project_id: String,
+}
+
+/// The service-account file's fields, as read.
+#[derive(Deserialize)]
+struct ServiceAccountFile {
+    /// `service_account` (other Google credential files have other types).
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// See [`ServiceAccount::client_email`].
+    client_email: String,
+    /// See [`ServiceAccount::private_key`]; wrapped as soon as it is read.
+    private_key: String,
+    /// See [`ServiceAccount::private_key_id`].
+    private_key_id: Option<String>,
+    /// See [`ServiceAccount::token_uri`].
+    token_uri: String,
+    /// See [`ServiceAccount::project_id`].
+    project_id: String,
+}
+
+impl ServiceAccount {
+    /// Parses a service-account JSON key file. The error names what is wrong, never the key.
+    pub fn from_json(json: &[u8]) -> Result<Self, AuthError> {
+        // serde_json's error can quote input near the failure; say only where it is.
+        let file: ServiceAccountFile = serde_json::from_slice(json).map_err(|error| {
+            AuthError::BadServiceAccount(format!(
+                "invalid JSON or missing field (line {}, column {})",
+                error.line(),
+                error.column()
+            ))
+        })?;
+        if file
+            .kind
+            .as_deref()
+            .is_some_and(|kind| kind != "service_account")
+        {
+            return Err(AuthError::BadServiceAccount(
+                "type is not \"service_account\"".into(),
+            ));
+        }
+        if !file.client_email.contains('@') {
+            return Err(AuthError::BadServiceAccount(
+                "client_email is not an e-mail address".into(),
+            ));
+        }
+        if !(file.token_uri.starts_with("https://") || file.token_uri.starts_with("http://")) {
+            return Err(AuthError::BadServiceAccount(
+                "token_uri is not an http(s) URL".into(),
+            ));
+        }
+        if file.project_id.is_empty() {
+            return Err(AuthError::BadServiceAccount("project_id is empty".into()));
+        }
+        Ok(ServiceAccount {
+            client_email: file.client_email,
+            private_key: Secret::new(file.private_key),
+            private_key_id: file.private_key_id,
+            token_uri: file.token_uri,
+            project_id: file.project_id,
+        })
+    }
+}
+
+/// The claims Google reads in an assertion.
+#[derive(Serialize)]
+struct Claims<'a> {
+    /// The service account's e-mail.
+    iss: &'a str,
+    /// Space-separated scopes: Firebase messaging.
+    scope: &'a str,
+    /// The token URI.
+    aud: &'a str,
+    /// Issued at, UNIX seconds.
+    iat: u64,
+    /// Expires at, UNIX seconds: `iat` + one hour.
+    exp: u64,
+}
+
+/// Signs assertions for one service account; the key is parsed once.
+#[derive(Clone)]
+pub struct AssertionSigner {
+    /// The account's RSA key.
+    key: EncodingKey,
+    /// `alg: RS256`, `kid`: the private key id.
+    header: Header,
+    /// `iss`.
+    client_email: String,
+    /// `aud`, and where the request goes.
+    token_uri: String,
+}
+
+impl std::fmt::Debug for AssertionSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssertionSigner")
+            .field("client_email", &self.client_email)
+            .field("token_uri", &self.token_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AssertionSigner {
+    /// A signer for `account`, failing at start-up (not at the first push) on a bad key.
+    pub fn new(account: &ServiceAccount) -> Result<Self, AuthError> {
+        let key =
+            EncodingKey::from_rsa_pem(account.private_key.expose()).map_err(AuthError::BadKey)?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = account.private_key_id.clone();
+        Ok(AssertionSigner {
+            key,
+            header,
+            client_email: account.client_email.clone(),
+            token_uri: account.token_uri.clone(),
+        })
+    }
+
+    /// Where to `POST` the token request (the account's `token_uri`).
+    pub fn token_uri(&self) -> &str {
+        &self.token_uri
+    }
+
+    /// The assertion at `now`: RS256, `iss` the account, `scope` Firebase messaging, `aud`
+    /// the token URI, `exp` an hour after `iat`.
+    pub fn assertion(&self, now: UnixMillis) -> Result<String, AuthError> {
+        let iat = now / 1000;
+        let claims = Claims {
+            iss: &self.client_email,
+            scope: FCM_SCOPE,
+            aud: &self.token_uri,
+            iat,
+            exp: iat + ASSERTION_LIFETIME_SECS,
+        };
+        jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(AuthError::Sign)
+    }
+
+    /// The token request's form body at `now` (`content-type`: [`FORM_CONTENT_TYPE`]). A JWT
+    /// is base64url and dots, none of which need escaping in a form.
+    pub fn token_request_body(&self, now: UnixMillis) -> Result<Vec<u8>, AuthError> {
+        let assertion = self.assertion(now)?;
+        let mut body = Vec::with_capacity(GRANT_FIELD.len() + 11 + assertion.len());
+        body.extend_from_slice(GRANT_FIELD.as_bytes());
+        body.extend_from_slice(b"&assertion=");
+        body.extend_from_slice(assertion.as_bytes());
+        Ok(body)
+    }
+}
+
+/// An access token, ready to be sent.
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    /// `authorization: Bearer <token>`, marked sensitive so HTTP/2 never indexes it in HPACK
+    /// tables and `Debug` hides it. Cloning it is a reference-count bump.
+    pub authorization: HeaderValue,
+    /// When the token endpoint answered (UNIX milliseconds): the refresh-ahead window is
+    /// never more than half the token's life.
+    pub obtained_at: UnixMillis,
+    /// When Google stops accepting it (UNIX milliseconds).
+    pub expires_at: UnixMillis,
+}
+
+impl AccessToken {
+    /// When to start refreshing it: `ahead` before expiry, but never earlier than half-way
+    /// through its life, so a short-lived token (a simulator's) is not refreshed constantly.
+    fn refresh_at(&self, ahead_ms: u64) -> UnixMillis {
+        let life = self.expires_at.saturating_sub(self.obtained_at);
+        self.expires_at.saturating_sub(ahead_ms.min(life / 2))
+    }
+
+    /// Whether this is the same token as `other` (same bearer string).
+    fn same_as(&self, other: &AccessToken) -> bool {
+        self.authorization.as_bytes() == other.authorization.as_bytes()
+    }
+}
+
+/// Why the token endpoint gave no token.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// An error answer, with Google's OAuth `error` and description when the body had them.
+    #[error("the token endpoint answered {status}: {error} ({description})")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The OAuth error code (`invalid_grant`, ...), or `HTTP <status>` without one.
+        error: String,
+        /// Google's explanation, possibly empty.
+        description: String,
+    },
+    /// A 200 whose body is not a usable token answer.
+    #[error("the token endpoint's answer is not a usable access token: {0}")]
+    Malformed(String),
+}
+
+impl TokenError {
+    /// Whether trying again later may work (the endpoint was unavailable or throttling), as
+    /// opposed to a refused credential (`invalid_grant`, `invalid_scope`: alert an operator).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TokenError::Refused { status, .. } => *status == 429 || *status >= 500,
+            TokenError::Malformed(_) => true,
+        }
+    }
+}
+
+/// The token endpoint's success body.
+#[derive(Deserialize)]
+struct Grant {
+    /// The opaque token.
+    access_token: String,
+    /// Its lifetime from now, in seconds.
+    expires_in: u64,
+    /// `Bearer`.
+    token_type: String,
+}
+
+/// The token endpoint's error body.
+#[derive(Deserialize)]
+struct Refusal {
+    /// The OAuth error code.
+    error: Option<String>,
+    /// Google's explanation.
+    error_description: Option<String>,
+}
+
+/// Reads the token endpoint's answer, received at `now`: the access token, or why there is
+/// none. Never panics; never puts the token into an error.
+pub fn parse_token_response(
+    status: u16,
+    body: &[u8],
+    now: UnixMillis,
+) -> Result<AccessToken, TokenError> {
+    if status != 200 {
+        let refusal = serde_json::from_slice::<Refusal>(body).ok();
+        let (error, description) = refusal.map_or((None, None), |refusal| {
+            (refusal.error, refusal.error_description)
+        });
+        return Err(TokenError::Refused {
+            status,
+            error: error.unwrap_or_else(|| format!("HTTP {status}")),
+            description: description.unwrap_or_default(),
+        });
+    }
+    let grant: Grant = serde_json::from_slice(body)
+        .map_err(|_| TokenError::Malformed("not a JSON token answer".into()))?;
+    if !grant.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::Malformed(format!(
+            "token_type {:?} is not Bearer",
+            grant.token_type
+        )));
+    }
+    if grant.expires_in == 0 || grant.access_token.is_empty() {
+        return Err(TokenError::Malformed("empty token or zero lifetime".into()));
+    }
+    let mut authorization = HeaderValue::try_from(format!("Bearer {}", grant.access_token))
+        .map_err(|_| TokenError::Malformed("the token is not a valid header value".into()))?;
+    authorization.set_sensitive(true);
+    Ok(AccessToken {
+        authorization,
+        obtained_at: now,
+        expires_at: now.saturating_add(grant.expires_in.saturating_mul(1000)),
+    })
+}
+
+/// What a caller about to send should do.
+#[derive(Debug)]
+pub enum TokenState {
+    /// Send with this token.
+    Fresh(AccessToken),
+    /// Send with this token, and refresh it now: it is within the refresh-ahead window and
+    /// this caller is the only one told so. Report the result with
+    /// [`AccessTokenCache::store`] or [`AccessTokenCache::refresh_failed`].
+    RefreshAhead(AccessToken),
+    /// No usable token (none yet, expired, or invalidated by a 401), and this caller is the
+    /// one to fetch it; the others wait for it. Report as for `RefreshAhead`.
+    MustRefresh,
+    /// No usable token, and another caller is fetching one: wait for it, then ask again.
+    AwaitRefresh(TokenWait),
+}
+
+/// A wait for the refresh another caller is doing.
+#[derive(Debug)]
+pub struct TokenWait(watch::Receiver<u64>);
+
+impl TokenWait {
+    /// Resolves when a token is stored or the refresh failed (then ask
+    /// [`AccessTokenCache::current`] again: a failed refresh hands the claim to the next
+    /// caller). Bound it with a timeout: a refresher that hangs is only replaced after the
+    /// stale-after time, when the next caller asks.
+    pub async fn until_refreshed(mut self) {
+        // An error means the cache is gone; there is nothing left to wait for.
+        let _ = self.0.changed().await;
+    }
+}
+
+/// The current token and who is refreshing it.
+#[derive(Debug, Default)]
+struct State {
+    /// The token, if there is one (it may have expired).
+    token: Option<AccessToken>,
+    /// When the current refresher was told to refresh; `None` when nobody is.
+    refreshing_since: Option<UnixMillis>,
+}
+
+/// The one access token of a service account, shared by every connection on every thread.
+/// Cheap to clone: every clone shares the same token and the same refresh claim.
+#[derive(Clone, Debug)]
+pub struct AccessTokenCache {
+    /// Shared state.
+    inner: Arc<Inner>,
+}
+
+/// What every clone of an [`AccessTokenCache`] shares.
+#[derive(Debug)]
+struct Inner {
+    /// How long before expiry a refresh starts.
+    refresh_ahead_ms: u64,
+    /// How long a refresh claim holds before another caller may take it over.
+    stale_after_ms: u64,
+    /// A std `Mutex`: held for a few comparisons and a clone, never across an await.
+    state: Mutex<State>,
+    /// Bumped on every store and failed refresh, to wake waiters.
+    changes: watch::Sender<u64>,
+}
+
+impl AccessTokenCache {
+    /// An empty cache refreshing `refresh_ahead` before expiry, taking over a refresh claim
+    /// older than `stale_after` (e.g. [`DEFAULT_REFRESH_STALE_AFTER`]).
+    pub fn new(refresh_ahead: Duration, stale_after: Duration) -> Self {
+        AccessTokenCache {
+            inner: Arc::new(Inner {
+                refresh_ahead_ms: refresh_ahead.as_millis() as u64,
+                stale_after_ms: stale_after.as_millis() as u64,
+                state: Mutex::new(State::default()),
+                changes: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// What a caller about to send at `now` should do. At most one caller at a time is told
+    /// to refresh (`RefreshAhead` or `MustRefresh`), until it reports back or its claim is
+    /// older than the stale-after time.
+    pub fn current(&self, now: UnixMillis) -> TokenState {
+        let mut state = self.lock();
+        let claim_free = state
+            .refreshing_since
+            .is_none_or(|since| now.saturating_sub(since) >= self.inner.stale_after_ms);
+        match &state.token {
+            Some(token) if now < token.refresh_at(self.inner.refresh_ahead_ms) => {
+                TokenState::Fresh(token.clone())
+            }
+            Some(token) if now < token.expires_at => {
+                let token = token.clone();
+                if claim_free {
+                    state.refreshing_since = Some(now);
+                    TokenState::RefreshAhead(token)
+                } else {
+                    TokenState::Fresh(token)
+                }
+            }
+            _ if claim_free => {
+                state.refreshing_since = Some(now);
+                TokenState::MustRefresh
+            }
+            // Subscribed under the lock: a store after this point always wakes the waiter.
+            _ => TokenState::AwaitRefresh(TokenWait(self.inner.changes.subscribe())),
+        }
+    }
+
+    /// A refresh succeeded: `token` becomes the current one (unless the cache already holds
+    /// one that lives longer, from a refresher that took over a stale claim), the claim is
+    /// released and waiters wake.
+    pub fn store(&self, token: AccessToken) {
+        let mut state = self.lock();
+        if state
+            .token
+            .as_ref()
+            .is_none_or(|current| token.expires_at >= current.expires_at)
+        {
+            state.token = Some(token);
+        }
+        state.refreshing_since = None;
+        drop(state);
+        self.inner
+            .changes
+            .send_modify(|generation| *generation += 1);
+    }
+
+    /// A refresh failed: the claim is released and waiters wake, so the next caller tries.
+    /// The current token, if still valid, keeps being used. Backing off between failed
+    /// refreshes is the caller's (the retry policy), so a broken token endpoint is not
+    /// hammered.
+    pub fn refresh_failed(&self) {
+        self.lock().refreshing_since = None;
+        self.inner
+            .changes
+            .send_modify(|generation| *generation += 1);
+    }
+
+    /// FCM answered 401 to `failed`: drop it if it is still the current token, so the next
+    /// caller refreshes and the rest wait. A burst of 401s for the same token drops it once
+    /// and so causes one refresh; a 401 for a token already replaced changes nothing (the
+    /// caller retries with the new one). Returns whether the token was dropped.
+    pub fn invalidate_after_401(&self, failed: &AccessToken) -> bool {
+        let mut state = self.lock();
+        if state
+            .token
+            .as_ref()
+            .is_some_and(|token| token.same_as(failed))
+        {
+            state.token = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Locks the state. A poisoned lock is taken over: every update leaves it consistent.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! Typed FCM provider settings, with defaults that talk to Google and validation that reports
+//! every problem at once.
+
+use crate::providers::retry::RetrySettings;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Google's FCM host.
+pub const FCM_URL: &str = "https://fcm.googleapis.com";
+/// The largest refresh-ahead window: half of Google's one-hour access-token lifetime.
+pub const MAX_TOKEN_REFRESH_AHEAD_SECONDS: u64 = 1800;
+/// The longest project-wide pause without a `Retry-After`.
+pub const MAX_QUOTA_BACKOFF_SECONDS: u64 = 3600;
+
+/// How ringcast talks to FCM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FcmConfig {
+    /// The base URL of `POST /v1/projects/{project}/messages:send`. Overridable so tests and
+    /// load tests point at the simulator (the token endpoint comes from the service account's
+    /// `token_uri`, so both can be pointed away from Google).
+    pub base_url: String,
+    /// HTTP/2 connections kept per credential (K). FCM advertises roughly 100 streams per
+    /// connection (PROTOCOLS.md; read from SETTINGS), so K bounds throughput; 2 keeps a
+    /// spare ready while one drains after a `GOAWAY`.
+    pub connections_per_credential: usize,
+    /// How long before the access token expires it is refreshed, in seconds (0..=1800).
+    /// Sends keep using the current token while one caller refreshes, so no push ever waits
+    /// for a refresh unless the token is missing or expired. 5 minutes absorbs a slow token
+    /// endpoint and clock skew.
+    pub token_refresh_ahead_seconds: u64,
+    /// How long one request may take before it is abandoned (and retried if the deadline
+    /// allows), in milliseconds. Short, because a ring that arrives late is worthless.
+    pub request_timeout_ms: u64,
+    /// How long the whole project pauses after `QUOTA_EXCEEDED`, in seconds, when FCM sends
+    /// no longer `Retry-After`. FCM asks for at least a minute: senders that hammer it on
+    /// quota errors risk being denylisted.
+    pub quota_backoff_default_seconds: u64,
+    /// How failed pushes are retried (backoff, deadline, budget): the policy shared with
+    /// every provider.
+    pub retry: RetrySettings,
+}
+
+impl Default for FcmConfig {
+    fn default() -> Self {
+        FcmConfig {
+            base_url: FCM_URL.to_owned(),
+            connections_per_credential: 2,
+            token_refresh_ahead_seconds: 300,
+            request_timeout_ms: 10_000,
+            quota_backoff_default_seconds: 60,
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+impl FcmConfig {
+    /// The refresh-ahead window of the access token.
+    pub fn token_refresh_ahead(&self) -> Duration {
+        Duration::from_secs(self.token_refresh_ahead_seconds)
+    }
+
+    /// The per-request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The project-wide pause after `QUOTA_EXCEEDED` when FCM names none longer.
+    pub fn quota_backoff_default(&self) -> Duration {
+        Duration::from_secs(self.quota_backoff_default_seconds)
+    }
+
+    /// Every problem with these settings, each naming its key under `prefix` (e.g.
+    /// `providers.fcm`), so start-up can report them all at once.
+    pub fn validate(&self, prefix: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        let url = &self.base_url;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            errors.push(format!(
+                "{prefix}.base_url must be an http(s) URL, got {url:?}"
+            ));
+        }
+        if url.ends_with('/') {
+            errors.push(format!(
+                "{prefix}.base_url must not end with '/' (paths start with one), got {url:?}"
+            ));
+        }
+        if self.connections_per_credential == 0 {
+            errors.push(format!(
+                "{prefix}.connections_per_credential must be at least 1"
+            ));
+        }
+        if self.token_refresh_ahead_seconds > MAX_TOKEN_REFRESH_AHEAD_SECONDS {
+            errors.push(format!(
+                "{prefix}.token_refresh_ahead_seconds must be 0..={MAX_TOKEN_REFRESH_AHEAD_SECONDS} \
+                 (access tokens live an hour), got {}",
+                self.token_refresh_ahead_seconds
+            ));
+        }
+        if self.request_timeout_ms == 0 {
+            errors.push(format!("{prefix}.request_timeout_ms must be at least 1"));
+        }
+        if !(1..=MAX_QUOTA_BACKOFF_SECONDS).contains(&self.quota_backoff_default_seconds) {
+            errors.push(format!(
+                "{prefix}.quota_backoff_default_seconds must be 1..={MAX_QUOTA_BACKOFF_SECONDS} \
+                 (FCM asks for at least 60), got {}",
+                self.quota_backoff_default_seconds
+            ));
+        }
+        errors.extend(self.retry.validate(&format!("{prefix}.retry")));
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_talk_to_google_and_are_valid() {
+        let config = FcmConfig::default();
+        assert_eq!(config.base_url, "https://fcm.googleapis.com");
+        assert_eq!(config.connections_per_credential, 2);
+        assert_eq!(config.token_refresh_ahead(), Duration::from_secs(300));
+        assert_eq!(config.quota_backoff_default(), Duration::from_secs(60));
+        assert_eq!(config.request_timeout(), Duration::from_secs(10));
+        assert!(config.validate("providers.fcm").is_empty());
+    }
+
+    #[test]
+    fn the_base_url_is_overridable_and_missing_keys_take_defaults() {
+        let config: FcmConfig =
+            serde_json::from_str(r#"{"base_url": "https://127.0.0.1:8443"}"#).unwrap();
+        assert_eq!(config.base_url, "https://127.0.0.1:8443");
+        assert_eq!(config.token_refresh_ahead_seconds, 300);
+        assert!(serde_json::from_str::<FcmConfig>(r#"{"server_key": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let config = FcmConfig {
+            base_url: "fcm.googleapis.com/".into(),
+            connections_per_credential: 0,
+            token_refresh_ahead_seconds: 1801,
+            request_timeout_ms: 0,
+            quota_backoff_default_seconds: 0,
+            retry: RetrySettings {
+                budget_percent: 200,
+                ..RetrySettings::default()
+            },
+        };
+        let errors = config.validate("providers.fcm");
+        assert_eq!(errors.len(), 7, "{errors:?}");
+        assert!(errors.iter().all(|e| e.starts_with("providers.fcm.")));
+        assert!(errors.iter().any(|e| e.contains("retry.budget_percent")));
+        let at = |ahead, quota| FcmConfig {
+            token_refresh_ahead_seconds: ahead,
+            quota_backoff_default_seconds: quota,
+            ..FcmConfig::default()
+        };
+        assert!(at(0, 1).validate("p").is_empty());
+        assert!(at(1800, 3600).validate("p").is_empty());
+        assert!(!at(0, 3601).validate("p").is_empty());
+    }
+}

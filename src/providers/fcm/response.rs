@@ -1,0 +1,300 @@
+//! Every FCM answer → an [`FcmErrorCode`] → an [`Action`] → finally one [`Outcome`].
+//!
+//! FCM puts its own code in `error.details[]`, in the entry whose `@type` ends in `FcmError`
+//! (`errorCode`); `error.status` holds the gRPC canonical status instead (`UNREGISTERED`
+//! arrives with `NOT_FOUND`, `QUOTA_EXCEEDED` with `RESOURCE_EXHAUSTED`). So the code is read
+//! from the details first, then from `error.status`, then from the HTTP status alone.
+//!
+//! Answers from Google's front end carry no FCM code: a 401 `UNAUTHENTICATED` (the access
+//! token expired or was revoked: refresh once), a 403 `PERMISSION_DENIED` (the account may not
+//! send to that project: alert), a 404 `NOT_FOUND` for a wrong path. Only an FCM
+//! `UNREGISTERED` deletes a registration: a bare `NOT_FOUND` is a ringcast or configuration
+//! bug, and treating it as a dead token would empty the registry.
+
+use crate::push::Outcome;
+use crate::registry::UnixMillis;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Generates [`FcmErrorCode`] with its parsing and naming from one list, so the enum, the
+/// strings and the tests cannot drift apart.
+macro_rules! codes {
+    ($($(#[$doc:meta])* $name:ident = $text:literal,)*) => {
+        /// An error code FCM gives for refusing a message (PROTOCOLS.md, FCM).
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum FcmErrorCode {
+            $($(#[$doc])* $name,)*
+            /// A code not in FCM's documented list, or a gRPC status / HTTP status when the
+            /// answer carried no FCM code (`UNAUTHENTICATED`, `HTTP 502`). Never lost: it is
+            /// logged and counted as is.
+            Unknown(String),
+        }
+
+        impl FcmErrorCode {
+            /// Every documented code (for tests and metric pre-registration).
+            pub const DOCUMENTED: &'static [FcmErrorCode] = &[$(FcmErrorCode::$name,)*];
+
+            /// The code named by `text` (exact, as FCM spells it).
+            pub fn parse(text: &str) -> FcmErrorCode {
+                match text {
+                    $($text => FcmErrorCode::$name,)*
+                    other => FcmErrorCode::Unknown(other.to_owned()),
+                }
+            }
+
+            /// The code as FCM spells it (the metric label).
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(FcmErrorCode::$name => $text,)*
+                    FcmErrorCode::Unknown(text) => text,
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// No more information is available about the error; the HTTP status decides.
+    UnspecifiedError = "UNSPECIFIED_ERROR",
+    /// 400: the message is malformed, or the registration token is not a valid one (then the
+    /// registration is dead).
+    InvalidArgument = "INVALID_ARGUMENT",
+    /// 404: the app instance was unregistered (uninstalled, token expired): the registration
+    /// is dead.
+    Unregistered = "UNREGISTERED",
+    /// 403: the token belongs to another sender (Firebase project).
+    SenderIdMismatch = "SENDER_ID_MISMATCH",
+    /// 429: a sending quota was exceeded (project, device or topic rate).
+    QuotaExceeded = "QUOTA_EXCEEDED",
+    /// 503: FCM is overloaded.
+    Unavailable = "UNAVAILABLE",
+    /// 500: FCM had an internal error.
+    Internal = "INTERNAL",
+    /// 401: the APNs certificate or web push key behind FCM is invalid or missing.
+    ThirdPartyAuthError = "THIRD_PARTY_AUTH_ERROR",
+}
+
+/// What the provider does with an answer: the variants of the APNs provider's
+/// [`Action`](crate::providers::apns::response::Action), plus [`Action::PauseProject`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Accepted (200).
+    Delivered,
+    /// Transient: retry through the shared retry policy, on another connection, not before
+    /// `after` when the server said so (`Retry-After`).
+    Retry {
+        /// The server's `Retry-After`, a floor on the delay.
+        after: Option<Duration>,
+    },
+    /// The token is dead as of `verdict_at_ms`: delete the registration unless it was
+    /// registered again after that.
+    DeleteRegistration {
+        /// When the answer came (FCM gives no timestamp).
+        verdict_at_ms: UnixMillis,
+    },
+    /// The access token was refused (401 without an FCM code): invalidate it in the cache
+    /// (one refresh per burst) and send again; a second refusal is a credential alert.
+    RefreshCredentialOnce,
+    /// The credential is refused: alert an operator, do not retry blindly.
+    CredentialAlert,
+    /// Refused for good: retrying the same request cannot succeed.
+    Reject,
+    /// The request itself is malformed in a way only a ringcast bug (or a wrong base URL)
+    /// produces: alert.
+    BugAlert,
+    /// The project's quota is exceeded: stop sending anything to this project for `for_`
+    /// (at least `Retry-After`, at least the configured default), then retry this push
+    /// through the retry policy if its deadline allows. Project-wide, because FCM denylists
+    /// senders that keep sending into a quota error.
+    PauseProject {
+        /// How long the project pauses.
+        for_: Duration,
+    },
+}
+
+/// One parsed FCM answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FcmAnswer {
+    /// The HTTP status, kept so an unknown code still says what class it was.
+    pub status: u16,
+    /// The error code; `None` only for success.
+    pub code: Option<FcmErrorCode>,
+    /// Google's message, for logs (never contains the registration token in practice; log
+    /// it as the provider logs other peer text).
+    pub message: Option<String>,
+    /// What to do about it.
+    pub action: Action,
+}
+
+/// `{"error": {...}}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    /// Everything is in here.
+    error: ErrorObject,
+}
+
+/// Google's error object.
+#[derive(Deserialize)]
+struct ErrorObject {
+    /// The gRPC canonical status (`NOT_FOUND`, ...).
+    status: Option<String>,
+    /// Human-readable explanation.
+    message: Option<String>,
+    /// Typed details: `FcmError` (the code), `BadRequest` (the fields at fault), ...
+    #[serde(default)]
+    details: Vec<serde_json::Value>,
+}
+
+/// Parses an answer: its status, body and `Retry-After` header, received at `now`.
+/// `quota_pause_default` is the project pause after `QUOTA_EXCEEDED` (the config's
+/// `quota_backoff_default_seconds`). Never panics; a malformed or empty body becomes
+/// `Unknown("HTTP <status>")` and the status decides the action.
+pub fn parse(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<&str>,
+    now: UnixMillis,
+    quota_pause_default: Duration,
+) -> FcmAnswer {
+    if (200..300).contains(&status) {
+        return FcmAnswer {
+            status,
+            code: None,
+            message: None,
+            action: Action::Delivered,
+        };
+    }
+    let error = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|body| body.error);
+    let fcm_code = error.as_ref().and_then(|error| {
+        error.details.iter().find_map(|detail| {
+            let typed = detail
+                .get("@type")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|kind| kind.ends_with("FcmError"));
+            typed
+                .then(|| detail.get("errorCode").and_then(serde_json::Value::as_str))
+                .flatten()
+        })
+    });
+    let code = match (fcm_code, error.as_ref().and_then(|e| e.status.as_deref())) {
+        (Some(code), _) => FcmErrorCode::parse(code),
+        (None, Some(grpc)) => from_grpc_status(grpc),
+        (None, None) => FcmErrorCode::Unknown(format!("HTTP {status}")),
+    };
+    let names_token = error.as_ref().is_some_and(names_the_token);
+    let after = retry_after.and_then(parse_retry_after);
+    let action = action(status, &code, names_token, after, now, quota_pause_default);
+    FcmAnswer {
+        status,
+        code: Some(code),
+        message: error.and_then(|error| error.message),
+        action,
+    }
+}
+
+/// The FCM code a bare gRPC status stands for. Only statuses FCM itself documents as the
+/// carrier of one code are mapped; `NOT_FOUND` and `PERMISSION_DENIED` stay unknown, since
+/// without FCM's detail they come from Google's front end, not from the token's fate.
+fn from_grpc_status(grpc: &str) -> FcmErrorCode {
+    match grpc {
+        "INVALID_ARGUMENT" => FcmErrorCode::InvalidArgument,
+        "RESOURCE_EXHAUSTED" => FcmErrorCode::QuotaExceeded,
+        "UNAVAILABLE" => FcmErrorCode::Unavailable,
+        "INTERNAL" => FcmErrorCode::Internal,
+        other => FcmErrorCode::Unknown(other.to_owned()),
+    }
+}
+
+/// Whether an `INVALID_ARGUMENT` is about the registration token (the registration is dead)
+/// rather than the message: a `BadRequest` field violation on `message.token`, or FCM's
+/// message about the token.
+fn names_the_token(error: &ErrorObject) -> bool {
+    let field_is_token = error.details.iter().any(|detail| {
+        detail
+            .get("fieldViolations")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|violations| {
+                violations.iter().any(|violation| {
+                    violation.get("field").and_then(serde_json::Value::as_str)
+                        == Some("message.token")
+                })
+            })
+    });
+    let message_is_token = error.message.as_deref().is_some_and(|message| {
+        let lower = message.to_ascii_lowercase();
+        lower.contains("registration token")
+    });
+    field_is_token || message_is_token
+}
+
+/// `Retry-After` in seconds. The HTTP-date form is ignored (the backoff still applies).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The action for a code; an unknown code falls back to its HTTP status class.
+fn action(
+    status: u16,
+    code: &FcmErrorCode,
+    names_token: bool,
+    after: Option<Duration>,
+    now: UnixMillis,
+    quota_pause_default: Duration,
+) -> Action {
+    use FcmErrorCode::*;
+    let pause = || Action::PauseProject {
+        for_: after.unwrap_or_default().max(quota_pause_default),
+    };
+    match code {
+        Unregistered => Action::DeleteRegistration { verdict_at_ms: now },
+        InvalidArgument if names_token => Action::DeleteRegistration { verdict_at_ms: now },
+        InvalidArgument => Action::Reject,
+        // The token is another project's: permanent for this push, but not deleted, since a
+        // misconfigured project id would otherwise empty the registry of that app.
+        SenderIdMismatch => Action::Reject,
+        ThirdPartyAuthError => Action::CredentialAlert,
+        QuotaExceeded => pause(),
+        Unavailable | Internal => Action::Retry { after },
+        UnspecifiedError | Unknown(_) => match status {
+            401 => Action::RefreshCredentialOnce,
+            403 => Action::CredentialAlert,
+            404 | 405 => Action::BugAlert,
+            429 => pause(),
+            500..=599 => Action::Retry { after },
+            _ => Action::Reject,
+        },
+    }
+}
+
+impl FcmAnswer {
+    /// The push's outcome when this answer is final: delivered, or no retry is left (a
+    /// `Retry` or `PauseProject` whose retries ran out is `Rejected`, a
+    /// `RefreshCredentialOnce` that was already spent is a `CredentialProblem`).
+    pub fn final_outcome(&self) -> Outcome {
+        let reason = || {
+            self.code.as_ref().map_or_else(
+                || format!("HTTP {}", self.status),
+                |code| code.as_str().to_owned(),
+            )
+        };
+        match self.action {
+            Action::Delivered => Outcome::Delivered,
+            Action::DeleteRegistration { verdict_at_ms } => Outcome::DeadToken {
+                verdict_at: verdict_at_ms,
+                reason: reason(),
+            },
+            Action::RefreshCredentialOnce | Action::CredentialAlert => {
+                Outcome::CredentialProblem { reason: reason() }
+            }
+            Action::Retry { .. }
+            | Action::PauseProject { .. }
+            | Action::Reject
+            | Action::BugAlert => Outcome::Rejected { reason: reason() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,290 @@
+//! Each service's verdict as an HTTP answer: status, headers and body in the service's own
+//! terms (Apple's `reason`, Google's error JSON, the OAuth error), with the recorder told
+//! what happened. Pure rules decide; this only speaks.
+
+use super::Shared;
+use crate::clock::now_millis;
+use crate::simulator::apns::{self, ApnsRequest, ConnectionToken, Verdict};
+use crate::simulator::fcm::{self, FcmRequest, Target};
+use crate::simulator::oauth;
+use crate::simulator::profile::{InjectedError, Service};
+use crate::simulator::recorder::RecordedPush;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use std::sync::Mutex;
+
+/// A body over [`super::BODY_READ_LIMIT`], answered in the service's own terms.
+pub(super) fn too_large(
+    shared: &Shared,
+    service: Service,
+    headers: &http::HeaderMap,
+) -> Response<Full<Bytes>> {
+    match service {
+        Service::Apns => reject(shared, &apns_id_of(headers), 413, "PayloadTooLarge"),
+        Service::Fcm => fcm_reject(
+            shared,
+            &fcm::Rejection::invalid("message", "Message is too big"),
+        ),
+        Service::Oauth => {
+            shared.recorder.token_refused();
+            json_response(
+                413,
+                &oauth::Refusal::new(413, "invalid_request", "Request too large").body(),
+                None,
+            )
+        }
+    }
+}
+
+/// The client's `apns-id`, or a new one as Apple makes up.
+fn apns_id_of(headers: &http::HeaderMap) -> String {
+    headers
+        .get("apns-id")
+        .and_then(|value| value.to_str().ok())
+        .map_or_else(new_apns_id, str::to_owned)
+}
+
+/// An APNs request's answer: the scripted error, else Apple's verdict (with the
+/// connection's provider-token state), 410 for a scripted unregistered token, or 200 and a
+/// record.
+pub(super) fn apns(
+    parts: &http::request::Parts,
+    body: &[u8],
+    injected: Option<InjectedError>,
+    shared: &Shared,
+    connection_token: &Mutex<ConnectionToken>,
+) -> Response<Full<Bytes>> {
+    let apns_id = apns_id_of(&parts.headers);
+    if let Some(error) = injected {
+        let mut response = reject(shared, &apns_id, error.status, &error.reason);
+        set_retry_after(&mut response, error.retry_after_seconds);
+        return response;
+    }
+    let verdict = {
+        let mut token = connection_token
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        apns::judge(
+            ApnsRequest {
+                method: &parts.method,
+                path: parts.uri.path(),
+                headers: &parts.headers,
+                body,
+            },
+            &shared.keys,
+            now_millis() / 1000,
+            &mut token,
+        )
+    };
+    match verdict {
+        Verdict::Reject { status, reason } => reject(shared, &apns_id, status, reason),
+        Verdict::Accept(push) if shared.profile.is_unregistered(&push.device_token) => {
+            shared.recorder.rejected(410, "Unregistered");
+            let body = serde_json::json!({"reason": "Unregistered", "timestamp": now_millis()});
+            respond(410, &apns_id, body.to_string())
+        }
+        Verdict::Accept(push) => {
+            shared.recorder.accepted(RecordedPush {
+                received_at_ms: now_millis(),
+                service: "apns",
+                device_token: push.device_token,
+                topic: push.topic,
+                push_type: push.push_type,
+                priority: push.priority,
+                apns_id: apns_id.clone(),
+                collapse_id: push.collapse_id,
+                expiration: push.expiration,
+                payload: push.payload,
+                android_priority: None,
+                ttl: None,
+            });
+            respond(200, &apns_id, String::new())
+        }
+    }
+}
+
+/// An FCM request's answer: the scripted error, else FCM's verdict (against the access tokens
+/// handed out), 404 `UNREGISTERED` for a scripted token, or 200 `{"name"}` and a record.
+pub(super) fn fcm(
+    parts: &http::request::Parts,
+    body: &[u8],
+    injected: Option<InjectedError>,
+    shared: &Shared,
+) -> Response<Full<Bytes>> {
+    if let Some(error) = injected {
+        let rejection =
+            fcm::Rejection::scripted(error.status, &error.reason, error.retry_after_seconds);
+        return fcm_reject(shared, &rejection);
+    }
+    let now = now_millis();
+    let request = FcmRequest {
+        method: &parts.method,
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        body,
+    };
+    let message = match fcm::judge(request, &shared.access_tokens, now) {
+        fcm::Verdict::Reject(rejection) => return fcm_reject(shared, &rejection),
+        fcm::Verdict::Accept(message) => message,
+    };
+    if let Target::Token(token) = &message.target
+        && shared.profile.is_unregistered_fcm(token)
+    {
+        let gone = fcm::Rejection::fcm("UNREGISTERED", "Requested entity was not found.");
+        return fcm_reject(shared, &gone);
+    }
+    if message.validate_only {
+        shared.recorder.validated_only();
+        let name = format!("projects/{}/messages/fake_message_id", message.project_id);
+        return json_response(200, &serde_json::json!({ "name": name }), None);
+    }
+    // FCM's ids look like `0:<microseconds>%<16 hex>`; not from the seeded generator, so ids
+    // do not shift the scripted sequence.
+    let id = format!(
+        "0:{}%{:016x}",
+        now * 1000 + fastrand::u64(..1000),
+        fastrand::u64(..)
+    );
+    let name = format!("projects/{}/messages/{id}", message.project_id);
+    let device_token = match message.target {
+        Target::Token(token) => token,
+        Target::Topic(topic) => format!("topic:{topic}"),
+        Target::Condition(condition) => format!("condition:{condition}"),
+    };
+    shared.recorder.accepted(RecordedPush {
+        received_at_ms: now,
+        service: "fcm",
+        device_token,
+        topic: message.project_id,
+        push_type: "data".to_owned(),
+        priority: if message.android_priority.as_deref() == Some("HIGH") {
+            10
+        } else {
+            5
+        },
+        apns_id: id,
+        collapse_id: message.collapse_key,
+        expiration: message.ttl_seconds.map(|ttl| now / 1000 + ttl),
+        payload: message.data,
+        android_priority: message.android_priority,
+        ttl: message.ttl,
+    });
+    json_response(200, &serde_json::json!({ "name": name }), None)
+}
+
+/// Google's error JSON for `rejection`, counted by its FCM code (or gRPC status).
+fn fcm_reject(shared: &Shared, rejection: &fcm::Rejection) -> Response<Full<Bytes>> {
+    shared
+        .recorder
+        .rejected(rejection.status, rejection.label());
+    json_response(
+        rejection.status,
+        &rejection.body(),
+        rejection.retry_after_secs,
+    )
+}
+
+/// A token request's answer: the scripted refusal, else Google's judgement of the assertion:
+/// a new access token for the account, or the OAuth error.
+pub(super) fn oauth(
+    parts: &http::request::Parts,
+    body: &[u8],
+    injected: Option<InjectedError>,
+    shared: &Shared,
+) -> Response<Full<Bytes>> {
+    let refuse = |refusal: oauth::Refusal, retry_after: Option<u64>| {
+        shared.recorder.token_refused();
+        json_response(refusal.status, &refusal.body(), retry_after)
+    };
+    if let Some(error) = injected {
+        let refusal = oauth::Refusal::new(error.status, &error.reason, "Scripted failure");
+        return refuse(refusal, error.retry_after_seconds);
+    }
+    if parts.method != http::Method::POST {
+        return refuse(
+            oauth::Refusal::new(405, "invalid_request", "The token endpoint takes POST"),
+            None,
+        );
+    }
+    // The audience a client may name is the URL it reached: the request's authority (what
+    // the `token_uri` said), whatever address the simulator is known by.
+    let token_url = parts.uri.authority().map_or_else(
+        || shared.token_url.clone(),
+        |authority| format!("https://{authority}{}", oauth::PATH),
+    );
+    let now = now_millis();
+    match oauth::judge_assertion(body, &shared.fcm_accounts, &token_url, now / 1000) {
+        Ok(account) => {
+            let lifetime = shared.fcm_token_lifetime;
+            let (token, _) = shared.access_tokens.issue(account, now, lifetime);
+            shared.recorder.token_issued();
+            json_response(200, &oauth::grant_body(&token, lifetime.as_secs()), None)
+        }
+        Err(refusal) => refuse(refusal, None),
+    }
+}
+
+/// A JSON answer with an optional `Retry-After` (seconds).
+fn json_response(
+    status: u16,
+    body: &serde_json::Value,
+    retry_after: Option<u64>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    set_retry_after(&mut response, retry_after);
+    response
+}
+
+/// Adds `Retry-After: <seconds>` when there is one.
+fn set_retry_after(response: &mut Response<Full<Bytes>>, seconds: Option<u64>) {
+    if let Some(seconds) = seconds {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    }
+}
+
+/// An APNs error answer with Apple's `reason`, counted.
+fn reject(shared: &Shared, apns_id: &str, status: u16, reason: &str) -> Response<Full<Bytes>> {
+    shared.recorder.rejected(status, reason);
+    let body = serde_json::json!({ "reason": reason });
+    respond(status, apns_id, body.to_string())
+}
+
+/// An APNs answer carrying the `apns-id`.
+fn respond(status: u16, apns_id: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = http::HeaderValue::from_str(apns_id) {
+        response.headers_mut().insert("apns-id", value);
+    }
+    if status != 200 {
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+    }
+    response
+}
+
+/// A random UUID in Apple's upper-case canonical form, for requests that sent no `apns-id`.
+/// Not from the seeded generator: ids must not shift the scripted sequence.
+fn new_apns_id() -> String {
+    let (high, low) = (fastrand::u64(..), fastrand::u64(..));
+    format!(
+        "{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",
+        high >> 32,
+        (high >> 16) & 0xFFFF,
+        high & 0xFFFF,
+        low >> 48,
+        low & 0xFFFF_FFFF_FFFF
+    )
+}
