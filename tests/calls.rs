@@ -1,0 +1,504 @@
+//! Call events end to end: a real node (router, providers, store) ringing devices on the
+//! simulator over real TLS + HTTP/2, as call control would drive it.
+
+mod support;
+
+use ringcast::config::{Config, SecretSource};
+use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+use support::app::{
+    KEY_A, TOKEN_SECRET_A, TestApp, TestStore, identity_token, spawn_with, status_and_json,
+};
+
+/// Tenant A's APNs team (tests/support/app.rs) and the key id these tests add.
+const TEAM: &str = "TEAMID1234";
+const KID: &str = "KEYID12345";
+
+struct Rig {
+    sim: RunningSimulator,
+    app: TestApp,
+}
+
+/// A simulator with `profile` that knows tenant A's APNs key, and a node whose APNs provider
+/// points at it, tuned by `tune`.
+async fn rig(profile: Profile, store: Option<String>, tune: impl FnOnce(&mut Config)) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let key_file = dir.path().join("apns.p8");
+    std::fs::write(&key_file, pair.serialize_pem()).unwrap();
+    let cert = dir.path().join("simulator.pem");
+    let sim = Simulator::start(SimulatorConfig {
+        apns_keys: vec![ApnsCredential {
+            team_id: TEAM.into(),
+            key_id: KID.into(),
+            public_key_pem: pair.public_key_pem(),
+        }],
+        profile,
+        cert_out: Some(cert.clone()),
+        record_in_memory: true,
+        ..SimulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let store = match store {
+        Some(url) => TestStore::Redis(url),
+        None => TestStore::Embedded(dir.path().join("registry.redb")),
+    };
+    let mut config = support::app::test_config(store, dir.path());
+    point_at(&mut config, &sim, cert, key_file);
+    tune(&mut config);
+    let app = spawn_with(config, dir).await;
+    Rig { sim, app }
+}
+
+/// Points tenant A's `ios` app and the APNs provider at `sim`.
+fn point_at(config: &mut Config, sim: &RunningSimulator, cert: PathBuf, key: PathBuf) {
+    let ios = config
+        .tenants
+        .get_mut("a")
+        .unwrap()
+        .apps
+        .get_mut("ios")
+        .unwrap();
+    ios.key_id = Some(KID.into());
+    ios.key = Some(SecretSource::File(key));
+    let apns = &mut config.providers.apns;
+    apns.production_url = sim.base_url();
+    apns.sandbox_url = sim.base_url();
+    apns.trusted_roots = Some(cert);
+    apns.connections_per_credential = 1;
+}
+
+fn token(n: u8) -> String {
+    format!("{:02x}", n).repeat(32)
+}
+
+impl Rig {
+    async fn register(&self, identity: &str, device: &str, body: Value) {
+        let (status, answer) = self.app.register(KEY_A, identity, device, &body).await;
+        assert!(status == 201 || status == 200, "{status}: {answer}");
+    }
+
+    async fn register_apns(&self, identity: &str, device: &str, n: u8) {
+        self.register(
+            identity,
+            device,
+            json!({"platform": "apns", "app": "ios", "token": token(n)}),
+        )
+        .await;
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_as(KEY_A, path, body).await
+    }
+
+    async fn post_as(&self, credential: &str, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .bearer_auth(credential)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_and_json(response).await
+    }
+
+    async fn ring(&self, callee: &str, call_id: &str, wait: bool) -> (u16, Value) {
+        let path = if wait {
+            "/v1/calls?wait=true"
+        } else {
+            "/v1/calls"
+        };
+        self.post(
+            path,
+            json!({"call_id": call_id, "callee": callee,
+                   "caller": {"id": "+15550100", "display_name": "Bob"}, "video": true}),
+        )
+        .await
+    }
+
+    async fn end(&self, call_id: &str, body: Value, wait: bool) -> (u16, Value) {
+        let suffix = if wait { "?wait=true" } else { "" };
+        self.post(&format!("/v1/calls/{call_id}/end{suffix}"), body)
+            .await
+    }
+
+    /// The simulator's records for device token `n`.
+    fn pushes_to(&self, n: u8) -> Vec<ringcast::simulator::RecordedPush> {
+        self.sim
+            .records()
+            .into_iter()
+            .filter(|r| r.device_token == token(n))
+            .collect()
+    }
+}
+
+/// `{device_id: outcome}` of a `?wait=true` answer.
+fn outcomes(answer: &Value) -> std::collections::BTreeMap<String, String> {
+    answer["outcomes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no outcomes in {answer}"))
+        .iter()
+        .map(|o| {
+            (
+                o["device_id"].as_str().unwrap().to_owned(),
+                o["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_rings_every_device_with_the_right_push_and_reports_each_outcome() {
+    let rig = rig(Profile::default(), None, |_| {}).await;
+    rig.register_apns("alice", "iphone", 1).await;
+    rig.register(
+        "alice",
+        "ipad",
+        json!({"platform": "apns", "app": "ios", "token": token(2), "environment": "sandbox"}),
+    )
+    .await;
+    rig.register(
+        "alice",
+        "pixel",
+        json!({"platform": "fcm", "app": "android", "token": "fcm-token-1"}),
+    )
+    .await;
+
+    let (status, answer) = rig.ring("alice", "call-1", true).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["event_id"], "call-1");
+    assert_eq!(answer["devices"], 3);
+    assert_eq!(answer["duplicate"], false);
+    let by_device = outcomes(&answer);
+    assert_eq!(by_device["iphone"], "delivered");
+    assert_eq!(by_device["ipad"], "delivered");
+    // No FCM credential in this tenant: reported, not silently dropped.
+    assert_eq!(by_device["pixel"], "rejected");
+    let pixel = answer["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["device_id"] == "pixel")
+        .unwrap();
+    assert_eq!(pixel["reason"], "provider_not_configured");
+
+    // What the simulator received is what ?wait=true said.
+    for n in [1, 2] {
+        let pushes = rig.pushes_to(n);
+        assert_eq!(pushes.len(), 1, "token {n}");
+        let push = &pushes[0];
+        assert_eq!(push.push_type, "voip");
+        assert_eq!(push.topic, "com.example.phone.voip");
+        assert_eq!(push.priority, 10);
+        assert_eq!(push.collapse_id.as_deref(), Some("call-1"));
+        let payload = &push.payload["ringcast"];
+        assert_eq!(payload["type"], "incoming_call");
+        assert_eq!(payload["call_id"], "call-1");
+        assert_eq!(payload["caller_id"], "+15550100");
+        assert_eq!(payload["caller_name"], "Bob");
+        assert_eq!(payload["video"], true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_elsewhere_stops_the_other_devices_only() {
+    let rig = rig(Profile::default(), None, |_| {}).await;
+    rig.register_apns("alice", "iphone", 1).await;
+    rig.register_apns("alice", "ipad", 2).await;
+    let (status, _) = rig.ring("alice", "call-2", true).await;
+    assert_eq!(status, 200);
+
+    let (status, answer) = rig
+        .end(
+            "call-2",
+            json!({"callee": "alice", "reason": "answered_elsewhere", "device_id": "iphone"}),
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["event_id"], "call-2:answered_elsewhere");
+    let by_device = outcomes(&answer);
+    assert_eq!(by_device.len(), 1, "{by_device:?}");
+    assert_eq!(by_device["ipad"], "delivered");
+    let ended = rig
+        .pushes_to(2)
+        .into_iter()
+        .find(|p| p.payload["ringcast"]["type"] == "call_ended")
+        .expect("the iPad got call_ended");
+    // Never a VoIP push for anything but a ring (iOS 13+).
+    assert_eq!(ended.push_type, "alert");
+    assert_eq!(ended.payload["ringcast"]["reason"], "answered_elsewhere");
+    assert_eq!(
+        rig.pushes_to(1).len(),
+        1,
+        "the answering iPhone got only its ring"
+    );
+
+    // A missed call is a P2 notice to every device.
+    let (status, answer) = rig
+        .end(
+            "call-3",
+            json!({"callee": "alice", "reason": "missed", "caller": {"id": "+15550100"}}),
+            true,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(outcomes(&answer).len(), 2);
+    assert!(
+        rig.pushes_to(1)
+            .iter()
+            .any(|p| p.priority == 5 && p.payload["ringcast"]["type"] == "missed_call")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang() {
+    // One connection, one stream, slow answers: the first ring holds the stream while the
+    // others wait in the queue, where the cancel finds them.
+    let profile = Profile {
+        max_concurrent_streams: 1,
+        latency_min_ms: 400,
+        latency_max_ms: 400,
+        ..Profile::default()
+    };
+    let rig = rig(profile, None, |config| config.registry.shards = 1).await;
+    for (device, n) in [("a", 1), ("b", 2), ("c", 3)] {
+        rig.register_apns("alice", device, n).await;
+    }
+    // Warm the connection so the simulator's stream limit is known before the burst.
+    rig.register_apns("warm", "w", 9).await;
+    let (status, _) = rig.ring("warm", "warm-call", true).await;
+    assert_eq!(status, 200);
+
+    let (status, rung) = rig.ring("alice", "call-4", false).await;
+    assert_eq!((status, rung["devices"].as_u64()), (202, Some(3)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, answer) = rig
+        .end(
+            "call-4",
+            json!({"callee": "alice", "reason": "cancelled"}),
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // Two rings never left: withdrawn, so only the device that rang gets "call ended".
+    let ended = outcomes(&answer);
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    let rang: Vec<u8> = [1, 2, 3]
+        .into_iter()
+        .filter(|n| {
+            rig.pushes_to(*n)
+                .iter()
+                .any(|p| p.payload["ringcast"]["type"] == "incoming_call")
+        })
+        .collect();
+    assert_eq!(rang.len(), 1, "exactly one ring left the queue");
+    for n in [1, 2, 3] {
+        let got_end = rig
+            .pushes_to(n)
+            .iter()
+            .any(|p| p.payload["ringcast"]["type"] == "call_ended");
+        assert_eq!(got_end, rang.contains(&n), "token {n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_rings_once_even_through_two_nodes_sharing_redis() {
+    let redis = support::redis_server::shared().await;
+    let first = rig(Profile::default(), Some(redis.url()), |_| {}).await;
+    let identity = format!("dup-{}", std::process::id());
+    first.register_apns(&identity, "iphone", 7).await;
+    let call_id = format!("call-dup-{}", ringcast::clock::now_millis());
+    let (status, answer) = first.ring(&identity, &call_id, true).await;
+    assert_eq!((status, answer["duplicate"].as_bool()), (200, Some(false)));
+
+    // The same event again, to the same node and to a second node on the same Redis.
+    let (status, again) = first.ring(&identity, &call_id, false).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        (again["duplicate"].as_bool(), again["devices"].as_u64()),
+        (Some(true), Some(0))
+    );
+    let second = rig(Profile::default(), Some(redis.url()), |_| {}).await;
+    let (status, again) = second.ring(&identity, &call_id, false).await;
+    assert_eq!(status, 202);
+    assert_eq!(again["duplicate"], true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(first.pushes_to(7).len() + second.pushes_to(7).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_after_the_deadline_is_expired_and_nothing_is_sent_after_it() {
+    let profile = Profile {
+        latency_min_ms: 2_500,
+        latency_max_ms: 2_500,
+        ..Profile::default()
+    };
+    let rig = rig(profile, None, |_| {}).await;
+    rig.register_apns("alice", "iphone", 1).await;
+    let (status, answer) = rig
+        .post(
+            "/v1/calls?wait=true",
+            json!({"call_id": "call-5", "callee": "alice", "caller": {"id": "bob"},
+                   "ring_timeout_seconds": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(outcomes(&answer)["iphone"], "expired");
+    let sent = rig.sim.stats().requests;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        rig.sim.stats().requests,
+        sent,
+        "nothing sent after the deadline"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_with_503() {
+    let profile = Profile {
+        max_concurrent_streams: 1,
+        latency_min_ms: 300,
+        latency_max_ms: 300,
+        ..Profile::default()
+    };
+    let rig = rig(profile, None, |config| {
+        config.registry.shards = 1;
+        let apns = &mut config.providers.apns;
+        apns.max_in_flight = 1;
+        apns.queues.total = 4;
+        apns.queues.p0 = 4;
+        apns.queues.p1 = 4;
+        apns.queues.p2 = 4;
+    })
+    .await;
+    for n in 1..=10u8 {
+        rig.register_apns(&format!("u{n}"), "phone", n).await;
+    }
+    // u1's ring takes the one delivery slot; the queue of 4 fills with 2 notices, 2 ends.
+    assert_eq!(rig.ring("u1", "c1", false).await.0, 202);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for n in [2, 3] {
+        let (status, _) = rig
+            .end(
+                &format!("c{n}"),
+                json!({"callee": format!("u{n}"), "reason": "missed"}),
+                false,
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    for n in [4, 5] {
+        let (status, _) = rig
+            .end(
+                &format!("c{n}"),
+                json!({"callee": format!("u{n}"), "reason": "cancelled"}),
+                false,
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    // Rings push out the notices first, then the call-ended pushes...
+    for n in 6..=9 {
+        let (status, answer) = rig.ring(&format!("u{n}"), &format!("c{n}"), false).await;
+        assert_eq!(status, 202, "ring {n}: {answer}");
+    }
+    // ...and a ring that finds only rings ahead of it is refused: 503, never dropped.
+    let response = rig
+        .app
+        .client
+        .post(rig.app.url("/v1/calls"))
+        .bearer_auth(KEY_A)
+        .json(&json!({"call_id": "c10", "callee": "u10", "caller": {"id": "bob"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    // Once the queue drains, the refused event was given back: its retry rings.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let (status, answer) = rig.ring("u10", "c10", true).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["duplicate"], false);
+    assert_eq!(outcomes(&answer)["phone"], "delivered");
+
+    let kinds = |n: u8| -> Vec<String> {
+        rig.pushes_to(n)
+            .iter()
+            .map(|p| p.payload["ringcast"]["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        kinds(2).is_empty() && kinds(3).is_empty(),
+        "missed-call notices shed"
+    );
+    assert!(
+        kinds(4).is_empty() && kinds(5).is_empty(),
+        "call-ended pushes shed"
+    );
+    for n in [1, 6, 7, 8, 9, 10] {
+        assert_eq!(kinds(n), ["incoming_call"], "ring {n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_events_are_validated_and_need_a_server_key() {
+    let rig = rig(Profile::default(), None, |_| {}).await;
+    let good = json!({"call_id": "c1", "callee": "alice", "caller": {"id": "bob"}});
+
+    // An identity token may manage its own registrations, never ring people.
+    let token = identity_token("alice", 300, TOKEN_SECRET_A);
+    let (status, problem) = rig.post_as(&token, "/v1/calls", good.clone()).await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, _) = rig.post_as("wrong-key", "/v1/calls", good.clone()).await;
+    assert_eq!(status, 401);
+
+    let (status, problem) = rig
+        .post(
+            "/v1/calls",
+            json!({"call_id": "has space", "callee": "bad/identity", "caller": {"id": ""},
+                   "ring_timeout_seconds": 0, "event_id": ""}),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for field in [
+        "call_id",
+        "callee",
+        "caller.id",
+        "ring_timeout_seconds",
+        "event_id",
+    ] {
+        assert!(fields.contains(&field), "{field} missing in {fields:?}");
+    }
+    let (status, _) = rig
+        .post("/v1/calls", json!({"call_id": "c1", "callee": "alice"}))
+        .await;
+    assert_eq!(
+        status, 400,
+        "a missing caller is malformed JSON for this endpoint"
+    );
+    let (status, _) = rig
+        .post(
+            "/v1/calls/c1/end",
+            json!({"callee": "alice", "reason": "hung_up"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // Nobody registered: accepted, zero devices, not an error.
+    let (status, answer) = rig.post("/v1/calls", good).await;
+    assert_eq!(status, 202);
+    assert_eq!(answer["devices"], 0);
+}
