@@ -19,7 +19,7 @@ use ringcast::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit};
 use ringcast::providers::pool::tls::client_config;
 use ringcast::providers::queue::QueueLimits;
 use ringcast::push::{CallPayload, Outcome, Push, PushKind};
-use ringcast::registry::{Environment, IdentityKey, PushAddress};
+use ringcast::registry::{Environment, IdentityKey, Platform, PushAddress};
 use ringcast::simulator::{ApnsCredential, Simulator, SimulatorConfig};
 use std::process::Command;
 use std::sync::Arc;
@@ -123,6 +123,7 @@ fn main() {
                     max_in_flight: config.max_in_flight,
                     retry: config.retry.clone(),
                     cleanup: None,
+                    platform: Platform::Apns,
                 },
             )
             .start();

@@ -171,28 +171,30 @@ pub fn push_finished(provider: Platform, priority: Priority, outcome: &Outcome, 
     }
 }
 
-/// How many pushes wait in one provider's queue of one priority now.
-pub fn queue_depth(provider: Platform, priority: Priority, depth: usize) {
+/// Pushes waiting in a provider's queue of one priority changed by `delta`. A node runs one
+/// dispatcher per shard, app and environment, and they all add into the same series, so
+/// gauges here move by deltas: a `set` from one dispatcher would hide the others.
+pub fn queue_depth(provider: Platform, priority: Priority, delta: i64) {
     gauge!(catalog::QUEUE_DEPTH, "provider" => provider.as_str(), "priority" => priority.label())
-        .set(depth as f64);
+        .increment(delta as f64);
 }
 
-/// How many pushes that queue holds at most (set once when the queue is made): the alert on a
-/// queue near full compares `queue_depth` with it.
-pub fn queue_capacity(provider: Platform, priority: Priority, capacity: usize) {
+/// A queue of `capacity` pushes was made (or, with a negative value, removed): the alert on a
+/// queue near full compares the summed `queue_depth` with the summed capacity.
+pub fn queue_capacity(provider: Platform, priority: Priority, capacity: i64) {
     gauge!(catalog::QUEUE_CAPACITY, "provider" => provider.as_str(), "priority" => priority.label())
-        .set(capacity as f64);
+        .increment(capacity as f64);
 }
 
-/// How many pushes of a provider are sent and not yet answered, now.
-pub fn inflight(provider: Platform, n: usize) {
-    gauge!(catalog::INFLIGHT, "provider" => provider.as_str()).set(n as f64);
+/// Deliveries of a provider under way (sent and unanswered, or backing off) changed by `delta`.
+pub fn inflight(provider: Platform, delta: i64) {
+    gauge!(catalog::INFLIGHT, "provider" => provider.as_str()).increment(delta as f64);
 }
 
-/// How many of a provider's HTTP/2 connections are in `state` now.
-pub fn connections(provider: Platform, state: ConnectionState, n: usize) {
+/// A provider's HTTP/2 connections in `state` changed by `delta`.
+pub fn connections(provider: Platform, state: ConnectionState, delta: i64) {
     gauge!(catalog::CONNECTIONS, "provider" => provider.as_str(), "state" => state.label())
-        .set(n as f64);
+        .increment(delta as f64);
 }
 
 /// A push is sent again, because of `reason`.

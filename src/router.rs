@@ -22,6 +22,7 @@ use actix::prelude::*;
 use fanout::{CallEvent, EndEvent};
 use providers::{ProviderKey, ProviderSet};
 use std::collections::HashMap;
+use tracing::Instrument;
 
 /// Why an event was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -106,40 +107,45 @@ impl Handler<Ring> for Router {
 
     fn handle(&mut self, Ring(call): Ring, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
-        Box::pin(async move {
-            let now = crate::clock::now_millis();
-            let deadline = now + call.ring_timeout.as_millis() as u64;
-            let tenant = call.callee.tenant.clone();
-            if !store
-                .claim_event(&tenant, &call.event_id, deadline, now)
-                .await?
-            {
-                return Ok(duplicate(call.event_id));
-            }
-            let registrations = match store.list(&call.callee, now).await {
-                Ok(registrations) => registrations,
-                Err(error) => {
-                    release(&store, &tenant, &call.event_id).await;
-                    return Err(error.into());
+        let span = crate::logging::call_event_span(&call.event_id);
+        Box::pin(
+            async move {
+                let now = crate::clock::now_millis();
+                let deadline = now + call.ring_timeout.as_millis() as u64;
+                let tenant = call.callee.tenant.clone();
+                if !store
+                    .claim_event(&tenant, &call.event_id, deadline, now)
+                    .await?
+                {
+                    return Ok(duplicate(call.event_id));
                 }
-            };
-            let pushes = fanout::rings(&call, &registrations, now);
-            let devices = submit(&providers, pushes).await;
-            let refused_ring = devices
-                .iter()
-                .any(|device| matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed)));
-            if refused_ring {
-                // Give the whole event back: withdraw what was queued, release the claim.
-                withdraw(&providers, &call.callee, &call.call_id).await;
-                release(&store, &tenant, &call.event_id).await;
-                return Err(RouteError::Overloaded);
+                let registrations = match store.list(&call.callee, now).await {
+                    Ok(registrations) => registrations,
+                    Err(error) => {
+                        release(&store, &tenant, &call.event_id).await;
+                        return Err(error.into());
+                    }
+                };
+                let pushes = fanout::rings(&call, &registrations, now);
+                let devices = submit(&providers, pushes).await;
+                let refused_ring = devices
+                    .iter()
+                    .any(|device| matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed)));
+                if refused_ring {
+                    // Give the whole event back: withdraw what was queued, release the claim.
+                    withdraw(&providers, &call.callee, &call.call_id).await;
+                    release(&store, &tenant, &call.event_id).await;
+                    return Err(RouteError::Overloaded);
+                }
+                tracing::debug!(devices = devices.len(), "rings queued");
+                Ok(Routed {
+                    event_id: call.event_id,
+                    duplicate: false,
+                    devices,
+                })
             }
-            Ok(Routed {
-                event_id: call.event_id,
-                duplicate: false,
-                devices,
-            })
-        })
+            .instrument(span),
+        )
     }
 }
 
@@ -148,32 +154,41 @@ impl Handler<End> for Router {
 
     fn handle(&mut self, End(end): End, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
-        Box::pin(async move {
-            let now = crate::clock::now_millis();
-            let deadline = now + end.deadline_after().as_millis() as u64;
-            let tenant = end.callee.tenant.clone();
-            if !store
-                .claim_event(&tenant, &end.event_id, deadline, now)
-                .await?
-            {
-                return Ok(duplicate(end.event_id));
-            }
-            // The call is over: rings still queued never leave.
-            let not_rung = withdraw(&providers, &end.callee, &end.call_id).await;
-            let registrations = match store.list(&end.callee, now).await {
-                Ok(registrations) => registrations,
-                Err(error) => {
-                    release(&store, &tenant, &end.event_id).await;
-                    return Err(error.into());
+        let span = crate::logging::call_event_span(&end.event_id);
+        Box::pin(
+            async move {
+                let now = crate::clock::now_millis();
+                let deadline = now + end.deadline_after().as_millis() as u64;
+                let tenant = end.callee.tenant.clone();
+                if !store
+                    .claim_event(&tenant, &end.event_id, deadline, now)
+                    .await?
+                {
+                    return Ok(duplicate(end.event_id));
                 }
-            };
-            let pushes = fanout::ends(&end, &registrations, &not_rung, now);
-            Ok(Routed {
-                event_id: end.event_id,
-                duplicate: false,
-                devices: submit(&providers, pushes).await,
-            })
-        })
+                // The call is over: rings still queued never leave.
+                let not_rung = withdraw(&providers, &end.callee, &end.call_id).await;
+                let registrations = match store.list(&end.callee, now).await {
+                    Ok(registrations) => registrations,
+                    Err(error) => {
+                        release(&store, &tenant, &end.event_id).await;
+                        return Err(error.into());
+                    }
+                };
+                let pushes = fanout::ends(&end, &registrations, &not_rung, now);
+                tracing::debug!(
+                    withdrawn = not_rung.len(),
+                    pushes = pushes.len(),
+                    "call ended"
+                );
+                Ok(Routed {
+                    event_id: end.event_id,
+                    duplicate: false,
+                    devices: submit(&providers, pushes).await,
+                })
+            }
+            .instrument(span),
+        )
     }
 }
 
@@ -205,12 +220,14 @@ async fn submit(providers: &ProviderSet, pushes: Vec<Push>) -> Vec<DevicePush> {
         if providers.get(&key).is_some() {
             batches.entry(key).or_default().push(push);
         } else {
+            let outcome = Outcome::Rejected {
+                reason: "provider_not_configured".into(),
+            };
+            counted(&push, &outcome);
             devices.push(DevicePush {
                 platform: push.address.platform(),
                 device_id: push.device_id,
-                outcome: DeviceOutcome::Known(Outcome::Rejected {
-                    reason: "provider_not_configured".into(),
-                }),
+                outcome: DeviceOutcome::Known(outcome),
             });
         }
     }
@@ -222,34 +239,41 @@ async fn submit(providers: &ProviderSet, pushes: Vec<Push>) -> Vec<DevicePush> {
             .iter()
             .map(|push| (push.device_id.clone(), push.address.platform()))
             .collect();
-        let answers = provider.submit.send(Submit(batch)).await;
-        match answers {
-            Ok(answers) => {
-                for ((device_id, platform), answer) in names.into_iter().zip(answers) {
-                    let outcome = match answer {
-                        Ok(ticket) => DeviceOutcome::Pending(ticket),
-                        Err(_refused) => DeviceOutcome::Known(Outcome::Shed),
-                    };
-                    devices.push(DevicePush {
-                        device_id,
-                        platform,
-                        outcome,
-                    });
+        // A stopped provider (the node is stopping) queued nothing: every push is shed.
+        let answers = provider
+            .submit
+            .send(Submit(batch))
+            .await
+            .unwrap_or_default();
+        let mut answers = answers.into_iter();
+        for (device_id, platform) in names {
+            let outcome = match answers.next() {
+                Some(Ok(ticket)) => DeviceOutcome::Pending(ticket),
+                Some(Err(refused)) => {
+                    counted(&refused, &Outcome::Shed);
+                    DeviceOutcome::Known(Outcome::Shed)
                 }
-            }
-            // The provider stopped (the node is stopping): nothing was queued.
-            Err(_) => {
-                for (device_id, platform) in names {
-                    devices.push(DevicePush {
-                        device_id,
-                        platform,
-                        outcome: DeviceOutcome::Known(Outcome::Shed),
-                    });
-                }
-            }
+                None => DeviceOutcome::Known(Outcome::Shed),
+            };
+            devices.push(DevicePush {
+                device_id,
+                platform,
+                outcome,
+            });
         }
     }
     devices
+}
+
+/// Counts a push that ended here, without reaching a provider's queue (the providers count
+/// every other push).
+fn counted(push: &Push, outcome: &Outcome) {
+    crate::metrics::push_finished(
+        push.address.platform(),
+        push.priority(),
+        outcome,
+        std::time::Duration::ZERO,
+    );
 }
 
 /// Withdraws the callee's queued rings of `call_id` from every provider of its tenant;

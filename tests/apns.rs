@@ -14,7 +14,7 @@ use ringcast::providers::retry::RetrySettings;
 use ringcast::push::{CallPayload, EndReason, Outcome, Push, PushKind};
 use ringcast::registry::embedded::EmbeddedStore;
 use ringcast::registry::{
-    AnyStore, Environment, IdentityKey, PushAddress, Registration, Store, UnixMillis,
+    AnyStore, Environment, IdentityKey, Platform, PushAddress, Registration, Store, UnixMillis,
 };
 use ringcast::simulator::profile::InjectedError;
 use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
@@ -76,6 +76,7 @@ async fn harness(profile: Profile, config: ApnsConfig) -> Harness {
             max_in_flight: config.max_in_flight,
             retry: config.retry.clone(),
             cleanup: Some(store.clone()),
+            platform: Platform::Apns,
         },
     )
     .start();

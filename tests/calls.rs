@@ -502,3 +502,92 @@ async fn call_events_are_validated_and_need_a_server_key() {
     assert_eq!(status, 202);
     assert_eq!(answer["devices"], 0);
 }
+
+/// The value of the series of `name` whose labels include every `label=value` pair.
+fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .find(|line| {
+            labels
+                .iter()
+                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_push_and_event_is_counted_and_the_scrape_passes_promtool() {
+    let rig = rig(Profile::default(), None, |_| {}).await;
+    rig.register_apns("alice", "iphone", 1).await;
+    rig.register(
+        "alice",
+        "pixel",
+        json!({"platform": "fcm", "app": "android", "token": "fcm-token-1"}),
+    )
+    .await;
+    assert_eq!(rig.ring("alice", "call-m", true).await.0, 200);
+    assert_eq!(rig.ring("alice", "call-m", false).await.0, 202);
+
+    let response = rig
+        .app
+        .client
+        .get(rig.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let scrape = response.text().await.unwrap();
+    let apns_p0 = [("provider", "apns"), ("priority", "p0")];
+    let delivered = [apns_p0[0], apns_p0[1], ("outcome", "delivered")];
+    assert!(sample(&scrape, "ringcast_pushes_total", &delivered).unwrap() >= 1.0);
+    let rejected = [
+        ("provider", "fcm"),
+        ("priority", "p0"),
+        ("outcome", "rejected"),
+    ];
+    assert!(sample(&scrape, "ringcast_pushes_total", &rejected).unwrap() >= 1.0);
+    assert!(sample(&scrape, "ringcast_push_latency_seconds_count", &apns_p0).unwrap() >= 1.0);
+    let accepted = [("kind", "incoming_call"), ("outcome", "accepted")];
+    assert!(sample(&scrape, "ringcast_events_total", &accepted).unwrap() >= 1.0);
+    let duplicate = [("kind", "incoming_call"), ("outcome", "duplicate")];
+    assert!(sample(&scrape, "ringcast_events_total", &duplicate).unwrap() >= 1.0);
+    let open = [("provider", "apns"), ("state", "open")];
+    assert!(sample(&scrape, "ringcast_connections", &open).unwrap() >= 1.0);
+    assert!(sample(&scrape, "ringcast_queue_capacity", &apns_p0).unwrap() >= 1.0);
+    // No token and no call id in any label.
+    assert!(!scrape.contains(&token(1)) && !scrape.contains("call-m"));
+
+    // promtool judges the exposition after real traffic.
+    let found = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        eprintln!(
+            "SKIPPED: promtool check metrics: promtool is not installed (Debian `prometheus`)"
+        );
+        return;
+    }
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -8,7 +8,8 @@ use super::ApiState;
 use super::auth::{Caller, Scope};
 use super::problem::{ApiError, Problem};
 use crate::config::tenant::MAX_RING_TIMEOUT_SECONDS;
-use crate::push::EndReason;
+use crate::metrics::{self, EventOutcome};
+use crate::push::{EndReason, PushKind};
 use crate::registry::validate::{FieldError, validate_device_id, validate_identity};
 use crate::registry::{IdentityKey, Platform};
 use crate::router::fanout::{CallEvent, Caller as CallerId, EndEvent};
@@ -174,6 +175,7 @@ pub async fn ring(
         ));
     }
     if !errors.is_empty() {
+        metrics::event(PushKind::IncomingCall, EventOutcome::Invalid);
         return Err(ApiError::Invalid(errors));
     }
     let event = CallEvent {
@@ -187,7 +189,7 @@ pub async fn ring(
         video: body.video,
         ring_timeout: Duration::from_secs(ring_timeout),
     };
-    let routed = state.routers.ring(event).await.map_err(route_error)?;
+    let routed = counted(PushKind::IncomingCall, state.routers.ring(event).await)?;
     tracing::info!(tenant = %caller.tenant.id, event_id = %routed.event_id,
         devices = routed.devices.len(), duplicate = routed.duplicate, "call routed");
     answer(routed, query.wait).await
@@ -242,7 +244,12 @@ pub async fn end(
         EndReasonBody::DeclinedElsewhere => EndReason::DeclinedElsewhere,
         EndReasonBody::Missed => EndReason::Missed,
     };
+    let kind = match reason {
+        EndReason::Missed => PushKind::MissedCall,
+        _ => PushKind::CallEnded,
+    };
     if !errors.is_empty() {
+        metrics::event(kind, EventOutcome::Invalid);
         return Err(ApiError::Invalid(errors));
     }
     let label = match reason {
@@ -270,7 +277,7 @@ pub async fn end(
         caller: caller_id,
         video: body.video,
     };
-    let routed = state.routers.end(event).await.map_err(route_error)?;
+    let routed = counted(kind, state.routers.end(event).await)?;
     tracing::info!(tenant = %caller.tenant.id, event_id = %routed.event_id,
         devices = routed.devices.len(), duplicate = routed.duplicate, reason = label,
         "call end routed");
@@ -365,6 +372,22 @@ fn check(errors: &mut Vec<FieldError>, result: Result<(), FieldError>) {
 /// Renames a field problem (the identity validator says `identity`).
 fn rename(field: &'static str) -> impl Fn(FieldError) -> FieldError {
     move |error| FieldError::new(field, error.message)
+}
+
+/// Counts the event's outcome (`ringcast_events_total`) and turns a failure into the API's
+/// answer.
+fn counted(kind: PushKind, routed: Result<Routed, RoutersError>) -> Result<Routed, ApiError> {
+    let outcome = match &routed {
+        Ok(routed) if routed.duplicate => EventOutcome::Duplicate,
+        Ok(routed) if routed.devices.is_empty() => EventOutcome::NoDevices,
+        Ok(_) => EventOutcome::Accepted,
+        Err(RoutersError::Route(RouteError::Overloaded) | RoutersError::Busy) => EventOutcome::Busy,
+        Err(RoutersError::Route(RouteError::Store(_)) | RoutersError::Stopped) => {
+            EventOutcome::Unavailable
+        }
+    };
+    metrics::event(kind, outcome);
+    routed.map_err(route_error)
 }
 
 /// The API's answer to a routing failure.

@@ -39,6 +39,26 @@ labels! {
     }
 }
 
+impl RetryReason {
+    /// The retry reason of a provider's or the connection pool's own reason label: the
+    /// pool's "never processed" reasons (GOAWAY, refused stream, closed before sending) are
+    /// `refused_stream`, a lost answer is `connection_lost`, throttling is
+    /// `too_many_requests`, and every other server failure `status_5xx`.
+    pub fn of(reason: &str) -> RetryReason {
+        match reason {
+            "goaway" | "refused_stream" | "connection_closed" => RetryReason::RefusedStream,
+            "stream_reset" | "connection_lost" => RetryReason::ConnectionLost,
+            "timeout" => RetryReason::Timeout,
+            "idle_timeout" => RetryReason::IdleTimeout,
+            "expired_provider_token" => RetryReason::ExpiredProviderToken,
+            "too_many_requests" | "too_many_provider_token_updates" | "quota_exceeded" => {
+                RetryReason::TooManyRequests
+            }
+            _ => RetryReason::Status5xx,
+        }
+    }
+}
+
 labels! {
     /// Why a push is sent again (`ringcast_retries_total{reason}`).
     RetryReason {

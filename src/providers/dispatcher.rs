@@ -8,13 +8,14 @@
 //! [`Outcome`] through its ticket. A dead-token outcome deletes the registration (unless
 //! the device registered again after the verdict).
 
+use crate::metrics::{self, RetryReason};
 use crate::providers::delivery::{DeliveryReport, deliver};
 use crate::providers::pool::{AcquireError, PoolSnapshot, Stream};
 use crate::providers::queue::{Offer, PriorityQueues, QueueLimits};
 use crate::providers::retry::{RetryPolicy, RetrySettings};
 use crate::providers::service::PushService;
 use crate::push::{Outcome, Priority, Push, PushKind};
-use crate::registry::{AnyStore, IdentityKey, Store};
+use crate::registry::{AnyStore, IdentityKey, Platform, Store};
 use actix::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub struct DispatcherSettings {
     /// Where a dead-token verdict deletes the registration; `None` only in tests that do not
     /// care.
     pub cleanup: Option<AnyStore>,
+    /// The push service, for the metrics' `provider` label.
+    pub platform: Platform,
 }
 
 /// The answer to a push, delivered once its outcome is known.
@@ -102,6 +105,10 @@ pub struct Dispatcher<S: PushService> {
     waiting: bool,
     cleanup: Option<AnyStore>,
     status: DispatcherStatus,
+    /// The metrics' `provider` label.
+    platform: Platform,
+    /// The queue depths last added to `ringcast_queue_depth`, so only changes are sent.
+    reported_depth: [usize; 3],
 }
 
 impl<S: PushService> Dispatcher<S> {
@@ -119,6 +126,21 @@ impl<S: PushService> Dispatcher<S> {
             waiting: false,
             cleanup: settings.cleanup,
             status: DispatcherStatus::default(),
+            platform: settings.platform,
+            reported_depth: [0; 3],
+        }
+    }
+
+    /// Adds the change in queue depth since the last report to the node's gauges.
+    fn report_depth(&mut self) {
+        for priority in Priority::ALL {
+            let index = priority as usize;
+            let depth = self.queues.depth(priority);
+            if depth != self.reported_depth[index] {
+                let delta = depth as i64 - self.reported_depth[index] as i64;
+                metrics::queue_depth(self.platform, priority, delta);
+                self.reported_depth[index] = depth;
+            }
         }
     }
 
@@ -187,12 +209,14 @@ impl<S: PushService> Dispatcher<S> {
                 }
             }
             act.pump(ctx);
+            act.report_depth();
         }));
     }
 
     /// Runs one delivery on this arbiter; its end frees a slot and pumps again.
     fn start(&mut self, job: Job, stream: Stream, ctx: &mut Context<Self>) {
         self.in_flight += 1;
+        metrics::inflight(self.platform, 1);
         let (service, policy) = (Arc::clone(&self.service), Arc::clone(&self.policy));
         let delivery = async move {
             let report = deliver(&*service, &job.push, Some(stream), &policy).await;
@@ -200,9 +224,11 @@ impl<S: PushService> Dispatcher<S> {
         };
         ctx.spawn(delivery.into_actor(self).map(|(job, report), act, ctx| {
             act.in_flight -= 1;
+            metrics::inflight(act.platform, -1);
             act.account(&report);
             act.finish(job, report.outcome);
             act.pump(ctx);
+            act.report_depth();
         }));
     }
 
@@ -210,11 +236,27 @@ impl<S: PushService> Dispatcher<S> {
     fn account(&mut self, report: &DeliveryReport) {
         self.status.resent_after_loss += u64::from(report.resent_after_loss);
         self.status.retries += report.retries.len() as u64;
+        for reason in &report.retries {
+            metrics::retry(self.platform, RetryReason::of(reason));
+        }
+        for _ in 0..report.resent_unprocessed {
+            metrics::retry(self.platform, RetryReason::RefusedStream);
+        }
     }
 
     /// Gives a push its outcome: counted, a dead token cleaned up, the ticket answered.
     fn finish(&mut self, job: Job, outcome: Outcome) {
         *self.status.finished.entry(outcome.label()).or_default() += 1;
+        let latency = crate::clock::now_millis().saturating_sub(job.push.accepted_at);
+        metrics::push_finished(
+            self.platform,
+            job.push.priority(),
+            &outcome,
+            Duration::from_millis(latency),
+        );
+        if let Outcome::DeadToken { reason, .. } = &outcome {
+            metrics::token_invalidated(self.platform, reason);
+        }
         if let (Outcome::DeadToken { verdict_at, .. }, Some(store)) = (&outcome, &self.cleanup) {
             let (store, push, verdict_at) = (store.clone(), job.push.clone(), *verdict_at);
             actix::spawn(async move {
@@ -234,6 +276,24 @@ impl<S: PushService> Dispatcher<S> {
 
 impl<S: PushService> Actor for Dispatcher<S> {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        for priority in Priority::ALL {
+            let capacity = self.queues.limits().of(priority) as i64;
+            metrics::queue_capacity(self.platform, priority, capacity);
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Take this dispatcher's share out of the node's gauges.
+        for priority in Priority::ALL {
+            let capacity = self.queues.limits().of(priority) as i64;
+            metrics::queue_capacity(self.platform, priority, -capacity);
+            let depth = self.reported_depth[priority as usize] as i64;
+            metrics::queue_depth(self.platform, priority, -depth);
+        }
+        metrics::inflight(self.platform, -(self.in_flight as i64));
+    }
 }
 
 impl<S: PushService> Handler<Submit> for Dispatcher<S> {
@@ -254,6 +314,7 @@ impl<S: PushService> Handler<Submit> for Dispatcher<S> {
             }
         }
         self.pump(ctx);
+        self.report_depth();
         answers
     }
 }
@@ -272,6 +333,7 @@ impl<S: PushService> Handler<Withdraw> for Dispatcher<S> {
             devices.push(job.push.device_id.clone());
             self.finish(job, Outcome::Withdrawn);
         }
+        self.report_depth();
         devices
     }
 }

@@ -23,6 +23,8 @@
 mod connection;
 pub mod tls;
 
+use crate::metrics::{self, ConnectionState};
+use crate::registry::Platform;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http2::SendRequest;
@@ -55,6 +57,9 @@ pub struct PoolSettings {
     pub reconnect_max: Duration,
     /// Our own cap on streams per connection, below whatever the peer advertises.
     pub max_streams_per_connection: usize,
+    /// The push service, for `ringcast_connections{provider,state}`; `None` counts nothing
+    /// (tests of the pool alone).
+    pub provider: Option<Platform>,
 }
 
 impl Default for PoolSettings {
@@ -67,6 +72,7 @@ impl Default for PoolSettings {
             reconnect_base: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
             max_streams_per_connection: 1000,
+            provider: None,
         }
     }
 }
@@ -179,6 +185,29 @@ enum Phase {
     Open,
     /// Got a GOAWAY: finishing its open streams, taking no new ones.
     Draining,
+}
+
+impl Phase {
+    /// The metric label of the phase.
+    fn state(self) -> ConnectionState {
+        match self {
+            Phase::Connecting => ConnectionState::Connecting,
+            Phase::Open => ConnectionState::Open,
+            Phase::Draining => ConnectionState::Draining,
+        }
+    }
+}
+
+/// Moves `slot` to `to`, keeping the node's connection gauges in step.
+fn set_phase(settings: &PoolSettings, slot: &mut Slot, to: Phase) {
+    if slot.phase == to {
+        return;
+    }
+    if let Some(provider) = settings.provider {
+        metrics::connections(provider, slot.phase.state(), -1);
+        metrics::connections(provider, to.state(), 1);
+    }
+    slot.phase = to;
 }
 
 /// One of the K connections.
@@ -300,6 +329,10 @@ impl Pool {
             capacity: Notify::new(),
             closing: Notify::new(),
         });
+        if let Some(provider) = shared.settings.provider {
+            let slots = shared.settings.connections.max(1) as i64;
+            metrics::connections(provider, ConnectionState::Connecting, slots);
+        }
         for index in 0..shared.settings.connections.max(1) {
             tokio::spawn(connection::run(Arc::clone(&shared), index));
         }
@@ -441,7 +474,7 @@ impl Stream {
         let mut state = self.shared.lock();
         let slot = &mut state.slots[self.slot];
         if slot.generation == self.generation && slot.phase == Phase::Open {
-            slot.phase = Phase::Draining;
+            set_phase(&self.shared.settings, slot, Phase::Draining);
         }
     }
 }

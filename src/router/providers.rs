@@ -164,6 +164,7 @@ impl ProviderSet {
                         max_in_flight: config.max_in_flight,
                         retry: config.retry.clone(),
                         cleanup: Some(plan.cleanup.clone()),
+                        platform: Platform::Apns,
                     },
                 )
                 .start();

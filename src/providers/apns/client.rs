@@ -10,10 +10,11 @@ use super::auth::ProviderTokenCache;
 use super::config::ApnsConfig;
 use super::payload::{PayloadError, build_request};
 use super::response::{Action, ApnsReason, parse};
+use crate::metrics::{self, RefreshOutcome};
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings};
 use crate::providers::service::{Prepared, PushService, Verdict};
 use crate::push::{Outcome, Push};
-use crate::registry::{Environment, UnixMillis};
+use crate::registry::{Environment, Platform, UnixMillis};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http_body_util::Full;
@@ -60,6 +61,7 @@ impl ApnsConfig {
         PoolSettings {
             connections: self.connections_per_credential,
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
+            provider: Some(Platform::Apns),
             ..PoolSettings::default()
         }
     }
@@ -146,9 +148,12 @@ impl PushService for ApnsClient {
     }
 
     async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {
-        self.tokens
-            .refresh_expired(credential, now)
-            .map(drop)
-            .map_err(|error| error.to_string())
+        let refreshed = self.tokens.refresh_expired(credential, now);
+        let outcome = match refreshed {
+            Ok(_) => RefreshOutcome::Ok,
+            Err(_) => RefreshOutcome::Error,
+        };
+        metrics::credential_refresh(Platform::Apns, outcome);
+        refreshed.map(drop).map_err(|error| error.to_string())
     }
 }

@@ -2,7 +2,7 @@
 //! and dial again when it ends — at once after a clean end (a drained GOAWAY, a PING
 //! timeout), after a jittered backoff when dialling fails.
 
-use super::{Phase, Shared};
+use super::{Phase, Shared, set_phase};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http2::{self, SendRequest};
@@ -16,6 +16,16 @@ use tokio_rustls::TlsConnector;
 
 /// Keeps slot `index` of the pool connected until the pool closes.
 pub(super) async fn run(shared: Arc<Shared>, index: usize) {
+    keep_connected(&shared, index).await;
+    // The pool closed: this slot no longer counts in any state.
+    if let Some(provider) = shared.settings.provider {
+        let phase = shared.lock().slots[index].phase;
+        crate::metrics::connections(provider, phase.state(), -1);
+    }
+}
+
+/// Dials, drives and redials slot `index` until the pool closes.
+async fn keep_connected(shared: &Arc<Shared>, index: usize) {
     let mut failures: u32 = 0;
     let mut rng = fastrand::Rng::new();
     loop {
@@ -25,7 +35,7 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize) {
         let limit = Arc::new(AtomicUsize::new(1));
         let dialled = tokio::time::timeout(
             shared.settings.connect_timeout,
-            dial(&shared, Arc::clone(&limit)),
+            dial(shared, Arc::clone(&limit)),
         )
         .await;
         let (sender, driving) = match dialled {
@@ -34,14 +44,14 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize) {
                 failures += 1;
                 tracing::warn!(origin = %shared.origin.base, slot = index, failures, %error,
                     "push service connection failed");
-                backoff(&shared, failures, &mut rng).await;
+                backoff(shared, failures, &mut rng).await;
                 continue;
             }
             Err(_) => {
                 failures += 1;
                 tracing::warn!(origin = %shared.origin.base, slot = index, failures,
                     "push service connection timed out");
-                backoff(&shared, failures, &mut rng).await;
+                backoff(shared, failures, &mut rng).await;
                 continue;
             }
         };
@@ -50,7 +60,7 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize) {
             let mut state = shared.lock();
             let slot = &mut state.slots[index];
             slot.generation += 1;
-            slot.phase = Phase::Open;
+            set_phase(&shared.settings, slot, Phase::Open);
             slot.in_flight = 0;
             slot.peer_limit = limit;
             slot.sender = Some(sender);
@@ -75,7 +85,7 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize) {
         {
             let mut state = shared.lock();
             let slot = &mut state.slots[index];
-            slot.phase = Phase::Connecting;
+            set_phase(&shared.settings, slot, Phase::Connecting);
             slot.sender = None;
         }
     }
