@@ -245,6 +245,7 @@ impl Simulator {
             rng: Mutex::new(fastrand::Rng::with_seed(config.profile.seed)),
             profile: config.profile,
             recorder,
+            push_requests: std::sync::atomic::AtomicU64::new(0),
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::accept_loop(

@@ -506,3 +506,31 @@ async fn an_oversized_push_is_refused_locally_and_never_sent() {
     );
     assert_eq!(h.sim.stats().requests, 0);
 }
+
+#[actix_rt::test]
+async fn a_429_burst_is_backed_off_and_every_push_still_delivered() {
+    let throttle: ringcast::simulator::profile::Throttle =
+        serde_json::from_value(serde_json::json!({"every": 10, "length": 3})).unwrap();
+    let h = harness(
+        Profile {
+            throttle: Some(throttle),
+            ..Profile::default()
+        },
+        ApnsConfig {
+            retry: RetrySettings {
+                budget_percent: 100,
+                max_retries: 10,
+                ..quick_retries()
+            },
+            ..ApnsConfig::default()
+        },
+    )
+    .await;
+    let all = outcomes(&h.provider, (0..40).map(ring).collect()).await;
+    assert!(all.iter().all(|o| o == &Outcome::Delivered), "{all:?}");
+    let stats = h.sim.stats();
+    assert!(stats.by_status["429 TooManyRequests"] >= 3, "{stats:?}");
+    assert_eq!(stats.accepted, 40);
+    let status = status(&h.provider).await;
+    assert!(status.retries >= 3, "{status:?}");
+}

@@ -44,6 +44,23 @@ pub struct Profile {
     pub stall_after_streams: Option<u64>,
     /// How long a stall lasts, in milliseconds.
     pub stall_ms: u64,
+    /// Throttling in bursts, as a push service rate-limits a sender: of every `every`
+    /// push requests (counted over all connections), the first `length` are answered 429
+    /// (APNs `TooManyRequests`, FCM `QUOTA_EXCEEDED`). `None` never throttles.
+    pub throttle: Option<Throttle>,
+}
+
+/// A recurring burst of 429 answers.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    /// The period, in push requests.
+    pub every: u64,
+    /// How many requests at the start of each period are throttled.
+    pub length: u64,
+    /// `Retry-After` sent with each 429, in seconds.
+    #[serde(default)]
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl Default for Profile {
@@ -59,6 +76,7 @@ impl Default for Profile {
             reset_rate: 0.0,
             stall_after_streams: None,
             stall_ms: 0,
+            throttle: None,
         }
     }
 }
@@ -175,6 +193,11 @@ impl Profile {
                 ));
             }
         }
+        if let Some(throttle) = &self.throttle
+            && (throttle.every == 0 || throttle.length > throttle.every)
+        {
+            problems.push("throttle: every must be at least 1 and length at most every".to_owned());
+        }
         if self.stall_after_streams == Some(0) {
             problems.push("stall_after_streams must be at least 1".to_owned());
         }
@@ -229,6 +252,26 @@ impl Profile {
         }
     }
 
+    /// The 429 that push request number `n` (1-based, over all connections) gets from the
+    /// throttle, if it falls in a burst: `TooManyRequests` for APNs, `QUOTA_EXCEEDED` for FCM.
+    pub fn throttled(&self, service: Service, n: u64) -> Option<InjectedError> {
+        let throttle = self.throttle.as_ref()?;
+        if service == Service::Oauth || n.saturating_sub(1) % throttle.every >= throttle.length {
+            return None;
+        }
+        let reason = match service {
+            Service::Fcm => "QUOTA_EXCEEDED",
+            _ => "TooManyRequests",
+        };
+        Some(InjectedError {
+            service,
+            status: 429,
+            reason: reason.to_owned(),
+            rate: 1.0,
+            retry_after_seconds: throttle.retry_after_seconds,
+        })
+    }
+
     /// Whether this APNs token is scripted as unregistered (hex: case does not matter).
     pub fn is_unregistered(&self, device_token: &str) -> bool {
         self.unregistered_tokens
@@ -248,6 +291,41 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_throttle_answers_429_in_bursts_per_service() {
+        let profile = Profile {
+            throttle: Some(Throttle {
+                every: 10,
+                length: 3,
+                retry_after_seconds: Some(1),
+            }),
+            ..Profile::default()
+        };
+        let throttled: Vec<u64> = (1..=25)
+            .filter(|n| profile.throttled(Service::Apns, *n).is_some())
+            .collect();
+        assert_eq!(throttled, [1, 2, 3, 11, 12, 13, 21, 22, 23]);
+        let apns = profile.throttled(Service::Apns, 1).unwrap();
+        assert_eq!(
+            (apns.status, apns.reason.as_str()),
+            (429, "TooManyRequests")
+        );
+        assert_eq!(apns.retry_after_seconds, Some(1));
+        let fcm = profile.throttled(Service::Fcm, 2).unwrap();
+        assert_eq!(fcm.reason, "QUOTA_EXCEEDED");
+        assert!(profile.throttled(Service::Oauth, 1).is_none());
+        assert!(Profile::default().throttled(Service::Apns, 1).is_none());
+        let bad = Profile {
+            throttle: Some(Throttle {
+                every: 2,
+                length: 3,
+                retry_after_seconds: None,
+            }),
+            ..Profile::default()
+        };
+        assert!(bad.validate().is_err());
+    }
 
     fn flaky() -> Profile {
         Profile {

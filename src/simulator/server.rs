@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub rng: Mutex<fastrand::Rng>,
     /// Counters and records.
     pub recorder: Recorder,
+    /// Push requests so far, over all connections (the throttle's clock).
+    pub push_requests: AtomicU64,
 }
 
 /// Per-connection state: what Apple tracks per connection.
@@ -203,13 +205,19 @@ async fn handle(
         return answer::too_large(shared, service, &parts.headers);
     };
     let body = collected.to_bytes();
-    let script = {
+    let mut script = {
         let mut rng = shared
             .rng
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         shared.profile.script(service, &mut rng)
     };
+    if service != Service::Oauth {
+        let n = shared.push_requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(throttled) = shared.profile.throttled(service, n) {
+            script.error = Some(throttled);
+        }
+    }
     if !script.latency.is_zero() {
         tokio::time::sleep(script.latency).await;
     }
