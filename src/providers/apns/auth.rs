@@ -33,14 +33,30 @@ pub enum AuthError {
 }
 
 /// A minted provider token, ready to be sent.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ProviderToken {
-    /// `authorization: bearer <jwt>`, marked sensitive so HTTP/2 never indexes it in HPACK
-    /// tables and `Debug` of a header map hides it. Cloning it is a reference-count bump.
+    /// `authorization: bearer <jwt>`. Cloning it is a reference-count bump.
+    ///
+    /// Deliberately *not* marked sensitive: HPACK may then index it, so each connection sends
+    /// the ~200-byte JWT once per mint and a one-byte index on every later push, instead of
+    /// the whole Huffman-coded literal on every push (measured: a large share of the provider's
+    /// and the peer's per-request cost). Indexing is safe for it: HPACK only ever matches a
+    /// whole header value, so a CRIME-style probe would have to guess the entire 256-bit
+    /// signature, and RFC 7541 §7.1.3 asks for never-indexed literals for *low-entropy*
+    /// secrets. `Debug` below still never prints it.
     pub authorization: HeaderValue,
     /// When it was minted (its `iat`, in milliseconds): a connection that sees
     /// `ExpiredProviderToken` tells the cache which token failed.
     pub minted_at: UnixMillis,
+}
+
+impl std::fmt::Debug for ProviderToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderToken")
+            .field("authorization", &"[redacted]")
+            .field("minted_at", &self.minted_at)
+            .finish()
+    }
 }
 
 /// The claims Apple reads: the team (`iss`) and the issue time (`iat`, seconds).
@@ -167,10 +183,9 @@ impl ProviderTokenCache {
         };
         let jwt = jsonwebtoken::encode(&self.inner.header, &claims, &self.inner.key)
             .map_err(AuthError::Sign)?;
-        let mut authorization = HeaderValue::try_from(format!("bearer {jwt}"))
+        let authorization = HeaderValue::try_from(format!("bearer {jwt}"))
             // Infallible: a JWT is base64url and dots, all valid header bytes.
             .unwrap_or_else(|_| HeaderValue::from_static("bearer invalid"));
-        authorization.set_sensitive(true);
         let token = ProviderToken {
             authorization,
             minted_at: now,
@@ -227,7 +242,13 @@ mod tests {
             claims,
             serde_json::json!({"iss": "TEAM123456", "iat": 1_800_000_000})
         );
-        assert!(token.authorization.is_sensitive());
+        // Indexable by HPACK (see the field's doc), but never printed.
+        let jwt = token
+            .authorization
+            .to_str()
+            .unwrap()
+            .trim_start_matches("bearer ");
+        assert!(!format!("{token:?}").contains(jwt));
     }
 
     #[test]
