@@ -216,6 +216,7 @@ fn simulate(args: Simulate) -> anyhow::Result<()> {
         cert_out,
         record_in_memory: false,
         record_path: record,
+        ..SimulatorConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

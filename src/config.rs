@@ -25,6 +25,8 @@ pub use tenant::{AppConfig, IdentityTokenConfig, ServerKeySource, TenantConfig, 
 pub struct ProvidersConfig {
     /// Apple Push Notification service.
     pub apns: crate::providers::apns::config::ApnsConfig,
+    /// Windows Push Notification Services.
+    pub wns: crate::providers::wns::config::WnsConfig,
 }
 
 /// The file a bare `ringcast serve` reads.
@@ -307,6 +309,12 @@ impl Config {
             }
         }
         problems.extend(self.providers.apns.validate("providers.apns"));
+        problems.extend(self.providers.wns.validate("providers.wns"));
+        if let Some(roots) = &self.providers.wns.trusted_roots
+            && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
+        {
+            problems.push(format!("providers.wns.trusted_roots: {error}"));
+        }
         if let Some(roots) = &self.providers.apns.trusted_roots
             && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
         {

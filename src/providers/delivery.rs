@@ -79,7 +79,7 @@ pub async fn deliver<S: PushService>(
         let until = Instant::now() + Duration::from_millis(push.deadline.saturating_sub(now));
         let leased = match stream.take() {
             Some(stream) => stream,
-            None => match service.pool().acquire(until).await {
+            None => match service.pool_for(push).acquire(until).await {
                 Ok(stream) => stream,
                 Err(AcquireError::NoStream) => {
                     report.outcome = Outcome::Expired;

@@ -49,8 +49,24 @@ pub trait PushService: Send + Sync + 'static {
     /// The metric label: `apns`, `fcm`, `wns`, `webpush`.
     fn name(&self) -> &'static str;
 
-    /// The connections pushes of this provider travel on.
+    /// The connections pushes of this provider travel on. For a single-origin service (APNs,
+    /// FCM) the dispatcher takes a stream from it before a push leaves its queue, so pushes
+    /// wait in priority order rather than inside the pool.
     fn pool(&self) -> &Pool;
+
+    /// Whether [`pool`](Self::pool) carries every push. A service whose pushes go to many
+    /// origins (WNS channel hosts, Web Push endpoints) answers `false`: its dispatcher then
+    /// starts deliveries up to its in-flight limit, and each takes its stream from
+    /// [`pool_for`](Self::pool_for).
+    fn single_pool(&self) -> bool {
+        true
+    }
+
+    /// The connections `push` travels on.
+    fn pool_for(&self, push: &Push) -> Pool {
+        let _ = push;
+        self.pool().clone()
+    }
 
     /// How long one request may take before its answer counts as lost.
     fn request_timeout(&self) -> Duration;

@@ -10,6 +10,9 @@ use crate::providers::apns::auth::ProviderTokenCache;
 use crate::providers::apns::client::ApnsClient;
 use crate::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit, Withdraw};
 use crate::providers::pool::tls::client_config;
+use crate::providers::wns::auth::{TokenCache, WnsCredential};
+use crate::providers::wns::client::WnsClient;
+use crate::providers::wns::config::WnsConfig;
 use crate::push::Push;
 use crate::registry::{AnyStore, Environment, Platform};
 use actix::{Actor, Recipient};
@@ -61,6 +64,19 @@ pub struct ApnsApp {
     pub tokens: ProviderTokenCache,
 }
 
+/// A Windows app with its credential.
+#[derive(Clone)]
+pub struct WnsApp {
+    /// The tenant.
+    pub tenant: String,
+    /// The app id.
+    pub app: String,
+    /// The package SID and secret.
+    pub credential: WnsCredential,
+    /// The app's access token, shared by every shard.
+    pub tokens: Arc<TokenCache>,
+}
+
 /// Everything a shard needs to start its providers; built once per node, cloned per shard.
 #[derive(Clone)]
 pub struct ProviderPlan {
@@ -70,6 +86,12 @@ pub struct ProviderPlan {
     pub apns_config: crate::providers::apns::config::ApnsConfig,
     /// TLS for APNs (web PKI, or the configured roots).
     pub apns_tls: Arc<ClientConfig>,
+    /// Windows apps with credentials.
+    pub wns: Vec<WnsApp>,
+    /// WNS settings.
+    pub wns_config: WnsConfig,
+    /// TLS for WNS.
+    pub wns_tls: Arc<ClientConfig>,
     /// Where dead tokens are deleted.
     pub cleanup: AnyStore,
 }
@@ -127,10 +149,48 @@ impl ProviderPlan {
                 });
             }
         }
+        let wns_config = config.providers.wns.clone();
+        let wns_tls = client_config(wns_config.trusted_roots.as_deref())
+            .map_err(|error| format!("providers.wns: {error}"))?;
+        let mut wns = Vec::new();
+        for (tenant, tenant_config) in &config.tenants {
+            for (app, app_config) in &tenant_config.apps {
+                if app_config.platform != Platform::Wns {
+                    continue;
+                }
+                let (Some(package_sid), Some(secret)) =
+                    (&app_config.package_sid, &app_config.client_secret)
+                else {
+                    tracing::warn!(
+                        tenant,
+                        app,
+                        "WNS app has no credential (package_sid, client_secret): its devices \
+                         cannot be rung"
+                    );
+                    continue;
+                };
+                let client_secret = secret.load().map_err(|error| {
+                    format!("tenants.{tenant}.apps.{app}.client_secret: {error}")
+                })?;
+                let refresh_ahead = wns_config.token_refresh_ahead_seconds * 1000;
+                wns.push(WnsApp {
+                    tenant: tenant.clone(),
+                    app: app.clone(),
+                    credential: WnsCredential {
+                        package_sid: package_sid.clone(),
+                        client_secret,
+                    },
+                    tokens: Arc::new(TokenCache::new(refresh_ahead)),
+                });
+            }
+        }
         Ok(ProviderPlan {
             apns,
             apns_config,
             apns_tls,
+            wns,
+            wns_config,
+            wns_tls,
             cleanup,
         })
     }
@@ -178,6 +238,42 @@ impl ProviderSet {
                         submit: dispatcher.clone().recipient(),
                         withdraw: dispatcher.recipient(),
                     },
+                );
+            }
+        }
+        for app in &plan.wns {
+            let config = &plan.wns_config;
+            let client = WnsClient::start(
+                config,
+                app.credential.clone(),
+                Arc::clone(&app.tokens),
+                Arc::clone(&plan.wns_tls),
+            )
+            .map_err(|error| format!("providers.wns: {error}"))?;
+            let dispatcher = Dispatcher::new(
+                client,
+                DispatcherSettings {
+                    queues: config.queues.clone(),
+                    max_in_flight: config.max_in_flight,
+                    retry: config.retry.clone(),
+                    cleanup: Some(plan.cleanup.clone()),
+                    platform: Platform::Wns,
+                },
+            )
+            .start();
+            let handle = ProviderHandle {
+                submit: dispatcher.clone().recipient(),
+                withdraw: dispatcher.recipient(),
+            };
+            // WNS has no environments: one provider serves a registration of either.
+            for environment in [Environment::Production, Environment::Sandbox] {
+                set.insert(
+                    ProviderKey {
+                        tenant: app.tenant.clone(),
+                        app: app.app.clone(),
+                        environment,
+                    },
+                    handle.clone(),
                 );
             }
         }

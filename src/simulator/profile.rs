@@ -93,6 +93,8 @@ pub enum Service {
     Fcm,
     /// The Google OAuth token endpoint (`/token`) FCM access tokens come from.
     Oauth,
+    /// WNS: the token endpoint (`/wns/token`) and channels (`/w/...`).
+    Wns,
 }
 
 impl Service {
@@ -102,6 +104,7 @@ impl Service {
             Service::Apns => "apns",
             Service::Fcm => "fcm",
             Service::Oauth => "oauth",
+            Service::Wns => "wns",
         }
     }
 }
@@ -204,7 +207,7 @@ impl Profile {
         if !(0.0..=1.0).contains(&self.reset_rate) {
             problems.push("reset_rate is not in [0, 1]".to_owned());
         }
-        for service in [Service::Apns, Service::Fcm, Service::Oauth] {
+        for service in [Service::Apns, Service::Fcm, Service::Oauth, Service::Wns] {
             let total: f64 = self
                 .errors
                 .iter()
