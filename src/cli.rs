@@ -38,13 +38,16 @@ pub enum Command {
     /// Run the push-service simulator (APNs, FCM and its OAuth token endpoint) until Ctrl-C,
     /// for tests and load tests.
     Simulate {
-        /// Address to listen on (port 0 picks a free one; the real address is printed).
-        #[arg(long, default_value = "127.0.0.1:0")]
+        /// Address to listen on (port 0 picks a free one; the real address is printed). The
+        /// default is where config/ringcast.toml points the node's providers.
+        #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
         /// Scripted behaviour (TOML: latency, error rates, unregistered tokens, GOAWAY, ...).
         #[arg(long)]
         profile: Option<PathBuf>,
-        /// Certificate chain PEM to serve instead of a self-signed one.
+        /// Certificate chain PEM to serve. Default: the development certificate
+        /// config/dev/simulator-cert.pem (with its key) when it exists, else a fresh
+        /// self-signed one.
         #[arg(long, requires = "key")]
         cert: Option<PathBuf>,
         /// Private key PEM for `--cert`.
@@ -57,7 +60,9 @@ pub enum Command {
         /// Append every accepted push to this file as JSON lines.
         #[arg(long)]
         record: Option<PathBuf>,
-        /// An accepted APNs signing key as TEAM:KEYID:PUBLIC_PEM_FILE; repeatable.
+        /// An accepted APNs signing key as TEAM:KEYID:PUBLIC_PEM_FILE; repeatable. The
+        /// development key (config/dev/apns-dev-key.pub.pem, team DEVTEAM123, key DEVKEY1234)
+        /// is accepted too when that file exists.
         #[arg(long = "apns-key", value_name = "TEAM:KEYID:PUBLIC_PEM_FILE", value_parser = parse_apns_key)]
         apns_keys: Vec<ApnsCredential>,
         /// An accepted FCM service account: the service-account JSON the node uses (the
@@ -74,6 +79,19 @@ pub enum Command {
 
 /// The development service account `simulate` accepts when given none.
 pub const DEV_FCM_SERVICE_ACCOUNT: &str = "config/dev/fcm-service-account.json";
+/// The development certificate `simulate` serves when given none: the one
+/// config/ringcast.toml trusts (`providers.apns.trusted_roots`), so a bare `simulate` and a
+/// bare `serve` work together. Development only; its key is public.
+pub const DEV_SIMULATOR_CERT: &str = "config/dev/simulator-cert.pem";
+/// The private key of [`DEV_SIMULATOR_CERT`].
+pub const DEV_SIMULATOR_KEY: &str = "config/dev/simulator-key.pem";
+/// The public half of the development APNs signing key (config/dev/apns-dev-key.p8, which
+/// the demo tenant's `ios` app signs with); `simulate` always accepts it when present.
+pub const DEV_APNS_PUBLIC_KEY: &str = "config/dev/apns-dev-key.pub.pem";
+/// The development APNs key's team id (the demo app's `team_id`).
+pub const DEV_APNS_TEAM: &str = "DEVTEAM123";
+/// The development APNs key's key id (the demo app's `key_id`).
+pub const DEV_APNS_KEY_ID: &str = "DEVKEY1234";
 
 /// Runs the command line; the process exits with the returned code.
 pub fn main() -> ExitCode {
@@ -93,7 +111,7 @@ pub fn main() -> ExitCode {
             fcm_token_lifetime,
         } => {
             logging::init(cli.log_format.unwrap_or_default(), "info");
-            let cert_and_key = cert.zip(key);
+            let cert_and_key = cert.zip(key).or_else(dev_certificate);
             // A self-signed certificate must land somewhere clients can read it.
             let cert_out = cert_out.or_else(|| {
                 cert_and_key.is_none().then(|| {
@@ -123,6 +141,15 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The development certificate and key, when both files exist (run from the repository).
+fn dev_certificate() -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (
+        PathBuf::from(DEV_SIMULATOR_CERT),
+        PathBuf::from(DEV_SIMULATOR_KEY),
+    );
+    (cert.is_file() && key.is_file()).then_some((cert, key))
 }
 
 /// Parses `TEAM:KEYID:PUBLIC_PEM_FILE`, reading the file.
@@ -185,8 +212,24 @@ fn simulate(args: Simulate) -> anyhow::Result<()> {
         }
         None => Profile::default(),
     };
-    if apns_keys.is_empty() {
-        tracing::warn!("no --apns-key given: every push will be refused with 403");
+    let mut apns_keys = apns_keys;
+    match std::fs::read_to_string(DEV_APNS_PUBLIC_KEY) {
+        Ok(public_key_pem) => {
+            tracing::info!(
+                team_id = DEV_APNS_TEAM,
+                key_id = DEV_APNS_KEY_ID,
+                "accepting the development APNs key ({DEV_APNS_PUBLIC_KEY})"
+            );
+            apns_keys.push(ApnsCredential {
+                team_id: DEV_APNS_TEAM.into(),
+                key_id: DEV_APNS_KEY_ID.into(),
+                public_key_pem,
+            });
+        }
+        Err(_) if apns_keys.is_empty() => {
+            tracing::warn!("no --apns-key given: every push will be refused with 403");
+        }
+        Err(_) => {}
     }
     if fcm_accounts.is_empty() {
         match std::fs::read(DEV_FCM_SERVICE_ACCOUNT) {
