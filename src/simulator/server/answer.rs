@@ -87,6 +87,7 @@ pub(super) fn apns(
         Verdict::Accept(push) => {
             shared.recorder.accepted(RecordedPush {
                 received_at_ms: now_millis(),
+                received_at_us: crate::clock::now_micros(),
                 service: "apns",
                 device_token: push.device_token,
                 topic: push.topic,
@@ -154,6 +155,7 @@ pub(super) fn fcm(
     };
     shared.recorder.accepted(RecordedPush {
         received_at_ms: now,
+        received_at_us: crate::clock::now_micros(),
         service: "fcm",
         device_token,
         topic: message.project_id,
