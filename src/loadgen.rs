@@ -151,8 +151,19 @@ fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
 
 /// The registration body of device `device` of identity `identity`.
 fn registration_body(scenario: &Scenario, identity: usize, device: usize) -> serde_json::Value {
-    // A token unique per device, stable across runs (so a rerun refreshes, not duplicates).
-    let unique = format!("{:016x}{:08x}{:04x}", scenario.seed, identity, device);
+    // A token unique per device and prefix, stable across runs (so a rerun refreshes rather
+    // than duplicates). The prefix must be in it: a token belongs to one identity, so another
+    // run's identities registering the same tokens would take them away from these.
+    let prefix = scenario
+        .identity_prefix
+        .bytes()
+        .fold(0x811c_9dc5u32, |hash, byte| {
+            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+        });
+    let unique = format!(
+        "{:016x}{prefix:08x}{identity:08x}{device:04x}",
+        scenario.seed
+    );
     match scenario.platform_of(identity, device) {
         "fcm" => json!({"platform": "fcm", "app": "android", "token": format!("loadgen:{unique}")}),
         "wns" => json!({"platform": "wns", "app": "windows",
@@ -426,5 +437,41 @@ async fn tick(bar: ProgressBar, tally: Arc<Mutex<Tally>>, started: Instant) {
             "calls {offered} · {rate:.0}/s ok · errors {errors} · p99 {}",
             p99.map_or("-".to_owned(), |p| format!("{p:.2} ms"))
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_per_device_and_prefix() {
+        // A token belongs to one identity: two runs with different prefixes on one node must
+        // not register the same tokens, or the second takes the first one's devices away.
+        let a = Scenario {
+            platforms: BTreeMap::from([("apns".to_owned(), 1), ("fcm".to_owned(), 1)]),
+            ..Scenario::default()
+        };
+        let b = Scenario {
+            identity_prefix: "other".into(),
+            ..a.clone()
+        };
+        let mut tokens = std::collections::HashSet::new();
+        for scenario in [&a, &b] {
+            for identity in 0..50 {
+                for device in 0..3 {
+                    let body = registration_body(scenario, identity, device);
+                    assert!(tokens.insert(body["token"].to_string()), "{body}");
+                    if body["platform"] == "apns" {
+                        assert_eq!(body["token"].as_str().map(str::len), Some(64));
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            registration_body(&a, 3, 1),
+            registration_body(&a, 3, 1),
+            "stable across runs"
+        );
     }
 }
