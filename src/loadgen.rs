@@ -239,12 +239,25 @@ async fn register(
     })
 }
 
-/// The error kind of an answer, or `None` for 2xx: `http_<status>` (with the problem's
-/// `type` suffix when there is one, e.g. `http_503`) or the client error's kind.
+/// The error kind of an answer, or `None` for 2xx: `http_<status>`, with the problem's
+/// `type` after it when the body is problem+json (`http_503 unavailable`), so the report
+/// tells a full queue from a bad key; or the client error's kind (`timeout`, `connect`, ...).
 fn failure(answer: &Result<Answer, ClientError>) -> Option<String> {
     match answer {
         Ok(answer) if answer.status.is_success() => None,
-        Ok(answer) => Some(format!("http_{}", answer.status.as_u16())),
+        Ok(answer) => {
+            let status = answer.status.as_u16();
+            let problem = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|body| {
+                    let kind = body["type"].as_str()?;
+                    Some(kind.rsplit(':').next().unwrap_or(kind).to_owned())
+                });
+            Some(match problem {
+                Some(problem) => format!("http_{status} {problem}"),
+                None => format!("http_{status}"),
+            })
+        }
         Err(error) => Some(error.kind().to_owned()),
     }
 }
@@ -298,9 +311,14 @@ async fn drive_calls(
                 "video": n % 2 == 1,
                 "ring_timeout_seconds": scenario.ring_timeout_seconds,
             });
-            lock(&tally)
-                .ring_sent_us
-                .insert(call_id.clone(), now_micros());
+            // Send times are kept only to join the simulator's record: a long run without one
+            // should not grow a map of every call.
+            let joined = scenario.simulator_record.is_some();
+            if joined {
+                lock(&tally)
+                    .ring_sent_us
+                    .insert(call_id.clone(), now_micros());
+            }
             let answer = client
                 .send(Method::POST, &ring_path, Bytes::from(body.to_string()))
                 .await;
@@ -324,9 +342,11 @@ async fn drive_calls(
                 // Its own task: the ring's latency ends with the ring's answer.
                 let (client, tally) = (client.clone(), tally.clone());
                 let ending = tokio::spawn(async move {
-                    lock(&tally)
-                        .end_sent_us
-                        .insert(call_id.clone(), now_micros());
+                    if joined {
+                        lock(&tally)
+                            .end_sent_us
+                            .insert(call_id.clone(), now_micros());
+                    }
                     let sent = Instant::now();
                     let ended = client
                         .send(
@@ -443,6 +463,34 @@ async fn tick(bar: ProgressBar, tally: Arc<Mutex<Tally>>, started: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
+
+    #[test]
+    fn failures_are_named_by_status_and_problem_type() {
+        let answer = |status: u16, body: &str| {
+            Ok(Answer {
+                status: StatusCode::from_u16(status).unwrap(),
+                body: Bytes::from(body.to_owned()),
+            })
+        };
+        assert_eq!(failure(&answer(202, "{}")), None);
+        assert_eq!(
+            failure(&answer(
+                503,
+                r#"{"type":"urn:ringcast:problem:unavailable"}"#
+            ))
+            .as_deref(),
+            Some("http_503 unavailable")
+        );
+        assert_eq!(
+            failure(&answer(502, "bad gateway")).as_deref(),
+            Some("http_502")
+        );
+        assert_eq!(
+            failure(&Err(ClientError::Timeout)).as_deref(),
+            Some("timeout")
+        );
+    }
 
     #[test]
     fn tokens_are_unique_per_device_and_prefix() {
