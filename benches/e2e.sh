@@ -6,7 +6,7 @@
 #   benches/e2e.sh                     # defaults below, ~1-2 minutes
 #   IDENTITIES=20000 MAX_SECONDS=30 benches/e2e.sh
 #
-# Needs: redis-server, h2load (Debian nghttp2-client), openssl, python3, jq. Run from anywhere;
+# Needs: redis-server, h2load (Debian nghttp2-client), openssl, python3, jq, curl. Run from anywhere;
 # it works in the repository (the simulator serves config/dev's certificate and accepts its
 # development APNs key, which the node's demo app signs with).
 set -euo pipefail
@@ -21,7 +21,7 @@ H2LOAD_REQUESTS=${H2LOAD_REQUESTS:-100000}
 PLATFORMS=${PLATFORMS:-apns=2,fcm=1,wns=1,webpush=1}
 BIN=${BIN:-}
 
-for tool in redis-server redis-cli h2load openssl python3 jq; do
+for tool in redis-server redis-cli h2load openssl python3 jq curl; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool is missing" >&2; exit 1; }
 done
 if [ -z "$BIN" ]; then
