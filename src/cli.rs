@@ -95,7 +95,7 @@ pub struct LoadgenArgs {
     /// HTTP/1.1 keep-alive or h2c.
     #[arg(long, value_enum)]
     pub http: Option<crate::loadgen::HttpVersion>,
-    /// Connections per target.
+    /// Connections per target (default 64 for http1, 4 for h2c).
     #[arg(long)]
     pub connections: Option<usize>,
     /// Identities (callees).
@@ -451,10 +451,14 @@ fn loadgen(args: &LoadgenArgs) -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     let report = runtime.block_on(crate::loadgen::run(scenario, !args.quiet))?;
     let written = crate::loadgen::write(&report, &args.out)?;
-    print!("{}", report.summary_text());
+    let mut text = report.summary_text();
     for path in written {
-        println!("wrote {}", path.display());
+        text.push_str(&format!("wrote {}\n", path.display()));
     }
+    // A closed pipe (`loadgen ... | head`) is the reader's choice, not a failure; the files
+    // are written already.
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(())
 }
 

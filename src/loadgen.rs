@@ -73,7 +73,7 @@ pub async fn run(scenario: Scenario, progress: bool) -> Result<Report, LoadgenEr
     let client = Arc::new(ApiClient::new(
         &scenario.targets,
         scenario.http,
-        scenario.connections,
+        scenario.connections(),
         &scenario.server_key,
         Duration::from_millis(scenario.request_timeout_ms),
     )?);

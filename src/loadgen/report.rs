@@ -443,7 +443,7 @@ impl Report {
             "targets {} over {:?} ×{} connections; {} identities, devices {:?}, platforms {:?}",
             s.targets.join(" "),
             s.http,
-            s.connections,
+            s.connections(),
             s.identities,
             s.devices_per_identity,
             s.platforms

@@ -21,8 +21,9 @@ pub struct Scenario {
     pub server_key: String,
     /// How the API is spoken: HTTP/1.1 keep-alive, or h2c (HTTP/2 with prior knowledge).
     pub http: HttpVersion,
-    /// Connections per target. HTTP/1.1 carries one request at a time per connection, so this
-    /// caps the requests in flight; h2c multiplexes, so a few are enough.
+    /// Connections per target; 0 (the default) picks 64 for HTTP/1.1, which carries one
+    /// request at a time per connection (so this caps the requests in flight), and 4 for h2c,
+    /// which multiplexes.
     pub connections: usize,
     /// How many identities (callees) there are.
     pub identities: usize,
@@ -115,7 +116,7 @@ impl Default for Scenario {
             targets: vec!["http://127.0.0.1:8080".to_owned()],
             server_key: "ringcast-dev-server-key".to_owned(),
             http: HttpVersion::Http1,
-            connections: 64,
+            connections: 0,
             identities: 1000,
             devices_per_identity: vec![1],
             platforms: BTreeMap::from([("apns".to_owned(), 1)]),
@@ -177,9 +178,6 @@ impl Scenario {
         }
         if self.server_key.is_empty() {
             problems.push("server_key: empty (ringing needs a tenant's server key)".to_owned());
-        }
-        if self.connections == 0 {
-            problems.push("connections: must be at least 1".to_owned());
         }
         if self.identities == 0 {
             problems.push("identities: must be at least 1".to_owned());
@@ -273,6 +271,15 @@ impl Scenario {
             Ok(())
         } else {
             Err(ScenarioErrors(problems))
+        }
+    }
+
+    /// The connections per target in effect (see `connections`).
+    pub fn connections(&self) -> usize {
+        match (self.connections, self.http) {
+            (0, HttpVersion::Http1) => 64,
+            (0, HttpVersion::H2c) => 4,
+            (n, _) => n,
         }
     }
 
@@ -383,6 +390,15 @@ mod tests {
         assert_eq!(scenario.total_devices(), 25 + 25 * 5);
         assert_eq!(scenario.devices_of(0), 1);
         assert_eq!(scenario.devices_of(1), 5);
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/loadgen.example.toml");
+        let scenario = Scenario::load(&path).unwrap();
+        scenario.validate().unwrap();
+        assert_eq!(scenario.devices_per_identity, [1, 5]);
+        assert_eq!(scenario.rate, Rate::Fixed { per_second: 200.0 });
     }
 
     #[test]
