@@ -15,12 +15,24 @@ fn the_development_default_loads_and_validates() {
     Jail::expect_with(|jail| {
         jail.create_dir("config/dev")?;
         jail.create_file(DEFAULT_CONFIG_FILE, &repository_file(DEFAULT_CONFIG_FILE))?;
-        let secret = "config/dev/identity-token-hs256.secret";
-        jail.create_file(secret, &repository_file(secret))?;
+        for file in [
+            "config/dev/identity-token-hs256.secret",
+            "config/dev/apns-dev-key.p8",
+            "config/dev/simulator-cert.pem",
+        ] {
+            jail.create_file(file, &repository_file(file))?;
+        }
         let config = Config::load(None).map_err(|e| e.to_string())?;
         config.validate().map_err(|e| e.to_string())?;
         assert_eq!(config.registry.store, StoreKind::Embedded);
         assert!(config.tenants.contains_key("demo"));
+        // The development default rings through the simulator, not Apple.
+        assert_eq!(
+            config.providers.apns.production_url,
+            "https://127.0.0.1:8443"
+        );
+        let ios = &config.tenants["demo"].apps["ios"];
+        assert!(ios.team_id.is_some() && ios.key_id.is_some() && ios.key.is_some());
         Ok(())
     });
 }

@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct RecordedPush {
     /// Arrival time, UNIX milliseconds: load tests compute delivery latency from it.
     pub received_at_ms: u64,
+    /// Arrival time, UNIX microseconds: delivery latency targets are a few milliseconds, so
+    /// the millisecond field alone is too coarse to measure them.
+    pub received_at_us: u64,
     /// Which service side took it (`apns` or `fcm`).
     pub service: &'static str,
     /// APNs: the device token. FCM: the registration token (`topic:<name>` or
@@ -239,6 +242,7 @@ mod tests {
     fn push(token: &str) -> RecordedPush {
         RecordedPush {
             received_at_ms: 5,
+            received_at_us: 5_000,
             service: "apns",
             device_token: token.into(),
             topic: "t.voip".into(),

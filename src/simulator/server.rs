@@ -115,6 +115,9 @@ async fn serve_connection(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Answers are small frames: without TCP_NODELAY one can wait behind Nagle's algorithm for
+    // the sender's delayed ACK, and the simulator would add latency no push service adds.
+    let _ = tcp.set_nodelay(true);
     let tls = match acceptor.accept(tcp).await {
         Ok(tls) => tls,
         Err(error) => {

@@ -100,6 +100,7 @@ pub(super) fn wns(
     let message_id = format!("{:016X}", fastrand::u64(..));
     shared.recorder.accepted(RecordedPush {
         received_at_ms: now,
+        received_at_us: crate::clock::now_micros(),
         service: "wns",
         device_token: channel,
         topic: accepted.cache_policy.clone().unwrap_or_default(),
@@ -191,6 +192,7 @@ pub(super) fn apns(
         Verdict::Accept(push) => {
             shared.recorder.accepted(RecordedPush {
                 received_at_ms: now_millis(),
+                received_at_us: crate::clock::now_micros(),
                 service: "apns",
                 device_token: push.device_token,
                 topic: push.topic,
@@ -258,6 +260,7 @@ pub(super) fn fcm(
     };
     shared.recorder.accepted(RecordedPush {
         received_at_ms: now,
+        received_at_us: crate::clock::now_micros(),
         service: "fcm",
         device_token,
         topic: message.project_id,
