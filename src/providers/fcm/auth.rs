@@ -481,6 +481,18 @@ impl AccessTokenCache {
         }
     }
 
+    /// The current token if it is the one obtained at `obtained_at`: a request carries only
+    /// that stamp ([`crate::providers::service::Prepared::credential`]), and a 401 for it
+    /// must be matched against the token it was sent with before
+    /// [`invalidate_after_401`](Self::invalidate_after_401) drops anything.
+    pub fn obtained_at(&self, obtained_at: UnixMillis) -> Option<AccessToken> {
+        self.lock()
+            .token
+            .as_ref()
+            .filter(|token| token.obtained_at == obtained_at)
+            .cloned()
+    }
+
     /// Locks the state. A poisoned lock is taken over: every update leaves it consistent.
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner

@@ -284,8 +284,10 @@ fn a_burst_of_401s_for_one_token_causes_one_refresh() {
         .count();
     assert_eq!((refreshers, waiters), (1, 49));
     cache.store(token("second", T0 + MINUTE + 500, 60 * MINUTE));
-    // A late 401 for the old token does not drop the new one.
+    // A late 401 for the old token does not drop the new one, nor does its stamp find it.
     assert!(!cache.invalidate_after_401(&failed));
+    assert!(cache.obtained_at(failed.obtained_at).is_none());
+    assert!(cache.obtained_at(T0 + MINUTE + 500).is_some());
     assert_eq!(
         bearer(&cache.current(T0 + 2 * MINUTE)),
         Some("Bearer second")
