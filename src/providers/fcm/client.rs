@@ -61,9 +61,11 @@ pub enum FcmStartError {
 pub struct ProjectPause(Arc<AtomicU64>);
 
 impl ProjectPause {
-    /// Extends the pause to `until`; never shortens a longer one another push set.
-    pub fn extend_to(&self, until: UnixMillis) {
-        self.0.fetch_max(until, Ordering::Relaxed);
+    /// Extends the pause to `until`; never shortens a longer one another push set. Returns
+    /// the end of the pause before, so the caller can tell a new pause from a burst of
+    /// refusals extending the current one.
+    pub fn extend_to(&self, until: UnixMillis) -> UnixMillis {
+        self.0.fetch_max(until, Ordering::Relaxed)
     }
 
     /// The end of the current (or last) pause, if there ever was one.
@@ -311,16 +313,11 @@ impl PushService for FcmClient {
                 reason: retry_label(parsed.status, parsed.code.as_ref()),
                 otherwise: parsed.final_outcome(),
             },
-            Action::PauseProject { for_ } => {
-                tracing::warn!(provider = "fcm", project = %self.project_id,
-                    pause_ms = for_.as_millis() as u64,
-                    "FCM quota exceeded: pausing every push of the project");
-                Verdict::Pause {
-                    for_,
-                    reason: retry_label(parsed.status, parsed.code.as_ref()),
-                    otherwise: parsed.final_outcome(),
-                }
-            }
+            Action::PauseProject { for_ } => Verdict::Pause {
+                for_,
+                reason: retry_label(parsed.status, parsed.code.as_ref()),
+                otherwise: parsed.final_outcome(),
+            },
             Action::RefreshCredentialOnce => Verdict::RefreshCredential {
                 otherwise: parsed.final_outcome(),
             },
@@ -337,7 +334,13 @@ impl PushService for FcmClient {
     }
 
     fn pause(&self, until: UnixMillis) {
-        self.pause.extend_to(until);
+        let now = now_millis();
+        // Logged once per pause, not once per refused push of a burst.
+        if self.pause.extend_to(until) <= now {
+            tracing::warn!(provider = "fcm", project = %self.project_id,
+                pause_ms = until.saturating_sub(now),
+                "FCM quota exceeded: pausing every push of the project");
+        }
     }
 
     fn paused_until(&self) -> Option<UnixMillis> {
