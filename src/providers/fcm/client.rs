@@ -10,7 +10,9 @@
 //!   pool of its own: Google's token host is not FCM's) while the others wait; the caller
 //!   told `RefreshAhead` sends with the current token and starts the one background refresh;
 //! - a 401 invalidates the token it was sent with, once for a whole burst, and the delivery
-//!   loop re-sends (the next `prepare` refreshes);
+//!   loop re-sends (the next `prepare` refreshes); a 401 for the new token within
+//!   [`MIN_401_REFRESH_INTERVAL`] is a credential problem, not an expiry, and refreshes
+//!   nothing;
 //! - `QUOTA_EXCEEDED` pauses the whole project ([`ProjectPause`], shared by every shard's
 //!   client of that project), so no push of it goes out before the pause ends.
 
@@ -39,6 +41,12 @@ use tokio::time::Instant;
 /// cache again: a refresher that hangs loses its claim after the cache's stale-after time,
 /// and a waiter must come back to take it over rather than sleep to its deadline.
 const AWAIT_REFRESH_POLL: Duration = Duration::from_secs(1);
+
+/// How long after a 401 dropped the access token another 401 may not drop its successor.
+/// An access token lives an hour: a second 401 within seconds is not an expiry but a
+/// credential FCM refuses whatever the token (wrong scope, revoked account), and dropping
+/// every new token would turn each wave of pushes into a token request to Google.
+pub const MIN_401_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why a client cannot start. Start-up reports it with the app's config key.
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +217,9 @@ pub struct FcmClient {
     request_timeout: Duration,
     /// The pause after `QUOTA_EXCEEDED` when FCM names no longer `Retry-After`.
     quota_pause_default: Duration,
+    /// When a 401 last dropped the token (UNIX milliseconds, 0 = never), for
+    /// [`MIN_401_REFRESH_INTERVAL`].
+    last_401_refresh: AtomicU64,
 }
 
 impl FcmClient {
@@ -245,6 +256,7 @@ impl FcmClient {
             pause,
             request_timeout: config.request_timeout(),
             quota_pause_default: config.quota_backoff_default(),
+            last_401_refresh: AtomicU64::new(0),
         })
     }
 }
@@ -347,12 +359,26 @@ impl PushService for FcmClient {
         self.pause.until()
     }
 
-    async fn refresh_credential(&self, credential: u64, _now: UnixMillis) -> Result<(), String> {
+    async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {
         // Drop the refused token if it is still the current one (once for a burst of 401s);
-        // the re-send's `prepare` then fetches a new one, or waits for the push that does.
+        // the re-send's `prepare` then fetches a new one, or waits for the push that does. A
+        // 401 for a token already replaced changes nothing: the re-send uses the new one.
         let cache = &self.tokens.cache;
-        if let Some(refused) = cache.obtained_at(credential) {
-            cache.invalidate_after_401(&refused);
+        let Some(refused) = cache.obtained_at(credential) else {
+            return Ok(());
+        };
+        let last = self.last_401_refresh.load(Ordering::Relaxed);
+        let interval = MIN_401_REFRESH_INTERVAL.as_millis() as u64;
+        if last != 0 && now < last.saturating_add(interval) {
+            return Err(format!(
+                "FCM refused a fresh access token (the last one was dropped {} ms ago): \
+                 not refreshing again within {} s",
+                now.saturating_sub(last),
+                MIN_401_REFRESH_INTERVAL.as_secs()
+            ));
+        }
+        if cache.invalidate_after_401(&refused) {
+            self.last_401_refresh.store(now, Ordering::Relaxed);
         }
         Ok(())
     }
