@@ -297,6 +297,33 @@ async fn a_burst_of_401s_for_one_token_refreshes_it_once_and_then_no_more() {
 }
 
 #[actix_rt::test]
+async fn a_failing_token_endpoint_is_asked_once_a_second_not_once_per_push() {
+    let h = simple(Profile {
+        errors: vec![InjectedError {
+            service: Service::Oauth,
+            status: 503,
+            reason: "temporarily_unavailable".into(),
+            rate: 1.0,
+            retry_after_seconds: None,
+        }],
+        ..Profile::default()
+    })
+    .await;
+    let all = outcomes(&h.provider, (0..20).map(ring).collect()).await;
+    assert!(
+        all.iter().all(|o| o.label() == "credential_problem"),
+        "{all:?}"
+    );
+    let stats = h.sim.stats();
+    assert_eq!((stats.oauth_refusals, stats.requests), (1, 0), "{stats:?}");
+    // A second later the next push that needs a token asks again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let outcome = outcomes(&h.provider, vec![ring(20)]).await.remove(0);
+    assert_eq!(outcome.label(), "credential_problem");
+    assert_eq!(h.sim.stats().oauth_refusals, 2);
+}
+
+#[actix_rt::test]
 async fn each_fcm_error_code_becomes_its_outcome() {
     let cases = [
         (404, "UNREGISTERED", "dead_token", 1),

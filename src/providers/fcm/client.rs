@@ -42,6 +42,12 @@ use tokio::time::Instant;
 /// and a waiter must come back to take it over rather than sleep to its deadline.
 const AWAIT_REFRESH_POLL: Duration = Duration::from_secs(1);
 
+/// How long after a failed token request no other is made: the pushes that need a token
+/// meanwhile end as credential problems at once, so a failing token endpoint gets one
+/// request a second per client, not one per push (nor a queue of pushes each waiting its
+/// turn to fail).
+pub const TOKEN_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 /// How long after a 401 dropped the access token another 401 may not drop its successor.
 /// An access token lives an hour: a second 401 within seconds is not an expiry but a
 /// credential FCM refuses whatever the token (wrong scope, revoked account), and dropping
@@ -99,6 +105,9 @@ struct TokenSource {
     cache: AccessTokenCache,
     /// How long a token request may take.
     timeout: Duration,
+    /// When a token request last failed (UNIX milliseconds, 0 = not since the last
+    /// success), for [`TOKEN_RETRY_AFTER_FAILURE`].
+    failed_at: AtomicU64,
 }
 
 /// Releases a refresh claim that ends without a stored token (an error, a timeout, or the
@@ -128,12 +137,30 @@ impl TokenSource {
             stored: false,
         };
         let limit = until.min(Instant::now() + self.timeout);
-        let token = tokio::time::timeout_at(limit, self.fetch(limit))
+        let fetched = tokio::time::timeout_at(limit, self.fetch(limit))
             .await
-            .map_err(|_| "the token endpoint did not answer in time".to_owned())??;
-        self.cache.store(token.clone());
-        claim.stored = true;
-        Ok(token)
+            .map_err(|_| "the token endpoint did not answer in time".to_owned())
+            .and_then(|fetched| fetched);
+        match fetched {
+            Ok(token) => {
+                self.failed_at.store(0, Ordering::Relaxed);
+                self.cache.store(token.clone());
+                claim.stored = true;
+                Ok(token)
+            }
+            Err(error) => {
+                // Recorded before the claim is released, so the waiters it wakes see it.
+                self.failed_at.store(now_millis(), Ordering::Relaxed);
+                Err(error)
+            }
+        }
+    }
+
+    /// How long token requests are still held back after a failure at `now`, if they are.
+    fn backing_off(&self, now: UnixMillis) -> Option<u64> {
+        let failed_at = self.failed_at.load(Ordering::Relaxed);
+        let until = failed_at.saturating_add(TOKEN_RETRY_AFTER_FAILURE.as_millis() as u64);
+        (failed_at != 0 && now < until).then(|| until - now)
     }
 
     /// One token request: the assertion signed now, posted to `token_uri`, the answer read.
@@ -168,9 +195,18 @@ impl TokenSource {
                 return Err(Outcome::Expired);
             }
             let until = Instant::now() + Duration::from_millis(deadline - now);
-            match self.cache.current(now) {
-                TokenState::Fresh(token) => return Ok(token),
-                TokenState::RefreshAhead(token) => {
+            let backing_off = self.backing_off(now);
+            let held_back = |wait_ms: u64| Outcome::CredentialProblem {
+                reason: format!("the token endpoint failed; next attempt in {wait_ms} ms"),
+            };
+            match (self.cache.current(now), backing_off) {
+                (TokenState::Fresh(token), _) => return Ok(token),
+                (TokenState::RefreshAhead(token), Some(_)) => {
+                    // Still valid: send with it, and leave the refresh to a later caller.
+                    self.cache.refresh_failed();
+                    return Ok(token);
+                }
+                (TokenState::RefreshAhead(token), None) => {
                     // The one background refresh; this push goes out with the current token.
                     let source = Arc::clone(self);
                     tokio::spawn(async move {
@@ -182,7 +218,11 @@ impl TokenSource {
                     });
                     return Ok(token);
                 }
-                TokenState::MustRefresh => {
+                (TokenState::MustRefresh, Some(wait_ms)) => {
+                    self.cache.refresh_failed();
+                    return Err(held_back(wait_ms));
+                }
+                (TokenState::MustRefresh, None) => {
                     return self.refresh(until).await.map_err(|error| {
                         tracing::error!(provider = "fcm", %error,
                             "no FCM access token: the token endpoint refused or failed");
@@ -193,7 +233,8 @@ impl TokenSource {
                         }
                     });
                 }
-                TokenState::AwaitRefresh(wait) => {
+                (TokenState::AwaitRefresh(_), Some(wait_ms)) => return Err(held_back(wait_ms)),
+                (TokenState::AwaitRefresh(wait), None) => {
                     let poll = until.min(Instant::now() + AWAIT_REFRESH_POLL);
                     // Woken by a store or a failure, or polled: either way, ask again.
                     let _ = tokio::time::timeout_at(poll, wait.until_refreshed()).await;
@@ -248,6 +289,7 @@ impl FcmClient {
             signer,
             cache: tokens,
             timeout: config.request_timeout(),
+            failed_at: AtomicU64::new(0),
         });
         Ok(FcmClient {
             pool: Pool::start(origin, config.pool_settings()),
