@@ -359,17 +359,15 @@ impl ProviderSet {
                 submit: dispatcher.clone().recipient(),
                 withdraw: dispatcher.recipient(),
             };
-            // WNS has no environments: one provider serves a registration of either.
-            for environment in [Environment::Production, Environment::Sandbox] {
-                set.insert(
-                    ProviderKey {
-                        tenant: app.tenant.clone(),
-                        app: app.app.clone(),
-                        environment,
-                    },
-                    handle.clone(),
-                );
-            }
+            // WNS has no environments: one provider, registered under production, serves a
+            // registration of either.
+            let key = |environment| ProviderKey {
+                tenant: app.tenant.clone(),
+                app: app.app.clone(),
+                environment,
+            };
+            set.insert(key(Environment::Production), handle.clone());
+            set.insert_alias(key(Environment::Sandbox), handle);
         }
         let config = &plan.fcm_config;
         for app in &plan.fcm {
