@@ -175,7 +175,11 @@ async fn a_401_refreshes_the_token_once_then_reports_a_credential_problem() {
     let stats = rig.sim.stats();
     // One token, refused; one refresh; the second refusal is final: no loop.
     assert_eq!(stats.oauth_tokens_issued, 2, "{stats:?}");
-    assert_eq!(stats.by_status.get("401 token expired"), Some(&2), "{stats:?}");
+    assert_eq!(
+        stats.by_status.get("401 token expired"),
+        Some(&2),
+        "{stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
