@@ -27,6 +27,8 @@ pub struct ProvidersConfig {
     pub apns: crate::providers::apns::config::ApnsConfig,
     /// Windows Push Notification Services.
     pub wns: crate::providers::wns::config::WnsConfig,
+    /// Firebase Cloud Messaging (HTTP v1).
+    pub fcm: crate::providers::fcm::config::FcmConfig,
 }
 
 /// The file a bare `ringcast serve` reads.
@@ -319,6 +321,12 @@ impl Config {
             && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
         {
             problems.push(format!("providers.apns.trusted_roots: {error}"));
+        }
+        problems.extend(self.providers.fcm.validate("providers.fcm"));
+        if let Some(roots) = &self.providers.fcm.trusted_roots
+            && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
+        {
+            problems.push(format!("providers.fcm.trusted_roots: {error}"));
         }
         if let Err(errors) = crate::tenant::Tenants::build(self) {
             problems.extend(errors);

@@ -41,6 +41,19 @@ pub enum Verdict {
         /// The outcome when the refresh was already spent.
         otherwise: Outcome,
     },
+    /// The service refuses *every* push of this credential for a while (FCM
+    /// `QUOTA_EXCEEDED`: the whole project is over its quota). The delivery loop pauses the
+    /// service for `for_` ([`PushService::pause`]), so no push of it is sent before then, and
+    /// re-sends this one after the pause through the retry policy (deadline, attempts,
+    /// budget), so a quota storm cannot turn into a retry storm.
+    Pause {
+        /// How long nothing may be sent: at least the service's `Retry-After`.
+        for_: Duration,
+        /// The metric label (`retries_total{reason}`).
+        reason: &'static str,
+        /// The outcome when the re-send is not allowed.
+        otherwise: Outcome,
+    },
 }
 
 /// One push service spoken with one credential (and one environment). Implementations are
@@ -82,6 +95,20 @@ pub trait PushService: Send + Sync + 'static {
 
     /// What `answer` means, received at `now`.
     fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict;
+
+    /// Holds back every push of this service until `until` (UNIX milliseconds), after a
+    /// [`Verdict::Pause`]. A later pause may extend it, never shorten it. Services that never
+    /// pause keep the default (nothing to hold).
+    fn pause(&self, until: UnixMillis) {
+        let _ = until;
+    }
+
+    /// Until when no push of this service may be sent, if a pause is on; the delivery loop
+    /// waits for it before preparing a request (or expires the push when the pause outlasts
+    /// its deadline).
+    fn paused_until(&self) -> Option<UnixMillis> {
+        None
+    }
 
     /// Refreshes the credential after the service refused the one stamped `credential`
     /// (a no-op when another push refreshed it already). `Err` carries why it failed.
