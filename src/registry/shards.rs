@@ -61,6 +61,11 @@ impl<S: Store> Clone for Shards<S> {
 pub struct ShardThreads(Vec<Arbiter>);
 
 impl ShardThreads {
+    /// `count` shard threads (at least one), each an arbiter with its own runtime.
+    pub fn new(count: usize) -> ShardThreads {
+        ShardThreads((0..count.max(1)).map(|_| Arbiter::new()).collect())
+    }
+
     /// Each shard's arbiter, in shard order: the router and the providers of a shard start
     /// on its arbiter, so a call's whole pipeline runs on one thread.
     pub fn handles(&self) -> Vec<actix::ArbiterHandle> {
@@ -82,11 +87,21 @@ impl<S: Store> Shards<S> {
     /// Starts `settings.count` shards over `store`, each supervised on its own arbiter. Must
     /// run inside an actix `System`.
     pub fn start(store: S, settings: ShardSettings) -> (Shards<S>, ShardThreads) {
-        let mut arbiters = Vec::with_capacity(settings.count);
-        let mut addresses = Vec::with_capacity(settings.count);
-        for index in 0..settings.count.max(1) {
-            let arbiter = Arbiter::new();
-            let store = store.clone();
+        let threads = ShardThreads::new(settings.count);
+        let stores = vec![store; threads.0.len()];
+        Self::start_on(threads, stores, settings)
+    }
+
+    /// Starts one shard on each of `threads` over the store handle at the same index: a
+    /// store whose connection belongs to one thread (a Redis connection opened on that
+    /// shard's arbiter) keeps each shard's store traffic on the shard's own thread.
+    pub fn start_on(
+        threads: ShardThreads,
+        stores: Vec<S>,
+        settings: ShardSettings,
+    ) -> (Shards<S>, ShardThreads) {
+        let mut addresses = Vec::with_capacity(stores.len());
+        for (index, (arbiter, store)) in threads.0.iter().zip(stores).enumerate() {
             let address = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
                 RegistryShard::new(
                     index,
@@ -95,9 +110,9 @@ impl<S: Store> Shards<S> {
                     settings.mailbox_capacity,
                 )
             });
-            arbiters.push(arbiter);
             addresses.push(address);
         }
+        let arbiters = threads.0;
         let call_timeout =
             settings.mailbox_wait + settings.store_timeout + Duration::from_millis(50);
         (
