@@ -177,6 +177,27 @@ pub struct WebPushConfig {
     /// Hosts a subscription endpoint may name; `*.example.com` allows every subdomain. The
     /// default is the major browsers' push services.
     pub allowed_hosts: Vec<String>,
+    /// Addresses an endpoint may resolve to although they are loopback, private or
+    /// link-local (`ip` or `ip:port`). Empty in production: every such address is refused,
+    /// at registration and again at connect time (SSRF guard). Tests list the simulator's
+    /// `127.0.0.1:<port>` here.
+    pub allowed_private_addresses: Vec<String>,
+    /// How long the registration API waits for the endpoint's DNS answer, in milliseconds.
+    pub resolve_timeout_ms: u64,
+}
+
+impl WebPushConfig {
+    /// The connect-time address check built from `allowed_private_addresses`; its entries are
+    /// checked by [`Config::validate`], so a bad one falls back to allowing nothing.
+    pub fn address_guard(&self) -> crate::providers::pool::guard::AddressGuard {
+        crate::providers::pool::guard::AddressGuard::new(&self.allowed_private_addresses)
+            .unwrap_or_default()
+    }
+
+    /// [`WebPushConfig::resolve_timeout_ms`] as a `Duration`.
+    pub fn resolve_timeout(&self) -> Duration {
+        Duration::from_millis(self.resolve_timeout_ms)
+    }
 }
 
 impl Default for WebPushConfig {
@@ -190,6 +211,8 @@ impl Default for WebPushConfig {
             ]
             .map(String::from)
             .to_vec(),
+            allowed_private_addresses: Vec::new(),
+            resolve_timeout_ms: 2_000,
         }
     }
 }
@@ -304,6 +327,13 @@ impl Config {
                 problems.push(format!(
                     "webpush.allowed_hosts: {host:?} is not host, host:port or *.domain"
                 ));
+            }
+        }
+        if let Err(errors) = crate::providers::pool::guard::AddressGuard::new(
+            &self.webpush.allowed_private_addresses,
+        ) {
+            for error in errors {
+                problems.push(format!("webpush.allowed_private_addresses: {error}"));
             }
         }
         problems.extend(self.providers.apns.validate("providers.apns"));
