@@ -28,3 +28,4 @@ pub mod pool;
 pub mod queue;
 pub mod retry;
 pub mod service;
+pub mod webpush;
