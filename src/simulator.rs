@@ -8,6 +8,9 @@
 //! every answer and can keep every accepted push (in memory and as JSON lines) to prove
 //! delivery.
 //!
+//! Web Push ([`webpush`], `/wp/<subscription>`) plays the browsers too: it makes
+//! subscriptions, checks VAPID and decrypts every body as the browser would.
+//!
 //! Layout: [`apns`] and [`fcm`] are the pure rule books (request in, verdict out), [`oauth`]
 //! the token endpoint's (assertion in, account or refusal out) and the access tokens handed
 //! out; [`profile`] the scripted behaviour; [`recorder`] the counters and records; [`tls`] the
@@ -24,6 +27,7 @@ pub mod recorder;
 mod server;
 pub mod stats;
 pub mod tls;
+pub mod webpush;
 
 pub use profile::{Profile, Service};
 pub use recorder::{RecordedPush, Stats};
@@ -246,6 +250,7 @@ impl Simulator {
             profile: config.profile,
             recorder,
             push_requests: std::sync::atomic::AtomicU64::new(0),
+            webpush: webpush::Subscriptions::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::accept_loop(
@@ -305,6 +310,19 @@ impl RunningSimulator {
     /// The counters now.
     pub fn stats(&self) -> Stats {
         self.shared.recorder.stats()
+    }
+
+    /// Makes a Web Push subscription as a browser would (a P-256 key pair and an auth
+    /// secret, kept by the simulator to decrypt what is pushed to it), bound to the VAPID
+    /// `application_server_key` (base64url) when given. Returns what the browser would hand
+    /// its server: `{endpoint, p256dh, auth}` (+ the id, to script it as unregistered).
+    pub fn webpush_subscribe(
+        &self,
+        application_server_key: Option<&str>,
+    ) -> Result<webpush::NewSubscription, String> {
+        self.shared
+            .webpush
+            .subscribe(&self.base_url(), application_server_key)
     }
 
     /// Accepted pushes so far (empty unless `record_in_memory`).

@@ -93,6 +93,9 @@ pub enum Service {
     Fcm,
     /// The Google OAuth token endpoint (`/token`) FCM access tokens come from.
     Oauth,
+    /// A Web Push service (`/wp/<subscription>`).
+    #[serde(rename = "webpush")]
+    WebPush,
 }
 
 impl Service {
@@ -102,6 +105,7 @@ impl Service {
             Service::Apns => "apns",
             Service::Fcm => "fcm",
             Service::Oauth => "oauth",
+            Service::WebPush => "webpush",
         }
     }
 }
@@ -204,7 +208,12 @@ impl Profile {
         if !(0.0..=1.0).contains(&self.reset_rate) {
             problems.push("reset_rate is not in [0, 1]".to_owned());
         }
-        for service in [Service::Apns, Service::Fcm, Service::Oauth] {
+        for service in [
+            Service::Apns,
+            Service::Fcm,
+            Service::Oauth,
+            Service::WebPush,
+        ] {
             let total: f64 = self
                 .errors
                 .iter()

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct RecordedPush {
     /// Arrival time, UNIX milliseconds: load tests compute delivery latency from it.
     pub received_at_ms: u64,
-    /// Which service side took it (`apns` or `fcm`).
+    /// Which service side took it (`apns`, `fcm` or `webpush`; for Web Push the device
+    /// token is the subscription id, the payload the decrypted JSON, `push_type` the
+    /// `Urgency`, `collapse_id` the `Topic`).
     pub service: &'static str,
     /// APNs: the device token. FCM: the registration token (`topic:<name>` or
     /// `condition:<expression>` for those targets).

@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub recorder: Recorder,
     /// Push requests so far, over all connections (the throttle's clock).
     pub push_requests: AtomicU64,
+    /// The Web Push subscriptions made so far, with their private keys.
+    pub webpush: super::webpush::Subscriptions,
 }
 
 /// Per-connection state: what Apple tracks per connection.
@@ -231,6 +233,7 @@ async fn handle(
         Service::Apns => answer::apns(&parts, &body, script.error, shared, &connection.token),
         Service::Fcm => answer::fcm(&parts, &body, script.error, shared),
         Service::Oauth => answer::oauth(&parts, &body, script.error, shared),
+        Service::WebPush => answer::webpush(&parts, &body, script.error, shared),
     }
 }
 
@@ -241,6 +244,8 @@ fn service_of(path: &str) -> Service {
         Service::Oauth
     } else if path.starts_with("/v1/") {
         Service::Fcm
+    } else if path.starts_with(super::webpush::PATH_PREFIX) {
+        Service::WebPush
     } else {
         Service::Apns
     }
