@@ -25,6 +25,8 @@ pub use tenant::{AppConfig, IdentityTokenConfig, ServerKeySource, TenantConfig, 
 pub struct ProvidersConfig {
     /// Apple Push Notification service.
     pub apns: crate::providers::apns::config::ApnsConfig,
+    /// Web Push (the browsers' push services; which hosts is `[webpush]`).
+    pub webpush: crate::providers::webpush::config::WebPushProviderConfig,
 }
 
 /// The file a bare `ringcast serve` reads.
@@ -337,6 +339,12 @@ impl Config {
             }
         }
         problems.extend(self.providers.apns.validate("providers.apns"));
+        problems.extend(self.providers.webpush.validate("providers.webpush"));
+        if let Some(roots) = &self.providers.webpush.trusted_roots
+            && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
+        {
+            problems.push(format!("providers.webpush.trusted_roots: {error}"));
+        }
         if let Some(roots) = &self.providers.apns.trusted_roots
             && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
         {

@@ -315,14 +315,26 @@ impl RunningSimulator {
     /// Makes a Web Push subscription as a browser would (a P-256 key pair and an auth
     /// secret, kept by the simulator to decrypt what is pushed to it), bound to the VAPID
     /// `application_server_key` (base64url) when given. Returns what the browser would hand
-    /// its server: `{endpoint, p256dh, auth}` (+ the id, to script it as unregistered).
+    /// its server: `{endpoint, p256dh, auth}` (+ the id).
     pub fn webpush_subscribe(
         &self,
         application_server_key: Option<&str>,
     ) -> Result<webpush::NewSubscription, String> {
         self.shared
             .webpush
-            .subscribe(&self.base_url(), application_server_key)
+            .subscribe(&self.base_url(), application_server_key, None)
+    }
+
+    /// [`RunningSimulator::webpush_subscribe`] with a chosen id (`A-Z a-z 0-9 -`), so a
+    /// profile's `unregistered_tokens` can script that subscription as gone (410).
+    pub fn webpush_subscribe_as(
+        &self,
+        id: &str,
+        application_server_key: Option<&str>,
+    ) -> Result<webpush::NewSubscription, String> {
+        self.shared
+            .webpush
+            .subscribe(&self.base_url(), application_server_key, Some(id))
     }
 
     /// Accepted pushes so far (empty unless `record_in_memory`).

@@ -3,5 +3,6 @@
 
 mod support;
 mod webpush {
+    pub mod delivery;
     pub mod registration;
 }

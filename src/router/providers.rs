@@ -10,6 +10,9 @@ use crate::providers::apns::auth::ProviderTokenCache;
 use crate::providers::apns::client::ApnsClient;
 use crate::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit, Withdraw};
 use crate::providers::pool::tls::client_config;
+use crate::providers::webpush::auth::VapidSigner;
+use crate::providers::webpush::client::EndpointPolicy;
+use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
 use crate::push::Push;
 use crate::registry::{AnyStore, Environment, Platform};
 use actix::{Actor, Recipient};
@@ -70,6 +73,8 @@ pub struct ProviderPlan {
     pub apns_config: crate::providers::apns::config::ApnsConfig,
     /// TLS for APNs (web PKI, or the configured roots).
     pub apns_tls: Arc<ClientConfig>,
+    /// Web Push apps with their VAPID key, by (tenant, app).
+    pub webpush: Vec<(String, String, WebPushApp)>,
     /// Where dead tokens are deleted.
     pub cleanup: AnyStore,
 }
@@ -127,13 +132,73 @@ impl ProviderPlan {
                 });
             }
         }
+        let webpush = webpush_apps(config, &cleanup)?;
         Ok(ProviderPlan {
             apns,
             apns_config,
             apns_tls,
+            webpush,
             cleanup,
         })
     }
+}
+
+/// Every Web Push app with a VAPID key and subject, its signer made once for the node (the
+/// per-origin token cache is shared by every shard). Apps without them get no provider.
+fn webpush_apps(
+    config: &Config,
+    cleanup: &AnyStore,
+) -> Result<Vec<(String, String, WebPushApp)>, String> {
+    let provider = &config.providers.webpush;
+    let mut apps = Vec::new();
+    let mut tls = None;
+    for (tenant, tenant_config) in &config.tenants {
+        for (app, app_config) in &tenant_config.apps {
+            if app_config.platform != Platform::Webpush {
+                continue;
+            }
+            let (Some(key), Some(subject)) = (&app_config.vapid_key, &app_config.vapid_subject)
+            else {
+                tracing::warn!(
+                    tenant,
+                    app,
+                    "Web Push app has no VAPID credential (vapid_key, vapid_subject): its \
+                     browsers cannot be rung"
+                );
+                continue;
+            };
+            let at = format!("tenants.{tenant}.apps.{app}");
+            let pem = key
+                .load()
+                .map_err(|error| format!("{at}.vapid_key: {error}"))?;
+            let signer = VapidSigner::new(pem.expose(), subject, provider.vapid_validity())
+                .map_err(|error| format!("{at}.vapid_key: {error}"))?;
+            let tls = match &tls {
+                Some(tls) => Arc::clone(tls),
+                None => {
+                    let made = client_config(provider.trusted_roots.as_deref())
+                        .map_err(|error| format!("providers.webpush: {error}"))?;
+                    tls = Some(Arc::clone(&made));
+                    made
+                }
+            };
+            apps.push((
+                tenant.clone(),
+                app.clone(),
+                WebPushApp {
+                    config: provider.clone(),
+                    policy: EndpointPolicy {
+                        allowed_hosts: config.webpush.allowed_hosts.clone().into(),
+                        guard: config.webpush.address_guard(),
+                    },
+                    signer,
+                    tls,
+                    cleanup: Some(cleanup.clone()),
+                },
+            ));
+        }
+    }
+    Ok(apps)
 }
 
 /// One shard's providers.
@@ -177,6 +242,23 @@ impl ProviderSet {
                     ProviderHandle {
                         submit: dispatcher.clone().recipient(),
                         withdraw: dispatcher.recipient(),
+                    },
+                );
+            }
+        }
+        // Web Push has no environments: one provider per app, under both keys.
+        for (tenant, app, webpush) in &plan.webpush {
+            let provider = WebPushProvider::new(webpush.clone()).start();
+            for environment in [Environment::Production, Environment::Sandbox] {
+                set.insert(
+                    ProviderKey {
+                        tenant: tenant.clone(),
+                        app: app.clone(),
+                        environment,
+                    },
+                    ProviderHandle {
+                        submit: provider.clone().recipient(),
+                        withdraw: provider.clone().recipient(),
                     },
                 );
             }

@@ -57,7 +57,13 @@ impl Subscriptions {
         &self,
         base: &str,
         application_server_key: Option<&str>,
+        id: Option<&str>,
     ) -> Result<NewSubscription, String> {
+        if let Some(id) = id
+            && (id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err("a subscription id is 1+ of A-Z a-z 0-9 -".into());
+        }
         let key = application_server_key
             .map(|key| {
                 URL_SAFE_NO_PAD
@@ -69,7 +75,10 @@ impl Subscriptions {
         let p256dh = secret.public_key().to_encoded_point(false);
         let auth: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
         // Not from the seeded generator: ids must not shift the scripted sequence.
-        let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let id = id.map_or_else(
+            || format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            str::to_owned,
+        );
         let new = NewSubscription {
             endpoint: format!("{base}{PATH_PREFIX}{id}"),
             p256dh: URL_SAFE_NO_PAD.encode(p256dh.as_bytes()),

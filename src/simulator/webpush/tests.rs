@@ -67,7 +67,7 @@ fn path(sub: &NewSubscription) -> String {
 #[test]
 fn a_browser_decrypts_what_ringcast_encrypts() {
     let subs = Subscriptions::default();
-    let sub = subs.subscribe(ORIGIN, None).unwrap();
+    let sub = subs.subscribe(ORIGIN, None, None).unwrap();
     assert_eq!(sub.endpoint, format!("{ORIGIN}/wp/{}", sub.id));
     let sent = request(&sub, &signer(), br#"{"v":1,"type":"incoming_call"}"#);
     match judge_at(&subs, &path(&sub), &sent, ORIGIN, NOW) {
@@ -84,7 +84,7 @@ fn a_browser_decrypts_what_ringcast_encrypts() {
 fn vapid_is_checked_for_audience_expiry_and_key() {
     let subs = Subscriptions::default();
     let signer = signer();
-    let sub = subs.subscribe(ORIGIN, None).unwrap();
+    let sub = subs.subscribe(ORIGIN, None, None).unwrap();
     let sent = request(&sub, &signer, b"{}");
     let status = |verdict: Verdict| match verdict {
         Verdict::Accept(_) => 201,
@@ -113,7 +113,9 @@ fn vapid_is_checked_for_audience_expiry_and_key() {
     );
     // A subscription bound to another application server key refuses ours.
     let other = self::signer();
-    let bound = subs.subscribe(ORIGIN, Some(other.public_key())).unwrap();
+    let bound = subs
+        .subscribe(ORIGIN, Some(other.public_key()), None)
+        .unwrap();
     let sent = request(&bound, &signer, b"{}");
     assert_eq!(
         status(judge_at(&subs, &path(&bound), &sent, ORIGIN, NOW)),
@@ -130,7 +132,7 @@ fn vapid_is_checked_for_audience_expiry_and_key() {
 fn headers_size_and_subscriptions_are_enforced() {
     let subs = Subscriptions::default();
     let signer = signer();
-    let sub = subs.subscribe(ORIGIN, None).unwrap();
+    let sub = subs.subscribe(ORIGIN, None, None).unwrap();
     let reason = |verdict: Verdict| match verdict {
         Verdict::Accept(_) => "accepted",
         Verdict::Reject { reason, .. } => reason,
