@@ -4,5 +4,6 @@
 mod support;
 mod webpush {
     pub mod delivery;
+    pub mod node;
     pub mod registration;
 }
