@@ -47,7 +47,7 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         "broadcast"
     } else if ip.is_multicast() || a >= 240 {
         "multicast or reserved (224.0.0.0/3)"
-    } else if (a == 192 && b == 0 && c == 0) || (a == 192 && b == 0 && c == 2) {
+    } else if a == 192 && b == 0 && (c == 0 || c == 2) {
         "IETF protocol assignments or documentation (192.0.0.0/24, 192.0.2.0/24)"
     } else if a == 198 && (b == 18 || b == 19) {
         "benchmarking (198.18.0.0/15)"

@@ -134,6 +134,10 @@ impl Actor for WebPushProvider {
     }
 }
 
+/// One origin's share of a submitted batch: its dispatcher, the pushes' places in the batch,
+/// and the pushes.
+type OriginBatch = (Addr<Dispatcher<WebPushClient>>, Vec<usize>, Vec<Push>);
+
 /// A ticket that already holds its outcome (a push refused before any queue).
 fn answered(outcome: Outcome) -> Ticket {
     let (sender, ticket) = oneshot::channel();
@@ -148,8 +152,7 @@ impl Handler<Submit> for WebPushProvider {
         let count = pushes.len();
         let mut answers: Vec<Option<Result<Ticket, Push>>> = (0..count).map(|_| None).collect();
         // Per origin: the dispatcher, and the pushes with their places in the batch.
-        let mut batches: HashMap<String, (Addr<Dispatcher<WebPushClient>>, Vec<usize>, Vec<Push>)> =
-            HashMap::new();
+        let mut batches: HashMap<String, OriginBatch> = HashMap::new();
         for (index, push) in pushes.into_iter().enumerate() {
             let PushAddress::WebPush { endpoint, .. } = &push.address else {
                 answers[index] = Some(Ok(answered(Outcome::Rejected {
@@ -199,16 +202,16 @@ impl Handler<Submit> for WebPushProvider {
                     answers[place] = Some(result);
                 }
             }
-            answers
-                .into_iter()
-                .map(|answer| {
-                    answer.unwrap_or_else(|| {
-                        Ok(answered(Outcome::Rejected {
-                            reason: "shutting_down".into(),
-                        }))
-                    })
-                })
-                .collect()
+            let mut results = Vec::with_capacity(answers.len());
+            for answer in answers {
+                results.push(match answer {
+                    Some(result) => result,
+                    None => Ok(answered(Outcome::Rejected {
+                        reason: "shutting_down".into(),
+                    })),
+                });
+            }
+            results
         })
     }
 }
