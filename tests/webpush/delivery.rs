@@ -13,7 +13,7 @@ use ringcast::providers::retry::RetrySettings;
 use ringcast::providers::webpush::auth::VapidSigner;
 use ringcast::providers::webpush::client::EndpointPolicy;
 use ringcast::providers::webpush::config::WebPushProviderConfig;
-use ringcast::providers::webpush::origins::{WebPushApp, WebPushProvider};
+use ringcast::providers::webpush::origins::{ADDRESS_REFUSED, WebPushApp, WebPushProvider};
 use ringcast::providers::webpush::payload::topic;
 use ringcast::push::{CallPayload, EndReason, Outcome, Push, PushKind};
 use ringcast::registry::embedded::EmbeddedStore;
@@ -361,9 +361,9 @@ async fn a_throttled_push_waits_for_retry_after_then_arrives() {
 #[actix_rt::test]
 async fn ssrf_endpoints_never_get_a_request() {
     // Every internal host is on the *host* allowlist, so what stops them is the address
-    // check at connect time (and, for http:// and off-allowlist hosts, the provider's own
-    // check before any pool exists). No test allowance: the simulator's own address too is
-    // refused.
+    // check (and, for http:// and off-allowlist hosts, the provider's own check before any
+    // lookup). No test allowance: the simulator's own address too is refused. (The pool's
+    // own connect-time check is tested in `pool::tests`.)
     let hosts = [
         "localhost:{port}",
         "[::1]:{port}",
@@ -410,8 +410,12 @@ async fn ssrf_endpoints_never_get_a_request() {
                 "{endpoint}: {outcome:?}"
             );
         } else {
-            // Never connected: the ring waited for a connection that was never allowed.
-            assert_eq!(outcome, &Outcome::Expired, "{endpoint}");
+            // Resolved and refused before any pool existed: a clear outcome at once, not a
+            // ring left to expire before a connection that is never allowed.
+            assert!(
+                matches!(outcome, Outcome::Rejected { reason } if reason == ADDRESS_REFUSED),
+                "{endpoint}: {outcome:?}"
+            );
         }
     }
     let stats = h.sim.stats();

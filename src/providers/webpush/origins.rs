@@ -16,6 +16,7 @@ use super::config::WebPushProviderConfig;
 use crate::providers::dispatcher::{
     Dispatcher, DispatcherSettings, DispatcherStatus, Status, Submit, Ticket, Withdraw,
 };
+use crate::providers::pool::guard::GuardError;
 use crate::push::{Outcome, Push};
 use crate::registry::{AnyStore, Platform, PushAddress};
 use actix::prelude::*;
@@ -52,6 +53,8 @@ struct OriginEntry {
 pub struct WebPushProvider {
     app: WebPushApp,
     origins: HashMap<String, OriginEntry>,
+    /// Origins the SSRF guard refused, and when.
+    refused: HashMap<String, Instant>,
 }
 
 impl WebPushProvider {
@@ -60,7 +63,23 @@ impl WebPushProvider {
         WebPushProvider {
             app,
             origins: HashMap::new(),
+            refused: HashMap::new(),
         }
+    }
+
+    /// Whether `origin` was refused by the guard less than [`REFUSAL_MEMORY`] ago.
+    fn is_refused(&self, origin: &str, now: Instant) -> bool {
+        self.refused
+            .get(origin)
+            .is_some_and(|at| now.duration_since(*at) < REFUSAL_MEMORY)
+    }
+
+    /// Remembers a refusal (bounded: a flood of refused names cannot grow the map).
+    fn remember_refusal(&mut self, origin: String) {
+        if self.refused.len() >= 4 * self.app.config.max_origins.max(1) {
+            self.refused.clear();
+        }
+        self.refused.insert(origin, Instant::now());
     }
 
     /// The dispatcher of `origin`, started if needed (evicting the least recently used
@@ -115,6 +134,8 @@ impl WebPushProvider {
     fn sweep(&mut self) {
         let idle = Duration::from_secs(self.app.config.idle_origin_seconds);
         let now = Instant::now();
+        self.refused
+            .retain(|_, at| now.duration_since(*at) < REFUSAL_MEMORY);
         self.origins.retain(|origin, entry| {
             let keep = now.duration_since(entry.last_used) < idle;
             if !keep {
@@ -138,6 +159,19 @@ impl Actor for WebPushProvider {
 /// and the pushes.
 type OriginBatch = (Addr<Dispatcher<WebPushClient>>, Vec<usize>, Vec<Push>);
 
+/// The outcome reason of a push whose endpoint resolves to a refused address.
+pub const ADDRESS_REFUSED: &str = "endpoint_address_refused";
+
+/// How long an origin refused by the SSRF guard is remembered (and its pushes refused
+/// without another lookup).
+const REFUSAL_MEMORY: Duration = Duration::from_secs(60);
+
+fn rejected(reason: &str) -> Outcome {
+    Outcome::Rejected {
+        reason: reason.to_owned(),
+    }
+}
+
 /// A ticket that already holds its outcome (a push refused before any queue).
 fn answered(outcome: Outcome) -> Ticket {
     let (sender, ticket) = oneshot::channel();
@@ -146,18 +180,22 @@ fn answered(outcome: Outcome) -> Ticket {
 }
 
 impl Handler<Submit> for WebPushProvider {
-    type Result = ResponseFuture<Vec<Result<Ticket, Push>>>;
+    type Result = ResponseActFuture<Self, Vec<Result<Ticket, Push>>>;
 
+    /// Sorts the pushes by origin; an origin seen for the first time is resolved and vetted
+    /// first (a refused one answers its pushes `endpoint_address_refused` at once and is
+    /// remembered a while, rather than leaving them to expire before a pool that may never
+    /// connect); then each origin's batch goes to its dispatcher. The pool vets again at
+    /// every connect, so a name that later resolves elsewhere is still caught.
     fn handle(&mut self, Submit(pushes): Submit, _: &mut Context<Self>) -> Self::Result {
         let count = pushes.len();
         let mut answers: Vec<Option<Result<Ticket, Push>>> = (0..count).map(|_| None).collect();
-        // Per origin: the dispatcher, and the pushes with their places in the batch.
-        let mut batches: HashMap<String, OriginBatch> = HashMap::new();
+        let mut pending: Vec<(String, usize, Push)> = Vec::with_capacity(count);
+        let mut unknown: Vec<String> = Vec::new();
+        let now = Instant::now();
         for (index, push) in pushes.into_iter().enumerate() {
             let PushAddress::WebPush { endpoint, .. } = &push.address else {
-                answers[index] = Some(Ok(answered(Outcome::Rejected {
-                    reason: "not_webpush".into(),
-                })));
+                answers[index] = Some(Ok(answered(rejected("not_webpush"))));
                 continue;
             };
             // Before anything is started for it: an endpoint off the allowlist or not HTTPS
@@ -166,53 +204,88 @@ impl Handler<Submit> for WebPushProvider {
                 Ok(origin) => origin,
                 Err(error) => {
                     tracing::warn!(event_id = %push.event_id, %error, "web push endpoint refused");
-                    answers[index] = Some(Ok(answered(Outcome::Rejected {
-                        reason: "endpoint_not_allowed".into(),
-                    })));
+                    answers[index] = Some(Ok(answered(rejected("endpoint_not_allowed"))));
                     continue;
                 }
             };
-            let dispatcher = match self.dispatcher(&origin) {
-                Ok(dispatcher) => dispatcher,
-                Err(error) => {
-                    tracing::warn!(%origin, %error, "web push origin unusable");
-                    answers[index] = Some(Ok(answered(Outcome::Rejected {
-                        reason: "endpoint_not_allowed".into(),
-                    })));
-                    continue;
-                }
-            };
-            let batch = batches
-                .entry(origin)
-                .or_insert_with(|| (dispatcher, Vec::new(), Vec::new()));
-            batch.1.push(index);
-            batch.2.push(push);
+            if self.is_refused(&origin, now) {
+                answers[index] = Some(Ok(answered(rejected(ADDRESS_REFUSED))));
+                continue;
+            }
+            if !self.origins.contains_key(&origin) && !unknown.contains(&origin) {
+                unknown.push(origin.clone());
+            }
+            pending.push((origin, index, push));
         }
-        Box::pin(async move {
-            let sent = batches
-                .into_values()
-                .map(|(dispatcher, places, batch)| async move {
-                    // A stopped dispatcher (the node stopping) queued nothing; its places stay
-                    // empty and are answered `shutting_down` below.
-                    let results = dispatcher.send(Submit(batch)).await.unwrap_or_default();
-                    (places, results)
-                });
-            for (places, results) in join_all(sent).await {
-                for (place, result) in places.into_iter().zip(results) {
-                    answers[place] = Some(result);
+        let guard = self.app.policy.guard.clone();
+        let timeout = Duration::from_millis(self.app.config.connect_timeout_ms);
+        let vetting = async move {
+            let checks = unknown.into_iter().map(|origin| {
+                let guard = guard.clone();
+                async move {
+                    let verdict = guard.vet_url(&origin, timeout).await;
+                    (origin, verdict)
+                }
+            });
+            join_all(checks).await
+        };
+        let sorted = fut::wrap_future::<_, Self>(vetting).map(move |verdicts, act, _| {
+            for (origin, verdict) in verdicts {
+                // A failed lookup is not a verdict: the pool resolves (and vets) again when
+                // it dials.
+                if let Err(error @ GuardError::Forbidden { .. }) = verdict {
+                    tracing::warn!(%origin, %error, "web push origin refused (SSRF guard)");
+                    act.remember_refusal(origin);
                 }
             }
-            let mut results = Vec::with_capacity(answers.len());
-            for answer in answers {
-                results.push(match answer {
-                    Some(result) => result,
-                    None => Ok(answered(Outcome::Rejected {
-                        reason: "shutting_down".into(),
-                    })),
-                });
+            let now = Instant::now();
+            let mut batches: HashMap<String, OriginBatch> = HashMap::new();
+            for (origin, index, push) in pending {
+                if act.is_refused(&origin, now) {
+                    answers[index] = Some(Ok(answered(rejected(ADDRESS_REFUSED))));
+                    continue;
+                }
+                let dispatcher = match act.dispatcher(&origin) {
+                    Ok(dispatcher) => dispatcher,
+                    Err(error) => {
+                        tracing::warn!(%origin, %error, "web push origin unusable");
+                        answers[index] = Some(Ok(answered(rejected("endpoint_not_allowed"))));
+                        continue;
+                    }
+                };
+                let batch = batches
+                    .entry(origin)
+                    .or_insert_with(|| (dispatcher, Vec::new(), Vec::new()));
+                batch.1.push(index);
+                batch.2.push(push);
             }
-            results
-        })
+            (answers, batches)
+        });
+        Box::pin(sorted.then(|(mut answers, batches), _, _| {
+            fut::wrap_future(async move {
+                let sent = batches
+                    .into_values()
+                    .map(|(dispatcher, places, batch)| async move {
+                        // A stopped dispatcher (the node stopping) queued nothing; its places
+                        // stay empty and are answered `shutting_down` below.
+                        let results = dispatcher.send(Submit(batch)).await.unwrap_or_default();
+                        (places, results)
+                    });
+                for (places, results) in join_all(sent).await {
+                    for (place, result) in places.into_iter().zip(results) {
+                        answers[place] = Some(result);
+                    }
+                }
+                let mut results = Vec::with_capacity(answers.len());
+                for answer in answers {
+                    results.push(match answer {
+                        Some(result) => result,
+                        None => Ok(answered(rejected("shutting_down"))),
+                    });
+                }
+                results
+            })
+        }))
     }
 }
 
