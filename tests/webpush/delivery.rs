@@ -47,6 +47,16 @@ fn vapid_signer() -> VapidSigner {
 /// `127.0.0.1:<port>` is always on it); `allow_sim` gives the test allowance for the
 /// simulator's exact address.
 async fn harness(profile: Profile, extra_hosts: &[&str], allow_sim: bool) -> Harness {
+    harness_with(profile, extra_hosts, allow_sim, |_| {}).await
+}
+
+/// [`harness`] with the provider settings tuned by `tune`.
+async fn harness_with(
+    profile: Profile,
+    extra_hosts: &[&str],
+    allow_sim: bool,
+    tune: impl FnOnce(&mut WebPushProviderConfig),
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let cert_out = dir.path().join("simulator.pem");
     let sim = Simulator::start(SimulatorConfig {
@@ -58,7 +68,7 @@ async fn harness(profile: Profile, extra_hosts: &[&str], allow_sim: bool) -> Har
     .await
     .unwrap();
     let address = sim.address();
-    let config = WebPushProviderConfig {
+    let mut config = WebPushProviderConfig {
         trusted_roots: Some(cert_out),
         connect_timeout_ms: 1_000,
         retry: RetrySettings {
@@ -68,6 +78,7 @@ async fn harness(profile: Profile, extra_hosts: &[&str], allow_sim: bool) -> Har
         },
         ..WebPushProviderConfig::default()
     };
+    tune(&mut config);
     let mut hosts = vec![address.to_string()];
     let port = address.port().to_string();
     hosts.extend(extra_hosts.iter().map(|h| h.replace("{port}", &port)));
@@ -420,4 +431,92 @@ async fn ssrf_endpoints_never_get_a_request() {
     }
     let stats = h.sim.stats();
     assert_eq!((stats.connections, stats.requests), (0, 0), "{stats:?}");
+}
+
+#[actix_rt::test]
+async fn an_idle_origin_is_let_go_and_comes_back_on_the_next_push() {
+    let h = harness_with(Profile::default(), &[], true, |config| {
+        config.idle_origin_seconds = 1;
+    })
+    .await;
+    let subscription = h.sim.webpush_subscribe(None).unwrap();
+    let ring = |call: &str| {
+        push(
+            PushKind::IncomingCall,
+            call,
+            "browser",
+            address(&subscription),
+            45_000,
+        )
+    };
+    assert_eq!(
+        outcomes(&h.provider, vec![ring("c1")]).await,
+        vec![Outcome::Delivered]
+    );
+    assert_eq!(status(&h.provider).await.pool.open, 1);
+    // Swept within two sweep periods: no origin, no connection counted any more.
+    let mut waited = Duration::ZERO;
+    while status(&h.provider).await.pool.open != 0 {
+        assert!(
+            waited < Duration::from_secs(5),
+            "the idle origin was never let go"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+    assert_eq!(status(&h.provider).await, DispatcherStatus::default());
+    assert_eq!(
+        outcomes(&h.provider, vec![ring("c2")]).await,
+        vec![Outcome::Delivered]
+    );
+    let stats = h.sim.stats();
+    assert_eq!(
+        (stats.connections, stats.accepted),
+        (2, 2),
+        "a fresh pool: {stats:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_queued_ring_is_withdrawn_when_the_call_ends() {
+    // Slow answers and one stream per connection: the second ring waits in the queue.
+    let profile = Profile {
+        latency_min_ms: 400,
+        latency_max_ms: 400,
+        max_concurrent_streams: 1,
+        ..Profile::default()
+    };
+    let h = harness(profile, &[], true).await;
+    let first = h.sim.webpush_subscribe(None).unwrap();
+    let second = h.sim.webpush_subscribe(None).unwrap();
+    let tickets = h
+        .provider
+        .send(Submit(vec![
+            push(PushKind::IncomingCall, "c1", "one", address(&first), 45_000),
+            push(
+                PushKind::IncomingCall,
+                "c1",
+                "two",
+                address(&second),
+                45_000,
+            ),
+        ]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let withdrawn = h
+        .provider
+        .send(ringcast::providers::dispatcher::Withdraw {
+            callee: IdentityKey::new("demo", "alice"),
+            call_id: "c1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(withdrawn, vec!["two".to_owned()]);
+    let mut all = Vec::new();
+    for ticket in tickets {
+        all.push(ticket.unwrap_or_else(|_| panic!("refused")).await.unwrap());
+    }
+    assert_eq!(all, vec![Outcome::Delivered, Outcome::Withdrawn]);
+    assert_eq!(h.sim.stats().accepted, 1);
 }
