@@ -10,7 +10,8 @@
 //! Refused: loopback, unspecified, RFC 1918 private, CGNAT `100.64/10`, link-local
 //! (`169.254/16` with the metadata address, `fe80::/10`), unique-local `fc00::/7`,
 //! broadcast, multicast, the documentation and benchmarking ranges, and the IPv4-mapped and
-//! -compatible IPv6 forms of all of those. An explicit allowlist of socket addresses (or bare
+//! -compatible IPv6 forms of all of those, NAT64 and Teredo, and 6to4 addresses that embed
+//! one of them. An explicit allowlist of socket addresses (or bare
 //! IPs) lifts the refusal: tests allow the simulator's `127.0.0.1:<port>`, nothing else.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -79,6 +80,19 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     } else if segments[0] == 0x64 && segments[1] == 0xff9b {
         // NAT64 can translate to any IPv4 address, private ones included.
         "NAT64 (64:ff9b::/96)"
+    } else if segments[0] == 0x2001 && segments[1] == 0 {
+        // Teredo tunnels to an embedded (obfuscated) IPv4 address: never a push service.
+        "Teredo (2001::/32)"
+    } else if segments[0] == 0x2002
+        && forbidden_v4(Ipv4Addr::new(
+            (segments[1] >> 8) as u8,
+            segments[1] as u8,
+            (segments[2] >> 8) as u8,
+            segments[2] as u8,
+        ))
+        .is_some()
+    {
+        "6to4 with a non-public IPv4 address (2002::/16)"
     } else {
         return None;
     };
@@ -284,6 +298,9 @@ mod tests {
             "::ffff:169.254.169.254",
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
         ] {
             assert!(refused(ip), "{ip} must be refused");
         }
@@ -300,6 +317,7 @@ mod tests {
             "8.8.8.8",
             "2a00:1450:4001:82b::200a",
             "::ffff:142.250.74.42",
+            "2002:8efa:4a2a::1",
         ] {
             assert!(!refused(ip), "{ip} must pass");
         }
