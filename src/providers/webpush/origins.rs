@@ -179,18 +179,51 @@ fn answered(outcome: Outcome) -> Ticket {
     ticket
 }
 
+/// Each origin's batch handed to its dispatcher: the places in the submitted batch, and
+/// what the dispatcher answered for them (empty if it had stopped).
+async fn forward(
+    batches: HashMap<String, OriginBatch>,
+) -> Vec<(Vec<usize>, Vec<Result<Ticket, Push>>)> {
+    let sent = batches
+        .into_values()
+        .map(|(dispatcher, places, batch)| async move {
+            // A stopped dispatcher (the node stopping) queued nothing; its places stay
+            // empty and are answered `shutting_down`.
+            let results = dispatcher.send(Submit(batch)).await.unwrap_or_default();
+            (places, results)
+        });
+    join_all(sent).await
+}
+
+/// Adds `push` at `place` to its origin's batch.
+fn add(
+    batches: &mut HashMap<String, OriginBatch>,
+    origin: String,
+    dispatcher: Addr<Dispatcher<WebPushClient>>,
+    place: usize,
+    push: Push,
+) {
+    let batch = batches
+        .entry(origin)
+        .or_insert_with(|| (dispatcher, Vec::new(), Vec::new()));
+    batch.1.push(place);
+    batch.2.push(push);
+}
+
 impl Handler<Submit> for WebPushProvider {
     type Result = ResponseActFuture<Self, Vec<Result<Ticket, Push>>>;
 
-    /// Sorts the pushes by origin; an origin seen for the first time is resolved and vetted
-    /// first (a refused one answers its pushes `endpoint_address_refused` at once and is
-    /// remembered a while, rather than leaving them to expire before a pool that may never
-    /// connect); then each origin's batch goes to its dispatcher. The pool vets again at
-    /// every connect, so a name that later resolves elsewhere is still caught.
+    /// Sorts the pushes by origin. Pushes to an origin with a dispatcher go to it at once;
+    /// an origin seen for the first time is resolved and vetted meanwhile (a refused one
+    /// answers its pushes `endpoint_address_refused` and is remembered a while, rather than
+    /// leaving them to expire before a pool that may never connect), then gets its
+    /// dispatcher. The pool vets again at every connect, so a name that later resolves
+    /// elsewhere is still caught.
     fn handle(&mut self, Submit(pushes): Submit, _: &mut Context<Self>) -> Self::Result {
         let count = pushes.len();
         let mut answers: Vec<Option<Result<Ticket, Push>>> = (0..count).map(|_| None).collect();
-        let mut pending: Vec<(String, usize, Push)> = Vec::with_capacity(count);
+        let mut known: HashMap<String, OriginBatch> = HashMap::new();
+        let mut waiting: Vec<(String, usize, Push)> = Vec::new();
         let mut unknown: Vec<String> = Vec::new();
         let now = Instant::now();
         for (index, push) in pushes.into_iter().enumerate() {
@@ -210,12 +243,16 @@ impl Handler<Submit> for WebPushProvider {
             };
             if self.is_refused(&origin, now) {
                 answers[index] = Some(Ok(answered(rejected(ADDRESS_REFUSED))));
-                continue;
+            } else if let Some(entry) = self.origins.get_mut(&origin) {
+                entry.last_used = now;
+                let dispatcher = entry.dispatcher.clone();
+                add(&mut known, origin, dispatcher, index, push);
+            } else {
+                if !unknown.contains(&origin) {
+                    unknown.push(origin.clone());
+                }
+                waiting.push((origin, index, push));
             }
-            if !self.origins.contains_key(&origin) && !unknown.contains(&origin) {
-                unknown.push(origin.clone());
-            }
-            pending.push((origin, index, push));
         }
         let guard = self.app.policy.guard.clone();
         let timeout = Duration::from_millis(self.app.config.connect_timeout_ms);
@@ -229,7 +266,9 @@ impl Handler<Submit> for WebPushProvider {
             });
             join_all(checks).await
         };
-        let sorted = fut::wrap_future::<_, Self>(vetting).map(move |verdicts, act, _| {
+        // Known origins are queued while the new ones are looked up.
+        let first = futures_util::future::join(forward(known), vetting);
+        let sorted = fut::wrap_future::<_, Self>(first).map(move |(sent, verdicts), act, _| {
             for (origin, verdict) in verdicts {
                 // A failed lookup is not a verdict: the pool resolves (and vets) again when
                 // it dials.
@@ -239,39 +278,25 @@ impl Handler<Submit> for WebPushProvider {
                 }
             }
             let now = Instant::now();
-            let mut batches: HashMap<String, OriginBatch> = HashMap::new();
-            for (origin, index, push) in pending {
+            let mut fresh: HashMap<String, OriginBatch> = HashMap::new();
+            for (origin, index, push) in waiting {
                 if act.is_refused(&origin, now) {
                     answers[index] = Some(Ok(answered(rejected(ADDRESS_REFUSED))));
                     continue;
                 }
-                let dispatcher = match act.dispatcher(&origin) {
-                    Ok(dispatcher) => dispatcher,
+                match act.dispatcher(&origin) {
+                    Ok(dispatcher) => add(&mut fresh, origin, dispatcher, index, push),
                     Err(error) => {
                         tracing::warn!(%origin, %error, "web push origin unusable");
                         answers[index] = Some(Ok(answered(rejected("endpoint_not_allowed"))));
-                        continue;
                     }
-                };
-                let batch = batches
-                    .entry(origin)
-                    .or_insert_with(|| (dispatcher, Vec::new(), Vec::new()));
-                batch.1.push(index);
-                batch.2.push(push);
+                }
             }
-            (answers, batches)
+            (answers, sent, fresh)
         });
-        Box::pin(sorted.then(|(mut answers, batches), _, _| {
+        Box::pin(sorted.then(|(mut answers, sent, fresh), _, _| {
             fut::wrap_future(async move {
-                let sent = batches
-                    .into_values()
-                    .map(|(dispatcher, places, batch)| async move {
-                        // A stopped dispatcher (the node stopping) queued nothing; its places
-                        // stay empty and are answered `shutting_down` below.
-                        let results = dispatcher.send(Submit(batch)).await.unwrap_or_default();
-                        (places, results)
-                    });
-                for (places, results) in join_all(sent).await {
+                for (places, results) in sent.into_iter().chain(forward(fresh).await) {
                     for (place, result) in places.into_iter().zip(results) {
                         answers[place] = Some(result);
                     }
