@@ -75,7 +75,12 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
             .configure(|routes| api::configure(routes, max_body))
     })
     .shutdown_timeout(config.server.shutdown_timeout_seconds)
-    .bind(config.server.listen)
+    // Small answers on long-lived connections: without TCP_NODELAY an h2c answer waits for
+    // the client's delayed ACK (~40 ms on Linux) behind Nagle's algorithm.
+    .tcp_nodelay(true)
+    // HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port: clients that ring many
+    // calls (call control, the load generator) multiplex them over one connection.
+    .bind_auto_h2c(config.server.listen)
     .with_context(|| format!("binding the API to {}", config.server.listen))?;
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);

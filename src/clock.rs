@@ -11,6 +11,15 @@ pub fn now_millis() -> UnixMillis {
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
+/// Microseconds since the UNIX epoch: for measurements finer than a millisecond (the
+/// simulator's records, from which the load generator computes delivery latency). 0 before
+/// 1970, like [`now_millis`].
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as u64)
+}
+
 /// Renders a time as RFC 3339 UTC with milliseconds, e.g. `2026-11-27T23:58:15.000Z`.
 pub fn rfc3339(millis: UnixMillis) -> String {
     let seconds = millis / 1000;

@@ -25,6 +25,10 @@ pub use tenant::{AppConfig, IdentityTokenConfig, ServerKeySource, TenantConfig, 
 pub struct ProvidersConfig {
     /// Apple Push Notification service.
     pub apns: crate::providers::apns::config::ApnsConfig,
+    /// Windows Push Notification Services.
+    pub wns: crate::providers::wns::config::WnsConfig,
+    /// Firebase Cloud Messaging (HTTP v1).
+    pub fcm: crate::providers::fcm::config::FcmConfig,
     /// Web Push (the browsers' push services; which hosts is `[webpush]`).
     pub webpush: crate::providers::webpush::config::WebPushProviderConfig,
 }
@@ -339,6 +343,12 @@ impl Config {
             }
         }
         problems.extend(self.providers.apns.validate("providers.apns"));
+        problems.extend(self.providers.wns.validate("providers.wns"));
+        if let Some(roots) = &self.providers.wns.trusted_roots
+            && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
+        {
+            problems.push(format!("providers.wns.trusted_roots: {error}"));
+        }
         problems.extend(self.providers.webpush.validate("providers.webpush"));
         if let Some(roots) = &self.providers.webpush.trusted_roots
             && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
@@ -349,6 +359,12 @@ impl Config {
             && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
         {
             problems.push(format!("providers.apns.trusted_roots: {error}"));
+        }
+        problems.extend(self.providers.fcm.validate("providers.fcm"));
+        if let Some(roots) = &self.providers.fcm.trusted_roots
+            && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
+        {
+            problems.push(format!("providers.fcm.trusted_roots: {error}"));
         }
         if let Err(errors) = crate::tenant::Tenants::build(self) {
             problems.extend(errors);

@@ -20,6 +20,8 @@
 //!   service uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),
 //!   [`providers::delivery`] (send, judge, retry), [`providers::pool`] (K HTTP/2 connections)
 //!   and [`providers::retry`].
+//! - [`loadgen`] drives a node (or a fleet) with registrations and call events at a set rate,
+//!   open loop, and reports API and delivery latency (joined from the simulator's records).
 //! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`] and
 //!   [`logging`] are the small shared pieces.
 //!
@@ -40,6 +42,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod providers;

@@ -29,3 +29,4 @@ pub mod queue;
 pub mod retry;
 pub mod service;
 pub mod webpush;
+pub mod wns;

@@ -28,6 +28,7 @@ mod server;
 pub mod stats;
 pub mod tls;
 pub mod webpush;
+pub mod wns;
 
 pub use profile::{Profile, Service};
 pub use recorder::{RecordedPush, Stats};
@@ -105,6 +106,11 @@ pub struct SimulatorConfig {
     /// How long an issued FCM access token works (Google: an hour). Tests set it to seconds
     /// to watch a sender refresh.
     pub fcm_token_lifetime: Duration,
+    /// The Windows apps (package SID + secret) whose WNS token requests are granted.
+    pub wns_apps: Vec<wns::WnsApp>,
+    /// How long an issued WNS access token works (Microsoft: 24 h); short in tests that
+    /// watch a refresh.
+    pub wns_token_lifetime: Duration,
     /// Scripted behaviour.
     pub profile: Profile,
     /// Certificate and key PEM files to serve; `None` makes a self-signed certificate.
@@ -124,6 +130,8 @@ impl Default for SimulatorConfig {
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
             fcm_token_lifetime: DEFAULT_FCM_TOKEN_LIFETIME,
+            wns_apps: Vec::new(),
+            wns_token_lifetime: Duration::from_secs(24 * 3600),
             profile: Profile::default(),
             cert_and_key: None,
             cert_out: None,
@@ -245,6 +253,9 @@ impl Simulator {
             fcm_accounts,
             access_tokens: oauth::AccessTokens::default(),
             fcm_token_lifetime: config.fcm_token_lifetime,
+            wns_apps: config.wns_apps,
+            wns_tokens: wns::WnsTokens::default(),
+            wns_token_lifetime: config.wns_token_lifetime,
             token_url: format!("https://{address}{}", oauth::PATH),
             rng: Mutex::new(fastrand::Rng::with_seed(config.profile.seed)),
             profile: config.profile,

@@ -354,6 +354,13 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
         }
         Platform::Fcm => {
             require("project_id", app.project_id.is_some());
+            // It becomes a path segment of every send: refused here rather than when the
+            // shard's providers start.
+            if let Some(project) = &app.project_id
+                && let Err(error) = crate::providers::fcm::payload::path(project)
+            {
+                problems.push(format!("{at}.project_id: {error}"));
+            }
             if let Some(source) = &app.service_account {
                 check_secret(
                     source,

@@ -15,12 +15,24 @@ fn the_development_default_loads_and_validates() {
     Jail::expect_with(|jail| {
         jail.create_dir("config/dev")?;
         jail.create_file(DEFAULT_CONFIG_FILE, &repository_file(DEFAULT_CONFIG_FILE))?;
-        let secret = "config/dev/identity-token-hs256.secret";
-        jail.create_file(secret, &repository_file(secret))?;
+        for file in [
+            "config/dev/identity-token-hs256.secret",
+            "config/dev/apns-dev-key.p8",
+            "config/dev/simulator-cert.pem",
+        ] {
+            jail.create_file(file, &repository_file(file))?;
+        }
         let config = Config::load(None).map_err(|e| e.to_string())?;
         config.validate().map_err(|e| e.to_string())?;
         assert_eq!(config.registry.store, StoreKind::Embedded);
         assert!(config.tenants.contains_key("demo"));
+        // The development default rings through the simulator, not Apple.
+        assert_eq!(
+            config.providers.apns.production_url,
+            "https://127.0.0.1:8443"
+        );
+        let ios = &config.tenants["demo"].apps["ios"];
+        assert!(ios.team_id.is_some() && ios.key_id.is_some() && ios.key.is_some());
         Ok(())
     });
 }
@@ -148,6 +160,10 @@ fn every_problem_is_reported_at_once() {
             team_id = "SHORT"
             key_id = "KEYID12345"
 
+            [tenants.b.apps.android]
+            platform = "fcm"
+            project_id = "Not/A-Project"
+
             [tenants.c]
             server_keys = [{ sha256 = "fc1d4dafe5b2f4792ad6631fc26f4c5f4a7b375e88e6bfab363d68a5d1e62d6c" }]
 
@@ -157,6 +173,10 @@ fn every_problem_is_reported_at_once() {
             trusted_roots = "missing-roots.pem"
             [providers.apns.queues]
             p0 = 0
+
+            [providers.fcm]
+            base_url = "http://127.0.0.1:8443"
+            max_in_flight = 0
             "#,
         )?;
         let config = Config::load(Some(Path::new("bad.toml"))).map_err(|e| e.to_string())?;
@@ -178,6 +198,9 @@ fn every_problem_is_reported_at_once() {
             "providers.apns.jwt_refresh_seconds",
             "providers.apns.queues.p0",
             "providers.apns.trusted_roots",
+            "tenants.b.apps.android.project_id: project id \"Not/A-Project\"",
+            "providers.fcm.base_url must be an https:// URL",
+            "providers.fcm.max_in_flight",
         ];
         for needle in expected {
             assert!(

@@ -9,6 +9,10 @@
 //!   deadline, within the retry budget. A re-send after a lost answer may deliver twice, so
 //!   it is counted ([`DeliveryReport::resent_after_loss`]).
 //! - A refused credential is refreshed once per push, then the push is sent again.
+//! - A pause (FCM's `QUOTA_EXCEEDED`: the project is over quota) holds back every push of the
+//!   service, not only the refused one: no request goes out before it ends, and a push whose
+//!   deadline comes first expires unsent. The refused push is re-sent after the pause
+//!   through the retry policy.
 //! - Nothing is sent at or after the push's deadline, and no answer is awaited past it: the
 //!   push becomes [`Outcome::Expired`].
 
@@ -69,6 +73,17 @@ pub async fn deliver<S: PushService>(
             report.outcome = Outcome::Expired;
             return report;
         }
+        if let Some(until) = service.paused_until().filter(|until| *until > now) {
+            if until >= push.deadline {
+                report.outcome = Outcome::Expired;
+                return report;
+            }
+            // Give the stream back: nothing may be sent meanwhile, and the lease would only
+            // keep other pushes from queueing for the pool.
+            stream = None;
+            tokio::time::sleep(Duration::from_millis(until - now)).await;
+            continue;
+        }
         let prepared = match service.prepare(push, now).await {
             Ok(prepared) => prepared,
             Err(outcome) => {
@@ -79,7 +94,7 @@ pub async fn deliver<S: PushService>(
         let until = Instant::now() + Duration::from_millis(push.deadline.saturating_sub(now));
         let leased = match stream.take() {
             Some(stream) => stream,
-            None => match service.pool().acquire(until).await {
+            None => match service.pool_for(push).acquire(until).await {
                 Ok(stream) => stream,
                 Err(AcquireError::NoStream) => {
                     report.outcome = Outcome::Expired;
@@ -140,6 +155,15 @@ pub async fn deliver<S: PushService>(
                     reason,
                     otherwise,
                 } => (after, reason, otherwise),
+                Verdict::Pause {
+                    for_,
+                    reason,
+                    otherwise,
+                } => {
+                    let for_ms = u64::try_from(for_.as_millis()).unwrap_or(u64::MAX);
+                    service.pause(answered_at.saturating_add(for_ms));
+                    (Some(for_), reason, otherwise)
+                }
             },
             Ok(Err(SendError::NotSent(reason))) => {
                 report.resent_unprocessed += 1;

@@ -146,11 +146,20 @@ impl<S: PushService> Dispatcher<S> {
 
     /// Starts deliveries while streams and delivery slots are free.
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        if !self.service.single_pool() {
+            // Many origins: each delivery waits for a stream of its own origin's pool, so
+            // one slow origin does not hold up the others' pushes.
+            while self.in_flight < self.max_in_flight {
+                let Some(job) = self.pop_live() else { return };
+                self.start(job, None, ctx);
+            }
+            return;
+        }
         while self.in_flight < self.max_in_flight && !self.queues.is_empty() {
             match self.service.pool().try_acquire() {
                 Ok(Some(stream)) => {
                     if let Some(job) = self.pop_live() {
-                        self.start(job, stream, ctx);
+                        self.start(job, Some(stream), ctx);
                     }
                 }
                 Ok(None) => {
@@ -198,7 +207,7 @@ impl<S: PushService> Dispatcher<S> {
             match acquired {
                 Ok(stream) => {
                     if let Some(job) = act.pop_live() {
-                        act.start(job, stream, ctx);
+                        act.start(job, Some(stream), ctx);
                     }
                 }
                 Err(_) => {
@@ -214,12 +223,12 @@ impl<S: PushService> Dispatcher<S> {
     }
 
     /// Runs one delivery on this arbiter; its end frees a slot and pumps again.
-    fn start(&mut self, job: Job, stream: Stream, ctx: &mut Context<Self>) {
+    fn start(&mut self, job: Job, stream: Option<Stream>, ctx: &mut Context<Self>) {
         self.in_flight += 1;
         metrics::inflight(self.platform, 1);
         let (service, policy) = (Arc::clone(&self.service), Arc::clone(&self.policy));
         let delivery = async move {
-            let report = deliver(&*service, &job.push, Some(stream), &policy).await;
+            let report = deliver(&*service, &job.push, stream, &policy).await;
             (job, report)
         };
         ctx.spawn(delivery.into_actor(self).map(|(job, report), act, ctx| {

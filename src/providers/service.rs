@@ -41,6 +41,19 @@ pub enum Verdict {
         /// The outcome when the refresh was already spent.
         otherwise: Outcome,
     },
+    /// The service refuses *every* push of this credential for a while (FCM
+    /// `QUOTA_EXCEEDED`: the whole project is over its quota). The delivery loop pauses the
+    /// service for `for_` ([`PushService::pause`]), so no push of it is sent before then, and
+    /// re-sends this one after the pause through the retry policy (deadline, attempts,
+    /// budget), so a quota storm cannot turn into a retry storm.
+    Pause {
+        /// How long nothing may be sent: at least the service's `Retry-After`.
+        for_: Duration,
+        /// The metric label (`retries_total{reason}`).
+        reason: &'static str,
+        /// The outcome when the re-send is not allowed.
+        otherwise: Outcome,
+    },
 }
 
 /// One push service spoken with one credential (and one environment). Implementations are
@@ -49,8 +62,24 @@ pub trait PushService: Send + Sync + 'static {
     /// The metric label: `apns`, `fcm`, `wns`, `webpush`.
     fn name(&self) -> &'static str;
 
-    /// The connections pushes of this provider travel on.
+    /// The connections pushes of this provider travel on. For a single-origin service (APNs,
+    /// FCM) the dispatcher takes a stream from it before a push leaves its queue, so pushes
+    /// wait in priority order rather than inside the pool.
     fn pool(&self) -> &Pool;
+
+    /// Whether [`pool`](Self::pool) carries every push. A service whose pushes go to many
+    /// origins (WNS channel hosts, Web Push endpoints) answers `false`: its dispatcher then
+    /// starts deliveries up to its in-flight limit, and each takes its stream from
+    /// [`pool_for`](Self::pool_for).
+    fn single_pool(&self) -> bool {
+        true
+    }
+
+    /// The connections `push` travels on.
+    fn pool_for(&self, push: &Push) -> Pool {
+        let _ = push;
+        self.pool().clone()
+    }
 
     /// How long one request may take before its answer counts as lost.
     fn request_timeout(&self) -> Duration;
@@ -66,6 +95,20 @@ pub trait PushService: Send + Sync + 'static {
 
     /// What `answer` means, received at `now`.
     fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict;
+
+    /// Holds back every push of this service until `until` (UNIX milliseconds), after a
+    /// [`Verdict::Pause`]. A later pause may extend it, never shorten it. Services that never
+    /// pause keep the default (nothing to hold).
+    fn pause(&self, until: UnixMillis) {
+        let _ = until;
+    }
+
+    /// Until when no push of this service may be sent, if a pause is on; the delivery loop
+    /// waits for it before preparing a request (or expires the push when the pause outlasts
+    /// its deadline).
+    fn paused_until(&self) -> Option<UnixMillis> {
+        None
+    }
 
     /// Refreshes the credential after the service refused the one stamped `credential`
     /// (a no-op when another push refreshed it already). `Err` carries why it failed.

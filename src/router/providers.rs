@@ -9,15 +9,23 @@ use crate::config::Config;
 use crate::providers::apns::auth::ProviderTokenCache;
 use crate::providers::apns::client::ApnsClient;
 use crate::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit, Withdraw};
+use crate::providers::fcm::auth::{
+    AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, ServiceAccount,
+};
+use crate::providers::fcm::client::{FcmClient, ProjectPause};
+use crate::providers::fcm::config::FcmConfig;
 use crate::providers::pool::tls::client_config;
 use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::webpush::client::EndpointPolicy;
 use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
+use crate::providers::wns::auth::{TokenCache, WnsCredential};
+use crate::providers::wns::client::WnsClient;
+use crate::providers::wns::config::WnsConfig;
 use crate::push::Push;
 use crate::registry::{AnyStore, Environment, Platform};
 use actix::{Actor, Recipient};
 use rustls::ClientConfig;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Which provider a push goes to.
@@ -64,6 +72,37 @@ pub struct ApnsApp {
     pub tokens: ProviderTokenCache,
 }
 
+/// A Windows app with its credential.
+#[derive(Clone)]
+pub struct WnsApp {
+    /// The tenant.
+    pub tenant: String,
+    /// The app id.
+    pub app: String,
+    /// The package SID and secret.
+    pub credential: WnsCredential,
+    /// The app's access token, shared by every shard.
+    pub tokens: Arc<TokenCache>,
+}
+
+/// An FCM app with its service account, ready to start clients for.
+#[derive(Clone)]
+pub struct FcmApp {
+    /// The tenant.
+    pub tenant: String,
+    /// The app id.
+    pub app: String,
+    /// The Firebase project its messages go to.
+    pub project_id: String,
+    /// Signs the service account's assertions (the key parsed once, at start-up).
+    pub signer: AssertionSigner,
+    /// The service account's access token, shared by every shard (and by every app of the
+    /// same account), so a node holds one token per account and refreshes it once.
+    pub tokens: AccessTokenCache,
+    /// The project's quota pause, shared by every shard (FCM's quota is per project).
+    pub pause: ProjectPause,
+}
+
 /// Everything a shard needs to start its providers; built once per node, cloned per shard.
 #[derive(Clone)]
 pub struct ProviderPlan {
@@ -73,6 +112,18 @@ pub struct ProviderPlan {
     pub apns_config: crate::providers::apns::config::ApnsConfig,
     /// TLS for APNs (web PKI, or the configured roots).
     pub apns_tls: Arc<ClientConfig>,
+    /// Windows apps with credentials.
+    pub wns: Vec<WnsApp>,
+    /// WNS settings.
+    pub wns_config: WnsConfig,
+    /// TLS for WNS.
+    pub wns_tls: Arc<ClientConfig>,
+    /// FCM apps with service accounts.
+    pub fcm: Vec<FcmApp>,
+    /// FCM settings.
+    pub fcm_config: FcmConfig,
+    /// TLS for FCM and its token endpoint (web PKI, or the configured roots).
+    pub fcm_tls: Arc<ClientConfig>,
     /// Web Push apps with their VAPID key, by (tenant, app).
     pub webpush: Vec<(String, String, WebPushApp)>,
     /// Where dead tokens are deleted.
@@ -132,12 +183,56 @@ impl ProviderPlan {
                 });
             }
         }
-        let webpush = webpush_apps(config, &cleanup)?;
+        let wns_config = config.providers.wns.clone();
+        let wns_tls = client_config(wns_config.trusted_roots.as_deref())
+            .map_err(|error| format!("providers.wns: {error}"))?;
+        let mut wns = Vec::new();
+        for (tenant, tenant_config) in &config.tenants {
+            for (app, app_config) in &tenant_config.apps {
+                if app_config.platform != Platform::Wns {
+                    continue;
+                }
+                let (Some(package_sid), Some(secret)) =
+                    (&app_config.package_sid, &app_config.client_secret)
+                else {
+                    tracing::warn!(
+                        tenant,
+                        app,
+                        "WNS app has no credential (package_sid, client_secret): its devices \
+                         cannot be rung"
+                    );
+                    continue;
+                };
+                let client_secret = secret.load().map_err(|error| {
+                    format!("tenants.{tenant}.apps.{app}.client_secret: {error}")
+                })?;
+                let refresh_ahead = wns_config.token_refresh_ahead_seconds * 1000;
+                wns.push(WnsApp {
+                    tenant: tenant.clone(),
+                    app: app.clone(),
+                    credential: WnsCredential {
+                        package_sid: package_sid.clone(),
+                        client_secret,
+                    },
+                    tokens: Arc::new(TokenCache::new(refresh_ahead)),
+                });
+            }
+        }
+        let fcm_config = config.providers.fcm.clone();
+        let fcm_tls = client_config(fcm_config.trusted_roots.as_deref())
+            .map_err(|error| format!("providers.fcm: {error}"))?;
+        let fcm = fcm_apps(config, &fcm_config)?;
         Ok(ProviderPlan {
             apns,
             apns_config,
             apns_tls,
-            webpush,
+            wns,
+            wns_config,
+            wns_tls,
+            fcm,
+            fcm_config,
+            fcm_tls,
+            webpush: webpush_apps(config, &cleanup)?,
             cleanup,
         })
     }
@@ -201,10 +296,68 @@ fn webpush_apps(
     Ok(apps)
 }
 
+/// Reads every FCM app's service account: one signer and one access-token cache per account
+/// (by e-mail and token URI), one quota pause per project, shared by every shard.
+fn fcm_apps(config: &Config, fcm_config: &FcmConfig) -> Result<Vec<FcmApp>, String> {
+    let mut accounts: HashMap<(String, String), (AssertionSigner, AccessTokenCache)> =
+        HashMap::new();
+    let mut pauses: HashMap<String, ProjectPause> = HashMap::new();
+    let mut fcm = Vec::new();
+    for (tenant, tenant_config) in &config.tenants {
+        for (app, app_config) in &tenant_config.apps {
+            if app_config.platform != Platform::Fcm {
+                continue;
+            }
+            let (Some(project_id), Some(source)) =
+                (&app_config.project_id, &app_config.service_account)
+            else {
+                tracing::warn!(
+                    tenant,
+                    app,
+                    "FCM app has no credential (project_id, service_account): its devices \
+                     cannot be rung"
+                );
+                continue;
+            };
+            let at = format!("tenants.{tenant}.apps.{app}.service_account");
+            let json = source.load().map_err(|error| format!("{at}: {error}"))?;
+            let account = ServiceAccount::from_json(json.expose())
+                .map_err(|error| format!("{at}: {error}"))?;
+            let key = (account.client_email.clone(), account.token_uri.clone());
+            let (signer, tokens) = match accounts.get(&key) {
+                Some(shared) => shared.clone(),
+                None => {
+                    let signer =
+                        AssertionSigner::new(&account).map_err(|error| format!("{at}: {error}"))?;
+                    let tokens = AccessTokenCache::new(
+                        fcm_config.token_refresh_ahead(),
+                        DEFAULT_REFRESH_STALE_AFTER,
+                    );
+                    accounts.insert(key, (signer.clone(), tokens.clone()));
+                    (signer, tokens)
+                }
+            };
+            fcm.push(FcmApp {
+                tenant: tenant.clone(),
+                app: app.clone(),
+                project_id: project_id.clone(),
+                signer,
+                tokens,
+                pause: pauses.entry(project_id.clone()).or_default().clone(),
+            });
+        }
+    }
+    Ok(fcm)
+}
+
 /// One shard's providers.
 #[derive(Clone, Default)]
 pub struct ProviderSet {
+    /// The providers by key, aliases included.
     providers: HashMap<ProviderKey, ProviderHandle>,
+    /// Keys that answer with another key's provider (FCM's sandbox key), skipped when every
+    /// provider of a tenant is visited, so each provider is visited once.
+    aliases: HashSet<ProviderKey>,
 }
 
 impl ProviderSet {
@@ -246,28 +399,105 @@ impl ProviderSet {
                 );
             }
         }
-        // Web Push has no environments: one provider per app, under both keys.
+        for app in &plan.wns {
+            let config = &plan.wns_config;
+            let client = WnsClient::start(
+                config,
+                app.credential.clone(),
+                Arc::clone(&app.tokens),
+                Arc::clone(&plan.wns_tls),
+            )
+            .map_err(|error| format!("providers.wns: {error}"))?;
+            let dispatcher = Dispatcher::new(
+                client,
+                DispatcherSettings {
+                    queues: config.queues.clone(),
+                    max_in_flight: config.max_in_flight,
+                    retry: config.retry.clone(),
+                    cleanup: Some(plan.cleanup.clone()),
+                    platform: Platform::Wns,
+                },
+            )
+            .start();
+            let handle = ProviderHandle {
+                submit: dispatcher.clone().recipient(),
+                withdraw: dispatcher.recipient(),
+            };
+            // WNS has no environments: one provider, registered under production, serves a
+            // registration of either.
+            let key = |environment| ProviderKey {
+                tenant: app.tenant.clone(),
+                app: app.app.clone(),
+                environment,
+            };
+            set.insert(key(Environment::Production), handle.clone());
+            set.insert_alias(key(Environment::Sandbox), handle);
+        }
+        let config = &plan.fcm_config;
+        for app in &plan.fcm {
+            let client = FcmClient::start(
+                config,
+                &app.project_id,
+                app.signer.clone(),
+                app.tokens.clone(),
+                app.pause.clone(),
+                Arc::clone(&plan.fcm_tls),
+            )
+            .map_err(|error| format!("tenants.{}.apps.{}: {error}", app.tenant, app.app))?;
+            let dispatcher = Dispatcher::new(
+                client,
+                DispatcherSettings {
+                    queues: config.queues.clone(),
+                    max_in_flight: config.max_in_flight,
+                    retry: config.retry.clone(),
+                    cleanup: Some(plan.cleanup.clone()),
+                    platform: Platform::Fcm,
+                },
+            )
+            .start();
+            let handle = ProviderHandle {
+                submit: dispatcher.clone().recipient(),
+                withdraw: dispatcher.recipient(),
+            };
+            // FCM has no environments: one provider, registered under production, answers for
+            // a registration of either.
+            let key = |environment| ProviderKey {
+                tenant: app.tenant.clone(),
+                app: app.app.clone(),
+                environment,
+            };
+            set.insert(key(Environment::Production), handle.clone());
+            set.insert_alias(key(Environment::Sandbox), handle);
+        }
+        // Web Push has no environments either: one provider per app (its dispatchers are per
+        // origin, inside it), found under either key.
         for (tenant, app, webpush) in &plan.webpush {
             let provider = WebPushProvider::new(webpush.clone()).start();
-            for environment in [Environment::Production, Environment::Sandbox] {
-                set.insert(
-                    ProviderKey {
-                        tenant: tenant.clone(),
-                        app: app.clone(),
-                        environment,
-                    },
-                    ProviderHandle {
-                        submit: provider.clone().recipient(),
-                        withdraw: provider.clone().recipient(),
-                    },
-                );
-            }
+            let handle = ProviderHandle {
+                submit: provider.clone().recipient(),
+                withdraw: provider.recipient(),
+            };
+            let key = |environment| ProviderKey {
+                tenant: tenant.clone(),
+                app: app.clone(),
+                environment,
+            };
+            set.insert(key(Environment::Production), handle.clone());
+            set.insert_alias(key(Environment::Sandbox), handle);
         }
         Ok(set)
     }
 
     /// Adds a provider.
     pub fn insert(&mut self, key: ProviderKey, handle: ProviderHandle) {
+        self.aliases.remove(&key);
+        self.providers.insert(key, handle);
+    }
+
+    /// Makes `key` find `handle`, a provider already inserted under another key (a service
+    /// without environments answers for both).
+    pub fn insert_alias(&mut self, key: ProviderKey, handle: ProviderHandle) {
+        self.aliases.insert(key.clone());
         self.providers.insert(key, handle);
     }
 
@@ -280,17 +510,80 @@ impl ProviderSet {
     pub fn of_tenant<'a>(&'a self, tenant: &'a str) -> impl Iterator<Item = &'a ProviderHandle> {
         self.providers
             .iter()
-            .filter(move |(key, _)| key.tenant == tenant)
+            .filter(move |(key, _)| key.tenant == tenant && !self.aliases.contains(*key))
             .map(|(_, handle)| handle)
     }
 
-    /// How many providers there are.
+    /// How many providers there are (an alias is not another provider).
     pub fn len(&self) -> usize {
-        self.providers.len()
+        self.providers.len() - self.aliases.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AppConfig, SecretSource, TenantConfig};
+    use crate::registry::embedded::EmbeddedStore;
+
+    /// A config with one tenant whose two Android apps share the development service
+    /// account, and an iOS app without a credential.
+    fn config() -> Config {
+        let android = |project: &str| AppConfig {
+            project_id: Some(project.into()),
+            service_account: Some(SecretSource::File(
+                "config/dev/fcm-service-account.json".into(),
+            )),
+            ..AppConfig::new(Platform::Fcm)
+        };
+        let mut config = Config::default();
+        // Nothing listens there: the pools' connection attempts fail quietly in the background.
+        config.providers.fcm.base_url = "https://127.0.0.1:9".into();
+        let tenant = TenantConfig {
+            server_keys: Vec::new(),
+            identity_tokens: None,
+            max_ttl_seconds: 86_400,
+            ring_timeout_seconds: 45,
+            apps: [
+                ("android".to_owned(), android("ringcast-demo")),
+                ("android-beta".to_owned(), android("ringcast-demo")),
+                ("ios".to_owned(), AppConfig::new(Platform::Apns)),
+            ]
+            .into(),
+        };
+        config.tenants.insert("demo".into(), tenant);
+        config
+    }
+
+    #[actix_rt::test]
+    async fn an_fcm_app_gets_one_provider_found_under_either_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AnyStore::Embedded(EmbeddedStore::open(dir.path().join("r.redb"), 32).unwrap());
+        let plan = ProviderPlan::build(&config(), store).unwrap();
+        assert_eq!(plan.fcm.len(), 2);
+        assert!(plan.apns.is_empty(), "the iOS app has no credential");
+        // One quota pause per project, shared by both apps (and every shard's clients).
+        plan.fcm[0].pause.extend_to(42);
+        assert_eq!(plan.fcm[1].pause.until(), Some(42));
+
+        let set = ProviderSet::start(&plan).unwrap();
+        let key = |app: &str, environment| ProviderKey {
+            tenant: "demo".into(),
+            app: app.into(),
+            environment,
+        };
+        for app in ["android", "android-beta"] {
+            assert!(set.get(&key(app, Environment::Production)).is_some());
+            assert!(set.get(&key(app, Environment::Sandbox)).is_some());
+        }
+        assert!(set.get(&key("ios", Environment::Production)).is_none());
+        // Two providers, each visited once when a call's rings are withdrawn.
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.of_tenant("demo").count(), 2);
     }
 }

@@ -93,6 +93,8 @@ pub enum Service {
     Fcm,
     /// The Google OAuth token endpoint (`/token`) FCM access tokens come from.
     Oauth,
+    /// WNS: the token endpoint (`/wns/token`) and channels (`/w/...`).
+    Wns,
     /// A Web Push service (`/wp/<subscription>`).
     #[serde(rename = "webpush")]
     WebPush,
@@ -105,6 +107,7 @@ impl Service {
             Service::Apns => "apns",
             Service::Fcm => "fcm",
             Service::Oauth => "oauth",
+            Service::Wns => "wns",
             Service::WebPush => "webpush",
         }
     }
@@ -212,6 +215,7 @@ impl Profile {
             Service::Apns,
             Service::Fcm,
             Service::Oauth,
+            Service::Wns,
             Service::WebPush,
         ] {
             let total: f64 = self

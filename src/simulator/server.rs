@@ -52,6 +52,12 @@ pub(crate) struct Shared {
     pub rng: Mutex<fastrand::Rng>,
     /// Counters and records.
     pub recorder: Recorder,
+    /// Windows apps whose token requests are granted.
+    pub wns_apps: Vec<crate::simulator::wns::WnsApp>,
+    /// WNS access tokens handed out.
+    pub wns_tokens: crate::simulator::wns::WnsTokens,
+    /// How long a WNS access token works.
+    pub wns_token_lifetime: Duration,
     /// Push requests so far, over all connections (the throttle's clock).
     pub push_requests: AtomicU64,
     /// The Web Push subscriptions made so far, with their private keys.
@@ -111,6 +117,9 @@ async fn serve_connection(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Answers are small frames: without TCP_NODELAY one can wait behind Nagle's algorithm for
+    // the sender's delayed ACK, and the simulator would add latency no push service adds.
+    let _ = tcp.set_nodelay(true);
     let tls = match acceptor.accept(tcp).await {
         Ok(tls) => tls,
         Err(error) => {
@@ -214,7 +223,7 @@ async fn handle(
             .unwrap_or_else(|poison| poison.into_inner());
         shared.profile.script(service, &mut rng)
     };
-    if service != Service::Oauth {
+    if service != Service::Oauth && parts.uri.path() != crate::simulator::wns::TOKEN_PATH {
         let n = shared.push_requests.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(throttled) = shared.profile.throttled(service, n) {
             script.error = Some(throttled);
@@ -233,6 +242,7 @@ async fn handle(
         Service::Apns => answer::apns(&parts, &body, script.error, shared, &connection.token),
         Service::Fcm => answer::fcm(&parts, &body, script.error, shared),
         Service::Oauth => answer::oauth(&parts, &body, script.error, shared),
+        Service::Wns => answer::wns(&parts, &body, script.error, shared),
         Service::WebPush => answer::webpush(&parts, &body, script.error, shared),
     }
 }
@@ -242,6 +252,8 @@ async fn handle(
 fn service_of(path: &str) -> Service {
     if path == oauth::PATH {
         Service::Oauth
+    } else if path == crate::simulator::wns::TOKEN_PATH || path.starts_with("/w/") {
+        Service::Wns
     } else if path.starts_with("/v1/") {
         Service::Fcm
     } else if path.starts_with(super::webpush::PATH_PREFIX) {

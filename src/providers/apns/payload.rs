@@ -253,7 +253,12 @@ struct Alert<'a> {
 /// Serializes the body for `payload` into one buffer sized up front.
 fn body(payload: &CallPayload, limit: usize) -> Result<Vec<u8>, PayloadError> {
     let kind = if payload.video { "video call" } else { "call" };
-    let name = payload.caller_name.as_str();
+    // An end event may not name the caller: the caller's id, else a neutral word, so the
+    // alert never reads " cancelled the call".
+    let name = [payload.caller_name.as_str(), payload.caller_id.as_str()]
+        .into_iter()
+        .find(|name| !name.trim().is_empty())
+        .unwrap_or("the caller");
     let (alert, content_available) = match payload.kind {
         PushKind::IncomingCall => (None, None),
         PushKind::CallEnded => {
@@ -363,6 +368,18 @@ mod tests {
         assert_eq!(body["aps"]["content-available"], 1);
         assert_eq!(body["aps"]["alert"]["title"], "Call ended");
         assert_eq!(body["ringcast"]["type"], "call_ended");
+
+        // An end that names no caller still reads well.
+        let mut anonymous = push(PushKind::CallEnded);
+        let payload = Arc::make_mut(&mut anonymous.payload);
+        payload.caller_name.clear();
+        payload.caller_id.clear();
+        let body = json(&build_request(&anonymous, "com.acme.phone", NOW).unwrap());
+        let text = body["aps"]["alert"]["body"].as_str().unwrap();
+        assert!(
+            text.contains("the caller") && !text.starts_with(' '),
+            "{text}"
+        );
     }
 
     #[test]

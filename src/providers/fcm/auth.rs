@@ -214,16 +214,33 @@ impl AssertionSigner {
 }
 
 /// An access token, ready to be sent.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AccessToken {
-    /// `authorization: Bearer <token>`, marked sensitive so HTTP/2 never indexes it in HPACK
-    /// tables and `Debug` hides it. Cloning it is a reference-count bump.
+    /// `authorization: Bearer <token>`. Cloning it is a reference-count bump.
+    ///
+    /// Deliberately *not* marked sensitive (as the APNs provider token): HPACK may then index
+    /// it, so each connection sends Google's long access token once per refresh and a
+    /// one-byte index on every later push, instead of the whole Huffman-coded literal on
+    /// every push. Indexing is safe for it: HPACK only ever matches a whole header value, so
+    /// a CRIME-style probe would have to guess the entire opaque token, and RFC 7541 §7.1.3
+    /// asks for never-indexed literals for *low-entropy* secrets. `Debug` below still never
+    /// prints it.
     pub authorization: HeaderValue,
     /// When the token endpoint answered (UNIX milliseconds): the refresh-ahead window is
     /// never more than half the token's life.
     pub obtained_at: UnixMillis,
     /// When Google stops accepting it (UNIX milliseconds).
     pub expires_at: UnixMillis,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("authorization", &"[redacted]")
+            .field("obtained_at", &self.obtained_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl AccessToken {
@@ -318,9 +335,8 @@ pub fn parse_token_response(
     if grant.expires_in == 0 || grant.access_token.is_empty() {
         return Err(TokenError::Malformed("empty token or zero lifetime".into()));
     }
-    let mut authorization = HeaderValue::try_from(format!("Bearer {}", grant.access_token))
+    let authorization = HeaderValue::try_from(format!("Bearer {}", grant.access_token))
         .map_err(|_| TokenError::Malformed("the token is not a valid header value".into()))?;
-    authorization.set_sensitive(true);
     Ok(AccessToken {
         authorization,
         obtained_at: now,
@@ -479,6 +495,18 @@ impl AccessTokenCache {
         } else {
             false
         }
+    }
+
+    /// The current token if it is the one obtained at `obtained_at`: a request carries only
+    /// that stamp ([`crate::providers::service::Prepared::credential`]), and a 401 for it
+    /// must be matched against the token it was sent with before
+    /// [`invalidate_after_401`](Self::invalidate_after_401) drops anything.
+    pub fn obtained_at(&self, obtained_at: UnixMillis) -> Option<AccessToken> {
+        self.lock()
+            .token
+            .as_ref()
+            .filter(|token| token.obtained_at == obtained_at)
+            .cloned()
     }
 
     /// Locks the state. A poisoned lock is taken over: every update leaves it consistent.

@@ -1,8 +1,11 @@
 //! Typed FCM provider settings, with defaults that talk to Google and validation that reports
 //! every problem at once.
 
+use crate::providers::pool::PoolSettings;
+use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Google's FCM host.
@@ -39,6 +42,18 @@ pub struct FcmConfig {
     /// How failed pushes are retried (backoff, deadline, budget): the policy shared with
     /// every provider.
     pub retry: RetrySettings,
+    /// A PEM file of the only certificates to trust for FCM and the token endpoint; unset =
+    /// the public web PKI. Set it to the simulator's certificate (or a carrier's egress
+    /// proxy).
+    pub trusted_roots: Option<PathBuf>,
+    /// Send an HTTP/2 PING after this many idle seconds, so a connection that died silently
+    /// is found before a ring needs it.
+    pub ping_interval_seconds: u64,
+    /// The provider's queue bounds (per priority, and in total).
+    pub queues: QueueLimits,
+    /// Deliveries running at once per provider and shard (sending, awaiting an answer,
+    /// backing off, or waiting out a quota pause).
+    pub max_in_flight: usize,
 }
 
 impl Default for FcmConfig {
@@ -50,6 +65,10 @@ impl Default for FcmConfig {
             request_timeout_ms: 10_000,
             quota_backoff_default_seconds: 60,
             retry: RetrySettings::default(),
+            trusted_roots: None,
+            ping_interval_seconds: 30,
+            queues: QueueLimits::default(),
+            max_in_flight: 2048,
         }
     }
 }
@@ -70,14 +89,35 @@ impl FcmConfig {
         Duration::from_secs(self.quota_backoff_default_seconds)
     }
 
+    /// The settings of the connection pool to FCM: K connections, PINGed when idle.
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            connections: self.connections_per_credential,
+            keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
+            provider: Some(crate::registry::Platform::Fcm),
+            ..PoolSettings::default()
+        }
+    }
+
+    /// The settings of the connection to the token endpoint: one connection is plenty for a
+    /// request an hour, and keeping it open saves a TLS handshake on the refresh a 401
+    /// needs at once.
+    pub fn token_pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            connections: 1,
+            ..self.pool_settings()
+        }
+    }
+
     /// Every problem with these settings, each naming its key under `prefix` (e.g.
     /// `providers.fcm`), so start-up can report them all at once.
     pub fn validate(&self, prefix: &str) -> Vec<String> {
         let mut errors = Vec::new();
         let url = &self.base_url;
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
+        // HTTP/2 over TLS only: FCM (and the simulator) speak nothing else.
+        if !url.starts_with("https://") {
             errors.push(format!(
-                "{prefix}.base_url must be an http(s) URL, got {url:?}"
+                "{prefix}.base_url must be an https:// URL, got {url:?}"
             ));
         }
         if url.ends_with('/') {
@@ -107,7 +147,14 @@ impl FcmConfig {
                 self.quota_backoff_default_seconds
             ));
         }
+        if self.ping_interval_seconds == 0 {
+            errors.push(format!("{prefix}.ping_interval_seconds must be at least 1"));
+        }
+        if self.max_in_flight == 0 {
+            errors.push(format!("{prefix}.max_in_flight must be at least 1"));
+        }
         errors.extend(self.retry.validate(&format!("{prefix}.retry")));
+        errors.extend(self.queues.validate(&format!("{prefix}.queues")));
         errors
     }
 }
@@ -148,9 +195,12 @@ mod tests {
                 budget_percent: 200,
                 ..RetrySettings::default()
             },
+            ping_interval_seconds: 0,
+            max_in_flight: 0,
+            ..FcmConfig::default()
         };
         let errors = config.validate("providers.fcm");
-        assert_eq!(errors.len(), 7, "{errors:?}");
+        assert_eq!(errors.len(), 9, "{errors:?}");
         assert!(errors.iter().all(|e| e.starts_with("providers.fcm.")));
         assert!(errors.iter().any(|e| e.contains("retry.budget_percent")));
         let at = |ahead, quota| FcmConfig {

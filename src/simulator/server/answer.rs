@@ -27,6 +27,7 @@ pub(super) fn too_large(
             shared,
             &fcm::Rejection::invalid("message", "Message is too big"),
         ),
+        Service::Wns => wns_reject(shared, 413, "the notification is over 5000 bytes", None),
         Service::WebPush => webpush_reject(shared, 413, "PayloadTooLarge", None),
         Service::Oauth => {
             shared.recorder.token_refused();
@@ -37,6 +38,110 @@ pub(super) fn too_large(
             )
         }
     }
+}
+
+/// A WNS request's answer: the token endpoint's grant, or a channel's verdict (401 for a
+/// missing or expired token, 410 for a scripted dead channel, 200 and a record otherwise).
+pub(super) fn wns(
+    parts: &http::request::Parts,
+    body: &[u8],
+    injected: Option<InjectedError>,
+    shared: &Shared,
+) -> Response<Full<Bytes>> {
+    use crate::simulator::wns;
+    let now = now_millis();
+    if parts.uri.path() == wns::TOKEN_PATH {
+        // Scripted errors are for the channels; the token endpoint refuses by its rules (a
+        // wrong secret shows its refusal).
+        return match wns::judge_token_request(body, &shared.wns_apps) {
+            Ok(app) => {
+                let lifetime = shared.wns_token_lifetime;
+                let token = shared
+                    .wns_tokens
+                    .issue(app, now + lifetime.as_millis() as u64);
+                shared.recorder.token_issued();
+                let body = serde_json::json!({"access_token": token, "token_type": "bearer",
+                    "expires_in": lifetime.as_secs()});
+                json_response(200, &body, None)
+            }
+            Err((status, error)) => {
+                shared.recorder.token_refused();
+                json_response(status, &serde_json::json!({ "error": error }), None)
+            }
+        };
+    }
+    if let Some(error) = injected {
+        return wns_reject(
+            shared,
+            error.status,
+            &error.reason,
+            error.retry_after_seconds,
+        );
+    }
+    let authorization = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let live = shared.wns_tokens.is_live(authorization, now);
+    let accepted = match wns::judge_notification(&parts.headers, body, live) {
+        Ok(accepted) => accepted,
+        Err((status, description)) => return wns_reject(shared, status, description, None),
+    };
+    let channel = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    if shared
+        .profile
+        .unregistered_tokens
+        .iter()
+        .any(|token| token == wns::channel_token(&channel))
+    {
+        return wns_reject(shared, 410, "the channel expired", None);
+    }
+    let message_id = format!("{:016X}", fastrand::u64(..));
+    shared.recorder.accepted(RecordedPush {
+        received_at_ms: now,
+        received_at_us: crate::clock::now_micros(),
+        service: "wns",
+        device_token: channel,
+        topic: accepted.cache_policy.clone().unwrap_or_default(),
+        push_type: accepted.kind,
+        priority: 0,
+        apns_id: message_id.clone(),
+        collapse_id: None,
+        expiration: accepted.ttl.map(|ttl| now / 1000 + ttl),
+        payload: accepted.payload,
+        android_priority: None,
+        ttl: accepted.ttl.map(|ttl| ttl.to_string()),
+    });
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert("x-wns-status", http::HeaderValue::from_static("received"));
+    if let Ok(id) = http::HeaderValue::from_str(&message_id) {
+        headers.insert("x-wns-msg-id", id);
+    }
+    response
+}
+
+/// A refused WNS notification: the status, Microsoft's description header, no body.
+fn wns_reject(
+    shared: &Shared,
+    status: u16,
+    description: &str,
+    retry_after: Option<u64>,
+) -> Response<Full<Bytes>> {
+    shared.recorder.rejected(status, description);
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = http::HeaderValue::from_str(description) {
+        response
+            .headers_mut()
+            .insert("x-wns-error-description", value);
+    }
+    set_retry_after(&mut response, retry_after);
+    response
 }
 
 /// The client's `apns-id`, or a new one as Apple makes up.
@@ -89,6 +194,7 @@ pub(super) fn apns(
         Verdict::Accept(push) => {
             shared.recorder.accepted(RecordedPush {
                 received_at_ms: now_millis(),
+                received_at_us: crate::clock::now_micros(),
                 service: "apns",
                 device_token: push.device_token,
                 topic: push.topic,
@@ -156,6 +262,7 @@ pub(super) fn fcm(
     };
     shared.recorder.accepted(RecordedPush {
         received_at_ms: now,
+        received_at_us: crate::clock::now_micros(),
         service: "fcm",
         device_token,
         topic: message.project_id,
@@ -264,6 +371,7 @@ pub(super) fn webpush(
             let id = format!("{:016x}", fastrand::u64(..));
             shared.recorder.accepted(RecordedPush {
                 received_at_ms: now,
+                received_at_us: crate::clock::now_micros(),
                 service: "webpush",
                 device_token: delivered.subscription,
                 topic: delivered.topic.clone().unwrap_or_default(),

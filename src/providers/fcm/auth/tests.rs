@@ -115,7 +115,7 @@ fn the_assertion_is_what_google_checks_and_verifies_with_the_public_key() {
 }
 
 #[test]
-fn the_token_answer_becomes_a_sensitive_bearer_header() {
+fn the_token_answer_becomes_a_bearer_header_that_debug_hides() {
     let token = parse_token_response(
         200,
         br#"{"access_token":"ya29.abc","expires_in":3599,"token_type":"Bearer"}"#,
@@ -123,7 +123,8 @@ fn the_token_answer_becomes_a_sensitive_bearer_header() {
     )
     .unwrap();
     assert_eq!(token.authorization, "Bearer ya29.abc");
-    assert!(token.authorization.is_sensitive());
+    // Indexable by HPACK (sent once per connection and refresh), yet never printed.
+    assert!(!token.authorization.is_sensitive());
     assert_eq!(token.obtained_at, T0);
     assert_eq!(token.expires_at, T0 + 3_599_000);
     assert!(!format!("{token:?}").contains("ya29"));
@@ -284,8 +285,10 @@ fn a_burst_of_401s_for_one_token_causes_one_refresh() {
         .count();
     assert_eq!((refreshers, waiters), (1, 49));
     cache.store(token("second", T0 + MINUTE + 500, 60 * MINUTE));
-    // A late 401 for the old token does not drop the new one.
+    // A late 401 for the old token does not drop the new one, nor does its stamp find it.
     assert!(!cache.invalidate_after_401(&failed));
+    assert!(cache.obtained_at(failed.obtained_at).is_none());
+    assert!(cache.obtained_at(T0 + MINUTE + 500).is_some());
     assert_eq!(
         bearer(&cache.current(T0 + 2 * MINUTE)),
         Some("Bearer second")

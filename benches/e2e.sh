@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The end-to-end benchmark (issue 8): on one machine, a Redis, the push-service simulator, a
+# node (release build, Redis store) and the load generator; then h2load against the same
+# simulator as the ceiling of what this machine can push. Prints one table.
+#
+#   benches/e2e.sh                     # defaults below, ~1-2 minutes
+#   IDENTITIES=20000 MAX_SECONDS=30 benches/e2e.sh
+#
+# Needs: redis-server, h2load (Debian nghttp2-client), openssl, python3, jq, curl. Run from anywhere;
+# it works in the repository (the simulator serves config/dev's certificate and accepts its
+# development APNs key, which the node's demo app signs with).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IDENTITIES=${IDENTITIES:-10000}     # callees; devices cycle 1, 5 → 3 per callee on average
+MAX_SECONDS=${MAX_SECONDS:-15}      # phase 1: as fast as possible (max concurrency)
+CONCURRENCY=${CONCURRENCY:-64}
+FIXED_SECONDS=${FIXED_SECONDS:-15}  # phase 2: fixed rate at half of phase 1's
+OVERLOAD_SECONDS=${OVERLOAD_SECONDS:-10}  # phase 3: fixed rate at twice phase 1's (0 = skip)
+H2LOAD_REQUESTS=${H2LOAD_REQUESTS:-100000}
+PLATFORMS=${PLATFORMS:-apns=2,fcm=1,wns=1,webpush=1}
+BIN=${BIN:-}
+
+for tool in redis-server redis-cli h2load openssl python3 jq curl; do
+  command -v "$tool" >/dev/null || { echo "e2e: $tool is missing" >&2; exit 1; }
+done
+if [ -z "$BIN" ]; then
+  cargo build --release --locked --bin ringcast >&2
+  BIN="${CARGO_TARGET_DIR:-target}/release/ringcast"
+fi
+
+work=$(mktemp -d /tmp/ringcast-e2e.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 100); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "e2e: timed out: $1" >&2; exit 1; }
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+redis_port=$(free_port); sim_port=$(free_port); node_port=$(free_port)
+
+# Redis: no persistence; listpack values up to 128 bytes (README "Stores").
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+  --hash-max-listpack-value 128 --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=($!)
+wait_for "redis-cli -p $redis_port ping"
+
+"$BIN" simulate --listen "127.0.0.1:$sim_port" --record "$work/pushes.jsonl" >"$work/sim.log" 2>&1 &
+pids+=($!)
+wait_for "grep -q listening $work/sim.log"
+
+# The development default, on Redis, pointed at this simulator, logging only warnings (a log
+# line per call is measurable at these rates).
+RINGCAST__SERVER__LISTEN="127.0.0.1:$node_port" \
+RINGCAST__REGISTRY__STORE=redis \
+RINGCAST__REGISTRY__REDIS__URL="redis://127.0.0.1:$redis_port" \
+RINGCAST__PROVIDERS__APNS__PRODUCTION_URL="https://127.0.0.1:$sim_port" \
+RINGCAST__PROVIDERS__APNS__SANDBOX_URL="https://127.0.0.1:$sim_port" \
+RINGCAST__LOG__LEVEL=warn \
+  "$BIN" serve >"$work/node.log" 2>&1 &
+node_pid=$!
+pids+=($node_pid)
+wait_for "curl -sf http://127.0.0.1:$node_port/readyz"
+
+common=(--target "http://127.0.0.1:$node_port" --http h2c --connections 4 --quiet
+        --identities "$IDENTITIES" --devices 1,5 --platforms "$PLATFORMS" --prefix e2e
+        --end-early 0.1 --answered-elsewhere 0.1 --simulator-record "$work/pushes.jsonl")
+
+# Registration, with Redis memory before and after.
+mem_before=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/{print $2+0}')
+"$BIN" loadgen "${common[@]}" --calls 1 --out "$work/register" >"$work/register.txt"
+mem_after=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/{print $2+0}')
+devices=$(jq .registration.devices "$work/register/report.json")
+reg_seconds=$(jq .registration.seconds "$work/register/report.json")
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$node_pid/stat"; }
+hz=$(getconf CLK_TCK)
+
+# Phase 1: as fast as possible with CONCURRENCY calls in flight.
+t0=$(cpu_ticks); s0=$(date +%s.%N)
+"$BIN" loadgen "${common[@]}" --reuse --max-concurrency "$CONCURRENCY" --duration "$MAX_SECONDS" \
+  --out "$work/max" >"$work/max.txt"
+t1=$(cpu_ticks); s1=$(date +%s.%N)
+max_cpu=$(python3 -c "print(round(($t1-$t0)/$hz/($s1-$s0), 2))")
+max_rate=$(jq .calls_per_second "$work/max/report.json")
+half=$(python3 -c "print(max(1, round($max_rate/2)))")
+
+# Phase 2: open loop at half that rate.
+t0=$(cpu_ticks); s0=$(date +%s.%N)
+"$BIN" loadgen "${common[@]}" --reuse --rate "$half" --duration "$FIXED_SECONDS" \
+  --out "$work/half" >"$work/half.txt"
+t1=$(cpu_ticks); s1=$(date +%s.%N)
+half_cpu=$(python3 -c "print(round(($t1-$t0)/$hz/($s1-$s0), 2))")
+
+# Phase 3: open loop at twice the maximum: rings must keep flowing, nothing may crash.
+if [ "$OVERLOAD_SECONDS" != 0 ]; then
+  double=$(python3 -c "print(round($max_rate*2))")
+  t0=$(cpu_ticks); s0=$(date +%s.%N)
+  "$BIN" loadgen "${common[@]}" --reuse --rate "$double" --duration "$OVERLOAD_SECONDS" \
+    --out "$work/double" >"$work/double.txt"
+  t1=$(cpu_ticks); s1=$(date +%s.%N)
+  double_cpu=$(python3 -c "print(round(($t1-$t0)/$hz/($s1-$s0), 2))")
+  kill -0 "$node_pid" 2>/dev/null && node_alive=yes || node_alive=NO
+fi
+peak_rss_kb=$(awk '/^VmHWM:/{print $2}' "/proc/$node_pid/status")
+
+# The ceiling: h2load sending valid voip pushes to the same simulator with the dev key.
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+now=$(date +%s)
+header=$(printf '{"alg":"ES256","kid":"DEVKEY1234"}' | b64url)
+claims=$(printf '{"iss":"DEVTEAM123","iat":%s}' "$now" | b64url)
+der_sig=$(printf '%s.%s' "$header" "$claims" | openssl dgst -sha256 -sign config/dev/apns-dev-key.p8 | openssl base64 -A)
+# ES256 wants r||s (32 bytes each), openssl gives DER.
+sig=$(python3 - "$der_sig" <<'PY'
+import base64, sys
+der = base64.b64decode(sys.argv[1])
+def integer(buf, i):
+    assert buf[i] == 2; n = buf[i + 1]; return buf[i + 2:i + 2 + n], i + 2 + n
+r, i = integer(der, 2); s, _ = integer(der, i)
+raw = r.lstrip(b"\0").rjust(32, b"\0") + s.lstrip(b"\0").rjust(32, b"\0")
+print(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+PY
+)
+printf '{"aps":{},"ringcast":{"v":1,"type":"incoming_call","call_id":"h2load","caller_id":"+15550100","caller_name":"Load","video":false,"expires_at":"2099-01-01T00:00:00.000Z"}}' >"$work/push.json"
+h2load -n "$H2LOAD_REQUESTS" -c 4 -m 100 -t 1 -d "$work/push.json" \
+  -H "authorization: bearer $header.$claims.$sig" -H 'apns-topic: com.example.ringcast.voip' \
+  -H 'apns-push-type: voip' -H 'apns-priority: 10' -H "apns-expiration: $((now + 45))" \
+  "https://127.0.0.1:$sim_port/3/device/$(printf 'a%.0s' $(seq 64))" >"$work/h2load.txt" 2>&1
+ceiling=$(awk '/^finished in/{gsub(",","");print $4}' "$work/h2load.txt")
+h2load_ok=$(awk '/^status codes:/{print $3}' "$work/h2load.txt")
+
+row() { # name, report dir, cpu
+  jq -r --arg name "$1" --arg cpu "$3" --arg ceiling "$ceiling" '
+    [$name, (.calls_per_second|tostring), (.pushes_per_second|tostring),
+     (.delivery_latency.p50_ms|tostring), (.delivery_latency.p99_ms|tostring),
+     (.api_latency.p99_ms|tostring), $cpu,
+     ((100 * .pushes_per_second / ($ceiling|tonumber) | floor | tostring) + " %"),
+     ((.calls_offered - .calls_ok)|tostring)] | "| " + join(" | ") + " |"' "$2/report.json"
+}
+per_reg=$(python3 -c "print(round(($mem_after-$mem_before)/$devices))")
+echo
+echo "load average at the start: $load_start"
+echo "machine: $(nproc) cores, $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | xargs), $(awk '/MemTotal/{print int($2/1024)" MiB"}' /proc/meminfo); Redis $(redis-server --version | awk '{print $3}' | tr -d v=)"
+echo "scenario: $IDENTITIES identities × devices 1,5 ($devices devices; platforms $PLATFORMS), h2c ×4, ?wait=true, 10 % cancelled, 10 % answered elsewhere"
+echo
+echo "| phase | calls/s ok | pushes/s | delivery p50 ms | delivery p99 ms | API p99 ms | node CPU (cores) | pushes/s ÷ h2load | failed calls |"
+echo "|---|---|---|---|---|---|---|---|---|"
+row "max (concurrency $CONCURRENCY, ${MAX_SECONDS}s)" "$work/max" "$max_cpu"
+row "fixed $half/s (half of max, ${FIXED_SECONDS}s)" "$work/half" "$half_cpu"
+[ "$OVERLOAD_SECONDS" != 0 ] && row "fixed $double/s (twice max, ${OVERLOAD_SECONDS}s)" "$work/double" "$double_cpu"
+echo "| h2load ceiling (-c 4 -m 100) | - | $ceiling | - | - | - | - | 100 % | $h2load_ok ok of $H2LOAD_REQUESTS |"
+echo
+echo "node peak RSS: $((peak_rss_kb / 1024)) MiB; Redis: $per_reg B per registration ($devices registrations, used_memory $mem_before → $mem_after B; registered in ${reg_seconds} s)"
+for phase in max half double; do
+  [ -f "$work/$phase/report.json" ] || continue
+  echo "$phase: outcomes $(jq -c .outcome_classes "$work/$phase/report.json"), errors $(jq -c .errors "$work/$phase/report.json"), pushes by type $(jq -c .pushes_by_type "$work/$phase/report.json")"
+done
+[ "$OVERLOAD_SECONDS" != 0 ] && echo "node alive after the overload phase: $node_alive"
+echo "load average at the end (other work on this machine skews every number): $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "reports: $work/{max,half,double}/ (report.json, report.svg, summary.txt)"
+trap - EXIT
+cleanup

@@ -1,0 +1,15 @@
+//! Windows Push Notification Services: raw notifications that ring the Windows app.
+//!
+//! The protocol facts are in PROTOCOLS.md, "WNS". The same five parts as every provider:
+//! [`config`] (token endpoint, channel override for the simulator, connections, retries),
+//! [`payload`] (a [`Push`](crate::push::Push) → the `POST <channel URI>` with its `X-WNS-*`
+//! headers and the raw JSON body, size checked), [`auth`] (the OAuth2 client-credentials token,
+//! cached, refreshed on expiry or once after a 401), [`client`] (the
+//! [`PushService`](crate::providers::service::PushService): one pool per channel host, since
+//! channels live on many regional hosts) and [`response`] (every documented status → action).
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod payload;
+pub mod response;

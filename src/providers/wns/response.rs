@@ -1,0 +1,134 @@
+//! Every documented WNS answer mapped to what the sender does (PROTOCOLS.md, "WNS"):
+//!
+//! | status | meaning | action |
+//! |---|---|---|
+//! | 200 | accepted | delivered |
+//! | 400 | bad request (headers) | reject |
+//! | 401 | access token refused or expired | refresh it once, send again |
+//! | 403 | token not for this channel's app | credential problem (alert) |
+//! | 404, 410 | channel invalid / expired | dead token: delete the registration |
+//! | 406 | throttled | back off (retry) |
+//! | 413 | over 5000 bytes | reject |
+//! | 429 | quota | back off, honouring `Retry-After` |
+//! | 5xx | WNS failure | retry with backoff |
+//!
+//! The `X-WNS-Error-Description` header, when present, is kept in the reason of a rejection
+//! so an operator sees Microsoft's words; dead-token reasons are the bare status (`404`,
+//! `410`), which is what the metrics count.
+
+use crate::providers::service::Verdict;
+use crate::push::Outcome;
+use crate::registry::UnixMillis;
+use http::HeaderMap;
+use std::time::Duration;
+
+/// What the answer `status` with `headers`, received at `now`, means.
+pub fn judge(status: u16, headers: &HeaderMap, now: UnixMillis) -> Verdict {
+    let description = headers
+        .get("x-wns-error-description")
+        .and_then(|value| value.to_str().ok())
+        .filter(|text| !text.is_empty());
+    let reason = |name: &str| match description {
+        Some(text) => format!("{status} {name}: {text}"),
+        None => format!("{status} {name}"),
+    };
+    let after = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    match status {
+        200 => Verdict::Final(Outcome::Delivered),
+        401 => Verdict::RefreshCredential {
+            otherwise: Outcome::CredentialProblem {
+                reason: reason("Unauthorized"),
+            },
+        },
+        403 => Verdict::Final(Outcome::CredentialProblem {
+            reason: reason("Forbidden"),
+        }),
+        404 | 410 => Verdict::Final(Outcome::DeadToken {
+            verdict_at: now,
+            reason: status.to_string(),
+        }),
+        406 | 429 => Verdict::Retry {
+            after,
+            reason: "too_many_requests",
+            otherwise: Outcome::Rejected {
+                reason: reason("Throttled"),
+            },
+        },
+        500..=599 => Verdict::Retry {
+            after,
+            reason: "status_5xx",
+            otherwise: Outcome::Rejected {
+                reason: reason("ServerError"),
+            },
+        },
+        413 => Verdict::Final(Outcome::Rejected {
+            reason: reason("RequestEntityTooLarge"),
+        }),
+        _ => Verdict::Final(Outcome::Rejected {
+            reason: reason("Rejected"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: UnixMillis = 1_800_000_000_000;
+
+    fn answer(status: u16) -> Verdict {
+        judge(status, &HeaderMap::new(), NOW)
+    }
+
+    #[test]
+    fn every_documented_status_has_its_action() {
+        assert_eq!(answer(200), Verdict::Final(Outcome::Delivered));
+        assert!(matches!(answer(401), Verdict::RefreshCredential { .. }));
+        assert!(matches!(
+            answer(403),
+            Verdict::Final(Outcome::CredentialProblem { .. })
+        ));
+        for status in [404, 410] {
+            assert_eq!(
+                answer(status),
+                Verdict::Final(Outcome::DeadToken {
+                    verdict_at: NOW,
+                    reason: status.to_string()
+                })
+            );
+        }
+        for status in [406, 429, 500, 503] {
+            assert!(matches!(answer(status), Verdict::Retry { .. }), "{status}");
+        }
+        for status in [400, 413, 418] {
+            assert!(
+                matches!(answer(status), Verdict::Final(Outcome::Rejected { .. })),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_and_microsofts_description_are_kept() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "7".parse().unwrap());
+        headers.insert("x-wns-error-description", "Throttle limit".parse().unwrap());
+        let Verdict::Retry {
+            after, otherwise, ..
+        } = judge(429, &headers, NOW)
+        else {
+            panic!("not a retry");
+        };
+        assert_eq!(after, Some(Duration::from_secs(7)));
+        assert_eq!(
+            otherwise,
+            Outcome::Rejected {
+                reason: "429 Throttled: Throttle limit".into()
+            }
+        );
+    }
+}

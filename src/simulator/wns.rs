@@ -1,0 +1,270 @@
+//! The WNS rule book: what Microsoft checks of a token request and of a raw notification,
+//! as pure functions (request in, verdict out), so every rule is tested without a network.
+//!
+//! - `POST /wns/token` (form): `grant_type=client_credentials`, `scope=notify.windows.com`,
+//!   `client_id` = a configured package SID, `client_secret` its secret → an access token
+//!   (`{"access_token","token_type":"bearer","expires_in"}`), else 400 `invalid_client` /
+//!   `invalid_request` / `unsupported_grant_type`.
+//! - `POST <channel path>` (`/w/?token=...`, the path of a real channel URI, which the
+//!   provider's `channel_base_url` points here): `Authorization: Bearer` a live token (else
+//!   401), `X-WNS-Type` one of `wns/raw`, `wns/toast`, `wns/badge`, `wns/tile` (else 400), a
+//!   raw notification as `application/octet-stream` (else 400), `X-WNS-TTL` a whole number of
+//!   seconds if present (else 400), `X-WNS-Cache-Policy` `cache` or `no-cache` if present,
+//!   a body of at most 5000 bytes (else 413).
+
+use std::collections::HashMap;
+
+/// The token endpoint's path.
+pub const TOKEN_PATH: &str = "/wns/token";
+/// The largest notification body WNS takes.
+pub const BODY_LIMIT: usize = 5000;
+
+/// A Windows app the simulator issues tokens to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WnsApp {
+    /// The package SID (`client_id`).
+    pub package_sid: String,
+    /// Its client secret.
+    pub client_secret: String,
+}
+
+/// Why a request is refused: status and `X-WNS-Error-Description` (or OAuth `error`).
+pub type Refusal = (u16, &'static str);
+
+/// Checks a token request's form body against the configured apps.
+pub fn judge_token_request<'a>(body: &[u8], apps: &'a [WnsApp]) -> Result<&'a WnsApp, Refusal> {
+    let form = parse_form(body);
+    let field = |name: &str| form.get(name).map(String::as_str);
+    if field("grant_type") != Some("client_credentials") {
+        return Err((400, "unsupported_grant_type"));
+    }
+    if field("scope") != Some("notify.windows.com") {
+        return Err((400, "invalid_scope"));
+    }
+    let (Some(id), Some(secret)) = (field("client_id"), field("client_secret")) else {
+        return Err((400, "invalid_request"));
+    };
+    apps.iter()
+        .find(|app| app.package_sid == id && app.client_secret == secret)
+        .ok_or((400, "invalid_client"))
+}
+
+/// A raw notification WNS accepted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accepted {
+    /// `X-WNS-Type`.
+    pub kind: String,
+    /// `X-WNS-TTL`, seconds.
+    pub ttl: Option<u64>,
+    /// `X-WNS-Cache-Policy`.
+    pub cache_policy: Option<String>,
+    /// The body as JSON (raw notifications from ringcast are JSON), or a string otherwise.
+    pub payload: serde_json::Value,
+}
+
+/// Checks a notification; `token_live` says whether its bearer token was issued here and has
+/// not expired.
+pub fn judge_notification(
+    headers: &http::HeaderMap,
+    body: &[u8],
+    token_live: bool,
+) -> Result<Accepted, Refusal> {
+    if !token_live {
+        return Err((401, "the access token is missing, invalid or expired"));
+    }
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let kind = header("x-wns-type").ok_or((400, "X-WNS-Type is missing"))?;
+    if !matches!(kind, "wns/raw" | "wns/toast" | "wns/badge" | "wns/tile") {
+        return Err((400, "X-WNS-Type is not a notification type"));
+    }
+    if kind == "wns/raw" && header("content-type") != Some("application/octet-stream") {
+        return Err((400, "a raw notification must be application/octet-stream"));
+    }
+    let ttl = match header("x-wns-ttl") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| (400, "X-WNS-TTL is not a number"))?,
+        ),
+    };
+    let cache_policy = header("x-wns-cache-policy").map(str::to_owned);
+    if let Some(policy) = &cache_policy
+        && policy != "cache"
+        && policy != "no-cache"
+    {
+        return Err((400, "X-WNS-Cache-Policy must be cache or no-cache"));
+    }
+    if body.len() > BODY_LIMIT {
+        return Err((413, "the notification is over 5000 bytes"));
+    }
+    let payload = serde_json::from_slice(body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into()));
+    Ok(Accepted {
+        kind: kind.to_owned(),
+        ttl,
+        cache_policy,
+        payload,
+    })
+}
+
+/// The channel's token (its `token` query parameter, else the whole path): what a profile's
+/// `unregistered_tokens` names to script a dead channel.
+pub fn channel_token(path_and_query: &str) -> &str {
+    path_and_query
+        .split_once("token=")
+        .map_or(path_and_query, |(_, token)| {
+            token.split('&').next().unwrap_or(token)
+        })
+}
+
+/// Tokens the simulator issued: token → (package SID, expiry in UNIX ms).
+#[derive(Debug, Default)]
+pub struct WnsTokens {
+    issued: std::sync::Mutex<HashMap<String, (String, u64)>>,
+}
+
+impl WnsTokens {
+    /// Issues a token for `app`, live until `expires_at`.
+    pub fn issue(&self, app: &WnsApp, expires_at: u64) -> String {
+        let token = format!("wns-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        self.issued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(token.clone(), (app.package_sid.clone(), expires_at));
+        token
+    }
+
+    /// Whether `authorization` (`Bearer <token>`) carries a token issued here that is live at
+    /// `now`.
+    pub fn is_live(&self, authorization: Option<&str>, now: u64) -> bool {
+        let Some(token) = authorization.and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        }) else {
+            return false;
+        };
+        self.issued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            .is_some_and(|(_, expires_at)| *expires_at > now)
+    }
+}
+
+/// Parses `application/x-www-form-urlencoded`.
+fn parse_form(body: &[u8]) -> HashMap<String, String> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (decode(key), decode(value)))
+        .collect()
+}
+
+/// Percent-decoding (and `+` as a space), lenient as servers are.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match text
+                    .get(i + 1..i + 3)
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> WnsApp {
+        WnsApp {
+            package_sid: "ms-app://s-1-15-2-1".into(),
+            client_secret: "a+b/c=d".into(),
+        }
+    }
+
+    #[test]
+    fn the_token_endpoint_checks_grant_scope_and_client() {
+        let apps = [app()];
+        let good = b"grant_type=client_credentials&client_id=ms-app%3A%2F%2Fs-1-15-2-1\
+                     &client_secret=a%2Bb%2Fc%3Dd&scope=notify.windows.com";
+        assert_eq!(judge_token_request(good, &apps).unwrap(), &apps[0]);
+        let wrong_secret = b"grant_type=client_credentials&client_id=ms-app%3A%2F%2Fs-1-15-2-1\
+                             &client_secret=nope&scope=notify.windows.com";
+        assert_eq!(
+            judge_token_request(wrong_secret, &apps).unwrap_err(),
+            (400, "invalid_client")
+        );
+        assert_eq!(
+            judge_token_request(b"grant_type=password", &apps)
+                .unwrap_err()
+                .1,
+            "unsupported_grant_type"
+        );
+        assert_eq!(
+            judge_token_request(b"grant_type=client_credentials&scope=x", &apps)
+                .unwrap_err()
+                .1,
+            "invalid_scope"
+        );
+    }
+
+    #[test]
+    fn a_raw_notification_needs_a_live_token_the_raw_type_and_a_small_body() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-wns-type", "wns/raw".parse().unwrap());
+        headers.insert("content-type", "application/octet-stream".parse().unwrap());
+        headers.insert("x-wns-ttl", "45".parse().unwrap());
+        headers.insert("x-wns-cache-policy", "no-cache".parse().unwrap());
+        let accepted = judge_notification(&headers, br#"{"v":1}"#, true).unwrap();
+        assert_eq!(accepted.ttl, Some(45));
+        assert_eq!(accepted.payload["v"], 1);
+        assert_eq!(
+            judge_notification(&headers, b"{}", false).unwrap_err().0,
+            401
+        );
+        assert_eq!(
+            judge_notification(&headers, &[b'x'; 5001], true)
+                .unwrap_err()
+                .0,
+            413
+        );
+        let mut bad = headers.clone();
+        bad.insert("x-wns-ttl", "soon".parse().unwrap());
+        assert_eq!(judge_notification(&bad, b"{}", true).unwrap_err().0, 400);
+        let mut bad = headers.clone();
+        bad.remove("x-wns-type");
+        assert_eq!(judge_notification(&bad, b"{}", true).unwrap_err().0, 400);
+        let mut bad = headers;
+        bad.insert("content-type", "application/json".parse().unwrap());
+        assert_eq!(judge_notification(&bad, b"{}", true).unwrap_err().0, 400);
+    }
+
+    #[test]
+    fn tokens_live_until_they_expire_and_channels_name_their_token() {
+        let tokens = WnsTokens::default();
+        let token = tokens.issue(&app(), 1_000);
+        assert!(tokens.is_live(Some(&format!("Bearer {token}")), 999));
+        assert!(!tokens.is_live(Some(&format!("Bearer {token}")), 1_000));
+        assert!(!tokens.is_live(Some("Bearer other"), 0));
+        assert!(!tokens.is_live(None, 0));
+        assert_eq!(channel_token("/w/?token=AwYAAAB&x=1"), "AwYAAAB");
+        assert_eq!(channel_token("/w/abc"), "/w/abc");
+    }
+}
