@@ -34,6 +34,10 @@ pub struct ApiState {
     pub tenants: Arc<Tenants>,
     /// The Web Push services a subscription may point at.
     pub webpush_hosts: Arc<[String]>,
+    /// The SSRF guard a subscription endpoint's addresses must pass.
+    pub webpush_guard: crate::providers::pool::guard::AddressGuard,
+    /// How long registration waits for an endpoint's DNS answer.
+    pub webpush_resolve_timeout: std::time::Duration,
     /// The store's name, for `/readyz`.
     pub store_name: &'static str,
 }

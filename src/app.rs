@@ -72,6 +72,8 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         routers,
         tenants,
         webpush_hosts: config.webpush.allowed_hosts.clone().into(),
+        webpush_guard: config.webpush.address_guard(),
+        webpush_resolve_timeout: config.webpush.resolve_timeout(),
         store_name,
     });
     let max_body = config.server.max_body_bytes;

@@ -29,6 +29,8 @@ pub struct ProvidersConfig {
     pub wns: crate::providers::wns::config::WnsConfig,
     /// Firebase Cloud Messaging (HTTP v1).
     pub fcm: crate::providers::fcm::config::FcmConfig,
+    /// Web Push (the browsers' push services; which hosts is `[webpush]`).
+    pub webpush: crate::providers::webpush::config::WebPushProviderConfig,
 }
 
 /// The file a bare `ringcast serve` reads.
@@ -181,6 +183,27 @@ pub struct WebPushConfig {
     /// Hosts a subscription endpoint may name; `*.example.com` allows every subdomain. The
     /// default is the major browsers' push services.
     pub allowed_hosts: Vec<String>,
+    /// Addresses an endpoint may resolve to although they are loopback, private or
+    /// link-local (`ip` or `ip:port`). Empty in production: every such address is refused,
+    /// at registration and again at connect time (SSRF guard). Tests list the simulator's
+    /// `127.0.0.1:<port>` here.
+    pub allowed_private_addresses: Vec<String>,
+    /// How long the registration API waits for the endpoint's DNS answer, in milliseconds.
+    pub resolve_timeout_ms: u64,
+}
+
+impl WebPushConfig {
+    /// The connect-time address check built from `allowed_private_addresses`; its entries are
+    /// checked by [`Config::validate`], so a bad one falls back to allowing nothing.
+    pub fn address_guard(&self) -> crate::providers::pool::guard::AddressGuard {
+        crate::providers::pool::guard::AddressGuard::new(&self.allowed_private_addresses)
+            .unwrap_or_default()
+    }
+
+    /// [`WebPushConfig::resolve_timeout_ms`] as a `Duration`.
+    pub fn resolve_timeout(&self) -> Duration {
+        Duration::from_millis(self.resolve_timeout_ms)
+    }
 }
 
 impl Default for WebPushConfig {
@@ -194,6 +217,8 @@ impl Default for WebPushConfig {
             ]
             .map(String::from)
             .to_vec(),
+            allowed_private_addresses: Vec::new(),
+            resolve_timeout_ms: 2_000,
         }
     }
 }
@@ -310,12 +335,25 @@ impl Config {
                 ));
             }
         }
+        if let Err(errors) = crate::providers::pool::guard::AddressGuard::new(
+            &self.webpush.allowed_private_addresses,
+        ) {
+            for error in errors {
+                problems.push(format!("webpush.allowed_private_addresses: {error}"));
+            }
+        }
         problems.extend(self.providers.apns.validate("providers.apns"));
         problems.extend(self.providers.wns.validate("providers.wns"));
         if let Some(roots) = &self.providers.wns.trusted_roots
             && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
         {
             problems.push(format!("providers.wns.trusted_roots: {error}"));
+        }
+        problems.extend(self.providers.webpush.validate("providers.webpush"));
+        if let Some(roots) = &self.providers.webpush.trusted_roots
+            && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
+        {
+            problems.push(format!("providers.webpush.trusted_roots: {error}"));
         }
         if let Some(roots) = &self.providers.apns.trusted_roots
             && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))

@@ -28,4 +28,5 @@ pub mod pool;
 pub mod queue;
 pub mod retry;
 pub mod service;
+pub mod webpush;
 pub mod wns;

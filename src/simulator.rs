@@ -8,6 +8,9 @@
 //! every answer and can keep every accepted push (in memory and as JSON lines) to prove
 //! delivery.
 //!
+//! Web Push ([`webpush`], `/wp/<subscription>`) plays the browsers too: it makes
+//! subscriptions, checks VAPID and decrypts every body as the browser would.
+//!
 //! Layout: [`apns`] and [`fcm`] are the pure rule books (request in, verdict out), [`oauth`]
 //! the token endpoint's (assertion in, account or refusal out) and the access tokens handed
 //! out; [`profile`] the scripted behaviour; [`recorder`] the counters and records; [`tls`] the
@@ -24,6 +27,7 @@ pub mod recorder;
 mod server;
 pub mod stats;
 pub mod tls;
+pub mod webpush;
 pub mod wns;
 
 pub use profile::{Profile, Service};
@@ -257,6 +261,7 @@ impl Simulator {
             profile: config.profile,
             recorder,
             push_requests: std::sync::atomic::AtomicU64::new(0),
+            webpush: webpush::Subscriptions::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::accept_loop(
@@ -316,6 +321,31 @@ impl RunningSimulator {
     /// The counters now.
     pub fn stats(&self) -> Stats {
         self.shared.recorder.stats()
+    }
+
+    /// Makes a Web Push subscription as a browser would (a P-256 key pair and an auth
+    /// secret, kept by the simulator to decrypt what is pushed to it), bound to the VAPID
+    /// `application_server_key` (base64url) when given. Returns what the browser would hand
+    /// its server: `{endpoint, p256dh, auth}` (+ the id).
+    pub fn webpush_subscribe(
+        &self,
+        application_server_key: Option<&str>,
+    ) -> Result<webpush::NewSubscription, String> {
+        self.shared
+            .webpush
+            .subscribe(&self.base_url(), application_server_key, None)
+    }
+
+    /// [`RunningSimulator::webpush_subscribe`] with a chosen id (`A-Z a-z 0-9 -`), so a
+    /// profile's `unregistered_tokens` can script that subscription as gone (410).
+    pub fn webpush_subscribe_as(
+        &self,
+        id: &str,
+        application_server_key: Option<&str>,
+    ) -> Result<webpush::NewSubscription, String> {
+        self.shared
+            .webpush
+            .subscribe(&self.base_url(), application_server_key, Some(id))
     }
 
     /// Accepted pushes so far (empty unless `record_in_memory`).

@@ -5,12 +5,13 @@ use super::auth::Caller;
 use super::problem::{ApiError, Problem};
 use crate::clock::{now_millis, rfc3339};
 use crate::metrics::{self, RegistryOp, RegistryOutcome};
+use crate::providers::pool::guard::GuardError;
 use crate::registry::shard::{List, Register, Revoke, Unregister};
 use crate::registry::shards::ShardError;
 use crate::registry::validate::{
-    RegistrationRequest, validate_device_id, validate_identity, validate_registration,
+    FieldError, RegistrationRequest, validate_device_id, validate_identity, validate_registration,
 };
-use crate::registry::{Environment, Platform, Registration};
+use crate::registry::{Environment, Platform, PushAddress, Registration};
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -118,6 +119,11 @@ pub async fn register(
     validate_device_id(&device_id).map_err(|error| invalid(op, error))?;
     let valid = validate_registration(&body, &caller.tenant, &state.webpush_hosts)
         .map_err(|errors| invalid(op, ApiError::Invalid(errors)))?;
+    if let PushAddress::WebPush { endpoint, .. } = &valid.address {
+        vet_endpoint(&state, endpoint)
+            .await
+            .map_err(|error| invalid(op, ApiError::Invalid(vec![error])))?;
+    }
     let now = now_millis();
     let registration = Registration {
         device_id,
@@ -305,4 +311,28 @@ fn shard_failed(op: RegistryOp, error: ShardError) -> ApiError {
         metrics::registration(op, RegistryOutcome::Busy);
     }
     error.into()
+}
+
+/// The registration-time half of the SSRF guard: a subscription endpoint whose host is, or
+/// resolves to, a loopback, private, link-local or metadata address is refused with a clear
+/// message. A lookup that fails or times out does **not** refuse the registration: DNS
+/// hiccups would otherwise make registering flaky, and nothing is lost by accepting, because
+/// the provider resolves and vets again at connect time and never sends to an address that
+/// did not pass (an endpoint that never resolves simply never gets a request).
+async fn vet_endpoint(state: &ApiState, endpoint: &str) -> Result<(), FieldError> {
+    match state
+        .webpush_guard
+        .vet_url(endpoint, state.webpush_resolve_timeout)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(error @ GuardError::Forbidden { .. }) => Err(FieldError::new(
+            "endpoint",
+            format!("{error}; a push subscription must point at a public push service"),
+        )),
+        Err(error) => {
+            tracing::debug!(%error, "endpoint not resolved at registration; vetted again at connect time");
+            Ok(())
+        }
+    }
 }

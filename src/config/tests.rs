@@ -211,3 +211,34 @@ fn every_problem_is_reported_at_once() {
         Ok(())
     });
 }
+
+#[test]
+fn web_push_settings_load_and_bad_ones_are_named() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "webpush.toml",
+            r#"
+            [webpush]
+            allowed_private_addresses = ["127.0.0.1:8443", "localhost"]
+
+            [providers.webpush]
+            max_origins = 0
+            vapid_validity_seconds = 90000
+            "#,
+        )?;
+        jail.set_env("RINGCAST__PROVIDERS__WEBPUSH__CONNECTIONS_PER_ORIGIN", "2");
+        let config = Config::load(Some(Path::new("webpush.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(config.providers.webpush.connections_per_origin, 2);
+        let error = config.validate().unwrap_err().to_string();
+        for named in [
+            "webpush.allowed_private_addresses",
+            "\"localhost\"",
+            "providers.webpush.max_origins",
+            "providers.webpush.vapid_validity_seconds",
+        ] {
+            assert!(error.contains(named), "{named} missing from: {error}");
+        }
+        assert!(!error.contains("127.0.0.1:8443"), "{error}");
+        Ok(())
+    });
+}

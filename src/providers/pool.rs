@@ -21,6 +21,7 @@
 //!   slot then replaces. Push services drop idle connections silently otherwise.
 
 mod connection;
+pub mod guard;
 pub mod tls;
 
 use crate::metrics::{self, ConnectionState};
@@ -60,6 +61,10 @@ pub struct PoolSettings {
     /// The push service, for `ringcast_connections{provider,state}`; `None` counts nothing
     /// (tests of the pool alone).
     pub provider: Option<Platform>,
+    /// For origins a client supplied (Web Push endpoints): resolve the host, refuse
+    /// internal addresses, connect to the vetted address. `None` for the configured push
+    /// services (APNs, FCM), whose hosts come from the operator.
+    pub guard: Option<guard::AddressGuard>,
 }
 
 impl Default for PoolSettings {
@@ -73,6 +78,7 @@ impl Default for PoolSettings {
             reconnect_max: Duration::from_secs(10),
             max_streams_per_connection: 1000,
             provider: None,
+            guard: None,
         }
     }
 }
@@ -82,6 +88,10 @@ impl Default for PoolSettings {
 pub struct Origin {
     /// `host:port`, for the TCP connection.
     pub address: String,
+    /// The host alone (no brackets), resolved by the SSRF guard.
+    pub host: String,
+    /// The port.
+    pub port: u16,
     /// The TLS server name (a DNS name or an IP address).
     pub server_name: ServerName<'static>,
     /// `https://host[:port]`, the scheme and authority of every request URI.
@@ -124,6 +134,8 @@ impl Origin {
         };
         Ok(Origin {
             address,
+            host: host.to_owned(),
+            port,
             server_name,
             base: format!("https://{authority}"),
             tls,

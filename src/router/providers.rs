@@ -15,6 +15,9 @@ use crate::providers::fcm::auth::{
 use crate::providers::fcm::client::{FcmClient, ProjectPause};
 use crate::providers::fcm::config::FcmConfig;
 use crate::providers::pool::tls::client_config;
+use crate::providers::webpush::auth::VapidSigner;
+use crate::providers::webpush::client::EndpointPolicy;
+use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
 use crate::providers::wns::auth::{TokenCache, WnsCredential};
 use crate::providers::wns::client::WnsClient;
 use crate::providers::wns::config::WnsConfig;
@@ -121,6 +124,8 @@ pub struct ProviderPlan {
     pub fcm_config: FcmConfig,
     /// TLS for FCM and its token endpoint (web PKI, or the configured roots).
     pub fcm_tls: Arc<ClientConfig>,
+    /// Web Push apps with their VAPID key, by (tenant, app).
+    pub webpush: Vec<(String, String, WebPushApp)>,
     /// Where dead tokens are deleted.
     pub cleanup: AnyStore,
 }
@@ -227,9 +232,68 @@ impl ProviderPlan {
             fcm,
             fcm_config,
             fcm_tls,
+            webpush: webpush_apps(config, &cleanup)?,
             cleanup,
         })
     }
+}
+
+/// Every Web Push app with a VAPID key and subject, its signer made once for the node (the
+/// per-origin token cache is shared by every shard). Apps without them get no provider.
+fn webpush_apps(
+    config: &Config,
+    cleanup: &AnyStore,
+) -> Result<Vec<(String, String, WebPushApp)>, String> {
+    let provider = &config.providers.webpush;
+    let mut apps = Vec::new();
+    let mut tls = None;
+    for (tenant, tenant_config) in &config.tenants {
+        for (app, app_config) in &tenant_config.apps {
+            if app_config.platform != Platform::Webpush {
+                continue;
+            }
+            let (Some(key), Some(subject)) = (&app_config.vapid_key, &app_config.vapid_subject)
+            else {
+                tracing::warn!(
+                    tenant,
+                    app,
+                    "Web Push app has no VAPID credential (vapid_key, vapid_subject): its \
+                     browsers cannot be rung"
+                );
+                continue;
+            };
+            let at = format!("tenants.{tenant}.apps.{app}");
+            let pem = key
+                .load()
+                .map_err(|error| format!("{at}.vapid_key: {error}"))?;
+            let signer = VapidSigner::new(pem.expose(), subject, provider.vapid_validity())
+                .map_err(|error| format!("{at}.vapid_key: {error}"))?;
+            let tls = match &tls {
+                Some(tls) => Arc::clone(tls),
+                None => {
+                    let made = client_config(provider.trusted_roots.as_deref())
+                        .map_err(|error| format!("providers.webpush: {error}"))?;
+                    tls = Some(Arc::clone(&made));
+                    made
+                }
+            };
+            apps.push((
+                tenant.clone(),
+                app.clone(),
+                WebPushApp {
+                    config: provider.clone(),
+                    policy: EndpointPolicy {
+                        allowed_hosts: config.webpush.allowed_hosts.clone().into(),
+                        guard: config.webpush.address_guard(),
+                    },
+                    signer,
+                    tls,
+                    cleanup: Some(cleanup.clone()),
+                },
+            ));
+        }
+    }
+    Ok(apps)
 }
 
 /// Reads every FCM app's service account: one signer and one access-token cache per account
@@ -400,6 +464,22 @@ impl ProviderSet {
             let key = |environment| ProviderKey {
                 tenant: app.tenant.clone(),
                 app: app.app.clone(),
+                environment,
+            };
+            set.insert(key(Environment::Production), handle.clone());
+            set.insert_alias(key(Environment::Sandbox), handle);
+        }
+        // Web Push has no environments either: one provider per app (its dispatchers are per
+        // origin, inside it), found under either key.
+        for (tenant, app, webpush) in &plan.webpush {
+            let provider = WebPushProvider::new(webpush.clone()).start();
+            let handle = ProviderHandle {
+                submit: provider.clone().recipient(),
+                withdraw: provider.recipient(),
+            };
+            let key = |environment| ProviderKey {
+                tenant: tenant.clone(),
+                app: app.clone(),
                 environment,
             };
             set.insert(key(Environment::Production), handle.clone());

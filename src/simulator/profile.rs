@@ -95,6 +95,9 @@ pub enum Service {
     Oauth,
     /// WNS: the token endpoint (`/wns/token`) and channels (`/w/...`).
     Wns,
+    /// A Web Push service (`/wp/<subscription>`).
+    #[serde(rename = "webpush")]
+    WebPush,
 }
 
 impl Service {
@@ -105,6 +108,7 @@ impl Service {
             Service::Fcm => "fcm",
             Service::Oauth => "oauth",
             Service::Wns => "wns",
+            Service::WebPush => "webpush",
         }
     }
 }
@@ -207,7 +211,13 @@ impl Profile {
         if !(0.0..=1.0).contains(&self.reset_rate) {
             problems.push("reset_rate is not in [0, 1]".to_owned());
         }
-        for service in [Service::Apns, Service::Fcm, Service::Oauth, Service::Wns] {
+        for service in [
+            Service::Apns,
+            Service::Fcm,
+            Service::Oauth,
+            Service::Wns,
+            Service::WebPush,
+        ] {
             let total: f64 = self
                 .errors
                 .iter()

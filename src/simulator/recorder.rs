@@ -17,7 +17,9 @@ pub struct RecordedPush {
     /// Arrival time, UNIX microseconds: delivery latency targets are a few milliseconds, so
     /// the millisecond field alone is too coarse to measure them.
     pub received_at_us: u64,
-    /// Which service side took it (`apns` or `fcm`).
+    /// Which service side took it (`apns`, `fcm`, `wns` or `webpush`; for Web Push the
+    /// device token is the subscription id, the payload the decrypted JSON, `push_type` the
+    /// `Urgency`, `collapse_id` the `Topic`).
     pub service: &'static str,
     /// APNs: the device token. FCM: the registration token (`topic:<name>` or
     /// `condition:<expression>` for those targets).

@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub wns_token_lifetime: Duration,
     /// Push requests so far, over all connections (the throttle's clock).
     pub push_requests: AtomicU64,
+    /// The Web Push subscriptions made so far, with their private keys.
+    pub webpush: super::webpush::Subscriptions,
 }
 
 /// Per-connection state: what Apple tracks per connection.
@@ -241,6 +243,7 @@ async fn handle(
         Service::Fcm => answer::fcm(&parts, &body, script.error, shared),
         Service::Oauth => answer::oauth(&parts, &body, script.error, shared),
         Service::Wns => answer::wns(&parts, &body, script.error, shared),
+        Service::WebPush => answer::webpush(&parts, &body, script.error, shared),
     }
 }
 
@@ -253,6 +256,8 @@ fn service_of(path: &str) -> Service {
         Service::Wns
     } else if path.starts_with("/v1/") {
         Service::Fcm
+    } else if path.starts_with(super::webpush::PATH_PREFIX) {
+        Service::WebPush
     } else {
         Service::Apns
     }

@@ -115,6 +115,8 @@ async fn backoff(shared: &Shared, failures: u32, rng: &mut fastrand::Rng) {
 enum DialError {
     #[error("tcp: {0}")]
     Tcp(std::io::Error),
+    #[error("{0}")]
+    Refused(super::guard::GuardError),
     #[error("tls: {0}")]
     Tls(std::io::Error),
     #[error("the server did not agree to HTTP/2 (ALPN)")]
@@ -137,9 +139,19 @@ async fn dial(
     DialError,
 > {
     let origin = &shared.origin;
-    let tcp = TcpStream::connect(&origin.address)
-        .await
-        .map_err(DialError::Tcp)?;
+    let tcp = match &shared.settings.guard {
+        None => TcpStream::connect(&origin.address).await,
+        // A client-supplied origin: resolve once, vet every address, and connect to the
+        // vetted addresses themselves, so no second lookup can answer differently.
+        Some(guard) => {
+            let vetted = guard
+                .resolve(&origin.host, origin.port, shared.settings.connect_timeout)
+                .await
+                .map_err(DialError::Refused)?;
+            TcpStream::connect(&vetted[..]).await
+        }
+    }
+    .map_err(DialError::Tcp)?;
     // Pushes are small and latency-bound: never wait for Nagle.
     let _ = tcp.set_nodelay(true);
     let tls = TlsConnector::from(Arc::clone(&origin.tls))

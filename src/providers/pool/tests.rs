@@ -200,3 +200,46 @@ async fn a_server_that_goes_away_is_redialled_when_it_returns() {
     assert_eq!(stream.send(request(&pool)).await.unwrap().status, 403);
     assert_eq!(back.stats().requests, 1);
 }
+
+/// The connect-time SSRF guard: a guarded pool resolves the host and refuses loopback before
+/// any TCP connection, unless the exact address is allowed (the simulator in tests).
+#[tokio::test]
+async fn a_guarded_pool_never_dials_an_internal_address() {
+    let (sim, tls, _dir) = simulator(Profile::default()).await;
+    let port = sim.address().port();
+    for base in [
+        format!("https://127.0.0.1:{port}"),
+        format!("https://localhost:{port}"),
+        format!("https://[::ffff:127.0.0.1]:{port}"),
+    ] {
+        let origin = Origin::parse(&base, tls.clone()).unwrap();
+        let guarded = Pool::start(
+            origin,
+            PoolSettings {
+                connections: 1,
+                guard: Some(guard::AddressGuard::default()),
+                ..PoolSettings::default()
+            },
+        );
+        let refused = guarded
+            .acquire(Instant::now() + Duration::from_millis(300))
+            .await;
+        assert!(matches!(refused, Err(AcquireError::NoStream)), "{base}");
+        guarded.close();
+    }
+    assert_eq!(sim.stats().connections, 0, "no TCP connection was made");
+
+    let allowed = guard::AddressGuard::new(&[format!("127.0.0.1:{port}")]).unwrap();
+    let origin = Origin::parse(&format!("https://127.0.0.1:{port}"), tls).unwrap();
+    let pool = Pool::start(
+        origin,
+        PoolSettings {
+            connections: 1,
+            guard: Some(allowed),
+            ..PoolSettings::default()
+        },
+    );
+    wait_for(&pool, |s| s.open == 1).await;
+    assert_eq!(sim.stats().connections, 1);
+    pool.close();
+}

@@ -9,6 +9,7 @@ use crate::simulator::fcm::{self, FcmRequest, Target};
 use crate::simulator::oauth;
 use crate::simulator::profile::{InjectedError, Service};
 use crate::simulator::recorder::RecordedPush;
+use crate::simulator::webpush;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
@@ -27,6 +28,7 @@ pub(super) fn too_large(
             &fcm::Rejection::invalid("message", "Message is too big"),
         ),
         Service::Wns => wns_reject(shared, 413, "the notification is over 5000 bytes", None),
+        Service::WebPush => webpush_reject(shared, 413, "PayloadTooLarge", None),
         Service::Oauth => {
             shared.recorder.token_refused();
             json_response(
@@ -330,6 +332,83 @@ pub(super) fn oauth(
         }
         Err(refusal) => refuse(refusal, None),
     }
+}
+
+/// A Web Push request's answer: the scripted error, else the push service's verdict (VAPID,
+/// headers, size, a subscription that exists and was not scripted as gone), and for an
+/// accepted one the browser's decryption, recorded; `201` with a `Location`, as RFC 8030.
+pub(super) fn webpush(
+    parts: &http::request::Parts,
+    body: &[u8],
+    injected: Option<InjectedError>,
+    shared: &Shared,
+) -> Response<Full<Bytes>> {
+    if let Some(error) = injected {
+        return webpush_reject(
+            shared,
+            error.status,
+            &error.reason,
+            error.retry_after_seconds,
+        );
+    }
+    // The audience is the origin the client reached, whatever address we are known by.
+    let origin = parts.uri.authority().map_or_else(
+        || shared.token_url.trim_end_matches(oauth::PATH).to_owned(),
+        |authority| format!("https://{authority}"),
+    );
+    let now = now_millis();
+    let request = webpush::WebPushRequest {
+        method: &parts.method,
+        path: parts.uri.path(),
+        origin: &origin,
+        headers: &parts.headers,
+        body,
+    };
+    let unregistered = |id: &str| shared.profile.unregistered_tokens.iter().any(|t| t == id);
+    match webpush::judge(request, &shared.webpush, unregistered, now / 1000) {
+        webpush::Verdict::Reject { status, reason } => webpush_reject(shared, status, reason, None),
+        webpush::Verdict::Accept(delivered) => {
+            let id = format!("{:016x}", fastrand::u64(..));
+            shared.recorder.accepted(RecordedPush {
+                received_at_ms: now,
+                received_at_us: crate::clock::now_micros(),
+                service: "webpush",
+                device_token: delivered.subscription,
+                topic: delivered.topic.clone().unwrap_or_default(),
+                push_type: delivered.urgency.clone(),
+                priority: if delivered.urgency == "high" { 10 } else { 5 },
+                apns_id: id.clone(),
+                collapse_id: delivered.topic,
+                expiration: Some(now / 1000 + delivered.ttl),
+                payload: delivered.payload,
+                android_priority: None,
+                ttl: Some(delivered.ttl.to_string()),
+            });
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = http::StatusCode::CREATED;
+            if let Ok(location) = http::HeaderValue::from_str(&format!("/m/{id}")) {
+                response
+                    .headers_mut()
+                    .insert(http::header::LOCATION, location);
+            }
+            response
+        }
+    }
+}
+
+/// A Web Push error answer (a short text body, as push services send), counted.
+fn webpush_reject(
+    shared: &Shared,
+    status: u16,
+    reason: &str,
+    retry_after: Option<u64>,
+) -> Response<Full<Bytes>> {
+    shared.recorder.rejected(status, reason);
+    let mut response = Response::new(Full::new(Bytes::from(reason.to_owned())));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    set_retry_after(&mut response, retry_after);
+    response
 }
 
 /// A JSON answer with an optional `Retry-After` (seconds).

@@ -1,0 +1,255 @@
+//! Pure request building for Web Push (RFC 8030, RFC 8291): the DESIGN.md payload encrypted
+//! with `aes128gcm` for the subscription's keys, and the headers that make a ring behave
+//! like a ring: `TTL` from the deadline, `Urgency`, and a `Topic` per call so that "call
+//! ended" replaces a ring still waiting in the push service.
+
+use crate::push::{CallPayload, Push, PushKind};
+use crate::registry::{PushAddress, UnixMillis};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+/// RFC 8291 §4: one record of at most 4096 bytes, so at most 3993 bytes of plaintext
+/// (4096 − 86 header − 16 tag − 1 padding delimiter).
+pub const MAX_PLAINTEXT: usize = 3993;
+
+/// Why a push cannot become a Web Push request; each is final for the push.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PayloadError {
+    /// The registration is not a Web Push subscription (a routing bug).
+    #[error("not a web push subscription")]
+    NotWebPush,
+    /// The subscription's `p256dh` is not a point on P-256.
+    #[error("the subscription's p256dh is not a P-256 public key")]
+    BadSubscriptionKey,
+    /// The JSON would not fit one record.
+    #[error("payload of {0} bytes exceeds the {MAX_PLAINTEXT}-byte Web Push limit")]
+    TooLarge(usize),
+    /// Encryption failed.
+    #[error("aes128gcm encryption failed: {0}")]
+    Encryption(String),
+}
+
+impl PayloadError {
+    /// The outcome's reason label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PayloadError::NotWebPush => "not_webpush",
+            PayloadError::BadSubscriptionKey => "bad_subscription_key",
+            PayloadError::TooLarge(_) => "payload_too_large",
+            PayloadError::Encryption(_) => "encryption_failed",
+        }
+    }
+}
+
+/// A Web Push request without its `Authorization` (the VAPID header is the credential,
+/// added by the client).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebPushRequest {
+    /// The subscription endpoint (the full URI to `POST` to).
+    pub endpoint: String,
+    /// `TTL`: whole seconds until the deadline, at least 1 (0 would mean "deliver now or
+    /// drop", which a phone switching networks would miss).
+    pub ttl: u64,
+    /// `Urgency`: `high` for rings and call-ended (they must wake the device), `normal` for
+    /// missed calls.
+    pub urgency: &'static str,
+    /// `Topic`: the same for every push of one call, so a newer one replaces a waiting one.
+    pub topic: String,
+    /// The `aes128gcm` body.
+    pub body: Bytes,
+}
+
+/// The `Topic` of a call: RFC 8030 allows at most 32 base64url characters. The call id is
+/// hashed (SHA-256, base64url, cut to 32 characters = 192 bits) so any call id fits and the
+/// push service never sees it.
+pub fn topic(call_id: &str) -> String {
+    let digest = Sha256::digest(call_id.as_bytes());
+    let mut topic = URL_SAFE_NO_PAD.encode(digest);
+    topic.truncate(32);
+    topic
+}
+
+/// The `Urgency` of a kind of push (RFC 8030 §5.3).
+pub fn urgency(kind: PushKind) -> &'static str {
+    match kind {
+        PushKind::IncomingCall | PushKind::CallEnded => "high",
+        PushKind::MissedCall => "normal",
+    }
+}
+
+/// The plaintext: the DESIGN.md payload as JSON.
+pub fn plaintext(payload: &CallPayload) -> Result<Vec<u8>, PayloadError> {
+    let json =
+        serde_json::to_vec(payload).map_err(|error| PayloadError::Encryption(error.to_string()))?;
+    if json.len() > MAX_PLAINTEXT {
+        return Err(PayloadError::TooLarge(json.len()));
+    }
+    Ok(json)
+}
+
+/// Builds the request for `push` at `now`: encrypts the payload for the subscription
+/// (a fresh ephemeral key and salt each time, as RFC 8291 requires).
+pub fn build_request(push: &Push, now: UnixMillis) -> Result<WebPushRequest, PayloadError> {
+    let PushAddress::WebPush {
+        endpoint,
+        p256dh,
+        auth,
+    } = &push.address
+    else {
+        return Err(PayloadError::NotWebPush);
+    };
+    let body = encrypt(&plaintext(&push.payload)?, p256dh, auth)?;
+    let ttl = push.deadline.saturating_sub(now).div_ceil(1000).max(1);
+    Ok(WebPushRequest {
+        endpoint: endpoint.clone(),
+        ttl,
+        urgency: urgency(push.kind),
+        topic: topic(&push.payload.call_id),
+        body,
+    })
+}
+
+/// RFC 8291 `aes128gcm` for the user agent's key `p256dh` and secret `auth`.
+pub fn encrypt(
+    plaintext: &[u8],
+    p256dh: &[u8; 65],
+    auth: &[u8; 16],
+) -> Result<Bytes, PayloadError> {
+    let ua_public = web_push_native::p256::PublicKey::from_sec1_bytes(p256dh)
+        .map_err(|_| PayloadError::BadSubscriptionKey)?;
+    let auth = web_push_native::Auth::from(*auth);
+    web_push_native::encrypt(plaintext.to_vec(), &ua_public, &auth)
+        .map(Bytes::from)
+        .map_err(|error| PayloadError::Encryption(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::EndReason;
+    use crate::registry::{Environment, IdentityKey};
+    use std::sync::Arc;
+    use web_push_native::p256::elliptic_curve::rand_core::OsRng;
+    use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+
+    /// A browser's subscription keys: the private key stays here, for decrypting.
+    fn browser() -> (web_push_native::p256::SecretKey, [u8; 65], [u8; 16]) {
+        let secret = web_push_native::p256::SecretKey::random(&mut OsRng);
+        let public = secret.public_key().to_encoded_point(false);
+        let p256dh: [u8; 65] = public.as_bytes().try_into().unwrap();
+        (secret, p256dh, [7u8; 16])
+    }
+
+    fn push(kind: PushKind, p256dh: [u8; 65], auth: [u8; 16]) -> Push {
+        Push {
+            event_id: Arc::from("ev-1"),
+            kind,
+            accepted_at: 1_000,
+            deadline: 46_000,
+            who: IdentityKey::new("a", "alice"),
+            device_id: "browser".into(),
+            app: "web".into(),
+            address: PushAddress::WebPush {
+                endpoint: "https://fcm.googleapis.com/fcm/send/abc".into(),
+                p256dh,
+                auth,
+            },
+            environment: Environment::Production,
+            payload: Arc::new(CallPayload {
+                v: 1,
+                kind,
+                call_id: "call-42".into(),
+                caller_id: "bob".into(),
+                caller_name: "Bob".into(),
+                video: true,
+                reason: (kind != PushKind::IncomingCall).then_some(EndReason::Cancelled),
+                expires_at: "2026-01-01T00:00:46Z".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_ring_decrypts_to_the_design_payload_with_ring_headers() {
+        let (secret, p256dh, auth) = browser();
+        let request = build_request(&push(PushKind::IncomingCall, p256dh, auth), 1_000).unwrap();
+        assert_eq!(request.endpoint, "https://fcm.googleapis.com/fcm/send/abc");
+        assert_eq!((request.ttl, request.urgency), (45, "high"));
+        let auth = web_push_native::Auth::from(auth);
+        let plain = web_push_native::decrypt(request.body.to_vec(), &secret, &auth).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"v": 1, "type": "incoming_call", "call_id": "call-42",
+                "caller_id": "bob", "caller_name": "Bob", "video": true,
+                "expires_at": "2026-01-01T00:00:46Z"})
+        );
+    }
+
+    #[test]
+    fn each_body_is_freshly_encrypted() {
+        let (_, p256dh, auth) = browser();
+        let ring = push(PushKind::IncomingCall, p256dh, auth);
+        let (a, b) = (
+            build_request(&ring, 1_000).unwrap(),
+            build_request(&ring, 1_000).unwrap(),
+        );
+        assert_ne!(a.body, b.body, "a new salt and ephemeral key per message");
+    }
+
+    #[test]
+    fn call_ended_replaces_the_ring_and_missed_is_normal() {
+        let (_, p256dh, auth) = browser();
+        let ring = build_request(&push(PushKind::IncomingCall, p256dh, auth), 1_000).unwrap();
+        let ended = build_request(&push(PushKind::CallEnded, p256dh, auth), 1_000).unwrap();
+        let missed = build_request(&push(PushKind::MissedCall, p256dh, auth), 1_000).unwrap();
+        assert_eq!(ring.topic, ended.topic, "same call, same topic");
+        assert_eq!(ended.urgency, "high");
+        assert_eq!(missed.urgency, "normal");
+        assert_ne!(topic("call-42"), topic("call-43"));
+    }
+
+    #[test]
+    fn the_topic_is_at_most_32_base64url_characters() {
+        for id in ["", "x", &"y".repeat(500), "ünïcödé call / with spaces"] {
+            let t = topic(id);
+            assert!(t.len() <= 32 && !t.is_empty(), "{t}");
+            assert!(
+                t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+        }
+    }
+
+    #[test]
+    fn ttl_is_whole_seconds_to_the_deadline_and_never_zero() {
+        let (_, p256dh, auth) = browser();
+        let ring = push(PushKind::IncomingCall, p256dh, auth);
+        assert_eq!(build_request(&ring, 45_001).unwrap().ttl, 1);
+        assert_eq!(build_request(&ring, 45_999).unwrap().ttl, 1);
+        assert_eq!(build_request(&ring, 44_000).unwrap().ttl, 2);
+    }
+
+    #[test]
+    fn unusable_pushes_are_refused_without_panicking() {
+        let (_, _, auth) = browser();
+        let mut bad_key = [0u8; 65];
+        bad_key[0] = 4;
+        let error = build_request(&push(PushKind::IncomingCall, bad_key, auth), 0).unwrap_err();
+        assert_eq!(error, PayloadError::BadSubscriptionKey);
+        let (_, p256dh, auth) = browser();
+        let mut huge = push(PushKind::IncomingCall, p256dh, auth);
+        Arc::make_mut(&mut huge.payload).caller_name = "x".repeat(4000);
+        assert!(matches!(
+            build_request(&huge, 0),
+            Err(PayloadError::TooLarge(_))
+        ));
+        let mut apns = push(PushKind::IncomingCall, p256dh, auth);
+        apns.address = PushAddress::Apns { token: vec![1; 32] };
+        assert_eq!(
+            build_request(&apns, 0).unwrap_err(),
+            PayloadError::NotWebPush
+        );
+    }
+}

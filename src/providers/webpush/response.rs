@@ -1,0 +1,147 @@
+//! What a Web Push service's answer means (RFC 8030 §5, RFC 8292 §4). Push services answer
+//! with a status and, at best, a free-text body, so the status is the reason: each one is
+//! mirrored here with an `Other(u16)` catch-all, and mapped to an action.
+
+use crate::providers::service::Verdict;
+use crate::push::Outcome;
+use crate::registry::UnixMillis;
+use std::time::Duration;
+
+/// A push service's answer, by status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebPushStatus {
+    /// 201 Created (some services say 200 or 202): the message is queued for the browser.
+    Created,
+    /// 400: malformed request (headers, encryption): a bug on our side, never retried.
+    BadRequest,
+    /// 401/403: the VAPID JWT was refused, or the subscription was made for another
+    /// application server key. Retrying with the same key cannot help.
+    VapidRefused(u16),
+    /// 404: the subscription does not exist (expired or never valid): delete it.
+    NotFound,
+    /// 410: the subscription was removed (the user unsubscribed): delete it.
+    Gone,
+    /// 413: the body is too large (over 4096 bytes).
+    TooLarge,
+    /// 429: too many requests; honour `Retry-After`.
+    TooManyRequests,
+    /// 5xx: the service is in trouble; retry with backoff.
+    ServerError(u16),
+    /// Anything else.
+    Other(u16),
+}
+
+impl WebPushStatus {
+    /// The status's meaning.
+    pub fn of(status: u16) -> WebPushStatus {
+        match status {
+            200..=202 => WebPushStatus::Created,
+            400 => WebPushStatus::BadRequest,
+            401 | 403 => WebPushStatus::VapidRefused(status),
+            404 => WebPushStatus::NotFound,
+            410 => WebPushStatus::Gone,
+            413 => WebPushStatus::TooLarge,
+            429 => WebPushStatus::TooManyRequests,
+            500..=599 => WebPushStatus::ServerError(status),
+            _ => WebPushStatus::Other(status),
+        }
+    }
+}
+
+/// `Retry-After` in seconds (push services use the seconds form; an HTTP date is ignored and
+/// the backoff still applies).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The verdict on an answer with `status` and `Retry-After` received at `now`.
+pub fn judge(status: u16, retry_after: Option<&str>, now: UnixMillis) -> Verdict {
+    let rejected = |reason: &str| Outcome::Rejected {
+        reason: reason.to_owned(),
+    };
+    match WebPushStatus::of(status) {
+        WebPushStatus::Created => Verdict::Final(Outcome::Delivered),
+        WebPushStatus::NotFound | WebPushStatus::Gone => Verdict::Final(Outcome::DeadToken {
+            verdict_at: now,
+            reason: status.to_string(),
+        }),
+        WebPushStatus::VapidRefused(status) => Verdict::Final(Outcome::CredentialProblem {
+            reason: format!("vapid_refused_{status}"),
+        }),
+        WebPushStatus::TooLarge => Verdict::Final(rejected("payload_too_large")),
+        WebPushStatus::BadRequest => Verdict::Final(rejected("bad_request")),
+        WebPushStatus::TooManyRequests => Verdict::Retry {
+            after: retry_after.and_then(parse_retry_after),
+            reason: "too_many_requests",
+            otherwise: rejected("too_many_requests"),
+        },
+        WebPushStatus::ServerError(status) => Verdict::Retry {
+            after: retry_after.and_then(parse_retry_after),
+            reason: "status_5xx",
+            otherwise: rejected(&format!("status_{status}")),
+        },
+        WebPushStatus::Other(status) => Verdict::Final(rejected(&format!("status_{status}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_is_delivered() {
+        assert_eq!(judge(201, None, 5), Verdict::Final(Outcome::Delivered));
+    }
+
+    #[test]
+    fn gone_subscriptions_are_dead_tokens_as_of_the_answer() {
+        for status in [404, 410] {
+            assert_eq!(
+                judge(status, None, 77),
+                Verdict::Final(Outcome::DeadToken {
+                    verdict_at: 77,
+                    reason: status.to_string()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn throttling_and_server_errors_retry_honouring_retry_after() {
+        match judge(429, Some("7"), 0) {
+            Verdict::Retry { after, reason, .. } => {
+                assert_eq!(after, Some(Duration::from_secs(7)));
+                assert_eq!(reason, "too_many_requests");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            judge(503, None, 0),
+            Verdict::Retry {
+                after: None,
+                reason: "status_5xx",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn refusals_are_final() {
+        assert!(matches!(
+            judge(413, None, 0),
+            Verdict::Final(Outcome::Rejected { reason }) if reason == "payload_too_large"
+        ));
+        assert!(matches!(
+            judge(403, None, 0),
+            Verdict::Final(Outcome::CredentialProblem { .. })
+        ));
+        assert!(matches!(
+            judge(400, None, 0),
+            Verdict::Final(Outcome::Rejected { .. })
+        ));
+        assert!(matches!(
+            judge(302, None, 0),
+            Verdict::Final(Outcome::Rejected { .. })
+        ));
+    }
+}

@@ -1,0 +1,292 @@
+//! The Web Push side's rule book (RFC 8030, RFC 8291, RFC 8292), pure: a request in, a
+//! verdict out. The simulator plays the push service *and* the browsers behind it: it makes
+//! subscriptions as a browser does (a P-256 key pair and a 16-byte auth secret each, kept
+//! here), checks the VAPID JWT, the headers, and decrypts each body as the browser would, so
+//! a test sees the plaintext the device would get.
+//!
+//! Paths: `/wp/<subscription id>`. A subscription made with an application server key
+//! accepts only that key's VAPID tokens (403 otherwise), as browsers bind them.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use web_push_native::p256;
+use web_push_native::p256::elliptic_curve::rand_core::OsRng;
+use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+
+/// The path prefix of subscription endpoints.
+pub const PATH_PREFIX: &str = "/wp/";
+/// RFC 8030 §7.2: push services must accept 4096 bytes of body; larger is 413.
+pub const MAX_BODY: usize = 4096;
+/// RFC 8292 §2: `exp` at most 24 hours ahead.
+const MAX_EXP_AHEAD_SECS: u64 = 24 * 60 * 60;
+
+/// What a browser hands its application server: `PushSubscription.toJSON()`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NewSubscription {
+    /// The id in the endpoint's path (tests script it as unregistered by this id).
+    pub id: String,
+    /// `https://<simulator>/wp/<id>`.
+    pub endpoint: String,
+    /// The browser's public key, base64url (65 bytes).
+    pub p256dh: String,
+    /// The auth secret, base64url (16 bytes).
+    pub auth: String,
+}
+
+/// One subscription's private half, as only the browser holds it.
+struct Subscription {
+    secret: p256::SecretKey,
+    auth: [u8; 16],
+    /// The VAPID public key (raw, 65 bytes) the subscription was made for, if any.
+    application_server_key: Option<Vec<u8>>,
+}
+
+/// Every subscription made so far.
+#[derive(Default)]
+pub struct Subscriptions {
+    by_id: Mutex<HashMap<String, Subscription>>,
+}
+
+impl Subscriptions {
+    /// Makes a subscription on the simulator at `base` (`https://host:port`), bound to
+    /// `application_server_key` (base64url) when given.
+    pub fn subscribe(
+        &self,
+        base: &str,
+        application_server_key: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<NewSubscription, String> {
+        if let Some(id) = id
+            && (id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err("a subscription id is 1+ of A-Z a-z 0-9 -".into());
+        }
+        let key = application_server_key
+            .map(|key| {
+                URL_SAFE_NO_PAD
+                    .decode(key)
+                    .map_err(|_| "applicationServerKey is not base64url".to_owned())
+            })
+            .transpose()?;
+        let secret = p256::SecretKey::random(&mut OsRng);
+        let p256dh = secret.public_key().to_encoded_point(false);
+        let auth: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+        // Not from the seeded generator: ids must not shift the scripted sequence.
+        let id = id.map_or_else(
+            || format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            str::to_owned,
+        );
+        let new = NewSubscription {
+            endpoint: format!("{base}{PATH_PREFIX}{id}"),
+            p256dh: URL_SAFE_NO_PAD.encode(p256dh.as_bytes()),
+            auth: URL_SAFE_NO_PAD.encode(auth),
+            id: id.clone(),
+        };
+        self.by_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                id,
+                Subscription {
+                    secret,
+                    auth,
+                    application_server_key: key,
+                },
+            );
+        Ok(new)
+    }
+}
+
+/// A request as the rules see it.
+pub struct WebPushRequest<'a> {
+    /// The method.
+    pub method: &'a http::Method,
+    /// The path (`/wp/<id>`).
+    pub path: &'a str,
+    /// `https://<authority>`: the audience a VAPID token must name.
+    pub origin: &'a str,
+    /// The headers.
+    pub headers: &'a http::HeaderMap,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// A message the browser got.
+#[derive(Debug, PartialEq)]
+pub struct Delivered {
+    /// The subscription id.
+    pub subscription: String,
+    /// `TTL`, seconds.
+    pub ttl: u64,
+    /// `Urgency` (`normal` when absent).
+    pub urgency: String,
+    /// `Topic`, if any.
+    pub topic: Option<String>,
+    /// The decrypted body, as JSON.
+    pub payload: serde_json::Value,
+}
+
+/// The push service's verdict.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    /// 201: delivered to the browser.
+    Accept(Delivered),
+    /// An error status and why.
+    Reject {
+        /// The status.
+        status: u16,
+        /// A short reason (the recorder's key).
+        reason: &'static str,
+    },
+}
+
+fn reject(status: u16, reason: &'static str) -> Verdict {
+    Verdict::Reject { status, reason }
+}
+
+/// Judges a request at `now_secs`; `unregistered` tells whether the profile scripts the
+/// subscription id as gone (410).
+pub fn judge(
+    request: WebPushRequest<'_>,
+    subscriptions: &Subscriptions,
+    unregistered: impl Fn(&str) -> bool,
+    now_secs: u64,
+) -> Verdict {
+    if request.method != http::Method::POST {
+        return reject(405, "MethodNotAllowed");
+    }
+    let Some(id) = request.path.strip_prefix(PATH_PREFIX) else {
+        return reject(404, "NoSuchSubscription");
+    };
+    if unregistered(id) {
+        return reject(410, "Unsubscribed");
+    }
+    let by_id = subscriptions
+        .by_id
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let Some(subscription) = by_id.get(id) else {
+        return reject(404, "NoSuchSubscription");
+    };
+    let header = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    if let Err(reason) = check_vapid(
+        header("authorization"),
+        request.origin,
+        subscription.application_server_key.as_deref(),
+        now_secs,
+    ) {
+        return reason;
+    }
+    let Some(ttl) = header("ttl").and_then(|ttl| ttl.trim().parse::<u64>().ok()) else {
+        return reject(400, "MissingTTL");
+    };
+    if header("content-encoding") != Some("aes128gcm") {
+        return reject(415, "UnsupportedContentEncoding");
+    }
+    let urgency = header("urgency").unwrap_or("normal");
+    if !["very-low", "low", "normal", "high"].contains(&urgency) {
+        return reject(400, "BadUrgency");
+    }
+    let topic = header("topic");
+    if let Some(topic) = topic
+        && (topic.len() > 32
+            || !topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return reject(400, "BadTopic");
+    }
+    if request.body.len() > MAX_BODY {
+        return reject(413, "PayloadTooLarge");
+    }
+    let auth = web_push_native::Auth::from(subscription.auth);
+    let Ok(plain) = web_push_native::decrypt(request.body.to_vec(), &subscription.secret, &auth)
+    else {
+        return reject(400, "DecryptionFailed");
+    };
+    let Ok(payload) = serde_json::from_slice(&plain) else {
+        return reject(400, "PayloadNotJson");
+    };
+    Verdict::Accept(Delivered {
+        subscription: id.to_owned(),
+        ttl,
+        urgency: urgency.to_owned(),
+        topic: topic.map(str::to_owned),
+        payload,
+    })
+}
+
+/// RFC 8292: `vapid t=<JWT>, k=<key>`; ES256 by `k`; `aud` = our origin; `exp` in the
+/// future and at most 24 h ahead; `sub` a `mailto:` or `https:` contact; `k` the key the
+/// subscription was made for, if it was bound to one.
+fn check_vapid(
+    authorization: Option<&str>,
+    origin: &str,
+    bound_key: Option<&[u8]>,
+    now_secs: u64,
+) -> Result<(), Verdict> {
+    let unauthorized = |reason| Err(reject(401, reason));
+    let Some(params) = authorization.and_then(|value| value.strip_prefix("vapid ")) else {
+        return unauthorized("MissingVapid");
+    };
+    let (mut token, mut key) = (None, None);
+    for param in params.split(',') {
+        match param.trim().split_once('=') {
+            Some(("t", value)) => token = Some(value.trim()),
+            Some(("k", value)) => key = Some(value.trim()),
+            _ => {}
+        }
+    }
+    let (Some(token), Some(key)) = (token, key) else {
+        return unauthorized("MalformedVapid");
+    };
+    let Ok(raw) = URL_SAFE_NO_PAD.decode(key) else {
+        return unauthorized("MalformedVapidKey");
+    };
+    if raw.len() != 65 || raw[0] != 4 {
+        return unauthorized("MalformedVapidKey");
+    }
+    if bound_key.is_some_and(|bound| bound != raw.as_slice()) {
+        return Err(reject(403, "VapidKeyMismatch"));
+    }
+    let Ok(decoding) = DecodingKey::from_ec_components(
+        &URL_SAFE_NO_PAD.encode(&raw[1..33]),
+        &URL_SAFE_NO_PAD.encode(&raw[33..65]),
+    ) else {
+        return unauthorized("MalformedVapidKey");
+    };
+    let mut validation = Validation::new(Algorithm::ES256);
+    // Checked below against our own clock, so the rule is exact and testable.
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    validation.set_audience(&[origin]);
+    let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation) else {
+        return unauthorized("BadVapidSignatureOrAudience");
+    };
+    let claims = data.claims;
+    let Some(exp) = claims["exp"].as_u64() else {
+        return unauthorized("VapidNoExp");
+    };
+    if exp <= now_secs {
+        return unauthorized("VapidExpired");
+    }
+    if exp > now_secs + MAX_EXP_AHEAD_SECS {
+        return unauthorized("VapidExpTooFar");
+    }
+    let sub = claims["sub"].as_str().unwrap_or("");
+    if !sub.starts_with("mailto:") && !sub.starts_with("https:") {
+        return unauthorized("VapidBadSubject");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

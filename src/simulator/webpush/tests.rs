@@ -1,0 +1,175 @@
+//! The Web Push rules against requests built by ringcast's own provider code.
+
+use super::*;
+use crate::providers::webpush::auth::VapidSigner;
+use crate::providers::webpush::payload::encrypt;
+use std::time::Duration;
+
+const ORIGIN: &str = "https://127.0.0.1:8443";
+const NOW: u64 = 1_700_000_000;
+
+fn signer() -> VapidSigner {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    VapidSigner::new(
+        pair.serialize_pem().as_bytes(),
+        "mailto:ops@example.com",
+        Duration::from_secs(12 * 3600),
+    )
+    .unwrap()
+}
+
+struct Sent {
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+fn request(sub: &NewSubscription, signer: &VapidSigner, plaintext: &[u8]) -> Sent {
+    let p256dh: [u8; 65] = URL_SAFE_NO_PAD
+        .decode(&sub.p256dh)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let auth: [u8; 16] = URL_SAFE_NO_PAD
+        .decode(&sub.auth)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let body = encrypt(plaintext, &p256dh, &auth).unwrap().to_vec();
+    let token = signer.token(ORIGIN, NOW * 1000).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("authorization", token.header.parse().unwrap());
+    headers.insert("ttl", "45".parse().unwrap());
+    headers.insert("urgency", "high".parse().unwrap());
+    headers.insert("topic", "abc_DEF-123".parse().unwrap());
+    headers.insert("content-encoding", "aes128gcm".parse().unwrap());
+    Sent { headers, body }
+}
+
+fn judge_at(subs: &Subscriptions, path: &str, sent: &Sent, origin: &str, now: u64) -> Verdict {
+    judge(
+        WebPushRequest {
+            method: &http::Method::POST,
+            path,
+            origin,
+            headers: &sent.headers,
+            body: &sent.body,
+        },
+        subs,
+        |id| id == "gone",
+        now,
+    )
+}
+
+fn path(sub: &NewSubscription) -> String {
+    format!("{PATH_PREFIX}{}", sub.id)
+}
+
+#[test]
+fn a_browser_decrypts_what_ringcast_encrypts() {
+    let subs = Subscriptions::default();
+    let sub = subs.subscribe(ORIGIN, None, None).unwrap();
+    assert_eq!(sub.endpoint, format!("{ORIGIN}/wp/{}", sub.id));
+    let sent = request(&sub, &signer(), br#"{"v":1,"type":"incoming_call"}"#);
+    match judge_at(&subs, &path(&sub), &sent, ORIGIN, NOW) {
+        Verdict::Accept(delivered) => {
+            assert_eq!(delivered.payload["type"], "incoming_call");
+            assert_eq!((delivered.ttl, delivered.urgency.as_str()), (45, "high"));
+            assert_eq!(delivered.topic.as_deref(), Some("abc_DEF-123"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn vapid_is_checked_for_audience_expiry_and_key() {
+    let subs = Subscriptions::default();
+    let signer = signer();
+    let sub = subs.subscribe(ORIGIN, None, None).unwrap();
+    let sent = request(&sub, &signer, b"{}");
+    let status = |verdict: Verdict| match verdict {
+        Verdict::Accept(_) => 201,
+        Verdict::Reject { status, .. } => status,
+    };
+    // Another origin's token.
+    assert_eq!(
+        status(judge_at(&subs, &path(&sub), &sent, "https://other:1", NOW)),
+        401
+    );
+    // Expired, and too far ahead (a 12 h token seen 13 h early).
+    assert_eq!(
+        status(judge_at(&subs, &path(&sub), &sent, ORIGIN, NOW + 13 * 3600)),
+        401
+    );
+    assert_eq!(
+        status(judge_at(&subs, &path(&sub), &sent, ORIGIN, NOW - 13 * 3600)),
+        401
+    );
+    // No Authorization.
+    let mut bare = request(&sub, &signer, b"{}");
+    bare.headers.remove("authorization");
+    assert_eq!(
+        status(judge_at(&subs, &path(&sub), &bare, ORIGIN, NOW)),
+        401
+    );
+    // A subscription bound to another application server key refuses ours.
+    let other = self::signer();
+    let bound = subs
+        .subscribe(ORIGIN, Some(other.public_key()), None)
+        .unwrap();
+    let sent = request(&bound, &signer, b"{}");
+    assert_eq!(
+        status(judge_at(&subs, &path(&bound), &sent, ORIGIN, NOW)),
+        403
+    );
+    let sent = request(&bound, &other, b"{}");
+    assert_eq!(
+        status(judge_at(&subs, &path(&bound), &sent, ORIGIN, NOW)),
+        201
+    );
+}
+
+#[test]
+fn headers_size_and_subscriptions_are_enforced() {
+    let subs = Subscriptions::default();
+    let signer = signer();
+    let sub = subs.subscribe(ORIGIN, None, None).unwrap();
+    let reason = |verdict: Verdict| match verdict {
+        Verdict::Accept(_) => "accepted",
+        Verdict::Reject { reason, .. } => reason,
+    };
+    let mut no_ttl = request(&sub, &signer, b"{}");
+    no_ttl.headers.remove("ttl");
+    assert_eq!(
+        reason(judge_at(&subs, &path(&sub), &no_ttl, ORIGIN, NOW)),
+        "MissingTTL"
+    );
+    let mut gzip = request(&sub, &signer, b"{}");
+    gzip.headers
+        .insert("content-encoding", "aesgcm".parse().unwrap());
+    assert_eq!(
+        reason(judge_at(&subs, &path(&sub), &gzip, ORIGIN, NOW)),
+        "UnsupportedContentEncoding"
+    );
+    let mut big = request(&sub, &signer, b"{}");
+    big.body = vec![0; MAX_BODY + 1];
+    assert_eq!(
+        reason(judge_at(&subs, &path(&sub), &big, ORIGIN, NOW)),
+        "PayloadTooLarge"
+    );
+    let mut garbled = request(&sub, &signer, b"{}");
+    let last = garbled.body.len() - 1;
+    garbled.body[last] ^= 1;
+    assert_eq!(
+        reason(judge_at(&subs, &path(&sub), &garbled, ORIGIN, NOW)),
+        "DecryptionFailed"
+    );
+    let sent = request(&sub, &signer, b"{}");
+    assert_eq!(
+        reason(judge_at(&subs, "/wp/unknown", &sent, ORIGIN, NOW)),
+        "NoSuchSubscription"
+    );
+    assert_eq!(
+        reason(judge_at(&subs, "/wp/gone", &sent, ORIGIN, NOW)),
+        "Unsubscribed"
+    );
+}
