@@ -15,6 +15,9 @@ use crate::providers::fcm::auth::{
 use crate::providers::fcm::client::{FcmClient, ProjectPause};
 use crate::providers::fcm::config::FcmConfig;
 use crate::providers::pool::tls::client_config;
+use crate::providers::queue::QueueLimits;
+use crate::providers::retry::RetrySettings;
+use crate::providers::service::PushService;
 use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::webpush::client::EndpointPolicy;
 use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
@@ -364,8 +367,10 @@ impl ProviderSet {
     /// Starts the plan's providers on the current arbiter (call it on the shard's thread).
     pub fn start(plan: &ProviderPlan) -> Result<ProviderSet, String> {
         let mut set = ProviderSet::default();
+        let cleanup = &plan.cleanup;
         let config = &plan.apns_config;
         for app in &plan.apns {
+            // One provider per environment: production and sandbox are different hosts.
             for environment in [Environment::Production, Environment::Sandbox] {
                 let client = ApnsClient::start(
                     config,
@@ -375,32 +380,23 @@ impl ProviderSet {
                     Arc::clone(&plan.apns_tls),
                 )
                 .map_err(|error| format!("providers.apns: {error}"))?;
-                let dispatcher = Dispatcher::new(
-                    client,
-                    DispatcherSettings {
-                        queues: config.queues.clone(),
-                        max_in_flight: config.max_in_flight,
-                        retry: config.retry.clone(),
-                        cleanup: Some(plan.cleanup.clone()),
-                        platform: Platform::Apns,
-                    },
-                )
-                .start();
-                set.insert(
-                    ProviderKey {
-                        tenant: app.tenant.clone(),
-                        app: app.app.clone(),
-                        environment,
-                    },
-                    ProviderHandle {
-                        submit: dispatcher.clone().recipient(),
-                        withdraw: dispatcher.recipient(),
-                    },
+                let settings = dispatcher_settings(
+                    &config.queues,
+                    config.max_in_flight,
+                    &config.retry,
+                    cleanup,
+                    Platform::Apns,
                 );
+                let key = ProviderKey {
+                    tenant: app.tenant.clone(),
+                    app: app.app.clone(),
+                    environment,
+                };
+                set.insert(key, start_dispatcher(client, settings));
             }
         }
+        let config = &plan.wns_config;
         for app in &plan.wns {
-            let config = &plan.wns_config;
             let client = WnsClient::start(
                 config,
                 app.credential.clone(),
@@ -408,30 +404,14 @@ impl ProviderSet {
                 Arc::clone(&plan.wns_tls),
             )
             .map_err(|error| format!("providers.wns: {error}"))?;
-            let dispatcher = Dispatcher::new(
-                client,
-                DispatcherSettings {
-                    queues: config.queues.clone(),
-                    max_in_flight: config.max_in_flight,
-                    retry: config.retry.clone(),
-                    cleanup: Some(plan.cleanup.clone()),
-                    platform: Platform::Wns,
-                },
-            )
-            .start();
-            let handle = ProviderHandle {
-                submit: dispatcher.clone().recipient(),
-                withdraw: dispatcher.recipient(),
-            };
-            // WNS has no environments: one provider, registered under production, serves a
-            // registration of either.
-            let key = |environment| ProviderKey {
-                tenant: app.tenant.clone(),
-                app: app.app.clone(),
-                environment,
-            };
-            set.insert(key(Environment::Production), handle.clone());
-            set.insert_alias(key(Environment::Sandbox), handle);
+            let settings = dispatcher_settings(
+                &config.queues,
+                config.max_in_flight,
+                &config.retry,
+                cleanup,
+                Platform::Wns,
+            );
+            set.insert_everywhere(&app.tenant, &app.app, start_dispatcher(client, settings));
         }
         let config = &plan.fcm_config;
         for app in &plan.fcm {
@@ -444,48 +424,37 @@ impl ProviderSet {
                 Arc::clone(&plan.fcm_tls),
             )
             .map_err(|error| format!("tenants.{}.apps.{}: {error}", app.tenant, app.app))?;
-            let dispatcher = Dispatcher::new(
-                client,
-                DispatcherSettings {
-                    queues: config.queues.clone(),
-                    max_in_flight: config.max_in_flight,
-                    retry: config.retry.clone(),
-                    cleanup: Some(plan.cleanup.clone()),
-                    platform: Platform::Fcm,
-                },
-            )
-            .start();
-            let handle = ProviderHandle {
-                submit: dispatcher.clone().recipient(),
-                withdraw: dispatcher.recipient(),
-            };
-            // FCM has no environments: one provider, registered under production, answers for
-            // a registration of either.
-            let key = |environment| ProviderKey {
-                tenant: app.tenant.clone(),
-                app: app.app.clone(),
-                environment,
-            };
-            set.insert(key(Environment::Production), handle.clone());
-            set.insert_alias(key(Environment::Sandbox), handle);
+            let settings = dispatcher_settings(
+                &config.queues,
+                config.max_in_flight,
+                &config.retry,
+                cleanup,
+                Platform::Fcm,
+            );
+            set.insert_everywhere(&app.tenant, &app.app, start_dispatcher(client, settings));
         }
-        // Web Push has no environments either: one provider per app (its dispatchers are per
-        // origin, inside it), found under either key.
+        // Web Push: one provider per app (its dispatchers are per origin, inside it).
         for (tenant, app, webpush) in &plan.webpush {
             let provider = WebPushProvider::new(webpush.clone()).start();
             let handle = ProviderHandle {
                 submit: provider.clone().recipient(),
                 withdraw: provider.recipient(),
             };
-            let key = |environment| ProviderKey {
-                tenant: tenant.clone(),
-                app: app.clone(),
-                environment,
-            };
-            set.insert(key(Environment::Production), handle.clone());
-            set.insert_alias(key(Environment::Sandbox), handle);
+            set.insert_everywhere(tenant, app, handle);
         }
         Ok(set)
+    }
+
+    /// Adds a provider of a service without environments (FCM, WNS, Web Push): inserted under
+    /// production, and found for a sandbox registration too.
+    fn insert_everywhere(&mut self, tenant: &str, app: &str, handle: ProviderHandle) {
+        let key = |environment| ProviderKey {
+            tenant: tenant.to_owned(),
+            app: app.to_owned(),
+            environment,
+        };
+        self.insert(key(Environment::Production), handle.clone());
+        self.insert_alias(key(Environment::Sandbox), handle);
     }
 
     /// Adds a provider.
@@ -522,6 +491,32 @@ impl ProviderSet {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
+    }
+}
+
+/// The settings of one provider's dispatcher.
+fn dispatcher_settings(
+    queues: &QueueLimits,
+    max_in_flight: usize,
+    retry: &RetrySettings,
+    cleanup: &AnyStore,
+    platform: Platform,
+) -> DispatcherSettings {
+    DispatcherSettings {
+        queues: queues.clone(),
+        max_in_flight,
+        retry: retry.clone(),
+        cleanup: Some(cleanup.clone()),
+        platform,
+    }
+}
+
+/// Starts `client`'s dispatcher on the current arbiter: the handle the router talks to.
+fn start_dispatcher<S: PushService>(client: S, settings: DispatcherSettings) -> ProviderHandle {
+    let dispatcher = Dispatcher::new(client, settings).start();
+    ProviderHandle {
+        submit: dispatcher.clone().recipient(),
+        withdraw: dispatcher.recipient(),
     }
 }
 
