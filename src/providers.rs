@@ -20,6 +20,7 @@
 //! or becomes final → the final action becomes the push's one `Outcome`, which flows back to
 //! the router, the metrics and (for a dead token) registry cleanup.
 
+pub mod action;
 pub mod apns;
 pub mod delivery;
 pub mod dispatcher;

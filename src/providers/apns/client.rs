@@ -126,8 +126,14 @@ impl PushService for ApnsClient {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok());
         let parsed = parse(answer.status, &answer.body, retry_after, now);
+        let after = match parsed.action {
+            Action::Retry { after } => after,
+            // APNs never asks for a pause; one would only be a longer retry.
+            Action::Pause { for_ } => Some(for_),
+            _ => None,
+        };
         match parsed.action {
-            Action::Retry { after } => Verdict::Retry {
+            Action::Retry { .. } | Action::Pause { .. } => Verdict::Retry {
                 after,
                 reason: retry_label(parsed.status, parsed.reason.as_ref()),
                 otherwise: parsed.final_outcome(),

@@ -108,33 +108,7 @@ reasons! {
     Shutdown,
 }
 
-/// What the provider does with an answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Accepted (200).
-    Delivered,
-    /// Transient: retry through the shared retry policy, on another connection, not before
-    /// `after` when the server said so (`Retry-After`).
-    Retry {
-        /// The server's `Retry-After`, a floor on the delay.
-        after: Option<Duration>,
-    },
-    /// The token is dead as of `verdict_at_ms`: delete the registration unless it was
-    /// registered again after that.
-    DeleteRegistration {
-        /// Apple's `timestamp` (410), else the time the answer came.
-        verdict_at_ms: UnixMillis,
-    },
-    /// The provider token expired: re-mint it (the cache allows it once per 20 minutes) and
-    /// send again; a second refusal is a credential alert.
-    RefreshCredentialOnce,
-    /// The credential is refused: alert an operator, do not retry blindly.
-    CredentialAlert,
-    /// Refused for good: retrying the same request cannot succeed.
-    Reject,
-    /// The request itself is malformed in a way only a ringcast bug produces: alert.
-    BugAlert,
-}
+pub use crate::providers::action::Action;
 
 /// One parsed APNs answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,7 +229,7 @@ impl ApnsAnswer {
             Action::RefreshCredentialOnce | Action::CredentialAlert => {
                 Outcome::CredentialProblem { reason: reason() }
             }
-            Action::Retry { .. } | Action::Reject | Action::BugAlert => {
+            Action::Retry { .. } | Action::Pause { .. } | Action::Reject | Action::BugAlert => {
                 Outcome::Rejected { reason: reason() }
             }
         }

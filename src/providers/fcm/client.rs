@@ -372,7 +372,7 @@ impl PushService for FcmClient {
                 reason: retry_label(parsed.status, parsed.code.as_ref()),
                 otherwise: parsed.final_outcome(),
             },
-            Action::PauseProject { for_ } => Verdict::Pause {
+            Action::Pause { for_ } => Verdict::Pause {
                 for_,
                 reason: retry_label(parsed.status, parsed.code.as_ref()),
                 otherwise: parsed.final_outcome(),

@@ -74,43 +74,7 @@ codes! {
     ThirdPartyAuthError = "THIRD_PARTY_AUTH_ERROR",
 }
 
-/// What the provider does with an answer: the variants of the APNs provider's
-/// [`Action`](crate::providers::apns::response::Action), plus [`Action::PauseProject`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Accepted (200).
-    Delivered,
-    /// Transient: retry through the shared retry policy, on another connection, not before
-    /// `after` when the server said so (`Retry-After`).
-    Retry {
-        /// The server's `Retry-After`, a floor on the delay.
-        after: Option<Duration>,
-    },
-    /// The token is dead as of `verdict_at_ms`: delete the registration unless it was
-    /// registered again after that.
-    DeleteRegistration {
-        /// When the answer came (FCM gives no timestamp).
-        verdict_at_ms: UnixMillis,
-    },
-    /// The access token was refused (401 without an FCM code): invalidate it in the cache
-    /// (one refresh per burst) and send again; a second refusal is a credential alert.
-    RefreshCredentialOnce,
-    /// The credential is refused: alert an operator, do not retry blindly.
-    CredentialAlert,
-    /// Refused for good: retrying the same request cannot succeed.
-    Reject,
-    /// The request itself is malformed in a way only a ringcast bug (or a wrong base URL)
-    /// produces: alert.
-    BugAlert,
-    /// The project's quota is exceeded: stop sending anything to this project for `for_`
-    /// (at least `Retry-After`, at least the configured default), then retry this push
-    /// through the retry policy if its deadline allows. Project-wide, because FCM denylists
-    /// senders that keep sending into a quota error.
-    PauseProject {
-        /// How long the project pauses.
-        for_: Duration,
-    },
-}
+pub use crate::providers::action::Action;
 
 /// One parsed FCM answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,7 +208,7 @@ fn action(
     quota_pause_default: Duration,
 ) -> Action {
     use FcmErrorCode::*;
-    let pause = || Action::PauseProject {
+    let pause = || Action::Pause {
         for_: after.unwrap_or_default().max(quota_pause_default),
     };
     match code {
@@ -270,7 +234,7 @@ fn action(
 
 impl FcmAnswer {
     /// The push's outcome when this answer is final: delivered, or no retry is left (a
-    /// `Retry` or `PauseProject` whose retries ran out is `Rejected`, a
+    /// `Retry` or `Pause` whose retries ran out is `Rejected`, a
     /// `RefreshCredentialOnce` that was already spent is a `CredentialProblem`).
     pub fn final_outcome(&self) -> Outcome {
         let reason = || {
@@ -288,10 +252,9 @@ impl FcmAnswer {
             Action::RefreshCredentialOnce | Action::CredentialAlert => {
                 Outcome::CredentialProblem { reason: reason() }
             }
-            Action::Retry { .. }
-            | Action::PauseProject { .. }
-            | Action::Reject
-            | Action::BugAlert => Outcome::Rejected { reason: reason() },
+            Action::Retry { .. } | Action::Pause { .. } | Action::Reject | Action::BugAlert => {
+                Outcome::Rejected { reason: reason() }
+            }
         }
     }
 }

@@ -180,7 +180,7 @@ fn quota_exceeded_pauses_the_project_for_at_least_retry_after_and_the_default() 
     let pause = |retry_after| parse(429, &body, retry_after, NOW, QUOTA_DEFAULT).action;
     assert_eq!(
         pause(Some("120")),
-        Action::PauseProject {
+        Action::Pause {
             for_: Duration::from_secs(120)
         }
     );
@@ -188,7 +188,7 @@ fn quota_exceeded_pauses_the_project_for_at_least_retry_after_and_the_default() 
     for retry_after in [None, Some("10"), Some("Wed, 21 Oct 2026 07:28:00 GMT")] {
         assert_eq!(
             pause(retry_after),
-            Action::PauseProject {
+            Action::Pause {
                 for_: Duration::from_secs(60)
             }
         );
@@ -203,7 +203,7 @@ fn quota_exceeded_pauses_the_project_for_at_least_retry_after_and_the_default() 
     // The configured default applies.
     assert_eq!(
         parse(429, &body, None, NOW, Duration::from_secs(90)).action,
-        Action::PauseProject {
+        Action::Pause {
             for_: Duration::from_secs(90)
         }
     );
@@ -270,7 +270,7 @@ fn without_fcm_details_the_grpc_status_decides_but_never_deletes() {
     assert_eq!(bare(400, "INVALID_ARGUMENT").action, Action::Reject);
     assert_eq!(
         bare(429, "RESOURCE_EXHAUSTED").action,
-        Action::PauseProject {
+        Action::Pause {
             for_: Duration::from_secs(60)
         }
     );
