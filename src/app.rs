@@ -158,6 +158,7 @@ fn start_routers(
     config: &Config,
 ) -> Routers {
     let capacity = config.registry.mailbox_capacity;
+    let max_in_flight = config.router.max_events_in_flight;
     let routers = threads
         .handles()
         .iter()
@@ -172,7 +173,7 @@ fn start_routers(
                     ProviderSet::default()
                 });
                 tracing::debug!(shard, providers = providers.len(), "router started");
-                Router::new(store, providers, capacity)
+                Router::new(store, providers, capacity, max_in_flight)
             })
         })
         .collect();

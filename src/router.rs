@@ -12,13 +12,15 @@
 //! claim released, its queued rings withdrawn) and the caller gets [`RouteError::Overloaded`]
 //! (`503` with `Retry-After`), so call control can retry. Lower priorities are shed instead.
 
+pub mod admission;
 pub mod fanout;
 pub mod providers;
 
 use crate::providers::dispatcher::{Submit, Ticket, Withdraw};
-use crate::push::{Outcome, Push};
+use crate::push::{Outcome, Priority, Push};
 use crate::registry::{AnyStore, IdentityKey, Platform, Store, StoreError};
 use actix::prelude::*;
+use admission::Admission;
 use fanout::{CallEvent, EndEvent};
 use providers::{ProviderKey, ProviderSet};
 use std::collections::HashMap;
@@ -33,6 +35,10 @@ pub enum RouteError {
     /// A ring could not be queued: the providers' queues are full of rings. Retry later.
     #[error("the push queues are full")]
     Overloaded,
+    /// The router has too many events in flight for this event's priority (see
+    /// [`admission`]): it was refused before any of its work. Retry later.
+    #[error("the router is shedding {} events", .0.label())]
+    Shed(Priority),
 }
 
 /// What will become of one device's push.
@@ -63,14 +69,20 @@ pub struct Routed {
     pub devices: Vec<DevicePush>,
 }
 
+/// Where the router's answer to one event arrives. The event's work runs as a task of its own
+/// on the shard's arbiter, not inside the actor's context: actix polls every future spawned
+/// into a context on each wake, so a router with n events in flight would do O(n) work per
+/// Redis reply (the same profile finding that moved the dispatcher's deliveries out).
+pub type RouteReply = tokio::sync::oneshot::Receiver<Result<Routed, RouteError>>;
+
 /// An incoming call to route.
 #[derive(Message)]
-#[rtype(result = "Result<Routed, RouteError>")]
+#[rtype(result = "RouteReply")]
 pub struct Ring(pub CallEvent);
 
 /// The end of a call to route.
 #[derive(Message)]
-#[rtype(result = "Result<Routed, RouteError>")]
+#[rtype(result = "RouteReply")]
 pub struct End(pub EndEvent);
 
 /// The router of one shard.
@@ -81,15 +93,45 @@ pub struct Router {
     providers: ProviderSet,
     /// The mailbox bound (backpressure to the API).
     mailbox_capacity: usize,
+    /// Events in flight, and which priorities it still admits.
+    admission: Admission,
 }
 
 impl Router {
-    /// A router over `store` handing pushes to `providers`.
-    pub fn new(store: AnyStore, providers: ProviderSet, mailbox_capacity: usize) -> Router {
+    /// A router over `store` handing pushes to `providers`, with at most `max_in_flight`
+    /// events being routed at once (lower priorities are refused earlier, see [`admission`]).
+    pub fn new(
+        store: AnyStore,
+        providers: ProviderSet,
+        mailbox_capacity: usize,
+        max_in_flight: usize,
+    ) -> Router {
         Router {
             store,
             providers,
             mailbox_capacity,
+            admission: Admission::new(max_in_flight),
+        }
+    }
+
+    /// Routes one event as a task of its own if its priority is admitted, else refuses it at
+    /// once.
+    fn admitted(
+        &self,
+        priority: Priority,
+        work: impl std::future::Future<Output = Result<Routed, RouteError>> + 'static,
+    ) -> RouteReply {
+        match self.admission.admit(priority) {
+            Some(pass) => run(async move {
+                let routed = work.await;
+                drop(pass);
+                routed
+            }),
+            None => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let _ = reply.send(Err(RouteError::Shed(priority)));
+                answer
+            }
         }
     }
 }
@@ -103,93 +145,112 @@ impl Actor for Router {
 }
 
 impl Handler<Ring> for Router {
-    type Result = ResponseFuture<Result<Routed, RouteError>>;
+    type Result = MessageResult<Ring>;
 
     fn handle(&mut self, Ring(call): Ring, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
         let span = crate::logging::call_event_span(&call.event_id);
-        Box::pin(
-            async move {
-                let now = crate::clock::now_millis();
-                let deadline = now + call.ring_timeout.as_millis() as u64;
-                let tenant = call.callee.tenant.clone();
-                if !store
-                    .claim_event(&tenant, &call.event_id, deadline, now)
-                    .await?
-                {
-                    return Ok(duplicate(call.event_id));
-                }
-                let registrations = match store.list(&call.callee, now).await {
-                    Ok(registrations) => registrations,
-                    Err(error) => {
-                        release(&store, &tenant, &call.event_id).await;
-                        return Err(error.into());
+        MessageResult(
+            self.admitted(
+                Priority::P0,
+                async move {
+                    let now = crate::clock::now_millis();
+                    let deadline = now + call.ring_timeout.as_millis() as u64;
+                    let tenant = call.callee.tenant.clone();
+                    if !store
+                        .claim_event(&tenant, &call.event_id, deadline, now)
+                        .await?
+                    {
+                        return Ok(duplicate(call.event_id));
                     }
-                };
-                let pushes = fanout::rings(&call, &registrations, now);
-                let devices = submit(&providers, pushes).await;
-                let refused_ring = devices
-                    .iter()
-                    .any(|device| matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed)));
-                if refused_ring {
-                    // Give the whole event back: withdraw what was queued, release the claim.
-                    withdraw(&providers, &call.callee, &call.call_id).await;
-                    release(&store, &tenant, &call.event_id).await;
-                    return Err(RouteError::Overloaded);
+                    let registrations = match store.list(&call.callee, now).await {
+                        Ok(registrations) => registrations,
+                        Err(error) => {
+                            release(&store, &tenant, &call.event_id).await;
+                            return Err(error.into());
+                        }
+                    };
+                    let pushes = fanout::rings(&call, &registrations, now);
+                    let devices = submit(&providers, pushes).await;
+                    let refused_ring = devices.iter().any(|device| {
+                        matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed))
+                    });
+                    if refused_ring {
+                        // Give the whole event back: withdraw what was queued, release the claim.
+                        withdraw(&providers, &call.callee, &call.call_id).await;
+                        release(&store, &tenant, &call.event_id).await;
+                        return Err(RouteError::Overloaded);
+                    }
+                    tracing::debug!(devices = devices.len(), "rings queued");
+                    Ok(Routed {
+                        event_id: call.event_id,
+                        duplicate: false,
+                        devices,
+                    })
                 }
-                tracing::debug!(devices = devices.len(), "rings queued");
-                Ok(Routed {
-                    event_id: call.event_id,
-                    duplicate: false,
-                    devices,
-                })
-            }
-            .instrument(span),
+                .instrument(span),
+            ),
         )
     }
 }
 
 impl Handler<End> for Router {
-    type Result = ResponseFuture<Result<Routed, RouteError>>;
+    type Result = MessageResult<End>;
 
     fn handle(&mut self, End(end): End, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
         let span = crate::logging::call_event_span(&end.event_id);
-        Box::pin(
-            async move {
-                let now = crate::clock::now_millis();
-                let deadline = now + end.deadline_after().as_millis() as u64;
-                let tenant = end.callee.tenant.clone();
-                if !store
-                    .claim_event(&tenant, &end.event_id, deadline, now)
-                    .await?
-                {
-                    return Ok(duplicate(end.event_id));
-                }
-                // The call is over: rings still queued never leave.
-                let not_rung = withdraw(&providers, &end.callee, &end.call_id).await;
-                let registrations = match store.list(&end.callee, now).await {
-                    Ok(registrations) => registrations,
-                    Err(error) => {
-                        release(&store, &tenant, &end.event_id).await;
-                        return Err(error.into());
+        MessageResult(
+            self.admitted(
+                end.kind().priority(),
+                async move {
+                    let now = crate::clock::now_millis();
+                    let deadline = now + end.deadline_after().as_millis() as u64;
+                    let tenant = end.callee.tenant.clone();
+                    if !store
+                        .claim_event(&tenant, &end.event_id, deadline, now)
+                        .await?
+                    {
+                        return Ok(duplicate(end.event_id));
                     }
-                };
-                let pushes = fanout::ends(&end, &registrations, &not_rung, now);
-                tracing::debug!(
-                    withdrawn = not_rung.len(),
-                    pushes = pushes.len(),
-                    "call ended"
-                );
-                Ok(Routed {
-                    event_id: end.event_id,
-                    duplicate: false,
-                    devices: submit(&providers, pushes).await,
-                })
-            }
-            .instrument(span),
+                    // The call is over: rings still queued never leave.
+                    let not_rung = withdraw(&providers, &end.callee, &end.call_id).await;
+                    let registrations = match store.list(&end.callee, now).await {
+                        Ok(registrations) => registrations,
+                        Err(error) => {
+                            release(&store, &tenant, &end.event_id).await;
+                            return Err(error.into());
+                        }
+                    };
+                    let pushes = fanout::ends(&end, &registrations, &not_rung, now);
+                    tracing::debug!(
+                        withdrawn = not_rung.len(),
+                        pushes = pushes.len(),
+                        "call ended"
+                    );
+                    Ok(Routed {
+                        event_id: end.event_id,
+                        duplicate: false,
+                        devices: submit(&providers, pushes).await,
+                    })
+                }
+                .instrument(span),
+            ),
         )
     }
+}
+
+/// Runs one event's work as a task on the current (the shard's) arbiter; its answer arrives
+/// through the returned receiver. A caller that gave up drops the receiver; the work still
+/// finishes, so a claimed event is never left half-routed.
+fn run(
+    work: impl std::future::Future<Output = Result<Routed, RouteError>> + 'static,
+) -> RouteReply {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    actix::spawn(async move {
+        let _ = reply.send(work.await);
+    });
+    answer
 }
 
 /// The answer to an event seen before.
@@ -345,15 +406,25 @@ impl Routers {
         self.ask(router.send(End(end))).await
     }
 
-    /// Waits, boundedly, for a router's answer.
+    /// Waits, boundedly, for a router's answer: first for mailbox room, then for the work.
     async fn ask(
         &self,
-        answer: impl std::future::Future<Output = Result<Result<Routed, RouteError>, MailboxError>>,
+        queued: impl std::future::Future<Output = Result<RouteReply, MailboxError>>,
     ) -> Result<Routed, RoutersError> {
+        let answer = async {
+            match queued.await {
+                Err(MailboxError::Timeout) => Err(RoutersError::Busy),
+                Err(MailboxError::Closed) => Err(RoutersError::Stopped),
+                // The router stopped before the work could answer.
+                Ok(reply) => reply
+                    .await
+                    .map_err(|_| RoutersError::Stopped)?
+                    .map_err(Into::into),
+            }
+        };
         match tokio::time::timeout(self.call_timeout, answer).await {
-            Err(_) | Ok(Err(MailboxError::Timeout)) => Err(RoutersError::Busy),
-            Ok(Err(MailboxError::Closed)) => Err(RoutersError::Stopped),
-            Ok(Ok(routed)) => Ok(routed?),
+            Err(_) => Err(RoutersError::Busy),
+            Ok(answer) => answer,
         }
     }
 }

@@ -447,6 +447,93 @@ async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_wit
     }
 }
 
+/// A request that answers at once: `(status, problem detail)`.
+async fn refused(rig: &Rig, path: &str, body: Value) -> (u16, String) {
+    let (status, answer) = rig.post(path, body).await;
+    (
+        status,
+        answer["detail"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_router_refuses_missed_calls_first_then_call_ended_then_rings() {
+    // A private Redis, frozen mid-test: every event's claim then waits on it, so the events
+    // sent meanwhile stay in flight and fill the router's admission (4 per shard).
+    let redis = support::redis_server::RedisServer::start();
+    let rig = rig(Profile::default(), Some(redis.url()), |config| {
+        config.registry.shards = 1;
+        config.registry.store_timeout_ms = 30_000;
+        config.registry.redis.command_timeout_ms = 30_000;
+        config.router.max_events_in_flight = 4;
+    })
+    .await;
+    for n in 1..=8u8 {
+        rig.register_apns(&format!("u{n}"), "phone", n).await;
+    }
+    redis.freeze();
+    let rig = std::sync::Arc::new(rig);
+    let mut stuck = tokio::task::JoinSet::new();
+    let mut hang = |path: String, body: Value| {
+        let rig = rig.clone();
+        stuck.spawn(async move { rig.post(&path, body).await });
+    };
+    let settle = || tokio::time::sleep(Duration::from_millis(200));
+    let ring = |n: u8| json!({"call_id": format!("c{n}"), "callee": format!("u{n}"), "caller": {"id": "bob"}});
+    let end = |n: u8, reason: &str| json!({"callee": format!("u{n}"), "reason": reason});
+
+    // Two rings in flight: half the limit, so missed-call events are refused at once.
+    hang("/v1/calls".into(), ring(1));
+    hang("/v1/calls".into(), ring(2));
+    settle().await;
+    let (status, detail) = refused(&rig, "/v1/calls/c3/end", end(3, "missed")).await;
+    assert_eq!(
+        (status, detail.contains("overloaded")),
+        (503, true),
+        "{detail}"
+    );
+    // A "call ended" still gets in (3 of 4), the next one no longer does.
+    hang("/v1/calls/c4/end".into(), end(4, "cancelled"));
+    settle().await;
+    let (status, detail) = refused(&rig, "/v1/calls/c5/end", end(5, "cancelled")).await;
+    assert_eq!(
+        (status, detail.contains("overloaded")),
+        (503, true),
+        "{detail}"
+    );
+    // A ring still gets in (4 of 4); the next ring is refused with Retry-After.
+    hang("/v1/calls".into(), ring(6));
+    settle().await;
+    let response = rig
+        .app
+        .client
+        .post(rig.app.url("/v1/calls"))
+        .bearer_auth(KEY_A)
+        .json(&ring(7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    // Redis answers again: every admitted event completes, and the refused ones were never
+    // claimed, so their retries go through.
+    redis.thaw();
+    while let Some(answer) = stuck.join_next().await {
+        let (status, answer) = answer.unwrap();
+        assert_eq!(status, 202, "{answer}");
+    }
+    let (status, answer) = rig.post("/v1/calls?wait=true", ring(7)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(outcomes(&answer)["phone"], "delivered");
+    let (status, answer) = rig.post("/v1/calls/c3/end", end(3, "missed")).await;
+    assert_eq!(
+        (status, &answer["duplicate"]),
+        (202, &json!(false)),
+        "{answer}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_events_are_validated_and_need_a_server_key() {
     let rig = rig(Profile::default(), None, |_| {}).await;

@@ -381,7 +381,9 @@ fn counted(kind: PushKind, routed: Result<Routed, RoutersError>) -> Result<Route
         Ok(routed) if routed.duplicate => EventOutcome::Duplicate,
         Ok(routed) if routed.devices.is_empty() => EventOutcome::NoDevices,
         Ok(_) => EventOutcome::Accepted,
-        Err(RoutersError::Route(RouteError::Overloaded) | RoutersError::Busy) => EventOutcome::Busy,
+        Err(
+            RoutersError::Route(RouteError::Overloaded | RouteError::Shed(_)) | RoutersError::Busy,
+        ) => EventOutcome::Busy,
         Err(RoutersError::Route(RouteError::Store(_)) | RoutersError::Stopped) => {
             EventOutcome::Unavailable
         }
@@ -395,6 +397,9 @@ fn route_error(error: RoutersError) -> ApiError {
     match error {
         RoutersError::Route(RouteError::Overloaded) => {
             ApiError::Unavailable("the push queues are full: nothing was rung; retry shortly")
+        }
+        RoutersError::Route(RouteError::Shed(_)) => {
+            ApiError::Unavailable("the node is overloaded: nothing was sent; retry shortly")
         }
         RoutersError::Route(RouteError::Store(store)) => {
             ApiError::from(crate::registry::shards::ShardError::Store(store))
