@@ -10,7 +10,7 @@
 //! ```text
 //! cargo bench --bench registry_memory -- --mix apns          # 1 M identities × 1 APNs device
 //! cargo bench --bench registry_memory -- --mix e2e           # benches/e2e.sh's mix, 1 M devices
-//! cargo bench --bench registry_memory -- --registrations 200000
+//! cargo bench --bench registry_memory -- --registrations 200000 --owner-buckets 4096
 //! ```
 //!
 //! The e2e mix is `benches/e2e.sh`'s scenario scaled up: identities with 1 and 5 devices
@@ -42,6 +42,9 @@ struct Args {
     /// Registrations in flight at once, over the store's one multiplexed connection.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Owner-index buckets per tenant (`[registry.redis] owner_buckets`).
+    #[arg(long, default_value_t = RedisOptions::default().owner_buckets)]
+    owner_buckets: u32,
     /// `cargo bench` passes `--bench` to every bench binary; accepted and ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -71,7 +74,7 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
-        let store = connect(&server.url()).await;
+        let store = connect(&server.url(), args.owner_buckets).await;
         let before = used_memory(&server.url()).await;
         let cpu_before = used_cpu(&server.url()).await;
         let started = Instant::now();
@@ -90,7 +93,8 @@ fn main() {
         println!(
             "registry_memory: mix {mix}, {count} registrations ({identities} identities), \
              {keys} keys: used_memory {before} -> {after} B = {per:.1} B per registration; \
-             {rate:.0} registrations/s ({secs:.1} s, {concurrency} in flight), \
+             {buckets} owner buckets; {rate:.0} registrations/s ({secs:.1} s, \
+             {concurrency} in flight), \
              Redis CPU {cpu_us:.1} µs per registration",
             mix = args.mix.name(),
             identities = devices.last().map_or(0, |&(identity, _)| identity + 1),
@@ -99,6 +103,7 @@ fn main() {
             secs = elapsed.as_secs_f64(),
             concurrency = args.concurrency,
             cpu_us = cpu * 1e6 / count as f64,
+            buckets = args.owner_buckets,
         );
     });
 }
@@ -234,10 +239,11 @@ async fn register_all(
     }
 }
 
-async fn connect(url: &str) -> RedisSingleStore {
+async fn connect(url: &str, owner_buckets: u32) -> RedisSingleStore {
     let options = RedisOptions {
         // Long enough for a busy 2-core machine; the bench measures memory, not timeouts.
         command_timeout: Duration::from_secs(10),
+        owner_buckets,
         ..RedisOptions::default()
     };
     RedisSingleStore::connect(url, &options)
