@@ -67,6 +67,11 @@
 //! are no longer written and expire with their entries, and until a device registers again
 //! (at most its TTL), its token is unknown to the index, so moving it to another identity
 //! would leave it on the old one too. Change it on an empty store, or accept that window.
+//! Upgrading from the former one owner key per token (`o:<tenant>:<22 base64url characters>`,
+//! strings) opens the same window: those keys are no longer read and expire with their
+//! registrations, and their names never collide with a bucket's (at most 8 hex digits).
+//! Both parts of an entry's slot come from the 16 digest bytes such a key names, so a
+//! converter could carry them over without the tokens; none exists yet.
 //!
 //! # Registering, step by step
 //!
