@@ -228,6 +228,7 @@ async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
         max_devices_per_identity: registry.max_devices_per_identity,
         connect_timeout: Duration::from_millis(registry.redis.connect_timeout_ms),
         command_timeout: Duration::from_millis(registry.redis.command_timeout_ms),
+        owner_buckets: registry.redis.owner_buckets,
     };
     Ok(match registry.store {
         StoreKind::Embedded => {

@@ -185,6 +185,11 @@ pub struct RedisConfig {
     pub connect_timeout_ms: u64,
     /// Per-command timeout, in milliseconds: a dead Redis must give a fast `503`, not a hang.
     pub command_timeout_ms: u64,
+    /// Buckets of the token-owner index, per tenant: about the largest tenant's registrations
+    /// ÷ 16 to ÷ 32 (65,536 suits 1-2 M), so each bucket stays a small listpack in Redis. Set it
+    /// before the first registration: changing it later re-homes every owner entry (see
+    /// `registry::redis`, "Memory").
+    pub owner_buckets: u32,
 }
 
 impl Default for RedisConfig {
@@ -194,6 +199,7 @@ impl Default for RedisConfig {
             nodes: Vec::new(),
             connect_timeout_ms: 2_000,
             command_timeout_ms: 1_000,
+            owner_buckets: 65_536,
         }
     }
 }
@@ -323,6 +329,9 @@ impl Config {
         if self.router.max_events_in_flight < 4 {
             // Fewer cannot stagger three priorities.
             problems.push("router.max_events_in_flight must be at least 4".into());
+        }
+        if registry.redis.owner_buckets == 0 {
+            problems.push("registry.redis.owner_buckets must be at least 1".into());
         }
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());

@@ -55,6 +55,8 @@ pub async fn run_all<S: Store>(store: &S, tenant: &str) {
     token_moves_between_identities(store, &format!("{tenant}-move")).await;
     token_moves_between_devices_of_one_identity(store, &format!("{tenant}-movedev")).await;
     changed_token_frees_the_old_one(store, &format!("{tenant}-change")).await;
+    stale_owner_neither_blocks_nor_misdirects(store, &format!("{tenant}-stale")).await;
+    neighbouring_tokens_are_owned_apart(store, &format!("{tenant}-neighbours")).await;
     dead_token_verdicts(store, &format!("{tenant}-dead")).await;
     tenants_are_isolated(store, &format!("{tenant}-iso")).await;
     device_limit(store, &format!("{tenant}-limit")).await;
@@ -290,6 +292,88 @@ async fn changed_token_frees_the_old_one<S: Store>(store: &S, tenant: &str) {
         [apns(12)],
         "grace's phone keeps its new token"
     );
+}
+
+/// A token whose registration expired has no owner: registering it elsewhere reports no move
+/// and deletes nothing, even though its former holder (same identity, same device id) is live
+/// again with another token. A store that keeps owner entries past their registration's
+/// expiry (Redis until the bucket is next written) must look through them.
+async fn stale_owner_neither_blocks_nor_misdirects<S: Store>(store: &S, tenant: &str) {
+    let nina = IdentityKey::new(tenant, "nina");
+    let omar = IdentityKey::new(tenant, "omar");
+    let now = wall_clock();
+    store
+        .register(&nina, &registration("phone", apns(16), now, 1_000))
+        .await
+        .unwrap();
+    let again = store
+        .register(&nina, &registration("phone", apns(17), now + 2_000, DAY))
+        .await
+        .unwrap();
+    assert!(again.created, "the expired registration is gone");
+
+    let taken = store
+        .register(&omar, &registration("phone", apns(16), now + 3_000, DAY))
+        .await
+        .unwrap();
+    assert_eq!(taken.moved_from, None, "an expired owner is no owner");
+    assert_eq!(
+        store.list(&nina, now + 3_000).await.unwrap()[0].address,
+        apns(17),
+        "nina's phone keeps its new token"
+    );
+    assert_eq!(store.list(&omar, now + 3_000).await.unwrap().len(), 1);
+
+    // Omar's token now moves on as any live token does.
+    let moved = store
+        .register(&nina, &registration("tablet", apns(16), now + 4_000, DAY))
+        .await
+        .unwrap();
+    assert_eq!(moved.moved_from.as_deref(), Some("omar"));
+    assert_eq!(store.list(&omar, now + 4_000).await.unwrap(), vec![]);
+}
+
+/// Owner records of different tokens do not disturb each other (in Redis they may share a
+/// bucket hash): releasing, re-tokening and moving one leaves the others' owners intact.
+async fn neighbouring_tokens_are_owned_apart<S: Store>(store: &S, tenant: &str) {
+    let now = wall_clock();
+    let people: Vec<IdentityKey> = (0..8)
+        .map(|n| IdentityKey::new(tenant, format!("p{n}")))
+        .collect();
+    for (n, who) in people.iter().enumerate() {
+        store
+            .register(who, &registration("phone", apns(100 + n as u8), now, DAY))
+            .await
+            .unwrap();
+    }
+    assert!(store.unregister(&people[0], "phone", now).await.unwrap());
+    assert_eq!(store.revoke(&people[1], now).await.unwrap(), 1);
+    store
+        .register(&people[2], &registration("phone", apns(120), now + 1, DAY))
+        .await
+        .unwrap();
+    let newcomer = IdentityKey::new(tenant, "newcomer");
+    for (n, expected) in [
+        (0, None),
+        (1, None),
+        (2, None),
+        (3, Some("p3")),
+        (7, Some("p7")),
+    ] {
+        let r = store
+            .register(
+                &newcomer,
+                &registration(&format!("d{n}"), apns(100 + n), now + 2, DAY),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.moved_from.as_deref(), expected, "token {n}");
+    }
+    for n in [4, 5, 6] {
+        assert_eq!(store.list(&people[n], now + 2).await.unwrap().len(), 1);
+    }
+    assert_eq!(store.list(&people[3], now + 2).await.unwrap(), vec![]);
+    assert_eq!(store.list(&newcomer, now + 2).await.unwrap().len(), 5);
 }
 
 async fn dead_token_verdicts<S: Store>(store: &S, tenant: &str) {

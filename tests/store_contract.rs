@@ -37,6 +37,22 @@ async fn redis_store_keeps_the_contract() {
     run_all(&store, &unique_tenant("redis")).await;
 }
 
+/// One owner bucket per tenant: every token of a case shares one hash, so pruning, claims and
+/// compare-and-delete releases meet their neighbours' entries on every step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_with_one_owner_bucket_keeps_the_contract() {
+    let redis = support::redis_server::shared().await;
+    let options = RedisOptions {
+        max_devices_per_identity: MAX_DEVICES,
+        owner_buckets: 1,
+        ..RedisOptions::default()
+    };
+    let store = RedisSingleStore::connect(&redis.url(), &options)
+        .await
+        .unwrap();
+    run_all(&store, &unique_tenant("redis-1bucket")).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_store_keeps_the_contract() {
     let cluster = support::redis_cluster::RedisCluster::start(3).await;
@@ -61,6 +77,9 @@ mod redis_only {
     use std::time::{Duration, Instant};
 
     const HOUR: u64 = 3_600_000;
+    /// Owner entries keep their expiry in whole seconds, rounded up: a bucket's TTL may pass
+    /// its registration's by up to a second.
+    const SECOND: u64 = 1_000;
     /// Slack between the caller's clock and Redis's when comparing TTLs.
     const SLACK_MS: i64 = 5_000;
 
@@ -100,6 +119,14 @@ mod redis_only {
             .unwrap()
     }
 
+    async fn hlen(connection: &mut impl redis::aio::ConnectionLike, key: &str) -> i64 {
+        redis::cmd("HLEN")
+            .arg(key)
+            .query_async(connection)
+            .await
+            .unwrap()
+    }
+
     fn assert_near(actual: i64, expected: u64, what: &str) {
         let expected = expected as i64;
         assert!(
@@ -109,9 +136,14 @@ mod redis_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn identity_and_owner_keys_expire_with_their_registrations() {
+    async fn identity_and_owner_bucket_ttls_follow_their_latest_registration() {
         let redis = support::redis_server::shared().await;
-        let store = RedisSingleStore::connect(&redis.url(), &options())
+        // One bucket per tenant, so every token of this test shares it.
+        let options = RedisOptions {
+            owner_buckets: 1,
+            ..options()
+        };
+        let store = RedisSingleStore::connect(&redis.url(), &options)
             .await
             .unwrap();
         let client = redis::Client::open(redis.url()).unwrap();
@@ -119,6 +151,7 @@ mod redis_only {
         let tenant = unique_tenant("redis-ttl");
         let who = IdentityKey::new(tenant.as_str(), "alice");
         let identity_key = format!("{{{tenant}:alice}}");
+        let bucket = format!("o:{tenant}:0");
         let now = contract::wall_clock();
 
         store
@@ -130,16 +163,20 @@ mod redis_only {
             2 * HOUR,
             "one device: its own TTL",
         );
-        let owner_keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("o:{tenant}:*"))
+        assert_near(
+            pttl(&mut connection, &bucket).await,
+            2 * HOUR + SECOND,
+            "bucket",
+        );
+        let encoding: String = redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg(&bucket)
             .query_async(&mut connection)
             .await
             .unwrap();
-        assert_eq!(owner_keys.len(), 1, "one owner key per token");
-        assert_near(
-            pttl(&mut connection, &owner_keys[0]).await,
-            2 * HOUR,
-            "owner key",
+        assert_eq!(
+            encoding, "listpack",
+            "entries are small enough for a listpack"
         );
 
         store
@@ -151,11 +188,21 @@ mod redis_only {
             5 * HOUR,
             "the latest expiry wins",
         );
+        assert_near(
+            pttl(&mut connection, &bucket).await,
+            5 * HOUR + SECOND,
+            "bucket too",
+        );
         assert!(store.unregister(&who, "tablet", now).await.unwrap());
         assert_near(
             pttl(&mut connection, &identity_key).await,
             2 * HOUR,
             "settles to the devices left",
+        );
+        assert_near(
+            pttl(&mut connection, &bucket).await,
+            2 * HOUR + SECOND,
+            "a release settles the bucket",
         );
         store
             .register(&who, &registration("phone", 1, now, HOUR))
@@ -166,19 +213,42 @@ mod redis_only {
             HOUR,
             "a shorter refresh shortens it",
         );
+        assert_near(
+            pttl(&mut connection, &bucket).await,
+            HOUR + SECOND,
+            "and the bucket's",
+        );
+
+        // An expired entry stays until its bucket is next written, and no longer.
+        let bob = IdentityKey::new(tenant.as_str(), "bob");
+        store
+            .register(&bob, &registration("watch", 3, now, 1_000))
+            .await
+            .unwrap();
+        assert_eq!(hlen(&mut connection, &bucket).await, 2);
+        store
+            .register(&bob, &registration("phone", 4, now + 2_000, HOUR))
+            .await
+            .unwrap();
+        assert_eq!(
+            hlen(&mut connection, &bucket).await,
+            2,
+            "the next write pruned the watch's expired entry (alice's phone + bob's phone)"
+        );
 
         assert_eq!(store.revoke(&who, now).await.unwrap(), 1);
+        assert_eq!(store.revoke(&bob, now + 2_000).await.unwrap(), 1);
         let left: i64 = redis::cmd("EXISTS")
             .arg(&identity_key)
-            .arg(&owner_keys[0])
+            .arg(&bucket)
             .query_async(&mut connection)
             .await
             .unwrap();
-        assert_eq!(left, 0, "revoke leaves neither the hash nor the owner key");
+        assert_eq!(left, 0, "revoke leaves neither the hash nor an owner entry");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_identity_lives_on_one_slot_and_owner_keys_spread() {
+    async fn an_identity_lives_on_one_slot_and_owner_buckets_spread() {
         let cluster = support::redis_cluster::RedisCluster::start(3).await;
         let store = RedisClusterStore::connect(&cluster.urls(), &options())
             .await
@@ -207,8 +277,8 @@ mod redis_only {
             .unwrap();
         assert_eq!(tagged, tag, "the whole identity key is its hash tag");
 
-        // Owner keys live on many nodes: collect them from each, then check each one.
-        let mut owner_keys = Vec::new();
+        // Owner buckets live on many nodes: collect them from each, then check each one.
+        let mut buckets = Vec::new();
         for url in cluster.urls() {
             let client = redis::Client::open(url.as_str()).unwrap();
             let mut node = client.get_multiplexed_async_connection().await.unwrap();
@@ -217,23 +287,28 @@ mod redis_only {
                 .query_async(&mut node)
                 .await
                 .unwrap();
-            owner_keys.extend(keys);
+            buckets.extend(keys);
         }
+        // These 16 tokens fall into 16 different buckets of the default 65,536 (checked
+        // independently); a change of the bucket derivation shows up here too.
         assert_eq!(
-            owner_keys.len(),
+            buckets.len(),
             16,
-            "one owner key per token, across the nodes"
+            "one bucket per token here, across the nodes"
         );
         let cluster_client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
         let mut routed = cluster_client.get_async_connection().await.unwrap();
-        let mut owner_slots = std::collections::BTreeSet::new();
-        for key in owner_keys {
-            assert_near(pttl(&mut routed, &key).await, HOUR, "owner key");
-            owner_slots.insert(slot(key).query_async::<i64>(&mut node).await.unwrap());
+        let mut bucket_slots = std::collections::BTreeSet::new();
+        let mut entries = 0;
+        for key in buckets {
+            assert_near(pttl(&mut routed, &key).await, HOUR + SECOND, "owner bucket");
+            entries += hlen(&mut routed, &key).await;
+            bucket_slots.insert(slot(key).query_async::<i64>(&mut node).await.unwrap());
         }
+        assert_eq!(entries, 16, "one owner entry per token");
         assert!(
-            owner_slots.len() > 1,
-            "owner keys carry no hash tag: they spread over slots"
+            bucket_slots.len() > 1,
+            "buckets carry no hash tag: they spread over slots"
         );
     }
 

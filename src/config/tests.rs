@@ -142,6 +142,9 @@ fn every_problem_is_reported_at_once() {
             store = "redis-cluster"
             mailbox_capacity = 0
 
+            [registry.redis]
+            owner_buckets = 0
+
             [webpush]
             allowed_hosts = ["https://push.example/path"]
 
@@ -184,6 +187,7 @@ fn every_problem_is_reported_at_once() {
         let expected = [
             "registry.mailbox_capacity",
             "registry.redis.nodes",
+            "registry.redis.owner_buckets",
             "webpush.allowed_hosts",
             "tenants.Bad_Tenant: tenant id",
             "tenants.Bad_Tenant.max_ttl_seconds",

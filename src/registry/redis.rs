@@ -11,45 +11,94 @@
 //!   skip expired fields (at the caller's `now`), and every write prunes them in its script.
 //!   One key per identity rather than one key per registration plus a device-set key saves a
 //!   top-level key (~100 B in Redis) per registration; DESIGN.md's target is ≤ 300 B each.
-//! - **One owner key per token** ("one token, one owner" within a tenant):
-//!   `o:<tenant>:<base64url(SHA-256(platform ++ token)[..16])>` = `<identity>\0<device_id>`,
-//!   `PX` = that registration's TTL. No hash tag: owner keys spread over the cluster, and an
-//!   identity's owner keys are usually on other slots than its hash.
+//! - **An owner index in hash buckets** ("one token, one owner" within a tenant), see
+//!   [`owners`]: the token's digest `SHA-256(platform ++ token)` picks one of `owner_buckets`
+//!   bucket hashes per tenant, key `o:<tenant>:<bucket in hex>`; the entry's field is 12 raw
+//!   digest bytes, its value `expires_at` (4 bytes, whole seconds rounded up) ++
+//!   `identity \0 device`.
+//!   No hash tag: buckets spread over the cluster, and a token's bucket is usually on another
+//!   slot than its identity. Redis 7.0 has no per-field TTL (`HEXPIRE` is 7.4), so every
+//!   script that writes a bucket prunes its expired entries and sets the bucket's TTL to the
+//!   latest expiry among the rest. A bucket whose entries all expired thus disappears by itself,
+//!   and **a stale entry lives at most until its bucket is next written** (any registration,
+//!   refresh or release of any token in that bucket), and never past its bucket's TTL. A stale
+//!   entry never misdirects: claims skip expired entries, and step 3 below checks the holder's
+//!   record itself before it deletes anything.
 //!
 //! # Memory
 //!
-//! Measured on Redis 7.0.15 (1 M identities with one APNs device each, through this store,
-//! `used_memory` per registration including its owner key): 521 B with the default
-//! `hash-max-listpack-value 64`, 401 B with `hash-max-listpack-value 128`. An APNs record is
-//! 79 bytes, over the default 64, so every identity hash falls back to a real hash table;
-//! deployments should raise that setting. Even then two top-level keys with TTLs per
-//! registration cost ~110 B of dict entries alone, so the ≤ 300 B target needs an owner index
-//! with fewer top-level keys (a DESIGN.md change), not a tighter record.
+//! A top-level key costs ~100 B before its value (dict entry, expires entry, key string,
+//! object header), so keys are what the ≤ 300 B target is about: one per identity, and the
+//! owner index shares one bucket key among ~16 tokens, where one owner key per token cost
+//! ~165 B alone. Measured on Redis 7.0.15 with `hash-max-listpack-value 128`, through this
+//! store (`cargo bench --bench registry_memory`, `used_memory` delta ÷ registrations):
+//!
+//! | 1 M registrations | owner key per token | owner buckets (65,536) |
+//! |---|---|---|
+//! | one APNs device per identity (`--mix apns`) | 369.7 B | 289.8 B |
+//! | 1 or 5 devices per identity, apns:fcm:wns:webpush 2:1:1:1 (`--mix e2e`) | 377.1 B | 255.1 B |
+//!
+//! An owner entry costs ~46 B (12-byte field, 4 + 17-byte value, listpack headers, and a
+//! sixteenth of its bucket's key and of allocator rounding). Redis's key tables grow by
+//! doubling: 1,065,536 keys (1 M identities + 65,536 buckets) just passed 2²⁰, so the main and
+//! the expires table hold 2²¹ slots and ~32 B of the 289.8 B are empty slots; with
+//! `--owner-buckets 32768` (1,032,768 keys) the same run gives 253.0 B. Between two doublings
+//! that share is somewhere between 16 and 32 B per key, whatever the layout. An 8-byte
+//! millisecond expiry in the entries measured 294.1 B and 259.5 B. Redis CPU per registration
+//! (same runs, busy 2-core machine) rose from ~33-36 µs to ~46-50 µs: the claim is a script
+//! that reads its whole bucket (~16 entries) instead of a `SET ... GET`.
+//!
+//! Two Redis settings decide whether hashes stay compact listpacks (a few bytes per field)
+//! rather than hash tables (~50-100 B more per field):
+//!
+//! - `hash-max-listpack-value` (default 64) must exceed the largest field or value: an APNs
+//!   record is ~66-79 bytes, so deployments set it to 128 (the node warns at start-up when it
+//!   is lower). An owner entry's value is 5 + identity + device id bytes.
+//! - `hash-max-listpack-entries` (default 128) bounds the entries of a bucket. **Sizing rule:**
+//!   `owner_buckets` ≈ the largest tenant's registrations ÷ 16 to ÷ 32 (the default 65,536
+//!   suits 1-2 M per tenant). A bucket's count is near Poisson around the mean, so a mean up
+//!   to ~64 keeps every bucket below 128; from a mean of ~100 a few percent of the buckets
+//!   pass 128 and become hash tables, and at ~128 × `owner_buckets` registrations most do.
+//!   Each claim reads its whole bucket, so Redis CPU per registration also grows with the
+//!   mean. A tenant with few registrations has about one bucket per token, the cost of an
+//!   owner key, until its buckets fill.
+//!
+//! Changing `owner_buckets` on live data moves every token to another bucket: the old buckets
+//! are no longer written and expire with their entries, and until a device registers again
+//! (at most its TTL), its token is unknown to the index, so moving it to another identity
+//! would leave it on the old one too. Change it on an empty store, or accept that window.
+//! Upgrading from the former one owner key per token (`o:<tenant>:<22 base64url characters>`,
+//! strings) opens the same window: those keys are no longer read and expire with their
+//! registrations, and their names never collide with a bucket's (at most 8 hex digits).
+//! Both parts of an entry's slot come from the 16 digest bytes such a key names, so a
+//! converter could carry them over without the tokens; none exists yet.
 //!
 //! # Registering, step by step
 //!
-//! The identity hash and the owner key live on different slots, so a registration is three
-//! atomic steps, not one:
+//! The identity hash and the token's bucket live on different slots, so a registration is
+//! three atomic steps, not one:
 //!
 //! 1. [`scripts::REGISTER`] on the identity: write or refresh the device (keeping `created_at`),
 //!    prune expired devices, enforce the device limit for new devices, delete another device
 //!    of the same identity that holds the same token, set the TTL; return the old record. If
-//!    the device's token changed, the old token's owner key is released (compare-and-delete).
-//! 2. `SET <owner key> <identity\0device> PX <ttl> GET` claims the token, returning the
-//!    previous owner.
-//! 3. If the previous owner is another device, [`scripts::DELETE_IF_HOLDS`] on *its* identity
+//!    the device's token changed, the old token's owner entry is released
+//!    ([`scripts::RELEASE_OWNER`], compare-and-delete).
+//! 2. [`scripts::CLAIM_OWNER`] on the token's bucket claims the token: it sets the entry to
+//!    this device and returns the previous holder, atomically (an expired entry is none).
+//! 3. If the previous holder is another device, [`scripts::DELETE_IF_HOLDS`] on *its* identity
 //!    deletes that device only if its record still holds this exact token and is live; only
 //!    then is `moved_from` reported (an expired or re-tokened owner is no owner).
 //!
-//! Why this stays correct: the owner key is the arbiter, and the last writer of it wins. Two
+//! Why this stays correct: the owner entry is the arbiter, and the last writer of it wins. Two
 //! identities registering one token concurrently both write their hash (step 1); whichever
-//! `SET` runs second sees the first as previous owner and deletes its device (step 3), so the
-//! survivor is the owner key's value. Step 3 checks the token inside its script, so it never
+//! claim runs second sees the first as previous holder and deletes its device (step 3), so the
+//! survivor is the entry's holder. Step 3 checks the token inside its script, so it never
 //! deletes a device that meanwhile moved to another token. A crash (or timeout) between steps
 //! leaves at worst the token on two identities until it is next registered, which repeats
 //! steps 2-3; it never loses the registration that was written. Releases (token change,
-//! unregister, revoke, dead token) compare the owner value before deleting, so they never free
-//! a token another identity holds meanwhile.
+//! unregister, revoke, dead token) compare the holder before deleting, so they never free a
+//! token another identity holds meanwhile. Other tokens' entries in the same bucket play no
+//! part: each script changes one field, besides pruning entries that have expired.
 //!
 //! # Failures
 //!
@@ -58,11 +107,13 @@
 //! [`StoreError::Unavailable`] and work again once it is back, without restarting the node.
 
 mod keys;
+mod owners;
 mod scripts;
 
 use super::codec;
 use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
+use owners::OwnerSlot;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::{ErrorKind, RedisError, RedisResult};
@@ -81,6 +132,10 @@ pub struct RedisOptions {
     /// Longest wait for one command's answer; every call is bounded by it so a stalled Redis
     /// turns into `503 Retry-After` at the API, never a hung request.
     pub command_timeout: Duration,
+    /// Owner-index buckets per tenant (module doc, "Memory"): about the largest tenant's
+    /// registrations ÷ 16 to ÷ 32, so each bucket stays a small listpack. Changing it on a live
+    /// deployment moves every token's entry to another bucket; see the module doc first.
+    pub owner_buckets: u32,
 }
 
 impl Default for RedisOptions {
@@ -89,6 +144,7 @@ impl Default for RedisOptions {
             max_devices_per_identity: 64,
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
+            owner_buckets: owners::DEFAULT_BUCKETS,
         }
     }
 }
@@ -192,18 +248,28 @@ where
         bounded(self.options.command_timeout, call).await
     }
 
-    /// Releases a token's owner key if it still names this device (see the module doc).
+    /// Where `address`'s owner entry lives within `tenant`.
+    fn owner_slot(&self, tenant: &str, address: &PushAddress) -> OwnerSlot {
+        OwnerSlot::of(tenant, address, self.options.owner_buckets)
+    }
+
+    /// Releases a token's owner entry if it still names this device (see the module doc).
     async fn release_owner(
         &self,
         tenant: &str,
-        identity: &str,
-        registration: &Registration,
+        holder: (&str, &str),
+        address: &PushAddress,
+        now: UnixMillis,
     ) -> Result<(), StoreError> {
+        let (identity, device_id) = holder;
+        let slot = self.owner_slot(tenant, address);
         let mut connection = self.connection.clone();
         let mut invocation = scripts::RELEASE_OWNER.prepare_invoke();
         invocation
-            .key(keys::owner_key(tenant, &registration.address))
-            .arg(keys::owner_value(identity, &registration.device_id));
+            .key(slot.bucket_key)
+            .arg(&slot.field[..])
+            .arg(owners::holder(identity, device_id))
+            .arg(now);
         let _released: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
         Ok(())
     }
@@ -266,7 +332,9 @@ where
                 let old = codec::decode(&registration.device_id, &old).map_err(corrupt)?;
                 stored.created_at = old.created_at;
                 if old.address != registration.address {
-                    self.release_owner(&who.tenant, &who.identity, &old).await?;
+                    let holder = (who.identity.as_str(), old.device_id.as_str());
+                    self.release_owner(&who.tenant, holder, &old.address, now)
+                        .await?;
                 }
                 false
             }
@@ -283,21 +351,20 @@ where
         };
 
         // Step 2: claim the token.
-        let owner = keys::owner_value(&who.identity, &registration.device_id);
-        let ttl = registration.expires_at.saturating_sub(now).max(1);
-        let claim = redis::cmd("SET")
-            .arg(keys::owner_key(&who.tenant, &registration.address))
-            .arg(&owner)
-            .arg("PX")
-            .arg(ttl)
-            .arg("GET")
-            .to_owned();
-        let previous: Option<Vec<u8>> = self.run(claim.query_async(&mut connection)).await?;
+        let holder = owners::holder(&who.identity, &registration.device_id);
+        let slot = self.owner_slot(&who.tenant, &registration.address);
+        let mut claim = scripts::CLAIM_OWNER.prepare_invoke();
+        claim
+            .key(slot.bucket_key)
+            .arg(&slot.field[..])
+            .arg(owners::entry(registration.expires_at, &holder))
+            .arg(now);
+        let previous: Option<Vec<u8>> = self.run(claim.invoke_async(&mut connection)).await?;
 
         // Step 3: take it from its previous holder.
         let mut moved_from = None;
-        if let Some(previous) = previous.filter(|previous| *previous != owner) {
-            match keys::parse_owner_value(&previous) {
+        if let Some(previous) = previous.filter(|previous| *previous != holder) {
+            match owners::parse_holder(&previous) {
                 Some(holder) => {
                     let taken = self.take_token(&who.tenant, holder, &address, now).await?;
                     if taken && holder.0 != who.identity {
@@ -314,7 +381,7 @@ where
                 None => tracing::warn!(
                     tenant = %who.tenant,
                     token = %registration.address.fingerprint(),
-                    "ignoring an unreadable owner key value"
+                    "ignoring an unreadable owner entry"
                 ),
             }
         }
@@ -365,7 +432,8 @@ where
             return Ok(false);
         };
         let registration = codec::decode(device_id, &record).map_err(corrupt)?;
-        self.release_owner(&who.tenant, &who.identity, &registration)
+        let holder = (who.identity.as_str(), device_id);
+        self.release_owner(&who.tenant, holder, &registration.address, now)
             .await?;
         Ok(true)
     }
@@ -378,14 +446,16 @@ where
             self.run(invocation.invoke_async(&mut connection)).await?;
         let mut live = 0;
         for (device_id, record) in fields {
-            // The hash is already gone: a record we cannot read only loses its owner key's
-            // early release (the key expires with its TTL), so it must not fail the revoke.
+            // The hash is already gone: a record we cannot read only loses its owner entry's
+            // early release (the entry expires with its registration), so it must not fail
+            // the revoke.
             match codec::decode(&device_id, &record) {
                 Ok(registration) => {
                     if registration.is_live(now) {
                         live += 1;
                     }
-                    self.release_owner(&who.tenant, &who.identity, &registration)
+                    let holder = (who.identity.as_str(), device_id.as_str());
+                    self.release_owner(&who.tenant, holder, &registration.address, now)
                         .await?;
                 }
                 Err(error) => {
@@ -415,12 +485,11 @@ where
         if deleted != 1 {
             return Ok(false);
         }
-        let owner_value = keys::owner_value(&who.identity, device_id);
-        let mut release = scripts::RELEASE_OWNER.prepare_invoke();
-        release
-            .key(keys::owner_key(&who.tenant, address))
-            .arg(owner_value);
-        let _released: i64 = self.run(release.invoke_async(&mut connection)).await?;
+        // The verdict's time stands in for "now": at worst a little older, which only prunes
+        // fewer of the bucket's expired entries and leaves it a slightly longer TTL.
+        let holder = (who.identity.as_str(), device_id);
+        self.release_owner(&who.tenant, holder, address, verdict_at)
+            .await?;
         tracing::info!(tenant = %who.tenant, token = %address.fingerprint(), "dead token removed");
         Ok(true)
     }

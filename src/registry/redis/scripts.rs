@@ -1,13 +1,15 @@
 //! The Lua scripts of the Redis store, one per atomic step.
 //!
 //! Every script touches exactly one key (`KEYS[1]`), so it runs on that key's cluster slot and
-//! Redis executes it atomically: no other command on that identity (or owner key) interleaves.
-//! They are sent with `EVALSHA` and fall back to `EVAL` (which also loads them) the first time
-//! a server has not seen them, via [`redis::Script`].
+//! Redis executes it atomically: no other command on that identity (or owner bucket)
+//! interleaves. They are sent with `EVALSHA` and fall back to `EVAL` (which also loads them)
+//! the first time a server has not seen them, via [`redis::Script`].
 //!
 //! Records are read without a decoder thanks to the fixed header of `codec` (1-based Lua
 //! positions): `expires_at` is `struct.unpack('<I8', rec, 21)`, `updated_at` is at 13,
 //! `created_at` spans bytes 5..12, and the address field (2-byte length + token) starts at 29.
+//! Owner entries (`owners`) hold their expiry in seconds at 1 (`struct.unpack('<I4', v, 1)`)
+//! and the holder, `identity \0 device_id`, from 5 on; scripts compare it in milliseconds.
 //! Times are milliseconds; Lua numbers are doubles, exact up to 2^53 ms (year 287,000).
 
 use redis::Script;
@@ -53,7 +55,7 @@ end
 /// refresh keeps the old `created_at` (bytes 5..12 spliced into the new record); another device
 /// of the same identity holding the same token is deleted (one token, one device); the key's
 /// TTL becomes the latest expiry among its live devices. Returns `{1, nil}` for a new device, or
-/// `{0, old_record}` for a refresh so the caller can release the old token's owner key.
+/// `{0, old_record}` for a refresh so the caller can release the old token's owner entry.
 pub static REGISTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}{}",
@@ -135,7 +137,7 @@ return 1
 /// Deletes one device's registration.
 ///
 /// `KEYS[1]` identity key; `ARGV`: device id, now. Returns the deleted record when it was live
-/// (so the caller can release its token's owner key), otherwise nil; either way the key's TTL
+/// (so the caller can release its token's owner entry), otherwise nil; either way the key's TTL
 /// is settled to its remaining devices.
 pub static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
@@ -158,7 +160,7 @@ return false
 });
 
 /// Deletes the whole identity hash and returns what it held (`field, record, ...`), so the
-/// caller can count the live registrations and release their owner keys. Atomic: a register
+/// caller can count the live registrations and release their owner entries. Atomic: a register
 /// running concurrently lands either wholly before (and is revoked) or wholly after.
 pub static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -170,18 +172,89 @@ return all
     )
 });
 
-/// Deletes an owner key only if it still names the same owner.
-///
-/// `KEYS[1]` owner key; `ARGV[1]` the owner value (`identity \0 device`) being released. The
-/// compare-and-delete keeps a release from freeing a token another identity took meanwhile.
-/// Returns 1 if it deleted.
-pub static RELEASE_OWNER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+/// Helpers of the owner-bucket scripts, prepended to their bodies.
+const OWNER_PRELUDE: &str = r#"
+-- An entry's expiry in milliseconds (stored as whole seconds).
+local function entry_expires(entry)
+  return (struct.unpack('<I4', entry, 1)) * 1000
 end
-return 0
-"#,
-    )
+-- Drops the bucket's expired entries and sets its TTL to the latest expiry among the rest.
+-- Redis 7.0 has no per-field TTL, so this is how an entry goes away: a stale one lives until
+-- its bucket is next written, or until the bucket's TTL (its latest entry's expiry) ends.
+-- A bucket left without entries is deleted by Redis, as any empty hash.
+local function settle_bucket(key, now)
+  local all = redis.call('HGETALL', key)
+  local latest = 0
+  for i = 1, #all, 2 do
+    local expires = entry_expires(all[i + 1])
+    if expires <= now then
+      redis.call('HDEL', key, all[i])
+    elseif expires > latest then
+      latest = expires
+    end
+  end
+  if latest > now then
+    redis.call('PEXPIRE', key, latest - now)
+  end
+end
+"#;
+
+/// Claims a token for a device: writes its owner entry and returns the previous holder.
+///
+/// `KEYS[1]` the token's bucket; `ARGV`: the entry's field, the new entry (`expires_at` ++
+/// holder), now. In one atomic step: the bucket's expired entries are pruned, the entry is set,
+/// and the bucket's TTL becomes the latest expiry among its entries. Returns the previous
+/// holder (`identity \0 device_id`) if its entry was live, else nil: an expired entry is no
+/// owner, the way a per-token owner key with a TTL vanished with its registration.
+/// Set-and-return-previous in one step is what makes the last claim win (module doc,
+/// "Registering, step by step").
+pub static CLAIM_OWNER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{OWNER_PRELUDE}{}",
+        r#"
+local key, field, entry = KEYS[1], ARGV[1], ARGV[2]
+local now = tonumber(ARGV[3])
+local all = redis.call('HGETALL', key)
+local previous = false
+local latest = entry_expires(entry)
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  local expires = entry_expires(v)
+  if expires <= now then
+    if f ~= field then
+      redis.call('HDEL', key, f)
+    end
+  elseif f == field then
+    previous = string.sub(v, 5)
+  elseif expires > latest then
+    latest = expires
+  end
+end
+redis.call('HSET', key, field, entry)
+redis.call('PEXPIRE', key, math.max(latest - now, 1))
+return previous
+"#
+    ))
+});
+
+/// Deletes a token's owner entry only if it still names the same holder.
+///
+/// `KEYS[1]` the token's bucket; `ARGV`: the entry's field, the holder being released
+/// (`identity \0 device_id`), now. The compare-and-delete keeps a release from freeing a
+/// token another identity took meanwhile. After a delete the bucket is settled (pruned, TTL
+/// to its latest entry). Returns 1 if it deleted.
+pub static RELEASE_OWNER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{OWNER_PRELUDE}{}",
+        r#"
+local key, field, holder = KEYS[1], ARGV[1], ARGV[2]
+local entry = redis.call('HGET', key, field)
+if not entry or string.sub(entry, 5) ~= holder then
+  return 0
+end
+redis.call('HDEL', key, field)
+settle_bucket(key, tonumber(ARGV[3]))
+return 1
+"#
+    ))
 });
