@@ -7,7 +7,8 @@ mod simulate;
 pub use loadgen::LoadgenArgs;
 pub use simulate::{
     DEV_APNS_KEY_ID, DEV_APNS_PUBLIC_KEY, DEV_APNS_TEAM, DEV_FCM_SERVICE_ACCOUNT,
-    DEV_SIMULATOR_CERT, DEV_SIMULATOR_KEY, SimulateArgs,
+    DEV_SIMULATOR_CERT, DEV_SIMULATOR_KEY, DEV_WNS_CLIENT_SECRET, DEV_WNS_PACKAGE_SID,
+    SimulateArgs,
 };
 
 use crate::config::{Config, LogFormat};
