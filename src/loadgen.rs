@@ -326,6 +326,13 @@ fn record_call(tally: &mut Tally, completed: Completed<Rang>) {
             (Some(outcome), _) => outcome.to_owned(),
             _ => "unreadable".to_owned(),
         };
+        let platform = outcome["platform"].as_str().unwrap_or("unknown");
+        *tally
+            .outcomes_by_platform
+            .entry(platform.to_owned())
+            .or_default()
+            .entry(kind.clone())
+            .or_default() += 1;
         *tally.outcomes.entry(kind).or_default() += 1;
     }
 }
