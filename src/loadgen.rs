@@ -2,10 +2,11 @@
 //! set rate, live, and writes what it measured (JSON, an SVG plot, a one-page summary).
 //!
 //! Layout: [`scenario`] says what to do (TOML or flags, validated at once); [`registration`]
-//! registers the devices; [`driver`] is the open-loop scheduler (each call due at its own
-//! time, latency from that time: no coordinated omission); [`client`] speaks HTTP/1.1 keep-alive or h2c with hyper; [`report`]
-//! keeps the HDR histograms and turns them, with the simulator's record of accepted pushes
-//! (joined by call id), into the report; [`plot`] draws it.
+//! registers the devices (Web Push ones with subscriptions [`subscriber`] asks the simulator
+//! for); [`driver`] is the open-loop scheduler (each call due at its own time, latency from
+//! that time: no coordinated omission); [`client`] speaks HTTP/1.1 keep-alive or h2c with
+//! hyper; [`report`] keeps the HDR histograms and turns them, with the simulator's record of
+//! accepted pushes (joined by call id), into the report; [`plot`] draws it.
 //!
 //! Delivery latency is "ring sent → push accepted by the simulator": the start is taken when
 //! the generator hands the ring to its connection (a loopback hop before the node accepts
@@ -17,6 +18,7 @@ pub mod plot;
 pub mod registration;
 pub mod report;
 pub mod scenario;
+pub mod subscriber;
 
 pub use scenario::{HttpVersion, Rate, Scenario, ScenarioErrors};
 
@@ -42,6 +44,9 @@ pub enum LoadgenError {
     /// The HTTP client could not be set up.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// Web Push subscriptions cannot be asked for (a bad URL, an unreadable certificate).
+    #[error(transparent)]
+    Subscriber(#[from] subscriber::SubscribeError),
     /// Every registration failed: nothing to ring.
     #[error("every registration failed ({0}); is the node up, and the server key right?")]
     Registration(String),

@@ -66,6 +66,14 @@ pub struct LoadgenArgs {
     /// The simulator's `--record` file, for delivery latency.
     #[arg(long)]
     pub simulator_record: Option<String>,
+    /// The simulator's subscribe URL (https://HOST:PORT/wp/subscribe): each Web Push device
+    /// is registered with a subscription made there, so the node can deliver to it.
+    #[arg(long = "webpush-subscribe", value_name = "URL")]
+    pub webpush_subscribe_url: Option<String>,
+    /// The certificate the simulator serves, trusted when subscribing (default
+    /// config/dev/simulator-cert.pem).
+    #[arg(long, value_name = "PEM_FILE")]
+    pub simulator_cert: Option<String>,
     /// Seed of the platform draw and callee choice.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -117,8 +125,17 @@ impl LoadgenArgs {
         if self.no_wait {
             scenario.wait_for_outcomes = false;
         }
-        if self.simulator_record.is_some() {
-            scenario.simulator_record = self.simulator_record.clone();
+        for (flag, key) in [
+            (&self.simulator_record, &mut scenario.simulator_record),
+            (
+                &self.webpush_subscribe_url,
+                &mut scenario.webpush_subscribe_url,
+            ),
+            (&self.simulator_cert, &mut scenario.simulator_cert),
+        ] {
+            if flag.is_some() {
+                key.clone_from(flag);
+            }
         }
         Ok(scenario)
     }

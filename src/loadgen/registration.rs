@@ -1,10 +1,15 @@
 //! The registration phase: every device of the scenario registered before the first call,
 //! `register_concurrency` at a time, with stable device ids and tokens so that a rerun
 //! refreshes the same registrations (or reuses them) instead of adding new ones.
+//!
+//! With `webpush_subscribe_url`, a Web Push device's registration first asks the simulator
+//! for a subscription, inside the same concurrent slot: a million devices are registered in
+//! one pass, and no subscription is made that is not registered at once.
 
 use super::client::ApiClient;
 use super::failure;
 use super::report::RegistrationReport;
+use super::subscriber::Subscriber;
 use super::{LoadgenError, Scenario};
 use bytes::Bytes;
 use http::Method;
@@ -12,7 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The registration body of device `device` of identity `identity`.
 fn registration_body(scenario: &Scenario, identity: usize, device: usize) -> serde_json::Value {
@@ -43,6 +48,27 @@ fn registration_body(scenario: &Scenario, identity: usize, device: usize) -> ser
     }
 }
 
+/// A registration body, or what it waits for.
+enum Body {
+    /// Known already.
+    Ready(Bytes),
+    /// A Web Push device's, once the simulator has made its subscription.
+    Subscribe(Arc<Subscriber>),
+}
+
+impl Body {
+    /// The body to PUT.
+    async fn make(self) -> Result<Bytes, super::subscriber::SubscribeError> {
+        match self {
+            Body::Ready(body) => Ok(body),
+            Body::Subscribe(subscriber) => {
+                let subscription = subscriber.subscribe().await?;
+                Ok(Bytes::from(subscription.registration_body().to_string()))
+            }
+        }
+    }
+}
+
 /// Registers every device, `register_concurrency` at a time.
 pub async fn register(
     scenario: &Scenario,
@@ -58,6 +84,14 @@ pub async fn register(
         ProgressBar::hidden()
     };
     bar.set_message("registering");
+    let subscriber = match &scenario.webpush_subscribe_url {
+        Some(url) => Some(Arc::new(Subscriber::new(
+            url,
+            scenario.simulator_cert(),
+            Duration::from_millis(scenario.request_timeout_ms),
+        )?)),
+        None => None,
+    };
     let started = Instant::now();
     let errors: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(scenario.register_concurrency));
@@ -71,11 +105,21 @@ pub async fn register(
             "/v1/identities/{}/registrations/d{device}",
             scenario.identity(identity)
         );
-        let body = Bytes::from(registration_body(scenario, identity, device).to_string());
+        let body = match &subscriber {
+            Some(subscriber) if scenario.platform_of(identity, device) == "webpush" => {
+                Body::Subscribe(subscriber.clone())
+            }
+            _ => Body::Ready(Bytes::from(
+                registration_body(scenario, identity, device).to_string(),
+            )),
+        };
         let (client, errors, bar) = (client.clone(), errors.clone(), bar.clone());
         tasks.spawn(async move {
-            let answer = client.send(Method::PUT, &path, body).await;
-            if let Some(kind) = failure(&answer) {
+            let failed = match body.make().await {
+                Ok(body) => failure(&client.send(Method::PUT, &path, body).await),
+                Err(error) => Some(error.kind()),
+            };
+            if let Some(kind) = failed {
                 let mut errors = errors
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -103,7 +147,6 @@ pub async fn register(
         errors,
     })
 }
-
 
 #[cfg(test)]
 mod tests {
