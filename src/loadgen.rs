@@ -1,11 +1,12 @@
 //! `ringcast loadgen`: registers devices, then offers call events to one or more nodes at a
 //! set rate, live, and writes what it measured (JSON, an SVG plot, a one-page summary).
 //!
-//! Layout: [`scenario`] says what to do (TOML or flags, validated at once); [`driver`] is the
-//! open-loop scheduler (each call due at its own time, latency from that time: no
-//! coordinated omission); [`client`] speaks HTTP/1.1 keep-alive or h2c with hyper; [`report`]
-//! keeps the HDR histograms and turns them, with the simulator's record of accepted pushes
-//! (joined by call id), into the report; [`plot`] draws it.
+//! Layout: [`scenario`] says what to do (TOML or flags, validated at once); [`registration`]
+//! registers the devices (Web Push ones with subscriptions [`subscriber`] asks the simulator
+//! for); [`driver`] is the open-loop scheduler (each call due at its own time, latency from
+//! that time: no coordinated omission); [`client`] speaks HTTP/1.1 keep-alive or h2c with
+//! hyper; [`report`] keeps the HDR histograms and turns them, with the simulator's record of
+//! accepted pushes (joined by call id), into the report; [`plot`] draws it.
 //!
 //! Delivery latency is "ring sent → push accepted by the simulator": the start is taken when
 //! the generator hands the ring to its connection (a loopback hop before the node accepts
@@ -14,8 +15,10 @@
 pub mod client;
 pub mod driver;
 pub mod plot;
+pub mod registration;
 pub mod report;
 pub mod scenario;
+pub mod subscriber;
 
 pub use scenario::{HttpVersion, Rate, Scenario, ScenarioErrors};
 
@@ -27,7 +30,6 @@ use http::Method;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use report::{Deliveries, RegistrationReport, Report, Tally};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +44,9 @@ pub enum LoadgenError {
     /// The HTTP client could not be set up.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// Web Push subscriptions cannot be asked for (a bad URL, an unreadable certificate).
+    #[error(transparent)]
+    Subscriber(#[from] subscriber::SubscribeError),
     /// Every registration failed: nothing to ring.
     #[error("every registration failed ({0}); is the node up, and the server key right?")]
     Registration(String),
@@ -85,7 +90,7 @@ pub async fn run(scenario: Scenario, progress: bool) -> Result<Report, LoadgenEr
             ..RegistrationReport::default()
         }
     } else {
-        register(&scenario, &client, show).await?
+        registration::register(&scenario, &client, show).await?
     };
     // Call ids must be new on every run: the node rings an event id once.
     let run_id = format!("{}-{:x}", scenario.identity_prefix, now_millis());
@@ -149,100 +154,10 @@ fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The registration body of device `device` of identity `identity`.
-fn registration_body(scenario: &Scenario, identity: usize, device: usize) -> serde_json::Value {
-    // A token unique per device and prefix, stable across runs (so a rerun refreshes rather
-    // than duplicates). The prefix must be in it: a token belongs to one identity, so another
-    // run's identities registering the same tokens would take them away from these.
-    let prefix = scenario
-        .identity_prefix
-        .bytes()
-        .fold(0x811c_9dc5u32, |hash, byte| {
-            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-        });
-    let unique = format!(
-        "{:016x}{prefix:08x}{identity:08x}{device:04x}",
-        scenario.seed
-    );
-    match scenario.platform_of(identity, device) {
-        "fcm" => json!({"platform": "fcm", "app": "android", "token": format!("loadgen:{unique}")}),
-        "wns" => json!({"platform": "wns", "app": "windows",
-            "token": format!("https://db5p.notify.windows.com/w/?token={unique}")}),
-        "webpush" => json!({"platform": "webpush", "app": "web",
-            "endpoint": format!("https://fcm.googleapis.com/fcm/send/{unique}"),
-            "keys": {
-                "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
-                "auth": "tBHItJI5svbpez7KI4CCXg"}}),
-        _ => json!({"platform": "apns", "app": "ios",
-            "token": format!("{unique:0>64}"), "environment": "production"}),
-    }
-}
-
-/// Registers every device, `register_concurrency` at a time.
-async fn register(
-    scenario: &Scenario,
-    client: &Arc<ApiClient>,
-    show: bool,
-) -> Result<RegistrationReport, LoadgenError> {
-    let devices: Vec<(usize, usize)> = (0..scenario.identities)
-        .flat_map(|identity| (0..scenario.devices_of(identity)).map(move |d| (identity, d)))
-        .collect();
-    let bar = if show {
-        ProgressBar::with_draw_target(Some(devices.len() as u64), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_message("registering");
-    let started = Instant::now();
-    let errors: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
-    let slots = Arc::new(tokio::sync::Semaphore::new(scenario.register_concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (identity, device) in devices.iter().copied() {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break; // never closed
-        };
-        while tasks.try_join_next().is_some() {}
-        let path = format!(
-            "/v1/identities/{}/registrations/d{device}",
-            scenario.identity(identity)
-        );
-        let body = Bytes::from(registration_body(scenario, identity, device).to_string());
-        let (client, errors, bar) = (client.clone(), errors.clone(), bar.clone());
-        tasks.spawn(async move {
-            let answer = client.send(Method::PUT, &path, body).await;
-            if let Some(kind) = failure(&answer) {
-                let mut errors = errors
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                *errors.entry(kind).or_default() += 1;
-            }
-            bar.inc(1);
-            drop(slot);
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    bar.finish_and_clear();
-    let errors = std::mem::take(
-        &mut *errors
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    let failed: u64 = errors.values().sum();
-    if failed == devices.len() as u64 {
-        return Err(LoadgenError::Registration(format!("{errors:?}")));
-    }
-    Ok(RegistrationReport {
-        registered: true,
-        devices: devices.len() as u64 - failed,
-        seconds: started.elapsed().as_secs_f64(),
-        errors,
-    })
-}
-
 /// The error kind of an answer, or `None` for 2xx: `http_<status>`, with the problem's
 /// `type` after it when the body is problem+json (`http_503 unavailable`), so the report
 /// tells a full queue from a bad key; or the client error's kind (`timeout`, `connect`, ...).
-fn failure(answer: &Result<Answer, ClientError>) -> Option<String> {
+pub(crate) fn failure(answer: &Result<Answer, ClientError>) -> Option<String> {
     match answer {
         Ok(answer) if answer.status.is_success() => None,
         Ok(answer) => {
@@ -416,6 +331,13 @@ fn record_call(tally: &mut Tally, completed: Completed<Rang>) {
             (Some(outcome), _) => outcome.to_owned(),
             _ => "unreadable".to_owned(),
         };
+        let platform = outcome["platform"].as_str().unwrap_or("unknown");
+        *tally
+            .outcomes_by_platform
+            .entry(platform.to_owned())
+            .or_default()
+            .entry(kind.clone())
+            .or_default() += 1;
         *tally.outcomes.entry(kind).or_default() += 1;
     }
 }
@@ -489,37 +411,6 @@ mod tests {
         assert_eq!(
             failure(&Err(ClientError::Timeout)).as_deref(),
             Some("timeout")
-        );
-    }
-
-    #[test]
-    fn tokens_are_unique_per_device_and_prefix() {
-        // A token belongs to one identity: two runs with different prefixes on one node must
-        // not register the same tokens, or the second takes the first one's devices away.
-        let a = Scenario {
-            platforms: BTreeMap::from([("apns".to_owned(), 1), ("fcm".to_owned(), 1)]),
-            ..Scenario::default()
-        };
-        let b = Scenario {
-            identity_prefix: "other".into(),
-            ..a.clone()
-        };
-        let mut tokens = std::collections::HashSet::new();
-        for scenario in [&a, &b] {
-            for identity in 0..50 {
-                for device in 0..3 {
-                    let body = registration_body(scenario, identity, device);
-                    assert!(tokens.insert(body["token"].to_string()), "{body}");
-                    if body["platform"] == "apns" {
-                        assert_eq!(body["token"].as_str().map(str::len), Some(64));
-                    }
-                }
-            }
-        }
-        assert_eq!(
-            registration_body(&a, 3, 1),
-            registration_body(&a, 3, 1),
-            "stable across runs"
         );
     }
 }

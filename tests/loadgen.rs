@@ -1,14 +1,18 @@
 //! The load generator end to end: a real node (in-process, embedded store) whose APNs
 //! provider points at the simulator, driven by `loadgen::run` over HTTP/1.1 and h2c; every
 //! call must be answered, every APNs device rung, and the report's numbers must add up with
-//! the simulator's own record.
+//! the simulator's own record. And the development default (a bare `serve` and a bare
+//! `simulate`), which rings all four platforms, Web Push devices subscribing on the simulator.
 
 mod support;
 
-use ringcast::config::SecretSource;
+use clap::Parser;
+use ringcast::cli::{Cli, Command};
+use ringcast::config::{Config, DEFAULT_CONFIG_FILE, SecretSource};
 use ringcast::loadgen::{self, HttpVersion, Rate, Scenario};
 use ringcast::simulator::{ApnsCredential, Simulator, SimulatorConfig};
 use std::collections::BTreeMap;
+use std::path::Path;
 use support::app::{KEY_A, TestStore, spawn_with, test_config};
 
 const TEAM: &str = "TEAMID1234";
@@ -116,6 +120,105 @@ async fn a_small_scenario_is_delivered_and_its_report_adds_up() {
         .map(|r| r.pushes_by_service.get("apns").copied().unwrap_or(0))
         .sum();
     assert_eq!(accepted, Some(reported));
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+/// `config/ringcast.toml` and a flagless `ringcast simulate`, moved from 127.0.0.1:8443 to a
+/// free port (the only change, so tests never collide with a simulator someone is running),
+/// driven by the load generator with one device per platform and more: every device of
+/// every platform is delivered, and the simulator's record has all four services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_default_rings_every_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("pushes.jsonl");
+    let Command::Simulate(args) =
+        Cli::try_parse_from(["ringcast", "simulate", "--listen", "127.0.0.1:0"])
+            .unwrap()
+            .command
+    else {
+        unreachable!("parsed a simulate command line");
+    };
+    let mut sim_config = args.simulator_config().unwrap();
+    sim_config.record_path = Some(record.clone());
+    let sim = Simulator::start(sim_config).await.unwrap();
+    let address = sim.address().to_string();
+
+    let node_dir = tempfile::tempdir().unwrap();
+    let config = Config::load(Some(Path::new(DEFAULT_CONFIG_FILE))).unwrap();
+    // Every place the default names the simulator, moved to its port.
+    let json = serde_json::to_string(&config).unwrap();
+    let mut config: Config =
+        serde_json::from_str(&json.replace("127.0.0.1:8443", &address)).unwrap();
+    let account = std::fs::read_to_string("config/dev/fcm-service-account.json").unwrap();
+    let account_file = node_dir.path().join("fcm-service-account.json");
+    std::fs::write(&account_file, account.replace("127.0.0.1:8443", &address)).unwrap();
+    let demo = config.tenants.get_mut("demo").unwrap();
+    demo.apps.get_mut("android").unwrap().service_account = Some(SecretSource::File(account_file));
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.workers = 2;
+    config.registry.shards = 2;
+    config.registry.embedded.path = node_dir.path().join("registry.redb");
+    config.log.level = "warn".into();
+    let app = spawn_with(config, node_dir).await;
+
+    let scenario = Scenario {
+        targets: vec![app.node.url()],
+        http: HttpVersion::H2c,
+        connections: 1,
+        identities: 8,
+        devices_per_identity: vec![2, 5],
+        platforms: ["apns", "fcm", "wns", "webpush"]
+            .map(|platform| (platform.to_owned(), 1))
+            .into(),
+        identity_prefix: "dev-default".into(),
+        webpush_subscribe_url: Some(format!("{}/wp/subscribe", sim.base_url())),
+        rate: Rate::Fixed { per_second: 50.0 },
+        duration_seconds: None,
+        calls: Some(16),
+        end_early: 0.25,
+        simulator_record: Some(record.to_string_lossy().into_owned()),
+        drain_ms: 300,
+        ..Scenario::default()
+    };
+    let report = loadgen::run(scenario.clone(), false).await.unwrap();
+    let summary = report.summary_text();
+    assert!(
+        report.registration.errors.is_empty(),
+        "{:?}",
+        report.registration
+    );
+    assert_adds_up(&report, 16);
+    assert_eq!(
+        report.outcome_classes.provider_not_configured, 0,
+        "{summary}"
+    );
+    for platform in ["apns", "fcm", "wns", "webpush"] {
+        let delivered = report.outcomes_by_platform.get(platform);
+        assert!(
+            delivered.is_some_and(|outcomes| outcomes.get("delivered") > Some(&0)),
+            "{platform} was not delivered: {summary}"
+        );
+        assert!(
+            report.pushes_by_service.get(platform) > Some(&0),
+            "{platform} is missing from the simulator's record: {summary}"
+        );
+    }
+
+    // A rerun reusing the registrations needs no subscription: the same simulator process
+    // still holds the ones made above.
+    let rerun = loadgen::run(
+        Scenario {
+            reuse_registrations: true,
+            ..scenario
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    assert_adds_up(&rerun, 16);
+    assert_eq!(rerun.outcome_classes.provider_not_configured, 0);
+    assert!(rerun.pushes_by_service.get("webpush") > Some(&0));
     app.stop().await;
     sim.shutdown().await;
 }

@@ -10,29 +10,143 @@ fn repository_file(path: &str) -> String {
     std::fs::read_to_string(&absolute).unwrap_or_else(|e| panic!("{}: {e}", absolute.display()))
 }
 
+/// The development default and every file it names, in a jail whose working directory is
+/// the repository's layout.
+fn development_default_in(jail: &mut Jail) -> figment::error::Result<()> {
+    jail.create_dir("config/dev")?;
+    jail.create_file(DEFAULT_CONFIG_FILE, &repository_file(DEFAULT_CONFIG_FILE))?;
+    for file in [
+        "config/dev/identity-token-hs256.secret",
+        "config/dev/apns-dev-key.p8",
+        "config/dev/simulator-cert.pem",
+        "config/dev/fcm-service-account.json",
+        "config/dev/wns-dev-client.secret",
+        "config/dev/vapid-dev-key.pem",
+    ] {
+        jail.create_file(file, &repository_file(file))?;
+    }
+    Ok(())
+}
+
 #[test]
 fn the_development_default_loads_and_validates() {
     Jail::expect_with(|jail| {
-        jail.create_dir("config/dev")?;
-        jail.create_file(DEFAULT_CONFIG_FILE, &repository_file(DEFAULT_CONFIG_FILE))?;
-        for file in [
-            "config/dev/identity-token-hs256.secret",
-            "config/dev/apns-dev-key.p8",
-            "config/dev/simulator-cert.pem",
-        ] {
-            jail.create_file(file, &repository_file(file))?;
-        }
+        development_default_in(jail)?;
         let config = Config::load(None).map_err(|e| e.to_string())?;
         config.validate().map_err(|e| e.to_string())?;
         assert_eq!(config.registry.store, StoreKind::Embedded);
         assert!(config.tenants.contains_key("demo"));
-        // The development default rings through the simulator, not Apple.
+        // The development default rings through the simulator, not Apple, Google or
+        // Microsoft, and trusts only the simulator's certificate for each.
+        let simulator = "https://127.0.0.1:8443";
+        let providers = &config.providers;
+        assert_eq!(providers.apns.production_url, simulator);
+        assert_eq!(providers.fcm.base_url, simulator);
+        assert_eq!(providers.wns.token_url, format!("{simulator}/wns/token"));
+        assert_eq!(providers.wns.channel_base_url.as_deref(), Some(simulator));
+        let dev_cert = Some(PathBuf::from("config/dev/simulator-cert.pem"));
+        for roots in [
+            &providers.apns.trusted_roots,
+            &providers.fcm.trusted_roots,
+            &providers.wns.trusted_roots,
+            &providers.webpush.trusted_roots,
+        ] {
+            assert_eq!(roots, &dev_cert);
+        }
+        assert_eq!(config.webpush.allowed_hosts, ["127.0.0.1:8443"]);
+        assert_eq!(config.webpush.allowed_private_addresses, ["127.0.0.1:8443"]);
+        Ok(())
+    });
+}
+
+#[test]
+fn every_demo_app_has_the_credential_the_simulator_accepts() {
+    Jail::expect_with(|jail| {
+        development_default_in(jail)?;
+        let config = Config::load(None).map_err(|e| e.to_string())?;
+        let apps = &config.tenants["demo"].apps;
+        let ios = &apps["ios"];
+        assert_eq!(ios.team_id.as_deref(), Some(crate::cli::DEV_APNS_TEAM));
+        assert_eq!(ios.key_id.as_deref(), Some(crate::cli::DEV_APNS_KEY_ID));
+        assert!(ios.key.is_some());
+        let android = &apps["android"];
         assert_eq!(
-            config.providers.apns.production_url,
-            "https://127.0.0.1:8443"
+            android.service_account,
+            Some(SecretSource::File(
+                crate::cli::DEV_FCM_SERVICE_ACCOUNT.into()
+            ))
         );
-        let ios = &config.tenants["demo"].apps["ios"];
-        assert!(ios.team_id.is_some() && ios.key_id.is_some() && ios.key.is_some());
+        // The simulator accepts the account for its own project; its token endpoint is the
+        // one the account names, on the simulator.
+        let account: serde_json::Value =
+            serde_json::from_str(&repository_file(crate::cli::DEV_FCM_SERVICE_ACCOUNT))
+                .map_err(|e| e.to_string())?;
+        assert_eq!(
+            android.project_id.as_deref(),
+            account["project_id"].as_str()
+        );
+        assert_eq!(account["token_uri"], "https://127.0.0.1:8443/token");
+        let windows = &apps["windows"];
+        assert_eq!(
+            windows.package_sid.as_deref(),
+            Some(crate::cli::DEV_WNS_PACKAGE_SID)
+        );
+        assert_eq!(
+            windows.client_secret,
+            Some(SecretSource::File(crate::cli::DEV_WNS_CLIENT_SECRET.into()))
+        );
+        let web = &apps["web"];
+        assert!(web.vapid_key.is_some() && web.vapid_subject.is_some());
+        // Each credential loads: the providers will start for all four platforms.
+        let tenants = crate::tenant::Tenants::build(&config).map_err(|e| e.join("; "))?;
+        assert!(!tenants.is_empty());
+        for source in [
+            &android.service_account,
+            &windows.client_secret,
+            &web.vapid_key,
+        ] {
+            let secret = source.as_ref().map(SecretSource::load).transpose()?;
+            assert!(secret.is_some_and(|s| !s.expose().is_empty()));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn the_end_to_end_benchmark_moves_every_provider_with_environment_variables() {
+    // benches/e2e.sh runs the development default against a simulator on a free port, with
+    // exactly these overrides: lists and a tenant app's secret file included.
+    Jail::expect_with(|jail| {
+        development_default_in(jail)?;
+        jail.create_file("fcm-copy.json", "{}")?;
+        let sim = "https://127.0.0.1:9443";
+        jail.set_env("RINGCAST__PROVIDERS__FCM__BASE_URL", sim);
+        jail.set_env(
+            "RINGCAST__PROVIDERS__WNS__TOKEN_URL",
+            format!("{sim}/wns/token"),
+        );
+        jail.set_env("RINGCAST__PROVIDERS__WNS__CHANNEL_BASE_URL", sim);
+        jail.set_env("RINGCAST__WEBPUSH__ALLOWED_HOSTS", "[127.0.0.1:9443]");
+        jail.set_env(
+            "RINGCAST__WEBPUSH__ALLOWED_PRIVATE_ADDRESSES",
+            "[127.0.0.1:9443]",
+        );
+        jail.set_env(
+            "RINGCAST__TENANTS__DEMO__APPS__ANDROID__SERVICE_ACCOUNT__FILE",
+            "fcm-copy.json",
+        );
+        let config = Config::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(config.providers.fcm.base_url, sim);
+        assert_eq!(config.providers.wns.token_url, format!("{sim}/wns/token"));
+        assert_eq!(config.providers.wns.channel_base_url.as_deref(), Some(sim));
+        assert_eq!(config.webpush.allowed_hosts, ["127.0.0.1:9443"]);
+        assert_eq!(config.webpush.allowed_private_addresses, ["127.0.0.1:9443"]);
+        let android = &config.tenants["demo"].apps["android"];
+        assert_eq!(
+            android.service_account,
+            Some(SecretSource::File("fcm-copy.json".into()))
+        );
+        assert_eq!(android.project_id.as_deref(), Some("ringcast-demo"));
         Ok(())
     });
 }

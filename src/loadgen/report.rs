@@ -143,6 +143,9 @@ pub struct Tally {
     /// Per-device outcomes from `?wait=true` answers (`delivered`, `rejected:
     /// provider_not_configured`, ...).
     pub outcomes: BTreeMap<String, u64>,
+    /// The same outcomes by the device's platform (`apns`, `fcm`, `wns`, `webpush`): shows
+    /// at a glance whether every platform of the mix was delivered.
+    pub outcomes_by_platform: BTreeMap<String, BTreeMap<String, u64>>,
     /// Devices the answers said were reached.
     pub devices_reached: u64,
     /// Per-second tallies, by the second the call was due in.
@@ -180,7 +183,7 @@ pub struct Deliveries {
     pub ring: Latencies,
     /// Call-ended pushes: from the end event's send to the simulator's acceptance.
     pub end: Latencies,
-    /// Accepted pushes of this run by service (`apns`, `fcm`).
+    /// Accepted pushes of this run by service (`apns`, `fcm`, `wns`, `webpush`).
     pub by_service: BTreeMap<String, u64>,
     /// Pushes of this run by payload type (`incoming_call`, `call_ended`, `missed_call`).
     pub by_type: BTreeMap<String, u64>,
@@ -201,7 +204,8 @@ impl Deliveries {
                 continue;
             };
             let service = record["service"].as_str().unwrap_or("?");
-            // APNs carries the call under "ringcast"; FCM data carries it at the top.
+            // APNs carries the call under "ringcast"; FCM's data, WNS's raw body and Web
+            // Push's decrypted body carry it at the top (the recorder's `payload`).
             let payload = match service {
                 "apns" => &record["payload"]["ringcast"],
                 _ => &record["payload"],
@@ -252,8 +256,9 @@ impl Deliveries {
 pub struct OutcomeClasses {
     /// Accepted by the push service.
     pub delivered: u64,
-    /// No provider for the device's platform on the node yet (FCM, WNS, Web Push today):
-    /// the node's configuration, not a failure under load.
+    /// No provider for the device's platform on the node (an app without credentials, or a
+    /// platform the node does not configure): the node's configuration, not a failure under
+    /// load.
     pub provider_not_configured: u64,
     /// Everything else (shed, expired, rejected for other reasons, pending, ...).
     pub other: u64,
@@ -341,6 +346,8 @@ pub struct Report {
     pub outcomes: BTreeMap<String, u64>,
     /// The outcomes sorted into delivered / provider not configured / other.
     pub outcome_classes: OutcomeClasses,
+    /// Per-device outcomes by platform.
+    pub outcomes_by_platform: BTreeMap<String, BTreeMap<String, u64>>,
     /// Ring API latency, from the intended send time.
     pub api_latency: Option<LatencySummary>,
     /// End API latency.
@@ -408,6 +415,7 @@ impl Report {
             devices_reached: tally.devices_reached,
             outcomes: tally.outcomes.clone(),
             outcome_classes: OutcomeClasses::of(&tally.outcomes),
+            outcomes_by_platform: tally.outcomes_by_platform.clone(),
             api_latency: tally.api.summary(),
             end_api_latency: tally.end_api.summary(),
             generator_send_lag: tally.send_lag.summary(),
@@ -489,6 +497,9 @@ impl Report {
         );
         if !self.outcomes.is_empty() {
             let _ = writeln!(out, "  by kind: {:?}", self.outcomes);
+        }
+        for (platform, outcomes) in &self.outcomes_by_platform {
+            let _ = writeln!(out, "  {platform}: {outcomes:?}");
         }
         let _ = writeln!(
             out,
@@ -632,6 +643,47 @@ mod tests {
     }
 
     #[test]
+    fn deliveries_of_every_service_are_joined() {
+        // The simulator records (server/answer.rs) keep APNs's JSON body (the call under
+        // "ringcast"), FCM's `message.data` (all strings), WNS's raw body and Web Push's
+        // decrypted body (the call at the top).
+        let mut tally = Tally::default();
+        tally.ring_sent_us.insert("c-1".into(), 1_000_000);
+        tally.end_sent_us.insert("c-1".into(), 2_000_000);
+        let call = |kind: &str| {
+            serde_json::json!({"v": 1, "type": kind, "call_id": "c-1", "caller_id": "+1",
+                "caller_name": "Bob", "video": false, "expires_at": "2099-01-01T00:00:00Z"})
+        };
+        let records = [
+            serde_json::json!({"service": "apns", "received_at_us": 1_001_000,
+                "payload": {"aps": {}, "ringcast": call("incoming_call")}}),
+            serde_json::json!({"service": "fcm", "received_at_us": 1_002_000,
+                "payload": {"v": "1", "type": "incoming_call", "call_id": "c-1", "video": "false"}}),
+            serde_json::json!({"service": "wns", "received_at_us": 1_003_000,
+                "payload": call("incoming_call")}),
+            serde_json::json!({"service": "webpush", "received_at_us": 1_004_000,
+                "payload": call("incoming_call")}),
+            serde_json::json!({"service": "webpush", "received_at_us": 2_005_000,
+                "payload": call("call_ended")}),
+        ]
+        .map(|record| record.to_string())
+        .join("\n");
+        let deliveries = Deliveries::join(&records, &tally, 1_000_000);
+        assert_eq!(
+            deliveries.by_service,
+            BTreeMap::from([
+                ("apns".to_owned(), 1),
+                ("fcm".to_owned(), 1),
+                ("webpush".to_owned(), 2),
+                ("wns".to_owned(), 1),
+            ])
+        );
+        assert_eq!(deliveries.ring.count(), 4);
+        assert!((deliveries.ring.summary().unwrap().max_ms - 4.0).abs() < 0.01);
+        assert!((deliveries.end.summary().unwrap().max_ms - 5.0).abs() < 0.01);
+    }
+
+    #[test]
     fn the_report_adds_up() {
         let mut tally = Tally::default();
         for n in 0..10u64 {
@@ -653,6 +705,10 @@ mod tests {
             crate::loadgen::Scenario::default(),
             RegistrationReport::default(),
         );
+        tally.outcomes_by_platform.insert(
+            "webpush".into(),
+            BTreeMap::from([("delivered".to_owned(), 9)]),
+        );
         let report = Report::build(header, Duration::from_secs(3), &tally, None);
         assert_eq!(
             report.calls_ok + report.calls_failed(),
@@ -666,5 +722,6 @@ mod tests {
         let text = report.summary_text();
         assert!(text.contains("10 offered"), "{text}");
         assert!(text.contains("http_503"), "{text}");
+        assert!(text.contains(r#"webpush: {"delivered": 9}"#), "{text}");
     }
 }

@@ -40,6 +40,17 @@ pub struct Scenario {
     pub reuse_registrations: bool,
     /// Registrations in flight at once during the registration phase.
     pub register_concurrency: usize,
+    /// The simulator's `POST /wp/subscribe` (`https://127.0.0.1:8443/wp/subscribe`): each
+    /// Web Push device is then registered with a subscription made there, one per device
+    /// during registration, so a node pointed at the simulator delivers to it. Without it,
+    /// Web Push devices get a made-up `fcm.googleapis.com` endpoint no push service knows
+    /// (the registration API is measured, delivery is not). Subscriptions live in the
+    /// simulator process: reusing registrations needs the same process.
+    pub webpush_subscribe_url: Option<String>,
+    /// The certificate (PEM) the simulator serves, trusted when subscribing; by default the
+    /// development certificate `config/dev/simulator-cert.pem`, which a bare `simulate`
+    /// serves.
+    pub simulator_cert: Option<String>,
     /// How call events are offered.
     pub rate: Rate,
     /// Stop after this long (seconds); with `calls` too, whichever comes first.
@@ -123,6 +134,8 @@ impl Default for Scenario {
             identity_prefix: "loadgen".to_owned(),
             reuse_registrations: false,
             register_concurrency: 32,
+            webpush_subscribe_url: None,
+            simulator_cert: None,
             rate: Rate::Fixed { per_second: 100.0 },
             duration_seconds: Some(10.0),
             calls: None,
@@ -211,6 +224,17 @@ impl Scenario {
         if self.register_concurrency == 0 {
             problems.push("register_concurrency: must be at least 1".to_owned());
         }
+        if let Some(url) = &self.webpush_subscribe_url {
+            let https_with_host = url
+                .parse::<http::Uri>()
+                .is_ok_and(|uri| uri.scheme_str() == Some("https") && uri.host().is_some());
+            if !https_with_host {
+                problems.push(format!(
+                    "webpush_subscribe_url: {url:?} must be https://host:port/wp/subscribe \
+                     (the simulator speaks TLS only)"
+                ));
+            }
+        }
         let positive = |value: f64| value.is_finite() && value > 0.0;
         match &self.rate {
             Rate::Fixed { per_second } if !positive(*per_second) => {
@@ -272,6 +296,15 @@ impl Scenario {
         } else {
             Err(ScenarioErrors(problems))
         }
+    }
+
+    /// The certificate to trust when subscribing (see `simulator_cert`).
+    pub fn simulator_cert(&self) -> &Path {
+        Path::new(
+            self.simulator_cert
+                .as_deref()
+                .unwrap_or(crate::cli::DEV_SIMULATOR_CERT),
+        )
     }
 
     /// The connections per target in effect (see `connections`).
@@ -399,6 +432,14 @@ mod tests {
         scenario.validate().unwrap();
         assert_eq!(scenario.devices_per_identity, [1, 5]);
         assert_eq!(scenario.rate, Rate::Fixed { per_second: 200.0 });
+        assert_eq!(
+            scenario.webpush_subscribe_url.as_deref(),
+            Some("https://127.0.0.1:8443/wp/subscribe")
+        );
+        assert_eq!(
+            scenario.simulator_cert(),
+            Path::new("config/dev/simulator-cert.pem")
+        );
     }
 
     #[test]
@@ -428,6 +469,7 @@ mod tests {
             end_early: 0.8,
             answered_elsewhere: 0.5,
             identity_prefix: "a b".into(),
+            webpush_subscribe_url: Some("http://127.0.0.1:8443/wp/subscribe".into()),
             ..Scenario::default()
         };
         let problems = scenario.validate().unwrap_err().0;
@@ -441,6 +483,7 @@ mod tests {
             "duration_seconds or calls",
             "end_early + answered_elsewhere",
             "identity_prefix",
+            "webpush_subscribe_url",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(key)),

@@ -3,9 +3,11 @@
 //! endpoint), scripted by the profile, judged by that service's pure rules ([`super::apns`],
 //! [`super::fcm`], [`super::oauth`]), and recorded; the connection owns its APNs
 //! provider-token state and its stream counters. [`answer`] turns each service's verdict
-//! into the HTTP answer and the record.
+//! into the HTTP answer and the record; [`subscribe`] is the browser's side of Web Push
+//! (`POST /wp/subscribe`), answered before any scripting.
 
 mod answer;
+mod subscribe;
 
 use super::apns::{ApnsKey, ConnectionToken};
 use super::oauth::{self, AccessTokens, FcmAccount};
@@ -200,6 +202,11 @@ async fn handle(
     );
     if request.uri().path() == stats::PATH && request.method() == http::Method::GET {
         return stats::response(&shared.recorder.stats());
+    }
+    if request.uri().path() == super::webpush::SUBSCRIBE_PATH
+        && request.method() == http::Method::POST
+    {
+        return subscribe::answer(request, shared).await;
     }
     let streams = connection.streams.fetch_add(1, Ordering::Relaxed) + 1;
     if shared.profile.goaway_after_streams == Some(streams) {

@@ -6,6 +6,12 @@
 //!
 //! Paths: `/wp/<subscription id>`. A subscription made with an application server key
 //! accepts only that key's VAPID tokens (403 otherwise), as browsers bind them.
+//!
+//! `POST /wp/subscribe` is the browser's side, which no push service has (a browser reaches
+//! its vendor's service over a private protocol): it makes a subscription as
+//! `pushManager.subscribe({applicationServerKey})` does and answers
+//! `PushSubscription.toJSON()`, so a process other than the simulator's own — the load
+//! generator, a demo script — can play the browser. [`SubscribeOptions`] reads its body.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,6 +24,11 @@ use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
 
 /// The path prefix of subscription endpoints.
 pub const PATH_PREFIX: &str = "/wp/";
+/// Where a browser stand-in asks for a new subscription (`POST`); a simulator feature, not a
+/// push service's API. Its last segment is reserved: no subscription is called `subscribe`.
+pub const SUBSCRIBE_PATH: &str = "/wp/subscribe";
+/// The largest `POST /wp/subscribe` body read: an application server key is 87 characters.
+pub const MAX_SUBSCRIBE_BODY: usize = 1024;
 /// RFC 8030 §7.2: push services must accept 4096 bytes of body; larger is 413.
 pub const MAX_BODY: usize = 4096;
 /// RFC 8292 §2: `exp` at most 24 hours ahead.
@@ -34,6 +45,41 @@ pub struct NewSubscription {
     pub p256dh: String,
     /// The auth secret, base64url (16 bytes).
     pub auth: String,
+}
+
+impl NewSubscription {
+    /// `PushSubscription.toJSON()`: what a page posts to its application server, and what
+    /// ringcast's registration API takes (`endpoint`, `keys`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "endpoint": self.endpoint,
+            "expirationTime": null,
+            "keys": {"p256dh": self.p256dh, "auth": self.auth},
+        })
+    }
+}
+
+/// The body of `POST /wp/subscribe`: `PushSubscriptionOptionsInit` as a page passes it to
+/// `pushManager.subscribe()`. An empty body is an unbound subscription.
+#[derive(Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubscribeOptions {
+    /// Browsers require `true` (every push must show something); taken and ignored, so a
+    /// page's own options object can be posted as it is.
+    pub user_visible_only: Option<bool>,
+    /// The application server's VAPID public key, base64url: the subscription then accepts
+    /// only that key's tokens.
+    pub application_server_key: Option<String>,
+}
+
+impl SubscribeOptions {
+    /// Reads a `POST /wp/subscribe` body: empty, or the options as JSON.
+    pub fn from_body(body: &[u8]) -> Result<Self, String> {
+        if body.trim_ascii().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_json::from_slice(body).map_err(|error| format!("not subscription options: {error}"))
+    }
 }
 
 /// One subscription's private half, as only the browser holds it.
@@ -64,6 +110,11 @@ impl Subscriptions {
         {
             return Err("a subscription id is 1+ of A-Z a-z 0-9 -".into());
         }
+        if id.is_some_and(|id| SUBSCRIBE_PATH.strip_prefix(PATH_PREFIX) == Some(id)) {
+            return Err(
+                "the subscription id `subscribe` is reserved for POST /wp/subscribe".into(),
+            );
+        }
         let key = application_server_key
             .map(|key| {
                 URL_SAFE_NO_PAD
@@ -71,6 +122,14 @@ impl Subscriptions {
                     .map_err(|_| "applicationServerKey is not base64url".to_owned())
             })
             .transpose()?;
+        // Browsers refuse anything but an uncompressed P-256 point (InvalidAccessError); a
+        // key taken here would only fail later, as a 403 on every push.
+        if key
+            .as_ref()
+            .is_some_and(|key| key.len() != 65 || key[0] != 4)
+        {
+            return Err("applicationServerKey is not an uncompressed P-256 public key".into());
+        }
         let secret = p256::SecretKey::random(&mut OsRng);
         let p256dh = secret.public_key().to_encoded_point(false);
         let auth: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));

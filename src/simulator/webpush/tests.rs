@@ -173,3 +173,61 @@ fn headers_size_and_subscriptions_are_enforced() {
         "Unsubscribed"
     );
 }
+
+#[test]
+fn subscribe_options_are_an_empty_body_or_a_pages_options_object() {
+    assert_eq!(
+        SubscribeOptions::from_body(b"").unwrap(),
+        SubscribeOptions::default()
+    );
+    assert_eq!(
+        SubscribeOptions::from_body(b" \n").unwrap(),
+        SubscribeOptions::default()
+    );
+    let options =
+        SubscribeOptions::from_body(br#"{"userVisibleOnly": true, "applicationServerKey": "AbC"}"#)
+            .unwrap();
+    assert_eq!(options.application_server_key.as_deref(), Some("AbC"));
+    assert_eq!(options.user_visible_only, Some(true));
+    // snake_case is not the Push API's spelling: refused rather than silently unbound.
+    assert!(SubscribeOptions::from_body(br#"{"application_server_key": "AbC"}"#).is_err());
+    assert!(SubscribeOptions::from_body(b"key=AbC").is_err());
+}
+
+#[test]
+fn keys_that_browsers_refuse_and_the_reserved_id_are_refused() {
+    let subs = Subscriptions::default();
+    let signer = signer();
+    // A compressed point (33 bytes) and a 65-byte value that is not an uncompressed point.
+    let compressed = URL_SAFE_NO_PAD.encode([2u8; 33]);
+    let not_uncompressed = URL_SAFE_NO_PAD.encode([5u8; 65]);
+    for key in [
+        compressed.as_str(),
+        not_uncompressed.as_str(),
+        "not base64!",
+    ] {
+        assert!(subs.subscribe(ORIGIN, Some(key), None).is_err(), "{key}");
+    }
+    assert!(
+        subs.subscribe(ORIGIN, Some(signer.public_key()), None)
+            .is_ok()
+    );
+    let reserved = subs.subscribe(ORIGIN, None, Some("subscribe")).unwrap_err();
+    assert!(reserved.contains("reserved"), "{reserved}");
+}
+
+#[test]
+fn a_new_subscription_serializes_as_push_subscription_to_json() {
+    let subs = Subscriptions::default();
+    let sub = subs.subscribe(ORIGIN, None, None).unwrap();
+    let json = sub.to_json();
+    assert_eq!(json["endpoint"], format!("{ORIGIN}/wp/{}", sub.id));
+    assert_eq!(json["expirationTime"], serde_json::Value::Null);
+    assert_eq!(json["keys"]["p256dh"], sub.p256dh);
+    assert_eq!(json["keys"]["auth"], sub.auth);
+    assert_eq!(
+        json.as_object().map(|o| o.len()),
+        Some(3),
+        "nothing but the browser's fields: {json}"
+    );
+}
