@@ -262,6 +262,7 @@ impl Simulator {
             recorder,
             push_requests: std::sync::atomic::AtomicU64::new(0),
             webpush: webpush::Subscriptions::default(),
+            vapid_verified: webpush::vapid::VerifiedTokens::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::accept_loop(

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub push_requests: AtomicU64,
     /// The Web Push subscriptions made so far, with their private keys.
     pub webpush: super::webpush::Subscriptions,
+    /// VAPID tokens whose signature was checked already.
+    pub vapid_verified: super::webpush::vapid::VerifiedTokens,
 }
 
 /// Per-connection state: what Apple tracks per connection.

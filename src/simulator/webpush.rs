@@ -15,7 +15,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use web_push_native::p256;
@@ -31,8 +30,6 @@ pub const SUBSCRIBE_PATH: &str = "/wp/subscribe";
 pub const MAX_SUBSCRIBE_BODY: usize = 1024;
 /// RFC 8030 §7.2: push services must accept 4096 bytes of body; larger is 413.
 pub const MAX_BODY: usize = 4096;
-/// RFC 8292 §2: `exp` at most 24 hours ahead.
-const MAX_EXP_AHEAD_SECS: u64 = 24 * 60 * 60;
 
 /// What a browser hands its application server: `PushSubscription.toJSON()`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -207,10 +204,11 @@ fn reject(status: u16, reason: &'static str) -> Verdict {
 }
 
 /// Judges a request at `now_secs`; `unregistered` tells whether the profile scripts the
-/// subscription id as gone (410).
+/// subscription id as gone (410); `verified` remembers VAPID signatures already checked.
 pub fn judge(
     request: WebPushRequest<'_>,
     subscriptions: &Subscriptions,
+    verified: &vapid::VerifiedTokens,
     unregistered: impl Fn(&str) -> bool,
     now_secs: u64,
 ) -> Verdict {
@@ -236,10 +234,11 @@ pub fn judge(
             .get(name)
             .and_then(|value| value.to_str().ok())
     };
-    if let Err(reason) = check_vapid(
+    if let Err(reason) = vapid::check(
         header("authorization"),
         request.origin,
         subscription.application_server_key.as_deref(),
+        verified,
         now_secs,
     ) {
         return reason;
@@ -283,69 +282,7 @@ pub fn judge(
     })
 }
 
-/// RFC 8292: `vapid t=<JWT>, k=<key>`; ES256 by `k`; `aud` = our origin; `exp` in the
-/// future and at most 24 h ahead; `sub` a `mailto:` or `https:` contact; `k` the key the
-/// subscription was made for, if it was bound to one.
-fn check_vapid(
-    authorization: Option<&str>,
-    origin: &str,
-    bound_key: Option<&[u8]>,
-    now_secs: u64,
-) -> Result<(), Verdict> {
-    let unauthorized = |reason| Err(reject(401, reason));
-    let Some(params) = authorization.and_then(|value| value.strip_prefix("vapid ")) else {
-        return unauthorized("MissingVapid");
-    };
-    let (mut token, mut key) = (None, None);
-    for param in params.split(',') {
-        match param.trim().split_once('=') {
-            Some(("t", value)) => token = Some(value.trim()),
-            Some(("k", value)) => key = Some(value.trim()),
-            _ => {}
-        }
-    }
-    let (Some(token), Some(key)) = (token, key) else {
-        return unauthorized("MalformedVapid");
-    };
-    let Ok(raw) = URL_SAFE_NO_PAD.decode(key) else {
-        return unauthorized("MalformedVapidKey");
-    };
-    if raw.len() != 65 || raw[0] != 4 {
-        return unauthorized("MalformedVapidKey");
-    }
-    if bound_key.is_some_and(|bound| bound != raw.as_slice()) {
-        return Err(reject(403, "VapidKeyMismatch"));
-    }
-    let Ok(decoding) = DecodingKey::from_ec_components(
-        &URL_SAFE_NO_PAD.encode(&raw[1..33]),
-        &URL_SAFE_NO_PAD.encode(&raw[33..65]),
-    ) else {
-        return unauthorized("MalformedVapidKey");
-    };
-    let mut validation = Validation::new(Algorithm::ES256);
-    // Checked below against our own clock, so the rule is exact and testable.
-    validation.validate_exp = false;
-    validation.required_spec_claims.clear();
-    validation.set_audience(&[origin]);
-    let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation) else {
-        return unauthorized("BadVapidSignatureOrAudience");
-    };
-    let claims = data.claims;
-    let Some(exp) = claims["exp"].as_u64() else {
-        return unauthorized("VapidNoExp");
-    };
-    if exp <= now_secs {
-        return unauthorized("VapidExpired");
-    }
-    if exp > now_secs + MAX_EXP_AHEAD_SECS {
-        return unauthorized("VapidExpTooFar");
-    }
-    let sub = claims["sub"].as_str().unwrap_or("");
-    if !sub.starts_with("mailto:") && !sub.starts_with("https:") {
-        return unauthorized("VapidBadSubject");
-    }
-    Ok(())
-}
+pub mod vapid;
 
 #[cfg(test)]
 mod tests;

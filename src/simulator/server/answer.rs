@@ -365,7 +365,8 @@ pub(super) fn webpush(
         body,
     };
     let unregistered = |id: &str| shared.profile.unregistered_tokens.iter().any(|t| t == id);
-    match webpush::judge(request, &shared.webpush, unregistered, now / 1000) {
+    let verified = &shared.vapid_verified;
+    match webpush::judge(request, &shared.webpush, verified, unregistered, now / 1000) {
         webpush::Verdict::Reject { status, reason } => webpush_reject(shared, status, reason, None),
         webpush::Verdict::Accept(delivered) => {
             let id = format!("{:016x}", fastrand::u64(..));

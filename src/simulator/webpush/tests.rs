@@ -46,6 +46,25 @@ fn request(sub: &NewSubscription, signer: &VapidSigner, plaintext: &[u8]) -> Sen
 }
 
 fn judge_at(subs: &Subscriptions, path: &str, sent: &Sent, origin: &str, now: u64) -> Verdict {
+    // A fresh memory of verified tokens per request: every rule is seen as on first sight.
+    judge_remembering(
+        subs,
+        &vapid::VerifiedTokens::default(),
+        path,
+        sent,
+        origin,
+        now,
+    )
+}
+
+fn judge_remembering(
+    subs: &Subscriptions,
+    verified: &vapid::VerifiedTokens,
+    path: &str,
+    sent: &Sent,
+    origin: &str,
+    now: u64,
+) -> Verdict {
     judge(
         WebPushRequest {
             method: &http::Method::POST,
@@ -55,6 +74,7 @@ fn judge_at(subs: &Subscriptions, path: &str, sent: &Sent, origin: &str, now: u6
             body: &sent.body,
         },
         subs,
+        verified,
         |id| id == "gone",
         now,
     )
@@ -230,4 +250,50 @@ fn a_new_subscription_serializes_as_push_subscription_to_json() {
         Some(3),
         "nothing but the browser's fields: {json}"
     );
+}
+
+#[test]
+fn a_remembered_token_still_has_its_claims_checked_on_every_request() {
+    let subs = Subscriptions::default();
+    let verified = vapid::VerifiedTokens::default();
+    let signer = signer();
+    let sub = subs.subscribe(ORIGIN, None, None).unwrap();
+    let sent = request(&sub, &signer, b"{}");
+    let status = |verdict: Verdict| match verdict {
+        Verdict::Accept(_) => 201,
+        Verdict::Reject { status, .. } => status,
+    };
+    let at = |origin: &str, now: u64| {
+        status(judge_remembering(
+            &subs,
+            &verified,
+            &path(&sub),
+            &sent,
+            origin,
+            now,
+        ))
+    };
+    // Verified once, then remembered: the same token is still refused at another origin,
+    // once expired, and too early; and accepted again where it is valid.
+    assert_eq!(at(ORIGIN, NOW), 201);
+    assert_eq!(at("https://other:1", NOW), 401);
+    assert_eq!(at(ORIGIN, NOW + 13 * 3600), 401);
+    assert_eq!(at(ORIGIN, NOW - 13 * 3600), 401);
+    assert_eq!(at(ORIGIN, NOW), 201);
+    // A token whose signature does not hold is refused however often it comes: one
+    // character inside the signature changed (not the last, whose low bits are padding).
+    let mut forged = request(&sub, &signer, b"{}");
+    let header = forged.headers["authorization"].to_str().unwrap().to_owned();
+    let (token, key) = header.split_once(", k=").unwrap();
+    let mut token = token.to_owned().into_bytes();
+    let inside = token.len() - 10;
+    token[inside] = if token[inside] == b'A' { b'B' } else { b'A' };
+    let forged_header = format!("{}, k={key}", String::from_utf8(token).unwrap());
+    forged
+        .headers
+        .insert("authorization", forged_header.parse().unwrap());
+    for _ in 0..2 {
+        let verdict = judge_remembering(&subs, &verified, &path(&sub), &forged, ORIGIN, NOW);
+        assert_eq!(status(verdict), 401);
+    }
 }
