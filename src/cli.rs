@@ -43,8 +43,9 @@ pub enum Command {
         /// The file to check (default: config/ringcast.toml).
         file: Option<PathBuf>,
     },
-    /// Run the push-service simulator (APNs, FCM and its OAuth token endpoint) until Ctrl-C,
-    /// for tests and load tests.
+    /// Run the push-service simulator (APNs, FCM and its OAuth token endpoint, WNS and its
+    /// token endpoint, Web Push and the browsers behind it) until Ctrl-C, for tests and load
+    /// tests.
     Simulate(Box<SimulateArgs>),
     /// Register devices, then drive call events at a node at a set rate (open loop), with a
     /// live progress bar; writes report.json, report.svg and summary.txt.

@@ -9,7 +9,8 @@
 //! delivery.
 //!
 //! Web Push ([`webpush`], `/wp/<subscription>`) plays the browsers too: it makes
-//! subscriptions, checks VAPID and decrypts every body as the browser would.
+//! subscriptions (in-process, or for another process over `POST /wp/subscribe`), checks VAPID
+//! and decrypts every body as the browser would.
 //!
 //! Layout: [`apns`] and [`fcm`] are the pure rule books (request in, verdict out), [`oauth`]
 //! the token endpoint's (assertion in, account or refusal out) and the access tokens handed
