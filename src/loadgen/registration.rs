@@ -4,7 +4,7 @@
 //!
 //! With `webpush_subscribe_url`, a Web Push device's registration first asks the simulator
 //! for a subscription, inside the same concurrent slot: a million devices are registered in
-//! one pass, and no subscription is made that is not registered at once.
+//! one pass, each subscription registered as soon as it is made.
 
 use super::client::ApiClient;
 use super::failure;
