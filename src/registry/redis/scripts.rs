@@ -15,8 +15,35 @@
 use redis::Script;
 use std::sync::LazyLock;
 
+/// `settle_hash(key, now, expiry)`: drops a hash's fields whose value has expired (by
+/// `expiry(value)`, in ms) and sets the key's TTL to the latest expiry among the rest. Both
+/// preludes build on it: identity hashes and owner buckets expire the same way.
+macro_rules! settle_hash_lua {
+    () => {
+        r#"
+local function settle_hash(key, now, expiry)
+  local all = redis.call('HGETALL', key)
+  local latest = 0
+  for i = 1, #all, 2 do
+    local expires = expiry(all[i + 1])
+    if expires <= now then
+      redis.call('HDEL', key, all[i])
+    elseif expires > latest then
+      latest = expires
+    end
+  end
+  if latest > now then
+    redis.call('PEXPIRE', key, latest - now)
+  end
+end
+"#
+    };
+}
+
 /// Helpers shared by the scripts that need them, prepended to their bodies.
-const PRELUDE: &str = r#"
+const PRELUDE: &str = concat!(
+    settle_hash_lua!(),
+    r#"
 local function expires_of(rec)
   return (struct.unpack('<I8', rec, 21))
 end
@@ -30,21 +57,10 @@ end
 -- Drops the expired fields of the identity hash and sets the key's TTL to the latest expiry
 -- among the rest, so Redis reclaims the key by itself once its last device expires.
 local function settle(key, now)
-  local all = redis.call('HGETALL', key)
-  local latest = 0
-  for i = 1, #all, 2 do
-    local expires = expires_of(all[i + 1])
-    if expires <= now then
-      redis.call('HDEL', key, all[i])
-    elseif expires > latest then
-      latest = expires
-    end
-  end
-  if latest > now then
-    redis.call('PEXPIRE', key, latest - now)
-  end
+  settle_hash(key, now, expires_of)
 end
-"#;
+"#
+);
 
 /// Registers or refreshes one device on its identity hash.
 ///
@@ -173,7 +189,9 @@ return all
 });
 
 /// Helpers of the owner-bucket scripts, prepended to their bodies.
-const OWNER_PRELUDE: &str = r#"
+const OWNER_PRELUDE: &str = concat!(
+    settle_hash_lua!(),
+    r#"
 -- An entry's expiry in milliseconds (stored as whole seconds).
 local function entry_expires(entry)
   return (struct.unpack('<I4', entry, 1)) * 1000
@@ -183,21 +201,10 @@ end
 -- its bucket is next written, or until the bucket's TTL (its latest entry's expiry) ends.
 -- A bucket left without entries is deleted by Redis, as any empty hash.
 local function settle_bucket(key, now)
-  local all = redis.call('HGETALL', key)
-  local latest = 0
-  for i = 1, #all, 2 do
-    local expires = entry_expires(all[i + 1])
-    if expires <= now then
-      redis.call('HDEL', key, all[i])
-    elseif expires > latest then
-      latest = expires
-    end
-  end
-  if latest > now then
-    redis.call('PEXPIRE', key, latest - now)
-  end
+  settle_hash(key, now, entry_expires)
 end
-"#;
+"#
+);
 
 /// Claims a token for a device: writes its owner entry and returns the previous holder.
 ///
