@@ -7,6 +7,7 @@
 //! resolved address), again before any request (allowlist, HTTPS, origin), and the pool
 //! vets every resolved address at connect time ([`crate::providers::pool::guard`]).
 
+pub mod aes128gcm;
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -3,6 +3,7 @@
 //! like a ring: `TTL` from the deadline, `Urgency`, and a `Topic` per call so that "call
 //! ended" replaces a ring still waiting in the push service.
 
+use super::aes128gcm::{self, EncryptError};
 use crate::push::{CallPayload, Push, PushKind};
 use crate::registry::{PushAddress, UnixMillis};
 use base64::Engine;
@@ -117,12 +118,10 @@ pub fn encrypt(
     p256dh: &[u8; 65],
     auth: &[u8; 16],
 ) -> Result<Bytes, PayloadError> {
-    let ua_public = web_push_native::p256::PublicKey::from_sec1_bytes(p256dh)
-        .map_err(|_| PayloadError::BadSubscriptionKey)?;
-    let auth = web_push_native::Auth::from(*auth);
-    web_push_native::encrypt(plaintext.to_vec(), &ua_public, &auth)
-        .map(Bytes::from)
-        .map_err(|error| PayloadError::Encryption(error.to_string()))
+    aes128gcm::encrypt(plaintext, p256dh, auth).map_err(|error| match error {
+        EncryptError::BadKey => PayloadError::BadSubscriptionKey,
+        EncryptError::Crypto(what) => PayloadError::Encryption(what.to_string()),
+    })
 }
 
 #[cfg(test)]
