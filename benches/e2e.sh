@@ -48,11 +48,13 @@ redis_port=$(free_port); sim_port=$(free_port); node_port=$(free_port)
 # Redis: no persistence; listpack values up to 128 bytes (README "Stores").
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   --hash-max-listpack-value 128 --dir "$work" >"$work/redis.log" 2>&1 &
-pids+=($!)
+redis_pid=$!
+pids+=($redis_pid)
 wait_for "redis-cli -p $redis_port ping"
 
 "$BIN" simulate --listen "127.0.0.1:$sim_port" --record "$work/pushes.jsonl" >"$work/sim.log" 2>&1 &
-pids+=($!)
+sim_pid=$!
+pids+=($sim_pid)
 wait_for "grep -q listening $work/sim.log"
 
 # The development default, on Redis, every provider pointed at this simulator (the default
@@ -90,33 +92,45 @@ mem_after=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/{pr
 devices=$(jq .registration.devices "$work/register/report.json")
 reg_seconds=$(jq .registration.seconds "$work/register/report.json")
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$node_pid/stat"; }
+# Where the box's CPU goes during a phase, in cores: the node, the simulator, Redis, and the
+# whole box (the load generator is most of the rest). Everything shares 2 cores, so the
+# simulator's work (it decrypts every Web Push body, as the browser would) limits the node.
+process_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+box_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 hz=$(getconf CLK_TCK)
+ticks() { echo "$(process_ticks "$node_pid") $(process_ticks "$sim_pid") $(process_ticks "$redis_pid") $(box_ticks) $(date +%s.%N)"; }
+# Two ticks readings → "node simulator redis box" in cores.
+cores() {
+  python3 - "$1" "$2" "$hz" <<'PY'
+import sys
+b, a, hz = [float(x) for x in sys.argv[1].split()], [float(x) for x in sys.argv[2].split()], float(sys.argv[3])
+print(" ".join(str(round((a[i] - b[i]) / hz / (a[4] - b[4]), 2)) for i in range(4)))
+PY
+}
+# phase name, then the load generator's arguments; leaves $work/<phase>.cpu as
+# "node simulator redis box" cores.
+phase() {
+  local name=$1; shift
+  local before after
+  before=$(ticks)
+  "$BIN" loadgen "${common[@]}" --reuse "$@" --out "$work/$name" >"$work/$name.txt"
+  after=$(ticks)
+  cores "$before" "$after" >"$work/$name.cpu"
+}
 
 # Phase 1: as fast as possible with CONCURRENCY calls in flight.
-t0=$(cpu_ticks); s0=$(date +%s.%N)
-"$BIN" loadgen "${common[@]}" --reuse --max-concurrency "$CONCURRENCY" --duration "$MAX_SECONDS" \
-  --out "$work/max" >"$work/max.txt"
-t1=$(cpu_ticks); s1=$(date +%s.%N)
-max_cpu=$(python3 -c "print(round(($t1-$t0)/$hz/($s1-$s0), 2))")
+phase max --max-concurrency "$CONCURRENCY" --duration "$MAX_SECONDS"
+max_rss_kb=$(awk '/^VmHWM:/{print $2}' "/proc/$node_pid/status")
 max_rate=$(jq .calls_per_second "$work/max/report.json")
 half=$(python3 -c "print(max(1, round($max_rate/2)))")
 
 # Phase 2: open loop at half that rate.
-t0=$(cpu_ticks); s0=$(date +%s.%N)
-"$BIN" loadgen "${common[@]}" --reuse --rate "$half" --duration "$FIXED_SECONDS" \
-  --out "$work/half" >"$work/half.txt"
-t1=$(cpu_ticks); s1=$(date +%s.%N)
-half_cpu=$(python3 -c "print(round(($t1-$t0)/$hz/($s1-$s0), 2))")
+phase half --rate "$half" --duration "$FIXED_SECONDS"
 
 # Phase 3: open loop at twice the maximum: rings must keep flowing, nothing may crash.
 if [ "$OVERLOAD_SECONDS" != 0 ]; then
   double=$(python3 -c "print(round($max_rate*2))")
-  t0=$(cpu_ticks); s0=$(date +%s.%N)
-  "$BIN" loadgen "${common[@]}" --reuse --rate "$double" --duration "$OVERLOAD_SECONDS" \
-    --out "$work/double" >"$work/double.txt"
-  t1=$(cpu_ticks); s1=$(date +%s.%N)
-  double_cpu=$(python3 -c "print(round(($t1-$t0)/$hz/($s1-$s0), 2))")
+  phase double --rate "$double" --duration "$OVERLOAD_SECONDS"
   kill -0 "$node_pid" 2>/dev/null && node_alive=yes || node_alive=NO
 fi
 peak_rss_kb=$(awk '/^VmHWM:/{print $2}' "/proc/$node_pid/status")
@@ -141,20 +155,25 @@ print(base64.urlsafe_b64encode(raw).decode().rstrip("="))
 PY
 )
 printf '{"aps":{},"ringcast":{"v":1,"type":"incoming_call","call_id":"h2load","caller_id":"+15550100","caller_name":"Load","video":false,"expires_at":"2099-01-01T00:00:00.000Z"}}' >"$work/push.json"
+before=$(ticks)
 h2load -n "$H2LOAD_REQUESTS" -c 4 -m 100 -t 1 -d "$work/push.json" \
   -H "authorization: bearer $header.$claims.$sig" -H 'apns-topic: com.example.ringcast.voip' \
   -H 'apns-push-type: voip' -H 'apns-priority: 10' -H "apns-expiration: $((now + 45))" \
   "https://127.0.0.1:$sim_port/3/device/$(printf 'a%.0s' $(seq 64))" >"$work/h2load.txt" 2>&1
+after=$(ticks)
+read -r _ h2load_sim_cpu _ h2load_box_cpu < <(cores "$before" "$after")
 ceiling=$(awk '/^finished in/{gsub(",","");print $4}' "$work/h2load.txt")
 h2load_ok=$(awk '/^status codes:/{print $3}' "$work/h2load.txt")
 
-row() { # name, report dir, cpu
-  jq -r --arg name "$1" --arg cpu "$3" --arg ceiling "$ceiling" '
+row() { # name, phase
+  local node sim redis box
+  read -r node sim redis box <"$work/$2.cpu"
+  jq -r --arg name "$1" --arg cpu "$node" --arg others "$sim / $redis / $box" --arg ceiling "$ceiling" '
     [$name, (.calls_per_second|tostring), (.pushes_per_second|tostring),
      (.delivery_latency.p50_ms|tostring), (.delivery_latency.p99_ms|tostring),
-     (.api_latency.p99_ms|tostring), $cpu,
+     (.api_latency.p99_ms|tostring), $cpu, $others,
      ((100 * .pushes_per_second / ($ceiling|tonumber) | floor | tostring) + " %"),
-     ((.calls_offered - .calls_ok)|tostring)] | "| " + join(" | ") + " |"' "$2/report.json"
+     ((.calls_offered - .calls_ok)|tostring)] | "| " + join(" | ") + " |"' "$work/$2/report.json"
 }
 per_reg=$(python3 -c "print(round(($mem_after-$mem_before)/$devices))")
 echo
@@ -162,14 +181,14 @@ echo "load average at the start: $load_start"
 echo "machine: $(nproc) cores, $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | xargs), $(awk '/MemTotal/{print int($2/1024)" MiB"}' /proc/meminfo); Redis $(redis-server --version | awk '{print $3}' | tr -d v=)"
 echo "scenario: $IDENTITIES identities × devices $DEVICES ($devices devices; platforms $PLATFORMS), h2c ×4, ?wait=true, 10 % cancelled, 10 % answered elsewhere"
 echo
-echo "| phase | calls/s ok | pushes/s | delivery p50 ms | delivery p99 ms | API p99 ms | node CPU (cores) | pushes/s ÷ h2load | failed calls |"
-echo "|---|---|---|---|---|---|---|---|---|"
-row "max (concurrency $CONCURRENCY, ${MAX_SECONDS}s)" "$work/max" "$max_cpu"
-row "fixed $half/s (half of max, ${FIXED_SECONDS}s)" "$work/half" "$half_cpu"
-[ "$OVERLOAD_SECONDS" != 0 ] && row "fixed $double/s (twice max, ${OVERLOAD_SECONDS}s)" "$work/double" "$double_cpu"
-echo "| h2load ceiling (-c 4 -m 100) | - | $ceiling | - | - | - | - | 100 % | $h2load_ok ok of $H2LOAD_REQUESTS |"
+echo "| phase | calls/s ok | pushes/s | delivery p50 ms | delivery p99 ms | API p99 ms | node CPU (cores) | simulator / Redis / box CPU | pushes/s ÷ h2load | failed calls |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+row "max (concurrency $CONCURRENCY, ${MAX_SECONDS}s)" max
+row "fixed $half/s (half of max, ${FIXED_SECONDS}s)" half
+[ "$OVERLOAD_SECONDS" != 0 ] && row "fixed $double/s (twice max, ${OVERLOAD_SECONDS}s)" double
+echo "| h2load ceiling (-c 4 -m 100) | - | $ceiling | - | - | - | - | $h2load_sim_cpu / - / $h2load_box_cpu | 100 % | $h2load_ok ok of $H2LOAD_REQUESTS |"
 echo
-echo "node peak RSS: $((peak_rss_kb / 1024)) MiB; Redis: $per_reg B per registration ($devices registrations, used_memory $mem_before → $mem_after B; registered in ${reg_seconds} s, errors $(jq -c .registration.errors "$work/register/report.json"))"
+echo "node peak RSS: $((max_rss_kb / 1024)) MiB up to the maximum rate, $((peak_rss_kb / 1024)) MiB after every phase; Redis: $per_reg B per registration ($devices registrations, used_memory $mem_before → $mem_after B; registered in ${reg_seconds} s, errors $(jq -c .registration.errors "$work/register/report.json"))"
 for phase in max half double; do
   [ -f "$work/$phase/report.json" ] || continue
   report="$work/$phase/report.json"

@@ -191,6 +191,16 @@ pub fn inflight(provider: Platform, delta: i64) {
     gauge!(catalog::INFLIGHT, "provider" => provider.as_str()).increment(delta as f64);
 }
 
+/// Call events being routed changed by `delta` (summed over the node's shards).
+pub fn events_in_flight(delta: i64) {
+    gauge!(catalog::EVENTS_IN_FLIGHT).increment(delta as f64);
+}
+
+/// A router admitting at most `limit` events in flight started (or, negative, stopped).
+pub fn events_in_flight_limit(limit: i64) {
+    gauge!(catalog::EVENTS_IN_FLIGHT_LIMIT).increment(limit as f64);
+}
+
 /// A provider's HTTP/2 connections in `state` changed by `delta`.
 pub fn connections(provider: Platform, state: ConnectionState, delta: i64) {
     gauge!(catalog::CONNECTIONS, "provider" => provider.as_str(), "state" => state.label())

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::app::{APNS_TOKEN, KEY_A, TestApp, apns_body};
 
-/// Every metric family DESIGN.md names, plus build info and uptime.
-pub const CONTRACT: [&str; 16] = [
+/// Every metric family DESIGN.md names, plus build info, uptime and the routers' admission.
+pub const CONTRACT: [&str; 18] = [
     "ringcast_pushes_total",
     "ringcast_push_latency_seconds",
     "ringcast_queue_depth",
@@ -38,6 +38,8 @@ pub const CONTRACT: [&str; 16] = [
     "ringcast_registrations_total",
     "ringcast_registry_op_seconds",
     "ringcast_events_total",
+    "ringcast_events_in_flight",
+    "ringcast_events_in_flight_limit",
     "ringcast_credential_refresh_total",
     "ringcast_build_info",
     "ringcast_uptime_seconds",

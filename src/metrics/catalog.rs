@@ -38,6 +38,11 @@ pub const REGISTRATIONS_TOTAL: &str = "ringcast_registrations_total";
 pub const REGISTRY_OP_SECONDS: &str = "ringcast_registry_op_seconds";
 /// Call events by kind and outcome.
 pub const EVENTS_TOTAL: &str = "ringcast_events_total";
+/// Call events admitted by the routers and not yet routed.
+pub const EVENTS_IN_FLIGHT: &str = "ringcast_events_in_flight";
+/// The most call events the routers admit at once (rings only at the limit; see
+/// src/router/admission.rs).
+pub const EVENTS_IN_FLIGHT_LIMIT: &str = "ringcast_events_in_flight_limit";
 /// Provider credential refreshes.
 pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
 /// The build: version and git commit, value 1.
@@ -156,6 +161,16 @@ pub fn describe_all() {
         Unit::Count,
         "Call events received, by kind and outcome."
     );
+    describe_gauge!(
+        EVENTS_IN_FLIGHT,
+        Unit::Count,
+        "Call events admitted by the node's routers and still being routed."
+    );
+    describe_gauge!(
+        EVENTS_IN_FLIGHT_LIMIT,
+        Unit::Count,
+        "Call events the node's routers admit at once; missed calls are refused from half of it, call-ended from three quarters."
+    );
     describe_counter!(
         CREDENTIAL_REFRESH_TOTAL,
         Unit::Count,
@@ -192,6 +207,8 @@ pub fn preregister() {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "git_sha" => env!("RINGCAST_GIT_SHA"))
         .set(1.0);
     gauge!(UPTIME_SECONDS).set(0.0);
+    gauge!(EVENTS_IN_FLIGHT).increment(0.0);
+    gauge!(EVENTS_IN_FLIGHT_LIMIT).increment(0.0);
     for provider in PROVIDERS {
         let provider_label = provider.as_str();
         for priority in Priority::ALL {

@@ -60,6 +60,8 @@ fn every_contract_metric_is_described_and_present_before_any_work() {
         (catalog::REGISTRATIONS_TOTAL, "counter"),
         (catalog::REGISTRY_OP_SECONDS, "histogram"),
         (catalog::EVENTS_TOTAL, "counter"),
+        (catalog::EVENTS_IN_FLIGHT, "gauge"),
+        (catalog::EVENTS_IN_FLIGHT_LIMIT, "gauge"),
         (catalog::CREDENTIAL_REFRESH_TOTAL, "counter"),
         (catalog::BUILD_INFO, "gauge"),
         (catalog::UPTIME_SECONDS, "gauge"),
@@ -390,4 +392,26 @@ fn every_label_value_is_a_prometheus_friendly_word() {
             "{word}"
         );
     }
+}
+
+#[test]
+fn the_routers_admission_shows_events_in_flight_against_the_node_limit() {
+    use crate::router::admission::Admission;
+    let text = rendered(|| {
+        // Two shards of 8: the node admits 16; three events in flight, one of them done.
+        let (a, b) = (Admission::new(8), Admission::new(8));
+        let passes = [
+            a.admit(Priority::P0),
+            a.admit(Priority::P2),
+            b.admit(Priority::P1),
+        ];
+        let done = b.admit(Priority::P0);
+        drop(done);
+        let stopped = Admission::new(100);
+        drop(stopped);
+        // Rendered while the passes and shards live.
+        std::mem::forget((passes, a, b));
+    });
+    assert_eq!(value(&text, "ringcast_events_in_flight"), Some(3.0));
+    assert_eq!(value(&text, "ringcast_events_in_flight_limit"), Some(16.0));
 }

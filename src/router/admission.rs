@@ -10,6 +10,7 @@
 //! (call control retries) instead of queueing for seconds. The thresholds are staggered so
 //! that missed-call notices stop first, then "call ended", and rings last.
 
+use crate::metrics;
 use crate::push::Priority;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -24,8 +25,9 @@ fn threshold(limit: usize, priority: Priority) -> usize {
 }
 
 /// One router's count of events in flight and its limit. Single-threaded: a router and the
-/// tasks it spawns all run on the shard's arbiter.
-#[derive(Clone, Debug)]
+/// tasks it spawns all run on the shard's arbiter. Both show in `/metrics`, summed over the
+/// node's shards: `ringcast_events_in_flight` and `ringcast_events_in_flight_limit`.
+#[derive(Debug)]
 pub struct Admission {
     limit: usize,
     in_flight: Rc<Cell<usize>>,
@@ -34,8 +36,10 @@ pub struct Admission {
 impl Admission {
     /// Admits at most `limit` events in flight (at least 1 per priority).
     pub fn new(limit: usize) -> Admission {
+        let limit = limit.max(2);
+        metrics::events_in_flight_limit(limit as i64);
         Admission {
-            limit: limit.max(2),
+            limit,
             in_flight: Rc::default(),
         }
     }
@@ -48,6 +52,7 @@ impl Admission {
             return None;
         }
         self.in_flight.set(in_flight + 1);
+        metrics::events_in_flight(1);
         Some(Pass {
             in_flight: Rc::clone(&self.in_flight),
         })
@@ -68,6 +73,14 @@ pub struct Pass {
 impl Drop for Pass {
     fn drop(&mut self) {
         self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        metrics::events_in_flight(-1);
+    }
+}
+
+impl Drop for Admission {
+    /// A stopped shard's limit leaves the node's sum.
+    fn drop(&mut self) {
+        metrics::events_in_flight_limit(-(self.limit as i64));
     }
 }
 
