@@ -3,6 +3,7 @@
 //! - [`auth`] — who is calling (server key or identity token) and what it may touch.
 //! - [`registrations`] — the registration endpoints.
 //! - [`calls`] — call events: ring, end.
+//! - [`intake`] — the bound on requests served at once (`503` beyond it, least urgent first).
 //! - [`health`] — `/healthz`, `/readyz`.
 //! - [`metrics`] — `/metrics` for Prometheus.
 //! - [`openapi`] — serves `/openapi.json`.
@@ -11,6 +12,7 @@
 pub mod auth;
 pub mod calls;
 pub mod health;
+pub mod intake;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

@@ -77,9 +77,12 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         store_name,
     });
     let max_body = config.server.max_body_bytes;
+    let intake = api::intake::Intake::new(config.server.max_requests_in_flight);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(intake.clone())
+            .wrap(actix_web::middleware::from_fn(api::intake::limit))
             .configure(|routes| api::configure(routes, max_body))
     })
     .shutdown_timeout(config.server.shutdown_timeout_seconds)

@@ -69,6 +69,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long shutdown waits for in-flight requests, in seconds.
     pub shutdown_timeout_seconds: u64,
+    /// The most API requests the node serves at once. Beyond it a request gets `503` with
+    /// `Retry-After` on arrival instead of waiting for CPU (HTTP/2 clients may open any
+    /// number of streams): registrations are refused from half of it, call ends from three
+    /// quarters, rings only at the limit (src/api/intake.rs). By Little's law it bounds a
+    /// ring's wait in the node to about limit ÷ the node's request rate.
+    pub max_requests_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +84,7 @@ impl Default for ServerConfig {
             workers: 0,
             max_body_bytes: 16 * 1024,
             shutdown_timeout_seconds: 30,
+            max_requests_in_flight: 1024,
         }
     }
 }
@@ -325,6 +332,10 @@ impl Config {
         }
         if registry.max_devices_per_identity == 0 {
             problems.push("registry.max_devices_per_identity must be at least 1".into());
+        }
+        if self.server.max_requests_in_flight < 4 {
+            // Fewer cannot stagger the three routes.
+            problems.push("server.max_requests_in_flight must be at least 4".into());
         }
         if self.router.max_events_in_flight < 4 {
             // Fewer cannot stagger three priorities.

@@ -62,8 +62,8 @@ pub mod process;
 mod vocabulary;
 
 pub use vocabulary::{
-    ConnectionState, EventOutcome, RefreshOutcome, RegistryOp, RegistryOutcome, RetryReason,
-    dead_token_reason, event_kind,
+    ConnectionState, EventOutcome, IntakeRoute, RefreshOutcome, RegistryOp, RegistryOutcome,
+    RetryReason, dead_token_reason, event_kind,
 };
 
 use crate::push::{Outcome, Priority, PushKind};
@@ -199,6 +199,21 @@ pub fn events_in_flight(delta: i64) {
 /// A router admitting at most `limit` events in flight started (or, negative, stopped).
 pub fn events_in_flight_limit(limit: i64) {
     gauge!(catalog::EVENTS_IN_FLIGHT_LIMIT).increment(limit as f64);
+}
+
+/// API requests being served changed by `delta`.
+pub fn requests_in_flight(delta: i64) {
+    gauge!(catalog::REQUESTS_IN_FLIGHT).increment(delta as f64);
+}
+
+/// The node serves at most `limit` API requests at once.
+pub fn requests_in_flight_limit(limit: i64) {
+    gauge!(catalog::REQUESTS_IN_FLIGHT_LIMIT).set(limit as f64);
+}
+
+/// An API request of `route` was refused on arrival: too many in progress.
+pub fn request_refused(route: IntakeRoute) {
+    counter!(catalog::REQUESTS_REFUSED_TOTAL, "route" => route.label()).increment(1);
 }
 
 /// A provider's HTTP/2 connections in `state` changed by `delta`.

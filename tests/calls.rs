@@ -535,6 +535,92 @@ async fn a_stalled_router_refuses_missed_calls_first_then_call_ended_then_rings(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_too_many_requests_refuses_registrations_then_call_ends_then_rings() {
+    // Requests that wait on a frozen Redis stay in progress and fill the node's intake
+    // (4 requests); the routers' own admission (128) is never reached.
+    let redis = support::redis_server::RedisServer::start();
+    let rig = rig(Profile::default(), Some(redis.url()), |config| {
+        config.registry.store_timeout_ms = 30_000;
+        config.registry.redis.command_timeout_ms = 30_000;
+        config.server.max_requests_in_flight = 4;
+    })
+    .await;
+    rig.register_apns("u1", "phone", 1).await;
+    redis.freeze();
+    let rig = std::sync::Arc::new(rig);
+    let mut stuck = tokio::task::JoinSet::new();
+    let register = |rig: std::sync::Arc<Rig>, n: u8| async move {
+        let body = json!({"platform": "apns", "app": "ios", "token": token(n)});
+        rig.app
+            .register(KEY_A, &format!("u{n}"), "phone", &body)
+            .await
+    };
+    let settle = || tokio::time::sleep(Duration::from_millis(200));
+    let ring = |n: u8| json!({"call_id": format!("c{n}"), "callee": "u1", "caller": {"id": "bob"}});
+    let end = json!({"callee": "u1", "reason": "cancelled"});
+
+    // Two registrations in progress: half the limit, so the next registration is refused.
+    for n in [2, 3] {
+        stuck.spawn(register(rig.clone(), n));
+    }
+    settle().await;
+    let (status, problem) = register(rig.clone(), 4).await;
+    assert_eq!(status, 503, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests")
+    );
+    // A call end still gets in (3 of 4), the next one does not.
+    let (rig2, end2) = (rig.clone(), end.clone());
+    stuck.spawn(async move { rig2.post("/v1/calls/c9/end", end2).await });
+    settle().await;
+    let (status, _) = rig.post("/v1/calls/c8/end", end.clone()).await;
+    assert_eq!(status, 503);
+    // A ring still gets in (4 of 4); the next ring is refused at once, with Retry-After.
+    let rig2 = rig.clone();
+    stuck.spawn(async move { rig2.post("/v1/calls", ring(1)).await });
+    settle().await;
+    let response = rig
+        .app
+        .client
+        .post(rig.app.url("/v1/calls"))
+        .bearer_auth(KEY_A)
+        .json(&ring(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    // The node stays observable: health and metrics are never refused, and show the intake.
+    let health = rig.app.client.get(rig.app.url("/healthz")).send().await;
+    assert_eq!(health.unwrap().status().as_u16(), 200);
+    let metrics = rig.app.client.get(rig.app.url("/metrics")).send().await;
+    let metrics = metrics.unwrap().text().await.unwrap();
+    let sample = |series: &str| -> f64 {
+        let line = metrics.lines().find(|line| line.starts_with(series));
+        line.and_then(|line| line.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    // Other tests of this binary share the process-wide recorder: at least.
+    assert!(sample("ringcast_requests_in_flight ") >= 4.0);
+    assert!(sample("ringcast_requests_refused_total{route=\"ring\"}") >= 1.0);
+    assert!(sample("ringcast_requests_refused_total{route=\"other\"}") >= 1.0);
+
+    // Redis answers again: everything in progress completes, and the refused ring, retried,
+    // rings.
+    redis.thaw();
+    while let Some(answer) = stuck.join_next().await {
+        let (status, answer) = answer.unwrap();
+        assert!([200, 201, 202].contains(&status), "{status}: {answer}");
+    }
+    let (status, answer) = rig.post("/v1/calls?wait=true", ring(2)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(outcomes(&answer)["phone"], "delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_events_are_validated_and_need_a_server_key() {
     let rig = rig(Profile::default(), None, |_| {}).await;
     let good = json!({"call_id": "c1", "callee": "alice", "caller": {"id": "bob"}});

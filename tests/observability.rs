@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::app::{APNS_TOKEN, KEY_A, TestApp, apns_body};
 
-/// Every metric family DESIGN.md names, plus build info, uptime and the routers' admission.
-pub const CONTRACT: [&str; 18] = [
+/// Every metric family DESIGN.md names, plus build info, uptime, and the node's intake and routers' admission.
+pub const CONTRACT: [&str; 21] = [
     "ringcast_pushes_total",
     "ringcast_push_latency_seconds",
     "ringcast_queue_depth",
@@ -40,6 +40,9 @@ pub const CONTRACT: [&str; 18] = [
     "ringcast_events_total",
     "ringcast_events_in_flight",
     "ringcast_events_in_flight_limit",
+    "ringcast_requests_in_flight",
+    "ringcast_requests_in_flight_limit",
+    "ringcast_requests_refused_total",
     "ringcast_credential_refresh_total",
     "ringcast_build_info",
     "ringcast_uptime_seconds",

@@ -261,6 +261,9 @@ fn every_problem_is_reported_at_once() {
         jail.create_file(
             "bad.toml",
             r#"
+            [server]
+            max_requests_in_flight = 3
+
             [registry]
             store = "redis-cluster"
             mailbox_capacity = 0
@@ -308,6 +311,7 @@ fn every_problem_is_reported_at_once() {
         let config = Config::load(Some(Path::new("bad.toml"))).map_err(|e| e.to_string())?;
         let ConfigErrors(problems) = config.validate().unwrap_err();
         let expected = [
+            "server.max_requests_in_flight",
             "registry.mailbox_capacity",
             "registry.redis.nodes",
             "registry.redis.owner_buckets",

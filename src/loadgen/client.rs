@@ -247,7 +247,7 @@ impl TargetClient {
             .await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%error, "loadgen: h2c connection ended");
+                tracing::debug!(?error, "loadgen: h2c connection ended");
             }
         });
         Ok(sender)

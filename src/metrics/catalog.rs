@@ -2,8 +2,8 @@
 //! registered up front for each bounded label set.
 
 use super::vocabulary::{
-    ConnectionState, EventOutcome, PUSH_KINDS, RefreshOutcome, RegistryOp, RegistryOutcome,
-    RetryReason, dead_token_reasons, event_kind,
+    ConnectionState, EventOutcome, IntakeRoute, PUSH_KINDS, RefreshOutcome, RegistryOp,
+    RegistryOutcome, RetryReason, dead_token_reasons, event_kind,
 };
 use crate::push::{Outcome, Priority};
 use crate::registry::Platform;
@@ -43,6 +43,12 @@ pub const EVENTS_IN_FLIGHT: &str = "ringcast_events_in_flight";
 /// The most call events the routers admit at once (rings only at the limit; see
 /// src/router/admission.rs).
 pub const EVENTS_IN_FLIGHT_LIMIT: &str = "ringcast_events_in_flight_limit";
+/// API requests being served.
+pub const REQUESTS_IN_FLIGHT: &str = "ringcast_requests_in_flight";
+/// The most API requests the node serves at once (src/api/intake.rs).
+pub const REQUESTS_IN_FLIGHT_LIMIT: &str = "ringcast_requests_in_flight_limit";
+/// API requests refused at once because the node had too many in progress.
+pub const REQUESTS_REFUSED_TOTAL: &str = "ringcast_requests_refused_total";
 /// Provider credential refreshes.
 pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
 /// The build: version and git commit, value 1.
@@ -171,6 +177,21 @@ pub fn describe_all() {
         Unit::Count,
         "Call events the node's routers admit at once; missed calls are refused from half of it, call-ended from three quarters."
     );
+    describe_gauge!(
+        REQUESTS_IN_FLIGHT,
+        Unit::Count,
+        "API requests the node is serving (health, readiness and metrics not counted)."
+    );
+    describe_gauge!(
+        REQUESTS_IN_FLIGHT_LIMIT,
+        Unit::Count,
+        "API requests the node serves at once; others are refused from half of it, call ends from three quarters, rings at the limit."
+    );
+    describe_counter!(
+        REQUESTS_REFUSED_TOTAL,
+        Unit::Count,
+        "API requests refused with 503 on arrival because the node had too many in progress, by route."
+    );
     describe_counter!(
         CREDENTIAL_REFRESH_TOTAL,
         Unit::Count,
@@ -209,6 +230,11 @@ pub fn preregister() {
     gauge!(UPTIME_SECONDS).set(0.0);
     gauge!(EVENTS_IN_FLIGHT).increment(0.0);
     gauge!(EVENTS_IN_FLIGHT_LIMIT).increment(0.0);
+    gauge!(REQUESTS_IN_FLIGHT).increment(0.0);
+    gauge!(REQUESTS_IN_FLIGHT_LIMIT).increment(0.0);
+    for route in IntakeRoute::ALL {
+        counter!(REQUESTS_REFUSED_TOTAL, "route" => route.label()).absolute(0);
+    }
     for provider in PROVIDERS {
         let provider_label = provider.as_str();
         for priority in Priority::ALL {

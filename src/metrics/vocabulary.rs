@@ -28,6 +28,19 @@ macro_rules! labels {
 }
 
 labels! {
+    /// Which share of the node's request limit an API request may use
+    /// (`ringcast_requests_refused_total{route}`; src/api/intake.rs).
+    IntakeRoute {
+        /// `POST /v1/calls`: refused only at the limit.
+        Ring => "ring",
+        /// `POST /v1/calls/{call_id}/end`: refused from three quarters.
+        End => "end",
+        /// Registrations and the rest: refused from half.
+        Other => "other",
+    }
+}
+
+labels! {
     /// The state of a provider's HTTP/2 connection (`ringcast_connections{state}`).
     ConnectionState {
         /// Connected, taking streams.
