@@ -448,6 +448,21 @@ async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_wit
 }
 
 /// A request that answers at once: `(status, problem detail)`.
+/// A ring `call` is refused with `503` and `Retry-After` (call control's cue to retry).
+async fn assert_refused_with_retry_after(rig: &Rig, call: Value) {
+    let response = rig
+        .app
+        .client
+        .post(rig.app.url("/v1/calls"))
+        .bearer_auth(KEY_A)
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
 async fn refused(rig: &Rig, path: &str, body: Value) -> (u16, String) {
     let (status, answer) = rig.post(path, body).await;
     (
@@ -504,17 +519,7 @@ async fn a_stalled_router_refuses_missed_calls_first_then_call_ended_then_rings(
     // A ring still gets in (4 of 4); the next ring is refused with Retry-After.
     hang("/v1/calls".into(), ring(6));
     settle().await;
-    let response = rig
-        .app
-        .client
-        .post(rig.app.url("/v1/calls"))
-        .bearer_auth(KEY_A)
-        .json(&ring(7))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 503);
-    assert!(response.headers().contains_key("retry-after"));
+    assert_refused_with_retry_after(&rig, ring(7)).await;
 
     // Redis answers again: every admitted event completes, and the refused ones were never
     // claimed, so their retries go through.
@@ -582,17 +587,7 @@ async fn a_node_with_too_many_requests_refuses_registrations_then_call_ends_then
     let rig2 = rig.clone();
     stuck.spawn(async move { rig2.post("/v1/calls", ring(1)).await });
     settle().await;
-    let response = rig
-        .app
-        .client
-        .post(rig.app.url("/v1/calls"))
-        .bearer_auth(KEY_A)
-        .json(&ring(2))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 503);
-    assert!(response.headers().contains_key("retry-after"));
+    assert_refused_with_retry_after(&rig, ring(2)).await;
     // The node stays observable: health and metrics are never refused, and show the intake.
     let health = rig.app.client.get(rig.app.url("/healthz")).send().await;
     assert_eq!(health.unwrap().status().as_u16(), 200);
