@@ -11,9 +11,13 @@
 //! simulator on its own runtime thread. h2load sends the bearer token the provider got from
 //! the simulator's token endpoint.
 
+#[path = "support/throughput.rs"]
+mod throughput;
+use throughput::{CONNECTIONS, STREAMS};
+
 use actix::Actor;
 use ringcast::clock::{now_millis, rfc3339};
-use ringcast::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit};
+use ringcast::providers::dispatcher::{Dispatcher, DispatcherSettings};
 use ringcast::providers::fcm::auth::{
     AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, ServiceAccount, TokenState,
 };
@@ -22,18 +26,14 @@ use ringcast::providers::fcm::config::FcmConfig;
 use ringcast::providers::fcm::payload::build_request;
 use ringcast::providers::pool::tls::client_config;
 use ringcast::providers::queue::QueueLimits;
-use ringcast::push::{CallPayload, Outcome, Push, PushKind};
+use ringcast::push::{CallPayload, Push, PushKind};
 use ringcast::registry::{Environment, IdentityKey, Platform, PushAddress};
 use ringcast::simulator::{FcmServiceAccount, Simulator, SimulatorConfig};
-use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The development service account, which the simulator is told to accept.
 const ACCOUNT_JSON: &[u8] = include_bytes!("../config/dev/fcm-service-account.json");
 const PROJECT: &str = "ringcast-demo";
-const CONNECTIONS: usize = 2;
-const STREAMS: usize = 1000;
 
 fn push(n: u64, payload: &Arc<CallPayload>, deadline: u64) -> Push {
     Push {
@@ -132,30 +132,7 @@ fn main() {
                 },
             )
             .start();
-            // Warm up: connections open, the peer's SETTINGS read, the access token fetched.
-            let warm: Vec<_> = (0..2000).map(|n| push(n, &payload, deadline)).collect();
-            for ticket in provider.send(Submit(warm)).await.expect("mailbox") {
-                ticket.expect("queued").await.expect("outcome");
-            }
-            let started = Instant::now();
-            let mut tickets = Vec::with_capacity(pushes as usize);
-            let mut next = 0;
-            while next < pushes {
-                let batch: Vec<_> = (next..(next + 1000).min(pushes))
-                    .map(|n| push(n, &payload, deadline))
-                    .collect();
-                next += batch.len() as u64;
-                tickets.extend(provider.send(Submit(batch)).await.expect("mailbox"));
-            }
-            let mut delivered = 0u64;
-            for ticket in tickets {
-                if ticket.expect("queued").await.expect("outcome") == Outcome::Delivered {
-                    delivered += 1;
-                }
-            }
-            let elapsed = started.elapsed();
-            assert_eq!(delivered, pushes, "every push delivered");
-            pushes as f64 / elapsed.as_secs_f64()
+            throughput::provider_rate(provider, pushes, |n| push(n, &payload, deadline)).await
         })
     };
     println!("ringcast provider: {pushes} pushes, {provider_rate:.0} pushes/s");
@@ -169,50 +146,15 @@ fn main() {
     let TokenState::Fresh(token) = tokens.current(now_millis()) else {
         panic!("the provider left no fresh access token")
     };
-    let mut h2load = Command::new("h2load");
-    h2load
-        .args(["-n", &pushes.to_string()])
-        .args(["-c", &CONNECTIONS.to_string()])
-        .args(["-m", &STREAMS.to_string()])
-        .args(["-t", "1"])
-        .arg("-d")
-        .arg(&body)
-        .args([
-            "-H",
-            &format!(
-                "authorization: {}",
-                token.authorization.to_str().expect("ascii")
-            ),
-        ])
-        .args(["-H", "content-type: application/json"])
-        .arg(format!("{base_url}{}", request.path));
-    match h2load.output() {
-        Err(error) => {
-            println!("h2load: not run ({error}); install Debian's nghttp2-client for the ceiling")
-        }
-        Ok(output) => {
-            let text = String::from_utf8_lossy(&output.stdout);
-            let rate = text
-                .lines()
-                .find(|line| line.starts_with("finished in"))
-                .and_then(|line| line.split(", ").nth(1))
-                .and_then(|part| part.trim_end_matches(" req/s").parse::<f64>().ok());
-            let done = text
-                .lines()
-                .find(|line| line.starts_with("status codes:"))
-                .unwrap_or("status codes: ?");
-            match rate {
-                Some(rate) => {
-                    println!("h2load ceiling:    {pushes} requests, {rate:.0} req/s ({done})");
-                    println!(
-                        "ratio:             ringcast reaches {:.0} % of h2load",
-                        100.0 * provider_rate / rate
-                    );
-                }
-                None => println!("h2load output not understood:\n{text}"),
-            }
-        }
-    }
+    let headers = [
+        format!(
+            "authorization: {}",
+            token.authorization.to_str().expect("ascii")
+        ),
+        "content-type: application/json".to_owned(),
+    ];
+    let url = format!("{base_url}{}", request.path);
+    throughput::print_h2load_ceiling(pushes, &body, &headers, &url, provider_rate);
     sim_runtime.block_on(sim.shutdown());
     drop(sim_runtime);
 }

@@ -1,0 +1,97 @@
+//! What the provider throughput benches share: driving pushes through a dispatcher, timed,
+//! and running `h2load` with the same request against the same simulator as the ceiling.
+
+use actix::Addr;
+use ringcast::providers::dispatcher::{Dispatcher, Submit};
+use ringcast::providers::service::PushService;
+use ringcast::push::{Outcome, Push};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// Connections each client gets.
+pub const CONNECTIONS: usize = 2;
+/// Streams in flight per connection, at most.
+pub const STREAMS: usize = 1000;
+
+/// Pushes/s through `provider`: 2,000 warm-up pushes (connections open, the peer's SETTINGS
+/// read, credentials fetched), then `pushes` submitted in batches of 1,000 as a router hands
+/// them over, timed until the last outcome. Every push must be delivered.
+pub async fn provider_rate<S: PushService>(
+    provider: Addr<Dispatcher<S>>,
+    pushes: u64,
+    push: impl Fn(u64) -> Push,
+) -> f64 {
+    let warm: Vec<_> = (0..2000).map(&push).collect();
+    for ticket in provider.send(Submit(warm)).await.expect("mailbox") {
+        ticket.expect("queued").await.expect("outcome");
+    }
+    let started = Instant::now();
+    let mut tickets = Vec::with_capacity(pushes as usize);
+    let mut next = 0;
+    while next < pushes {
+        let batch: Vec<_> = (next..(next + 1000).min(pushes)).map(&push).collect();
+        next += batch.len() as u64;
+        tickets.extend(provider.send(Submit(batch)).await.expect("mailbox"));
+    }
+    let mut delivered = 0u64;
+    for ticket in tickets {
+        if ticket.expect("queued").await.expect("outcome") == Outcome::Delivered {
+            delivered += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(delivered, pushes, "every push delivered");
+    pushes as f64 / elapsed.as_secs_f64()
+}
+
+/// Runs h2load: `requests` POSTs of `body` with `headers` to `url`, over the same
+/// connections and streams as the provider, one thread; prints its rate and the provider's
+/// share of it. Without h2load (Debian's nghttp2-client) says so and prints nothing else.
+pub fn print_h2load_ceiling(
+    requests: u64,
+    body: &Path,
+    headers: &[String],
+    url: &str,
+    provider_rate: f64,
+) {
+    let mut h2load = Command::new("h2load");
+    h2load
+        .args(["-n", &requests.to_string()])
+        .args(["-c", &CONNECTIONS.to_string()])
+        .args(["-m", &STREAMS.to_string()])
+        .args(["-t", "1"])
+        .arg("-d")
+        .arg(body);
+    for header in headers {
+        h2load.args(["-H", header]);
+    }
+    h2load.arg(url);
+    let output = match h2load.output() {
+        Ok(output) => output,
+        Err(error) => {
+            println!("h2load: not run ({error}); install Debian's nghttp2-client for the ceiling");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rate = text
+        .lines()
+        .find(|line| line.starts_with("finished in"))
+        .and_then(|line| line.split(", ").nth(1))
+        .and_then(|part| part.trim_end_matches(" req/s").parse::<f64>().ok());
+    let done = text
+        .lines()
+        .find(|line| line.starts_with("status codes:"))
+        .unwrap_or("status codes: ?");
+    match rate {
+        Some(rate) => {
+            println!("h2load ceiling:    {requests} requests, {rate:.0} req/s ({done})");
+            println!(
+                "ratio:             ringcast reaches {:.0} % of h2load",
+                100.0 * provider_rate / rate
+            );
+        }
+        None => println!("h2load output not understood:\n{text}"),
+    }
+}
