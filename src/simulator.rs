@@ -236,6 +236,7 @@ impl Simulator {
         let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config()?);
         let recorder = Recorder::new(config.record_in_memory, config.record_path.as_deref())
             .map_err(SimulatorError::Record)?;
+        let records_to_file = config.record_path.is_some();
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -266,6 +267,9 @@ impl Simulator {
             vapid_verified: webpush::vapid::VerifiedTokens::default(),
         });
         let (stop, stopped) = watch::channel(false);
+        if records_to_file {
+            tokio::spawn(flush_records(shared.clone(), stop.subscribe()));
+        }
         let task = tokio::spawn(server::accept_loop(
             listener,
             acceptor,
@@ -280,6 +284,24 @@ impl Simulator {
             stop,
             task: Some(task),
         })
+    }
+}
+
+/// Writes the record file through every [`recorder::RECORD_FLUSH_EVERY`] until the simulator
+/// stops, and once more then.
+async fn flush_records(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(recorder::RECORD_FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.recorder.flush(),
+            changed = stopped.changed() => {
+                if changed.is_err() || *stopped.borrow() {
+                    shared.recorder.flush();
+                    return;
+                }
+            }
+        }
     }
 }
 

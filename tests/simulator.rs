@@ -365,7 +365,15 @@ async fn injected_errors_and_the_record_file_follow_the_profile() {
         (5..=35).contains(&accepted),
         "{accepted} of 40 accepted at rate 0.5"
     );
-    let lines = std::fs::read_to_string(&record).unwrap();
+    // Lines are written through within RECORD_FLUSH_EVERY (10 ms) of the answer.
+    let mut lines = String::new();
+    for _ in 0..200 {
+        lines = std::fs::read_to_string(&record).unwrap();
+        if lines.lines().count() >= accepted {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(lines.lines().count(), accepted);
     let first: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     assert_eq!(first["device_token"], TOKEN);
