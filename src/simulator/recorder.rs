@@ -314,6 +314,8 @@ mod tests {
             (1, 3)
         );
         assert_eq!(recorder.records().len(), 2);
+        // Lines are buffered until the simulator's periodic flush.
+        recorder.flush();
         let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
             .unwrap()
             .lines()
