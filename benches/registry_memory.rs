@@ -15,12 +15,13 @@
 //!
 //! The e2e mix is `benches/e2e.sh`'s scenario scaled up: identities with 1 and 5 devices
 //! alternately, platforms apns:fcm:wns:webpush = 2:1:1:1 drawn by [`Scenario::platform_of`],
-//! token shapes and app names as `registration_body` in `src/loadgen.rs` sends them.
+//! token shapes and app names as `registration_body` in `src/loadgen/registration.rs` sends them.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, ValueEnum};
 use ringcast::loadgen::Scenario;
+use ringcast::loadgen::registration::device_token_digits;
 use ringcast::registry::redis::{RedisOptions, RedisSingleStore};
 use ringcast::registry::{Environment, IdentityKey, PushAddress, Registration, Store};
 use std::collections::BTreeMap;
@@ -148,18 +149,10 @@ fn devices(scenario: &Scenario, count: usize) -> Vec<(usize, usize)> {
 }
 
 /// Device `device` of identity `identity` as the API would store it from the load
-/// generator's request (`registration_body` in `src/loadgen.rs`: same token, app and device id).
+/// generator's request (`registration_body` in `src/loadgen/registration.rs`: same token, app
+/// and device id).
 fn registration(scenario: &Scenario, identity: usize, device: usize, now: u64) -> Registration {
-    let prefix = scenario
-        .identity_prefix
-        .bytes()
-        .fold(0x811c_9dc5u32, |hash, byte| {
-            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-        });
-    let unique = format!(
-        "{:016x}{prefix:08x}{identity:08x}{device:04x}",
-        scenario.seed
-    );
+    let unique = device_token_digits(scenario, identity, device);
     let (app, address) = match scenario.platform_of(identity, device) {
         "fcm" => (
             "android",

@@ -9,12 +9,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ringcast::providers::pool::tls::client_config_trusting;
 use ringcast::simulator::profile::InjectedError;
 use ringcast::simulator::{
     ApnsCredential, Profile, RunningSimulator, Service, Simulator, SimulatorConfig, Stats,
 };
 use rustls::pki_types::ServerName;
-use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -76,23 +76,11 @@ impl Harness {
     /// One TLS + HTTP/2 connection trusting the simulator's certificate; the handle is the
     /// connection task, which ends when the server closes the connection.
     async fn connect(&self) -> (SendRequest<Full<Bytes>>, JoinHandle<()>) {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.sim.ca_pem().as_bytes())
-        {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        let config = client_config_trusting(self.sim.ca_pem().as_bytes()).unwrap();
         let tcp = tokio::net::TcpStream::connect(self.sim.address())
             .await
             .unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        let tls = tokio_rustls::TlsConnector::from(config)
             .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
             .await
             .unwrap();

@@ -19,21 +19,27 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The registration body of device `device` of identity `identity`.
-fn registration_body(scenario: &Scenario, identity: usize, device: usize) -> serde_json::Value {
-    // A token unique per device and prefix, stable across runs (so a rerun refreshes rather
-    // than duplicates). The prefix must be in it: a token belongs to one identity, so another
-    // run's identities registering the same tokens would take them away from these.
+/// The hex digits every token of device `device` of identity `identity` is made from: unique
+/// per device and prefix, stable across runs (so a rerun refreshes rather than duplicates).
+/// The prefix must be in it: a token belongs to one identity, so another run's identities
+/// registering the same tokens would take them away from these. `benches/registry_memory.rs`
+/// stores the same registrations directly.
+pub fn device_token_digits(scenario: &Scenario, identity: usize, device: usize) -> String {
     let prefix = scenario
         .identity_prefix
         .bytes()
         .fold(0x811c_9dc5u32, |hash, byte| {
             (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
         });
-    let unique = format!(
+    format!(
         "{:016x}{prefix:08x}{identity:08x}{device:04x}",
         scenario.seed
-    );
+    )
+}
+
+/// The registration body of device `device` of identity `identity`.
+fn registration_body(scenario: &Scenario, identity: usize, device: usize) -> serde_json::Value {
+    let unique = device_token_digits(scenario, identity, device);
     match scenario.platform_of(identity, device) {
         "fcm" => json!({"platform": "fcm", "app": "android", "token": format!("loadgen:{unique}")}),
         "wns" => json!({"platform": "wns", "app": "windows",

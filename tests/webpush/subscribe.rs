@@ -9,31 +9,19 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ringcast::clock::now_millis;
+use ringcast::providers::pool::tls::client_config_trusting;
 use ringcast::providers::webpush::auth::VapidSigner;
 use ringcast::providers::webpush::payload::encrypt;
 use ringcast::simulator::{RunningSimulator, Simulator, SimulatorConfig};
 use rustls::pki_types::ServerName;
-use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// One TLS + HTTP/2 connection to the simulator, trusting its certificate.
 async fn connect(sim: &RunningSimulator) -> SendRequest<Full<Bytes>> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(sim.ca_pem().as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = client_config_trusting(sim.ca_pem().as_bytes()).unwrap();
     let tcp = tokio::net::TcpStream::connect(sim.address()).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
         .unwrap();

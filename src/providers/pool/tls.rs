@@ -19,6 +19,9 @@ pub enum TlsSetupError {
         /// What was wrong with it.
         message: String,
     },
+    /// The trusted-roots PEM given in memory holds no usable certificate.
+    #[error("trusted roots: {0}")]
+    Pem(String),
     /// rustls refused the configuration.
     #[error("TLS client configuration: {0}")]
     Rustls(#[from] rustls::Error),
@@ -29,33 +32,48 @@ pub enum TlsSetupError {
 /// roots, compiled in, so a container needs no CA bundle); with a PEM file it trusts only the
 /// certificates in it (the simulator's, or a carrier's egress proxy).
 pub fn client_config(roots_pem: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let roots = match roots_pem {
+        None => None,
+        Some(path) => {
+            let error = |message: String| TlsSetupError::Roots {
+                path: path.to_owned(),
+                message,
+            };
+            let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+            Some(roots_of(&pem).map_err(error)?)
+        }
+    };
+    configured(roots)
+}
+
+/// The same configuration trusting only the certificates of `pem` (tests and tools that hold
+/// the simulator's certificate in memory).
+pub fn client_config_trusting(pem: &[u8]) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    configured(Some(roots_of(pem).map_err(TlsSetupError::Pem)?))
+}
+
+/// ring, ALPN `h2`, and `roots` (the web PKI when `None`).
+fn configured(roots: Option<rustls::RootCertStore>) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let builder =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?;
-    let mut config = match roots_pem {
+    let mut config = match roots {
         None => builder.with_webpki_roots().with_no_client_auth(),
-        Some(path) => builder
-            .with_root_certificates(load_roots(path)?)
-            .with_no_client_auth(),
+        Some(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
 
-/// The certificates of a PEM file as a root store.
-fn load_roots(path: &Path) -> Result<rustls::RootCertStore, TlsSetupError> {
-    let error = |message: String| TlsSetupError::Roots {
-        path: path.to_owned(),
-        message,
-    };
-    let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+/// The certificates of a PEM document as a root store; at least one.
+fn roots_of(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| error(e.to_string()))?;
-        roots.add(cert).map_err(|e| error(e.to_string()))?;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| e.to_string())?;
+        roots.add(cert).map_err(|e| e.to_string())?;
     }
     if roots.is_empty() {
-        return Err(error("no certificate in the file".into()));
+        return Err("no certificate in the file".into());
     }
     Ok(roots)
 }
@@ -84,5 +102,14 @@ mod tests {
         let good = dir.path().join("ca.pem");
         std::fs::write(&good, cert.cert.pem()).unwrap();
         assert!(client_config(Some(&good)).is_ok());
+    }
+
+    #[test]
+    fn a_pem_in_memory_must_hold_a_certificate_too() {
+        let error = client_config_trusting(b"").unwrap_err().to_string();
+        assert!(error.contains("no certificate"), "{error}");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let config = client_config_trusting(cert.cert.pem().as_bytes()).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
     }
 }

@@ -80,6 +80,14 @@ fn judge_remembering(
     )
 }
 
+/// The status a verdict answers with.
+fn status(verdict: Verdict) -> u16 {
+    match verdict {
+        Verdict::Accept(_) => 201,
+        Verdict::Reject { status, .. } => status,
+    }
+}
+
 fn path(sub: &NewSubscription) -> String {
     format!("{PATH_PREFIX}{}", sub.id)
 }
@@ -106,10 +114,6 @@ fn vapid_is_checked_for_audience_expiry_and_key() {
     let signer = signer();
     let sub = subs.subscribe(ORIGIN, None, None).unwrap();
     let sent = request(&sub, &signer, b"{}");
-    let status = |verdict: Verdict| match verdict {
-        Verdict::Accept(_) => 201,
-        Verdict::Reject { status, .. } => status,
-    };
     // Another origin's token.
     assert_eq!(
         status(judge_at(&subs, &path(&sub), &sent, "https://other:1", NOW)),
@@ -259,10 +263,6 @@ fn a_remembered_token_still_has_its_claims_checked_on_every_request() {
     let signer = signer();
     let sub = subs.subscribe(ORIGIN, None, None).unwrap();
     let sent = request(&sub, &signer, b"{}");
-    let status = |verdict: Verdict| match verdict {
-        Verdict::Accept(_) => 201,
-        Verdict::Reject { status, .. } => status,
-    };
     let at = |origin: &str, now: u64| {
         status(judge_remembering(
             &subs,
