@@ -27,7 +27,10 @@ fn registration(device: &str, token: u64, at: u64) -> Registration {
     Registration {
         device_id: device.to_owned(),
         app: "ios".into(),
-        address: PushAddress::Apns { token: bytes },
+        address: PushAddress::Apns {
+            token: bytes,
+            alert_token: None,
+        },
         environment: Environment::Production,
         disable_internal_push: false,
         created_at: at,

@@ -180,6 +180,7 @@ fn registration(scenario: &Scenario, identity: usize, device: usize, now: u64) -
             "ios",
             PushAddress::Apns {
                 token: hex::decode(format!("{unique:0>64}")).expect("hex digits"),
+                alert_token: None,
             },
         ),
     };

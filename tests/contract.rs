@@ -24,6 +24,7 @@ pub fn wall_clock() -> UnixMillis {
 fn apns(byte: u8) -> PushAddress {
     PushAddress::Apns {
         token: vec![byte; 32],
+        alert_token: None,
     }
 }
 
@@ -58,6 +59,9 @@ pub async fn run_all<S: Store>(store: &S, tenant: &str) {
     stale_owner_neither_blocks_nor_misdirects(store, &format!("{tenant}-stale")).await;
     neighbouring_tokens_are_owned_apart(store, &format!("{tenant}-neighbours")).await;
     dead_token_verdicts(store, &format!("{tenant}-dead")).await;
+    alert_tokens_are_stored_and_owned(store, &format!("{tenant}-alert")).await;
+    alert_token_moves_between_identities(store, &format!("{tenant}-alertmove")).await;
+    environment_corrections(store, &format!("{tenant}-env")).await;
     tenants_are_isolated(store, &format!("{tenant}-iso")).await;
     device_limit(store, &format!("{tenant}-limit")).await;
     event_claims(store, &format!("{tenant}-claims")).await;
@@ -422,6 +426,198 @@ async fn dead_token_verdicts<S: Store>(store: &S, tenant: &str) {
         .await
         .unwrap();
     assert_eq!(r.moved_from, None, "a dead token has no owner");
+}
+
+/// An APNs address with the PushKit token `voip` and the regular token `alert`.
+fn apns_with_alert(voip: u8, alert: u8) -> PushAddress {
+    PushAddress::Apns {
+        token: vec![voip; 32],
+        alert_token: Some(vec![alert; 32]),
+    }
+}
+
+async fn alert_tokens_are_stored_and_owned<S: Store>(store: &S, tenant: &str) {
+    let who = IdentityKey::new(tenant, "kate");
+    let now = wall_clock();
+    store
+        .register(
+            &who,
+            &registration("phone", apns_with_alert(40, 41), now, DAY),
+        )
+        .await
+        .unwrap();
+    store
+        .register(&who, &registration("old-phone", apns(42), now, DAY))
+        .await
+        .unwrap();
+    let listed = store.list(&who, now + 1).await.unwrap();
+    assert_eq!(
+        listed[0].address,
+        apns(42),
+        "no alert token: none read back"
+    );
+    assert_eq!(listed[1].address, apns_with_alert(40, 41));
+
+    // A refresh that drops the alert token frees it: another identity takes it quietly.
+    store
+        .register(&who, &registration("phone", apns(40), now + 2, DAY))
+        .await
+        .unwrap();
+    let other = IdentityKey::new(tenant, "liam");
+    let r = store
+        .register(
+            &other,
+            &registration("p", apns_with_alert(43, 41), now + 3, DAY),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.moved_from, None, "kate no longer holds that alert token");
+    assert_eq!(store.list(&who, now + 3).await.unwrap().len(), 2);
+
+    // A dead-token verdict deletes the registration and frees both its tokens.
+    assert!(
+        store
+            .remove_dead_token(&other, "p", &apns_with_alert(43, 41), now + 4)
+            .await
+            .unwrap()
+    );
+    let r = store
+        .register(
+            &who,
+            &registration("tablet", apns_with_alert(44, 41), now + 5, DAY),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.moved_from, None,
+        "a dead registration owns no alert token"
+    );
+    // Unregistering frees the alert token too.
+    assert!(store.unregister(&who, "tablet", now + 6).await.unwrap());
+    let r = store
+        .register(
+            &other,
+            &registration("q", apns_with_alert(45, 41), now + 7, DAY),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.moved_from, None);
+}
+
+async fn alert_token_moves_between_identities<S: Store>(store: &S, tenant: &str) {
+    let mia = IdentityKey::new(tenant, "mia");
+    let noah = IdentityKey::new(tenant, "noah");
+    let now = wall_clock();
+    store
+        .register(
+            &mia,
+            &registration("phone", apns_with_alert(50, 51), now, DAY),
+        )
+        .await
+        .unwrap();
+    store
+        .register(&mia, &registration("tablet", apns(52), now, DAY))
+        .await
+        .unwrap();
+    // The phone signed in as noah: its app registered its regular token there (with a new
+    // PushKit token). Mia must not get noah's notices, nor noah mia's: her phone goes.
+    let taken = store
+        .register(
+            &noah,
+            &registration("phone", apns_with_alert(53, 51), now + 1, DAY),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.moved_from.as_deref(), Some("mia"));
+    let left: Vec<_> = store
+        .list(&mia, now + 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.device_id)
+        .collect();
+    assert_eq!(left, ["tablet"]);
+    // Mia's sign-out afterwards leaves noah's phone alone.
+    assert_eq!(store.revoke(&mia, now + 2).await.unwrap(), 1);
+    assert_eq!(
+        store.list(&noah, now + 2).await.unwrap()[0].address,
+        apns_with_alert(53, 51)
+    );
+    // A token held as the regular token elsewhere is one token: registering it as a
+    // PushKit token takes it too.
+    let back = store
+        .register(&mia, &registration("phone", apns(51), now + 3, DAY))
+        .await
+        .unwrap();
+    assert_eq!(back.moved_from.as_deref(), Some("noah"));
+    assert!(store.list(&noah, now + 3).await.unwrap().is_empty());
+}
+
+async fn environment_corrections<S: Store>(store: &S, tenant: &str) {
+    let who = IdentityKey::new(tenant, "olga");
+    let now = wall_clock();
+    store
+        .register(
+            &who,
+            &registration("phone", apns_with_alert(60, 61), now, DAY),
+        )
+        .await
+        .unwrap();
+    let environment = |listed: Vec<Registration>| listed[0].environment;
+    // A finding older than the last registration, about another token or device: nothing.
+    assert!(
+        !store
+            .correct_environment(&who, "phone", &apns(60), Environment::Sandbox, now - 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .correct_environment(&who, "phone", &apns(62), Environment::Sandbox, now + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .correct_environment(&who, "tablet", &apns(60), Environment::Sandbox, now + 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        environment(store.list(&who, now + 1).await.unwrap()),
+        Environment::Production
+    );
+    assert!(
+        store
+            .correct_environment(&who, "phone", &apns(60), Environment::Sandbox, now + 1)
+            .await
+            .unwrap()
+    );
+    let listed = store.list(&who, now + 2).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].environment, Environment::Sandbox);
+    assert_eq!(
+        listed[0].address,
+        apns_with_alert(60, 61),
+        "nothing else changed"
+    );
+    assert_eq!(listed[0].updated_at, now);
+    assert!(
+        !store
+            .correct_environment(&who, "phone", &apns(60), Environment::Sandbox, now + 3)
+            .await
+            .unwrap(),
+        "already there"
+    );
+    // The tokens are still owned by the phone.
+    let r = store
+        .register(
+            &IdentityKey::new(tenant, "pete"),
+            &registration("p", apns(61), now + 4, DAY),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.moved_from.as_deref(), Some("olga"));
 }
 
 async fn tenants_are_isolated<S: Store>(store: &S, tenant: &str) {

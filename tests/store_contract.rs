@@ -89,6 +89,7 @@ mod redis_only {
             app: "voip".into(),
             address: PushAddress::Apns {
                 token: vec![token; 32],
+                alert_token: None,
             },
             environment: Environment::Production,
             disable_internal_push: false,

@@ -30,6 +30,11 @@ pub struct RegistrationView {
     /// First 8 hex characters of the token's SHA-256: enough to tell tokens apart, useless
     /// to anyone who reads it.
     pub token_fingerprint: String,
+    /// APNs only: the fingerprint of the app's regular (alert) token, when the registration
+    /// has one; absent otherwise, and then call-ended and missed-call notices are not sent
+    /// over APNs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_token_fingerprint: Option<String>,
     /// See the request field of the same name.
     pub disable_internal_push: bool,
     /// First registration (RFC 3339).
@@ -48,6 +53,10 @@ impl From<&Registration> for RegistrationView {
             app: registration.app.clone(),
             environment: registration.environment,
             token_fingerprint: registration.address.fingerprint(),
+            alert_token_fingerprint: registration
+                .address
+                .alert_token()
+                .map(crate::registry::registration::fingerprint),
             disable_internal_push: registration.disable_internal_push,
             created_at: rfc3339(registration.created_at),
             updated_at: rfc3339(registration.updated_at),

@@ -5,7 +5,7 @@
 
 use super::embedded::EmbeddedStore;
 use super::redis::{RedisClusterStore, RedisSingleStore};
-use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
+use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
 
 /// One of the three stores.
@@ -72,6 +72,17 @@ impl Store for AnyStore {
         verdict_at: UnixMillis,
     ) -> Result<bool, StoreError> {
         each!(self, store => store.remove_dead_token(who, device_id, address, verdict_at).await)
+    }
+
+    async fn correct_environment(
+        &self,
+        who: &IdentityKey,
+        device_id: &str,
+        address: &PushAddress,
+        environment: Environment,
+        found_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        each!(self, store => store.correct_environment(who, device_id, address, environment, found_at).await)
     }
 
     async fn claim_event(

@@ -10,7 +10,7 @@
 //!      0     1  format version (1)
 //!      1     1  platform (0 apns, 1 fcm, 2 wns, 3 webpush)
 //!      2     1  environment (0 production, 1 sandbox)
-//!      3     1  flags (bit 0: disable_internal_push)
+//!      3     1  flags (bit 0: disable_internal_push; bit 1: an APNs alert token follows)
 //!      4     8  created_at, ms, little-endian       (Lua: struct.unpack('<I8', rec, 5))
 //!     12     8  updated_at, ms, little-endian       (Lua: offset 13)
 //!     20     8  expires_at, ms, little-endian       (Lua: offset 21)
@@ -19,15 +19,27 @@
 //!               Web Push endpoint)
 //!   30+n    81  Web Push only: p256dh (65) + auth (16)
 //!      …     1  app id length m, then m bytes
+//!      …     1  APNs with flag bit 1 only: alert token length k (32..=100), then k bytes
 //! ```
 //!
 //! The device id is not in the value: it is the key (embedded) or the hash field (Redis).
+//!
+//! The APNs regular (alert) token came later: it is a tail behind the app id, announced by a
+//! flag bit, so a record without one is byte for byte what it was before (an absent alert
+//! token costs nothing), every record written before it still decodes, and the header the
+//! Lua scripts read did not move. A registration with an alert token costs 1 + k bytes more.
 
 use super::registration::{Environment, Platform, PushAddress, Registration};
 use thiserror::Error;
 
 /// The format version written by [`encode`].
 const VERSION: u8 = 1;
+/// Flag bit: the device asked not to be woken for pushes it does not show.
+const FLAG_DISABLE_INTERNAL_PUSH: u8 = 1;
+/// Flag bit: an APNs alert token follows the app id.
+const FLAG_ALERT_TOKEN: u8 = 2;
+/// Byte offset of the environment byte.
+pub const ENVIRONMENT_OFFSET: usize = 2;
 /// Byte offset of `created_at`.
 pub const CREATED_AT_OFFSET: usize = 4;
 /// Byte offset of `updated_at`.
@@ -50,11 +62,16 @@ pub fn encode(registration: &Registration) -> Vec<u8> {
         Vec::with_capacity(ADDRESS_OFFSET + 2 + token.len() + 81 + 1 + registration.app.len());
     out.push(VERSION);
     out.push(platform_byte(address.platform()));
-    out.push(match registration.environment {
-        Environment::Production => 0,
-        Environment::Sandbox => 1,
-    });
-    out.push(u8::from(registration.disable_internal_push));
+    out.push(environment_byte(registration.environment));
+    let alert_token = address.alert_token();
+    let mut flags = 0;
+    if registration.disable_internal_push {
+        flags |= FLAG_DISABLE_INTERNAL_PUSH;
+    }
+    if alert_token.is_some() {
+        flags |= FLAG_ALERT_TOKEN;
+    }
+    out.push(flags);
     out.extend_from_slice(&registration.created_at.to_le_bytes());
     out.extend_from_slice(&registration.updated_at.to_le_bytes());
     out.extend_from_slice(&registration.expires_at.to_le_bytes());
@@ -66,6 +83,11 @@ pub fn encode(registration: &Registration) -> Vec<u8> {
     // App ids are validated to at most 64 bytes (config), so the length fits a byte.
     out.push(registration.app.len() as u8);
     out.extend_from_slice(registration.app.as_bytes());
+    if let Some(alert_token) = alert_token {
+        // Validated to 32..=100 bytes, so the length fits a byte.
+        out.push(alert_token.len() as u8);
+        out.extend_from_slice(alert_token);
+    }
     out
 }
 
@@ -81,6 +103,14 @@ pub fn platform_byte(platform: Platform) -> u8 {
     }
 }
 
+/// The environment's byte at [`ENVIRONMENT_OFFSET`] of a record.
+pub fn environment_byte(environment: Environment) -> u8 {
+    match environment {
+        Environment::Production => 0,
+        Environment::Sandbox => 1,
+    }
+}
+
 /// The address field as it stands at [`ADDRESS_OFFSET`]: the token's length and bytes. The
 /// stores compare it to tell whether a record still holds a given token.
 pub fn address_field(address: &PushAddress) -> Vec<u8> {
@@ -90,6 +120,25 @@ pub fn address_field(address: &PushAddress) -> Vec<u8> {
     field.extend_from_slice(&(token.len() as u16).to_le_bytes());
     field.extend_from_slice(token);
     field
+}
+
+/// The APNs alert token a record holds, if any, without decoding the rest (the stores' owner
+/// index needs it). Web Push records never carry one, so their keys need not be skipped.
+pub fn alert_token(record: &[u8]) -> Result<Option<&[u8]>, DecodeError> {
+    let flags = *record.get(3).ok_or(DecodeError("truncated header"))?;
+    if flags & FLAG_ALERT_TOKEN == 0 {
+        return Ok(None);
+    }
+    let mut reader = Reader {
+        bytes: record,
+        at: ADDRESS_OFFSET,
+    };
+    let token_len = u16::from_le_bytes(reader.array::<2>()?) as usize;
+    reader.take(token_len)?;
+    let app_len = reader.take(1)?[0] as usize;
+    reader.take(app_len)?;
+    let len = reader.take(1)?[0] as usize;
+    Ok(Some(reader.take(len)?))
 }
 
 /// Reads `expires_at` without decoding the rest (the sweep and the filters need only this).
@@ -120,9 +169,10 @@ pub fn decode(device_id: &str, record: &[u8]) -> Result<Registration, DecodeErro
     let token_len = u16::from_le_bytes(reader.array::<2>()?) as usize;
     let token = reader.take(token_len)?;
     let text = || String::from_utf8(token.to_vec()).map_err(|_| DecodeError("token is not UTF-8"));
-    let address = match platform {
+    let mut address = match platform {
         0 => PushAddress::Apns {
             token: token.to_vec(),
+            alert_token: None,
         },
         1 => PushAddress::Fcm { token: text()? },
         2 => PushAddress::Wns { channel: text()? },
@@ -136,12 +186,19 @@ pub fn decode(device_id: &str, record: &[u8]) -> Result<Registration, DecodeErro
     let app_len = reader.take(1)?[0] as usize;
     let app = String::from_utf8(reader.take(app_len)?.to_vec())
         .map_err(|_| DecodeError("app is not UTF-8"))?;
+    if flags & FLAG_ALERT_TOKEN != 0 {
+        let PushAddress::Apns { alert_token, .. } = &mut address else {
+            return Err(DecodeError("alert token on a non-APNs record"));
+        };
+        let len = reader.take(1)?[0] as usize;
+        *alert_token = Some(reader.take(len)?.to_vec());
+    }
     Ok(Registration {
         device_id: device_id.to_owned(),
         app,
         address,
         environment,
-        disable_internal_push: flags & 1 == 1,
+        disable_internal_push: flags & FLAG_DISABLE_INTERNAL_PUSH != 0,
         created_at,
         updated_at,
         expires_at,
@@ -206,6 +263,11 @@ mod tests {
         let addresses = [
             PushAddress::Apns {
                 token: vec![0xab; 32],
+                alert_token: None,
+            },
+            PushAddress::Apns {
+                token: vec![0xab; 32],
+                alert_token: Some(vec![0xcd; 32]),
             },
             PushAddress::Fcm {
                 token: "fcm:token-1".into(),
@@ -223,6 +285,7 @@ mod tests {
             let registration = sample(address);
             let record = encode(&registration);
             assert_eq!(decode("phone-1", &record), Ok(registration.clone()));
+            assert_eq!(alert_token(&record), Ok(registration.address.alert_token()));
             assert_eq!(expires_at(&record), Ok(registration.expires_at));
             assert_eq!(
                 &record
@@ -236,9 +299,58 @@ mod tests {
     fn an_apns_registration_is_compact() {
         // 28 header + 2 + 32 token + 1 + 16 app: the budget behind DESIGN.md's memory target.
         assert_eq!(
-            encode(&sample(PushAddress::Apns { token: vec![1; 32] })).len(),
+            encode(&sample(PushAddress::Apns {
+                token: vec![1; 32],
+                alert_token: None
+            }))
+            .len(),
             79
         );
+        // An alert token costs its length byte and its bytes, nothing else.
+        assert_eq!(
+            encode(&sample(PushAddress::Apns {
+                token: vec![1; 32],
+                alert_token: Some(vec![2; 32])
+            }))
+            .len(),
+            79 + 1 + 32
+        );
+    }
+
+    #[test]
+    fn a_record_written_before_alert_tokens_still_decodes() {
+        // An APNs record as the codec wrote it before alert tokens existed: version 1,
+        // production, flags 1 (disable_internal_push), three times, the token, the app.
+        let mut old = vec![1, 0, 0, 1];
+        old.extend_from_slice(&1_700_000_000_000u64.to_le_bytes());
+        old.extend_from_slice(&1_700_000_100_000u64.to_le_bytes());
+        old.extend_from_slice(&1_700_086_400_000u64.to_le_bytes());
+        old.extend_from_slice(&32u16.to_le_bytes());
+        old.extend_from_slice(&[0x5a; 32]);
+        old.push(3);
+        old.extend_from_slice(b"ios");
+        let decoded = decode("phone", &old).unwrap();
+        assert_eq!(
+            decoded.address,
+            PushAddress::Apns {
+                token: vec![0x5a; 32],
+                alert_token: None
+            }
+        );
+        assert_eq!(decoded.app, "ios");
+        assert!(decoded.disable_internal_push);
+        assert_eq!(decoded.environment, Environment::Production);
+        assert_eq!(decoded.updated_at, 1_700_000_100_000);
+        // And a registration without an alert token is still written exactly so.
+        assert_eq!(encode(&decoded), old);
+    }
+
+    #[test]
+    fn an_alert_token_flag_on_another_platform_is_an_error() {
+        let mut record = encode(&sample(PushAddress::Fcm { token: "t".into() }));
+        record[3] |= FLAG_ALERT_TOKEN;
+        record.extend_from_slice(&[1, 7]);
+        assert!(decode("d", &record).is_err());
     }
 
     #[test]

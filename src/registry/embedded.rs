@@ -33,7 +33,7 @@ use self::error::EmbeddedError;
 use self::keys::{REGISTRATIONS, RegistrationKey, owner_key};
 use self::transactions::Tables;
 use super::codec;
-use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
+use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 use std::path::Path;
@@ -245,10 +245,17 @@ impl Store for EmbeddedStore {
             codec::platform_byte(registration.address.platform()),
             registration.address.token_bytes(),
         );
+        let alert_owner = registration.address.alert_token().map(|alert_token| {
+            owner_key(
+                who.tenant.as_bytes(),
+                codec::platform_byte(registration.address.platform()),
+                alert_token,
+            )
+        });
         let (now, max) = (registration.updated_at, self.max_devices_per_identity);
         let (created, created_at, moved_from) = self
             .write("register", move |tables| {
-                tables.register(&key, record, &owner, now, max)
+                tables.register(&key, record, &owner, alert_owner.as_deref(), now, max)
             })
             .await?;
         let mut stored = registration.clone();
@@ -301,6 +308,24 @@ impl Store for EmbeddedStore {
         let field = codec::address_field(address);
         self.write("remove_dead_token", move |tables| {
             tables.remove_dead_token(&key, platform, &field, verdict_at)
+        })
+        .await
+    }
+
+    async fn correct_environment(
+        &self,
+        who: &IdentityKey,
+        device_id: &str,
+        address: &PushAddress,
+        environment: Environment,
+        found_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let key = RegistrationKey::new(who, device_id).bytes;
+        let platform = codec::platform_byte(address.platform());
+        let field = codec::address_field(address);
+        let environment = codec::environment_byte(environment);
+        self.write("correct_environment", move |tables| {
+            tables.correct_environment(&key, platform, &field, environment, found_at)
         })
         .await
     }

@@ -111,7 +111,7 @@ mod owners;
 mod scripts;
 
 use super::codec;
-use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
+use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
 use owners::OwnerSlot;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -253,6 +253,68 @@ where
         OwnerSlot::of(tenant, address, self.options.owner_buckets)
     }
 
+    /// Releases the owner entries of `address`'s tokens (its token, and its APNs alert
+    /// token) that still name this device.
+    async fn release_owners(
+        &self,
+        tenant: &str,
+        holder: (&str, &str),
+        address: &PushAddress,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.release_owner(tenant, holder, address, now).await?;
+        if let Some(alert) = alert_address(address) {
+            self.release_owner(tenant, holder, &alert, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Step 2 and 3 of a registration, for one token: claims its owner entry and takes it
+    /// from its previous holder if that holder still has it. Returns the previous holder's
+    /// identity when it was another identity and lost the token.
+    async fn claim_token(
+        &self,
+        who: &IdentityKey,
+        registration: &Registration,
+        token: &PushAddress,
+        now: UnixMillis,
+    ) -> Result<Option<String>, StoreError> {
+        let mut connection = self.connection.clone();
+        let holder = owners::holder(&who.identity, &registration.device_id);
+        let slot = self.owner_slot(&who.tenant, token);
+        let mut claim = scripts::CLAIM_OWNER.prepare_invoke();
+        claim
+            .key(slot.bucket_key)
+            .arg(&slot.field[..])
+            .arg(owners::entry(registration.expires_at, &holder))
+            .arg(now);
+        let previous: Option<Vec<u8>> = self.run(claim.invoke_async(&mut connection)).await?;
+        let Some(previous) = previous.filter(|previous| *previous != holder) else {
+            return Ok(None);
+        };
+        let Some(previous) = owners::parse_holder(&previous) else {
+            tracing::warn!(
+                tenant = %who.tenant,
+                token = %token.fingerprint(),
+                "ignoring an unreadable owner entry"
+            );
+            return Ok(None);
+        };
+        let field = codec::address_field(token);
+        let taken = self.take_token(&who.tenant, previous, &field, now).await?;
+        if !taken || previous.0 == who.identity {
+            return Ok(None);
+        }
+        tracing::info!(
+            tenant = %who.tenant,
+            from = previous.0,
+            to = %who.identity,
+            token = %token.fingerprint(),
+            "token moved to another identity"
+        );
+        Ok(Some(previous.0.to_owned()))
+    }
+
     /// Releases a token's owner entry if it still names this device (see the module doc).
     async fn release_owner(
         &self,
@@ -332,8 +394,9 @@ where
                 let old = codec::decode(&registration.device_id, &old).map_err(corrupt)?;
                 stored.created_at = old.created_at;
                 if old.address != registration.address {
+                    // The tokens kept are claimed again below.
                     let holder = (who.identity.as_str(), old.device_id.as_str());
-                    self.release_owner(&who.tenant, holder, &old.address, now)
+                    self.release_owners(&who.tenant, holder, &old.address, now)
                         .await?;
                 }
                 false
@@ -350,40 +413,13 @@ where
             }
         };
 
-        // Step 2: claim the token.
-        let holder = owners::holder(&who.identity, &registration.device_id);
-        let slot = self.owner_slot(&who.tenant, &registration.address);
-        let mut claim = scripts::CLAIM_OWNER.prepare_invoke();
-        claim
-            .key(slot.bucket_key)
-            .arg(&slot.field[..])
-            .arg(owners::entry(registration.expires_at, &holder))
-            .arg(now);
-        let previous: Option<Vec<u8>> = self.run(claim.invoke_async(&mut connection)).await?;
-
-        // Step 3: take it from its previous holder.
-        let mut moved_from = None;
-        if let Some(previous) = previous.filter(|previous| *previous != holder) {
-            match owners::parse_holder(&previous) {
-                Some(holder) => {
-                    let taken = self.take_token(&who.tenant, holder, &address, now).await?;
-                    if taken && holder.0 != who.identity {
-                        tracing::info!(
-                            tenant = %who.tenant,
-                            from = holder.0,
-                            to = %who.identity,
-                            token = %registration.address.fingerprint(),
-                            "token moved to another identity"
-                        );
-                        moved_from = Some(holder.0.to_owned());
-                    }
-                }
-                None => tracing::warn!(
-                    tenant = %who.tenant,
-                    token = %registration.address.fingerprint(),
-                    "ignoring an unreadable owner entry"
-                ),
-            }
+        // Steps 2 and 3: claim each token, taking it from its previous holder.
+        let mut moved_from = self
+            .claim_token(who, registration, &registration.address, now)
+            .await?;
+        if let Some(alert) = alert_address(&registration.address) {
+            let taken = self.claim_token(who, registration, &alert, now).await?;
+            moved_from = moved_from.or(taken);
         }
         Ok(Registered {
             created,
@@ -433,7 +469,7 @@ where
         };
         let registration = codec::decode(device_id, &record).map_err(corrupt)?;
         let holder = (who.identity.as_str(), device_id);
-        self.release_owner(&who.tenant, holder, &registration.address, now)
+        self.release_owners(&who.tenant, holder, &registration.address, now)
             .await?;
         Ok(true)
     }
@@ -455,7 +491,7 @@ where
                         live += 1;
                     }
                     let holder = (who.identity.as_str(), device_id.as_str());
-                    self.release_owner(&who.tenant, holder, &registration.address, now)
+                    self.release_owners(&who.tenant, holder, &registration.address, now)
                         .await?;
                 }
                 Err(error) => {
@@ -488,10 +524,34 @@ where
         // The verdict's time stands in for "now": at worst a little older, which only prunes
         // fewer of the bucket's expired entries and leaves it a slightly longer TTL.
         let holder = (who.identity.as_str(), device_id);
-        self.release_owner(&who.tenant, holder, address, verdict_at)
+        self.release_owners(&who.tenant, holder, address, verdict_at)
             .await?;
         tracing::info!(tenant = %who.tenant, token = %address.fingerprint(), "dead token removed");
         Ok(true)
+    }
+
+    async fn correct_environment(
+        &self,
+        who: &IdentityKey,
+        device_id: &str,
+        address: &PushAddress,
+        environment: Environment,
+        found_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = scripts::SET_ENVIRONMENT_IF_HOLDS.prepare_invoke();
+        invocation
+            .key(keys::identity_key(who))
+            .arg(device_id)
+            .arg(codec::address_field(address))
+            .arg(found_at)
+            .arg(codec::environment_byte(environment));
+        let changed: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        if changed == 1 {
+            tracing::info!(tenant = %who.tenant, token = %address.fingerprint(), ?environment,
+                "registration moved to the environment that took its token");
+        }
+        Ok(changed == 1)
     }
 
     async fn claim_event(
@@ -541,6 +601,15 @@ where
 }
 
 /// Awaits a Redis call for at most `limit`.
+/// The APNs alert token of `address` as an address of its own: how the owner index names
+/// it (the same namespace as the tokens, so one token has one owner whatever its role).
+fn alert_address(address: &PushAddress) -> Option<PushAddress> {
+    address.alert_token().map(|alert_token| PushAddress::Apns {
+        token: alert_token.to_vec(),
+        alert_token: None,
+    })
+}
+
 async fn bounded<T>(
     limit: Duration,
     call: impl Future<Output = RedisResult<T>>,

@@ -58,8 +58,17 @@ pub enum Environment {
 /// only a fingerprint, so a registration can be logged without leaking the token.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PushAddress {
-    /// An APNs device token, as raw bytes (the API takes it as hex; raw halves its size).
-    Apns { token: Vec<u8> },
+    /// An app's APNs tokens on one phone, as raw bytes (the API takes them as hex; raw halves
+    /// their size). They are two different tokens (PROTOCOLS.md, "APNs"): `token` is the
+    /// PushKit (VoIP) token, which takes only rings on `<bundle>.voip`; `alert_token` is the
+    /// app's regular token, the only one that takes the call-ended and missed-call alerts on
+    /// `<bundle>`. Without it those notices are not sent over APNs at all.
+    Apns {
+        /// The PushKit (VoIP) token: rings.
+        token: Vec<u8>,
+        /// The app's regular device token: alerts. Optional; absent costs nothing stored.
+        alert_token: Option<Vec<u8>>,
+    },
     /// An FCM registration token.
     Fcm { token: String },
     /// A WNS channel URI (`https://*.notify.windows.com/...`).
@@ -89,7 +98,7 @@ impl PushAddress {
     /// owner" is about, and what a push service's dead-token verdict names.
     pub fn token_bytes(&self) -> &[u8] {
         match self {
-            PushAddress::Apns { token } => token,
+            PushAddress::Apns { token, .. } => token,
             PushAddress::Fcm { token } => token.as_bytes(),
             PushAddress::Wns { channel } => channel.as_bytes(),
             PushAddress::WebPush { endpoint, .. } => endpoint.as_bytes(),
@@ -100,6 +109,14 @@ impl PushAddress {
     /// which a token appears in logs and API listings.
     pub fn fingerprint(&self) -> String {
         fingerprint(self.token_bytes())
+    }
+
+    /// The APNs regular (alert) token, if this is an APNs address that has one.
+    pub fn alert_token(&self) -> Option<&[u8]> {
+        match self {
+            PushAddress::Apns { alert_token, .. } => alert_token.as_deref(),
+            _ => None,
+        }
     }
 }
 
@@ -112,7 +129,11 @@ pub fn fingerprint(bytes: &[u8]) -> String {
 
 impl fmt::Debug for PushAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.platform(), self.fingerprint())
+        write!(f, "{}:{}", self.platform(), self.fingerprint())?;
+        if let Some(alert_token) = self.alert_token() {
+            write!(f, "+alert:{}", fingerprint(alert_token))?;
+        }
+        Ok(())
     }
 }
 
@@ -207,5 +228,22 @@ mod tests {
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.starts_with("fcm:"));
         assert_eq!(shown.len(), "fcm:".len() + 8);
+        let apns = PushAddress::Apns {
+            token: vec![0xab; 32],
+            alert_token: Some(vec![0xcd; 32]),
+        };
+        let shown = format!("{apns:?}");
+        assert!(
+            !shown.contains("abab") && !shown.contains("cdcd"),
+            "{shown}"
+        );
+        assert_eq!(
+            shown,
+            format!(
+                "apns:{}+alert:{}",
+                fingerprint(&[0xab; 32]),
+                fingerprint(&[0xcd; 32])
+            )
+        );
     }
 }

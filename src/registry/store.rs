@@ -4,7 +4,7 @@
 //! redb file for a single node, Redis, and Redis Cluster. Every method takes the current time
 //! from its caller, so expiry is testable on a fake clock.
 
-use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
+use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use std::future::Future;
 use thiserror::Error;
 
@@ -86,6 +86,19 @@ pub trait Store: Clone + Send + Sync + Unpin + 'static {
         device_id: &str,
         address: &PushAddress,
         verdict_at: UnixMillis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Acts on a push service's finding that the device's token belongs to `environment`
+    /// (APNs: the registered environment answered `BadDeviceToken`, the other accepted it):
+    /// sets the registration's environment if it still holds `address` and was not
+    /// registered again after `found_at`. Returns whether it changed the registration.
+    fn correct_environment(
+        &self,
+        who: &IdentityKey,
+        device_id: &str,
+        address: &PushAddress,
+        environment: Environment,
+        found_at: UnixMillis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Claims call event `event_id` of `tenant` until `until` (the event's deadline): `true`

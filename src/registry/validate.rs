@@ -31,8 +31,13 @@ pub struct RegistrationRequest {
     pub platform: Option<Platform>,
     /// The tenant's app id; optional in the RFC 8599 form, where `pn_param` names the app.
     pub app: Option<String>,
-    /// APNs: the device token as hex; FCM: the registration token; WNS: the channel URI.
+    /// APNs: the PushKit (VoIP) device token as hex; FCM: the registration token; WNS: the
+    /// channel URI.
     pub token: Option<String>,
+    /// APNs only, optional: the app's regular device token as hex (a different token from
+    /// the PushKit one). Call-ended and missed-call alerts go to it; without it they are not
+    /// sent over APNs.
+    pub alert_token: Option<String>,
     /// Web Push: the subscription endpoint.
     pub endpoint: Option<String>,
     /// Web Push: the subscription keys.
@@ -45,9 +50,11 @@ pub struct RegistrationRequest {
     pub disable_internal_push: Option<bool>,
     /// RFC 8599 `pn-provider`: `apns`, `fcm` or `webpush`.
     pub pn_provider: Option<String>,
-    /// RFC 8599 `pn-prid`: the device token (Web Push: the endpoint).
+    /// RFC 8599 `pn-prid`: the device token (Web Push: the endpoint). APNs also takes both
+    /// tokens as `<voip hex>:voip&<regular hex>:remote`.
     pub pn_prid: Option<String>,
-    /// RFC 8599 `pn-param`: APNs `<TeamID>.<bundle id>.voip`, FCM the project id.
+    /// RFC 8599 `pn-param`: APNs `<TeamID>.<bundle id>.voip` (or `.voip&remote` with both
+    /// tokens), FCM the project id.
     pub pn_param: Option<String>,
 }
 
@@ -139,8 +146,10 @@ pub fn validate_registration(
     webpush_hosts: &[String],
 ) -> Result<ValidRegistration, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let native =
-        request.platform.is_some() || request.token.is_some() || request.endpoint.is_some();
+    let native = request.platform.is_some()
+        || request.token.is_some()
+        || request.alert_token.is_some()
+        || request.endpoint.is_some();
     let rfc8599 =
         request.pn_provider.is_some() || request.pn_prid.is_some() || request.pn_param.is_some();
     let resolved = match (native, rfc8599) {
@@ -168,6 +177,12 @@ pub fn validate_registration(
             }
         }
     });
+    if platform.is_some_and(|p| p != Platform::Apns) && request.alert_token.is_some() {
+        errors.push(FieldError::new(
+            "alert_token",
+            "only apns registrations carry an alert_token",
+        ));
+    }
     if platform.is_some_and(|p| p != Platform::Webpush) && request.keys.is_some() {
         errors.push(FieldError::new(
             "keys",
@@ -279,10 +294,15 @@ fn resolve_rfc8599<'a>(
         config.platform == platform
             && match (platform, param) {
                 (Platform::Apns, Some(param)) => {
-                    // `<TeamID>.<bundle>.voip` or `<TeamID>.<bundle>` (RFC 8599 section 9).
-                    let rest = param
-                        .split_once('.')
-                        .map(|(team, rest)| (team, rest.strip_suffix(".voip").unwrap_or(rest)));
+                    // `<TeamID>.<bundle>.voip`, `<TeamID>.<bundle>` (RFC 8599 section 9) or,
+                    // with both tokens, `<TeamID>.<bundle>.voip&remote`.
+                    let rest = param.split_once('.').map(|(team, rest)| {
+                        let bundle = [".voip&remote", ".remote&voip", ".voip"]
+                            .iter()
+                            .find_map(|suffix| rest.strip_suffix(suffix))
+                            .unwrap_or(rest);
+                        (team, bundle)
+                    });
                     rest.is_some_and(|(team, bundle)| {
                         config.bundle_id.as_deref() == Some(bundle)
                             && config.team_id.as_deref().is_none_or(|t| t == team)
@@ -391,18 +411,41 @@ fn parse_address(
         Platform::Apns => {
             let token = token
                 .ok_or_else(|| one("token", "required: the APNs device token as hex".into()))?;
-            if !(64..=200).contains(&token.len())
-                || token.len() % 2 != 0
-                || !token.bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                return Err(one(
-                    "token",
-                    "an APNs device token is 64-200 hex digits (32-100 bytes)".into(),
+            let (field, voip, alert) = if request.pn_prid.is_some() {
+                let (voip, alert) = split_rfc8599_apns(token).map_err(|why| one("pn_prid", why))?;
+                ("pn_prid", voip, alert)
+            } else {
+                ("token", token, request.alert_token.as_deref())
+            };
+            let mut errors = Vec::new();
+            let voip = apns_token(voip)
+                .map_err(|why| errors.push(FieldError::new(field, why)))
+                .ok();
+            let alert_field = if field == "token" {
+                "alert_token"
+            } else {
+                field
+            };
+            let alert = alert
+                .map(apns_token)
+                .transpose()
+                .map_err(|why| errors.push(FieldError::new(alert_field, why)))
+                .ok()
+                .flatten();
+            if voip.is_some() && voip == alert {
+                errors.push(FieldError::new(
+                    alert_field,
+                    "the regular (alert) token must differ from the PushKit (VoIP) token: \
+                     they are two different tokens of the app",
                 ));
             }
-            // Checked above: every byte is a hex digit and the length is even.
-            let bytes = hex::decode(token).map_err(|_| one("token", "not hex".into()))?;
-            Ok(PushAddress::Apns { token: bytes })
+            match (errors.is_empty(), voip) {
+                (true, Some(token)) => Ok(PushAddress::Apns {
+                    token,
+                    alert_token: alert,
+                }),
+                _ => Err(errors),
+            }
         }
         Platform::Fcm => {
             let token =
@@ -443,6 +486,48 @@ fn parse_address(
             })
         }
     }
+}
+
+/// An APNs device token from hex: 64-200 hex digits (32-100 bytes), the same rule for the
+/// PushKit and the regular token.
+fn apns_token(hex_token: &str) -> Result<Vec<u8>, String> {
+    if !(64..=200).contains(&hex_token.len())
+        || !hex_token.len().is_multiple_of(2)
+        || !hex_token.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err("an APNs device token is 64-200 hex digits (32-100 bytes)".into());
+    }
+    hex::decode(hex_token).map_err(|_| "not hex".into())
+}
+
+/// An RFC 8599 APNs `pn-prid`: a bare token (the PushKit one, as before), or
+/// `<token>:<type>` parts joined by `&` with the types `voip` and `remote` (the app's regular
+/// token), each at most once, as SIP clients send both tokens
+/// (`<voip>:voip&<regular>:remote`). Returns (PushKit token, regular token).
+fn split_rfc8599_apns(prid: &str) -> Result<(&str, Option<&str>), String> {
+    if !prid.contains([':', '&']) {
+        return Ok((prid, None));
+    }
+    let (mut voip, mut remote) = (None, None);
+    for part in prid.split('&') {
+        let (token, kind) = part.split_once(':').ok_or_else(|| {
+            format!("each part of an APNs pn_prid is <hex token>:voip or <hex token>:remote, not {part:?}")
+        })?;
+        let slot = match kind {
+            "voip" => &mut voip,
+            "remote" => &mut remote,
+            other => {
+                return Err(format!("unknown APNs token type {other:?}: voip or remote"));
+            }
+        };
+        if slot.replace(token).is_some() {
+            return Err(format!("the {kind} token is given twice"));
+        }
+    }
+    let voip = voip.ok_or_else(|| {
+        "a voip (PushKit) token is required: ringcast rings over PushKit".to_owned()
+    })?;
+    Ok((voip, remote))
 }
 
 /// Checks a client-supplied push URI: absolute `https`, no user info, a host the caller

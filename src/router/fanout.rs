@@ -185,7 +185,10 @@ mod tests {
         Registration {
             device_id: device.into(),
             app: "ios".into(),
-            address: PushAddress::Apns { token: vec![1; 32] },
+            address: PushAddress::Apns {
+                token: vec![1; 32],
+                alert_token: None,
+            },
             environment: Environment::Sandbox,
             disable_internal_push: false,
             created_at: NOW,

@@ -194,3 +194,71 @@ async fn registrations_survive_a_restart_of_the_embedded_node() {
     app.stop().await;
     drop(dir);
 }
+
+#[tokio::test]
+async fn an_iphone_registers_both_its_tokens_and_lists_them_as_fingerprints() {
+    let app = spawn_app().await;
+    let alert = "e0a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1";
+    let (status, native) = app
+        .register(
+            KEY_A,
+            "gina",
+            "iphone",
+            &json!({"platform": "apns", "app": "ios", "token": APNS_TOKEN, "alert_token": alert}),
+        )
+        .await;
+    assert_eq!(status, 201, "{native}");
+    assert_eq!(native["alert_token_fingerprint"].as_str().unwrap().len(), 8);
+    assert_ne!(
+        native["alert_token_fingerprint"],
+        native["token_fingerprint"]
+    );
+
+    // The RFC 8599 form with both tokens is the same registration.
+    let (status, sip) = app
+        .register(
+            KEY_A,
+            "gina",
+            "iphone",
+            &json!({"pn_provider": "apns", "pn_prid": format!("{APNS_TOKEN}:voip&{alert}:remote"),
+                    "pn_param": "TEAMID1234.com.example.phone.voip&remote"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sip}");
+    assert_eq!(sip["token_fingerprint"], native["token_fingerprint"]);
+    assert_eq!(
+        sip["alert_token_fingerprint"],
+        native["alert_token_fingerprint"]
+    );
+
+    let (_, listed) = app.list(KEY_A, "gina").await;
+    let text = listed.to_string();
+    assert!(
+        !text.contains(APNS_TOKEN) && !text.contains(alert),
+        "{text}"
+    );
+    assert_eq!(
+        listed["registrations"][0]["alert_token_fingerprint"],
+        native["alert_token_fingerprint"]
+    );
+
+    // The alert token is one token, one owner too: the phone signed in as henk.
+    let (status, _) = app
+        .register(
+            KEY_A,
+            "henk",
+            "iphone",
+            &json!({"platform": "apns", "app": "ios",
+                    "token": "b".repeat(64), "alert_token": alert}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(app.devices(KEY_A, "gina").await.is_empty());
+
+    // Without one, the field is absent.
+    let (_, plain) = app
+        .register(KEY_A, "ivo", "iphone", &apns_body(&"c".repeat(64)))
+        .await;
+    assert!(plain.get("alert_token_fingerprint").is_none(), "{plain}");
+    app.stop().await;
+}

@@ -384,7 +384,10 @@ mod tests {
     #[test]
     fn unusable_pushes_are_refused_without_panicking() {
         let mut apns = push(PushKind::IncomingCall);
-        apns.address = PushAddress::Apns { token: vec![1] };
+        apns.address = PushAddress::Apns {
+            token: vec![1],
+            alert_token: None,
+        };
         assert_eq!(
             build_request(&apns, "p", NOW).unwrap_err(),
             PayloadError::NotFcm

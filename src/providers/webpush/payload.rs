@@ -245,7 +245,10 @@ mod tests {
             Err(PayloadError::TooLarge(_))
         ));
         let mut apns = push(PushKind::IncomingCall, p256dh, auth);
-        apns.address = PushAddress::Apns { token: vec![1; 32] };
+        apns.address = PushAddress::Apns {
+            token: vec![1; 32],
+            alert_token: None,
+        };
         assert_eq!(
             build_request(&apns, 0).unwrap_err(),
             PayloadError::NotWebPush

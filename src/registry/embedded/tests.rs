@@ -29,6 +29,7 @@ fn registration(device_id: &str, address: PushAddress, now: UnixMillis, ttl: u64
 fn apns(byte: u8) -> PushAddress {
     PushAddress::Apns {
         token: vec![byte; 32],
+        alert_token: None,
     }
 }
 

@@ -72,11 +72,14 @@ impl<'txn> Tables<'txn> {
     }
 
     /// Registers or refreshes; returns (created, the stored created_at, moved_from).
+    /// `owner` is the owner index key of the record's token, `alert_owner` that of its APNs
+    /// alert token: both are one token, one owner.
     pub(super) fn register(
         &mut self,
         key: &RegistrationKey,
         mut record: Vec<u8>,
         owner: &[u8],
+        alert_owner: Option<&[u8]>,
         now: UnixMillis,
         max_devices: u32,
     ) -> Result<(bool, UnixMillis, Option<String>), EmbeddedError> {
@@ -84,8 +87,11 @@ impl<'txn> Tables<'txn> {
         if let Some(old) = self.registration(&key.bytes)? {
             if codec::expires_at(&old)? > now {
                 kept_created_at = Some(read_u64(&old, CREATED_AT_OFFSET)?);
-                // A device that changed token frees the old one for whoever registers it next.
-                if address_of(&old)? != address_of(&record)? {
+                // A device that changed a token frees the old one for whoever registers it
+                // next (the ones it keeps are written again below).
+                if address_of(&old)? != address_of(&record)?
+                    || codec::alert_token(&old)? != codec::alert_token(&record)?
+                {
                     release_owner_of(&mut self.owners, &mut self.scratch, &key.bytes, &old)?;
                 }
                 remove_expiry(&mut self.expiry, &mut self.scratch, &key.bytes, &old)?;
@@ -93,7 +99,15 @@ impl<'txn> Tables<'txn> {
                 self.remove_registration(&key.bytes, &old)?;
             }
         }
-        let moved_from = self.take_token(key, &record, owner, now)?;
+        let (platform, field) = address_of(&record)?;
+        let token = field[2..].to_vec();
+        let mut moved_from = self.take_token(key, platform, &token, owner, now)?;
+        if let (Some(alert_owner), Some(alert_token)) = (alert_owner, codec::alert_token(&record)?)
+        {
+            let alert_token = alert_token.to_vec();
+            let taken = self.take_token(key, platform, &alert_token, alert_owner, now)?;
+            moved_from = moved_from.or(taken);
+        }
         if kept_created_at.is_none() {
             // After take_token: a token moving between devices of this identity frees a slot.
             let live = self.count_live(&key.bytes[..key.device_at], now, max_devices)?;
@@ -116,16 +130,22 @@ impl<'txn> Tables<'txn> {
         write_expiry_key(&mut self.scratch, expires_at, &key.bytes);
         self.expiry.insert(self.scratch.as_slice(), ())?;
         self.owners.insert(owner, &key.bytes[key.identity_at..])?;
+        if let Some(alert_owner) = alert_owner {
+            self.owners
+                .insert(alert_owner, &key.bytes[key.identity_at..])?;
+        }
         self.changed = true;
         Ok((kept_created_at.is_none(), created_at, moved_from))
     }
 
-    /// Takes the token of `record` from the device that holds it, if another; returns that
-    /// device's identity when it is not the registering one and it was live.
+    /// Takes `token` (of the `platform` byte; owner index key `owner`) from the device that
+    /// holds it, if another: that registration is deleted. Returns that device's identity
+    /// when it is not the registering one and it was live.
     fn take_token(
         &mut self,
         key: &RegistrationKey,
-        record: &[u8],
+        platform: u8,
+        token: &[u8],
         owner: &[u8],
         now: UnixMillis,
     ) -> Result<Option<String>, EmbeddedError> {
@@ -143,7 +163,7 @@ impl<'txn> Tables<'txn> {
         };
         // An owner entry is dropped whenever its device lets the token go, so this check only
         // guards against an index that disagrees with the registrations.
-        if address_of(&held)? != address_of(record)? {
+        if !holds(&held, platform, token)? {
             return Ok(None);
         }
         let live = codec::expires_at(&held)? > now;
@@ -226,6 +246,35 @@ impl<'txn> Tables<'txn> {
         Ok(false)
     }
 
+    /// Sets the environment byte of the registration at `key` to `environment` if, at
+    /// `found_at`, it is live, still holds the token (`platform` byte and address `field`) and
+    /// was not registered again since; returns whether it changed the record. The owner and
+    /// expiry entries do not depend on the environment, so only the row is rewritten.
+    pub(super) fn correct_environment(
+        &mut self,
+        key: &[u8],
+        platform: u8,
+        field: &[u8],
+        environment: u8,
+        found_at: UnixMillis,
+    ) -> Result<bool, EmbeddedError> {
+        let Some(mut record) = self.registration(key)? else {
+            return Ok(false);
+        };
+        let live = codec::expires_at(&record)? > found_at;
+        let holds_it = address_of(&record)? == (platform, field);
+        let updated_at = read_u64(&record, codec::UPDATED_AT_OFFSET)?;
+        if !(live && holds_it && updated_at <= found_at)
+            || record[codec::ENVIRONMENT_OFFSET] == environment
+        {
+            return Ok(false);
+        }
+        record[codec::ENVIRONMENT_OFFSET] = environment;
+        self.registrations.insert(key, record.as_slice())?;
+        self.changed = true;
+        Ok(true)
+    }
+
     /// Deletes every registration under an identity prefix; returns how many were live.
     pub(super) fn revoke(&mut self, prefix: &[u8], now: UnixMillis) -> Result<u64, EmbeddedError> {
         let mut live = 0;
@@ -272,15 +321,15 @@ impl<'txn> Tables<'txn> {
                 .value()
                 .split_at_checked(8)
                 .ok_or(EmbeddedError::MalformedKey("short expiry key"))?;
-            let holder = match self.registrations.get(key)? {
+            let record = match self.registrations.get(key)? {
                 // A refresh moves the entry; one left behind must not delete the renewed row.
                 Some(record) if codec::expires_at(record.value())?.to_be_bytes() == time => {
-                    owner_entry(&mut self.scratch, key, record.value())?
+                    record.value().to_vec()
                 }
                 _ => continue,
             };
             self.registrations.remove(key)?;
-            release_owner(&mut self.owners, &self.scratch, holder)?;
+            release_owner_of(&mut self.owners, &mut self.scratch, key, &record)?;
             deleted += 1;
         }
         Ok((visited, deleted))
@@ -329,7 +378,8 @@ fn release_owner(
     Ok(())
 }
 
-/// Removes the owner entry of the token `record` holds if it points at `key`'s registration.
+/// Removes the owner entries of the tokens `record` holds (its token, and its APNs alert
+/// token) where they point at `key`'s registration.
 fn release_owner_of(
     owners: &mut Table<'_, &'static [u8], &'static [u8]>,
     scratch: &mut Vec<u8>,
@@ -337,7 +387,21 @@ fn release_owner_of(
     record: &[u8],
 ) -> Result<(), EmbeddedError> {
     let holder = owner_entry(scratch, key, record)?;
-    release_owner(owners, scratch, holder)
+    release_owner(owners, scratch, holder)?;
+    if let Some(alert_token) = codec::alert_token(record)? {
+        let (tenant, holder) = split_key(key)?;
+        let (platform, _) = address_of(record)?;
+        write_owner_key(scratch, tenant, platform, alert_token);
+        release_owner(owners, scratch, holder)?;
+    }
+    Ok(())
+}
+
+/// Whether `record` holds `token` of the `platform` byte, as its token or its alert token.
+fn holds(record: &[u8], platform: u8, token: &[u8]) -> Result<bool, EmbeddedError> {
+    let (held_platform, field) = address_of(record)?;
+    Ok(held_platform == platform
+        && (&field[2..] == token || codec::alert_token(record)? == Some(token)))
 }
 
 /// A record's platform byte and address field (token length + token): together, the token a

@@ -101,6 +101,7 @@ mod tests {
     fn apns(token: &[u8]) -> PushAddress {
         PushAddress::Apns {
             token: token.to_vec(),
+            alert_token: None,
         }
     }
 

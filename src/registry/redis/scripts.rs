@@ -7,7 +7,8 @@
 //!
 //! Records are read without a decoder thanks to the fixed header of `codec` (1-based Lua
 //! positions): `expires_at` is `struct.unpack('<I8', rec, 21)`, `updated_at` is at 13,
-//! `created_at` spans bytes 5..12, and the address field (2-byte length + token) starts at 29.
+//! `created_at` spans bytes 5..12, and the address field (2-byte length + token) starts at 29;
+//! an APNs alert token, when flag bit 1 of byte 4 says there is one, follows the app id.
 //! Owner entries (`owners`) hold their expiry in seconds at 1 (`struct.unpack('<I4', v, 1)`)
 //! and the holder, `identity \0 device_id`, from 5 on; scripts compare it in milliseconds.
 //! Times are milliseconds; Lua numbers are doubles, exact up to 2^53 ms (year 287,000).
@@ -53,6 +54,21 @@ end
 local function address_of(rec)
   local len = struct.unpack('<I2', rec, 29)
   return string.sub(rec, 29, 30 + len)
+end
+-- The APNs alert token behind the app id (flag bit 1 of byte 4), in the address field's
+-- form (2-byte length + token), or false. Web Push records never carry one.
+local function alert_of(rec)
+  if string.byte(rec, 4) % 4 < 2 then
+    return false
+  end
+  local at = 31 + struct.unpack('<I2', rec, 29)
+  at = at + 1 + string.byte(rec, at)
+  local len = string.byte(rec, at)
+  return struct.pack('<I2', len) .. string.sub(rec, at + 1, at + len)
+end
+-- Whether a record holds a token, as its token or as its alert token.
+local function holds(rec, address)
+  return address_of(rec) == address or alert_of(rec) == address
 end
 -- Drops the expired fields of the identity hash and sets the key's TTL to the latest expiry
 -- among the rest, so Redis reclaims the key by itself once its last device expires.
@@ -121,7 +137,8 @@ return {1, false}
     ))
 });
 
-/// Deletes one device if its record still holds a given token and is live.
+/// Deletes one device if its record still holds a given token (as its token or its APNs
+/// alert token) and is live.
 ///
 /// `KEYS[1]` identity key; `ARGV`: device id, address field, now, and an optional bound
 /// (empty for none) the record's `updated_at` must not exceed.
@@ -137,7 +154,7 @@ pub static DELETE_IF_HOLDS: LazyLock<Script> = LazyLock::new(|| {
 local key, device, address = KEYS[1], ARGV[1], ARGV[2]
 local now = tonumber(ARGV[3])
 local rec = redis.call('HGET', key, device)
-if not rec or address_of(rec) ~= address or expires_of(rec) <= now then
+if not rec or not holds(rec, address) or expires_of(rec) <= now then
   return 0
 end
 if ARGV[4] ~= '' and updated_of(rec) > tonumber(ARGV[4]) then
@@ -145,6 +162,32 @@ if ARGV[4] ~= '' and updated_of(rec) > tonumber(ARGV[4]) then
 end
 redis.call('HDEL', key, device)
 settle(key, now)
+return 1
+"#
+    ))
+});
+
+/// Sets one device's environment byte if its record still holds a given token, is live and
+/// was not registered again since a given time.
+///
+/// `KEYS[1]` identity key; `ARGV`: device id, address field, the time of the finding, the
+/// environment byte (`codec`: 0 production, 1 sandbox; at Lua position 3). The byte is
+/// spliced in place: the record's length, expiry and owner entry do not change, so neither
+/// does the key's TTL. Returns 1 if it changed the record, else 0.
+pub static SET_ENVIRONMENT_IF_HOLDS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}{}",
+        r#"
+local key, device, address = KEYS[1], ARGV[1], ARGV[2]
+local at, environment = tonumber(ARGV[3]), string.char(tonumber(ARGV[4]))
+local rec = redis.call('HGET', key, device)
+if not rec or address_of(rec) ~= address or expires_of(rec) <= at or updated_of(rec) > at then
+  return 0
+end
+if string.sub(rec, 3, 3) == environment then
+  return 0
+end
+redis.call('HSET', key, device, string.sub(rec, 1, 2) .. environment .. string.sub(rec, 4))
 return 1
 "#
     ))

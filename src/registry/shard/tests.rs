@@ -1,5 +1,5 @@
 use super::*;
-use crate::registry::PushAddress;
+use crate::registry::{Environment, PushAddress};
 use actix::{Addr, Supervisor};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,6 +42,16 @@ impl Store for FragileStore {
         _: &IdentityKey,
         _: &str,
         _: &PushAddress,
+        _: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn correct_environment(
+        &self,
+        _: &IdentityKey,
+        _: &str,
+        _: &PushAddress,
+        _: Environment,
         _: UnixMillis,
     ) -> Result<bool, StoreError> {
         Ok(false)

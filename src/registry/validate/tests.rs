@@ -45,7 +45,8 @@ fn a_valid_apns_registration_with_defaults() {
     assert_eq!(
         valid.address,
         PushAddress::Apns {
-            token: hex::decode(HEX_TOKEN).unwrap()
+            token: hex::decode(HEX_TOKEN).unwrap(),
+            alert_token: None,
         }
     );
     assert_eq!(valid.environment, Environment::Production);
@@ -280,6 +281,111 @@ fn rfc8599_form_resolves_the_app() {
         fields(validate_registration(&unknown, &tenant(), &hosts()).unwrap_err()),
         ["pn_provider"]
     );
+}
+
+const ALERT_TOKEN: &str = "e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00";
+
+#[test]
+fn an_apns_registration_may_carry_the_regular_token_validated_alike() {
+    let request = RegistrationRequest {
+        alert_token: Some(ALERT_TOKEN.into()),
+        ..apns_request(HEX_TOKEN)
+    };
+    let valid = validate_registration(&request, &tenant(), &hosts()).unwrap();
+    assert_eq!(
+        valid.address,
+        PushAddress::Apns {
+            token: hex::decode(HEX_TOKEN).unwrap(),
+            alert_token: Some(hex::decode(ALERT_TOKEN).unwrap()),
+        }
+    );
+    for bad in ["abc", &"g".repeat(64), HEX_TOKEN] {
+        let request = RegistrationRequest {
+            alert_token: Some(bad.into()),
+            ..apns_request(HEX_TOKEN)
+        };
+        assert_eq!(
+            fields(validate_registration(&request, &tenant(), &hosts()).unwrap_err()),
+            ["alert_token"],
+            "{bad}"
+        );
+    }
+    let fcm = RegistrationRequest {
+        platform: Some(Platform::Fcm),
+        app: Some("android".into()),
+        token: Some("token-1".into()),
+        alert_token: Some(ALERT_TOKEN.into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(validate_registration(&fcm, &tenant(), &hosts()).unwrap_err()),
+        ["alert_token"]
+    );
+}
+
+#[test]
+fn rfc8599_apns_takes_both_tokens_or_the_single_forms() {
+    let both = RegistrationRequest {
+        pn_provider: Some("apns".into()),
+        pn_prid: Some(format!("{HEX_TOKEN}:voip&{ALERT_TOKEN}:remote")),
+        pn_param: Some("ABCDE12345.com.acme.phone.voip&remote".into()),
+        ..Default::default()
+    };
+    let valid = validate_registration(&both, &tenant(), &hosts()).unwrap();
+    assert_eq!(valid.app, "ios");
+    assert_eq!(
+        valid.address,
+        PushAddress::Apns {
+            token: hex::decode(HEX_TOKEN).unwrap(),
+            alert_token: Some(hex::decode(ALERT_TOKEN).unwrap()),
+        }
+    );
+    // The order of the parts does not matter.
+    let reversed = RegistrationRequest {
+        pn_prid: Some(format!("{ALERT_TOKEN}:remote&{HEX_TOKEN}:voip")),
+        ..both
+    };
+    let valid = validate_registration(&reversed, &tenant(), &hosts()).unwrap();
+    assert_eq!(
+        valid.address.alert_token(),
+        hex::decode(ALERT_TOKEN).ok().as_deref()
+    );
+    for single in [HEX_TOKEN.to_owned(), format!("{HEX_TOKEN}:voip")] {
+        let request = RegistrationRequest {
+            pn_provider: Some("apns".into()),
+            pn_prid: Some(single.clone()),
+            pn_param: Some("ABCDE12345.com.acme.phone.voip".into()),
+            ..Default::default()
+        };
+        let valid = validate_registration(&request, &tenant(), &hosts()).unwrap();
+        assert_eq!(
+            valid.address,
+            PushAddress::Apns {
+                token: hex::decode(HEX_TOKEN).unwrap(),
+                alert_token: None,
+            },
+            "{single}"
+        );
+    }
+    for bad in [
+        format!("{ALERT_TOKEN}:remote"),
+        format!("{HEX_TOKEN}:voip&{ALERT_TOKEN}:video"),
+        format!("{HEX_TOKEN}:voip&{ALERT_TOKEN}:voip"),
+        format!("{HEX_TOKEN}&{ALERT_TOKEN}"),
+        format!("{HEX_TOKEN}:voip&zz:remote"),
+    ] {
+        let request = RegistrationRequest {
+            pn_provider: Some("apns".into()),
+            pn_prid: Some(bad.clone()),
+            pn_param: Some("ABCDE12345.com.acme.phone.voip&remote".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(validate_registration(&request, &tenant(), &hosts()).unwrap_err()),
+            ["pn_prid"],
+            "{bad}"
+        );
+    }
 }
 
 #[test]
