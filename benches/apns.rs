@@ -26,6 +26,7 @@ fn push(kind: PushKind) -> Push {
         app: "ios".into(),
         address: PushAddress::Apns {
             token: vec![0x5a; 32],
+            alert_token: None,
         },
         environment: Environment::Production,
         payload: Arc::new(CallPayload {

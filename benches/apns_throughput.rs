@@ -42,7 +42,10 @@ fn push(n: u64, payload: &Arc<CallPayload>, deadline: u64) -> Push {
         who: IdentityKey::new("bench", format!("user-{n}")),
         device_id: "phone".into(),
         app: "ios".into(),
-        address: PushAddress::Apns { token },
+        address: PushAddress::Apns {
+            token,
+            alert_token: None,
+        },
         environment: Environment::Production,
         payload: Arc::clone(payload),
     }
@@ -79,6 +82,7 @@ fn main() {
 
     let config = ApnsConfig {
         production_url: base_url.clone(),
+        sandbox_url: sim.apns_sandbox_url(),
         trusted_roots: Some(cert.clone()),
         connections_per_credential: CONNECTIONS,
         max_in_flight: CONNECTIONS * STREAMS,

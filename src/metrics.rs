@@ -31,6 +31,8 @@
 //! | `ringcast_registry_op_seconds` | histogram, 50 µs .. 5 s | `op`, `store` |
 //! | `ringcast_events_total` | counter | `kind`, `outcome` |
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
+//! | `ringcast_push_config_errors_total` | counter | `provider`, `tenant`, `app`, `reason` |
+//! | `ringcast_token_environment_corrections_total` | counter | `provider` |
 //! | `ringcast_build_info` | gauge, always 1 | `version`, `git_sha` |
 //! | `ringcast_uptime_seconds` | gauge | |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | Prometheus' standard process metrics (Linux) | |
@@ -39,15 +41,21 @@
 //!
 //! - `provider`: `apns`, `fcm`, `wns`, `webpush` ([`Platform::as_str`]).
 //! - `priority`: `p0`, `p1`, `p2` ([`Priority::label`]).
-//! - `outcome` of `pushes_total`: `delivered`, `expired`, `shed`, `dead_token`,
-//!   `credential_problem`, `rejected` ([`Outcome::label`]).
+//! - `outcome` of `pushes_total`: `delivered`, `expired`, `shed`, `withdrawn`, `dead_token`,
+//!   `misconfigured`, `no_alert_token`, `credential_problem`, `rejected` ([`Outcome::label`]).
 //! - `state` of `connections`: `open`, `connecting`, `draining` ([`ConnectionState`]).
 //! - `reason` of `retries_total`: `status_5xx`, `too_many_requests`, `connection_lost`,
 //!   `refused_stream`, `timeout`, `idle_timeout`, `expired_provider_token` ([`RetryReason`]).
 //! - `reason` of `token_invalidations_total`: the push service's documented reason — APNs
-//!   `BadDeviceToken`, `DeviceTokenNotForTopic`, `ExpiredToken`, `Unregistered`; FCM
-//!   `UNREGISTERED`; WNS and Web Push the HTTP status `404` or `410` — and `unknown` for
-//!   anything else ([`token_invalidated`] maps it).
+//!   `BadDeviceToken` (after the other environment refused it too), `ExpiredToken`,
+//!   `Unregistered`; FCM `UNREGISTERED`, `INVALID_ARGUMENT` (naming the token); WNS and Web
+//!   Push the HTTP status `404` or `410` — and `unknown` for anything else
+//!   ([`token_invalidated`] maps it).
+//! - `tenant` and `app` of `push_config_errors_total`: the configured tenant and app names
+//!   (bounded by the config, never a user's input); `reason`: the push service's reason that
+//!   blames the sender (APNs `DeviceTokenNotForTopic`, `BadTopic`, `TopicDisallowed` and the
+//!   403 reasons; FCM `SENDER_ID_MISMATCH`, ...), `other` for anything else
+//!   ([`config_error_reason`]).
 //! - `op` of the registry: `register`, `refresh`, `list`, `unregister`, `revoke`,
 //!   `remove_dead_token` ([`RegistryOp`]); `outcome`: `ok`, `not_found`, `too_many_devices`,
 //!   `unavailable`, `corrupt`, `bug`, `invalid`, `busy` ([`RegistryOutcome`]); `store`:
@@ -63,7 +71,7 @@ mod vocabulary;
 
 pub use vocabulary::{
     ConnectionState, EventOutcome, IntakeRoute, RefreshOutcome, RegistryOp, RegistryOutcome,
-    RetryReason, dead_token_reason, event_kind,
+    RetryReason, config_error_reason, dead_token_reason, event_kind,
 };
 
 use crate::push::{Outcome, Priority, PushKind};
@@ -159,10 +167,12 @@ pub fn push_finished(provider: Platform, priority: Priority, outcome: &Outcome, 
         Outcome::Shed => {
             counter!(catalog::SHED_TOTAL, "priority" => priority).increment(1);
         }
-        // Dropped from the queue because the call ended: never sent, so no latency.
-        Outcome::Withdrawn => {}
+        // Dropped from the queue because the call ended, or nothing to send it to: never
+        // sent, so no latency.
+        Outcome::Withdrawn | Outcome::NoAlertToken => {}
         Outcome::Delivered
         | Outcome::DeadToken { .. }
+        | Outcome::Misconfigured { .. }
         | Outcome::CredentialProblem { .. }
         | Outcome::Rejected { .. } => {
             histogram!(catalog::PUSH_LATENCY_SECONDS, "provider" => provider, "priority" => priority)
@@ -237,6 +247,44 @@ pub fn token_invalidated(provider: Platform, reason: &str) {
         "reason" => dead_token_reason(provider, reason)
     )
     .increment(1);
+}
+
+/// A push service blamed `app`'s configuration or credential, giving `reason`: nothing was
+/// deleted, and an operator must fix the app (alert `RingcastAppMisconfigured`).
+pub fn config_error(provider: Platform, tenant: &str, app: &str, reason: &str) {
+    counter!(
+        catalog::PUSH_CONFIG_ERRORS_TOTAL,
+        "provider" => provider.as_str(),
+        "tenant" => tenant.to_owned(),
+        "app" => app.to_owned(),
+        "reason" => config_error_reason(provider, reason)
+    )
+    .increment(1);
+}
+
+/// Registers `app`'s configuration-error series at zero, so the alert sees the first error
+/// as an increase. Called once per configured app at start-up.
+pub fn app_configured(provider: Platform, tenant: &str, app: &str) {
+    for reason in vocabulary::config_error_reasons(provider)
+        .iter()
+        .chain(&["other"])
+    {
+        counter!(
+            catalog::PUSH_CONFIG_ERRORS_TOTAL,
+            "provider" => provider.as_str(),
+            "tenant" => tenant.to_owned(),
+            "app" => app.to_owned(),
+            "reason" => *reason
+        )
+        .absolute(0);
+    }
+}
+
+/// An APNs token refused as `BadDeviceToken` was accepted by the other environment: the
+/// registration's environment was corrected (DESIGN.md, "Registry").
+pub fn environment_corrected(provider: Platform) {
+    counter!(catalog::TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL, "provider" => provider.as_str())
+        .increment(1);
 }
 
 /// A provider credential (APNs JWT, FCM OAuth token, WNS token) was refreshed, or failed to.

@@ -146,15 +146,28 @@ pub enum Outcome {
     /// The call ended before this ring left the queue: dropped instead of sent (and no
     /// "call ended" push follows it to that device).
     Withdrawn,
-    /// The push service says the token is dead (APNs 410 / BadDeviceToken, FCM UNREGISTERED,
-    /// WNS 404/410, Web Push 404/410), as of `verdict_at`: the registration is deleted unless
-    /// the device registered again after that.
+    /// The push service proved the token dead (APNs 410, or BadDeviceToken from both
+    /// environments; FCM UNREGISTERED or an INVALID_ARGUMENT naming the token; WNS 404/410; Web
+    /// Push 404/410), as of `verdict_at`: the registration is deleted unless the device
+    /// registered again after that (DESIGN.md, "Registry").
     DeadToken {
         /// The verdict's time (APNs `timestamp`, otherwise when the answer came).
         verdict_at: UnixMillis,
         /// The push service's reason.
         reason: String,
     },
+    /// The push service blames the sender's configuration, not the device (APNs
+    /// DeviceTokenNotForTopic, BadTopic, TopicDisallowed; FCM SENDER_ID_MISMATCH): a wrong
+    /// bundle id or project id. Nothing is deleted, since a configuration mistake must never
+    /// wipe a tenant's registrations; it is counted per app and alerted on.
+    Misconfigured {
+        /// The push service's reason.
+        reason: String,
+    },
+    /// A call-ended or missed-call notice to an APNs registration that holds only a PushKit
+    /// (VoIP) token: APNs takes only rings on that token, so nothing was sent over APNs (the
+    /// app learns of the end over its own connection). Not a failure.
+    NoAlertToken,
     /// The provider's credential was refused: alert, do not retry blindly.
     CredentialProblem {
         /// The push service's reason.
@@ -169,12 +182,14 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome label, for metrics that list their series up front.
-    pub const LABELS: [&'static str; 7] = [
+    pub const LABELS: [&'static str; 9] = [
         "delivered",
         "expired",
         "shed",
         "withdrawn",
         "dead_token",
+        "misconfigured",
+        "no_alert_token",
         "credential_problem",
         "rejected",
     ];
@@ -183,6 +198,7 @@ impl Outcome {
     pub fn reason(&self) -> Option<&str> {
         match self {
             Outcome::DeadToken { reason, .. }
+            | Outcome::Misconfigured { reason }
             | Outcome::CredentialProblem { reason }
             | Outcome::Rejected { reason } => Some(reason),
             _ => None,
@@ -197,6 +213,8 @@ impl Outcome {
             Outcome::Shed => "shed",
             Outcome::Withdrawn => "withdrawn",
             Outcome::DeadToken { .. } => "dead_token",
+            Outcome::Misconfigured { .. } => "misconfigured",
+            Outcome::NoAlertToken => "no_alert_token",
             Outcome::CredentialProblem { .. } => "credential_problem",
             Outcome::Rejected { .. } => "rejected",
         }

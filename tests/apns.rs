@@ -16,6 +16,7 @@ use ringcast::registry::embedded::EmbeddedStore;
 use ringcast::registry::{
     AnyStore, Environment, IdentityKey, Platform, PushAddress, Registration, Store, UnixMillis,
 };
+use ringcast::simulator::apns::{TokenKind, device_token};
 use ringcast::simulator::profile::InjectedError;
 use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
 use std::collections::HashSet;
@@ -38,6 +39,11 @@ struct Harness {
 /// A simulator with `profile` that knows the team key, and a dispatcher for one app's
 /// production pushes pointed at it.
 async fn harness(profile: Profile, config: ApnsConfig) -> Harness {
+    harness_for(profile, config, BUNDLE).await
+}
+
+/// [`harness`] for an app configured with `bundle_id` (a wrong one, in a test).
+async fn harness_for(profile: Profile, config: ApnsConfig, bundle_id: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert_out = dir.path().join("simulator.pem");
@@ -56,6 +62,7 @@ async fn harness(profile: Profile, config: ApnsConfig) -> Harness {
     .unwrap();
     let config = ApnsConfig {
         production_url: sim.base_url(),
+        sandbox_url: sim.apns_sandbox_url(),
         trusted_roots: Some(cert_out.clone()),
         ..config
     };
@@ -67,7 +74,8 @@ async fn harness(profile: Profile, config: ApnsConfig) -> Harness {
     )
     .unwrap();
     let tls = client_config(config.trusted_roots.as_deref()).unwrap();
-    let client = ApnsClient::start(&config, Environment::Production, BUNDLE, tokens, tls).unwrap();
+    let client =
+        ApnsClient::start(&config, Environment::Production, bundle_id, tokens, tls).unwrap();
     let store = AnyStore::Embedded(EmbeddedStore::open(dir.path().join("r.redb"), 32).unwrap());
     let provider = Dispatcher::new(
         client,
@@ -94,7 +102,34 @@ fn token(n: usize) -> Vec<u8> {
     token
 }
 
+/// The regular (alert) token of the phone whose PushKit token is `token`: by the
+/// simulator's rule (`ringcast::simulator::apns`), a token whose second byte is 0xa1.
+fn alert_of(token: &[u8]) -> Vec<u8> {
+    let mut alert = token.to_vec();
+    alert[1] = 0xa1;
+    alert
+}
+
+/// A push to the phone whose PushKit token is `token` and which registered its regular
+/// token too.
 fn push(kind: PushKind, call: &str, device: &str, token: Vec<u8>, deadline_ms: u64) -> Push {
+    let alert_token = Some(alert_of(&token));
+    push_to(
+        kind,
+        call,
+        device,
+        PushAddress::Apns { token, alert_token },
+        deadline_ms,
+    )
+}
+
+fn push_to(
+    kind: PushKind,
+    call: &str,
+    device: &str,
+    address: PushAddress,
+    deadline_ms: u64,
+) -> Push {
     let now = now_millis();
     let deadline = now + deadline_ms;
     Push {
@@ -105,7 +140,7 @@ fn push(kind: PushKind, call: &str, device: &str, token: Vec<u8>, deadline_ms: u
         who: IdentityKey::new("demo", "alice"),
         device_id: device.into(),
         app: "ios".into(),
-        address: PushAddress::Apns { token },
+        address,
         environment: Environment::Production,
         payload: Arc::new(CallPayload {
             v: 1,
@@ -185,7 +220,13 @@ async fn each_push_kind_arrives_with_apples_headers_and_the_design_payload() {
     assert!(by_type.contains(&("alert", "com.example.ringcast", 10)));
     assert!(by_type.contains(&("alert", "com.example.ringcast", 5)));
     for record in &records {
-        assert_eq!(record.device_token, hex::encode(token(1)));
+        // Rings to the PushKit token, notices to the regular one.
+        let to = if record.push_type == "voip" {
+            token(1)
+        } else {
+            alert_of(&token(1))
+        };
+        assert_eq!(record.device_token, hex::encode(to));
         assert_eq!(record.collapse_id.as_deref(), Some("c1"));
         // apns-expiration is the push's own deadline, in seconds.
         let deadline = match (record.push_type.as_str(), record.priority) {
@@ -210,14 +251,18 @@ async fn each_push_kind_arrives_with_apples_headers_and_the_design_payload() {
 
 #[actix_rt::test]
 async fn each_reason_class_becomes_its_outcome() {
+    // (status, reason, outcome, requests): BadDeviceToken is tried on the other environment
+    // once, which (scripted here) refuses it too.
     let cases = [
-        (400, "BadTopic", "rejected"),
-        (400, "BadDeviceToken", "dead_token"),
-        (403, "InvalidProviderToken", "credential_problem"),
-        (413, "PayloadTooLarge", "rejected"),
-        (404, "BadPath", "rejected"),
+        (400, "BadTopic", "misconfigured", 1),
+        (400, "DeviceTokenNotForTopic", "misconfigured", 1),
+        (400, "TopicDisallowed", "misconfigured", 1),
+        (400, "BadDeviceToken", "dead_token", 2),
+        (403, "InvalidProviderToken", "credential_problem", 1),
+        (413, "PayloadTooLarge", "rejected", 1),
+        (404, "BadPath", "rejected", 1),
     ];
-    for (status, reason, label) in cases {
+    for (status, reason, label, requests) in cases {
         let h = harness(
             Profile {
                 errors: errors(status, reason, 1.0),
@@ -228,9 +273,164 @@ async fn each_reason_class_becomes_its_outcome() {
         .await;
         let outcome = outcomes(&h.provider, vec![ring(1)]).await.remove(0);
         assert_eq!(outcome.label(), label, "{status} {reason}: {outcome:?}");
+        assert_eq!(outcome.reason(), Some(reason));
         // Permanent answers are never retried.
-        assert_eq!(h.sim.stats().requests, 1, "{reason}");
+        assert_eq!(h.sim.stats().requests, requests, "{reason}");
     }
+}
+
+/// A registration of `device` for alice holding `address`, registered at `updated_at`.
+fn registration_of(device: &str, address: PushAddress, updated_at: UnixMillis) -> Registration {
+    Registration {
+        device_id: device.into(),
+        app: "ios".into(),
+        address,
+        environment: Environment::Production,
+        disable_internal_push: false,
+        created_at: updated_at,
+        updated_at,
+        expires_at: updated_at + 86_400_000,
+    }
+}
+
+#[actix_rt::test]
+async fn a_sandbox_token_registered_as_production_is_delivered_and_its_registration_moved() {
+    let h = harness(Profile::default(), ApnsConfig::default()).await;
+    let who = IdentityKey::new("demo", "alice");
+    let debug_build = device_token(TokenKind::Voip, Environment::Sandbox, 1);
+    let address = PushAddress::Apns {
+        token: debug_build.clone(),
+        alert_token: None,
+    };
+    h.store
+        .register(
+            &who,
+            &registration_of("debug-phone", address.clone(), now_millis() - 1000),
+        )
+        .await
+        .unwrap();
+    let ring = push_to(PushKind::IncomingCall, "c1", "debug-phone", address, 45_000);
+    let outcome = outcomes(&h.provider, vec![ring]).await.remove(0);
+    assert_eq!(outcome, Outcome::Delivered);
+    // Production refused it (BadDeviceToken), the sandbox took it.
+    let stats = h.sim.stats();
+    assert_eq!((stats.requests, stats.accepted), (2, 1), "{stats:?}");
+    assert_eq!(h.sim.records()[0].device_token, hex::encode(&debug_build));
+    // The registration now says sandbox, so the next push goes there first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let listed = h.store.list(&who, now_millis()).await.unwrap();
+        assert_eq!(listed.len(), 1, "never deleted");
+        if listed[0].environment == Environment::Sandbox {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never moved");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_token_both_environments_refuse_is_dead_and_deleted() {
+    let h = harness(
+        Profile {
+            errors: errors(400, "BadDeviceToken", 1.0),
+            ..Profile::default()
+        },
+        ApnsConfig::default(),
+    )
+    .await;
+    let who = IdentityKey::new("demo", "alice");
+    let address = PushAddress::Apns {
+        token: token(5),
+        alert_token: None,
+    };
+    h.store
+        .register(
+            &who,
+            &registration_of("phone-5", address, now_millis() - 1000),
+        )
+        .await
+        .unwrap();
+    let outcome = outcomes(&h.provider, vec![ring(5)]).await.remove(0);
+    assert!(
+        matches!(&outcome, Outcome::DeadToken { reason, .. } if reason == "BadDeviceToken"),
+        "{outcome:?}"
+    );
+    assert_eq!(h.sim.stats().requests, 2, "once per environment");
+    wait_for_devices(&h.store, &who, 0).await;
+}
+
+#[actix_rt::test]
+async fn a_wrong_bundle_id_is_misconfigured_and_deletes_nothing() {
+    let h = harness_for(
+        Profile {
+            apns_bundle_ids: vec![BUNDLE.into()],
+            ..Profile::default()
+        },
+        ApnsConfig::default(),
+        "com.example.wrong",
+    )
+    .await;
+    let who = IdentityKey::new("demo", "alice");
+    for n in 1..=3 {
+        let address = PushAddress::Apns {
+            token: token(n),
+            alert_token: Some(alert_of(&token(n))),
+        };
+        let device = format!("phone-{n}");
+        h.store
+            .register(
+                &who,
+                &registration_of(&device, address, now_millis() - 1000),
+            )
+            .await
+            .unwrap();
+    }
+    let pushes = (1..=3)
+        .flat_map(|n| {
+            [
+                ring(n),
+                push(
+                    PushKind::CallEnded,
+                    &format!("call-{n}"),
+                    &format!("phone-{n}"),
+                    token(n),
+                    60_000,
+                ),
+            ]
+        })
+        .collect();
+    for outcome in outcomes(&h.provider, pushes).await {
+        assert_eq!(
+            outcome,
+            Outcome::Misconfigured {
+                reason: "DeviceTokenNotForTopic".into()
+            }
+        );
+    }
+    // A second round: the first round's outcomes were all given (and would have been
+    // cleaned up) before it.
+    let again = outcomes(&h.provider, vec![ring(1)]).await;
+    assert_eq!(again[0].label(), "misconfigured");
+    assert_eq!(h.store.list(&who, now_millis()).await.unwrap().len(), 3);
+}
+
+#[actix_rt::test]
+async fn a_notice_to_a_voip_only_registration_is_not_sent_and_says_so() {
+    let h = harness(Profile::default(), ApnsConfig::default()).await;
+    let voip_only = PushAddress::Apns {
+        token: token(7),
+        alert_token: None,
+    };
+    let pushes = vec![
+        push_to(PushKind::CallEnded, "c7", "p7", voip_only.clone(), 60_000),
+        push_to(PushKind::MissedCall, "c7", "p7", voip_only, 86_400_000),
+    ];
+    assert_eq!(
+        outcomes(&h.provider, pushes).await,
+        vec![Outcome::NoAlertToken; 2]
+    );
+    assert_eq!(h.sim.stats().requests, 0, "nothing went to the VoIP token");
 }
 
 #[actix_rt::test]
@@ -250,6 +450,7 @@ async fn a_410_deletes_the_registration_unless_it_was_registered_after_the_verdi
         app: "ios".into(),
         address: PushAddress::Apns {
             token: GONE.to_vec(),
+            alert_token: None,
         },
         environment: Environment::Production,
         disable_internal_push: false,

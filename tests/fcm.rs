@@ -328,7 +328,7 @@ async fn each_fcm_error_code_becomes_its_outcome() {
     let cases = [
         (404, "UNREGISTERED", "dead_token", 1),
         (400, "INVALID_ARGUMENT", "rejected", 1),
-        (403, "SENDER_ID_MISMATCH", "rejected", 1),
+        (403, "SENDER_ID_MISMATCH", "misconfigured", 1),
         (401, "THIRD_PARTY_AUTH_ERROR", "credential_problem", 1),
         // Transient: retried (two retries allowed here), then given up.
         (503, "UNAVAILABLE", "rejected", 3),
@@ -354,6 +354,7 @@ async fn each_fcm_error_code_becomes_its_outcome() {
                 assert_eq!(reason, &format!("attempts_exhausted: {code}"));
             }
             Outcome::Rejected { reason }
+            | Outcome::Misconfigured { reason }
             | Outcome::CredentialProblem { reason }
             | Outcome::DeadToken { reason, .. } => assert_eq!(reason, code),
             other => panic!("{other:?}"),

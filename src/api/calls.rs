@@ -121,8 +121,9 @@ pub struct DeviceOutcomeView {
     pub device_id: String,
     /// Its push service.
     pub platform: Platform,
-    /// `delivered`, `expired`, `shed`, `withdrawn`, `dead_token`, `credential_problem`,
-    /// `rejected`, or `pending` (no outcome within the wait limit).
+    /// `delivered`, `expired`, `shed`, `withdrawn`, `no_alert_token`, `dead_token`,
+    /// `misconfigured`, `credential_problem`, `rejected` (README, "Outcomes"), or `pending`
+    /// (no outcome within the wait limit).
     pub outcome: &'static str,
     /// Why, where there is a reason (the push service's, or ringcast's).
     #[serde(skip_serializing_if = "Option::is_none")]

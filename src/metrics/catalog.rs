@@ -49,6 +49,12 @@ pub const REQUESTS_IN_FLIGHT: &str = "ringcast_requests_in_flight";
 pub const REQUESTS_IN_FLIGHT_LIMIT: &str = "ringcast_requests_in_flight_limit";
 /// API requests refused at once because the node had too many in progress.
 pub const REQUESTS_REFUSED_TOTAL: &str = "ringcast_requests_refused_total";
+/// Pushes a push service refused because of the sender's configuration, per app.
+pub const PUSH_CONFIG_ERRORS_TOTAL: &str = "ringcast_push_config_errors_total";
+/// APNs registrations whose environment was corrected after the other environment took the
+/// token.
+pub const TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL: &str =
+    "ringcast_token_environment_corrections_total";
 /// Provider credential refreshes.
 pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
 /// The build: version and git commit, value 1.
@@ -197,6 +203,16 @@ pub fn describe_all() {
         Unit::Count,
         "Provider credential refreshes, by outcome."
     );
+    describe_counter!(
+        PUSH_CONFIG_ERRORS_TOTAL,
+        Unit::Count,
+        "Pushes refused because of the sender's configuration (wrong bundle id, topic, project or credential), by provider, tenant, app and reason; nothing is deleted on them."
+    );
+    describe_counter!(
+        TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL,
+        Unit::Count,
+        "APNs registrations moved to the other environment after it accepted a token the registered one refused as BadDeviceToken."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the labels say which build runs.");
     describe_gauge!(
         UPTIME_SECONDS,
@@ -206,7 +222,7 @@ pub fn describe_all() {
 }
 
 /// The final outcomes, for pre-registration (the reasons inside do not reach any label).
-fn outcomes() -> [Outcome; 7] {
+fn outcomes() -> [Outcome; 9] {
     let reason = String::new;
     [
         Outcome::Delivered,
@@ -217,6 +233,8 @@ fn outcomes() -> [Outcome; 7] {
             verdict_at: 0,
             reason: reason(),
         },
+        Outcome::Misconfigured { reason: reason() },
+        Outcome::NoAlertToken,
         Outcome::CredentialProblem { reason: reason() },
         Outcome::Rejected { reason: reason() },
     ]
@@ -262,6 +280,7 @@ pub fn preregister() {
             counter!(TOKEN_INVALIDATIONS_TOTAL, "provider" => provider_label, "reason" => *reason)
                 .absolute(0);
         }
+        counter!(TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL, "provider" => provider_label).absolute(0);
         for outcome in RefreshOutcome::ALL {
             counter!(CREDENTIAL_REFRESH_TOTAL, "provider" => provider_label, "outcome" => outcome.label())
                 .absolute(0);

@@ -87,6 +87,8 @@ fn every_contract_metric_is_described_and_present_before_any_work() {
                 "shed",
                 "withdrawn",
                 "dead_token",
+                "misconfigured",
+                "no_alert_token",
                 "credential_problem",
                 "rejected",
             ] {
@@ -417,4 +419,57 @@ fn the_routers_admission_shows_events_in_flight_against_the_node_limit() {
     });
     assert_eq!(value(&text, "ringcast_events_in_flight"), Some(3.0));
     assert_eq!(value(&text, "ringcast_events_in_flight_limit"), Some(16.0));
+}
+
+#[test]
+fn a_config_error_is_counted_per_app_with_a_bounded_reason() {
+    let text = rendered(|| {
+        app_configured(Platform::Apns, "acme", "ios");
+        config_error(Platform::Apns, "acme", "ios", "DeviceTokenNotForTopic");
+        config_error(
+            Platform::Apns,
+            "acme",
+            "ios",
+            "key file unreadable: /secret/path",
+        );
+        environment_corrected(Platform::Apns);
+    });
+    let labels = |reason| {
+        [
+            ("provider", "apns"),
+            ("tenant", "acme"),
+            ("app", "ios"),
+            ("reason", reason),
+        ]
+    };
+    assert_eq!(
+        find(
+            &text,
+            catalog::PUSH_CONFIG_ERRORS_TOTAL,
+            &labels("DeviceTokenNotForTopic")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        find(&text, catalog::PUSH_CONFIG_ERRORS_TOTAL, &labels("other")),
+        Some(1.0)
+    );
+    assert_eq!(
+        find(
+            &text,
+            catalog::PUSH_CONFIG_ERRORS_TOTAL,
+            &labels("BadTopic")
+        ),
+        Some(0.0),
+        "registered at zero for the alert"
+    );
+    assert!(!text.contains("/secret/path"));
+    assert_eq!(
+        find(
+            &text,
+            catalog::TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL,
+            &[("provider", "apns")]
+        ),
+        Some(1.0)
+    );
 }

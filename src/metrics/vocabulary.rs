@@ -192,13 +192,9 @@ pub(crate) const PUSH_KINDS: [PushKind; 3] = [
 /// The documented dead-token reasons of each push service (PROTOCOLS.md).
 pub(crate) fn dead_token_reasons(provider: Platform) -> &'static [&'static str] {
     match provider {
-        Platform::Apns => &[
-            "BadDeviceToken",
-            "DeviceTokenNotForTopic",
-            "ExpiredToken",
-            "Unregistered",
-        ],
-        Platform::Fcm => &["UNREGISTERED"],
+        // DeviceTokenNotForTopic is not here: it blames the sender's topic, not the token.
+        Platform::Apns => &["BadDeviceToken", "ExpiredToken", "Unregistered"],
+        Platform::Fcm => &["UNREGISTERED", "INVALID_ARGUMENT"],
         Platform::Wns | Platform::Webpush => &["404", "410"],
     }
 }
@@ -211,4 +207,40 @@ pub fn dead_token_reason(provider: Platform, reason: &str) -> &'static str {
         .find(|known| **known == reason)
         .copied()
         .unwrap_or("unknown")
+}
+
+/// The reasons of `ringcast_push_config_errors_total{reason}`: the push services' answers that
+/// blame the sender's configuration or credential (a wrong bundle id or project, a refused
+/// key), never the device. A reason outside the list is counted as `other`.
+pub(crate) fn config_error_reasons(provider: Platform) -> &'static [&'static str] {
+    match provider {
+        Platform::Apns => &[
+            "DeviceTokenNotForTopic",
+            "BadTopic",
+            "TopicDisallowed",
+            "BadCertificate",
+            "BadCertificateEnvironment",
+            "ExpiredProviderToken",
+            "Forbidden",
+            "InvalidProviderToken",
+            "MissingProviderToken",
+        ],
+        Platform::Fcm => &[
+            "SENDER_ID_MISMATCH",
+            "THIRD_PARTY_AUTH_ERROR",
+            "PERMISSION_DENIED",
+            "UNAUTHENTICATED",
+        ],
+        Platform::Wns | Platform::Webpush => &["401", "403"],
+    }
+}
+
+/// The `reason` label of a configuration error: `reason` itself when it is one of
+/// [`config_error_reasons`], `other` otherwise (a credential error's text is not a label).
+pub fn config_error_reason(provider: Platform, reason: &str) -> &'static str {
+    config_error_reasons(provider)
+        .iter()
+        .find(|known| **known == reason)
+        .copied()
+        .unwrap_or("other")
 }

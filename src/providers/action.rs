@@ -22,6 +22,19 @@ pub enum Action {
         /// The service's timestamp of the verdict (APNs 410), else when the answer came.
         verdict_at_ms: UnixMillis,
     },
+    /// The service says the token is not valid *on this host*, which may only mean it
+    /// belongs to the other environment (APNs `BadDeviceToken`: a debug build's token sent to
+    /// production, or the reverse). Send once to the other environment; accepted there, the
+    /// registration's environment is corrected; refused there too, the token is dead as of
+    /// `verdict_at_ms`.
+    TryOtherEnvironment {
+        /// When the answer came.
+        verdict_at_ms: UnixMillis,
+    },
+    /// The service blames the sender's configuration (a topic or bundle id that does not
+    /// match the token, a project the token is not of): permanent for this push, never a
+    /// deletion, counted per app and alerted on.
+    ConfigAlert,
     /// The credential expired or was refused as stale: refresh it once and send again; a
     /// second refusal is a credential alert.
     RefreshCredentialOnce,

@@ -9,6 +9,10 @@
 //!   deadline, within the retry budget. A re-send after a lost answer may deliver twice, so
 //!   it is counted ([`DeliveryReport::resent_after_loss`]).
 //! - A refused credential is refreshed once per push, then the push is sent again.
+//! - A token the service does not know on this host (APNs `BadDeviceToken`) is sent once to
+//!   the other environment: accepted there, the report says so
+//!   ([`DeliveryReport::moved_to`]) and the registration is corrected; refused there too, the
+//!   token is dead (DESIGN.md, "Registry").
 //! - A pause (FCM's `QUOTA_EXCEEDED`: the project is over quota) holds back every push of the
 //!   service, not only the refused one: no request goes out before it ends, and a push whose
 //!   deadline comes first expires unsent. The refused push is re-sent after the pause
@@ -21,6 +25,8 @@ use crate::providers::pool::{AcquireError, SendError, Stream};
 use crate::providers::retry::{GiveUp, RetryDecision, RetryPolicy};
 use crate::providers::service::{PushService, Verdict};
 use crate::push::{Outcome, Push};
+use crate::registry::Environment;
+use std::borrow::Cow;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -43,6 +49,10 @@ pub struct DeliveryReport {
     pub resent_after_loss: u32,
     /// Why the retry policy gave up, if it did.
     pub gave_up: Option<GiveUp>,
+    /// The environment the push was delivered in when it is not the registered one: the
+    /// registered environment refused the token and the other took it, so the registration
+    /// must move there.
+    pub moved_to: Option<Environment>,
 }
 
 /// Delivers `push` through `service`, starting on `first` if the dispatcher already holds a
@@ -60,7 +70,10 @@ pub async fn deliver<S: PushService>(
         resent_unprocessed: 0,
         resent_after_loss: 0,
         gave_up: None,
+        moved_to: None,
     };
+    // The push as sent: the registered one, or a copy for the other environment.
+    let mut push: Cow<'_, Push> = Cow::Borrowed(push);
     let lock = || policy.lock().unwrap_or_else(PoisonError::into_inner);
     let mut stream = first;
     let mut refreshed = false;
@@ -84,7 +97,7 @@ pub async fn deliver<S: PushService>(
             tokio::time::sleep(Duration::from_millis(until - now)).await;
             continue;
         }
-        let prepared = match service.prepare(push, now).await {
+        let prepared = match service.prepare(&push, now).await {
             Ok(prepared) => prepared,
             Err(outcome) => {
                 report.outcome = outcome;
@@ -94,7 +107,7 @@ pub async fn deliver<S: PushService>(
         let until = Instant::now() + Duration::from_millis(push.deadline.saturating_sub(now));
         let leased = match stream.take() {
             Some(stream) => stream,
-            None => match service.pool_for(push).acquire(until).await {
+            None => match service.pool_for(&push).acquire(until).await {
                 Ok(stream) => stream,
                 Err(AcquireError::NoStream) => {
                     report.outcome = Outcome::Expired;
@@ -130,8 +143,25 @@ pub async fn deliver<S: PushService>(
         let (after, reason, otherwise) = match sent {
             Ok(Ok(answer)) => match service.judge(&answer, answered_at) {
                 Verdict::Final(outcome) => {
+                    if outcome == Outcome::Delivered && matches!(push, Cow::Owned(_)) {
+                        report.moved_to = Some(push.environment);
+                    }
                     report.outcome = outcome;
                     return report;
+                }
+                Verdict::OtherEnvironment { otherwise } => {
+                    if matches!(push, Cow::Owned(_)) {
+                        // Both environments refused the token: it is dead.
+                        report.outcome = otherwise;
+                        return report;
+                    }
+                    let mut other = push.clone().into_owned();
+                    other.environment = match other.environment {
+                        Environment::Production => Environment::Sandbox,
+                        Environment::Sandbox => Environment::Production,
+                    };
+                    push = Cow::Owned(other);
+                    continue;
                 }
                 Verdict::RefreshCredential { otherwise } => {
                     if refreshed {

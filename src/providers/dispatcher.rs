@@ -15,7 +15,7 @@ use crate::providers::queue::{Offer, PriorityQueues, QueueLimits};
 use crate::providers::retry::{RetryPolicy, RetrySettings};
 use crate::providers::service::PushService;
 use crate::push::{Outcome, Priority, Push, PushKind};
-use crate::registry::{AnyStore, IdentityKey, Platform, Store};
+use crate::registry::{AnyStore, Environment, IdentityKey, Platform, Store};
 use actix::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -259,6 +259,32 @@ impl<S: PushService> Dispatcher<S> {
         }
     }
 
+    /// The push's token was refused by its registered environment and taken by the other:
+    /// moves the registration there (unless the device registered again since), counted.
+    fn correct_environment(&self, push: &Push, environment: Environment) {
+        metrics::environment_corrected(self.platform);
+        let Some(store) = &self.cleanup else { return };
+        let (store, push) = (store.clone(), push.clone());
+        let refused_at = crate::clock::now_millis();
+        actix::spawn(async move {
+            let corrected = store
+                .correct_environment(
+                    &push.who,
+                    &push.device_id,
+                    &push.address,
+                    environment,
+                    refused_at,
+                )
+                .await;
+            match corrected {
+                Ok(moved) => tracing::info!(event_id = %push.event_id, token = ?push.address,
+                    ?environment, moved, "APNs token belongs to the other environment"),
+                Err(error) => tracing::warn!(event_id = %push.event_id, %error,
+                    "could not correct a registration's environment"),
+            }
+        });
+    }
+
     /// Gives a push its outcome: counted, a dead token cleaned up, the ticket answered.
     fn finish(&mut self, job: Job, outcome: Outcome) {
         *self.status.finished.entry(outcome.label()).or_default() += 1;
@@ -269,8 +295,12 @@ impl<S: PushService> Dispatcher<S> {
             &outcome,
             Duration::from_millis(latency),
         );
-        if let Outcome::DeadToken { reason, .. } = &outcome {
-            metrics::token_invalidated(self.platform, reason);
+        match &outcome {
+            Outcome::DeadToken { reason, .. } => metrics::token_invalidated(self.platform, reason),
+            Outcome::Misconfigured { reason } | Outcome::CredentialProblem { reason } => {
+                metrics::config_error(self.platform, &job.push.who.tenant, &job.push.app, reason);
+            }
+            _ => {}
         }
         if let (Outcome::DeadToken { verdict_at, .. }, Some(store)) = (&outcome, &self.cleanup) {
             let (store, push, verdict_at) = (store.clone(), job.push.clone(), *verdict_at);
@@ -319,6 +349,9 @@ impl<S: PushService> StreamHandler<(Job, DeliveryReport)> for Dispatcher<S> {
         self.in_flight -= 1;
         metrics::inflight(self.platform, -1);
         self.account(&report);
+        if let Some(environment) = report.moved_to {
+            self.correct_environment(&job.push, environment);
+        }
         self.finish(job, report.outcome);
         self.pump(ctx);
         self.report_depth();

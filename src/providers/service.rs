@@ -41,6 +41,14 @@ pub enum Verdict {
         /// The outcome when the refresh was already spent.
         otherwise: Outcome,
     },
+    /// The token may belong to the service's other environment (APNs `BadDeviceToken`): send
+    /// the push once to the other environment ([`PushService::pool_for`] a push whose
+    /// `environment` is flipped). `otherwise` is the outcome when the other environment
+    /// refused it too (the token is dead), or when this push already went there.
+    OtherEnvironment {
+        /// The outcome when the other environment is no way out.
+        otherwise: Outcome,
+    },
     /// The service refuses *every* push of this credential for a while (FCM
     /// `QUOTA_EXCEEDED`: the whole project is over its quota). The delivery loop pauses the
     /// service for `for_` ([`PushService::pause`]), so no push of it is sent before then, and
@@ -75,7 +83,8 @@ pub trait PushService: Send + Sync + 'static {
         true
     }
 
-    /// The connections `push` travels on.
+    /// The connections `push` travels on (for APNs: those of `push.environment`'s host, which
+    /// is how [`Verdict::OtherEnvironment`] reaches the other host).
     fn pool_for(&self, push: &Push) -> Pool {
         let _ = push;
         self.pool().clone()

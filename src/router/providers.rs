@@ -138,6 +138,11 @@ impl ProviderPlan {
     /// Apps without a credential get no provider: their devices' pushes are rejected as
     /// `provider_not_configured`, and start-up says so.
     pub fn build(config: &Config, cleanup: AnyStore) -> Result<ProviderPlan, String> {
+        for (tenant, tenant_config) in &config.tenants {
+            for (app, app_config) in &tenant_config.apps {
+                crate::metrics::app_configured(app_config.platform, tenant, app);
+            }
+        }
         let apns_config = config.providers.apns.clone();
         let apns_tls = client_config(apns_config.trusted_roots.as_deref())
             .map_err(|error| format!("providers.apns: {error}"))?;
@@ -370,16 +375,17 @@ impl ProviderSet {
         let cleanup = &plan.cleanup;
         let config = &plan.apns_config;
         for app in &plan.apns {
-            // One provider per environment: production and sandbox are different hosts.
-            for environment in [Environment::Production, Environment::Sandbox] {
-                let client = ApnsClient::start(
-                    config,
-                    environment,
-                    &app.bundle_id,
-                    app.tokens.clone(),
-                    Arc::clone(&plan.apns_tls),
-                )
-                .map_err(|error| format!("providers.apns: {error}"))?;
+            // One provider per environment: production and sandbox are different hosts. They
+            // share their pools, so each can try a token on the other's host (BadDeviceToken).
+            let clients = ApnsClient::start_both(
+                config,
+                &app.bundle_id,
+                app.tokens.clone(),
+                Arc::clone(&plan.apns_tls),
+            )
+            .map_err(|error| format!("providers.apns: {error}"))?;
+            for client in clients {
+                let environment = client.environment();
                 let settings = dispatcher_settings(
                     &config.queues,
                     config.max_in_flight,

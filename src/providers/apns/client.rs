@@ -24,8 +24,13 @@ use std::time::Duration;
 
 /// One app's APNs pushes in one environment.
 pub struct ApnsClient {
-    /// The K connections to the environment's host.
-    pool: Pool,
+    /// The environment whose pushes this client's dispatcher queues.
+    environment: Environment,
+    /// The K connections to each environment's host, production first: the own one carries
+    /// every push, the other one only a push whose token the own host refused as
+    /// `BadDeviceToken` ([`Verdict::OtherEnvironment`]). Shared with the other environment's
+    /// client, so no connection is opened twice.
+    pools: [Pool; 2],
     /// The team key's provider token, shared with every other client of that key.
     tokens: ProviderTokenCache,
     /// The app's bundle id: the `apns-topic` (with `.voip` for VoIP pushes).
@@ -36,7 +41,7 @@ pub struct ApnsClient {
 
 impl ApnsClient {
     /// A client for `bundle_id` in `environment`, signing with `tokens`, trusting `tls`.
-    /// Starts its connections on the current runtime.
+    /// Starts its connections (to both environments' hosts) on the current runtime.
     pub fn start(
         config: &ApnsConfig,
         environment: Environment,
@@ -44,14 +49,49 @@ impl ApnsClient {
         tokens: ProviderTokenCache,
         tls: Arc<ClientConfig>,
     ) -> Result<ApnsClient, OriginError> {
-        let origin = Origin::parse(config.base_url(environment), tls)?;
-        let pool = Pool::start(origin, config.pool_settings());
-        Ok(ApnsClient {
-            pool,
-            tokens,
+        let [production, sandbox] = Self::start_both(config, bundle_id, tokens, tls)?;
+        Ok(match environment {
+            Environment::Production => production,
+            Environment::Sandbox => sandbox,
+        })
+    }
+
+    /// The production and the sandbox client of `bundle_id`, sharing one pool per host.
+    pub fn start_both(
+        config: &ApnsConfig,
+        bundle_id: &str,
+        tokens: ProviderTokenCache,
+        tls: Arc<ClientConfig>,
+    ) -> Result<[ApnsClient; 2], OriginError> {
+        let pool = |environment| -> Result<Pool, OriginError> {
+            let origin = Origin::parse(config.base_url(environment), Arc::clone(&tls))?;
+            Ok(Pool::start(origin, config.pool_settings()))
+        };
+        let pools = [pool(Environment::Production)?, pool(Environment::Sandbox)?];
+        let client = |environment| ApnsClient {
+            environment,
+            pools: pools.clone(),
+            tokens: tokens.clone(),
             bundle_id: bundle_id.to_owned(),
             request_timeout: config.request_timeout(),
-        })
+        };
+        Ok([
+            client(Environment::Production),
+            client(Environment::Sandbox),
+        ])
+    }
+
+    /// The environment whose pushes this client's dispatcher queues.
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+
+    /// The pool of `environment`'s host.
+    fn pool_of(&self, environment: Environment) -> &Pool {
+        match environment {
+            Environment::Production => &self.pools[0],
+            Environment::Sandbox => &self.pools[1],
+        }
     }
 }
 
@@ -85,7 +125,11 @@ impl PushService for ApnsClient {
     }
 
     fn pool(&self) -> &Pool {
-        &self.pool
+        self.pool_of(self.environment)
+    }
+
+    fn pool_for(&self, push: &Push) -> Pool {
+        self.pool_of(push.environment).clone()
     }
 
     fn request_timeout(&self) -> Duration {
@@ -95,6 +139,7 @@ impl PushService for ApnsClient {
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
         let built = build_request(push, &self.bundle_id, now).map_err(|error| match error {
             PayloadError::Expired => Outcome::Expired,
+            PayloadError::NoAlertToken => Outcome::NoAlertToken,
             other => Outcome::Rejected {
                 reason: other.reason().to_owned(),
             },
@@ -105,7 +150,8 @@ impl PushService for ApnsClient {
             .map_err(|error| Outcome::CredentialProblem {
                 reason: error.to_string(),
             })?;
-        let mut request = http::Request::post(format!("{}{}", self.pool.base(), built.path))
+        let base = self.pool_of(push.environment).base();
+        let mut request = http::Request::post(format!("{base}{}", built.path))
             .body(Full::new(Bytes::from(built.body)))
             .map_err(|error| Outcome::Rejected {
                 reason: format!("request: {error}"),
@@ -141,6 +187,16 @@ impl PushService for ApnsClient {
             Action::RefreshCredentialOnce => Verdict::RefreshCredential {
                 otherwise: parsed.final_outcome(),
             },
+            Action::TryOtherEnvironment { .. } => Verdict::OtherEnvironment {
+                otherwise: parsed.final_outcome(),
+            },
+            Action::ConfigAlert => {
+                let reason = parsed.reason.as_ref().map_or("", |r| r.as_str());
+                tracing::error!(provider = "apns", bundle_id = %self.bundle_id,
+                    status = parsed.status, reason,
+                    "APNs refused the topic: the app's bundle id or push type is misconfigured");
+                Verdict::Final(parsed.final_outcome())
+            }
             Action::CredentialAlert | Action::BugAlert => {
                 let reason = parsed.reason.as_ref().map_or("", |r| r.as_str());
                 tracing::error!(provider = "apns", bundle_id = %self.bundle_id,

@@ -3,11 +3,16 @@
 //!
 //! The push kind decides the push type (PROTOCOLS.md, DESIGN.md "Priorities and deadlines"):
 //!
-//! | kind | `apns-push-type` | `apns-topic` | `apns-priority` | `aps` |
-//! |---|---|---|---|---|
-//! | incoming call | `voip` | `<bundle>.voip` | 10 | empty: PushKit hands the payload to the app, which reports the call to CallKit |
-//! | call ended | `alert` | `<bundle>` | 10 | alert + `content-available: 1` |
-//! | missed call | `alert` | `<bundle>` | 5 | alert |
+//! | kind | token | `apns-push-type` | `apns-topic` | `apns-priority` | `aps` |
+//! |---|---|---|---|---|---|
+//! | incoming call | PushKit (`token`) | `voip` | `<bundle>.voip` | 10 | empty: PushKit hands the payload to the app, which reports the call to CallKit |
+//! | call ended | regular (`alert_token`) | `alert` | `<bundle>` | 10 | alert + `content-available: 1` |
+//! | missed call | regular (`alert_token`) | `alert` | `<bundle>` | 5 | alert |
+//!
+//! The PushKit token takes only `voip` pushes on `<bundle>.voip`; an alert to it is refused
+//! with `DeviceTokenNotForTopic` (PROTOCOLS.md, "APNs"). So a notice goes to the app's
+//! regular token, and a registration without one gets none over APNs
+//! ([`PayloadError::NoAlertToken`]): never a non-VoIP push to a VoIP token.
 //!
 //! Call ended is an `alert`, never `voip`: iOS 13+ kills apps that get VoIP pushes they do
 //! not report to CallKit as a new call. It is not a pure `background` push either: Apple
@@ -77,6 +82,10 @@ pub enum PayloadError {
     /// The push's address is not an APNs device token (a routing bug upstream).
     #[error("the push's address is not an APNs device token")]
     NotApns,
+    /// A call-ended or missed-call notice to a registration with only a PushKit token: there
+    /// is no token that takes an alert, so nothing is sent (not a failure).
+    #[error("the registration has no regular APNs token for a non-VoIP push")]
+    NoAlertToken,
     /// The device token is empty: APNs would answer `MissingDeviceToken`.
     #[error("the APNs device token is empty")]
     EmptyToken,
@@ -97,6 +106,7 @@ impl PayloadError {
         match self {
             PayloadError::TooLarge { .. } => "payload_too_large",
             PayloadError::NotApns => "not_apns",
+            PayloadError::NoAlertToken => "no_alert_token",
             PayloadError::EmptyToken => "empty_token",
             PayloadError::Expired => "expired",
             PayloadError::BadTopic(_) => "bad_topic",
@@ -111,8 +121,14 @@ pub fn build_request(
     topic_base: &str,
     now_ms: UnixMillis,
 ) -> Result<ApnsRequest, PayloadError> {
-    let PushAddress::Apns { token } = &push.address else {
+    let PushAddress::Apns { token, alert_token } = &push.address else {
         return Err(PayloadError::NotApns);
+    };
+    let token = match push.kind {
+        PushKind::IncomingCall => token,
+        PushKind::CallEnded | PushKind::MissedCall => {
+            alert_token.as_ref().ok_or(PayloadError::NoAlertToken)?
+        }
     };
     if token.is_empty() {
         return Err(PayloadError::EmptyToken);
@@ -319,6 +335,7 @@ mod tests {
             app: "ios".into(),
             address: PushAddress::Apns {
                 token: vec![0xab, 0xcd, 0x01],
+                alert_token: Some(vec![0xee, 0x02]),
             },
             environment: Environment::Production,
             payload: Arc::new(CallPayload {
@@ -361,6 +378,8 @@ mod tests {
     #[test]
     fn a_call_ended_is_an_alert_never_voip() {
         let request = build_request(&push(PushKind::CallEnded), "com.acme.phone", NOW).unwrap();
+        // To the app's regular token: the PushKit token takes only VoIP pushes.
+        assert_eq!(request.path, "/3/device/ee02");
         assert_eq!(header(&request, &APNS_PUSH_TYPE), "alert");
         assert_eq!(header(&request, &APNS_TOPIC), "com.acme.phone");
         assert_eq!(header(&request, &APNS_PRIORITY), "10");
@@ -383,10 +402,28 @@ mod tests {
     }
 
     #[test]
+    fn without_a_regular_token_no_notice_goes_out_and_never_to_the_voip_token() {
+        for kind in [PushKind::CallEnded, PushKind::MissedCall] {
+            let mut voip_only = push(kind);
+            voip_only.address = PushAddress::Apns {
+                token: vec![0xab, 0xcd, 0x01],
+                alert_token: None,
+            };
+            let error = build_request(&voip_only, "com.acme.phone", NOW).unwrap_err();
+            assert_eq!(error, PayloadError::NoAlertToken, "{kind:?}");
+            assert_eq!(error.reason(), "no_alert_token");
+        }
+        // A ring still goes to the VoIP token, alert token or not.
+        let request = build_request(&push(PushKind::IncomingCall), "com.acme.phone", NOW).unwrap();
+        assert_eq!(request.path, "/3/device/abcd01");
+    }
+
+    #[test]
     fn a_missed_call_is_an_alert_at_priority_5() {
         let mut push = push(PushKind::MissedCall);
         Arc::make_mut(&mut push.payload).video = true;
         let request = build_request(&push, "com.acme.phone", NOW).unwrap();
+        assert_eq!(request.path, "/3/device/ee02");
         assert_eq!(header(&request, &APNS_PUSH_TYPE), "alert");
         assert_eq!(header(&request, &APNS_TOPIC), "com.acme.phone");
         assert_eq!(header(&request, &APNS_PRIORITY), "5");
@@ -479,7 +516,10 @@ mod tests {
         );
 
         let mut empty = push(PushKind::IncomingCall);
-        empty.address = PushAddress::Apns { token: vec![] };
+        empty.address = PushAddress::Apns {
+            token: vec![],
+            alert_token: None,
+        };
         assert_eq!(
             build_request(&empty, "b", NOW).unwrap_err(),
             PayloadError::EmptyToken

@@ -48,7 +48,8 @@ macro_rules! reasons {
 reasons! {
     /// 400: the collapse id is over 64 bytes.
     BadCollapseId,
-    /// 400: the token is not valid for this host: the registration is dead.
+    /// 400: the token is not valid for this host: malformed, dead, or of the other
+    /// environment (try that once before judging it dead).
     BadDeviceToken,
     /// 400: `apns-expiration` is malformed.
     BadExpirationDate,
@@ -56,9 +57,10 @@ reasons! {
     BadMessageId,
     /// 400: `apns-priority` is not 1, 5 or 10.
     BadPriority,
-    /// 400: `apns-topic` is invalid.
+    /// 400: `apns-topic` is invalid: a configuration error.
     BadTopic,
-    /// 400: the token belongs to another topic (app): the registration is dead.
+    /// 400: the token does not take this topic: a VoIP token sent an alert (or the reverse),
+    /// or a wrong bundle id. The sender's mistake, never a reason to delete.
     DeviceTokenNotForTopic,
     /// 400: a header was repeated.
     DuplicateHeaders,
@@ -72,7 +74,7 @@ reasons! {
     MissingTopic,
     /// 400: the body is empty.
     PayloadEmpty,
-    /// 400: pushing to this topic is not allowed.
+    /// 400: pushing to this topic is not allowed: a configuration error.
     TopicDisallowed,
     /// 403: the client certificate is invalid.
     BadCertificate,
@@ -172,9 +174,12 @@ fn action(
 ) -> Action {
     use ApnsReason::*;
     match reason {
-        BadDeviceToken | DeviceTokenNotForTopic => {
-            Action::DeleteRegistration { verdict_at_ms: now }
-        }
+        // A token belongs to the environment of the build that made it; the other host
+        // answers BadDeviceToken exactly as for a dead one (PROTOCOLS.md, "APNs").
+        BadDeviceToken => Action::TryOtherEnvironment { verdict_at_ms: now },
+        // These blame the sender's topic or bundle id, not the device: a configuration
+        // mistake must never wipe an app's registrations (DESIGN.md, "Registry").
+        DeviceTokenNotForTopic | BadTopic | TopicDisallowed => Action::ConfigAlert,
         ExpiredToken | Unregistered => Action::DeleteRegistration {
             verdict_at_ms: timestamp.unwrap_or(now),
         },
@@ -182,9 +187,10 @@ fn action(
         // sat idle. Another connection will take it, so it is retried (bounded by the retry
         // policy), unlike the other 400s.
         IdleTimeout => Action::Retry { after },
-        BadCollapseId | BadExpirationDate | BadMessageId | BadPriority | BadTopic
-        | DuplicateHeaders | InvalidPushType | MissingDeviceToken | MissingTopic | PayloadEmpty
-        | TopicDisallowed | PayloadTooLarge => Action::Reject,
+        BadCollapseId | BadExpirationDate | BadMessageId | BadPriority | DuplicateHeaders
+        | InvalidPushType | MissingDeviceToken | MissingTopic | PayloadEmpty | PayloadTooLarge => {
+            Action::Reject
+        }
         ExpiredProviderToken => Action::RefreshCredentialOnce,
         BadCertificate
         | BadCertificateEnvironment
@@ -212,7 +218,8 @@ fn action(
 impl ApnsAnswer {
     /// The push's outcome when this answer is final: delivered, or no retry is left (a
     /// `Retry` whose retries ran out is `Rejected`, a `RefreshCredentialOnce` that was already
-    /// spent is a `CredentialProblem`).
+    /// spent is a `CredentialProblem`, a `TryOtherEnvironment` whose other environment refused
+    /// the token too is a `DeadToken`).
     pub fn final_outcome(&self) -> Outcome {
         let reason = || {
             self.reason.as_ref().map_or_else(
@@ -222,10 +229,12 @@ impl ApnsAnswer {
         };
         match self.action {
             Action::Delivered => Outcome::Delivered,
-            Action::DeleteRegistration { verdict_at_ms } => Outcome::DeadToken {
+            Action::DeleteRegistration { verdict_at_ms }
+            | Action::TryOtherEnvironment { verdict_at_ms } => Outcome::DeadToken {
                 verdict_at: verdict_at_ms,
                 reason: reason(),
             },
+            Action::ConfigAlert => Outcome::Misconfigured { reason: reason() },
             Action::RefreshCredentialOnce | Action::CredentialAlert => {
                 Outcome::CredentialProblem { reason: reason() }
             }
@@ -273,13 +282,11 @@ mod tests {
             "BadExpirationDate",
             "BadMessageId",
             "BadPriority",
-            "BadTopic",
             "DuplicateHeaders",
             "InvalidPushType",
             "MissingDeviceToken",
             "MissingTopic",
             "PayloadEmpty",
-            "TopicDisallowed",
         ] {
             let answer = answer(400, reason);
             assert_eq!(answer.action, Action::Reject, "{reason}");
@@ -302,21 +309,38 @@ mod tests {
     }
 
     #[test]
-    fn dead_tokens_delete_the_registration_as_of_the_verdict() {
-        for reason in ["BadDeviceToken", "DeviceTokenNotForTopic"] {
+    fn topic_and_bundle_mistakes_are_config_alerts_that_never_delete() {
+        for reason in ["DeviceTokenNotForTopic", "BadTopic", "TopicDisallowed"] {
             let answer = answer(400, reason);
-            assert_eq!(
-                answer.action,
-                Action::DeleteRegistration { verdict_at_ms: NOW }
-            );
+            assert_eq!(answer.action, Action::ConfigAlert, "{reason}");
             assert_eq!(
                 answer.final_outcome(),
-                Outcome::DeadToken {
-                    verdict_at: NOW,
+                Outcome::Misconfigured {
                     reason: reason.into()
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_bad_device_token_tries_the_other_environment_before_it_is_dead() {
+        let answer = answer(400, "BadDeviceToken");
+        assert_eq!(
+            answer.action,
+            Action::TryOtherEnvironment { verdict_at_ms: NOW }
+        );
+        // What it ends as when the other environment refused it too.
+        assert_eq!(
+            answer.final_outcome(),
+            Outcome::DeadToken {
+                verdict_at: NOW,
+                reason: "BadDeviceToken".into()
+            }
+        );
+    }
+
+    #[test]
+    fn dead_tokens_delete_the_registration_as_of_the_verdict() {
         for reason in ["Unregistered", "ExpiredToken"] {
             let body = format!(r#"{{"reason":"{reason}","timestamp":1700000000123}}"#);
             let answer = parse(410, body.as_bytes(), None, NOW);

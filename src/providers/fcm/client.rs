@@ -386,9 +386,11 @@ impl PushService for FcmClient {
                     status = parsed.status, code, "FCM refused the credential or request");
                 Verdict::Final(parsed.final_outcome())
             }
-            Action::Delivered | Action::DeleteRegistration { .. } | Action::Reject => {
-                Verdict::Final(parsed.final_outcome())
-            }
+            Action::Delivered
+            | Action::DeleteRegistration { .. }
+            | Action::TryOtherEnvironment { .. }
+            | Action::ConfigAlert
+            | Action::Reject => Verdict::Final(parsed.final_outcome()),
         }
     }
 

@@ -171,25 +171,38 @@ fn from_grpc_status(grpc: &str) -> FcmErrorCode {
     }
 }
 
+/// FCM's message for a registration token it does not know as one. Real answers carry it
+/// with only the `FcmError` detail, no `BadRequest` field violation (firebase-admin-java
+/// issue 1064 shows one), so the message is the only thing that names the token there.
+pub const INVALID_TOKEN_MESSAGE: &str =
+    "The registration token is not a valid FCM registration token";
+
 /// Whether an `INVALID_ARGUMENT` is about the registration token (the registration is dead)
-/// rather than the message: a `BadRequest` field violation on `message.token`, or FCM's
-/// message about the token.
+/// rather than the message: a `BadRequest` field violation on `message.token`, or FCM's own
+/// invalid-token message, exactly. Any other `INVALID_ARGUMENT` (a bad payload, a missing
+/// target) is a permanent rejection of that push only: a message that merely mentions
+/// "registration token" is not enough, or a ringcast payload bug would empty the registry.
 fn names_the_token(error: &ErrorObject) -> bool {
     let field_is_token = error.details.iter().any(|detail| {
-        detail
-            .get("fieldViolations")
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|violations| {
-                violations.iter().any(|violation| {
-                    violation.get("field").and_then(serde_json::Value::as_str)
-                        == Some("message.token")
+        let bad_request = detail
+            .get("@type")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|kind| kind.ends_with("google.rpc.BadRequest"));
+        bad_request
+            && detail
+                .get("fieldViolations")
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|violations| {
+                    violations.iter().any(|violation| {
+                        violation.get("field").and_then(serde_json::Value::as_str)
+                            == Some("message.token")
+                    })
                 })
-            })
     });
-    let message_is_token = error.message.as_deref().is_some_and(|message| {
-        let lower = message.to_ascii_lowercase();
-        lower.contains("registration token")
-    });
+    let message_is_token = error
+        .message
+        .as_deref()
+        .is_some_and(|message| message.trim_end_matches('.') == INVALID_TOKEN_MESSAGE);
     field_is_token || message_is_token
 }
 
@@ -217,7 +230,7 @@ fn action(
         InvalidArgument => Action::Reject,
         // The token is another project's: permanent for this push, but not deleted, since a
         // misconfigured project id would otherwise empty the registry of that app.
-        SenderIdMismatch => Action::Reject,
+        SenderIdMismatch => Action::ConfigAlert,
         ThirdPartyAuthError => Action::CredentialAlert,
         QuotaExceeded => pause(),
         Unavailable | Internal => Action::Retry { after },
@@ -245,10 +258,12 @@ impl FcmAnswer {
         };
         match self.action {
             Action::Delivered => Outcome::Delivered,
-            Action::DeleteRegistration { verdict_at_ms } => Outcome::DeadToken {
+            Action::DeleteRegistration { verdict_at_ms }
+            | Action::TryOtherEnvironment { verdict_at_ms } => Outcome::DeadToken {
                 verdict_at: verdict_at_ms,
                 reason: reason(),
             },
+            Action::ConfigAlert => Outcome::Misconfigured { reason: reason() },
             Action::RefreshCredentialOnce | Action::CredentialAlert => {
                 Outcome::CredentialProblem { reason: reason() }
             }

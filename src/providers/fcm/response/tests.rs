@@ -106,6 +106,35 @@ fn invalid_argument_naming_the_token_deletes_otherwise_rejects() {
             reason: "INVALID_ARGUMENT".into()
         }
     );
+    // A message that only mentions the token (a missing target, say) is not a verdict on it.
+    for message in [
+        "Exactly one of message.token, message.topic or message.condition is required, not a registration token",
+        "registration token",
+    ] {
+        let answer = parse(
+            400,
+            &fcm_body(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", message),
+            None,
+            NOW,
+            QUOTA_DEFAULT,
+        );
+        assert_eq!(answer.action, Action::Reject, "{message}");
+    }
+    // A field violation counts only in a BadRequest detail.
+    let untyped = json!({"error": {"code": 400, "message": "Invalid value", "status": "INVALID_ARGUMENT",
+        "details": [{"@type": "type.example/Other",
+             "fieldViolations": [{"field": "message.token"}]}]}});
+    assert_eq!(
+        parse(
+            400,
+            untyped.to_string().as_bytes(),
+            None,
+            NOW,
+            QUOTA_DEFAULT
+        )
+        .action,
+        Action::Reject
+    );
     // A bad payload field is the message's fault, not the token's.
     let payload = json!({"error": {"code": 400, "message": "Invalid value at 'message.data[0].value'",
         "status": "INVALID_ARGUMENT",
@@ -131,10 +160,10 @@ fn invalid_argument_naming_the_token_deletes_otherwise_rejects() {
 #[test]
 fn sender_id_mismatch_is_permanent_but_keeps_the_registration() {
     let answer = answer(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH");
-    assert_eq!(answer.action, Action::Reject);
+    assert_eq!(answer.action, Action::ConfigAlert);
     assert_eq!(
         answer.final_outcome(),
-        Outcome::Rejected {
+        Outcome::Misconfigured {
             reason: "SENDER_ID_MISMATCH".into()
         }
     );
