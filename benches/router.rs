@@ -78,7 +78,7 @@ fn main() {
     );
     let apns = &mut config.providers.apns;
     apns.production_url = sim.base_url();
-    apns.sandbox_url = sim.base_url();
+    apns.sandbox_url = sim.apns_sandbox_url();
     apns.trusted_roots = Some(cert);
     let node = BackgroundNode::spawn(config).expect("node");
     let base = node.url();

@@ -327,6 +327,13 @@ impl RunningSimulator {
         format!("https://{}", self.address)
     }
 
+    /// `https://localhost:PORT`: the APNs sandbox host. Same listener as [`base_url`]
+    /// (Self::base_url), which is the production host: the simulator tells the two apart by
+    /// the request's `:authority`, as Apple does by host name (see [`apns`]).
+    pub fn apns_sandbox_url(&self) -> String {
+        format!("https://localhost:{}", self.address.port())
+    }
+
     /// `https://127.0.0.1:PORT/token`: the `token_uri` to give an FCM sender.
     pub fn token_url(&self) -> String {
         format!("{}{}", self.base_url(), oauth::PATH)

@@ -66,13 +66,25 @@ fn point_at(config: &mut Config, sim: &RunningSimulator, cert: PathBuf, key: Pat
     ios.key = Some(SecretSource::File(key));
     let apns = &mut config.providers.apns;
     apns.production_url = sim.base_url();
-    apns.sandbox_url = sim.base_url();
+    apns.sandbox_url = sim.apns_sandbox_url();
     apns.trusted_roots = Some(cert);
     apns.connections_per_credential = 1;
 }
 
+/// Device `n`'s PushKit (VoIP) token, a production token by the simulator's rule
+/// (`ringcast::simulator::apns`).
 fn token(n: u8) -> String {
     format!("{:02x}", n).repeat(32)
+}
+
+/// Device `n`'s regular (alert) token: its second byte is 0xa1.
+fn alert_token(n: u8) -> String {
+    format!("{n:02x}a1{}", format!("{:02x}", n).repeat(30))
+}
+
+/// Device `n`'s PushKit token from a debug build: a sandbox token (first byte 0x5b).
+fn sandbox_token(n: u8) -> String {
+    format!("5b{}", format!("{:02x}", n).repeat(31))
 }
 
 impl Rig {
@@ -81,11 +93,14 @@ impl Rig {
         assert!(status == 201 || status == 200, "{status}: {answer}");
     }
 
+    /// Registers device `n` with both its tokens, as an app that asked PushKit and the
+    /// notification center registers.
     async fn register_apns(&self, identity: &str, device: &str, n: u8) {
         self.register(
             identity,
             device,
-            json!({"platform": "apns", "app": "ios", "token": token(n)}),
+            json!({"platform": "apns", "app": "ios", "token": token(n),
+                   "alert_token": alert_token(n)}),
         )
         .await;
     }
@@ -127,28 +142,42 @@ impl Rig {
             .await
     }
 
-    /// The simulator's records for device token `n`.
+    /// The simulator's records for device `n`'s tokens (PushKit and regular).
     fn pushes_to(&self, n: u8) -> Vec<ringcast::simulator::RecordedPush> {
         self.sim
             .records()
             .into_iter()
-            .filter(|r| r.device_token == token(n))
+            .filter(|r| r.device_token == token(n) || r.device_token == alert_token(n))
+            .collect()
+    }
+
+    /// The simulator's records for one device token (hex).
+    fn pushes_to_token(&self, token: &str) -> Vec<ringcast::simulator::RecordedPush> {
+        self.sim
+            .records()
+            .into_iter()
+            .filter(|r| r.device_token == token)
+            .collect()
+    }
+
+    /// `identity`'s registrations as the API lists them, by device id.
+    async fn listed(&self, identity: &str) -> std::collections::BTreeMap<String, Value> {
+        let (status, body) = self.app.list(KEY_A, identity).await;
+        assert_eq!(status, 200, "{body}");
+        body["registrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["device_id"].as_str().unwrap().to_owned(), r.clone()))
             .collect()
     }
 }
 
 /// `{device_id: outcome}` of a `?wait=true` answer.
 fn outcomes(answer: &Value) -> std::collections::BTreeMap<String, String> {
-    answer["outcomes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no outcomes in {answer}"))
-        .iter()
-        .map(|o| {
-            (
-                o["device_id"].as_str().unwrap().to_owned(),
-                o["outcome"].as_str().unwrap().to_owned(),
-            )
-        })
+    outcomes_with_reasons(answer)
+        .into_iter()
+        .map(|(device, (outcome, _))| (device, outcome))
         .collect()
 }
 
@@ -159,7 +188,7 @@ async fn a_call_rings_every_device_with_the_right_push_and_reports_each_outcome(
     rig.register(
         "alice",
         "ipad",
-        json!({"platform": "apns", "app": "ios", "token": token(2), "environment": "sandbox"}),
+        json!({"platform": "apns", "app": "ios", "token": sandbox_token(2), "environment": "sandbox"}),
     )
     .await;
     rig.register(
@@ -188,9 +217,9 @@ async fn a_call_rings_every_device_with_the_right_push_and_reports_each_outcome(
     assert_eq!(pixel["reason"], "provider_not_configured");
 
     // What the simulator received is what ?wait=true said.
-    for n in [1, 2] {
-        let pushes = rig.pushes_to(n);
-        assert_eq!(pushes.len(), 1, "token {n}");
+    for token in [token(1), sandbox_token(2)] {
+        let pushes = rig.pushes_to_token(&token);
+        assert_eq!(pushes.len(), 1, "token {token}");
         let push = &pushes[0];
         assert_eq!(push.push_type, "voip");
         assert_eq!(push.topic, "com.example.phone.voip");
@@ -203,6 +232,213 @@ async fn a_call_rings_every_device_with_the_right_push_and_reports_each_outcome(
         assert_eq!(payload["caller_name"], "Bob");
         assert_eq!(payload["video"], true);
     }
+}
+
+/// `{device_id: (outcome, reason)}` of a `?wait=true` answer.
+fn outcomes_with_reasons(
+    answer: &Value,
+) -> std::collections::BTreeMap<String, (String, Option<String>)> {
+    answer["outcomes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no outcomes in {answer}"))
+        .iter()
+        .map(|o| {
+            (
+                o["device_id"].as_str().unwrap().to_owned(),
+                (
+                    o["outcome"].as_str().unwrap().to_owned(),
+                    o["reason"].as_str().map(str::to_owned),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Waits (up to 5 s) until `identity`'s listing satisfies `done`; returns it.
+async fn listed_when(
+    rig: &Rig,
+    identity: &str,
+    done: impl Fn(&std::collections::BTreeMap<String, Value>) -> bool,
+) -> std::collections::BTreeMap<String, Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = rig.listed(identity).await;
+        if done(&listed) {
+            return listed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "listing never settled: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The "done when": an identity with a live iPhone (both tokens), a dead one (the
+/// app uninstalled: Apple answers 410 for its tokens), one with only a PushKit token, and a
+/// debug build registered as production. A ring, a cancel, a missed call: the live ones keep
+/// their registrations, the dead one is deleted, the debug one moves to the sandbox, the
+/// VoIP-only one gets no notice over APNs (and says so), and no VoIP token ever gets anything
+/// but a VoIP push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_cancel_and_missed_keep_live_iphones_and_delete_only_the_dead_one() {
+    let profile = Profile {
+        unregistered_tokens: vec![token(20), alert_token(20)],
+        apns_bundle_ids: vec!["com.example.phone".into()],
+        ..Profile::default()
+    };
+    let rig = rig(profile, None, |_| {}).await;
+    rig.register_apns("carol", "live", 21).await;
+    rig.register_apns("carol", "dead", 20).await;
+    rig.register(
+        "carol",
+        "voip-only",
+        json!({"platform": "apns", "app": "ios", "token": token(22)}),
+    )
+    .await;
+    // RFC 8599 form with both tokens, from a debug build wrongly registered as production.
+    let debug_alert = format!("5ba1{}", "17".repeat(30));
+    rig.register(
+        "carol",
+        "debug",
+        json!({"pn_provider": "apns", "pn_prid": format!("{}:voip&{debug_alert}:remote", sandbox_token(23)),
+               "pn_param": "TEAMID1234.com.example.phone.voip&remote"}),
+    )
+    .await;
+    let listed = rig.listed("carol").await;
+    assert_eq!(listed["debug"]["environment"], "production");
+    assert!(listed["live"]["alert_token_fingerprint"].is_string());
+    assert!(listed["voip-only"].get("alert_token_fingerprint").is_none());
+
+    // The ring: every device gets a VoIP push; the dead one's verdict deletes it.
+    let (status, answer) = rig.ring("carol", "call-7", true).await;
+    assert_eq!(status, 200, "{answer}");
+    let rung = outcomes_with_reasons(&answer);
+    assert_eq!(rung["live"].0, "delivered");
+    assert_eq!(rung["voip-only"].0, "delivered");
+    assert_eq!(rung["debug"].0, "delivered", "taken by the sandbox host");
+    assert_eq!(
+        rung["dead"],
+        ("dead_token".to_owned(), Some("Unregistered".to_owned()))
+    );
+    let listed = listed_when(&rig, "carol", |listed| {
+        !listed.contains_key("dead") && listed["debug"]["environment"] == "sandbox"
+    })
+    .await;
+    assert_eq!(
+        listed.keys().collect::<Vec<_>>(),
+        ["debug", "live", "voip-only"]
+    );
+
+    // The cancel, then the missed-call notice: alerts to the regular tokens only.
+    let cancel = json!({"callee": "carol", "reason": "cancelled"});
+    let missed = json!({"callee": "carol", "reason": "missed", "caller": {"id": "+15550100"}});
+    for (body, kind) in [(cancel, "call_ended"), (missed, "missed_call")] {
+        let (status, answer) = rig.end("call-7", body, true).await;
+        assert_eq!(status, 200, "{answer}");
+        let ended = outcomes_with_reasons(&answer);
+        assert_eq!(ended.len(), 3, "{kind}: {ended:?}");
+        assert_eq!(ended["live"].0, "delivered", "{kind}");
+        assert_eq!(ended["debug"].0, "delivered", "{kind}");
+        assert_eq!(ended["voip-only"].0, "no_alert_token", "{kind}");
+        let to_live = rig.pushes_to_token(&alert_token(21));
+        assert!(
+            to_live.iter().any(|p| p.payload["ringcast"]["type"] == kind
+                && p.push_type == "alert"
+                && p.topic == "com.example.phone"),
+            "{kind}: {to_live:?}"
+        );
+        assert!(
+            rig.pushes_to_token(&debug_alert)
+                .iter()
+                .any(|p| p.payload["ringcast"]["type"] == kind),
+            "{kind}"
+        );
+    }
+    // Never a non-VoIP push to a VoIP token.
+    for voip in [token(21), token(22), sandbox_token(23)] {
+        let pushes = rig.pushes_to_token(&voip);
+        assert_eq!(pushes.len(), 1, "{voip}: only its ring");
+        assert_eq!(pushes[0].push_type, "voip");
+    }
+    let listed = rig.listed("carol").await;
+    assert_eq!(
+        listed.keys().collect::<Vec<_>>(),
+        ["debug", "live", "voip-only"],
+        "every live device kept its registration"
+    );
+}
+
+/// A tenant's app configured with the wrong bundle id: APNs answers DeviceTokenNotForTopic
+/// for every push, which blames the configuration, so none of the app's registrations is
+/// deleted; the outcome names the reason and the per-app counter shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_bundle_id_deletes_none_of_the_apps_registrations() {
+    let profile = Profile {
+        apns_bundle_ids: vec!["com.example.phone".into()],
+        ..Profile::default()
+    };
+    let rig = rig(profile, None, |config| {
+        let ios = config
+            .tenants
+            .get_mut("a")
+            .unwrap()
+            .apps
+            .get_mut("ios")
+            .unwrap();
+        ios.bundle_id = Some("com.example.typo".into());
+    })
+    .await;
+    for (device, n) in [("iphone", 31), ("ipad", 32), ("mini", 33)] {
+        rig.register_apns("dave", device, n).await;
+    }
+    for call in ["call-8", "call-9"] {
+        let (status, answer) = rig.ring("dave", call, true).await;
+        assert_eq!(status, 200, "{answer}");
+        for (device, outcome) in outcomes_with_reasons(&answer) {
+            assert_eq!(
+                outcome,
+                (
+                    "misconfigured".to_owned(),
+                    Some("DeviceTokenNotForTopic".to_owned())
+                ),
+                "{device}"
+            );
+        }
+        let (status, answer) = rig
+            .end(call, json!({"callee": "dave", "reason": "cancelled"}), true)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            outcomes(&answer).values().all(|o| o == "misconfigured"),
+            "{answer}"
+        );
+    }
+    // Two rings and two cancels later (each verdict's cleanup ran before the next answer),
+    // every registration is still there.
+    assert_eq!(rig.listed("dave").await.len(), 3);
+    assert!(rig.sim.records().is_empty(), "nothing was accepted");
+    let scrape = rig
+        .app
+        .client
+        .get(rig.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = scrape
+        .lines()
+        .find(|line| {
+            line.starts_with("ringcast_push_config_errors_total{")
+                && line.contains("tenant=\"a\"")
+                && line.contains("app=\"ios\"")
+                && line.contains("reason=\"DeviceTokenNotForTopic\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok());
+    assert!(counted.is_some_and(|n| n >= 12.0), "{counted:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,7 +44,7 @@ async fn a_small_scenario_is_delivered_and_its_report_adds_up() {
         node_dir.path(),
     );
     config.providers.apns.production_url = sim.base_url();
-    config.providers.apns.sandbox_url = sim.base_url();
+    config.providers.apns.sandbox_url = sim.apns_sandbox_url();
     config.providers.apns.trusted_roots = Some(cert);
     let ios = config
         .tenants
@@ -149,7 +149,11 @@ async fn the_development_default_rings_every_platform() {
     // Every place the default names the simulator, moved to its port.
     let json = serde_json::to_string(&config).unwrap();
     let mut config: Config =
-        serde_json::from_str(&json.replace("127.0.0.1:8443", &address)).unwrap();
+        serde_json::from_str(&json.replace("127.0.0.1:8443", &address).replace(
+            "localhost:8443",
+            &format!("localhost:{}", sim.address().port()),
+        ))
+        .unwrap();
     let account = std::fs::read_to_string("config/dev/fcm-service-account.json").unwrap();
     let account_file = node_dir.path().join("fcm-service-account.json");
     std::fs::write(&account_file, account.replace("127.0.0.1:8443", &address)).unwrap();

@@ -49,8 +49,12 @@ fn registration_body(scenario: &Scenario, identity: usize, device: usize) -> ser
             "keys": {
                 "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
                 "auth": "tBHItJI5svbpez7KI4CCXg"}}),
+        // The PushKit token for the rings and the app's regular token for the call-ended
+        // notices, both production tokens by the simulator's rule (`simulator::apns`: a
+        // regular token's second byte is 0xa1).
         _ => json!({"platform": "apns", "app": "ios",
-            "token": format!("{unique:0>64}"), "environment": "production"}),
+            "token": format!("{unique:0>64}"), "alert_token": format!("00a1{unique:0>60}"),
+            "environment": "production"}),
     }
 }
 

@@ -4,7 +4,33 @@
 //! state, so every rule Apple enforces (PROTOCOLS.md, APNs) is unit-tested offline. Checks run
 //! in roughly the order Apple reports them: method and path, device token, provider token,
 //! then headers, then payload.
+//!
+//! # Which token is which
+//!
+//! Apple knows, for every device token, whether PushKit made it (a VoIP token) or the app's
+//! regular registration did, and which environment issued it. The simulator reads both off
+//! the token's bytes, so tests and the load generator can make tokens of each kind without
+//! asking it first ([`device_token`] makes them):
+//!
+//! - **environment**: a token whose first byte is `0x5b` ("5b", sandbox) was issued by the
+//!   sandbox; every other token by production;
+//! - **kind**: a token whose second byte is `0xa1` ("a1", alert) is an app's regular token;
+//!   every other token is a PushKit (VoIP) token.
+//!
+//! So a made-up token (`"ab".repeat(32)`) is a production VoIP token, as the tokens of the
+//! tests and the load generator were before this rule. And as Apple does:
+//!
+//! - a token sent to the other environment's host is `400 BadDeviceToken`, exactly like a
+//!   malformed one. The host is the request's `:authority`: `localhost` or any host with
+//!   `sandbox` in its name is the sandbox ([`RunningSimulator::apns_sandbox_url`]
+//!   (crate::simulator::RunningSimulator::apns_sandbox_url) is `https://localhost:PORT`),
+//!   every other host production;
+//! - a VoIP token takes only `voip` pushes on `<bundle>.voip`, a regular token only the other
+//!   push types on the bare `<bundle>`: the wrong one is `400 DeviceTokenNotForTopic`;
+//! - a topic naming a bundle id outside the profile's `apns_bundle_ids` (when it lists any)
+//!   is `400 DeviceTokenNotForTopic`: the token belongs to another app.
 
+use crate::registry::Environment;
 use http::{HeaderMap, Method};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -36,6 +62,69 @@ const PUSH_TYPES: &[&str] = &[
     "widgets",
     "controls",
 ];
+
+/// The first byte of every sandbox token (see the module doc).
+pub const SANDBOX_MARK: u8 = 0x5b;
+/// The second byte of every regular (alert) token (see the module doc).
+pub const REGULAR_MARK: u8 = 0xa1;
+
+/// Which of an app's two APNs tokens a token is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Made by PushKit: takes only `voip` pushes on `<bundle>.voip`.
+    Voip,
+    /// The app's regular token: takes alerts and background pushes on `<bundle>`.
+    Regular,
+}
+
+/// What the simulated APNs knows of a token (see the module doc): its kind and environment.
+pub fn token_facts(token: &[u8]) -> (TokenKind, Environment) {
+    let environment = if token.first() == Some(&SANDBOX_MARK) {
+        Environment::Sandbox
+    } else {
+        Environment::Production
+    };
+    let kind = if token.get(1) == Some(&REGULAR_MARK) {
+        TokenKind::Regular
+    } else {
+        TokenKind::Voip
+    };
+    (kind, environment)
+}
+
+/// A 32-byte token of `kind` from `environment`, unique per `seed`: what the simulated phone
+/// `seed` gets from PushKit or from its app's registration.
+pub fn device_token(kind: TokenKind, environment: Environment, seed: u64) -> Vec<u8> {
+    let mut token = vec![0x0c; 32];
+    token[0] = match environment {
+        Environment::Sandbox => SANDBOX_MARK,
+        Environment::Production => 0x0e,
+    };
+    token[1] = match kind {
+        TokenKind::Regular => REGULAR_MARK,
+        TokenKind::Voip => 0x0f,
+    };
+    token[2..10].copy_from_slice(&seed.to_be_bytes());
+    token
+}
+
+/// The environment of the host a request was sent to, from its `:authority`: `localhost`
+/// or a host with `sandbox` in its name is the sandbox, every other host production.
+pub fn host_environment(authority: Option<&str>) -> Environment {
+    let host = authority
+        .map(|authority| {
+            authority
+                .rsplit_once(':')
+                .map_or(authority, |(host, _)| host)
+        })
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if host == "localhost" || host.contains("sandbox") {
+        Environment::Sandbox
+    } else {
+        Environment::Production
+    }
+}
 
 /// One signing key the simulator accepts, as Apple knows a developer's `.p8` key: the team it
 /// belongs to, its key id, and the public half to verify ES256 signatures with.
@@ -133,6 +222,11 @@ pub struct ApnsRequest<'a> {
     pub headers: &'a HeaderMap,
     /// Request body.
     pub body: &'a [u8],
+    /// The `:authority` the request was sent to: which environment's host it reached.
+    pub authority: Option<&'a str>,
+    /// The bundle ids the phones' tokens belong to (the profile's `apns_bundle_ids`); empty
+    /// for any.
+    pub bundle_ids: &'a [String],
 }
 
 #[derive(Deserialize)]
@@ -203,6 +297,12 @@ fn check(
         return Err(reject(400, "DuplicateHeaders"));
     }
     check_provider_token(header(headers, "authorization"), keys, now, token)?;
+    // Checked above: even-length hex digits.
+    let token_bytes = hex::decode(device_token).map_err(|_| reject(400, "BadDeviceToken"))?;
+    let (kind, issued_by) = token_facts(&token_bytes);
+    if issued_by != host_environment(request.authority) {
+        return Err(reject(400, "BadDeviceToken"));
+    }
 
     let topic = header(headers, "apns-topic").ok_or(reject(400, "MissingTopic"))?;
     let push_type = header(headers, "apns-push-type").unwrap_or("alert");
@@ -213,6 +313,14 @@ fn check(
     // an alert to the `.voip` topic) names the wrong topic.
     if topic.is_empty() || (push_type == "voip") != topic.ends_with(".voip") {
         return Err(reject(400, "BadTopic"));
+    }
+    // A PushKit token takes only VoIP pushes, a regular token everything but VoIP.
+    if (kind == TokenKind::Voip) != (push_type == "voip") {
+        return Err(reject(400, "DeviceTokenNotForTopic"));
+    }
+    let bundle = topic.strip_suffix(".voip").unwrap_or(topic);
+    if !request.bundle_ids.is_empty() && !request.bundle_ids.iter().any(|id| id == bundle) {
+        return Err(reject(400, "DeviceTokenNotForTopic"));
     }
     let priority = match header(headers, "apns-priority") {
         None => 10,

@@ -320,9 +320,11 @@ fn target(message: &Map<String, Value>) -> Result<Target, Rejection> {
                 .bytes()
                 .all(|byte| byte.is_ascii_alphanumeric() || b"-_:.".contains(&byte));
             if !plausible {
-                return Err(Rejection::invalid(
-                    "message.token",
-                    "The registration token is not a valid FCM registration token",
+                // As FCM answers it: the FcmError detail and this message, no BadRequest
+                // field violation (a sender must recognise the message to drop the token).
+                return Err(Rejection::fcm(
+                    "INVALID_ARGUMENT",
+                    crate::providers::fcm::response::INVALID_TOKEN_MESSAGE,
                 ));
             }
             Target::Token(value.to_owned())

@@ -48,6 +48,10 @@ pub struct Profile {
     /// push requests (counted over all connections), the first `length` are answered 429
     /// (APNs `TooManyRequests`, FCM `QUOTA_EXCEEDED`). `None` never throttles.
     pub throttle: Option<Throttle>,
+    /// The bundle ids the simulated phones' APNs tokens belong to (the apps of the team).
+    /// A push whose topic names another bundle is answered 400 `DeviceTokenNotForTopic`, as
+    /// Apple answers a sender configured with a wrong bundle id. Empty: every bundle id.
+    pub apns_bundle_ids: Vec<String>,
 }
 
 /// A recurring burst of 429 answers.
@@ -77,6 +81,7 @@ impl Default for Profile {
             stall_after_streams: None,
             stall_ms: 0,
             throttle: None,
+            apns_bundle_ids: Vec::new(),
         }
     }
 }

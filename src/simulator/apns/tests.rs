@@ -40,6 +40,30 @@ fn voip_headers(bearer: &str) -> HeaderMap {
 }
 
 fn run(f: &Fixture, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Verdict {
+    run_with(f, method, None, &[], path, headers, body)
+}
+
+/// A POST to the host `authority`, by a simulator whose phones belong to `bundle_ids`.
+fn run_at(
+    f: &Fixture,
+    authority: Option<&str>,
+    bundle_ids: &[String],
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Verdict {
+    run_with(f, &Method::POST, authority, bundle_ids, path, headers, body)
+}
+
+fn run_with(
+    f: &Fixture,
+    method: &Method,
+    authority: Option<&str>,
+    bundle_ids: &[String],
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Verdict {
     let mut token = ConnectionToken::default();
     judge(
         ApnsRequest {
@@ -47,6 +71,8 @@ fn run(f: &Fixture, method: &Method, path: &str, headers: &HeaderMap, body: &[u8
             path,
             headers,
             body,
+            authority,
+            bundle_ids,
         },
         &f.keys,
         NOW,
@@ -163,6 +189,8 @@ fn a_new_token_within_twenty_minutes_on_one_connection_is_too_many_updates() {
             path: &path(),
             headers: &headers,
             body: b"{}",
+            authority: None,
+            bundle_ids: &[],
         };
         judge(request, &f.keys, now, &mut token)
     };
@@ -200,8 +228,13 @@ fn checks_topic_against_push_type() {
         (400, "BadTopic")
     );
     headers.insert("apns-push-type", HeaderValue::from_static("alert"));
+    // An alert on the bare topic is well-formed, but not for a PushKit token.
+    assert_eq!(
+        reason(run(&f, &Method::POST, &path(), &headers, b"{}")),
+        (400, "DeviceTokenNotForTopic")
+    );
     assert!(matches!(
-        run(&f, &Method::POST, &path(), &headers, b"{}"),
+        run(&f, &Method::POST, &regular_path(), &headers, b"{}"),
         Verdict::Accept(_)
     ));
     headers.insert("apns-push-type", HeaderValue::from_static("ring"));
@@ -281,12 +314,166 @@ fn checks_payload_shape_and_size_per_push_type() {
     alert.insert("apns-topic", HeaderValue::from_static("com.example.app"));
     alert.insert("apns-push-type", HeaderValue::from_static("alert"));
     assert!(matches!(
-        run(&f, &Method::POST, &path(), &alert, &sized(4096)),
+        run(&f, &Method::POST, &regular_path(), &alert, &sized(4096)),
         Verdict::Accept(_)
     ));
     assert_eq!(
-        reason(run(&f, &Method::POST, &path(), &alert, &sized(4097))),
+        reason(run(
+            &f,
+            &Method::POST,
+            &regular_path(),
+            &alert,
+            &sized(4097)
+        )),
         (413, "PayloadTooLarge")
+    );
+}
+
+fn regular_path() -> String {
+    let token = device_token(TokenKind::Regular, Environment::Production, 7);
+    format!("/3/device/{}", hex::encode(token))
+}
+
+fn alert_headers(bearer: &str) -> HeaderMap {
+    let mut headers = voip_headers(bearer);
+    headers.insert("apns-topic", HeaderValue::from_static("com.example.app"));
+    headers.insert("apns-push-type", HeaderValue::from_static("alert"));
+    headers.insert("apns-priority", HeaderValue::from_static("10"));
+    headers
+}
+
+#[test]
+fn the_token_rule_reads_kind_and_environment_off_the_bytes() {
+    for (kind, environment) in [
+        (TokenKind::Voip, Environment::Production),
+        (TokenKind::Voip, Environment::Sandbox),
+        (TokenKind::Regular, Environment::Production),
+        (TokenKind::Regular, Environment::Sandbox),
+    ] {
+        let token = device_token(kind, environment, 42);
+        assert_eq!(token.len(), 32);
+        assert_eq!(token_facts(&token), (kind, environment));
+        assert_ne!(token, device_token(kind, environment, 43));
+    }
+    // Made-up tokens are production VoIP tokens, as the tests' and load generator's are.
+    for token in [[0xab; 32], [0; 32], [0xff; 32]] {
+        assert_eq!(
+            token_facts(&token),
+            (TokenKind::Voip, Environment::Production)
+        );
+    }
+    assert_eq!(
+        host_environment(Some("localhost:8443")),
+        Environment::Sandbox
+    );
+    assert_eq!(
+        host_environment(Some("api.sandbox.push.apple.com")),
+        Environment::Sandbox
+    );
+    assert_eq!(
+        host_environment(Some("127.0.0.1:8443")),
+        Environment::Production
+    );
+    assert_eq!(
+        host_environment(Some("api.push.apple.com:443")),
+        Environment::Production
+    );
+    assert_eq!(host_environment(None), Environment::Production);
+}
+
+#[test]
+fn a_token_sent_to_the_other_environments_host_is_a_bad_device_token() {
+    let f = fixture();
+    let bearer = jwt(&f.signing, "KEY1234567", "TEAM123456", NOW);
+    let voip = voip_headers(&bearer);
+    let sandbox = device_token(TokenKind::Voip, Environment::Sandbox, 1);
+    let sandbox_path = format!("/3/device/{}", hex::encode(&sandbox));
+    let production_path = path();
+    for (authority, path, accepted) in [
+        (Some("localhost:443"), &sandbox_path, true),
+        (Some("127.0.0.1:443"), &sandbox_path, false),
+        (Some("127.0.0.1:443"), &production_path, true),
+        (Some("localhost:443"), &production_path, false),
+    ] {
+        let verdict = run_at(&f, authority, &[], path, &voip, b"{}");
+        if accepted {
+            assert!(
+                matches!(verdict, Verdict::Accept(_)),
+                "{authority:?} {path}"
+            );
+        } else {
+            assert_eq!(
+                reason(verdict),
+                (400, "BadDeviceToken"),
+                "{authority:?} {path}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_token_kind_takes_only_its_own_topic() {
+    let f = fixture();
+    let bearer = jwt(&f.signing, "KEY1234567", "TEAM123456", NOW);
+    // An alert (or a background push) to a PushKit token: the production bug's answer.
+    for push_type in ["alert", "background"] {
+        let mut headers = alert_headers(&bearer);
+        headers.insert("apns-push-type", HeaderValue::from_str(push_type).unwrap());
+        headers.insert("apns-priority", HeaderValue::from_static("5"));
+        assert_eq!(
+            reason(run(&f, &Method::POST, &path(), &headers, b"{}")),
+            (400, "DeviceTokenNotForTopic"),
+            "{push_type}"
+        );
+    }
+    // A VoIP push on `<bundle>.voip` to a regular token.
+    assert_eq!(
+        reason(run(
+            &f,
+            &Method::POST,
+            &regular_path(),
+            &voip_headers(&bearer),
+            b"{}"
+        )),
+        (400, "DeviceTokenNotForTopic")
+    );
+    assert!(matches!(
+        run(
+            &f,
+            &Method::POST,
+            &regular_path(),
+            &alert_headers(&bearer),
+            b"{}"
+        ),
+        Verdict::Accept(_)
+    ));
+}
+
+#[test]
+fn a_topic_of_another_bundle_is_not_for_the_token() {
+    let f = fixture();
+    let bearer = jwt(&f.signing, "KEY1234567", "TEAM123456", NOW);
+    let ours = ["com.example.app".to_owned()];
+    let voip = voip_headers(&bearer);
+    assert!(matches!(
+        run_at(&f, None, &ours, &path(), &voip, b"{}"),
+        Verdict::Accept(_)
+    ));
+    let wrong = ["com.example.other".to_owned()];
+    assert_eq!(
+        reason(run_at(&f, None, &wrong, &path(), &voip, b"{}")),
+        (400, "DeviceTokenNotForTopic")
+    );
+    assert_eq!(
+        reason(run_at(
+            &f,
+            None,
+            &wrong,
+            &regular_path(),
+            &alert_headers(&bearer),
+            b"{}"
+        )),
+        (400, "DeviceTokenNotForTopic")
     );
 }
 

@@ -198,6 +198,16 @@ fn exactly_one_valid_target() {
     for body in [two, none, empty, garbage] {
         assert_eq!(summary(run(&f, &body)), invalid(), "{body}");
     }
+    // A token FCM does not know as one: its own message, no field violation.
+    let mut garbage = call();
+    garbage["message"]["token"] = "not a token!".into();
+    let refused = rejection(run(&f, &garbage));
+    assert_eq!(refused.field, None);
+    assert_eq!(
+        refused.message,
+        crate::providers::fcm::response::INVALID_TOKEN_MESSAGE
+    );
+    assert_eq!(refused.error_code.as_deref(), Some("INVALID_ARGUMENT"));
     let mut numeric = call();
     numeric["message"]["token"] = 7.into();
     let refused = rejection(run(&f, &numeric));

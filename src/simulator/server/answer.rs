@@ -178,6 +178,8 @@ pub(super) fn apns(
                 path: parts.uri.path(),
                 headers: &parts.headers,
                 body,
+                authority: parts.uri.authority().map(|authority| authority.as_str()),
+                bundle_ids: &shared.profile.apns_bundle_ids,
             },
             &shared.keys,
             now_millis() / 1000,
