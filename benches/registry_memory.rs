@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! cargo bench --bench registry_memory -- --mix apns          # 1 M identities × 1 APNs device
+//! cargo bench --bench registry_memory -- --mix apns-both     # the same, with alert tokens
 //! cargo bench --bench registry_memory -- --mix e2e           # benches/e2e.sh's mix, 1 M devices
 //! cargo bench --bench registry_memory -- --registrations 200000 --owner-buckets 4096
 //! ```
@@ -55,6 +56,9 @@ struct Args {
 enum Mix {
     /// One APNs device (`d0`, app `ios`) per identity.
     Apns,
+    /// The same with the app's regular token too (`alert_token`), as the load generator
+    /// registers them: what an alert token costs (a record tail and an owner entry).
+    ApnsBoth,
     /// Identities with 1 and 5 devices alternately, apns:fcm:wns:webpush = 2:1:1:1.
     E2e,
 }
@@ -84,6 +88,7 @@ fn main() {
             &scenario,
             Arc::new(devices.clone()),
             args.concurrency,
+            matches!(args.mix, Mix::ApnsBoth),
         )
         .await;
         let elapsed = started.elapsed();
@@ -113,6 +118,7 @@ impl Mix {
     fn name(self) -> &'static str {
         match self {
             Mix::Apns => "apns",
+            Mix::ApnsBoth => "apns-both",
             Mix::E2e => "e2e",
         }
     }
@@ -122,7 +128,7 @@ impl Mix {
 /// platform draw are used.
 fn scenario(mix: Mix) -> Scenario {
     let (devices, platforms) = match mix {
-        Mix::Apns => (vec![1], BTreeMap::from([("apns".to_owned(), 1)])),
+        Mix::Apns | Mix::ApnsBoth => (vec![1], BTreeMap::from([("apns".to_owned(), 1)])),
         Mix::E2e => (
             vec![1, 5],
             BTreeMap::from([
@@ -151,7 +157,13 @@ fn devices(scenario: &Scenario, count: usize) -> Vec<(usize, usize)> {
 /// Device `device` of identity `identity` as the API would store it from the load
 /// generator's request (`registration_body` in `src/loadgen/registration.rs`: same token, app
 /// and device id).
-fn registration(scenario: &Scenario, identity: usize, device: usize, now: u64) -> Registration {
+fn registration(
+    scenario: &Scenario,
+    identity: usize,
+    device: usize,
+    alert_tokens: bool,
+    now: u64,
+) -> Registration {
     let unique = device_token_digits(scenario, identity, device);
     let (app, address) = match scenario.platform_of(identity, device) {
         "fcm" => (
@@ -180,7 +192,8 @@ fn registration(scenario: &Scenario, identity: usize, device: usize, now: u64) -
             "ios",
             PushAddress::Apns {
                 token: hex::decode(format!("{unique:0>64}")).expect("hex digits"),
-                alert_token: None,
+                alert_token: alert_tokens
+                    .then(|| hex::decode(format!("00a1{unique:0>60}")).expect("hex digits")),
             },
         ),
     };
@@ -207,6 +220,7 @@ async fn register_all(
     scenario: &Scenario,
     devices: Arc<Vec<(usize, usize)>>,
     concurrency: usize,
+    alert_tokens: bool,
 ) {
     let next = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..concurrency)
@@ -222,7 +236,8 @@ async fn register_all(
                     devices.get(next.fetch_add(1, Ordering::Relaxed))
                 {
                     let who = IdentityKey::new(TENANT, scenario.identity(identity));
-                    let registration = registration(&scenario, identity, device, now());
+                    let registration =
+                        registration(&scenario, identity, device, alert_tokens, now());
                     store.register(&who, &registration).await.expect("register");
                 }
             })
