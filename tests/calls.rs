@@ -4,7 +4,9 @@
 mod support;
 
 use ringcast::config::{Config, SecretSource};
-use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
+use ringcast::simulator::{
+    ApnsCredential, FcmServiceAccount, Profile, RunningSimulator, Simulator, SimulatorConfig,
+};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +37,12 @@ async fn rig(profile: Profile, store: Option<String>, tune: impl FnOnce(&mut Con
             key_id: KID.into(),
             public_key_pem: pair.public_key_pem(),
         }],
+        // The development service account: only a test that gives tenant A's android app
+        // a credential ([`with_fcm`]) sends to FCM.
+        fcm_accounts: vec![
+            FcmServiceAccount::from_service_account_json(&std::fs::read(DEV_ACCOUNT).unwrap())
+                .unwrap(),
+        ],
         profile,
         cert_out: Some(cert.clone()),
         record_in_memory: true,
@@ -51,6 +59,31 @@ async fn rig(profile: Profile, store: Option<String>, tune: impl FnOnce(&mut Con
     tune(&mut config);
     let app = spawn_with(config, dir).await;
     Rig { sim, app }
+}
+
+/// The development FCM service account (its `token_uri` names 127.0.0.1:8443).
+const DEV_ACCOUNT: &str = "config/dev/fcm-service-account.json";
+
+/// Gives tenant A's `android` app the development service account and points FCM at the
+/// simulator `point_at` pointed APNs at; the account file (with the simulator's token URI)
+/// is written into `dir`.
+fn with_fcm(config: &mut Config, dir: &std::path::Path) {
+    let simulator = config.providers.apns.production_url.clone();
+    let mut account: Value = serde_json::from_slice(&std::fs::read(DEV_ACCOUNT).unwrap()).unwrap();
+    account["token_uri"] = format!("{simulator}/token").into();
+    let account_file = dir.join("fcm-service-account.json");
+    std::fs::write(&account_file, account.to_string()).unwrap();
+    config.providers.fcm.base_url = simulator;
+    config.providers.fcm.trusted_roots = config.providers.apns.trusted_roots.clone();
+    let android = config
+        .tenants
+        .get_mut("a")
+        .unwrap()
+        .apps
+        .get_mut("android")
+        .unwrap();
+    android.project_id = account["project_id"].as_str().map(str::to_owned);
+    android.service_account = Some(SecretSource::File(account_file));
 }
 
 /// Points tenant A's `ios` app and the APNs provider at `sim`.
@@ -275,19 +308,28 @@ async fn listed_when(
 }
 
 /// The "done when": an identity with a live iPhone (both tokens), a dead one (the
-/// app uninstalled: Apple answers 410 for its tokens), one with only a PushKit token, and a
-/// debug build registered as production. A ring, a cancel, a missed call: the live ones keep
-/// their registrations, the dead one is deleted, the debug one moves to the sandbox, the
-/// VoIP-only one gets no notice over APNs (and says so), and no VoIP token ever gets anything
-/// but a VoIP push.
+/// app uninstalled: Apple answers 410 for its tokens), one with only a PushKit token, a
+/// debug build registered as production, and a live and a dead Android phone (FCM
+/// UNREGISTERED). A ring, a cancel, a missed call: the live ones keep their registrations,
+/// the dead ones are deleted, the debug one moves to the sandbox, the VoIP-only one gets no
+/// notice over APNs (and says so), and no VoIP token ever gets anything but a VoIP push.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ring_cancel_and_missed_keep_live_iphones_and_delete_only_the_dead_one() {
+async fn ring_cancel_and_missed_keep_live_devices_and_delete_only_the_dead_ones() {
     let profile = Profile {
-        unregistered_tokens: vec![token(20), alert_token(20)],
+        unregistered_tokens: vec![token(20), alert_token(20), "fcm-gone-1".into()],
         apns_bundle_ids: vec!["com.example.phone".into()],
         ..Profile::default()
     };
-    let rig = rig(profile, None, |_| {}).await;
+    let accounts = tempfile::tempdir().unwrap();
+    let rig = rig(profile, None, |config| with_fcm(config, accounts.path())).await;
+    for (device, token) in [("pixel", "fcm-live-1"), ("old-pixel", "fcm-gone-1")] {
+        rig.register(
+            "carol",
+            device,
+            json!({"platform": "fcm", "app": "android", "token": token}),
+        )
+        .await;
+    }
     rig.register_apns("carol", "live", 21).await;
     rig.register_apns("carol", "dead", 20).await;
     rig.register(
@@ -321,14 +363,17 @@ async fn ring_cancel_and_missed_keep_live_iphones_and_delete_only_the_dead_one()
         rung["dead"],
         ("dead_token".to_owned(), Some("Unregistered".to_owned()))
     );
+    assert_eq!(rung["pixel"].0, "delivered");
+    assert_eq!(
+        rung["old-pixel"],
+        ("dead_token".to_owned(), Some("UNREGISTERED".to_owned()))
+    );
+    let live = ["debug", "live", "pixel", "voip-only"];
     let listed = listed_when(&rig, "carol", |listed| {
-        !listed.contains_key("dead") && listed["debug"]["environment"] == "sandbox"
+        listed.len() == live.len() && listed["debug"]["environment"] == "sandbox"
     })
     .await;
-    assert_eq!(
-        listed.keys().collect::<Vec<_>>(),
-        ["debug", "live", "voip-only"]
-    );
+    assert_eq!(listed.keys().collect::<Vec<_>>(), live);
 
     // The cancel, then the missed-call notice: alerts to the regular tokens only.
     let cancel = json!({"callee": "carol", "reason": "cancelled"});
@@ -337,8 +382,9 @@ async fn ring_cancel_and_missed_keep_live_iphones_and_delete_only_the_dead_one()
         let (status, answer) = rig.end("call-7", body, true).await;
         assert_eq!(status, 200, "{answer}");
         let ended = outcomes_with_reasons(&answer);
-        assert_eq!(ended.len(), 3, "{kind}: {ended:?}");
+        assert_eq!(ended.len(), 4, "{kind}: {ended:?}");
         assert_eq!(ended["live"].0, "delivered", "{kind}");
+        assert_eq!(ended["pixel"].0, "delivered", "{kind}");
         assert_eq!(ended["debug"].0, "delivered", "{kind}");
         assert_eq!(ended["voip-only"].0, "no_alert_token", "{kind}");
         let to_live = rig.pushes_to_token(&alert_token(21));
@@ -361,10 +407,16 @@ async fn ring_cancel_and_missed_keep_live_iphones_and_delete_only_the_dead_one()
         assert_eq!(pushes.len(), 1, "{voip}: only its ring");
         assert_eq!(pushes[0].push_type, "voip");
     }
+    let pixel: Vec<_> = rig
+        .pushes_to_token("fcm-live-1")
+        .into_iter()
+        .map(|p| p.payload["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(pixel, ["incoming_call", "call_ended", "missed_call"]);
     let listed = rig.listed("carol").await;
     assert_eq!(
         listed.keys().collect::<Vec<_>>(),
-        ["debug", "live", "voip-only"],
+        live,
         "every live device kept its registration"
     );
 }
