@@ -370,6 +370,12 @@ impl<S: PushService> Handler<Submit> for Dispatcher<S> {
         for push in pushes {
             let priority: Priority = push.priority();
             let (reply, ticket) = oneshot::channel();
+            if let Some(outcome) = self.service.unsendable(&push) {
+                // Known at once: it takes no queue slot, and overload cannot shed it.
+                self.finish(Job { push, reply }, outcome);
+                answers.push(Ok(ticket));
+                continue;
+            }
             match self.queues.offer(priority, Job { push, reply }) {
                 Offer::Queued => answers.push(Ok(ticket)),
                 Offer::Evicted(shed) => {

@@ -90,6 +90,14 @@ pub trait PushService: Send + Sync + 'static {
         self.pool().clone()
     }
 
+    /// The outcome of a push this service can tell at once it will not send, before it takes
+    /// a queue slot or a stream (APNs: a notice to a registration without a regular token,
+    /// [`Outcome::NoAlertToken`]). `None` for every push worth queueing, the default.
+    fn unsendable(&self, push: &Push) -> Option<Outcome> {
+        let _ = push;
+        None
+    }
+
     /// How long one request may take before its answer counts as lost.
     fn request_timeout(&self) -> Duration;
 

@@ -414,11 +414,13 @@ mod tests {
         std::fs::write(
             &path,
             "max_concurrent_streams = 3\nunregistered_tokens = [\"AB\"]\n\
+             apns_bundle_ids = [\"com.example.app\"]\n\
              [[errors]]\nstatus = 429\nreason = \"TooManyRequests\"\nrate = 0.5\n",
         )
         .unwrap();
         let profile = Profile::load(&path).unwrap();
         assert_eq!(profile.max_concurrent_streams, 3);
+        assert_eq!(profile.apns_bundle_ids, ["com.example.app"]);
         assert_eq!(profile.seed, 1);
         assert!(profile.is_unregistered("ab"));
 

@@ -13,8 +13,8 @@ use super::response::{Action, ApnsReason, parse};
 use crate::metrics::{self, RefreshOutcome};
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings};
 use crate::providers::service::{Prepared, PushService, Verdict};
-use crate::push::{Outcome, Push};
-use crate::registry::{Environment, Platform, UnixMillis};
+use crate::push::{Outcome, Push, PushKind};
+use crate::registry::{Environment, Platform, PushAddress, UnixMillis};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http_body_util::Full;
@@ -130,6 +130,20 @@ impl PushService for ApnsClient {
 
     fn pool_for(&self, push: &Push) -> Pool {
         self.pool_of(push.environment).clone()
+    }
+
+    fn unsendable(&self, push: &Push) -> Option<Outcome> {
+        // A notice goes only to the regular token (super::payload): without one there is
+        // nothing to send, so it need not wait for a queue slot to be told so.
+        let notice = push.kind != PushKind::IncomingCall;
+        let voip_only = matches!(
+            &push.address,
+            PushAddress::Apns {
+                alert_token: None,
+                ..
+            }
+        );
+        (notice && voip_only).then_some(Outcome::NoAlertToken)
     }
 
     fn request_timeout(&self) -> Duration {
