@@ -229,7 +229,10 @@ fn ownership(config: &Config) -> Ownership {
 async fn drain(intake: &api::intake::Intake, in_flight: &EventsInFlight, limit: Duration) {
     intake.start_draining();
     let events = in_flight.count();
-    tracing::info!(events, "shutdown signal received: draining");
+    tracing::info!(
+        events,
+        "shutdown signal received: draining events, then finishing in-flight requests"
+    );
     let started = std::time::Instant::now();
     if in_flight.drained_within(limit).await {
         tracing::info!(

@@ -125,9 +125,11 @@ pub async fn claim(
         Ok(claim) => claim,
         Err(error) => {
             // The claim may have been written and only its answer lost: give it back, so
-            // that the caller's retry rings at once rather than after the lease.
+            // that the caller's retry rings at once rather than after the lease. In the
+            // background: the caller's `503` does not wait for a store that just failed.
             metrics::event_lease(LeaseOutcome::StoreError);
-            release(store, ownership, event).await;
+            let (store, ownership, event) = (store.clone(), ownership.clone(), event.clone());
+            actix::spawn(async move { release(&store, &ownership, &event).await });
             return Err(error);
         }
     };
