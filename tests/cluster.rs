@@ -57,12 +57,13 @@ impl PushService {
         PushService { sim, dir }
     }
 
-    /// The pushes the simulator accepted for APNs token `token`.
+    /// The rings (`apns-push-type: voip`) the simulator accepted for APNs token `token`; a
+    /// "call ended" notice to the same device is not one.
     fn pushes_to(&self, token: &str) -> usize {
         self.sim
             .records()
             .iter()
-            .filter(|record| record.device_token == token)
+            .filter(|record| record.device_token == token && record.push_type == "voip")
             .count()
     }
 
@@ -98,14 +99,14 @@ struct Node {
 
 impl Node {
     /// Starts a node named `name` over `redis` and `push`, and waits until it listens.
-    fn start(name: &str, redis: &str, push: &PushService, shutdown_timeout: u64) -> Node {
+    fn start(name: &str, redis: &Backend, push: &PushService, shutdown_timeout: u64) -> Node {
         Node::start_with(name, redis, push, shutdown_timeout, 1)
     }
 
     /// Starts a node sending at most `max_in_flight` APNs pushes at once.
     fn start_with(
         name: &str,
-        redis: &str,
+        redis: &Backend,
         push: &PushService,
         shutdown_timeout: u64,
         max_in_flight: usize,
@@ -251,10 +252,10 @@ impl Drop for Node {
 }
 
 /// A node's config file: tenant `a` (server key [`KEY_A`]) with an iOS app whose APNs
-/// provider is the simulator, Redis at `redis`, and short cluster leases.
+/// provider is the simulator, the store `redis`, and short cluster leases.
 fn node_config(
     name: &str,
-    redis: &str,
+    redis: &Backend,
     push: &PushService,
     shutdown_timeout: u64,
     max_in_flight: usize,
@@ -268,10 +269,8 @@ fn node_config(
         workers = 1
         shutdown_timeout_seconds = {shutdown_timeout}
         [registry]
-        store = "redis"
         shards = 1
-        [registry.redis]
-        url = "{redis}"
+        {store}
         [providers.apns]
         production_url = "{url}"
         sandbox_url = "{url}"
@@ -293,12 +292,38 @@ fn node_config(
         key = {{ file = "{key}" }}
         "#,
         url = push.sim.base_url(),
+        store = redis.toml(),
         roots = dir.join("simulator.pem").display(),
         digest = hex::encode(Sha256::digest(KEY_A)),
         key = dir.join("apns.p8").display(),
     );
     std::fs::write(&path, toml).unwrap();
     path
+}
+
+/// The Redis the nodes share.
+enum Backend {
+    /// One server, by URL.
+    Redis(String),
+    /// A Redis Cluster, by its nodes' URLs.
+    Cluster(Vec<String>),
+}
+
+impl Backend {
+    /// The `[registry]` store keys for it.
+    fn toml(&self) -> String {
+        match self {
+            Backend::Redis(url) => format!("store = \"redis\"\n[registry.redis]\nurl = \"{url}\""),
+            Backend::Cluster(urls) => {
+                format!("store = \"redis-cluster\"\n[registry.redis]\nnodes = {urls:?}")
+            }
+        }
+    }
+}
+
+/// The shared Redis (tests/support/redis_server.rs).
+async fn shared_redis() -> Backend {
+    Backend::Redis(support::redis_server::shared().await.url())
 }
 
 /// Names no other run uses, so runs can share one Redis.
@@ -316,7 +341,7 @@ fn token(n: u8) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_whose_node_is_killed_rings_through_another_node() {
-    let redis = support::redis_server::shared().await.url();
+    let redis = shared_redis().await;
     let push = PushService::start(1_500).await;
     let mut a = Node::start("node-a", &redis, &push, 5);
     let b = Node::start("node-b", &redis, &push, 5);
@@ -372,7 +397,7 @@ async fn a_ring_whose_node_is_killed_rings_through_another_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_sent_to_two_living_nodes_rings_once() {
-    let redis = support::redis_server::shared().await.url();
+    let redis = shared_redis().await;
     let push = PushService::start(1_500).await;
     let a = Node::start("node-a", &redis, &push, 5);
     let b = Node::start("node-b", &redis, &push, 5);
@@ -408,7 +433,7 @@ async fn the_same_event_sent_to_two_living_nodes_rings_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_node_before_it_exits() {
-    let redis = support::redis_server::shared().await.url();
+    let redis = shared_redis().await;
     // Slow enough that the checks below happen while the push is still held.
     let push = PushService::start(3_000).await;
     let mut a = Node::start("node-a", &redis, &push, 10);
@@ -449,7 +474,7 @@ async fn sigterm_drains_the_node_before_it_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_on_one_node_withdraws_the_ring_queued_on_another() {
-    let redis = support::redis_server::shared().await.url();
+    let redis = shared_redis().await;
     let push = PushService::start(1_500).await;
     let a = Node::start("node-a", &redis, &push, 5);
     let b = Node::start("node-b", &redis, &push, 5);
@@ -483,4 +508,57 @@ async fn a_cancel_on_one_node_withdraws_the_ring_queued_on_another() {
     // The end fans out once: the same end on a is a duplicate.
     let (_, again) = a.end(&second, &queued_call).await;
     assert_eq!(again["duplicate"], true, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_redis_cluster_ends_reach_every_node_and_a_killed_owners_ring_rings() {
+    let cluster = support::redis_cluster::RedisCluster::start(3).await;
+    let redis = Backend::Cluster(cluster.urls());
+    // Slow enough that the first ring is still held when its node is killed below.
+    let push = PushService::start(3_000).await;
+    let mut a = Node::start("node-a", &redis, &push, 5);
+    let b = Node::start("node-b", &redis, &push, 5);
+    let (held, queued) = (unique("held-callee"), unique("queued-callee"));
+    let (held_phone, queued_phone) = (token(0x33), token(0x44));
+    a.register(&held, "phone", &held_phone).await;
+    a.register(&queued, "phone", &queued_phone).await;
+
+    let held_call = unique("call");
+    let (status, _, answer) = a.ring(&held, &held_call, false).await;
+    assert_eq!(status, 202, "{answer}");
+    push.holding_a_push().await;
+    let queued_call = unique("call");
+    let (status, _, answer) = a.ring(&queued, &queued_call, false).await;
+    assert_eq!(status, 202, "{answer}");
+
+    // A cancel on b reaches a through the cluster's pub/sub.
+    let (status, answer) = b.end(&queued, &queued_call).await;
+    assert_eq!(status, 202, "{answer}");
+    let until = Instant::now() + Duration::from_secs(5);
+    while a.rings_counted("withdrawn").await < 1.0 {
+        assert!(Instant::now() < until, "a never withdrew the queued ring");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // a dies holding the first ring; b takes it over once a's lease lapsed.
+    a.signal("-KILL");
+    a.exited(Duration::from_secs(5)).await;
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, answer) = b.ring(&held, &held_call, false).await;
+        assert_eq!(status, 202, "{answer}");
+        if answer["duplicate"] == false {
+            assert_eq!(answer["devices"], 1, "{answer}");
+            break;
+        }
+        assert_eq!(answer["progress"]["finished"], false, "{answer}");
+        assert!(
+            Instant::now() < until,
+            "b never took the event over: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pushes = push.rung(&held_phone, Duration::from_secs(10)).await;
+    assert!(pushes <= 2, "at most one duplicate push, got {pushes}");
+    assert_eq!(push.pushes_to(&queued_phone), 0, "the cancelled call rang");
 }

@@ -64,7 +64,7 @@ fn now_ms() -> u64 {
 }
 
 async fn run(name: &str, stop: Stop) {
-    let redis = super::support::redis_server::shared().await.url();
+    let redis = super::shared_redis().await;
     let push = PushService::start(LATENCY_MS).await;
     let mut a = Node::start_with("node-a", &redis, &push, 10, 2048);
     let b = Node::start_with("node-b", &redis, &push, 10, 2048);
