@@ -8,6 +8,9 @@ use crate::registry::embedded::EmbeddedStore;
 use crate::registry::redis::{RedisClusterStore, RedisOptions, RedisSingleStore};
 use crate::registry::shards::{ShardSettings, ShardThreads, Shards};
 use crate::registry::{AnyStore, Store};
+use crate::router::drain::EventsInFlight;
+use crate::router::ends::{self, EndChannel};
+use crate::router::ownership::Ownership;
 use crate::router::providers::{ProviderPlan, ProviderSet};
 use crate::router::{Router, Routers};
 use crate::tenant::Tenants;
@@ -26,6 +29,8 @@ pub struct Node {
     server: Server,
     shards: ShardThreads,
     sweeper: Option<tokio::task::JoinHandle<()>>,
+    /// Listens for calls ended on other nodes (Redis stores only).
+    end_listener: Option<tokio::task::JoinHandle<()>>,
     /// The metrics exporter's upkeep loop.
     metrics_upkeep: tokio::task::JoinHandle<()>,
 }
@@ -66,7 +71,20 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         }
     };
     let (shards, shard_threads) = Shards::start_on(threads, shard_stores.clone(), settings);
-    let routers = start_routers(&shard_threads, &plan, &shard_stores, config);
+    let mut ownership = ownership(config);
+    ownership.ends = match EndChannel::connect(&config.registry).await {
+        Ok(ends) => ends,
+        Err(error) => {
+            shard_threads.stop();
+            return Err(error.context("connecting the call-end channel (registry.redis)"));
+        }
+    };
+    let in_flight = ownership.in_flight.clone();
+    let routers = start_routers(&shard_threads, &plan, &shard_stores, config, &ownership);
+    let end_listener = ownership.ends.is_some().then(|| {
+        let urls = EndChannel::listen_urls(&config.registry);
+        ends::spawn_listener(urls, ownership.node.clone(), routers.clone())
+    });
     let state = web::Data::new(ApiState {
         shards,
         routers,
@@ -78,6 +96,7 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
     });
     let max_body = config.server.max_body_bytes;
     let intake = api::intake::Intake::new(config.server.max_requests_in_flight);
+    let intake_handle = intake.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -107,9 +126,10 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
     let server = server.run();
     if handle_signals {
         let handle = server.handle();
+        let limit = Duration::from_secs(config.server.shutdown_timeout_seconds);
         actix_rt::spawn(async move {
             shutdown_signal().await;
-            tracing::info!("shutdown signal received: finishing in-flight requests");
+            drain(&intake_handle, &in_flight, limit).await;
             handle.stop(true).await;
         });
     }
@@ -119,6 +139,7 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         server,
         shards: shard_threads,
         sweeper,
+        end_listener,
         metrics_upkeep,
     })
 }
@@ -159,6 +180,7 @@ fn start_routers(
     plan: &ProviderPlan,
     stores: &[AnyStore],
     config: &Config,
+    ownership: &Ownership,
 ) -> Routers {
     let capacity = config.registry.mailbox_capacity;
     let max_in_flight = config.router.max_events_in_flight;
@@ -168,7 +190,7 @@ fn start_routers(
         .enumerate()
         .zip(stores)
         .map(|((shard, handle), store)| {
-            let (plan, store) = (plan.clone(), store.clone());
+            let (plan, store, ownership) = (plan.clone(), store.clone(), ownership.clone());
             Router::start_in_arbiter(handle, move |_| {
                 let providers = ProviderSet::start(&plan).unwrap_or_else(|error| {
                     // The configuration was validated; this is a bug, not bad input.
@@ -176,7 +198,7 @@ fn start_routers(
                     ProviderSet::default()
                 });
                 tracing::debug!(shard, providers = providers.len(), "router started");
-                Router::new(store, providers, capacity, max_in_flight)
+                Router::new(store, providers, capacity, max_in_flight, ownership)
             })
         })
         .collect();
@@ -185,6 +207,45 @@ fn start_routers(
         + config.store_timeout() * 2
         + Duration::from_millis(100);
     Routers::new(routers, call_timeout)
+}
+
+/// This node's terms for owning call events (`[cluster]`).
+fn ownership(config: &Config) -> Ownership {
+    let node = config.cluster.resolved_node_id();
+    tracing::info!(node_id = %node, lease_ms = config.cluster.lease_ms, "cluster node id");
+    Ownership {
+        node: node.into(),
+        lease: config.cluster.lease(),
+        renew_every: config.cluster.renew_every(),
+        in_flight: EventsInFlight::default(),
+        ends: None,
+    }
+}
+
+/// Drains the node before it stops (DESIGN.md, "Cluster semantics"): `/readyz` fails and new
+/// call events get `503` with `Retry-After` from now on, while the events already taken keep
+/// going until every push has an outcome (delivered, retried, or expired at its deadline) or
+/// `limit` passed. Unfinished events are handed over by their leases.
+async fn drain(intake: &api::intake::Intake, in_flight: &EventsInFlight, limit: Duration) {
+    intake.start_draining();
+    let events = in_flight.count();
+    tracing::info!(
+        events,
+        "shutdown signal received: draining events, then finishing in-flight requests"
+    );
+    let started = std::time::Instant::now();
+    if in_flight.drained_within(limit).await {
+        tracing::info!(
+            events,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "drained"
+        );
+    } else {
+        tracing::warn!(
+            left = in_flight.count(),
+            "shutdown timeout: stopping with events in flight; their leases lapse for the other nodes"
+        );
+    }
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM (what orchestrators send to stop).
@@ -217,6 +278,9 @@ impl Node {
         let served = self.server.await;
         if let Some(sweeper) = self.sweeper {
             sweeper.abort();
+        }
+        if let Some(listener) = self.end_listener {
+            listener.abort();
         }
         self.metrics_upkeep.abort();
         self.shards.stop();

@@ -5,6 +5,7 @@
 //! demo tenant and its well-known key from the development default); then environment
 //! variables `RINGCAST__SECTION__KEY` (e.g. `RINGCAST__REGISTRY__STORE=redis`).
 
+pub mod cluster;
 pub mod secret;
 pub mod tenant;
 
@@ -55,6 +56,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The tenants, by tenant id.
     pub tenants: BTreeMap<String, TenantConfig>,
+    /// How call events are owned among the nodes sharing a store.
+    pub cluster: cluster::ClusterConfig,
 }
 
 /// The HTTP API server.
@@ -341,6 +344,7 @@ impl Config {
             // Fewer cannot stagger three priorities.
             problems.push("router.max_events_in_flight must be at least 4".into());
         }
+        problems.extend(self.cluster.problems());
         if registry.redis.owner_buckets == 0 {
             problems.push("registry.redis.owner_buckets must be at least 1".into());
         }

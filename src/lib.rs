@@ -13,8 +13,9 @@
 //! - [`simulator`] stands in for the push services (APNs, FCM and Google's OAuth token
 //!   endpoint) over real TLS + HTTP/2, with scripted latency and failures, and records what
 //!   it accepted.
-//! - [`router`] turns call events into pushes: claims the event (it rings once), looks up the
-//!   callee's devices, fans out one push per device, withdraws rings when a call ends.
+//! - [`router`] turns call events into pushes: claims the event as a lease (it rings once,
+//!   and still rings when its node dies), looks up the callee's devices, fans out one push
+//!   per device, withdraws rings when a call ends (on every node), and drains at shutdown.
 //! - [`providers`] turns a `Push` into a push service's request and its answer into an
 //!   `Outcome`: one folder per service (APNs; FCM's pure parts), and the shared machinery every
 //!   service uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),

@@ -70,8 +70,8 @@ pub mod process;
 mod vocabulary;
 
 pub use vocabulary::{
-    ConnectionState, EventOutcome, IntakeRoute, RefreshOutcome, RegistryOp, RegistryOutcome,
-    RetryReason, config_error_reason, dead_token_reason, event_kind,
+    ConnectionState, EndBroadcast, EventOutcome, IntakeRoute, LeaseOutcome, RefreshOutcome,
+    RegistryOp, RegistryOutcome, RetryReason, config_error_reason, dead_token_reason, event_kind,
 };
 
 use crate::push::{Outcome, Priority, PushKind};
@@ -297,6 +297,17 @@ pub fn credential_refresh(provider: Platform, outcome: RefreshOutcome) {
 pub fn event(kind: PushKind, outcome: EventOutcome) {
     counter!(catalog::EVENTS_TOTAL, "kind" => event_kind(kind), "outcome" => outcome.label())
         .increment(1);
+}
+
+/// A call-end notice between nodes was published, received or acted on
+/// (src/router/ends.rs).
+pub fn end_broadcast(outcome: EndBroadcast) {
+    counter!(catalog::END_BROADCASTS_TOTAL, "outcome" => outcome.label()).increment(1);
+}
+
+/// A call event's lease took a step (src/router/ownership.rs).
+pub fn event_lease(outcome: LeaseOutcome) {
+    counter!(catalog::EVENT_LEASES_TOTAL, "outcome" => outcome.label()).increment(1);
 }
 
 /// A registry operation ran in the store `store` (its `Store::name`) and took `elapsed`.

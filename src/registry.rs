@@ -3,13 +3,15 @@
 //! - [`registration`]: the data model (a device's platform, address, app, lifetime).
 //! - [`validate`]: turns an API request into a `Registration`, or says precisely what is wrong.
 //! - [`store`]: the `Store` trait; [`embedded`] and [`redis`] implement it, [`AnyStore`]
-//!   picks one at start-up, [`codec`] is their shared compact record format.
+//!   picks one at start-up, [`codec`] is their shared compact record format; [`lease`] is
+//!   the rule by which a call event is owned by one node at a time.
 //! - [`shard`]: the registry shard actor, one per core, owning a store handle; [`shards`]
 //!   routes each identity to its shard.
 
 pub mod any;
 pub mod codec;
 pub mod embedded;
+pub mod lease;
 pub mod redis;
 pub mod registration;
 pub mod shard;

@@ -13,15 +13,20 @@
 //! (`503` with `Retry-After`), so call control can retry. Lower priorities are shed instead.
 
 pub mod admission;
+pub mod drain;
+pub mod ends;
 pub mod fanout;
+pub mod ownership;
 pub mod providers;
 
 use crate::providers::dispatcher::{Submit, Ticket, Withdraw};
 use crate::push::{Outcome, Priority, Push};
+use crate::registry::lease::Progress;
 use crate::registry::{AnyStore, IdentityKey, Platform, Store, StoreError};
 use actix::prelude::*;
 use admission::Admission;
 use fanout::{CallEvent, EndEvent};
+use ownership::{EventRef, Ownership, RoutingSet, Taken};
 use providers::{ProviderKey, ProviderSet};
 use std::collections::HashMap;
 use tracing::Instrument;
@@ -65,6 +70,8 @@ pub struct Routed {
     pub event_id: String,
     /// The event was seen before (on this or another node): nothing was sent again.
     pub duplicate: bool,
+    /// For a duplicate: how far the event's owner got, when the store said.
+    pub progress: Option<Progress>,
     /// One entry per device pushed to.
     pub devices: Vec<DevicePush>,
 }
@@ -95,6 +102,10 @@ pub struct Router {
     mailbox_capacity: usize,
     /// Events in flight, and which priorities it still admits.
     admission: Admission,
+    /// The node's terms for owning events.
+    ownership: Ownership,
+    /// The events this router is routing now.
+    routing: RoutingSet,
 }
 
 impl Router {
@@ -105,12 +116,15 @@ impl Router {
         providers: ProviderSet,
         mailbox_capacity: usize,
         max_in_flight: usize,
+        ownership: Ownership,
     ) -> Router {
         Router {
             store,
             providers,
             mailbox_capacity,
             admission: Admission::new(max_in_flight),
+            ownership,
+            routing: RoutingSet::default(),
         }
     }
 
@@ -149,6 +163,7 @@ impl Handler<Ring> for Router {
 
     fn handle(&mut self, Ring(call): Ring, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
+        let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
         let span = crate::logging::call_event_span(&call.event_id);
         MessageResult(
             self.admitted(
@@ -156,21 +171,27 @@ impl Handler<Ring> for Router {
                 async move {
                     let now = crate::clock::now_millis();
                     let deadline = now + call.ring_timeout.as_millis() as u64;
-                    let tenant = call.callee.tenant.clone();
-                    if !store
-                        .claim_event(&tenant, &call.event_id, deadline, now)
-                        .await?
-                    {
-                        return Ok(duplicate(call.event_id));
-                    }
+                    let event = EventRef {
+                        tenant: call.callee.tenant.clone(),
+                        event_id: call.event_id.clone(),
+                    };
+                    let (done, guards) =
+                        match ownership::claim(&store, &ownership, &routing, &event, deadline, now)
+                            .await?
+                        {
+                            Taken::Owned { done, guards } => (done, guards),
+                            Taken::Duplicate(progress) => {
+                                return Ok(duplicate(call.event_id, progress));
+                            }
+                        };
                     let registrations = match store.list(&call.callee, now).await {
                         Ok(registrations) => registrations,
                         Err(error) => {
-                            release(&store, &tenant, &call.event_id).await;
+                            ownership::release(&store, &ownership, &event).await;
                             return Err(error.into());
                         }
                     };
-                    let pushes = fanout::rings(&call, &registrations, now);
+                    let pushes = not_done(fanout::rings(&call, &registrations, now), &done);
                     let devices = submit(&providers, pushes).await;
                     let refused_ring = devices.iter().any(|device| {
                         matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed))
@@ -178,14 +199,15 @@ impl Handler<Ring> for Router {
                     if refused_ring {
                         // Give the whole event back: withdraw what was queued, release the claim.
                         withdraw(&providers, &call.callee, &call.call_id).await;
-                        release(&store, &tenant, &call.event_id).await;
+                        ownership::release(&store, &ownership, &event).await;
                         return Err(RouteError::Overloaded);
                     }
                     tracing::debug!(devices = devices.len(), "rings queued");
                     Ok(Routed {
                         event_id: call.event_id,
                         duplicate: false,
-                        devices,
+                        progress: None,
+                        devices: ownership::hold(store, &ownership, event, devices, guards),
                     })
                 }
                 .instrument(span),
@@ -199,6 +221,7 @@ impl Handler<End> for Router {
 
     fn handle(&mut self, End(end): End, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
+        let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
         let span = crate::logging::call_event_span(&end.event_id);
         MessageResult(
             self.admitted(
@@ -206,38 +229,97 @@ impl Handler<End> for Router {
                 async move {
                     let now = crate::clock::now_millis();
                     let deadline = now + end.deadline_after().as_millis() as u64;
-                    let tenant = end.callee.tenant.clone();
-                    if !store
-                        .claim_event(&tenant, &end.event_id, deadline, now)
-                        .await?
-                    {
-                        return Ok(duplicate(end.event_id));
-                    }
-                    // The call is over: rings still queued never leave.
+                    let event = EventRef {
+                        tenant: end.callee.tenant.clone(),
+                        event_id: end.event_id.clone(),
+                    };
+                    let (done, guards) =
+                        match ownership::claim(&store, &ownership, &routing, &event, deadline, now)
+                            .await?
+                        {
+                            Taken::Owned { done, guards } => (done, guards),
+                            Taken::Duplicate(progress) => {
+                                return Ok(duplicate(end.event_id, progress));
+                            }
+                        };
+                    // The call is over: rings still queued never leave, here or elsewhere.
                     let not_rung = withdraw(&providers, &end.callee, &end.call_id).await;
+                    if let Some(ends) = &ownership.ends {
+                        ends.publish(&ends::EndNotice {
+                            node: ownership.node.to_string(),
+                            tenant: end.callee.tenant.clone(),
+                            identity: end.callee.identity.clone(),
+                            call_id: end.call_id.clone(),
+                        })
+                        .await;
+                    }
                     let registrations = match store.list(&end.callee, now).await {
                         Ok(registrations) => registrations,
                         Err(error) => {
-                            release(&store, &tenant, &end.event_id).await;
+                            ownership::release(&store, &ownership, &event).await;
                             return Err(error.into());
                         }
                     };
-                    let pushes = fanout::ends(&end, &registrations, &not_rung, now);
+                    let pushes =
+                        not_done(fanout::ends(&end, &registrations, &not_rung, now), &done);
                     tracing::debug!(
                         withdrawn = not_rung.len(),
                         pushes = pushes.len(),
                         "call ended"
                     );
+                    let devices = submit(&providers, pushes).await;
                     Ok(Routed {
                         event_id: end.event_id,
                         duplicate: false,
-                        devices: submit(&providers, pushes).await,
+                        progress: None,
+                        devices: ownership::hold(store, &ownership, event, devices, guards),
                     })
                 }
                 .instrument(span),
             ),
         )
     }
+}
+
+/// Withdraws the callee's queued rings of a call that ended on another node
+/// ([`ends`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WithdrawRings {
+    /// Whose rings.
+    pub callee: IdentityKey,
+    /// The call.
+    pub call_id: String,
+}
+
+impl Handler<WithdrawRings> for Router {
+    type Result = ();
+
+    fn handle(&mut self, message: WithdrawRings, _: &mut Context<Self>) {
+        let providers = self.providers.clone();
+        actix::spawn(async move {
+            let withdrawn = withdraw(&providers, &message.callee, &message.call_id).await;
+            if !withdrawn.is_empty() {
+                crate::metrics::end_broadcast(crate::metrics::EndBroadcast::Withdrew);
+                tracing::debug!(
+                    withdrawn = withdrawn.len(),
+                    "rings withdrawn: the call ended on another node"
+                );
+            }
+        });
+    }
+}
+
+/// The pushes to devices that have no outcome yet (all of them, unless the event was taken
+/// over from a node that died part-way).
+fn not_done(pushes: Vec<Push>, done: &std::collections::HashSet<String>) -> Vec<Push> {
+    if done.is_empty() {
+        return pushes;
+    }
+    pushes
+        .into_iter()
+        .filter(|push| !done.contains(&push.device_id))
+        .collect()
 }
 
 /// Runs one event's work as a task on the current (the shard's) arbiter; its answer arrives
@@ -254,19 +336,12 @@ fn run(
 }
 
 /// The answer to an event seen before.
-fn duplicate(event_id: String) -> Routed {
+fn duplicate(event_id: String, progress: Option<Progress>) -> Routed {
     Routed {
         event_id,
         duplicate: true,
+        progress,
         devices: Vec::new(),
-    }
-}
-
-/// Gives an event's claim back; a failure only means a retry may be seen as a duplicate
-/// until the claim lapses, so it is logged, not returned.
-async fn release(store: &AnyStore, tenant: &str, event_id: &str) {
-    if let Err(error) = store.release_event(tenant, event_id).await {
-        tracing::warn!(tenant, %error, "could not release an event claim");
     }
 }
 
@@ -398,6 +473,16 @@ impl Routers {
     pub async fn ring(&self, call: CallEvent) -> Result<Routed, RoutersError> {
         let router = self.of(&call.callee).clone();
         self.ask(router.send(Ring(call))).await
+    }
+
+    /// Withdraws the callee's queued rings of `call_id` (the call ended on another node). A
+    /// full mailbox drops the request: those rings then go out, as they would have had the
+    /// end come a moment later.
+    pub async fn withdraw(&self, callee: IdentityKey, call_id: String) {
+        let router = self.of(&callee).clone();
+        if router.try_send(WithdrawRings { callee, call_id }).is_err() {
+            tracing::warn!("router busy: a call ended elsewhere, its rings here still go out");
+        }
     }
 
     /// Routes the end of a call on its callee's shard.

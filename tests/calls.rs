@@ -638,6 +638,16 @@ async fn an_answer_after_the_deadline_is_expired_and_nothing_is_sent_after_it() 
         .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(outcomes(&answer)["iphone"], "expired");
+    // The push service still answers the request the node stopped waiting for at the
+    // deadline (it had received it whole); after that answer, nothing more may come.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while rig.sim.stats().requests == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the request was never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let sent = rig.sim.stats().requests;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(

@@ -4,6 +4,7 @@
 //! Each case takes a store and a tenant name no other case uses, so the cases can share a
 //! Redis server with each other and with other test runs.
 
+use ringcast::registry::lease::{Claim, LeaseTerms};
 use ringcast::registry::{
     Environment, IdentityKey, PushAddress, Registration, Store, StoreError, UnixMillis,
 };
@@ -65,6 +66,8 @@ pub async fn run_all<S: Store>(store: &S, tenant: &str) {
     tenants_are_isolated(store, &format!("{tenant}-iso")).await;
     device_limit(store, &format!("{tenant}-limit")).await;
     event_claims(store, &format!("{tenant}-claims")).await;
+    event_leases_hand_over_a_dead_owners_event(store, &format!("{tenant}-leases")).await;
+    event_leases_handed_over_and_picked_up_again(store, &format!("{tenant}-handover")).await;
     concurrent_registrations_lose_nothing(store, &format!("{tenant}-conc")).await;
     store.ping().await.expect("ping");
 }
@@ -712,68 +715,277 @@ async fn concurrent_registrations_lose_nothing<S: Store>(store: &S, tenant: &str
     assert_eq!(store.list(&who, now).await.unwrap().len(), 48);
 }
 
-/// A call event rings once: the first claim wins until it lapses or is released, per tenant.
+/// Lease terms for `node`: a 3 s lease on an event whose deadline is a minute after `now`.
+fn terms(node: &str, now: UnixMillis) -> LeaseTerms {
+    LeaseTerms {
+        node: node.into(),
+        lease_ms: 3_000,
+        deadline: now + 60_000,
+    }
+}
+
+fn owned(claim: &Claim) -> Option<Vec<String>> {
+    match claim {
+        Claim::Owned { done, .. } => Some(done.clone()),
+        Claim::Held { .. } => None,
+    }
+}
+
+/// A call event rings once: the first claim owns it while its lease runs, per tenant; a
+/// released claim lets the retry ring.
 async fn event_claims<S: Store>(store: &S, tenant: &str) {
     let other = format!("{tenant}-other");
     let now = wall_clock();
+    let first = store
+        .acquire_event(tenant, "call-1", &terms("node-a", now), now)
+        .await
+        .unwrap();
+    assert_eq!(owned(&first), Some(vec![]));
+    // Another node, while the lease runs: a duplicate, told who owns it.
+    let again = store
+        .acquire_event(tenant, "call-1", &terms("node-b", now), now + 10)
+        .await
+        .unwrap();
     assert!(
-        store
-            .claim_event(tenant, "call-1", now + 60_000, now)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .claim_event(tenant, "call-1", now + 60_000, now)
-            .await
-            .unwrap()
+        matches!(&again, Claim::Held { owner, progress } if owner == "node-a" && !progress.finished),
+        "{again:?}"
     );
     // Event ids are the caller's: another tenant's equal id is another event.
-    assert!(
-        store
-            .claim_event(&other, "call-1", now + 60_000, now)
-            .await
-            .unwrap()
-    );
+    let elsewhere = store
+        .acquire_event(&other, "call-1", &terms("node-b", now), now)
+        .await
+        .unwrap();
+    assert_eq!(owned(&elsewhere), Some(vec![]));
     // An id with a Redis hash tag and odd bytes is just an id.
-    assert!(
-        store
-            .claim_event(tenant, "{x}\u{e9}:end", now + 60_000, now)
-            .await
-            .unwrap()
-    );
+    let odd = store
+        .acquire_event(tenant, "{x}\u{e9}:end", &terms("node-a", now), now)
+        .await
+        .unwrap();
+    assert_eq!(owned(&odd), Some(vec![]));
 
-    // Released (the event could not be queued): the retry claims it again.
+    // Released (the event could not be queued): the retry, on any node, claims it again.
+    store
+        .acquire_event(tenant, "call-2", &terms("node-a", now), now)
+        .await
+        .unwrap();
+    // Only by its owner: another node's release leaves the claim alone.
+    store
+        .release_event(tenant, "call-2", "node-b")
+        .await
+        .unwrap();
     assert!(
-        store
-            .claim_event(tenant, "call-2", now + 60_000, now)
-            .await
-            .unwrap()
+        owned(
+            &store
+                .acquire_event(tenant, "call-2", &terms("node-c", now), now + 1)
+                .await
+                .unwrap()
+        )
+        .is_none()
     );
-    store.release_event(tenant, "call-2").await.unwrap();
-    assert!(
-        store
-            .claim_event(tenant, "call-2", now + 60_000, now)
-            .await
-            .unwrap()
-    );
+    store
+        .release_event(tenant, "call-2", "node-a")
+        .await
+        .unwrap();
+    let retried = store
+        .acquire_event(tenant, "call-2", &terms("node-b", now), now + 2)
+        .await
+        .unwrap();
+    assert_eq!(owned(&retried), Some(vec![]));
     // Releasing what is not claimed is fine.
-    store.release_event(tenant, "never-claimed").await.unwrap();
+    store
+        .release_event(tenant, "never-claimed", "node-a")
+        .await
+        .unwrap();
 
-    // A claim lapses with its event's deadline (Redis on its own clock: real time passes).
+    // A claim ends with its event's deadline (Redis on its own clock: real time passes).
     let start = wall_clock();
-    assert!(
-        store
-            .claim_event(tenant, "call-3", start + 200, start)
-            .await
-            .unwrap()
-    );
+    let short = LeaseTerms {
+        node: "node-a".into(),
+        lease_ms: 3_000,
+        deadline: start + 200,
+    };
+    store
+        .acquire_event(tenant, "call-3", &short, start)
+        .await
+        .unwrap();
+    store
+        .finish_event(tenant, "call-3", "node-a", &[], start)
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(350)).await;
     let later = wall_clock();
+    let after_deadline = store
+        .acquire_event(tenant, "call-3", &terms("node-b", later), later)
+        .await
+        .unwrap();
+    assert_eq!(owned(&after_deadline), Some(vec![]));
+}
+
+/// The owner renews its lease and records outcomes; a duplicate sees that progress; after
+/// the lease lapsed another node takes the event over and is told which devices are done;
+/// the old owner learns it lost the event, and its late outcomes still count.
+async fn event_leases_hand_over_a_dead_owners_event<S: Store>(store: &S, tenant: &str) {
+    let now = wall_clock();
+    let owned_by_a = store
+        .acquire_event(tenant, "ring-1", &terms("node-a", now), now)
+        .await
+        .unwrap();
+    assert_eq!(owned(&owned_by_a), Some(vec![]));
+    let phone = vec!["phone".to_owned()];
     assert!(
         store
-            .claim_event(tenant, "call-3", later + 60_000, later)
+            .renew_event(tenant, "ring-1", "node-a", &phone, 3_000, now + 1_000)
             .await
             .unwrap()
     );
+    // Renewed at +1 s: still a's at +3.5 s, and the duplicate sees the phone done.
+    let duplicate = store
+        .acquire_event(tenant, "ring-1", &terms("node-b", now), now + 3_500)
+        .await
+        .unwrap();
+    match duplicate {
+        Claim::Held { owner, progress } => {
+            assert_eq!(owner, "node-a");
+            assert_eq!(progress.done, phone);
+            assert!(!progress.finished);
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    // a died: its lease lapses at +4 s; b takes over and skips the phone.
+    let taken = store
+        .acquire_event(tenant, "ring-1", &terms("node-b", now), now + 4_001)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken,
+        Claim::Owned {
+            taken_over_from: Some("node-a".into()),
+            done: phone.clone()
+        }
+    );
+    // A third node, during b's lease: a duplicate.
+    assert!(
+        owned(
+            &store
+                .acquire_event(tenant, "ring-1", &terms("node-c", now), now + 4_100)
+                .await
+                .unwrap()
+        )
+        .is_none()
+    );
+    // a wakes up: it no longer owns the event; its outcome is recorded anyway; it cannot
+    // release or finish b's claim.
+    let tablet = vec!["tablet".to_owned()];
+    assert!(
+        !store
+            .renew_event(tenant, "ring-1", "node-a", &tablet, 3_000, now + 4_200)
+            .await
+            .unwrap()
+    );
+    store
+        .release_event(tenant, "ring-1", "node-a")
+        .await
+        .unwrap();
+    store
+        .finish_event(tenant, "ring-1", "node-a", &[], now + 4_300)
+        .await
+        .unwrap();
+    let seen = store
+        .acquire_event(tenant, "ring-1", &terms("node-c", now), now + 4_400)
+        .await
+        .unwrap();
+    match seen {
+        Claim::Held { owner, progress } => {
+            assert_eq!(owner, "node-b");
+            assert_eq!(progress.done, vec!["phone".to_owned(), "tablet".to_owned()]);
+            assert!(!progress.finished);
+        }
+        other => panic!("expected b's claim, got {other:?}"),
+    }
+    // b finishes: nobody takes the event over again, even long after b's lease.
+    store
+        .finish_event(
+            tenant,
+            "ring-1",
+            "node-b",
+            &["laptop".to_owned()],
+            now + 5_000,
+        )
+        .await
+        .unwrap();
+    match store
+        .acquire_event(tenant, "ring-1", &terms("node-c", now), now + 30_000)
+        .await
+        .unwrap()
+    {
+        Claim::Held { owner, progress } => {
+            assert_eq!(owner, "node-b");
+            assert!(progress.finished);
+            assert_eq!(progress.done.len(), 3);
+        }
+        other => panic!("a finished event is never taken over: {other:?}"),
+    }
+    // And a finished event is not released by its owner either.
+    store
+        .release_event(tenant, "ring-1", "node-b")
+        .await
+        .unwrap();
+    assert!(
+        owned(
+            &store
+                .acquire_event(tenant, "ring-1", &terms("node-c", now), now + 31_000)
+                .await
+                .unwrap()
+        )
+        .is_none()
+    );
+}
+
+/// A lease renewed with length 0 ends at once (how a stopping node hands its unfinished
+/// events over), and a node whose claim answer was lost picks its own claim up again.
+async fn event_leases_handed_over_and_picked_up_again<S: Store>(store: &S, tenant: &str) {
+    let now = wall_clock();
+    store
+        .acquire_event(tenant, "ring-2", &terms("node-a", now), now)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .renew_event(
+                tenant,
+                "ring-2",
+                "node-a",
+                &["phone".to_owned()],
+                0,
+                now + 100
+            )
+            .await
+            .unwrap()
+    );
+    let taken = store
+        .acquire_event(tenant, "ring-2", &terms("node-b", now), now + 101)
+        .await
+        .unwrap();
+    assert_eq!(owned(&taken), Some(vec!["phone".to_owned()]));
+    // b's answer was lost; b (which is not routing the event any more) asks again.
+    let again = store
+        .acquire_event(tenant, "ring-2", &terms("node-b", now), now + 200)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, Claim::Owned { taken_over_from: Some(node), .. } if node == "node-b"),
+        "{again:?}"
+    );
+    // Concurrent claims of one new event by many nodes: exactly one owns it.
+    let claims = futures_util::future::join_all((0..8).map(|n| {
+        let node = format!("node-{n}");
+        async move {
+            store
+                .acquire_event(tenant, "ring-3", &terms(&node, now), now)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(claims.iter().filter(|c| owned(c).is_some()).count(), 1);
 }

@@ -109,9 +109,23 @@ pub struct CallAccepted {
     pub devices: usize,
     /// The event was seen before (on any node): nothing was sent again.
     pub duplicate: bool,
+    /// For a duplicate: how far the node that owns the event got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ProgressView>,
     /// With `?wait=true`: one outcome per device.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcomes: Option<Vec<DeviceOutcomeView>>,
+}
+
+/// How far an event got on the node that owns it, as a duplicate is told. While the owner
+/// lives it keeps going; if it dies before `finished`, the same event sent again after its
+/// lease lapsed (`[cluster] lease_ms`) is taken over and rings the devices not in `done`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgressView {
+    /// The devices whose push already has an outcome.
+    pub done: Vec<String>,
+    /// Every device has an outcome: the event will not ring again.
+    pub finished: bool,
 }
 
 /// What became of one device's push.
@@ -288,11 +302,16 @@ pub async fn end(
 /// `202` at once, or `200` with every device's outcome.
 async fn answer(routed: Routed, wait: bool) -> Result<HttpResponse, ApiError> {
     let devices = routed.devices.len();
+    let progress = routed.progress.map(|progress| ProgressView {
+        done: progress.done,
+        finished: progress.finished,
+    });
     if !wait {
         return Ok(HttpResponse::Accepted().json(CallAccepted {
             event_id: routed.event_id,
             devices,
             duplicate: routed.duplicate,
+            progress,
             outcomes: None,
         }));
     }
@@ -317,6 +336,7 @@ async fn answer(routed: Routed, wait: bool) -> Result<HttpResponse, ApiError> {
         event_id: routed.event_id,
         devices,
         duplicate: routed.duplicate,
+        progress,
         outcomes: Some(outcomes),
     }))
 }

@@ -1,9 +1,10 @@
 //! Liveness and readiness, for load balancers and Kubernetes probes.
 
 use super::ApiState;
+use super::intake::Intake;
 use super::problem::{ApiError, Problem};
 use crate::registry::shard::Ping;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -27,17 +28,30 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-/// Ready: the store answers, through the same shard path requests take.
+/// Ready: the store answers, through the same shard path requests take, and the node is not
+/// draining.
 #[utoipa::path(
     get,
     path = "/readyz",
     responses(
         (status = 200, body = Health),
-        (status = 503, description = "Store unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unreachable, or the node is draining (stopping)", body = Problem, content_type = "application/problem+json"),
     ),
     tag = "operations"
 )]
-pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+pub async fn readyz(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    // A draining node is alive but must get no new work (DESIGN.md, "Cluster semantics").
+    if request
+        .app_data::<Intake>()
+        .is_some_and(Intake::is_draining)
+    {
+        return Err(ApiError::Unavailable(
+            "the node is shutting down; send to another node",
+        ));
+    }
     state.shards.call_any(Ping {}).await?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ready",

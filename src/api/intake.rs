@@ -22,7 +22,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
 use futures_util::StreamExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The node's count of requests being served, and its limit. Cloned into every HTTP worker.
@@ -30,6 +30,8 @@ use std::time::Duration;
 pub struct Intake {
     limit: usize,
     in_progress: Arc<AtomicUsize>,
+    /// The node is stopping (SIGTERM): call events are refused, `/readyz` fails.
+    draining: Arc<AtomicBool>,
 }
 
 /// A request being served; dropping it (when its answer is ready) frees its place.
@@ -46,11 +48,28 @@ impl Intake {
         Intake {
             limit,
             in_progress: Arc::default(),
+            draining: Arc::default(),
         }
+    }
+
+    /// From now on call events are refused (`503` with `Retry-After`: call control retries
+    /// on another node) and `/readyz` fails, so load balancers stop sending here; requests
+    /// already admitted finish (DESIGN.md, "Cluster semantics": drain).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether the node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// A ticket for a request of `route`, or `None` when that route is refused right now.
     pub fn admit(&self, route: IntakeRoute) -> Option<Ticket> {
+        if self.is_draining() && matches!(route, IntakeRoute::Ring | IntakeRoute::End) {
+            metrics::request_refused(route);
+            return None;
+        }
         let threshold = match route {
             IntakeRoute::Ring => self.limit,
             IntakeRoute::End => self.limit * 3 / 4,
@@ -132,11 +151,13 @@ pub async fn limit(
         (Some(intake), Some(route)) => match intake.admit(route) {
             Some(ticket) => Some(ticket),
             None => {
+                let why = if intake.is_draining() {
+                    "the node is shutting down; retry on another node"
+                } else {
+                    "the node has too many requests in progress; retry shortly"
+                };
                 drain(request).await;
-                return Err(ApiError::Unavailable(
-                    "the node has too many requests in progress; retry shortly",
-                )
-                .into());
+                return Err(ApiError::Unavailable(why).into());
             }
         },
         _ => None,
@@ -170,6 +191,16 @@ mod tests {
         assert_eq!(intake.in_progress(), 8);
         drop((held, ends, rings));
         assert_eq!(intake.in_progress(), 0);
+        assert!(intake.admit(IntakeRoute::Other).is_some());
+    }
+
+    #[test]
+    fn a_draining_node_refuses_call_events_but_serves_the_rest() {
+        let intake = Intake::new(8);
+        intake.start_draining();
+        assert!(intake.is_draining());
+        assert!(intake.admit(IntakeRoute::Ring).is_none());
+        assert!(intake.admit(IntakeRoute::End).is_none());
         assert!(intake.admit(IntakeRoute::Other).is_some());
     }
 

@@ -2,8 +2,8 @@
 //! registered up front for each bounded label set.
 
 use super::vocabulary::{
-    ConnectionState, EventOutcome, IntakeRoute, PUSH_KINDS, RefreshOutcome, RegistryOp,
-    RegistryOutcome, RetryReason, dead_token_reasons, event_kind,
+    ConnectionState, EndBroadcast, EventOutcome, IntakeRoute, LeaseOutcome, PUSH_KINDS,
+    RefreshOutcome, RegistryOp, RegistryOutcome, RetryReason, dead_token_reasons, event_kind,
 };
 use crate::push::{Outcome, Priority};
 use crate::registry::Platform;
@@ -38,6 +38,10 @@ pub const REGISTRATIONS_TOTAL: &str = "ringcast_registrations_total";
 pub const REGISTRY_OP_SECONDS: &str = "ringcast_registry_op_seconds";
 /// Call events by kind and outcome.
 pub const EVENTS_TOTAL: &str = "ringcast_events_total";
+/// Steps in the life of call events' leases (cluster ownership).
+pub const EVENT_LEASES_TOTAL: &str = "ringcast_event_leases_total";
+/// Call-end notices between nodes.
+pub const END_BROADCASTS_TOTAL: &str = "ringcast_end_broadcasts_total";
 /// Call events admitted by the routers and not yet routed.
 pub const EVENTS_IN_FLIGHT: &str = "ringcast_events_in_flight";
 /// The most call events the routers admit at once (rings only at the limit; see
@@ -173,6 +177,16 @@ pub fn describe_all() {
         Unit::Count,
         "Call events received, by kind and outcome."
     );
+    describe_counter!(
+        EVENT_LEASES_TOTAL,
+        Unit::Count,
+        "Call event leases by step: owned, taken over after the owner's lease lapsed, duplicate, released, finished, lost to another node, handed over at shutdown, store error."
+    );
+    describe_counter!(
+        END_BROADCASTS_TOTAL,
+        Unit::Count,
+        "Call-end notices between nodes: published, failed to publish, received from another node, and received notices that withdrew queued rings."
+    );
     describe_gauge!(
         EVENTS_IN_FLIGHT,
         Unit::Count,
@@ -294,6 +308,12 @@ pub fn preregister() {
             counter!(REGISTRATIONS_TOTAL, "op" => op.label(), "outcome" => outcome.label())
                 .absolute(0);
         }
+    }
+    for outcome in EndBroadcast::ALL {
+        counter!(END_BROADCASTS_TOTAL, "outcome" => outcome.label()).absolute(0);
+    }
+    for outcome in LeaseOutcome::ALL {
+        counter!(EVENT_LEASES_TOTAL, "outcome" => outcome.label()).absolute(0);
     }
     for kind in PUSH_KINDS {
         for outcome in EventOutcome::ALL {

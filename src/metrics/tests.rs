@@ -60,6 +60,8 @@ fn every_contract_metric_is_described_and_present_before_any_work() {
         (catalog::REGISTRATIONS_TOTAL, "counter"),
         (catalog::REGISTRY_OP_SECONDS, "histogram"),
         (catalog::EVENTS_TOTAL, "counter"),
+        (catalog::EVENT_LEASES_TOTAL, "counter"),
+        (catalog::END_BROADCASTS_TOTAL, "counter"),
         (catalog::EVENTS_IN_FLIGHT, "gauge"),
         (catalog::EVENTS_IN_FLIGHT_LIMIT, "gauge"),
         (catalog::REQUESTS_IN_FLIGHT, "gauge"),

@@ -103,6 +103,44 @@ labels! {
 }
 
 labels! {
+    /// A step in the life of a call event's lease (`ringcast_event_leases_total{outcome}`,
+    /// src/router/ownership.rs).
+    LeaseOutcome {
+        /// The node claimed a new event.
+        Owned => "owned",
+        /// The node took over an event whose owner's lease lapsed.
+        TakenOver => "taken_over",
+        /// Another owner (or this router) holds the event, or it finished: nothing sent.
+        Duplicate => "duplicate",
+        /// The node gave a claim back (the event could not be routed).
+        Released => "released",
+        /// Every device of an owned event has an outcome.
+        Finished => "finished",
+        /// Another node took over an event this node still had in flight.
+        Lost => "lost",
+        /// The node stopped before every device had an outcome and ended its lease.
+        HandedOver => "handed_over",
+        /// A lease operation failed in the store.
+        StoreError => "store_error",
+    }
+}
+
+labels! {
+    /// A call-end notice between nodes (`ringcast_end_broadcasts_total{outcome}`,
+    /// src/router/ends.rs).
+    EndBroadcast {
+        /// This node told the others that a call ended.
+        Published => "published",
+        /// It could not (Redis unreachable): other nodes' queued rings may go out.
+        Failed => "failed",
+        /// Another node's notice arrived here.
+        Received => "received",
+        /// A notice withdrew rings queued here.
+        Withdrew => "withdrew",
+    }
+}
+
+labels! {
     /// What became of a call event (`ringcast_events_total{outcome}`).
     EventOutcome {
         /// Turned into pushes.

@@ -4,6 +4,7 @@
 //! boxing every call, and there are exactly three stores.
 
 use super::embedded::EmbeddedStore;
+use super::lease::{Claim, LeaseTerms};
 use super::redis::{RedisClusterStore, RedisSingleStore};
 use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
@@ -85,18 +86,46 @@ impl Store for AnyStore {
         each!(self, store => store.correct_environment(who, device_id, address, environment, found_at).await)
     }
 
-    async fn claim_event(
+    async fn acquire_event(
         &self,
         tenant: &str,
         event_id: &str,
-        until: UnixMillis,
+        terms: &LeaseTerms,
         now: UnixMillis,
-    ) -> Result<bool, StoreError> {
-        each!(self, store => store.claim_event(tenant, event_id, until, now).await)
+    ) -> Result<Claim, StoreError> {
+        each!(self, store => store.acquire_event(tenant, event_id, terms, now).await)
     }
 
-    async fn release_event(&self, tenant: &str, event_id: &str) -> Result<(), StoreError> {
-        each!(self, store => store.release_event(tenant, event_id).await)
+    async fn renew_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        lease_ms: u64,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        each!(self, store => store.renew_event(tenant, event_id, node, outcomes, lease_ms, now).await)
+    }
+
+    async fn finish_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        each!(self, store => store.finish_event(tenant, event_id, node, outcomes, now).await)
+    }
+
+    async fn release_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        each!(self, store => store.release_event(tenant, event_id, node).await)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

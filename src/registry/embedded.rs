@@ -23,6 +23,7 @@
 //! [`StoreError`]; this file opens the database and moves each operation onto the blocking
 //! pool.
 
+mod claims;
 mod error;
 mod keys;
 #[cfg(test)]
@@ -33,6 +34,7 @@ use self::error::EmbeddedError;
 use self::keys::{REGISTRATIONS, RegistrationKey, owner_key};
 use self::transactions::Tables;
 use super::codec;
+use super::lease::{Claim, LeaseTerms};
 use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata};
@@ -170,7 +172,7 @@ impl EmbeddedStore {
     async fn claims<T: Send + 'static>(
         &self,
         what: &'static str,
-        op: impl FnOnce(&mut redb::Table<'_, &'static [u8], u64>) -> Result<T, EmbeddedError>
+        op: impl FnOnce(&mut redb::Table<'_, &'static [u8], &'static [u8]>) -> Result<T, EmbeddedError>
         + Send
         + 'static,
     ) -> Result<T, StoreError> {
@@ -192,7 +194,7 @@ impl EmbeddedStore {
     pub async fn sweep_claims(&self, now: UnixMillis) -> Result<u64, StoreError> {
         self.claims("sweep_claims", move |events| {
             let before = events.len()?;
-            events.retain(|_, end| end > now)?;
+            events.retain(|_, record| claims::deadline(record) > now)?;
             Ok(before - events.len()?)
         })
         .await
@@ -330,33 +332,48 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn claim_event(
+    async fn acquire_event(
         &self,
         tenant: &str,
         event_id: &str,
-        until: UnixMillis,
+        terms: &LeaseTerms,
         now: UnixMillis,
-    ) -> Result<bool, StoreError> {
-        let key = keys::event_key(tenant, event_id);
-        self.claims("claim_event", move |events| {
-            if let Some(end) = redb::ReadableTable::get(events, key.as_slice())?
-                && end.value() > now
-            {
-                return Ok(false);
-            }
-            events.insert(key.as_slice(), until)?;
-            Ok(true)
-        })
-        .await
+    ) -> Result<Claim, StoreError> {
+        self.acquire_lease(tenant, event_id, terms, now).await
     }
 
-    async fn release_event(&self, tenant: &str, event_id: &str) -> Result<(), StoreError> {
-        let key = keys::event_key(tenant, event_id);
-        self.claims("release_event", move |events| {
-            events.remove(key.as_slice())?;
-            Ok(())
-        })
-        .await
+    async fn renew_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        lease_ms: u64,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        self.renew_lease(tenant, event_id, node, outcomes, lease_ms, now)
+            .await
+    }
+
+    async fn finish_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.finish_lease(tenant, event_id, node, outcomes, now)
+            .await
+    }
+
+    async fn release_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        self.release_lease(tenant, event_id, node).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -106,11 +106,13 @@
 //! with bounded retries, so while Redis is down calls fail fast with
 //! [`StoreError::Unavailable`] and work again once it is back, without restarting the node.
 
+mod claims;
 mod keys;
 mod owners;
 mod scripts;
 
 use super::codec;
+use super::lease::{Claim, LeaseTerms};
 use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
 use owners::OwnerSlot;
@@ -554,41 +556,48 @@ where
         Ok(changed == 1)
     }
 
-    async fn claim_event(
+    async fn acquire_event(
         &self,
         tenant: &str,
         event_id: &str,
-        until: UnixMillis,
+        terms: &LeaseTerms,
         now: UnixMillis,
-    ) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
-        // SET NX PX: one atomic command, on whichever cluster slot the key falls; the key
-        // expires with the event, so claims need no sweeper.
-        let ttl = until.saturating_sub(now).max(1);
-        let set: Option<String> = self
-            .run(
-                redis::cmd("SET")
-                    .arg(keys::event_key(tenant, event_id))
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ttl)
-                    .query_async(&mut connection),
-            )
-            .await?;
-        Ok(set.is_some())
+    ) -> Result<Claim, StoreError> {
+        self.acquire_lease(tenant, event_id, terms, now).await
     }
 
-    async fn release_event(&self, tenant: &str, event_id: &str) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        let _deleted: i64 = self
-            .run(
-                redis::cmd("DEL")
-                    .arg(keys::event_key(tenant, event_id))
-                    .query_async(&mut connection),
-            )
-            .await?;
-        Ok(())
+    async fn renew_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        lease_ms: u64,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        self.renew_lease(tenant, event_id, node, outcomes, lease_ms, now)
+            .await
+    }
+
+    async fn finish_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.finish_lease(tenant, event_id, node, outcomes, now)
+            .await
+    }
+
+    async fn release_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        self.release_lease(tenant, event_id, node).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

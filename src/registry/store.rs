@@ -4,6 +4,7 @@
 //! redb file for a single node, Redis, and Redis Cluster. Every method takes the current time
 //! from its caller, so expiry is testable on a fake clock.
 
+use super::lease::{Claim, LeaseTerms};
 use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use std::future::Future;
 use thiserror::Error;
@@ -101,23 +102,51 @@ pub trait Store: Clone + Send + Sync + Unpin + 'static {
         found_at: UnixMillis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Claims call event `event_id` of `tenant` until `until` (the event's deadline): `true`
-    /// for the first claim, `false` while an earlier claim is live. The router sends pushes
-    /// only on `true`, so one event sent twice, to any node sharing the store, rings once.
-    fn claim_event(
+    /// Claims call event `event_id` of `tenant` for `terms.node` (see [`super::lease`]):
+    /// [`Claim::Owned`] for the first claim, or when the owner's lease lapsed before the
+    /// event finished (a takeover: push only to the devices not yet done);
+    /// [`Claim::Held`] while the owner's lease runs or once the event finished. The router
+    /// sends pushes only when it owns the event, so one event sent twice, to any node
+    /// sharing the store, rings once, and an event whose node died still rings.
+    fn acquire_event(
         &self,
         tenant: &str,
         event_id: &str,
-        until: UnixMillis,
+        terms: &LeaseTerms,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Renews `node`'s lease on the event for `lease_ms` and records the devices whose push
+    /// now has an outcome. `false`: the node no longer owns the event (its lease lapsed and
+    /// another node took it over, or the claim is gone); the outcomes are recorded anyway.
+    fn renew_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        lease_ms: u64,
         now: UnixMillis,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Gives up a claim: the event could not be queued (`503`), so the caller's retry must
-    /// be able to ring.
+    /// Records the last outcomes and marks the event finished (when `node` still owns it):
+    /// no node takes it over again before its deadline.
+    fn finish_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives an unfinished claim of `node`'s back: the event could not be routed (`503`), so
+    /// the caller's retry must be able to ring at once. Another node's claim is left alone.
     fn release_event(
         &self,
         tenant: &str,
         event_id: &str,
+        node: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Checks that the store answers (for `/readyz`).

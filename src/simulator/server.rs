@@ -144,7 +144,7 @@ async fn serve_connection(
         let (shared, connection) = (shared.clone(), connection.clone());
         service_fn(move |request| {
             let (shared, connection) = (shared.clone(), connection.clone());
-            async move { Ok::<_, Infallible>(handle(request, &shared, &connection).await) }
+            async move { Ok::<_, Infallible>(handle(request, shared, connection).await) }
         })
     };
     let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -193,8 +193,8 @@ impl Drop for InFlight<'_> {
 
 async fn handle(
     request: Request<Incoming>,
-    shared: &Shared,
-    connection: &Connection,
+    shared: Arc<Shared>,
+    connection: Arc<Connection>,
 ) -> Response<Full<Bytes>> {
     let now_in_flight = connection.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     let _in_flight = InFlight(&connection.in_flight);
@@ -208,7 +208,7 @@ async fn handle(
     if request.uri().path() == super::webpush::SUBSCRIBE_PATH
         && request.method() == http::Method::POST
     {
-        return subscribe::answer(request, shared).await;
+        return subscribe::answer(request, &shared).await;
     }
     let streams = connection.streams.fetch_add(1, Ordering::Relaxed) + 1;
     if shared.profile.goaway_after_streams == Some(streams) {
@@ -222,7 +222,7 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let service = service_of(parts.uri.path());
     let Ok(collected) = Limited::new(body, BODY_READ_LIMIT).collect().await else {
-        return answer::too_large(shared, service, &parts.headers);
+        return answer::too_large(&shared, service, &parts.headers);
     };
     let body = collected.to_bytes();
     let mut script = {
@@ -238,22 +238,39 @@ async fn handle(
             script.error = Some(throttled);
         }
     }
-    if !script.latency.is_zero() {
-        tokio::time::sleep(script.latency).await;
-    }
     if script.reset {
+        if !script.latency.is_zero() {
+            tokio::time::sleep(script.latency).await;
+        }
         shared.recorder.reset();
         connection.reset.notify_one();
         // Never answer: the connection task drops this stream along with the connection.
         return std::future::pending().await;
     }
-    match service {
-        Service::Apns => answer::apns(&parts, &body, script.error, shared, &connection.token),
-        Service::Fcm => answer::fcm(&parts, &body, script.error, shared),
-        Service::Oauth => answer::oauth(&parts, &body, script.error, shared),
-        Service::Wns => answer::wns(&parts, &body, script.error, shared),
-        Service::WebPush => answer::webpush(&parts, &body, script.error, shared),
-    }
+    // The whole request has arrived: like the real services, the simulator now has the push,
+    // and a sender that goes away (killed, or its connection lost) while waiting for the
+    // answer does not take it back: it is still judged and recorded. (Dropping it with the
+    // stream would hide the duplicate a node that takes over the event sends.)
+    let (shared, connection) = (Arc::clone(&shared), Arc::clone(&connection));
+    let answered = tokio::spawn(async move {
+        if !script.latency.is_zero() {
+            tokio::time::sleep(script.latency).await;
+        }
+        let shared = &*shared;
+        match service {
+            Service::Apns => answer::apns(&parts, &body, script.error, shared, &connection.token),
+            Service::Fcm => answer::fcm(&parts, &body, script.error, shared),
+            Service::Oauth => answer::oauth(&parts, &body, script.error, shared),
+            Service::Wns => answer::wns(&parts, &body, script.error, shared),
+            Service::WebPush => answer::webpush(&parts, &body, script.error, shared),
+        }
+    });
+    answered.await.unwrap_or_else(|_| {
+        // The answer task panicked: a simulator bug, answered as a server error.
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        response
+    })
 }
 
 /// Which service a path belongs to; anything unknown goes to APNs, which answers `BadPath`

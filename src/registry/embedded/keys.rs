@@ -20,10 +20,11 @@ pub(super) const OWNERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("o
 /// byte order time order, so the sweep is a range scan over the past only.
 pub(super) const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
 
-/// Call-event claims: `tenant \0 event id` → the claim's end (UNIX ms). Written without
-/// fsync (a claim lost in a crash can at worst let one retried event ring twice), swept with
-/// the registrations.
-pub(super) const EVENTS: TableDefinition<&[u8], u64> = TableDefinition::new("events");
+/// Call-event leases: `tenant \0 event id` → the event's deadline (UNIX ms, big-endian) ++
+/// its [`EventLease`](crate::registry::lease::EventLease) as JSON (see `claims`). Written
+/// without fsync (a claim lost in a crash can at worst let one retried event ring twice),
+/// swept with the registrations once the deadline passed.
+pub(super) const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("event_leases");
 
 /// The claim key of an event.
 pub(super) fn event_key(tenant: &str, event_id: &str) -> Vec<u8> {

@@ -19,13 +19,14 @@ pub fn identity_key_of(tenant: &str, identity: &str) -> String {
     format!("{{{tenant}:{identity}}}")
 }
 
-/// The claim key of a call event: `e:<tenant>:<base64url-no-pad(SHA-256(event id)[..16])>`.
+/// The lease key of a call event: `e:{<base64url-no-pad(SHA-256(event id)[..16])>}:<tenant>`.
 /// Hashed because the event id comes from the caller: a fixed size, and no `{...}` in it can
-/// pick a cluster slot; 128 bits keep collisions out of reach. No hash tag: claims spread over
-/// the cluster like owner buckets.
+/// pick a cluster slot; 128 bits keep collisions out of reach. The digest is the hash tag
+/// (the first `{...}` of the key, so not even a tenant id can move it): events spread over
+/// the cluster like owner buckets, and any later key of one event lands on its lease's slot.
 pub fn event_key(tenant: &str, event_id: &str) -> String {
     let digest = Sha256::digest(event_id.as_bytes());
-    format!("e:{tenant}:{}", URL_SAFE_NO_PAD.encode(&digest[..16]))
+    format!("e:{{{}}}:{tenant}", URL_SAFE_NO_PAD.encode(&digest[..16]))
 }
 
 #[cfg(test)]
@@ -42,12 +43,13 @@ mod tests {
     }
 
     #[test]
-    fn event_key_is_fixed_size_and_picks_no_slot() {
+    fn event_key_is_fixed_size_and_its_digest_picks_the_slot() {
         let key = event_key("acme", "{x}call-1");
-        assert!(key.starts_with("e:acme:"));
-        assert_eq!(key.len(), "e:acme:".len() + 22, "{key}");
-        assert!(
-            !key.contains('{'),
+        assert!(key.starts_with("e:{") && key.ends_with("}:acme"), "{key}");
+        assert_eq!(key.len(), "e:{}:acme".len() + 22, "{key}");
+        assert_eq!(
+            key.matches('{').count(),
+            1,
             "a caller's id cannot pick a cluster slot"
         );
         assert_ne!(event_key("acme", "call-1"), event_key("other", "call-1"));

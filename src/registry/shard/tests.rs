@@ -56,16 +56,40 @@ impl Store for FragileStore {
     ) -> Result<bool, StoreError> {
         Ok(false)
     }
-    async fn claim_event(
+    async fn acquire_event(
         &self,
         _: &str,
         _: &str,
+        _: &crate::registry::lease::LeaseTerms,
         _: UnixMillis,
+    ) -> Result<crate::registry::lease::Claim, StoreError> {
+        Ok(crate::registry::lease::Claim::Owned {
+            taken_over_from: None,
+            done: Vec::new(),
+        })
+    }
+    async fn renew_event(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &[String],
+        _: u64,
         _: UnixMillis,
     ) -> Result<bool, StoreError> {
         Ok(true)
     }
-    async fn release_event(&self, _: &str, _: &str) -> Result<(), StoreError> {
+    async fn finish_event(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &[String],
+        _: UnixMillis,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn release_event(&self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
     async fn ping(&self) -> Result<(), StoreError> {

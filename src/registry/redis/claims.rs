@@ -1,0 +1,268 @@
+//! Call-event leases in Redis: one hash per event, changed only by the Lua scripts below, each
+//! the same rule as [`crate::registry::lease`] in one atomic step.
+//!
+//! The hash, `e:<tenant>:{<digest>}` (see [`super::keys::event_key`]), holds `o` (the owning
+//! node), `l` (until when its lease runs, UNIX ms), `d` (the event's deadline), `f` (`1` once
+//! the event finished) and one field `x:<device id>` per device whose push has an outcome. It
+//! expires at the deadline (`PEXPIREAT`), so leases need no sweeper. Every script touches
+//! only that key; its hash tag keeps any later key of the same event on the same cluster
+//! slot. Times come from the caller, as everywhere in this store; a lease of seconds
+//! tolerates the milliseconds NTP leaves between nodes.
+
+use super::{RedisStore, keys};
+use crate::registry::lease::{Claim, LeaseTerms, Progress};
+use crate::registry::registration::UnixMillis;
+use crate::registry::store::StoreError;
+use redis::Script;
+use redis::aio::ConnectionLike;
+use std::sync::LazyLock;
+
+/// Reads the event's hash into `rec` (plain fields) and `done` (device ids with an outcome).
+const READ_LUA: &str = r#"
+local function read(key)
+  local all = redis.call('HGETALL', key)
+  local rec, done = {}, {}
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, 1, 2) == 'x:' then
+      done[#done + 1] = string.sub(f, 3)
+    else
+      rec[f] = all[i + 1]
+    end
+  end
+  return rec, done
+end
+local function ms(n)
+  return string.format('%d', n)
+end
+"#;
+
+/// Claims an event. `KEYS[1]` the event; `ARGV`: node, lease (ms), deadline, now. Returns
+/// `{'owned'}`, `{'taken', previous owner, '0', done...}` or `{'held', owner, finished,
+/// done...}` (see `lease::acquire`).
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{READ_LUA}{}",
+        r#"
+local key, node = KEYS[1], ARGV[1]
+local lease, deadline, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local rec, done = read(key)
+if rec.o == nil or tonumber(rec.d) <= now then
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'o', node, 'l', ms(math.min(now + lease, deadline)), 'd', ARGV[3], 'f', '0')
+  redis.call('PEXPIREAT', key, ARGV[3])
+  return {'owned'}
+end
+if rec.f == '1' or (tonumber(rec.l) > now and rec.o ~= node) then
+  return {'held', rec.o, rec.f, unpack(done)}
+end
+redis.call('HSET', key, 'o', node, 'l', ms(math.min(now + lease, tonumber(rec.d))))
+return {'taken', rec.o, '0', unpack(done)}
+"#
+    ))
+});
+
+/// Records outcomes and renews the lease. `ARGV`: node, lease (ms), now, device ids... Returns
+/// 1 while the node owns the event, else 0.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local key, node = KEYS[1], ARGV[1]
+local lease, now = tonumber(ARGV[2]), tonumber(ARGV[3])
+local o, d = unpack(redis.call('HMGET', key, 'o', 'd'))
+if not o or tonumber(d) <= now then
+  return 0
+end
+for i = 4, #ARGV do
+  redis.call('HSET', key, 'x:' .. ARGV[i], '1')
+end
+if o ~= node then
+  return 0
+end
+redis.call('HSET', key, 'l', string.format('%d', math.min(now + lease, tonumber(d))))
+return 1
+"#,
+    )
+});
+
+/// Records the last outcomes and marks the event finished if the node owns it. `ARGV`:
+/// node, now, device ids...
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local key, node, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local o, d = unpack(redis.call('HMGET', key, 'o', 'd'))
+if not o or tonumber(d) <= now then
+  return 0
+end
+for i = 3, #ARGV do
+  redis.call('HSET', key, 'x:' .. ARGV[i], '1')
+end
+if o == node then
+  redis.call('HSET', key, 'f', '1')
+end
+return 1
+"#,
+    )
+});
+
+/// Deletes the node's own unfinished claim. `ARGV`: node.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local o, f = unpack(redis.call('HMGET', KEYS[1], 'o', 'f'))
+if o == ARGV[1] and f ~= '1' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#,
+    )
+});
+
+/// Turns the acquire script's answer into a [`Claim`].
+fn claim_of(mut answer: Vec<String>) -> Result<Claim, StoreError> {
+    let shape = |answer: &[String]| StoreError::Corrupt(format!("event lease answer {answer:?}"));
+    if answer.first().map(String::as_str) == Some("owned") {
+        return Ok(Claim::Owned {
+            taken_over_from: None,
+            done: Vec::new(),
+        });
+    }
+    if answer.len() < 3 {
+        return Err(shape(&answer));
+    }
+    let mut done = answer.split_off(3);
+    done.sort_unstable();
+    let (kind, owner, finished) = (&answer[0], answer[1].clone(), answer[2] == "1");
+    match kind.as_str() {
+        "taken" => Ok(Claim::Owned {
+            taken_over_from: Some(owner),
+            done,
+        }),
+        "held" => Ok(Claim::Held {
+            owner,
+            progress: Progress { done, finished },
+        }),
+        _ => Err(shape(&answer)),
+    }
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// See [`crate::registry::Store::acquire_event`].
+    pub(super) async fn acquire_lease(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        terms: &LeaseTerms,
+        now: UnixMillis,
+    ) -> Result<Claim, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = ACQUIRE.prepare_invoke();
+        invocation
+            .key(keys::event_key(tenant, event_id))
+            .arg(&terms.node)
+            .arg(terms.lease_ms)
+            .arg(terms.deadline)
+            .arg(now);
+        let answer: Vec<String> = self.run(invocation.invoke_async(&mut connection)).await?;
+        claim_of(answer)
+    }
+
+    /// See [`crate::registry::Store::renew_event`].
+    pub(super) async fn renew_lease(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        lease_ms: u64,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = RENEW.prepare_invoke();
+        invocation
+            .key(keys::event_key(tenant, event_id))
+            .arg(node)
+            .arg(lease_ms)
+            .arg(now)
+            .arg(outcomes);
+        let owned: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        Ok(owned == 1)
+    }
+
+    /// See [`crate::registry::Store::finish_event`].
+    pub(super) async fn finish_lease(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+        outcomes: &[String],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = FINISH.prepare_invoke();
+        invocation
+            .key(keys::event_key(tenant, event_id))
+            .arg(node)
+            .arg(now)
+            .arg(outcomes);
+        let _: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        Ok(())
+    }
+
+    /// See [`crate::registry::Store::release_event`].
+    pub(super) async fn release_lease(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = RELEASE.prepare_invoke();
+        invocation.key(keys::event_key(tenant, event_id)).arg(node);
+        let _: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn script_answers_become_claims() {
+        assert_eq!(
+            claim_of(strings(&["owned"])).unwrap(),
+            Claim::Owned {
+                taken_over_from: None,
+                done: vec![]
+            }
+        );
+        assert_eq!(
+            claim_of(strings(&["taken", "node-a", "0", "tablet", "phone"])).unwrap(),
+            Claim::Owned {
+                taken_over_from: Some("node-a".into()),
+                done: strings(&["phone", "tablet"])
+            }
+        );
+        assert_eq!(
+            claim_of(strings(&["held", "node-a", "1"])).unwrap(),
+            Claim::Held {
+                owner: "node-a".into(),
+                progress: Progress {
+                    done: vec![],
+                    finished: true
+                }
+            }
+        );
+        assert!(claim_of(strings(&["held"])).is_err());
+        assert!(claim_of(strings(&["what", "a", "0"])).is_err());
+    }
+}

@@ -1,0 +1,295 @@
+//! How a node owns a call event while it delivers it (DESIGN.md, "Cluster semantics"; the
+//! rule itself is [`crate::registry::lease`]).
+//!
+//! [`claim`] asks the store for the event. Once the node owns it and its pushes are queued,
+//! [`hold`] keeps the claim alive in a task of its own: it relays each push's outcome to the
+//! caller's ticket, records the device as done in the store (so a node that takes the event
+//! over does not push to it again), renews the lease every `renew_every` while pushes are in
+//! flight, and marks the event finished once every device has an outcome. A node that dies
+//! stops renewing; its lease lapses and a duplicate sent to another node takes the event over.
+//!
+//! Every way out of an owned event gives the claim back or finishes it: a failed lookup or a
+//! refused ring releases it (`503`, the retry must ring), a claim whose answer was lost is
+//! released at once, and if even that fails, the lease lapses within `lease_ms`.
+
+use super::drain::{EventsInFlight, InFlight};
+use super::{DeviceOutcome, DevicePush};
+use crate::metrics::{self, LeaseOutcome};
+use crate::registry::lease::{Claim, LeaseTerms, Progress};
+use crate::registry::{AnyStore, Store, StoreError, UnixMillis};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// This node's terms for owning events; one per node, cloned into every router.
+#[derive(Clone)]
+pub struct Ownership {
+    /// The node's id in leases (`[cluster] node_id`).
+    pub node: Arc<str>,
+    /// How long a lease runs unless renewed.
+    pub lease: Duration,
+    /// How often an owner renews it.
+    pub renew_every: Duration,
+    /// The node's count of events in flight, which a drain waits for.
+    pub in_flight: EventsInFlight,
+    /// Where this node tells the others that a call ended (`None` with the embedded store:
+    /// a node alone has no others).
+    pub ends: Option<super::ends::EndChannel>,
+}
+
+/// One event of one tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EventRef {
+    /// The tenant (event ids are the tenant's).
+    pub tenant: String,
+    /// The caller's event id.
+    pub event_id: String,
+}
+
+/// What a claim gave.
+pub enum Taken {
+    /// The node owns the event: push to every device not in `done`. The guards keep the event
+    /// counted as routed here until [`hold`] lets go.
+    Owned {
+        /// Devices that already have an outcome (after a takeover).
+        done: HashSet<String>,
+        /// Keeps the event in this router's set and in the node's drain count.
+        guards: Guards,
+    },
+    /// A duplicate: another node owns the event, this router is routing it already, or it
+    /// finished.
+    Duplicate(Option<Progress>),
+}
+
+/// Keeps an event counted while it is routed here.
+pub struct Guards {
+    _routing: Routing,
+    _in_flight: InFlight,
+}
+
+/// The events one router is routing now (its shard's thread only): a second copy of an event
+/// this node is still routing is a duplicate without asking the store, which is also what
+/// lets the store hand a node its own claim back after a lost answer (see `lease::acquire`).
+#[derive(Clone, Default)]
+pub struct RoutingSet(Rc<RefCell<HashSet<EventRef>>>);
+
+/// One event in a [`RoutingSet`], until dropped.
+struct Routing {
+    set: RoutingSet,
+    event: EventRef,
+}
+
+impl RoutingSet {
+    fn enter(&self, event: &EventRef) -> Option<Routing> {
+        self.0.borrow_mut().insert(event.clone()).then(|| Routing {
+            set: self.clone(),
+            event: event.clone(),
+        })
+    }
+}
+
+impl Drop for Routing {
+    fn drop(&mut self) {
+        self.set.0.borrow_mut().remove(&self.event);
+    }
+}
+
+/// Claims `event` for this node until `deadline`.
+pub async fn claim(
+    store: &AnyStore,
+    ownership: &Ownership,
+    routing: &RoutingSet,
+    event: &EventRef,
+    deadline: UnixMillis,
+    now: UnixMillis,
+) -> Result<Taken, StoreError> {
+    let Some(routing) = routing.enter(event) else {
+        metrics::event_lease(LeaseOutcome::Duplicate);
+        return Ok(Taken::Duplicate(None));
+    };
+    let in_flight = ownership.in_flight.enter();
+    let terms = LeaseTerms {
+        node: ownership.node.to_string(),
+        lease_ms: ownership.lease.as_millis() as u64,
+        deadline,
+    };
+    let claim = match store
+        .acquire_event(&event.tenant, &event.event_id, &terms, now)
+        .await
+    {
+        Ok(claim) => claim,
+        Err(error) => {
+            // The claim may have been written and only its answer lost: give it back, so
+            // that the caller's retry rings at once rather than after the lease. In the
+            // background: the caller's `503` does not wait for a store that just failed.
+            metrics::event_lease(LeaseOutcome::StoreError);
+            let (store, ownership, event) = (store.clone(), ownership.clone(), event.clone());
+            actix::spawn(async move { release(&store, &ownership, &event).await });
+            return Err(error);
+        }
+    };
+    Ok(match claim {
+        Claim::Owned {
+            taken_over_from,
+            done,
+        } => {
+            if let Some(previous) = taken_over_from {
+                metrics::event_lease(LeaseOutcome::TakenOver);
+                tracing::info!(previous_owner = %previous, done = done.len(),
+                    "event taken over after its owner's lease lapsed");
+            } else {
+                metrics::event_lease(LeaseOutcome::Owned);
+            }
+            Taken::Owned {
+                done: done.into_iter().collect(),
+                guards: Guards {
+                    _routing: routing,
+                    _in_flight: in_flight,
+                },
+            }
+        }
+        Claim::Held { owner, progress } => {
+            metrics::event_lease(LeaseOutcome::Duplicate);
+            tracing::debug!(owner = %owner, done = progress.done.len(),
+                finished = progress.finished, "duplicate event");
+            Taken::Duplicate(Some(progress))
+        }
+    })
+}
+
+/// Gives an event's claim back (it could not be routed); a failure only means a retry may
+/// be a duplicate until the lease lapses, so it is logged, not returned.
+pub async fn release(store: &AnyStore, ownership: &Ownership, event: &EventRef) {
+    match store
+        .release_event(&event.tenant, &event.event_id, &ownership.node)
+        .await
+    {
+        Ok(()) => metrics::event_lease(LeaseOutcome::Released),
+        Err(error) => {
+            metrics::event_lease(LeaseOutcome::StoreError);
+            tracing::warn!(tenant = %event.tenant, %error,
+                "could not release an event claim; it lapses with its lease");
+        }
+    }
+}
+
+/// Holds an owned event until each of `devices` has an outcome (see the module doc), in a
+/// task of its own on the current arbiter; returns the devices with tickets that carry the
+/// same outcomes.
+pub fn hold(
+    store: AnyStore,
+    ownership: &Ownership,
+    event: EventRef,
+    devices: Vec<DevicePush>,
+    guards: Guards,
+) -> Vec<DevicePush> {
+    let mut done = Vec::new();
+    let mut waiting = FuturesUnordered::new();
+    let mut relayed = Vec::with_capacity(devices.len());
+    for device in devices {
+        let outcome = match device.outcome {
+            DeviceOutcome::Known(outcome) => {
+                done.push(device.device_id.clone());
+                DeviceOutcome::Known(outcome)
+            }
+            DeviceOutcome::Pending(ticket) => {
+                let (relay, relayed_ticket) = oneshot::channel();
+                let device_id = device.device_id.clone();
+                waiting.push(async move { (device_id, ticket.await, relay) });
+                DeviceOutcome::Pending(relayed_ticket)
+            }
+        };
+        relayed.push(DevicePush {
+            device_id: device.device_id,
+            platform: device.platform,
+            outcome,
+        });
+    }
+    let (node, lease_ms, renew_every) = (
+        Arc::clone(&ownership.node),
+        ownership.lease.as_millis() as u64,
+        ownership.renew_every,
+    );
+    actix::spawn(async move {
+        let _guards = guards;
+        let mut owned = true;
+        let mut unfinished = 0;
+        let mut renewals =
+            tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !waiting.is_empty() {
+            tokio::select! {
+                Some((device_id, outcome, relay)) = waiting.next() => {
+                    match outcome {
+                        Ok(outcome) => {
+                            let _ = relay.send(outcome);
+                            done.push(device_id);
+                        }
+                        // The dispatcher stopped (the node is stopping) without an outcome:
+                        // the device is not done; whoever takes the event over pushes to it.
+                        Err(_) => {
+                            unfinished += 1;
+                            continue;
+                        }
+                    }
+                    if waiting.is_empty() {
+                        break;
+                    }
+                }
+                _ = renewals.tick() => {}
+            }
+            // Each outcome is recorded as it comes (one round trip per device but the last,
+            // whose record rides on `finish_event`), so a node that takes over after a crash
+            // re-sends at most the pushes that were in flight; the same call renews the lease.
+            let now = crate::clock::now_millis();
+            match store
+                .renew_event(&event.tenant, &event.event_id, &node, &done, lease_ms, now)
+                .await
+            {
+                Ok(still_owned) => {
+                    done.clear();
+                    if owned && !still_owned {
+                        owned = false;
+                        metrics::event_lease(LeaseOutcome::Lost);
+                        tracing::warn!(tenant = %event.tenant,
+                            "event taken over by another node while still in flight here");
+                    }
+                }
+                Err(error) => {
+                    metrics::event_lease(LeaseOutcome::StoreError);
+                    tracing::warn!(tenant = %event.tenant, %error, "could not renew an event lease");
+                }
+            }
+        }
+        let now = crate::clock::now_millis();
+        if unfinished > 0 {
+            // Hand the event over: record what is done and end the lease now, so that a
+            // retry on another node pushes to the rest at once.
+            let handed = store
+                .renew_event(&event.tenant, &event.event_id, &node, &done, 0, now)
+                .await;
+            metrics::event_lease(match handed {
+                Ok(_) => LeaseOutcome::HandedOver,
+                Err(_) => LeaseOutcome::StoreError,
+            });
+            return;
+        }
+        match store
+            .finish_event(&event.tenant, &event.event_id, &node, &done, now)
+            .await
+        {
+            Ok(()) => metrics::event_lease(LeaseOutcome::Finished),
+            Err(error) => {
+                metrics::event_lease(LeaseOutcome::StoreError);
+                tracing::warn!(tenant = %event.tenant, %error,
+                    "could not mark an event finished; its lease lapses instead");
+            }
+        }
+    });
+    relayed
+}
