@@ -7,6 +7,9 @@
 //! sender's request is never answered, so the phone did not ring.
 
 mod support;
+// Load scenarios with a summary line each, run by benches/cluster.sh (ignored by default).
+#[path = "cluster/scenarios.rs"]
+mod scenarios;
 
 use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
@@ -96,7 +99,18 @@ struct Node {
 impl Node {
     /// Starts a node named `name` over `redis` and `push`, and waits until it listens.
     fn start(name: &str, redis: &str, push: &PushService, shutdown_timeout: u64) -> Node {
-        let config = node_config(name, redis, push, shutdown_timeout);
+        Node::start_with(name, redis, push, shutdown_timeout, 1)
+    }
+
+    /// Starts a node sending at most `max_in_flight` APNs pushes at once.
+    fn start_with(
+        name: &str,
+        redis: &str,
+        push: &PushService,
+        shutdown_timeout: u64,
+        max_in_flight: usize,
+    ) -> Node {
+        let config = node_config(name, redis, push, shutdown_timeout, max_in_flight);
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
             .args(["serve", "--config"])
             .arg(&config)
@@ -238,7 +252,13 @@ impl Drop for Node {
 
 /// A node's config file: tenant `a` (server key [`KEY_A`]) with an iOS app whose APNs
 /// provider is the simulator, Redis at `redis`, and short cluster leases.
-fn node_config(name: &str, redis: &str, push: &PushService, shutdown_timeout: u64) -> PathBuf {
+fn node_config(
+    name: &str,
+    redis: &str,
+    push: &PushService,
+    shutdown_timeout: u64,
+    max_in_flight: usize,
+) -> PathBuf {
     let dir = push.dir.path();
     let path = dir.join(format!("{name}.toml"));
     let toml = format!(
@@ -257,8 +277,8 @@ fn node_config(name: &str, redis: &str, push: &PushService, shutdown_timeout: u6
         sandbox_url = "{url}"
         trusted_roots = "{roots}"
         connections_per_credential = 1
-        # One push at a time: a second ring waits in the queue while the first is held.
-        max_in_flight = 1
+        # With 1, one push at a time: a second ring waits in the queue while the first is held.
+        max_in_flight = {max_in_flight}
         [cluster]
         node_id = "{name}"
         lease_ms = {LEASE_MS}
