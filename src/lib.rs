@@ -15,6 +15,8 @@
 //!   it accepted.
 //! - [`router`] turns call events into pushes: claims the event (it rings once), looks up the
 //!   callee's devices, fans out one push per device, withdraws rings when a call ends.
+//! - [`channel`] is the internal push channel: devices hold a WebSocket (`GET /v1/channel`)
+//!   and a ring reaches them over it first; an ack in time spares the platform push.
 //! - [`providers`] turns a `Push` into a push service's request and its answer into an
 //!   `Outcome`: one folder per service (APNs; FCM's pure parts), and the shared machinery every
 //!   service uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),
@@ -39,6 +41,7 @@
 
 pub mod api;
 pub mod app;
+pub mod channel;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -58,6 +58,7 @@
 //! - `outcome` of `credential_refresh_total`: `ok`, `error` ([`RefreshOutcome`]).
 
 pub mod catalog;
+pub mod channel;
 pub mod process;
 mod vocabulary;
 
@@ -161,6 +162,8 @@ pub fn push_finished(provider: Platform, priority: Priority, outcome: &Outcome, 
         }
         // Dropped from the queue because the call ended: never sent, so no latency.
         Outcome::Withdrawn => {}
+        // Counted by `channel_push_finished`, with its own latency (the ack's).
+        Outcome::DeliveredInternal => {}
         Outcome::Delivered
         | Outcome::DeadToken { .. }
         | Outcome::CredentialProblem { .. }

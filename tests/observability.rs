@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::app::{APNS_TOKEN, KEY_A, TestApp, apns_body};
 
-/// Every metric family DESIGN.md names, plus build info, uptime, and the node's intake and routers' admission.
-pub const CONTRACT: [&str; 23] = [
+/// Every metric family DESIGN.md names, plus build info, uptime, the node's intake and routers'
+/// admission, and the internal push channel's.
+pub const CONTRACT: [&str; 28] = [
     "ringcast_pushes_total",
     "ringcast_push_latency_seconds",
     "ringcast_queue_depth",
@@ -48,6 +49,11 @@ pub const CONTRACT: [&str; 23] = [
     "ringcast_credential_refresh_total",
     "ringcast_build_info",
     "ringcast_uptime_seconds",
+    "ringcast_channel_connections",
+    "ringcast_channel_messages_total",
+    "ringcast_channel_acks_total",
+    "ringcast_channel_fallbacks_total",
+    "ringcast_channel_closes_total",
 ];
 
 /// The standard process metrics.
