@@ -9,6 +9,7 @@ pub mod channel;
 pub mod cluster;
 pub mod secret;
 pub mod tenant;
+pub mod ttl_cap;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};

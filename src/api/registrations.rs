@@ -117,8 +117,11 @@ pub async fn register(
     let (identity, device_id) = path.into_inner();
     let who = checked_identity(&caller, &identity, op)?;
     validate_device_id(&device_id).map_err(|error| invalid(op, error))?;
-    let valid = validate_registration(&body, &caller.tenant, &state.webpush_hosts)
+    let mut valid = validate_registration(&body, &caller.tenant, &state.webpush_hosts)
         .map_err(|errors| invalid(op, ApiError::Invalid(errors)))?;
+    if let Some(cap) = crate::config::ttl_cap::max_ttl_for(&caller.tenant.ttl_caps, &identity) {
+        valid.cap_ttl(cap);
+    }
     if let PushAddress::WebPush { endpoint, .. } = &valid.address {
         vet_endpoint(&state, endpoint)
             .await
