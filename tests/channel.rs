@@ -466,3 +466,37 @@ async fn bad_frames_and_replaced_or_idle_clients_are_closed_with_a_code_that_say
     rig.wait_metric("ringcast_channel_connections", "", 1.0)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_an_identity_closes_its_channel_connections() {
+    let rig = rig(|_| {}).await;
+    let mut phone = rig.connect("grace", "device_id=phone").await;
+    let mut laptop = rig.connect("grace", "device_id=laptop").await;
+    let other = rig.connect("heidi", "device_id=phone").await;
+    let revoked = rig
+        .app
+        .client
+        .delete(rig.app.url("/v1/identities/grace"))
+        .bearer_auth(KEY_A)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status().as_u16(), 200);
+    assert_eq!(close_code(&mut phone).await, 4003);
+    assert_eq!(close_code(&mut laptop).await, 4003);
+    // Another identity's client still rings.
+    let client = acking(other);
+    let answer = rig.ring("heidi", "call-after-revoke").await;
+    assert_eq!(
+        outcomes(&answer)["phone"].0,
+        "delivered_internal",
+        "{answer}"
+    );
+    drop(client);
+    rig.wait_metric(
+        "ringcast_channel_closes_total",
+        r#"{reason="revoked"}"#,
+        2.0,
+    )
+    .await;
+}

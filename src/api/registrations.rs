@@ -285,7 +285,12 @@ pub async fn revoke(
         )
         .await
         .map_err(|error| shard_failed(op, error))?;
-    tracing::info!(tenant = %who.tenant, identity = %who.identity, deleted, "identity revoked");
+    // Revoke means revoke: the identity's open channel connections on this node end too
+    // (close code 4003), so a revoked app stops hearing rings at once.
+    let closed = state
+        .channel
+        .close_all(&who, crate::metrics::channel::CloseCause::Revoked);
+    tracing::info!(tenant = %who.tenant, identity = %who.identity, deleted, channel_connections = closed, "identity revoked");
     Ok(HttpResponse::Ok().json(Revoked { deleted }))
 }
 
