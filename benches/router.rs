@@ -72,6 +72,7 @@ fn main() {
             server_keys: vec![ServerKeySource::Sha256(hex::encode(Sha256::digest(KEY)))],
             identity_tokens: None,
             max_ttl_seconds: 86_400,
+            ttl_caps: Vec::new(),
             ring_timeout_seconds: 45,
             apps: BTreeMap::from([("ios".to_owned(), ios)]),
         },

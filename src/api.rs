@@ -3,6 +3,7 @@
 //! - [`auth`] — who is calling (server key or identity token) and what it may touch.
 //! - [`registrations`] — the registration endpoints.
 //! - [`calls`] — call events: ring, end.
+//! - [`channel`] — `GET /v1/channel`, the internal push channel's WebSocket.
 //! - [`intake`] — the bound on requests served at once (`503` beyond it, least urgent first).
 //! - [`health`] — `/healthz`, `/readyz`.
 //! - [`metrics`] — `/metrics` for Prometheus.
@@ -11,6 +12,7 @@
 
 pub mod auth;
 pub mod calls;
+pub mod channel;
 pub mod health;
 pub mod intake;
 pub mod metrics;
@@ -42,6 +44,10 @@ pub struct ApiState {
     pub webpush_resolve_timeout: std::time::Duration,
     /// The store's name, for `/readyz`.
     pub store_name: &'static str,
+    /// The devices connected to this node's internal push channel.
+    pub channel: crate::channel::ChannelHub,
+    /// The channel's settings (`[channel]`).
+    pub channel_config: crate::config::channel::ChannelConfig,
 }
 
 /// Mounts every route. `max_body_bytes` caps JSON bodies.
@@ -63,6 +69,7 @@ pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .route("/v1/calls", web::post().to(calls::ring))
         .route("/v1/calls/{call_id}/end", web::post().to(calls::end))
+        .route("/v1/channel", web::get().to(channel::connect))
         .service(
             web::scope("/v1/identities/{identity}")
                 .route("", web::delete().to(registrations::revoke))

@@ -2,6 +2,7 @@
 //! order (stop accepting, finish in-flight requests, stop the shards, close the store).
 
 use crate::api::{self, ApiState};
+use crate::channel::ChannelHub;
 use crate::config::{Config, ConfigErrors, StoreKind};
 use crate::metrics;
 use crate::registry::embedded::EmbeddedStore;
@@ -10,6 +11,7 @@ use crate::registry::shards::{ShardSettings, ShardThreads, Shards};
 use crate::registry::{AnyStore, Store};
 use crate::router::drain::EventsInFlight;
 use crate::router::ends::{self, EndChannel};
+use crate::router::internal::ChannelFirst;
 use crate::router::ownership::Ownership;
 use crate::router::providers::{ProviderPlan, ProviderSet};
 use crate::router::{Router, Routers};
@@ -80,7 +82,18 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         }
     };
     let in_flight = ownership.in_flight.clone();
-    let routers = start_routers(&shard_threads, &plan, &shard_stores, config, &ownership);
+    let channel = ChannelFirst {
+        hub: ChannelHub::new(config.channel.send_queue),
+        ack_timeout: config.channel.ack_timeout(),
+    };
+    let routers = start_routers(
+        &shard_threads,
+        &plan,
+        &shard_stores,
+        config,
+        &ownership,
+        &channel,
+    );
     let end_listener = ownership.ends.is_some().then(|| {
         let urls = EndChannel::listen_urls(&config.registry);
         ends::spawn_listener(urls, ownership.node.clone(), routers.clone())
@@ -93,6 +106,8 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         webpush_guard: config.webpush.address_guard(),
         webpush_resolve_timeout: config.webpush.resolve_timeout(),
         store_name,
+        channel: channel.hub,
+        channel_config: config.channel.clone(),
     });
     let max_body = config.server.max_body_bytes;
     let intake = api::intake::Intake::new(config.server.max_requests_in_flight);
@@ -181,6 +196,7 @@ fn start_routers(
     stores: &[AnyStore],
     config: &Config,
     ownership: &Ownership,
+    channel: &ChannelFirst,
 ) -> Routers {
     let capacity = config.registry.mailbox_capacity;
     let max_in_flight = config.router.max_events_in_flight;
@@ -191,6 +207,7 @@ fn start_routers(
         .zip(stores)
         .map(|((shard, handle), store)| {
             let (plan, store, ownership) = (plan.clone(), store.clone(), ownership.clone());
+            let channel = channel.clone();
             Router::start_in_arbiter(handle, move |_| {
                 let providers = ProviderSet::start(&plan).unwrap_or_else(|error| {
                     // The configuration was validated; this is a bug, not bad input.
@@ -199,6 +216,7 @@ fn start_routers(
                 });
                 tracing::debug!(shard, providers = providers.len(), "router started");
                 Router::new(store, providers, capacity, max_in_flight, ownership)
+                    .with_channel(channel)
             })
         })
         .collect();

@@ -5,9 +5,11 @@
 //! demo tenant and its well-known key from the development default); then environment
 //! variables `RINGCAST__SECTION__KEY` (e.g. `RINGCAST__REGISTRY__STORE=redis`).
 
+pub mod channel;
 pub mod cluster;
 pub mod secret;
 pub mod tenant;
+pub mod ttl_cap;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -58,6 +60,8 @@ pub struct Config {
     pub tenants: BTreeMap<String, TenantConfig>,
     /// How call events are owned among the nodes sharing a store.
     pub cluster: cluster::ClusterConfig,
+    /// The internal push channel (`GET /v1/channel`).
+    pub channel: channel::ChannelConfig,
 }
 
 /// The HTTP API server.
@@ -345,6 +349,7 @@ impl Config {
             problems.push("router.max_events_in_flight must be at least 4".into());
         }
         problems.extend(self.cluster.problems());
+        problems.extend(self.channel.problems());
         if registry.redis.owner_buckets == 0 {
             problems.push("registry.redis.owner_buckets must be at least 1".into());
         }

@@ -16,6 +16,8 @@
 //! - [`router`] turns call events into pushes: claims the event as a lease (it rings once,
 //!   and still rings when its node dies), looks up the callee's devices, fans out one push
 //!   per device, withdraws rings when a call ends (on every node), and drains at shutdown.
+//! - [`channel`] is the internal push channel: devices hold a WebSocket (`GET /v1/channel`)
+//!   and a ring reaches them over it first; an ack in time spares the platform push.
 //! - [`providers`] turns a `Push` into a push service's request and its answer into an
 //!   `Outcome`: one folder per service (APNs; FCM's pure parts), and the shared machinery every
 //!   service uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),
@@ -40,6 +42,7 @@
 
 pub mod api;
 pub mod app;
+pub mod channel;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -66,6 +66,7 @@
 //! - `outcome` of `credential_refresh_total`: `ok`, `error` ([`RefreshOutcome`]).
 
 pub mod catalog;
+pub mod channel;
 pub mod process;
 mod vocabulary;
 
@@ -170,6 +171,8 @@ pub fn push_finished(provider: Platform, priority: Priority, outcome: &Outcome, 
         // Dropped from the queue because the call ended, or nothing to send it to: never
         // sent, so no latency.
         Outcome::Withdrawn | Outcome::NoAlertToken => {}
+        // Counted by `channel_push_finished`, with its own latency (the ack's).
+        Outcome::DeliveredInternal => {}
         Outcome::Delivered
         | Outcome::DeadToken { .. }
         | Outcome::Misconfigured { .. }

@@ -139,6 +139,10 @@ impl Push {
 pub enum Outcome {
     /// The push service accepted it.
     Delivered,
+    /// The device acked the ring over the internal push channel in time, so its platform
+    /// push was not sent (DESIGN.md, "Internal push channel"). Counted with
+    /// `provider="channel"`.
+    DeliveredInternal,
     /// Its deadline passed before it could be delivered; it was not sent after that.
     Expired,
     /// Dropped under overload to make room for more urgent pushes.
@@ -182,8 +186,9 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome label, for metrics that list their series up front.
-    pub const LABELS: [&'static str; 9] = [
+    pub const LABELS: [&'static str; 10] = [
         "delivered",
+        "delivered_internal",
         "expired",
         "shed",
         "withdrawn",
@@ -212,6 +217,7 @@ impl Outcome {
             Outcome::Expired => "expired",
             Outcome::Shed => "shed",
             Outcome::Withdrawn => "withdrawn",
+            Outcome::DeliveredInternal => "delivered_internal",
             Outcome::DeadToken { .. } => "dead_token",
             Outcome::Misconfigured { .. } => "misconfigured",
             Outcome::NoAlertToken => "no_alert_token",

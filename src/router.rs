@@ -16,6 +16,7 @@ pub mod admission;
 pub mod drain;
 pub mod ends;
 pub mod fanout;
+pub mod internal;
 pub mod ownership;
 pub mod providers;
 
@@ -58,8 +59,9 @@ pub enum DeviceOutcome {
 pub struct DevicePush {
     /// The device.
     pub device_id: String,
-    /// Its platform.
-    pub platform: Platform,
+    /// Its platform (`None`: a device connected to the internal push channel without a
+    /// registration).
+    pub platform: Option<Platform>,
     /// Its push's outcome, or the ticket for it.
     pub outcome: DeviceOutcome,
 }
@@ -106,6 +108,8 @@ pub struct Router {
     ownership: Ownership,
     /// The events this router is routing now.
     routing: RoutingSet,
+    /// The internal push channel, when the node has one.
+    channel: Option<internal::ChannelFirst>,
 }
 
 impl Router {
@@ -125,7 +129,15 @@ impl Router {
             admission: Admission::new(max_in_flight),
             ownership,
             routing: RoutingSet::default(),
+            channel: None,
         }
+    }
+
+    /// Rings the devices connected to the internal push channel over it first (see
+    /// [`internal`]).
+    pub fn with_channel(mut self, channel: internal::ChannelFirst) -> Router {
+        self.channel = Some(channel);
+        self
     }
 
     /// Routes one event as a task of its own if its priority is admitted, else refuses it at
@@ -163,6 +175,7 @@ impl Handler<Ring> for Router {
 
     fn handle(&mut self, Ring(call): Ring, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
+        let channel = self.channel.clone();
         let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
         let span = crate::logging::call_event_span(&call.event_id);
         MessageResult(
@@ -192,7 +205,11 @@ impl Handler<Ring> for Router {
                         }
                     };
                     let pushes = not_done(fanout::rings(&call, &registrations, now), &done);
-                    let devices = submit(&providers, pushes).await;
+                    let (pushes, offers) = match &channel {
+                        Some(channel) => channel.split(&call, &registrations, pushes, &done),
+                        None => (pushes, internal::Offers::default()),
+                    };
+                    let mut devices = submit(&providers, pushes).await;
                     let refused_ring = devices.iter().any(|device| {
                         matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed))
                     });
@@ -201,6 +218,9 @@ impl Handler<Ring> for Router {
                         withdraw(&providers, &call.callee, &call.call_id).await;
                         ownership::release(&store, &ownership, &event).await;
                         return Err(RouteError::Overloaded);
+                    }
+                    if let Some(channel) = &channel {
+                        devices.extend(channel.offer(&call, now, deadline, offers, &providers));
                     }
                     tracing::debug!(devices = devices.len(), "rings queued");
                     Ok(Routed {
@@ -221,6 +241,7 @@ impl Handler<End> for Router {
 
     fn handle(&mut self, End(end): End, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
+        let channel = self.channel.clone();
         let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
         let span = crate::logging::call_event_span(&end.event_id);
         MessageResult(
@@ -260,6 +281,9 @@ impl Handler<End> for Router {
                             return Err(error.into());
                         }
                     };
+                    if let Some(channel) = &channel {
+                        channel.notify_end(&end, deadline);
+                    }
                     let pushes =
                         not_done(fanout::ends(&end, &registrations, &not_rung, now), &done);
                     tracing::debug!(
@@ -361,7 +385,7 @@ async fn submit(providers: &ProviderSet, pushes: Vec<Push>) -> Vec<DevicePush> {
             };
             counted(&push, &outcome);
             devices.push(DevicePush {
-                platform: push.address.platform(),
+                platform: Some(push.address.platform()),
                 device_id: push.device_id,
                 outcome: DeviceOutcome::Known(outcome),
             });
@@ -393,7 +417,7 @@ async fn submit(providers: &ProviderSet, pushes: Vec<Push>) -> Vec<DevicePush> {
             };
             devices.push(DevicePush {
                 device_id,
-                platform,
+                platform: Some(platform),
                 outcome,
             });
         }

@@ -25,6 +25,8 @@ pub struct Tenant {
     pub max_ttl_seconds: u64,
     /// How long a phone rings when the call event does not say, in seconds.
     pub ring_timeout_seconds: u64,
+    /// Shorter TTL caps for classes of identities (`ttl_caps`).
+    pub ttl_caps: Vec<crate::config::ttl_cap::TtlCap>,
     /// The tenant's apps by app id.
     pub apps: BTreeMap<String, AppConfig>,
     verifier: Option<IdentityVerifier>,
@@ -41,6 +43,7 @@ impl Tenant {
             id: id.into(),
             max_ttl_seconds,
             ring_timeout_seconds: 45,
+            ttl_caps: Vec::new(),
             apps,
             verifier: None,
         }
@@ -184,6 +187,7 @@ fn build_tenant(
             config.max_ttl_seconds
         ));
     }
+    problems.extend(crate::config::ttl_cap::problems(&config.ttl_caps, at));
     if config.server_keys.is_empty() && config.identity_tokens.is_none() {
         problems.push(format!(
             "{at}: no server_keys and no identity_tokens: nobody could use this tenant"
@@ -219,6 +223,7 @@ fn build_tenant(
         id: id.to_owned(),
         max_ttl_seconds: config.max_ttl_seconds,
         ring_timeout_seconds: config.ring_timeout_seconds,
+        ttl_caps: config.ttl_caps.clone(),
         apps: config.apps.clone(),
         verifier,
     };

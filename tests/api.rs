@@ -15,3 +15,5 @@ mod operations;
 mod redis_outage;
 #[path = "api/registrations.rs"]
 mod registrations;
+#[path = "api/ttl_caps.rs"]
+mod ttl_caps;

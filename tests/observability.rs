@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::app::{APNS_TOKEN, KEY_A, TestApp, apns_body};
 
-/// Every metric family DESIGN.md names, plus build info, uptime, and the node's intake and routers' admission.
+/// Every metric family DESIGN.md names, plus build info, uptime, the node's intake and routers'
+/// admission, and the internal push channel's.
 pub const CONTRACT: &[&str] = &[
     "ringcast_pushes_total",
     "ringcast_push_latency_seconds",
@@ -50,6 +51,11 @@ pub const CONTRACT: &[&str] = &[
     "ringcast_token_environment_corrections_total",
     "ringcast_build_info",
     "ringcast_uptime_seconds",
+    "ringcast_channel_connections",
+    "ringcast_channel_messages_total",
+    "ringcast_channel_acks_total",
+    "ringcast_channel_fallbacks_total",
+    "ringcast_channel_closes_total",
 ];
 
 /// The standard process metrics.

@@ -54,7 +54,8 @@ impl FromRequest for Caller {
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
+/// The caller named by the request's `Authorization: Bearer` credential.
+pub fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
     let state = request
         .app_data::<web::Data<ApiState>>()
         .ok_or(ApiError::Internal)?;
@@ -73,6 +74,13 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         .map(str::trim)
         .filter(|credential| !credential.is_empty())
         .ok_or(ApiError::Unauthorized)?;
+    caller_of(state, credential)
+}
+
+/// The caller a bearer credential names: an identity token or a server key. Also used for
+/// credentials that do not come in the `Authorization` header (the channel's `access_token`
+/// query parameter, for browsers, whose WebSocket API cannot set headers).
+pub fn caller_of(state: &ApiState, credential: &str) -> Result<Caller, ApiError> {
     // A JWT has exactly three dot-separated parts; server keys are opaque strings without dots.
     if credential.split('.').count() == 3 {
         match state.tenants.verify_identity_token(credential) {

@@ -133,9 +133,12 @@ pub struct ProgressView {
 pub struct DeviceOutcomeView {
     /// The device.
     pub device_id: String,
-    /// Its push service.
-    pub platform: Platform,
-    /// `delivered`, `expired`, `shed`, `withdrawn`, `no_alert_token`, `dead_token`,
+    /// Its push service (left out for a device reached over the internal push channel only:
+    /// connected, not registered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// `delivered`, `delivered_internal` (acked over the internal push channel: no platform
+    /// push was sent), `expired`, `shed`, `withdrawn`, `no_alert_token`, `dead_token`,
     /// `misconfigured`, `credential_problem`, `rejected` (README, "Outcomes"), or `pending`
     /// (no outcome within the wait limit).
     pub outcome: &'static str,

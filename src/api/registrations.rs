@@ -126,8 +126,11 @@ pub async fn register(
     let (identity, device_id) = path.into_inner();
     let who = checked_identity(&caller, &identity, op)?;
     validate_device_id(&device_id).map_err(|error| invalid(op, error))?;
-    let valid = validate_registration(&body, &caller.tenant, &state.webpush_hosts)
+    let mut valid = validate_registration(&body, &caller.tenant, &state.webpush_hosts)
         .map_err(|errors| invalid(op, ApiError::Invalid(errors)))?;
+    if let Some(cap) = crate::config::ttl_cap::max_ttl_for(&caller.tenant.ttl_caps, &identity) {
+        valid.cap_ttl(cap);
+    }
     if let PushAddress::WebPush { endpoint, .. } = &valid.address {
         vet_endpoint(&state, endpoint)
             .await
@@ -291,7 +294,12 @@ pub async fn revoke(
         )
         .await
         .map_err(|error| shard_failed(op, error))?;
-    tracing::info!(tenant = %who.tenant, identity = %who.identity, deleted, "identity revoked");
+    // Revoke means revoke: the identity's open channel connections on this node end too
+    // (close code 4003), so a revoked app stops hearing rings at once.
+    let closed = state
+        .channel
+        .close_all(&who, crate::metrics::channel::CloseCause::Revoked);
+    tracing::info!(tenant = %who.tenant, identity = %who.identity, deleted, channel_connections = closed, "identity revoked");
     Ok(HttpResponse::Ok().json(Revoked { deleted }))
 }
 

@@ -30,6 +30,10 @@ pub struct TenantConfig {
     /// (and the response says so). At most 180 days.
     #[serde(default = "default_max_ttl")]
     pub max_ttl_seconds: u64,
+    /// Shorter caps for classes of identities, by prefix (README, "TTL caps by identity
+    /// class"): e.g. Teams users' registrations last at most 24 h.
+    #[serde(default)]
+    pub ttl_caps: Vec<super::ttl_cap::TtlCap>,
     /// How long a phone rings when the call event names no `ring_timeout_seconds`: the
     /// incoming-call push's deadline (DESIGN.md: 45 s). 1..=300.
     #[serde(default = "default_ring_timeout")]

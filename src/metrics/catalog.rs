@@ -233,6 +233,7 @@ pub fn describe_all() {
         Unit::Seconds,
         "Seconds since the node's metrics were installed."
     );
+    super::channel::describe();
 }
 
 /// The final outcomes, for pre-registration (the reasons inside do not reach any label).
@@ -257,6 +258,7 @@ fn outcomes() -> [Outcome; 9] {
 /// Registers every series of the bounded label sets at zero, and sets `ringcast_build_info`.
 /// The store-dependent histogram is registered per store in use by [`store_in_use`].
 pub fn preregister() {
+    super::channel::preregister();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "git_sha" => env!("RINGCAST_GIT_SHA"))
         .set(1.0);
     gauge!(UPTIME_SECONDS).set(0.0);

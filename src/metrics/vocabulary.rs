@@ -27,6 +27,9 @@ macro_rules! labels {
     };
 }
 
+/// Lets sibling modules (src/metrics/channel.rs) declare their label enums the same way.
+pub(super) use labels;
+
 labels! {
     /// Which share of the node's request limit an API request may use
     /// (`ringcast_requests_refused_total{route}`; src/api/intake.rs).

@@ -104,6 +104,17 @@ pub struct ValidRegistration {
     pub ttl_capped: bool,
 }
 
+impl ValidRegistration {
+    /// Caps the TTL at `max_ttl_seconds`, a tenant's cap for the identity's class
+    /// (`ttl_caps`); the answer then says `ttl_capped`.
+    pub fn cap_ttl(&mut self, max_ttl_seconds: u64) {
+        if self.ttl_seconds > max_ttl_seconds {
+            self.ttl_seconds = max_ttl_seconds;
+            self.ttl_capped = true;
+        }
+    }
+}
+
 /// Checks an identity from a URL path: 1-128 of `A-Z a-z 0-9 . _ ~ : @ + = -` (room for phone
 /// numbers, SIP URIs' user parts and UUIDs; no braces, which Redis hash tags reserve).
 pub fn validate_identity(identity: &str) -> Result<(), FieldError> {

@@ -549,6 +549,7 @@ mod tests {
             server_keys: Vec::new(),
             identity_tokens: None,
             max_ttl_seconds: 86_400,
+            ttl_caps: Vec::new(),
             ring_timeout_seconds: 45,
             apps: [
                 ("android".to_owned(), android("ringcast-demo")),

@@ -80,6 +80,7 @@ pub fn test_config(store: TestStore, dir: &std::path::Path) -> Config {
             server_keys: vec![ServerKeySource::Sha256(hex::encode(Sha256::digest(key)))],
             identity_tokens,
             max_ttl_seconds: if id == "a" { 15_552_000 } else { 86_400 },
+            ttl_caps: Vec::new(),
             ring_timeout_seconds: 45,
             apps,
         };

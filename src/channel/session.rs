@@ -1,0 +1,138 @@
+//! One channel connection: writes the hub's frames to the client, reads its acks, pings it,
+//! and closes it with a close code that says why (README, "Internal push channel").
+
+use super::frame::ClientFrame;
+use super::{Attached, Outbound};
+use crate::metrics::channel::{self as metrics, AckOutcome, CloseCause, MessageOutcome};
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// How long the closing handshake may take before the connection is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Rings a connection waits for acks of at once before it forgets those whose wait ended.
+const PRUNE_ABOVE: usize = 64;
+
+/// A connection's timing (`[channel]`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// How often the client is pinged.
+    pub ping_every: Duration,
+    /// How long the client may stay silent (no frame, no pong).
+    pub idle_timeout: Duration,
+}
+
+/// The close code and reason the client sees for `cause` (RFC 6455 §7.4; 4000-4999 are the
+/// application's own).
+pub fn close_reason(cause: CloseCause) -> CloseReason {
+    let code = match cause {
+        CloseCause::Client => CloseCode::Normal,
+        CloseCause::Idle => CloseCode::Other(4000),
+        CloseCause::Replaced => CloseCode::Other(4001),
+        CloseCause::SlowClient => CloseCode::Other(4002),
+        CloseCause::Revoked => CloseCode::Other(4003),
+        CloseCause::BadMessage => CloseCode::Policy,
+        CloseCause::UnsupportedFrame => CloseCode::Unsupported,
+        CloseCause::TooLarge => CloseCode::Size,
+        CloseCause::ProtocolError => CloseCode::Protocol,
+    };
+    CloseReason {
+        code,
+        description: Some(cause.label().to_owned()),
+    }
+}
+
+/// Runs the connection until it closes; `attached` leaves the hub when this returns.
+pub async fn run(
+    mut session: Session,
+    mut stream: MessageStream,
+    attached: Attached,
+    timing: Timing,
+) {
+    let mut attached = attached;
+    let mut waiting: HashMap<std::sync::Arc<str>, oneshot::Sender<()>> = HashMap::new();
+    let mut last_heard = Instant::now();
+    let mut pings = tokio::time::interval_at(Instant::now() + timing.ping_every, timing.ping_every);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cause = loop {
+        tokio::select! {
+            biased;
+            changed = attached.close.changed() => {
+                match (changed, *attached.close.borrow()) {
+                    (Ok(()), Some(cause)) => break cause,
+                    (Ok(()), None) => continue,
+                    // The hub's side is gone: only `attached` holds it, so this cannot happen.
+                    (Err(_), _) => break CloseCause::Client,
+                }
+            }
+            frame = attached.outbox.recv() => {
+                // `attached` keeps the sender's connection in the hub, so the queue stays open.
+                let Some(Outbound { text, kind, ack }) = frame else { break CloseCause::Client };
+                if let Some((event_id, reply)) = ack {
+                    if waiting.len() >= PRUNE_ABOVE {
+                        waiting.retain(|_, reply| !reply.is_closed());
+                    }
+                    waiting.insert(event_id, reply);
+                }
+                // A client that does not read blocks this write; the close signal still wins.
+                tokio::select! {
+                    biased;
+                    _ = attached.close.changed() => break attached.close.borrow().unwrap_or(CloseCause::Client),
+                    written = session.text(text.to_string()) => {
+                        if written.is_err() {
+                            break CloseCause::Client;
+                        }
+                        metrics::message(kind, MessageOutcome::Sent);
+                    }
+                }
+            }
+            message = stream.recv() => {
+                last_heard = Instant::now();
+                match message {
+                    None | Some(Ok(Message::Close(_))) => break CloseCause::Client,
+                    Some(Ok(Message::Text(text))) => match ClientFrame::parse(&text) {
+                        Ok(ClientFrame::Ack { event_id }) => {
+                            let in_time = waiting
+                                .remove(event_id.as_str())
+                                .is_some_and(|reply| reply.send(()).is_ok());
+                            metrics::ack(if in_time { AckOutcome::InTime } else { AckOutcome::Late });
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "channel client sent a bad message");
+                            break CloseCause::BadMessage;
+                        }
+                    },
+                    Some(Ok(Message::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            break CloseCause::Client;
+                        }
+                    }
+                    Some(Ok(Message::Pong(_) | Message::Nop)) => {}
+                    Some(Ok(Message::Binary(_) | Message::Continuation(_))) => {
+                        break CloseCause::UnsupportedFrame;
+                    }
+                    Some(Err(ProtocolError::Overflow)) => break CloseCause::TooLarge,
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "channel protocol error");
+                        break CloseCause::ProtocolError;
+                    }
+                }
+            }
+            _ = pings.tick() => {
+                if last_heard.elapsed() >= timing.idle_timeout {
+                    break CloseCause::Idle;
+                }
+                if session.ping(b"").await.is_err() {
+                    break CloseCause::Client;
+                }
+            }
+        }
+    };
+    metrics::closed(cause);
+    if cause != CloseCause::Client {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(Some(close_reason(cause)))).await;
+    }
+    drop(attached);
+}

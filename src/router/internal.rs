@@ -1,0 +1,302 @@
+//! Channel first (DESIGN.md, "Internal push channel"): the router's one hook into the
+//! internal push channel ([`crate::channel`]).
+//!
+//! A ring's devices are split in two: those connected to this node's channel that have not
+//! disabled internal push for incoming calls (by their connection's
+//! `disable_internal_push_for_incoming_call` or their registration's
+//! `disable_internal_push`) are offered the ring over the channel; every other device's
+//! platform push goes to the providers at once, exactly as without a channel (no ack wait).
+//! An offered device that acks within `[channel] ack_timeout_ms` ends as
+//! [`Outcome::DeliveredInternal`] and its platform push is never sent; otherwise its platform
+//! push follows, and its outcome is that push's. A connected device without a registration
+//! still rings over the channel; without an ack it ends `rejected` (`channel_no_ack`): there
+//! is no platform push to fall back to.
+//!
+//! Call-ended and missed-call notices go over the channel to every connected device (but, for
+//! "call ended", the device that answered or declined), next to the platform pushes.
+
+use super::{DeviceOutcome, DevicePush};
+use crate::channel::frame::ServerFrame;
+use crate::channel::{ChannelHub, Connection, NotQueued, Outbound};
+use crate::clock::rfc3339;
+use crate::metrics::channel::{self as metrics, FallbackReason};
+use crate::push::{CallPayload, Outcome, Push, PushKind};
+use crate::registry::{Platform, Registration, UnixMillis};
+use crate::router::fanout::{CallEvent, EndEvent};
+use crate::router::providers::ProviderSet;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The channel as a router uses it.
+#[derive(Clone)]
+pub struct ChannelFirst {
+    /// The node's connected devices.
+    pub hub: ChannelHub,
+    /// How long an offered ring waits for its ack (`[channel] ack_timeout_ms`).
+    pub ack_timeout: Duration,
+}
+
+/// One device a ring is offered to over the channel.
+pub struct Offer {
+    /// Its connection.
+    connection: Connection,
+    /// Its platform, when it is registered.
+    platform: Option<Platform>,
+    /// Its platform push, sent if no ack comes.
+    fallback: Option<Push>,
+}
+
+/// The devices a ring is offered to over the channel (none without a channel).
+#[derive(Default)]
+pub struct Offers(Vec<Offer>);
+
+impl ChannelFirst {
+    /// Splits a ring's `pushes` into those to send now and the devices to offer it to over
+    /// the channel first; devices in `done` (an event taken over) are not offered again.
+    pub fn split(
+        &self,
+        call: &CallEvent,
+        registrations: &[Registration],
+        pushes: Vec<Push>,
+        done: &HashSet<String>,
+    ) -> (Vec<Push>, Offers) {
+        let connected = self.hub.connections(&call.callee);
+        plan(connected, registrations, pushes, done)
+    }
+
+    /// Offers the ring over the channel and answers one device per offer; each device's
+    /// outcome arrives on its ticket once it acked, or once its platform push has one.
+    pub fn offer(
+        &self,
+        call: &CallEvent,
+        now: UnixMillis,
+        deadline: UnixMillis,
+        Offers(offers): Offers,
+        providers: &ProviderSet,
+    ) -> Vec<DevicePush> {
+        if offers.is_empty() {
+            return Vec::new();
+        }
+        let payload = CallPayload {
+            v: 1,
+            kind: PushKind::IncomingCall,
+            call_id: call.call_id.clone(),
+            caller_id: call.caller.id.clone(),
+            caller_name: call.caller.display_name.clone(),
+            video: call.video,
+            reason: None,
+            expires_at: rfc3339(deadline),
+        };
+        let text: Arc<str> = ServerFrame::of(&call.event_id, &payload).to_text().into();
+        let event_id: Arc<str> = Arc::from(call.event_id.as_str());
+        // An ack after the ring's deadline means nothing: the phone stopped ringing.
+        let wait = self
+            .ack_timeout
+            .min(Duration::from_millis(deadline.saturating_sub(now)));
+        offers
+            .into_iter()
+            .map(|offer| {
+                let (ack, acked) = oneshot::channel();
+                let queued = offer.connection.offer(Outbound {
+                    text: Arc::clone(&text),
+                    kind: PushKind::IncomingCall,
+                    ack: Some((Arc::clone(&event_id), ack)),
+                });
+                let (relay, ticket) = oneshot::channel();
+                let providers = providers.clone();
+                let fallback = offer.fallback;
+                actix::spawn(async move {
+                    let reason = match queued {
+                        Err(NotQueued::SlowClient) => FallbackReason::SlowClient,
+                        Err(NotQueued::Closed) => FallbackReason::Closed,
+                        Ok(()) => match tokio::time::timeout(wait, acked).await {
+                            Ok(Ok(())) => {
+                                metrics::push_finished(&Outcome::DeliveredInternal);
+                                let _ = relay.send(Outcome::DeliveredInternal);
+                                return;
+                            }
+                            Ok(Err(_)) => FallbackReason::Closed,
+                            Err(_) => FallbackReason::NoAck,
+                        },
+                    };
+                    let Some(push) = fallback else {
+                        let outcome = Outcome::Rejected {
+                            reason: "channel_no_ack".into(),
+                        };
+                        metrics::push_finished(&outcome);
+                        let _ = relay.send(outcome);
+                        return;
+                    };
+                    metrics::fallback(reason);
+                    let outcome = match super::submit(&providers, vec![push]).await.pop() {
+                        Some(DevicePush {
+                            outcome: DeviceOutcome::Known(outcome),
+                            ..
+                        }) => outcome,
+                        Some(DevicePush {
+                            outcome: DeviceOutcome::Pending(ticket),
+                            ..
+                        }) => match ticket.await {
+                            Ok(outcome) => outcome,
+                            // The provider stopped (the node is stopping): no outcome, so the
+                            // event's owner hands the device over (see `ownership::hold`).
+                            Err(_) => return,
+                        },
+                        None => return,
+                    };
+                    let _ = relay.send(outcome);
+                });
+                DevicePush {
+                    device_id: offer.connection.device_id,
+                    platform: offer.platform,
+                    outcome: DeviceOutcome::Pending(ticket),
+                }
+            })
+            .collect()
+    }
+
+    /// Tells every connected device of the callee that the call ended (or was missed), but
+    /// the one that answered or declined; no ack is awaited.
+    pub fn notify_end(&self, end: &EndEvent, deadline: UnixMillis) {
+        let connected = self.hub.connections(&end.callee);
+        let kind = end.kind();
+        let skip = match kind {
+            PushKind::MissedCall => None,
+            _ => end.device_id.as_deref(),
+        };
+        let targets: Vec<&Connection> = connected
+            .iter()
+            .filter(|connection| Some(connection.device_id.as_str()) != skip)
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let payload = CallPayload {
+            v: 1,
+            kind,
+            call_id: end.call_id.clone(),
+            caller_id: end.caller.id.clone(),
+            caller_name: end.caller.display_name.clone(),
+            video: end.video,
+            reason: Some(end.reason),
+            expires_at: rfc3339(deadline),
+        };
+        let text: Arc<str> = ServerFrame::of(&end.event_id, &payload).to_text().into();
+        for connection in targets {
+            // A full or closed connection is counted by `offer`; the platform push still goes.
+            let _ = connection.offer(Outbound {
+                text: Arc::clone(&text),
+                kind,
+                ack: None,
+            });
+        }
+    }
+}
+
+/// The pure split (see the module doc).
+fn plan(
+    connected: Vec<Connection>,
+    registrations: &[Registration],
+    mut pushes: Vec<Push>,
+    done: &HashSet<String>,
+) -> (Vec<Push>, Offers) {
+    let mut offers = Vec::new();
+    for connection in connected {
+        if connection.rings_disabled || done.contains(&connection.device_id) {
+            continue;
+        }
+        let registration = registrations
+            .iter()
+            .find(|registration| registration.device_id == connection.device_id);
+        if registration.is_some_and(|registration| registration.disable_internal_push) {
+            continue;
+        }
+        let fallback = pushes
+            .iter()
+            .position(|push| push.device_id == connection.device_id)
+            .map(|index| pushes.swap_remove(index));
+        offers.push(Offer {
+            platform: registration.map(|registration| registration.address.platform()),
+            connection,
+            fallback,
+        });
+    }
+    (pushes, Offers(offers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Environment, IdentityKey, PushAddress};
+    use crate::router::fanout::{self, Caller};
+
+    const NOW: UnixMillis = 1_800_000_000_000;
+
+    fn registration(device: &str, disable_internal_push: bool) -> Registration {
+        Registration {
+            device_id: device.into(),
+            app: "ios".into(),
+            address: PushAddress::Apns {
+                token: vec![1; 32],
+                alert_token: None,
+            },
+            environment: Environment::Sandbox,
+            disable_internal_push,
+            created_at: NOW,
+            updated_at: NOW,
+            expires_at: NOW + 86_400_000,
+        }
+    }
+
+    fn call() -> CallEvent {
+        CallEvent {
+            event_id: "e-1".into(),
+            call_id: "c-1".into(),
+            callee: IdentityKey::new("t", "alice"),
+            caller: Caller {
+                id: "bob".into(),
+                display_name: "Bob".into(),
+            },
+            video: false,
+            ring_timeout: Duration::from_secs(45),
+        }
+    }
+
+    #[test]
+    fn only_connected_devices_that_allow_it_are_offered_the_ring_first() {
+        let hub = ChannelHub::new(4);
+        let alice = IdentityKey::new("t", "alice");
+        let registrations = [
+            registration("phone", false),      // connected: offered, push held back
+            registration("tablet", true),      // connected, registration opts out: push now
+            registration("watch", false),      // connected, connection opts out: push now
+            registration("desktop", false),    // not connected: push now
+            registration("taken-over", false), // connected but done already: nothing
+        ];
+        let _phone = hub.attach(alice.clone(), "phone".into(), false);
+        let _tablet = hub.attach(alice.clone(), "tablet".into(), false);
+        let _watch = hub.attach(alice.clone(), "watch".into(), true);
+        let _browser = hub.attach(alice.clone(), "browser".into(), false);
+        let _done = hub.attach(alice.clone(), "taken-over".into(), false);
+        let done: HashSet<String> = ["taken-over".to_string()].into();
+        let pushes: Vec<Push> = fanout::rings(&call(), &registrations, NOW)
+            .into_iter()
+            .filter(|push| !done.contains(&push.device_id))
+            .collect();
+        let (now, Offers(offers)) = plan(hub.connections(&alice), &registrations, pushes, &done);
+        let mut now: Vec<String> = now.into_iter().map(|push| push.device_id).collect();
+        now.sort();
+        assert_eq!(now, ["desktop", "tablet", "watch"]);
+        let mut offered: Vec<(String, bool)> = offers
+            .iter()
+            .map(|offer| (offer.connection.device_id.clone(), offer.fallback.is_some()))
+            .collect();
+        offered.sort();
+        assert_eq!(
+            offered,
+            [("browser".to_string(), false), ("phone".to_string(), true)]
+        );
+    }
+}
