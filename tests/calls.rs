@@ -616,7 +616,16 @@ async fn the_same_event_rings_once_even_through_two_nodes_sharing_redis() {
     let (status, again) = second.ring(&identity, &call_id, false).await;
     assert_eq!(status, 202);
     assert_eq!(again["duplicate"], true);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A barrier, not a fixed sleep: a marker call rung on each node with `wait=true` has its
+    // outcome only once that node's router and APNs dispatcher are past the duplicates, so a
+    // push they had made would be recorded by then.
+    let marker = format!("{identity}-marker");
+    first.register_apns(&marker, "iphone", 8).await;
+    for (n, node) in [&first, &second].into_iter().enumerate() {
+        let (status, answer) = node.ring(&marker, &format!("{call_id}-{n}"), true).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(outcomes(&answer)["iphone"], "delivered");
+    }
     assert_eq!(first.pushes_to(7).len() + second.pushes_to(7).len(), 1);
 }
 

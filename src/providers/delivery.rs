@@ -19,20 +19,26 @@
 //!   through the retry policy.
 //! - Nothing is sent at or after the push's deadline, and no answer is awaited past it: the
 //!   push becomes [`Outcome::Expired`].
+//!
+//! The rules are decided by a pure state machine ([`machine::Delivery`], tested against a
+//! scripted service in `delivery/tests.rs`); [`deliver`] only performs its actions: read the
+//! pause, prepare, lease a stream, send, refresh, pause, ask the retry policy, sleep. Time
+//! comes from the [`Clock`] it is given.
 
-use crate::clock::now_millis;
-use crate::providers::pool::{AcquireError, SendError, Stream};
-use crate::providers::retry::{GiveUp, RetryDecision, RetryPolicy};
-use crate::providers::service::{PushService, Verdict};
+use crate::clock::Clock;
+use crate::providers::pool::{SendError, Stream};
+use crate::providers::retry::{GiveUp, RetryPolicy};
+use crate::providers::service::PushService;
 use crate::push::{Outcome, Push};
 use crate::registry::Environment;
+use machine::{Action, Delivery, Event};
 use std::borrow::Cow;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
-use tokio::time::Instant;
 
-/// How often one push may be re-sent because the service never processed it.
-const MAX_UNPROCESSED_RESENDS: u32 = 5;
+pub mod machine;
+
+#[cfg(test)]
+mod tests;
 
 /// What happened to one push, for the caller's outcome and the metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,193 +62,98 @@ pub struct DeliveryReport {
 }
 
 /// Delivers `push` through `service`, starting on `first` if the dispatcher already holds a
-/// stream for it, retrying under `policy` (shared by every push of the provider).
+/// stream for it, retrying under `policy` (shared by every push of the provider), reading
+/// time from `clock`.
 pub async fn deliver<S: PushService>(
     service: &S,
     push: &Push,
     first: Option<Stream>,
     policy: &Mutex<RetryPolicy>,
+    clock: Clock,
 ) -> DeliveryReport {
-    let mut report = DeliveryReport {
-        outcome: Outcome::Expired,
-        sends: 0,
-        retries: Vec::new(),
-        resent_unprocessed: 0,
-        resent_after_loss: 0,
-        gave_up: None,
-        moved_to: None,
-    };
-    // The push as sent: the registered one, or a copy for the other environment.
-    let mut push: Cow<'_, Push> = Cow::Borrowed(push);
+    let mut delivery = Delivery::new(push.environment, push.deadline, service.request_timeout());
+    // The push as sent: the registered one, or a copy for the other environment (made once).
+    let mut sending: Cow<'_, Push> = Cow::Borrowed(push);
     let lock = || policy.lock().unwrap_or_else(PoisonError::into_inner);
     let mut stream = first;
-    let mut refreshed = false;
-    let mut retry: u32 = 0;
-    let mut lost = false;
-    let mut counted = false;
+    let mut request = None;
+    let mut credential = 0;
+    let mut action = Action::CheckPause;
     loop {
-        let now = now_millis();
-        if push.is_expired(now) {
-            report.outcome = Outcome::Expired;
-            return report;
-        }
-        if let Some(until) = service.paused_until().filter(|until| *until > now) {
-            if until >= push.deadline {
-                report.outcome = Outcome::Expired;
-                return report;
-            }
-            // Give the stream back: nothing may be sent meanwhile, and the lease would only
-            // keep other pushes from queueing for the pool.
-            stream = None;
-            tokio::time::sleep(Duration::from_millis(until - now)).await;
-            continue;
-        }
-        let prepared = match service.prepare(&push, now).await {
-            Ok(prepared) => prepared,
-            Err(outcome) => {
-                report.outcome = outcome;
-                return report;
-            }
-        };
-        let until = Instant::now() + Duration::from_millis(push.deadline.saturating_sub(now));
-        let leased = match stream.take() {
-            Some(stream) => stream,
-            None => match service.pool_for(&push).acquire(until).await {
-                Ok(stream) => stream,
-                Err(AcquireError::NoStream) => {
-                    report.outcome = Outcome::Expired;
-                    return report;
-                }
-                Err(AcquireError::Closed) => {
-                    report.outcome = Outcome::Rejected {
-                        reason: "shutting_down".into(),
-                    };
-                    return report;
-                }
+        let event = match action {
+            Action::Finish => return delivery.into_report(),
+            Action::CheckPause => Event::Ready {
+                paused_until: service.paused_until(),
             },
-        };
-        if push.is_expired(now_millis()) {
-            report.outcome = Outcome::Expired;
-            return report;
-        }
-        if !counted {
-            // The budget is a share of first sends; re-sends and retries are not counted.
-            lock().record_send(now);
-            counted = true;
-        } else if lost {
-            report.resent_after_loss += 1;
-        }
-        report.sends += 1;
-        lost = false;
-        // An answer after the deadline is worthless (the phone stopped ringing): wait for
-        // it no longer than the deadline, nor than the request timeout.
-        let to_deadline = Duration::from_millis(push.deadline.saturating_sub(now_millis()));
-        let limit = service.request_timeout().min(to_deadline);
-        let sent = tokio::time::timeout(limit, leased.send(prepared.request)).await;
-        let answered_at = now_millis();
-        let (after, reason, otherwise) = match sent {
-            Ok(Ok(answer)) => match service.judge(&answer, answered_at) {
-                Verdict::Final(outcome) => {
-                    if outcome == Outcome::Delivered && matches!(push, Cow::Owned(_)) {
-                        report.moved_to = Some(push.environment);
-                    }
-                    report.outcome = outcome;
-                    return report;
+            Action::WaitUntil(until) => {
+                stream = None;
+                clock.sleep_until(until).await;
+                Event::Woke
+            }
+            Action::Prepare { other_environment } => {
+                if other_environment && matches!(sending, Cow::Borrowed(_)) {
+                    let mut other = push.clone();
+                    other.environment = machine::other(push.environment);
+                    sending = Cow::Owned(other);
                 }
-                Verdict::OtherEnvironment { otherwise } => {
-                    if matches!(push, Cow::Owned(_)) {
-                        // Both environments refused the token: it is dead.
-                        report.outcome = otherwise;
-                        return report;
+                match service.prepare(&sending, clock.now()).await {
+                    Ok(prepared) => {
+                        credential = prepared.credential;
+                        request = Some(prepared.request);
+                        Event::Prepared(Ok(()))
                     }
-                    let mut other = push.clone().into_owned();
-                    other.environment = match other.environment {
-                        Environment::Production => Environment::Sandbox,
-                        Environment::Sandbox => Environment::Production,
-                    };
-                    push = Cow::Owned(other);
-                    continue;
+                    Err(outcome) => Event::Prepared(Err(outcome)),
                 }
-                Verdict::RefreshCredential { otherwise } => {
-                    if refreshed {
-                        report.outcome = otherwise;
-                        return report;
+            }
+            Action::Acquire { until } => match stream {
+                Some(_) => Event::Acquired(Ok(())),
+                None => match service
+                    .pool_for(&sending)
+                    .acquire(clock.instant_at(until))
+                    .await
+                {
+                    Ok(leased) => {
+                        stream = Some(leased);
+                        Event::Acquired(Ok(()))
                     }
-                    refreshed = true;
-                    if let Err(error) = service
-                        .refresh_credential(prepared.credential, answered_at)
-                        .await
-                    {
-                        tracing::error!(provider = service.name(), %error,
+                    Err(error) => Event::Acquired(Err(error)),
+                },
+            },
+            Action::Send { timeout, first } => {
+                if first {
+                    // The budget is a share of first sends; re-sends and retries are not.
+                    lock().record_send(clock.now());
+                }
+                match (stream.take(), request.take()) {
+                    (Some(leased), Some(request)) => {
+                        match tokio::time::timeout(timeout, leased.send(request)).await {
+                            Ok(Ok(answer)) => Event::Answered(service.judge(&answer, clock.now())),
+                            Ok(Err(SendError::NotSent(reason))) => Event::NotSent(reason),
+                            Ok(Err(SendError::Lost(reason))) => Event::Lost(reason),
+                            Err(_elapsed) => Event::TimedOut,
+                        }
+                    }
+                    // The machine sends only after a request was prepared and a stream
+                    // leased; were that broken, nothing went out, so saying so is safe.
+                    _ => Event::NotSent("no_stream"),
+                }
+            }
+            Action::Refresh => match service.refresh_credential(credential, clock.now()).await {
+                Ok(()) => Event::Refreshed(true),
+                Err(error) => {
+                    tracing::error!(provider = service.name(), %error,
                             "credential refresh failed");
-                        report.outcome = otherwise;
-                        return report;
-                    }
-                    continue;
-                }
-                Verdict::Retry {
-                    after,
-                    reason,
-                    otherwise,
-                } => (after, reason, otherwise),
-                Verdict::Pause {
-                    for_,
-                    reason,
-                    otherwise,
-                } => {
-                    let for_ms = u64::try_from(for_.as_millis()).unwrap_or(u64::MAX);
-                    service.pause(answered_at.saturating_add(for_ms));
-                    (Some(for_), reason, otherwise)
+                    Event::Refreshed(false)
                 }
             },
-            Ok(Err(SendError::NotSent(reason))) => {
-                report.resent_unprocessed += 1;
-                if report.resent_unprocessed <= MAX_UNPROCESSED_RESENDS {
-                    continue;
-                }
-                let otherwise = Outcome::Rejected {
-                    reason: reason.into(),
-                };
-                (None, reason, otherwise)
+            Action::Pause { until } => {
+                service.pause(until);
+                Event::Paused
             }
-            Ok(Err(SendError::Lost(reason))) => {
-                lost = true;
-                let otherwise = Outcome::Rejected {
-                    reason: reason.into(),
-                };
-                (None, reason, otherwise)
-            }
-            Err(_elapsed) if push.is_expired(now_millis()) => {
-                report.outcome = Outcome::Expired;
-                return report;
-            }
-            Err(_elapsed) => {
-                // Dropping the send resets the stream: the service may still have delivered.
-                lost = true;
-                let otherwise = Outcome::Rejected {
-                    reason: "timeout".into(),
-                };
-                (None, "timeout", otherwise)
+            Action::Decide { retry, at, after } => {
+                Event::Decided(lock().decide(retry, at, push.deadline, after))
             }
         };
-        retry += 1;
-        let decision = lock().decide(retry, answered_at, push.deadline, after);
-        match decision {
-            RetryDecision::RetryAt { delay, .. } => {
-                report.retries.push(reason);
-                tokio::time::sleep(delay).await;
-            }
-            RetryDecision::GiveUp(give_up) => {
-                report.gave_up = Some(give_up);
-                report.outcome = match (give_up, otherwise) {
-                    (GiveUp::WouldPassDeadline, _) => Outcome::Expired,
-                    (_, Outcome::Rejected { reason }) => Outcome::Rejected {
-                        reason: format!("{}: {reason}", give_up.label()),
-                    },
-                    (_, otherwise) => otherwise,
-                };
-                return report;
-            }
-        }
+        action = delivery.next(event, clock.now());
     }
 }

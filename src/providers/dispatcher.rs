@@ -8,6 +8,7 @@
 //! [`Outcome`] through its ticket. A dead-token outcome deletes the registration (unless
 //! the device registered again after the verdict).
 
+use crate::clock::Clock;
 use crate::metrics::{self, RetryReason};
 use crate::providers::delivery::{DeliveryReport, deliver};
 use crate::providers::pool::{AcquireError, PoolSnapshot, Stream};
@@ -107,6 +108,9 @@ pub struct Dispatcher<S: PushService> {
     status: DispatcherStatus,
     /// The metrics' `provider` label.
     platform: Platform,
+    /// Where deadlines, latencies and verdict times are read from (tokio's paused time in
+    /// tests, [`Dispatcher::with_clock`]).
+    clock: Clock,
     /// The queue depths last added to `ringcast_queue_depth`, so only changes are sent.
     reported_depth: [usize; 3],
     /// Where finished deliveries report back. Deliveries run as tasks of their own on the
@@ -138,8 +142,16 @@ impl<S: PushService> Dispatcher<S> {
             cleanup: settings.cleanup,
             status: DispatcherStatus::default(),
             platform: settings.platform,
+            clock: Clock::System,
             reported_depth: [0; 3],
         }
+    }
+
+    /// The same dispatcher reading time from `clock` rather than the wall clock, so a test
+    /// can run it, and every delivery it starts, on tokio's paused time.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Adds the change in queue depth since the last report to the node's gauges.
@@ -194,7 +206,7 @@ impl<S: PushService> Dispatcher<S> {
 
     /// The next queued push whose deadline has not passed; expired ones end on the way.
     fn pop_live(&mut self) -> Option<Job> {
-        let now = crate::clock::now_millis();
+        let now = self.clock.now();
         while let Some(job) = self.queues.pop() {
             if !job.push.is_expired(now) {
                 return Some(job);
@@ -222,7 +234,7 @@ impl<S: PushService> Dispatcher<S> {
                     }
                 }
                 Err(_) => {
-                    let now = crate::clock::now_millis();
+                    let now = act.clock.now();
                     for job in act.queues.remove_where(|job| job.push.is_expired(now)) {
                         act.finish(job, Outcome::Expired);
                     }
@@ -239,9 +251,10 @@ impl<S: PushService> Dispatcher<S> {
         self.in_flight += 1;
         metrics::inflight(self.platform, 1);
         let (service, policy) = (Arc::clone(&self.service), Arc::clone(&self.policy));
+        let clock = self.clock;
         let done = self.done.clone();
         actix::spawn(async move {
-            let report = deliver(&*service, &job.push, stream, &policy).await;
+            let report = deliver(&*service, &job.push, stream, &policy, clock).await;
             // The actor is gone only when the node stops; the outcome is lost with it.
             let _ = done.send((job, report));
         });
@@ -265,7 +278,7 @@ impl<S: PushService> Dispatcher<S> {
         metrics::environment_corrected(self.platform);
         let Some(store) = &self.cleanup else { return };
         let (store, push) = (store.clone(), push.clone());
-        let refused_at = crate::clock::now_millis();
+        let refused_at = self.clock.now();
         actix::spawn(async move {
             let corrected = store
                 .correct_environment(
@@ -288,7 +301,7 @@ impl<S: PushService> Dispatcher<S> {
     /// Gives a push its outcome: counted, a dead token cleaned up, the ticket answered.
     fn finish(&mut self, job: Job, outcome: Outcome) {
         *self.status.finished.entry(outcome.label()).or_default() += 1;
-        let latency = crate::clock::now_millis().saturating_sub(job.push.accepted_at);
+        let latency = self.clock.now().saturating_sub(job.push.accepted_at);
         metrics::push_finished(
             self.platform,
             job.push.priority(),
