@@ -74,6 +74,7 @@ fn main() {
             max_ttl_seconds: 86_400,
             ring_timeout_seconds: 45,
             apps: BTreeMap::from([("ios".to_owned(), ios)]),
+            limits: Default::default(),
         },
     );
     let apns = &mut config.providers.apns;

@@ -4,6 +4,7 @@
 //! - [`registrations`] — the registration endpoints.
 //! - [`calls`] — call events: ring, end.
 //! - [`intake`] — the bound on requests served at once (`503` beyond it, least urgent first).
+//! - [`limits`] — each tenant's rates (`429` beyond them).
 //! - [`health`] — `/healthz`, `/readyz`.
 //! - [`metrics`] — `/metrics` for Prometheus.
 //! - [`openapi`] — serves `/openapi.json`.
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod calls;
 pub mod health;
 pub mod intake;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

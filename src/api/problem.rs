@@ -46,6 +46,15 @@ pub enum ApiError {
         /// The limit.
         max: u32,
     },
+    /// The caller's tenant is over its rate of this kind of request (`429` with
+    /// `Retry-After`; src/limits.rs).
+    #[error("tenant over its {kind} rate; retry after {retry_after_seconds} s")]
+    RateLimited {
+        /// `registration` or `call`.
+        kind: &'static str,
+        /// When a token is back, rounded up to whole seconds.
+        retry_after_seconds: u64,
+    },
     /// The node or its store cannot serve now; retry later (`503` with `Retry-After`).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -66,6 +75,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => "urn:ringcast:problem:body-too-large",
             ApiError::UnsupportedMediaType => "urn:ringcast:problem:unsupported-media-type",
             ApiError::TooManyDevices { .. } => "urn:ringcast:problem:too-many-devices",
+            ApiError::RateLimited { .. } => "urn:ringcast:problem:rate-limited",
             ApiError::Unavailable(_) => "urn:ringcast:problem:unavailable",
             ApiError::Internal => "urn:ringcast:problem:internal",
         }
@@ -81,6 +91,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => "Request body too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::TooManyDevices { .. } => "Too many devices",
+            ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Unavailable(_) => "Temporarily unavailable",
             ApiError::Internal => "Internal error",
         }
@@ -115,6 +126,7 @@ impl ResponseError for ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyDevices { .. } => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -138,6 +150,13 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) => {
                 response
                     .insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS)));
+            }
+            ApiError::RateLimited {
+                retry_after_seconds,
+                ..
+            } => {
+                response
+                    .insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds)));
             }
             ApiError::Unauthorized => {
                 response

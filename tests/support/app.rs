@@ -75,6 +75,7 @@ pub fn test_config(store: TestStore, dir: &std::path::Path) -> Config {
             issuer: None,
             audience: None,
             leeway_seconds: 0,
+            max_lifetime_seconds: 86_400,
         });
         let tenant = TenantConfig {
             server_keys: vec![ServerKeySource::Sha256(hex::encode(Sha256::digest(key)))],
@@ -82,6 +83,7 @@ pub fn test_config(store: TestStore, dir: &std::path::Path) -> Config {
             max_ttl_seconds: if id == "a" { 15_552_000 } else { 86_400 },
             ring_timeout_seconds: 45,
             apps,
+            limits: Default::default(),
         };
         config.tenants.insert(id.to_owned(), tenant);
     }
