@@ -4,6 +4,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::problem::{ApiError, Problem};
 use crate::clock::{now_millis, rfc3339};
+use crate::logging;
 use crate::metrics::{self, RegistryOp, RegistryOutcome};
 use crate::providers::pool::guard::GuardError;
 use crate::registry::shard::{List, Register, Revoke, Unregister};
@@ -149,12 +150,12 @@ pub async fn register(
     let stored = &registered.registration;
     tracing::info!(
         tenant = %who.tenant,
-        identity = %who.identity,
+        identity = %logging::fingerprint(&who.identity),
         device_id = %stored.device_id,
         platform = %stored.address.platform(),
         token = %stored.address.fingerprint(),
         created = registered.created,
-        moved_from = registered.moved_from.as_deref().unwrap_or(""),
+        moved_from = %registered.moved_from.as_deref().map(logging::fingerprint).unwrap_or_default(),
         "registered"
     );
     let view = RegisteredView {
@@ -282,7 +283,8 @@ pub async fn revoke(
         )
         .await
         .map_err(|error| shard_failed(op, error))?;
-    tracing::info!(tenant = %who.tenant, identity = %who.identity, deleted, "identity revoked");
+    tracing::info!(tenant = %who.tenant, identity = %logging::fingerprint(&who.identity), deleted,
+        "identity revoked");
     Ok(HttpResponse::Ok().json(Revoked { deleted }))
 }
 

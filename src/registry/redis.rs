@@ -370,8 +370,8 @@ where
                     if taken && holder.0 != who.identity {
                         tracing::info!(
                             tenant = %who.tenant,
-                            from = holder.0,
-                            to = %who.identity,
+                            from = %crate::logging::fingerprint(holder.0),
+                            to = %crate::logging::fingerprint(&who.identity),
                             token = %registration.address.fingerprint(),
                             "token moved to another identity"
                         );
