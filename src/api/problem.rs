@@ -25,6 +25,12 @@ pub enum ApiError {
     /// No such resource within the caller's tenant (`404`).
     #[error("{0}")]
     NotFound(&'static str),
+    /// The path exists but does not take this method (`405` with `Allow`).
+    #[error("this path takes only {allow}")]
+    MethodNotAllowed {
+        /// The methods it takes, as the `Allow` header lists them.
+        allow: &'static str,
+    },
     /// The request body is not the JSON this endpoint takes (`400`).
     #[error("{0}")]
     MalformedBody(String),
@@ -70,6 +76,7 @@ impl ApiError {
             ApiError::Unauthorized => "urn:ringcast:problem:unauthorized",
             ApiError::Forbidden(_) => "urn:ringcast:problem:forbidden",
             ApiError::NotFound(_) => "urn:ringcast:problem:not-found",
+            ApiError::MethodNotAllowed { .. } => "urn:ringcast:problem:method-not-allowed",
             ApiError::MalformedBody(_) => "urn:ringcast:problem:malformed-body",
             ApiError::Invalid(_) => "urn:ringcast:problem:invalid-fields",
             ApiError::BodyTooLarge { .. } => "urn:ringcast:problem:body-too-large",
@@ -86,6 +93,7 @@ impl ApiError {
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::NotFound(_) => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::MalformedBody(_) => "Malformed request body",
             ApiError::Invalid(_) => "Invalid fields",
             ApiError::BodyTooLarge { .. } => "Request body too large",
@@ -121,6 +129,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -161,6 +170,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
             _ => {}
         }
