@@ -10,7 +10,8 @@
 //! - Each error status has exactly one problem `type` (src/api/problem.rs), so each error
 //!   response's schema pins `type` and `status`; `429` and `503` carry `Retry-After`, `401`
 //!   `WWW-Authenticate`.
-//! - Path parameters carry the patterns and lengths the handlers check.
+//! - Path parameters and the call bodies' fields carry the patterns, lengths and ranges the
+//!   handlers check.
 
 use crate::registry::validate::{MAX_DEVICE_ID_LEN, MAX_IDENTITY_LEN};
 use serde_json::{Map, Value, json};
@@ -67,8 +68,9 @@ const PROBLEMS: [(&str, &str, &str); 11] = [
 ];
 
 /// Adds what every operation can answer, pins each error's problem type, and constrains the
-/// path parameters.
+/// path parameters and the call bodies.
 pub fn complete(description: &mut Value) {
+    constrain_call_bodies(description);
     let Some(paths) = description.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -156,6 +158,49 @@ fn complete_operation(operation: &mut Map<String, Value>, statuses: &[&str]) {
     }
 }
 
+/// An identity, as `validate_identity` takes it.
+fn identity() -> Value {
+    json!({"minLength": 1, "maxLength": MAX_IDENTITY_LEN, "pattern": "^[A-Za-z0-9._~:@+=-]+$"})
+}
+
+/// A call or event id in a body: 1-128 visible ASCII characters (src/api/calls.rs).
+fn call_id() -> Value {
+    json!({"minLength": 1, "maxLength": crate::api::calls::MAX_CALL_ID_LEN,
+        "pattern": "^[!-~]+$"})
+}
+
+/// The fields' constraints of the call bodies, merged into their generated schemas.
+fn constrain_call_bodies(description: &mut Value) {
+    let caller = |min: usize| {
+        json!({"minLength": min, "maxLength": crate::api::calls::MAX_CALLER_LEN,
+            "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"})
+    };
+    let device = json!({"minLength": 1, "maxLength": MAX_DEVICE_ID_LEN,
+        "pattern": "^[A-Za-z0-9._~:-]+$"});
+    let ring_timeout = json!({"minimum": 1,
+        "maximum": crate::config::tenant::MAX_RING_TIMEOUT_SECONDS});
+    let fields = [
+        ("CallRequest", "call_id", call_id()),
+        ("CallRequest", "callee", identity()),
+        ("CallRequest", "event_id", call_id()),
+        ("CallRequest", "ring_timeout_seconds", ring_timeout),
+        ("CallerBody", "id", caller(1)),
+        ("CallerBody", "display_name", caller(0)),
+        ("EndRequest", "callee", identity()),
+        ("EndRequest", "device_id", device),
+        ("EndRequest", "event_id", call_id()),
+    ];
+    let schemas = &mut description["components"]["schemas"];
+    for (schema, field, constraints) in fields {
+        let Some(property) = schemas[schema]["properties"][field].as_object_mut() else {
+            continue;
+        };
+        if let Some(constraints) = constraints.as_object() {
+            property.extend(constraints.clone());
+        }
+    }
+}
+
 /// The patterns the handlers check path parameters against (src/registry/validate.rs,
 /// src/api/calls.rs).
 fn constrain_parameters(operation: &mut Map<String, Value>) {
@@ -167,8 +212,11 @@ fn constrain_parameters(operation: &mut Map<String, Value>) {
     };
     for parameter in parameters {
         let schema = match parameter["name"].as_str() {
-            Some("identity") => json!({"type": "string", "minLength": 1,
-                "maxLength": MAX_IDENTITY_LEN, "pattern": "^[A-Za-z0-9._~:@+=-]+$"}),
+            Some("identity") => {
+                let mut schema = identity();
+                schema["type"] = json!("string");
+                schema
+            }
             Some("device_id") => json!({"type": "string", "minLength": 1,
                 "maxLength": MAX_DEVICE_ID_LEN, "pattern": "^[A-Za-z0-9._~:-]+$"}),
             // Visible ASCII less what cannot stand in one path segment unescaped.
@@ -217,6 +265,24 @@ mod tests {
             "urn:ringcast:problem:rate-limited"
         );
         assert!(limited["headers"]["Retry-After"].is_object());
+    }
+
+    #[test]
+    fn call_bodies_carry_the_checked_constraints() {
+        let schemas = &crate::api::openapi::description()["components"]["schemas"];
+        assert_eq!(
+            schemas["CallRequest"]["properties"]["callee"]["maxLength"],
+            MAX_IDENTITY_LEN
+        );
+        assert_eq!(
+            schemas["CallRequest"]["properties"]["ring_timeout_seconds"]["maximum"],
+            300
+        );
+        assert_eq!(schemas["CallerBody"]["properties"]["id"]["minLength"], 1);
+        assert_eq!(
+            schemas["EndRequest"]["properties"]["device_id"]["pattern"],
+            "^[A-Za-z0-9._~:-]+$"
+        );
     }
 
     #[test]
