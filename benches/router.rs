@@ -75,6 +75,7 @@ fn main() {
             ttl_caps: Vec::new(),
             ring_timeout_seconds: 45,
             apps: BTreeMap::from([("ios".to_owned(), ios)]),
+            limits: Default::default(),
         },
     );
     let apns = &mut config.providers.apns;

@@ -5,6 +5,7 @@
 //! - [`calls`] — call events: ring, end.
 //! - [`channel`] — `GET /v1/channel`, the internal push channel's WebSocket.
 //! - [`intake`] — the bound on requests served at once (`503` beyond it, least urgent first).
+//! - [`limits`] — each tenant's rates (`429` beyond them).
 //! - [`health`] — `/healthz`, `/readyz`.
 //! - [`metrics`] — `/metrics` for Prometheus.
 //! - [`openapi`] — serves `/openapi.json`.
@@ -15,6 +16,7 @@ pub mod calls;
 pub mod channel;
 pub mod health;
 pub mod intake;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -63,31 +65,34 @@ pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
         .app_data(json)
         .app_data(query)
         .app_data(path)
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/openapi.json", web::get().to(openapi::openapi_json))
-        .route("/v1/calls", web::post().to(calls::ring))
-        .route("/v1/calls/{call_id}/end", web::post().to(calls::end))
-        .route("/v1/channel", web::get().to(channel::connect))
+        .service(resource("/healthz", "GET").get(health::healthz))
+        .service(resource("/readyz", "GET").get(health::readyz))
+        .service(resource("/metrics", "GET").get(metrics::metrics))
+        .service(resource("/openapi.json", "GET").get(openapi::openapi_json))
+        .service(resource("/v1/calls", "POST").post(calls::ring))
+        .service(resource("/v1/calls/{call_id}/end", "POST").post(calls::end))
+        .service(resource("/v1/channel", "GET").get(channel::connect))
         .service(
             web::scope("/v1/identities/{identity}")
-                .route("", web::delete().to(registrations::revoke))
-                .route("/registrations", web::get().to(registrations::list))
-                .route(
-                    "/registrations/{device_id}",
-                    web::put().to(registrations::register),
-                )
-                .route(
-                    "/registrations/{device_id}",
-                    web::delete().to(registrations::unregister),
+                .service(resource("", "DELETE").delete(registrations::revoke))
+                .service(resource("/registrations", "GET").get(registrations::list))
+                .service(
+                    resource("/registrations/{device_id}", "PUT, DELETE")
+                        .put(registrations::register)
+                        .delete(registrations::unregister),
                 ),
         )
         .default_service(web::to(not_found));
 }
 
+/// A path that answers `allow` (its methods, as the `Allow` header lists them) and `405` with
+/// that header to any other method (RFC 9110 §15.5.6), TRACE included.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow })
+    }))
+}
+
 async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(
-        "no such endpoint or method; see /openapi.json",
-    ))
+    Err(ApiError::NotFound("no such endpoint; see /openapi.json"))
 }

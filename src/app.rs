@@ -48,6 +48,7 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
     if tenants.is_empty() {
         tracing::warn!("no tenants configured: every API request will get 401");
     }
+    metrics::tenants_configured(tenants.ids());
     let store = open_store(config).await?;
     let sweeper = match &store {
         AnyStore::Embedded(embedded) => Some(embedded.spawn_sweeper(Duration::from_secs(

@@ -4,7 +4,8 @@
 //!
 //! - [`cli`] parses the command line; [`app`] wires a node together and shuts it down.
 //! - [`config`] is the typed, layered configuration; [`tenant`] turns its tenants into the
-//!   credential table every request is checked against.
+//!   credential table every request is checked against; [`limits`] holds each tenant's
+//!   request rates (token buckets, `429` beyond them).
 //! - [`api`] is the HTTP API (actix-web): auth, registrations, health, OpenAPI, problem+json.
 //! - [`registry`] keeps who can be reached: the `Registration` model, request validation, the
 //!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations, and the
@@ -46,6 +47,7 @@ pub mod channel;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod limits;
 pub mod loadgen;
 pub mod logging;
 pub mod metrics;

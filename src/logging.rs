@@ -3,8 +3,8 @@
 //! Every line about one call event is logged inside its [`call_event_span`], so text lines
 //! carry `call_event{event_id=...}` and JSON lines a `span` object with the `event_id`: one
 //! search finds everything the router and the providers did for a call. Tokens appear only as
-//! fingerprints and secrets never (STYLE.md); `tests/observability` reads a real node's JSON
-//! log for them.
+//! fingerprints, identities too at `info` and above ([`fingerprint`]), and secrets never
+//! (STYLE.md); `tests/observability` reads a real node's JSON log of a full run for them.
 
 use crate::config::LogFormat;
 use std::io::IsTerminal;
@@ -40,6 +40,14 @@ where
         LogFormat::Text => Box::new(builder.finish()),
         LogFormat::Json => Box::new(builder.json().flatten_event(true).finish()),
     }
+}
+
+/// How an identity appears in logs at `info` and above: the first 8 hex characters of its
+/// SHA-256, like a token (STYLE.md). Identities are phone numbers at a carrier: personal data
+/// that log pipelines copy far and keep long. An operator looking for one user's lines
+/// computes the same fingerprint (`printf %s +15551234567 | sha256sum | cut -c1-8`).
+pub fn fingerprint(identity: &str) -> String {
+    crate::registry::registration::fingerprint(identity.as_bytes())
 }
 
 /// The span the router and the providers enter for everything they do about one call event.
@@ -99,6 +107,15 @@ mod tests {
         assert_eq!(line["token"], "cc20776a");
         assert_eq!(line["span"]["name"], "call_event");
         assert_eq!(line["span"]["event_id"], "call-42");
+    }
+
+    #[test]
+    fn an_identity_fingerprint_is_8_hex_characters_of_its_sha256() {
+        // printf %s +15551234567 | sha256sum
+        let print = fingerprint("+15551234567");
+        assert_eq!(print.len(), 8);
+        assert!(print.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(print, fingerprint("+15551234568"));
     }
 
     #[test]

@@ -64,6 +64,9 @@
 //!   `outcome`: `accepted`, `duplicate`, `no_devices`, `invalid`, `busy`, `unavailable`
 //!   ([`EventOutcome`]).
 //! - `outcome` of `credential_refresh_total`: `ok`, `error` ([`RefreshOutcome`]).
+//! - `tenant` of `rate_limited_total`: a configured tenant id (registered at zero at start,
+//!   so bounded by the configuration); `kind`: `registration`, `call`
+//!   ([`crate::limits::LimitKind`]).
 
 pub mod catalog;
 pub mod channel;
@@ -227,6 +230,18 @@ pub fn requests_in_flight_limit(limit: i64) {
 /// An API request of `route` was refused on arrival: too many in progress.
 pub fn request_refused(route: IntakeRoute) {
     counter!(catalog::REQUESTS_REFUSED_TOTAL, "route" => route.label()).increment(1);
+}
+
+/// Registers `ringcast_rate_limited_total` at zero for each configured tenant id.
+pub fn tenants_configured<'a>(tenants: impl IntoIterator<Item = &'a str>) {
+    install();
+    catalog::tenants_configured(tenants);
+}
+
+/// A request of `tenant` was refused with `429`: over its `kind` limit.
+pub fn rate_limited(tenant: &str, kind: crate::limits::LimitKind) {
+    counter!(catalog::RATE_LIMITED_TOTAL, "tenant" => tenant.to_owned(), "kind" => kind.label())
+        .increment(1);
 }
 
 /// A provider's HTTP/2 connections in `state` changed by `delta`.

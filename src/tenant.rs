@@ -3,10 +3,14 @@
 //! Built once from the configuration ([`Tenants::build`]), which is also where every tenant
 //! setting is checked, so `check-config` and `serve` refuse exactly the same files.
 
-use crate::config::tenant::{MAX_RING_TIMEOUT_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS};
-use crate::config::{
-    AppConfig, Config, SecretSource, ServerKeySource, TenantConfig, TokenAlgorithm,
+use crate::config::tenant::{
+    LimitsConfig, MAX_RATE_PER_SECOND, MAX_RING_TIMEOUT_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS,
 };
+use crate::config::{
+    AppConfig, Config, IdentityTokenConfig, SecretSource, ServerKeySource, TenantConfig,
+    TokenAlgorithm,
+};
+use crate::limits::TenantLimits;
 use crate::registry::Platform;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,6 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One tenant, ready to authorise requests.
@@ -29,6 +34,8 @@ pub struct Tenant {
     pub ttl_caps: Vec<crate::config::ttl_cap::TtlCap>,
     /// The tenant's apps by app id.
     pub apps: BTreeMap<String, AppConfig>,
+    /// The tenant's request buckets on this node.
+    pub limits: TenantLimits,
     verifier: Option<IdentityVerifier>,
 }
 
@@ -45,6 +52,7 @@ impl Tenant {
             ring_timeout_seconds: 45,
             ttl_caps: Vec::new(),
             apps,
+            limits: TenantLimits::new(&LimitsConfig::default()),
             verifier: None,
         }
     }
@@ -53,7 +61,13 @@ impl Tenant {
 /// Checks a tenant's identity tokens.
 struct IdentityVerifier {
     key: DecodingKey,
+    /// Pinned to the one configured algorithm: a token naming any other (`none`, HS256 signed
+    /// with an ES256 public key, ...) is refused before its signature is looked at.
     validation: Validation,
+    /// Skew tolerated on `iat`, in seconds (the same as on `exp` and `nbf`).
+    leeway: u64,
+    /// The longest `exp` − `iat` accepted, in seconds.
+    max_lifetime: u64,
 }
 
 impl std::fmt::Debug for IdentityVerifier {
@@ -80,14 +94,19 @@ pub enum TokenError {
 /// Every tenant, indexed by the credentials that name them.
 #[derive(Debug, Default)]
 pub struct Tenants {
-    by_key_digest: HashMap<[u8; 32], Arc<Tenant>>,
+    /// Every server key's SHA-256 with its tenant, searched in full for every request (see
+    /// [`Tenants::by_server_key`]).
+    key_digests: Vec<([u8; 32], Arc<Tenant>)>,
     by_issuer: HashMap<String, Arc<Tenant>>,
 }
 
-/// The claims ringcast reads from an identity token.
+/// The claims ringcast reads from an identity token (`exp`, `iss` and `aud` are checked by
+/// the JWT library).
 #[derive(Deserialize)]
 struct IdentityClaims {
     sub: String,
+    exp: u64,
+    iat: Option<u64>,
 }
 
 /// Only the issuer, read before verification to pick the tenant's key.
@@ -110,11 +129,13 @@ impl Tenants {
             let (tenant, digests, issuer) = build_tenant(id, tenant_config, &at, &mut problems);
             let tenant = Arc::new(tenant);
             for digest in digests {
-                if let Some(other) = tenants.by_key_digest.insert(digest, tenant.clone()) {
+                if let Some((_, other)) = tenants.key_digests.iter().find(|(d, _)| *d == digest) {
                     problems.push(format!(
                         "{at}.server_keys: a key is also a key of tenant {}",
                         other.id
                     ));
+                } else {
+                    tenants.key_digests.push((digest, tenant.clone()));
                 }
             }
             if let Some(issuer) = issuer
@@ -126,6 +147,12 @@ impl Tenants {
                 ));
             }
         }
+        for path in world_readable_secrets(config) {
+            tracing::warn!(
+                file = %path.display(),
+                "a secret file is readable by every user of this machine; chmod o-r it"
+            );
+        }
         if problems.is_empty() {
             Ok(tenants)
         } else {
@@ -134,10 +161,18 @@ impl Tenants {
     }
 
     /// The tenant a server key belongs to. Keys are compared by SHA-256 digest, so the table
-    /// never holds a usable key.
+    /// never holds a usable key, and in constant time against every digest, so how long the
+    /// answer takes says nothing about how close a guess came (nor which tenant it matched).
     pub fn by_server_key(&self, key: &str) -> Option<&Arc<Tenant>> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.by_key_digest.get(&digest)
+        let mut found = None;
+        for (candidate, tenant) in &self.key_digests {
+            // No early exit: every digest is compared whatever matched before.
+            if constant_time_eq(candidate, &digest) {
+                found = Some(tenant);
+            }
+        }
+        found
     }
 
     /// Verifies an identity token and returns its tenant and identity (`sub`). The tenant is
@@ -159,13 +194,101 @@ impl Tenants {
         let data =
             jsonwebtoken::decode::<IdentityClaims>(token, &verifier.key, &verifier.validation)
                 .map_err(|error| TokenError::Invalid(error.to_string()))?;
+        verifier.check_times(&data.claims, crate::clock::now_millis() / 1000)?;
         Ok((tenant, data.claims.sub))
     }
 
     /// Whether any tenant is configured (a node without tenants can serve nobody).
     pub fn is_empty(&self) -> bool {
-        self.by_key_digest.is_empty() && self.by_issuer.is_empty()
+        self.key_digests.is_empty() && self.by_issuer.is_empty()
     }
+
+    /// Every configured tenant id: the only values the `tenant` label of a metric takes.
+    pub fn ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .key_digests
+            .iter()
+            .map(|(_, tenant)| tenant.id.as_str())
+            .chain(self.by_issuer.values().map(|tenant| tenant.id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+impl IdentityVerifier {
+    /// What the JWT library does not check: `iat` is present, not in the future beyond the
+    /// leeway, and `exp` − `iat` is within the configured maximum. `now` in UNIX seconds.
+    fn check_times(&self, claims: &IdentityClaims, now: u64) -> Result<(), TokenError> {
+        let issued = claims
+            .iat
+            .ok_or_else(|| TokenError::Invalid("the token has no iat".into()))?;
+        if issued > now + self.leeway {
+            return Err(TokenError::Invalid(format!(
+                "iat is {} s in the future",
+                issued - now
+            )));
+        }
+        let lifetime = claims.exp.saturating_sub(issued);
+        if lifetime > self.max_lifetime {
+            return Err(TokenError::Invalid(format!(
+                "lifetime {lifetime} s is above the allowed {} s",
+                self.max_lifetime
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether two digests are equal, in time independent of where they differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // Keeps the optimiser from turning the fold back into an early-exit comparison.
+    std::hint::black_box(difference) == 0
+}
+
+/// The secret files of `config` that every user of the machine may read (mode `o+r`): a
+/// key anyone can copy. `serve` and `check-config` warn about each.
+pub fn world_readable_secrets(config: &Config) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for tenant in config.tenants.values() {
+        for source in &tenant.server_keys {
+            if let ServerKeySource::File(path) = source {
+                files.push(path.clone());
+            }
+        }
+        if let Some(tokens) = &tenant.identity_tokens
+            && let SecretSource::File(path) = &tokens.key
+        {
+            files.push(path.clone());
+        }
+        for app in tenant.apps.values() {
+            for source in [
+                &app.key,
+                &app.service_account,
+                &app.client_secret,
+                &app.vapid_key,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let SecretSource::File(path) = source {
+                    files.push(path.clone());
+                }
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    files.retain(|path| is_world_readable(path));
+    files
+}
+
+/// Whether others (not the owner, not the group) may read `path`.
+fn is_world_readable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o004 != 0)
 }
 
 /// Builds one tenant; returns it with its server-key digests and token issuer.
@@ -188,6 +311,7 @@ fn build_tenant(
         ));
     }
     problems.extend(crate::config::ttl_cap::problems(&config.ttl_caps, at));
+    check_limits(&config.limits, at, problems);
     if config.server_keys.is_empty() && config.identity_tokens.is_none() {
         problems.push(format!(
             "{at}: no server_keys and no identity_tokens: nobody could use this tenant"
@@ -204,13 +328,7 @@ fn build_tenant(
     let mut issuer = None;
     if let Some(tokens) = &config.identity_tokens {
         let iss = tokens.issuer.clone().unwrap_or_else(|| id.to_owned());
-        match identity_verifier(
-            tokens.algorithm,
-            &tokens.key,
-            &iss,
-            tokens.audience.as_deref(),
-            tokens.leeway_seconds,
-        ) {
+        match identity_verifier(tokens, &iss) {
             Ok(built) => verifier = Some(built),
             Err(problem) => problems.push(format!("{at}.identity_tokens: {problem}")),
         }
@@ -225,6 +343,7 @@ fn build_tenant(
         ring_timeout_seconds: config.ring_timeout_seconds,
         ttl_caps: config.ttl_caps.clone(),
         apps: config.apps.clone(),
+        limits: TenantLimits::new(&config.limits),
         verifier,
     };
     (tenant, digests, issuer)
@@ -254,15 +373,31 @@ fn server_key_digest(source: &ServerKeySource) -> Result<[u8; 32], String> {
     Ok(Sha256::digest(key.expose()).into())
 }
 
+/// Checks that every rate and burst is usable by a bucket.
+fn check_limits(limits: &LimitsConfig, at: &str, problems: &mut Vec<String>) {
+    for (field, value) in [
+        ("registrations_per_second", limits.registrations_per_second),
+        ("registrations_burst", limits.registrations_burst),
+        ("calls_per_second", limits.calls_per_second),
+        ("calls_burst", limits.calls_burst),
+    ] {
+        if !(1..=MAX_RATE_PER_SECOND).contains(&value) {
+            problems.push(format!(
+                "{at}.limits.{field}: {value} is outside 1..={MAX_RATE_PER_SECOND}"
+            ));
+        }
+    }
+}
+
 fn identity_verifier(
-    algorithm: TokenAlgorithm,
-    source: &SecretSource,
+    tokens: &IdentityTokenConfig,
     issuer: &str,
-    audience: Option<&str>,
-    leeway: u64,
 ) -> Result<IdentityVerifier, String> {
-    let secret = source.load()?;
-    let (key, algorithm) = match algorithm {
+    if tokens.max_lifetime_seconds == 0 {
+        return Err("max_lifetime_seconds must be at least 1".into());
+    }
+    let secret = tokens.key.load()?;
+    let (key, algorithm) = match tokens.algorithm {
         TokenAlgorithm::HS256 if secret.expose().len() < 32 => {
             return Err("an HS256 secret must be at least 32 bytes".into());
         }
@@ -273,15 +408,22 @@ fn identity_verifier(
             Algorithm::ES256,
         ),
     };
+    // `Validation::new` accepts exactly this one algorithm.
     let mut validation = Validation::new(algorithm);
-    validation.leeway = leeway;
+    validation.leeway = tokens.leeway_seconds;
+    validation.validate_nbf = true;
     validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["exp", "sub", "iss"]);
-    match audience {
+    match tokens.audience.as_deref() {
         Some(audience) => validation.set_audience(&[audience]),
         None => validation.validate_aud = false,
     }
-    Ok(IdentityVerifier { key, validation })
+    Ok(IdentityVerifier {
+        key,
+        validation,
+        leeway: tokens.leeway_seconds,
+        max_lifetime: tokens.max_lifetime_seconds,
+    })
 }
 
 /// Checks an app's fields for its platform, and that its credentials (when given) load.
@@ -438,3 +580,6 @@ fn check_service_account(json: &[u8]) -> Result<(), String> {
         .map(drop)
         .map_err(|e| format!("private_key is not an RSA PEM key: {e}"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,5 @@
 //! The HTTP API against a real node on a free port: every endpoint, every class of bad input,
-//! authentication and tenant isolation, restart, and a Redis outage.
+//! authentication and tenant isolation, limits per tenant, restart, and a Redis outage.
 
 mod support;
 
@@ -9,6 +9,8 @@ mod auth;
 mod bad_input;
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/limits.rs"]
+mod limits;
 #[path = "api/operations.rs"]
 mod operations;
 #[path = "api/redis_outage.rs"]

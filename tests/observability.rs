@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use support::app::{APNS_TOKEN, KEY_A, TestApp, apns_body};
 
 /// Every metric family DESIGN.md names, plus build info, uptime, the node's intake and routers'
-/// admission, and the internal push channel's.
+/// admission, the limits per tenant, and the internal push channel's.
 pub const CONTRACT: &[&str] = &[
     "ringcast_pushes_total",
     "ringcast_push_latency_seconds",
@@ -46,6 +46,7 @@ pub const CONTRACT: &[&str] = &[
     "ringcast_requests_in_flight",
     "ringcast_requests_in_flight_limit",
     "ringcast_requests_refused_total",
+    "ringcast_rate_limited_total",
     "ringcast_credential_refresh_total",
     "ringcast_push_config_errors_total",
     "ringcast_token_environment_corrections_total",

@@ -1,7 +1,9 @@
 //! Who is calling: a tenant's server key, or an identity token for one identity.
 //!
 //! The tenant always comes from the credential, never from the request: a server key names
-//! its tenant through the key table, an identity token through its issuer.
+//! its tenant through the key table, an identity token through its issuer. Once the tenant is
+//! known, the request spends a token of its tenant's rate ([`super::limits`]), before its
+//! body is read.
 
 use super::ApiState;
 use super::problem::ApiError;
@@ -50,7 +52,10 @@ impl FromRequest for Caller {
     type Future = Ready<Result<Caller, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request))
+        ready(authenticate(request).and_then(|caller| {
+            super::limits::charge(&caller.tenant, request.method(), request.path())?;
+            Ok(caller)
+        }))
     }
 }
 

@@ -1,5 +1,9 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description, generated from the handlers' own types
-//! and annotations so it cannot drift from what the API does.
+//! and annotations so it cannot drift from what the API does, then made exact by
+//! [`exact`]: the answers the shared machinery gives every operation (authentication, limits,
+//! intake, body and path checks) and each error status's problem `type`.
+
+pub mod exact;
 
 use super::{calls, health, metrics, registrations};
 use crate::registry::validate::{FieldError, RegistrationRequest, WebPushKeys};
@@ -41,7 +45,18 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The description as served: generated, then made exact. Built once.
+pub fn description() -> &'static serde_json::Value {
+    static DESCRIPTION: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DESCRIPTION.get_or_init(|| {
+        // A generated `OpenApi` is plain data: serialising it cannot fail.
+        let mut value = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        exact::complete(&mut value);
+        value
+    })
+}
+
 /// Serves the description.
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(description())
 }

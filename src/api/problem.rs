@@ -25,6 +25,12 @@ pub enum ApiError {
     /// No such resource within the caller's tenant (`404`).
     #[error("{0}")]
     NotFound(&'static str),
+    /// The path exists but does not take this method (`405` with `Allow`).
+    #[error("this path takes only {allow}")]
+    MethodNotAllowed {
+        /// The methods it takes, as the `Allow` header lists them.
+        allow: &'static str,
+    },
     /// The request body is not the JSON this endpoint takes (`400`).
     #[error("{0}")]
     MalformedBody(String),
@@ -46,6 +52,15 @@ pub enum ApiError {
         /// The limit.
         max: u32,
     },
+    /// The caller's tenant is over its rate of this kind of request (`429` with
+    /// `Retry-After`; src/limits.rs).
+    #[error("tenant over its {kind} rate; retry after {retry_after_seconds} s")]
+    RateLimited {
+        /// `registration` or `call`.
+        kind: &'static str,
+        /// When a token is back, rounded up to whole seconds.
+        retry_after_seconds: u64,
+    },
     /// The node or its store cannot serve now; retry later (`503` with `Retry-After`).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -61,11 +76,13 @@ impl ApiError {
             ApiError::Unauthorized => "urn:ringcast:problem:unauthorized",
             ApiError::Forbidden(_) => "urn:ringcast:problem:forbidden",
             ApiError::NotFound(_) => "urn:ringcast:problem:not-found",
+            ApiError::MethodNotAllowed { .. } => "urn:ringcast:problem:method-not-allowed",
             ApiError::MalformedBody(_) => "urn:ringcast:problem:malformed-body",
             ApiError::Invalid(_) => "urn:ringcast:problem:invalid-fields",
             ApiError::BodyTooLarge { .. } => "urn:ringcast:problem:body-too-large",
             ApiError::UnsupportedMediaType => "urn:ringcast:problem:unsupported-media-type",
             ApiError::TooManyDevices { .. } => "urn:ringcast:problem:too-many-devices",
+            ApiError::RateLimited { .. } => "urn:ringcast:problem:rate-limited",
             ApiError::Unavailable(_) => "urn:ringcast:problem:unavailable",
             ApiError::Internal => "urn:ringcast:problem:internal",
         }
@@ -76,11 +93,13 @@ impl ApiError {
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::NotFound(_) => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::MalformedBody(_) => "Malformed request body",
             ApiError::Invalid(_) => "Invalid fields",
             ApiError::BodyTooLarge { .. } => "Request body too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::TooManyDevices { .. } => "Too many devices",
+            ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Unavailable(_) => "Temporarily unavailable",
             ApiError::Internal => "Internal error",
         }
@@ -110,11 +129,13 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyDevices { .. } => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -139,9 +160,19 @@ impl ResponseError for ApiError {
                 response
                     .insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS)));
             }
+            ApiError::RateLimited {
+                retry_after_seconds,
+                ..
+            } => {
+                response
+                    .insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds)));
+            }
             ApiError::Unauthorized => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
             _ => {}
         }

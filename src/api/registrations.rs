@@ -4,6 +4,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::problem::{ApiError, Problem};
 use crate::clock::{now_millis, rfc3339};
+use crate::logging;
 use crate::metrics::{self, RegistryOp, RegistryOutcome};
 use crate::providers::pool::guard::GuardError;
 use crate::registry::shard::{List, Register, Revoke, Unregister};
@@ -161,12 +162,12 @@ pub async fn register(
     let stored = &registered.registration;
     tracing::info!(
         tenant = %who.tenant,
-        identity = %who.identity,
+        identity = %logging::fingerprint(&who.identity),
         device_id = %stored.device_id,
         platform = %stored.address.platform(),
         token = %stored.address.fingerprint(),
         created = registered.created,
-        moved_from = registered.moved_from.as_deref().unwrap_or(""),
+        moved_from = %registered.moved_from.as_deref().map(logging::fingerprint).unwrap_or_default(),
         "registered"
     );
     let view = RegisteredView {
@@ -299,7 +300,8 @@ pub async fn revoke(
     let closed = state
         .channel
         .close_all(&who, crate::metrics::channel::CloseCause::Revoked);
-    tracing::info!(tenant = %who.tenant, identity = %who.identity, deleted, channel_connections = closed, "identity revoked");
+    tracing::info!(tenant = %who.tenant, identity = %logging::fingerprint(&who.identity), deleted,
+        channel_connections = closed, "identity revoked");
     Ok(HttpResponse::Ok().json(Revoked { deleted }))
 }
 

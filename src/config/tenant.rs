@@ -42,7 +42,46 @@ pub struct TenantConfig {
     /// and, later, the push credential.
     #[serde(default)]
     pub apps: BTreeMap<String, AppConfig>,
+    /// How many requests a second this tenant may make of each node (src/limits.rs).
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
+
+/// A tenant's request rates on one node: a token bucket per kind, refilled at `*_per_second`
+/// and holding at most `*_burst`. Beyond it a request gets `429` with `Retry-After`, so one
+/// tenant cannot use up the node's intake (src/api/intake.rs) that every tenant shares.
+///
+/// Per node, not per cluster: behind a load balancer over N nodes a tenant gets up to N times
+/// these rates. The defaults sit well below what one 2-core node serves (README
+/// "Performance": ~5,000-8,000 calls/s), so one tenant cannot fill a small node alone, and
+/// well above what an app vendor's normal traffic needs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Registry operations (register, refresh, list, unregister, revoke) a second.
+    pub registrations_per_second: u32,
+    /// Registry operations allowed at once after a quiet spell (app updates re-register
+    /// in bursts).
+    pub registrations_burst: u32,
+    /// Call events (rings and call ends) a second.
+    pub calls_per_second: u32,
+    /// Call events allowed at once after a quiet spell.
+    pub calls_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            registrations_per_second: 500,
+            registrations_burst: 2_000,
+            calls_per_second: 1_000,
+            calls_burst: 2_000,
+        }
+    }
+}
+
+/// The highest rate a limit may be set to: 1 ns between requests is the bucket's resolution.
+pub const MAX_RATE_PER_SECOND: u32 = 1_000_000;
 
 fn default_max_ttl() -> u64 {
     MAX_TTL_SECONDS
@@ -82,13 +121,23 @@ pub struct IdentityTokenConfig {
     /// The `aud` claim required, if any.
     #[serde(default)]
     pub audience: Option<String>,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds: a token issued further in
+    /// the future than this is refused.
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
+    /// The longest lifetime (`exp` − `iat`) a token may have, in seconds. A stolen token is
+    /// good until it expires; an auth service that mints long-lived tokens by mistake is
+    /// refused rather than trusted. Tokens must carry `iat`.
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime_seconds: u64,
 }
 
 fn default_leeway() -> u64 {
     30
+}
+
+fn default_max_lifetime() -> u64 {
+    86_400
 }
 
 /// The JWT algorithms an identity token may use. Asymmetric ES256 is preferred: ringcast then

@@ -59,6 +59,8 @@ pub const PUSH_CONFIG_ERRORS_TOTAL: &str = "ringcast_push_config_errors_total";
 /// token.
 pub const TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL: &str =
     "ringcast_token_environment_corrections_total";
+/// API requests refused with `429` because their tenant was over its limit (src/limits.rs).
+pub const RATE_LIMITED_TOTAL: &str = "ringcast_rate_limited_total";
 /// Provider credential refreshes.
 pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
 /// The build: version and git commit, value 1.
@@ -213,6 +215,11 @@ pub fn describe_all() {
         "API requests refused with 503 on arrival because the node had too many in progress, by route."
     );
     describe_counter!(
+        RATE_LIMITED_TOTAL,
+        Unit::Count,
+        "API requests refused with 429 because their tenant was over its rate, by tenant and kind (registration, call)."
+    );
+    describe_counter!(
         CREDENTIAL_REFRESH_TOTAL,
         Unit::Count,
         "Provider credential refreshes, by outcome."
@@ -330,5 +337,17 @@ pub fn preregister() {
 pub fn store_in_use(store: &'static str) {
     for op in RegistryOp::ALL {
         let _ = histogram!(REGISTRY_OP_SECONDS, "op" => op.label(), "store" => store);
+    }
+}
+
+/// Registers `ringcast_rate_limited_total` at zero for every configured tenant: the `tenant`
+/// label only ever takes these values (a request is limited only once its credential named a
+/// tenant), so the series are bounded by the configuration.
+pub fn tenants_configured<'a>(tenants: impl IntoIterator<Item = &'a str>) {
+    for tenant in tenants {
+        for kind in crate::limits::LimitKind::ALL {
+            counter!(RATE_LIMITED_TOTAL, "tenant" => tenant.to_owned(), "kind" => kind.label())
+                .absolute(0);
+        }
     }
 }

@@ -309,8 +309,8 @@ where
         }
         tracing::info!(
             tenant = %who.tenant,
-            from = previous.0,
-            to = %who.identity,
+            from = %crate::logging::fingerprint(previous.0),
+            to = %crate::logging::fingerprint(&who.identity),
             token = %token.fingerprint(),
             "token moved to another identity"
         );

@@ -557,6 +557,7 @@ mod tests {
                 ("ios".to_owned(), AppConfig::new(Platform::Apns)),
             ]
             .into(),
+            limits: Default::default(),
         };
         config.tenants.insert("demo".into(), tenant);
         config

@@ -44,3 +44,41 @@ async fn health_readiness_and_openapi() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_method_a_path_does_not_take_gets_405_with_allow() {
+    let app = spawn_app().await;
+    let trace = Method::from_bytes(b"TRACE").unwrap();
+    for (method, path, allow) in [
+        (trace.clone(), "/healthz", "GET"),
+        (trace.clone(), "/readyz", "GET"),
+        (trace.clone(), "/metrics", "GET"),
+        (Method::POST, "/openapi.json", "GET"),
+        (Method::GET, "/v1/calls", "POST"),
+        (Method::PUT, "/v1/calls/c-1/end", "POST"),
+        (Method::POST, "/v1/identities/alice", "DELETE"),
+        (Method::DELETE, "/v1/identities/alice/registrations", "GET"),
+        (
+            Method::PATCH,
+            "/v1/identities/alice/registrations/phone",
+            "PUT, DELETE",
+        ),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        let (_, problem) = crate::support::app::status_and_json(response).await;
+        assert_eq!(problem["type"], "urn:ringcast:problem:method-not-allowed");
+    }
+    // The methods a path takes still work, and an unknown path is still 404.
+    let (status, _) = app.send(Method::GET, "/healthz", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.send(trace, "/nowhere", None).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}

@@ -1,5 +1,6 @@
-//! The JSON logs of a real `ringcast serve --log-format json` process: parseable, naming
-//! tokens by fingerprint, never showing a token, key or credential.
+//! The JSON logs of a real `ringcast serve --log-format json` process through a full run
+//! (register, list, ring, end, revoke, and refused requests): parseable, naming tokens and, at
+//! `info` and above, identities by fingerprint, never showing a token, key or credential.
 
 use crate::support::app::{APNS_TOKEN, KEY_A, TOKEN_SECRET_A, apns_body, identity_token};
 use serde_json::{Value, json};
@@ -44,7 +45,9 @@ fn node_config(dir: &Path) -> PathBuf {
 }
 
 #[tokio::test]
-async fn json_logs_of_registrations_show_no_token_and_no_secret() {
+async fn json_logs_of_a_full_run_show_no_identity_token_or_secret() {
+    /// The identity: a phone number, as a carrier's are.
+    const IDENTITY: &str = "+15557654321";
     const P256DH: &str =
         "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM";
     const AUTH: &str = "tBHItJI5svbpez7KI4CCXg";
@@ -80,12 +83,12 @@ async fn json_logs_of_registrations_show_no_token_and_no_secret() {
     }
     let base = format!("http://{}", address.unwrap());
     let client = reqwest::Client::new();
-    let jwt = identity_token("obs-bob", 300, TOKEN_SECRET_A);
+    let jwt = identity_token(IDENTITY, 300, TOKEN_SECRET_A);
 
     let put = |device: &str, credential: &str, body: Value| {
         client
             .put(format!(
-                "{base}/v1/identities/obs-bob/registrations/{device}"
+                "{base}/v1/identities/{IDENTITY}/registrations/{device}"
             ))
             .bearer_auth(credential)
             .json(&body)
@@ -102,7 +105,7 @@ async fn json_logs_of_registrations_show_no_token_and_no_secret() {
         "keys": {"p256dh": P256DH, "auth": AUTH}});
     assert_eq!(put("browser", &jwt, web).await.unwrap().status(), 201);
     // A refused credential is logged (at debug) without the credential.
-    let forged = identity_token("obs-bob", 300, "not-the-tenant-secret-0123456789abcdef");
+    let forged = identity_token(IDENTITY, 300, "not-the-tenant-secret-0123456789abcdef");
     assert_eq!(
         put("iphone", &forged, apns_body(APNS_TOKEN))
             .await
@@ -111,7 +114,7 @@ async fn json_logs_of_registrations_show_no_token_and_no_secret() {
         401
     );
     let listed = client
-        .get(format!("{base}/v1/identities/obs-bob/registrations"))
+        .get(format!("{base}/v1/identities/{IDENTITY}/registrations"))
         .bearer_auth(&jwt)
         .send()
         .await
@@ -134,6 +137,45 @@ async fn json_logs_of_registrations_show_no_token_and_no_secret() {
         .await
         .unwrap();
     assert!(metrics.contains("ringcast_registrations_total{"));
+    // Invalid fields (422) and a malformed body (400) for the identity.
+    let bad = put(
+        "tv",
+        KEY_A,
+        json!({"platform": "apns", "app": "ios", "token": "zz"}),
+    );
+    assert_eq!(bad.await.unwrap().status(), 422);
+    let malformed = put("tv", KEY_A, json!({"platform": "apns", "nonsense": true}));
+    assert_eq!(malformed.await.unwrap().status(), 400);
+    // A ring and its end (the node has no APNs credential: the outcome is not `delivered`,
+    // and that path logs too), then sign out everywhere.
+    let call = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(KEY_A)
+            .json(&body)
+            .send()
+    };
+    let ring = json!({"call_id": "obs-call-1", "callee": IDENTITY,
+        "caller": {"id": "+15550001111", "display_name": "Obs Caller"}});
+    assert_eq!(
+        call("/v1/calls?wait=true", ring).await.unwrap().status(),
+        200
+    );
+    let end = json!({"callee": IDENTITY, "reason": "missed"});
+    assert_eq!(
+        call("/v1/calls/obs-call-1/end", end)
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    let revoked = client
+        .delete(format!("{base}/v1/identities/{IDENTITY}"))
+        .bearer_auth(KEY_A)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
 
     let killed = Command::new("kill")
         .args(["-TERM", &node.id().to_string()])
@@ -162,6 +204,32 @@ async fn json_logs_of_registrations_show_no_token_and_no_secret() {
             && event["level"] == "INFO"),
         "no `registered` line with the token's fingerprint {fingerprint}: {log:#?}"
     );
+    // Identities: only their fingerprint at info and above.
+    let print = hex::encode(&Sha256::digest(IDENTITY)[..4]);
+    assert!(
+        events
+            .iter()
+            .any(|event| event["message"] == "registered" && event["identity"] == print.as_str()),
+        "no `registered` line with the identity's fingerprint {print}: {log:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|event| event["message"] == "identity revoked"
+                && event["identity"] == print.as_str()),
+        "no `identity revoked` line with the identity's fingerprint {print}: {log:#?}"
+    );
+    for (line, event) in log.iter().zip(&events) {
+        if event["level"] != "DEBUG" && event["level"] != "TRACE" {
+            for identity in [IDENTITY, "15557654321", "+15550001111"] {
+                assert!(
+                    !line.contains(identity),
+                    "an identity in clear at {}: {line}",
+                    event["level"]
+                );
+            }
+        }
+    }
     let text = log.join("\n");
     for secret in [
         APNS_TOKEN,

@@ -75,6 +75,7 @@ pub fn test_config(store: TestStore, dir: &std::path::Path) -> Config {
             issuer: None,
             audience: None,
             leeway_seconds: 0,
+            max_lifetime_seconds: 86_400,
         });
         let tenant = TenantConfig {
             server_keys: vec![ServerKeySource::Sha256(hex::encode(Sha256::digest(key)))],
@@ -83,6 +84,7 @@ pub fn test_config(store: TestStore, dir: &std::path::Path) -> Config {
             ttl_caps: Vec::new(),
             ring_timeout_seconds: 45,
             apps,
+            limits: Default::default(),
         };
         config.tenants.insert(id.to_owned(), tenant);
     }
