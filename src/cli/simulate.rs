@@ -15,6 +15,16 @@ pub struct SimulateArgs {
     /// default is where config/ringcast.toml points the node's providers.
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
+    /// Address of the HTTP/1.1-only listener (ALPN `http/1.1`): the OAuth token endpoints
+    /// (`/token`, `/wns/token`, `/<tenant>/oauth2/v2.0/token`), and WNS and Web Push with
+    /// `--http1-only`. The default is where config/ringcast.toml and the development service
+    /// account point the token requests.
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    pub http1_listen: SocketAddr,
+    /// Serve WNS and Web Push only over HTTP/1.1 (on `--http1-listen`), as some channel
+    /// hosts and push services do; the profile's `http1_only` says the same.
+    #[arg(long)]
+    pub http1_only: bool,
     /// Scripted behaviour (TOML: latency, error rates, unregistered tokens, GOAWAY, ...).
     #[arg(long)]
     pub profile: Option<PathBuf>,
@@ -137,6 +147,8 @@ impl SimulateArgs {
     pub fn simulator_config(self) -> anyhow::Result<SimulatorConfig> {
         let SimulateArgs {
             listen,
+            http1_listen,
+            http1_only,
             profile,
             cert,
             key,
@@ -154,12 +166,13 @@ impl SimulateArgs {
                 std::env::temp_dir().join(format!("ringcast-simulator-{}.pem", std::process::id()))
             })
         });
-        let profile = match profile {
+        let mut profile = match profile {
             Some(path) => {
                 Profile::load(&path).with_context(|| format!("loading {}", path.display()))?
             }
             None => Profile::default(),
         };
+        profile.http1_only |= http1_only;
         match std::fs::read_to_string(DEV_APNS_PUBLIC_KEY) {
             Ok(public_key_pem) => {
                 tracing::info!(
@@ -214,6 +227,7 @@ impl SimulateArgs {
         }
         Ok(SimulatorConfig {
             listen,
+            http1_listen,
             apns_keys,
             fcm_accounts,
             fcm_token_lifetime: std::time::Duration::from_secs(fcm_token_lifetime),
@@ -231,6 +245,7 @@ impl SimulateArgs {
 /// Runs the simulator the flags describe until Ctrl-C.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let config = args.simulator_config()?;
+    let config_http1_only = config.profile.http1_only;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -240,6 +255,15 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             .await
             .context("starting the simulator")?;
         println!("listening on {}", simulator.base_url());
+        println!(
+            "HTTP/1.1-only hosts (token endpoints{}) on {}",
+            if config_http1_only {
+                ", WNS, Web Push"
+            } else {
+                ""
+            },
+            simulator.http1_base_url()
+        );
         if let Some(path) = simulator.cert_path() {
             println!("certificate: {}", path.display());
         }

@@ -128,6 +128,20 @@ pub struct AppConfig {
     /// WNS: the client secret.
     #[serde(default)]
     pub client_secret: Option<SecretSource>,
+    /// WNS: where the app's access token comes from; default `[providers.wns] token_url`
+    /// (the legacy `https://login.live.com/accesstoken.srf`). Apps registered in Microsoft
+    /// Entra ID use `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`
+    /// (`providers::wns::config::check_app_auth`).
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// WNS: the OAuth scope asked for; default what the endpoint grants
+    /// (`notify.windows.com`, or `https://wns.windows.com/.default` at Entra ID).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// WNS: the OAuth client id; default the package SID. At Entra ID, the app's
+    /// application (client) id.
+    #[serde(default)]
+    pub client_id: Option<String>,
     /// Web Push: the VAPID signing key (P-256 PKCS#8 PEM).
     #[serde(default)]
     pub vapid_key: Option<SecretSource>,
@@ -149,6 +163,9 @@ impl AppConfig {
             service_account: None,
             package_sid: None,
             client_secret: None,
+            token_url: None,
+            scope: None,
+            client_id: None,
             vapid_key: None,
             vapid_subject: None,
         }

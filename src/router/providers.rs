@@ -23,7 +23,7 @@ use crate::providers::webpush::client::EndpointPolicy;
 use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
 use crate::providers::wns::auth::{TokenCache, WnsCredential};
 use crate::providers::wns::client::WnsClient;
-use crate::providers::wns::config::WnsConfig;
+use crate::providers::wns::config::{WnsAppAuth, WnsConfig};
 use crate::push::Push;
 use crate::registry::{AnyStore, Environment, Platform};
 use actix::{Actor, Recipient};
@@ -210,12 +210,21 @@ impl ProviderPlan {
                     format!("tenants.{tenant}.apps.{app}.client_secret: {error}")
                 })?;
                 let refresh_ahead = wns_config.token_refresh_ahead_seconds * 1000;
+                let auth = WnsAppAuth::of(
+                    package_sid,
+                    app_config.token_url.as_deref(),
+                    app_config.scope.as_deref(),
+                    app_config.client_id.as_deref(),
+                    &wns_config,
+                );
                 wns.push(WnsApp {
                     tenant: tenant.clone(),
                     app: app.clone(),
                     credential: WnsCredential {
-                        package_sid: package_sid.clone(),
+                        client_id: auth.client_id,
                         client_secret,
+                        token_url: auth.token_url,
+                        scope: auth.scope,
                     },
                     tokens: Arc::new(TokenCache::new(refresh_ahead)),
                 });

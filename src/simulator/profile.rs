@@ -48,6 +48,12 @@ pub struct Profile {
     /// push requests (counted over all connections), the first `length` are answered 429
     /// (APNs `TooManyRequests`, FCM `QUOTA_EXCEEDED`). `None` never throttles.
     pub throttle: Option<Throttle>,
+    /// Make the WNS and Web Push sides HTTP/1.1-only hosts, as some channel hosts and push
+    /// services are (PROTOCOLS.md, "Transport, for every service"): they are served only on
+    /// the HTTP/1.1 listener (ALPN `http/1.1`), and Web Push subscriptions point there; on
+    /// the HTTP/2 listener they are answered `421`. The token endpoints are HTTP/1.1-only
+    /// whatever this says.
+    pub http1_only: bool,
 }
 
 /// A recurring burst of 429 answers.
@@ -77,6 +83,7 @@ impl Default for Profile {
             stall_after_streams: None,
             stall_ms: 0,
             throttle: None,
+            http1_only: false,
         }
     }
 }

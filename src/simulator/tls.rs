@@ -1,6 +1,8 @@
 //! The simulator's TLS identity: a self-signed certificate for `localhost` / `127.0.0.1` made
 //! at start (its PEM written where clients can read it and trust it), or a given cert and key.
-//! ALPN offers only `h2`, as APNs does.
+//! Each listener offers one ALPN id: `h2` on the push listener, as APNs does, and `http/1.1`
+//! on the listener that plays the HTTP/1.1-only hosts (OAuth token endpoints, and WNS and
+//! Web Push when the profile says so).
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -83,14 +85,16 @@ impl Identity {
     }
 
     /// The rustls server configuration: ring provider (DESIGN.md: one crypto stack, no
-    /// process-wide default), TLS 1.2+, ALPN `h2` only.
-    pub fn server_config(self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// process-wide default), TLS 1.2+, ALPN `alpn` only: a client that offers only other
+    /// ids fails the handshake (`no_application_protocol`), as a real host of that protocol
+    /// does.
+    pub fn server_config(&self, alpn: &[u8]) -> Result<Arc<ServerConfig>, TlsError> {
         let mut config =
             ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()?
                 .with_no_client_auth()
-                .with_single_cert(self.chain, self.key)?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+                .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![alpn.to_vec()];
         Ok(Arc::new(config))
     }
 }
@@ -117,6 +121,6 @@ mod tests {
             Identity::load(&key, &key).is_err(),
             "a key file is not a certificate"
         );
-        assert!(identity.server_config().is_ok());
+        assert!(identity.server_config(b"h2").is_ok());
     }
 }

@@ -1,6 +1,9 @@
-//! The TLS side of a provider connection: whom to trust, and ALPN `h2` only (every push
-//! service speaks HTTP/2 over TLS; APNs accepts nothing else).
+//! The TLS side of a provider connection: whom to trust, and which ALPN ids to offer. A
+//! configuration offers `h2` alone until a pool sets what it offers ([`offering`]): APNs
+//! accepts nothing else, while token endpoints and some WNS and Web Push hosts speak only
+//! HTTP/1.1 (PROTOCOLS.md, "Transport, for every service").
 
+use super::protocol::Protocols;
 use hyper_rustls::ConfigBuilderExt;
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
@@ -65,6 +68,18 @@ fn configured(roots: Option<rustls::RootCertStore>) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(config))
 }
 
+/// `config` offering the ALPN ids of `protocols`: the same `Arc` when it already does, else
+/// a copy (one per pool, made once; the roots are shared).
+pub fn offering(config: &Arc<ClientConfig>, protocols: Protocols) -> Arc<ClientConfig> {
+    let alpn = protocols.alpn();
+    if config.alpn_protocols == alpn {
+        return Arc::clone(config);
+    }
+    let mut copy = (**config).clone();
+    copy.alpn_protocols = alpn;
+    Arc::new(copy)
+}
+
 /// The certificates of a PEM document as a root store; at least one.
 fn roots_of(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
@@ -110,6 +125,18 @@ mod tests {
         assert!(error.contains("no certificate"), "{error}");
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let config = client_config_trusting(cert.cert.pem().as_bytes()).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
+    }
+
+    #[test]
+    fn a_pool_offering_http1_too_gets_its_own_copy() {
+        let config = client_config(None).unwrap();
+        assert!(Arc::ptr_eq(&offering(&config, Protocols::Http2), &config));
+        let both = offering(&config, Protocols::Http2OrHttp1);
+        assert_eq!(
+            both.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
         assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
     }
 }
