@@ -123,6 +123,10 @@ pub struct SimulatorConfig {
     pub wns_token_lifetime: Duration,
     /// Scripted behaviour.
     pub profile: Profile,
+    /// The CA (PEM) whose client certificates authenticate APNs pushes without a JWT
+    /// (certificate auth); a certificate from elsewhere gets 403 `BadCertificate`. `None`:
+    /// no client certificate is asked for.
+    pub apns_client_ca: Option<String>,
     /// Certificate and key PEM files to serve; `None` makes a self-signed certificate.
     pub cert_and_key: Option<(PathBuf, PathBuf)>,
     /// Where to write the certificate PEM for clients to trust.
@@ -144,6 +148,7 @@ impl Default for SimulatorConfig {
             wns_apps: Vec::new(),
             wns_token_lifetime: Duration::from_secs(24 * 3600),
             profile: Profile::default(),
+            apns_client_ca: None,
             cert_and_key: None,
             cert_out: None,
             record_in_memory: false,
@@ -243,8 +248,16 @@ impl Simulator {
             .clone()
             .or_else(|| config.cert_and_key.as_ref().map(|(cert, _)| cert.clone()));
         let ca_pem = identity.ca_pem.clone();
-        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(b"h2")?);
-        let http1_acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(b"http/1.1")?);
+        let client_certificates = config
+            .apns_client_ca
+            .as_deref()
+            .map(tls::ClientCertificates::new)
+            .transpose()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(
+            identity.server_config(b"h2", client_certificates.clone())?,
+        );
+        let http1_acceptor =
+            tokio_rustls::TlsAcceptor::from(identity.server_config(b"http/1.1", None)?);
         let recorder = Recorder::new(config.record_in_memory, config.record_path.as_deref())
             .map_err(SimulatorError::Record)?;
         let records_to_file = config.record_path.is_some();
@@ -261,6 +274,7 @@ impl Simulator {
             token_url: format!("https://{http1_address}{}", oauth::PATH),
             http1_port: http1_address.port(),
             transport: server::TransportCounters::default(),
+            client_certificates,
             rng: Mutex::new(fastrand::Rng::with_seed(config.profile.seed)),
             profile: config.profile,
             recorder,

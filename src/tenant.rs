@@ -288,11 +288,17 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
     {
         problems.push(format!("{at}: app id must be 1-64 of A-Z a-z 0-9 . _ -"));
     }
-    let fields: [(&str, bool, Platform); 13] = [
+    let fields: [(&str, bool, Platform); 15] = [
         ("bundle_id", app.bundle_id.is_some(), Platform::Apns),
         ("team_id", app.team_id.is_some(), Platform::Apns),
         ("key_id", app.key_id.is_some(), Platform::Apns),
         ("key", app.key.is_some(), Platform::Apns),
+        ("certificate", app.certificate.is_some(), Platform::Apns),
+        (
+            "certificate_key",
+            app.certificate_key.is_some(),
+            Platform::Apns,
+        ),
         ("project_id", app.project_id.is_some(), Platform::Fcm),
         (
             "service_account",
@@ -354,6 +360,13 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
                         .map_err(|e| format!("not a P-256 .p8 key: {e}"))
                 });
             }
+            problems.extend(crate::providers::apns::config::check_certificate_auth(
+                app.certificate.as_ref(),
+                app.certificate_key.as_ref(),
+                app.key.is_some(),
+                at,
+                crate::clock::now_millis() / 1000,
+            ));
         }
         Platform::Fcm => {
             require("project_id", app.project_id.is_some());

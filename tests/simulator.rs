@@ -1219,3 +1219,110 @@ async fn the_http1_only_profile_serves_wns_and_web_push_only_over_http1() {
         .unwrap();
     assert_eq!(answer.status, 200, "APNs is untouched");
 }
+
+/// A TLS + HTTP/2 connection to the simulator presenting `identity` (a client certificate
+/// chain and key PEM), or none.
+async fn connect_as(
+    h: &Harness,
+    identity: Option<(&str, &str)>,
+) -> (SendRequest<Full<Bytes>>, JoinHandle<()>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("simulator.pem");
+    std::fs::write(&roots, h.sim.ca_pem()).unwrap();
+    let config = match identity {
+        None => client_config_trusting(h.sim.ca_pem().as_bytes()).unwrap(),
+        Some((cert, key)) => ringcast::providers::pool::tls::client_config_with_certificate(
+            Some(&roots),
+            CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+        )
+        .unwrap(),
+    };
+    let tcp = tokio::net::TcpStream::connect(h.sim.address())
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (sender, task)
+}
+
+/// APNs certificate auth: a connection presenting a client certificate from the configured
+/// CA needs no JWT; one presenting a certificate from elsewhere gets `403 BadCertificate` on
+/// every push; one presenting neither a certificate nor a JWT gets `403
+/// MissingProviderToken`, as APNs answers.
+#[tokio::test]
+async fn apns_a_trusted_client_certificate_stands_in_for_the_provider_token() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let subject = |name: &str| {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issued = subject("Apple Push Services: com.example.app")
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let stranger_key = rcgen::KeyPair::generate().unwrap();
+    let stranger = subject("Apple Push Services: com.example.app")
+        .self_signed(&stranger_key)
+        .unwrap();
+    let h = spawn_with(SimulatorConfig {
+        apns_client_ca: Some(ca.pem()),
+        record_in_memory: true,
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let without_jwt = || {
+        hyper::Request::post(format!("https://127.0.0.1/3/device/{TOKEN}"))
+            .header("apns-topic", "com.example.app.voip")
+            .header("apns-push-type", "voip")
+            .header("apns-priority", "10")
+    };
+
+    let (key_pem, stranger_key_pem) = (key.serialize_pem(), stranger_key.serialize_pem());
+    let (mut certified, _task) = connect_as(&h, Some((&issued.pem(), &key_pem))).await;
+    let answer = send(&mut certified, without_jwt(), "{}").await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(h.sim.records().len(), 1);
+
+    let (mut bare, _task) = connect_as(&h, None).await;
+    let answer = send(&mut bare, without_jwt(), "{}").await.unwrap();
+    assert_eq!(
+        (answer.status, answer.body["reason"].as_str()),
+        (403, Some("MissingProviderToken"))
+    );
+    // A JWT sender presents no certificate and is unaffected.
+    let answer = send(&mut bare, voip(&h.jwt_at(now()), TOKEN), "{}")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+
+    let (mut untrusted, _task) = connect_as(&h, Some((&stranger.pem(), &stranger_key_pem))).await;
+    for request in [without_jwt(), voip(&h.jwt_at(now()), TOKEN)] {
+        let answer = send(&mut untrusted, request, "{}").await.unwrap();
+        assert_eq!(
+            (answer.status, answer.body["reason"].as_str()),
+            (403, Some("BadCertificate"))
+        );
+    }
+    assert_eq!(h.sim.records().len(), 2);
+}

@@ -116,6 +116,13 @@ pub struct AppConfig {
     /// APNs: the `.p8` signing key (PKCS#8 PEM).
     #[serde(default)]
     pub key: Option<SecretSource>,
+    /// APNs: the app's client certificate (PEM chain, leaf first), instead of token auth
+    /// (team_id, key_id, key): pushes then carry no JWT (`providers::apns::auth::certificate`).
+    #[serde(default)]
+    pub certificate: Option<SecretSource>,
+    /// APNs: the private key of `certificate` (PEM).
+    #[serde(default)]
+    pub certificate_key: Option<SecretSource>,
     /// FCM: the Firebase project id.
     #[serde(default)]
     pub project_id: Option<String>,
@@ -159,6 +166,8 @@ impl AppConfig {
             team_id: None,
             key_id: None,
             key: None,
+            certificate: None,
+            certificate_key: None,
             project_id: None,
             service_account: None,
             package_sid: None,

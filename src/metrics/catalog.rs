@@ -51,6 +51,8 @@ pub const REQUESTS_IN_FLIGHT_LIMIT: &str = "ringcast_requests_in_flight_limit";
 pub const REQUESTS_REFUSED_TOTAL: &str = "ringcast_requests_refused_total";
 /// Provider credential refreshes.
 pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
+/// When a provider credential with an end date (an APNs client certificate) expires.
+pub const CREDENTIAL_EXPIRY_SECONDS: &str = "ringcast_credential_expiry_seconds";
 /// The build: version and git commit, value 1.
 pub const BUILD_INFO: &str = "ringcast_build_info";
 /// Seconds since the metrics were installed (the node started).
@@ -196,6 +198,11 @@ pub fn describe_all() {
         CREDENTIAL_REFRESH_TOTAL,
         Unit::Count,
         "Provider credential refreshes, by outcome."
+    );
+    describe_gauge!(
+        CREDENTIAL_EXPIRY_SECONDS,
+        Unit::Seconds,
+        "UNIX time at which an app's provider credential expires (APNs client certificates), by provider, tenant and app."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels say which build runs.");
     describe_gauge!(

@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub http1_port: u16,
     /// Which protocol the senders spoke.
     pub transport: TransportCounters,
+    /// The APNs client-certificate check (certificate auth), when a CA is configured.
+    pub client_certificates: Option<Arc<super::tls::ClientCertificates>>,
     /// Scripted behaviour.
     pub profile: Profile,
     /// The seeded generator behind the profile's choices; a std Mutex, held for one draw.
@@ -147,8 +149,16 @@ async fn serve_connection(
     };
     shared.recorder.connection();
     shared.transport.connection(transport);
+    let client_certificate = shared
+        .client_certificates
+        .as_ref()
+        .map(|check| check.judge(tls.get_ref().1.peer_certificates()))
+        .unwrap_or_default();
     let connection = Arc::new(Connection {
-        token: Mutex::new(ConnectionToken::default()),
+        token: Mutex::new(ConnectionToken {
+            client_certificate,
+            ..ConnectionToken::default()
+        }),
         streams: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         goaway: Notify::new(),

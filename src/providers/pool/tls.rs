@@ -6,8 +6,8 @@
 use super::protocol::Protocols;
 use hyper_rustls::ConfigBuilderExt;
 use rustls::ClientConfig;
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,6 +35,21 @@ pub enum TlsSetupError {
 /// roots, compiled in, so a container needs no CA bundle); with a PEM file it trusts only the
 /// certificates in it (the simulator's, or a carrier's egress proxy).
 pub fn client_config(roots_pem: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    configured(read_roots(roots_pem)?, None)
+}
+
+/// The same configuration presenting a client certificate (APNs certificate auth: the TLS
+/// connection authenticates the sender).
+pub fn client_config_with_certificate(
+    roots_pem: Option<&Path>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    configured(read_roots(roots_pem)?, Some((chain, key)))
+}
+
+/// The roots of a PEM file, or `None` (the web PKI) without one.
+fn read_roots(roots_pem: Option<&Path>) -> Result<Option<rustls::RootCertStore>, TlsSetupError> {
     let roots = match roots_pem {
         None => None,
         Some(path) => {
@@ -46,23 +61,33 @@ pub fn client_config(roots_pem: Option<&Path>) -> Result<Arc<ClientConfig>, TlsS
             Some(roots_of(&pem).map_err(error)?)
         }
     };
-    configured(roots)
+    Ok(roots)
 }
 
 /// The same configuration trusting only the certificates of `pem` (tests and tools that hold
 /// the simulator's certificate in memory).
 pub fn client_config_trusting(pem: &[u8]) -> Result<Arc<ClientConfig>, TlsSetupError> {
-    configured(Some(roots_of(pem).map_err(TlsSetupError::Pem)?))
+    configured(Some(roots_of(pem).map_err(TlsSetupError::Pem)?), None)
 }
 
-/// ring, ALPN `h2`, and `roots` (the web PKI when `None`).
-fn configured(roots: Option<rustls::RootCertStore>) -> Result<Arc<ClientConfig>, TlsSetupError> {
+/// A client certificate chain and its key.
+type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// ring, ALPN `h2`, `roots` (the web PKI when `None`), and the client certificate if any.
+fn configured(
+    roots: Option<rustls::RootCertStore>,
+    identity: Option<ClientIdentity>,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let builder =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?;
-    let mut config = match roots {
-        None => builder.with_webpki_roots().with_no_client_auth(),
-        Some(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
+    let builder = match roots {
+        None => builder.with_webpki_roots(),
+        Some(roots) => builder.with_root_certificates(roots),
+    };
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
