@@ -25,6 +25,10 @@ pub struct SimulateArgs {
     /// hosts and push services do; the profile's `http1_only` says the same.
     #[arg(long)]
     pub http1_only: bool,
+    /// A CA certificate PEM file whose client certificates authenticate APNs pushes without
+    /// a JWT (certificate auth); a certificate from elsewhere gets 403 BadCertificate.
+    #[arg(long, value_name = "PEM_FILE")]
+    pub apns_client_ca: Option<PathBuf>,
     /// Scripted behaviour (TOML: latency, error rates, unregistered tokens, GOAWAY, ...).
     #[arg(long)]
     pub profile: Option<PathBuf>,
@@ -149,6 +153,7 @@ impl SimulateArgs {
             listen,
             http1_listen,
             http1_only,
+            apns_client_ca,
             profile,
             cert,
             key,
@@ -173,6 +178,12 @@ impl SimulateArgs {
             None => Profile::default(),
         };
         profile.http1_only |= http1_only;
+        let apns_client_ca = apns_client_ca
+            .map(|path| {
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading the APNs client CA {}", path.display()))
+            })
+            .transpose()?;
         match std::fs::read_to_string(DEV_APNS_PUBLIC_KEY) {
             Ok(public_key_pem) => {
                 tracing::info!(
@@ -228,6 +239,7 @@ impl SimulateArgs {
         Ok(SimulatorConfig {
             listen,
             http1_listen,
+            apns_client_ca,
             apns_keys,
             fcm_accounts,
             fcm_token_lifetime: std::time::Duration::from_secs(fcm_token_lifetime),
@@ -278,6 +290,35 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transport_and_client_ca_flags_reach_the_simulator() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let ca_arg = ca.display().to_string();
+        let parsed = crate::cli::Cli::try_parse_from([
+            "ringcast",
+            "simulate",
+            "--http1-listen",
+            "127.0.0.1:0",
+            "--http1-only",
+            "--apns-client-ca",
+            &ca_arg,
+        ])
+        .unwrap();
+        let crate::cli::Command::Simulate(args) = parsed.command else {
+            panic!("not a simulate command line");
+        };
+        let config = args.simulator_config().unwrap();
+        assert_eq!(config.http1_listen.port(), 0);
+        assert!(config.profile.http1_only);
+        assert_eq!(
+            config.apns_client_ca.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----\n")
+        );
+    }
 
     #[test]
     fn a_wns_app_is_a_package_sid_and_the_secret_file_after_its_last_colon() {
