@@ -145,7 +145,12 @@ fn main() {
     let mut headers = vec![
         format!(
             "authorization: {}",
-            token.authorization.to_str().expect("ascii")
+            token
+                .authorization
+                .as_ref()
+                .expect("a JWT")
+                .to_str()
+                .expect("ascii")
         ),
         "content-type: application/json".to_owned(),
     ];

@@ -43,7 +43,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_for() { for _ in $(seq 100); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "e2e: timed out: $1" >&2; exit 1; }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-redis_port=$(free_port); sim_port=$(free_port); node_port=$(free_port)
+redis_port=$(free_port); sim_port=$(free_port); sim_h1_port=$(free_port); node_port=$(free_port)
 
 # Redis: no persistence; listpack values up to 128 bytes (README "Stores").
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
@@ -52,16 +52,19 @@ redis_pid=$!
 pids+=($redis_pid)
 wait_for "redis-cli -p $redis_port ping"
 
-"$BIN" simulate --listen "127.0.0.1:$sim_port" --record "$work/pushes.jsonl" >"$work/sim.log" 2>&1 &
+"$BIN" simulate --listen "127.0.0.1:$sim_port" --http1-listen "127.0.0.1:$sim_h1_port" --record "$work/pushes.jsonl" >"$work/sim.log" 2>&1 &
 sim_pid=$!
 pids+=($sim_pid)
 wait_for "grep -q listening $work/sim.log"
 
 # The development default, on Redis, every provider pointed at this simulator (the default
 # says 127.0.0.1:8443), logging only warnings (a log line per call is measurable at these
-# rates). The FCM token endpoint is the service account's token_uri: a copy names this port.
+# rates). The FCM token endpoint is the service account's token_uri: a copy names this
+# simulator's HTTP/1.1-only listener, where the token endpoints are (as Google's and
+# Microsoft's speak only HTTP/1.1).
 sim="https://127.0.0.1:$sim_port"
-jq --arg uri "$sim/token" '.token_uri = $uri' config/dev/fcm-service-account.json \
+sim_h1="https://127.0.0.1:$sim_h1_port"
+jq --arg uri "$sim_h1/token" '.token_uri = $uri' config/dev/fcm-service-account.json \
   >"$work/fcm-service-account.json"
 RINGCAST__SERVER__LISTEN="127.0.0.1:$node_port" \
 RINGCAST__REGISTRY__STORE=redis \
@@ -70,7 +73,7 @@ RINGCAST__PROVIDERS__APNS__PRODUCTION_URL="$sim" \
 RINGCAST__PROVIDERS__APNS__SANDBOX_URL="$sim" \
 RINGCAST__PROVIDERS__FCM__BASE_URL="$sim" \
 RINGCAST__TENANTS__DEMO__APPS__ANDROID__SERVICE_ACCOUNT__FILE="$work/fcm-service-account.json" \
-RINGCAST__PROVIDERS__WNS__TOKEN_URL="$sim/wns/token" \
+RINGCAST__PROVIDERS__WNS__TOKEN_URL="$sim_h1/wns/token" \
 RINGCAST__PROVIDERS__WNS__CHANNEL_BASE_URL="$sim" \
 RINGCAST__WEBPUSH__ALLOWED_HOSTS="[127.0.0.1:$sim_port]" \
 RINGCAST__WEBPUSH__ALLOWED_PRIVATE_ADDRESSES="[127.0.0.1:$sim_port]" \

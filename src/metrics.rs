@@ -311,6 +311,19 @@ pub fn credential_refresh(provider: Platform, outcome: RefreshOutcome) {
         .increment(1);
 }
 
+/// `tenant`'s `app` authenticates to `provider` with a credential that expires at
+/// `not_after` (UNIX seconds): an APNs client certificate, read at start-up. Tenants and apps
+/// come from the configuration, so the label set is bounded.
+pub fn credential_expiry(provider: Platform, tenant: &str, app: &str, not_after: i64) {
+    gauge!(
+        catalog::CREDENTIAL_EXPIRY_SECONDS,
+        "provider" => provider.as_str(),
+        "tenant" => tenant.to_owned(),
+        "app" => app.to_owned()
+    )
+    .set(not_after as f64);
+}
+
 /// A call event arrived (HTTP or stream) and was `outcome`.
 pub fn event(kind: PushKind, outcome: EventOutcome) {
     counter!(catalog::EVENTS_TOTAL, "kind" => event_kind(kind), "outcome" => outcome.label())

@@ -2,7 +2,12 @@
 //! APNs side, and the FCM HTTP v1 side with its OAuth token endpoint.
 //!
 //! It speaks what the real service speaks — TLS, ALPN `h2`, HTTP/2 with an advertised
-//! `SETTINGS_MAX_CONCURRENT_STREAMS` — and enforces the rules in PROTOCOLS.md with Apple's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` — on its push listener, and TLS with ALPN `http/1.1`
+//! only, HTTP/1.1 keep-alive, on a second listener that plays the hosts that speak nothing
+//! else: the OAuth token endpoints (Google's `/token`, WNS's `/wns/token` and Entra ID's
+//! `/<tenant>/oauth2/v2.0/token`) always, and WNS and Web Push when the profile's
+//! `http1_only` is set. A request on the listener that does not serve it is answered `421`
+//! (PROTOCOLS.md, "Transport, for every service"). It enforces the rules in PROTOCOLS.md with Apple's
 //! status codes and reasons, and Google's error JSON for FCM. A [`Profile`] scripts latency, injected errors, unregistered
 //! tokens, GOAWAY, connection resets and stalls; a [`Recorder`] counts
 //! every answer and can keep every accepted push (in memory and as JSON lines) to prove
@@ -33,6 +38,7 @@ pub mod wns;
 
 pub use profile::{Profile, Service};
 pub use recorder::{RecordedPush, Stats};
+pub use server::TransportStats;
 
 use apns::ApnsKey;
 use recorder::Recorder;
@@ -99,6 +105,9 @@ pub const DEFAULT_FCM_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 pub struct SimulatorConfig {
     /// Where to listen; `127.0.0.1:0` (a free port) by default, so tests never collide.
     pub listen: SocketAddr,
+    /// Where the HTTP/1.1-only hosts listen (token endpoints; WNS and Web Push with the
+    /// profile's `http1_only`); `127.0.0.1:0` by default.
+    pub http1_listen: SocketAddr,
     /// The APNs keys whose JWTs are accepted; with none, every push is 403.
     pub apns_keys: Vec<ApnsCredential>,
     /// The Google service accounts whose assertions the token endpoint accepts; with none,
@@ -114,6 +123,10 @@ pub struct SimulatorConfig {
     pub wns_token_lifetime: Duration,
     /// Scripted behaviour.
     pub profile: Profile,
+    /// The CA (PEM) whose client certificates authenticate APNs pushes without a JWT
+    /// (certificate auth); a certificate from elsewhere gets 403 `BadCertificate`. `None`:
+    /// no client certificate is asked for.
+    pub apns_client_ca: Option<String>,
     /// Certificate and key PEM files to serve; `None` makes a self-signed certificate.
     pub cert_and_key: Option<(PathBuf, PathBuf)>,
     /// Where to write the certificate PEM for clients to trust.
@@ -128,12 +141,14 @@ impl Default for SimulatorConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http1_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
             fcm_token_lifetime: DEFAULT_FCM_TOKEN_LIFETIME,
             wns_apps: Vec::new(),
             wns_token_lifetime: Duration::from_secs(24 * 3600),
             profile: Profile::default(),
+            apns_client_ca: None,
             cert_and_key: None,
             cert_out: None,
             record_in_memory: false,
@@ -233,23 +248,21 @@ impl Simulator {
             .clone()
             .or_else(|| config.cert_and_key.as_ref().map(|(cert, _)| cert.clone()));
         let ca_pem = identity.ca_pem.clone();
-        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config()?);
+        let client_certificates = config
+            .apns_client_ca
+            .as_deref()
+            .map(tls::ClientCertificates::new)
+            .transpose()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(
+            identity.server_config(b"h2", client_certificates.clone())?,
+        );
+        let http1_acceptor =
+            tokio_rustls::TlsAcceptor::from(identity.server_config(b"http/1.1", None)?);
         let recorder = Recorder::new(config.record_in_memory, config.record_path.as_deref())
             .map_err(SimulatorError::Record)?;
         let records_to_file = config.record_path.is_some();
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| SimulatorError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
-        let address = listener
-            .local_addr()
-            .map_err(|source| SimulatorError::Bind {
-                address: config.listen,
-                source,
-            })?;
+        let (listener, address) = bind(config.listen).await?;
+        let (http1_listener, http1_address) = bind(config.http1_listen).await?;
         let shared = Arc::new(Shared {
             keys,
             fcm_accounts,
@@ -258,7 +271,10 @@ impl Simulator {
             wns_apps: config.wns_apps,
             wns_tokens: wns::WnsTokens::default(),
             wns_token_lifetime: config.wns_token_lifetime,
-            token_url: format!("https://{address}{}", oauth::PATH),
+            token_url: format!("https://{http1_address}{}", oauth::PATH),
+            http1_port: http1_address.port(),
+            transport: server::TransportCounters::default(),
+            client_certificates,
             rng: Mutex::new(fastrand::Rng::with_seed(config.profile.seed)),
             profile: config.profile,
             recorder,
@@ -270,14 +286,24 @@ impl Simulator {
         if records_to_file {
             tokio::spawn(flush_records(shared.clone(), stop.subscribe()));
         }
+        let http1_task = tokio::spawn(server::accept_loop(
+            http1_listener,
+            http1_acceptor,
+            server::Transport::Http1,
+            shared.clone(),
+            stopped.clone(),
+        ));
         let task = tokio::spawn(server::accept_loop(
             listener,
             acceptor,
+            server::Transport::Http2,
             shared.clone(),
             stopped,
         ));
         Ok(RunningSimulator {
             address,
+            http1_address,
+            http1_task: Some(http1_task),
             ca_pem,
             cert_path,
             shared,
@@ -285,6 +311,14 @@ impl Simulator {
             task: Some(task),
         })
     }
+}
+
+/// Binds `address`, returning the listener and the address it got (the real port for 0).
+async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), SimulatorError> {
+    let bind_error = |source| SimulatorError::Bind { address, source };
+    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
 }
 
 /// Writes the record file through every [`recorder::RECORD_FLUSH_EVERY`] until the simulator
@@ -308,6 +342,10 @@ async fn flush_records(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
 /// A simulator serving in the background; dropping it stops accepting at the next poll.
 pub struct RunningSimulator {
     address: SocketAddr,
+    /// The HTTP/1.1-only listener's address.
+    http1_address: SocketAddr,
+    /// Its accept loop, awaited by `shutdown` as `task` is.
+    http1_task: Option<JoinHandle<()>>,
     ca_pem: String,
     cert_path: Option<PathBuf>,
     shared: Arc<Shared>,
@@ -322,7 +360,7 @@ impl RunningSimulator {
         self.address
     }
 
-    /// `https://127.0.0.1:PORT`: the base URL to point an APNs or FCM client at.
+    /// `https://127.0.0.1:PORT`: the base URL to point an APNs or FCM client at (HTTP/2).
     pub fn base_url(&self) -> String {
         format!("https://{}", self.address)
     }
@@ -334,9 +372,44 @@ impl RunningSimulator {
         format!("https://localhost:{}", self.address.port())
     }
 
-    /// `https://127.0.0.1:PORT/token`: the `token_uri` to give an FCM sender.
+    /// The HTTP/1.1-only listener's address.
+    pub fn http1_address(&self) -> SocketAddr {
+        self.http1_address
+    }
+
+    /// `https://127.0.0.1:PORT` of the HTTP/1.1-only listener.
+    pub fn http1_base_url(&self) -> String {
+        format!("https://{}", self.http1_address)
+    }
+
+    /// `https://127.0.0.1:PORT/token` (HTTP/1.1 only): the `token_uri` to give an FCM sender.
     pub fn token_url(&self) -> String {
-        format!("{}{}", self.base_url(), oauth::PATH)
+        format!("{}{}", self.http1_base_url(), oauth::PATH)
+    }
+
+    /// `https://127.0.0.1:PORT/wns/token` (HTTP/1.1 only): WNS's legacy token endpoint.
+    pub fn wns_token_url(&self) -> String {
+        format!("{}{}", self.http1_base_url(), wns::TOKEN_PATH)
+    }
+
+    /// `https://127.0.0.1:PORT/<tenant>/oauth2/v2.0/token` (HTTP/1.1 only): Microsoft Entra
+    /// ID's token endpoint for `tenant`, which grants WNS tokens for the `.default` scope.
+    pub fn entra_token_url(&self, tenant: &str) -> String {
+        format!(
+            "{}/{tenant}{}",
+            self.http1_base_url(),
+            wns::ENTRA_TOKEN_SUFFIX
+        )
+    }
+
+    /// Where WNS channels and Web Push endpoints are served: the HTTP/1.1 listener when the
+    /// profile's `http1_only` is set, else the HTTP/2 one.
+    pub fn push_base_url(&self) -> String {
+        if self.shared.profile.http1_only {
+            self.http1_base_url()
+        } else {
+            self.base_url()
+        }
     }
 
     /// The certificate PEM a client must trust.
@@ -354,6 +427,11 @@ impl RunningSimulator {
         self.shared.recorder.stats()
     }
 
+    /// Which protocol senders spoke, and how many requests reached the wrong listener.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.shared.transport.stats()
+    }
+
     /// Makes a Web Push subscription as a browser would (a P-256 key pair and an auth
     /// secret, kept by the simulator to decrypt what is pushed to it), bound to the VAPID
     /// `application_server_key` (base64url) when given. Returns what the browser would hand
@@ -364,7 +442,7 @@ impl RunningSimulator {
     ) -> Result<webpush::NewSubscription, String> {
         self.shared
             .webpush
-            .subscribe(&self.base_url(), application_server_key, None)
+            .subscribe(&self.push_base_url(), application_server_key, None)
     }
 
     /// [`RunningSimulator::webpush_subscribe`] with a chosen id (`A-Z a-z 0-9 -`), so a
@@ -376,7 +454,7 @@ impl RunningSimulator {
     ) -> Result<webpush::NewSubscription, String> {
         self.shared
             .webpush
-            .subscribe(&self.base_url(), application_server_key, Some(id))
+            .subscribe(&self.push_base_url(), application_server_key, Some(id))
     }
 
     /// Accepted pushes so far (empty unless `record_in_memory`).
@@ -388,10 +466,13 @@ impl RunningSimulator {
     pub async fn shutdown(mut self) {
         // An error means the accept loop already ended; nothing left to stop.
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take()
-            && let Err(error) = task.await
+        for task in [self.task.take(), self.http1_task.take()]
+            .into_iter()
+            .flatten()
         {
-            tracing::warn!(%error, "simulator: accept loop ended abnormally");
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "simulator: accept loop ended abnormally");
+            }
         }
     }
 }

@@ -435,11 +435,17 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
     {
         problems.push(format!("{at}: app id must be 1-64 of A-Z a-z 0-9 . _ -"));
     }
-    let fields: [(&str, bool, Platform); 10] = [
+    let fields: [(&str, bool, Platform); 15] = [
         ("bundle_id", app.bundle_id.is_some(), Platform::Apns),
         ("team_id", app.team_id.is_some(), Platform::Apns),
         ("key_id", app.key_id.is_some(), Platform::Apns),
         ("key", app.key.is_some(), Platform::Apns),
+        ("certificate", app.certificate.is_some(), Platform::Apns),
+        (
+            "certificate_key",
+            app.certificate_key.is_some(),
+            Platform::Apns,
+        ),
         ("project_id", app.project_id.is_some(), Platform::Fcm),
         (
             "service_account",
@@ -448,6 +454,9 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
         ),
         ("package_sid", app.package_sid.is_some(), Platform::Wns),
         ("client_secret", app.client_secret.is_some(), Platform::Wns),
+        ("token_url", app.token_url.is_some(), Platform::Wns),
+        ("scope", app.scope.is_some(), Platform::Wns),
+        ("client_id", app.client_id.is_some(), Platform::Wns),
         ("vapid_key", app.vapid_key.is_some(), Platform::Webpush),
         (
             "vapid_subject",
@@ -498,6 +507,13 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
                         .map_err(|e| format!("not a P-256 .p8 key: {e}"))
                 });
             }
+            problems.extend(crate::providers::apns::config::check_certificate_auth(
+                app.certificate.as_ref(),
+                app.certificate_key.as_ref(),
+                app.key.is_some(),
+                at,
+                crate::clock::now_millis() / 1000,
+            ));
         }
         Platform::Fcm => {
             require("project_id", app.project_id.is_some());
@@ -522,6 +538,12 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
             if let Some(source) = &app.client_secret {
                 check_secret(source, &format!("{at}.client_secret"), problems, |_| Ok(()));
             }
+            problems.extend(crate::providers::wns::config::check_app_auth(
+                app.token_url.as_deref(),
+                app.scope.as_deref(),
+                app.client_id.as_deref(),
+                at,
+            ));
         }
         Platform::Webpush => {
             if let Some(subject) = &app.vapid_subject

@@ -1,6 +1,7 @@
 //! The FCM provider end to end: the dispatcher, the delivery loop, the connection pools (to
-//! FCM and to the OAuth token endpoint) against the simulator over real TLS + HTTP/2, as a
-//! ring to an Android phone would travel.
+//! FCM over HTTP/2, and to the OAuth token endpoint, which speaks only HTTP/1.1 as Google's
+//! `token_uri` may) against the simulator over real TLS, as a ring to an Android phone would
+//! travel.
 
 use actix::{Actor, Addr};
 use ringcast::clock::{now_millis, rfc3339};
@@ -229,6 +230,14 @@ async fn each_push_kind_arrives_as_a_data_message_with_its_priority_ttl_and_coll
     }
     // Three pushes, one access token.
     assert_eq!(h.sim.stats().oauth_tokens_issued, 1);
+    // The token came over HTTP/1.1 (the simulator's token endpoint refuses HTTP/2), the
+    // pushes over HTTP/2: only the token request reached the HTTP/1.1 listener.
+    let transport = h.sim.transport_stats();
+    assert_eq!(
+        (transport.http1_requests, transport.misdirected),
+        (1, 0),
+        "{transport:?}"
+    );
 }
 
 #[actix_rt::test]

@@ -124,18 +124,24 @@ async fn a_small_scenario_is_delivered_and_its_report_adds_up() {
     sim.shutdown().await;
 }
 
-/// `config/ringcast.toml` and a flagless `ringcast simulate`, moved from 127.0.0.1:8443 to a
-/// free port (the only change, so tests never collide with a simulator someone is running),
+/// `config/ringcast.toml` and a flagless `ringcast simulate`, moved from 127.0.0.1:8443 (and
+/// its HTTP/1.1-only token endpoints from 127.0.0.1:8444) to free ports (the only change, so tests never collide with a simulator someone is running),
 /// driven by the load generator with one device per platform and more: every device of
 /// every platform is delivered, and the simulator's record has all four services.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_development_default_rings_every_platform() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("pushes.jsonl");
-    let Command::Simulate(args) =
-        Cli::try_parse_from(["ringcast", "simulate", "--listen", "127.0.0.1:0"])
-            .unwrap()
-            .command
+    let Command::Simulate(args) = Cli::try_parse_from([
+        "ringcast",
+        "simulate",
+        "--listen",
+        "127.0.0.1:0",
+        "--http1-listen",
+        "127.0.0.1:0",
+    ])
+    .unwrap()
+    .command
     else {
         unreachable!("parsed a simulate command line");
     };
@@ -143,20 +149,26 @@ async fn the_development_default_rings_every_platform() {
     sim_config.record_path = Some(record.clone());
     let sim = Simulator::start(sim_config).await.unwrap();
     let address = sim.address().to_string();
+    let http1_address = sim.http1_address().to_string();
 
     let node_dir = tempfile::tempdir().unwrap();
     let config = Config::load(Some(Path::new(DEFAULT_CONFIG_FILE))).unwrap();
     // Every place the default names the simulator, moved to its port.
     let json = serde_json::to_string(&config).unwrap();
-    let mut config: Config =
-        serde_json::from_str(&json.replace("127.0.0.1:8443", &address).replace(
+    let json = json
+        .replace("127.0.0.1:8443", &address)
+        .replace("127.0.0.1:8444", &http1_address)
+        .replace(
             "localhost:8443",
             &format!("localhost:{}", sim.address().port()),
-        ))
-        .unwrap();
+        );
+    let mut config: Config = serde_json::from_str(&json).unwrap();
     let account = std::fs::read_to_string("config/dev/fcm-service-account.json").unwrap();
     let account_file = node_dir.path().join("fcm-service-account.json");
-    std::fs::write(&account_file, account.replace("127.0.0.1:8443", &address)).unwrap();
+    let account = account
+        .replace("127.0.0.1:8443", &address)
+        .replace("127.0.0.1:8444", &http1_address);
+    std::fs::write(&account_file, account).unwrap();
     let demo = config.tenants.get_mut("demo").unwrap();
     demo.apps.get_mut("android").unwrap().service_account = Some(SecretSource::File(account_file));
     config.server.listen = "127.0.0.1:0".parse().unwrap();

@@ -8,6 +8,8 @@
 
 mod support;
 
+#[path = "observability/certificate.rs"]
+mod certificate;
 #[path = "observability/dashboard.rs"]
 mod dashboard;
 #[path = "observability/logs.rs"]
@@ -50,6 +52,7 @@ pub const CONTRACT: &[&str] = &[
     "ringcast_credential_refresh_total",
     "ringcast_push_config_errors_total",
     "ringcast_token_environment_corrections_total",
+    "ringcast_credential_expiry_seconds",
     "ringcast_build_info",
     "ringcast_uptime_seconds",
     "ringcast_channel_connections",

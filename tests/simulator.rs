@@ -2,7 +2,8 @@
 //!
 //! The client is hyper's raw HTTP/2 connection over tokio-rustls, one connection per
 //! `connect()`, because several rules (token updates, GOAWAY, stream limits) are per
-//! connection.
+//! connection; token endpoints are reached over HTTP/1.1 (`post_http1`), the only protocol
+//! they speak.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -93,6 +94,42 @@ impl Harness {
             let _ = connection.await;
         });
         (sender, task)
+    }
+}
+
+impl Harness {
+    /// Posts `body` to `url` (on the HTTP/1.1-only listener) over a fresh TLS connection
+    /// offering only ALPN `http/1.1`, as a token client does; the status and JSON body.
+    async fn post_http1(&self, url: &str, content_type: &str, body: String) -> (u16, Value) {
+        let mut config = (*client_config_trusting(self.sim.ca_pem().as_bytes()).unwrap()).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(self.sim.http1_address())
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let uri: hyper::Uri = url.parse().unwrap();
+        let request = hyper::Request::post(uri.path())
+            .header("host", uri.authority().unwrap().as_str())
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -624,25 +661,23 @@ async fn exchange(
     (parts.status.as_u16(), parts.headers, json)
 }
 
-/// Posts `assertion` to the token endpoint, as a service-account client does.
-async fn token_request(
-    h: &Harness,
-    sender: &mut SendRequest<Full<Bytes>>,
-    assertion: &str,
-) -> (u16, Value) {
-    let request = hyper::Request::post(h.sim.token_url())
-        .header("content-type", "application/x-www-form-urlencoded");
+/// Posts `assertion` to the token endpoint (HTTP/1.1), as a service-account client does.
+async fn token_request(h: &Harness, assertion: &str) -> (u16, Value) {
     let form = format!(
         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
     );
-    let (status, _, body) = exchange(sender, request, form).await;
-    (status, body)
+    h.post_http1(
+        &h.sim.token_url(),
+        "application/x-www-form-urlencoded",
+        form,
+    )
+    .await
 }
 
 /// A fresh access token for the development account.
-async fn access_token(h: &Harness, sender: &mut SendRequest<Full<Bytes>>) -> String {
+async fn access_token(h: &Harness) -> String {
     let jwt = assertion(h, &fcm_private_key(), serde_json::json!({}));
-    let (status, body) = token_request(h, sender, &jwt).await;
+    let (status, body) = token_request(h, &jwt).await;
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
 }
@@ -694,10 +729,9 @@ fn fcm_error(status: u16, body: &Value) -> (u16, String, Option<String>) {
 #[tokio::test]
 async fn fcm_token_exchange_works_and_bad_assertions_are_refused() {
     let h = spawn_fcm(SimulatorConfig::default()).await;
-    let (mut sender, _task) = h.connect().await;
     let key = fcm_private_key();
     let jwt = assertion(&h, &key, serde_json::json!({}));
-    let (status, body) = token_request(&h, &mut sender, &jwt).await;
+    let (status, body) = token_request(&h, &jwt).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["access_token"].as_str().unwrap().len() > 20);
     assert_eq!(body["expires_in"], 3600);
@@ -708,7 +742,7 @@ async fn fcm_token_exchange_works_and_bad_assertions_are_refused() {
         &key,
         serde_json::json!({"aud": "https://oauth2.googleapis.com/token"}),
     );
-    assert_eq!(token_request(&h, &mut sender, &google).await.0, 200);
+    assert_eq!(token_request(&h, &google).await.0, 200);
 
     let refused = [
         (
@@ -753,7 +787,7 @@ async fn fcm_token_exchange_works_and_bad_assertions_are_refused() {
         ),
     ];
     for (jwt, error) in &refused {
-        let (status, body) = token_request(&h, &mut sender, jwt).await;
+        let (status, body) = token_request(&h, jwt).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (400, Some(*error)),
@@ -771,7 +805,7 @@ async fn fcm_token_exchange_works_and_bad_assertions_are_refused() {
 async fn fcm_a_valid_message_is_accepted_and_recorded() {
     let h = spawn_fcm(SimulatorConfig::default()).await;
     let (mut sender, _task) = h.connect().await;
-    let bearer = access_token(&h, &mut sender).await;
+    let bearer = access_token(&h).await;
     let (status, _, body) =
         fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, &fcm_call(FCM_TOKEN)).await;
     assert_eq!(status, 200, "{body}");
@@ -810,7 +844,7 @@ async fn fcm_a_valid_message_is_accepted_and_recorded() {
 async fn fcm_each_rule_is_refused_with_fcms_error_json() {
     let h = spawn_fcm(SimulatorConfig::default()).await;
     let (mut sender, _task) = h.connect().await;
-    let bearer = access_token(&h, &mut sender).await;
+    let bearer = access_token(&h).await;
     let invalid = (
         400,
         "INVALID_ARGUMENT".to_owned(),
@@ -891,7 +925,7 @@ async fn fcm_an_expired_access_token_is_401_and_a_new_one_works() {
     })
     .await;
     let (mut sender, _task) = h.connect().await;
-    let bearer = access_token(&h, &mut sender).await;
+    let bearer = access_token(&h).await;
     let message = fcm_call(FCM_TOKEN);
     let (status, _, _) = fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, &message).await;
     assert_eq!(status, 200);
@@ -901,7 +935,7 @@ async fn fcm_an_expired_access_token_is_401_and_a_new_one_works() {
         fcm_error(status, &body),
         (401, "UNAUTHENTICATED".into(), None)
     );
-    let fresh = access_token(&h, &mut sender).await;
+    let fresh = access_token(&h).await;
     assert_ne!(fresh, bearer);
     let (status, _, _) = fcm_send(&h, &mut sender, &fresh, FCM_PROJECT, &message).await;
     assert_eq!(status, 200);
@@ -919,7 +953,7 @@ async fn fcm_a_scripted_unregistered_token_is_404_unregistered() {
     })
     .await;
     let (mut sender, _task) = h.connect().await;
-    let bearer = access_token(&h, &mut sender).await;
+    let bearer = access_token(&h).await;
     let (status, _, body) =
         fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, &fcm_call(FCM_GONE)).await;
     assert_eq!(
@@ -973,7 +1007,7 @@ async fn fcm_scripted_quota_exceeded_carries_retry_after_and_spares_apns() {
     );
     assert_eq!(headers["retry-after"], "60");
     let jwt = assertion(&h, &fcm_private_key(), serde_json::json!({}));
-    let (status, body) = token_request(&h, &mut sender, &jwt).await;
+    let (status, body) = token_request(&h, &jwt).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (503, Some("internal_failure"))
@@ -1006,10 +1040,10 @@ async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
     account.token_uri = h.sim.token_url();
     let signer = auth::AssertionSigner::new(&account).unwrap();
     let now_ms = now() * 1000;
-    let request =
-        hyper::Request::post(signer.token_uri()).header("content-type", auth::FORM_CONTENT_TYPE);
     let form = String::from_utf8(signer.token_request_body(now_ms).unwrap()).unwrap();
-    let (status, _, body) = exchange(&mut sender, request, form).await;
+    let (status, body) = h
+        .post_http1(signer.token_uri(), auth::FORM_CONTENT_TYPE, form)
+        .await;
     let token = auth::parse_token_response(status, body.to_string().as_bytes(), now_ms).unwrap();
 
     let push = |kind, token: &str| Push {
@@ -1095,4 +1129,200 @@ async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
             .all(|record| record.ttl.as_deref() == Some("45s")
                 && record.collapse_id.as_deref() == Some("call-7"))
     );
+}
+
+/// The token endpoints speak only HTTP/1.1, APNs and FCM only HTTP/2 (PROTOCOLS.md,
+/// "Transport, for every service"): a request on the other listener is `421`, and a client
+/// that offers only `h2` to the HTTP/1.1 listener fails its TLS handshake on ALPN.
+#[tokio::test]
+async fn token_endpoints_speak_only_http1_and_push_endpoints_only_http2() {
+    let h = spawn_fcm(SimulatorConfig::default()).await;
+    let (mut sender, _task) = h.connect().await;
+    for path in ["/token", "/wns/token", "/contoso/oauth2/v2.0/token"] {
+        let request = hyper::Request::post(format!("{}{path}", h.sim.base_url()))
+            .header("content-type", "application/x-www-form-urlencoded");
+        let (status, _, _) = exchange(&mut sender, request, "grant_type=x".into()).await;
+        assert_eq!(status, 421, "{path} over HTTP/2");
+    }
+    let (status, _) = h
+        .post_http1(
+            &format!("{}/3/device/{TOKEN}", h.sim.http1_base_url()),
+            "application/json",
+            "{}".into(),
+        )
+        .await;
+    assert_eq!(status, 421, "APNs over HTTP/1.1");
+    assert_eq!(h.sim.transport_stats().misdirected, 4);
+    // The real token endpoint over HTTP/1.1 judges the request (here: no assertion).
+    let (status, body) = h
+        .post_http1(
+            &h.sim.token_url(),
+            "application/x-www-form-urlencoded",
+            "grant_type=x".into(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+
+    // A client that offers only h2 is refused at the handshake, as an HTTP/1.1-only host does.
+    let tcp = tokio::net::TcpStream::connect(h.sim.http1_address())
+        .await
+        .unwrap();
+    let h2_only = client_config_trusting(h.sim.ca_pem().as_bytes()).unwrap();
+    let refused = tokio_rustls::TlsConnector::from(h2_only)
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await;
+    assert!(
+        refused.is_err(),
+        "the HTTP/1.1-only listener accepted ALPN h2"
+    );
+}
+
+/// The profile's `http1_only` turns WNS and Web Push into HTTP/1.1-only hosts: refused with
+/// `421` over HTTP/2, served over HTTP/1.1; APNs stays on HTTP/2.
+#[tokio::test]
+async fn the_http1_only_profile_serves_wns_and_web_push_only_over_http1() {
+    let h = spawn_simulator(Profile {
+        http1_only: true,
+        ..Profile::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    for path in ["/w/?token=AwYAAAB", "/wp/no-such-subscription"] {
+        let request = hyper::Request::post(format!("{}{path}", h.sim.base_url()))
+            .header("content-type", "application/octet-stream");
+        let (status, _, _) = exchange(&mut sender, request, "{}".into()).await;
+        assert_eq!(status, 421, "{path} over HTTP/2");
+    }
+    // Over HTTP/1.1 WNS judges the request: no access token, 401.
+    let (status, _) = h
+        .post_http1(
+            &format!("{}/w/?token=AwYAAAB", h.sim.http1_base_url()),
+            "application/octet-stream",
+            "{}".into(),
+        )
+        .await;
+    assert_eq!(status, 401);
+    // Subscriptions point at the HTTP/1.1 listener.
+    let subscription = h.sim.webpush_subscribe(None).unwrap();
+    assert!(
+        subscription
+            .endpoint
+            .starts_with(&format!("{}/wp/", h.sim.http1_base_url())),
+        "{}",
+        subscription.endpoint
+    );
+    let answer = send(&mut sender, voip(&h.jwt_at(now()), TOKEN), "{}")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "APNs is untouched");
+}
+
+/// A TLS + HTTP/2 connection to the simulator presenting `identity` (a client certificate
+/// chain and key PEM), or none.
+async fn connect_as(
+    h: &Harness,
+    identity: Option<(&str, &str)>,
+) -> (SendRequest<Full<Bytes>>, JoinHandle<()>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("simulator.pem");
+    std::fs::write(&roots, h.sim.ca_pem()).unwrap();
+    let config = match identity {
+        None => client_config_trusting(h.sim.ca_pem().as_bytes()).unwrap(),
+        Some((cert, key)) => ringcast::providers::pool::tls::client_config_with_certificate(
+            Some(&roots),
+            CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+        )
+        .unwrap(),
+    };
+    let tcp = tokio::net::TcpStream::connect(h.sim.address())
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (sender, task)
+}
+
+/// APNs certificate auth: a connection presenting a client certificate from the configured
+/// CA needs no JWT; one presenting a certificate from elsewhere gets `403 BadCertificate` on
+/// every push; one presenting neither a certificate nor a JWT gets `403
+/// MissingProviderToken`, as APNs answers.
+#[tokio::test]
+async fn apns_a_trusted_client_certificate_stands_in_for_the_provider_token() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let subject = |name: &str| {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issued = subject("Apple Push Services: com.example.app")
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let stranger_key = rcgen::KeyPair::generate().unwrap();
+    let stranger = subject("Apple Push Services: com.example.app")
+        .self_signed(&stranger_key)
+        .unwrap();
+    let h = spawn_with(SimulatorConfig {
+        apns_client_ca: Some(ca.pem()),
+        record_in_memory: true,
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let without_jwt = || {
+        hyper::Request::post(format!("https://127.0.0.1/3/device/{TOKEN}"))
+            .header("apns-topic", "com.example.app.voip")
+            .header("apns-push-type", "voip")
+            .header("apns-priority", "10")
+    };
+
+    let (key_pem, stranger_key_pem) = (key.serialize_pem(), stranger_key.serialize_pem());
+    let (mut certified, _task) = connect_as(&h, Some((&issued.pem(), &key_pem))).await;
+    let answer = send(&mut certified, without_jwt(), "{}").await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(h.sim.records().len(), 1);
+
+    let (mut bare, _task) = connect_as(&h, None).await;
+    let answer = send(&mut bare, without_jwt(), "{}").await.unwrap();
+    assert_eq!(
+        (answer.status, answer.body["reason"].as_str()),
+        (403, Some("MissingProviderToken"))
+    );
+    // A JWT sender presents no certificate and is unaffected.
+    let answer = send(&mut bare, voip(&h.jwt_at(now()), TOKEN), "{}")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+
+    let (mut untrusted, _task) = connect_as(&h, Some((&stranger.pem(), &stranger_key_pem))).await;
+    for request in [without_jwt(), voip(&h.jwt_at(now()), TOKEN)] {
+        let answer = send(&mut untrusted, request, "{}").await.unwrap();
+        assert_eq!(
+            (answer.status, answer.body["reason"].as_str()),
+            (403, Some("BadCertificate"))
+        );
+    }
+    assert_eq!(h.sim.records().len(), 2);
 }

@@ -1,5 +1,7 @@
-//! WNS end to end: a real node rings Windows devices on the simulator's WNS side (token
-//! endpoint and channels) over real TLS + HTTP/2.
+//! WNS end to end: a real node rings Windows devices on the simulator's WNS side over real
+//! TLS: the token endpoints (legacy and Entra ID) over HTTP/1.1, as Microsoft's speak only
+//! that, and the channels over HTTP/2, or over HTTP/1.1 when the profile makes the channel
+//! hosts HTTP/1.1-only.
 
 mod support;
 
@@ -20,11 +22,21 @@ struct Rig {
 }
 
 async fn rig(profile: Profile) -> Rig {
+    rig_with(profile, PACKAGE_SID, |_, _| {}).await
+}
+
+/// A node whose Windows app the simulator knows as `client_id`, its config changed by
+/// `tweak` once the simulator runs.
+async fn rig_with(
+    profile: Profile,
+    client_id: &str,
+    tweak: impl FnOnce(&mut Config, &RunningSimulator),
+) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("simulator.pem");
     let sim = Simulator::start(SimulatorConfig {
         wns_apps: vec![WnsApp {
-            package_sid: PACKAGE_SID.into(),
+            package_sid: client_id.into(),
             client_secret: SECRET.into(),
         }],
         profile,
@@ -39,6 +51,7 @@ async fn rig(profile: Profile) -> Rig {
     let mut config =
         support::app::test_config(TestStore::Embedded(dir.path().join("r.redb")), dir.path());
     point_at(&mut config, &sim, cert, secret);
+    tweak(&mut config, &sim);
     let app = spawn_with(config, dir).await;
     Rig { sim, app }
 }
@@ -58,8 +71,8 @@ fn point_at(
         .unwrap();
     windows.client_secret = Some(SecretSource::File(secret));
     let wns = &mut config.providers.wns;
-    wns.token_url = format!("{}/wns/token", sim.base_url());
-    wns.channel_base_url = Some(sim.base_url());
+    wns.token_url = sim.wns_token_url();
+    wns.channel_base_url = Some(sim.push_base_url());
     wns.trusted_roots = Some(cert);
 }
 
@@ -120,6 +133,58 @@ async fn a_ring_reaches_a_windows_device_as_a_raw_notification_with_one_token() 
     assert_eq!(push.payload["v"], 1);
     // One access token for every push of the app.
     assert_eq!(rig.sim.stats().oauth_tokens_issued, 1);
+    // The token over HTTP/1.1 (the only request there), the rings over HTTP/2.
+    let transport = rig.sim.transport_stats();
+    assert_eq!(transport.http1_requests, 1, "{transport:?}");
+    assert_eq!(transport.misdirected, 0, "{transport:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_only_channel_hosts_get_every_ring_over_keep_alive_connections() {
+    let rig = rig(Profile {
+        http1_only: true,
+        ..Profile::default()
+    })
+    .await;
+    rig.register("alice", "desktop", "AwYAAAB1").await;
+    for call in ["c1", "c2", "c3", "c4"] {
+        assert_eq!(outcome(&rig.ring("alice", call).await).0, "delivered");
+    }
+    assert_eq!(rig.sim.records().len(), 4);
+    let transport = rig.sim.transport_stats();
+    // One token request and four rings, all over HTTP/1.1, none sent where refused.
+    assert_eq!(transport.http1_requests, 5, "{transport:?}");
+    assert_eq!(transport.misdirected, 0, "{transport:?}");
+    // Kept alive: the sequential rings share connections (one to the token endpoint, one
+    // per shard to the channel host at most), not one connection each.
+    assert!(transport.http1_connections <= 3, "{transport:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entra_id_app_gets_its_token_from_its_tenant_endpoint() {
+    const APPLICATION_ID: &str = "8a7b6c5d-0000-4000-8000-000000000001";
+    let rig = rig_with(Profile::default(), APPLICATION_ID, |config, sim| {
+        let windows = config
+            .tenants
+            .get_mut("a")
+            .unwrap()
+            .apps
+            .get_mut("windows")
+            .unwrap();
+        windows.token_url = Some(sim.entra_token_url("contoso.onmicrosoft.com"));
+        windows.client_id = Some(APPLICATION_ID.into());
+        // The legacy endpoint would refuse this client id: only the app's own is used.
+        config.providers.wns.token_url = format!("{}/nowhere", sim.http1_base_url());
+    })
+    .await;
+    rig.register("alice", "desktop", "AwYAAAB1").await;
+    assert_eq!(outcome(&rig.ring("alice", "c1").await).0, "delivered");
+    let stats = rig.sim.stats();
+    assert_eq!(
+        (stats.oauth_tokens_issued, stats.oauth_refusals),
+        (1, 0),
+        "{stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,20 @@ pub struct SimulateArgs {
     /// default is where config/ringcast.toml points the node's providers.
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
+    /// Address of the HTTP/1.1-only listener (ALPN `http/1.1`): the OAuth token endpoints
+    /// (`/token`, `/wns/token`, `/<tenant>/oauth2/v2.0/token`), and WNS and Web Push with
+    /// `--http1-only`. The default is where config/ringcast.toml and the development service
+    /// account point the token requests.
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    pub http1_listen: SocketAddr,
+    /// Serve WNS and Web Push only over HTTP/1.1 (on `--http1-listen`), as some channel
+    /// hosts and push services do; the profile's `http1_only` says the same.
+    #[arg(long)]
+    pub http1_only: bool,
+    /// A CA certificate PEM file whose client certificates authenticate APNs pushes without
+    /// a JWT (certificate auth); a certificate from elsewhere gets 403 BadCertificate.
+    #[arg(long, value_name = "PEM_FILE")]
+    pub apns_client_ca: Option<PathBuf>,
     /// Scripted behaviour (TOML: latency, error rates, unregistered tokens, GOAWAY, ...).
     #[arg(long)]
     pub profile: Option<PathBuf>,
@@ -137,6 +151,9 @@ impl SimulateArgs {
     pub fn simulator_config(self) -> anyhow::Result<SimulatorConfig> {
         let SimulateArgs {
             listen,
+            http1_listen,
+            http1_only,
+            apns_client_ca,
             profile,
             cert,
             key,
@@ -154,12 +171,19 @@ impl SimulateArgs {
                 std::env::temp_dir().join(format!("ringcast-simulator-{}.pem", std::process::id()))
             })
         });
-        let profile = match profile {
+        let mut profile = match profile {
             Some(path) => {
                 Profile::load(&path).with_context(|| format!("loading {}", path.display()))?
             }
             None => Profile::default(),
         };
+        profile.http1_only |= http1_only;
+        let apns_client_ca = apns_client_ca
+            .map(|path| {
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading the APNs client CA {}", path.display()))
+            })
+            .transpose()?;
         match std::fs::read_to_string(DEV_APNS_PUBLIC_KEY) {
             Ok(public_key_pem) => {
                 tracing::info!(
@@ -214,6 +238,8 @@ impl SimulateArgs {
         }
         Ok(SimulatorConfig {
             listen,
+            http1_listen,
+            apns_client_ca,
             apns_keys,
             fcm_accounts,
             fcm_token_lifetime: std::time::Duration::from_secs(fcm_token_lifetime),
@@ -231,6 +257,7 @@ impl SimulateArgs {
 /// Runs the simulator the flags describe until Ctrl-C.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let config = args.simulator_config()?;
+    let config_http1_only = config.profile.http1_only;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -240,6 +267,15 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             .await
             .context("starting the simulator")?;
         println!("listening on {}", simulator.base_url());
+        println!(
+            "HTTP/1.1-only hosts (token endpoints{}) on {}",
+            if config_http1_only {
+                ", WNS, Web Push"
+            } else {
+                ""
+            },
+            simulator.http1_base_url()
+        );
         if let Some(path) = simulator.cert_path() {
             println!("certificate: {}", path.display());
         }
@@ -254,6 +290,35 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transport_and_client_ca_flags_reach_the_simulator() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let ca_arg = ca.display().to_string();
+        let parsed = crate::cli::Cli::try_parse_from([
+            "ringcast",
+            "simulate",
+            "--http1-listen",
+            "127.0.0.1:0",
+            "--http1-only",
+            "--apns-client-ca",
+            &ca_arg,
+        ])
+        .unwrap();
+        let crate::cli::Command::Simulate(args) = parsed.command else {
+            panic!("not a simulate command line");
+        };
+        let config = args.simulator_config().unwrap();
+        assert_eq!(config.http1_listen.port(), 0);
+        assert!(config.profile.http1_only);
+        assert_eq!(
+            config.apns_client_ca.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----\n")
+        );
+    }
 
     #[test]
     fn a_wns_app_is_a_package_sid_and_the_secret_file_after_its_last_colon() {

@@ -169,6 +169,13 @@ pub struct AppConfig {
     /// APNs: the `.p8` signing key (PKCS#8 PEM).
     #[serde(default)]
     pub key: Option<SecretSource>,
+    /// APNs: the app's client certificate (PEM chain, leaf first), instead of token auth
+    /// (team_id, key_id, key): pushes then carry no JWT (`providers::apns::auth::certificate`).
+    #[serde(default)]
+    pub certificate: Option<SecretSource>,
+    /// APNs: the private key of `certificate` (PEM).
+    #[serde(default)]
+    pub certificate_key: Option<SecretSource>,
     /// FCM: the Firebase project id.
     #[serde(default)]
     pub project_id: Option<String>,
@@ -181,6 +188,20 @@ pub struct AppConfig {
     /// WNS: the client secret.
     #[serde(default)]
     pub client_secret: Option<SecretSource>,
+    /// WNS: where the app's access token comes from; default `[providers.wns] token_url`
+    /// (the legacy `https://login.live.com/accesstoken.srf`). Apps registered in Microsoft
+    /// Entra ID use `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`
+    /// (`providers::wns::config::check_app_auth`).
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// WNS: the OAuth scope asked for; default what the endpoint grants
+    /// (`notify.windows.com`, or `https://wns.windows.com/.default` at Entra ID).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// WNS: the OAuth client id; default the package SID. At Entra ID, the app's
+    /// application (client) id.
+    #[serde(default)]
+    pub client_id: Option<String>,
     /// Web Push: the VAPID signing key (P-256 PKCS#8 PEM).
     #[serde(default)]
     pub vapid_key: Option<SecretSource>,
@@ -198,10 +219,15 @@ impl AppConfig {
             team_id: None,
             key_id: None,
             key: None,
+            certificate: None,
+            certificate_key: None,
             project_id: None,
             service_account: None,
             package_sid: None,
             client_secret: None,
+            token_url: None,
+            scope: None,
+            client_id: None,
             vapid_key: None,
             vapid_subject: None,
         }

@@ -42,7 +42,9 @@ fn the_development_default_loads_and_validates() {
         let providers = &config.providers;
         assert_eq!(providers.apns.production_url, simulator);
         assert_eq!(providers.fcm.base_url, simulator);
-        assert_eq!(providers.wns.token_url, format!("{simulator}/wns/token"));
+        // Token endpoints on the simulator's HTTP/1.1-only listener, as Microsoft's speak
+        // only HTTP/1.1.
+        assert_eq!(providers.wns.token_url, "https://127.0.0.1:8444/wns/token");
         assert_eq!(providers.wns.channel_base_url.as_deref(), Some(simulator));
         let dev_cert = Some(PathBuf::from("config/dev/simulator-cert.pem"));
         for roots in [
@@ -85,7 +87,7 @@ fn every_demo_app_has_the_credential_the_simulator_accepts() {
             android.project_id.as_deref(),
             account["project_id"].as_str()
         );
-        assert_eq!(account["token_uri"], "https://127.0.0.1:8443/token");
+        assert_eq!(account["token_uri"], "https://127.0.0.1:8444/token");
         let windows = &apps["windows"];
         assert_eq!(
             windows.package_sid.as_deref(),

@@ -63,6 +63,8 @@ pub const TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL: &str =
 pub const RATE_LIMITED_TOTAL: &str = "ringcast_rate_limited_total";
 /// Provider credential refreshes.
 pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
+/// When a provider credential with an end date (an APNs client certificate) expires.
+pub const CREDENTIAL_EXPIRY_SECONDS: &str = "ringcast_credential_expiry_seconds";
 /// The build: version and git commit, value 1.
 pub const BUILD_INFO: &str = "ringcast_build_info";
 /// Seconds since the metrics were installed (the node started).
@@ -233,6 +235,11 @@ pub fn describe_all() {
         TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL,
         Unit::Count,
         "APNs registrations moved to the other environment after it accepted a token the registered one refused as BadDeviceToken."
+    );
+    describe_gauge!(
+        CREDENTIAL_EXPIRY_SECONDS,
+        Unit::Seconds,
+        "UNIX time at which an app's provider credential expires (APNs client certificates), by provider, tenant and app."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels say which build runs.");
     describe_gauge!(

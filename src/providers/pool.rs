@@ -1,11 +1,20 @@
-//! K pooled HTTP/2 connections to one push-service origin, shared by every provider.
+//! K pooled connections to one push-service origin, shared by every provider: HTTP/2, or
+//! HTTP/1.1 keep-alive where the server speaks only that ([`protocol`]).
 //!
-//! hyper gives one HTTP/2 connection per client object (DESIGN.md), so the pool is ours:
+//! hyper gives one connection per client object (DESIGN.md), so the pool is ours:
 //!
-//! - **K slots**, each with a task that dials (TCP, TLS with ALPN `h2`, HTTP/2 handshake),
+//! - **K slots**, each with a task that dials (TCP, TLS with ALPN, the HTTP handshake),
 //!   drives the connection, and dials again when it ends — at once after a clean end, after a
 //!   full-jitter backoff after a failure, so a dead host is not hammered while the other
 //!   slots take the load.
+//! - **HTTP/1.1 where the server picks it.** A pool that offers `h2` and `http/1.1`
+//!   ([`Protocols::Http2OrHttp1`]) speaks what the server chose. An HTTP/1.1 connection
+//!   carries one request at a time, so once the origin is seen to speak HTTP/1.1 the pool
+//!   grows to `http1_connections` slots (a bound per origin); the extra slots, and every
+//!   HTTP/1.1 slot whose connection the server closed, dial again only when a request finds
+//!   no free connection (idle keep-alive connections are the server's to close, and no
+//!   PING exists to keep them). Timeouts, the SSRF guard, the metrics and the wait for a
+//!   free connection are the same for both.
 //! - **The peer's stream limit is honoured by us**, not only by h2: each slot reads
 //!   `SETTINGS_MAX_CONCURRENT_STREAMS` as the connection is driven, and [`Pool::acquire`]
 //!   hands out a stream only where one is free (least-loaded connection first). Until the
@@ -22,13 +31,16 @@
 
 mod connection;
 pub mod guard;
+pub mod protocol;
 pub mod tls;
+
+pub use protocol::{Protocol, Protocols};
 
 use crate::metrics::{self, ConnectionState};
 use crate::registry::Platform;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http2::SendRequest;
+use protocol::Sender;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,6 +70,12 @@ pub struct PoolSettings {
     pub reconnect_max: Duration,
     /// Our own cap on streams per connection, below whatever the peer advertises.
     pub max_streams_per_connection: usize,
+    /// What the pool offers in ALPN: `h2` only (APNs, FCM's send endpoint), or `h2` and
+    /// `http/1.1` (token endpoints, WNS channel hosts, Web Push origins).
+    pub protocols: Protocols,
+    /// The most connections to the origin once it is seen to speak HTTP/1.1 (one request
+    /// each at a time); never fewer than `connections`.
+    pub http1_connections: usize,
     /// The push service, for `ringcast_connections{provider,state}`; `None` counts nothing
     /// (tests of the pool alone).
     pub provider: Option<Platform>,
@@ -77,6 +95,8 @@ impl Default for PoolSettings {
             reconnect_base: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
             max_streams_per_connection: 1000,
+            protocols: Protocols::Http2,
+            http1_connections: 4,
             provider: None,
             guard: None,
         }
@@ -96,7 +116,7 @@ pub struct Origin {
     pub server_name: ServerName<'static>,
     /// `https://host[:port]`, the scheme and authority of every request URI.
     pub base: String,
-    /// TLS settings: roots and ALPN `h2`.
+    /// TLS settings: the roots to trust (the pool sets the ALPN ids it offers).
     pub tls: Arc<ClientConfig>,
 }
 
@@ -147,7 +167,7 @@ impl Origin {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AcquireError {
     /// No connection had a free stream before the wait ended (all down, or all busy).
-    #[error("no HTTP/2 stream became free in time")]
+    #[error("no connection had a free stream in time")]
     NoStream,
     /// The pool was closed (the node is stopping).
     #[error("the connection pool is closed")]
@@ -197,15 +217,19 @@ enum Phase {
     Open,
     /// Got a GOAWAY: finishing its open streams, taking no new ones.
     Draining,
+    /// An HTTP/1.1 slot without a connection, dialling again only when a request needs one;
+    /// not counted in `connections{state}`, since nothing is open or being opened.
+    Idle,
 }
 
 impl Phase {
-    /// The metric label of the phase.
-    fn state(self) -> ConnectionState {
+    /// The metric label of the phase, if it is counted.
+    fn state(self) -> Option<ConnectionState> {
         match self {
-            Phase::Connecting => ConnectionState::Connecting,
-            Phase::Open => ConnectionState::Open,
-            Phase::Draining => ConnectionState::Draining,
+            Phase::Connecting => Some(ConnectionState::Connecting),
+            Phase::Open => Some(ConnectionState::Open),
+            Phase::Draining => Some(ConnectionState::Draining),
+            Phase::Idle => None,
         }
     }
 }
@@ -216,8 +240,12 @@ fn set_phase(settings: &PoolSettings, slot: &mut Slot, to: Phase) {
         return;
     }
     if let Some(provider) = settings.provider {
-        metrics::connections(provider, slot.phase.state(), -1);
-        metrics::connections(provider, to.state(), 1);
+        if let Some(from) = slot.phase.state() {
+            metrics::connections(provider, from, -1);
+        }
+        if let Some(to) = to.state() {
+            metrics::connections(provider, to, 1);
+        }
     }
     slot.phase = to;
 }
@@ -233,18 +261,39 @@ struct Slot {
     /// The peer's current `SETTINGS_MAX_CONCURRENT_STREAMS`, kept up to date by the task
     /// that drives the connection.
     peer_limit: Arc<AtomicUsize>,
-    /// The request handle of the current connection (`None` while connecting).
-    sender: Option<SendRequest<Full<Bytes>>>,
+    /// The request handle of the current connection: `None` while connecting, and while an
+    /// HTTP/1.1 connection's one request is out.
+    sender: Option<Sender>,
+    /// What the current (or last) connection speaks.
+    protocol: Option<Protocol>,
 }
 
 impl Slot {
+    /// A slot without a connection yet, in `phase`.
+    fn new(phase: Phase) -> Slot {
+        Slot {
+            generation: 0,
+            phase,
+            in_flight: 0,
+            peer_limit: Arc::new(AtomicUsize::new(1)),
+            sender: None,
+            protocol: None,
+        }
+    }
+
     /// Streams this slot can still open.
     fn free(&self, cap: usize) -> usize {
-        if self.phase != Phase::Open || self.sender.is_none() {
+        if self.phase != Phase::Open {
             return 0;
         }
-        let limit = self.peer_limit.load(Ordering::Relaxed).min(cap);
-        limit.saturating_sub(self.in_flight)
+        match &self.sender {
+            None => 0,
+            Some(Sender::Http1(_)) => usize::from(self.in_flight == 0),
+            Some(Sender::Http2(_)) => {
+                let limit = self.peer_limit.load(Ordering::Relaxed).min(cap);
+                limit.saturating_sub(self.in_flight)
+            }
+        }
     }
 }
 
@@ -255,6 +304,9 @@ struct State {
     slots: Vec<Slot>,
     /// Set by [`Pool::close`]: no new streams, no reconnects.
     closed: bool,
+    /// Whether the slots were already grown to `http1_connections` (the origin spoke
+    /// HTTP/1.1 once).
+    grown: bool,
 }
 
 /// What every handle of a pool shares.
@@ -269,6 +321,9 @@ struct Shared {
     capacity: Notify,
     /// Woken when the pool closes, so the connection tasks stop.
     closing: Notify,
+    /// Woken when a request that found no free stream claimed an idle HTTP/1.1 slot (moved
+    /// it to connecting): that slot dials.
+    demand: Notify,
 }
 
 impl Shared {
@@ -292,6 +347,10 @@ pub struct PoolSnapshot {
     pub in_flight: usize,
     /// Streams that could be opened right now.
     pub free_streams: usize,
+    /// HTTP/1.1 slots without a connection, dialling when a request needs one.
+    pub idle: usize,
+    /// Open connections speaking HTTP/1.1 (the rest speak HTTP/2).
+    pub http1: usize,
 }
 
 /// K HTTP/2 connections to one origin. Cheap to clone; the connections close when
@@ -318,18 +377,34 @@ fn close(shared: &Shared) {
     shared.capacity.notify_waiters();
 }
 
+/// The origin spoke HTTP/1.1: adds idle slots up to `http1_connections` (once), each
+/// dialling when a request needs it. Called by a connection task as its slot opens.
+fn grow_for_http1(shared: &Arc<Shared>) {
+    let added = {
+        let mut state = shared.lock();
+        if state.grown || state.closed {
+            return;
+        }
+        state.grown = true;
+        let first = state.slots.len();
+        let wanted = shared.settings.http1_connections.max(first);
+        state
+            .slots
+            .extend((first..wanted).map(|_| Slot::new(Phase::Idle)));
+        first..wanted
+    };
+    for index in added {
+        tokio::spawn(connection::run(Arc::clone(shared), index, true));
+    }
+}
+
 impl Pool {
     /// Starts K connection tasks to `origin` on the current tokio runtime; streams can be
     /// acquired as soon as the first connection is up.
-    pub fn start(origin: Origin, settings: PoolSettings) -> Pool {
+    pub fn start(mut origin: Origin, settings: PoolSettings) -> Pool {
+        origin.tls = tls::offering(&origin.tls, settings.protocols);
         let slots = (0..settings.connections.max(1))
-            .map(|_| Slot {
-                generation: 0,
-                phase: Phase::Connecting,
-                in_flight: 0,
-                peer_limit: Arc::new(AtomicUsize::new(1)),
-                sender: None,
-            })
+            .map(|_| Slot::new(Phase::Connecting))
             .collect();
         let shared = Arc::new(Shared {
             origin,
@@ -337,16 +412,18 @@ impl Pool {
             state: Mutex::new(State {
                 slots,
                 closed: false,
+                grown: false,
             }),
             capacity: Notify::new(),
             closing: Notify::new(),
+            demand: Notify::new(),
         });
         if let Some(provider) = shared.settings.provider {
             let slots = shared.settings.connections.max(1) as i64;
             metrics::connections(provider, ConnectionState::Connecting, slots);
         }
         for index in 0..shared.settings.connections.max(1) {
-            tokio::spawn(connection::run(Arc::clone(&shared), index));
+            tokio::spawn(connection::run(Arc::clone(&shared), index, false));
         }
         Pool {
             _closer: Arc::new(Closer(Arc::clone(&shared))),
@@ -388,18 +465,38 @@ impl Pool {
             .filter(|&(_, free)| free > 0)
             .max_by_key(|&(_, free)| free);
         let Some((index, _)) = best else {
+            // An idle HTTP/1.1 slot, if there is one, is claimed for this request (moved to
+            // connecting under the lock, so one request wakes one slot) and dials.
+            let settings = &self.shared.settings;
+            let claimed = state
+                .slots
+                .iter_mut()
+                .find(|slot| slot.phase == Phase::Idle)
+                .map(|slot| set_phase(settings, slot, Phase::Connecting))
+                .is_some();
+            drop(state);
+            if claimed {
+                self.shared.demand.notify_waiters();
+            }
             return Ok(None);
         };
         let slot = &mut state.slots[index];
-        let Some(sender) = slot.sender.clone() else {
-            return Ok(None);
+        let sender = match &mut slot.sender {
+            Some(Sender::Http2(sender)) => Sender::Http2(sender.clone()),
+            // Moved out: the connection takes no other request until it comes back.
+            Some(Sender::Http1(_)) => match slot.sender.take() {
+                Some(sender) => sender,
+                None => return Ok(None),
+            },
+            None => return Ok(None),
         };
         slot.in_flight += 1;
         Ok(Some(Stream {
             shared: Arc::clone(&self.shared),
             slot: index,
             generation: slot.generation,
-            sender,
+            sender: Some(sender),
+            reusable: true,
         }))
     }
 
@@ -413,6 +510,10 @@ impl Pool {
                 Phase::Connecting => snapshot.connecting += 1,
                 Phase::Open => snapshot.open += 1,
                 Phase::Draining => snapshot.draining += 1,
+                Phase::Idle => snapshot.idle += 1,
+            }
+            if slot.phase == Phase::Open && slot.protocol == Some(Protocol::Http1) {
+                snapshot.http1 += 1;
             }
             snapshot.in_flight += slot.in_flight;
             snapshot.free_streams += slot.free(cap);
@@ -427,30 +528,57 @@ impl Pool {
     }
 }
 
-/// One leased stream. Sending consumes it; dropping it unsent gives the stream back.
+/// One leased stream (on HTTP/1.1: the connection itself). Sending consumes it; dropping it
+/// unsent gives it back.
 pub struct Stream {
     shared: Arc<Shared>,
     slot: usize,
     generation: u64,
-    sender: SendRequest<Full<Bytes>>,
+    /// Taken by `send`; an HTTP/1.1 handle goes back to the slot on drop once `reusable`.
+    sender: Option<Sender>,
+    /// Nothing was sent, or the answer was read in full: an HTTP/1.1 connection may carry
+    /// the next request. A request abandoned halfway (a timeout dropped it) leaves its connection unusable:
+    /// hyper closes it, and the slot dials a fresh one when needed.
+    reusable: bool,
 }
 
 impl Stream {
-    /// Sends `request` (a relative URI is completed with the origin) and reads the answer.
-    /// A GOAWAY seen here marks the connection draining.
+    /// The HTTP the stream's connection speaks.
+    pub fn protocol(&self) -> Option<Protocol> {
+        self.sender.as_ref().map(Sender::protocol)
+    }
+
+    /// Sends `request` (an absolute URI on the pool's origin) and reads the answer. A GOAWAY
+    /// seen here marks the connection draining.
     pub async fn send(mut self, request: http::Request<Full<Bytes>>) -> Result<Answer, SendError> {
-        let response = match self.sender.send_request(request).await {
+        self.reusable = false;
+        let response = match &mut self.sender {
+            Some(Sender::Http2(sender)) => sender.send_request(request).await,
+            Some(Sender::Http1(sender)) => {
+                // The previous answer was read, but hyper may not have seen the connection
+                // ready again yet; a connection the server closed fails here, unsent.
+                if sender.ready().await.is_err() {
+                    return Err(SendError::NotSent("connection_closed"));
+                }
+                sender.send_request(protocol::origin_form(request)).await
+            }
+            None => return Err(SendError::NotSent("connection_closed")),
+        };
+        let response = match response {
             Ok(response) => response,
             Err(error) => return Err(self.classify(&error)),
         };
         let status = response.status().as_u16();
         let (parts, body) = response.into_parts();
         match Limited::new(body, RESPONSE_BODY_LIMIT).collect().await {
-            Ok(collected) => Ok(Answer {
-                status,
-                headers: parts.headers,
-                body: collected.to_bytes(),
-            }),
+            Ok(collected) => {
+                self.reusable = true;
+                Ok(Answer {
+                    status,
+                    headers: parts.headers,
+                    body: collected.to_bytes(),
+                })
+            }
             // The status arrived; only the body was cut short. The status decides.
             Err(_) => Ok(Answer {
                 status,
@@ -460,7 +588,8 @@ impl Stream {
         }
     }
 
-    /// What a failed send means for re-sending, from the HTTP/2 error underneath.
+    /// What a failed send means for re-sending, from the HTTP/2 error underneath (HTTP/1.1
+    /// errors are hyper's own: cancelled or closed before writing, else lost).
     fn classify(&self, error: &hyper::Error) -> SendError {
         let h2 =
             std::error::Error::source(error).and_then(|source| source.downcast_ref::<h2::Error>());
@@ -498,6 +627,16 @@ impl Drop for Stream {
             let slot = &mut state.slots[self.slot];
             if slot.generation == self.generation {
                 slot.in_flight = slot.in_flight.saturating_sub(1);
+                // An HTTP/1.1 connection goes back for the next request, if it still stands
+                // and its last answer was read in full.
+                if let Some(Sender::Http1(sender)) = self.sender.take()
+                    && self.reusable
+                    && slot.phase == Phase::Open
+                    && slot.sender.is_none()
+                    && !sender.is_closed()
+                {
+                    slot.sender = Some(Sender::Http1(sender));
+                }
             }
         }
         self.shared.capacity.notify_one();

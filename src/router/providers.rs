@@ -5,7 +5,7 @@
 //! The router sees every provider through the same two messages ([`Submit`], [`Withdraw`]),
 //! so FCM, WNS and Web Push plug in here without touching the router.
 
-use crate::config::Config;
+use crate::config::{Config, SecretSource};
 use crate::providers::apns::auth::ProviderTokenCache;
 use crate::providers::apns::client::ApnsClient;
 use crate::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit, Withdraw};
@@ -23,7 +23,7 @@ use crate::providers::webpush::client::EndpointPolicy;
 use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
 use crate::providers::wns::auth::{TokenCache, WnsCredential};
 use crate::providers::wns::client::WnsClient;
-use crate::providers::wns::config::WnsConfig;
+use crate::providers::wns::config::{WnsAppAuth, WnsConfig};
 use crate::push::Push;
 use crate::registry::{AnyStore, Environment, Platform};
 use actix::{Actor, Recipient};
@@ -71,8 +71,11 @@ pub struct ApnsApp {
     pub app: String,
     /// The bundle id (`apns-topic`).
     pub bundle_id: String,
-    /// The team key's provider token, shared by every shard and environment.
+    /// The team key's provider token, shared by every shard and environment (an empty one
+    /// for an app that authenticates with its client certificate).
     pub tokens: ProviderTokenCache,
+    /// TLS for the app's connections: the provider's, or with the app's client certificate.
+    pub tls: Arc<ClientConfig>,
 }
 
 /// A Windows app with its credential.
@@ -153,6 +156,28 @@ impl ProviderPlan {
                 if app_config.platform != Platform::Apns {
                     continue;
                 }
+                let at = format!("tenants.{tenant}.apps.{app}");
+                if let (Some(bundle_id), Some(certificate), Some(certificate_key)) = (
+                    &app_config.bundle_id,
+                    &app_config.certificate,
+                    &app_config.certificate_key,
+                ) {
+                    let tls = apns_certificate_tls(
+                        (tenant, app),
+                        certificate,
+                        certificate_key,
+                        &at,
+                        &apns_config,
+                    )?;
+                    apns.push(ApnsApp {
+                        tenant: tenant.clone(),
+                        app: app.clone(),
+                        bundle_id: bundle_id.clone(),
+                        tokens: ProviderTokenCache::certificate(),
+                        tls,
+                    });
+                    continue;
+                }
                 let (Some(bundle_id), Some(team), Some(key_id), Some(key)) = (
                     &app_config.bundle_id,
                     &app_config.team_id,
@@ -162,12 +187,11 @@ impl ProviderPlan {
                     tracing::warn!(
                         tenant,
                         app,
-                        "APNs app has no token credential (team_id, key_id, key): its devices \
-                         cannot be rung"
+                        "APNs app has no credential (team_id, key_id, key; or certificate, \
+                         certificate_key): its devices cannot be rung"
                     );
                     continue;
                 };
-                let at = format!("tenants.{tenant}.apps.{app}");
                 let tokens = match caches.get(&(team.clone(), key_id.clone())) {
                     Some(tokens) => tokens.clone(),
                     None => {
@@ -188,6 +212,7 @@ impl ProviderPlan {
                     app: app.clone(),
                     bundle_id: bundle_id.clone(),
                     tokens,
+                    tls: Arc::clone(&apns_tls),
                 });
             }
         }
@@ -215,12 +240,21 @@ impl ProviderPlan {
                     format!("tenants.{tenant}.apps.{app}.client_secret: {error}")
                 })?;
                 let refresh_ahead = wns_config.token_refresh_ahead_seconds * 1000;
+                let auth = WnsAppAuth::of(
+                    package_sid,
+                    app_config.token_url.as_deref(),
+                    app_config.scope.as_deref(),
+                    app_config.client_id.as_deref(),
+                    &wns_config,
+                );
                 wns.push(WnsApp {
                     tenant: tenant.clone(),
                     app: app.clone(),
                     credential: WnsCredential {
-                        package_sid: package_sid.clone(),
+                        client_id: auth.client_id,
                         client_secret,
+                        token_url: auth.token_url,
+                        scope: auth.scope,
                     },
                     tokens: Arc::new(TokenCache::new(refresh_ahead)),
                 });
@@ -244,6 +278,34 @@ impl ProviderPlan {
             cleanup,
         })
     }
+}
+
+/// The TLS configuration of an APNs app that authenticates with its client certificate:
+/// the certificate loaded (an expired one stops start-up), its expiry exported
+/// (`ringcast_credential_expiry_seconds`) and logged when it is near.
+fn apns_certificate_tls(
+    (tenant, app): (&str, &str),
+    certificate: &SecretSource,
+    certificate_key: &SecretSource,
+    at: &str,
+    config: &crate::providers::apns::config::ApnsConfig,
+) -> Result<Arc<ClientConfig>, String> {
+    use crate::providers::apns::auth::certificate::Expiry;
+    let now = crate::clock::now_millis() / 1000;
+    let loaded =
+        crate::providers::apns::config::load_certificate(certificate, certificate_key, at, now)?;
+    crate::metrics::credential_expiry(Platform::Apns, tenant, app, loaded.not_after());
+    let window = std::time::Duration::from_secs(config.certificate_expiry_warning_days * 86_400);
+    if let Expiry::ExpiresSoon { days_left } =
+        loaded.expiry(i64::try_from(now).unwrap_or(i64::MAX), window)
+    {
+        tracing::warn!(tenant, app, subject = %loaded.subject(), days_left,
+            not_after = loaded.not_after(),
+            "APNs client certificate expires soon: renew it before its pushes fail");
+    }
+    loaded
+        .client_config(config.trusted_roots.as_deref())
+        .map_err(|error| format!("{at}.certificate: {error}"))
 }
 
 /// Every Web Push app with a VAPID key and subject, its signer made once for the node (the
@@ -381,7 +443,7 @@ impl ProviderSet {
                 config,
                 &app.bundle_id,
                 app.tokens.clone(),
-                Arc::clone(&plan.apns_tls),
+                Arc::clone(&app.tls),
             )
             .map_err(|error| format!("providers.apns: {error}"))?;
             for client in clients {
@@ -529,7 +591,7 @@ fn start_dispatcher<S: PushService>(client: S, settings: DispatcherSettings) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AppConfig, SecretSource, TenantConfig};
+    use crate::config::{AppConfig, TenantConfig};
     use crate::registry::embedded::EmbeddedStore;
 
     /// A config with one tenant whose two Android apps share the development service

@@ -174,6 +174,9 @@ pub struct ConnectionToken {
     /// aged, not verified again: one ES256 check per token and connection, as Apple does,
     /// keeps the simulator from being the bottleneck of a load test.
     pub iat: u64,
+    /// The client certificate the connection presented (certificate auth), judged by
+    /// [`super::tls::ClientCertificates`].
+    pub client_certificate: super::tls::ClientCertificate,
 }
 
 /// What APNs answers.
@@ -385,6 +388,13 @@ fn check_provider_token(
     now: u64,
     token: &mut ConnectionToken,
 ) -> Result<(), Rejection> {
+    // Certificate auth: a trusted client certificate stands in for the JWT; an untrusted
+    // one fails every push of the connection.
+    match token.client_certificate {
+        super::tls::ClientCertificate::Untrusted => return Err(reject(403, "BadCertificate")),
+        super::tls::ClientCertificate::Trusted if authorization.is_none() => return Ok(()),
+        _ => {}
+    }
     let jwt = authorization
         .and_then(|value| {
             value

@@ -52,6 +52,12 @@ pub struct Profile {
     /// A push whose topic names another bundle is answered 400 `DeviceTokenNotForTopic`, as
     /// Apple answers a sender configured with a wrong bundle id. Empty: every bundle id.
     pub apns_bundle_ids: Vec<String>,
+    /// Make the WNS and Web Push sides HTTP/1.1-only hosts, as some channel hosts and push
+    /// services are (PROTOCOLS.md, "Transport, for every service"): they are served only on
+    /// the HTTP/1.1 listener (ALPN `http/1.1`), and Web Push subscriptions point there; on
+    /// the HTTP/2 listener they are answered `421`. The token endpoints are HTTP/1.1-only
+    /// whatever this says.
+    pub http1_only: bool,
 }
 
 /// A recurring burst of 429 answers.
@@ -82,6 +88,7 @@ impl Default for Profile {
             stall_ms: 0,
             throttle: None,
             apns_bundle_ids: Vec::new(),
+            http1_only: false,
         }
     }
 }

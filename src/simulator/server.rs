@@ -1,5 +1,7 @@
-//! The network half: TCP accept → TLS (ALPN `h2`) → hyper's HTTP/2 server, one task per
-//! connection. Each request is told apart by its path (APNs, FCM or the OAuth token
+//! The network half: TCP accept → TLS → hyper's HTTP/2 server (the push listener, ALPN `h2`)
+//! or HTTP/1.1 server (the HTTP/1.1-only hosts, ALPN `http/1.1`, keep-alive), one task per
+//! connection. [`route`] decides which listener serves which service (a request on the
+//! wrong one is answered `421`). Each request is told apart by its path (APNs, FCM or the OAuth token
 //! endpoint), scripted by the profile, judged by that service's pure rules ([`super::apns`],
 //! [`super::fcm`], [`super::oauth`]), and recorded; the connection owns its APNs
 //! provider-token state and its stream counters. [`answer`] turns each service's verdict
@@ -7,7 +9,11 @@
 //! (`POST /wp/subscribe`), answered before any scripting.
 
 mod answer;
+mod route;
 mod subscribe;
+
+pub use route::TransportStats;
+pub(crate) use route::{Transport, TransportCounters};
 
 use super::apns::{ApnsKey, ConnectionToken};
 use super::oauth::{self, AccessTokens, FcmAccount};
@@ -45,9 +51,16 @@ pub(crate) struct Shared {
     pub access_tokens: AccessTokens,
     /// How long an access token works.
     pub fcm_token_lifetime: Duration,
-    /// `https://<bound address>/token`: the audience accepted when a request names no
-    /// authority.
+    /// `https://<bound address>/token` (the HTTP/1.1 listener): the audience accepted when a
+    /// request names no authority.
     pub token_url: String,
+    /// The HTTP/1.1 listener's port: where Web Push subscriptions point when the profile's
+    /// `http1_only` is set.
+    pub http1_port: u16,
+    /// Which protocol the senders spoke.
+    pub transport: TransportCounters,
+    /// The APNs client-certificate check (certificate auth), when a CA is configured.
+    pub client_certificates: Option<Arc<super::tls::ClientCertificates>>,
     /// Scripted behaviour.
     pub profile: Profile,
     /// The seeded generator behind the profile's choices; a std Mutex, held for one draw.
@@ -84,6 +97,7 @@ struct Connection {
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    transport: Transport,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -95,6 +109,7 @@ pub(crate) async fn accept_loop(
                     connections.spawn(serve_connection(
                         tcp,
                         acceptor.clone(),
+                        transport,
                         shared.clone(),
                         shutdown.clone(),
                     ));
@@ -118,8 +133,9 @@ pub(crate) async fn accept_loop(
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
     acceptor: TlsAcceptor,
+    transport: Transport,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     // Answers are small frames: without TCP_NODELAY one can wait behind Nagle's algorithm for
     // the sender's delayed ACK, and the simulator would add latency no push service adds.
@@ -132,8 +148,17 @@ async fn serve_connection(
         }
     };
     shared.recorder.connection();
+    shared.transport.connection(transport);
+    let client_certificate = shared
+        .client_certificates
+        .as_ref()
+        .map(|check| check.judge(tls.get_ref().1.peer_certificates()))
+        .unwrap_or_default();
     let connection = Arc::new(Connection {
-        token: Mutex::new(ConnectionToken::default()),
+        token: Mutex::new(ConnectionToken {
+            client_certificate,
+            ..ConnectionToken::default()
+        }),
         streams: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         goaway: Notify::new(),
@@ -144,13 +169,54 @@ async fn serve_connection(
         let (shared, connection) = (shared.clone(), connection.clone());
         service_fn(move |request| {
             let (shared, connection) = (shared.clone(), connection.clone());
-            async move { Ok::<_, Infallible>(handle(request, shared, connection).await) }
+            async move { Ok::<_, Infallible>(handle(request, transport, shared, connection).await) }
         })
     };
-    let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-        .max_concurrent_streams(shared.profile.max_concurrent_streams)
-        .serve_connection(TokioIo::new(tls), service);
-    let mut served = std::pin::pin!(served);
+    match transport {
+        Transport::Http2 => {
+            let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .max_concurrent_streams(shared.profile.max_concurrent_streams)
+                .serve_connection(TokioIo::new(tls), service);
+            let served = std::pin::pin!(served);
+            drive(
+                served,
+                |s| s.graceful_shutdown(),
+                &shared,
+                &connection,
+                shutdown,
+            )
+            .await;
+        }
+        Transport::Http1 => {
+            // Keep-alive is hyper's default: one request at a time, the connection reused.
+            let served = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tls), service);
+            let served = std::pin::pin!(served);
+            drive(
+                served,
+                |s| s.graceful_shutdown(),
+                &shared,
+                &connection,
+                shutdown,
+            )
+            .await;
+        }
+    }
+}
+
+/// Drives a served connection of either protocol until it ends, acting on the profile's
+/// reset, stall and GOAWAY (HTTP/1.1: `Connection: close` after the current answer) and on
+/// shutdown.
+async fn drive<F>(
+    mut served: std::pin::Pin<&mut F>,
+    graceful_shutdown: impl Fn(std::pin::Pin<&mut F>),
+    shared: &Shared,
+    connection: &Connection,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    F: std::future::Future<Output = Result<(), hyper::Error>>,
+{
     let mut closing = false;
     loop {
         tokio::select! {
@@ -172,11 +238,11 @@ async fn serve_connection(
                 shared.recorder.goaway();
                 closing = true;
                 // hyper sends GOAWAY, finishes the streams it already took, then closes.
-                served.as_mut().graceful_shutdown();
+                graceful_shutdown(served.as_mut());
             }
             _ = shutdown.changed(), if !closing => {
                 closing = true;
-                served.as_mut().graceful_shutdown();
+                graceful_shutdown(served.as_mut());
             }
         }
     }
@@ -193,9 +259,14 @@ impl Drop for InFlight<'_> {
 
 async fn handle(
     request: Request<Incoming>,
+    transport: Transport,
     shared: Arc<Shared>,
     connection: Arc<Connection>,
 ) -> Response<Full<Bytes>> {
+    // HTTP/1.1 names the authority in `Host`; the services' rules read it from the URI, as
+    // HTTP/2's `:authority` puts it there.
+    let request = route::with_authority(request);
+    shared.transport.request(transport);
     let now_in_flight = connection.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     let _in_flight = InFlight(&connection.in_flight);
     shared.recorder.in_flight(
@@ -221,6 +292,9 @@ async fn handle(
 
     let (parts, body) = request.into_parts();
     let service = service_of(parts.uri.path());
+    if let Some(misdirected) = route::misdirected(service, parts.uri.path(), transport, &shared) {
+        return misdirected;
+    }
     let Ok(collected) = Limited::new(body, BODY_READ_LIMIT).collect().await else {
         return answer::too_large(&shared, service, &parts.headers);
     };
@@ -232,7 +306,7 @@ async fn handle(
             .unwrap_or_else(|poison| poison.into_inner());
         shared.profile.script(service, &mut rng)
     };
-    if service != Service::Oauth && parts.uri.path() != crate::simulator::wns::TOKEN_PATH {
+    if service != Service::Oauth && !crate::simulator::wns::is_token_path(parts.uri.path()) {
         let n = shared.push_requests.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(throttled) = shared.profile.throttled(service, n) {
             script.error = Some(throttled);
@@ -278,7 +352,7 @@ async fn handle(
 fn service_of(path: &str) -> Service {
     if path == oauth::PATH {
         Service::Oauth
-    } else if path == crate::simulator::wns::TOKEN_PATH || path.starts_with("/w/") {
+    } else if crate::simulator::wns::is_token_path(path) || path.starts_with("/w/") {
         Service::Wns
     } else if path.starts_with("/v1/") {
         Service::Fcm

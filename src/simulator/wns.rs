@@ -1,10 +1,16 @@
 //! The WNS rule book: what Microsoft checks of a token request and of a raw notification,
 //! as pure functions (request in, verdict out), so every rule is tested without a network.
 //!
-//! - `POST /wns/token` (form): `grant_type=client_credentials`, `scope=notify.windows.com`,
-//!   `client_id` = a configured package SID, `client_secret` its secret → an access token
+//! - `POST /wns/token` (form; the legacy `login.live.com/accesstoken.srf`):
+//!   `grant_type=client_credentials`, `scope=notify.windows.com`, `client_id` = a configured
+//!   package SID, `client_secret` its secret → an access token
 //!   (`{"access_token","token_type":"bearer","expires_in"}`), else 400 `invalid_client` /
-//!   `invalid_request` / `unsupported_grant_type`.
+//!   `invalid_request` / `unsupported_grant_type` / `invalid_scope`.
+//! - `POST /<tenant>/oauth2/v2.0/token` (form; Microsoft Entra ID's
+//!   `login.microsoftonline.com`): the same grant with `scope=https://wns.windows.com/.default`
+//!   and the app's Entra client id; the legacy scope is `invalid_scope` there, as the Entra
+//!   scope is on the legacy endpoint (PROTOCOLS.md, "Transport, for every service").
+//!   Both token endpoints speak HTTP/1.1 only (the server's `route`).
 //! - `POST <channel path>` (`/w/?token=...`, the path of a real channel URI, which the
 //!   provider's `channel_base_url` points here): `Authorization: Bearer` a live token (else
 //!   401), `X-WNS-Type` one of `wns/raw`, `wns/toast`, `wns/badge`, `wns/tile` (else 400), a
@@ -14,15 +20,40 @@
 
 use std::collections::HashMap;
 
-/// The token endpoint's path.
+/// The legacy token endpoint's path.
 pub const TOKEN_PATH: &str = "/wns/token";
+/// What follows the tenant (a GUID or a domain) in an Entra ID token endpoint's path.
+pub const ENTRA_TOKEN_SUFFIX: &str = "/oauth2/v2.0/token";
+/// The scope the legacy endpoint grants WNS tokens for.
+pub const LEGACY_SCOPE: &str = "notify.windows.com";
+/// The scope Entra ID grants WNS tokens for.
+pub const ENTRA_SCOPE: &str = "https://wns.windows.com/.default";
+
+/// Which of the two token endpoints `path` is, if any: `Some(scope)` it grants.
+fn token_endpoint_scope(path: &str) -> Option<&'static str> {
+    if path == TOKEN_PATH {
+        return Some(LEGACY_SCOPE);
+    }
+    let tenant = path.strip_prefix('/')?.strip_suffix(ENTRA_TOKEN_SUFFIX)?;
+    let valid = !tenant.is_empty()
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    valid.then_some(ENTRA_SCOPE)
+}
+
+/// Whether `path` is one of WNS's token endpoints (legacy or Entra ID).
+pub fn is_token_path(path: &str) -> bool {
+    token_endpoint_scope(path).is_some()
+}
 /// The largest notification body WNS takes.
 pub const BODY_LIMIT: usize = 5000;
 
 /// A Windows app the simulator issues tokens to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WnsApp {
-    /// The package SID (`client_id`).
+    /// The OAuth `client_id`: the package SID (legacy endpoint) or the app's Entra ID
+    /// application (client) id.
     pub package_sid: String,
     /// Its client secret.
     pub client_secret: String,
@@ -31,14 +62,22 @@ pub struct WnsApp {
 /// Why a request is refused: status and `X-WNS-Error-Description` (or OAuth `error`).
 pub type Refusal = (u16, &'static str);
 
-/// Checks a token request's form body against the configured apps.
-pub fn judge_token_request<'a>(body: &[u8], apps: &'a [WnsApp]) -> Result<&'a WnsApp, Refusal> {
+/// Checks a token request's form body, posted to `path` (the legacy or an Entra ID token
+/// endpoint, each with its own scope), against the configured apps.
+pub fn judge_token_request<'a>(
+    path: &str,
+    body: &[u8],
+    apps: &'a [WnsApp],
+) -> Result<&'a WnsApp, Refusal> {
+    let Some(scope) = token_endpoint_scope(path) else {
+        return Err((404, "not_found"));
+    };
     let form = parse_form(body);
     let field = |name: &str| form.get(name).map(String::as_str);
     if field("grant_type") != Some("client_credentials") {
         return Err((400, "unsupported_grant_type"));
     }
-    if field("scope") != Some("notify.windows.com") {
+    if field("scope") != Some(scope) {
         return Err((400, "invalid_scope"));
     }
     let (Some(id), Some(secret)) = (field("client_id"), field("client_secret")) else {
@@ -204,7 +243,11 @@ mod tests {
         let apps = [app()];
         let good = b"grant_type=client_credentials&client_id=ms-app%3A%2F%2Fs-1-15-2-1\
                      &client_secret=a%2Bb%2Fc%3Dd&scope=notify.windows.com";
-        assert_eq!(judge_token_request(good, &apps).unwrap(), &apps[0]);
+        assert_eq!(
+            judge_token_request(TOKEN_PATH, good, &apps).unwrap(),
+            &apps[0]
+        );
+        let judge_token_request = |body: &[u8], apps| judge_token_request(TOKEN_PATH, body, apps);
         let wrong_secret = b"grant_type=client_credentials&client_id=ms-app%3A%2F%2Fs-1-15-2-1\
                              &client_secret=nope&scope=notify.windows.com";
         assert_eq!(
@@ -223,6 +266,31 @@ mod tests {
                 .1,
             "invalid_scope"
         );
+    }
+
+    #[test]
+    fn entra_id_grants_the_default_scope_and_only_at_a_tenant_endpoint() {
+        let apps = [WnsApp {
+            package_sid: "8a7b6c5d-0000-4000-8000-000000000001".into(),
+            client_secret: "s3cret".into(),
+        }];
+        let entra = "/contoso.onmicrosoft.com/oauth2/v2.0/token";
+        assert!(is_token_path(entra) && is_token_path(TOKEN_PATH));
+        assert!(!is_token_path("/oauth2/v2.0/token") && !is_token_path("/a/b/oauth2/v2.0/token"));
+        let form = |scope: &str| {
+            format!(
+                "grant_type=client_credentials&client_id=8a7b6c5d-0000-4000-8000-000000000001\
+                 &client_secret=s3cret&scope={}",
+                scope.replace(':', "%3A").replace('/', "%2F")
+            )
+        };
+        let granted = judge_token_request(entra, form(ENTRA_SCOPE).as_bytes(), &apps);
+        assert_eq!(granted.unwrap(), &apps[0]);
+        // Each endpoint grants its own scope only.
+        let legacy_scope = judge_token_request(entra, form(LEGACY_SCOPE).as_bytes(), &apps);
+        assert_eq!(legacy_scope.unwrap_err(), (400, "invalid_scope"));
+        let entra_scope = judge_token_request(TOKEN_PATH, form(ENTRA_SCOPE).as_bytes(), &apps);
+        assert_eq!(entra_scope.unwrap_err(), (400, "invalid_scope"));
     }
 
     #[test]

@@ -1,15 +1,20 @@
 //! A live node's scrape: every contract metric, counters that move with real traffic, no
 //! unbounded label, and `promtool check metrics`.
 
-use crate::support::app::{
-    APNS_TOKEN, KEY_A, TestStore, apns_body, spawn_app, spawn_with, test_config,
-};
+use crate::certificate::{issue, with_certificate};
+use crate::support::app::{APNS_TOKEN, KEY_A, TestStore, apns_body, spawn_with, test_config};
 use crate::support::redis_server::RedisServer;
 use crate::{CONTRACT, PROCESS, promtool, registration_traffic, run_promtool, sample, scrape};
 
 #[tokio::test]
 async fn a_scrape_after_registration_traffic_counts_it_and_passes_promtool() {
-    let app = spawn_app().await;
+    // Tenant A's iOS app authenticates with a client certificate, so the node exports its
+    // expiry (nothing listens at the APNs address: no push is sent here).
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(TestStore::Embedded(dir.path().join("r.redb")), dir.path());
+    let issued = issue("Apple Push Services: com.example.phone", 365);
+    with_certificate(&mut config, dir.path(), &issued, "https://127.0.0.1:9");
+    let app = spawn_with(config, dir).await;
     let before = scrape(&app).await;
     registration_traffic(&app).await;
     let after = scrape(&app).await;

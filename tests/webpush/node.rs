@@ -9,10 +9,33 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_rings_a_browser_through_the_node() {
+    let sim = ring_a_browser_through_the_node(false).await;
+    // The push service spoke HTTP/2: nothing reached the HTTP/1.1 listener.
+    assert_eq!(sim.transport_stats().http1_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_rings_a_browser_whose_push_service_speaks_only_http1() {
+    let sim = ring_a_browser_through_the_node(true).await;
+    let transport = sim.transport_stats();
+    // The ring and the call-ended push, over HTTP/1.1; nothing sent where it is refused.
+    assert_eq!(transport.http1_requests, 2, "{transport:?}");
+    assert_eq!(transport.misdirected, 0, "{transport:?}");
+    assert!(transport.http1_connections >= 1, "{transport:?}");
+}
+
+/// Registers a browser subscribed on the simulator (whose Web Push side speaks only HTTP/1.1
+/// when `http1_only`), rings it and ends the call: both pushes arrive, decrypted.
+async fn ring_a_browser_through_the_node(
+    http1_only: bool,
+) -> ringcast::simulator::RunningSimulator {
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("simulator.pem");
     let sim = Simulator::start(SimulatorConfig {
-        profile: Profile::default(),
+        profile: Profile {
+            http1_only,
+            ..Profile::default()
+        },
         cert_out: Some(cert.clone()),
         record_in_memory: true,
         ..SimulatorConfig::default()
@@ -32,7 +55,12 @@ async fn a_call_rings_a_browser_through_the_node() {
         .unwrap();
     web.vapid_key = Some(SecretSource::File(vapid_file));
     web.vapid_subject = Some("mailto:ops@example.com".into());
-    let sim_address = sim.address().to_string();
+    let sim_address = if http1_only {
+        sim.http1_address()
+    } else {
+        sim.address()
+    }
+    .to_string();
     config.webpush.allowed_hosts.push(sim_address.clone());
     config.webpush.allowed_private_addresses = vec![sim_address];
     config.providers.webpush.trusted_roots = Some(cert);
@@ -84,6 +112,7 @@ async fn a_call_rings_a_browser_through_the_node() {
         "one topic per call"
     );
     app.stop().await;
+    sim
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

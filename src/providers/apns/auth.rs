@@ -9,6 +9,13 @@
 //! `ExpiredProviderToken` (one refresh, then the 20-minute floor holds).
 //!
 //! The clock is passed in, so the tests travel through hours without sleeping.
+//!
+//! An app may use a client certificate instead ([`certificate`]): the TLS connection then
+//! authenticates every push, and the cache made by [`ProviderTokenCache::certificate`] hands
+//! out tokens without an `authorization` header (PROTOCOLS.md, APNs: "Certificate (mTLS) auth
+//! also exists").
+
+pub mod certificate;
 
 use super::config::{MAX_JWT_REFRESH, MIN_JWT_REFRESH};
 use crate::registry::UnixMillis;
@@ -44,7 +51,10 @@ pub struct ProviderToken {
     /// whole header value, so a CRIME-style probe would have to guess the entire 256-bit
     /// signature, and RFC 7541 §7.1.3 asks for never-indexed literals for *low-entropy*
     /// secrets. `Debug` below still never prints it.
-    pub authorization: HeaderValue,
+    ///
+    /// `None` for an app that authenticates with its client certificate: its pushes carry
+    /// no JWT at all.
+    pub authorization: Option<HeaderValue>,
     /// When it was minted (its `iat`, in milliseconds): a connection that sees
     /// `ExpiredProviderToken` tells the cache which token failed.
     pub minted_at: UnixMillis,
@@ -72,8 +82,9 @@ struct Claims<'a> {
 /// same token, which is what "never mint a JWT per request" asks for.
 #[derive(Clone)]
 pub struct ProviderTokenCache {
-    /// Shared by every connection of the credential, on any thread.
-    inner: Arc<Inner>,
+    /// Shared by every connection of the credential, on any thread; `None` for an app that
+    /// authenticates with a client certificate (no token at all).
+    inner: Option<Arc<Inner>>,
 }
 
 /// The signing material and the current token.
@@ -93,10 +104,14 @@ struct Inner {
 
 impl std::fmt::Debug for ProviderTokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderTokenCache")
-            .field("team_id", &self.inner.team_id)
-            .field("key_id", &self.inner.header.kid)
-            .finish_non_exhaustive()
+        match &self.inner {
+            Some(inner) => f
+                .debug_struct("ProviderTokenCache")
+                .field("team_id", &inner.team_id)
+                .field("key_id", &inner.header.kid)
+                .finish_non_exhaustive(),
+            None => f.write_str("ProviderTokenCache(client certificate)"),
+        }
     }
 }
 
@@ -116,26 +131,35 @@ impl ProviderTokenCache {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key_id.to_owned());
         Ok(ProviderTokenCache {
-            inner: Arc::new(Inner {
+            inner: Some(Arc::new(Inner {
                 key,
                 header,
                 team_id: team_id.to_owned(),
                 refresh_age_ms: refresh_age.as_millis() as u64,
                 current: Mutex::new(None),
-            }),
+            })),
         })
+    }
+
+    /// The "cache" of an app that authenticates with its client certificate: every token it
+    /// hands out is empty (no `authorization` header), and there is nothing to refresh.
+    pub fn certificate() -> Self {
+        ProviderTokenCache { inner: None }
     }
 
     /// The token to send at `now`: the cached one, re-minted only once it is older than the
     /// refresh age.
     pub fn token(&self, now: UnixMillis) -> Result<ProviderToken, AuthError> {
-        let mut current = self.lock();
+        let Some(inner) = &self.inner else {
+            return Ok(NO_TOKEN);
+        };
+        let mut current = lock(inner);
         if let Some(token) = current.as_ref()
-            && !self.is_older(token, now, self.inner.refresh_age_ms)
+            && !is_older(token, now, inner.refresh_age_ms)
         {
             return Ok(token.clone());
         }
-        self.mint_into(&mut current, now)
+        mint_into(inner, &mut current, now)
     }
 
     /// After APNs answered `ExpiredProviderToken` to the token minted at `failed`: re-mint,
@@ -147,52 +171,57 @@ impl ProviderTokenCache {
         failed: UnixMillis,
         now: UnixMillis,
     ) -> Result<ProviderToken, AuthError> {
-        let mut current = self.lock();
+        let Some(inner) = &self.inner else {
+            return Ok(NO_TOKEN);
+        };
+        let mut current = lock(inner);
         if let Some(token) = current.as_ref() {
             let floor = MIN_JWT_REFRESH.as_millis() as u64;
-            if token.minted_at != failed || !self.is_older(token, now, floor) {
+            if token.minted_at != failed || !is_older(token, now, floor) {
                 return Ok(token.clone());
             }
         }
-        self.mint_into(&mut current, now)
+        mint_into(inner, &mut current, now)
     }
+}
 
-    /// Whether `token` is at least `age_ms` old at `now` (a clock step back reads as young).
-    fn is_older(&self, token: &ProviderToken, now: UnixMillis, age_ms: u64) -> bool {
-        now.saturating_sub(token.minted_at) >= age_ms
-    }
+/// What a certificate-authenticated app sends: no `authorization` header.
+const NO_TOKEN: ProviderToken = ProviderToken {
+    authorization: None,
+    minted_at: 0,
+};
 
-    /// Locks the current token. A poisoned lock is taken over: the slot is only ever replaced
-    /// whole, so a panic elsewhere cannot leave it half-written.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ProviderToken>> {
-        self.inner
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
+/// Whether `token` is at least `age_ms` old at `now` (a clock step back reads as young).
+fn is_older(token: &ProviderToken, now: UnixMillis, age_ms: u64) -> bool {
+    now.saturating_sub(token.minted_at) >= age_ms
+}
 
-    /// Signs a new token at `now` and makes it the current one.
-    fn mint_into(
-        &self,
-        current: &mut Option<ProviderToken>,
-        now: UnixMillis,
-    ) -> Result<ProviderToken, AuthError> {
-        let claims = Claims {
-            iss: &self.inner.team_id,
-            iat: now / 1000,
-        };
-        let jwt = jsonwebtoken::encode(&self.inner.header, &claims, &self.inner.key)
-            .map_err(AuthError::Sign)?;
-        let authorization = HeaderValue::try_from(format!("bearer {jwt}"))
-            // Infallible: a JWT is base64url and dots, all valid header bytes.
-            .unwrap_or_else(|_| HeaderValue::from_static("bearer invalid"));
-        let token = ProviderToken {
-            authorization,
-            minted_at: now,
-        };
-        *current = Some(token.clone());
-        Ok(token)
-    }
+/// Locks the current token. A poisoned lock is taken over: the slot is only ever replaced
+/// whole, so a panic elsewhere cannot leave it half-written.
+fn lock(inner: &Inner) -> std::sync::MutexGuard<'_, Option<ProviderToken>> {
+    inner.current.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Signs a new token at `now` and makes it the current one.
+fn mint_into(
+    inner: &Inner,
+    current: &mut Option<ProviderToken>,
+    now: UnixMillis,
+) -> Result<ProviderToken, AuthError> {
+    let claims = Claims {
+        iss: &inner.team_id,
+        iat: now / 1000,
+    };
+    let jwt = jsonwebtoken::encode(&inner.header, &claims, &inner.key).map_err(AuthError::Sign)?;
+    let authorization = HeaderValue::try_from(format!("bearer {jwt}"))
+        // Infallible: a JWT is base64url and dots, all valid header bytes.
+        .unwrap_or_else(|_| HeaderValue::from_static("bearer invalid"));
+    let token = ProviderToken {
+        authorization: Some(authorization),
+        minted_at: now,
+    };
+    *current = Some(token.clone());
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -219,7 +248,7 @@ mod tests {
     }
 
     fn jwt(token: &ProviderToken) -> String {
-        let text = token.authorization.to_str().unwrap();
+        let text = token.authorization.as_ref().unwrap().to_str().unwrap();
         text.strip_prefix("bearer ").unwrap().to_owned()
     }
 
@@ -245,6 +274,8 @@ mod tests {
         // Indexable by HPACK (see the field's doc), but never printed.
         let jwt = token
             .authorization
+            .as_ref()
+            .unwrap()
             .to_str()
             .unwrap()
             .trim_start_matches("bearer ");

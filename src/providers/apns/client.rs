@@ -172,7 +172,10 @@ impl PushService for ApnsClient {
             })?;
         let headers = request.headers_mut();
         *headers = built.headers;
-        headers.insert(AUTHORIZATION, token.authorization);
+        // None for an app authenticated by its client certificate: no JWT at all.
+        if let Some(authorization) = token.authorization {
+            headers.insert(AUTHORIZATION, authorization);
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Ok(Prepared {
             request,

@@ -1,6 +1,8 @@
 //! Typed APNs provider settings, with defaults that talk to Apple and validation that reports
 //! every problem at once.
 
+use super::auth::certificate::ApnsCertificate;
+use crate::config::SecretSource;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
 use crate::registry::Environment;
@@ -53,6 +55,9 @@ pub struct ApnsConfig {
     /// Deliveries running at once per provider and shard (sending, awaiting an answer, or
     /// backing off).
     pub max_in_flight: usize,
+    /// An app's client certificate that expires within this many days is logged at start-up
+    /// (an expired one is a configuration error); Apple's push certificates live a year.
+    pub certificate_expiry_warning_days: u64,
 }
 
 impl Default for ApnsConfig {
@@ -68,7 +73,56 @@ impl Default for ApnsConfig {
             ping_interval_seconds: 30,
             queues: QueueLimits::default(),
             max_in_flight: 2048,
+            certificate_expiry_warning_days: 30,
         }
+    }
+}
+
+/// Loads an app's client certificate (`certificate`, `certificate_key` under `at`) for
+/// start-up: parsed, and refused if expired at `now` (UNIX seconds).
+pub fn load_certificate(
+    certificate: &SecretSource,
+    certificate_key: &SecretSource,
+    at: &str,
+    now: u64,
+) -> Result<ApnsCertificate, String> {
+    let cert_pem = certificate
+        .load()
+        .map_err(|error| format!("{at}.certificate: {error}"))?;
+    let key_pem = certificate_key
+        .load()
+        .map_err(|error| format!("{at}.certificate_key: {error}"))?;
+    let parsed = ApnsCertificate::from_pem(cert_pem.expose(), key_pem.expose())
+        .map_err(|error| format!("{at}.certificate: {error}"))?;
+    parsed
+        .check_not_expired(i64::try_from(now).unwrap_or(i64::MAX))
+        .map_err(|error| format!("{at}.certificate: {error}"))?;
+    Ok(parsed)
+}
+
+/// Every problem with an app's certificate auth keys, under `at`: both or neither of
+/// `certificate` and `certificate_key`, not beside token auth (`has_token_key`), a chain and
+/// key that parse, and a certificate not expired at `now` (UNIX seconds).
+pub fn check_certificate_auth(
+    certificate: Option<&SecretSource>,
+    certificate_key: Option<&SecretSource>,
+    has_token_key: bool,
+    at: &str,
+    now: u64,
+) -> Vec<String> {
+    match (certificate, certificate_key) {
+        (None, None) => Vec::new(),
+        (Some(_), None) | (None, Some(_)) => vec![format!(
+            "{at}: APNs certificate auth needs certificate and certificate_key together"
+        )],
+        (Some(_), Some(_)) if has_token_key => vec![format!(
+            "{at}: an APNs app uses token auth (team_id, key_id, key) or certificate auth \
+             (certificate, certificate_key), not both"
+        )],
+        (Some(cert), Some(key)) => load_certificate(cert, key, at, now)
+            .err()
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -127,6 +181,13 @@ impl ApnsConfig {
         }
         if self.max_in_flight == 0 {
             errors.push(format!("{prefix}.max_in_flight must be at least 1"));
+        }
+        if self.certificate_expiry_warning_days > 365 {
+            errors.push(format!(
+                "{prefix}.certificate_expiry_warning_days must be 0..=365 (Apple's \
+                 certificates live a year), got {}",
+                self.certificate_expiry_warning_days
+            ));
         }
         errors.extend(self.retry.validate(&format!("{prefix}.retry")));
         errors.extend(self.queues.validate(&format!("{prefix}.queues")));

@@ -100,11 +100,15 @@ impl FcmConfig {
     }
 
     /// The settings of the connection to the token endpoint: one connection is plenty for a
-    /// request an hour, and keeping it open saves a TLS handshake on the refresh a 401
-    /// needs at once.
+    /// request an hour (one refresh runs at a time), and keeping it open saves a TLS
+    /// handshake on the refresh a 401 needs at once. Google's `token_uri` may answer
+    /// HTTP/1.1 only (PROTOCOLS.md, "Transport"), so `http/1.1` is offered beside `h2`;
+    /// FCM's send endpoint stays `h2` only.
     pub fn token_pool_settings(&self) -> PoolSettings {
         PoolSettings {
             connections: 1,
+            protocols: crate::providers::pool::Protocols::Http2OrHttp1,
+            http1_connections: 1,
             ..self.pool_settings()
         }
     }

@@ -1,36 +1,49 @@
 //! One slot's life: dial, drive the connection while keeping its peer stream limit current,
-//! and dial again when it ends — at once after a clean end (a drained GOAWAY, a PING
-//! timeout), after a jittered backoff when dialling fails.
+//! and dial again when it ends — at once after a clean end of an HTTP/2 connection (a
+//! drained GOAWAY, a PING timeout), after a jittered backoff when dialling fails, and for
+//! HTTP/1.1 only when a request finds no free connection (the server closes idle
+//! keep-alive connections; redialling each at once would only feed its idle timer).
 
-use super::{Phase, Shared, set_phase};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::client::conn::http2::{self, SendRequest};
+use super::protocol::{Protocol, Sender};
+use super::{Phase, Shared, grow_for_http1, set_phase};
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// Keeps slot `index` of the pool connected until the pool closes.
-pub(super) async fn run(shared: Arc<Shared>, index: usize) {
-    keep_connected(&shared, index).await;
+/// Keeps slot `index` of the pool connected until the pool closes; an `idle` slot (an
+/// HTTP/1.1 slot beyond the first K) waits for a request before it dials.
+pub(super) async fn run(shared: Arc<Shared>, index: usize, idle: bool) {
+    keep_connected(&shared, index, idle).await;
     // The pool closed: this slot no longer counts in any state.
     if let Some(provider) = shared.settings.provider {
         let phase = shared.lock().slots[index].phase;
-        crate::metrics::connections(provider, phase.state(), -1);
+        if let Some(state) = phase.state() {
+            crate::metrics::connections(provider, state, -1);
+        }
     }
 }
 
 /// Dials, drives and redials slot `index` until the pool closes.
-async fn keep_connected(shared: &Arc<Shared>, index: usize) {
+async fn keep_connected(shared: &Arc<Shared>, index: usize, mut idle: bool) {
     let mut failures: u32 = 0;
     let mut rng = fastrand::Rng::new();
     loop {
+        if idle && !await_demand(shared, index).await {
+            return;
+        }
+        idle = false;
         if shared.lock().closed {
             return;
+        }
+        {
+            let mut state = shared.lock();
+            set_phase(&shared.settings, &mut state.slots[index], Phase::Connecting);
         }
         let limit = Arc::new(AtomicUsize::new(1));
         let dialled = tokio::time::timeout(
@@ -56,6 +69,7 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize) {
             }
         };
         failures = 0;
+        let protocol = sender.protocol();
         {
             let mut state = shared.lock();
             let slot = &mut state.slots[index];
@@ -64,8 +78,13 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize) {
             slot.in_flight = 0;
             slot.peer_limit = limit;
             slot.sender = Some(sender);
+            slot.protocol = Some(protocol);
         }
-        tracing::debug!(origin = %shared.origin.base, slot = index, "push service connected");
+        tracing::debug!(origin = %shared.origin.base, slot = index, ?protocol,
+            "push service connected");
+        if protocol == Protocol::Http1 {
+            grow_for_http1(shared);
+        }
         shared.capacity.notify_waiters();
 
         // Registered before the check, so a close in between is not missed.
@@ -82,11 +101,40 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize) {
             }
             () = closing => {}
         }
+        // An HTTP/1.1 slot rests until a request needs it; an HTTP/2 one redials at once.
+        idle = protocol == Protocol::Http1;
         {
             let mut state = shared.lock();
             let slot = &mut state.slots[index];
-            set_phase(&shared.settings, slot, Phase::Connecting);
+            let next = if idle { Phase::Idle } else { Phase::Connecting };
+            set_phase(&shared.settings, slot, next);
             slot.sender = None;
+        }
+    }
+}
+
+/// Waits until a request that found no free connection claims slot `index` (moves it out
+/// of [`Phase::Idle`]: true) or the pool closes (false).
+async fn await_demand(shared: &Shared, index: usize) -> bool {
+    loop {
+        let demand = shared.demand.notified();
+        let closing = shared.closing.notified();
+        tokio::pin!(demand, closing);
+        // Registered before looking, so a claim or a close in between is not missed.
+        demand.as_mut().enable();
+        closing.as_mut().enable();
+        {
+            let state = shared.lock();
+            if state.closed {
+                return false;
+            }
+            if state.slots[index].phase != Phase::Idle {
+                return true;
+            }
+        }
+        tokio::select! {
+            () = demand => {}
+            () = closing => return false,
         }
     }
 }
@@ -119,25 +167,27 @@ enum DialError {
     Refused(super::guard::GuardError),
     #[error("tls: {0}")]
     Tls(std::io::Error),
-    #[error("the server did not agree to HTTP/2 (ALPN)")]
-    NoH2,
-    #[error("http/2 handshake: {0}")]
-    Handshake(hyper::Error),
+    #[error("the server did not agree to {offered} (ALPN)")]
+    NoProtocol {
+        /// What was offered, for the log.
+        offered: &'static str,
+    },
+    #[error("{protocol:?} handshake: {source}")]
+    Handshake {
+        /// The protocol whose handshake failed.
+        protocol: Protocol,
+        /// hyper's error.
+        source: hyper::Error,
+    },
 }
 
-/// TCP, TLS with ALPN `h2`, and the HTTP/2 handshake. Returns the request handle and the
-/// future that drives the connection, which also keeps `limit` at the peer's
-/// `SETTINGS_MAX_CONCURRENT_STREAMS`.
-async fn dial(
-    shared: &Shared,
-    limit: Arc<AtomicUsize>,
-) -> Result<
-    (
-        SendRequest<Full<Bytes>>,
-        impl Future<Output = Result<(), hyper::Error>> + use<>,
-    ),
-    DialError,
-> {
+/// The future that drives one connection, whichever its protocol.
+type Driving = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
+
+/// TCP, TLS with the pool's ALPN ids, and the handshake of the protocol the server picked.
+/// Returns the request handle and the future that drives the connection; for HTTP/2 it also
+/// keeps `limit` at the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` (HTTP/1.1: 1).
+async fn dial(shared: &Shared, limit: Arc<AtomicUsize>) -> Result<(Sender, Driving), DialError> {
     let origin = &shared.origin;
     let tcp = match &shared.settings.guard {
         None => TcpStream::connect(&origin.address).await,
@@ -158,8 +208,22 @@ async fn dial(
         .connect(origin.server_name.clone(), tcp)
         .await
         .map_err(DialError::Tls)?;
-    if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-        return Err(DialError::NoH2);
+    let offered = shared.settings.protocols;
+    let Some(protocol) = Protocol::negotiated(offered, tls.get_ref().1.alpn_protocol()) else {
+        return Err(DialError::NoProtocol {
+            offered: match offered {
+                super::Protocols::Http2 => "HTTP/2",
+                super::Protocols::Http2OrHttp1 => "HTTP/2 or HTTP/1.1",
+            },
+        });
+    };
+    if protocol == Protocol::Http1 {
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(tls))
+            .await
+            .map_err(|source| DialError::Handshake { protocol, source })?;
+        limit.store(1, Ordering::Relaxed);
+        return Ok((Sender::Http1(sender), Box::pin(connection)));
     }
     let settings = &shared.settings;
     let (sender, connection) = http2::Builder::new(TokioExecutor::new())
@@ -171,12 +235,12 @@ async fn dial(
         .keep_alive_while_idle(true)
         .handshake(TokioIo::new(tls))
         .await
-        .map_err(DialError::Handshake)?;
+        .map_err(|source| DialError::Handshake { protocol, source })?;
     let mut connection = Box::pin(connection);
     let driving = std::future::poll_fn(move |cx| {
         let polled = connection.as_mut().poll(cx);
         limit.store(connection.current_max_send_streams(), Ordering::Relaxed);
         polled
     });
-    Ok((sender, driving))
+    Ok((Sender::Http2(sender), Box::pin(driving)))
 }

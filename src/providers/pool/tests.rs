@@ -77,19 +77,41 @@ fn origins_are_https_host_and_port() {
 async fn opens_k_connections_and_learns_the_peer_stream_limit() {
     let (sim, tls, _dir) = simulator(Profile {
         max_concurrent_streams: 4,
+        latency_min_ms: 10,
+        latency_max_ms: 20,
         ..Profile::default()
     })
     .await;
     let pool = pool(&sim, tls, 2);
     wait_for(&pool, |s| s.open == 2).await;
-    // One round trip per connection makes sure each has read the server's SETTINGS.
-    for _ in 0..2 {
-        let first = pool.acquire(soon()).await.unwrap();
-        let second = pool.acquire(soon()).await.unwrap();
-        assert_ne!(first.slot, second.slot, "least-loaded connection first");
-        assert_eq!(first.send(request(&pool)).await.unwrap().status, 403);
-        assert_eq!(second.send(request(&pool)).await.unwrap().status, 403);
+    // Overlapping round trips until each connection has read the server's SETTINGS: more
+    // requests at once than one connection may carry, so both get some.
+    let until = Instant::now() + Duration::from_secs(10);
+    while pool.snapshot().free_streams < 8 {
+        assert!(
+            Instant::now() < until,
+            "never learned: {:?}",
+            pool.snapshot()
+        );
+        let sends = (0..6).map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let stream = pool.acquire(soon()).await.unwrap();
+                stream
+                    .send(request(&pool))
+                    .await
+                    .map(|answer| answer.status)
+            })
+        });
+        for send in sends.collect::<Vec<_>>() {
+            assert_eq!(send.await.unwrap(), Ok(403));
+        }
     }
+    // Least-loaded connection first: with one stream taken, the next goes to the other.
+    let first = pool.acquire(soon()).await.unwrap();
+    let second = pool.acquire(soon()).await.unwrap();
+    assert_ne!(first.slot, second.slot, "least-loaded connection first");
+    drop((first, second));
     let snapshot = wait_for(&pool, |s| s.free_streams == 8).await;
     assert_eq!((snapshot.open, snapshot.in_flight), (2, 0));
     assert_eq!(sim.stats().connections, 2);
@@ -243,4 +265,116 @@ async fn a_guarded_pool_never_dials_an_internal_address() {
     wait_for(&pool, |s| s.open == 1).await;
     assert_eq!(sim.stats().connections, 1);
     pool.close();
+}
+
+/// A pool offering `h2` and `http/1.1` to `base`, growing to `http1` connections.
+fn dual_pool(base: &str, tls: Arc<ClientConfig>, http1: usize) -> Pool {
+    Pool::start(
+        Origin::parse(base, tls).unwrap(),
+        PoolSettings {
+            connections: 1,
+            protocols: Protocols::Http2OrHttp1,
+            http1_connections: http1,
+            ..PoolSettings::default()
+        },
+    )
+}
+
+/// A token request without a form: the simulator's token endpoint answers 400, which is all
+/// these tests need.
+fn token_request(pool: &Pool) -> http::Request<Full<Bytes>> {
+    http::Request::post(format!("{}/token", pool.base()))
+        .body(Full::new(Bytes::from_static(b"grant_type=nothing")))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_http1_server_gets_one_request_per_connection_and_the_pool_grows_to_its_bound() {
+    let (sim, tls, _dir) = simulator(Profile {
+        latency_min_ms: 20,
+        latency_max_ms: 30,
+        ..Profile::default()
+    })
+    .await;
+    let pool = dual_pool(&sim.http1_base_url(), tls, 3);
+    let snapshot = wait_for(&pool, |s| s.open == 1).await;
+    assert_eq!(
+        snapshot.http1, 1,
+        "the server picked HTTP/1.1: {snapshot:?}"
+    );
+    let sends = (0..24).map(|_| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let stream = pool.acquire(soon()).await.unwrap();
+            assert_eq!(stream.protocol(), Some(Protocol::Http1));
+            stream.send(token_request(&pool)).await.map(|a| a.status)
+        })
+    });
+    for send in sends.collect::<Vec<_>>() {
+        assert_eq!(send.await.unwrap(), Ok(400));
+    }
+    let transport = sim.transport_stats();
+    assert_eq!(transport.http1_requests, 24, "{transport:?}");
+    // Kept alive and bounded: 24 requests over at most 3 connections, never more.
+    assert!(
+        (2..=3).contains(&transport.http1_connections),
+        "{transport:?}"
+    );
+    let snapshot = pool.snapshot();
+    assert_eq!(snapshot.open + snapshot.idle + snapshot.connecting, 3);
+    assert_eq!(snapshot.in_flight, 0, "{snapshot:?}");
+}
+
+#[tokio::test]
+async fn an_http2_only_pool_never_speaks_to_an_http1_only_server() {
+    let (sim, tls, _dir) = simulator(Profile::default()).await;
+    let origin = Origin::parse(&sim.http1_base_url(), tls).unwrap();
+    let pool = Pool::start(
+        origin,
+        PoolSettings {
+            connections: 1,
+            ..PoolSettings::default()
+        },
+    );
+    let waited = pool
+        .acquire(Instant::now() + Duration::from_millis(300))
+        .await;
+    assert_eq!(waited.err(), Some(AcquireError::NoStream));
+    // The TLS handshake failed on ALPN: no HTTP/1.1 connection was ever served.
+    assert_eq!(sim.transport_stats().http1_connections, 0);
+    pool.close();
+}
+
+#[tokio::test]
+async fn a_pool_offering_both_speaks_http2_where_the_server_picks_it() {
+    let (sim, tls, _dir) = simulator(Profile::default()).await;
+    let pool = dual_pool(&sim.base_url(), tls, 3);
+    let snapshot = wait_for(&pool, |s| s.open == 1).await;
+    assert_eq!((snapshot.http1, snapshot.idle), (0, 0), "{snapshot:?}");
+    let stream = pool.acquire(soon()).await.unwrap();
+    assert_eq!(stream.protocol(), Some(Protocol::Http2));
+    assert_eq!(stream.send(request(&pool)).await.unwrap().status, 403);
+    assert_eq!(sim.transport_stats().http1_connections, 0);
+}
+
+#[tokio::test]
+async fn an_http1_connection_the_server_closed_is_redialled_when_a_request_needs_it() {
+    let (sim, tls, _dir) = simulator(Profile {
+        // The server closes each connection after its first request (HTTP/1.1: GOAWAY
+        // becomes `Connection: close`).
+        goaway_after_streams: Some(1),
+        ..Profile::default()
+    })
+    .await;
+    let pool = dual_pool(&sim.http1_base_url(), tls, 1);
+    for _ in 0..3 {
+        let stream = pool.acquire(soon()).await.unwrap();
+        match stream.send(token_request(&pool)).await {
+            Ok(answer) => assert_eq!(answer.status, 400),
+            Err(error) => panic!("closed after answering, never before: {error}"),
+        }
+        // Closed by the server, the slot rests until the next request.
+        wait_for(&pool, |s| s.idle == 1).await;
+    }
+    assert_eq!(sim.transport_stats().http1_connections, 3);
 }

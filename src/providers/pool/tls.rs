@@ -1,10 +1,13 @@
-//! The TLS side of a provider connection: whom to trust, and ALPN `h2` only (every push
-//! service speaks HTTP/2 over TLS; APNs accepts nothing else).
+//! The TLS side of a provider connection: whom to trust, and which ALPN ids to offer. A
+//! configuration offers `h2` alone until a pool sets what it offers ([`offering`]): APNs
+//! accepts nothing else, while token endpoints and some WNS and Web Push hosts speak only
+//! HTTP/1.1 (PROTOCOLS.md, "Transport, for every service").
 
+use super::protocol::Protocols;
 use hyper_rustls::ConfigBuilderExt;
 use rustls::ClientConfig;
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,6 +35,21 @@ pub enum TlsSetupError {
 /// roots, compiled in, so a container needs no CA bundle); with a PEM file it trusts only the
 /// certificates in it (the simulator's, or a carrier's egress proxy).
 pub fn client_config(roots_pem: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    configured(read_roots(roots_pem)?, None)
+}
+
+/// The same configuration presenting a client certificate (APNs certificate auth: the TLS
+/// connection authenticates the sender).
+pub fn client_config_with_certificate(
+    roots_pem: Option<&Path>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    configured(read_roots(roots_pem)?, Some((chain, key)))
+}
+
+/// The roots of a PEM file, or `None` (the web PKI) without one.
+fn read_roots(roots_pem: Option<&Path>) -> Result<Option<rustls::RootCertStore>, TlsSetupError> {
     let roots = match roots_pem {
         None => None,
         Some(path) => {
@@ -43,26 +61,48 @@ pub fn client_config(roots_pem: Option<&Path>) -> Result<Arc<ClientConfig>, TlsS
             Some(roots_of(&pem).map_err(error)?)
         }
     };
-    configured(roots)
+    Ok(roots)
 }
 
 /// The same configuration trusting only the certificates of `pem` (tests and tools that hold
 /// the simulator's certificate in memory).
 pub fn client_config_trusting(pem: &[u8]) -> Result<Arc<ClientConfig>, TlsSetupError> {
-    configured(Some(roots_of(pem).map_err(TlsSetupError::Pem)?))
+    configured(Some(roots_of(pem).map_err(TlsSetupError::Pem)?), None)
 }
 
-/// ring, ALPN `h2`, and `roots` (the web PKI when `None`).
-fn configured(roots: Option<rustls::RootCertStore>) -> Result<Arc<ClientConfig>, TlsSetupError> {
+/// A client certificate chain and its key.
+type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// ring, ALPN `h2`, `roots` (the web PKI when `None`), and the client certificate if any.
+fn configured(
+    roots: Option<rustls::RootCertStore>,
+    identity: Option<ClientIdentity>,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let builder =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?;
-    let mut config = match roots {
-        None => builder.with_webpki_roots().with_no_client_auth(),
-        Some(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
+    let builder = match roots {
+        None => builder.with_webpki_roots(),
+        Some(roots) => builder.with_root_certificates(roots),
+    };
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// `config` offering the ALPN ids of `protocols`: the same `Arc` when it already does, else
+/// a copy (one per pool, made once; the roots are shared).
+pub fn offering(config: &Arc<ClientConfig>, protocols: Protocols) -> Arc<ClientConfig> {
+    let alpn = protocols.alpn();
+    if config.alpn_protocols == alpn {
+        return Arc::clone(config);
+    }
+    let mut copy = (**config).clone();
+    copy.alpn_protocols = alpn;
+    Arc::new(copy)
 }
 
 /// The certificates of a PEM document as a root store; at least one.
@@ -110,6 +150,18 @@ mod tests {
         assert!(error.contains("no certificate"), "{error}");
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let config = client_config_trusting(cert.cert.pem().as_bytes()).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
+    }
+
+    #[test]
+    fn a_pool_offering_http1_too_gets_its_own_copy() {
+        let config = client_config(None).unwrap();
+        assert!(Arc::ptr_eq(&offering(&config, Protocols::Http2), &config));
+        let both = offering(&config, Protocols::Http2OrHttp1);
+        assert_eq!(
+            both.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
         assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
     }
 }

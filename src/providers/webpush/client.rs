@@ -14,7 +14,7 @@ use super::config::WebPushProviderConfig;
 use super::payload::build_request;
 use super::response;
 use crate::providers::pool::guard::AddressGuard;
-use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings};
+use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings, Protocols};
 use crate::providers::service::{Prepared, PushService, Verdict};
 use crate::push::{Outcome, Push};
 use crate::registry::validate::host_allowed;
@@ -94,6 +94,9 @@ impl WebPushClient {
         let parsed = Origin::parse(origin, tls)?;
         let settings = PoolSettings {
             connections: config.connections_per_origin,
+            // Browsers' push services may speak HTTP/1.1 only (PROTOCOLS.md, "Transport").
+            protocols: Protocols::Http2OrHttp1,
+            http1_connections: config.http1_connections_per_origin,
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             provider: Some(Platform::Webpush),
             guard: Some(policy.guard.clone()),

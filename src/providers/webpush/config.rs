@@ -14,6 +14,10 @@ pub struct WebPushProviderConfig {
     /// HTTP/2 connections per push-service origin (K). Web Push traffic spreads over several
     /// origins (FCM, Mozilla, Apple, WNS), each seeing a small share: one is enough.
     pub connections_per_origin: usize,
+    /// The most connections per origin that answers HTTP/1.1 instead (ALPN offers `h2` and
+    /// `http/1.1`): one request each at a time, kept alive between requests, dialled only
+    /// when a push finds them all busy (README, "Web Push").
+    pub http1_connections_per_origin: usize,
     /// Origins kept open at once per app and shard; the least recently used idle one is
     /// closed to make room. Bounds the connections a flood of odd endpoints can make us open.
     pub max_origins: usize,
@@ -42,6 +46,7 @@ impl Default for WebPushProviderConfig {
     fn default() -> Self {
         WebPushProviderConfig {
             connections_per_origin: 1,
+            http1_connections_per_origin: 4,
             max_origins: 16,
             idle_origin_seconds: 300,
             request_timeout_ms: 10_000,
@@ -74,6 +79,10 @@ impl WebPushProviderConfig {
         let mut errors = Vec::new();
         for (key, value) in [
             ("connections_per_origin", self.connections_per_origin),
+            (
+                "http1_connections_per_origin",
+                self.http1_connections_per_origin,
+            ),
             ("max_origins", self.max_origins),
             ("max_in_flight", self.max_in_flight),
         ] {

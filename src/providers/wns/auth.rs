@@ -1,5 +1,10 @@
-//! The WNS access token: OAuth2 client credentials (the app's package SID and secret,
-//! scope `notify.windows.com`), cached for its lifetime and shared by every push of the app.
+//! The WNS access token: OAuth2 client credentials, cached for its lifetime and shared by
+//! every push of the app. Two token endpoints grant it (PROTOCOLS.md, "Transport, for every
+//! service"): the legacy `login.live.com/accesstoken.srf` (client id = the package SID,
+//! scope `notify.windows.com`), and Microsoft Entra ID's
+//! `login.microsoftonline.com/<tenant>/oauth2/v2.0/token` for apps registered there (client
+//! id = the Entra application id, scope `https://wns.windows.com/.default`); each app names
+//! its own ([`super::config::WnsAppAuth`]).
 //!
 //! One refresh at a time: the cache is an async mutex held across the exchange, so a burst of
 //! pushes that find the token expired waits for one exchange instead of starting a storm of
@@ -14,16 +19,19 @@ use serde::Deserialize;
 use std::future::Future;
 use tokio::sync::Mutex;
 
-/// What the token endpoint is asked for.
-pub const SCOPE: &str = "notify.windows.com";
-
-/// The app's credential.
+/// The app's credential, and where it is exchanged for an access token.
 #[derive(Clone, Debug)]
 pub struct WnsCredential {
-    /// The package SID (`ms-app://s-1-15-2-...`): the OAuth `client_id`.
-    pub package_sid: String,
+    /// The OAuth `client_id`: the package SID (`ms-app://s-1-15-2-...`) at the legacy
+    /// endpoint, the Entra application (client) id at Entra ID.
+    pub client_id: String,
     /// The client secret; never logged (`Secret`).
     pub client_secret: Secret,
+    /// The token endpoint.
+    pub token_url: String,
+    /// The scope asked for: `notify.windows.com` (legacy) or
+    /// `https://wns.windows.com/.default` (Entra ID).
+    pub scope: String,
 }
 
 /// A token ready to send.
@@ -49,9 +57,10 @@ impl std::fmt::Debug for AccessToken {
 /// The form body of the client-credentials request.
 pub fn token_request_body(credential: &WnsCredential) -> String {
     format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}&scope={SCOPE}",
-        percent_encode(credential.package_sid.as_bytes()),
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
+        percent_encode(credential.client_id.as_bytes()),
         percent_encode(credential.client_secret.expose()),
+        percent_encode(credential.scope.as_bytes()),
     )
 }
 
@@ -179,13 +188,25 @@ mod tests {
     #[test]
     fn the_request_is_form_encoded_and_the_answer_parsed() {
         let body = token_request_body(&WnsCredential {
-            package_sid: "ms-app://s-1-15-2-1".into(),
+            client_id: "ms-app://s-1-15-2-1".into(),
             client_secret: Secret::new("a+b/c=d"),
+            token_url: super::super::config::TOKEN_URL.into(),
+            scope: super::super::config::LEGACY_SCOPE.into(),
         });
         assert_eq!(
             body,
             "grant_type=client_credentials&client_id=ms-app%3A%2F%2Fs-1-15-2-1\
              &client_secret=a%2Bb%2Fc%3Dd&scope=notify.windows.com"
+        );
+        let entra = token_request_body(&WnsCredential {
+            client_id: "8a7b6c5d-0000-4000-8000-000000000001".into(),
+            client_secret: Secret::new("s"),
+            token_url: "https://login.microsoftonline.com/contoso/oauth2/v2.0/token".into(),
+            scope: super::super::config::ENTRA_SCOPE.into(),
+        });
+        assert!(
+            entra.ends_with("&scope=https%3A%2F%2Fwns.windows.com%2F.default"),
+            "{entra}"
         );
         let parsed = token(NOW, 86_400);
         assert_eq!(parsed.authorization, "Bearer tok-1800000000000");

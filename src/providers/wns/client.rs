@@ -14,7 +14,7 @@ use super::config::WnsConfig;
 use super::payload::{PayloadError, build_request, channel_path};
 use super::response::judge;
 use crate::metrics::{self, RefreshOutcome};
-use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings};
+use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings, Protocols};
 use crate::providers::service::{Prepared, PushService, Verdict};
 use crate::push::{Outcome, Push};
 use crate::registry::{Platform, PushAddress, UnixMillis};
@@ -33,10 +33,8 @@ pub struct WnsClient {
     credential: WnsCredential,
     /// The app's access token, shared by every shard's client of the app.
     tokens: Arc<TokenCache>,
-    /// Connections to the token endpoint.
+    /// Connections to the app's token endpoint (the credential's `token_url`).
     token_pool: Pool,
-    /// The token endpoint's URL.
-    token_url: String,
     /// One pool per channel origin (`https://host`).
     pools: Mutex<HashMap<String, Pool>>,
     /// Whom the channel hosts must prove to be.
@@ -54,7 +52,7 @@ impl WnsClient {
         tokens: Arc<TokenCache>,
         tls: Arc<ClientConfig>,
     ) -> Result<WnsClient, OriginError> {
-        let origin = Origin::parse(&config.token_url, Arc::clone(&tls))?;
+        let origin = Origin::parse(&credential.token_url, Arc::clone(&tls))?;
         if let Some(base) = &config.channel_base_url {
             Origin::parse(base, Arc::clone(&tls))?;
         }
@@ -62,7 +60,6 @@ impl WnsClient {
             credential,
             tokens,
             token_pool: Pool::start(origin, pool_settings(config)),
-            token_url: config.token_url.clone(),
             pools: Mutex::new(HashMap::new()),
             tls,
             config: config.clone(),
@@ -115,7 +112,7 @@ impl WnsClient {
             .acquire(Instant::now() + self.config.request_timeout())
             .await
             .map_err(|error| format!("token endpoint: {error}"))?;
-        let request = http::Request::post(&self.token_url)
+        let request = http::Request::post(&self.credential.token_url)
             .header(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/x-www-form-urlencoded"),
@@ -130,10 +127,13 @@ impl WnsClient {
     }
 }
 
-/// The pool settings of every WNS connection.
+/// The pool settings of every WNS connection: Microsoft's token endpoints and some channel
+/// hosts speak HTTP/1.1 only (PROTOCOLS.md, "Transport"), so both are offered.
 fn pool_settings(config: &WnsConfig) -> PoolSettings {
     PoolSettings {
         connections: config.connections_per_host,
+        protocols: Protocols::Http2OrHttp1,
+        http1_connections: config.http1_connections_per_host,
         provider: Some(Platform::Wns),
         ..PoolSettings::default()
     }

@@ -7,8 +7,133 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Microsoft's token endpoint for WNS client credentials (package SID + secret).
+/// Microsoft's legacy token endpoint for WNS client credentials (package SID + secret).
 pub const TOKEN_URL: &str = "https://login.live.com/accesstoken.srf";
+/// The scope the legacy endpoint grants WNS tokens for.
+pub const LEGACY_SCOPE: &str = "notify.windows.com";
+/// The host of Microsoft Entra ID's token endpoints
+/// (`https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`).
+pub const ENTRA_HOST: &str = "login.microsoftonline.com";
+/// The scope Entra ID grants WNS tokens for.
+pub const ENTRA_SCOPE: &str = "https://wns.windows.com/.default";
+
+/// How one Windows app gets its access token: the per-app keys `token_url`, `scope` and
+/// `client_id` of `[tenants.<t>.apps.<app>]`, with their defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WnsAppAuth {
+    /// The token endpoint: the app's `token_url`, else `[providers.wns] token_url` (the
+    /// legacy endpoint unless changed).
+    pub token_url: String,
+    /// The app's `scope`, else the one its endpoint grants: `https://wns.windows.com/.default`
+    /// at Entra ID, `notify.windows.com` anywhere else.
+    pub scope: String,
+    /// The app's `client_id` (its Entra application id), else its package SID.
+    pub client_id: String,
+}
+
+impl WnsAppAuth {
+    /// The app's token settings, defaults filled in from `provider`.
+    pub fn of(
+        package_sid: &str,
+        token_url: Option<&str>,
+        scope: Option<&str>,
+        client_id: Option<&str>,
+        provider: &WnsConfig,
+    ) -> WnsAppAuth {
+        let token_url = token_url.unwrap_or(&provider.token_url).to_owned();
+        let scope = scope.map_or_else(
+            || {
+                if is_entra(&token_url) {
+                    ENTRA_SCOPE
+                } else {
+                    LEGACY_SCOPE
+                }
+                .to_owned()
+            },
+            str::to_owned,
+        );
+        WnsAppAuth {
+            token_url,
+            scope,
+            client_id: client_id.unwrap_or(package_sid).to_owned(),
+        }
+    }
+}
+
+/// The path every Entra ID (v2.0) token endpoint ends with.
+const ENTRA_TOKEN_PATH_SUFFIX: &str = "/oauth2/v2.0/token";
+
+/// Whether `url` is a Microsoft Entra ID token endpoint: on Entra ID's host, or of its shape
+/// (a stand-in such as the simulator, or an egress proxy, keeps the path).
+fn is_entra(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    host.eq_ignore_ascii_case(ENTRA_HOST)
+        || format!("/{}", path.split('?').next().unwrap_or_default())
+            .ends_with(ENTRA_TOKEN_PATH_SUFFIX)
+}
+
+/// Every problem with one app's per-app token keys, each naming its key under `at`
+/// (`tenants.<t>.apps.<app>`): an HTTPS `token_url` (at Entra ID, of the form
+/// `/<tenant>/oauth2/v2.0/token`, and with a `client_id`, since Entra ID knows the app by its
+/// application id, not its package SID), a `scope` that the endpoint grants.
+pub fn check_app_auth(
+    token_url: Option<&str>,
+    scope: Option<&str>,
+    client_id: Option<&str>,
+    at: &str,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Some(url) = token_url {
+        if url.parse::<http::Uri>().is_err() || !url.starts_with("https://") {
+            errors.push(format!(
+                "{at}.token_url must be an https:// URL, got {url:?}"
+            ));
+        } else if is_entra(url) {
+            let path = url
+                .trim_start_matches("https://")
+                .split_once('/')
+                .map_or("", |(_, path)| path);
+            let tenant = path.strip_suffix(ENTRA_TOKEN_PATH_SUFFIX);
+            if tenant.is_none_or(|tenant| tenant.is_empty() || tenant.contains('/')) {
+                errors.push(format!(
+                    "{at}.token_url: an Entra ID token endpoint is \
+                     https://{ENTRA_HOST}/<tenant>/oauth2/v2.0/token, got {url:?}"
+                ));
+            }
+            if client_id.is_none() {
+                errors.push(format!(
+                    "{at}.client_id is required with an Entra ID token_url (the app's \
+                     application id; Entra ID does not know package SIDs)"
+                ));
+            }
+            if scope.is_some_and(|scope| scope != ENTRA_SCOPE) {
+                errors.push(format!(
+                    "{at}.scope: Entra ID grants WNS tokens for {ENTRA_SCOPE:?} only"
+                ));
+            }
+        } else if url.eq_ignore_ascii_case(TOKEN_URL)
+            && scope.is_some_and(|scope| scope != LEGACY_SCOPE)
+        {
+            errors.push(format!(
+                "{at}.scope: {TOKEN_URL} grants WNS tokens for {LEGACY_SCOPE:?} only"
+            ));
+        }
+    }
+    if let Some(scope) = scope
+        && (scope.is_empty() || !scope.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        errors.push(format!(
+            "{at}.scope must be one scope without spaces, e.g. {ENTRA_SCOPE:?}"
+        ));
+    }
+    if client_id.is_some_and(|id| id.is_empty() || id.len() > 256) {
+        errors.push(format!("{at}.client_id must be 1-256 characters"));
+    }
+    errors
+}
 
 /// How ringcast talks to WNS.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,6 +149,10 @@ pub struct WnsConfig {
     pub trusted_roots: Option<PathBuf>,
     /// HTTP/2 connections per channel host and shard.
     pub connections_per_host: usize,
+    /// The most connections per channel host (and to the token endpoint) that answers
+    /// HTTP/1.1 instead: one request each at a time, kept alive between requests, dialled
+    /// only when a push finds them all busy.
+    pub http1_connections_per_host: usize,
     /// The most channel hosts one provider keeps connections to; pushes to further hosts are
     /// rejected (WNS uses a handful of regional hosts, so this only stops a runaway).
     pub max_hosts: usize,
@@ -46,6 +175,7 @@ impl Default for WnsConfig {
             channel_base_url: None,
             trusted_roots: None,
             connections_per_host: 1,
+            http1_connections_per_host: 4,
             max_hosts: 64,
             request_timeout_ms: 10_000,
             token_refresh_ahead_seconds: 300,
@@ -75,6 +205,10 @@ impl WnsConfig {
         }
         for (key, value) in [
             ("connections_per_host", self.connections_per_host),
+            (
+                "http1_connections_per_host",
+                self.http1_connections_per_host,
+            ),
             ("max_hosts", self.max_hosts),
             ("max_in_flight", self.max_in_flight),
         ] {
@@ -94,6 +228,50 @@ impl WnsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_app_takes_the_legacy_endpoint_unless_it_names_entra_id() {
+        let provider = WnsConfig::default();
+        let sid = "ms-app://s-1-15-2-1";
+        assert_eq!(
+            WnsAppAuth::of(sid, None, None, None, &provider),
+            WnsAppAuth {
+                token_url: TOKEN_URL.into(),
+                scope: LEGACY_SCOPE.into(),
+                client_id: sid.into(),
+            }
+        );
+        let entra = "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token";
+        let app_id = "8a7b6c5d-0000-4000-8000-000000000001";
+        let auth = WnsAppAuth::of(sid, Some(entra), None, Some(app_id), &provider);
+        assert_eq!(
+            (auth.scope.as_str(), auth.client_id.as_str()),
+            (ENTRA_SCOPE, app_id)
+        );
+        assert!(check_app_auth(Some(entra), None, Some(app_id), "a").is_empty());
+        assert!(check_app_auth(Some(entra), Some(ENTRA_SCOPE), Some(app_id), "a").is_empty());
+        assert!(check_app_auth(None, None, None, "a").is_empty());
+    }
+
+    #[test]
+    fn a_mismatched_endpoint_scope_or_client_is_refused_with_every_reason() {
+        let entra = "https://login.microsoftonline.com/contoso/oauth2/v2.0/token";
+        let errors = check_app_auth(Some(entra), Some(LEGACY_SCOPE), None, "tenants.t.apps.w");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("tenants.t.apps.w.client_id"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("Entra ID grants"), "{errors:?}");
+        let legacy = check_app_auth(Some(TOKEN_URL), Some(ENTRA_SCOPE), None, "a");
+        assert_eq!(legacy.len(), 1, "{legacy:?}");
+        let bare = "https://login.microsoftonline.com/oauth2/v2.0/token";
+        assert!(check_app_auth(Some(bare), None, Some("id"), "a")[0].contains("<tenant>"));
+        assert_eq!(
+            check_app_auth(Some("http://x"), Some("a b"), Some(""), "a").len(),
+            3
+        );
+    }
 
     #[test]
     fn defaults_talk_to_microsoft_and_errors_come_all_at_once() {

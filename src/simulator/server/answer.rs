@@ -50,10 +50,10 @@ pub(super) fn wns(
 ) -> Response<Full<Bytes>> {
     use crate::simulator::wns;
     let now = now_millis();
-    if parts.uri.path() == wns::TOKEN_PATH {
+    if wns::is_token_path(parts.uri.path()) {
         // Scripted errors are for the channels; the token endpoint refuses by its rules (a
         // wrong secret shows its refusal).
-        return match wns::judge_token_request(body, &shared.wns_apps) {
+        return match wns::judge_token_request(parts.uri.path(), body, &shared.wns_apps) {
             Ok(app) => {
                 let lifetime = shared.wns_token_lifetime;
                 let token = shared

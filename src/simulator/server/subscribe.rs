@@ -32,6 +32,12 @@ pub(super) async fn answer(
         },
         |authority| format!("https://{authority}"),
     );
+    // An HTTP/1.1-only Web Push side: the endpoint names the HTTP/1.1 listener's port.
+    let origin = if shared.profile.http1_only {
+        on_port(&origin, shared.http1_port)
+    } else {
+        origin
+    };
     let Ok(body) = Limited::new(request.into_body(), MAX_SUBSCRIBE_BODY)
         .collect()
         .await
@@ -60,6 +66,17 @@ pub(super) async fn answer(
         }
         Err(reason) => text(400, reason),
     }
+}
+
+/// `https://host[:port]` moved to `port`.
+fn on_port(origin: &str, port: u16) -> String {
+    let authority = origin.trim_start_matches("https://");
+    let host = match authority.rsplit_once(':') {
+        // An IPv6 literal's last colon is inside its brackets when it has no port.
+        Some((host, tail)) if !tail.contains(']') => host,
+        _ => authority,
+    };
+    format!("https://{host}:{port}")
 }
 
 /// A plain-text error answer.

@@ -41,7 +41,7 @@ fn the_development_service_account_parses_and_hides_its_key() {
         "ringcast-demo@ringcast-demo.iam.gserviceaccount.com"
     );
     assert_eq!(account.project_id, "ringcast-demo");
-    assert_eq!(account.token_uri, "https://127.0.0.1:8443/token");
+    assert_eq!(account.token_uri, "https://127.0.0.1:8444/token");
     assert!(account.private_key_id.is_some());
     let debug = format!("{account:?}");
     assert!(!debug.contains("PRIVATE KEY") && debug.contains("[redacted]"));
@@ -86,7 +86,7 @@ fn broken_service_accounts_are_refused_without_printing_the_key() {
 fn the_assertion_is_what_google_checks_and_verifies_with_the_public_key() {
     let account = account();
     let signer = AssertionSigner::new(&account).unwrap();
-    assert_eq!(signer.token_uri(), "https://127.0.0.1:8443/token");
+    assert_eq!(signer.token_uri(), "https://127.0.0.1:8444/token");
     let body = String::from_utf8(signer.token_request_body(T0 + 999).unwrap()).unwrap();
     let assertion = body
         .strip_prefix("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=")
@@ -107,7 +107,7 @@ fn the_assertion_is_what_google_checks_and_verifies_with_the_public_key() {
         serde_json::json!({
             "iss": "ringcast-demo@ringcast-demo.iam.gserviceaccount.com",
             "scope": FCM_SCOPE,
-            "aud": "https://127.0.0.1:8443/token",
+            "aud": "https://127.0.0.1:8444/token",
             "iat": 1_800_000_000,
             "exp": 1_800_003_600,
         })
