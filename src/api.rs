@@ -18,10 +18,10 @@ pub mod openapi;
 pub mod problem;
 pub mod registrations;
 
+use crate::admin::reload::LiveTenants;
 use crate::registry::AnyStore;
 use crate::registry::shards::Shards;
 use crate::router::Routers;
-use crate::tenant::Tenants;
 use actix_web::{HttpResponse, web};
 use problem::ApiError;
 use std::sync::Arc;
@@ -32,8 +32,8 @@ pub struct ApiState {
     pub shards: Shards<AnyStore>,
     /// The routers, one per shard.
     pub routers: Routers,
-    /// The tenants and their credentials.
-    pub tenants: Arc<Tenants>,
+    /// The tenants and their credentials; a reload swaps them whole.
+    pub tenants: LiveTenants,
     /// The Web Push services a subscription may point at.
     pub webpush_hosts: Arc<[String]>,
     /// The SSRF guard a subscription endpoint's addresses must pass.
@@ -44,7 +44,8 @@ pub struct ApiState {
     pub store_name: &'static str,
 }
 
-/// Mounts every route. `max_body_bytes` caps JSON bodies.
+/// Mounts the public API's routes (`/v1/*`); the operators' routes are
+/// [`crate::admin::configure`]'s. `max_body_bytes` caps JSON bodies.
 pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
     let json = web::JsonConfig::default()
         .limit(max_body_bytes)
@@ -57,10 +58,6 @@ pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
         .app_data(json)
         .app_data(query)
         .app_data(path)
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/openapi.json", web::get().to(openapi::openapi_json))
         .route("/v1/calls", web::post().to(calls::ring))
         .route("/v1/calls/{call_id}/end", web::post().to(calls::end))
         .service(

@@ -31,6 +31,7 @@
 //! | `ringcast_registry_op_seconds` | histogram, 50 µs .. 5 s | `op`, `store` |
 //! | `ringcast_events_total` | counter | `kind`, `outcome` |
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
+//! | `ringcast_config_reloads_total` | counter | `outcome` |
 //! | `ringcast_build_info` | gauge, always 1 | `version`, `git_sha` |
 //! | `ringcast_uptime_seconds` | gauge | |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | Prometheus' standard process metrics (Linux) | |
@@ -56,6 +57,7 @@
 //!   `outcome`: `accepted`, `duplicate`, `no_devices`, `invalid`, `busy`, `unavailable`
 //!   ([`EventOutcome`]).
 //! - `outcome` of `credential_refresh_total`: `ok`, `error` ([`RefreshOutcome`]).
+//! - `outcome` of `config_reloads_total`: `applied`, `refused` ([`ReloadOutcome`]).
 
 pub mod catalog;
 pub mod process;
@@ -63,7 +65,7 @@ mod vocabulary;
 
 pub use vocabulary::{
     ConnectionState, EventOutcome, IntakeRoute, RefreshOutcome, RegistryOp, RegistryOutcome,
-    RetryReason, dead_token_reason, event_kind,
+    ReloadOutcome, RetryReason, dead_token_reason, event_kind,
 };
 
 use crate::push::{Outcome, Priority, PushKind};
@@ -243,6 +245,11 @@ pub fn token_invalidated(provider: Platform, reason: &str) {
 pub fn credential_refresh(provider: Platform, outcome: RefreshOutcome) {
     counter!(catalog::CREDENTIAL_REFRESH_TOTAL, "provider" => provider.as_str(), "outcome" => outcome.label())
         .increment(1);
+}
+
+/// A configuration reload was applied or refused.
+pub fn config_reload(outcome: ReloadOutcome) {
+    counter!(catalog::CONFIG_RELOADS_TOTAL, "outcome" => outcome.label()).increment(1);
 }
 
 /// A call event arrived (HTTP or stream) and was `outcome`.

@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use support::app::{APNS_TOKEN, KEY_A, TestApp, apns_body};
 
 /// Every metric family DESIGN.md names, plus build info, uptime, and the node's intake and routers' admission.
-pub const CONTRACT: [&str; 21] = [
+pub const CONTRACT: [&str; 22] = [
     "ringcast_pushes_total",
     "ringcast_push_latency_seconds",
     "ringcast_queue_depth",
@@ -44,6 +44,7 @@ pub const CONTRACT: [&str; 21] = [
     "ringcast_requests_in_flight_limit",
     "ringcast_requests_refused_total",
     "ringcast_credential_refresh_total",
+    "ringcast_config_reloads_total",
     "ringcast_build_info",
     "ringcast_uptime_seconds",
 ];

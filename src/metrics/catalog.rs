@@ -3,7 +3,7 @@
 
 use super::vocabulary::{
     ConnectionState, EventOutcome, IntakeRoute, PUSH_KINDS, RefreshOutcome, RegistryOp,
-    RegistryOutcome, RetryReason, dead_token_reasons, event_kind,
+    RegistryOutcome, ReloadOutcome, RetryReason, dead_token_reasons, event_kind,
 };
 use crate::push::{Outcome, Priority};
 use crate::registry::Platform;
@@ -51,6 +51,8 @@ pub const REQUESTS_IN_FLIGHT_LIMIT: &str = "ringcast_requests_in_flight_limit";
 pub const REQUESTS_REFUSED_TOTAL: &str = "ringcast_requests_refused_total";
 /// Provider credential refreshes.
 pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
+/// Configuration reloads (SIGHUP, `POST /admin/reload`), by outcome.
+pub const CONFIG_RELOADS_TOTAL: &str = "ringcast_config_reloads_total";
 /// The build: version and git commit, value 1.
 pub const BUILD_INFO: &str = "ringcast_build_info";
 /// Seconds since the metrics were installed (the node started).
@@ -197,6 +199,11 @@ pub fn describe_all() {
         Unit::Count,
         "Provider credential refreshes, by outcome."
     );
+    describe_counter!(
+        CONFIG_RELOADS_TOTAL,
+        Unit::Count,
+        "Configuration reloads (SIGHUP or POST /admin/reload): applied, or refused with the old configuration kept."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the labels say which build runs.");
     describe_gauge!(
         UPTIME_SECONDS,
@@ -234,6 +241,9 @@ pub fn preregister() {
     gauge!(REQUESTS_IN_FLIGHT_LIMIT).increment(0.0);
     for route in IntakeRoute::ALL {
         counter!(REQUESTS_REFUSED_TOTAL, "route" => route.label()).absolute(0);
+    }
+    for outcome in ReloadOutcome::ALL {
+        counter!(CONFIG_RELOADS_TOTAL, "outcome" => outcome.label()).absolute(0);
     }
     for provider in PROVIDERS {
         let provider_label = provider.as_str();
