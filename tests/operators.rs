@@ -5,6 +5,8 @@ mod support;
 
 #[path = "operators/admin.rs"]
 mod admin;
+#[path = "operators/binary.rs"]
+mod binary;
 #[path = "operators/demo.rs"]
 mod demo;
 #[path = "operators/node.rs"]
