@@ -22,10 +22,10 @@ pub mod openapi;
 pub mod problem;
 pub mod registrations;
 
+use crate::admin::reload::LiveTenants;
 use crate::registry::AnyStore;
 use crate::registry::shards::Shards;
 use crate::router::Routers;
-use crate::tenant::Tenants;
 use actix_web::{HttpResponse, web};
 use problem::ApiError;
 use std::sync::Arc;
@@ -36,8 +36,8 @@ pub struct ApiState {
     pub shards: Shards<AnyStore>,
     /// The routers, one per shard.
     pub routers: Routers,
-    /// The tenants and their credentials.
-    pub tenants: Arc<Tenants>,
+    /// The tenants and their credentials; a reload swaps them whole.
+    pub tenants: LiveTenants,
     /// The Web Push services a subscription may point at.
     pub webpush_hosts: Arc<[String]>,
     /// The SSRF guard a subscription endpoint's addresses must pass.
@@ -52,7 +52,8 @@ pub struct ApiState {
     pub channel_config: crate::config::channel::ChannelConfig,
 }
 
-/// Mounts every route. `max_body_bytes` caps JSON bodies.
+/// Mounts the public API's routes (`/v1/*`); the operators' routes are
+/// [`crate::admin::configure`]'s. `max_body_bytes` caps JSON bodies.
 pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
     let json = web::JsonConfig::default()
         .limit(max_body_bytes)
@@ -65,10 +66,6 @@ pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
         .app_data(json)
         .app_data(query)
         .app_data(path)
-        .service(resource("/healthz", "GET").get(health::healthz))
-        .service(resource("/readyz", "GET").get(health::readyz))
-        .service(resource("/metrics", "GET").get(metrics::metrics))
-        .service(resource("/openapi.json", "GET").get(openapi::openapi_json))
         .service(resource("/v1/calls", "POST").post(calls::ring))
         .service(resource("/v1/calls/{call_id}/end", "POST").post(calls::end))
         .service(resource("/v1/channel", "GET").get(channel::connect))
@@ -87,7 +84,7 @@ pub fn configure(config: &mut web::ServiceConfig, max_body_bytes: usize) {
 
 /// A path that answers `allow` (its methods, as the `Allow` header lists them) and `405` with
 /// that header to any other method (RFC 9110 §15.5.6), TRACE included.
-fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(move || async move {
         Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow })
     }))

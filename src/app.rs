@@ -1,6 +1,11 @@
-//! Wiring: opens the store, starts the shards and the HTTP server, and shuts them down in
-//! order (stop accepting, finish in-flight requests, stop the shards, close the store).
+//! Wiring: opens the store, starts the shards and the HTTP servers (the public API and the
+//! admin listener), and shuts them down in order (stop accepting, finish in-flight requests,
+//! stop the shards, close the store).
 
+pub mod tls;
+
+use crate::admin::reload::{LiveTenants, Reloader};
+use crate::admin::{self, ReloaderData};
 use crate::api::{self, ApiState};
 use crate::channel::ChannelHub;
 use crate::config::{Config, ConfigErrors, StoreKind};
@@ -21,6 +26,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +34,15 @@ use std::time::Duration;
 pub struct Node {
     /// Where the API listens (the real port when the config asked for port 0).
     pub address: SocketAddr,
+    /// Where the admin listener listens; `None` when the admin routes share the API's
+    /// listener (`admin.on_api_listener`).
+    pub admin_address: Option<SocketAddr>,
     server: Server,
+    /// The admin listener: its handle, and the task that drives it (an actix `Server` serves
+    /// only while polled).
+    admin: Option<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    /// The SIGHUP → reload loop, when the node reloads and handles signals.
+    reload_on_hangup: Option<tokio::task::JoinHandle<()>>,
     shards: ShardThreads,
     sweeper: Option<tokio::task::JoinHandle<()>>,
     /// Listens for calls ended on other nodes (Redis stores only).
@@ -41,14 +55,33 @@ pub struct Node {
 const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
 
 /// Starts a node inside the current actix `System`. With `handle_signals`, SIGINT and
-/// SIGTERM stop it gracefully.
+/// SIGTERM stop it gracefully. It cannot reload its configuration (see [`start_reloadable`]).
 pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node> {
+    start_with(config, handle_signals, None).await
+}
+
+/// [`start`] for a node whose configuration came from `file` (`None`: the development
+/// default): `POST /admin/reload`, and SIGHUP with `handle_signals`, read it again
+/// ([`crate::admin::reload`]).
+pub async fn start_reloadable(
+    config: &Config,
+    handle_signals: bool,
+    file: Option<PathBuf>,
+) -> anyhow::Result<Node> {
+    start_with(config, handle_signals, Some(file)).await
+}
+
+async fn start_with(
+    config: &Config,
+    handle_signals: bool,
+    reload_from: Option<Option<PathBuf>>,
+) -> anyhow::Result<Node> {
     config.validate()?;
-    let tenants = Arc::new(Tenants::build(config).map_err(ConfigErrors)?);
+    let tenants = LiveTenants::new(Tenants::build(config).map_err(ConfigErrors)?);
     if tenants.is_empty() {
         tracing::warn!("no tenants configured: every API request will get 401");
     }
-    metrics::tenants_configured(tenants.ids());
+    metrics::tenants_configured(tenants.ids().iter().map(String::as_str));
     let store = open_store(config).await?;
     let sweeper = match &store {
         AnyStore::Embedded(embedded) => Some(embedded.spawn_sweeper(Duration::from_secs(
@@ -102,7 +135,7 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
     let state = web::Data::new(ApiState {
         shards,
         routers,
-        tenants,
+        tenants: tenants.clone(),
         webpush_hosts: config.webpush.allowed_hosts.clone().into(),
         webpush_guard: config.webpush.address_guard(),
         webpush_resolve_timeout: config.webpush.resolve_timeout(),
@@ -110,36 +143,40 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
         channel: channel.hub,
         channel_config: config.channel.clone(),
     });
-    let max_body = config.server.max_body_bytes;
     let intake = api::intake::Intake::new(config.server.max_requests_in_flight);
     let intake_handle = intake.clone();
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(intake.clone())
-            .wrap(actix_web::middleware::from_fn(api::intake::limit))
-            .configure(|routes| api::configure(routes, max_body))
-    })
-    .shutdown_timeout(config.server.shutdown_timeout_seconds)
-    // Small answers on long-lived connections: without TCP_NODELAY an h2c answer waits for
-    // the client's delayed ACK (~40 ms on Linux) behind Nagle's algorithm.
-    .tcp_nodelay(true)
-    // HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port: clients that ring many
-    // calls (call control, the load generator) multiplex them over one connection.
-    .bind_auto_h2c(config.server.listen)
-    .with_context(|| format!("binding the API to {}", config.server.listen))?;
-    if config.server.workers > 0 {
-        server = server.workers(config.server.workers);
-    }
-    // actix-web's own handling treats SIGINT as a *forced* stop; ours makes both SIGINT and
-    // SIGTERM graceful: stop accepting, finish in-flight requests, then stop.
-    server = server.disable_signals();
-    let address = *server
-        .addrs()
-        .first()
-        .context("the API server bound no address")?;
-    tracing::info!(%address, store = store_name, shards = settings.count, "ringcast node started");
-    let server = server.run();
+    let certificate = match &config.server.tls {
+        Some(tls) => Some(Arc::new(tls::CertificateCell::new(
+            tls::load_certified_key(&tls.cert, &tls.key).map_err(anyhow::Error::msg)?,
+        ))),
+        None => None,
+    };
+    let reloader = reload_from.map(|file| {
+        Arc::new(Reloader::new(
+            file,
+            config.clone(),
+            tenants.clone(),
+            certificate.clone(),
+        ))
+    });
+    let reloader_data: ReloaderData = web::Data::new(reloader.clone());
+    let (admin, admin_address) = if config.admin.on_api_listener {
+        (None, None)
+    } else {
+        let (server, address) =
+            admin::bind(config, state.clone(), intake.clone(), reloader_data.clone())?;
+        (
+            Some((server.handle(), actix_rt::spawn(server))),
+            Some(address),
+        )
+    };
+    let shared_admin = config.admin.on_api_listener.then_some(reloader_data);
+    let (server, address) = public_listener(config, state, intake, shared_admin, certificate)?;
+    tracing::info!(%address, admin = ?admin_address, tls = config.server.tls.is_some(), store = store_name, shards = settings.count, "ringcast node started");
+    let reload_on_hangup = match (&reloader, handle_signals) {
+        (Some(reloader), true) => Some(spawn_reload_on_hangup(reloader.clone())),
+        _ => None,
+    };
     if handle_signals {
         let handle = server.handle();
         let limit = Duration::from_secs(config.server.shutdown_timeout_seconds);
@@ -152,11 +189,95 @@ pub async fn start(config: &Config, handle_signals: bool) -> anyhow::Result<Node
     let metrics_upkeep = metrics::spawn_upkeep(METRICS_UPKEEP_PERIOD);
     Ok(Node {
         address,
+        admin_address,
         server,
+        admin,
+        reload_on_hangup,
         shards: shard_threads,
         sweeper,
         end_listener,
         metrics_upkeep,
+    })
+}
+
+/// Binds the public API: `/v1/*` (plus the admin routes when `shared_admin` is given, the
+/// development default), plain HTTP/1.1 and h2c, or TLS with ALPN `h2` and `http/1.1` when
+/// `certificate` is (`[server.tls]`).
+fn public_listener(
+    config: &Config,
+    state: web::Data<ApiState>,
+    intake: api::intake::Intake,
+    shared_admin: Option<ReloaderData>,
+    certificate: Option<Arc<tls::CertificateCell>>,
+) -> anyhow::Result<(Server, SocketAddr)> {
+    let max_body = config.server.max_body_bytes;
+    let call_control_needs_certificate = config
+        .server
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca.is_some());
+    let mut server = HttpServer::new(move || {
+        let app = App::new()
+            .app_data(state.clone())
+            .app_data(intake.clone())
+            .wrap(actix_web::middleware::from_fn(api::intake::limit))
+            .wrap(actix_web::middleware::Condition::new(
+                call_control_needs_certificate,
+                actix_web::middleware::from_fn(tls::require_client_certificate),
+            ));
+        let app = match &shared_admin {
+            Some(reloader) => app.app_data(reloader.clone()).configure(admin::configure),
+            None => app,
+        };
+        app.configure(|routes| api::configure(routes, max_body))
+    })
+    .shutdown_timeout(config.server.shutdown_timeout_seconds)
+    // Small answers on long-lived connections: without TCP_NODELAY an h2c answer waits for
+    // the client's delayed ACK (~40 ms on Linux) behind Nagle's algorithm.
+    .tcp_nodelay(true);
+    server = match (&config.server.tls, certificate) {
+        (Some(settings), Some(certificate)) => {
+            let rustls_config =
+                tls::server_config(settings, certificate).map_err(anyhow::Error::msg)?;
+            server
+                .on_connect(tls::note_client_certificate)
+                .bind_rustls_0_23(config.server.listen, rustls_config)
+        }
+        // HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port: clients that ring
+        // many calls (call control, the load generator) multiplex them over one connection.
+        _ => server.bind_auto_h2c(config.server.listen),
+    }
+    .with_context(|| format!("binding the API to {}", config.server.listen))?;
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    // actix-web's own handling treats SIGINT as a *forced* stop; ours makes both SIGINT and
+    // SIGTERM graceful: stop accepting, finish in-flight requests, then stop.
+    server = server.disable_signals();
+    let address = *server
+        .addrs()
+        .first()
+        .context("the API server bound no address")?;
+    Ok((server.run(), address))
+}
+
+/// Reloads the configuration on every SIGHUP (what `systemctl reload` and `kill -HUP` send).
+fn spawn_reload_on_hangup(reloader: Arc<Reloader>) -> tokio::task::JoinHandle<()> {
+    actix_rt::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /admin/reload");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the configuration");
+            let reloader = reloader.clone();
+            // The outcome is logged and counted by the reloader itself.
+            let _ = actix_web::web::block(move || reloader.reload()).await;
+        }
     })
 }
 
@@ -295,6 +416,20 @@ impl Node {
     /// Serves until stopped, then stops the shards and the sweeper, which releases the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        // The admin listener outlives the API's drain, so probes and scrapes see it through.
+        if let Some((handle, task)) = self.admin {
+            handle.stop(true).await;
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "the admin listener stopped with an error")
+                }
+                Err(error) => tracing::warn!(%error, "the admin listener's task failed"),
+            }
+        }
+        if let Some(reload) = self.reload_on_hangup {
+            reload.abort();
+        }
         if let Some(sweeper) = self.sweeper {
             sweeper.abort();
         }
@@ -341,6 +476,8 @@ async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
 pub struct BackgroundNode {
     /// Where the API listens.
     pub address: SocketAddr,
+    /// Where the admin listener listens (`None`: on the API's listener).
+    pub admin_address: Option<SocketAddr>,
     handle: ServerHandle,
     thread: std::thread::JoinHandle<std::io::Result<()>>,
 }
@@ -348,16 +485,29 @@ pub struct BackgroundNode {
 impl BackgroundNode {
     /// Starts a node on a new thread and waits until it listens.
     pub fn spawn(config: Config) -> anyhow::Result<BackgroundNode> {
+        Self::spawn_with(config, None)
+    }
+
+    /// [`BackgroundNode::spawn`] for a node that reloads from `file` on `POST /admin/reload`.
+    pub fn spawn_reloadable(config: Config, file: PathBuf) -> anyhow::Result<BackgroundNode> {
+        Self::spawn_with(config, Some(Some(file)))
+    }
+
+    fn spawn_with(
+        config: Config,
+        reload_from: Option<Option<PathBuf>>,
+    ) -> anyhow::Result<BackgroundNode> {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("ringcast-node".into())
             .spawn(move || {
                 actix_rt::System::new().block_on(async move {
-                    match start(&config, false).await {
+                    match start_with(&config, false, reload_from).await {
                         Ok(node) => {
                             // The receiver waits for exactly this message; if it is gone, the
                             // spawner gave up and the node just serves until stopped.
-                            let _ = started_tx.send(Ok((node.address, node.handle())));
+                            let addresses = (node.address, node.admin_address);
+                            let _ = started_tx.send(Ok((addresses, node.handle())));
                             node.run_until_stopped().await
                         }
                         Err(error) => {
@@ -367,11 +517,12 @@ impl BackgroundNode {
                     }
                 })
             })?;
-        let (address, handle) = started_rx
+        let ((address, admin_address), handle) = started_rx
             .recv()
             .context("the node thread died while starting")??;
         Ok(BackgroundNode {
             address,
+            admin_address,
             handle,
             thread,
         })
@@ -380,6 +531,11 @@ impl BackgroundNode {
     /// The API's base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// The admin listener's base URL (the API's when they share one).
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_address.unwrap_or(self.address))
     }
 
     /// Stops the node gracefully and waits until its store is released.

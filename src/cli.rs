@@ -1,9 +1,13 @@
-//! The `ringcast` command line: `serve` and `check-config` here; `simulate` and `loadgen`,
-//! whose flags are many, in `cli/simulate.rs` and `cli/loadgen.rs`.
+//! The `ringcast` command line: `serve` and `check-config` here; `simulate`, `loadgen`,
+//! `demo` and `health` in `cli/`, one file each.
 
+mod demo;
+mod health;
 mod loadgen;
 mod simulate;
 
+pub use demo::{DemoArgs, move_to_simulator, try_lines};
+pub use health::HealthArgs;
 pub use loadgen::LoadgenArgs;
 pub use simulate::{
     DEV_APNS_KEY_ID, DEV_APNS_PUBLIC_KEY, DEV_APNS_TEAM, DEV_FCM_SERVICE_ACCOUNT,
@@ -50,6 +54,13 @@ pub enum Command {
     /// Register devices, then drive call events at a node at a set rate (open loop), with a
     /// live progress bar; writes report.json, report.svg and summary.txt.
     Loadgen(Box<LoadgenArgs>),
+    /// Try it: a node on the development default and the push-service simulator in one
+    /// process; prints the lines that register a phone, ring it and read the counters.
+    /// Run from the repository's root.
+    Demo(DemoArgs),
+    /// Ask a node's admin listener whether it is ready (exit 0) or not (exit 1): the
+    /// container health check.
+    Health(HealthArgs),
 }
 
 /// Runs the command line; the process exits with the returned code.
@@ -66,6 +77,12 @@ pub fn main() -> ExitCode {
             logging::init(cli.log_format.unwrap_or_default(), "info");
             exit(simulate::run(*args))
         }
+        Command::Demo(args) => {
+            // Warnings only: the lines to try must not scroll away under start-up logs.
+            logging::init(cli.log_format.unwrap_or_default(), "warn");
+            exit(demo::run(args))
+        }
+        Command::Health(args) => exit(health::run(&args)),
     }
 }
 
@@ -107,7 +124,7 @@ fn serve(file: Option<PathBuf>, log_format: Option<LogFormat>) -> anyhow::Result
     let config = Config::load(file.as_deref())?;
     logging::init(log_format.unwrap_or(config.log.format), &config.log.level);
     actix_rt::System::new().block_on(async move {
-        let node = app::start(&config, true).await?;
+        let node = app::start_reloadable(&config, true, file).await?;
         node.run_until_stopped().await?;
         Ok(())
     })

@@ -5,10 +5,13 @@
 //! demo tenant and its well-known key from the development default); then environment
 //! variables `RINGCAST__SECTION__KEY` (e.g. `RINGCAST__REGISTRY__STORE=redis`).
 
+pub mod admin;
 pub mod channel;
 pub mod cluster;
+mod paths;
 pub mod secret;
 pub mod tenant;
+pub mod tls;
 pub mod ttl_cap;
 
 use figment::Figment;
@@ -19,8 +22,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use admin::AdminConfig;
 pub use secret::{Secret, SecretSource};
 pub use tenant::{AppConfig, IdentityTokenConfig, ServerKeySource, TenantConfig, TokenAlgorithm};
+pub use tls::TlsConfig;
 
 /// The push services' connection settings (`[providers.*]`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -45,6 +50,8 @@ pub const DEFAULT_CONFIG_FILE: &str = "config/ringcast.toml";
 pub struct Config {
     /// The HTTP API.
     pub server: ServerConfig,
+    /// The operators' listener: metrics, probes, reload.
+    pub admin: AdminConfig,
     /// The registry: its shards and its store.
     pub registry: RegistryConfig,
     /// The routers: how much call-event work each shard takes on at once.
@@ -82,6 +89,8 @@ pub struct ServerConfig {
     /// quarters, rings only at the limit (src/api/intake.rs). By Little's law it bounds a
     /// ring's wait in the node to about limit ÷ the node's request rate.
     pub max_requests_in_flight: usize,
+    /// TLS on `listen` (cert, key, optional client CA); absent = plain HTTP and h2c.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +101,7 @@ impl Default for ServerConfig {
             max_body_bytes: 16 * 1024,
             shutdown_timeout_seconds: 30,
             max_requests_in_flight: 1024,
+            tls: None,
         }
     }
 }
@@ -302,7 +312,8 @@ pub struct ConfigErrors(pub Vec<String>);
 
 impl Config {
     /// Loads the layers (see the module doc). `file = None` means the default file, which may
-    /// be missing (then the built-in defaults apply); a named file must exist.
+    /// be missing (then the built-in defaults apply); a named file must exist. Relative paths
+    /// in a file are relative to that file's folder ([`paths`]).
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
@@ -321,9 +332,11 @@ impl Config {
             ),
         }
         figment = figment.merge(Env::prefixed("RINGCAST__").split("__"));
-        figment
+        let mut config = figment
             .extract::<Config>()
-            .map_err(|error| ConfigErrors(error.into_iter().map(|e| e.to_string()).collect()))
+            .map_err(|error| ConfigErrors(error.into_iter().map(|e| e.to_string()).collect()))?;
+        paths::resolve(&mut config, &figment);
+        Ok(config)
     }
 
     /// Checks everything that types cannot: ranges, cross-references, and that every secret
@@ -360,10 +373,7 @@ impl Config {
             StoreKind::Embedded if registry.embedded.sweep_interval_seconds == 0 => {
                 problems.push("registry.embedded.sweep_interval_seconds must be at least 1".into())
             }
-            StoreKind::Redis
-                if !registry.redis.url.starts_with("redis://")
-                    && !registry.redis.url.starts_with("rediss://") =>
-            {
+            StoreKind::Redis if !registry.redis.url.starts_with("redis://") => {
                 problems.push(format!(
                     "registry.redis.url must start with redis:// (got {:?})",
                     registry.redis.url
@@ -374,6 +384,23 @@ impl Config {
                     .into(),
             ),
             _ => {}
+        }
+        // The redis crate is built without TLS: a rediss:// URL would pass here and then fail
+        // to connect at start, so it is refused with the reason (README, "Stores").
+        let tls_urls = std::iter::once(&registry.redis.url)
+            .filter(|_| registry.store == StoreKind::Redis)
+            .chain(
+                registry
+                    .redis
+                    .nodes
+                    .iter()
+                    .filter(|_| registry.store == StoreKind::RedisCluster),
+            );
+        for url in tls_urls.filter(|url| url.starts_with("rediss://")) {
+            problems.push(format!(
+                "registry.redis: {url:?} asks for TLS (rediss://), which this build cannot do; \
+                 use redis:// on a private network or through a TLS tunnel"
+            ));
         }
         for host in &self.webpush.allowed_hosts {
             let (name, port) = host
@@ -424,11 +451,28 @@ impl Config {
         if let Err(errors) = crate::tenant::Tenants::build(self) {
             problems.extend(errors);
         }
+        problems.extend(self.listener_problems());
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigErrors(problems))
         }
+    }
+
+    /// The listeners: the admin listener apart from the API's, and the API's certificate.
+    fn listener_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let (api, admin) = (self.server.listen, self.admin.listen);
+        if !self.admin.on_api_listener && admin.port() != 0 && admin == api {
+            problems.push(format!(
+                "admin.listen {admin} is server.listen too: give the admin listener its own \
+                 address, or set admin.on_api_listener = true"
+            ));
+        }
+        if let Some(tls) = &self.server.tls {
+            problems.extend(crate::app::tls::validate(tls));
+        }
+        problems
     }
 
     /// The shard count in effect (0 = one per core).

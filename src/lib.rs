@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //!
-//! - [`cli`] parses the command line; [`app`] wires a node together and shuts it down.
+//! - [`cli`] parses the command line; [`app`] wires a node together and shuts it down, its
+//!   public listener optionally over TLS ([`app::tls`]); [`admin`] is the operators'
+//!   listener (metrics, probes, live reload).
 //! - [`config`] is the typed, layered configuration; [`tenant`] turns its tenants into the
 //!   credential table every request is checked against; [`limits`] holds each tenant's
 //!   request rates (token buckets, `429` beyond them).
@@ -41,6 +43,7 @@
 //! `?wait=true`, and a dead token back to the store.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod channel;

@@ -33,6 +33,7 @@
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
 //! | `ringcast_push_config_errors_total` | counter | `provider`, `tenant`, `app`, `reason` |
 //! | `ringcast_token_environment_corrections_total` | counter | `provider` |
+//! | `ringcast_config_reloads_total` | counter | `outcome` |
 //! | `ringcast_build_info` | gauge, always 1 | `version`, `git_sha` |
 //! | `ringcast_uptime_seconds` | gauge | |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | Prometheus' standard process metrics (Linux) | |
@@ -67,6 +68,7 @@
 //! - `tenant` of `rate_limited_total`: a configured tenant id (registered at zero at start,
 //!   so bounded by the configuration); `kind`: `registration`, `call`
 //!   ([`crate::limits::LimitKind`]).
+//! - `outcome` of `config_reloads_total`: `applied`, `refused` ([`ReloadOutcome`]).
 
 pub mod catalog;
 pub mod channel;
@@ -75,7 +77,8 @@ mod vocabulary;
 
 pub use vocabulary::{
     ConnectionState, EndBroadcast, EventOutcome, IntakeRoute, LeaseOutcome, RefreshOutcome,
-    RegistryOp, RegistryOutcome, RetryReason, config_error_reason, dead_token_reason, event_kind,
+    RegistryOp, RegistryOutcome, ReloadOutcome, RetryReason, config_error_reason,
+    dead_token_reason, event_kind,
 };
 
 use crate::push::{Outcome, Priority, PushKind};
@@ -322,6 +325,11 @@ pub fn credential_expiry(provider: Platform, tenant: &str, app: &str, not_after:
         "app" => app.to_owned()
     )
     .set(not_after as f64);
+}
+
+/// A configuration reload was applied or refused.
+pub fn config_reload(outcome: ReloadOutcome) {
+    counter!(catalog::CONFIG_RELOADS_TOTAL, "outcome" => outcome.label()).increment(1);
 }
 
 /// A call event arrived (HTTP or stream) and was `outcome`.

@@ -46,7 +46,9 @@ fn the_development_default_loads_and_validates() {
         // only HTTP/1.1.
         assert_eq!(providers.wns.token_url, "https://127.0.0.1:8444/wns/token");
         assert_eq!(providers.wns.channel_base_url.as_deref(), Some(simulator));
-        let dev_cert = Some(PathBuf::from("config/dev/simulator-cert.pem"));
+        // Relative to config/ (the file's folder), made absolute.
+        let here = std::env::current_dir().map_err(|e| e.to_string())?;
+        let dev_cert = Some(here.join("config/dev/simulator-cert.pem"));
         for roots in [
             &providers.apns.trusted_roots,
             &providers.fcm.trusted_roots,
@@ -66,6 +68,7 @@ fn every_demo_app_has_the_credential_the_simulator_accepts() {
     Jail::expect_with(|jail| {
         development_default_in(jail)?;
         let config = Config::load(None).map_err(|e| e.to_string())?;
+        let here = std::env::current_dir().map_err(|e| e.to_string())?;
         let apps = &config.tenants["demo"].apps;
         let ios = &apps["ios"];
         assert_eq!(ios.team_id.as_deref(), Some(crate::cli::DEV_APNS_TEAM));
@@ -75,7 +78,7 @@ fn every_demo_app_has_the_credential_the_simulator_accepts() {
         assert_eq!(
             android.service_account,
             Some(SecretSource::File(
-                crate::cli::DEV_FCM_SERVICE_ACCOUNT.into()
+                here.join(crate::cli::DEV_FCM_SERVICE_ACCOUNT)
             ))
         );
         // The simulator accepts the account for its own project; its token endpoint is the
@@ -95,7 +98,9 @@ fn every_demo_app_has_the_credential_the_simulator_accepts() {
         );
         assert_eq!(
             windows.client_secret,
-            Some(SecretSource::File(crate::cli::DEV_WNS_CLIENT_SECRET.into()))
+            Some(SecretSource::File(
+                here.join(crate::cli::DEV_WNS_CLIENT_SECRET)
+            ))
         );
         let web = &apps["web"];
         assert!(web.vapid_key.is_some() && web.vapid_subject.is_some());
@@ -374,4 +379,106 @@ fn web_push_settings_load_and_bad_ones_are_named() {
         assert!(!error.contains("127.0.0.1:8443"), "{error}");
         Ok(())
     });
+}
+
+#[test]
+fn relative_paths_in_a_file_are_relative_to_its_folder() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("etc/keys")?;
+        jail.create_file(
+            "etc/keys/tokens.secret",
+            "0123456789abcdef0123456789abcdef-secret",
+        )?;
+        jail.create_file(
+            "etc/node.toml",
+            r#"
+            [registry.embedded]
+            path = "data/registry.redb"
+            [providers.apns]
+            trusted_roots = "/etc/ssl/egress.pem"
+            [providers.fcm]
+            trusted_roots = "keys/missing-roots.pem"
+            [tenants.t]
+            server_keys = [{ file = "keys/server.key" }]
+            [tenants.t.identity_tokens]
+            algorithm = "HS256"
+            key = { file = "keys/tokens.secret" }
+            "#,
+        )?;
+        let here = std::env::current_dir().map_err(|e| e.to_string())?;
+        let etc = here.join("etc");
+        let config = Config::load(Some(Path::new("etc/node.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(
+            config.registry.embedded.path,
+            etc.join("data/registry.redb")
+        );
+        assert_eq!(
+            config.providers.apns.trusted_roots.as_deref(),
+            Some(Path::new("/etc/ssl/egress.pem")),
+            "absolute paths stay as they are"
+        );
+        let tenant = &config.tenants["t"];
+        assert_eq!(
+            tenant.server_keys,
+            [ServerKeySource::File(etc.join("keys/server.key"))]
+        );
+        assert_eq!(
+            tenant.identity_tokens.as_ref().map(|tokens| &tokens.key),
+            Some(&SecretSource::File(etc.join("keys/tokens.secret")))
+        );
+        // The errors name the file that was looked for, resolved.
+        let error = config.validate().unwrap_err().to_string();
+        for missing in ["keys/server.key", "keys/missing-roots.pem"] {
+            let resolved = etc.join(missing);
+            assert!(
+                error.contains(&resolved.display().to_string()),
+                "{} missing from: {error}",
+                resolved.display()
+            );
+        }
+        assert!(
+            !error.contains("tokens.secret"),
+            "that one was found: {error}"
+        );
+
+        // A path from the environment is the shell's: relative to the working directory.
+        jail.set_env("RINGCAST__REGISTRY__EMBEDDED__PATH", "elsewhere.redb");
+        let config = Config::load(Some(Path::new("etc/node.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(config.registry.embedded.path, Path::new("elsewhere.redb"));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_admin_listener_must_not_take_the_api_address() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "same.toml",
+            "[server]\nlisten = \"127.0.0.1:7000\"\n[admin]\nlisten = \"127.0.0.1:7000\"\n",
+        )?;
+        let config = Config::load(Some(Path::new("same.toml"))).map_err(|e| e.to_string())?;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("admin.listen 127.0.0.1:7000"), "{error}");
+        assert_eq!(Config::default().admin.listen.to_string(), "127.0.0.1:9090");
+        assert!(!Config::default().admin.on_api_listener);
+        Ok(())
+    });
+}
+
+#[test]
+fn rediss_is_refused_because_this_build_has_no_redis_tls() {
+    let mut config = Config::default();
+    config.registry.store = StoreKind::Redis;
+    config.registry.redis.url = "rediss://redis.internal:6380/0".into();
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("rediss://") && error.contains("cannot do"),
+        "{error}"
+    );
+    config.registry.store = StoreKind::RedisCluster;
+    config.registry.redis.nodes = vec!["redis://a:6379".into(), "rediss://b:6379".into()];
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("rediss://b:6379"), "{error}");
+    config.registry.redis.nodes = vec!["redis://a:6379".into()];
+    assert!(config.validate().is_ok());
 }

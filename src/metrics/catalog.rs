@@ -3,7 +3,8 @@
 
 use super::vocabulary::{
     ConnectionState, EndBroadcast, EventOutcome, IntakeRoute, LeaseOutcome, PUSH_KINDS,
-    RefreshOutcome, RegistryOp, RegistryOutcome, RetryReason, dead_token_reasons, event_kind,
+    RefreshOutcome, RegistryOp, RegistryOutcome, ReloadOutcome, RetryReason, dead_token_reasons,
+    event_kind,
 };
 use crate::push::{Outcome, Priority};
 use crate::registry::Platform;
@@ -65,6 +66,8 @@ pub const RATE_LIMITED_TOTAL: &str = "ringcast_rate_limited_total";
 pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
 /// When a provider credential with an end date (an APNs client certificate) expires.
 pub const CREDENTIAL_EXPIRY_SECONDS: &str = "ringcast_credential_expiry_seconds";
+/// Configuration reloads (SIGHUP, `POST /admin/reload`), by outcome.
+pub const CONFIG_RELOADS_TOTAL: &str = "ringcast_config_reloads_total";
 /// The build: version and git commit, value 1.
 pub const BUILD_INFO: &str = "ringcast_build_info";
 /// Seconds since the metrics were installed (the node started).
@@ -241,6 +244,11 @@ pub fn describe_all() {
         Unit::Seconds,
         "UNIX time at which an app's provider credential expires (APNs client certificates), by provider, tenant and app."
     );
+    describe_counter!(
+        CONFIG_RELOADS_TOTAL,
+        Unit::Count,
+        "Configuration reloads (SIGHUP or POST /admin/reload): applied, or refused with the old configuration kept."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the labels say which build runs.");
     describe_gauge!(
         UPTIME_SECONDS,
@@ -282,6 +290,9 @@ pub fn preregister() {
     gauge!(REQUESTS_IN_FLIGHT_LIMIT).increment(0.0);
     for route in IntakeRoute::ALL {
         counter!(REQUESTS_REFUSED_TOTAL, "route" => route.label()).absolute(0);
+    }
+    for outcome in ReloadOutcome::ALL {
+        counter!(CONFIG_RELOADS_TOTAL, "outcome" => outcome.label()).absolute(0);
     }
     for provider in PROVIDERS {
         let provider_label = provider.as_str();

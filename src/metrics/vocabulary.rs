@@ -144,6 +144,16 @@ labels! {
 }
 
 labels! {
+    /// How a configuration reload went (`ringcast_config_reloads_total{outcome}`).
+    ReloadOutcome {
+        /// The new configuration is in use.
+        Applied => "applied",
+        /// The new configuration was invalid (or unreadable): the old one stays in use.
+        Refused => "refused",
+    }
+}
+
+labels! {
     /// What became of a call event (`ringcast_events_total{outcome}`).
     EventOutcome {
         /// Turned into pushes.

@@ -15,6 +15,8 @@ fn config_file(dir: &std::path::Path) -> std::path::PathBuf {
         [server]
         listen = "127.0.0.1:0"
         workers = 1
+        [admin]
+        on_api_listener = true
         [registry]
         shards = 2
         [registry.embedded]

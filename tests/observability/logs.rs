@@ -21,6 +21,8 @@ fn node_config(dir: &Path) -> PathBuf {
         [server]
         listen = "127.0.0.1:0"
         workers = 1
+        [admin]
+        on_api_listener = true
         [registry]
         shards = 2
         [registry.embedded]

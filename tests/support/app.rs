@@ -45,6 +45,9 @@ pub fn test_config(store: TestStore, dir: &std::path::Path) -> Config {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.server.workers = 2;
     config.server.shutdown_timeout_seconds = 5;
+    // One port per test node: the admin routes (/metrics, /readyz, ...) beside the API, as in
+    // the development default. tests/operators covers the separate admin listener.
+    config.admin.on_api_listener = true;
     config.registry.shards = 2;
     config.registry.store_timeout_ms = 1_000;
     match store {
