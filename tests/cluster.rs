@@ -335,6 +335,8 @@ fn unique(what: &str) -> String {
     format!("{what}-{}-{now}", std::process::id())
 }
 
+/// A production PushKit token made of byte `n`: the simulator reads a first byte `0x5b` as a
+/// sandbox token and a second byte `0xa1` as a regular one, so `n` is never either.
 fn token(n: u8) -> String {
     format!("{n:02x}").repeat(32)
 }
@@ -408,7 +410,7 @@ async fn the_same_event_sent_to_two_living_nodes_rings_once() {
     let a = Node::start("node-a", &redis, &push, 5);
     let b = Node::start("node-b", &redis, &push, 5);
     let (callee, call) = (unique("twice"), unique("call"));
-    let phone = token(0x5b);
+    let phone = token(0x5c);
     a.register(&callee, "phone", &phone).await;
 
     // a waits for the outcome (1.5 s, longer than a lease: a renews it meanwhile); b gets
