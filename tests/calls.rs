@@ -25,7 +25,11 @@ struct Rig {
 
 /// A simulator with `profile` that knows tenant A's APNs key, and a node whose APNs provider
 /// points at it, tuned by `tune`.
-async fn rig(profile: Profile, store: Option<String>, tune: impl FnOnce(&mut Config)) -> Rig {
+async fn rig(
+    profile: Profile,
+    store: Option<String>,
+    tune: impl FnOnce(&mut Config, &RunningSimulator),
+) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let key_file = dir.path().join("apns.p8");
@@ -56,21 +60,21 @@ async fn rig(profile: Profile, store: Option<String>, tune: impl FnOnce(&mut Con
     };
     let mut config = support::app::test_config(store, dir.path());
     point_at(&mut config, &sim, cert, key_file);
-    tune(&mut config);
+    tune(&mut config, &sim);
     let app = spawn_with(config, dir).await;
     Rig { sim, app }
 }
 
-/// The development FCM service account (its `token_uri` names 127.0.0.1:8443).
+/// The development FCM service account (its `token_uri` names 127.0.0.1:8444).
 const DEV_ACCOUNT: &str = "config/dev/fcm-service-account.json";
 
-/// Gives tenant A's `android` app the development service account and points FCM at the
-/// simulator `point_at` pointed APNs at; the account file (with the simulator's token URI)
-/// is written into `dir`.
-fn with_fcm(config: &mut Config, dir: &std::path::Path) {
-    let simulator = config.providers.apns.production_url.clone();
+/// Gives tenant A's `android` app the development service account and points FCM at `sim`
+/// (its token URI at the simulator's HTTP/1.1-only token endpoint, as Google's speaks); the
+/// account file is written into `dir`.
+fn with_fcm(config: &mut Config, sim: &RunningSimulator, dir: &std::path::Path) {
+    let simulator = sim.base_url();
     let mut account: Value = serde_json::from_slice(&std::fs::read(DEV_ACCOUNT).unwrap()).unwrap();
-    account["token_uri"] = format!("{simulator}/token").into();
+    account["token_uri"] = sim.token_url().into();
     let account_file = dir.join("fcm-service-account.json");
     std::fs::write(&account_file, account.to_string()).unwrap();
     config.providers.fcm.base_url = simulator;
@@ -216,7 +220,7 @@ fn outcomes(answer: &Value) -> std::collections::BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_rings_every_device_with_the_right_push_and_reports_each_outcome() {
-    let rig = rig(Profile::default(), None, |_| {}).await;
+    let rig = rig(Profile::default(), None, |_, _| {}).await;
     rig.register_apns("alice", "iphone", 1).await;
     rig.register(
         "alice",
@@ -321,7 +325,10 @@ async fn ring_cancel_and_missed_keep_live_devices_and_delete_only_the_dead_ones(
         ..Profile::default()
     };
     let accounts = tempfile::tempdir().unwrap();
-    let rig = rig(profile, None, |config| with_fcm(config, accounts.path())).await;
+    let rig = rig(profile, None, |config, sim| {
+        with_fcm(config, sim, accounts.path())
+    })
+    .await;
     for (device, token) in [("pixel", "fcm-live-1"), ("old-pixel", "fcm-gone-1")] {
         rig.register(
             "carol",
@@ -430,7 +437,7 @@ async fn a_wrong_bundle_id_deletes_none_of_the_apps_registrations() {
         apns_bundle_ids: vec!["com.example.phone".into()],
         ..Profile::default()
     };
-    let rig = rig(profile, None, |config| {
+    let rig = rig(profile, None, |config, _| {
         let ios = config
             .tenants
             .get_mut("a")
@@ -495,7 +502,7 @@ async fn a_wrong_bundle_id_deletes_none_of_the_apps_registrations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_elsewhere_stops_the_other_devices_only() {
-    let rig = rig(Profile::default(), None, |_| {}).await;
+    let rig = rig(Profile::default(), None, |_, _| {}).await;
     rig.register_apns("alice", "iphone", 1).await;
     rig.register_apns("alice", "ipad", 2).await;
     let (status, _) = rig.ring("alice", "call-2", true).await;
@@ -554,7 +561,7 @@ async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang
         latency_max_ms: 400,
         ..Profile::default()
     };
-    let rig = rig(profile, None, |config| config.registry.shards = 1).await;
+    let rig = rig(profile, None, |config, _| config.registry.shards = 1).await;
     for (device, n) in [("a", 1), ("b", 2), ("c", 3)] {
         rig.register_apns("alice", device, n).await;
     }
@@ -598,7 +605,7 @@ async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_rings_once_even_through_two_nodes_sharing_redis() {
     let redis = support::redis_server::shared().await;
-    let first = rig(Profile::default(), Some(redis.url()), |_| {}).await;
+    let first = rig(Profile::default(), Some(redis.url()), |_, _| {}).await;
     let identity = format!("dup-{}", std::process::id());
     first.register_apns(&identity, "iphone", 7).await;
     let call_id = format!("call-dup-{}", ringcast::clock::now_millis());
@@ -612,7 +619,7 @@ async fn the_same_event_rings_once_even_through_two_nodes_sharing_redis() {
         (again["duplicate"].as_bool(), again["devices"].as_u64()),
         (Some(true), Some(0))
     );
-    let second = rig(Profile::default(), Some(redis.url()), |_| {}).await;
+    let second = rig(Profile::default(), Some(redis.url()), |_, _| {}).await;
     let (status, again) = second.ring(&identity, &call_id, false).await;
     assert_eq!(status, 202);
     assert_eq!(again["duplicate"], true);
@@ -636,7 +643,7 @@ async fn an_answer_after_the_deadline_is_expired_and_nothing_is_sent_after_it() 
         latency_max_ms: 2_500,
         ..Profile::default()
     };
-    let rig = rig(profile, None, |_| {}).await;
+    let rig = rig(profile, None, |_, _| {}).await;
     rig.register_apns("alice", "iphone", 1).await;
     let (status, answer) = rig
         .post(
@@ -674,7 +681,7 @@ async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_wit
         latency_max_ms: 300,
         ..Profile::default()
     };
-    let rig = rig(profile, None, |config| {
+    let rig = rig(profile, None, |config, _| {
         config.registry.shards = 1;
         let apns = &mut config.providers.apns;
         apns.max_in_flight = 1;
@@ -783,7 +790,7 @@ async fn a_stalled_router_refuses_missed_calls_first_then_call_ended_then_rings(
     // A private Redis, frozen mid-test: every event's claim then waits on it, so the events
     // sent meanwhile stay in flight and fill the router's admission (4 per shard).
     let redis = support::redis_server::RedisServer::start();
-    let rig = rig(Profile::default(), Some(redis.url()), |config| {
+    let rig = rig(Profile::default(), Some(redis.url()), |config, _| {
         config.registry.shards = 1;
         config.registry.store_timeout_ms = 30_000;
         config.registry.redis.command_timeout_ms = 30_000;
@@ -851,7 +858,7 @@ async fn a_node_with_too_many_requests_refuses_registrations_then_call_ends_then
     // Requests that wait on a frozen Redis stay in progress and fill the node's intake
     // (4 requests); the routers' own admission (128) is never reached.
     let redis = support::redis_server::RedisServer::start();
-    let rig = rig(Profile::default(), Some(redis.url()), |config| {
+    let rig = rig(Profile::default(), Some(redis.url()), |config, _| {
         config.registry.store_timeout_ms = 30_000;
         config.registry.redis.command_timeout_ms = 30_000;
         config.server.max_requests_in_flight = 4;
@@ -924,7 +931,7 @@ async fn a_node_with_too_many_requests_refuses_registrations_then_call_ends_then
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_events_are_validated_and_need_a_server_key() {
-    let rig = rig(Profile::default(), None, |_| {}).await;
+    let rig = rig(Profile::default(), None, |_, _| {}).await;
     let good = json!({"call_id": "c1", "callee": "alice", "caller": {"id": "bob"}});
 
     // An identity token may manage its own registrations, never ring people.
@@ -994,7 +1001,7 @@ fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_push_and_event_is_counted_and_the_scrape_passes_promtool() {
-    let rig = rig(Profile::default(), None, |_| {}).await;
+    let rig = rig(Profile::default(), None, |_, _| {}).await;
     rig.register_apns("alice", "iphone", 1).await;
     rig.register(
         "alice",

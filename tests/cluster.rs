@@ -1,5 +1,5 @@
 //! Several real `ringcast serve` processes over one Redis and the simulator, on loopback
-//! ports (DESIGN.md, "Cluster semantics"): an event whose node is killed still rings, the same
+//! ports (docs/architecture.md, "Cluster semantics"): an event whose node is killed still rings, the same
 //! event on two living nodes rings once, and SIGTERM drains a node.
 //!
 //! The simulator answers every push after a scripted latency, so a ring stays in flight long
@@ -268,12 +268,16 @@ fn node_config(
         listen = "127.0.0.1:0"
         workers = 1
         shutdown_timeout_seconds = {shutdown_timeout}
+        # /readyz and /metrics on the API's port: every node of a test on its own port, none
+        # on the admin listener's fixed default.
+        [admin]
+        on_api_listener = true
         [registry]
         shards = 1
         {store}
         [providers.apns]
         production_url = "{url}"
-        sandbox_url = "{url}"
+        sandbox_url = "{sandbox_url}"
         trusted_roots = "{roots}"
         connections_per_credential = 1
         # With 1, one push at a time: a second ring waits in the queue while the first is held.
@@ -292,6 +296,7 @@ fn node_config(
         key = {{ file = "{key}" }}
         "#,
         url = push.sim.base_url(),
+        sandbox_url = push.sim.apns_sandbox_url(),
         store = redis.toml(),
         roots = dir.join("simulator.pem").display(),
         digest = hex::encode(Sha256::digest(KEY_A)),
