@@ -10,7 +10,7 @@ use std::hint::black_box;
 use web_push_native::p256::elliptic_curve::rand_core::OsRng;
 use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
 
-/// A ring's payload as the node sends it (DESIGN.md), about 200 bytes of JSON.
+/// A ring's payload as the node sends it (docs/architecture.md), about 200 bytes of JSON.
 const RING: &[u8] = br#"{"v":1,"type":"incoming_call","call_id":"call-7f3c2b1e-9a4d","caller_id":"bob@acme","caller_name":"Bob Example","video":true,"expires_at":"2027-01-15T08:00:45.000Z"}"#;
 
 fn encryption(c: &mut Criterion) {

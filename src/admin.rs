@@ -1,4 +1,4 @@
-//! The admin listener (DESIGN.md, "Listeners"): what operators and their agents use —
+//! The admin listener (docs/architecture.md, "Listeners"): what operators and their agents use —
 //! `/metrics` for Prometheus, `/healthz` and `/readyz` for probes, `/openapi.json`, and
 //! `POST /admin/reload` ([`reload`]). It listens on `admin.listen` (loopback by default),
 //! apart from the public API, so none of it faces the internet; the development default

@@ -362,7 +362,7 @@ fn ownership(config: &Config) -> Ownership {
     }
 }
 
-/// Drains the node before it stops (DESIGN.md, "Cluster semantics"): `/readyz` fails and new
+/// Drains the node before it stops (docs/architecture.md, "Cluster semantics"): `/readyz` fails and new
 /// call events get `503` with `Retry-After` from now on, while the events already taken keep
 /// going until every push has an outcome (delivered, retried, or expired at its deadline) or
 /// `limit` passed. Unfinished events are handed over by their leases.

@@ -1,4 +1,4 @@
-//! The internal push channel (DESIGN.md, "Internal push channel"; README, "Internal push
+//! The internal push channel (docs/architecture.md, "The internal push channel"; README, "Internal push
 //! channel"): apps in the foreground hold a WebSocket, `GET /v1/channel`, and a ring reaches
 //! them over it before (and, when they ack in time, instead of) the platform push.
 //!

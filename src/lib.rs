@@ -1,5 +1,9 @@
 //! ringcast: push dispatch for voice and video calling.
 //!
+//! The whole design, with a ring followed from the API to the bytes on the wire, is in
+//! `docs/architecture.md`; what each push service requires, and what ringcast does with each
+//! of its answers, in `docs/protocols.md`.
+//!
 //! # Layout
 //!
 //! - [`cli`] parses the command line; [`app`] wires a node together and shuts it down, its
@@ -13,16 +17,16 @@
 //!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations, and the
 //!   registry shard actors (one per core).
 //! - [`push`] is the vocabulary between router and providers: `Push`, `Priority`, `Outcome`.
-//! - [`simulator`] stands in for the push services (APNs, FCM and Google's OAuth token
-//!   endpoint) over real TLS + HTTP/2, with scripted latency and failures, and records what
-//!   it accepted.
+//! - [`simulator`] stands in for the push services (APNs, FCM with Google's OAuth token
+//!   endpoint, WNS, Web Push) over real TLS, HTTP/2 and (where the real hosts speak only that)
+//!   HTTP/1.1, with scripted latency and failures, and records what it accepted.
 //! - [`router`] turns call events into pushes: claims the event as a lease (it rings once,
 //!   and still rings when its node dies), looks up the callee's devices, fans out one push
 //!   per device, withdraws rings when a call ends (on every node), and drains at shutdown.
 //! - [`channel`] is the internal push channel: devices hold a WebSocket (`GET /v1/channel`)
 //!   and a ring reaches them over it first; an ack in time spares the platform push.
 //! - [`providers`] turns a `Push` into a push service's request and its answer into an
-//!   `Outcome`: one folder per service (APNs; FCM's pure parts), and the shared machinery every
+//!   `Outcome`: one folder per service (APNs, FCM, WNS, Web Push), and the shared machinery every
 //!   service uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),
 //!   [`providers::delivery`] (send, judge, retry), [`providers::pool`] (K HTTP/2 connections)
 //!   and [`providers::retry`].

@@ -13,7 +13,7 @@
 //! ([`process`]). Every series of a bounded label set is registered at zero when the recorder
 //! is installed, so dashboards and alerts see it before the first push.
 //!
-//! # Names and labels (DESIGN.md, "Metrics"; the names are part of the contract)
+//! # Names and labels (docs/architecture.md, "Observability"; the names are part of the contract)
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -302,7 +302,7 @@ pub fn app_configured(provider: Platform, tenant: &str, app: &str) {
 }
 
 /// An APNs token refused as `BadDeviceToken` was accepted by the other environment: the
-/// registration's environment was corrected (DESIGN.md, "Registry").
+/// registration's environment was corrected (docs/architecture.md, "The registry and its stores").
 pub fn environment_corrected(provider: Platform) {
     counter!(catalog::TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL, "provider" => provider.as_str())
         .increment(1);

@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// How urgent a push is. Lower sorts first: a higher priority is always served first, and
-/// under overload the lowest priority is shed first (DESIGN.md, "Priorities and deadlines").
+/// under overload the lowest priority is shed first (docs/architecture.md, "Priorities, deadlines and overload").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
     /// Incoming call: the phone must ring.
@@ -42,7 +42,7 @@ pub enum PushKind {
     /// Ring: APNs `voip`, FCM data HIGH, WNS raw, Web Push urgency high.
     IncomingCall,
     /// Stop ringing. Never an APNs `voip` push: iOS 13+ requires every VoIP push to be
-    /// reported to CallKit as a new call (PROTOCOLS.md).
+    /// reported to CallKit as a new call (docs/protocols.md).
     CallEnded,
     /// A call nobody took: APNs alert priority 5, FCM NORMAL, Web Push urgency normal.
     MissedCall,
@@ -73,7 +73,7 @@ pub enum EndReason {
     Missed,
 }
 
-/// The payload every device receives (DESIGN.md): APNs puts it under `"ringcast"`, FCM sends
+/// The payload every device receives (docs/architecture.md): APNs puts it under `"ringcast"`, FCM sends
 /// it as string `data`, WNS as raw JSON, Web Push encrypted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CallPayload {
@@ -140,7 +140,7 @@ pub enum Outcome {
     /// The push service accepted it.
     Delivered,
     /// The device acked the ring over the internal push channel in time, so its platform
-    /// push was not sent (DESIGN.md, "Internal push channel"). Counted with
+    /// push was not sent (docs/architecture.md, "The internal push channel"). Counted with
     /// `provider="channel"`.
     DeliveredInternal,
     /// Its deadline passed before it could be delivered; it was not sent after that.
@@ -153,7 +153,7 @@ pub enum Outcome {
     /// The push service proved the token dead (APNs 410, or BadDeviceToken from both
     /// environments; FCM UNREGISTERED or an INVALID_ARGUMENT naming the token; WNS 404/410; Web
     /// Push 404/410), as of `verdict_at`: the registration is deleted unless the device
-    /// registered again after that (DESIGN.md, "Registry").
+    /// registered again after that (docs/architecture.md, "The registry and its stores").
     DeadToken {
         /// The verdict's time (APNs `timestamp`, otherwise when the answer came).
         verdict_at: UnixMillis,

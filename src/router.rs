@@ -1,4 +1,4 @@
-//! The router: call events become prioritised pushes (DESIGN.md, "Actors").
+//! The router: call events become prioritised pushes (docs/architecture.md, "Threads, actors and mailboxes").
 //!
 //! One [`Router`] actor per shard, on the shard's arbiter, next to the registry shard and the
 //! shard's providers. For an incoming call it claims the event (so the same event rings once

@@ -1,5 +1,6 @@
-//! A push-service simulator, so tests and load tests can push without Apple or Google: the
-//! APNs side, and the FCM HTTP v1 side with its OAuth token endpoint.
+//! A push-service simulator, so tests and load tests can push without Apple, Google, Microsoft
+//! or a browser vendor: APNs, FCM HTTP v1 with Google's OAuth token endpoint, WNS with its
+//! token endpoints (legacy and Entra ID), and Web Push.
 //!
 //! It speaks what the real service speaks — TLS, ALPN `h2`, HTTP/2 with an advertised
 //! `SETTINGS_MAX_CONCURRENT_STREAMS` — on its push listener, and TLS with ALPN `http/1.1`
@@ -7,23 +8,23 @@
 //! else: the OAuth token endpoints (Google's `/token`, WNS's `/wns/token` and Entra ID's
 //! `/<tenant>/oauth2/v2.0/token`) always, and WNS and Web Push when the profile's
 //! `http1_only` is set. A request on the listener that does not serve it is answered `421`
-//! (PROTOCOLS.md, "Transport, for every service"). It enforces the rules in PROTOCOLS.md with Apple's
-//! status codes and reasons, and Google's error JSON for FCM. A [`Profile`] scripts latency, injected errors, unregistered
-//! tokens, GOAWAY, connection resets and stalls; a [`Recorder`] counts
-//! every answer and can keep every accepted push (in memory and as JSON lines) to prove
-//! delivery.
+//! (docs/protocols.md, "Transport, for every service"). It enforces the rules in
+//! docs/protocols.md with Apple's status codes and reasons, Google's error JSON for FCM and
+//! the WNS and Web Push statuses. A [`Profile`] scripts latency, injected errors, unregistered
+//! tokens, GOAWAY, connection resets and stalls; a [`Recorder`] counts every answer and can
+//! keep every accepted push (in memory and as JSON lines) to prove delivery.
 //!
 //! Web Push ([`webpush`], `/wp/<subscription>`) plays the browsers too: it makes
 //! subscriptions (in-process, or for another process over `POST /wp/subscribe`), checks VAPID
 //! and decrypts every body as the browser would.
 //!
-//! Layout: [`apns`] and [`fcm`] are the pure rule books (request in, verdict out), [`oauth`]
-//! the token endpoint's (assertion in, account or refusal out) and the access tokens handed
-//! out; [`profile`] the scripted behaviour; [`recorder`] the counters and records; [`tls`] the
-//! certificate; `server` the network, which tells the services apart by path (`/3/device/...`
-//! APNs, `/v1/projects/...` FCM, `/token` OAuth); [`stats`] the `/stats` endpoint. Another
-//! service (WNS, Web Push) adds its own pure rule module and a branch in the server's request
-//! handler.
+//! Layout: [`apns`], [`fcm`], [`wns`] and [`webpush`] are the pure rule books (request in,
+//! verdict out), [`oauth`] Google's token endpoint's (assertion in, account or refusal out)
+//! and the access tokens handed out; [`profile`] the scripted behaviour; [`recorder`] the
+//! counters and records; [`tls`] the certificate; `server` the network, which tells the
+//! services apart by path (`/3/device/...` APNs, `/v1/projects/...` FCM, `/token` OAuth,
+//! `/w/...` WNS, `/wp/...` Web Push); [`stats`] the `/stats` endpoint. A new service adds its
+//! own pure rule module and a branch in the server's request handler.
 
 pub mod apns;
 pub mod fcm;

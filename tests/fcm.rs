@@ -217,7 +217,7 @@ async fn each_push_kind_arrives_as_a_data_message_with_its_priority_ttl_and_coll
             ttl <= left + 1 && ttl + 2 >= left,
             "{kind}: ttl {ttl}, left {left}"
         );
-        // The DESIGN.md payload, every value a string, as FCM requires.
+        // The payload (docs/architecture.md, "What devices receive"), every value a string, as FCM requires.
         let data = record.payload.as_object().unwrap();
         assert!(data.values().all(|value| value.is_string()), "{data:?}");
         assert_eq!(data["v"], "1");

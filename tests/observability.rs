@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::app::{APNS_TOKEN, KEY_A, TestApp, apns_body};
 
-/// Every metric family DESIGN.md names, plus build info, uptime, the node's intake and routers'
+/// Every metric family docs/architecture.md names, plus build info, uptime, the node's intake and routers'
 /// admission, the limits per tenant, and the internal push channel's.
 pub const CONTRACT: &[&str] = &[
     "ringcast_pushes_total",

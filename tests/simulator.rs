@@ -1131,7 +1131,7 @@ async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
     );
 }
 
-/// The token endpoints speak only HTTP/1.1, APNs and FCM only HTTP/2 (PROTOCOLS.md,
+/// The token endpoints speak only HTTP/1.1, APNs and FCM only HTTP/2 (docs/protocols.md,
 /// "Transport, for every service"): a request on the other listener is `421`, and a client
 /// that offers only `h2` to the HTTP/1.1 listener fails its TLS handshake on ALPN.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! `GET /v1/channel`: the internal push channel's WebSocket (RFC 6455; DESIGN.md, "Internal
+//! `GET /v1/channel`: the internal push channel's WebSocket (RFC 6455; docs/architecture.md, "Internal
 //! push channel"; README, "Internal push channel").
 //!
 //! The upgrade is checked like any request before it becomes a WebSocket: a credential (an

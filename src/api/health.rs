@@ -43,7 +43,7 @@ pub async fn readyz(
     state: web::Data<ApiState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    // A draining node is alive but must get no new work (DESIGN.md, "Cluster semantics").
+    // A draining node is alive but must get no new work (docs/architecture.md, "Cluster semantics").
     if request
         .app_data::<Intake>()
         .is_some_and(Intake::is_draining)

@@ -54,7 +54,7 @@ impl Intake {
 
     /// From now on call events are refused (`503` with `Retry-After`: call control retries
     /// on another node) and `/readyz` fails, so load balancers stop sending here; requests
-    /// already admitted finish (DESIGN.md, "Cluster semantics": drain).
+    /// already admitted finish (docs/architecture.md, "Cluster semantics": drain).
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }

@@ -14,7 +14,7 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
     path = "/metrics",
     responses((
         status = 200,
-        description = "Prometheus text exposition format 0.0.4: every `ringcast_*` metric of DESIGN.md, build info, uptime and the standard `process_*` metrics",
+        description = "Prometheus text exposition format 0.0.4: every `ringcast_*` metric of docs/architecture.md, build info, uptime and the standard `process_*` metrics",
         body = String,
         content_type = "text/plain; version=0.0.4",
     )),

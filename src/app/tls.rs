@@ -1,4 +1,4 @@
-//! TLS on the public API listener (README, "Deploying" → "TLS"): rustls on ring (DESIGN.md:
+//! TLS on the public API listener (README, "Deploying" → "TLS"): rustls on ring (docs/architecture.md:
 //! one crypto stack), TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`, and optionally client
 //! certificates for call control.
 //!

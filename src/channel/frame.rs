@@ -1,4 +1,4 @@
-//! The channel's JSON text frames (DESIGN.md, "Internal push channel"; README, "Internal push
+//! The channel's JSON text frames (docs/architecture.md, "The internal push channel"; README, "Internal push
 //! channel"): what the node sends ([`ServerFrame`]) and what a client may send
 //! ([`ClientFrame`]). Pure: no I/O, tested offline.
 

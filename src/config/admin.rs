@@ -1,5 +1,5 @@
 //! `[admin]`: the operators' listener (metrics, probes, the API description, reload), kept
-//! off the public API's address (DESIGN.md, "Listeners").
+//! off the public API's address (docs/architecture.md, "Listeners").
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

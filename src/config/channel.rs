@@ -1,4 +1,4 @@
-//! `[channel]`: the internal push channel, `GET /v1/channel` (DESIGN.md, "Internal push
+//! `[channel]`: the internal push channel, `GET /v1/channel` (docs/architecture.md, "Internal push
 //! channel"). Its own section, so the node's other settings stay as they were.
 
 use serde::{Deserialize, Serialize};

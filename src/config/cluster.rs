@@ -1,5 +1,5 @@
 //! `[cluster]`: how this node shares call events with the other nodes over one store
-//! (DESIGN.md, "Cluster semantics"). Its own section, so the node's other settings stay as
+//! (docs/architecture.md, "Cluster semantics"). Its own section, so the node's other settings stay as
 //! they were.
 
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// The longest registration lifetime DESIGN.md allows (180 days).
+/// The longest registration lifetime docs/architecture.md allows (180 days).
 pub const MAX_TTL_SECONDS: u64 = 15_552_000;
 /// The shortest registration lifetime (5 minutes): shorter would churn the store for nothing.
 pub const MIN_TTL_SECONDS: u64 = 300;
@@ -35,7 +35,7 @@ pub struct TenantConfig {
     #[serde(default)]
     pub ttl_caps: Vec<super::ttl_cap::TtlCap>,
     /// How long a phone rings when the call event names no `ring_timeout_seconds`: the
-    /// incoming-call push's deadline (DESIGN.md: 45 s). 1..=300.
+    /// incoming-call push's deadline (docs/architecture.md: 45 s). 1..=300.
     #[serde(default = "default_ring_timeout")]
     pub ring_timeout_seconds: u64,
     /// The tenant's apps by app id: a registration names one, and it decides the platform

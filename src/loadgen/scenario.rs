@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-/// The platforms a device can be registered on (DESIGN.md "Registry").
+/// The platforms a device can be registered on (docs/architecture.md "The registry and its stores").
 pub const PLATFORMS: [&str; 4] = ["apns", "fcm", "wns", "webpush"];
 
 /// A load test, as a file or flags describe it.

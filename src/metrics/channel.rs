@@ -1,4 +1,4 @@
-//! The internal push channel's instruments (src/channel.rs; DESIGN.md, "Internal push
+//! The internal push channel's instruments (src/channel.rs; docs/architecture.md, "Internal push
 //! channel"): connections, frames by type and outcome, acks, closes by reason, and rings that
 //! fell back to the platform push. Kept apart from the catalog so that the channel's series
 //! read as one group.

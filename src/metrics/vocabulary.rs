@@ -240,7 +240,7 @@ pub(crate) const PUSH_KINDS: [PushKind; 3] = [
     PushKind::MissedCall,
 ];
 
-/// The documented dead-token reasons of each push service (PROTOCOLS.md).
+/// The documented dead-token reasons of each push service (docs/protocols.md).
 pub(crate) fn dead_token_reasons(provider: Platform) -> &'static [&'static str] {
     match provider {
         // DeviceTokenNotForTopic is not here: it blames the sender's topic, not the token.

@@ -1,6 +1,6 @@
 //! Apple Push Notification service: VoIP pushes that ring iPhones, and alerts for the rest.
 //!
-//! The protocol facts are in PROTOCOLS.md, "APNs". The pure parts:
+//! The protocol facts are in docs/protocols.md, "APNs". The pure parts:
 //! [`config`] (hosts, connections, JWT age), [`payload`] (a [`Push`](crate::push::Push) →
 //! path, headers and body, with the size limit checked before sending), [`auth`] (the ES256
 //! provider token, one per team and key, shared by every connection) and [`response`] (every

@@ -12,7 +12,7 @@
 //! - A token the service does not know on this host (APNs `BadDeviceToken`) is sent once to
 //!   the other environment: accepted there, the report says so
 //!   ([`DeliveryReport::moved_to`]) and the registration is corrected; refused there too, the
-//!   token is dead (DESIGN.md, "Registry").
+//!   token is dead (docs/architecture.md, "The registry and its stores").
 //! - A pause (FCM's `QUOTA_EXCEEDED`: the project is over quota) holds back every push of the
 //!   service, not only the refused one: no request goes out before it ends, and a push whose
 //!   deadline comes first expires unsent. The refused push is re-sent after the pause

@@ -1,6 +1,6 @@
 //! Firebase Cloud Messaging, HTTP v1: high-priority data messages that ring Android phones.
 //!
-//! The protocol facts are in PROTOCOLS.md, "FCM"; the legacy API is shut down and not
+//! The protocol facts are in docs/protocols.md, "FCM HTTP v1"; the legacy API is shut down and not
 //! spoken. The pure parts: [`config`] (base URL, connections, token refresh-ahead,
 //! quota backoff), [`payload`] (a [`Push`](crate::push::Push) → path and body, the size
 //! limit checked before sending), [`auth`] (the service account, its RS256 assertion, the

@@ -1,7 +1,7 @@
 //! K pooled connections to one push-service origin, shared by every provider: HTTP/2, or
 //! HTTP/1.1 keep-alive where the server speaks only that ([`protocol`]).
 //!
-//! hyper gives one connection per client object (DESIGN.md), so the pool is ours:
+//! hyper gives one connection per client object (docs/architecture.md), so the pool is ours:
 //!
 //! - **K slots**, each with a task that dials (TCP, TLS with ALPN, the HTTP handshake),
 //!   drives the connection, and dials again when it ends — at once after a clean end, after a

@@ -1,5 +1,5 @@
 //! A provider's waiting room: one bounded queue per priority, served strictly in priority
-//! order, with the lowest priority shed first when the room is full (DESIGN.md, "Priorities
+//! order, with the lowest priority shed first when the room is full (docs/architecture.md, "Priorities
 //! and deadlines").
 //!
 //! Each priority has its own bound, and all of them share a total bound. A push that finds

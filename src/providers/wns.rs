@@ -1,6 +1,6 @@
 //! Windows Push Notification Services: raw notifications that ring the Windows app.
 //!
-//! The protocol facts are in PROTOCOLS.md, "WNS". The same five parts as every provider:
+//! The protocol facts are in docs/protocols.md, "WNS". The same five parts as every provider:
 //! [`config`] (token endpoint, channel override for the simulator, connections, retries),
 //! [`payload`] (a [`Push`](crate::push::Push) → the `POST <channel URI>` with its `X-WNS-*`
 //! headers and the raw JSON body, size checked), [`auth`] (the OAuth2 client-credentials token,

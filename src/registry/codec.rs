@@ -1,7 +1,7 @@
 //! The compact binary form of a registration, shared by every store.
 //!
 //! Memory is the cost that matters at a carrier (tens of millions of registrations, see
-//! DESIGN.md): JSON values cost more than twice as much as this. The layout is fixed-width up
+//! docs/architecture.md): JSON values cost more than twice as much as this. The layout is fixed-width up
 //! front so that the Redis Lua scripts can read the times and compare the address without a
 //! decoder:
 //!
@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn an_apns_registration_is_compact() {
-        // 28 header + 2 + 32 token + 1 + 16 app: the budget behind DESIGN.md's memory target.
+        // 28 header + 2 + 32 token + 1 + 16 app: the budget behind docs/architecture.md's memory target.
         assert_eq!(
             encode(&sample(PushAddress::Apns {
                 token: vec![1; 32],

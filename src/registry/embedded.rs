@@ -6,7 +6,7 @@
 //!   identity are contiguous, so listing or revoking it is one range scan, already ordered by
 //!   device id.
 //! - `OWNERS`: `tenant \0 platform \0 token` → `identity \0 device_id`, the device that holds
-//!   a token ("one token, one owner" within a tenant, DESIGN.md).
+//!   a token ("one token, one owner" within a tenant, docs/architecture.md).
 //! - `EXPIRY`: `expires_at (u64 big-endian) ++ registration key` → `()`, so the sweep walks
 //!   only what has expired instead of scanning every registration.
 //!

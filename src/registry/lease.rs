@@ -1,4 +1,4 @@
-//! Event ownership as a lease (DESIGN.md, "Cluster semantics"): the pure state and its
+//! Event ownership as a lease (docs/architecture.md, "Cluster semantics"): the pure state and its
 //! transitions, shared by every store and tested here without a runtime or a store.
 //!
 //! A call event's claim records which node owns it, until when that node's lease runs (the

@@ -10,7 +10,7 @@
 //!   once its last device expires: no sweeper. Each record carries its own `expires_at`: reads
 //!   skip expired fields (at the caller's `now`), and every write prunes them in its script.
 //!   One key per identity rather than one key per registration plus a device-set key saves a
-//!   top-level key (~100 B in Redis) per registration; DESIGN.md's target is ≤ 300 B each.
+//!   top-level key (~100 B in Redis) per registration; docs/architecture.md's target is ≤ 300 B each.
 //! - **An owner index in hash buckets** ("one token, one owner" within a tenant), see
 //!   [`owners`]: the token's digest `SHA-256(platform ++ token)` picks one of `owner_buckets`
 //!   bucket hashes per tenant, key `o:<tenant>:<bucket in hex>`; the entry's field is 12 raw

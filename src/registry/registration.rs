@@ -59,7 +59,7 @@ pub enum Environment {
 #[derive(Clone, PartialEq, Eq)]
 pub enum PushAddress {
     /// An app's APNs tokens on one phone, as raw bytes (the API takes them as hex; raw halves
-    /// their size). They are two different tokens (PROTOCOLS.md, "APNs"): `token` is the
+    /// their size). They are two different tokens (docs/protocols.md, "APNs"): `token` is the
     /// PushKit (VoIP) token, which takes only rings on `<bundle>.voip`; `alert_token` is the
     /// app's regular token, the only one that takes the call-ended and missed-call alerts on
     /// `<bundle>`. Without it those notices are not sent over APNs at all.

@@ -1,6 +1,6 @@
 //! The registry shard actor: owns a store handle and runs one identity's operations.
 //!
-//! One shard per core (DESIGN.md); identities are assigned by [`IdentityKey::stable_hash`]
+//! One shard per core (docs/architecture.md); identities are assigned by [`IdentityKey::stable_hash`]
 //! in [`super::shards::Shards`]. The logic lives in the `Store`; the actor only bounds the
 //! queue (its mailbox), bounds each operation's time, and lets it crash: an operation that
 //! panics (a bug) is answered with `StoreError::Bug`, and the shard stops so that its

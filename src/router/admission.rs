@@ -1,5 +1,5 @@
 //! Admission by priority: when a shard's router has too much work in flight, it refuses new
-//! events before doing any of their work, the lowest priority first (DESIGN.md: "under
+//! events before doing any of their work, the lowest priority first (docs/architecture.md: "under
 //! overload the lowest priority is shed first").
 //!
 //! Why count events in flight: every event's routing (claim, lookup, fan-out, submit) waits

@@ -1,5 +1,5 @@
 //! The node's count of call events still being delivered, so a stopping node can wait for
-//! them (DESIGN.md, "Cluster semantics": drain).
+//! them (docs/architecture.md, "Cluster semantics": drain).
 //!
 //! An event counts from its claim until every device's push has an outcome (delivered,
 //! expired at its deadline, refused...), retries included; the count is shared by every

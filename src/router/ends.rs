@@ -1,4 +1,4 @@
-//! End events reach every node (DESIGN.md, "Cluster semantics"): a call's end handled on one
+//! End events reach every node (docs/architecture.md, "Cluster semantics"): a call's end handled on one
 //! node withdraws the rings of that call still queued on any node.
 //!
 //! The node that routes an end withdraws its own queued rings, then publishes an

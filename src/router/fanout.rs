@@ -1,5 +1,5 @@
 //! Pure fan-out: a call event and the callee's live registrations become one [`Push`] per
-//! device, with the event's push kind, priority and deadline (DESIGN.md, "Priorities and
+//! device, with the event's push kind, priority and deadline (docs/architecture.md, "Priorities and
 //! deadlines"). No I/O: the router actor looks the registrations up and hands the pushes on.
 
 use crate::clock::rfc3339;

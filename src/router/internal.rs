@@ -1,4 +1,4 @@
-//! Channel first (DESIGN.md, "Internal push channel"): the router's one hook into the
+//! Channel first (docs/architecture.md, "The internal push channel"): the router's one hook into the
 //! internal push channel ([`crate::channel`]).
 //!
 //! A ring's devices are split in two: those connected to this node's channel that have not

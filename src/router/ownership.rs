@@ -1,4 +1,4 @@
-//! How a node owns a call event while it delivers it (DESIGN.md, "Cluster semantics"; the
+//! How a node owns a call event while it delivers it (docs/architecture.md, "Cluster semantics"; the
 //! rule itself is [`crate::registry::lease`]).
 //!
 //! [`claim`] asks the store for the event. Once the node owns it and its pushes are queued,

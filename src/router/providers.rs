@@ -1,6 +1,6 @@
 //! The providers one shard's router hands pushes to: one dispatcher per tenant, app and
 //! environment, started on the shard's arbiter (its connections are the shard's own,
-//! DESIGN.md "one shard per core").
+//! docs/architecture.md "one shard per core").
 //!
 //! The router sees every provider through the same two messages ([`Submit`], [`Withdraw`]),
 //! so FCM, WNS and Web Push plug in here without touching the router.

@@ -1,7 +1,7 @@
 //! The APNs rules, as a pure function: a request in, a [`Verdict`] out.
 //!
 //! No sockets and no clock here: the server passes `now` and the connection's provider-token
-//! state, so every rule Apple enforces (PROTOCOLS.md, APNs) is unit-tested offline. Checks run
+//! state, so every rule Apple enforces (docs/protocols.md, APNs) is unit-tested offline. Checks run
 //! in roughly the order Apple reports them: method and path, device token, provider token,
 //! then headers, then payload.
 //!

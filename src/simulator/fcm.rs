@@ -2,7 +2,7 @@
 //! out.
 //!
 //! No sockets and no clock here: the server passes `now` and the access tokens the OAuth side
-//! handed out ([`super::oauth::AccessTokens`]), so every rule of PROTOCOLS.md (FCM) is
+//! handed out ([`super::oauth::AccessTokens`]), so every rule of docs/protocols.md (FCM) is
 //! unit-tested offline. Checks run in the order Google reports them: path and method, the
 //! bearer token, the project, then the message (size, shape, target, data, `android`).
 //!

@@ -6,7 +6,7 @@
 //! [`AccessTokens`] keeps the tokens handed out (account, project, expiry) so the FCM side can
 //! check a bearer token; the server passes the clock, so expiry is tested without sleeping.
 //!
-//! What is checked is what Google checks (PROTOCOLS.md, FCM): `grant_type` is the JWT-bearer
+//! What is checked is what Google checks (docs/protocols.md, "FCM HTTP v1"): `grant_type` is the JWT-bearer
 //! grant; the assertion is RS256, signed by the key of the account named in `iss`; `aud` is
 //! the token URL (or Google's own, which Google's libraries send whatever the `token_uri`);
 //! `scope` includes Firebase messaging; `iat` and `exp` are present, at most an hour apart

@@ -53,7 +53,7 @@ pub struct Profile {
     /// Apple answers a sender configured with a wrong bundle id. Empty: every bundle id.
     pub apns_bundle_ids: Vec<String>,
     /// Make the WNS and Web Push sides HTTP/1.1-only hosts, as some channel hosts and push
-    /// services are (PROTOCOLS.md, "Transport, for every service"): they are served only on
+    /// services are (docs/protocols.md, "Transport, for every service"): they are served only on
     /// the HTTP/1.1 listener (ALPN `http/1.1`), and Web Push subscriptions point there; on
     /// the HTTP/2 listener they are answered `421`. The token endpoints are HTTP/1.1-only
     /// whatever this says.

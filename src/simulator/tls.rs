@@ -200,7 +200,7 @@ impl Identity {
         })
     }
 
-    /// The rustls server configuration: ring provider (DESIGN.md: one crypto stack, no
+    /// The rustls server configuration: ring provider (docs/architecture.md: one crypto stack, no
     /// process-wide default), TLS 1.2+, ALPN `alpn` only: a client that offers only other
     /// ids fails the handshake (`no_application_protocol`), as a real host of that protocol
     /// does.

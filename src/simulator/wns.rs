@@ -9,7 +9,7 @@
 //! - `POST /<tenant>/oauth2/v2.0/token` (form; Microsoft Entra ID's
 //!   `login.microsoftonline.com`): the same grant with `scope=https://wns.windows.com/.default`
 //!   and the app's Entra client id; the legacy scope is `invalid_scope` there, as the Entra
-//!   scope is on the legacy endpoint (PROTOCOLS.md, "Transport, for every service").
+//!   scope is on the legacy endpoint (docs/protocols.md, "Transport, for every service").
 //!   Both token endpoints speak HTTP/1.1 only (the server's `route`).
 //! - `POST <channel path>` (`/w/?token=...`, the path of a real channel URI, which the
 //!   provider's `channel_base_url` points here): `Authorization: Bearer` a live token (else

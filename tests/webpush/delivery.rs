@@ -207,7 +207,7 @@ async fn a_ring_reaches_a_browser_encrypted_signed_and_with_ring_headers() {
     let rung = by_type("incoming_call");
     assert_eq!(rung.service, "webpush");
     assert_eq!(rung.device_token, subscription.id);
-    // What the browser decrypted is exactly the DESIGN.md payload.
+    // What the browser decrypted is exactly the payload (docs/architecture.md, "What devices receive").
     assert_eq!(rung.payload, serde_json::to_value(&*expected).unwrap());
     assert_eq!(
         rung.payload,

@@ -1,7 +1,7 @@
 //! The APNs provider token: an ES256 JWT signed with the team's `.p8` key, one per
 //! (team, key), minted rarely and shared by every connection.
 //!
-//! Apple punishes both extremes (PROTOCOLS.md): a token older than an hour is refused
+//! Apple punishes both extremes (docs/protocols.md): a token older than an hour is refused
 //! (`ExpiredProviderToken`), and replacing it more often than every 20 minutes earns
 //! `TooManyProviderTokenUpdates`, which poisons the connection for a while. So the cache
 //! re-mints only when the token is older than the configured refresh age (20–60 minutes), and
@@ -12,7 +12,7 @@
 //!
 //! An app may use a client certificate instead ([`certificate`]): the TLS connection then
 //! authenticates every push, and the cache made by [`ProviderTokenCache::certificate`] hands
-//! out tokens without an `authorization` header (PROTOCOLS.md, APNs: "Certificate (mTLS) auth
+//! out tokens without an `authorization` header (docs/protocols.md, APNs: "Certificate (mTLS) auth
 //! also exists").
 
 pub mod certificate;

@@ -1,7 +1,7 @@
 //! Pure APNs request building: a [`Push`] becomes the path, headers and body of one
 //! `POST /3/device/<token>`, with no I/O, so every rule here is tested offline.
 //!
-//! The push kind decides the push type (PROTOCOLS.md, DESIGN.md "Priorities and deadlines"):
+//! The push kind decides the push type (docs/protocols.md, docs/architecture.md "Priorities, deadlines and overload"):
 //!
 //! | kind | token | `apns-push-type` | `apns-topic` | `apns-priority` | `aps` |
 //! |---|---|---|---|---|---|
@@ -10,7 +10,7 @@
 //! | missed call | regular (`alert_token`) | `alert` | `<bundle>` | 5 | alert |
 //!
 //! The PushKit token takes only `voip` pushes on `<bundle>.voip`; an alert to it is refused
-//! with `DeviceTokenNotForTopic` (PROTOCOLS.md, "APNs"). So a notice goes to the app's
+//! with `DeviceTokenNotForTopic` (docs/protocols.md, "APNs"). So a notice goes to the app's
 //! regular token, and a registration without one gets none over APNs
 //! ([`PayloadError::NoAlertToken`]): never a non-VoIP push to a VoIP token.
 //!
@@ -234,7 +234,7 @@ pub fn apns_id(event_id: &str, device_id: &str) -> String {
     uuid
 }
 
-/// The JSON body: `aps` for iOS, and the DESIGN.md payload under `"ringcast"`.
+/// The JSON body: `aps` for iOS, and the payload (docs/architecture.md, "What devices receive") under `"ringcast"`.
 #[derive(Serialize)]
 struct Body<'a> {
     /// What iOS itself acts on.

@@ -1,6 +1,6 @@
 //! Every APNs answer → an [`ApnsReason`] → an [`Action`] → finally one [`Outcome`].
 //!
-//! Every reason of PROTOCOLS.md's table is mirrored, plus `Unknown(String)` so a reason Apple
+//! Every reason of docs/protocols.md's table is mirrored, plus `Unknown(String)` so a reason Apple
 //! adds tomorrow (or a body that is not JSON at all) is never lost: it keeps the status, and
 //! the status class decides the action.
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 /// strings and the tests cannot drift apart.
 macro_rules! reasons {
     ($($(#[$doc:meta])* $name:ident,)*) => {
-        /// A reason APNs gives for refusing a push (PROTOCOLS.md, "Responses").
+        /// A reason APNs gives for refusing a push (docs/protocols.md, "APNs").
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         pub enum ApnsReason {
             $($(#[$doc])* $name,)*
@@ -175,10 +175,10 @@ fn action(
     use ApnsReason::*;
     match reason {
         // A token belongs to the environment of the build that made it; the other host
-        // answers BadDeviceToken exactly as for a dead one (PROTOCOLS.md, "APNs").
+        // answers BadDeviceToken exactly as for a dead one (docs/protocols.md, "APNs").
         BadDeviceToken => Action::TryOtherEnvironment { verdict_at_ms: now },
         // These blame the sender's topic or bundle id, not the device: a configuration
-        // mistake must never wipe an app's registrations (DESIGN.md, "Registry").
+        // mistake must never wipe an app's registrations (docs/architecture.md, "The registry and its stores").
         DeviceTokenNotForTopic | BadTopic | TopicDisallowed => Action::ConfigAlert,
         ExpiredToken | Unregistered => Action::DeleteRegistration {
             verdict_at_ms: timestamp.unwrap_or(now),

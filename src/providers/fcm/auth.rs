@@ -2,7 +2,7 @@
 //! access token the token endpoint trades for it, and the one cache of that token every
 //! connection shares.
 //!
-//! Google's rules (PROTOCOLS.md): the assertion names the account (`iss`), the Firebase scope,
+//! Google's rules (docs/protocols.md): the assertion names the account (`iss`), the Firebase scope,
 //! the token URI (`aud`) and lives at most an hour; the access token it buys lives about an
 //! hour. A sender caches the token, refreshes it a few minutes before expiry while sends keep
 //! using it, refreshes one at a time, and answers a 401 with one refresh, not one per failed

@@ -24,7 +24,7 @@ pub struct FcmConfig {
     /// `token_uri`, so both can be pointed away from Google).
     pub base_url: String,
     /// HTTP/2 connections kept per credential (K). FCM advertises roughly 100 streams per
-    /// connection (PROTOCOLS.md; read from SETTINGS), so K bounds throughput; 2 keeps a
+    /// connection (docs/protocols.md; read from SETTINGS), so K bounds throughput; 2 keeps a
     /// spare ready while one drains after a `GOAWAY`.
     pub connections_per_credential: usize,
     /// How long before the access token expires it is refreshed, in seconds (0..=1800).
@@ -102,7 +102,7 @@ impl FcmConfig {
     /// The settings of the connection to the token endpoint: one connection is plenty for a
     /// request an hour (one refresh runs at a time), and keeping it open saves a TLS
     /// handshake on the refresh a 401 needs at once. Google's `token_uri` may answer
-    /// HTTP/1.1 only (PROTOCOLS.md, "Transport"), so `http/1.1` is offered beside `h2`;
+    /// HTTP/1.1 only (docs/protocols.md, "Transport"), so `http/1.1` is offered beside `h2`;
     /// FCM's send endpoint stays `h2` only.
     pub fn token_pool_settings(&self) -> PoolSettings {
         PoolSettings {

@@ -4,7 +4,7 @@
 //!
 //! Every push is a data-only message: the app, not the system tray, decides what to show (a
 //! full-screen ringing activity for a call), and data messages reach it in the background.
-//! The push kind decides the urgency (PROTOCOLS.md, DESIGN.md "Priorities and deadlines"):
+//! The push kind decides the urgency (docs/protocols.md, docs/architecture.md "Priorities, deadlines and overload"):
 //!
 //! | kind | `android.priority` | why |
 //! |---|---|---|
@@ -14,7 +14,7 @@
 //!
 //! `android.ttl` is the time left to the deadline in whole seconds (FCM stops trying by
 //! then; a push is never delivered after its deadline), `android.collapse_key` the call id
-//! (a cancel replaces a pending ring), and `data` the DESIGN.md payload with every value a
+//! (a cancel replaces a pending ring), and `data` the payload (docs/architecture.md, "What devices receive") with every value a
 //! string, as FCM requires (`"v": "1"`, `"video": "true"`).
 //!
 //! The `authorization` header is not set here: the client adds the cached access token
@@ -216,7 +216,7 @@ struct Message<'a> {
     android: Android<'a>,
 }
 
-/// The DESIGN.md payload as FCM data: every value a string.
+/// The payload (docs/architecture.md, "What devices receive") as FCM data: every value a string.
 #[derive(Serialize)]
 struct Data<'a> {
     /// Payload format version.
@@ -317,7 +317,7 @@ mod tests {
             let body = json(&build_request(&push, "p", NOW).unwrap());
             let data = body["message"]["data"].as_object().unwrap();
             assert!(data.values().all(serde_json::Value::is_string), "{data:?}");
-            // The same keys and values as the DESIGN.md payload, stringified.
+            // The same keys and values as the payload (docs/architecture.md, "What devices receive"), stringified.
             let design = serde_json::to_value(&*push.payload).unwrap();
             for (key, value) in design.as_object().unwrap() {
                 let text = value

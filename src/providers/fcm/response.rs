@@ -20,7 +20,7 @@ use std::time::Duration;
 /// strings and the tests cannot drift apart.
 macro_rules! codes {
     ($($(#[$doc:meta])* $name:ident = $text:literal,)*) => {
-        /// An error code FCM gives for refusing a message (PROTOCOLS.md, FCM).
+        /// An error code FCM gives for refusing a message (docs/protocols.md, "FCM HTTP v1").
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         pub enum FcmErrorCode {
             $($(#[$doc])* $name,)*

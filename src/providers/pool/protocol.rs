@@ -1,4 +1,4 @@
-//! Which HTTP a connection speaks, as the server picked it by ALPN (PROTOCOLS.md, "Transport,
+//! Which HTTP a connection speaks, as the server picked it by ALPN (docs/protocols.md, "Transport,
 //! for every service"): HTTP/2, many streams per connection; or HTTP/1.1, one request at a
 //! time per keep-alive connection.
 //!

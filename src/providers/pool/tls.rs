@@ -1,7 +1,7 @@
 //! The TLS side of a provider connection: whom to trust, and which ALPN ids to offer. A
 //! configuration offers `h2` alone until a pool sets what it offers ([`offering`]): APNs
 //! accepts nothing else, while token endpoints and some WNS and Web Push hosts speak only
-//! HTTP/1.1 (PROTOCOLS.md, "Transport, for every service").
+//! HTTP/1.1 (docs/protocols.md, "Transport, for every service").
 
 use super::protocol::Protocols;
 use hyper_rustls::ConfigBuilderExt;
@@ -30,7 +30,7 @@ pub enum TlsSetupError {
     Rustls(#[from] rustls::Error),
 }
 
-/// A rustls client configuration with ring as the only crypto provider (DESIGN.md: one TLS
+/// A rustls client configuration with ring as the only crypto provider (docs/architecture.md: one TLS
 /// stack) and ALPN `h2`. With `roots_pem = None` it trusts the public web PKI (Mozilla's
 /// roots, compiled in, so a container needs no CA bundle); with a PEM file it trusts only the
 /// certificates in it (the simulator's, or a carrier's egress proxy).

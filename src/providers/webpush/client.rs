@@ -94,7 +94,7 @@ impl WebPushClient {
         let parsed = Origin::parse(origin, tls)?;
         let settings = PoolSettings {
             connections: config.connections_per_origin,
-            // Browsers' push services may speak HTTP/1.1 only (PROTOCOLS.md, "Transport").
+            // Browsers' push services may speak HTTP/1.1 only (docs/protocols.md, "Transport").
             protocols: Protocols::Http2OrHttp1,
             http1_connections: config.http1_connections_per_origin,
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),

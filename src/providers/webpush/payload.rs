@@ -1,4 +1,4 @@
-//! Pure request building for Web Push (RFC 8030, RFC 8291): the DESIGN.md payload encrypted
+//! Pure request building for Web Push (RFC 8030, RFC 8291): the payload (docs/architecture.md, "What devices receive") encrypted
 //! with `aes128gcm` for the subscription's keys, and the headers that make a ring behave
 //! like a ring: `TTL` from the deadline, `Urgency`, and a `Topic` per call so that "call
 //! ended" replaces a ring still waiting in the push service.
@@ -80,7 +80,7 @@ pub fn urgency(kind: PushKind) -> &'static str {
     }
 }
 
-/// The plaintext: the DESIGN.md payload as JSON.
+/// The plaintext: the payload (docs/architecture.md, "What devices receive") as JSON.
 pub fn plaintext(payload: &CallPayload) -> Result<Vec<u8>, PayloadError> {
     let json =
         serde_json::to_vec(payload).map_err(|error| PayloadError::Encryption(error.to_string()))?;

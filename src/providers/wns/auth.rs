@@ -1,5 +1,5 @@
 //! The WNS access token: OAuth2 client credentials, cached for its lifetime and shared by
-//! every push of the app. Two token endpoints grant it (PROTOCOLS.md, "Transport, for every
+//! every push of the app. Two token endpoints grant it (docs/protocols.md, "Transport, for every
 //! service"): the legacy `login.live.com/accesstoken.srf` (client id = the package SID,
 //! scope `notify.windows.com`), and Microsoft Entra ID's
 //! `login.microsoftonline.com/<tenant>/oauth2/v2.0/token` for apps registered there (client

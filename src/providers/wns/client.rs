@@ -128,7 +128,7 @@ impl WnsClient {
 }
 
 /// The pool settings of every WNS connection: Microsoft's token endpoints and some channel
-/// hosts speak HTTP/1.1 only (PROTOCOLS.md, "Transport"), so both are offered.
+/// hosts speak HTTP/1.1 only (docs/protocols.md, "Transport"), so both are offered.
 fn pool_settings(config: &WnsConfig) -> PoolSettings {
     PoolSettings {
         connections: config.connections_per_host,

@@ -1,4 +1,4 @@
-//! Every documented WNS answer mapped to what the sender does (PROTOCOLS.md, "WNS"):
+//! Every documented WNS answer mapped to what the sender does (docs/protocols.md, "WNS"):
 //!
 //! | status | meaning | action |
 //! |---|---|---|

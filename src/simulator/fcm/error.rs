@@ -17,7 +17,7 @@ pub const FCM_ERROR_TYPE: &str = "type.googleapis.com/google.firebase.fcm.v1.Fcm
 /// The `@type` of the details entry naming a bad field.
 pub const BAD_REQUEST_TYPE: &str = "type.googleapis.com/google.rpc.BadRequest";
 
-/// The documented FCM error codes with their HTTP status and gRPC status (PROTOCOLS.md).
+/// The documented FCM error codes with their HTTP status and gRPC status (docs/protocols.md).
 pub const DOCUMENTED: &[(&str, u16, &str)] = &[
     ("INVALID_ARGUMENT", 400, "INVALID_ARGUMENT"),
     ("THIRD_PARTY_AUTH_ERROR", 401, "UNAUTHENTICATED"),

@@ -1,4 +1,4 @@
-//! Which listener serves which service, as the real hosts do (PROTOCOLS.md, "Transport, for
+//! Which listener serves which service, as the real hosts do (docs/protocols.md, "Transport, for
 //! every service"): APNs and FCM's send endpoint speak HTTP/2 only; OAuth token endpoints
 //! HTTP/1.1 only; WNS channel hosts and Web Push origins HTTP/2 unless the profile's
 //! `http1_only` makes them HTTP/1.1-only hosts. A request that reaches a listener whose

@@ -1,5 +1,5 @@
 //! APNs certificate auth: an app's client certificate (PEM chain + PEM private key) proves
-//! the sender on the TLS connection itself, so its pushes carry no JWT (PROTOCOLS.md, APNs).
+//! the sender on the TLS connection itself, so its pushes carry no JWT (docs/protocols.md, APNs).
 //!
 //! Apple's push certificates live a year. A lapsed one fails every push of the app with
 //! `403 BadCertificate`, so the expiry is read at start-up: an expired certificate is a
@@ -9,7 +9,7 @@
 //! PEM only. PKCS#12 files are encrypted with 3DES, RC2 or AES-CBC under PKCS#12's own key
 //! derivation; ring offers none of those, so every pure-Rust PKCS#12 reader (p12,
 //! p12-keystore, pkcs12) brings a second crypto implementation (RustCrypto's des, rc2, cbc,
-//! hmac, sha1), which DESIGN.md rules out. Convert once with
+//! hmac, sha1), which docs/architecture.md rules out. Convert once with
 //! `openssl pkcs12 -in cert.p12 -out cert.pem -clcerts -nokeys` and
 //! `openssl pkcs12 -in cert.p12 -out key.pem -nocerts -nodes` (add `-legacy` for old files).
 
