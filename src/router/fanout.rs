@@ -76,10 +76,10 @@ impl EndEvent {
     }
 }
 
-/// The rings of `call`: one incoming-call push per registration, due by the ring timeout.
-pub fn rings(call: &CallEvent, registrations: &[Registration], now: UnixMillis) -> Vec<Push> {
-    let deadline = now + call.ring_timeout.as_millis() as u64;
-    let payload = Arc::new(CallPayload {
+/// What a ring of `call` tells the device, due by `deadline`: the same payload whether it
+/// travels as a platform push or over the internal channel.
+pub fn ring_payload(call: &CallEvent, deadline: UnixMillis) -> CallPayload {
+    CallPayload {
         v: 1,
         kind: PushKind::IncomingCall,
         call_id: call.call_id.clone(),
@@ -88,7 +88,13 @@ pub fn rings(call: &CallEvent, registrations: &[Registration], now: UnixMillis) 
         video: call.video,
         reason: None,
         expires_at: rfc3339(deadline),
-    });
+    }
+}
+
+/// The rings of `call`: one incoming-call push per registration, due by the ring timeout.
+pub fn rings(call: &CallEvent, registrations: &[Registration], now: UnixMillis) -> Vec<Push> {
+    let deadline = now + call.ring_timeout.as_millis() as u64;
+    let payload = Arc::new(ring_payload(call, deadline));
     let event_id: Arc<str> = Arc::from(call.event_id.as_str());
     registrations
         .iter()

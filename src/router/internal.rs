@@ -79,16 +79,7 @@ impl ChannelFirst {
         if offers.is_empty() {
             return Vec::new();
         }
-        let payload = CallPayload {
-            v: 1,
-            kind: PushKind::IncomingCall,
-            call_id: call.call_id.clone(),
-            caller_id: call.caller.id.clone(),
-            caller_name: call.caller.display_name.clone(),
-            video: call.video,
-            reason: None,
-            expires_at: rfc3339(deadline),
-        };
+        let payload = super::fanout::ring_payload(call, deadline);
         let text: Arc<str> = ServerFrame::of(&call.event_id, &payload).to_text().into();
         let event_id: Arc<str> = Arc::from(call.event_id.as_str());
         // An ack after the ring's deadline means nothing: the phone stopped ringing.
