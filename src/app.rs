@@ -163,12 +163,10 @@ async fn start_with(
         None => None,
     };
     let reloader = reload_from.map(|file| {
-        Arc::new(Reloader::new(
-            file,
-            config.clone(),
-            tenants.clone(),
-            certificate.clone(),
-        ))
+        Arc::new(
+            Reloader::new(file, config.clone(), tenants.clone(), certificate.clone())
+                .with_credentials(plan.credentials.clone()),
+        )
     });
     let reloader_data: ReloaderData = web::Data::new(reloader.clone());
     let (admin, admin_address) = if config.admin.on_api_listener {

@@ -11,6 +11,7 @@ use super::config::ApnsConfig;
 use super::payload::{PayloadError, build_request};
 use super::response::{Action, ApnsReason, parse};
 use crate::metrics::{self, RefreshOutcome};
+use crate::providers::live::Live;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings};
 use crate::providers::service::{Prepared, PushService, Verdict};
 use crate::push::{Outcome, Push, PushKind};
@@ -31,8 +32,9 @@ pub struct ApnsClient {
     /// `BadDeviceToken` ([`Verdict::OtherEnvironment`]). Shared with the other environment's
     /// client, so no connection is opened twice.
     pools: [Pool; 2],
-    /// The team key's provider token, shared with every other client of that key.
-    tokens: ProviderTokenCache,
+    /// The team key's provider token, shared with every other client of that key; a reload
+    /// that rotates the key swaps the cell (the next push is signed with the new key).
+    tokens: Live<ProviderTokenCache>,
     /// The app's bundle id: the `apns-topic` (with `.voip` for VoIP pushes).
     bundle_id: String,
     /// How long an answer may take.
@@ -46,7 +48,7 @@ impl ApnsClient {
         config: &ApnsConfig,
         environment: Environment,
         bundle_id: &str,
-        tokens: ProviderTokenCache,
+        tokens: impl Into<Live<ProviderTokenCache>>,
         tls: Arc<ClientConfig>,
     ) -> Result<ApnsClient, OriginError> {
         let [production, sandbox] = Self::start_both(config, bundle_id, tokens, tls)?;
@@ -60,9 +62,10 @@ impl ApnsClient {
     pub fn start_both(
         config: &ApnsConfig,
         bundle_id: &str,
-        tokens: ProviderTokenCache,
+        tokens: impl Into<Live<ProviderTokenCache>>,
         tls: Arc<ClientConfig>,
     ) -> Result<[ApnsClient; 2], OriginError> {
+        let tokens = tokens.into();
         let pool = |environment| -> Result<Pool, OriginError> {
             let origin = Origin::parse(config.base_url(environment), Arc::clone(&tls))?;
             Ok(Pool::start(origin, config.pool_settings()))
@@ -160,6 +163,7 @@ impl PushService for ApnsClient {
         })?;
         let token = self
             .tokens
+            .load()
             .token(now)
             .map_err(|error| Outcome::CredentialProblem {
                 reason: error.to_string(),
@@ -227,7 +231,7 @@ impl PushService for ApnsClient {
     }
 
     async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {
-        let refreshed = self.tokens.refresh_expired(credential, now);
+        let refreshed = self.tokens.load().refresh_expired(credential, now);
         let outcome = match refreshed {
             Ok(_) => RefreshOutcome::Ok,
             Err(_) => RefreshOutcome::Error,
