@@ -12,18 +12,22 @@
 //!    cache, ...) — nothing is swapped yet, so a bad credential refuses the whole reload;
 //! 3. on success swaps the cells: the next APNs push is signed with the new key (the cached
 //!    JWT went with the old cache), the next FCM or WNS push fetches an access token with the
-//!    new credential. Connections are not touched: their TLS does not depend on these
-//!    credentials, so they stay open, and apps whose credential did not change keep their
-//!    cached tokens.
+//!    new credential. FCM, WNS and Web Push connections are not touched (their TLS does not
+//!    depend on the credential). An APNs app's connections are renewed by the first push
+//!    that sees the new credential (`ApnsClient`): a client certificate is bound into the
+//!    connection, and Apple lets a connection take a new provider token only every 20
+//!    minutes; streams in flight finish on the old connections. Apps whose credential did
+//!    not change keep their connections and cached tokens.
 //!
 //! What a cell cannot carry is named as needing a restart, per app (`tenants.t.apps.a`): an
 //! app added or removed, a changed platform, bundle id, Firebase project or WNS package SID
-//! (they address the requests), an app gaining or losing a credential (it has no provider, or
-//! gets one), a changed FCM `token_uri` or WNS `token_url` (the token connections' origin),
-//! and an APNs client certificate, which lives inside the TLS connections.
+//! (they address the requests), an app gaining or losing a credential or switching between
+//! APNs token and certificate auth (it has no provider, or gets one, or another kind), and a
+//! changed FCM `token_uri` or WNS `token_url` (the token connections' origin).
 
 use crate::config::{AppConfig, Config};
 use crate::providers::apns::auth::ProviderTokenCache;
+use crate::providers::apns::client::ApnsCredential;
 use crate::providers::fcm::auth::{
     AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, ServiceAccount,
 };
@@ -33,6 +37,7 @@ use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::wns::auth::{TokenCache, WnsCredential};
 use crate::providers::wns::client::WnsAccount;
 use crate::providers::wns::config::WnsAppAuth;
+use crate::registry::Platform;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,11 +52,8 @@ type AppId = (String, String);
 /// One app's cell, by what it holds.
 #[derive(Clone)]
 pub enum AppCell {
-    /// An APNs app with token auth: its provider-token cache.
-    ApnsToken(Live<ProviderTokenCache>),
-    /// An APNs app with a client certificate: bound into its TLS connections, so a change
-    /// needs a restart.
-    ApnsCertificate,
+    /// An APNs app: its provider-token cache (token auth) or client certificate.
+    Apns(Live<ApnsCredential>),
     /// An FCM app: its service account and access token.
     Fcm(Live<FcmAccount>),
     /// A WNS app: its credential and access token.
@@ -68,8 +70,10 @@ pub struct LiveCredentials {
 
 /// A replacement made and checked, not yet applied.
 enum Swap {
-    Apns(Live<ProviderTokenCache>, ProviderTokenCache),
-    Fcm(Live<FcmAccount>, FcmAccount),
+    /// With the certificate's expiry (UNIX seconds), for certificate auth.
+    Apns(Live<ApnsCredential>, ApnsCredential, Option<i64>),
+    /// Boxed: a parsed RSA key is large, and a reload holds a handful of these.
+    Fcm(Live<FcmAccount>, Box<FcmAccount>),
     Wns(Live<WnsAccount>, WnsAccount),
     WebPush(Live<VapidSigner>, VapidSigner),
 }
@@ -133,7 +137,7 @@ impl LiveCredentials {
             if print == *running_print {
                 continue;
             }
-            match make(cell, after, new) {
+            match make(cell, after, new, (tenant, app)) {
                 Ok(Some(swap)) => reload
                     .swaps
                     .push(((tenant.clone(), app.clone()), print, swap)),
@@ -153,8 +157,14 @@ impl LiveCredentials {
         let mut apps = self.lock();
         for (id, print, swap) in reload.swaps {
             match swap {
-                Swap::Apns(cell, value) => cell.replace(value),
-                Swap::Fcm(cell, value) => cell.replace(value),
+                Swap::Apns(cell, value, not_after) => {
+                    if let Some(not_after) = not_after {
+                        let (tenant, app) = &id;
+                        crate::metrics::credential_expiry(Platform::Apns, tenant, app, not_after);
+                    }
+                    cell.replace(value)
+                }
+                Swap::Fcm(cell, value) => cell.replace(*value),
                 Swap::Wns(cell, value) => cell.replace(value),
                 Swap::WebPush(cell, value) => cell.replace(value),
             }
@@ -188,10 +198,9 @@ fn shape(app: &AppConfig) -> impl PartialEq + use<> {
         app.project_id.clone(),
         app.package_sid.clone(),
         app.token_url.clone(),
-        // A client certificate is bound into the TLS connections.
-        app.certificate.clone(),
-        app.certificate_key.clone(),
         [
+            app.certificate.is_some(),
+            app.certificate_key.is_some(),
             app.team_id.is_some(),
             app.key_id.is_some(),
             app.key.is_some(),
@@ -242,10 +251,35 @@ pub fn fingerprint(app: &AppConfig) -> Result<Fingerprint, String> {
 
 /// The new credential for `cell` from `app` (of `config`); `None` when the change cannot be
 /// carried by the cell (module doc), so the app needs a restart.
-fn make(cell: &AppCell, app: &AppConfig, config: &Config) -> Result<Option<Swap>, String> {
+fn make(
+    cell: &AppCell,
+    app: &AppConfig,
+    config: &Config,
+    who: (&str, &str),
+) -> Result<Option<Swap>, String> {
     Ok(Some(match cell {
-        AppCell::ApnsCertificate => return Ok(None),
-        AppCell::ApnsToken(cell) => {
+        AppCell::Apns(cell) => {
+            let running = cell.load();
+            let generation = running.generation + 1;
+            if let (Some(certificate), Some(certificate_key)) =
+                (&app.certificate, &app.certificate_key)
+            {
+                // The caller prefixes the app's key: strip the loader's separator.
+                let (tls, not_after) = crate::router::providers::apns_certificate_tls(
+                    who,
+                    certificate,
+                    certificate_key,
+                    "",
+                    &config.providers.apns,
+                )
+                .map_err(|error| error.trim_start_matches('.').to_owned())?;
+                let credential = ApnsCredential {
+                    tokens: ProviderTokenCache::certificate(),
+                    tls,
+                    generation,
+                };
+                return Ok(Some(Swap::Apns(cell.clone(), credential, Some(not_after))));
+            }
             let (Some(team), Some(key_id), Some(key)) = (&app.team_id, &app.key_id, &app.key)
             else {
                 return Ok(None);
@@ -254,7 +288,12 @@ fn make(cell: &AppCell, app: &AppConfig, config: &Config) -> Result<Option<Swap>
             let refresh = config.providers.apns.jwt_refresh_age();
             let tokens = ProviderTokenCache::new(team, key_id, pem.expose(), refresh)
                 .map_err(|error| format!("key: {error}"))?;
-            Swap::Apns(cell.clone(), tokens)
+            let credential = ApnsCredential {
+                tokens,
+                tls: Arc::clone(&running.tls),
+                generation,
+            };
+            Swap::Apns(cell.clone(), credential, None)
         }
         AppCell::Fcm(cell) => {
             let Some(source) = &app.service_account else {
@@ -274,7 +313,7 @@ fn make(cell: &AppCell, app: &AppConfig, config: &Config) -> Result<Option<Swap>
                 config.providers.fcm.token_refresh_ahead(),
                 DEFAULT_REFRESH_STALE_AFTER,
             );
-            Swap::Fcm(cell.clone(), FcmAccount { signer, cache })
+            Swap::Fcm(cell.clone(), Box::new(FcmAccount { signer, cache }))
         }
         AppCell::Wns(cell) => {
             let (Some(package_sid), Some(secret)) = (&app.package_sid, &app.client_secret) else {

@@ -8,7 +8,7 @@
 use super::credentials::{AppCell, LiveCredentials, fingerprint};
 use crate::config::{Config, SecretSource};
 use crate::providers::apns::auth::ProviderTokenCache;
-use crate::providers::apns::client::ApnsClient;
+use crate::providers::apns::client::{ApnsClient, ApnsCredential};
 use crate::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit, Withdraw};
 use crate::providers::fcm::auth::{
     AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, ServiceAccount,
@@ -73,11 +73,10 @@ pub struct ApnsApp {
     pub app: String,
     /// The bundle id (`apns-topic`).
     pub bundle_id: String,
-    /// The team key's provider token, shared by every shard and environment (an empty one
-    /// for an app that authenticates with its client certificate); swapped by a reload.
-    pub tokens: Live<ProviderTokenCache>,
-    /// TLS for the app's connections: the provider's, or with the app's client certificate.
-    pub tls: Arc<ClientConfig>,
+    /// The team key's provider token (an empty one for an app that authenticates with its
+    /// client certificate) and the TLS of its connections (the provider's, or with the
+    /// app's client certificate), shared by every shard and environment; swapped by a reload.
+    pub credential: Live<ApnsCredential>,
 }
 
 /// A Windows app with its credential.
@@ -164,21 +163,26 @@ impl ProviderPlan {
                     &app_config.certificate,
                     &app_config.certificate_key,
                 ) {
-                    let tls = apns_certificate_tls(
+                    let (tls, not_after) = apns_certificate_tls(
                         (tenant, app),
                         certificate,
                         certificate_key,
                         &at,
                         &apns_config,
                     )?;
+                    crate::metrics::credential_expiry(Platform::Apns, tenant, app, not_after);
+                    let credential = Live::new(ApnsCredential {
+                        tokens: ProviderTokenCache::certificate(),
+                        tls,
+                        generation: 0,
+                    });
                     let print = fingerprint(app_config).map_err(|error| format!("{at}.{error}"))?;
-                    credentials.register(tenant, app, AppCell::ApnsCertificate, print);
+                    credentials.register(tenant, app, AppCell::Apns(credential.clone()), print);
                     apns.push(ApnsApp {
                         tenant: tenant.clone(),
                         app: app.clone(),
                         bundle_id: bundle_id.clone(),
-                        tokens: ProviderTokenCache::certificate().into(),
-                        tls,
+                        credential,
                     });
                     continue;
                 }
@@ -211,15 +215,18 @@ impl ProviderPlan {
                         tokens
                     }
                 };
-                let tokens = Live::new(tokens);
+                let credential = Live::new(ApnsCredential {
+                    tokens,
+                    tls: Arc::clone(&apns_tls),
+                    generation: 0,
+                });
                 let print = fingerprint(app_config).map_err(|error| format!("{at}.{error}"))?;
-                credentials.register(tenant, app, AppCell::ApnsToken(tokens.clone()), print);
+                credentials.register(tenant, app, AppCell::Apns(credential.clone()), print);
                 apns.push(ApnsApp {
                     tenant: tenant.clone(),
                     app: app.clone(),
                     bundle_id: bundle_id.clone(),
-                    tokens,
-                    tls: Arc::clone(&apns_tls),
+                    credential,
                 });
             }
         }
@@ -294,21 +301,21 @@ impl ProviderPlan {
     }
 }
 
-/// The TLS configuration of an APNs app that authenticates with its client certificate:
-/// the certificate loaded (an expired one stops start-up), its expiry exported
-/// (`ringcast_credential_expiry_seconds`) and logged when it is near.
-fn apns_certificate_tls(
+/// The TLS configuration of an APNs app that authenticates with its client certificate, and
+/// the certificate's expiry (UNIX seconds) for `ringcast_credential_expiry_seconds`: the
+/// certificate loaded (an expired one stops start-up, or refuses a reload), its expiry
+/// logged when it is near.
+pub(crate) fn apns_certificate_tls(
     (tenant, app): (&str, &str),
     certificate: &SecretSource,
     certificate_key: &SecretSource,
     at: &str,
     config: &crate::providers::apns::config::ApnsConfig,
-) -> Result<Arc<ClientConfig>, String> {
+) -> Result<(Arc<ClientConfig>, i64), String> {
     use crate::providers::apns::auth::certificate::Expiry;
     let now = crate::clock::now_millis() / 1000;
     let loaded =
         crate::providers::apns::config::load_certificate(certificate, certificate_key, at, now)?;
-    crate::metrics::credential_expiry(Platform::Apns, tenant, app, loaded.not_after());
     let window = std::time::Duration::from_secs(config.certificate_expiry_warning_days * 86_400);
     if let Expiry::ExpiresSoon { days_left } =
         loaded.expiry(i64::try_from(now).unwrap_or(i64::MAX), window)
@@ -317,9 +324,10 @@ fn apns_certificate_tls(
             not_after = loaded.not_after(),
             "APNs client certificate expires soon: renew it before its pushes fail");
     }
-    loaded
+    let tls = loaded
         .client_config(config.trusted_roots.as_deref())
-        .map_err(|error| format!("{at}.certificate: {error}"))
+        .map_err(|error| format!("{at}.certificate: {error}"))?;
+    Ok((tls, loaded.not_after()))
 }
 
 /// Every Web Push app with a VAPID key and subject, its signer made once for the node (the
@@ -467,13 +475,9 @@ impl ProviderSet {
         for app in &plan.apns {
             // One provider per environment: production and sandbox are different hosts. They
             // share their pools, so each can try a token on the other's host (BadDeviceToken).
-            let clients = ApnsClient::start_both(
-                config,
-                &app.bundle_id,
-                app.tokens.clone(),
-                Arc::clone(&app.tls),
-            )
-            .map_err(|error| format!("providers.apns: {error}"))?;
+            let clients =
+                ApnsClient::start_both_live(config, &app.bundle_id, app.credential.clone())
+                    .map_err(|error| format!("providers.apns: {error}"))?;
             for client in clients {
                 let environment = client.environment();
                 let settings = dispatcher_settings(

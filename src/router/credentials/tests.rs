@@ -56,7 +56,12 @@ fn plan(config: &Config, dir: &Path) -> ProviderPlan {
 
 /// The `kid` of the JWT the app's cache signs now.
 fn signing_key_id(plan: &ProviderPlan) -> Option<String> {
-    let token = plan.apns[0].tokens.load().token(1_000_000).unwrap();
+    let token = plan.apns[0]
+        .credential
+        .load()
+        .tokens
+        .token(1_000_000)
+        .unwrap();
     let header = token.authorization.unwrap();
     let jwt = header.to_str().unwrap().trim_start_matches("bearer ");
     jsonwebtoken::decode_header(jwt).unwrap().kid
