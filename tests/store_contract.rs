@@ -80,9 +80,9 @@ async fn redis_store_over_tls_keeps_the_contract() {
     let redis = support::redis_tls::TlsRedis::start(true);
     let config = RedisConfig {
         url: redis.url(),
-        ca_file: Some(redis.ca_file()),
-        client_cert: Some(redis.client_cert()),
-        client_key: Some(redis.client_key()),
+        ca_file: Some(redis.files.ca_file()),
+        client_cert: Some(redis.files.client_cert()),
+        client_key: Some(redis.files.client_key()),
         ..RedisConfig::default()
     };
     let certificates = tls::certificates(&config).expect("the test's TLS files");
@@ -101,6 +101,30 @@ async fn redis_store_over_tls_keeps_the_contract() {
     run_all(&store, &unique_tenant("redis-tls")).await;
 }
 
+/// The contract over a cluster whose nodes speak TLS: the client must reach every node it
+/// learns from `CLUSTER SLOTS` over TLS with the same CA and client certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_over_tls_keeps_the_contract() {
+    let cluster = support::redis_tls::TlsRedisCluster::start().await;
+    let config = RedisConfig {
+        nodes: cluster.urls(),
+        ca_file: Some(cluster.files.ca_file()),
+        client_cert: Some(cluster.files.client_cert()),
+        client_key: Some(cluster.files.client_key()),
+        ..RedisConfig::default()
+    };
+    let certificates = tls::certificates(&config).expect("the test's TLS files");
+    let options = RedisOptions {
+        max_devices_per_identity: MAX_DEVICES,
+        ..RedisOptions::default()
+    };
+    let store =
+        RedisClusterStore::connect_with_tls(&cluster.urls(), certificates.as_ref(), &options)
+            .await
+            .expect("connect to the cluster over TLS");
+    run_all(&store, &unique_tenant("cluster-tls")).await;
+}
+
 /// TLS that checks nothing would pass the contract too: the server's certificate must chain
 /// to the configured CA, and a server that asks for a client certificate gets one or refuses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +138,7 @@ async fn redis_tls_checks_the_server_and_shows_the_client_certificate() {
     );
     let ca_only = RedisConfig {
         url: redis.url(),
-        ca_file: Some(redis.ca_file()),
+        ca_file: Some(redis.files.ca_file()),
         ..RedisConfig::default()
     };
     let certificates = tls::certificates(&ca_only).unwrap();

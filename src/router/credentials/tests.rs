@@ -181,3 +181,57 @@ fn what_a_credential_cell_cannot_carry_is_named_per_app() {
     );
     assert!(reload.swapped().is_empty());
 }
+
+#[test]
+fn a_renewed_apns_client_certificate_is_swapped_with_its_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let certificate = |name: &str, days: i64| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["push".to_owned()]).unwrap();
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        let cert = params.self_signed(&key).unwrap();
+        (
+            write(dir.path(), &format!("{name}.pem"), &cert.pem()),
+            write(dir.path(), &format!("{name}.key"), &key.serialize_pem()),
+        )
+    };
+    let app = |(cert, key): (SecretSource, SecretSource)| AppConfig {
+        bundle_id: Some("com.example.voip".into()),
+        certificate: Some(cert),
+        certificate_key: Some(key),
+        ..AppConfig::new(Platform::Apns)
+    };
+    let web_key = write(dir.path(), "vapid.pem", &p256_pem());
+    let running = config([
+        ("ios", app(certificate("old", 10))),
+        ("web", web(web_key.clone())),
+    ]);
+    let plan = plan(&running, dir.path());
+    let before = plan.apns[0].credential.load_full();
+
+    let new = config([("ios", app(certificate("new", 400))), ("web", web(web_key))]);
+    let reload = plan.credentials.prepare(&running, &new).unwrap();
+    assert_eq!(reload.swapped(), ["tenants.t.apps.ios"]);
+    plan.credentials.apply(reload);
+    let after = plan.apns[0].credential.load_full();
+    assert_eq!(
+        after.generation,
+        before.generation + 1,
+        "the clients renew their connections"
+    );
+    assert!(
+        !Arc::ptr_eq(&after.tls, &before.tls),
+        "new connections carry the new certificate"
+    );
+
+    // An expired certificate refuses the reload.
+    let expired = config([
+        ("ios", app(certificate("expired", -1))),
+        ("web", web(write(dir.path(), "v2.pem", &p256_pem()))),
+    ]);
+    let problems = plan.credentials.prepare(&new, &expired).err().unwrap();
+    assert!(
+        problems[0].starts_with("tenants.t.apps.ios.certificate"),
+        "{problems:?}"
+    );
+}
