@@ -235,3 +235,79 @@ fn a_renewed_apns_client_certificate_is_swapped_with_its_expiry() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn fcm_and_wns_credentials_swap_and_a_moved_token_endpoint_needs_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev");
+    let account: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dev.join("fcm-service-account.json")).unwrap())
+            .unwrap();
+    let account_file = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut account = account.clone();
+        edit(&mut account);
+        write(dir.path(), name, &account.to_string())
+    };
+    let android = |source: SecretSource| AppConfig {
+        project_id: Some("ringcast-demo".into()),
+        service_account: Some(source),
+        ..AppConfig::new(Platform::Fcm)
+    };
+    let windows = |secret: SecretSource| AppConfig {
+        package_sid: Some("ms-app://s-1-15-2-example".into()),
+        client_secret: Some(secret),
+        ..AppConfig::new(Platform::Wns)
+    };
+    let running = config([
+        ("android", android(account_file("old.json", &|_| {}))),
+        (
+            "windows",
+            windows(write(dir.path(), "wns.secret", "old-secret")),
+        ),
+    ]);
+    let plan = plan(&running, dir.path());
+    let fcm_before = plan.fcm[0].account.load_full();
+    let wns_before = plan.wns[0].account.load_full();
+
+    // Another account of the same project and token endpoint; a new WNS secret in place.
+    let rotated = account_file("new.json", &|account| {
+        account["client_email"] = "rotated@ringcast-demo.iam.gserviceaccount.com".into();
+    });
+    let new = config([
+        ("android", android(rotated)),
+        (
+            "windows",
+            windows(write(dir.path(), "wns.secret", "new-secret")),
+        ),
+    ]);
+    let reload = plan.credentials.prepare(&running, &new).unwrap();
+    assert_eq!(
+        reload.swapped(),
+        ["tenants.t.apps.android", "tenants.t.apps.windows"]
+    );
+    plan.credentials.apply(reload);
+    let fcm_after = plan.fcm[0].account.load_full();
+    assert!(!Arc::ptr_eq(&fcm_before, &fcm_after));
+    assert!(
+        fcm_after.cache.obtained_at(1).is_none(),
+        "the new account starts without an access token"
+    );
+    let wns_after = plan.wns[0].account.load_full();
+    assert_eq!(wns_after.credential.client_secret.expose(), b"new-secret");
+    assert!(!Arc::ptr_eq(&wns_before.tokens, &wns_after.tokens));
+
+    // A token endpoint elsewhere is another connection pool's origin: restart.
+    let moved = account_file("moved.json", &|account| {
+        account["token_uri"] = "https://oauth2.example.net/token".into();
+    });
+    let mut elsewhere = new.clone();
+    let apps = &mut elsewhere.tenants.get_mut("t").unwrap().apps;
+    apps.insert("android".into(), android(moved));
+    apps.get_mut("windows").unwrap().token_url = Some("https://login.example.net/token".into());
+    let reload = plan.credentials.prepare(&new, &elsewhere).unwrap();
+    assert!(reload.swapped().is_empty());
+    assert_eq!(
+        reload.restart_needed,
+        ["tenants.t.apps.android", "tenants.t.apps.windows"]
+    );
+}
