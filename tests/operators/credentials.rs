@@ -1,8 +1,11 @@
-//! Push credentials reloaded under load: an APNs key and a server key rotate while a loop
-//! rings a device through a real node and the simulator, and no push fails.
+//! Push credentials reloaded under load: an APNs key, an FCM service account and a server key
+//! rotate while a loop rings an iPhone and an Android phone through a real node and the
+//! simulator, and no push fails.
 
 use crate::node::start_reloadable;
-use ringcast::simulator::{ApnsCredential, RunningSimulator, Simulator, SimulatorConfig};
+use ringcast::simulator::{
+    ApnsCredential, FcmServiceAccount, RunningSimulator, Simulator, SimulatorConfig,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -18,9 +21,19 @@ const KEY_B: &str = "operators-ring-key-b-0002";
 /// A production PushKit token by the simulator's rule (first byte not 0x5b).
 const TOKEN: &str = "0707070707070707070707070707070707070707070707070707070707070707";
 
-/// The node's file: tenant `t` with `server_keys` and an APNs app signing with `key_id`'s
-/// `.p8` in `dir`, APNs pointed at `sim`.
-fn node_toml(dir: &Path, sim: &RunningSimulator, server_keys: &[&str], key_id: &str) -> String {
+/// The development FCM service account, and one of the same project with another key.
+const DEV_ACCOUNT: &str = "config/dev/fcm-service-account.json";
+const OTHER_KEY: &str = include_str!("../fixtures/fcm-unknown-key.pem");
+
+/// The node's file: tenant `t` with `server_keys`, an APNs app signing with `key_id`'s `.p8`
+/// in `dir` and an FCM app with the service account `dir/<account>.json`, both at `sim`.
+fn node_toml(
+    dir: &Path,
+    sim: &RunningSimulator,
+    server_keys: &[&str],
+    key_id: &str,
+    account: &str,
+) -> String {
     let keys: Vec<String> = server_keys
         .iter()
         .map(|key| format!("{{ sha256 = \"{}\" }}", hex::encode(Sha256::digest(key))))
@@ -44,6 +57,9 @@ production_url = "{production}"
 sandbox_url = "{sandbox}"
 trusted_roots = "simulator.pem"
 connections_per_credential = 1
+[providers.fcm]
+base_url = "{production}"
+trusted_roots = "simulator.pem"
 
 [tenants.t]
 server_keys = [{keys}]
@@ -53,6 +69,10 @@ bundle_id = "com.example.phone"
 team_id = "{TEAM}"
 key_id = "{key_id}"
 key = {{ file = "{key_id}.p8" }}
+[tenants.t.apps.android]
+platform = "fcm"
+project_id = "ringcast-demo"
+service_account = {{ file = "{account}.json" }}
 "#,
         store = dir.join("registry.redb").display(),
         production = sim.base_url(),
@@ -70,6 +90,24 @@ fn apns_key(dir: &Path, kid: &str) -> ApnsCredential {
         key_id: kid.into(),
         public_key_pem: pair.public_key_pem(),
     }
+}
+
+/// The development service account, and another account of the same project (another key
+/// and e-mail), as JSON.
+fn fcm_accounts() -> [Value; 2] {
+    let dev: Value = serde_json::from_slice(&std::fs::read(DEV_ACCOUNT).unwrap()).unwrap();
+    let mut rotated = dev.clone();
+    rotated["private_key"] = OTHER_KEY.into();
+    rotated["private_key_id"] = "rotated-key-0002".into();
+    rotated["client_email"] = "rotated@ringcast-demo.iam.gserviceaccount.com".into();
+    [dev, rotated]
+}
+
+/// Writes `account` as `dir/<name>.json` with its token endpoint at `sim`, as the node reads it.
+fn write_account(dir: &Path, name: &str, account: &Value, sim: &RunningSimulator) {
+    let mut account = account.clone();
+    account["token_uri"] = sim.token_url().into();
+    std::fs::write(dir.join(format!("{name}.json")), account.to_string()).unwrap();
 }
 
 /// Rings `alice` with `?wait=true` until `stop`, with the server key in `key`; every answer
@@ -99,8 +137,10 @@ fn keep_ringing(
                 .unwrap();
             let status = response.status().as_u16();
             let answer: Value = response.json().await.unwrap_or(Value::Null);
-            let outcome = &answer["outcomes"][0]["outcome"];
-            if status != 200 || outcome != "delivered" {
+            let outcomes = answer["outcomes"].as_array().cloned().unwrap_or_default();
+            let delivered =
+                outcomes.len() == 2 && outcomes.iter().all(|o| o["outcome"] == "delivered");
+            if status != 200 || !delivered {
                 failures.push(format!("call {call} with {credential}: {status} {answer}"));
             }
             rung.fetch_add(1, Ordering::Relaxed);
@@ -134,15 +174,23 @@ async fn an_apns_key_and_a_server_key_rotate_under_load_without_a_failed_push() 
     // Apple accepts both keys of the team during the rotation, as it does until the old one
     // is revoked; a third key it never saw is refused (the last step).
     let keys = vec![apns_key(dir.path(), OLD_KID), apns_key(dir.path(), NEW_KID)];
+    let accounts = fcm_accounts();
     let sim = Simulator::start(SimulatorConfig {
         apns_keys: keys,
+        fcm_accounts: accounts
+            .iter()
+            .map(|json| FcmServiceAccount::from_service_account_json(json.to_string().as_bytes()))
+            .collect::<Result<_, _>>()
+            .unwrap(),
         cert_out: Some(dir.path().join("simulator.pem")),
         record_in_memory: true,
         ..SimulatorConfig::default()
     })
     .await
     .unwrap();
-    let toml = node_toml(dir.path(), &sim, &[KEY_A], OLD_KID);
+    write_account(dir.path(), "dev", &accounts[0], &sim);
+    write_account(dir.path(), "rotated", &accounts[1], &sim);
+    let toml = node_toml(dir.path(), &sim, &[KEY_A], OLD_KID, "dev");
     let (node, file) = start_reloadable(dir.path(), &toml).await;
     let client = crate::node::client();
     let admin = node.admin_url();
@@ -157,6 +205,17 @@ async fn an_apns_key_and_a_server_key_rotate_under_load_without_a_failed_push() 
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
+    let registered = client
+        .put(format!(
+            "{}/v1/identities/alice/registrations/pixel",
+            node.url()
+        ))
+        .bearer_auth(KEY_A)
+        .json(&json!({"platform": "fcm", "app": "android", "token": "fcm-token-rotation"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
 
     let key = Arc::new(Mutex::new(KEY_A));
     let (stop, rung) = (
@@ -166,21 +225,32 @@ async fn an_apns_key_and_a_server_key_rotate_under_load_without_a_failed_push() 
     let load = keep_ringing(node.url(), key.clone(), stop.clone(), rung.clone());
     wait_for_rings(&rung, 20).await;
 
-    // The new APNs key, and server key B beside A.
-    std::fs::write(&file, node_toml(dir.path(), &sim, &[KEY_A, KEY_B], NEW_KID)).unwrap();
+    // The new APNs key, the other FCM account, and server key B beside A.
+    let tokens_before = sim.stats().oauth_tokens_issued;
+    let rotated = node_toml(dir.path(), &sim, &[KEY_A, KEY_B], NEW_KID, "rotated");
+    std::fs::write(&file, &rotated).unwrap();
     let (status, report) = reload(&client, &admin).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(
         report["credentials_reloaded"],
-        json!(["tenants.t.apps.ios"])
+        json!(["tenants.t.apps.android", "tenants.t.apps.ios"])
     );
     assert_eq!(report["restart_needed"], json!([]));
     wait_for_rings(&rung, 20).await;
+    assert_eq!(
+        sim.stats().oauth_tokens_issued,
+        tokens_before + 1,
+        "the new account fetched its own access token, once"
+    );
     *key.lock().unwrap() = KEY_B;
     wait_for_rings(&rung, 20).await;
 
     // A is withdrawn; the APNs key stays: nothing to swap.
-    std::fs::write(&file, node_toml(dir.path(), &sim, &[KEY_B], NEW_KID)).unwrap();
+    std::fs::write(
+        &file,
+        node_toml(dir.path(), &sim, &[KEY_B], NEW_KID, "rotated"),
+    )
+    .unwrap();
     let (status, report) = reload(&client, &admin).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["credentials_reloaded"], json!([]));
@@ -188,7 +258,8 @@ async fn an_apns_key_and_a_server_key_rotate_under_load_without_a_failed_push() 
 
     // A broken key file refuses the whole reload; the running key keeps ringing.
     std::fs::write(dir.path().join("BROKEN0003.p8"), "not a key").unwrap();
-    std::fs::write(&file, node_toml(dir.path(), &sim, &[KEY_B], "BROKEN0003")).unwrap();
+    let broken = node_toml(dir.path(), &sim, &[KEY_B], "BROKEN0003", "rotated");
+    std::fs::write(&file, broken).unwrap();
     let (status, problem) = reload(&client, &admin).await;
     assert_eq!(status, 422, "{problem}");
     assert!(
@@ -210,13 +281,15 @@ async fn an_apns_key_and_a_server_key_rotate_under_load_without_a_failed_push() 
     );
     let stats = sim.stats();
     assert_eq!(
-        stats.accepted, total,
-        "every ring was one accepted push: {stats:?}"
+        stats.accepted,
+        2 * total,
+        "every ring was two accepted pushes: {stats:?}"
     );
 
     // The node really signs with what it reloads: a key Apple never saw is refused.
     apns_key(dir.path(), "UNKNOWN004");
-    std::fs::write(&file, node_toml(dir.path(), &sim, &[KEY_B], "UNKNOWN004")).unwrap();
+    let unknown = node_toml(dir.path(), &sim, &[KEY_B], "UNKNOWN004", "rotated");
+    std::fs::write(&file, unknown).unwrap();
     let (status, report) = reload(&client, &admin).await;
     assert_eq!(status, 200, "{report}");
     let answer: Value = client
@@ -230,7 +303,13 @@ async fn an_apns_key_and_a_server_key_rotate_under_load_without_a_failed_push() 
         .json()
         .await
         .unwrap();
-    assert_ne!(answer["outcomes"][0]["outcome"], "delivered", "{answer}");
+    let iphone = answer["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["device_id"] == "phone")
+        .cloned();
+    assert_ne!(iphone.unwrap()["outcome"], "delivered", "{answer}");
     assert!(
         sim.stats()
             .by_status
