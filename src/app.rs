@@ -11,7 +11,10 @@ use crate::channel::ChannelHub;
 use crate::config::{Config, ConfigErrors, StoreKind};
 use crate::metrics;
 use crate::registry::embedded::EmbeddedStore;
-use crate::registry::redis::{RedisClusterStore, RedisOptions, RedisSingleStore};
+use crate::registry::redis::sentinel::SentinelTarget;
+use crate::registry::redis::{
+    RedisClusterStore, RedisOptions, RedisSentinelStore, RedisSingleStore,
+};
 use crate::registry::shards::{ShardSettings, ShardThreads, Shards};
 use crate::registry::{AnyStore, Store};
 use crate::router::drain::EventsInFlight;
@@ -128,10 +131,18 @@ async fn start_with(
         &ownership,
         &channel,
     );
-    let end_listener = ownership.ends.is_some().then(|| {
-        let urls = EndChannel::listen_urls(&config.registry);
-        ends::spawn_listener(urls, ownership.node.clone(), routers.clone())
-    });
+    let end_listener = ownership
+        .ends
+        .is_some()
+        .then(|| {
+            // Read by EndChannel::connect just before: an error here is a file changed since.
+            let source = ends::EndSource::from_config(&config.registry)
+                .ok()
+                .flatten();
+            source
+                .map(|source| ends::spawn_listener(source, ownership.node.clone(), routers.clone()))
+        })
+        .flatten();
     let state = web::Data::new(ApiState {
         shards,
         routers,
@@ -152,12 +163,10 @@ async fn start_with(
         None => None,
     };
     let reloader = reload_from.map(|file| {
-        Arc::new(Reloader::new(
-            file,
-            config.clone(),
-            tenants.clone(),
-            certificate.clone(),
-        ))
+        Arc::new(
+            Reloader::new(file, config.clone(), tenants.clone(), certificate.clone())
+                .with_credentials(plan.credentials.clone()),
+        )
     });
     let reloader_data: ReloaderData = web::Data::new(reloader.clone());
     let (admin, admin_address) = if config.admin.on_api_listener {
@@ -459,16 +468,48 @@ async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
             AnyStore::Embedded(store)
         }
         StoreKind::Redis => AnyStore::Redis(
-            RedisSingleStore::connect(&registry.redis.url, &redis_options)
-                .await
-                .context("connecting to Redis (registry.redis.url)")?,
+            RedisSingleStore::connect_with_tls(
+                &registry.redis.url,
+                redis_certificates(config)?.as_ref(),
+                &redis_options,
+            )
+            .await
+            .context("connecting to Redis (registry.redis.url)")?,
         ),
         StoreKind::RedisCluster => AnyStore::RedisCluster(
-            RedisClusterStore::connect(&registry.redis.nodes, &redis_options)
-                .await
-                .context("connecting to the Redis Cluster (registry.redis.nodes)")?,
+            RedisClusterStore::connect_with_tls(
+                &registry.redis.nodes,
+                redis_certificates(config)?.as_ref(),
+                &redis_options,
+            )
+            .await
+            .context("connecting to the Redis Cluster (registry.redis.nodes)")?,
         ),
+        StoreKind::RedisSentinel => {
+            let certificates = redis_certificates(config)?;
+            let target = SentinelTarget {
+                sentinels: &registry.redis.sentinels,
+                master: &registry.redis.sentinel_master,
+                certificates: certificates.as_ref(),
+            };
+            AnyStore::RedisSentinel(
+                RedisSentinelStore::connect(&target, &redis_options)
+                    .await
+                    .context(
+                        "connecting to the master Redis Sentinel names (registry.redis.sentinels)",
+                    )?,
+            )
+        }
     })
+}
+
+/// The TLS files of `[registry.redis]`, read (validation checked them already; they may have
+/// changed since).
+pub(crate) fn redis_certificates(
+    config: &Config,
+) -> anyhow::Result<Option<redis::TlsCertificates>> {
+    crate::registry::redis::tls::certificates(&config.registry.redis)
+        .map_err(|problems| anyhow::anyhow!(problems.join("; ")))
 }
 
 /// A node running on a thread of its own with its own actix `System`: what tests and

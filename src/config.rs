@@ -9,6 +9,7 @@ pub mod admin;
 pub mod channel;
 pub mod cluster;
 mod paths;
+mod redis;
 pub mod secret;
 pub mod tenant;
 pub mod tls;
@@ -125,7 +126,7 @@ pub struct RegistryConfig {
     pub max_devices_per_identity: u32,
     /// The embedded store (used when `store = "embedded"`).
     pub embedded: EmbeddedConfig,
-    /// Redis (used when `store = "redis"` or `"redis-cluster"`).
+    /// Redis (used when `store = "redis"`, `"redis-cluster"` or `"redis-sentinel"`).
     pub redis: RedisConfig,
 }
 
@@ -164,7 +165,7 @@ impl Default for RouterConfig {
     }
 }
 
-/// The three stores.
+/// The stores.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum StoreKind {
@@ -175,6 +176,8 @@ pub enum StoreKind {
     Redis,
     /// A Redis Cluster.
     RedisCluster,
+    /// One Redis master found through Redis Sentinel, followed across failovers.
+    RedisSentinel,
 }
 
 /// The embedded store.
@@ -205,6 +208,20 @@ pub struct RedisConfig {
     pub url: String,
     /// Seed nodes of the cluster (`redis://host:port`); any reachable subset will do.
     pub nodes: Vec<String>,
+    /// The Sentinels (`redis://host:26379`) that name the master, for
+    /// `store = "redis-sentinel"`; any reachable one will do. With `rediss://` the master is
+    /// reached over TLS too.
+    pub sentinels: Vec<String>,
+    /// The master's name as the Sentinels know it (`sentinel monitor <name> ...`).
+    pub sentinel_master: String,
+    /// PEM file of the CA(s) that signed the Redis servers' certificates, for `rediss://`;
+    /// absent = the system's trust store. Relative to the config file's folder.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for Redis servers that ask for one (`tls-auth-clients`);
+    /// needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
     /// Connection timeout, in milliseconds.
     pub connect_timeout_ms: u64,
     /// Per-command timeout, in milliseconds: a dead Redis must give a fast `503`, not a hang.
@@ -221,6 +238,11 @@ impl Default for RedisConfig {
         RedisConfig {
             url: "redis://127.0.0.1:6379/".into(),
             nodes: Vec::new(),
+            sentinels: Vec::new(),
+            sentinel_master: String::new(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
             connect_timeout_ms: 2_000,
             command_timeout_ms: 1_000,
             owner_buckets: 65_536,
@@ -363,45 +385,13 @@ impl Config {
         }
         problems.extend(self.cluster.problems());
         problems.extend(self.channel.problems());
-        if registry.redis.owner_buckets == 0 {
-            problems.push("registry.redis.owner_buckets must be at least 1".into());
-        }
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
         }
-        match registry.store {
-            StoreKind::Embedded if registry.embedded.sweep_interval_seconds == 0 => {
-                problems.push("registry.embedded.sweep_interval_seconds must be at least 1".into())
-            }
-            StoreKind::Redis if !registry.redis.url.starts_with("redis://") => {
-                problems.push(format!(
-                    "registry.redis.url must start with redis:// (got {:?})",
-                    registry.redis.url
-                ))
-            }
-            StoreKind::RedisCluster if registry.redis.nodes.is_empty() => problems.push(
-                "registry.redis.nodes must list at least one node for store = \"redis-cluster\""
-                    .into(),
-            ),
-            _ => {}
+        if registry.store == StoreKind::Embedded && registry.embedded.sweep_interval_seconds == 0 {
+            problems.push("registry.embedded.sweep_interval_seconds must be at least 1".into());
         }
-        // The redis crate is built without TLS: a rediss:// URL would pass here and then fail
-        // to connect at start, so it is refused with the reason (README, "Stores").
-        let tls_urls = std::iter::once(&registry.redis.url)
-            .filter(|_| registry.store == StoreKind::Redis)
-            .chain(
-                registry
-                    .redis
-                    .nodes
-                    .iter()
-                    .filter(|_| registry.store == StoreKind::RedisCluster),
-            );
-        for url in tls_urls.filter(|url| url.starts_with("rediss://")) {
-            problems.push(format!(
-                "registry.redis: {url:?} asks for TLS (rediss://), which this build cannot do; \
-                 use redis:// on a private network or through a TLS tunnel"
-            ));
-        }
+        problems.extend(registry.redis.problems(registry.store));
         for host in &self.webpush.allowed_hosts {
             let (name, port) = host
                 .rsplit_once(':')

@@ -25,6 +25,7 @@ pub mod apns;
 pub mod delivery;
 pub mod dispatcher;
 pub mod fcm;
+pub mod live;
 pub mod pool;
 pub mod queue;
 pub mod retry;

@@ -13,6 +13,7 @@
 //! (`503` with `Retry-After`), so call control can retry. Lower priorities are shed instead.
 
 pub mod admission;
+pub mod credentials;
 pub mod drain;
 pub mod ends;
 pub mod fanout;

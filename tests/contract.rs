@@ -22,14 +22,14 @@ pub fn wall_clock() -> UnixMillis {
         .unwrap_or(0)
 }
 
-fn apns(byte: u8) -> PushAddress {
+pub fn apns(byte: u8) -> PushAddress {
     PushAddress::Apns {
         token: vec![byte; 32],
         alert_token: None,
     }
 }
 
-fn registration(
+pub fn registration(
     device_id: &str,
     address: PushAddress,
     now: UnixMillis,

@@ -7,6 +7,8 @@ mod support;
 mod admin;
 #[path = "operators/binary.rs"]
 mod binary;
+#[path = "operators/credentials.rs"]
+mod credentials;
 #[path = "operators/demo.rs"]
 mod demo;
 #[path = "operators/node.rs"]

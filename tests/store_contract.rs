@@ -5,8 +5,15 @@ mod contract;
 mod support;
 
 use contract::{MAX_DEVICES, run_all};
+use ringcast::config::RedisConfig;
 use ringcast::registry::embedded::EmbeddedStore;
-use ringcast::registry::redis::{RedisClusterStore, RedisOptions, RedisSingleStore};
+use ringcast::registry::redis::sentinel::SentinelTarget;
+use ringcast::registry::redis::{
+    RedisClusterStore, RedisOptions, RedisSentinelStore, RedisSingleStore, tls,
+};
+use ringcast::registry::{IdentityKey, Store};
+use std::time::{Duration, Instant};
+use support::redis_server::{RedisServer, free_port};
 
 /// A tenant name no earlier run used, so runs can share one Redis.
 fn unique_tenant(store: &str) -> String {
@@ -64,6 +71,140 @@ async fn redis_cluster_store_keeps_the_contract() {
         .await
         .unwrap();
     run_all(&store, &unique_tenant("cluster")).await;
+}
+
+/// The contract over TLS, against a server that asks for a client certificate: the CA and
+/// client certificate are read from files by the same code as `[registry.redis]`'s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_over_tls_keeps_the_contract() {
+    let redis = support::redis_tls::TlsRedis::start(true);
+    let config = RedisConfig {
+        url: redis.url(),
+        ca_file: Some(redis.files.ca_file()),
+        client_cert: Some(redis.files.client_cert()),
+        client_key: Some(redis.files.client_key()),
+        ..RedisConfig::default()
+    };
+    let certificates = tls::certificates(&config).expect("the test's TLS files");
+    let options = RedisOptions {
+        max_devices_per_identity: MAX_DEVICES,
+        ..RedisOptions::default()
+    };
+    let store = RedisSingleStore::connect_with_tls(&redis.url(), certificates.as_ref(), &options)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "connect over TLS: {error}\n{}",
+                std::fs::read_to_string(redis.server().dir().join("redis.log")).unwrap_or_default()
+            )
+        });
+    run_all(&store, &unique_tenant("redis-tls")).await;
+}
+
+/// The contract over a cluster whose nodes speak TLS: the client must reach every node it
+/// learns from `CLUSTER SLOTS` over TLS with the same CA and client certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_over_tls_keeps_the_contract() {
+    let cluster = support::redis_tls::TlsRedisCluster::start().await;
+    let config = RedisConfig {
+        nodes: cluster.urls(),
+        ca_file: Some(cluster.files.ca_file()),
+        client_cert: Some(cluster.files.client_cert()),
+        client_key: Some(cluster.files.client_key()),
+        ..RedisConfig::default()
+    };
+    let certificates = tls::certificates(&config).expect("the test's TLS files");
+    let options = RedisOptions {
+        max_devices_per_identity: MAX_DEVICES,
+        ..RedisOptions::default()
+    };
+    let store =
+        RedisClusterStore::connect_with_tls(&cluster.urls(), certificates.as_ref(), &options)
+            .await
+            .expect("connect to the cluster over TLS");
+    run_all(&store, &unique_tenant("cluster-tls")).await;
+}
+
+/// TLS that checks nothing would pass the contract too: the server's certificate must chain
+/// to the configured CA, and a server that asks for a client certificate gets one or refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_tls_checks_the_server_and_shows_the_client_certificate() {
+    let redis = support::redis_tls::TlsRedis::start(true);
+    let options = RedisOptions::default();
+    let untrusted = RedisSingleStore::connect(&redis.url(), &options).await;
+    assert!(
+        untrusted.is_err(),
+        "a server signed by an unknown CA must be refused (system trust store only)"
+    );
+    let ca_only = RedisConfig {
+        url: redis.url(),
+        ca_file: Some(redis.files.ca_file()),
+        ..RedisConfig::default()
+    };
+    let certificates = tls::certificates(&ca_only).unwrap();
+    let store =
+        RedisSingleStore::connect_with_tls(&redis.url(), certificates.as_ref(), &options).await;
+    let refused = match store {
+        Err(_) => true,
+        Ok(store) => store.ping().await.is_err(),
+    };
+    assert!(
+        refused,
+        "the server asks for a client certificate; none was shown"
+    );
+}
+
+/// The contract through Redis Sentinel, then a failover (`SENTINEL FAILOVER`): the store,
+/// connected to the old master, finds the promoted replica by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
+    let master = RedisServer::start();
+    let replica_of = [
+        "--replicaof".to_owned(),
+        "127.0.0.1".into(),
+        master.port().to_string(),
+    ];
+    let replica = RedisServer::start_with(free_port(), &replica_of);
+    let sentinel = RedisServer::start_sentinel("ringcast-master", master.port());
+    let sentinels = vec![sentinel.url()];
+    let target = SentinelTarget {
+        sentinels: &sentinels,
+        master: "ringcast-master",
+        certificates: None,
+    };
+    let options = RedisOptions {
+        max_devices_per_identity: MAX_DEVICES,
+        ..RedisOptions::default()
+    };
+    let store = RedisSentinelStore::connect(&target, &options)
+        .await
+        .unwrap();
+    let tenant = unique_tenant("sentinel");
+    run_all(&store, &tenant).await;
+
+    support::redis_sentinel::fail_over(&sentinel, "ringcast-master", &master, &replica).await;
+
+    // The store was connected to the old master, now a replica: it must find the new one.
+    let who = IdentityKey::new(&tenant, "after-failover");
+    let now = contract::wall_clock();
+    let registration = contract::registration("phone", contract::apns(200), now, 3_600_000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let registered = loop {
+        match store.register(&who, &registration).await {
+            Ok(registered) => break registered,
+            // Polls a condition (the store reaches the new master) under a deadline.
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(error) => panic!("the store did not follow the failover: {error}"),
+        }
+    };
+    assert!(registered.created);
+    assert_eq!(store.list(&who, now).await.unwrap().len(), 1);
+    let on_new_master =
+        support::redis_sentinel::key_exists(&replica, &format!("{{{tenant}:after-failover}}"))
+            .await;
+    assert!(on_new_master, "the write went to the promoted replica");
 }
 
 // ---- Redis only: what the contract cannot see (key TTLs, slots, outages). ----

@@ -3,4 +3,6 @@
 
 pub mod app;
 pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod redis_server;
+pub mod redis_tls;

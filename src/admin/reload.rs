@@ -5,13 +5,18 @@
 //! reason is logged and answered, and `ringcast_config_reloads_total{outcome="refused"}`
 //! counts it.
 //!
-//! What is not reloaded — listeners, store, shards, provider settings and the apps' push
-//! credentials, which live in the providers' connections — is named in the answer as
-//! needing a restart, so an operator never believes a change took effect when it did not.
+//! The apps' push credentials are re-read and swapped with the rest
+//! ([`crate::router::credentials`]): the next push uses the new key or account, and
+//! connections stay open. What is not reloaded — listeners, store, shards, provider settings,
+//! and per app what its connections or requests are addressed by (platform, bundle id,
+//! project, token endpoint, an APNs client certificate; the list is in that module) — is
+//! named in the answer as needing a restart, so an operator never believes a change took
+//! effect when it did not.
 
 use crate::app::tls::{CertificateCell, load_certified_key};
 use crate::config::{Config, ConfigErrors};
 use crate::metrics::{self, ReloadOutcome};
+use crate::router::credentials::{CredentialReload, LiveCredentials};
 use crate::tenant::{Tenant, Tenants, TokenError};
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -68,6 +73,8 @@ pub struct ReloadReport {
     pub tenants: usize,
     /// Whether the API's certificate was read again (only with `[server.tls]`).
     pub certificate_reloaded: bool,
+    /// Apps whose push credential changed and was swapped (`tenants.t.apps.a`).
+    pub credentials_reloaded: Vec<String>,
     /// Sections that differ from the running configuration but only take effect on restart.
     pub restart_needed: Vec<String>,
 }
@@ -81,6 +88,8 @@ pub struct Reloader {
     running: Mutex<Config>,
     tenants: LiveTenants,
     certificate: Option<Arc<CertificateCell>>,
+    /// The apps' credential cells (none for a reloader without providers, in tests).
+    credentials: LiveCredentials,
 }
 
 impl Reloader {
@@ -97,7 +106,14 @@ impl Reloader {
             running: Mutex::new(running),
             tenants,
             certificate,
+            credentials: LiveCredentials::default(),
         }
+    }
+
+    /// The same reloader, also swapping the apps' push credentials held in `credentials`.
+    pub fn with_credentials(mut self, credentials: LiveCredentials) -> Reloader {
+        self.credentials = credentials;
+        self
     }
 
     /// Reads, validates and applies the configuration file; on any problem changes nothing
@@ -107,11 +123,14 @@ impl Reloader {
         // A poisoned lock only means an earlier reload panicked; the config in it is whole.
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let result = self.prepare(&running).map(|prepared| {
+            let mut restart = restart_needed(&running, &prepared.config);
+            restart.extend(prepared.credentials.restart_needed.iter().cloned());
             let report = ReloadReport {
                 outcome: ReloadOutcome::Applied.label(),
                 tenants: prepared.config.tenants.len(),
                 certificate_reloaded: prepared.certificate.is_some(),
-                restart_needed: restart_needed(&running, &prepared.config),
+                credentials_reloaded: prepared.credentials.swapped(),
+                restart_needed: restart,
             };
             // Everything was read and checked above; from here on nothing can fail.
             self.tenants.replace(prepared.tenants);
@@ -120,6 +139,7 @@ impl Reloader {
             if let (Some(cell), Some(key)) = (&self.certificate, prepared.certificate) {
                 cell.replace(key);
             }
+            self.credentials.apply(prepared.credentials);
             *running = prepared.config;
             report
         });
@@ -130,6 +150,7 @@ impl Reloader {
                     tracing::info!(
                         tenants = report.tenants,
                         certificate = report.certificate_reloaded,
+                        credentials = %report.credentials_reloaded.join(", "),
                         "configuration reloaded"
                     );
                 } else {
@@ -168,10 +189,15 @@ impl Reloader {
                     .into(),
             ]));
         }
+        let credentials = self
+            .credentials
+            .prepare(running, &config)
+            .map_err(ConfigErrors)?;
         Ok(Prepared {
             config,
             tenants,
             certificate,
+            credentials,
         })
     }
 }
@@ -180,9 +206,11 @@ struct Prepared {
     config: Config,
     tenants: Tenants,
     certificate: Option<rustls::sign::CertifiedKey>,
+    credentials: CredentialReload,
 }
 
-/// The sections of `new` that differ from `running` and are not reloaded.
+/// The sections of `new` that differ from `running` and are not reloaded (the apps are
+/// judged one by one in [`crate::router::credentials`]).
 fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
     let mut sections = Vec::new();
     let mut differs = |name: &str, changed: bool| {
@@ -210,15 +238,6 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
     differs("providers", running.providers != new.providers);
     differs("webpush", running.webpush != new.webpush);
     differs("log", running.log != new.log);
-    for (id, tenant) in &new.tenants {
-        // Apps carry the push credentials, which the providers hold (not reloaded).
-        let apps_before = running.tenants.get(id).map(|before| &before.apps);
-        if apps_before.is_some_and(|before| before != &tenant.apps)
-            || (apps_before.is_none() && !tenant.apps.is_empty())
-        {
-            sections.push(format!("tenants.{id}.apps"));
-        }
-    }
     sections
 }
 

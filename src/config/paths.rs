@@ -20,6 +20,16 @@ pub(super) fn resolve(config: &mut Config, figment: &Figment) {
         }
     };
     rebase("registry.embedded.path", &mut config.registry.embedded.path);
+    let redis = &mut config.registry.redis;
+    for (key, path) in [
+        ("ca_file", &mut redis.ca_file),
+        ("client_cert", &mut redis.client_cert),
+        ("client_key", &mut redis.client_key),
+    ] {
+        if let Some(path) = path {
+            rebase(&format!("registry.redis.{key}"), path);
+        }
+    }
     let providers = &mut config.providers;
     for (name, roots) in [
         ("apns", &mut providers.apns.trusted_roots),

@@ -466,19 +466,111 @@ fn the_admin_listener_must_not_take_the_api_address() {
 }
 
 #[test]
-fn rediss_is_refused_because_this_build_has_no_redis_tls() {
+fn rediss_is_accepted_and_only_what_this_build_cannot_do_is_refused() {
     let mut config = Config::default();
     config.registry.store = StoreKind::Redis;
     config.registry.redis.url = "rediss://redis.internal:6380/0".into();
+    assert!(config.validate().is_ok(), "{:?}", config.validate());
+    config.registry.redis.url = "rediss://redis.internal:6380/0#insecure".into();
     let error = config.validate().unwrap_err().to_string();
     assert!(
-        error.contains("rediss://") && error.contains("cannot do"),
+        error.contains("#insecure") && error.contains("cannot do"),
         "{error}"
     );
+
+    config.registry.redis.url = RedisConfig::default().url;
     config.registry.store = StoreKind::RedisCluster;
+    config.registry.redis.nodes = vec!["rediss://a:6379".into(), "rediss://b:6379".into()];
+    assert!(config.validate().is_ok(), "{:?}", config.validate());
     config.registry.redis.nodes = vec!["redis://a:6379".into(), "rediss://b:6379".into()];
     let error = config.validate().unwrap_err().to_string();
-    assert!(error.contains("rediss://b:6379"), "{error}");
+    assert!(error.contains("mixes redis:// and rediss://"), "{error}");
+    config.registry.redis.nodes = vec!["http://a:6379".into()];
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("\"http://a:6379\" must start with"),
+        "{error}"
+    );
+}
+
+#[test]
+fn each_redis_store_reads_its_own_key_and_refuses_the_others() {
+    let mut config = Config::default();
+    config.registry.store = StoreKind::RedisSentinel;
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("registry.redis.sentinels must list"),
+        "{error}"
+    );
+    assert!(
+        error.contains("registry.redis.sentinel_master must name"),
+        "{error}"
+    );
+
+    config.registry.redis.sentinels = vec!["redis://127.0.0.1:26379".into()];
+    config.registry.redis.sentinel_master = "mymaster".into();
+    assert!(config.validate().is_ok(), "{:?}", config.validate());
+
+    // The same file with `store` left at "redis": the sentinels would be ignored.
+    config.registry.store = StoreKind::Redis;
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("registry.redis.sentinels is not used by store = \"redis\""),
+        "{error}"
+    );
+    config.registry.redis.sentinels.clear();
+    config.registry.store = StoreKind::RedisCluster;
     config.registry.redis.nodes = vec!["redis://a:6379".into()];
-    assert!(config.validate().is_ok());
+    config.registry.redis.url = "redis://elsewhere:6379/".into();
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("registry.redis.url is not used"), "{error}");
+}
+
+#[test]
+fn redis_tls_files_are_read_and_checked_at_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.registry.store = StoreKind::Redis;
+    config.registry.redis.url = "rediss://redis.internal:6380/0".into();
+    config.registry.redis.ca_file = Some(dir.path().join("missing-ca.pem"));
+    config.registry.redis.client_cert = Some(dir.path().join("client.pem"));
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("registry.redis.ca_file: cannot read") && error.contains("missing-ca.pem"),
+        "{error}"
+    );
+    assert!(
+        error.contains("client_cert and client_key go together"),
+        "{error}"
+    );
+
+    let ca = rcgen::generate_simple_self_signed(vec!["redis.internal".into()]).unwrap();
+    let client = rcgen::generate_simple_self_signed(vec!["ringcast".into()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["other".into()]).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    config.registry.redis.ca_file = Some(write("ca.pem", ca.cert.pem()));
+    config.registry.redis.client_cert = Some(write("client.pem", client.cert.pem()));
+    config.registry.redis.client_key =
+        Some(write("client.key", client.signing_key.serialize_pem()));
+    assert!(config.validate().is_ok(), "{:?}", config.validate());
+
+    // A key that is not the certificate's.
+    config.registry.redis.client_key = Some(write("other.key", other.signing_key.serialize_pem()));
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("client_cert and client_key"), "{error}");
+    config.registry.redis.ca_file = Some(write("not-pem.pem", "hello".into()));
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("registry.redis TLS files"), "{error}");
+
+    // TLS files with a plain redis:// URL would silently go unused.
+    config.registry.redis.client_key = None;
+    config.registry.redis.client_cert = None;
+    config.registry.redis.ca_file = Some(dir.path().join("ca.pem"));
+    config.registry.redis.url = "redis://redis.internal:6379/0".into();
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("apply to rediss:// only"), "{error}");
 }

@@ -82,7 +82,7 @@ pub const PROVIDERS: [Platform; 4] = [
 ];
 
 /// Every store, as the `store` label (`Store::name`).
-pub const STORES: [&str; 3] = ["embedded", "redis", "redis-cluster"];
+pub const STORES: [&str; 4] = ["embedded", "redis", "redis-cluster", "redis-sentinel"];
 
 /// Push latency buckets: from a fast local answer (0.5 ms, the simulator) through the normal
 /// range of APNs and FCM (10-500 ms) to a ring that comes too late (10-30 s; the P0 deadline is

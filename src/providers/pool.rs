@@ -25,6 +25,11 @@
 //!   streams on it, the open ones finish — and the slot dials a fresh connection once the old
 //!   one closes. Such a stream was never processed ([`SendError::NotSent`]), so it is re-sent
 //!   on another connection without any risk of a duplicate.
+//! - **Retiring** ([`Pool::retire`]): a reload that changes the credential a connection is
+//!   bound to (an APNs client certificate; an APNs provider token, which Apple lets a
+//!   connection replace only every 20 minutes) drains every connection the same way and
+//!   dials the replacements with the new TLS settings; streams in flight finish on the old
+//!   connections.
 //! - **Idle connections are pinged** (HTTP/2 PING every `keep_alive_interval`, also while
 //!   idle); a PING not answered within `keep_alive_timeout` closes the connection, which the
 //!   slot then replaces. Push services drop idle connections silently otherwise.
@@ -313,6 +318,9 @@ struct State {
 struct Shared {
     /// Where to connect.
     origin: Origin,
+    /// The TLS settings new connections dial with (ALPN set); [`Pool::retire`] replaces
+    /// them. `origin.tls` is the value at start.
+    tls: arc_swap::ArcSwap<ClientConfig>,
     /// How.
     settings: PoolSettings,
     /// The slots.
@@ -403,11 +411,13 @@ impl Pool {
     /// acquired as soon as the first connection is up.
     pub fn start(mut origin: Origin, settings: PoolSettings) -> Pool {
         origin.tls = tls::offering(&origin.tls, settings.protocols);
+        let dial_tls = arc_swap::ArcSwap::new(Arc::clone(&origin.tls));
         let slots = (0..settings.connections.max(1))
             .map(|_| Slot::new(Phase::Connecting))
             .collect();
         let shared = Arc::new(Shared {
             origin,
+            tls: dial_tls,
             settings,
             state: Mutex::new(State {
                 slots,
@@ -428,6 +438,25 @@ impl Pool {
         Pool {
             _closer: Arc::new(Closer(Arc::clone(&shared))),
             shared,
+        }
+    }
+
+    /// Drains every connection (no new streams; the open ones finish, then it closes) and
+    /// dials their replacements, with `tls` (its ALPN ids set here) when given: for a
+    /// credential bound to the connection that a reload replaced.
+    pub fn retire(&self, tls: Option<&Arc<ClientConfig>>) {
+        if let Some(tls) = tls {
+            let offered = tls::offering(tls, self.shared.settings.protocols);
+            self.shared.tls.store(offered);
+        }
+        let mut state = self.shared.lock();
+        for slot in &mut state.slots {
+            if slot.phase == Phase::Open {
+                set_phase(&self.shared.settings, slot, Phase::Draining);
+                // The pool's request handle goes; hyper closes the connection once the
+                // streams in flight (each holding a handle of its own) have finished.
+                slot.sender = None;
+            }
         }
     }
 

@@ -1,15 +1,15 @@
 //! `AnyStore`: the store chosen by configuration at start-up.
 //!
 //! An enum rather than `dyn Store`: the trait's async methods are not object-safe without
-//! boxing every call, and there are exactly three stores.
+//! boxing every call, and there are exactly four stores.
 
 use super::embedded::EmbeddedStore;
 use super::lease::{Claim, LeaseTerms};
-use super::redis::{RedisClusterStore, RedisSingleStore};
+use super::redis::{RedisClusterStore, RedisSentinelStore, RedisSingleStore};
 use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
 
-/// One of the three stores.
+/// One of the four stores.
 #[derive(Clone)]
 pub enum AnyStore {
     /// The redb file of a single node.
@@ -18,6 +18,8 @@ pub enum AnyStore {
     Redis(RedisSingleStore),
     /// A Redis Cluster.
     RedisCluster(RedisClusterStore),
+    /// The master Redis Sentinel names.
+    RedisSentinel(RedisSentinelStore),
 }
 
 /// Calls the same method on whichever store this is.
@@ -27,6 +29,7 @@ macro_rules! each {
             AnyStore::Embedded($store) => $call,
             AnyStore::Redis($store) => $call,
             AnyStore::RedisCluster($store) => $call,
+            AnyStore::RedisSentinel($store) => $call,
         }
     };
 }

@@ -1,4 +1,6 @@
-//! The Redis store: one server ([`RedisSingleStore`]) or a Redis Cluster ([`RedisClusterStore`]).
+//! The Redis store: one server ([`RedisSingleStore`]), a Redis Cluster ([`RedisClusterStore`]),
+//! or the master Redis Sentinel names ([`RedisSentinelStore`]); each over TLS with `rediss://`
+//! ([`tls`]).
 //!
 //! # Key layout
 //!
@@ -110,6 +112,8 @@ mod claims;
 mod keys;
 mod owners;
 mod scripts;
+pub mod sentinel;
+pub mod tls;
 
 use super::codec;
 use super::lease::{Claim, LeaseTerms};
@@ -167,6 +171,8 @@ pub struct RedisStore<C> {
 pub type RedisSingleStore = RedisStore<ConnectionManager>;
 /// The store over a Redis Cluster.
 pub type RedisClusterStore = RedisStore<redis::cluster_async::ClusterConnection>;
+/// The store over the master Redis Sentinel names, followed across failovers.
+pub type RedisSentinelStore = RedisStore<sentinel::SentinelConnection>;
 
 /// How many times a lost connection is retried before pending calls fail: small, so that calls
 /// fail fast while Redis is down; the next call starts a new round, so the store recovers.
@@ -175,7 +181,17 @@ const RECONNECT_RETRIES: usize = 2;
 impl RedisSingleStore {
     /// Connects to one Redis server, e.g. `redis://127.0.0.1:6379/`.
     pub async fn connect(url: &str, options: &RedisOptions) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
+        Self::connect_with_tls(url, None, options).await
+    }
+
+    /// [`RedisSingleStore::connect`] with a CA and client certificate for a `rediss://` URL
+    /// (without them, `rediss://` trusts the system's store).
+    pub async fn connect_with_tls(
+        url: &str,
+        certificates: Option<&redis::TlsCertificates>,
+        options: &RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let client = tls::client(url, certificates).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.command_timeout))
@@ -199,7 +215,16 @@ impl RedisClusterStore {
     /// Connects to a Redis Cluster through any of its nodes (`redis://host:port/` each); the
     /// client discovers the rest and follows slot moves by itself.
     pub async fn connect(nodes: &[String], options: &RedisOptions) -> Result<Self, StoreError> {
-        let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+        Self::connect_with_tls(nodes, None, options).await
+    }
+
+    /// [`RedisClusterStore::connect`] with a CA and client certificate for `rediss://` nodes.
+    pub async fn connect_with_tls(
+        nodes: &[String],
+        certificates: Option<&redis::TlsCertificates>,
+        options: &RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let client = cluster_client(nodes, certificates)?
             .connection_timeout(options.connect_timeout)
             .response_timeout(options.command_timeout)
             .retries(RECONNECT_RETRIES as u32)
@@ -211,6 +236,49 @@ impl RedisClusterStore {
             connection,
             options: *options,
             name: "redis-cluster",
+        };
+        store.check_listpack_setting().await;
+        Ok(store)
+    }
+}
+
+/// A cluster client builder for `nodes`, with TLS when they are `rediss://`.
+pub fn cluster_client(
+    nodes: &[String],
+    certificates: Option<&redis::TlsCertificates>,
+) -> Result<ClusterClientBuilder, StoreError> {
+    let builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str));
+    if !nodes.iter().any(|node| node.starts_with("rediss://")) {
+        return Ok(builder);
+    }
+    tls::install_ring();
+    Ok(match certificates {
+        // Setting certificates also turns TLS on for the nodes the cluster reports.
+        Some(certificates) => builder.certs(certificates.clone()),
+        None => builder.tls(redis::TlsMode::Secure),
+    })
+}
+
+impl RedisSentinelStore {
+    /// Asks the Sentinels for the master and connects to it; the connection asks again when
+    /// the master fails over ([`sentinel`]).
+    pub async fn connect(
+        target: &sentinel::SentinelTarget<'_>,
+        options: &RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let connecting = async {
+            sentinel::SentinelConnection::connect(
+                target,
+                options.connect_timeout,
+                options.command_timeout,
+            )
+            .await
+        };
+        let connection = bounded(options.connect_timeout * 2, connecting).await?;
+        let store = RedisStore {
+            connection,
+            options: *options,
+            name: "redis-sentinel",
         };
         store.check_listpack_setting().await;
         Ok(store)

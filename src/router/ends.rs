@@ -22,6 +22,8 @@ use super::Routers;
 use crate::config::{RegistryConfig, StoreKind};
 use crate::metrics::{self, EndBroadcast};
 use crate::registry::IdentityKey;
+use crate::registry::redis::sentinel::{self, SentinelConnection, SentinelTarget};
+use crate::registry::redis::{cluster_client, tls};
 use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use serde::{Deserialize, Serialize};
@@ -56,38 +58,49 @@ pub enum EndChannel {
     Single(ConnectionManager),
     /// A Redis Cluster (a `PUBLISH` on any node reaches every node's subscribers).
     Cluster(redis::cluster_async::ClusterConnection),
+    /// The master Redis Sentinel names; every node subscribes on the master too.
+    Sentinel(SentinelConnection),
 }
 
 impl EndChannel {
     /// Connects to the store's Redis; `None` for the embedded store (one node alone).
     pub async fn connect(registry: &RegistryConfig) -> anyhow::Result<Option<EndChannel>> {
-        let timeout = Duration::from_millis(registry.redis.connect_timeout_ms) * 2;
+        let Some(source) = EndSource::from_config(registry)? else {
+            return Ok(None);
+        };
+        let connect_timeout = Duration::from_millis(registry.redis.connect_timeout_ms);
+        let timeout = connect_timeout * 2;
         let connecting = async {
-            Ok::<_, redis::RedisError>(match registry.store {
-                StoreKind::Embedded => None,
-                StoreKind::Redis => {
-                    let client = redis::Client::open(registry.redis.url.as_str())?;
-                    Some(EndChannel::Single(ConnectionManager::new(client).await?))
+            Ok::<_, anyhow::Error>(match &source {
+                EndSource::Servers { urls, certificates } if registry.store == StoreKind::Redis => {
+                    let url = urls.first().map_or("", String::as_str);
+                    let client = tls::client(url, certificates.as_ref())?;
+                    EndChannel::Single(ConnectionManager::new(client).await?)
                 }
-                StoreKind::RedisCluster => {
-                    let nodes = registry.redis.nodes.iter().map(String::as_str);
-                    let client = redis::cluster::ClusterClientBuilder::new(nodes).build()?;
-                    Some(EndChannel::Cluster(client.get_async_connection().await?))
+                EndSource::Servers { urls, certificates } => {
+                    let client = cluster_client(urls, certificates.as_ref())?.build()?;
+                    EndChannel::Cluster(client.get_async_connection().await?)
+                }
+                EndSource::Sentinel {
+                    sentinels,
+                    master,
+                    certificates,
+                } => {
+                    let target = SentinelTarget {
+                        sentinels,
+                        master,
+                        certificates: certificates.as_ref(),
+                    };
+                    let connection =
+                        SentinelConnection::connect(&target, connect_timeout, PUBLISH_TIMEOUT)
+                            .await?;
+                    EndChannel::Sentinel(connection)
                 }
             })
         };
         match tokio::time::timeout(timeout, connecting).await {
-            Ok(channel) => Ok(channel?),
+            Ok(channel) => Ok(Some(channel?)),
             Err(_) => anyhow::bail!("no answer from Redis within {timeout:?}"),
-        }
-    }
-
-    /// The servers a listener may subscribe on.
-    pub fn listen_urls(registry: &RegistryConfig) -> Vec<String> {
-        match registry.store {
-            StoreKind::Embedded => Vec::new(),
-            StoreKind::Redis => vec![registry.redis.url.clone()],
-            StoreKind::RedisCluster => registry.redis.nodes.clone(),
         }
     }
 
@@ -102,6 +115,7 @@ impl EndChannel {
         let published = match self.clone() {
             EndChannel::Single(mut connection) => send(&mut connection, &command).await,
             EndChannel::Cluster(mut connection) => send(&mut connection, &command).await,
+            EndChannel::Sentinel(mut connection) => send(&mut connection, &command).await,
         };
         match published {
             Ok(()) => metrics::end_broadcast(EndBroadcast::Published),
@@ -121,21 +135,89 @@ async fn send(connection: &mut impl ConnectionLike, command: &redis::Cmd) -> Res
     }
 }
 
-/// Listens for other nodes' ends on the Redis servers at `urls` (any one of them; the next
-/// when one fails) and withdraws this node's queued rings of each, until the task is aborted.
+/// Where a listener subscribes: any one of the store's servers, or the master the Sentinels
+/// name when it (re)connects.
+#[derive(Clone)]
+pub enum EndSource {
+    /// One server (`store = "redis"`) or the cluster's nodes, tried in turn.
+    Servers {
+        /// The URLs.
+        urls: Vec<String>,
+        /// TLS files for `rediss://`.
+        certificates: Option<redis::TlsCertificates>,
+    },
+    /// Redis Sentinel (`store = "redis-sentinel"`).
+    Sentinel {
+        /// The Sentinels' URLs.
+        sentinels: Vec<String>,
+        /// The master's name.
+        master: String,
+        /// TLS files for `rediss://`.
+        certificates: Option<redis::TlsCertificates>,
+    },
+}
+
+impl EndSource {
+    /// The store's servers; `None` for the embedded store.
+    pub fn from_config(registry: &RegistryConfig) -> anyhow::Result<Option<EndSource>> {
+        let redis = &registry.redis;
+        let certificates =
+            || tls::certificates(redis).map_err(|problems| anyhow::anyhow!(problems.join("; ")));
+        Ok(Some(match registry.store {
+            StoreKind::Embedded => return Ok(None),
+            StoreKind::Redis | StoreKind::RedisCluster => EndSource::Servers {
+                urls: redis.urls(registry.store).1.to_vec(),
+                certificates: certificates()?,
+            },
+            StoreKind::RedisSentinel => EndSource::Sentinel {
+                sentinels: redis.sentinels.clone(),
+                master: redis.sentinel_master.clone(),
+                certificates: certificates()?,
+            },
+        }))
+    }
+
+    /// A client for the `attempt`-th connection.
+    async fn client(&self, attempt: usize) -> redis::RedisResult<redis::Client> {
+        match self {
+            EndSource::Servers { urls, certificates } => {
+                let url = urls.get(attempt % urls.len().max(1)).ok_or_else(|| {
+                    redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no URL"))
+                })?;
+                tls::client(url, certificates.as_ref())
+            }
+            EndSource::Sentinel {
+                sentinels,
+                master,
+                certificates,
+            } => {
+                let target = SentinelTarget {
+                    sentinels,
+                    master,
+                    certificates: certificates.as_ref(),
+                };
+                sentinel::client(&target)?.async_get_client().await
+            }
+        }
+    }
+}
+
+/// Listens for other nodes' ends on `source` (one server at a time; the next when one fails)
+/// and withdraws this node's queued rings of each, until the task is aborted.
 pub fn spawn_listener(
-    urls: Vec<String>,
+    source: EndSource,
     node: Arc<str>,
     routers: Routers,
 ) -> tokio::task::JoinHandle<()> {
     actix_rt::spawn(async move {
-        let mut next = 0;
+        let mut attempt = 0;
         loop {
-            let Some(url) = urls.get(next % urls.len().max(1)) else {
-                return;
+            let listened = match source.client(attempt).await {
+                Ok(client) => listen(client, &node, &routers).await,
+                Err(error) => Err(error),
             };
-            next += 1;
-            if let Err(error) = listen(url, &node, &routers).await {
+            attempt += 1;
+            if let Err(error) = listened {
                 tracing::warn!(%error, "call-end listener lost its Redis connection; reconnecting");
             }
             tokio::time::sleep(RECONNECT_AFTER).await;
@@ -144,8 +226,7 @@ pub fn spawn_listener(
 }
 
 /// Listens on one server until its connection fails.
-async fn listen(url: &str, node: &str, routers: &Routers) -> redis::RedisResult<()> {
-    let client = redis::Client::open(url)?;
+async fn listen(client: redis::Client, node: &str, routers: &Routers) -> redis::RedisResult<()> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
     let mut messages = pubsub.into_on_message();

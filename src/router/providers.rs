@@ -5,15 +5,17 @@
 //! The router sees every provider through the same two messages ([`Submit`], [`Withdraw`]),
 //! so FCM, WNS and Web Push plug in here without touching the router.
 
+use super::credentials::{AppCell, LiveCredentials, fingerprint};
 use crate::config::{Config, SecretSource};
 use crate::providers::apns::auth::ProviderTokenCache;
-use crate::providers::apns::client::ApnsClient;
+use crate::providers::apns::client::{ApnsClient, ApnsCredential};
 use crate::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit, Withdraw};
 use crate::providers::fcm::auth::{
     AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, ServiceAccount,
 };
-use crate::providers::fcm::client::{FcmClient, ProjectPause};
+use crate::providers::fcm::client::{FcmAccount, FcmClient, ProjectPause};
 use crate::providers::fcm::config::FcmConfig;
+use crate::providers::live::Live;
 use crate::providers::pool::tls::client_config;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
@@ -22,7 +24,7 @@ use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::webpush::client::EndpointPolicy;
 use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
 use crate::providers::wns::auth::{TokenCache, WnsCredential};
-use crate::providers::wns::client::WnsClient;
+use crate::providers::wns::client::{WnsAccount, WnsClient};
 use crate::providers::wns::config::{WnsAppAuth, WnsConfig};
 use crate::push::Push;
 use crate::registry::{AnyStore, Environment, Platform};
@@ -71,11 +73,10 @@ pub struct ApnsApp {
     pub app: String,
     /// The bundle id (`apns-topic`).
     pub bundle_id: String,
-    /// The team key's provider token, shared by every shard and environment (an empty one
-    /// for an app that authenticates with its client certificate).
-    pub tokens: ProviderTokenCache,
-    /// TLS for the app's connections: the provider's, or with the app's client certificate.
-    pub tls: Arc<ClientConfig>,
+    /// The team key's provider token (an empty one for an app that authenticates with its
+    /// client certificate) and the TLS of its connections (the provider's, or with the
+    /// app's client certificate), shared by every shard and environment; swapped by a reload.
+    pub credential: Live<ApnsCredential>,
 }
 
 /// A Windows app with its credential.
@@ -85,10 +86,8 @@ pub struct WnsApp {
     pub tenant: String,
     /// The app id.
     pub app: String,
-    /// The package SID and secret.
-    pub credential: WnsCredential,
-    /// The app's access token, shared by every shard.
-    pub tokens: Arc<TokenCache>,
+    /// The credential and its access token, shared by every shard; swapped by a reload.
+    pub account: Live<WnsAccount>,
 }
 
 /// An FCM app with its service account, ready to start clients for.
@@ -100,11 +99,10 @@ pub struct FcmApp {
     pub app: String,
     /// The Firebase project its messages go to.
     pub project_id: String,
-    /// Signs the service account's assertions (the key parsed once, at start-up).
-    pub signer: AssertionSigner,
-    /// The service account's access token, shared by every shard (and by every app of the
-    /// same account), so a node holds one token per account and refreshes it once.
-    pub tokens: AccessTokenCache,
+    /// The service account (its key parsed once) and its access token, shared by every
+    /// shard (and, until a reload changes one of them, by every app of the same account, so
+    /// a node holds one token per account and refreshes it once); swapped by a reload.
+    pub account: Live<FcmAccount>,
     /// The project's quota pause, shared by every shard (FCM's quota is per project).
     pub pause: ProjectPause,
 }
@@ -134,6 +132,8 @@ pub struct ProviderPlan {
     pub webpush: Vec<(String, String, WebPushApp)>,
     /// Where dead tokens are deleted.
     pub cleanup: AnyStore,
+    /// Every app's credential cell, for reloads.
+    pub credentials: LiveCredentials,
 }
 
 impl ProviderPlan {
@@ -146,6 +146,7 @@ impl ProviderPlan {
                 crate::metrics::app_configured(app_config.platform, tenant, app);
             }
         }
+        let credentials = LiveCredentials::default();
         let apns_config = config.providers.apns.clone();
         let apns_tls = client_config(apns_config.trusted_roots.as_deref())
             .map_err(|error| format!("providers.apns: {error}"))?;
@@ -162,19 +163,26 @@ impl ProviderPlan {
                     &app_config.certificate,
                     &app_config.certificate_key,
                 ) {
-                    let tls = apns_certificate_tls(
+                    let (tls, not_after) = apns_certificate_tls(
                         (tenant, app),
                         certificate,
                         certificate_key,
                         &at,
                         &apns_config,
                     )?;
+                    crate::metrics::credential_expiry(Platform::Apns, tenant, app, not_after);
+                    let credential = Live::new(ApnsCredential {
+                        tokens: ProviderTokenCache::certificate(),
+                        tls,
+                        generation: 0,
+                    });
+                    let print = fingerprint(app_config).map_err(|error| format!("{at}.{error}"))?;
+                    credentials.register(tenant, app, AppCell::Apns(credential.clone()), print);
                     apns.push(ApnsApp {
                         tenant: tenant.clone(),
                         app: app.clone(),
                         bundle_id: bundle_id.clone(),
-                        tokens: ProviderTokenCache::certificate(),
-                        tls,
+                        credential,
                     });
                     continue;
                 }
@@ -207,12 +215,18 @@ impl ProviderPlan {
                         tokens
                     }
                 };
+                let credential = Live::new(ApnsCredential {
+                    tokens,
+                    tls: Arc::clone(&apns_tls),
+                    generation: 0,
+                });
+                let print = fingerprint(app_config).map_err(|error| format!("{at}.{error}"))?;
+                credentials.register(tenant, app, AppCell::Apns(credential.clone()), print);
                 apns.push(ApnsApp {
                     tenant: tenant.clone(),
                     app: app.clone(),
                     bundle_id: bundle_id.clone(),
-                    tokens,
-                    tls: Arc::clone(&apns_tls),
+                    credential,
                 });
             }
         }
@@ -247,9 +261,7 @@ impl ProviderPlan {
                     app_config.client_id.as_deref(),
                     &wns_config,
                 );
-                wns.push(WnsApp {
-                    tenant: tenant.clone(),
-                    app: app.clone(),
+                let account = Live::new(WnsAccount {
                     credential: WnsCredential {
                         client_id: auth.client_id,
                         client_secret,
@@ -258,12 +270,20 @@ impl ProviderPlan {
                     },
                     tokens: Arc::new(TokenCache::new(refresh_ahead)),
                 });
+                let print = fingerprint(app_config)
+                    .map_err(|error| format!("tenants.{tenant}.apps.{app}.{error}"))?;
+                credentials.register(tenant, app, AppCell::Wns(account.clone()), print);
+                wns.push(WnsApp {
+                    tenant: tenant.clone(),
+                    app: app.clone(),
+                    account,
+                });
             }
         }
         let fcm_config = config.providers.fcm.clone();
         let fcm_tls = client_config(fcm_config.trusted_roots.as_deref())
             .map_err(|error| format!("providers.fcm: {error}"))?;
-        let fcm = fcm_apps(config, &fcm_config)?;
+        let fcm = fcm_apps(config, &fcm_config, &credentials)?;
         Ok(ProviderPlan {
             apns,
             apns_config,
@@ -274,27 +294,28 @@ impl ProviderPlan {
             fcm,
             fcm_config,
             fcm_tls,
-            webpush: webpush_apps(config, &cleanup)?,
+            webpush: webpush_apps(config, &cleanup, &credentials)?,
             cleanup,
+            credentials,
         })
     }
 }
 
-/// The TLS configuration of an APNs app that authenticates with its client certificate:
-/// the certificate loaded (an expired one stops start-up), its expiry exported
-/// (`ringcast_credential_expiry_seconds`) and logged when it is near.
-fn apns_certificate_tls(
+/// The TLS configuration of an APNs app that authenticates with its client certificate, and
+/// the certificate's expiry (UNIX seconds) for `ringcast_credential_expiry_seconds`: the
+/// certificate loaded (an expired one stops start-up, or refuses a reload), its expiry
+/// logged when it is near.
+pub(crate) fn apns_certificate_tls(
     (tenant, app): (&str, &str),
     certificate: &SecretSource,
     certificate_key: &SecretSource,
     at: &str,
     config: &crate::providers::apns::config::ApnsConfig,
-) -> Result<Arc<ClientConfig>, String> {
+) -> Result<(Arc<ClientConfig>, i64), String> {
     use crate::providers::apns::auth::certificate::Expiry;
     let now = crate::clock::now_millis() / 1000;
     let loaded =
         crate::providers::apns::config::load_certificate(certificate, certificate_key, at, now)?;
-    crate::metrics::credential_expiry(Platform::Apns, tenant, app, loaded.not_after());
     let window = std::time::Duration::from_secs(config.certificate_expiry_warning_days * 86_400);
     if let Expiry::ExpiresSoon { days_left } =
         loaded.expiry(i64::try_from(now).unwrap_or(i64::MAX), window)
@@ -303,9 +324,10 @@ fn apns_certificate_tls(
             not_after = loaded.not_after(),
             "APNs client certificate expires soon: renew it before its pushes fail");
     }
-    loaded
+    let tls = loaded
         .client_config(config.trusted_roots.as_deref())
-        .map_err(|error| format!("{at}.certificate: {error}"))
+        .map_err(|error| format!("{at}.certificate: {error}"))?;
+    Ok((tls, loaded.not_after()))
 }
 
 /// Every Web Push app with a VAPID key and subject, its signer made once for the node (the
@@ -313,6 +335,7 @@ fn apns_certificate_tls(
 fn webpush_apps(
     config: &Config,
     cleanup: &AnyStore,
+    credentials: &LiveCredentials,
 ) -> Result<Vec<(String, String, WebPushApp)>, String> {
     let provider = &config.providers.webpush;
     let mut apps = Vec::new();
@@ -338,6 +361,9 @@ fn webpush_apps(
                 .map_err(|error| format!("{at}.vapid_key: {error}"))?;
             let signer = VapidSigner::new(pem.expose(), subject, provider.vapid_validity())
                 .map_err(|error| format!("{at}.vapid_key: {error}"))?;
+            let signer = Live::new(signer);
+            let print = fingerprint(app_config).map_err(|error| format!("{at}.{error}"))?;
+            credentials.register(tenant, app, AppCell::WebPush(signer.clone()), print);
             let tls = match &tls {
                 Some(tls) => Arc::clone(tls),
                 None => {
@@ -368,7 +394,11 @@ fn webpush_apps(
 
 /// Reads every FCM app's service account: one signer and one access-token cache per account
 /// (by e-mail and token URI), one quota pause per project, shared by every shard.
-fn fcm_apps(config: &Config, fcm_config: &FcmConfig) -> Result<Vec<FcmApp>, String> {
+fn fcm_apps(
+    config: &Config,
+    fcm_config: &FcmConfig,
+    credentials: &LiveCredentials,
+) -> Result<Vec<FcmApp>, String> {
     let mut accounts: HashMap<(String, String), (AssertionSigner, AccessTokenCache)> =
         HashMap::new();
     let mut pauses: HashMap<String, ProjectPause> = HashMap::new();
@@ -407,12 +437,18 @@ fn fcm_apps(config: &Config, fcm_config: &FcmConfig) -> Result<Vec<FcmApp>, Stri
                     (signer, tokens)
                 }
             };
+            let account = Live::new(FcmAccount {
+                signer,
+                cache: tokens,
+            });
+            let print = fingerprint(app_config)
+                .map_err(|error| format!("tenants.{tenant}.apps.{app}.{error}"))?;
+            credentials.register(tenant, app, AppCell::Fcm(account.clone()), print);
             fcm.push(FcmApp {
                 tenant: tenant.clone(),
                 app: app.clone(),
                 project_id: project_id.clone(),
-                signer,
-                tokens,
+                account,
                 pause: pauses.entry(project_id.clone()).or_default().clone(),
             });
         }
@@ -439,13 +475,9 @@ impl ProviderSet {
         for app in &plan.apns {
             // One provider per environment: production and sandbox are different hosts. They
             // share their pools, so each can try a token on the other's host (BadDeviceToken).
-            let clients = ApnsClient::start_both(
-                config,
-                &app.bundle_id,
-                app.tokens.clone(),
-                Arc::clone(&app.tls),
-            )
-            .map_err(|error| format!("providers.apns: {error}"))?;
+            let clients =
+                ApnsClient::start_both_live(config, &app.bundle_id, app.credential.clone())
+                    .map_err(|error| format!("providers.apns: {error}"))?;
             for client in clients {
                 let environment = client.environment();
                 let settings = dispatcher_settings(
@@ -465,13 +497,9 @@ impl ProviderSet {
         }
         let config = &plan.wns_config;
         for app in &plan.wns {
-            let client = WnsClient::start(
-                config,
-                app.credential.clone(),
-                Arc::clone(&app.tokens),
-                Arc::clone(&plan.wns_tls),
-            )
-            .map_err(|error| format!("providers.wns: {error}"))?;
+            let client =
+                WnsClient::start_live(config, app.account.clone(), Arc::clone(&plan.wns_tls))
+                    .map_err(|error| format!("providers.wns: {error}"))?;
             let settings = dispatcher_settings(
                 &config.queues,
                 config.max_in_flight,
@@ -483,11 +511,10 @@ impl ProviderSet {
         }
         let config = &plan.fcm_config;
         for app in &plan.fcm {
-            let client = FcmClient::start(
+            let client = FcmClient::start_live(
                 config,
                 &app.project_id,
-                app.signer.clone(),
-                app.tokens.clone(),
+                app.account.clone(),
                 app.pause.clone(),
                 Arc::clone(&plan.fcm_tls),
             )

@@ -19,6 +19,15 @@ impl RedisCluster {
     /// Starts `masters` nodes, joins them with `redis-cli --cluster create` and waits until
     /// every node reports `cluster_state:ok`.
     pub async fn start(masters: usize) -> Self {
+        Self::start_with(masters, |_| Vec::new()).await
+    }
+
+    /// [`RedisCluster::start`] with extra `redis-server` arguments for each node, given its
+    /// index (the TLS cluster adds its TLS port and certificates).
+    pub async fn start_with(
+        masters: usize,
+        extra: impl Fn(usize) -> Vec<String> + Send + 'static,
+    ) -> Self {
         assert!(
             masters >= 3,
             "Redis Cluster needs at least 3 masters, got {masters}"
@@ -28,11 +37,14 @@ impl RedisCluster {
         let nodes = tokio::task::spawn_blocking(move || {
             ports
                 .into_iter()
-                .map(|port| {
+                .enumerate()
+                .map(|(index, port)| {
                     let config = format!("nodes-{port}.conf");
-                    let extra = ["--cluster-enabled", "yes", "--cluster-config-file", &config]
-                        .map(String::from);
-                    RedisServer::start_with(port, &extra)
+                    let mut args = ["--cluster-enabled", "yes", "--cluster-config-file", &config]
+                        .map(String::from)
+                        .to_vec();
+                    args.extend(extra(index));
+                    RedisServer::start_with(port, &args)
                 })
                 .collect::<Vec<_>>()
         })

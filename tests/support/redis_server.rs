@@ -56,6 +56,8 @@ pub struct RedisServer {
     port: u16,
     /// Extra arguments it was started with, kept for `restart`.
     extra: Vec<String>,
+    /// A config file to start from (a Sentinel's), before the arguments.
+    config_file: Option<PathBuf>,
     dir: tempfile::TempDir,
     process: Option<Supervised>,
 }
@@ -76,6 +78,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port,
             extra: extra.to_vec(),
+            config_file: None,
             dir,
             process: None,
         };
@@ -135,9 +138,38 @@ impl RedisServer {
         );
     }
 
+    /// Starts a Redis Sentinel on a free port watching the master `name` at
+    /// `127.0.0.1:master_port` (quorum 1: it alone may declare the master down and fail it
+    /// over, quickly: 1 s without an answer).
+    pub fn start_sentinel(name: &str, master_port: u16) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ringcast-sentinel-")
+            .tempdir()
+            .expect("create a temporary directory for the sentinel");
+        // Sentinel rewrites its config file as it learns the topology, so it gets its own.
+        let config = dir.path().join("sentinel.conf");
+        let text = format!(
+            "sentinel monitor {name} 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 10000\n"
+        );
+        std::fs::write(&config, text).expect("write sentinel.conf");
+        let mut server = RedisServer {
+            port: free_port(),
+            extra: vec!["--sentinel".into()],
+            config_file: Some(config),
+            dir,
+            process: None,
+        };
+        server.launch();
+        server
+    }
+
     fn launch(&mut self) {
         let log = self.dir.path().join("redis.log");
         let mut command = Command::new(redis_server_binary());
+        // A config file must come first on the command line (Sentinel needs one).
+        command.args(&self.config_file);
         command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])

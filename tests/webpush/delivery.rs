@@ -96,7 +96,7 @@ async fn harness_with(
             allowed_hosts: hosts.into(),
             guard: AddressGuard::new(&allowed).unwrap(),
         },
-        signer: signer.clone(),
+        signer: signer.clone().into(),
         cleanup: Some(store.clone()),
     })
     .start();

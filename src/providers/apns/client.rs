@@ -11,6 +11,7 @@ use super::config::ApnsConfig;
 use super::payload::{PayloadError, build_request};
 use super::response::{Action, ApnsReason, parse};
 use crate::metrics::{self, RefreshOutcome};
+use crate::providers::live::Live;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings};
 use crate::providers::service::{Prepared, PushService, Verdict};
 use crate::push::{Outcome, Push, PushKind};
@@ -20,7 +21,22 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http_body_util::Full;
 use rustls::ClientConfig;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// What authenticates one app's APNs pushes, replaced whole by a reload: the provider-token
+/// cache (empty with certificate auth) and the TLS its connections dial with (carrying the
+/// client certificate, with certificate auth).
+#[derive(Clone)]
+pub struct ApnsCredential {
+    /// Signs the provider token (JWT) of every push.
+    pub tokens: ProviderTokenCache,
+    /// Whom to trust, and the client certificate if the app has one.
+    pub tls: Arc<ClientConfig>,
+    /// Bumped by every reload that replaces the credential: a client that sees a new one
+    /// retires its connections first (module doc of `providers::pool`, "Retiring").
+    pub generation: u64,
+}
 
 /// One app's APNs pushes in one environment.
 pub struct ApnsClient {
@@ -31,8 +47,14 @@ pub struct ApnsClient {
     /// `BadDeviceToken` ([`Verdict::OtherEnvironment`]). Shared with the other environment's
     /// client, so no connection is opened twice.
     pools: [Pool; 2],
-    /// The team key's provider token, shared with every other client of that key.
-    tokens: ProviderTokenCache,
+    /// The credential, shared with every other client of the app; a reload that rotates the
+    /// key or the certificate swaps the cell, and the next push retires the connections (a
+    /// connection may not take a new token within 20 minutes, and a certificate is bound
+    /// into it) and is signed with the new key.
+    credential: Live<ApnsCredential>,
+    /// The credential generation the pools' connections were dialled for; shared with the
+    /// other environment's client, which shares the pools.
+    dialled_for: Arc<AtomicU64>,
     /// The app's bundle id: the `apns-topic` (with `.voip` for VoIP pushes).
     bundle_id: String,
     /// How long an answer may take.
@@ -63,6 +85,25 @@ impl ApnsClient {
         tokens: ProviderTokenCache,
         tls: Arc<ClientConfig>,
     ) -> Result<[ApnsClient; 2], OriginError> {
+        let credential = ApnsCredential {
+            tokens,
+            tls,
+            generation: 0,
+        };
+        Self::start_both_live(config, bundle_id, Live::new(credential))
+    }
+
+    /// [`ApnsClient::start_both`] with the app's reloadable credential cell.
+    pub fn start_both_live(
+        config: &ApnsConfig,
+        bundle_id: &str,
+        credential: Live<ApnsCredential>,
+    ) -> Result<[ApnsClient; 2], OriginError> {
+        let (tls, generation) = {
+            let current = credential.load();
+            (Arc::clone(&current.tls), current.generation)
+        };
+        let dialled_for = Arc::new(AtomicU64::new(generation));
         let pool = |environment| -> Result<Pool, OriginError> {
             let origin = Origin::parse(config.base_url(environment), Arc::clone(&tls))?;
             Ok(Pool::start(origin, config.pool_settings()))
@@ -71,7 +112,8 @@ impl ApnsClient {
         let client = |environment| ApnsClient {
             environment,
             pools: pools.clone(),
-            tokens: tokens.clone(),
+            credential: credential.clone(),
+            dialled_for: Arc::clone(&dialled_for),
             bundle_id: bundle_id.to_owned(),
             request_timeout: config.request_timeout(),
         };
@@ -79,6 +121,29 @@ impl ApnsClient {
             client(Environment::Production),
             client(Environment::Sandbox),
         ])
+    }
+
+    /// Retires both pools' connections once per replaced credential (the first push that
+    /// sees it does), so that pushes signed with the new key go out on new connections.
+    fn retire_if_replaced(&self, credential: &ApnsCredential) {
+        let seen = self.dialled_for.load(Ordering::Acquire);
+        if seen == credential.generation
+            || self
+                .dialled_for
+                .compare_exchange(
+                    seen,
+                    credential.generation,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            return;
+        }
+        tracing::info!(bundle_id = %self.bundle_id, "APNs credential replaced: renewing connections");
+        for pool in &self.pools {
+            pool.retire(Some(&credential.tls));
+        }
     }
 
     /// The environment whose pushes this client's dispatcher queues.
@@ -158,7 +223,9 @@ impl PushService for ApnsClient {
                 reason: other.reason().to_owned(),
             },
         })?;
-        let token = self
+        let credential = self.credential.load();
+        self.retire_if_replaced(&credential);
+        let token = credential
             .tokens
             .token(now)
             .map_err(|error| Outcome::CredentialProblem {
@@ -227,7 +294,11 @@ impl PushService for ApnsClient {
     }
 
     async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {
-        let refreshed = self.tokens.refresh_expired(credential, now);
+        let refreshed = self
+            .credential
+            .load()
+            .tokens
+            .refresh_expired(credential, now);
         let outcome = match refreshed {
             Ok(_) => RefreshOutcome::Ok,
             Err(_) => RefreshOutcome::Error,

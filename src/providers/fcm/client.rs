@@ -24,6 +24,7 @@ use super::config::FcmConfig;
 use super::payload::{PayloadError, build_request, path};
 use super::response::{Action, FcmErrorCode, parse};
 use crate::clock::now_millis;
+use crate::providers::live::Live;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool};
 use crate::providers::service::{Prepared, PushService, Verdict};
 use crate::push::{Outcome, Push};
@@ -99,15 +100,25 @@ struct TokenSource {
     pool: Pool,
     /// The `token_uri`, path (and query) kept: honoured as the service account names it.
     uri: http::Uri,
-    /// Signs the assertion traded for a token.
-    signer: AssertionSigner,
-    /// The token every client of the account shares, and who refreshes it.
-    cache: AccessTokenCache,
+    /// The service account and its token, swapped whole by a reload that changes the
+    /// account (the next push then fetches a token with the new one).
+    account: Live<FcmAccount>,
     /// How long a token request may take.
     timeout: Duration,
     /// When a token request last failed (UNIX milliseconds, 0 = not since the last
     /// success), for [`TOKEN_RETRY_AFTER_FAILURE`].
     failed_at: AtomicU64,
+}
+
+/// A service account as pushes use it: its signer and the token every client of the account
+/// shares. Replaced whole on reload, so a token is always stored in the cache of the account
+/// that signed for it.
+#[derive(Clone)]
+pub struct FcmAccount {
+    /// Signs the assertion traded for a token.
+    pub signer: AssertionSigner,
+    /// The token every client of the account shares, and who refreshes it.
+    pub cache: AccessTokenCache,
 }
 
 /// Releases a refresh claim that ends without a stored token (an error, a timeout, or the
@@ -131,13 +142,13 @@ impl Drop for Claim<'_> {
 impl TokenSource {
     /// Refreshes the token under the claim the cache gave this caller, by `until`; stores it
     /// (waking the waiters) or releases the claim.
-    async fn refresh(&self, until: Instant) -> Result<AccessToken, String> {
+    async fn refresh(&self, account: &FcmAccount, until: Instant) -> Result<AccessToken, String> {
         let mut claim = Claim {
-            cache: &self.cache,
+            cache: &account.cache,
             stored: false,
         };
         let limit = until.min(Instant::now() + self.timeout);
-        let fetched = tokio::time::timeout_at(limit, self.fetch(limit))
+        let fetched = tokio::time::timeout_at(limit, self.fetch(&account.signer, limit))
             .await
             .map_err(|_| "the token endpoint did not answer in time".to_owned())
             .and_then(|fetched| fetched);
@@ -149,7 +160,7 @@ impl TokenSource {
         match fetched {
             Ok(token) => {
                 self.failed_at.store(0, Ordering::Relaxed);
-                self.cache.store(token.clone());
+                account.cache.store(token.clone());
                 claim.stored = true;
                 Ok(token)
             }
@@ -169,9 +180,8 @@ impl TokenSource {
     }
 
     /// One token request: the assertion signed now, posted to `token_uri`, the answer read.
-    async fn fetch(&self, until: Instant) -> Result<AccessToken, String> {
-        let body = self
-            .signer
+    async fn fetch(&self, signer: &AssertionSigner, until: Instant) -> Result<AccessToken, String> {
+        let body = signer
             .token_request_body(now_millis())
             .map_err(|error| error.to_string())?;
         let request = http::Request::post(self.uri.clone())
@@ -200,15 +210,16 @@ impl TokenSource {
                 return Err(Outcome::Expired);
             }
             let until = Instant::now() + Duration::from_millis(deadline - now);
+            let account = self.account.load_full();
             let backing_off = self.backing_off(now);
             let held_back = |wait_ms: u64| Outcome::CredentialProblem {
                 reason: format!("the token endpoint failed; next attempt in {wait_ms} ms"),
             };
-            match (self.cache.current(now), backing_off) {
+            match (account.cache.current(now), backing_off) {
                 (TokenState::Fresh(token), _) => return Ok(token),
                 (TokenState::RefreshAhead(token), Some(_)) => {
                     // Still valid: send with it, and leave the refresh to a later caller.
-                    self.cache.refresh_failed();
+                    account.cache.refresh_failed();
                     return Ok(token);
                 }
                 (TokenState::RefreshAhead(token), None) => {
@@ -216,7 +227,7 @@ impl TokenSource {
                     let source = Arc::clone(self);
                     tokio::spawn(async move {
                         let until = Instant::now() + source.timeout;
-                        if let Err(error) = source.refresh(until).await {
+                        if let Err(error) = source.refresh(&account, until).await {
                             tracing::warn!(provider = "fcm", %error,
                                 "refreshing the FCM access token ahead of expiry failed");
                         }
@@ -224,11 +235,11 @@ impl TokenSource {
                     return Ok(token);
                 }
                 (TokenState::MustRefresh, Some(wait_ms)) => {
-                    self.cache.refresh_failed();
+                    account.cache.refresh_failed();
                     return Err(held_back(wait_ms));
                 }
                 (TokenState::MustRefresh, None) => {
-                    return self.refresh(until).await.map_err(|error| {
+                    return self.refresh(&account, until).await.map_err(|error| {
                         tracing::error!(provider = "fcm", %error,
                             "no FCM access token: the token endpoint refused or failed");
                         if now_millis() >= deadline {
@@ -281,9 +292,25 @@ impl FcmClient {
         pause: ProjectPause,
         tls: Arc<ClientConfig>,
     ) -> Result<FcmClient, FcmStartError> {
+        let account = Live::new(FcmAccount {
+            signer,
+            cache: tokens,
+        });
+        Self::start_live(config, project_id, account, pause, tls)
+    }
+
+    /// [`FcmClient::start`] with the app's reloadable account cell. A reload may change the
+    /// account's key, never its `token_uri` (the token pool's origin): that needs a restart.
+    pub fn start_live(
+        config: &FcmConfig,
+        project_id: &str,
+        account: Live<FcmAccount>,
+        pause: ProjectPause,
+        tls: Arc<ClientConfig>,
+    ) -> Result<FcmClient, FcmStartError> {
         path(project_id)?;
         let origin = Origin::parse(&config.base_url, Arc::clone(&tls))?;
-        let token_uri = signer.token_uri().to_owned();
+        let token_uri = account.load().signer.token_uri().to_owned();
         let uri: http::Uri = token_uri
             .parse()
             .map_err(|_| FcmStartError::TokenUri(token_uri.clone()))?;
@@ -291,8 +318,7 @@ impl FcmClient {
         let tokens = Arc::new(TokenSource {
             pool: Pool::start(token_origin, config.token_pool_settings()),
             uri,
-            signer,
-            cache: tokens,
+            account,
             timeout: config.request_timeout(),
             failed_at: AtomicU64::new(0),
         });
@@ -412,7 +438,8 @@ impl PushService for FcmClient {
         // Drop the refused token if it is still the current one (once for a burst of 401s);
         // the re-send's `prepare` then fetches a new one, or waits for the push that does. A
         // 401 for a token already replaced changes nothing: the re-send uses the new one.
-        let cache = &self.tokens.cache;
+        let account = self.tokens.account.load_full();
+        let cache = &account.cache;
         let Some(refused) = cache.obtained_at(credential) else {
             return Ok(());
         };

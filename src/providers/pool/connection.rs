@@ -46,9 +46,10 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize, mut idle: bool) {
             set_phase(&shared.settings, &mut state.slots[index], Phase::Connecting);
         }
         let limit = Arc::new(AtomicUsize::new(1));
+        let tls = shared.tls.load_full();
         let dialled = tokio::time::timeout(
             shared.settings.connect_timeout,
-            dial(shared, Arc::clone(&limit)),
+            dial(shared, Arc::clone(&tls), Arc::clone(&limit)),
         )
         .await;
         let (sender, driving) = match dialled {
@@ -69,6 +70,10 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize, mut idle: bool) {
             }
         };
         failures = 0;
+        if !Arc::ptr_eq(&tls, &shared.tls.load()) {
+            // Retired while dialling: this connection carries the replaced credential.
+            continue;
+        }
         let protocol = sender.protocol();
         {
             let mut state = shared.lock();
@@ -187,7 +192,11 @@ type Driving = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
 /// TCP, TLS with the pool's ALPN ids, and the handshake of the protocol the server picked.
 /// Returns the request handle and the future that drives the connection; for HTTP/2 it also
 /// keeps `limit` at the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` (HTTP/1.1: 1).
-async fn dial(shared: &Shared, limit: Arc<AtomicUsize>) -> Result<(Sender, Driving), DialError> {
+async fn dial(
+    shared: &Shared,
+    tls: Arc<rustls::ClientConfig>,
+    limit: Arc<AtomicUsize>,
+) -> Result<(Sender, Driving), DialError> {
     let origin = &shared.origin;
     let tcp = match &shared.settings.guard {
         None => TcpStream::connect(&origin.address).await,
@@ -204,7 +213,7 @@ async fn dial(shared: &Shared, limit: Arc<AtomicUsize>) -> Result<(Sender, Drivi
     .map_err(DialError::Tcp)?;
     // Pushes are small and latency-bound: never wait for Nagle.
     let _ = tcp.set_nodelay(true);
-    let tls = TlsConnector::from(Arc::clone(&origin.tls))
+    let tls = TlsConnector::from(tls)
         .connect(origin.server_name.clone(), tcp)
         .await
         .map_err(DialError::Tls)?;

@@ -13,6 +13,7 @@ use super::auth::VapidSigner;
 use super::config::WebPushProviderConfig;
 use super::payload::build_request;
 use super::response;
+use crate::providers::live::Live;
 use crate::providers::pool::guard::AddressGuard;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings, Protocols};
 use crate::providers::service::{Prepared, PushService, Verdict};
@@ -73,8 +74,9 @@ pub struct WebPushClient {
     origin: String,
     /// K connections to the origin, dialled through the SSRF guard.
     pool: Pool,
-    /// The app's VAPID key and its per-origin tokens.
-    signer: VapidSigner,
+    /// The app's VAPID key and its per-origin tokens; a reload that changes the key swaps
+    /// the cell, and the next push signs a token with the new key.
+    signer: Live<VapidSigner>,
     /// The allowlist, checked again before each request.
     policy: EndpointPolicy,
     /// How long an answer may take.
@@ -88,9 +90,10 @@ impl WebPushClient {
         origin: &str,
         config: &WebPushProviderConfig,
         policy: EndpointPolicy,
-        signer: VapidSigner,
+        signer: impl Into<Live<VapidSigner>>,
         tls: Arc<ClientConfig>,
     ) -> Result<WebPushClient, OriginError> {
+        let signer = signer.into();
         let parsed = Origin::parse(origin, tls)?;
         let settings = PoolSettings {
             connections: config.connections_per_origin,
@@ -148,12 +151,16 @@ impl PushService for WebPushClient {
             }
         }
         let request = build_request(push, now).map_err(|error| rejected(error.reason()))?;
-        let token = self.signer.token(&self.origin, now).map_err(|error| {
-            tracing::error!(provider = "webpush", %error, "cannot mint a VAPID token");
-            Outcome::CredentialProblem {
-                reason: "vapid_unusable".into(),
-            }
-        })?;
+        let token = self
+            .signer
+            .load()
+            .token(&self.origin, now)
+            .map_err(|error| {
+                tracing::error!(provider = "webpush", %error, "cannot mint a VAPID token");
+                Outcome::CredentialProblem {
+                    reason: "vapid_unusable".into(),
+                }
+            })?;
         let built = http::Request::post(&request.endpoint)
             .header("ttl", request.ttl)
             .header("urgency", request.urgency)

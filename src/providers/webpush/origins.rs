@@ -16,6 +16,7 @@ use super::config::WebPushProviderConfig;
 use crate::providers::dispatcher::{
     Dispatcher, DispatcherSettings, DispatcherStatus, Status, Submit, Ticket, Withdraw,
 };
+use crate::providers::live::Live;
 use crate::providers::pool::guard::GuardError;
 use crate::push::{Outcome, Push};
 use crate::registry::{AnyStore, Platform, PushAddress};
@@ -35,8 +36,8 @@ pub struct WebPushApp {
     pub config: WebPushProviderConfig,
     /// The allowlist and the SSRF guard.
     pub policy: EndpointPolicy,
-    /// The app's VAPID key (shared by every shard).
-    pub signer: VapidSigner,
+    /// The app's VAPID key (shared by every shard), swapped by a reload that changes it.
+    pub signer: Live<VapidSigner>,
     /// Whom to trust.
     pub tls: Arc<ClientConfig>,
     /// Where dead subscriptions are deleted.

@@ -14,6 +14,7 @@ use super::config::WnsConfig;
 use super::payload::{PayloadError, build_request, channel_path};
 use super::response::judge;
 use crate::metrics::{self, RefreshOutcome};
+use crate::providers::live::Live;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings, Protocols};
 use crate::providers::service::{Prepared, PushService, Verdict};
 use crate::push::{Outcome, Push};
@@ -29,10 +30,10 @@ use tokio::time::Instant;
 
 /// One app's WNS pushes.
 pub struct WnsClient {
-    /// The package SID and secret.
-    credential: WnsCredential,
-    /// The app's access token, shared by every shard's client of the app.
-    tokens: Arc<TokenCache>,
+    /// The credential and the access token it got, shared by every shard's client of the
+    /// app; a reload that changes the credential swaps both (the next push fetches a token
+    /// with the new one).
+    account: Live<WnsAccount>,
     /// Connections to the app's token endpoint (the credential's `token_url`).
     token_pool: Pool,
     /// One pool per channel origin (`https://host`).
@@ -41,6 +42,15 @@ pub struct WnsClient {
     tls: Arc<ClientConfig>,
     /// Settings.
     config: WnsConfig,
+}
+
+/// A WNS app's credential and the token it was exchanged for, replaced together.
+#[derive(Clone)]
+pub struct WnsAccount {
+    /// The client id and secret, token endpoint and scope.
+    pub credential: WnsCredential,
+    /// The access token, shared by every shard's client of the app.
+    pub tokens: Arc<TokenCache>,
 }
 
 impl WnsClient {
@@ -52,13 +62,22 @@ impl WnsClient {
         tokens: Arc<TokenCache>,
         tls: Arc<ClientConfig>,
     ) -> Result<WnsClient, OriginError> {
-        let origin = Origin::parse(&credential.token_url, Arc::clone(&tls))?;
+        Self::start_live(config, Live::new(WnsAccount { credential, tokens }), tls)
+    }
+
+    /// [`WnsClient::start`] with the app's reloadable credential cell. A reload may change
+    /// the secret, client id and scope, not the `token_url` (the token pool's origin).
+    pub fn start_live(
+        config: &WnsConfig,
+        account: Live<WnsAccount>,
+        tls: Arc<ClientConfig>,
+    ) -> Result<WnsClient, OriginError> {
+        let origin = Origin::parse(&account.load().credential.token_url, Arc::clone(&tls))?;
         if let Some(base) = &config.channel_base_url {
             Origin::parse(base, Arc::clone(&tls))?;
         }
         Ok(WnsClient {
-            credential,
-            tokens,
+            account,
             token_pool: Pool::start(origin, pool_settings(config)),
             pools: Mutex::new(HashMap::new()),
             tls,
@@ -93,8 +112,12 @@ impl WnsClient {
     }
 
     /// Exchanges the credential for a new access token.
-    async fn fetch_token(&self, now: UnixMillis) -> Result<AccessToken, String> {
-        let fetched = self.exchange(now).await;
+    async fn fetch_token(
+        &self,
+        credential: &WnsCredential,
+        now: UnixMillis,
+    ) -> Result<AccessToken, String> {
+        let fetched = self.exchange(credential, now).await;
         let outcome = match fetched {
             Ok(_) => RefreshOutcome::Ok,
             Err(_) => RefreshOutcome::Error,
@@ -106,18 +129,22 @@ impl WnsClient {
         fetched
     }
 
-    async fn exchange(&self, now: UnixMillis) -> Result<AccessToken, String> {
+    async fn exchange(
+        &self,
+        credential: &WnsCredential,
+        now: UnixMillis,
+    ) -> Result<AccessToken, String> {
         let stream = self
             .token_pool
             .acquire(Instant::now() + self.config.request_timeout())
             .await
             .map_err(|error| format!("token endpoint: {error}"))?;
-        let request = http::Request::post(&self.credential.token_url)
+        let request = http::Request::post(&credential.token_url)
             .header(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/x-www-form-urlencoded"),
             )
-            .body(Full::new(Bytes::from(token_request_body(&self.credential))))
+            .body(Full::new(Bytes::from(token_request_body(credential))))
             .map_err(|error| format!("token request: {error}"))?;
         let answer = tokio::time::timeout(self.config.request_timeout(), stream.send(request))
             .await
@@ -178,9 +205,10 @@ impl PushService for WnsClient {
         })?;
         self.pool_of(&origin)
             .map_err(|reason| Outcome::Rejected { reason })?;
-        let token = self
+        let account = self.account.load_full();
+        let token = account
             .tokens
-            .get(now, || self.fetch_token(now))
+            .get(now, || self.fetch_token(&account.credential, now))
             .await
             .map_err(|reason| Outcome::CredentialProblem { reason })?;
         let mut request = http::Request::post(built.uri)
@@ -204,7 +232,7 @@ impl PushService for WnsClient {
 
     async fn refresh_credential(&self, credential: u64, _now: UnixMillis) -> Result<(), String> {
         // Dropping the refused token makes the next `prepare` fetch a new one (once).
-        self.tokens.invalidate(credential).await;
+        self.account.load_full().tokens.invalidate(credential).await;
         Ok(())
     }
 }

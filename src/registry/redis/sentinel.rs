@@ -1,0 +1,237 @@
+//! A connection to the master that Redis Sentinel names, which finds the master again after
+//! a failover (`store = "redis-sentinel"`).
+//!
+//! The redis crate's Sentinel client resolves the master once per connection it opens; it
+//! has no reconnecting manager. [`SentinelConnection`] adds that: it multiplexes every call
+//! over one connection to the current master, and when a call shows that the master is gone
+//! (the connection broke, or the server answers `READONLY` because a failover turned it into
+//! a replica), the first caller to notice asks the Sentinels again and swaps in a connection
+//! to whichever master they name now. Calls failing meanwhile fail fast, as with the other
+//! stores while Redis is down; a call refused without running (`READONLY`, connection refused)
+//! is sent once more to the new master, since it cannot have taken effect on the old one.
+
+use super::tls::install_ring;
+use arc_swap::ArcSwap;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
+    RedisResult, ServerErrorKind, TlsCertificates, TlsMode, Value,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A cheap-to-clone handle on the current master's connection.
+#[derive(Clone)]
+pub struct SentinelConnection {
+    shared: Arc<Shared>,
+}
+
+/// What every clone shares.
+struct Shared {
+    /// Asks the Sentinels; behind a lock because its lookups take `&mut self`, and so that one
+    /// caller at a time re-resolves the master.
+    sentinel: tokio::sync::Mutex<SentinelClient>,
+    /// The connection calls use now, with a generation number so that callers that saw the same
+    /// broken connection re-resolve it once, not once each.
+    current: ArcSwap<Current>,
+    /// Timeouts for each new connection to a master.
+    config: AsyncConnectionConfig,
+}
+
+/// One connection to one master.
+struct Current {
+    generation: u64,
+    connection: MultiplexedConnection,
+}
+
+/// Where the Sentinels are and what to ask them.
+pub struct SentinelTarget<'a> {
+    /// `redis://host:26379` (or `rediss://`) of each Sentinel; credentials in a URL are the
+    /// Sentinels' own.
+    pub sentinels: &'a [String],
+    /// The master's name (`sentinel monitor <name> ...`).
+    pub master: &'a str,
+    /// CA and client certificate for TLS, used when the Sentinel URLs are `rediss://` (the
+    /// master is then reached over TLS too).
+    pub certificates: Option<&'a TlsCertificates>,
+}
+
+impl SentinelConnection {
+    /// Asks the Sentinels for the master and connects to it.
+    pub async fn connect(
+        target: &SentinelTarget<'_>,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> RedisResult<Self> {
+        let mut sentinel = client(target)?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(command_timeout));
+        let connection = sentinel.get_async_connection_with_config(&config).await?;
+        Ok(SentinelConnection {
+            shared: Arc::new(Shared {
+                sentinel: tokio::sync::Mutex::new(sentinel),
+                current: ArcSwap::from_pointee(Current {
+                    generation: 0,
+                    connection,
+                }),
+                config,
+            }),
+        })
+    }
+
+    /// Replaces the connection of generation `failed` by one to the master the Sentinels name
+    /// now. Returns whether a usable connection newer than `failed` is in place. Another
+    /// caller already re-resolving is not waited for: this call fails fast instead.
+    async fn refresh(&self, failed: u64) -> bool {
+        let Ok(mut sentinel) = self.shared.sentinel.try_lock() else {
+            return false;
+        };
+        if self.shared.current.load().generation != failed {
+            return true;
+        }
+        match sentinel
+            .get_async_connection_with_config(&self.shared.config)
+            .await
+        {
+            Ok(connection) => {
+                self.shared.current.store(Arc::new(Current {
+                    generation: failed + 1,
+                    connection,
+                }));
+                tracing::info!("Redis Sentinel: reconnected to the master it names now");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Redis Sentinel: no master reachable yet");
+                false
+            }
+        }
+    }
+
+    /// The connection in use now, and its generation.
+    fn current(&self) -> (u64, MultiplexedConnection) {
+        let current = self.shared.current.load();
+        (current.generation, current.connection.clone())
+    }
+
+    /// After a call on the connection of `generation` failed with `error`: re-resolves the
+    /// master if the error says it is lost, and returns the new connection when the call
+    /// cannot have run and may be sent again (module doc).
+    async fn recover(&self, generation: u64, error: &RedisError) -> Option<MultiplexedConnection> {
+        if !lost_master(error) {
+            return None;
+        }
+        let refreshed = self.refresh(generation).await;
+        (refreshed && not_run(error)).then(|| self.current().1)
+    }
+}
+
+impl ConnectionLike for SentinelConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let (generation, mut connection) = self.current();
+            match connection.req_packed_command(cmd).await {
+                Err(error) => match self.recover(generation, &error).await {
+                    Some(mut connection) => connection.req_packed_command(cmd).await,
+                    None => Err(error),
+                },
+                answer => answer,
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let (generation, mut connection) = self.current();
+            match connection
+                .req_packed_commands(pipeline, offset, count)
+                .await
+            {
+                Err(error) => match self.recover(generation, &error).await {
+                    Some(mut connection) => {
+                        connection
+                            .req_packed_commands(pipeline, offset, count)
+                            .await
+                    }
+                    None => Err(error),
+                },
+                answer => answer,
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.shared.current.load().connection.get_db()
+    }
+}
+
+/// The crate's Sentinel client for `target`; TLS (and its certificates) for the Sentinels and
+/// the master when the Sentinel URLs are `rediss://`.
+pub fn client(target: &SentinelTarget<'_>) -> RedisResult<SentinelClient> {
+    let infos = target
+        .sentinels
+        .iter()
+        .map(|url| url.as_str().into_connection_info())
+        .collect::<RedisResult<Vec<_>>>()?;
+    let tls = target
+        .sentinels
+        .iter()
+        .any(|url| url.starts_with("rediss://"));
+    if tls {
+        install_ring();
+    }
+    let Some(first) = infos.first() else {
+        return Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "no Sentinel URL given",
+        )));
+    };
+    // The Sentinels' credentials, from their URLs (all Sentinels of a master share them).
+    let (username, password) = (
+        first.redis_settings().username().map(str::to_owned),
+        first.redis_settings().password().map(str::to_owned),
+    );
+    let addresses = infos.into_iter().map(|info| info.addr().clone());
+    let mut builder =
+        SentinelClientBuilder::new(addresses, target.master, SentinelServerType::Master)?;
+    if let Some(username) = username {
+        builder = builder.set_client_to_sentinel_username(username);
+    }
+    if let Some(password) = password {
+        builder = builder.set_client_to_sentinel_password(password);
+    }
+    if tls {
+        builder = builder.set_client_to_redis_tls_mode(TlsMode::Secure);
+        if let Some(certificates) = target.certificates {
+            builder = builder
+                .set_client_to_redis_certificates(certificates.clone())
+                .set_client_to_sentinel_certificates(certificates.clone());
+        }
+    }
+    builder.build()
+}
+
+/// Whether `error` says the connection no longer reaches a writable master.
+fn lost_master(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+        || is_read_only(error)
+}
+
+/// Whether `error` proves the call never ran, so sending it again cannot apply it twice.
+fn not_run(error: &RedisError) -> bool {
+    is_read_only(error) || error.is_connection_refusal()
+}
+
+fn is_read_only(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+}

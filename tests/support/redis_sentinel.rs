@@ -1,0 +1,89 @@
+//! Driving a Redis Sentinel in tests: a forced failover, waited for until it is complete.
+
+use super::redis_server::RedisServer;
+use std::time::{Duration, Instant};
+
+/// How long Sentinel may take to see the replica, promote it and demote the old master.
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Between two looks at the topology.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Runs `SENTINEL FAILOVER name` (once Sentinel knows a replica it may promote) and waits
+/// until Sentinel names `replica` as the master and `old_master` has become a replica, so
+/// that no write can land on the old master afterwards.
+pub async fn fail_over(
+    sentinel: &RedisServer,
+    name: &str,
+    old_master: &RedisServer,
+    replica: &RedisServer,
+) {
+    let mut sentinel_connection = connect(sentinel).await;
+    let deadline = Instant::now() + FAILOVER_TIMEOUT;
+    // Refused with NOGOODSLAVE until Sentinel has discovered the replica and it is in sync.
+    loop {
+        let answer: redis::RedisResult<String> = redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(name)
+            .query_async(&mut sentinel_connection)
+            .await;
+        match answer {
+            Ok(_) => break,
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(POLL).await;
+            }
+            Err(error) => panic!("SENTINEL FAILOVER {name} kept failing: {error}"),
+        }
+    }
+    let promoted = replica.port().to_string();
+    loop {
+        let address: Vec<String> = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(name)
+            .query_async(&mut sentinel_connection)
+            .await
+            .expect("ask Sentinel for the master");
+        let demoted = role(old_master).await.as_deref() == Some("slave");
+        if address.get(1) == Some(&promoted) && demoted {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failover did not complete within {FAILOVER_TIMEOUT:?} (master now {address:?}, \
+             old master demoted: {demoted})"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether `key` exists on `server`.
+pub async fn key_exists(server: &RedisServer, key: &str) -> bool {
+    let mut connection = connect(server).await;
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query_async::<i64>(&mut connection)
+        .await
+        .expect("EXISTS")
+        == 1
+}
+
+/// `role:` from `INFO replication` (`master` or `slave`), if the server answers.
+async fn role(server: &RedisServer) -> Option<String> {
+    let mut connection = connect(server).await;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut connection)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("role:"))
+        .map(|role| role.trim().to_owned())
+}
+
+async fn connect(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to a test Redis")
+}
