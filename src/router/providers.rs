@@ -626,8 +626,14 @@ mod tests {
     fn config() -> Config {
         let android = |project: &str| AppConfig {
             project_id: Some(project.into()),
+            // Absolute: other tests in this binary change the working directory (figment's
+            // `Jail`), so a relative path would be read from wherever they left it.
             service_account: Some(SecretSource::File(
-                "config/dev/fcm-service-account.json".into(),
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/config/dev/fcm-service-account.json"
+                )
+                .into(),
             )),
             ..AppConfig::new(Platform::Fcm)
         };
