@@ -73,6 +73,27 @@ pub enum EndReason {
     Missed,
 }
 
+impl EndReason {
+    /// The name call control and devices use (`answered_elsewhere`, ...).
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::Cancelled => "cancelled",
+            EndReason::AnsweredElsewhere => "answered_elsewhere",
+            EndReason::DeclinedElsewhere => "declined_elsewhere",
+            EndReason::Missed => "missed",
+        }
+    }
+
+    /// The push an end sends: a missed-call notice when nobody answered, "call ended"
+    /// otherwise.
+    pub fn kind(self) -> PushKind {
+        match self {
+            EndReason::Missed => PushKind::MissedCall,
+            _ => PushKind::CallEnded,
+        }
+    }
+}
+
 /// The payload every device receives (docs/architecture.md): APNs puts it under `"ringcast"`, FCM sends
 /// it as string `data`, WNS as raw JSON, Web Push encrypted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -12,6 +12,7 @@ use crate::config::{
 };
 use crate::limits::TenantLimits;
 use crate::registry::Platform;
+use crate::registry::validate::validate_identity;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
@@ -195,6 +196,10 @@ impl Tenants {
             jsonwebtoken::decode::<IdentityClaims>(token, &verifier.key, &verifier.validation)
                 .map_err(|error| TokenError::Invalid(error.to_string()))?;
         verifier.check_times(&data.claims, crate::clock::now_millis() / 1000)?;
+        // `sub` names the identity the token may act for: the channel connects it as is, so
+        // it obeys the same rules as an identity in a URL.
+        validate_identity(&data.claims.sub)
+            .map_err(|error| TokenError::Invalid(format!("sub: {}", error.message)))?;
         Ok((tenant, data.claims.sub))
     }
 

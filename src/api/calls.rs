@@ -91,6 +91,106 @@ pub struct EndRequest {
     pub event_id: Option<String>,
 }
 
+impl CallRequest {
+    /// The event this body describes for `tenant`, whose `default_ring_timeout` (seconds)
+    /// applies when the body names none; or every field that is wrong.
+    pub fn into_event(
+        self,
+        tenant: &str,
+        default_ring_timeout: u64,
+    ) -> Result<CallEvent, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        check(
+            &mut errors,
+            validate_identity(&self.callee).map_err(rename("callee")),
+        );
+        check(&mut errors, call_id("call_id", &self.call_id));
+        if let Some(event_id) = &self.event_id {
+            check(&mut errors, call_id("event_id", event_id));
+        }
+        check(&mut errors, caller_fields("caller", &self.caller));
+        let ring_timeout = self.ring_timeout_seconds.unwrap_or(default_ring_timeout);
+        if !(1..=MAX_RING_TIMEOUT_SECONDS).contains(&ring_timeout) {
+            errors.push(FieldError::new(
+                "ring_timeout_seconds",
+                format!("must be 1..={MAX_RING_TIMEOUT_SECONDS}"),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(CallEvent {
+            event_id: self.event_id.unwrap_or_else(|| self.call_id.clone()),
+            call_id: self.call_id,
+            callee: IdentityKey::new(tenant, self.callee),
+            caller: CallerId {
+                id: self.caller.id,
+                display_name: self.caller.display_name,
+            },
+            video: self.video,
+            ring_timeout: Duration::from_secs(ring_timeout),
+        })
+    }
+}
+
+impl From<EndReasonBody> for EndReason {
+    fn from(reason: EndReasonBody) -> EndReason {
+        match reason {
+            EndReasonBody::Cancelled => EndReason::Cancelled,
+            EndReasonBody::AnsweredElsewhere => EndReason::AnsweredElsewhere,
+            EndReasonBody::DeclinedElsewhere => EndReason::DeclinedElsewhere,
+            EndReasonBody::Missed => EndReason::Missed,
+        }
+    }
+}
+
+impl EndRequest {
+    /// The end of the call `call` for `tenant` that this body describes, or every field that
+    /// is wrong.
+    pub fn into_event(self, call: String, tenant: &str) -> Result<EndEvent, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        check(&mut errors, call_id("call_id", &call));
+        check(
+            &mut errors,
+            validate_identity(&self.callee).map_err(rename("callee")),
+        );
+        if let Some(device_id) = &self.device_id {
+            check(&mut errors, validate_device_id(device_id));
+        }
+        if let Some(event_id) = &self.event_id {
+            check(&mut errors, call_id("event_id", event_id));
+        }
+        if let Some(who) = &self.caller {
+            check(&mut errors, caller_fields("caller", who));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let reason = EndReason::from(self.reason);
+        let caller = self.caller.map_or_else(
+            || CallerId {
+                id: String::new(),
+                display_name: String::new(),
+            },
+            |who| CallerId {
+                id: who.id,
+                display_name: who.display_name,
+            },
+        );
+        Ok(EndEvent {
+            event_id: self
+                .event_id
+                .unwrap_or_else(|| format!("{call}:{}", reason.label())),
+            call_id: call,
+            callee: IdentityKey::new(tenant, self.callee),
+            reason,
+            device_id: self.device_id,
+            caller,
+            video: self.video,
+        })
+    }
+}
+
 /// `?wait=true`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -172,41 +272,13 @@ pub async fn ring(
     body: web::Json<CallRequest>,
 ) -> Result<HttpResponse, ApiError> {
     server_key_only(&caller)?;
-    let body = body.into_inner();
-    let mut errors = Vec::new();
-    check(
-        &mut errors,
-        validate_identity(&body.callee).map_err(rename("callee")),
-    );
-    check(&mut errors, call_id("call_id", &body.call_id));
-    if let Some(event_id) = &body.event_id {
-        check(&mut errors, call_id("event_id", event_id));
-    }
-    check(&mut errors, caller_fields("caller", &body.caller));
-    let ring_timeout = body
-        .ring_timeout_seconds
-        .unwrap_or(caller.tenant.ring_timeout_seconds);
-    if !(1..=MAX_RING_TIMEOUT_SECONDS).contains(&ring_timeout) {
-        errors.push(FieldError::new(
-            "ring_timeout_seconds",
-            format!("must be 1..={MAX_RING_TIMEOUT_SECONDS}"),
-        ));
-    }
-    if !errors.is_empty() {
-        metrics::event(PushKind::IncomingCall, EventOutcome::Invalid);
-        return Err(ApiError::Invalid(errors));
-    }
-    let event = CallEvent {
-        event_id: body.event_id.unwrap_or_else(|| body.call_id.clone()),
-        call_id: body.call_id,
-        callee: IdentityKey::new(caller.tenant.id.clone(), body.callee),
-        caller: CallerId {
-            id: body.caller.id,
-            display_name: body.caller.display_name,
-        },
-        video: body.video,
-        ring_timeout: Duration::from_secs(ring_timeout),
-    };
+    let event = body
+        .into_inner()
+        .into_event(&caller.tenant.id, caller.tenant.ring_timeout_seconds)
+        .map_err(|errors| {
+            metrics::event(PushKind::IncomingCall, EventOutcome::Invalid);
+            ApiError::Invalid(errors)
+        })?;
     let routed = counted(PushKind::IncomingCall, state.routers.ring(event).await)?;
     tracing::info!(tenant = %caller.tenant.id, event_id = %routed.event_id,
         devices = routed.devices.len(), duplicate = routed.duplicate, "call routed");
@@ -239,62 +311,15 @@ pub async fn end(
     body: web::Json<EndRequest>,
 ) -> Result<HttpResponse, ApiError> {
     server_key_only(&caller)?;
-    let call = path.into_inner();
     let body = body.into_inner();
-    let mut errors = Vec::new();
-    check(&mut errors, call_id("call_id", &call));
-    check(
-        &mut errors,
-        validate_identity(&body.callee).map_err(rename("callee")),
-    );
-    if let Some(device_id) = &body.device_id {
-        check(&mut errors, validate_device_id(device_id));
-    }
-    if let Some(event_id) = &body.event_id {
-        check(&mut errors, call_id("event_id", event_id));
-    }
-    if let Some(who) = &body.caller {
-        check(&mut errors, caller_fields("caller", who));
-    }
-    let reason = match body.reason {
-        EndReasonBody::Cancelled => EndReason::Cancelled,
-        EndReasonBody::AnsweredElsewhere => EndReason::AnsweredElsewhere,
-        EndReasonBody::DeclinedElsewhere => EndReason::DeclinedElsewhere,
-        EndReasonBody::Missed => EndReason::Missed,
-    };
-    let kind = match reason {
-        EndReason::Missed => PushKind::MissedCall,
-        _ => PushKind::CallEnded,
-    };
-    if !errors.is_empty() {
-        metrics::event(kind, EventOutcome::Invalid);
-        return Err(ApiError::Invalid(errors));
-    }
-    let label = match reason {
-        EndReason::Cancelled => "cancelled",
-        EndReason::AnsweredElsewhere => "answered_elsewhere",
-        EndReason::DeclinedElsewhere => "declined_elsewhere",
-        EndReason::Missed => "missed",
-    };
-    let caller_id = body.caller.map_or_else(
-        || CallerId {
-            id: String::new(),
-            display_name: String::new(),
-        },
-        |who| CallerId {
-            id: who.id,
-            display_name: who.display_name,
-        },
-    );
-    let event = EndEvent {
-        event_id: body.event_id.unwrap_or_else(|| format!("{call}:{label}")),
-        call_id: call,
-        callee: IdentityKey::new(caller.tenant.id.clone(), body.callee),
-        reason,
-        device_id: body.device_id,
-        caller: caller_id,
-        video: body.video,
-    };
+    let kind = EndReason::from(body.reason).kind();
+    let event = body
+        .into_event(path.into_inner(), &caller.tenant.id)
+        .map_err(|errors| {
+            metrics::event(kind, EventOutcome::Invalid);
+            ApiError::Invalid(errors)
+        })?;
+    let label = event.reason.label();
     let routed = counted(kind, state.routers.end(event).await)?;
     tracing::info!(tenant = %caller.tenant.id, event_id = %routed.event_id,
         devices = routed.devices.len(), duplicate = routed.duplicate, reason = label,

@@ -254,3 +254,19 @@ fn limits_outside_their_range_are_reported() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn a_subject_that_is_no_valid_identity_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = hs256_tenants(dir.path());
+    for sub in ["", "alice bob", "a\nb", &"x".repeat(129)] {
+        let token = hs256(
+            json!({"iss": "t", "sub": sub, "iat": now(), "exp": now() + 60}),
+            SECRET,
+        );
+        match refused(&tenants, &token) {
+            TokenError::Invalid(reason) => assert!(reason.starts_with("sub:"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -143,7 +143,7 @@ pub fn build_request(
                 caller_id: &payload.caller_id,
                 caller_name: &payload.caller_name,
                 video: if payload.video { "true" } else { "false" },
-                reason: payload.reason.map(reason_name),
+                reason: payload.reason.map(EndReason::label),
                 expires_at: &payload.expires_at,
             },
             android: Android {
@@ -185,16 +185,6 @@ fn kind_name(kind: PushKind) -> &'static str {
         PushKind::IncomingCall => "incoming_call",
         PushKind::CallEnded => "call_ended",
         PushKind::MissedCall => "missed_call",
-    }
-}
-
-/// The end reason as the payload names it (the serde name of [`EndReason`]).
-fn reason_name(reason: EndReason) -> &'static str {
-    match reason {
-        EndReason::Cancelled => "cancelled",
-        EndReason::AnsweredElsewhere => "answered_elsewhere",
-        EndReason::DeclinedElsewhere => "declined_elsewhere",
-        EndReason::Missed => "missed",
     }
 }
 
@@ -333,7 +323,7 @@ mod tests {
             EndReason::DeclinedElsewhere,
             EndReason::Missed,
         ] {
-            assert_eq!(serde_json::to_value(reason).unwrap(), reason_name(reason));
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.label());
         }
     }
 

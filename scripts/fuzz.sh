@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Fuzzes ringcast's parsers with cargo-fuzz (libFuzzer + AddressSanitizer) on this machine's
+# one stable toolchain.
+#
+#   scripts/fuzz.sh                 # every target, 30 s each (a smoke run)
+#   scripts/fuzz.sh 600             # every target, 10 minutes each
+#   scripts/fuzz.sh 600 call_body   # named targets only
+#
+# cargo-fuzz asks rustc for unstable flags (-Zsanitizer=address); RUSTC_BOOTSTRAP=1 lets the
+# stable compiler take them, which is how this runs without a nightly toolchain. Each target
+# starts from its committed seed corpus (fuzz/corpus/<target>, read-only) and writes what it
+# finds to fuzz/target/corpus/<target>; a crash lands in fuzz/artifacts/<target>/ and fails
+# the run. Replay one with `scripts/fuzz.sh replay <target> <file>`.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+
+export RUSTC_BOOTSTRAP=1
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "fuzz.sh: installing cargo-fuzz from crates.io"
+  cargo install cargo-fuzz --locked
+fi
+
+if [ "${1:-}" = replay ]; then
+  exec cargo fuzz run "$2" "$3"
+fi
+
+seconds=${1:-30}
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cargo fuzz list)
+fi
+
+for target in "${targets[@]}"; do cargo fuzz build "$target"; done
+failed=()
+for target in "${targets[@]}"; do
+  mkdir -p "target/corpus/$target" "corpus/$target"
+  echo "fuzz.sh: $target for ${seconds} s"
+  # -rss_limit_mb: a parser that needs more than this for one input is a finding too.
+  if cargo fuzz run "$target" "target/corpus/$target" "corpus/$target" -- \
+      -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
+      > "target/$target.log" 2>&1; then
+    grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "target/$target.log" \
+      | sed "s/^/  /"
+  else
+    echo "fuzz.sh: $target FAILED; see fuzz/target/$target.log and fuzz/artifacts/$target/" >&2
+    tail -30 "target/$target.log" >&2
+    failed+=("$target")
+  fi
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz.sh: crashes in: ${failed[*]}" >&2
+  exit 1
+fi
+echo "fuzz.sh: ${#targets[@]} target(s), ${seconds} s each, no crash"
