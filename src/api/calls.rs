@@ -10,7 +10,7 @@ use super::problem::{ApiError, Problem};
 use crate::config::tenant::MAX_RING_TIMEOUT_SECONDS;
 use crate::metrics::{self, EventOutcome};
 use crate::push::{EndReason, PushKind};
-use crate::registry::validate::{FieldError, validate_device_id, validate_identity};
+use crate::registry::validate::{FieldError, Seconds, validate_device_id, validate_identity};
 use crate::registry::{IdentityKey, Platform};
 use crate::router::fanout::{CallEvent, Caller as CallerId, EndEvent};
 use crate::router::{DeviceOutcome, RouteError, Routed, RoutersError};
@@ -52,8 +52,10 @@ pub struct CallRequest {
     /// Video or voice.
     #[serde(default)]
     pub video: bool,
-    /// How long the phones ring (1-300 s; default: the tenant's, 45 s unless configured).
-    pub ring_timeout_seconds: Option<u64>,
+    /// How long the phones ring (1-300 s; default: the tenant's, 45 s unless configured). A
+    /// whole number (`45.0` is `45`).
+    #[schema(value_type = Option<u64>)]
+    pub ring_timeout_seconds: Option<Seconds>,
     /// The idempotency key: the same event id twice rings once (default: the call id).
     pub event_id: Option<String>,
 }
@@ -183,15 +185,21 @@ pub async fn ring(
         check(&mut errors, call_id("event_id", event_id));
     }
     check(&mut errors, caller_fields("caller", &body.caller));
-    let ring_timeout = body
-        .ring_timeout_seconds
-        .unwrap_or(caller.tenant.ring_timeout_seconds);
-    if !(1..=MAX_RING_TIMEOUT_SECONDS).contains(&ring_timeout) {
-        errors.push(FieldError::new(
-            "ring_timeout_seconds",
-            format!("must be 1..={MAX_RING_TIMEOUT_SECONDS}"),
-        ));
-    }
+    let ring_timeout = match body.ring_timeout_seconds.as_ref().map(Seconds::whole) {
+        None => caller.tenant.ring_timeout_seconds,
+        Some(Ok(seconds)) if (1..=MAX_RING_TIMEOUT_SECONDS).contains(&seconds) => seconds,
+        Some(Ok(seconds)) => {
+            errors.push(FieldError::new(
+                "ring_timeout_seconds",
+                format!("must be 1..={MAX_RING_TIMEOUT_SECONDS} (got {seconds})"),
+            ));
+            0
+        }
+        Some(Err(message)) => {
+            errors.push(FieldError::new("ring_timeout_seconds", message));
+            0
+        }
+    };
     if !errors.is_empty() {
         metrics::event(PushKind::IncomingCall, EventOutcome::Invalid);
         return Err(ApiError::Invalid(errors));
