@@ -62,7 +62,7 @@ pub fn describe(description: &mut Value) {
         // One credential, in either place (RFC 6750 §2: never both; both is `400`).
         "security": [{"bearer": []}, {"access_token": []}],
     });
-    let statuses = ["401", "429", "503"];
+    let statuses = ["401", "429", "431", "503"];
     if let Some(operation) = operation.as_object_mut() {
         super::exact::complete_operation(operation, &statuses);
     }

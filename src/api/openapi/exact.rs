@@ -2,6 +2,8 @@
 //! that every operation can give because of the layers in front of it, and the precise shape
 //! of each error.
 //!
+//! - Every operation can answer `431` (a request head over `[server] max_header_bytes`,
+//!   [`crate::api::connection`]); a request over its connection's stream limit gets `503`.
 //! - Every `/v1` operation can answer `401` (credential, [`crate::api::auth`]), `429` (the
 //!   tenant's rate, [`crate::api::limits`]) and `503` (the node's intake,
 //!   [`crate::api::intake`]); an identity in the path is checked (`422`); a JSON body can be
@@ -17,7 +19,7 @@ use crate::registry::validate::{MAX_DEVICE_ID_LEN, MAX_IDENTITY_LEN};
 use serde_json::{Map, Value, json};
 
 /// The problem `type` each error status answers with, and what it means.
-const PROBLEMS: [(&str, &str, &str); 11] = [
+const PROBLEMS: [(&str, &str, &str); 12] = [
     (
         "400",
         "malformed-body",
@@ -44,6 +46,11 @@ const PROBLEMS: [(&str, &str, &str); 11] = [
         "415",
         "unsupported-media-type",
         "The body is not application/json",
+    ),
+    (
+        "431",
+        "headers-too-large",
+        "The request head is larger than the node takes (`[server] max_header_bytes`)",
     ),
     (
         "422",
@@ -82,7 +89,8 @@ pub fn complete(description: &mut Value) {
             let Some(operation) = operation.as_object_mut() else {
                 continue;
             };
-            let mut statuses: Vec<&str> = Vec::new();
+            // The connection limits (src/api/connection.rs) check every request's head.
+            let mut statuses: Vec<&str> = vec!["431"];
             if path.starts_with("/v1/") {
                 statuses.extend(["401", "429", "503"]);
                 if path.contains("{identity}") {
