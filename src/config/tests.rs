@@ -482,3 +482,28 @@ fn rediss_is_refused_because_this_build_has_no_redis_tls() {
     config.registry.redis.nodes = vec!["redis://a:6379".into()];
     assert!(config.validate().is_ok());
 }
+
+#[test]
+fn connection_limits_out_of_range_are_each_reported() {
+    let mut server = ServerConfig::default();
+    assert!(
+        server.connection_problems().is_empty(),
+        "the defaults are valid"
+    );
+    server.client_request_timeout_ms = 500;
+    server.max_streams_per_connection = 0;
+    server.max_header_bytes = 256 * 1024;
+    server.keep_alive_seconds = 0;
+    let problems = server.connection_problems();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    for name in [
+        "client_request_timeout_ms",
+        "max_streams_per_connection",
+        "max_header_bytes",
+    ] {
+        assert!(
+            problems.iter().any(|problem| problem.contains(name)),
+            "{name} in {problems:?}"
+        );
+    }
+}

@@ -199,6 +199,10 @@ fn constrain_call_bodies(description: &mut Value) {
         ("EndRequest", "event_id", call_id()),
     ];
     let schemas = &mut description["components"]["schemas"];
+    // Examples: what a reader copies first, and where a test tool's examples phase starts.
+    schemas["CallRequest"]["examples"] = json!([{"call_id": "call-7f3a", "callee": "alice",
+        "caller": {"id": "+15551234567", "display_name": "Bob"}, "video": false}]);
+    schemas["EndRequest"]["examples"] = json!([{"callee": "alice", "reason": "cancelled"}]);
     for (schema, field, constraints) in fields {
         let Some(property) = schemas[schema]["properties"][field].as_object_mut() else {
             continue;

@@ -133,6 +133,31 @@ pub fn webpush_endpoint(hosts: &[String], guard: &AddressGuard) -> String {
     format!("^https://(?:{}){PATH}$", authorities.join("|"))
 }
 
+/// An endpoint [`webpush_endpoint`] matches, for the description's example: on the first
+/// allowed service the guard lets through at its written port.
+pub fn webpush_example(hosts: &[String], guard: &AddressGuard) -> Option<String> {
+    hosts.iter().find_map(|entry| {
+        let (pattern, port) = match entry.rsplit_once(':') {
+            Some((pattern, port)) => (pattern, port.parse::<u16>().ok()),
+            None => (entry.as_str(), None),
+        };
+        let host = match pattern.strip_prefix("*.") {
+            Some(domain) => format!("push.{domain}"),
+            None => pattern.to_owned(),
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let allowed = bare.parse::<IpAddr>().map_or(true, |ip| {
+            guard
+                .vet(&host, SocketAddr::new(ip, port.unwrap_or(443)))
+                .is_ok()
+        });
+        allowed.then(|| match port {
+            Some(port) => format!("https://{host}:{port}/push/example"),
+            None => format!("https://{host}/push/example"),
+        })
+    })
+}
+
 /// `text` as a pattern matching it in any ASCII case.
 fn insensitive(text: &str) -> String {
     text.chars()
@@ -171,6 +196,7 @@ pub fn request_schema(registrable: &Registrable) -> Value {
         registrable.webpush_hosts,
         registrable.guard,
     ));
+    let example_endpoint = webpush_example(registrable.webpush_hosts, registrable.guard);
     let mut branches: Vec<Value> = Vec::new();
     for platform in [
         Platform::Apns,
@@ -184,7 +210,11 @@ pub fn request_schema(registrable: &Registrable) -> Value {
             .map(|(id, _)| *id)
             .collect();
         if !ids.is_empty() {
-            branches.push(native(platform, &ids, &endpoint));
+            let mut branch = native(platform, &ids, &endpoint);
+            if let Some(example) = example(platform, ids[0], example_endpoint.as_deref()) {
+                branch["examples"] = json!([example]);
+            }
+            branches.push(branch);
         }
     }
     for (id, app) in &apps {
@@ -199,6 +229,22 @@ pub fn request_schema(registrable: &Registrable) -> Value {
     json!({
         "description": "A registration in the native form (platform, app, token; Web Push: endpoint and keys) or the RFC 8599 form (pn_provider, pn_prid, pn_param). `app` is one of the caller's tenant's app ids (the lists name every tenant's apps; another tenant's is refused).",
         "oneOf": branches,
+    })
+}
+
+/// A body of the native form for `platform` naming `app` (the examples phase of a test
+/// tool, and readers, start from it); `None` for Web Push without a usable endpoint.
+fn example(platform: Platform, app: &str, endpoint: Option<&str>) -> Option<Value> {
+    Some(match platform {
+        Platform::Apns => json!({"platform": "apns", "app": app,
+            "token": "5fa1c0de".repeat(8)}),
+        Platform::Fcm => json!({"platform": "fcm", "app": app,
+            "token": "dGVzdC1kZXZpY2U:APA91bExampleToken"}),
+        Platform::Wns => json!({"platform": "wns", "app": app,
+            "token": "https://db5p.notify.windows.com/?token=AwYAAAB-example"}),
+        Platform::Webpush => json!({"platform": "webpush", "app": app, "endpoint": endpoint?,
+            "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+                "auth": "tBHItJI5svbpez7KI4CCXg"}}),
     })
 }
 

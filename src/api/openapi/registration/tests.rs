@@ -245,3 +245,26 @@ fn an_app_with_rivals_of_its_platform_must_be_named_unless_pn_param_picks_it() {
     assert_eq!(by_param["properties"]["pn_param"]["const"], "acme-phone");
     assert_eq!(by_param["properties"]["app"], json!({"type": "null"}));
 }
+
+#[test]
+fn each_native_example_is_registered_by_the_validator() {
+    let guard = AddressGuard::new(&["127.0.0.1:8443".to_owned()]).unwrap();
+    let hosts = ["127.0.0.1:8443".to_owned()];
+    let endpoint = webpush_example(&hosts, &guard).unwrap();
+    assert!(
+        Regex::new(&webpush_endpoint(&hosts, &guard))
+            .unwrap()
+            .is_match(&endpoint)
+    );
+    for (platform, app) in [
+        (Platform::Apns, "ios"),
+        (Platform::Fcm, "android"),
+        (Platform::Wns, "desktop"),
+        (Platform::Webpush, "web"),
+    ] {
+        let body = example(platform, app, Some(&endpoint)).unwrap();
+        let request: RegistrationRequest = serde_json::from_value(body.clone()).unwrap();
+        assert!(accepted(request), "{body}");
+    }
+    assert_eq!(example(Platform::Webpush, "web", None), None);
+}
