@@ -47,6 +47,11 @@ pub fn bind(
     })
     .workers(1)
     .shutdown_timeout(config.server.shutdown_timeout_seconds)
+    .keep_alive(crate::app::keep_alive(&config.server))
+    .client_request_timeout(config.server.client_request_timeout())
+    .client_disconnect_timeout(std::time::Duration::from_millis(
+        config.server.client_disconnect_timeout_ms,
+    ))
     .disable_signals()
     .bind(config.admin.listen)
     .with_context(|| format!("binding the admin listener to {}", config.admin.listen))?;

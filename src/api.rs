@@ -4,6 +4,7 @@
 //! - [`registrations`] — the registration endpoints.
 //! - [`calls`] — call events: ring, end.
 //! - [`channel`] — `GET /v1/channel`, the internal push channel's WebSocket.
+//! - [`connection`] — limits per connection (streams, header size) and counting cut-offs.
 //! - [`intake`] — the bound on requests served at once (`503` beyond it, least urgent first).
 //! - [`limits`] — each tenant's rates (`429` beyond them).
 //! - [`health`] — `/healthz`, `/readyz`.
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod calls;
 pub mod channel;
+pub mod connection;
 pub mod health;
 pub mod intake;
 pub mod limits;

@@ -225,11 +225,16 @@ fn public_listener(
         .tls
         .as_ref()
         .is_some_and(|tls| tls.client_ca.is_some());
+    let limits = api::connection::ConnectionLimits::of(&config.server);
+    let limits_data = web::Data::new(limits);
     let mut server = HttpServer::new(move || {
         let app = App::new()
             .app_data(state.clone())
             .app_data(intake.clone())
+            .app_data(limits_data.clone())
             .wrap(actix_web::middleware::from_fn(api::intake::limit))
+            // Outside the intake: a request its connection may not make takes no place there.
+            .wrap(actix_web::middleware::from_fn(api::connection::limit))
             .wrap(actix_web::middleware::Condition::new(
                 call_control_needs_certificate,
                 actix_web::middleware::from_fn(tls::require_client_certificate),
@@ -243,18 +248,34 @@ fn public_listener(
     .shutdown_timeout(config.server.shutdown_timeout_seconds)
     // Small answers on long-lived connections: without TCP_NODELAY an h2c answer waits for
     // the client's delayed ACK (~40 ms on Linux) behind Nagle's algorithm.
-    .tcp_nodelay(true);
+    .tcp_nodelay(true)
+    .max_connections(config.server.max_connections_per_worker)
+    .max_connection_rate(config.server.max_tls_handshakes_per_worker)
+    .tls_handshake_timeout(Duration::from_millis(
+        config.server.tls_handshake_timeout_ms,
+    ));
+    server = server
+        .keep_alive(keep_alive(&config.server))
+        .client_request_timeout(config.server.client_request_timeout())
+        .client_disconnect_timeout(Duration::from_millis(
+            config.server.client_disconnect_timeout_ms,
+        ));
     server = match (&config.server.tls, certificate) {
         (Some(settings), Some(certificate)) => {
             let rustls_config =
                 tls::server_config(settings, certificate).map_err(anyhow::Error::msg)?;
             server
-                .on_connect(tls::note_client_certificate)
+                .on_connect(move |connection, extensions| {
+                    limits.watch(extensions);
+                    tls::note_client_certificate(connection, extensions);
+                })
                 .bind_rustls_0_23(config.server.listen, rustls_config)
         }
         // HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port: clients that ring
         // many calls (call control, the load generator) multiplex them over one connection.
-        _ => server.bind_auto_h2c(config.server.listen),
+        _ => server
+            .on_connect(move |_, extensions| limits.watch(extensions))
+            .bind_auto_h2c(config.server.listen),
     }
     .with_context(|| format!("binding the API to {}", config.server.listen))?;
     if config.server.workers > 0 {
@@ -268,6 +289,15 @@ fn public_listener(
         .first()
         .context("the API server bound no address")?;
     Ok((server.run(), address))
+}
+
+/// The keep-alive of `[server]`, for the public listener and the admin listener alike (with
+/// the client timeouts): a slow or idle client must not hold either open.
+pub(crate) fn keep_alive(settings: &crate::config::ServerConfig) -> actix_web::http::KeepAlive {
+    match settings.keep_alive_seconds {
+        0 => actix_web::http::KeepAlive::Disabled,
+        seconds => actix_web::http::KeepAlive::Timeout(Duration::from_secs(seconds)),
+    }
 }
 
 /// Reloads the configuration on every SIGHUP (what `systemctl reload` and `kill -HUP` send).

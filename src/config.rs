@@ -92,6 +92,32 @@ pub struct ServerConfig {
     pub max_requests_in_flight: usize,
     /// TLS on `listen` (cert, key, optional client CA); absent = plain HTTP and h2c.
     pub tls: Option<TlsConfig>,
+    /// How long an idle HTTP/1.1 connection stays open for its next request, in seconds;
+    /// 0 turns keep-alive off. Idle connections cost a socket and a little memory each.
+    pub keep_alive_seconds: u64,
+    /// How long a client has to send a request's head (request line and headers), in
+    /// milliseconds; a client that dribbles it (slowloris) gets `408` and is disconnected, and
+    /// is counted (`ringcast_connections_refused_total{reason="request_timeout"}`). Also
+    /// bounds the HTTP/2 and TLS handshakes.
+    pub client_request_timeout_ms: u64,
+    /// How long the node waits for a client to close its side after the node closed the
+    /// connection, in milliseconds, before dropping it.
+    pub client_disconnect_timeout_ms: u64,
+    /// With `[server.tls]`: how long a TLS handshake may take, in milliseconds.
+    pub tls_handshake_timeout_ms: u64,
+    /// The most connections each HTTP worker holds open; beyond it the worker stops accepting
+    /// until one closes (the kernel's backlog holds the rest).
+    pub max_connections_per_worker: usize,
+    /// With `[server.tls]`: the most TLS handshakes each worker runs at once (handshakes cost
+    /// CPU: a flood of them must not starve requests on established connections).
+    pub max_tls_handshakes_per_worker: usize,
+    /// The most requests one connection may have in progress at once (HTTP/2 streams; an
+    /// HTTP/1.1 connection has one). Beyond it a request gets `503` with `Retry-After`, so one
+    /// connection cannot take the node's whole intake (`max_requests_in_flight`).
+    pub max_streams_per_connection: usize,
+    /// The largest request head accepted (method, path and headers), in bytes; larger gets
+    /// `431`. HTTP/1.1 heads beyond 128 KiB are refused by actix-http itself.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -103,7 +129,79 @@ impl Default for ServerConfig {
             shutdown_timeout_seconds: 30,
             max_requests_in_flight: 1024,
             tls: None,
+            keep_alive_seconds: 5,
+            client_request_timeout_ms: 5_000,
+            client_disconnect_timeout_ms: 1_000,
+            tls_handshake_timeout_ms: 3_000,
+            max_connections_per_worker: 10_000,
+            max_tls_handshakes_per_worker: 256,
+            max_streams_per_connection: 256,
+            max_header_bytes: 16 * 1024,
         }
+    }
+}
+
+impl ServerConfig {
+    /// The connection limits' range checks (README, "Connection limits").
+    pub fn connection_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut within = |name: &str, value: u64, min: u64, max: u64| {
+            if !(min..=max).contains(&value) {
+                problems.push(format!("server.{name} is {value}: must be {min}..={max}"));
+            }
+        };
+        within("keep_alive_seconds", self.keep_alive_seconds, 0, 3_600);
+        // From 1 s: actix-http's clock is 500 ms coarse (src/api/connection.rs).
+        within(
+            "client_request_timeout_ms",
+            self.client_request_timeout_ms,
+            1_000,
+            60_000,
+        );
+        within(
+            "client_disconnect_timeout_ms",
+            self.client_disconnect_timeout_ms,
+            100,
+            60_000,
+        );
+        within(
+            "tls_handshake_timeout_ms",
+            self.tls_handshake_timeout_ms,
+            100,
+            60_000,
+        );
+        within(
+            "max_connections_per_worker",
+            self.max_connections_per_worker as u64,
+            1,
+            1 << 20,
+        );
+        within(
+            "max_tls_handshakes_per_worker",
+            self.max_tls_handshakes_per_worker as u64,
+            1,
+            1 << 16,
+        );
+        within(
+            "max_streams_per_connection",
+            self.max_streams_per_connection as u64,
+            1,
+            1 << 16,
+        );
+        // Below 1 KiB an ordinary request with a bearer token does not fit; above 128 KiB
+        // actix-http refuses an HTTP/1.1 head anyway.
+        within(
+            "max_header_bytes",
+            self.max_header_bytes as u64,
+            1_024,
+            128 * 1_024,
+        );
+        problems
+    }
+
+    /// [`ServerConfig::client_request_timeout_ms`] as a `Duration`.
+    pub fn client_request_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_request_timeout_ms)
     }
 }
 
@@ -388,6 +486,7 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
         }
+        problems.extend(self.server.connection_problems());
         if registry.store == StoreKind::Embedded && registry.embedded.sweep_interval_seconds == 0 {
             problems.push("registry.embedded.sweep_interval_seconds must be at least 1".into());
         }

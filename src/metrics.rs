@@ -76,8 +76,8 @@ pub mod process;
 mod vocabulary;
 
 pub use vocabulary::{
-    ConnectionState, EndBroadcast, EventOutcome, IntakeRoute, LeaseOutcome, RefreshOutcome,
-    RegistryOp, RegistryOutcome, ReloadOutcome, RetryReason, config_error_reason,
+    ConnectionRefusal, ConnectionState, EndBroadcast, EventOutcome, IntakeRoute, LeaseOutcome,
+    RefreshOutcome, RegistryOp, RegistryOutcome, ReloadOutcome, RetryReason, config_error_reason,
     dead_token_reason, event_kind,
 };
 
@@ -233,6 +233,11 @@ pub fn requests_in_flight_limit(limit: i64) {
 /// An API request of `route` was refused on arrival: too many in progress.
 pub fn request_refused(route: IntakeRoute) {
     counter!(catalog::REQUESTS_REFUSED_TOTAL, "route" => route.label()).increment(1);
+}
+
+/// The API's connection limits refused a client for `reason`.
+pub fn connection_refused(reason: ConnectionRefusal) {
+    counter!(catalog::CONNECTIONS_REFUSED_TOTAL, "reason" => reason.label()).increment(1);
 }
 
 /// Registers `ringcast_rate_limited_total` at zero for each configured tenant id.

@@ -208,6 +208,20 @@ impl Tenants {
         self.key_digests.is_empty() && self.by_issuer.is_empty()
     }
 
+    /// Every configured tenant, each once, by id.
+    pub fn all(&self) -> Vec<Arc<Tenant>> {
+        let mut all: Vec<Arc<Tenant>> = self
+            .key_digests
+            .iter()
+            .map(|(_, tenant)| tenant)
+            .chain(self.by_issuer.values())
+            .cloned()
+            .collect();
+        all.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        all.dedup_by(|a, b| a.id == b.id);
+        all
+    }
+
     /// Every configured tenant id: the only values the `tenant` label of a metric takes.
     pub fn ids(&self) -> Vec<&str> {
         let mut ids: Vec<&str> = self

@@ -1,5 +1,6 @@
 //! The HTTP API against a real node on a free port: every endpoint, every class of bad input,
-//! authentication and tenant isolation, limits per tenant, restart, and a Redis outage.
+//! authentication and tenant isolation, limits per tenant and per connection, restart, and a
+//! Redis outage.
 
 mod support;
 
@@ -9,6 +10,8 @@ mod auth;
 mod bad_input;
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/connections.rs"]
+mod connections;
 #[path = "api/limits.rs"]
 mod limits;
 #[path = "api/operations.rs"]

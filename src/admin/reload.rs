@@ -59,6 +59,11 @@ impl LiveTenants {
         self.0.load().ids().into_iter().map(str::to_owned).collect()
     }
 
+    /// Every tenant in effect now (the API description lists their apps).
+    pub fn all(&self) -> Vec<Arc<Tenant>> {
+        self.0.load().all()
+    }
+
     fn replace(&self, tenants: Tenants) {
         self.0.store(Arc::new(tenants));
     }

@@ -10,7 +10,7 @@ use super::problem::{ApiError, Problem};
 use crate::config::tenant::MAX_RING_TIMEOUT_SECONDS;
 use crate::metrics::{self, EventOutcome};
 use crate::push::{EndReason, PushKind};
-use crate::registry::validate::{FieldError, validate_device_id, validate_identity};
+use crate::registry::validate::{FieldError, Seconds, validate_device_id, validate_identity};
 use crate::registry::{IdentityKey, Platform};
 use crate::router::fanout::{CallEvent, Caller as CallerId, EndEvent};
 use crate::router::{DeviceOutcome, RouteError, Routed, RoutersError};
@@ -52,8 +52,10 @@ pub struct CallRequest {
     /// Video or voice.
     #[serde(default)]
     pub video: bool,
-    /// How long the phones ring (1-300 s; default: the tenant's, 45 s unless configured).
-    pub ring_timeout_seconds: Option<u64>,
+    /// How long the phones ring (1-300 s; default: the tenant's, 45 s unless configured). A
+    /// whole number (`45.0` is `45`).
+    #[schema(value_type = Option<u64>)]
+    pub ring_timeout_seconds: Option<Seconds>,
     /// The idempotency key: the same event id twice rings once (default: the call id).
     pub event_id: Option<String>,
 }
@@ -109,11 +111,18 @@ impl CallRequest {
             check(&mut errors, call_id("event_id", event_id));
         }
         check(&mut errors, caller_fields("caller", &self.caller));
-        let ring_timeout = self.ring_timeout_seconds.unwrap_or(default_ring_timeout);
+        let ring_timeout = match self.ring_timeout_seconds.as_ref().map(Seconds::whole) {
+            None => default_ring_timeout,
+            Some(Ok(seconds)) => seconds,
+            Some(Err(message)) => {
+                errors.push(FieldError::new("ring_timeout_seconds", message));
+                default_ring_timeout
+            }
+        };
         if !(1..=MAX_RING_TIMEOUT_SECONDS).contains(&ring_timeout) {
             errors.push(FieldError::new(
                 "ring_timeout_seconds",
-                format!("must be 1..={MAX_RING_TIMEOUT_SECONDS}"),
+                format!("must be 1..={MAX_RING_TIMEOUT_SECONDS} (got {ring_timeout})"),
             ));
         }
         if !errors.is_empty() {

@@ -43,6 +43,12 @@ pub enum ApiError {
         /// The configured limit.
         limit: usize,
     },
+    /// The request head (method, path, headers) is larger than the node takes (`431`).
+    #[error("the request head exceeds {limit} bytes")]
+    HeadersTooLarge {
+        /// The configured limit (`[server] max_header_bytes`).
+        limit: usize,
+    },
     /// The body is not `application/json` (`415`).
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
@@ -81,6 +87,7 @@ impl ApiError {
             ApiError::Invalid(_) => "urn:ringcast:problem:invalid-fields",
             ApiError::BodyTooLarge { .. } => "urn:ringcast:problem:body-too-large",
             ApiError::UnsupportedMediaType => "urn:ringcast:problem:unsupported-media-type",
+            ApiError::HeadersTooLarge { .. } => "urn:ringcast:problem:headers-too-large",
             ApiError::TooManyDevices { .. } => "urn:ringcast:problem:too-many-devices",
             ApiError::RateLimited { .. } => "urn:ringcast:problem:rate-limited",
             ApiError::Unavailable(_) => "urn:ringcast:problem:unavailable",
@@ -98,6 +105,7 @@ impl ApiError {
             ApiError::Invalid(_) => "Invalid fields",
             ApiError::BodyTooLarge { .. } => "Request body too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::HeadersTooLarge { .. } => "Request header fields too large",
             ApiError::TooManyDevices { .. } => "Too many devices",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Unavailable(_) => "Temporarily unavailable",
@@ -134,6 +142,7 @@ impl ResponseError for ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::TooManyDevices { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

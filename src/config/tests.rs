@@ -574,3 +574,28 @@ fn redis_tls_files_are_read_and_checked_at_validation() {
     let error = config.validate().unwrap_err().to_string();
     assert!(error.contains("apply to rediss:// only"), "{error}");
 }
+
+#[test]
+fn connection_limits_out_of_range_are_each_reported() {
+    let mut server = ServerConfig::default();
+    assert!(
+        server.connection_problems().is_empty(),
+        "the defaults are valid"
+    );
+    server.client_request_timeout_ms = 500;
+    server.max_streams_per_connection = 0;
+    server.max_header_bytes = 256 * 1024;
+    server.keep_alive_seconds = 0;
+    let problems = server.connection_problems();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    for name in [
+        "client_request_timeout_ms",
+        "max_streams_per_connection",
+        "max_header_bytes",
+    ] {
+        assert!(
+            problems.iter().any(|problem| problem.contains(name)),
+            "{name} in {problems:?}"
+        );
+    }
+}

@@ -2,9 +2,9 @@
 //! registered up front for each bounded label set.
 
 use super::vocabulary::{
-    ConnectionState, EndBroadcast, EventOutcome, IntakeRoute, LeaseOutcome, PUSH_KINDS,
-    RefreshOutcome, RegistryOp, RegistryOutcome, ReloadOutcome, RetryReason, dead_token_reasons,
-    event_kind,
+    ConnectionRefusal, ConnectionState, EndBroadcast, EventOutcome, IntakeRoute, LeaseOutcome,
+    PUSH_KINDS, RefreshOutcome, RegistryOp, RegistryOutcome, ReloadOutcome, RetryReason,
+    dead_token_reasons, event_kind,
 };
 use crate::push::{Outcome, Priority};
 use crate::registry::Platform;
@@ -54,6 +54,8 @@ pub const REQUESTS_IN_FLIGHT: &str = "ringcast_requests_in_flight";
 pub const REQUESTS_IN_FLIGHT_LIMIT: &str = "ringcast_requests_in_flight_limit";
 /// API requests refused at once because the node had too many in progress.
 pub const REQUESTS_REFUSED_TOTAL: &str = "ringcast_requests_refused_total";
+/// Clients the API's connection limits refused, by reason (src/api/connection.rs).
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "ringcast_connections_refused_total";
 /// Pushes a push service refused because of the sender's configuration, per app.
 pub const PUSH_CONFIG_ERRORS_TOTAL: &str = "ringcast_push_config_errors_total";
 /// APNs registrations whose environment was corrected after the other environment took the
@@ -220,6 +222,11 @@ pub fn describe_all() {
         "API requests refused with 503 on arrival because the node had too many in progress, by route."
     );
     describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        Unit::Count,
+        "Clients refused by the API's connection limits: request_timeout (a connection closed before its first request arrived in time: slowloris), streams (a request over its connection's stream limit, 503), header_size (a request head over max_header_bytes, 431)."
+    );
+    describe_counter!(
         RATE_LIMITED_TOTAL,
         Unit::Count,
         "API requests refused with 429 because their tenant was over its rate, by tenant and kind (registration, call)."
@@ -290,6 +297,9 @@ pub fn preregister() {
     gauge!(REQUESTS_IN_FLIGHT_LIMIT).increment(0.0);
     for route in IntakeRoute::ALL {
         counter!(REQUESTS_REFUSED_TOTAL, "route" => route.label()).absolute(0);
+    }
+    for reason in ConnectionRefusal::ALL {
+        counter!(CONNECTIONS_REFUSED_TOTAL, "reason" => reason.label()).absolute(0);
     }
     for outcome in ReloadOutcome::ALL {
         counter!(CONFIG_RELOADS_TOTAL, "outcome" => outcome.label()).absolute(0);

@@ -44,6 +44,20 @@ labels! {
 }
 
 labels! {
+    /// Why the API's connection limits refused a client
+    /// (`ringcast_connections_refused_total{reason}`; src/api/connection.rs).
+    ConnectionRefusal {
+        /// A connection closed by the node before its first request arrived, after at least
+        /// `client_request_timeout_ms`: a slow (slowloris) or silent client, cut off.
+        RequestTimeout => "request_timeout",
+        /// A request over its connection's `max_streams_per_connection` (`503`).
+        Streams => "streams",
+        /// A request head over `max_header_bytes` (`431`).
+        HeaderSize => "header_size",
+    }
+}
+
+labels! {
     /// The state of a provider's HTTP/2 connection (`ringcast_connections{state}`).
     ConnectionState {
         /// Connected, taking streams.

@@ -12,6 +12,9 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod seconds;
+pub use seconds::Seconds;
+
 /// The longest identity, in bytes.
 pub const MAX_IDENTITY_LEN: usize = 128;
 /// The longest device id, in bytes.
@@ -45,7 +48,9 @@ pub struct RegistrationRequest {
     /// `production` (default) or `sandbox`.
     pub environment: Option<Environment>,
     /// Registration lifetime, 300..=15552000 s, default 86400; capped at the tenant's limit.
-    pub ttl_seconds: Option<u64>,
+    /// A whole number (`86400.0` is `86400`).
+    #[schema(value_type = Option<u64>)]
+    pub ttl_seconds: Option<Seconds>,
     /// The device asks not to be woken by pushes it will not show.
     pub disable_internal_push: Option<bool>,
     /// RFC 8599 `pn-provider`: `apns`, `fcm` or `webpush`.
@@ -201,7 +206,14 @@ pub fn validate_registration(
         ));
     }
 
-    let requested = request.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+    let requested = match request.ttl_seconds.as_ref().map(Seconds::whole) {
+        None => DEFAULT_TTL_SECONDS,
+        Some(Ok(seconds)) => seconds,
+        Some(Err(message)) => {
+            errors.push(FieldError::new("ttl_seconds", message));
+            DEFAULT_TTL_SECONDS
+        }
+    };
     if !(MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&requested) {
         errors.push(FieldError::new(
             "ttl_seconds",
@@ -362,6 +374,12 @@ fn parse_address(
 ) -> Result<PushAddress, Vec<FieldError>> {
     let one = |field: &str, message: String| vec![FieldError::new(field, message)];
     match platform {
+        // The native form names a subscription by `endpoint` (as `PushSubscription.toJSON()`
+        // does); only the RFC 8599 form carries it in `pn_prid` (here `token`).
+        Platform::Webpush if request.pn_prid.is_none() && request.token.is_some() => Err(one(
+            "token",
+            "webpush registrations carry endpoint and keys, not a token".into(),
+        )),
         Platform::Webpush => {
             let endpoint = request
                 .endpoint

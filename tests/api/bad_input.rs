@@ -110,6 +110,22 @@ async fn invalid_fields_are_named_and_nothing_is_stored() {
             "ttl_seconds",
         ),
         (
+            "ttl not whole",
+            json!({"platform": "apns", "app": "ios", "token": APNS_TOKEN, "ttl_seconds": 86_400.5}),
+            "ttl_seconds",
+        ),
+        (
+            "ttl negative",
+            json!({"platform": "apns", "app": "ios", "token": APNS_TOKEN, "ttl_seconds": -1}),
+            "ttl_seconds",
+        ),
+        (
+            "webpush by token, not endpoint",
+            json!({"platform": "webpush", "app": "web", "token": "https://fcm.googleapis.com/x",
+            "keys": {"p256dh": P256DH, "auth": AUTH}}),
+            "token",
+        ),
+        (
             "app of another tenant",
             json!({"platform": "apns", "app": "their-app", "token": APNS_TOKEN}),
             "app",
@@ -235,5 +251,45 @@ async fn oversized_bodies_and_wrong_media_types_are_refused() {
         .unwrap();
     assert_eq!(status_and_json(response).await.0, 400);
     assert!(app.devices(KEY_A, "alice").await.is_empty());
+    app.stop().await;
+}
+
+/// JSON has one number type: `86400.0` is `86400` (JavaScript clients send either).
+#[tokio::test]
+async fn whole_number_floats_are_whole_numbers_and_fractions_are_named() {
+    let app = spawn_app().await;
+    let body =
+        json!({"platform": "apns", "app": "ios", "token": APNS_TOKEN, "ttl_seconds": 3600.0});
+    let (status, registered) = app.register(KEY_A, "alice", "phone", &body).await;
+    assert_eq!(
+        (status, registered["ttl_seconds"].as_u64()),
+        (201, Some(3600)),
+        "{registered}"
+    );
+
+    let ring = |timeout: Value| {
+        app.client
+            .post(app.url("/v1/calls"))
+            .bearer_auth(KEY_A)
+            .json(
+                &json!({"call_id": "c-float", "callee": "alice", "caller": {"id": "bob"},
+                "ring_timeout_seconds": timeout, "event_id": format!("e-{timeout}")}),
+            )
+            .send()
+    };
+    let (status, accepted) = status_and_json(ring(json!(30.0)).await.unwrap()).await;
+    assert_eq!(
+        (status, accepted["devices"].as_u64()),
+        (202, Some(1)),
+        "{accepted}"
+    );
+    for refused in [json!(0.5), json!(30.25), json!(-30)] {
+        let (status, problem) = status_and_json(ring(refused.clone()).await.unwrap()).await;
+        assert_eq!(status, 422, "{refused}: {problem}");
+        assert_eq!(
+            problem["errors"][0]["field"], "ring_timeout_seconds",
+            "{problem}"
+        );
+    }
     app.stop().await;
 }

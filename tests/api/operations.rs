@@ -35,7 +35,28 @@ async fn health_readiness_and_openapi() {
     }
     let put = &paths["/v1/identities/{identity}/registrations/{device_id}"]["put"];
     assert!(put["responses"]["201"].is_object() && put["responses"]["422"].is_object());
-    assert!(spec["components"]["schemas"]["RegistrationRequest"].is_object());
+    // The registration forms name this node's apps (tenants a and b configure the same four).
+    let forms = spec["components"]["schemas"]["RegistrationRequest"]["oneOf"]
+        .as_array()
+        .unwrap();
+    let apns = forms.iter().find(|form| form["title"] == "apns").unwrap();
+    assert_eq!(
+        apns["properties"]["app"]["enum"],
+        serde_json::json!(["ios"])
+    );
+    assert!(
+        forms
+            .iter()
+            .any(|form| form["title"] == "apns (RFC 8599), app ios"),
+        "{forms:?}"
+    );
+    // The channel's upgrade, with its documented success.
+    let channel = &paths["/v1/channel"]["get"];
+    assert!(channel["responses"]["101"].is_object(), "{channel}");
+    assert!(
+        channel["responses"]["422"]["content"].is_object(),
+        "{channel}"
+    );
 
     let (status, problem) = app.send(Method::GET, "/v2/nothing", None).await;
     assert_eq!(

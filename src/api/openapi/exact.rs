@@ -2,6 +2,8 @@
 //! that every operation can give because of the layers in front of it, and the precise shape
 //! of each error.
 //!
+//! - Every operation can answer `431` (a request head over `[server] max_header_bytes`,
+//!   [`crate::api::connection`]); a request over its connection's stream limit gets `503`.
 //! - Every `/v1` operation can answer `401` (credential, [`crate::api::auth`]), `429` (the
 //!   tenant's rate, [`crate::api::limits`]) and `503` (the node's intake,
 //!   [`crate::api::intake`]); an identity in the path is checked (`422`); a JSON body can be
@@ -17,7 +19,7 @@ use crate::registry::validate::{MAX_DEVICE_ID_LEN, MAX_IDENTITY_LEN};
 use serde_json::{Map, Value, json};
 
 /// The problem `type` each error status answers with, and what it means.
-const PROBLEMS: [(&str, &str, &str); 11] = [
+const PROBLEMS: [(&str, &str, &str); 12] = [
     (
         "400",
         "malformed-body",
@@ -44,6 +46,11 @@ const PROBLEMS: [(&str, &str, &str); 11] = [
         "415",
         "unsupported-media-type",
         "The body is not application/json",
+    ),
+    (
+        "431",
+        "headers-too-large",
+        "The request head is larger than the node takes (`[server] max_header_bytes`)",
     ),
     (
         "422",
@@ -82,7 +89,8 @@ pub fn complete(description: &mut Value) {
             let Some(operation) = operation.as_object_mut() else {
                 continue;
             };
-            let mut statuses: Vec<&str> = Vec::new();
+            // The connection limits (src/api/connection.rs) check every request's head.
+            let mut statuses: Vec<&str> = vec!["431"];
             if path.starts_with("/v1/") {
                 statuses.extend(["401", "429", "503"]);
                 if path.contains("{identity}") {
@@ -102,7 +110,7 @@ pub fn complete(description: &mut Value) {
     }
 }
 
-fn complete_operation(operation: &mut Map<String, Value>, statuses: &[&str]) {
+pub(crate) fn complete_operation(operation: &mut Map<String, Value>, statuses: &[&str]) {
     let responses = operation
         .entry("responses")
         .or_insert_with(|| json!({}))
@@ -191,6 +199,10 @@ fn constrain_call_bodies(description: &mut Value) {
         ("EndRequest", "event_id", call_id()),
     ];
     let schemas = &mut description["components"]["schemas"];
+    // Examples: what a reader copies first, and where a test tool's examples phase starts.
+    schemas["CallRequest"]["examples"] = json!([{"call_id": "call-7f3a", "callee": "alice",
+        "caller": {"id": "+15551234567", "display_name": "Bob"}, "video": false}]);
+    schemas["EndRequest"]["examples"] = json!([{"callee": "alice", "reason": "cancelled"}]);
     for (schema, field, constraints) in fields {
         let Some(property) = schemas[schema]["properties"][field].as_object_mut() else {
             continue;
@@ -239,7 +251,7 @@ mod tests {
 
     #[test]
     fn every_v1_operation_lists_the_answers_of_the_layers_in_front_of_it() {
-        let description = crate::api::openapi::description();
+        let description = crate::api::openapi::without_apps();
         for (path, item) in description["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
                 let responses = operation["responses"].as_object().unwrap();
@@ -273,7 +285,8 @@ mod tests {
 
     #[test]
     fn call_bodies_carry_the_checked_constraints() {
-        let schemas = &crate::api::openapi::description()["components"]["schemas"];
+        let description = crate::api::openapi::without_apps();
+        let schemas = &description["components"]["schemas"];
         assert_eq!(
             schemas["CallRequest"]["properties"]["callee"]["maxLength"],
             MAX_IDENTITY_LEN
@@ -291,7 +304,7 @@ mod tests {
 
     #[test]
     fn path_parameters_carry_the_checked_patterns() {
-        let description = crate::api::openapi::description();
+        let description = crate::api::openapi::without_apps();
         let put =
             &description["paths"]["/v1/identities/{identity}/registrations/{device_id}"]["put"];
         let parameters = put["parameters"].as_array().unwrap();

@@ -77,12 +77,12 @@ fn apns_tokens_must_be_hex_of_a_sane_length() {
 fn ttl_outside_the_range_is_refused_and_the_tenant_cap_is_reported() {
     let mut request = apns_request(HEX_TOKEN);
     for bad in [0, 299, 15_552_001] {
-        request.ttl_seconds = Some(bad);
+        request.ttl_seconds = Some(bad.into());
         let errors = validate_registration(&request, &tenant(), &hosts()).unwrap_err();
         assert_eq!(errors[0].field, "ttl_seconds");
         assert!(errors[0].message.contains("300") && errors[0].message.contains("15552000"));
     }
-    request.ttl_seconds = Some(15_552_000);
+    request.ttl_seconds = Some(15_552_000.into());
     let capped = validate_registration(&request, &tenant(), &hosts()).unwrap();
     assert_eq!((capped.ttl_seconds, capped.ttl_capped), (86_400, true));
 }
@@ -104,7 +104,7 @@ fn the_app_must_be_the_tenants_and_of_the_platform() {
 #[test]
 fn every_problem_is_reported_at_once() {
     let mut request = apns_request("xyz");
-    request.ttl_seconds = Some(1);
+    request.ttl_seconds = Some(1.into());
     request.keys = Some(WebPushKeys {
         p256dh: P256DH.into(),
         auth: AUTH.into(),
