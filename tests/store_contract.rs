@@ -315,6 +315,42 @@ async fn a_wrong_master_password_fails_start_up_without_showing_it() {
     node.stop().await.unwrap();
 }
 
+/// The contract through a Sentinel and a master that both speak only TLS to the node (and
+/// ask for its client certificate): `rediss://` Sentinels mean a TLS master too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_store_over_tls_keeps_the_contract() {
+    let servers = support::redis_tls::TlsSentinel::start("ringcast-master");
+    let files = &servers.master.files;
+    let config = RedisConfig {
+        sentinels: vec![servers.sentinel_url()],
+        sentinel_master: "ringcast-master".into(),
+        ca_file: Some(files.ca_file()),
+        client_cert: Some(files.client_cert()),
+        client_key: Some(files.client_key()),
+        ..RedisConfig::default()
+    };
+    let certificates = tls::certificates(&config).expect("the test's TLS files");
+    let target = SentinelTarget {
+        sentinels: &config.sentinels,
+        master: &config.sentinel_master,
+        certificates: certificates.as_ref(),
+        login: &MasterLogin::default(),
+    };
+    let options = RedisOptions {
+        max_devices_per_identity: MAX_DEVICES,
+        ..RedisOptions::default()
+    };
+    let store = RedisSentinelStore::connect(&target, &options)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "connect through a TLS Sentinel: {error}\n{}",
+                servers.sentinel_log()
+            )
+        });
+    run_all(&store, &unique_tenant("sentinel-tls")).await;
+}
+
 // ---- Redis only: what the contract cannot see (key TTLs, slots, outages). ----
 
 mod redis_only {
