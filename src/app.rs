@@ -517,16 +517,22 @@ async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
         ),
         StoreKind::RedisSentinel => {
             let certificates = redis_certificates(config)?;
+            // Validation read the password already; it may have changed since.
+            let login = registry.redis.master_login().map_err(anyhow::Error::msg)?;
             let target = SentinelTarget {
                 sentinels: &registry.redis.sentinels,
                 master: &registry.redis.sentinel_master,
                 certificates: certificates.as_ref(),
+                login: &login,
             };
             AnyStore::RedisSentinel(
                 RedisSentinelStore::connect(&target, &redis_options)
                     .await
+                    // A refused login may be either side's: name where each is set.
                     .context(
-                        "connecting to the master Redis Sentinel names (registry.redis.sentinels)",
+                        "connecting to the master Redis Sentinel names (registry.redis.sentinels, \
+                         with the Sentinels' login in their URLs and the master's in \
+                         master_username/master_password)",
                     )?,
             )
         }

@@ -312,6 +312,17 @@ pub struct RedisConfig {
     pub sentinels: Vec<String>,
     /// The master's name as the Sentinels know it (`sentinel monitor <name> ...`).
     pub sentinel_master: String,
+    /// The ACL user the node logs in to the master as, for `store = "redis-sentinel"`
+    /// (absent = the `default` user). Credentials in a Sentinel URL are the Sentinels' own,
+    /// so the master's need keys of their own.
+    pub master_username: Option<String>,
+    /// The master's password (`requirepass`, or the ACL user's), for
+    /// `store = "redis-sentinel"`: `{ file = "..." }` or `{ env = "..." }`, never inline,
+    /// like every secret here. Read and checked at validation.
+    pub master_password: Option<SecretSource>,
+    /// The master's database number (`SELECT`), for `store = "redis-sentinel"`; the single
+    /// server's is in its `url`.
+    pub master_db: u32,
     /// PEM file of the CA(s) that signed the Redis servers' certificates, for `rediss://`;
     /// absent = the system's trust store. Relative to the config file's folder.
     pub ca_file: Option<PathBuf>,
@@ -338,6 +349,9 @@ impl Default for RedisConfig {
             nodes: Vec::new(),
             sentinels: Vec::new(),
             sentinel_master: String::new(),
+            master_username: None,
+            master_password: None,
+            master_db: 0,
             ca_file: None,
             client_cert: None,
             client_key: None,

@@ -1,13 +1,15 @@
 //! Runs the store contract (`tests/contract.rs`) against every store: embedded, a real Redis
-//! server and a 3-master Redis Cluster started on loopback ports by the harness.
+//! server, a 3-master Redis Cluster and a master behind Redis Sentinel (plain, with a
+//! password, over TLS), started on loopback ports by the harness.
 
 mod contract;
 mod support;
 
 use contract::{MAX_DEVICES, run_all};
-use ringcast::config::RedisConfig;
+use ringcast::app::BackgroundNode;
+use ringcast::config::{Config, RedisConfig, SecretSource, StoreKind};
 use ringcast::registry::embedded::EmbeddedStore;
-use ringcast::registry::redis::sentinel::SentinelTarget;
+use ringcast::registry::redis::sentinel::{MasterLogin, SentinelTarget};
 use ringcast::registry::redis::{
     RedisClusterStore, RedisOptions, RedisSentinelStore, RedisSingleStore, tls,
 };
@@ -171,6 +173,7 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
         sentinels: &sentinels,
         master: "ringcast-master",
         certificates: None,
+        login: &MasterLogin::default(),
     };
     let options = RedisOptions {
         max_devices_per_identity: MAX_DEVICES,
@@ -205,6 +208,147 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
         support::redis_sentinel::key_exists(&replica, &format!("{{{tenant}:after-failover}}"))
             .await;
     assert!(on_new_master, "the write went to the promoted replica");
+}
+
+/// The master's own login through Sentinel: an ACL user, its password read from a file the
+/// way `[registry.redis] master_password = { file = ... }` is, and a database other than 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_store_logs_in_to_a_protected_master() {
+    let servers = support::redis_sentinel::ProtectedMaster::start(
+        "ringcast-master",
+        "sentinel-knows-this",
+        "ringcast",
+        "ringcast-password",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("master.password");
+    std::fs::write(&password_file, "ringcast-password\n").unwrap();
+    let config = RedisConfig {
+        sentinels: vec![servers.sentinel.url()],
+        sentinel_master: "ringcast-master".into(),
+        master_username: Some("ringcast".into()),
+        master_password: Some(SecretSource::File(password_file)),
+        master_db: 3,
+        ..RedisConfig::default()
+    };
+    let login = config
+        .master_login()
+        .expect("the password file is readable");
+    let target = SentinelTarget {
+        sentinels: &config.sentinels,
+        master: &config.sentinel_master,
+        certificates: None,
+        login: &login,
+    };
+    let options = RedisOptions {
+        max_devices_per_identity: MAX_DEVICES,
+        ..RedisOptions::default()
+    };
+    let store = RedisSentinelStore::connect(&target, &options)
+        .await
+        .expect("log in to the master Sentinel names");
+    let tenant = unique_tenant("sentinel-auth");
+    run_all(&store, &tenant).await;
+
+    let who = IdentityKey::new(&tenant, "in-db-3");
+    let now = contract::wall_clock();
+    let registration = contract::registration("phone", contract::apns(201), now, 3_600_000);
+    assert!(store.register(&who, &registration).await.unwrap().created);
+    let key = format!("{{{tenant}:in-db-3}}");
+    let in_db = |db| servers.key_exists("ringcast", "ringcast-password", db, &key);
+    assert!(in_db(3).await, "the store writes to master_db");
+    assert!(!in_db(0).await, "nothing lands in db 0");
+}
+
+/// A wrong master password stops the node at start-up with an error that says what failed
+/// and where, and never shows the password; the right one starts it (its store and its
+/// call-end channel both log in to the master).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_master_password_fails_start_up_without_showing_it() {
+    let servers = support::redis_sentinel::ProtectedMaster::start(
+        "ringcast-master",
+        "sentinel-knows-this",
+        "ringcast",
+        "ringcast-password",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("master.password");
+    std::fs::write(&password_file, "not-the-password-4711").unwrap();
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.workers = 1;
+    config.admin.on_api_listener = true;
+    config.registry.store = StoreKind::RedisSentinel;
+    let redis = &mut config.registry.redis;
+    redis.sentinels = vec![servers.sentinel.url()];
+    redis.sentinel_master = "ringcast-master".into();
+    redis.master_username = Some("ringcast".into());
+    redis.master_password = Some(SecretSource::File(password_file));
+    config
+        .validate()
+        .expect("the configuration itself is valid");
+
+    let wrong = config.clone();
+    let started = tokio::task::spawn_blocking(move || BackgroundNode::spawn(wrong))
+        .await
+        .unwrap();
+    let error = match started {
+        Ok(_) => panic!("a node started with a wrong master password"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("registry.redis.sentinels")
+            && error.contains("master_password")
+            && error.contains("Password authentication failed"),
+        "the error names the step and Redis's refusal: {error}"
+    );
+    assert!(
+        !error.contains("not-the-password-4711") && !error.contains("ringcast-password"),
+        "the error shows a password: {error}"
+    );
+
+    std::fs::write(dir.path().join("master.password"), "ringcast-password").unwrap();
+    let node = tokio::task::spawn_blocking(move || BackgroundNode::spawn(config))
+        .await
+        .unwrap()
+        .expect("the right master password starts the node");
+    node.stop().await.unwrap();
+}
+
+/// The contract through a Sentinel and a master that both speak only TLS to the node (and
+/// ask for its client certificate): `rediss://` Sentinels mean a TLS master too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_store_over_tls_keeps_the_contract() {
+    let servers = support::redis_tls::TlsSentinel::start("ringcast-master");
+    let files = &servers.master.files;
+    let config = RedisConfig {
+        sentinels: vec![servers.sentinel_url()],
+        sentinel_master: "ringcast-master".into(),
+        ca_file: Some(files.ca_file()),
+        client_cert: Some(files.client_cert()),
+        client_key: Some(files.client_key()),
+        ..RedisConfig::default()
+    };
+    let certificates = tls::certificates(&config).expect("the test's TLS files");
+    let target = SentinelTarget {
+        sentinels: &config.sentinels,
+        master: &config.sentinel_master,
+        certificates: certificates.as_ref(),
+        login: &MasterLogin::default(),
+    };
+    let options = RedisOptions {
+        max_devices_per_identity: MAX_DEVICES,
+        ..RedisOptions::default()
+    };
+    let store = RedisSentinelStore::connect(&target, &options)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "connect through a TLS Sentinel: {error}\n{}",
+                servers.sentinel_log()
+            )
+        });
+    run_all(&store, &unique_tenant("sentinel-tls")).await;
 }
 
 // ---- Redis only: what the contract cannot see (key TTLs, slots, outages). ----

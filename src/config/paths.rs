@@ -30,6 +30,9 @@ pub(super) fn resolve(config: &mut Config, figment: &Figment) {
             rebase(&format!("registry.redis.{key}"), path);
         }
     }
+    if let Some(source) = &mut redis.master_password {
+        rebase_secret(figment, "registry.redis.master_password", source);
+    }
     let providers = &mut config.providers;
     for (name, roots) in [
         ("apns", &mut providers.apns.trusted_roots),

@@ -4,9 +4,12 @@
 //! Each Redis store reads one key: `store = "redis"` the `url`, `"redis-cluster"` the `nodes`,
 //! `"redis-sentinel"` the `sentinels` (with `sentinel_master`). A key meant for another store
 //! is refused rather than ignored, so a half-edited file (say, `sentinels` added but `store`
-//! left at `redis`) does not quietly run against the wrong server.
+//! left at `redis`) does not quietly run against the wrong server. The master's login
+//! (`master_username`, `master_password`, `master_db`) belongs to Sentinel alone: the other
+//! stores carry theirs in their URLs.
 
 use super::{RedisConfig, StoreKind};
+use crate::registry::redis::sentinel::MasterLogin;
 
 impl RedisConfig {
     /// Every problem with the keys `store` uses (none for the embedded store).
@@ -29,11 +32,24 @@ impl RedisConfig {
                 "sentinels",
                 store != StoreKind::RedisSentinel && !self.sentinels.is_empty(),
             ),
+            (
+                "master_username",
+                store != StoreKind::RedisSentinel && self.master_username.is_some(),
+            ),
+            (
+                "master_password",
+                store != StoreKind::RedisSentinel && self.master_password.is_some(),
+            ),
+            (
+                "master_db",
+                store != StoreKind::RedisSentinel && self.master_db != 0,
+            ),
         ];
         for (key, _) in stray.iter().filter(|(_, stray)| *stray) {
             problems.push(format!(
                 "registry.redis.{key} is not used by store = \"{}\": set one of url (redis), \
-                 nodes (redis-cluster) or sentinels (redis-sentinel)",
+                 nodes (redis-cluster) or sentinels (redis-sentinel); a single server's \
+                 login and db go in its url",
                 store_name(store)
             ));
         }
@@ -63,6 +79,11 @@ impl RedisConfig {
                     .into(),
             );
         }
+        if store == StoreKind::RedisSentinel
+            && let Err(problem) = self.master_login()
+        {
+            problems.push(problem);
+        }
         let files = self.ca_file.is_some() || self.client_cert.is_some();
         if files && tls == 0 {
             problems.push(format!(
@@ -74,6 +95,45 @@ impl RedisConfig {
             problems.extend(errors);
         }
         problems
+    }
+
+    /// How to log in to the master Sentinel names: `master_username`, `master_password` (read
+    /// from its file or variable now) and `master_db`. The error names the key and the
+    /// source, never the password.
+    pub fn master_login(&self) -> Result<MasterLogin, String> {
+        if self
+            .master_username
+            .as_ref()
+            .is_some_and(|name| name.trim().is_empty())
+        {
+            return Err(
+                "registry.redis.master_username is empty: leave it out to log in as \
+                        the default user"
+                    .into(),
+            );
+        }
+        let password = match &self.master_password {
+            None => None,
+            Some(source) => {
+                let secret = source
+                    .load()
+                    .map_err(|error| format!("registry.redis.master_password: {error}"))?;
+                // The client takes a password as a string; say so at start-up, not at the
+                // first failover.
+                if std::str::from_utf8(secret.expose()).is_err() {
+                    return Err(format!(
+                        "registry.redis.master_password: {} is not UTF-8",
+                        source.describe()
+                    ));
+                }
+                Some(secret)
+            }
+        };
+        Ok(MasterLogin {
+            username: self.master_username.clone(),
+            password,
+            db: i64::from(self.master_db),
+        })
     }
 
     /// The key `store` reads its servers from, and their URLs.

@@ -527,6 +527,82 @@ fn each_redis_store_reads_its_own_key_and_refuses_the_others() {
 }
 
 #[test]
+fn the_masters_login_is_sentinels_alone_and_its_password_is_read_at_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.registry.store = StoreKind::RedisSentinel;
+    config.registry.redis.sentinels = vec!["redis://127.0.0.1:26379".into()];
+    config.registry.redis.sentinel_master = "mymaster".into();
+    config.registry.redis.master_username = Some("ringcast".into());
+    config.registry.redis.master_password =
+        Some(SecretSource::File(dir.path().join("missing.password")));
+    config.registry.redis.master_db = 2;
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("registry.redis.master_password: cannot read"),
+        "{error}"
+    );
+
+    let password = dir.path().join("master.password");
+    std::fs::write(&password, "s3cret-master-pw\n").unwrap();
+    config.registry.redis.master_password = Some(SecretSource::File(password));
+    assert!(config.validate().is_ok(), "{:?}", config.validate());
+    let login = config.registry.redis.master_login().unwrap();
+    assert_eq!(
+        login.password.as_ref().unwrap().expose(),
+        b"s3cret-master-pw"
+    );
+    assert_eq!((login.username.as_deref(), login.db), (Some("ringcast"), 2));
+    assert!(!format!("{login:?}").contains("s3cret"), "{login:?}");
+
+    config.registry.redis.master_username = Some(" ".into());
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("master_username is empty"), "{error}");
+
+    // The same keys with another store: its login lives in its URL, so they are refused.
+    config.registry.redis.master_username = Some("ringcast".into());
+    config.registry.redis.sentinels.clear();
+    config.registry.store = StoreKind::Redis;
+    let error = config.validate().unwrap_err().to_string();
+    for key in ["master_username", "master_password", "master_db"] {
+        assert!(
+            error.contains(&format!(
+                "registry.redis.{key} is not used by store = \"redis\""
+            )),
+            "{key}: {error}"
+        );
+    }
+}
+
+#[test]
+fn the_master_password_file_is_relative_to_the_config_file() {
+    Jail::expect_with(|jail| {
+        std::fs::create_dir_all("etc/keys").map_err(|e| e.to_string())?;
+        jail.create_file("etc/keys/master.password", "pw")?;
+        jail.create_file(
+            "etc/node.toml",
+            r#"
+            [registry]
+            store = "redis-sentinel"
+            [registry.redis]
+            sentinels = ["redis://127.0.0.1:26379"]
+            sentinel_master = "ringcast"
+            master_password = { file = "keys/master.password" }
+            master_db = 1
+            "#,
+        )?;
+        let here = std::env::current_dir().map_err(|e| e.to_string())?;
+        let config = Config::load(Some(Path::new("etc/node.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(
+            config.registry.redis.master_password,
+            Some(SecretSource::File(here.join("etc/keys/master.password")))
+        );
+        assert!(config.validate().is_ok(), "{:?}", config.validate());
+        Ok(())
+    });
+}
+
+#[test]
 fn redis_tls_files_are_read_and_checked_at_validation() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();

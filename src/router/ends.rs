@@ -22,7 +22,7 @@ use super::Routers;
 use crate::config::{RegistryConfig, StoreKind};
 use crate::metrics::{self, EndBroadcast};
 use crate::registry::IdentityKey;
-use crate::registry::redis::sentinel::{self, SentinelConnection, SentinelTarget};
+use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, SentinelTarget};
 use crate::registry::redis::{cluster_client, tls};
 use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager};
@@ -85,11 +85,13 @@ impl EndChannel {
                     sentinels,
                     master,
                     certificates,
+                    login,
                 } => {
                     let target = SentinelTarget {
                         sentinels,
                         master,
                         certificates: certificates.as_ref(),
+                        login,
                     };
                     let connection =
                         SentinelConnection::connect(&target, connect_timeout, PUBLISH_TIMEOUT)
@@ -154,6 +156,8 @@ pub enum EndSource {
         master: String,
         /// TLS files for `rediss://`.
         certificates: Option<redis::TlsCertificates>,
+        /// The master's login: the listener subscribes on the master.
+        login: MasterLogin,
     },
 }
 
@@ -173,6 +177,7 @@ impl EndSource {
                 sentinels: redis.sentinels.clone(),
                 master: redis.sentinel_master.clone(),
                 certificates: certificates()?,
+                login: redis.master_login().map_err(anyhow::Error::msg)?,
             },
         }))
     }
@@ -190,11 +195,13 @@ impl EndSource {
                 sentinels,
                 master,
                 certificates,
+                login,
             } => {
                 let target = SentinelTarget {
                     sentinels,
                     master,
                     certificates: certificates.as_ref(),
+                    login,
                 };
                 sentinel::client(&target)?.async_get_client().await
             }

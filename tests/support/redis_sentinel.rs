@@ -1,12 +1,70 @@
-//! Driving a Redis Sentinel in tests: a forced failover, waited for until it is complete.
+//! Driving a Redis Sentinel in tests: a master that asks for a password, and a forced
+//! failover, waited for until it is complete.
 
-use super::redis_server::RedisServer;
+use super::redis_server::{RedisServer, free_port};
 use std::time::{Duration, Instant};
 
 /// How long Sentinel may take to see the replica, promote it and demote the old master.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Between two looks at the topology.
 const POLL: Duration = Duration::from_millis(100);
+
+/// A master that asks for a password (`requirepass`) and also has an ACL user of its own, and
+/// a Sentinel watching it that knows the `requirepass` one (`sentinel auth-pass`): operators
+/// give the node an ACL user and Sentinel its own login.
+pub struct ProtectedMaster {
+    /// The master.
+    pub master: RedisServer,
+    /// The Sentinel watching it.
+    pub sentinel: RedisServer,
+}
+
+impl ProtectedMaster {
+    /// Starts both: the master as `name`, with `requirepass` (the Sentinel's login) and the
+    /// ACL user `user` with `user_password` allowed everything.
+    pub fn start(name: &str, requirepass: &str, user: &str, user_password: &str) -> Self {
+        let master = RedisServer::start_with(
+            free_port(),
+            &[
+                "--requirepass".to_owned(),
+                requirepass.into(),
+                "--user".into(),
+                user.into(),
+                "on".into(),
+                format!(">{user_password}"),
+                "~*".into(),
+                "&*".into(),
+                "+@all".into(),
+            ],
+        );
+        let sentinel = RedisServer::start_sentinel_with(
+            name,
+            master.port(),
+            &[format!("sentinel auth-pass {name} {requirepass}")],
+            &[],
+        );
+        ProtectedMaster { master, sentinel }
+    }
+
+    /// Whether `key` exists in database `db` of the master, asked as `user`.
+    pub async fn key_exists(&self, user: &str, password: &str, db: u32, key: &str) -> bool {
+        let url = format!(
+            "redis://{user}:{password}@127.0.0.1:{}/{db}",
+            self.master.port()
+        );
+        let mut connection = redis::Client::open(url)
+            .expect("a Redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("log in to the protected master");
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<i64>(&mut connection)
+            .await
+            .expect("EXISTS")
+            == 1
+    }
+}
 
 /// Runs `SENTINEL FAILOVER name` (once Sentinel knows a replica it may promote) and waits
 /// until Sentinel names `replica` as the master and `old_master` has become a replica, so

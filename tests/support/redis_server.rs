@@ -142,21 +142,39 @@ impl RedisServer {
     /// `127.0.0.1:master_port` (quorum 1: it alone may declare the master down and fail it
     /// over, quickly: 1 s without an answer).
     pub fn start_sentinel(name: &str, master_port: u16) -> Self {
+        Self::start_sentinel_with(name, master_port, &[], &[])
+    }
+
+    /// [`RedisServer::start_sentinel`] with more `sentinel.conf` lines (`sentinel auth-pass
+    /// ...`) and more `redis-server` arguments (its TLS options).
+    pub fn start_sentinel_with(
+        name: &str,
+        master_port: u16,
+        config_lines: &[String],
+        extra: &[String],
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("ringcast-sentinel-")
             .tempdir()
             .expect("create a temporary directory for the sentinel");
         // Sentinel rewrites its config file as it learns the topology, so it gets its own.
         let config = dir.path().join("sentinel.conf");
-        let text = format!(
+        let mut text = format!(
             "sentinel monitor {name} 127.0.0.1 {master_port} 1\n\
              sentinel down-after-milliseconds {name} 1000\n\
              sentinel failover-timeout {name} 10000\n"
         );
+        for line in config_lines {
+            text.push_str(line);
+            text.push('\n');
+        }
         std::fs::write(&config, text).expect("write sentinel.conf");
         let mut server = RedisServer {
             port: free_port(),
-            extra: vec!["--sentinel".into()],
+            extra: ["--sentinel".to_owned()]
+                .into_iter()
+                .chain(extra.iter().cloned())
+                .collect(),
             config_file: Some(config),
             dir,
             process: None,
@@ -289,7 +307,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Whether a Redis at `addr` answers PING within `timeout` (a raw RESP exchange, so it needs no
-/// runtime and no client).
+/// runtime and no client). A server with a password answers `-NOAUTH ...`: up all the same.
 pub fn ping(addr: SocketAddr, timeout: Duration) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
         return false;
@@ -298,7 +316,7 @@ pub fn ping(addr: SocketAddr, timeout: Duration) -> bool {
         return false;
     }
     let mut answer = [0u8; 7];
-    stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
+    stream.read_exact(&mut answer).is_ok() && (&answer == b"+PONG\r\n" || &answer == b"-NOAUTH")
 }
 
 /// A file for a server's stderr (start-up errors come before its log file opens).

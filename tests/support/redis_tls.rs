@@ -1,5 +1,5 @@
-//! Real `redis-server`s that serve TLS — one server, or a 3-master cluster whose nodes and
-//! bus speak TLS — with a certificate authority, a certificate for 127.0.0.1 and a client
+//! Real `redis-server`s that serve TLS — one server, a master behind a Sentinel that both
+//! speak TLS, or a 3-master cluster whose nodes and bus speak TLS — with a certificate authority, a certificate for 127.0.0.1 and a client
 //! certificate made for the test (rcgen), written as PEM files.
 
 use super::redis_cluster::RedisCluster;
@@ -106,6 +106,42 @@ impl TlsRedis {
     /// The plain server underneath (for its log on failure).
     pub fn server(&self) -> &RedisServer {
         &self.server
+    }
+}
+
+/// A TLS master (asking clients for a certificate) and a Sentinel watching it over TLS
+/// (`tls-replication yes`: Sentinel speaks TLS to the servers it watches), which itself
+/// answers on a TLS port with the same certificates. Sentinel names the master's TLS port.
+pub struct TlsSentinel {
+    /// The master; its `files` are the Sentinel's too.
+    pub master: TlsRedis,
+    sentinel: RedisServer,
+    tls_port: u16,
+}
+
+impl TlsSentinel {
+    /// Starts both, the master known to the Sentinel as `name`.
+    pub fn start(name: &str) -> Self {
+        let master = TlsRedis::start(true);
+        let tls_port = free_port();
+        let mut args = master.files.server_args(tls_port, true);
+        args.extend(["--tls-replication".to_owned(), "yes".into()]);
+        let sentinel = RedisServer::start_sentinel_with(name, master.tls_port, &[], &args);
+        TlsSentinel {
+            master,
+            sentinel,
+            tls_port,
+        }
+    }
+
+    /// `rediss://127.0.0.1:<Sentinel's TLS port>/`.
+    pub fn sentinel_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.tls_port)
+    }
+
+    /// The Sentinel's log, for failure messages.
+    pub fn sentinel_log(&self) -> String {
+        std::fs::read_to_string(self.sentinel.dir().join("redis.log")).unwrap_or_default()
     }
 }
 

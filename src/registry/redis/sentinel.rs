@@ -9,8 +9,12 @@
 //! to whichever master they name now. Calls failing meanwhile fail fast, as with the other
 //! stores while Redis is down; a call refused without running (`READONLY`, connection refused)
 //! is sent once more to the new master, since it cannot have taken effect on the old one.
+//!
+//! Two logins are involved: the Sentinels' (from their URLs) and the master's
+//! ([`MasterLogin`], from `registry.redis.master_*`), since operators protect them apart.
 
 use super::tls::install_ring;
+use crate::config::Secret;
 use arc_swap::ArcSwap;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
@@ -55,6 +59,19 @@ pub struct SentinelTarget<'a> {
     /// CA and client certificate for TLS, used when the Sentinel URLs are `rediss://` (the
     /// master is then reached over TLS too).
     pub certificates: Option<&'a TlsCertificates>,
+    /// How to log in to the master (and each master after a failover).
+    pub login: &'a MasterLogin,
+}
+
+/// The master's login: its own, not the Sentinels'. The default logs in to no user, db 0.
+#[derive(Clone, Debug, Default)]
+pub struct MasterLogin {
+    /// The ACL user (`None`: the `default` user).
+    pub username: Option<String>,
+    /// `requirepass` or the ACL user's password; `Debug` prints `[redacted]`.
+    pub password: Option<Secret>,
+    /// The database number (`SELECT`).
+    pub db: i64,
 }
 
 impl SentinelConnection {
@@ -207,6 +224,21 @@ pub fn client(target: &SentinelTarget<'_>) -> RedisResult<SentinelClient> {
     if let Some(password) = password {
         builder = builder.set_client_to_sentinel_password(password);
     }
+    let login = target.login;
+    if let Some(username) = &login.username {
+        builder = builder.set_client_to_redis_username(username);
+    }
+    if let Some(password) = &login.password {
+        let password = std::str::from_utf8(password.expose()).map_err(|_| {
+            // Validation refuses such a password; the message never carries its bytes.
+            RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "registry.redis.master_password is not UTF-8",
+            ))
+        })?;
+        builder = builder.set_client_to_redis_password(password);
+    }
+    builder = builder.set_client_to_redis_db(login.db);
     if tls {
         builder = builder.set_client_to_redis_tls_mode(TlsMode::Secure);
         if let Some(certificates) = target.certificates {
