@@ -11,6 +11,9 @@
 # starts from its committed seed corpus (fuzz/corpus/<target>, read-only) and writes what it
 # finds to fuzz/target/corpus/<target>; a crash lands in fuzz/artifacts/<target>/ and fails
 # the run. Replay one with `scripts/fuzz.sh replay <target> <file>`.
+#
+#   scripts/fuzz.sh lock            # after a dependency change: fuzz/Cargo.lock = the main lock
+#                                   # plus libFuzzer's crates (CI checks the targets --locked)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -18,6 +21,11 @@ export RUSTC_BOOTSTRAP=1
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "fuzz.sh: installing cargo-fuzz from crates.io"
   cargo install cargo-fuzz --locked
+fi
+
+if [ "${1:-}" = lock ]; then
+  cp ../Cargo.lock Cargo.lock
+  exec cargo metadata --format-version 1 >/dev/null
 fi
 
 if [ "${1:-}" = replay ]; then

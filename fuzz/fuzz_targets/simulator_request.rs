@@ -72,76 +72,78 @@ static SERVICES: LazyLock<Services> = LazyLock::new(|| {
     }
 });
 
+/// Which service, which method, whether to add the accepted credential, then the path,
+/// headers and body of the request.
+type Request<'a> = (u8, u8, bool, String, Vec<(String, String)>, &'a [u8]);
+
 const METHODS: [Method; 4] = [Method::POST, Method::GET, Method::PUT, Method::DELETE];
 
-fuzz_target!(
-    |input: (u8, u8, bool, String, Vec<(String, String)>, &[u8])| {
-        let (service, method, authorized, path, pairs, body) = input;
-        let services = &*SERVICES;
-        let method = &METHODS[usize::from(method) % METHODS.len()];
-        let mut headers = headers(&pairs);
-        let now_secs = NOW / 1000;
-        match service % 6 {
-            0 => {
-                if authorized {
-                    let value = http::HeaderValue::from_str(&services.apns_authorization).unwrap();
-                    headers.insert(http::header::AUTHORIZATION, value);
-                }
-                let request = ApnsRequest {
-                    method,
-                    path: &path,
-                    headers: &headers,
-                    body,
-                    authority: Some("api.push.apple.com"),
-                    bundle_ids: &[],
-                };
-                let mut connection = ConnectionToken::default();
-                let _ = apns::judge(request, &services.apns_keys, now_secs, &mut connection);
+fuzz_target!(|input: Request<'_>| {
+    let (service, method, authorized, path, pairs, body) = input;
+    let services = &*SERVICES;
+    let method = &METHODS[usize::from(method) % METHODS.len()];
+    let mut headers = headers(&pairs);
+    let now_secs = NOW / 1000;
+    match service % 6 {
+        0 => {
+            if authorized {
+                let value = http::HeaderValue::from_str(&services.apns_authorization).unwrap();
+                headers.insert(http::header::AUTHORIZATION, value);
             }
-            1 => {
-                if authorized {
-                    let value = http::HeaderValue::from_str(&services.fcm_authorization).unwrap();
-                    headers.insert(http::header::AUTHORIZATION, value);
-                }
-                let request = fcm::FcmRequest {
-                    method,
-                    path: &path,
-                    headers: &headers,
-                    body,
-                };
-                let _ = fcm::judge(request, &services.fcm_tokens, NOW);
+            let request = ApnsRequest {
+                method,
+                path: &path,
+                headers: &headers,
+                body,
+                authority: Some("api.push.apple.com"),
+                bundle_ids: &[],
+            };
+            let mut connection = ConnectionToken::default();
+            let _ = apns::judge(request, &services.apns_keys, now_secs, &mut connection);
+        }
+        1 => {
+            if authorized {
+                let value = http::HeaderValue::from_str(&services.fcm_authorization).unwrap();
+                headers.insert(http::header::AUTHORIZATION, value);
             }
-            2 => {
-                let _ = oauth::judge_assertion(
-                    body,
-                    &services.fcm_accounts,
-                    "https://oauth2.googleapis.com/token",
-                    now_secs,
-                );
-            }
-            3 => {
-                let _ = wns::judge_token_request(&path, body, &services.wns_apps);
-            }
-            4 => {
-                let _ = wns::judge_notification(&headers, body, authorized);
-                let _ = wns::channel_token(&path);
-            }
-            _ => {
-                let request = WebPushRequest {
-                    method,
-                    path: &path,
-                    origin: "https://push.example.net",
-                    headers: &headers,
-                    body,
-                };
-                let _ = webpush::judge(
-                    request,
-                    &Subscriptions::default(),
-                    &VerifiedTokens::default(),
-                    |_| false,
-                    now_secs,
-                );
-            }
+            let request = fcm::FcmRequest {
+                method,
+                path: &path,
+                headers: &headers,
+                body,
+            };
+            let _ = fcm::judge(request, &services.fcm_tokens, NOW);
+        }
+        2 => {
+            let _ = oauth::judge_assertion(
+                body,
+                &services.fcm_accounts,
+                "https://oauth2.googleapis.com/token",
+                now_secs,
+            );
+        }
+        3 => {
+            let _ = wns::judge_token_request(&path, body, &services.wns_apps);
+        }
+        4 => {
+            let _ = wns::judge_notification(&headers, body, authorized);
+            let _ = wns::channel_token(&path);
+        }
+        _ => {
+            let request = WebPushRequest {
+                method,
+                path: &path,
+                origin: "https://push.example.net",
+                headers: &headers,
+                body,
+            };
+            let _ = webpush::judge(
+                request,
+                &Subscriptions::default(),
+                &VerifiedTokens::default(),
+                |_| false,
+                now_secs,
+            );
         }
     }
-);
+});
