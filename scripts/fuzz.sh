@@ -12,6 +12,7 @@
 # finds to fuzz/target/corpus/<target>; a crash lands in fuzz/artifacts/<target>/ and fails
 # the run. Replay one with `scripts/fuzz.sh replay <target> <file>`.
 #
+#   scripts/fuzz.sh seeds           # after long runs: new committed seeds (see below)
 #   scripts/fuzz.sh lock            # after a dependency change: fuzz/Cargo.lock = the main lock
 #                                   # plus libFuzzer's crates (CI checks the targets --locked)
 set -euo pipefail
@@ -26,6 +27,27 @@ fi
 if [ "${1:-}" = lock ]; then
   cp ../Cargo.lock Cargo.lock
   exec cargo metadata --format-version 1 >/dev/null
+fi
+
+# The committed seeds of each target become the smallest set of inputs that reaches every
+# code edge the seeds and the last runs' finds (target/corpus) reach. Edges only, without hit
+# counts or value profiles, keeps it to a few hundred small files per target; hand-written
+# seeds (names that are not a SHA-1) stay as examples of each format.
+if [ "${1:-}" = seeds ]; then
+  shift
+  targets=("$@")
+  [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
+  for target in "${targets[@]}"; do
+    fresh=$(mktemp -d)
+    mkdir -p "target/corpus/$target" "corpus/$target"
+    cargo fuzz run "$target" "$fresh" "corpus/$target" "target/corpus/$target" -- \
+      -set_cover_merge=1 -use_counters=0 -use_value_profile=0 >"target/$target.seeds.log" 2>&1
+    find "corpus/$target" -type f -regextype egrep -regex '.*/[0-9a-f]{40}' -delete
+    cp -n "$fresh"/* "corpus/$target/" 2>/dev/null || true
+    rm -rf "$fresh"
+    echo "fuzz.sh: $target: $(find "corpus/$target" -type f | wc -l) seeds"
+  done
+  exit 0
 fi
 
 if [ "${1:-}" = replay ]; then
