@@ -262,7 +262,8 @@ pub async fn unregister(
     }
 }
 
-/// Revoke an identity: delete all its registrations (sign out everywhere).
+/// Revoke an identity: delete all its registrations (sign out everywhere), close its channel
+/// connections, and refuse its identity tokens issued until now.
 #[utoipa::path(
     delete,
     path = "/v1/identities/{identity}",
@@ -291,6 +292,7 @@ pub async fn revoke(
             Revoke {
                 who: who.clone(),
                 now: now_millis(),
+                keep_ms: caller.tenant.revocation_keep_ms(),
             },
         )
         .await
