@@ -84,10 +84,12 @@ half=$(python3 -c "print(max(1, round($max_rate/2)))")
   --rate "$half" --duration "$FIXED_SECONDS" --out "$work/half" >"$work/half.txt"
 peak_rss_kb=$(awk '/^VmHWM:/{print $2}' "/proc/$node_pid/status")
 
+# Memory per connection is phase 1's: the node is fresh then (only registrations held); by
+# phase 2 the allocator keeps phase 1's peak, and the delta around connecting means nothing.
 row() { # name, phase
-  jq -r --arg name "$1" '
+  jq -r --arg name "$1" --arg phase "$2" '
     [$name, (.channel.connected|tostring),
-     ((.channel.rss_per_connection_bytes / 1024 * 100 | floor) / 100 | tostring),
+     (if $phase == "max" then ((.channel.rss_per_connection_bytes / 1024 * 100 | floor) / 100 | tostring) else "-" end),
      (.calls_per_second|tostring),
      (.channel.ring_latency.p50_ms|tostring), (.channel.ring_latency.p99_ms|tostring),
      (.channel.ring_latency.p999_ms|tostring), (.api_latency.p99_ms|tostring),
