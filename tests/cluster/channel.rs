@@ -4,7 +4,7 @@
 //! reaches it too; once A is killed, its presence lapses and B's rings go to the platform
 //! push.
 
-use super::{Backend, KEY_A, Node, PushService, shared_redis, token, unique};
+use super::{Backend, KEY_A, Node, PushService, shared_redis, support, token, unique};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -79,25 +79,38 @@ async fn frame_of(frames: &mut mpsc::UnboundedReceiver<Value>, kind: &str) -> Va
     }
 }
 
-/// The devices presence shows for `identity` of tenant `a` at the Redis clock's now.
-async fn present(redis: &str, identity: &str) -> Vec<String> {
-    let client = redis::Client::open(redis).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+/// The devices presence shows for `identity` of tenant `a` now.
+async fn present(redis: &Backend, identity: &str) -> Vec<String> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis();
-    redis::cmd("ZRANGEBYSCORE")
+    let mut command = redis::cmd("ZRANGEBYSCORE");
+    command
         .arg(format!("{{a:{identity}}}:channel"))
         .arg(format!("({now}"))
-        .arg("+inf")
-        .query_async(&mut connection)
-        .await
-        .unwrap()
+        .arg("+inf");
+    match redis {
+        Backend::Redis(url) => {
+            let client = redis::Client::open(url.as_str()).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            command.query_async(&mut connection).await.unwrap()
+        }
+        Backend::Cluster(urls) => {
+            let client = redis::cluster::ClusterClient::new(urls.clone()).unwrap();
+            let mut connection = client.get_async_connection().await.unwrap();
+            command.query_async(&mut connection).await.unwrap()
+        }
+    }
 }
 
 /// Waits until presence for `identity` satisfies `done`.
-async fn wait_presence(redis: &str, identity: &str, what: &str, done: impl Fn(&[String]) -> bool) {
+async fn wait_presence(
+    redis: &Backend,
+    identity: &str,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         let members = present(redis, identity).await;
@@ -125,22 +138,30 @@ fn outcome_of(answer: &Value, device: &str) -> (String, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_on_one_node_reaches_a_client_on_another_until_that_node_dies() {
-    let redis = shared_redis().await;
-    let Backend::Redis(redis_url) = &redis else {
-        unreachable!("shared_redis is one server")
-    };
+    across_two_nodes(&shared_redis().await).await;
+}
+
+/// The same over a Redis Cluster: presence on the identity's slot, the relay's publishes
+/// reaching the other node's subscription through any cluster node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_redis_cluster_a_ring_reaches_a_client_on_another_node() {
+    let cluster = support::redis_cluster::RedisCluster::start(3).await;
+    across_two_nodes(&Backend::Cluster(cluster.urls())).await;
+}
+
+async fn across_two_nodes(redis: &Backend) {
     let push = PushService::start(0).await;
     // Node ids name the pub/sub channels: unique, so concurrent runs never hear each other.
     let (name_a, name_b) = (unique("chan-a"), unique("chan-b"));
-    let mut a = Node::start_configured(&name_a, &redis, &push, 5, 16, &channel_toml());
-    let b = Node::start_configured(&name_b, &redis, &push, 5, 16, &channel_toml());
+    let mut a = Node::start_configured(&name_a, redis, &push, 5, 16, &channel_toml());
+    let b = Node::start_configured(&name_b, redis, &push, 5, 16, &channel_toml());
     let callee = unique("roaming");
     let phone = token(0x4c);
     b.register(&callee, "phone", &phone).await;
 
     let mut frames = acking_client(&a, &callee, "phone").await;
     let member = format!("{name_a} phone 0");
-    wait_presence(redis_url, &callee, "showed the device on a", |members| {
+    wait_presence(redis, &callee, "showed the device on a", |members| {
         members.contains(&member)
     })
     .await;
@@ -173,7 +194,7 @@ async fn a_ring_on_one_node_reaches_a_client_on_another_until_that_node_dies() {
     // push at once.
     a.signal("-KILL");
     a.exited(Duration::from_secs(5)).await;
-    wait_presence(redis_url, &callee, "lapsed", |members| members.is_empty()).await;
+    wait_presence(redis, &callee, "lapsed", |members| members.is_empty()).await;
     let (status, _, answer) = b.ring(&callee, &unique("call"), true).await;
     assert_eq!(status, 200, "{answer}");
     let (outcome, platform) = outcome_of(&answer, "phone");
