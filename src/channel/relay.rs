@@ -101,24 +101,72 @@ pub struct Relay {
 struct Inner {
     presence: Presence,
     hub: ChannelHub,
-    /// Rings relayed to other nodes waiting for their answer, by request id. An entry leaves
-    /// when its answer comes or its [`PendingAck`] is dropped (the wait ended).
-    pending: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    pending: Arc<PendingAcks>,
+}
+
+/// Rings relayed to other nodes waiting for their answer, by request id. An entry leaves
+/// when its answer comes or its [`PendingAck`] is dropped (the wait ended), so the map holds
+/// only the rings being waited for.
+#[derive(Default)]
+pub struct PendingAcks {
+    waiting: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     next_request: AtomicU64,
+}
+
+impl PendingAcks {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<()>>> {
+        // Each holder does one map operation, which cannot panic half-way.
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits for the answer to a new request.
+    pub fn open(self: &Arc<Self>) -> PendingAck {
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (answer, acked) = oneshot::channel();
+        self.waiting().insert(request, answer);
+        PendingAck {
+            pending: Arc::clone(self),
+            request,
+            acked,
+        }
+    }
+
+    /// The answer to `request` came: `acked`, or the device is gone (dropping the sender
+    /// tells the waiting ring "no ack will come"). An answer nobody waits for is ignored.
+    pub fn answer(&self, request: u64, acked: bool) {
+        if let Some(answer) = self.waiting().remove(&request)
+            && acked
+        {
+            let _ = answer.send(());
+        }
+    }
+
+    /// How many rings are waiting.
+    pub fn len(&self) -> usize {
+        self.waiting().len()
+    }
+
+    /// Whether no ring is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A ring relayed to another node: `acked` resolves `Ok` when the device acked, `Err` when
 /// its node said it no longer has the device. Dropping it forgets the ring.
 pub struct PendingAck {
-    relay: Relay,
-    request: u64,
+    pending: Arc<PendingAcks>,
+    /// The request id the answer names.
+    pub request: u64,
     /// The answer.
     pub acked: oneshot::Receiver<()>,
 }
 
 impl Drop for PendingAck {
     fn drop(&mut self) {
-        self.relay.pending().remove(&self.request);
+        self.pending.waiting().remove(&self.request);
     }
 }
 
@@ -129,18 +177,9 @@ impl Relay {
             inner: Arc::new(Inner {
                 presence,
                 hub,
-                pending: Mutex::default(),
-                next_request: AtomicU64::new(1),
+                pending: Arc::default(),
             }),
         }
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<()>>> {
-        // Each holder does one map operation, which cannot panic half-way.
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The devices of `who` connected to other nodes at `now`. A presence read that fails
@@ -167,17 +206,10 @@ impl Relay {
         text: &str,
         wait: Duration,
     ) -> Result<PendingAck, ()> {
-        let request = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
-        let (answer, acked) = oneshot::channel();
-        self.pending().insert(request, answer);
-        let pending = PendingAck {
-            relay: self.clone(),
-            request,
-            acked,
-        };
+        let pending = self.inner.pending.open();
         let message = RelayMessage::Ring {
             from: self.inner.presence.node().to_owned(),
-            request,
+            request: pending.request,
             tenant: who.tenant.clone(),
             identity: who.identity.clone(),
             device_id: device.device_id.clone(),
@@ -234,15 +266,8 @@ impl Relay {
     /// Acts on a message from another node.
     async fn receive(&self, message: RelayMessage) {
         match message {
-            RelayMessage::Acked { request } => {
-                if let Some(answer) = self.pending().remove(&request) {
-                    let _ = answer.send(());
-                }
-            }
-            RelayMessage::Gone { request } => {
-                // Dropping the sender tells the waiting ring "no ack will come".
-                self.pending().remove(&request);
-            }
+            RelayMessage::Acked { request } => self.inner.pending.answer(request, true),
+            RelayMessage::Gone { request } => self.inner.pending.answer(request, false),
             RelayMessage::Notice {
                 tenant,
                 identity,
@@ -402,6 +427,29 @@ mod tests {
         let text = serde_json::to_string(&notice).unwrap();
         assert!(text.contains(r#""kind":"missed_call""#), "{text}");
         assert_eq!(serde_json::from_str::<RelayMessage>(&text).unwrap(), notice);
+    }
+
+    #[tokio::test]
+    async fn answers_reach_their_ring_and_a_finished_wait_leaves_nothing_behind() {
+        let pending = Arc::new(PendingAcks::default());
+        let mut acked = pending.open();
+        let mut gone = pending.open();
+        let forgotten = pending.open();
+        assert_ne!(acked.request, gone.request);
+        assert_eq!(pending.len(), 3);
+        pending.answer(acked.request, true);
+        pending.answer(gone.request, false);
+        pending.answer(999, true); // nobody waits for it: ignored
+        let (acked_request, gone_request) = (acked.request, gone.request);
+        assert_eq!((&mut acked.acked).await, Ok(()));
+        assert!((&mut gone.acked).await.is_err(), "gone: no ack will come");
+        assert_eq!(pending.len(), 1);
+        drop((acked, gone));
+        drop(forgotten); // its wait ended
+        assert!(pending.is_empty());
+        pending.answer(acked_request, true); // a late duplicate changes nothing
+        pending.answer(gone_request, true);
+        assert!(pending.is_empty());
     }
 
     #[test]
