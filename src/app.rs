@@ -147,6 +147,7 @@ async fn start_with(
         store_name,
         channel: channel.hub,
         channel_config: config.channel.clone(),
+        channel_relay: channel.relay,
     });
     let intake = api::intake::Intake::new(config.server.max_requests_in_flight);
     let intake_handle = intake.clone();

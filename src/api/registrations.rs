@@ -302,8 +302,13 @@ pub async fn revoke(
     let closed = state
         .channel
         .close_all(&who, crate::metrics::channel::CloseCause::Revoked);
+    // And on the other nodes that hold one of its connections (Redis stores).
+    let nodes_told = match &state.channel_relay {
+        Some(relay) => relay.revoke_elsewhere(&who, now_millis()).await,
+        None => 0,
+    };
     tracing::info!(tenant = %who.tenant, identity = %logging::fingerprint(&who.identity), deleted,
-        channel_connections = closed, "identity revoked");
+        channel_connections = closed, other_nodes = nodes_told, "identity revoked");
     Ok(HttpResponse::Ok().json(Revoked { deleted }))
 }
 

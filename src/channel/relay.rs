@@ -9,7 +9,9 @@
 //! and B ends the device as `delivered_internal`, its platform push never sent. When A no
 //! longer has the device (it disconnected, or opted out of rings since), A answers
 //! [`RelayMessage::Gone`] and B sends the platform push at once instead of waiting. Call-ended
-//! and missed-call notices travel the same way ([`RelayMessage::Notice`]), without an answer.
+//! and missed-call notices travel the same way ([`RelayMessage::Notice`]), without an answer,
+//! and so does a revocation ([`RelayMessage::Revoke`]): the identity's connections to every
+//! node close.
 //!
 //! Why pub/sub, as for call ends (`router::ends`): one `PUBLISH` per relayed frame and
 //! nothing per ring to devices connected where the ring is routed; no node needs another's
@@ -19,7 +21,7 @@
 
 use super::presence::{Presence, Present};
 use super::{ChannelHub, Connection, Outbound};
-use crate::metrics::channel::{self as metrics, RelayOutcome};
+use crate::metrics::channel::{self as metrics, CloseCause, RelayOutcome};
 use crate::push::PushKind;
 use crate::registry::IdentityKey;
 use crate::registry::registration::UnixMillis;
@@ -89,6 +91,13 @@ pub enum RelayMessage {
     Gone {
         /// The ring's request id.
         request: u64,
+    },
+    /// The identity was revoked: close its connections to the receiving node (4003).
+    Revoke {
+        /// The identity's tenant.
+        tenant: String,
+        /// The identity.
+        identity: String,
     },
 }
 
@@ -239,6 +248,27 @@ impl Relay {
         let _ = self.publish(node, &message).await;
     }
 
+    /// Tells every other node holding a connection of `who` (as presence says at `now`) to
+    /// close it: revoke means revoke on every node. Returns how many nodes were told.
+    pub async fn revoke_elsewhere(&self, who: &IdentityKey, now: UnixMillis) -> usize {
+        let mut nodes: Vec<String> = self
+            .elsewhere(who, now)
+            .await
+            .into_iter()
+            .map(|device| device.node)
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let message = RelayMessage::Revoke {
+            tenant: who.tenant.clone(),
+            identity: who.identity.clone(),
+        };
+        for node in &nodes {
+            let _ = self.publish(node, &message).await;
+        }
+        nodes.len()
+    }
+
     /// Publishes `message` on `node`'s channel; counted, and logged when it fails.
     async fn publish(&self, node: &str, message: &RelayMessage) -> Result<(), ()> {
         let Ok(payload) = serde_json::to_string(message) else {
@@ -268,6 +298,11 @@ impl Relay {
         match message {
             RelayMessage::Acked { request } => self.inner.pending.answer(request, true),
             RelayMessage::Gone { request } => self.inner.pending.answer(request, false),
+            RelayMessage::Revoke { tenant, identity } => {
+                metrics::relay(RelayOutcome::Received);
+                let who = IdentityKey::new(tenant, identity);
+                self.inner.hub.close_all(&who, CloseCause::Revoked);
+            }
             RelayMessage::Notice {
                 tenant,
                 identity,
@@ -427,6 +462,16 @@ mod tests {
         let text = serde_json::to_string(&notice).unwrap();
         assert!(text.contains(r#""kind":"missed_call""#), "{text}");
         assert_eq!(serde_json::from_str::<RelayMessage>(&text).unwrap(), notice);
+        let revoke = RelayMessage::Revoke {
+            tenant: "acme".into(),
+            identity: "alice".into(),
+        };
+        let text = serde_json::to_string(&revoke).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"revoke","tenant":"acme","identity":"alice"}"#
+        );
+        assert_eq!(serde_json::from_str::<RelayMessage>(&text).unwrap(), revoke);
     }
 
     #[tokio::test]

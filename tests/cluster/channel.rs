@@ -1,8 +1,8 @@
 //! The internal push channel across two real nodes over one Redis (docs/architecture.md, "The
 //! internal push channel" → "Across nodes"): a WebSocket client connected to node A hears a
 //! ring routed on node B, its ack spares the platform push, a call-ended notice from B
-//! reaches it too; once A is killed, its presence lapses and B's rings go to the platform
-//! push.
+//! reaches it too, and so does a revocation through B (the client is closed with 4003); once
+//! A is killed, its presence lapses and B's rings go to the platform push.
 
 use super::{Backend, KEY_A, Node, PushService, shared_redis, support, token, unique};
 use futures_util::{SinkExt, StreamExt};
@@ -43,6 +43,11 @@ async fn acking_client(
     let (frames, received) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(Ok(message)) = socket.next().await {
+            if let Message::Close(close) = &message {
+                let code = close.as_ref().map(|close| u16::from(close.code));
+                let _ = frames.send(json!({"type": "closed", "code": code}));
+                break;
+            }
             let Message::Text(text) = message else {
                 continue; // pings are answered by tungstenite itself
             };
@@ -190,8 +195,30 @@ async fn across_two_nodes(redis: &Backend) {
     let ended = frame_of(&mut frames, "call_ended").await;
     assert_eq!(ended["call_id"], call.as_str(), "{ended}");
 
-    // a dies: nothing renews its presence, which lapses; b's rings then go to the platform
-    // push at once.
+    // Revoked through b: the client on a is closed too (4003), and its presence goes.
+    let revoked = b
+        .client
+        .delete(format!("{}/v1/identities/{callee}", b.base))
+        .bearer_auth(KEY_A)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let closed = frame_of(&mut frames, "closed").await;
+    assert_eq!(closed["code"], 4003, "{closed}");
+    wait_presence(redis, &callee, "went with the connection", |members| {
+        members.is_empty()
+    })
+    .await;
+
+    // Registered and connected to a again, then a dies: nothing renews its presence, which
+    // lapses; b's rings then go to the platform push at once.
+    b.register(&callee, "phone", &phone).await;
+    let _frames = acking_client(&a, &callee, "phone").await;
+    wait_presence(redis, &callee, "showed the device on a again", |members| {
+        members.contains(&member)
+    })
+    .await;
     a.signal("-KILL");
     a.exited(Duration::from_secs(5)).await;
     wait_presence(redis, &callee, "lapsed", |members| members.is_empty()).await;
