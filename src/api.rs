@@ -52,6 +52,8 @@ pub struct ApiState {
     pub channel: crate::channel::ChannelHub,
     /// The channel's settings (`[channel]`).
     pub channel_config: crate::config::channel::ChannelConfig,
+    /// The other nodes' channel connections (Redis stores): a revocation closes those too.
+    pub channel_relay: Option<crate::channel::relay::Relay>,
 }
 
 /// Mounts the public API's routes (`/v1/*`); the operators' routes are

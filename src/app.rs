@@ -8,6 +8,8 @@ use crate::admin::reload::{LiveTenants, Reloader};
 use crate::admin::{self, ReloaderData};
 use crate::api::{self, ApiState};
 use crate::channel::ChannelHub;
+use crate::channel::presence::Presence;
+use crate::channel::relay::Relay;
 use crate::config::{Config, ConfigErrors, StoreKind};
 use crate::metrics;
 use crate::registry::embedded::EmbeddedStore;
@@ -50,6 +52,8 @@ pub struct Node {
     sweeper: Option<tokio::task::JoinHandle<()>>,
     /// Listens for calls ended on other nodes (Redis stores only).
     end_listener: Option<tokio::task::JoinHandle<()>>,
+    /// Listens for channel rings, notices and acks from other nodes (Redis stores only).
+    relay_listener: Option<tokio::task::JoinHandle<()>>,
     /// The metrics exporter's upkeep loop.
     metrics_upkeep: tokio::task::JoinHandle<()>,
 }
@@ -119,10 +123,7 @@ async fn start_with(
         }
     };
     let in_flight = ownership.in_flight.clone();
-    let channel = ChannelFirst {
-        hub: ChannelHub::new(config.channel.send_queue),
-        ack_timeout: config.channel.ack_timeout(),
-    };
+    let channel = channel_first(config, &ownership);
     let routers = start_routers(
         &shard_threads,
         &plan,
@@ -131,18 +132,24 @@ async fn start_with(
         &ownership,
         &channel,
     );
-    let end_listener = ownership
+    // Read by EndChannel::connect just before: an error here is a file changed since.
+    let pubsub_source = ownership
         .ends
         .is_some()
         .then(|| {
-            // Read by EndChannel::connect just before: an error here is a file changed since.
-            let source = ends::EndSource::from_config(&config.registry)
+            ends::EndSource::from_config(&config.registry)
                 .ok()
-                .flatten();
-            source
-                .map(|source| ends::spawn_listener(source, ownership.node.clone(), routers.clone()))
+                .flatten()
         })
         .flatten();
+    let end_listener = pubsub_source
+        .clone()
+        .map(|source| ends::spawn_listener(source, ownership.node.clone(), routers.clone()));
+    let relay_listener = channel
+        .relay
+        .as_ref()
+        .zip(pubsub_source)
+        .map(|(relay, source)| relay.spawn_listener(source));
     let state = web::Data::new(ApiState {
         shards,
         routers,
@@ -153,6 +160,7 @@ async fn start_with(
         store_name,
         channel: channel.hub,
         channel_config: config.channel.clone(),
+        channel_relay: channel.relay,
     });
     let intake = api::intake::Intake::new(config.server.max_requests_in_flight);
     let intake_handle = intake.clone();
@@ -205,6 +213,7 @@ async fn start_with(
         shards: shard_threads,
         sweeper,
         end_listener,
+        relay_listener,
         metrics_upkeep,
     })
 }
@@ -388,6 +397,21 @@ fn start_routers(
     Routers::new(routers, call_timeout)
 }
 
+/// The internal push channel as the routers use it; with a Redis store, its devices'
+/// presence and the relay to the other nodes ride on the call-end broadcasts' connection.
+fn channel_first(config: &Config, ownership: &Ownership) -> ChannelFirst {
+    let presence = ownership
+        .ends
+        .clone()
+        .map(|redis| Presence::new(ownership.node.clone(), redis, config.channel.presence_ttl()));
+    let hub = ChannelHub::with_presence(config.channel.send_queue, presence.clone());
+    ChannelFirst {
+        relay: presence.map(|presence| Relay::new(presence, hub.clone())),
+        hub,
+        ack_timeout: config.channel.ack_timeout(),
+    }
+}
+
 /// This node's terms for owning call events (`[cluster]`).
 fn ownership(config: &Config) -> Ownership {
     let node = config.cluster.resolved_node_id();
@@ -473,6 +497,9 @@ impl Node {
             sweeper.abort();
         }
         if let Some(listener) = self.end_listener {
+            listener.abort();
+        }
+        if let Some(listener) = self.relay_listener {
             listener.abort();
         }
         self.metrics_upkeep.abort();

@@ -5,6 +5,9 @@
 //! - [`ChannelHub`] (this file) is the node's registry of connected devices.
 //! - [`frame`] is what travels on a connection: JSON text frames, parsed and built offline.
 //! - [`session`] runs one connection: writes frames, reads acks, pings, closes.
+//! - [`presence`] tells the other nodes sharing a Redis store which devices are connected
+//!   here, and [`relay`] carries rings and notices between nodes over Redis pub/sub (with the
+//!   embedded store there are no other nodes: neither exists).
 //!
 //! Who owns the registry: a connection's session runs on the HTTP worker that accepted it,
 //! and a ring is routed on its callee's shard arbiter, so the two are always different
@@ -15,6 +18,8 @@
 //! queue without any lock.
 
 pub mod frame;
+pub mod presence;
+pub mod relay;
 pub mod session;
 
 use crate::metrics::channel::{self as metrics, CloseCause, MessageOutcome};
@@ -108,11 +113,31 @@ pub struct Attached {
     hub: ChannelHub,
     key: IdentityKey,
     id: u64,
+    device_id: String,
+    rings_disabled: bool,
+}
+
+impl Attached {
+    /// Renews the device's presence for the other nodes (a heartbeat: the session calls it
+    /// at every ping). Nothing without presence (the embedded store).
+    pub fn renew_presence(&self) {
+        self.hub
+            .put_presence(&self.key, &self.device_id, self.rings_disabled);
+    }
 }
 
 impl Drop for Attached {
     fn drop(&mut self) {
-        self.hub.detach(&self.key, self.id);
+        let still_connected = self.hub.detach(&self.key, self.id, &self.device_id);
+        // A connection replaced by a newer one of the same device leaves its entry to it.
+        if !still_connected && let Some(presence) = self.hub.inner.presence.clone() {
+            let (key, device_id) = (self.key.clone(), std::mem::take(&mut self.device_id));
+            actix_rt::spawn(async move {
+                if let Err(error) = presence.remove(&key, &device_id).await {
+                    tracing::debug!(%error, "channel presence not removed; it lapses by itself");
+                }
+            });
+        }
     }
 }
 
@@ -129,18 +154,41 @@ struct HubInner {
     stripes: Box<[Mutex<Stripe>]>,
     next_id: AtomicU64,
     send_queue: usize,
+    /// Where the other nodes learn which devices are connected here (Redis stores only).
+    presence: Option<presence::Presence>,
 }
 
 impl ChannelHub {
     /// An empty registry whose connections queue at most `send_queue` frames each.
     pub fn new(send_queue: usize) -> ChannelHub {
+        ChannelHub::with_presence(send_queue, None)
+    }
+
+    /// [`ChannelHub::new`] that also publishes its devices' presence for the other nodes.
+    pub fn with_presence(send_queue: usize, presence: Option<presence::Presence>) -> ChannelHub {
         ChannelHub {
             inner: Arc::new(HubInner {
                 stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
                 next_id: AtomicU64::new(1),
                 send_queue: send_queue.max(1),
+                presence,
             }),
         }
+    }
+
+    /// Writes (or renews) a device's presence, in the background: a failure is made good at
+    /// the next heartbeat, and meanwhile the other nodes send the platform push.
+    fn put_presence(&self, key: &IdentityKey, device_id: &str, rings_disabled: bool) {
+        let Some(presence) = self.inner.presence.clone() else {
+            return;
+        };
+        let (key, device_id) = (key.clone(), device_id.to_owned());
+        actix_rt::spawn(async move {
+            let now = crate::clock::now_millis();
+            if let Err(error) = presence.put(&key, &device_id, rings_disabled, now).await {
+                tracing::warn!(%error, "channel presence not written; other nodes push instead");
+            }
+        });
     }
 
     fn stripe(&self, key: &IdentityKey) -> MutexGuard<'_, Stripe> {
@@ -160,7 +208,7 @@ impl ChannelHub {
         let (close, close_rx) = watch::channel(None);
         let connection = Connection {
             id,
-            device_id,
+            device_id: device_id.clone(),
             rings_disabled,
             outbox,
             close: Arc::new(close),
@@ -179,25 +227,34 @@ impl ChannelHub {
         if let Some(old) = replaced {
             old.close_for(CloseCause::Replaced);
         }
+        self.put_presence(&key, &device_id, rings_disabled);
         Attached {
             outbox: outbox_rx,
             close: close_rx,
             hub: self.clone(),
             key,
             id,
+            device_id,
+            rings_disabled,
         }
     }
 
-    /// Removes connection `id` of `key` (not a newer one of the same device).
-    fn detach(&self, key: &IdentityKey, id: u64) {
+    /// Removes connection `id` of `key` (not a newer one of the same device); returns whether
+    /// `device_id` is still connected (by a newer connection).
+    fn detach(&self, key: &IdentityKey, id: u64, device_id: &str) -> bool {
         let mut stripe = self.stripe(key);
+        let mut still_connected = false;
         if let Some(devices) = stripe.get_mut(key) {
             devices.retain(|connection| connection.id != id);
+            still_connected = devices
+                .iter()
+                .any(|connection| connection.device_id == device_id);
             if devices.is_empty() {
                 stripe.remove(key);
             }
         }
         metrics::connections(-1);
+        still_connected
     }
 
     /// The devices of `key` connected now.

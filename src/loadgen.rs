@@ -6,12 +6,14 @@
 //! for); [`driver`] is the open-loop scheduler (each call due at its own time, latency from
 //! that time: no coordinated omission); [`client`] speaks HTTP/1.1 keep-alive or h2c with
 //! hyper; [`report`] keeps the HDR histograms and turns them, with the simulator's record of
-//! accepted pushes (joined by call id), into the report; [`plot`] draws it.
+//! accepted pushes (joined by call id), into the report; [`plot`] draws it; [`channel`]
+//! holds internal push channel clients open during the run (`--channel-clients`).
 //!
 //! Delivery latency is "ring sent → push accepted by the simulator": the start is taken when
 //! the generator hands the ring to its connection (a loopback hop before the node accepts
 //! it), the end is the simulator's `received_at_us`. Both clocks are this machine's.
 
+pub mod channel;
 pub mod client;
 pub mod driver;
 pub mod plot;
@@ -96,11 +98,17 @@ pub async fn run(scenario: Scenario, progress: bool) -> Result<Report, LoadgenEr
     let run_id = format!("{}-{:x}", scenario.identity_prefix, now_millis());
     let started_at = rfc3339(now_millis());
     let run_start_us = now_micros();
+    let channel = match scenario.channel_clients {
+        0 => None,
+        count => Some(Arc::new(
+            channel::ChannelClients::connect(&scenario, &client, count).await,
+        )),
+    };
     let tally = Arc::new(Mutex::new(Tally::default()));
     let bar = progress_bar(show, scenario.calls);
     let ticker = tokio::spawn(tick(bar.clone(), tally.clone(), Instant::now()));
     let started = Instant::now();
-    drive_calls(&scenario, &client, &run_id, &tally).await;
+    drive_calls(&scenario, &client, &run_id, &tally, channel.clone()).await;
     let drive = started.elapsed();
     ticker.abort();
     bar.finish_and_clear();
@@ -118,12 +126,17 @@ pub async fn run(scenario: Scenario, progress: bool) -> Result<Report, LoadgenEr
         None => None,
     };
     let tally = lock(&tally);
-    Ok(Report::build(
+    let mut report = Report::build(
         (run_id, started_at, scenario, registration),
         drive,
         &tally,
         deliveries.as_ref(),
-    ))
+    );
+    report.channel = channel.map(|channel| {
+        let avoided = tally.outcomes.get("delivered_internal").copied();
+        channel.finish(avoided.unwrap_or_default())
+    });
+    Ok(report)
 }
 
 /// Writes `report.json`, `report.svg` and `summary.txt` into `dir` (created if missing).
@@ -189,6 +202,7 @@ async fn drive_calls(
     client: &Arc<ApiClient>,
     run_id: &str,
     tally: &Arc<Mutex<Tally>>,
+    channel: Option<Arc<channel::ChannelClients>>,
 ) {
     let limits = Limits {
         calls: scenario.calls,
@@ -211,6 +225,7 @@ async fn drive_calls(
     let send = |n: u64| {
         let (client, scenario, tally) = (client.clone(), scenario.clone(), tally.clone());
         let (run_id, ring_path, ends) = (run_id.clone(), ring_path.clone(), ends.clone());
+        let channel = channel.clone();
         async move {
             let mut rng = fastrand::Rng::with_seed(
                 scenario
@@ -233,6 +248,9 @@ async fn drive_calls(
                 lock(&tally)
                     .ring_sent_us
                     .insert(call_id.clone(), now_micros());
+            }
+            if let Some(channel) = &channel {
+                channel.sent(&call_id);
             }
             let answer = client
                 .send(Method::POST, &ring_path, Bytes::from(body.to_string()))

@@ -6,7 +6,7 @@
 //! answers every push with exactly one [`Outcome`].
 
 use crate::registry::{Environment, IdentityKey, PushAddress, UnixMillis};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// How urgent a push is. Lower sorts first: a higher priority is always served first, and
@@ -36,7 +36,7 @@ impl Priority {
 }
 
 /// What a push tells the device; it decides the priority and each platform's push type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PushKind {
     /// Ring: APNs `voip`, FCM data HIGH, WNS raw, Web Push urgency high.

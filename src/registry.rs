@@ -4,7 +4,8 @@
 //! - [`validate`]: turns an API request into a `Registration`, or says precisely what is wrong.
 //! - [`store`]: the `Store` trait; [`embedded`] and [`redis`] implement it, [`AnyStore`]
 //!   picks one at start-up, [`codec`] is their shared compact record format; [`lease`] is
-//!   the rule by which a call event is owned by one node at a time.
+//!   the rule by which a call event is owned by one node at a time; [`revocation`] the rule
+//!   by which a revoked identity's older identity tokens are refused.
 //! - [`shard`]: the registry shard actor, one per core, owning a store handle; [`shards`]
 //!   routes each identity to its shard.
 
@@ -14,6 +15,7 @@ pub mod embedded;
 pub mod lease;
 pub mod redis;
 pub mod registration;
+pub mod revocation;
 pub mod shard;
 pub mod shards;
 pub mod store;

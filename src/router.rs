@@ -207,7 +207,11 @@ impl Handler<Ring> for Router {
                     };
                     let pushes = not_done(fanout::rings(&call, &registrations, now), &done);
                     let (pushes, offers) = match &channel {
-                        Some(channel) => channel.split(&call, &registrations, pushes, &done),
+                        Some(channel) => {
+                            channel
+                                .split(&call, &registrations, pushes, &done, now)
+                                .await
+                        }
                         None => (pushes, internal::Offers::default()),
                     };
                     let mut devices = submit(&providers, pushes).await;
@@ -283,7 +287,7 @@ impl Handler<End> for Router {
                         }
                     };
                     if let Some(channel) = &channel {
-                        channel.notify_end(&end, deadline);
+                        channel.notify_end(&end, deadline, now).await;
                     }
                     let pushes =
                         not_done(fanout::ends(&end, &registrations, &not_rung, now), &done);

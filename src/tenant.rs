@@ -59,6 +59,17 @@ impl Tenant {
     }
 }
 
+impl Tenant {
+    /// How long a revocation of one of this tenant's identities must be kept, in ms
+    /// ([`crate::registry::revocation::keep_ms`]); `None` when the tenant takes no identity
+    /// tokens (server keys are never revoked by it).
+    pub fn revocation_keep_ms(&self) -> Option<u64> {
+        self.verifier.as_ref().map(|verifier| {
+            crate::registry::revocation::keep_ms(verifier.max_lifetime, verifier.leeway)
+        })
+    }
+}
+
 /// Checks a tenant's identity tokens.
 struct IdentityVerifier {
     key: DecodingKey,
@@ -176,9 +187,15 @@ impl Tenants {
         found
     }
 
-    /// Verifies an identity token and returns its tenant and identity (`sub`). The tenant is
-    /// the one whose issuer the token names; its key must verify the signature.
-    pub fn verify_identity_token(&self, token: &str) -> Result<(&Arc<Tenant>, String), TokenError> {
+    /// Verifies an identity token and returns its tenant, identity (`sub`) and when it was
+    /// issued (`iat`, UNIX seconds: the API refuses a token issued before its identity was
+    /// revoked, [`crate::registry::revocation`]). The tenant is the one whose issuer the
+    /// token names; its key must verify the signature. Pure: the revocation lives in the
+    /// store, and the API's auth path checks it.
+    pub fn verify_identity_token(
+        &self,
+        token: &str,
+    ) -> Result<(&Arc<Tenant>, String, u64), TokenError> {
         let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
@@ -195,12 +212,12 @@ impl Tenants {
         let data =
             jsonwebtoken::decode::<IdentityClaims>(token, &verifier.key, &verifier.validation)
                 .map_err(|error| TokenError::Invalid(error.to_string()))?;
-        verifier.check_times(&data.claims, crate::clock::now_millis() / 1000)?;
+        let issued_at = verifier.check_times(&data.claims, crate::clock::now_millis() / 1000)?;
         // `sub` names the identity the token may act for: the channel connects it as is, so
         // it obeys the same rules as an identity in a URL.
         validate_identity(&data.claims.sub)
             .map_err(|error| TokenError::Invalid(format!("sub: {}", error.message)))?;
-        Ok((tenant, data.claims.sub))
+        Ok((tenant, data.claims.sub, issued_at))
     }
 
     /// Whether any tenant is configured (a node without tenants can serve nobody).
@@ -239,7 +256,8 @@ impl Tenants {
 impl IdentityVerifier {
     /// What the JWT library does not check: `iat` is present, not in the future beyond the
     /// leeway, and `exp` − `iat` is within the configured maximum. `now` in UNIX seconds.
-    fn check_times(&self, claims: &IdentityClaims, now: u64) -> Result<(), TokenError> {
+    /// Returns the `iat`.
+    fn check_times(&self, claims: &IdentityClaims, now: u64) -> Result<u64, TokenError> {
         let issued = claims
             .iat
             .ok_or_else(|| TokenError::Invalid("the token has no iat".into()))?;
@@ -256,7 +274,7 @@ impl IdentityVerifier {
                 self.max_lifetime
             )));
         }
-        Ok(())
+        Ok(issued)
     }
 }
 

@@ -10,7 +10,10 @@ use ringcast::config::{Config, SecretSource};
 use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::app::{KEY_A, TOKEN_SECRET_A, TestApp, TestStore, identity_token, spawn_with};
+use support::app::{
+    KEY_A, TOKEN_SECRET_A, TestApp, TestStore, identity_token, identity_token_issued, next_second,
+    spawn_with, unix_seconds,
+};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -499,4 +502,61 @@ async fn revoking_an_identity_closes_its_channel_connections() {
         2.0,
     )
     .await;
+}
+
+/// Revoke means revoke, for the channel too: the token the app held before the revocation
+/// no longer connects (401 `token-revoked`), a token issued after it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_issued_before_a_revocation_no_longer_connects() {
+    let rig = rig(|_| {}).await;
+    let issued = unix_seconds() - 10;
+    let old = identity_token_issued("ivan", issued, issued + 300, TOKEN_SECRET_A);
+    let mut before = rig
+        .connect_with("device_id=phone", Some(&old))
+        .await
+        .unwrap();
+    let revoked = rig
+        .app
+        .client
+        .delete(rig.app.url("/v1/identities/ivan"))
+        .bearer_auth(KEY_A)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status().as_u16(), 200);
+    assert_eq!(close_code(&mut before).await, 4003);
+
+    match rig.connect_with("device_id=phone", Some(&old)).await {
+        Err(WsError::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+            let body = response.body().as_deref().unwrap_or_default();
+            let problem: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(problem["type"], "urn:ringcast:problem:token-revoked");
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a revoked token connected"),
+    }
+    // Browsers give the token as access_token: refused the same way.
+    match rig
+        .connect_with(&format!("device_id=phone&access_token={old}"), None)
+        .await
+    {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 401),
+        other => panic!("{:?}", other.map(|_| "connected")),
+    }
+
+    let next_second = next_second().await;
+    let fresh = identity_token_issued("ivan", next_second, next_second + 300, TOKEN_SECRET_A);
+    let client = acking(
+        rig.connect_with("device_id=phone", Some(&fresh))
+            .await
+            .unwrap(),
+    );
+    let answer = rig.ring("ivan", "call-after-new-token").await;
+    assert_eq!(
+        outcomes(&answer)["phone"].0,
+        "delivered_internal",
+        "{answer}"
+    );
+    drop(client);
 }

@@ -10,6 +10,9 @@ mod support;
 // Load scenarios with a summary line each, run by benches/cluster.sh (ignored by default).
 #[path = "cluster/scenarios.rs"]
 mod scenarios;
+// The internal push channel across nodes: presence and the relay over pub/sub.
+#[path = "cluster/channel.rs"]
+mod channel;
 
 use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
@@ -111,7 +114,25 @@ impl Node {
         shutdown_timeout: u64,
         max_in_flight: usize,
     ) -> Node {
-        let config = node_config(name, redis, push, shutdown_timeout, max_in_flight);
+        Node::start_configured(name, redis, push, shutdown_timeout, max_in_flight, "")
+    }
+
+    /// Starts a node whose config file also has `extra` (TOML sections) at its end.
+    fn start_configured(
+        name: &str,
+        redis: &Backend,
+        push: &PushService,
+        shutdown_timeout: u64,
+        max_in_flight: usize,
+        extra: &str,
+    ) -> Node {
+        let mut config = node_config(name, redis, push, shutdown_timeout, max_in_flight);
+        if !extra.is_empty() {
+            let mut toml = std::fs::read_to_string(&config).unwrap();
+            toml.push_str(extra);
+            config = config.with_extension("extra.toml");
+            std::fs::write(&config, toml).unwrap();
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
             .args(["serve", "--config"])
             .arg(&config)

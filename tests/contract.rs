@@ -64,6 +64,7 @@ pub async fn run_all<S: Store>(store: &S, tenant: &str) {
     alert_token_moves_between_identities(store, &format!("{tenant}-alertmove")).await;
     environment_corrections(store, &format!("{tenant}-env")).await;
     tenants_are_isolated(store, &format!("{tenant}-iso")).await;
+    revocations_are_kept_then_forgotten(store, &format!("{tenant}-revoked")).await;
     device_limit(store, &format!("{tenant}-limit")).await;
     event_claims(store, &format!("{tenant}-claims")).await;
     event_leases_hand_over_a_dead_owners_event(store, &format!("{tenant}-leases")).await;
@@ -643,6 +644,52 @@ async fn tenants_are_isolated<S: Store>(store: &S, tenant: &str) {
         1,
         "revoking in b leaves a alone"
     );
+}
+
+/// Revoke means revoke: the time of an identity's last revocation is kept for `keep_ms`, per
+/// identity and tenant, and a later one replaces it.
+async fn revocations_are_kept_then_forgotten<S: Store>(store: &S, tenant: &str) {
+    let who = IdentityKey::new(tenant, "rita");
+    let neighbour = IdentityKey::new(tenant, "rita2");
+    let other_tenant = IdentityKey::new(format!("{tenant}-b"), "rita");
+    let now = wall_clock();
+    assert_eq!(store.revoked_at(&who, now).await.unwrap(), None);
+    store.record_revocation(&who, now, DAY).await.unwrap();
+    assert_eq!(store.revoked_at(&who, now).await.unwrap(), Some(now));
+    assert_eq!(
+        store.revoked_at(&who, now + DAY - 1).await.unwrap(),
+        Some(now),
+        "kept for keep_ms"
+    );
+    assert_eq!(
+        store.revoked_at(&who, now + DAY).await.unwrap(),
+        None,
+        "forgotten once every token it could refuse has expired"
+    );
+    assert_eq!(store.revoked_at(&neighbour, now).await.unwrap(), None);
+    assert_eq!(store.revoked_at(&other_tenant, now).await.unwrap(), None);
+
+    store
+        .record_revocation(&who, now + 5_000, DAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revoked_at(&who, now + 5_000).await.unwrap(),
+        Some(now + 5_000),
+        "a later revocation replaces the earlier one"
+    );
+    assert_eq!(
+        store.revoked_at(&who, now + DAY + 4_999).await.unwrap(),
+        Some(now + 5_000),
+        "and is kept from its own time on"
+    );
+
+    // A revocation does not stop the identity from registering again (with a new token).
+    store
+        .register(&who, &registration("phone", apns(41), now + 6_000, DAY))
+        .await
+        .unwrap();
+    assert_eq!(store.list(&who, now + 6_000).await.unwrap().len(), 1);
 }
 
 async fn device_limit<S: Store>(store: &S, tenant: &str) {

@@ -124,6 +124,80 @@ async fn a_small_scenario_is_delivered_and_its_report_adds_up() {
     sim.shutdown().await;
 }
 
+/// `--channel-clients`: every callee's registered device holds a channel connection and acks,
+/// so every ring is delivered over the channel, no platform push leaves, and the report says
+/// so, with the ring latency over the channel and the node's memory per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_clients_ack_every_ring_and_the_platform_pushes_are_avoided() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let key_file = dir.path().join("apns.p8");
+    std::fs::write(&key_file, pair.serialize_pem()).unwrap();
+    let cert = dir.path().join("sim.pem");
+    let sim = Simulator::start(SimulatorConfig {
+        apns_keys: vec![ApnsCredential {
+            team_id: TEAM.into(),
+            key_id: KID.into(),
+            public_key_pem: pair.public_key_pem(),
+        }],
+        cert_out: Some(cert.clone()),
+        record_in_memory: true,
+        ..SimulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let node_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(
+        TestStore::Embedded(node_dir.path().join("registry.redb")),
+        node_dir.path(),
+    );
+    config.providers.apns.production_url = sim.base_url();
+    config.providers.apns.sandbox_url = sim.apns_sandbox_url();
+    config.providers.apns.trusted_roots = Some(cert);
+    let ios = config
+        .tenants
+        .get_mut("a")
+        .and_then(|tenant| tenant.apps.get_mut("ios"))
+        .unwrap();
+    ios.team_id = Some(TEAM.into());
+    ios.key_id = Some(KID.into());
+    ios.key = Some(SecretSource::File(key_file));
+    let app = spawn_with(config, node_dir).await;
+
+    let report = loadgen::run(
+        Scenario {
+            targets: vec![app.node.url()],
+            server_key: KEY_A.into(),
+            identities: 5,
+            identity_prefix: "lg-channel".into(),
+            rate: Rate::Fixed { per_second: 50.0 },
+            duration_seconds: None,
+            calls: Some(20),
+            channel_clients: 5,
+            ..Scenario::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.calls_ok, 20, "{:?}", report.errors);
+    let channel = report.channel.as_ref().expect("a channel report");
+    assert_eq!(channel.connected, 5, "{:?}", channel.connect_errors);
+    assert_eq!(channel.rings_received, 20);
+    assert_eq!(channel.acks_sent, 20);
+    assert_eq!(channel.pushes_avoided, 20, "{:?}", report.outcomes);
+    assert_eq!(channel.ring_latency.as_ref().map(|l| l.count), Some(20));
+    assert!(channel.rss_per_connection_bytes.is_some(), "{channel:?}");
+    assert_eq!(sim.stats().accepted, 0, "no platform push left the node");
+    assert!(
+        report
+            .summary_text()
+            .contains("platform pushes avoided (delivered_internal) 20")
+    );
+    app.stop().await;
+    sim.shutdown().await;
+}
+
 /// `config/ringcast.toml` and a flagless `ringcast simulate`, moved from 127.0.0.1:8443 (and
 /// its HTTP/1.1-only token endpoints from 127.0.0.1:8444) to free ports (the only change, so tests never collide with a simulator someone is running),
 /// driven by the load generator with one device per platform and more: every device of

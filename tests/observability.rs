@@ -61,6 +61,7 @@ pub const CONTRACT: &[&str] = &[
     "ringcast_channel_acks_total",
     "ringcast_channel_fallbacks_total",
     "ringcast_channel_closes_total",
+    "ringcast_channel_relays_total",
 ];
 
 /// The standard process metrics.

@@ -533,6 +533,27 @@ mod redis_only {
         assert_eq!(left, 0, "revoke leaves neither the hash nor an owner entry");
     }
 
+    /// A revocation's key expires by itself once kept long enough (`keep_ms`): revoked
+    /// identities do not pile up in Redis.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revocation_key_expires_with_its_keep_time() {
+        let redis = support::redis_server::shared().await;
+        let store = RedisSingleStore::connect(&redis.url(), &options())
+            .await
+            .unwrap();
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let tenant = unique_tenant("redis-revoked");
+        let who = IdentityKey::new(tenant.as_str(), "alice");
+        let now = contract::wall_clock();
+        store.record_revocation(&who, now, 2 * HOUR).await.unwrap();
+        assert_near(
+            pttl(&mut connection, &format!("{{{tenant}:alice}}:revoked")).await,
+            2 * HOUR,
+            "revocation",
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_identity_lives_on_one_slot_and_owner_buckets_spread() {
         let cluster = support::redis_cluster::RedisCluster::start(3).await;

@@ -29,7 +29,7 @@ fuzz_target!(|input: (bool, String, String)| {
     } else {
         first
     };
-    if let Ok((tenant, identity)) = DEV.tenants.verify_identity_token(&token) {
+    if let Ok((tenant, identity, _issued_at)) = DEV.tenants.verify_identity_token(&token) {
         assert_eq!(tenant.id, "demo");
         assert!(
             validate_identity(&identity).is_ok(),

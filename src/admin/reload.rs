@@ -41,11 +41,14 @@ impl LiveTenants {
 
     /// Verifies an identity token against the table in effect now (see
     /// [`Tenants::verify_identity_token`]).
-    pub fn verify_identity_token(&self, token: &str) -> Result<(Arc<Tenant>, String), TokenError> {
+    pub fn verify_identity_token(
+        &self,
+        token: &str,
+    ) -> Result<(Arc<Tenant>, String, u64), TokenError> {
         self.0
             .load()
             .verify_identity_token(token)
-            .map(|(tenant, identity)| (tenant.clone(), identity))
+            .map(|(tenant, identity, issued_at)| (tenant.clone(), identity, issued_at))
     }
 
     /// Whether the table in effect has no tenant.

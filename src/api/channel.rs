@@ -3,7 +3,8 @@
 //!
 //! The upgrade is checked like any request before it becomes a WebSocket: a credential (an
 //! identity token in `Authorization` or, for browsers, `access_token`; or a server key with
-//! `identity=`), a valid `device_id`. Refusals are problem+json answers to the HTTP request,
+//! `identity=`; an identity token issued before its identity was revoked is refused), a valid
+//! `device_id`. Refusals are problem+json answers to the HTTP request,
 //! so a client can tell "bad credential" from "the connection dropped".
 
 use super::ApiState;
@@ -49,8 +50,8 @@ pub async fn connect(
                 "give the credential in Authorization or access_token, not both".into(),
             ));
         }
-        (Some(token), false) => auth::caller_of(&state, token)?,
-        (None, _) => auth::authenticate(&request)?,
+        (Some(token), false) => auth::caller_of(&state, token).await?,
+        (None, _) => auth::authenticate(&request).await?,
     };
     let mut errors = Vec::new();
     match &query.device_id {

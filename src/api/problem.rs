@@ -19,6 +19,10 @@ pub enum ApiError {
     /// No usable credential (`401`).
     #[error("a valid Authorization: Bearer credential is required")]
     Unauthorized,
+    /// An identity token issued before its identity was revoked (`401`): the app must get a
+    /// new token (sign the user in again), retrying with this one cannot work.
+    #[error("the identity was revoked after this token was issued; get a new token")]
+    TokenRevoked,
     /// The credential may not do this (`403`).
     #[error("{0}")]
     Forbidden(&'static str),
@@ -80,6 +84,7 @@ impl ApiError {
     pub fn problem_type(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "urn:ringcast:problem:unauthorized",
+            ApiError::TokenRevoked => "urn:ringcast:problem:token-revoked",
             ApiError::Forbidden(_) => "urn:ringcast:problem:forbidden",
             ApiError::NotFound(_) => "urn:ringcast:problem:not-found",
             ApiError::MethodNotAllowed { .. } => "urn:ringcast:problem:method-not-allowed",
@@ -98,6 +103,7 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "Unauthorized",
+            ApiError::TokenRevoked => "Token revoked",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
@@ -134,7 +140,7 @@ pub struct Problem {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenRevoked => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -176,7 +182,7 @@ impl ResponseError for ApiError {
                 response
                     .insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds)));
             }
-            ApiError::Unauthorized => {
+            ApiError::Unauthorized | ApiError::TokenRevoked => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }

@@ -262,7 +262,8 @@ pub async fn unregister(
     }
 }
 
-/// Revoke an identity: delete all its registrations (sign out everywhere).
+/// Revoke an identity: delete all its registrations (sign out everywhere), close its channel
+/// connections, and refuse its identity tokens issued until now.
 #[utoipa::path(
     delete,
     path = "/v1/identities/{identity}",
@@ -291,6 +292,7 @@ pub async fn revoke(
             Revoke {
                 who: who.clone(),
                 now: now_millis(),
+                keep_ms: caller.tenant.revocation_keep_ms(),
             },
         )
         .await
@@ -300,8 +302,13 @@ pub async fn revoke(
     let closed = state
         .channel
         .close_all(&who, crate::metrics::channel::CloseCause::Revoked);
+    // And on the other nodes that hold one of its connections (Redis stores).
+    let nodes_told = match &state.channel_relay {
+        Some(relay) => relay.revoke_elsewhere(&who, now_millis()).await,
+        None => 0,
+    };
     tracing::info!(tenant = %who.tenant, identity = %logging::fingerprint(&who.identity), deleted,
-        channel_connections = closed, "identity revoked");
+        channel_connections = closed, other_nodes = nodes_told, "identity revoked");
     Ok(HttpResponse::Ok().json(Revoked { deleted }))
 }
 

@@ -127,6 +127,8 @@ pub async fn run(
                 if session.ping(b"").await.is_err() {
                     break CloseCause::Client;
                 }
+                // The heartbeat renews the device's presence for the other nodes.
+                attached.renew_presence();
             }
         }
     };

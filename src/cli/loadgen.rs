@@ -77,6 +77,11 @@ pub struct LoadgenArgs {
     /// Seed of the platform draw and callee choice.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Internal push channel clients (WebSockets) held open across the identities, each
+    /// acking every ring: the report adds ring latency over the channel and the platform
+    /// pushes avoided.
+    #[arg(long)]
+    pub channel_clients: Option<usize>,
     /// Where to write report.json, report.svg and summary.txt.
     #[arg(long, default_value = "loadgen-report")]
     pub out: PathBuf,
@@ -104,7 +109,8 @@ impl LoadgenArgs {
         set!(server_key => server_key, http => http, connections => connections,
             identities => identities, devices => devices_per_identity, platforms => platforms,
             prefix => identity_prefix, ring_timeout => ring_timeout_seconds,
-            end_early => end_early, answered_elsewhere => answered_elsewhere, seed => seed);
+            end_early => end_early, answered_elsewhere => answered_elsewhere, seed => seed,
+            channel_clients => channel_clients);
         if let Some(per_second) = self.rate {
             scenario.rate = Rate::Fixed { per_second };
         }

@@ -23,6 +23,12 @@ pub struct ChannelConfig {
     pub send_queue: usize,
     /// The largest frame a client may send, in bytes (an ack is under 200).
     pub max_frame_bytes: usize,
+    /// With a Redis store: how long a device's presence (which node it is connected to) lives
+    /// unless its connection's heartbeat (every `ping_interval_ms`) renews it, in
+    /// milliseconds. When a node dies, rings for its devices wait for an ack that cannot come
+    /// until this lapsed, then go to the platform push at once. Every node must use the same
+    /// value. More than `ping_interval_ms`, so one late heartbeat does not hide a device.
+    pub presence_ttl_ms: u64,
 }
 
 impl Default for ChannelConfig {
@@ -33,6 +39,7 @@ impl Default for ChannelConfig {
             idle_timeout_ms: 60_000,
             send_queue: 32,
             max_frame_bytes: 4096,
+            presence_ttl_ms: 45_000,
         }
     }
 }
@@ -56,6 +63,12 @@ impl ChannelConfig {
         if !(256..=65_536).contains(&self.max_frame_bytes) {
             problems.push("channel.max_frame_bytes must be 256..=65536".into());
         }
+        if self.presence_ttl_ms <= self.ping_interval_ms || self.presence_ttl_ms > 3_600_000 {
+            problems.push(
+                "channel.presence_ttl_ms must be more than ping_interval_ms and at most 3600000"
+                    .into(),
+            );
+        }
         problems
     }
 
@@ -67,6 +80,11 @@ impl ChannelConfig {
     /// The ping period, as a duration.
     pub fn ping_interval(&self) -> Duration {
         Duration::from_millis(self.ping_interval_ms)
+    }
+
+    /// The presence TTL, as a duration.
+    pub fn presence_ttl(&self) -> Duration {
+        Duration::from_millis(self.presence_ttl_ms)
     }
 
     /// The idle timeout, as a duration.
@@ -88,7 +106,8 @@ mod tests {
             idle_timeout_ms: 1_000,
             send_queue: 0,
             max_frame_bytes: 1,
+            presence_ttl_ms: 20_000,
         };
-        assert_eq!(bad.problems().len(), 4);
+        assert_eq!(bad.problems().len(), 5);
     }
 }

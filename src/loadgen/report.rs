@@ -370,6 +370,9 @@ pub struct Report {
     pub api_latency_curve: Vec<(f64, f64)>,
     /// Ring delivery latency distribution: (percentile, ms).
     pub delivery_latency_curve: Vec<(f64, f64)>,
+    /// The internal push channel's clients (`channel_clients`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<super::channel::ChannelReport>,
 }
 
 impl Report {
@@ -429,6 +432,7 @@ impl Report {
             delivery_latency_curve: deliveries
                 .map(|d| d.ring.percentile_curve())
                 .unwrap_or_default(),
+            channel: None,
         }
     }
 
@@ -515,11 +519,16 @@ impl Report {
             "{:<26} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
         );
+        let channel_latency = self
+            .channel
+            .as_ref()
+            .and_then(|channel| channel.ring_latency.clone());
         for (name, summary) in [
             ("ring API (from intended)", &self.api_latency),
             ("end API", &self.end_api_latency),
             ("ring delivery", &self.delivery_latency),
             ("end delivery", &self.end_delivery_latency),
+            ("ring over the channel", &channel_latency),
             ("generator send lag", &self.generator_send_lag),
         ] {
             match summary {
@@ -535,6 +544,9 @@ impl Report {
                 }
             }
         }
+        if let Some(channel) = &self.channel {
+            channel_summary(&mut out, channel);
+        }
         if self.delivery_latency.is_none() {
             let _ = writeln!(
                 out,
@@ -542,6 +554,38 @@ impl Report {
             );
         }
         out
+    }
+}
+
+/// The channel clients' lines of the summary.
+fn channel_summary(out: &mut String, channel: &super::channel::ChannelReport) {
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "channel: {} of {} clients connected in {:.1} s (errors {:?}), {} dropped during the run",
+        channel.connected,
+        channel.clients,
+        channel.connect_seconds,
+        channel.connect_errors,
+        channel.dropped
+    );
+    let _ = writeln!(
+        out,
+        "  rings heard {}, acks sent {}, platform pushes avoided (delivered_internal) {}",
+        channel.rings_received, channel.acks_sent, channel.pushes_avoided
+    );
+    if let (Some(before), Some(after), Some(per)) = (
+        channel.rss_before_bytes,
+        channel.rss_connected_bytes,
+        channel.rss_per_connection_bytes,
+    ) {
+        let _ = writeln!(
+            out,
+            "  node RSS {:.1} MiB → {:.1} MiB connected: {:.2} KiB per idle connection",
+            before as f64 / 1_048_576.0,
+            after as f64 / 1_048_576.0,
+            per / 1024.0
+        );
     }
 }
 

@@ -81,6 +81,9 @@ pub struct Scenario {
     pub drain_ms: u64,
     /// Seed of the platform draw and callee choice: the same scenario gives the same load.
     pub seed: u64,
+    /// Internal push channel clients held open for the whole run, spread over the identities
+    /// (src/loadgen/channel.rs): each acks every ring it hears. 0: none.
+    pub channel_clients: usize,
 }
 
 /// How the API is spoken.
@@ -148,6 +151,7 @@ impl Default for Scenario {
             simulator_record: None,
             drain_ms: 1_000,
             seed: 1,
+            channel_clients: 0,
         }
     }
 }

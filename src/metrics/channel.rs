@@ -17,6 +17,8 @@ pub const ACKS_TOTAL: &str = "ringcast_channel_acks_total";
 pub const FALLBACKS_TOTAL: &str = "ringcast_channel_fallbacks_total";
 /// Connections the node closed or saw closed, by reason.
 pub const CLOSES_TOTAL: &str = "ringcast_channel_closes_total";
+/// Messages between nodes for devices connected to another node, by what happened.
+pub const RELAYS_TOTAL: &str = "ringcast_channel_relays_total";
 
 labels! {
     /// What became of a frame for a client (`ringcast_channel_messages_total{outcome}`).
@@ -50,6 +52,27 @@ labels! {
         Closed => "closed",
         /// The client's send queue was full: it was closed instead.
         SlowClient => "slow_client",
+        /// The device is connected to another node, which could not be told (Redis failed)
+        /// or no longer had it.
+        Relay => "relay",
+    }
+}
+
+labels! {
+    /// A message between nodes about a device connected to one of them
+    /// (`ringcast_channel_relays_total{outcome}`; src/channel/relay.rs).
+    RelayOutcome {
+        /// A ring or notice published for a device connected to another node.
+        Sent => "sent",
+        /// Publishing it failed (Redis unreachable): the platform push carries the ring.
+        Failed => "failed",
+        /// A ring or notice from another node, for a device connected here.
+        Received => "received",
+        /// Its device acked a relayed ring, and the ack went back to the ring's node.
+        Acked => "acked",
+        /// The device of a relayed ring is no longer connected here (or opted out): the
+        /// ring's node was told, so it sends the platform push at once.
+        Gone => "gone",
     }
 }
 
@@ -104,6 +127,11 @@ pub fn describe() {
         Unit::Count,
         "Channel connections ended, by reason."
     );
+    describe_counter!(
+        RELAYS_TOTAL,
+        Unit::Count,
+        "Channel messages between nodes for devices connected to another node, by outcome."
+    );
 }
 
 /// The `provider` label of rings delivered over the channel in `ringcast_pushes_total`: no
@@ -137,6 +165,14 @@ pub fn preregister() {
     for reason in CloseCause::ALL {
         counter!(CLOSES_TOTAL, "reason" => reason.label()).absolute(0);
     }
+    for outcome in RelayOutcome::ALL {
+        counter!(RELAYS_TOTAL, "outcome" => outcome.label()).absolute(0);
+    }
+}
+
+/// A message between nodes had `outcome`.
+pub fn relay(outcome: RelayOutcome) {
+    counter!(RELAYS_TOTAL, "outcome" => outcome.label()).increment(1);
 }
 
 /// A client connected (`1`) or went away (`-1`).

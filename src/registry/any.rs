@@ -68,6 +68,23 @@ impl Store for AnyStore {
         each!(self, store => store.revoke(who, now).await)
     }
 
+    async fn record_revocation(
+        &self,
+        who: &IdentityKey,
+        at: UnixMillis,
+        keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        each!(self, store => store.record_revocation(who, at, keep_ms).await)
+    }
+
+    async fn revoked_at(
+        &self,
+        who: &IdentityKey,
+        now: UnixMillis,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        each!(self, store => store.revoked_at(who, now).await)
+    }
+
     async fn remove_dead_token(
         &self,
         who: &IdentityKey,

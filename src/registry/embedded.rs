@@ -1,6 +1,6 @@
 //! The embedded store: registrations in one redb file, for a node that runs alone.
 //!
-//! Three tables, one concept each:
+//! Its tables, one concept each (call-event leases are `claims`'s):
 //!
 //! - `REGISTRATIONS`: `tenant \0 identity \0 device_id` → the [`codec`] record. Keys of one
 //!   identity are contiguous, so listing or revoking it is one range scan, already ordered by
@@ -9,6 +9,8 @@
 //!   a token ("one token, one owner" within a tenant, docs/architecture.md).
 //! - `EXPIRY`: `expires_at (u64 big-endian) ++ registration key` → `()`, so the sweep walks
 //!   only what has expired instead of scanning every registration.
+//! - `REVOCATIONS`: `tenant \0 identity` → forget-at ++ revoked-at (two big-endian u64), when
+//!   an identity was last revoked ([`super::revocation`]); swept once forgotten.
 //!
 //! Tenants, identities and device ids never contain NUL (the API validates them), which is what
 //! makes `\0` a safe separator. Expired rows stay in the file until the sweep, but every method
@@ -26,6 +28,7 @@
 mod claims;
 mod error;
 mod keys;
+mod revocations;
 #[cfg(test)]
 mod tests;
 mod transactions;
@@ -84,6 +87,7 @@ impl EmbeddedStore {
                 // Creating the tables up front lets read transactions open them unconditionally.
                 let txn = db.begin_write()?;
                 Tables::open(&txn)?;
+                txn.open_table(keys::REVOCATIONS)?;
                 txn.commit()?;
                 Ok(db)
             });
@@ -136,6 +140,9 @@ impl EmbeddedStore {
                 }
                 if let Err(error) = store.sweep_claims(wall_clock()).await {
                     tracing::warn!(%error, "sweep of ended event claims failed");
+                }
+                if let Err(error) = store.sweep_revocations(wall_clock()).await {
+                    tracing::warn!(%error, "sweep of forgotten revocations failed");
                 }
             }
         })
@@ -296,6 +303,23 @@ impl Store for EmbeddedStore {
         let prefix = RegistrationKey::new(who, "").bytes;
         self.write("revoke", move |tables| tables.revoke(&prefix, now))
             .await
+    }
+
+    async fn record_revocation(
+        &self,
+        who: &IdentityKey,
+        at: UnixMillis,
+        keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.record_revoked(who, at, keep_ms).await
+    }
+
+    async fn revoked_at(
+        &self,
+        who: &IdentityKey,
+        now: UnixMillis,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        self.read_revoked(who, now).await
     }
 
     async fn remove_dead_token(

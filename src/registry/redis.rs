@@ -27,6 +27,12 @@
 //!   entry never misdirects: claims skip expired entries, and step 3 below checks the holder's
 //!   record itself before it deletes anything.
 //!
+//! - **A revocation per revoked identity**, key `{<tenant>:<identity>}:revoked` (the identity's
+//!   hash tag, so its slot): a string `<revoked at> <forget at>` in UNIX ms, set with
+//!   `PX keep_ms` so Redis drops it once every token it could refuse has expired anyway
+//!   ([`super::revocation`]). Reads compare the forget time with the caller's `now` too, so a
+//!   record that Redis has not yet dropped behaves as in the other stores.
+//!
 //! # Memory
 //!
 //! A top-level key costs ~100 B before its value (dict entry, expires entry, key string,
@@ -570,6 +576,55 @@ where
             }
         }
         Ok(live)
+    }
+
+    async fn record_revocation(
+        &self,
+        who: &IdentityKey,
+        at: UnixMillis,
+        keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let forget_at = at.saturating_add(keep_ms);
+        let _ok: () = self
+            .run(
+                redis::cmd("SET")
+                    .arg(keys::revocation_key(who))
+                    .arg(format!("{at} {forget_at}"))
+                    // PX takes no 0: a record kept for no time still lives a millisecond.
+                    .arg("PX")
+                    .arg(keep_ms.max(1))
+                    .query_async(&mut connection),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn revoked_at(
+        &self,
+        who: &IdentityKey,
+        now: UnixMillis,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        let mut connection = self.connection.clone();
+        let record: Option<String> = self
+            .run(
+                redis::cmd("GET")
+                    .arg(keys::revocation_key(who))
+                    .query_async(&mut connection),
+            )
+            .await?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let parsed = record.split_once(' ').and_then(|(at, forget_at)| {
+            Some((at.parse::<u64>().ok()?, forget_at.parse::<u64>().ok()?))
+        });
+        let Some((at, forget_at)) = parsed else {
+            return Err(StoreError::Corrupt(format!(
+                "unreadable revocation record {record:?}"
+            )));
+        };
+        Ok((forget_at > now).then_some(at))
     }
 
     async fn remove_dead_token(

@@ -189,15 +189,38 @@ store_message!(
 );
 
 store_message!(
-    /// Revoke an identity: delete all its registrations.
+    /// Revoke an identity: record when (so its older identity tokens are refused), then
+    /// delete all its registrations. Recorded first: should the deletion fail, the caller's
+    /// retry finds the old tokens already refused, never the other way round.
     Revoke {
         /// Whose devices.
         who: IdentityKey,
         /// The current time.
         now: UnixMillis,
+        /// How long to keep the revocation ([`crate::registry::revocation::keep_ms`]);
+        /// `None` when the tenant takes no identity tokens, so there is nothing to refuse.
+        keep_ms: Option<u64>,
     } -> u64,
     metered: |result| Some((RegistryOp::Revoke, ended(result, |_| true))),
-    |store, msg| store.revoke(&msg.who, msg.now).await
+    |store, msg| {
+        if let Some(keep_ms) = msg.keep_ms {
+            store.record_revocation(&msg.who, msg.now, keep_ms).await?;
+        }
+        store.revoke(&msg.who, msg.now).await
+    }
+);
+
+store_message!(
+    /// When an identity was last revoked, if that is still remembered: read for every request
+    /// that comes with an identity token (`api::auth`).
+    RevokedAt {
+        /// Whose revocation.
+        who: IdentityKey,
+        /// The current time.
+        now: UnixMillis,
+    } -> Option<UnixMillis>,
+    metered: |_| None,
+    |store, msg| store.revoked_at(&msg.who, msg.now).await
 );
 
 store_message!(

@@ -78,6 +78,25 @@ pub trait Store: Clone + Send + Sync + Unpin + 'static {
         now: UnixMillis,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Records that `who` was revoked at `at` (`DELETE /v1/identities/{identity}`), so that
+    /// identity tokens issued until then stop working ([`super::revocation`]). The record is
+    /// kept until `at + keep_ms` and forgotten after: the caller passes the longest an identity
+    /// token lives, past which every token it could refuse is refused for its age anyway, so
+    /// records do not pile up. A later record replaces an earlier one.
+    fn record_revocation(
+        &self,
+        who: &IdentityKey,
+        at: UnixMillis,
+        keep_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// When `who` was last revoked, if that record is still kept at `now`.
+    fn revoked_at(
+        &self,
+        who: &IdentityKey,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<Option<UnixMillis>, StoreError>> + Send;
+
     /// Acts on a push service's verdict that `address` is dead: deletes the device's
     /// registration if it still holds that address and was not registered again after
     /// `verdict_at`. Returns whether it deleted.

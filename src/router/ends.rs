@@ -25,7 +25,8 @@ use crate::registry::IdentityKey;
 use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, SentinelTarget};
 use crate::registry::redis::{cluster_client, tls};
 use futures_util::StreamExt;
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::RedisResult;
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,8 @@ use std::time::Duration;
 /// The channel every node listens on.
 pub const CHANNEL: &str = "ringcast:call-ends";
 
-/// How long a publish may take before the end is answered without it.
+/// How long a publish may take: an end is then answered without it, a relayed channel frame
+/// counts as not relayed.
 const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long a listener waits before reconnecting.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
@@ -114,12 +116,7 @@ impl EndChannel {
         };
         let mut command = redis::cmd("PUBLISH");
         command.arg(CHANNEL).arg(payload);
-        let published = match self.clone() {
-            EndChannel::Single(mut connection) => send(&mut connection, &command).await,
-            EndChannel::Cluster(mut connection) => send(&mut connection, &command).await,
-            EndChannel::Sentinel(mut connection) => send(&mut connection, &command).await,
-        };
-        match published {
+        match self.send(&command).await {
             Ok(()) => metrics::end_broadcast(EndBroadcast::Published),
             Err(error) => {
                 metrics::end_broadcast(EndBroadcast::Failed);
@@ -129,11 +126,36 @@ impl EndChannel {
     }
 }
 
-async fn send(connection: &mut impl ConnectionLike, command: &redis::Cmd) -> Result<(), String> {
-    match tokio::time::timeout(PUBLISH_TIMEOUT, command.query_async::<i64>(connection)).await {
-        Ok(Ok(_receivers)) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!("no answer within {PUBLISH_TIMEOUT:?}")),
+impl EndChannel {
+    /// Runs `command` on the store's Redis. The channel's presence and relay share this
+    /// connection with the call-end broadcasts.
+    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> RedisResult<T> {
+        match self.clone() {
+            EndChannel::Single(mut connection) => command.query_async(&mut connection).await,
+            EndChannel::Cluster(mut connection) => command.query_async(&mut connection).await,
+            EndChannel::Sentinel(mut connection) => command.query_async(&mut connection).await,
+        }
+    }
+
+    /// Runs a Lua script on the store's Redis (`EVALSHA`, loading it when the server lacks it).
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> RedisResult<T> {
+        match self.clone() {
+            EndChannel::Single(mut connection) => invocation.invoke_async(&mut connection).await,
+            EndChannel::Cluster(mut connection) => invocation.invoke_async(&mut connection).await,
+            EndChannel::Sentinel(mut connection) => invocation.invoke_async(&mut connection).await,
+        }
+    }
+
+    /// Sends a `PUBLISH` within [`PUBLISH_TIMEOUT`].
+    pub async fn send(&self, command: &redis::Cmd) -> Result<(), String> {
+        match tokio::time::timeout(PUBLISH_TIMEOUT, self.query::<i64>(command)).await {
+            Ok(Ok(_receivers)) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("no answer within {PUBLISH_TIMEOUT:?}")),
+        }
     }
 }
 
@@ -182,8 +204,9 @@ impl EndSource {
         }))
     }
 
-    /// A client for the `attempt`-th connection.
-    async fn client(&self, attempt: usize) -> redis::RedisResult<redis::Client> {
+    /// A client for the `attempt`-th connection (the call-end and channel-relay listeners
+    /// subscribe through it).
+    pub async fn client(&self, attempt: usize) -> redis::RedisResult<redis::Client> {
         match self {
             EndSource::Servers { urls, certificates } => {
                 let url = urls.get(attempt % urls.len().max(1)).ok_or_else(|| {

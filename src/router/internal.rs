@@ -14,9 +14,16 @@
 //!
 //! Call-ended and missed-call notices go over the channel to every connected device (but, for
 //! "call ended", the device that answered or declined), next to the platform pushes.
+//!
+//! Across nodes (Redis stores): a device connected to another node, as presence tells
+//! ([`crate::channel::presence`]), is offered the ring through that node
+//! ([`crate::channel::relay`]), with the same ack wait and fallback; a device connected here
+//! is always offered here.
 
 use super::{DeviceOutcome, DevicePush};
 use crate::channel::frame::ServerFrame;
+use crate::channel::presence::Present;
+use crate::channel::relay::Relay;
 use crate::channel::{ChannelHub, Connection, NotQueued, Outbound};
 use crate::clock::rfc3339;
 use crate::metrics::channel::{self as metrics, FallbackReason};
@@ -36,12 +43,31 @@ pub struct ChannelFirst {
     pub hub: ChannelHub,
     /// How long an offered ring waits for its ack (`[channel] ack_timeout_ms`).
     pub ack_timeout: Duration,
+    /// The other nodes' devices, with a Redis store; `None` with the embedded one.
+    pub relay: Option<Relay>,
+}
+
+/// Where an offered device is connected.
+enum Target {
+    /// To this node.
+    Here(Connection),
+    /// To another node.
+    Elsewhere(Present),
+}
+
+impl Target {
+    fn device_id(&self) -> &str {
+        match self {
+            Target::Here(connection) => &connection.device_id,
+            Target::Elsewhere(device) => &device.device_id,
+        }
+    }
 }
 
 /// One device a ring is offered to over the channel.
 pub struct Offer {
-    /// Its connection.
-    connection: Connection,
+    /// Where it is connected.
+    target: Target,
     /// Its platform, when it is registered.
     platform: Option<Platform>,
     /// Its platform push, sent if no ack comes.
@@ -55,15 +81,21 @@ pub struct Offers(Vec<Offer>);
 impl ChannelFirst {
     /// Splits a ring's `pushes` into those to send now and the devices to offer it to over
     /// the channel first; devices in `done` (an event taken over) are not offered again.
-    pub fn split(
+    /// With a relay, one presence read tells the devices connected to other nodes.
+    pub async fn split(
         &self,
         call: &CallEvent,
         registrations: &[Registration],
         pushes: Vec<Push>,
         done: &HashSet<String>,
+        now: UnixMillis,
     ) -> (Vec<Push>, Offers) {
-        let connected = self.hub.connections(&call.callee);
-        plan(connected, registrations, pushes, done)
+        let here = self.hub.connections(&call.callee);
+        let elsewhere = match &self.relay {
+            Some(relay) => relay.elsewhere(&call.callee, now).await,
+            None => Vec::new(),
+        };
+        plan(here, elsewhere, registrations, pushes, done)
     }
 
     /// Offers the ring over the channel and answers one device per offer; each device's
@@ -89,28 +121,58 @@ impl ChannelFirst {
         offers
             .into_iter()
             .map(|offer| {
-                let (ack, acked) = oneshot::channel();
-                let queued = offer.connection.offer(Outbound {
-                    text: Arc::clone(&text),
-                    kind: PushKind::IncomingCall,
-                    ack: Some((Arc::clone(&event_id), ack)),
-                });
+                let device_id = offer.target.device_id().to_owned();
+                let delivery = match offer.target {
+                    Target::Here(connection) => {
+                        let (ack, acked) = oneshot::channel();
+                        let queued = connection.offer(Outbound {
+                            text: Arc::clone(&text),
+                            kind: PushKind::IncomingCall,
+                            ack: Some((Arc::clone(&event_id), ack)),
+                        });
+                        Delivery::Here(queued.map(|()| acked))
+                    }
+                    Target::Elsewhere(device) => Delivery::Elsewhere(device),
+                };
                 let (relay, ticket) = oneshot::channel();
                 let providers = providers.clone();
                 let fallback = offer.fallback;
+                let relayed = self.relay.clone();
+                let (callee, text, event_id) = (
+                    call.callee.clone(),
+                    Arc::clone(&text),
+                    Arc::clone(&event_id),
+                );
                 actix::spawn(async move {
-                    let reason = match queued {
-                        Err(NotQueued::SlowClient) => FallbackReason::SlowClient,
-                        Err(NotQueued::Closed) => FallbackReason::Closed,
-                        Ok(()) => match tokio::time::timeout(wait, acked).await {
-                            Ok(Ok(())) => {
-                                metrics::push_finished(&Outcome::DeliveredInternal);
-                                let _ = relay.send(Outcome::DeliveredInternal);
-                                return;
-                            }
-                            Ok(Err(_)) => FallbackReason::Closed,
-                            Err(_) => FallbackReason::NoAck,
+                    let answer = match delivery {
+                        Delivery::Here(Err(NotQueued::SlowClient)) => {
+                            Err(FallbackReason::SlowClient)
+                        }
+                        Delivery::Here(Err(NotQueued::Closed)) => Err(FallbackReason::Closed),
+                        Delivery::Here(Ok(acked)) => {
+                            acked_within(wait, acked, FallbackReason::Closed).await
+                        }
+                        Delivery::Elsewhere(device) => match &relayed {
+                            Some(relayed) => match relayed
+                                .ring(&device, &callee, &event_id, &text, wait)
+                                .await
+                            {
+                                Ok(mut pending) => {
+                                    acked_within(wait, &mut pending.acked, FallbackReason::Relay)
+                                        .await
+                                }
+                                Err(()) => Err(FallbackReason::Relay),
+                            },
+                            None => Err(FallbackReason::Relay),
                         },
+                    };
+                    let reason = match answer {
+                        Ok(()) => {
+                            metrics::push_finished(&Outcome::DeliveredInternal);
+                            let _ = relay.send(Outcome::DeliveredInternal);
+                            return;
+                        }
+                        Err(reason) => reason,
                     };
                     let Some(push) = fallback else {
                         let outcome = Outcome::Rejected {
@@ -140,7 +202,7 @@ impl ChannelFirst {
                     let _ = relay.send(outcome);
                 });
                 DevicePush {
-                    device_id: offer.connection.device_id,
+                    device_id,
                     platform: offer.platform,
                     outcome: DeviceOutcome::Pending(ticket),
                 }
@@ -150,7 +212,8 @@ impl ChannelFirst {
 
     /// Tells every connected device of the callee that the call ended (or was missed), but
     /// the one that answered or declined; no ack is awaited.
-    pub fn notify_end(&self, end: &EndEvent, deadline: UnixMillis) {
+    /// Devices connected to other nodes get it through their node (one message per node).
+    pub async fn notify_end(&self, end: &EndEvent, deadline: UnixMillis, now: UnixMillis) {
         let connected = self.hub.connections(&end.callee);
         let kind = end.kind();
         let skip = match kind {
@@ -161,7 +224,21 @@ impl ChannelFirst {
             .iter()
             .filter(|connection| Some(connection.device_id.as_str()) != skip)
             .collect();
-        if targets.is_empty() {
+        let mut elsewhere: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        if let Some(relay) = &self.relay {
+            for device in relay.elsewhere(&end.callee, now).await {
+                let here = connected
+                    .iter()
+                    .any(|connection| connection.device_id == device.device_id);
+                if !here && Some(device.device_id.as_str()) != skip {
+                    elsewhere
+                        .entry(device.node)
+                        .or_default()
+                        .push(device.device_id);
+                }
+            }
+        }
+        if targets.is_empty() && elsewhere.is_empty() {
             return;
         }
         let payload = CallPayload {
@@ -183,34 +260,76 @@ impl ChannelFirst {
                 ack: None,
             });
         }
+        if let Some(relay) = &self.relay {
+            for (node, device_ids) in elsewhere {
+                relay
+                    .notice(&node, &end.callee, device_ids, kind, &text)
+                    .await;
+            }
+        }
     }
 }
 
-/// The pure split (see the module doc).
+/// How an offered ring reaches its device.
+enum Delivery {
+    /// Queued on this node's connection (or not, and why); the receiver resolves on the ack.
+    Here(Result<oneshot::Receiver<()>, NotQueued>),
+    /// Through the device's node.
+    Elsewhere(Present),
+}
+
+/// Waits `wait` for an ack: `Ok` when it came, else why the platform push follows
+/// (`gone`: the ack's sender went away, the connection or its node no longer has it).
+async fn acked_within(
+    wait: Duration,
+    acked: impl std::future::Future<Output = Result<(), oneshot::error::RecvError>>,
+    gone: FallbackReason,
+) -> Result<(), FallbackReason> {
+    match tokio::time::timeout(wait, acked).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(gone),
+        Err(_) => Err(FallbackReason::NoAck),
+    }
+}
+
+/// The pure split (see the module doc): `here` are the callee's connections to this node,
+/// `elsewhere` its devices connected to other nodes (a device connected here is offered
+/// here, whatever presence says).
 fn plan(
-    connected: Vec<Connection>,
+    here: Vec<Connection>,
+    elsewhere: Vec<Present>,
     registrations: &[Registration],
     mut pushes: Vec<Push>,
     done: &HashSet<String>,
 ) -> (Vec<Push>, Offers) {
     let mut offers = Vec::new();
-    for connection in connected {
-        if connection.rings_disabled || done.contains(&connection.device_id) {
+    let mut seen: HashSet<String> = HashSet::new();
+    let here = here.into_iter().map(|connection| {
+        let disabled = connection.rings_disabled;
+        (Target::Here(connection), disabled)
+    });
+    let elsewhere = elsewhere.into_iter().map(|device| {
+        let disabled = device.rings_disabled;
+        (Target::Elsewhere(device), disabled)
+    });
+    for (target, rings_disabled) in here.chain(elsewhere) {
+        let device_id = target.device_id().to_owned();
+        if !seen.insert(device_id.clone()) || rings_disabled || done.contains(&device_id) {
             continue;
         }
         let registration = registrations
             .iter()
-            .find(|registration| registration.device_id == connection.device_id);
+            .find(|registration| registration.device_id == device_id);
         if registration.is_some_and(|registration| registration.disable_internal_push) {
             continue;
         }
         let fallback = pushes
             .iter()
-            .position(|push| push.device_id == connection.device_id)
+            .position(|push| push.device_id == device_id)
             .map(|index| pushes.swap_remove(index));
         offers.push(Offer {
             platform: registration.map(|registration| registration.address.platform()),
-            connection,
+            target,
             fallback,
         });
     }
@@ -276,18 +395,91 @@ mod tests {
             .into_iter()
             .filter(|push| !done.contains(&push.device_id))
             .collect();
-        let (now, Offers(offers)) = plan(hub.connections(&alice), &registrations, pushes, &done);
+        let (now, Offers(offers)) = plan(
+            hub.connections(&alice),
+            Vec::new(),
+            &registrations,
+            pushes,
+            &done,
+        );
         let mut now: Vec<String> = now.into_iter().map(|push| push.device_id).collect();
         now.sort();
         assert_eq!(now, ["desktop", "tablet", "watch"]);
         let mut offered: Vec<(String, bool)> = offers
             .iter()
-            .map(|offer| (offer.connection.device_id.clone(), offer.fallback.is_some()))
+            .map(|offer| {
+                (
+                    offer.target.device_id().to_owned(),
+                    offer.fallback.is_some(),
+                )
+            })
             .collect();
         offered.sort();
         assert_eq!(
             offered,
             [("browser".to_string(), false), ("phone".to_string(), true)]
+        );
+    }
+
+    fn present(node: &str, device: &str, rings_disabled: bool) -> Present {
+        Present {
+            node: node.into(),
+            device_id: device.into(),
+            rings_disabled,
+        }
+    }
+
+    #[test]
+    fn devices_on_other_nodes_are_offered_through_them_and_here_wins() {
+        let hub = ChannelHub::new(4);
+        let alice = IdentityKey::new("t", "alice");
+        let registrations = [
+            registration("phone", false), // on node-a: offered there, push held back
+            registration("tablet", false), // here and (stale) on node-a: offered here
+            registration("watch", false), // on node-a, opted out there: push now
+            registration("desktop", true), // on node-a, registration opts out: push now
+        ];
+        let _tablet = hub.attach(alice.clone(), "tablet".into(), false);
+        let elsewhere = vec![
+            present("node-a", "phone", false),
+            present("node-a", "tablet", false),
+            present("node-a", "watch", true),
+            present("node-a", "desktop", false),
+            present("node-a", "browser", false), // no registration: still offered
+        ];
+        let pushes = fanout::rings(&call(), &registrations, NOW);
+        let (now, Offers(offers)) = plan(
+            hub.connections(&alice),
+            elsewhere,
+            &registrations,
+            pushes,
+            &HashSet::new(),
+        );
+        let mut now: Vec<String> = now.into_iter().map(|push| push.device_id).collect();
+        now.sort();
+        assert_eq!(now, ["desktop", "watch"]);
+        let mut offered: Vec<(String, &str, bool)> = offers
+            .iter()
+            .map(|offer| {
+                let place = match &offer.target {
+                    Target::Here(_) => "here",
+                    Target::Elsewhere(device) => device.node.as_str(),
+                };
+                (
+                    offer.target.device_id().to_owned(),
+                    place,
+                    offer.fallback.is_some(),
+                )
+            })
+            .collect();
+        offered.sort();
+        assert_eq!(
+            offered,
+            [
+                ("browser".to_string(), "node-a", false),
+                ("phone".to_string(), "node-a", true),
+                ("tablet".to_string(), "here", true),
+            ]
         );
     }
 }

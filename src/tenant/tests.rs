@@ -66,7 +66,7 @@ fn claims(iat: i64, exp: i64) -> serde_json::Value {
 
 fn refused(tenants: &Tenants, token: &str) -> TokenError {
     match tenants.verify_identity_token(token) {
-        Ok((_, identity)) => panic!("accepted for {identity}: {token}"),
+        Ok((_, identity, _)) => panic!("accepted for {identity}: {token}"),
         Err(error) => error,
     }
 }
@@ -75,12 +75,13 @@ fn refused(tenants: &Tenants, token: &str) -> TokenError {
 fn a_token_within_every_bound_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let tenants = hs256_tenants(dir.path());
-    let (tenant, identity) = tenants
-        .verify_identity_token(&hs256(claims(now(), now() + 600), SECRET))
+    let issued = now() - 10;
+    let (tenant, identity, issued_at) = tenants
+        .verify_identity_token(&hs256(claims(issued, issued + 600), SECRET))
         .unwrap();
     assert_eq!(
-        (tenant.id.as_str(), identity.as_str()),
-        ("t", "+15551234567")
+        (tenant.id.as_str(), identity.as_str(), issued_at as i64),
+        ("t", "+15551234567", issued)
     );
     // `iat` a little ahead (within the 30 s leeway): clocks disagree by that much.
     let skewed = hs256(claims(now() + 20, now() + 600), SECRET);

@@ -1,8 +1,9 @@
 //! Credentials and isolation: no credential, a wrong one, another tenant's data, another
-//! identity's data.
+//! identity's data, a token issued before its identity was revoked.
 
 use crate::support::app::{
-    APNS_TOKEN, KEY_A, KEY_B, TOKEN_SECRET_A, apns_body, identity_token, spawn_app,
+    APNS_TOKEN, KEY_A, KEY_B, TOKEN_SECRET_A, apns_body, identity_token, identity_token_issued,
+    next_second, spawn_app, unix_seconds,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -125,5 +126,50 @@ async fn identity_tokens_manage_only_their_own_identity() {
         (200, json!({"deleted": 1})),
         "signing out everywhere is one's own business"
     );
+    app.stop().await;
+}
+
+/// Revoke means revoke: a token issued before `DELETE /v1/identities/{identity}` no longer
+/// registers (401 `token-revoked`), one issued after it does; server keys are unaffected.
+#[tokio::test]
+async fn a_token_issued_before_a_revocation_is_refused_and_a_later_one_works() {
+    let app = spawn_app().await;
+    let issued = unix_seconds() - 10;
+    let old = identity_token_issued("rita", issued, issued + 300, TOKEN_SECRET_A);
+    let (status, answer) = app
+        .register(&old, "rita", "phone", &apns_body(APNS_TOKEN))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+
+    let (status, _) = app
+        .send(Method::DELETE, "/v1/identities/rita", Some(KEY_A))
+        .await;
+    assert_eq!(status, 200);
+    let (status, problem) = app
+        .register(&old, "rita", "phone", &apns_body(APNS_TOKEN))
+        .await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (401, Some("urn:ringcast:problem:token-revoked")),
+        "{problem}"
+    );
+    assert_eq!(
+        app.list(&old, "rita").await.0,
+        401,
+        "every identity-token call"
+    );
+    assert_eq!(app.devices(KEY_A, "rita").await, Vec::<String>::new());
+
+    // The revocation's second is refused too (`iat` has whole seconds): a new token is one
+    // issued in a later second.
+    let next_second = next_second().await;
+    let fresh = identity_token_issued("rita", next_second, next_second + 300, TOKEN_SECRET_A);
+    let (status, answer) = app
+        .register(&fresh, "rita", "phone", &apns_body(APNS_TOKEN))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    // Another identity of the tenant is not touched by rita's revocation.
+    let other = identity_token_issued("sam", issued, issued + 300, TOKEN_SECRET_A);
+    assert_eq!(app.list(&other, "sam").await.0, 200);
     app.stop().await;
 }

@@ -206,15 +206,39 @@ pub fn apns_body(token: &str) -> Value {
 
 /// An identity token of tenant A for `identity`, expiring `exp_in` seconds from now.
 pub fn identity_token(identity: &str, exp_in: i64, secret: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = json!({"iss": "a", "sub": identity, "iat": now, "exp": now + exp_in});
+    let now = unix_seconds();
+    identity_token_issued(identity, now, now + exp_in, secret)
+}
+
+/// An identity token of tenant A for `identity`, issued at `iat` and expiring at `exp` (UNIX
+/// seconds).
+pub fn identity_token_issued(identity: &str, iat: i64, exp: i64, secret: &str) -> String {
+    let claims = json!({"iss": "a", "sub": identity, "iat": iat, "exp": exp});
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap()
+}
+
+/// Waits until the wall clock has entered a later second than now, and returns that second:
+/// the earliest `iat` a token issued after something that just happened can carry.
+pub async fn next_second() -> i64 {
+    let now = unix_seconds();
+    loop {
+        let second = unix_seconds();
+        if second > now {
+            return second;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The wall clock in UNIX seconds, as identity tokens count time.
+pub fn unix_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }

@@ -1,4 +1,4 @@
-//! The embedded store's key layouts, their encoding and decoding, and the three tables they
+//! The embedded store's key layouts, their encoding and decoding, and the tables they
 //! index (the parent module's doc describes each table and why it exists).
 
 use super::error::EmbeddedError;
@@ -25,6 +25,20 @@ pub(super) const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expi
 /// without fsync (a claim lost in a crash can at worst let one retried event ring twice),
 /// swept with the registrations once the deadline passed.
 pub(super) const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("event_leases");
+
+/// Revocations: `tenant \0 identity` → when to forget the record (UNIX ms, big-endian) ++
+/// when the identity was revoked (UNIX ms, big-endian). The forget time comes first so the
+/// sweeper reads it without decoding the rest (see `revocations`).
+pub(super) const REVOCATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("revocations");
+
+/// The revocation key of an identity, `tenant \0 identity`.
+pub(super) fn revocation_key(who: &IdentityKey) -> Vec<u8> {
+    let mut key = Vec::with_capacity(who.tenant.len() + 1 + who.identity.len());
+    key.extend_from_slice(who.tenant.as_bytes());
+    key.push(0);
+    key.extend_from_slice(who.identity.as_bytes());
+    key
+}
 
 /// The claim key of an event.
 pub(super) fn event_key(tenant: &str, event_id: &str) -> Vec<u8> {

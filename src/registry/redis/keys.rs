@@ -19,6 +19,13 @@ pub fn identity_key_of(tenant: &str, identity: &str) -> String {
     format!("{{{tenant}:{identity}}}")
 }
 
+/// The revocation key of an identity: `{<tenant>:<identity>}:revoked`, a string
+/// `<revoked at> <forget at>` (UNIX ms, decimal) with a `PEXPIRE` to its forget time. It
+/// shares the identity hash's hash tag, so both live on one cluster slot.
+pub fn revocation_key(who: &IdentityKey) -> String {
+    format!("{}:revoked", identity_key(who))
+}
+
 /// The lease key of a call event: `e:{<base64url-no-pad(SHA-256(event id)[..16])>}:<tenant>`.
 /// Hashed because the event id comes from the caller: a fixed size, and no `{...}` in it can
 /// pick a cluster slot; 128 bits keep collisions out of reach. The digest is the hash tag
@@ -40,6 +47,14 @@ mod tests {
             "{acme:alice}"
         );
         assert_eq!(identity_key_of("acme", "alice"), "{acme:alice}");
+    }
+
+    #[test]
+    fn a_revocation_lives_on_its_identitys_slot() {
+        assert_eq!(
+            revocation_key(&IdentityKey::new("acme", "alice")),
+            "{acme:alice}:revoked"
+        );
     }
 
     #[test]

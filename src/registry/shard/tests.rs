@@ -37,6 +37,21 @@ impl Store for FragileStore {
     async fn revoke(&self, _: &IdentityKey, _: UnixMillis) -> Result<u64, StoreError> {
         Ok(0)
     }
+    async fn record_revocation(
+        &self,
+        _: &IdentityKey,
+        _: UnixMillis,
+        _: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn revoked_at(
+        &self,
+        _: &IdentityKey,
+        _: UnixMillis,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        Ok(None)
+    }
     async fn remove_dead_token(
         &self,
         _: &IdentityKey,
@@ -198,6 +213,7 @@ async fn every_operation_is_counted_with_its_outcome_and_timed_against_its_store
     let revoke = Revoke {
         who: who.clone(),
         now: 0,
+        keep_ms: Some(1_000),
     };
     assert_eq!(shard.send(revoke).await.unwrap().unwrap(), 0);
     let dead = RemoveDeadToken {
