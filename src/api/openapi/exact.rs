@@ -9,8 +9,8 @@
 //!   [`crate::api::intake`]); an identity in the path is checked (`422`); a JSON body can be
 //!   malformed (`400`), too large (`413`) or of another media type (`415`); a query can be
 //!   malformed (`400`).
-//! - Each error status has exactly one problem `type` (src/api/problem.rs), so each error
-//!   response's schema pins `type` and `status`; `429` and `503` carry `Retry-After`, `401`
+//! - Each error status has one problem `type` (src/api/problem.rs; `401` two: `unauthorized`
+//!   and `token-revoked`), so each error response's schema pins `type` and `status`; `429` and `503` carry `Retry-After`, `401`
 //!   `WWW-Authenticate`.
 //! - Path parameters and the call bodies' fields carry the patterns, lengths and ranges the
 //!   handlers check.
@@ -19,57 +19,61 @@ use crate::registry::validate::{MAX_DEVICE_ID_LEN, MAX_IDENTITY_LEN};
 use serde_json::{Map, Value, json};
 
 /// The problem `type` each error status answers with, and what it means.
-const PROBLEMS: [(&str, &str, &str); 12] = [
+const PROBLEMS: [(&str, &[&str], &str); 12] = [
     (
         "400",
-        "malformed-body",
+        &["malformed-body"],
         "Malformed JSON, an unknown field, or a malformed query",
     ),
-    ("401", "unauthorized", "Missing or invalid credential"),
-    ("403", "forbidden", "The credential may not do this"),
+    (
+        "401",
+        &["unauthorized", "token-revoked"],
+        "Missing or invalid credential (or a revoked identity's old token)",
+    ),
+    ("403", &["forbidden"], "The credential may not do this"),
     (
         "404",
-        "not-found",
+        &["not-found"],
         "No such resource within the caller's tenant",
     ),
     (
         "409",
-        "too-many-devices",
+        &["too-many-devices"],
         "The identity has as many devices as allowed",
     ),
     (
         "413",
-        "body-too-large",
+        &["body-too-large"],
         "The body is larger than the node takes",
     ),
     (
         "415",
-        "unsupported-media-type",
+        &["unsupported-media-type"],
         "The body is not application/json",
     ),
     (
         "431",
-        "headers-too-large",
+        &["headers-too-large"],
         "The request head is larger than the node takes (`[server] max_header_bytes`)",
     ),
     (
         "422",
-        "invalid-fields",
+        &["invalid-fields"],
         "Invalid fields; `errors` names each",
     ),
     (
         "429",
-        "rate-limited",
+        &["rate-limited"],
         "The tenant is over its rate; retry after Retry-After",
     ),
     (
         "503",
-        "unavailable",
+        &["unavailable"],
         "The node or its store cannot serve now; retry after Retry-After",
     ),
     (
         "500",
-        "internal",
+        &["internal"],
         "A bug; details are in the server log only",
     ),
 ];
@@ -128,7 +132,7 @@ pub(crate) fn complete_operation(operation: &mut Map<String, Value>, statuses: &
         }
     }
     for (status, response) in responses.iter_mut() {
-        let Some((_, problem, _)) = PROBLEMS.iter().find(|(code, _, _)| code == status) else {
+        let Some((_, problems, _)) = PROBLEMS.iter().find(|(code, _, _)| code == status) else {
             continue;
         };
         let Some(response) = response.as_object_mut() else {
@@ -141,7 +145,10 @@ pub(crate) fn complete_operation(operation: &mut Map<String, Value>, statuses: &
                 "allOf": [
                     {"$ref": "#/components/schemas/Problem"},
                     {"type": "object", "properties": {
-                        "type": {"const": format!("urn:ringcast:problem:{problem}")},
+                        "type": {"enum": problems
+                            .iter()
+                            .map(|problem| format!("urn:ringcast:problem:{problem}"))
+                            .collect::<Vec<_>>()},
                         "status": {"const": code},
                     }},
                 ],
@@ -268,18 +275,30 @@ mod tests {
                 for (status, response) in responses {
                     if status.starts_with('4') || status.starts_with('5') {
                         let pinned = &response["content"]["application/problem+json"]["schema"]["allOf"]
-                            [1]["properties"]["type"]["const"];
-                        assert!(pinned.is_string(), "{method} {path} {status}: {response}");
+                            [1]["properties"]["type"]["enum"];
+                        assert!(pinned.is_array(), "{method} {path} {status}: {response}");
                     }
                 }
             }
         }
-        let limited = &description["paths"]["/v1/calls"]["post"]["responses"]["429"];
+        let problem_types = |status: &str| {
+            description["paths"]["/v1/calls"]["post"]["responses"][status]["content"]
+                ["application/problem+json"]["schema"]["allOf"][1]["properties"]["type"]["enum"]
+                .clone()
+        };
         assert_eq!(
-            limited["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"]["type"]
-                ["const"],
-            "urn:ringcast:problem:rate-limited"
+            problem_types("429"),
+            json!(["urn:ringcast:problem:rate-limited"])
         );
+        // An identity token issued before its identity was revoked is refused with its own type.
+        assert_eq!(
+            problem_types("401"),
+            json!([
+                "urn:ringcast:problem:unauthorized",
+                "urn:ringcast:problem:token-revoked"
+            ])
+        );
+        let limited = &description["paths"]["/v1/calls"]["post"]["responses"]["429"];
         assert!(limited["headers"]["Retry-After"].is_object());
     }
 
