@@ -3,6 +3,9 @@
 //!
 //! `cargo bench --bench apns`
 
+// `criterion_group!` defines a public function it cannot document.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::providers::apns::auth::ProviderTokenCache;
 use ringcast::providers::apns::payload::build_request;
@@ -51,7 +54,7 @@ fn request_building(c: &mut Criterion) {
     ] {
         let push = push(kind);
         group.bench_function(name, |b| {
-            b.iter(|| build_request(black_box(&push), "com.acme.phone", NOW))
+            b.iter(|| build_request(black_box(&push), "com.acme.phone", NOW));
         });
     }
     group.finish();
@@ -75,7 +78,7 @@ fn provider_token(c: &mut Criterion) {
         b.iter(|| {
             now += 50 * MINUTE;
             cache.token(black_box(now))
-        })
+        });
     });
     group.finish();
 }

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench limits`
 
+// `criterion_group!` defines a public function it cannot document.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::config::tenant::LimitsConfig;
 use ringcast::limits::{Clock, LimitKind, TenantLimits};
@@ -25,7 +28,7 @@ fn take(c: &mut Criterion) {
     group.bench_function("clock_now", |b| b.iter(Clock::now));
     let limits = roomy();
     group.bench_function("take_alone", |b| {
-        b.iter(|| black_box(limits.take(black_box(LimitKind::Call))))
+        b.iter(|| black_box(limits.take(black_box(LimitKind::Call))));
     });
     let limits = Arc::new(roomy());
     let stop = Arc::new(AtomicBool::new(false));
@@ -38,7 +41,7 @@ fn take(c: &mut Criterion) {
         })
     };
     group.bench_function("take_contended", |b| {
-        b.iter(|| black_box(limits.take(black_box(LimitKind::Call))))
+        b.iter(|| black_box(limits.take(black_box(LimitKind::Call))));
     });
     stop.store(true, Ordering::Relaxed);
     let _ = rival.join();

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench registry`
 
+// `criterion_group!` defines a public function it cannot document.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::registry::embedded::EmbeddedStore;
 use ringcast::registry::redis::{RedisOptions, RedisSingleStore};
@@ -61,7 +64,7 @@ fn bench_store<S: Store>(c: &mut Criterion, runtime: &Runtime, store: S) {
                 .register(&who, &registration("phone", n, now()))
                 .await
                 .expect("register")
-        })
+        });
     });
 
     let regular = IdentityKey::new(tenant.as_str(), "regular");
@@ -83,11 +86,11 @@ fn bench_store<S: Store>(c: &mut Criterion, runtime: &Runtime, store: S) {
                 .register(&regular, &registration("phone", 1 << 40, now()))
                 .await
                 .expect("refresh")
-        })
+        });
     });
     group.bench_function("lookup (3 devices)", |b| {
         b.to_async(runtime)
-            .iter(|| async { store.list(&regular, now()).await.expect("list") })
+            .iter(|| async { store.list(&regular, now()).await.expect("list") });
     });
     group.bench_function("register + revoke", |b| {
         b.to_async(runtime).iter(|| async {
@@ -98,7 +101,7 @@ fn bench_store<S: Store>(c: &mut Criterion, runtime: &Runtime, store: S) {
                 .await
                 .expect("register");
             store.revoke(&who, now()).await.expect("revoke")
-        })
+        });
     });
     group.finish();
     concurrent_report(runtime, &store, &tenant);

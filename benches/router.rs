@@ -125,7 +125,7 @@ async fn run(base: &str, devices: usize, callees: usize, calls: usize) -> Run {
     let prefix = format!("d{devices}-{}", std::process::id());
     for callee in 0..callees {
         for device in 0..devices {
-            let token = format!("{:08x}{:056x}", callee, device);
+            let token = format!("{callee:08x}{device:056x}");
             let response = client
                 .put(format!(
                     "{base}/v1/identities/{prefix}-{callee}/registrations/dev{device}"

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench webpush`
 
+// `criterion_group!` defines a public function it cannot document.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::providers::webpush::aes128gcm;
 use std::hint::black_box;
@@ -24,12 +27,12 @@ fn encryption(c: &mut Criterion) {
     let auth = [7u8; 16];
     let mut group = c.benchmark_group("webpush_encrypt_ring");
     group.bench_function("ring", |b| {
-        b.iter(|| aes128gcm::encrypt(black_box(RING), &p256dh, &auth).unwrap())
+        b.iter(|| aes128gcm::encrypt(black_box(RING), &p256dh, &auth).unwrap());
     });
     let ua_public = browser.public_key();
     let auth = web_push_native::Auth::from(auth);
     group.bench_function("web_push_native", |b| {
-        b.iter(|| web_push_native::encrypt(black_box(RING).to_vec(), &ua_public, &auth).unwrap())
+        b.iter(|| web_push_native::encrypt(black_box(RING).to_vec(), &ua_public, &auth).unwrap());
     });
     group.finish();
 }

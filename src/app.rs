@@ -485,7 +485,7 @@ impl Node {
             match task.await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, "the admin listener stopped with an error")
+                    tracing::warn!(%error, "the admin listener stopped with an error");
                 }
                 Err(error) => tracing::warn!(%error, "the admin listener's task failed"),
             }

@@ -197,7 +197,7 @@ impl ChannelHub {
         // map that is still consistent: each operation is one insert, retain or clone.
         self.inner.stripes[index]
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Connects `device_id` of `key`. One connection per device: an older one of the same
@@ -279,7 +279,7 @@ impl ChannelHub {
             .map(|stripe| {
                 stripe
                     .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .values()
                     .map(Vec::len)
                     .sum::<usize>()

@@ -459,7 +459,7 @@ impl Config {
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE));
             }
             None => tracing::warn!(
                 "{DEFAULT_CONFIG_FILE} not found: using built-in defaults (no tenants)"
@@ -581,7 +581,7 @@ impl Config {
     /// The shard count in effect (0 = one per core).
     pub fn shard_count(&self) -> usize {
         match self.registry.shards {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             n => n,
         }
     }

@@ -45,7 +45,6 @@
 //! each; a ring that finds the queues full is a `503`) → [`providers::delivery`] over the
 //! shard's own HTTP/2 connections → one `Outcome` per device, back to the caller with
 //! `?wait=true`, and a dead token back to the store.
-#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod api;

@@ -245,7 +245,7 @@ async fn each_push_kind_arrives_with_apples_headers_and_the_design_payload() {
     assert!(
         voip.payload["aps"]
             .as_object()
-            .is_some_and(|aps| aps.is_empty())
+            .is_some_and(serde_json::Map::is_empty)
     );
 }
 

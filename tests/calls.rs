@@ -111,17 +111,17 @@ fn point_at(config: &mut Config, sim: &RunningSimulator, cert: PathBuf, key: Pat
 /// Device `n`'s PushKit (VoIP) token, a production token by the simulator's rule
 /// (`ringcast::simulator::apns`).
 fn token(n: u8) -> String {
-    format!("{:02x}", n).repeat(32)
+    format!("{n:02x}").repeat(32)
 }
 
 /// Device `n`'s regular (alert) token: its second byte is 0xa1.
 fn alert_token(n: u8) -> String {
-    format!("{n:02x}a1{}", format!("{:02x}", n).repeat(30))
+    format!("{n:02x}a1{}", format!("{n:02x}").repeat(30))
 }
 
 /// Device `n`'s PushKit token from a debug build: a sandbox token (first byte 0x5b).
 fn sandbox_token(n: u8) -> String {
-    format!("5b{}", format!("{:02x}", n).repeat(31))
+    format!("5b{}", format!("{n:02x}").repeat(31))
 }
 
 impl Rig {
@@ -326,7 +326,7 @@ async fn ring_cancel_and_missed_keep_live_devices_and_delete_only_the_dead_ones(
     };
     let accounts = tempfile::tempdir().unwrap();
     let rig = rig(profile, None, |config, sim| {
-        with_fcm(config, sim, accounts.path())
+        with_fcm(config, sim, accounts.path());
     })
     .await;
     for (device, token) in [("pixel", "fcm-live-1"), ("old-pixel", "fcm-gone-1")] {

@@ -68,7 +68,7 @@ async fn rig(tune: impl FnOnce(&mut Config)) -> Rig {
 }
 
 fn token(n: u8) -> String {
-    format!("{:02x}", n).repeat(32)
+    format!("{n:02x}").repeat(32)
 }
 
 impl Rig {

@@ -219,7 +219,10 @@ async fn each_push_kind_arrives_as_a_data_message_with_its_priority_ttl_and_coll
         );
         // The payload (docs/architecture.md, "What devices receive"), every value a string, as FCM requires.
         let data = record.payload.as_object().unwrap();
-        assert!(data.values().all(|value| value.is_string()), "{data:?}");
+        assert!(
+            data.values().all(serde_json::value::Value::is_string),
+            "{data:?}"
+        );
         assert_eq!(data["v"], "1");
         assert_eq!(data["call_id"], "c1");
         assert_eq!(data["caller_id"], "bob");

@@ -197,7 +197,7 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
             Ok(registered) => break registered,
             // Polls a condition (the store reaches the new master) under a deadline.
             Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(error) => panic!("the store did not follow the failover: {error}"),
         }

@@ -129,7 +129,10 @@ impl Reloader {
     /// async workers.
     pub fn reload(&self) -> Result<ReloadReport, ConfigErrors> {
         // A poisoned lock only means an earlier reload panicked; the config in it is whole.
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let result = self.prepare(&running).map(|prepared| {
             let mut restart = restart_needed(&running, &prepared.config);
             restart.extend(prepared.credentials.restart_needed.iter().cloned());

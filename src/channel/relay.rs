@@ -124,7 +124,7 @@ impl PendingAcks {
         // Each holder does one map operation, which cannot panic half-way.
         self.waiting
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits for the answer to a new request.

@@ -121,7 +121,7 @@ impl TargetClient {
         let uri: Uri = target.parse().map_err(http::Error::from)?;
         let authority = uri
             .authority()
-            .map(|authority| authority.to_string())
+            .map(std::string::ToString::to_string)
             .ok_or_else(|| ClientError::Connect {
                 target: target.to_owned(),
                 message: "no host in the URL".into(),

@@ -571,7 +571,7 @@ where
                         .await?;
                 }
                 Err(error) => {
-                    tracing::warn!(tenant = %who.tenant, %error, "revoked an unreadable record")
+                    tracing::warn!(tenant = %who.tenant, %error, "revoked an unreadable record");
                 }
             }
         }

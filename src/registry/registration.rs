@@ -70,11 +70,18 @@ pub enum PushAddress {
         alert_token: Option<Vec<u8>>,
     },
     /// An FCM registration token.
-    Fcm { token: String },
+    Fcm {
+        /// The token, as the app got it from Firebase.
+        token: String,
+    },
     /// A WNS channel URI (`https://*.notify.windows.com/...`).
-    Wns { channel: String },
+    Wns {
+        /// The channel URI the app got from Windows.
+        channel: String,
+    },
     /// A Web Push subscription: the endpoint and the keys the payload is encrypted for.
     WebPush {
+        /// The push service's URL for this subscription.
         endpoint: String,
         /// The subscription's P-256 public key, uncompressed (65 bytes, RFC 8291).
         p256dh: [u8; 65],

@@ -162,7 +162,7 @@ impl LiveCredentials {
                         let (tenant, app) = &id;
                         crate::metrics::credential_expiry(Platform::Apns, tenant, app, not_after);
                     }
-                    cell.replace(value)
+                    cell.replace(value);
                 }
                 Swap::Fcm(cell, value) => cell.replace(*value),
                 Swap::Wns(cell, value) => cell.replace(value),

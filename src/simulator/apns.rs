@@ -333,7 +333,7 @@ fn check(
         Some(_) => return Err(reject(400, "BadPriority")),
     };
     let expiration = header(headers, "apns-expiration")
-        .map(|value| value.parse::<u64>())
+        .map(str::parse::<u64>)
         .transpose()
         .map_err(|_| reject(400, "BadExpirationDate"))?;
     let collapse_id = header(headers, "apns-collapse-id");

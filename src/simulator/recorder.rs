@@ -146,7 +146,7 @@ impl Recorder {
     pub fn flush(&self) {
         if let Some(file) = &self.file {
             file.lock()
-                .unwrap_or_else(|poison| poison.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .flush();
         }
     }
@@ -205,11 +205,13 @@ impl Recorder {
         *self
             .by_service
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(push.service.to_owned())
             .or_default() += 1;
         if let Some(file) = &self.file {
-            let mut file = file.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut file = file
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let written = serde_json::to_writer(&mut file.writer, &push)
                 .map_err(std::io::Error::from)
                 .and_then(|()| file.writer.write_all(b"\n"));
@@ -223,7 +225,7 @@ impl Recorder {
         if let Some(memory) = &self.memory {
             memory
                 .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(push);
         }
     }
@@ -232,7 +234,7 @@ impl Recorder {
         *self
             .by_status
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(key)
             .or_default() += 1;
     }
@@ -246,7 +248,7 @@ impl Recorder {
             by_status: self
                 .by_status
                 .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
             stream_limit_violations: self.violations.load(Ordering::Relaxed),
             max_streams_in_flight: self.max_in_flight.load(Ordering::Relaxed),
@@ -255,7 +257,7 @@ impl Recorder {
             accepted_by_service: self
                 .by_service
                 .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
             validated_only: self.validated_only.load(Ordering::Relaxed),
             oauth_tokens_issued: self.tokens_issued.load(Ordering::Relaxed),
@@ -268,7 +270,7 @@ impl Recorder {
         self.memory.as_ref().map_or_else(Vec::new, |memory| {
             memory
                 .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone()
         })
     }

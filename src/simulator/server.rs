@@ -180,7 +180,7 @@ async fn serve_connection(
             let served = std::pin::pin!(served);
             drive(
                 served,
-                |s| s.graceful_shutdown(),
+                hyper::server::conn::http2::Connection::graceful_shutdown,
                 &shared,
                 &connection,
                 shutdown,
@@ -195,7 +195,7 @@ async fn serve_connection(
             let served = std::pin::pin!(served);
             drive(
                 served,
-                |s| s.graceful_shutdown(),
+                hyper::server::conn::http1::Connection::graceful_shutdown,
                 &shared,
                 &connection,
                 shutdown,
@@ -303,7 +303,7 @@ async fn handle(
         let mut rng = shared
             .rng
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         shared.profile.script(service, &mut rng)
     };
     if service != Service::Oauth && !crate::simulator::wns::is_token_path(parts.uri.path()) {

@@ -102,7 +102,7 @@ fn alg_none_is_refused() {
         // With a signature part that is the real HMAC, still refused: the header decides.
         let signed = hs256(claims(now(), now() + 600), SECRET);
         let signature = signed.rsplit('.').next().unwrap();
-        let forged = format!("{}{signature}", unsigned);
+        let forged = format!("{unsigned}{signature}");
         assert!(matches!(refused(&tenants, &forged), TokenError::Invalid(_)));
     }
 }

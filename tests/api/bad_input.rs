@@ -161,7 +161,11 @@ async fn invalid_fields_are_named_and_nothing_is_stored() {
                 "{case}: expected {expected} in {fields:?}"
             );
         }
-        assert_eq!(problem["status"].as_u64(), Some(status as u64), "{case}");
+        assert_eq!(
+            problem["status"].as_u64(),
+            Some(u64::from(status)),
+            "{case}"
+        );
         assert!(!problem["detail"].as_str().unwrap().is_empty(), "{case}");
     }
     let ttl_problem = app

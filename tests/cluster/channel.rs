@@ -221,7 +221,7 @@ async fn across_two_nodes(redis: &Backend) {
     .await;
     a.signal("-KILL");
     a.exited(Duration::from_secs(5)).await;
-    wait_presence(redis, &callee, "lapsed", |members| members.is_empty()).await;
+    wait_presence(redis, &callee, "lapsed", <[std::string::String]>::is_empty).await;
     let (status, _, answer) = b.ring(&callee, &unique("call"), true).await;
     assert_eq!(status, 200, "{answer}");
     let (outcome, platform) = outcome_of(&answer, "phone");

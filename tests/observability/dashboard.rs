@@ -66,7 +66,7 @@ fn dashboard_queries(value: &Value, out: &mut Vec<String>) {
             for (key, value) in map {
                 match (key.as_str(), value) {
                     ("expr" | "query" | "definition", Value::String(text)) => {
-                        out.push(text.clone())
+                        out.push(text.clone());
                     }
                     _ => dashboard_queries(value, out),
                 }

@@ -29,8 +29,10 @@ async fn app_allowing(allowed_private: &[&str]) -> crate::support::app::TestApp 
         ]
         .map(String::from),
     );
-    config.webpush.allowed_private_addresses =
-        allowed_private.iter().map(|a| a.to_string()).collect();
+    config.webpush.allowed_private_addresses = allowed_private
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     spawn_with(config, dir).await
 }
 

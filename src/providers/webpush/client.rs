@@ -202,7 +202,7 @@ mod tests {
 
     fn policy(hosts: &[&str]) -> EndpointPolicy {
         EndpointPolicy {
-            allowed_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            allowed_hosts: hosts.iter().map(std::string::ToString::to_string).collect(),
             guard: AddressGuard::default(),
         }
     }

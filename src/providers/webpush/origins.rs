@@ -334,7 +334,7 @@ impl Handler<Withdraw> for WebPushProvider {
             join_all(asks)
                 .await
                 .into_iter()
-                .flat_map(|answer| answer.unwrap_or_default())
+                .flat_map(std::result::Result::unwrap_or_default)
                 .collect()
         })
     }

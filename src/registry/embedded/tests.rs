@@ -151,7 +151,7 @@ async fn a_file_open_elsewhere_is_unavailable_not_a_panic() {
     let _first = store(&dir, 8);
     match EmbeddedStore::open(dir.path().join("registry.redb"), 8) {
         Err(StoreError::Unavailable(message)) => {
-            assert!(message.contains("registry.redb"), "{message}")
+            assert!(message.contains("registry.redb"), "{message}");
         }
         other => panic!("expected Unavailable, got {:?}", other.err()),
     }

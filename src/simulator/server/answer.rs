@@ -171,14 +171,14 @@ pub(super) fn apns(
     let verdict = {
         let mut token = connection_token
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         apns::judge(
             ApnsRequest {
                 method: &parts.method,
                 path: parts.uri.path(),
                 headers: &parts.headers,
                 body,
-                authority: parts.uri.authority().map(|authority| authority.as_str()),
+                authority: parts.uri.authority().map(http::uri::Authority::as_str),
                 bundle_ids: &shared.profile.apns_bundle_ids,
             },
             &shared.keys,

@@ -250,7 +250,7 @@ fn a_new_subscription_serializes_as_push_subscription_to_json() {
     assert_eq!(json["keys"]["p256dh"], sub.p256dh);
     assert_eq!(json["keys"]["auth"], sub.auth);
     assert_eq!(
-        json.as_object().map(|o| o.len()),
+        json.as_object().map(serde_json::Map::len),
         Some(3),
         "nothing but the browser's fields: {json}"
     );
