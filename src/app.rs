@@ -2,6 +2,7 @@
 //! admin listener), and shuts them down in order (stop accepting, finish in-flight requests,
 //! stop the shards, close the store).
 
+mod listener;
 pub mod tls;
 
 use crate::admin::reload::{LiveTenants, Reloader};
@@ -28,7 +29,7 @@ use crate::router::{Router, Routers};
 use crate::tenant::Tenants;
 use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -236,7 +237,7 @@ fn public_listener(
         .is_some_and(|tls| tls.client_ca.is_some());
     let limits = api::connection::ConnectionLimits::of(&config.server);
     let limits_data = web::Data::new(limits);
-    let mut server = HttpServer::new(move || {
+    let app = move || {
         let app = App::new()
             .app_data(state.clone())
             .app_data(intake.clone())
@@ -253,51 +254,23 @@ fn public_listener(
             None => app,
         };
         app.configure(|routes| api::configure(routes, max_body))
-    })
-    .shutdown_timeout(config.server.shutdown_timeout_seconds)
-    // Small answers on long-lived connections: without TCP_NODELAY an h2c answer waits for
-    // the client's delayed ACK (~40 ms on Linux) behind Nagle's algorithm.
-    .tcp_nodelay(true)
-    .max_connections(config.server.max_connections_per_worker)
-    .max_connection_rate(config.server.max_tls_handshakes_per_worker)
-    .tls_handshake_timeout(Duration::from_millis(
-        config.server.tls_handshake_timeout_ms,
-    ));
-    server = server
-        .keep_alive(keep_alive(&config.server))
-        .client_request_timeout(config.server.client_request_timeout())
-        .client_disconnect_timeout(Duration::from_millis(
-            config.server.client_disconnect_timeout_ms,
-        ));
-    server = match (&config.server.tls, certificate) {
-        (Some(settings), Some(certificate)) => {
-            let rustls_config =
-                tls::server_config(settings, certificate).map_err(anyhow::Error::msg)?;
-            server
-                .on_connect(move |connection, extensions| {
+    };
+    let (rustls_config, on_connect): (_, listener::OnConnect) =
+        match (&config.server.tls, certificate) {
+            (Some(settings), Some(certificate)) => (
+                Some(tls::server_config(settings, certificate).map_err(anyhow::Error::msg)?),
+                Arc::new(move |connection, extensions| {
                     limits.watch(extensions);
                     tls::note_client_certificate(connection, extensions);
-                })
-                .bind_rustls_0_23(config.server.listen, rustls_config)
-        }
-        // HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port: clients that ring
-        // many calls (call control, the load generator) multiplex them over one connection.
-        _ => server
-            .on_connect(move |_, extensions| limits.watch(extensions))
-            .bind_auto_h2c(config.server.listen),
-    }
-    .with_context(|| format!("binding the API to {}", config.server.listen))?;
-    if config.server.workers > 0 {
-        server = server.workers(config.server.workers);
-    }
-    // actix-web's own handling treats SIGINT as a *forced* stop; ours makes both SIGINT and
-    // SIGTERM graceful: stop accepting, finish in-flight requests, then stop.
-    server = server.disable_signals();
-    let address = *server
-        .addrs()
-        .first()
-        .context("the API server bound no address")?;
-    Ok((server.run(), address))
+                }),
+            ),
+            _ => (
+                None,
+                Arc::new(move |_, extensions| limits.watch(extensions)),
+            ),
+        };
+    listener::serve(&config.server, rustls_config, on_connect, app)
+        .with_context(|| format!("binding the API to {}", config.server.listen))
 }
 
 /// The keep-alive of `[server]`, for the public listener and the admin listener alike (with

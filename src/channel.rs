@@ -5,6 +5,7 @@
 //! - [`ChannelHub`] (this file) is the node's registry of connected devices.
 //! - [`frame`] is what travels on a connection: JSON text frames, parsed and built offline.
 //! - [`session`] runs one connection: writes frames, reads acks, pings, closes.
+//! - [`socket`] is the WebSocket itself (RFC 6455 framing over the connection's socket).
 //! - [`presence`] tells the other nodes sharing a Redis store which devices are connected
 //!   here, and [`relay`] carries rings and notices between nodes over Redis pub/sub (with the
 //!   embedded store there are no other nodes: neither exists).
@@ -21,6 +22,7 @@ pub mod frame;
 pub mod presence;
 pub mod relay;
 pub mod session;
+pub mod socket;
 
 use crate::metrics::channel::{self as metrics, CloseCause, MessageOutcome};
 use crate::push::PushKind;

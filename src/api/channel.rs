@@ -10,11 +10,13 @@
 use super::ApiState;
 use super::auth::{self, Scope};
 use super::problem::ApiError;
-use crate::channel::session::{self, Timing};
+use crate::channel::session::Timing;
 use crate::registry::validate::{FieldError, validate_device_id, validate_identity};
-use actix_web::http::header::AUTHORIZATION;
+use actix_web::http::header::{AUTHORIZATION, TRANSFER_ENCODING};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+
+pub mod upgrade;
 
 /// The upgrade request's query.
 #[derive(Debug, Deserialize)]
@@ -36,7 +38,6 @@ pub struct ChannelQuery {
 /// Opens a device's channel.
 pub async fn connect(
     request: HttpRequest,
-    body: web::Payload,
     state: web::Data<ApiState>,
     query: web::Query<ChannelQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -84,14 +85,21 @@ pub async fn connect(
         return Err(ApiError::Invalid(errors));
     };
     let key = caller.identity_key(&identity)?;
-    let (response, ws, stream) = actix_ws::handle(&request, body).map_err(|error| {
+    // A handshake is a GET without a body (RFC 6455 §4.1); with one, actix-http would not
+    // hand the connection over.
+    if request.headers().contains_key(TRANSFER_ENCODING) {
+        return Err(ApiError::MalformedBody(
+            "a WebSocket handshake has no body (RFC 6455)".into(),
+        ));
+    }
+    let mut response = actix_http::ws::handshake(request.head()).map_err(|error| {
         ApiError::MalformedBody(format!("not a WebSocket upgrade (RFC 6455): {error}"))
     })?;
     let config = &state.channel_config;
-    let stream = stream.max_frame_size(config.max_frame_bytes);
     let timing = Timing {
         ping_every: config.ping_interval(),
         idle_timeout: config.idle_timeout(),
+        max_frame_bytes: config.max_frame_bytes,
     };
     let attached = state.channel.attach(
         key,
@@ -99,6 +107,9 @@ pub async fn connect(
         query.disable_internal_push_for_incoming_call,
     );
     tracing::debug!(tenant = %caller.tenant.id, "channel connected");
-    actix_web::rt::spawn(session::run(ws, stream, attached, timing));
-    Ok(response)
+    // The connection is handed to the session once this answer is written (upgrade.rs).
+    Ok(upgrade::carry(
+        HttpResponse::from(response.finish()).map_into_boxed_body(),
+        upgrade::Accepted { attached, timing },
+    ))
 }

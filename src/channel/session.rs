@@ -1,12 +1,14 @@
-//! One channel connection: writes the hub's frames to the client, reads its acks, pings it,
+//! One channel connection (over [`super::socket`]): writes the hub's frames to the client, reads its acks, pings it,
 //! and closes it with a close code that says why (README, "Internal push channel").
 
 use super::frame::ClientFrame;
 use super::{Attached, Outbound};
 use crate::metrics::channel::{self as metrics, AckOutcome, CloseCause, MessageOutcome};
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use super::socket::{CloseCode, CloseReason, Incoming, ReadError, Reader, Writer};
+use bytes::BytesMut;
 use std::collections::HashMap;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -22,6 +24,8 @@ pub struct Timing {
     pub ping_every: Duration,
     /// How long the client may stay silent (no frame, no pong).
     pub idle_timeout: Duration,
+    /// The largest frame the client may send.
+    pub max_frame_bytes: usize,
 }
 
 /// The close code and reason the client sees for `cause` (RFC 6455 §7.4; 4000-4999 are the
@@ -44,13 +48,15 @@ pub fn close_reason(cause: CloseCause) -> CloseReason {
     }
 }
 
-/// Runs the connection until it closes; `attached` leaves the hub when this returns.
-pub async fn run(
-    mut session: Session,
-    mut stream: MessageStream,
-    attached: Attached,
-    timing: Timing,
-) {
+/// Runs the connection over `io` until it closes; `attached` leaves the hub as soon as the
+/// connection starts closing. `already_read` holds what the client sent right after its handshake.
+pub async fn run<IO>(io: IO, already_read: BytesMut, attached: Attached, timing: Timing)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let (reader, writer) = tokio::io::split(io);
+    let mut reader = Reader::new(reader, already_read, timing.max_frame_bytes);
+    let mut writer = Writer::new(writer);
     let mut attached = attached;
     let mut waiting: HashMap<std::sync::Arc<str>, oneshot::Sender<()>> = HashMap::new();
     let mut last_heard = Instant::now();
@@ -80,7 +86,7 @@ pub async fn run(
                 tokio::select! {
                     biased;
                     _ = attached.close.changed() => break attached.close.borrow().unwrap_or(CloseCause::Client),
-                    written = session.text(text.to_string()) => {
+                    written = writer.text(&text) => {
                         if written.is_err() {
                             break CloseCause::Client;
                         }
@@ -88,11 +94,11 @@ pub async fn run(
                     }
                 }
             }
-            message = stream.recv() => {
+            incoming = reader.next() => {
                 last_heard = Instant::now();
-                match message {
-                    None | Some(Ok(Message::Close(_))) => break CloseCause::Client,
-                    Some(Ok(Message::Text(text))) => match ClientFrame::parse(&text) {
+                match incoming {
+                    None | Some(Ok(Incoming::Close)) => break CloseCause::Client,
+                    Some(Ok(Incoming::Text(text))) => match ClientFrame::parse(&text) {
                         Ok(ClientFrame::Ack { event_id }) => {
                             let in_time = waiting
                                 .remove(event_id.as_str())
@@ -104,16 +110,15 @@ pub async fn run(
                             break CloseCause::BadMessage;
                         }
                     },
-                    Some(Ok(Message::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
+                    Some(Ok(Incoming::Ping(payload))) => {
+                        if writer.pong(&payload).await.is_err() {
                             break CloseCause::Client;
                         }
                     }
-                    Some(Ok(Message::Pong(_) | Message::Nop)) => {}
-                    Some(Ok(Message::Binary(_) | Message::Continuation(_))) => {
-                        break CloseCause::UnsupportedFrame;
-                    }
-                    Some(Err(ProtocolError::Overflow)) => break CloseCause::TooLarge,
+                    Some(Ok(Incoming::Pong)) => {}
+                    Some(Ok(Incoming::Unsupported)) => break CloseCause::UnsupportedFrame,
+                    Some(Err(error)) if error.is_overflow() => break CloseCause::TooLarge,
+                    Some(Err(ReadError::Io(_))) => break CloseCause::Client,
                     Some(Err(error)) => {
                         tracing::debug!(%error, "channel protocol error");
                         break CloseCause::ProtocolError;
@@ -124,7 +129,7 @@ pub async fn run(
                 if last_heard.elapsed() >= timing.idle_timeout {
                     break CloseCause::Idle;
                 }
-                if session.ping(b"").await.is_err() {
+                if writer.ping(b"").await.is_err() {
                     break CloseCause::Client;
                 }
                 // The heartbeat renews the device's presence for the other nodes.
@@ -133,8 +138,15 @@ pub async fn run(
         }
     };
     metrics::closed(cause);
-    if cause != CloseCause::Client {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(Some(close_reason(cause)))).await;
-    }
+    // Out of the hub first: rings must not wait on a connection that is closing.
     drop(attached);
+    // The closing handshake (RFC 6455 §7.1): the node's close frame (the answer to the
+    // client's own, or the reason it is closed), then the client's remaining bytes until it
+    // closes its side. Bounded: a client that never finishes it is dropped.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        if writer.close(close_reason(cause)).await.is_ok() {
+            reader.discard_until_closed().await;
+        }
+    })
+    .await;
 }
