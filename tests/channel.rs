@@ -412,6 +412,59 @@ async fn an_upgrade_without_a_valid_credential_or_device_is_refused_with_a_statu
     assert_eq!(plain.status().as_u16(), 400);
 }
 
+/// Sends `head` (an HTTP/1.1 request head) on a fresh connection and reads until the node
+/// closes it.
+async fn raw_exchange(rig: &Rig, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(rig.app.node.address)
+        .await
+        .unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut answer))
+        .await
+        .expect("the node closed the connection in time")
+        .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_request_elsewhere_gets_the_api_answer_and_the_connection_closes() {
+    // Every `Upgrade: websocket` request reaches the node's upgrade service, not only
+    // /v1/channel: the API answers it as it would any request, then the connection closes.
+    let rig = rig(|_| {}).await;
+    let upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let answer = raw_exchange(
+        &rig,
+        &format!("GET /v1/identities/alice/registrations HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("unauthorized"),
+        "the problem body: {answer}"
+    );
+
+    // A handshake with a body is not one (RFC 6455 §4.1).
+    let alice = identity_token("alice", 300, TOKEN_SECRET_A);
+    let answer = raw_exchange(
+        &rig,
+        &format!(
+            "GET /v1/channel?device_id=phone HTTP/1.1\r\nHost: x\r\n{upgrade}\
+             Authorization: Bearer {alice}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    rig.wait_metric("ringcast_channel_connections", "", 0.0)
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_and_replaced_or_idle_clients_are_closed_with_a_code_that_says_why() {
     let rig = rig(|config| {

@@ -13,9 +13,9 @@ use crate::config::ServerConfig;
 use actix_http::{HttpServiceBuilder, TlsAcceptorConfig};
 use actix_server::{GracefulShutdownSignal, Server, ServerBuilder};
 use actix_service::{IntoServiceFactory, map_config};
-use actix_web::dev::{AppConfig, Extensions, ServiceFactory, ServiceResponse};
 use actix_web::Error;
 use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, Extensions, ServiceFactory, ServiceResponse};
 use std::any::Any;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -151,7 +151,11 @@ impl Timing {
 /// once) and actix-web's backlog.
 fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
     socket.listen(BACKLOG)?;

@@ -2,9 +2,9 @@
 //! and closes it with a close code that says why (README, "Internal push channel").
 
 use super::frame::ClientFrame;
+use super::socket::{CloseCode, CloseReason, Incoming, ReadError, Reader, Writer};
 use super::{Attached, Outbound};
 use crate::metrics::channel::{self as metrics, AckOutcome, CloseCause, MessageOutcome};
-use super::socket::{CloseCode, CloseReason, Incoming, ReadError, Reader, Writer};
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::time::Duration;

@@ -132,9 +132,9 @@ impl<R: AsyncRead + Unpin> Reader<R> {
 
 fn incoming(frame: Frame) -> Result<Incoming, ReadError> {
     Ok(match frame {
-        Frame::Text(bytes) => Incoming::Text(
-            String::from_utf8(bytes.to_vec()).map_err(|_| ReadError::NotUtf8)?,
-        ),
+        Frame::Text(bytes) => {
+            Incoming::Text(String::from_utf8(bytes.to_vec()).map_err(|_| ReadError::NotUtf8)?)
+        }
         Frame::Ping(payload) => Incoming::Ping(payload),
         Frame::Pong(_) => Incoming::Pong,
         Frame::Close(_) => Incoming::Close,
@@ -232,7 +232,10 @@ mod tests {
             for byte in tail {
                 client.write_all(&[byte]).await.unwrap();
             }
-            client.write_all(&client_frame(OpCode::Ping, b"hi")).await.unwrap();
+            client
+                .write_all(&client_frame(OpCode::Ping, b"hi"))
+                .await
+                .unwrap();
             client
         });
         match reader.next().await {
@@ -244,7 +247,10 @@ mod tests {
             other => panic!("expected a ping, got {other:?}"),
         }
         drop(writing.await.unwrap());
-        assert!(reader.next().await.is_none(), "the client closed the socket");
+        assert!(
+            reader.next().await.is_none(),
+            "the client closed the socket"
+        );
     }
 
     #[tokio::test]
@@ -256,7 +262,10 @@ mod tests {
         };
         let (_client, server) = duplex(64);
         let mut reader = Reader::new(server, unmasked, 1024);
-        assert!(matches!(reader.next().await, Some(Err(ReadError::Protocol(_)))));
+        assert!(matches!(
+            reader.next().await,
+            Some(Err(ReadError::Protocol(_)))
+        ));
 
         let (_client, server) = duplex(64);
         let big = BytesMut::from(&client_frame(OpCode::Text, &[b'a'; 200])[..]);
@@ -271,7 +280,10 @@ mod tests {
         let (_client, server) = duplex(64);
         let binary = BytesMut::from(&client_frame(OpCode::Binary, b"\x00")[..]);
         let mut reader = Reader::new(server, binary, 100);
-        assert!(matches!(reader.next().await, Some(Ok(Incoming::Unsupported))));
+        assert!(matches!(
+            reader.next().await,
+            Some(Ok(Incoming::Unsupported))
+        ));
     }
 
     #[tokio::test]
@@ -279,7 +291,9 @@ mod tests {
         let (_client, server) = duplex(64);
         let large = BytesMut::from(&client_frame(OpCode::Text, &[b'a'; 10_000])[..]);
         let mut reader = Reader::new(server, large, 65_536);
-        assert!(matches!(reader.next().await, Some(Ok(Incoming::Text(text))) if text.len() == 10_000));
+        assert!(
+            matches!(reader.next().await, Some(Ok(Incoming::Text(text))) if text.len() == 10_000)
+        );
         assert!(reader.buffer.capacity() <= KEEP_AT_MOST);
     }
 
@@ -300,8 +314,13 @@ mod tests {
         let mut client = client;
         client.read_buf(&mut bytes).await.unwrap();
         let mut codec = Codec::new().client_mode();
-        assert!(matches!(codec.decode(&mut bytes).unwrap(), Some(Frame::Text(text)) if &text[..] == b"hello"));
-        assert!(matches!(codec.decode(&mut bytes).unwrap(), Some(Frame::Ping(_))));
+        assert!(
+            matches!(codec.decode(&mut bytes).unwrap(), Some(Frame::Text(text)) if &text[..] == b"hello")
+        );
+        assert!(matches!(
+            codec.decode(&mut bytes).unwrap(),
+            Some(Frame::Ping(_))
+        ));
         match codec.decode(&mut bytes).unwrap() {
             Some(Frame::Close(Some(reason))) => {
                 assert_eq!(reason.code, CloseCode::Other(4000));

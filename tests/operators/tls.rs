@@ -75,28 +75,7 @@ async fn connect(
     versions: &[&'static rustls::SupportedProtocolVersion],
     client: Option<&Leaf>,
 ) -> std::io::Result<Connection> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .unwrap()
-    .with_root_certificates(roots);
-    let mut config = match client {
-        Some(leaf) => builder
-            .with_client_auth_cert(
-                vec![leaf.der.clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone())),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = tokio::net::TcpStream::connect(address).await?;
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await?;
+    let stream = tls_stream(address, ca, alpn, versions, client).await?;
     let (_, session) = stream.get_ref();
     let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
     let version = session.protocol_version();
@@ -121,6 +100,38 @@ async fn connect(
         server_cert,
         sender,
     })
+}
+
+/// A TLS connection to the node offering `alpn`, trusting `ca`, with `client`'s certificate.
+async fn tls_stream(
+    address: SocketAddr,
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    alpn: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client: Option<&Leaf>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap()
+    .with_root_certificates(roots);
+    let mut config = match client {
+        Some(leaf) => builder
+            .with_client_auth_cert(
+                vec![leaf.der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone())),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(address).await?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
 }
 
 impl Connection {
@@ -292,4 +303,58 @@ async fn call_control_needs_a_client_certificate_from_the_client_ca() {
         "a client certificate the client CA did not sign was accepted"
     );
     node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_speaks_wss_and_a_ring_reaches_it() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = authority("ringcast test CA");
+    write_server_cert(
+        dir.path(),
+        &leaf(&ca, "node", ExtendedKeyUsagePurpose::ServerAuth),
+    );
+    let tls = "[server.tls]\ncert = \"tls.crt\"\nkey = \"tls.key\"\n";
+    let (node, _) = start_reloadable(dir.path(), &node_toml(dir.path(), KEY, tls)).await;
+    let all = [&rustls::version::TLS13, &rustls::version::TLS12];
+
+    // The WebSocket over TLS: the upgrade service takes the TLS stream, not a TCP one.
+    let stream = tls_stream(node.address, &ca, b"http/1.1", &all, None)
+        .await
+        .unwrap();
+    let mut request = "wss://localhost/v1/channel?identity=wendy&device_id=laptop"
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {KEY}").parse().unwrap());
+    let (mut socket, answer) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 101);
+
+    let mut caller = connect(node.address, &ca, b"h2", &all, None).await.unwrap();
+    let call = r#"{"call_id":"wss-call-1","callee":"wendy","caller":{"id":"+15550100"}}"#;
+    assert_eq!(caller.send("POST", "/v1/calls", call).await.unwrap(), 202);
+    let frame = loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("the ring came in time")
+            .expect("the socket stayed open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            break serde_json::from_str::<serde_json::Value>(&text).unwrap();
+        }
+    };
+    assert_eq!(frame["type"], "incoming_call", "{frame}");
+    assert_eq!(frame["call_id"], "wss-call-1", "{frame}");
+    socket
+        .send(Message::Text(
+            format!(r#"{{"type":"ack","event_id":{}}}"#, frame["event_id"]).into(),
+        ))
+        .await
+        .unwrap();
+    socket.close(None).await.unwrap();
 }

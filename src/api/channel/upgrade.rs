@@ -63,13 +63,19 @@ where
         let app = app_factory();
         async move {
             let api = Rc::new(app.new_service(AppConfig::default()).await?);
-            Ok(fn_service(move |(request, framed)| serve(api.clone(), request, framed)))
+            Ok(fn_service(move |(request, framed)| {
+                serve(api.clone(), request, framed)
+            }))
         }
     })
 }
 
 /// Answers one upgrade request through `api`, then runs the channel it accepted.
-async fn serve<T, A, B>(api: Rc<A>, request: Request, framed: Framed<T, h1::Codec>) -> Result<(), Error>
+async fn serve<T, A, B>(
+    api: Rc<A>,
+    request: Request,
+    framed: Framed<T, h1::Codec>,
+) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin,
     A: Service<Request, Response = ServiceResponse<B>, Error = Error>,
@@ -94,12 +100,17 @@ where
             session::run(io, already_read, accepted.attached, accepted.timing).await;
         }
         _ => {
-            response.head_mut().set_connection_type(ConnectionType::Close);
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
             let (head, body) = response.into_parts();
             let body = actix_http::body::to_bytes(body)
                 .await
                 .map_err(|_| std::io::Error::other("the answer's body failed"))?;
-            codec.encode(h1::Message::Item((head, BodySize::Sized(body.len() as u64))), &mut out)?;
+            codec.encode(
+                h1::Message::Item((head, BodySize::Sized(body.len() as u64))),
+                &mut out,
+            )?;
             codec.encode(h1::Message::Chunk(Some(body)), &mut out)?;
             codec.encode(h1::Message::Chunk(None), &mut out)?;
             io.write_all(&out).await?;
