@@ -17,7 +17,8 @@
 //! treats them as absent; a write that meets one on its way deletes it.
 //!
 //! redb is synchronous and each commit is an fsync, so every operation runs on tokio's blocking
-//! pool: the actix arbiter that awaits it keeps serving its other identities meanwhile. Each
+//! pool: the actix arbiter that awaits it keeps serving its other identities meanwhile. `lanes`
+//! bounds how many pool threads it takes (one write at a time, as redb runs them anyway). Each
 //! `Store` method is exactly one redb transaction, hence atomic.
 //!
 //! Layout: `keys` holds the key layouts and table definitions, `transactions` the body of each
@@ -28,6 +29,7 @@
 mod claims;
 mod error;
 mod keys;
+mod lanes;
 mod revocations;
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,7 @@ mod transactions;
 
 use self::error::EmbeddedError;
 use self::keys::{REGISTRATIONS, RegistrationKey, owner_key};
+use self::lanes::Lanes;
 use self::transactions::Tables;
 use super::codec;
 use super::lease::{Claim, LeaseTerms};
@@ -62,6 +65,8 @@ pub struct EmbeddedStore {
     /// The most live devices one identity may register (`StoreError::TooManyDevices` beyond),
     /// so that one client cannot fill the store.
     max_devices_per_identity: u32,
+    /// Its turns on the blocking pool (one write at a time).
+    lanes: Lanes,
 }
 
 impl EmbeddedStore {
@@ -95,6 +100,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             db: Arc::new(db),
             max_devices_per_identity,
+            lanes: Lanes::new(),
         })
     }
 
@@ -156,7 +162,7 @@ impl EmbeddedStore {
         op: impl FnOnce(&mut Tables<'_>) -> Result<T, EmbeddedError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
-        let task = tokio::task::spawn_blocking(move || {
+        let task = self.lanes.write(move || {
             let txn = db.begin_write()?;
             let (result, changed) = {
                 let mut tables = Tables::open(&txn)?;
@@ -184,7 +190,7 @@ impl EmbeddedStore {
         + 'static,
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
-        let task = tokio::task::spawn_blocking(move || {
+        let task = self.lanes.write(move || {
             let mut txn = db.begin_write()?;
             txn.set_durability(redb::Durability::None)?;
             let result = {
@@ -216,7 +222,7 @@ impl EmbeddedStore {
         + 'static,
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
-        let task = tokio::task::spawn_blocking(move || {
+        let task = self.lanes.read(move || {
             let txn = db.begin_read()?;
             op(&txn.open_table(REGISTRATIONS)?)
         });

@@ -64,7 +64,7 @@ impl EmbeddedStore {
     ) -> Result<Option<UnixMillis>, StoreError> {
         let key = keys::revocation_key(who);
         let db = Arc::clone(&self.db);
-        let task = tokio::task::spawn_blocking(move || {
+        let task = self.lanes.read(move || {
             let txn = db.begin_read()?;
             let revocations = txn.open_table(REVOCATIONS)?;
             let Some(record) = revocations.get(key.as_slice())? else {
@@ -96,7 +96,7 @@ impl EmbeddedStore {
         + 'static,
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
-        let task = tokio::task::spawn_blocking(move || {
+        let task = self.lanes.write(move || {
             let txn = db.begin_write()?;
             let result = {
                 let mut revocations = txn.open_table(REVOCATIONS)?;
