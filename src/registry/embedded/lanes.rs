@@ -3,10 +3,11 @@
 //! redb runs one write transaction at a time: a write started while another runs blocks its
 //! thread until that one commits. With one blocking task per write, a ring load (a claim per
 //! call event, from every shard at once) made tokio's blocking pools grow by about a hundred
-//! threads, each keeping its stack and its allocator heap (mimalloc's, per thread): measured with `benches/channel.sh`, the
-//! node went from 48 to 146 threads and its RSS grew 160 MB as the rings started, and kept
-//! both. So a write waits for its turn here, as a future, and holds one thread only while it
-//! runs; reads, which redb runs side by side, share a few threads.
+//! threads, each keeping its stack and its allocator heap (mimalloc keeps one per thread):
+//! measured with `benches/channel.sh`, the node went from 48 to 146 threads and its RSS grew
+//! 160 MB as the rings started, and kept both. So a write waits for its turn here, as a
+//! future, and holds one thread only while it runs; reads, which redb runs side by side,
+//! share a few threads.
 
 use std::sync::Arc;
 use tokio::sync::Semaphore;
