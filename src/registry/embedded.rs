@@ -185,18 +185,25 @@ impl EmbeddedStore {
     async fn claims<T: Send + 'static>(
         &self,
         what: &'static str,
-        op: impl FnOnce(&mut redb::Table<'_, &'static [u8], &'static [u8]>) -> Result<T, EmbeddedError>
-        + Send
-        + 'static,
+        op: impl FnOnce(&mut ByteTable<'_>) -> Result<T, EmbeddedError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.write_table(what, keys::EVENTS, redb::Durability::None, op)
+            .await
+    }
+
+    /// Runs `op` on `table` alone in one write transaction committed with `durability`.
+    async fn write_table<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        table: ByteTableDefinition,
+        durability: redb::Durability,
+        op: impl FnOnce(&mut ByteTable<'_>) -> Result<T, EmbeddedError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
         let task = self.lanes.write(move || {
             let mut txn = db.begin_write()?;
-            txn.set_durability(redb::Durability::None)?;
-            let result = {
-                let mut events = txn.open_table(keys::EVENTS)?;
-                op(&mut events)?
-            };
+            txn.set_durability(durability)?;
+            let result = op(&mut txn.open_table(table)?)?;
             txn.commit()?;
             Ok(result)
         });
@@ -213,22 +220,37 @@ impl EmbeddedStore {
         .await
     }
 
-    /// Runs `op` in one read transaction on the blocking pool.
+    /// Runs `op` on the registrations table in one read transaction.
     async fn read<T: Send + 'static>(
         &self,
         what: &'static str,
-        op: impl FnOnce(&redb::ReadOnlyTable<&'static [u8], &'static [u8]>) -> Result<T, EmbeddedError>
-        + Send
-        + 'static,
+        op: impl FnOnce(&ReadOnlyByteTable) -> Result<T, EmbeddedError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.read_table(what, REGISTRATIONS, op).await
+    }
+
+    /// Runs `op` on `table` in one read transaction on the blocking pool.
+    async fn read_table<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        table: ByteTableDefinition,
+        op: impl FnOnce(&ReadOnlyByteTable) -> Result<T, EmbeddedError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
         let task = self.lanes.read(move || {
             let txn = db.begin_read()?;
-            op(&txn.open_table(REGISTRATIONS)?)
+            op(&txn.open_table(table)?)
         });
         flatten(task.await, what)
     }
 }
+
+/// A table of byte keys and byte values, as most of the store's are.
+type ByteTableDefinition = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
+/// One of those tables, open for writing.
+type ByteTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
+/// One of those tables, open for reading.
+type ReadOnlyByteTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 /// Turns a blocking task's outcome into the store's answer, naming the operation that failed.
 fn flatten<T>(

@@ -10,8 +10,7 @@ use super::error::EmbeddedError;
 use super::keys::{self, REVOCATIONS};
 use crate::registry::registration::{IdentityKey, UnixMillis};
 use crate::registry::store::StoreError;
-use redb::{ReadableDatabase, ReadableTableMetadata};
-use std::sync::Arc;
+use redb::ReadableTableMetadata;
 
 /// The record of a revocation at `at`, forgotten at `forget_at`.
 fn encode(at: UnixMillis, forget_at: UnixMillis) -> [u8; 16] {
@@ -63,17 +62,14 @@ impl EmbeddedStore {
         now: UnixMillis,
     ) -> Result<Option<UnixMillis>, StoreError> {
         let key = keys::revocation_key(who);
-        let db = Arc::clone(&self.db);
-        let task = self.lanes.read(move || {
-            let txn = db.begin_read()?;
-            let revocations = txn.open_table(REVOCATIONS)?;
+        self.read_table("revoked_at", REVOCATIONS, move |revocations| {
             let Some(record) = revocations.get(key.as_slice())? else {
                 return Ok(None);
             };
             let (forget_at, at) = decode(record.value())?;
             Ok((forget_at > now).then_some(at))
-        });
-        super::flatten(task.await, "revoked_at")
+        })
+        .await
     }
 
     /// Deletes the revocations forgotten at or before `now`; returns how many.
@@ -86,26 +82,14 @@ impl EmbeddedStore {
         .await
     }
 
-    /// Runs `op` on the revocations table in one durable write transaction on the blocking
-    /// pool.
+    /// Runs `op` on the revocations table in one durable write transaction.
     async fn revocations<T: Send + 'static>(
         &self,
         what: &'static str,
-        op: impl FnOnce(&mut redb::Table<'_, &'static [u8], &'static [u8]>) -> Result<T, EmbeddedError>
-        + Send
-        + 'static,
+        op: impl FnOnce(&mut super::ByteTable<'_>) -> Result<T, EmbeddedError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
-        let task = self.lanes.write(move || {
-            let txn = db.begin_write()?;
-            let result = {
-                let mut revocations = txn.open_table(REVOCATIONS)?;
-                op(&mut revocations)?
-            };
-            txn.commit()?;
-            Ok(result)
-        });
-        super::flatten(task.await, what)
+        self.write_table(what, REVOCATIONS, redb::Durability::Immediate, op)
+            .await
     }
 }
 
