@@ -18,8 +18,10 @@
 //!
 //! redb is synchronous and each commit is an fsync, so every operation runs on tokio's blocking
 //! pool: the actix arbiter that awaits it keeps serving its other identities meanwhile. `lanes`
-//! bounds how many pool threads it takes (one write at a time, as redb runs them anyway). Each
-//! `Store` method is exactly one redb transaction, hence atomic.
+//! bounds how many pool threads it takes (one write at a time, as redb runs them anyway), and
+//! `group` commits the durable writes waiting at one moment together (one fsync). Each `Store`
+//! method is atomic: one redb transaction, or its part of a group's, which commits or rolls
+//! back whole and is rerun alone when anything in it failed.
 //!
 //! Layout: `keys` holds the key layouts and table definitions, `transactions` the body of each
 //! operation (one redb transaction each), `error` the failures and their mapping to
@@ -28,6 +30,7 @@
 
 mod claims;
 mod error;
+mod group;
 mod keys;
 mod lanes;
 mod revocations;
@@ -36,6 +39,7 @@ mod tests;
 mod transactions;
 
 use self::error::EmbeddedError;
+use self::group::Group;
 use self::keys::{REGISTRATIONS, RegistrationKey, owner_key};
 use self::lanes::Lanes;
 use self::transactions::Tables;
@@ -67,6 +71,8 @@ pub struct EmbeddedStore {
     max_devices_per_identity: u32,
     /// Its turns on the blocking pool (one write at a time).
     lanes: Lanes,
+    /// Durable writes waiting for the write lane, committed together.
+    group: Arc<Group>,
 }
 
 impl EmbeddedStore {
@@ -101,6 +107,7 @@ impl EmbeddedStore {
             db: Arc::new(db),
             max_devices_per_identity,
             lanes: Lanes::new(),
+            group: Arc::new(Group::default()),
         })
     }
 
@@ -154,29 +161,35 @@ impl EmbeddedStore {
         })
     }
 
-    /// Runs `op` in one write transaction on the blocking pool; commits when it succeeded and
-    /// changed something, rolls back otherwise (an error leaves the file as it was).
+    /// Runs `op` in a durable write transaction, grouped with the writes waiting beside it
+    /// (`group`: one fsync for all of them); commits when it succeeded and changed something,
+    /// rolls back otherwise (an error leaves the file as it was). `op` may run twice.
     async fn write<T: Send + 'static>(
         &self,
         what: &'static str,
-        op: impl FnOnce(&mut Tables<'_>) -> Result<T, EmbeddedError> + Send + 'static,
+        op: impl FnMut(&mut Tables<'_>) -> Result<T, EmbeddedError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
-        let task = self.lanes.write(move || {
-            let txn = db.begin_write()?;
-            let (result, changed) = {
-                let mut tables = Tables::open(&txn)?;
-                let result = op(&mut tables)?;
-                (result, tables.changed)
-            };
-            if changed {
-                txn.commit()?;
-            } else {
-                txn.abort()?;
+        let answer = self.group.push(op);
+        // The leader's part runs in a task of its own: a caller that stops waiting must not
+        // leave its write queued with nobody to run it.
+        let (lanes, group, db) = (
+            self.lanes.clone(),
+            Arc::clone(&self.group),
+            Arc::clone(&self.db),
+        );
+        tokio::spawn(async move {
+            let turn = lanes.write_turn().await;
+            // An earlier turn may have run this write with its batch already.
+            if !group.is_empty() {
+                let _ = turn.run(move || group.run(&db)).await;
             }
-            Ok(result)
         });
-        flatten(task.await, what)
+        match answer.await {
+            Ok(result) => result.map_err(|error| error.into_store_error(what)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "embedded {what} did not finish"
+            ))),
+        }
     }
 
     /// Runs `op` on the claims table in one non-durable write transaction: a claim costs no
@@ -292,7 +305,14 @@ impl Store for EmbeddedStore {
         let (now, max) = (registration.updated_at, self.max_devices_per_identity);
         let (created, created_at, moved_from) = self
             .write("register", move |tables| {
-                tables.register(&key, record, &owner, alert_owner.as_deref(), now, max)
+                tables.register(
+                    &key,
+                    record.clone(),
+                    &owner,
+                    alert_owner.as_deref(),
+                    now,
+                    max,
+                )
             })
             .await?;
         let mut stored = registration.clone();

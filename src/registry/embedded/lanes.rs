@@ -10,8 +10,8 @@
 //! share a few threads.
 
 use std::sync::Arc;
-use tokio::sync::Semaphore;
-use tokio::task::JoinError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinError, JoinHandle};
 
 /// The store's turns on the blocking pool: one write at a time, a few reads.
 #[derive(Clone)]
@@ -38,6 +38,11 @@ impl Lanes {
         run(&self.write, work).await
     }
 
+    /// Waits for the write lane without taking a thread yet.
+    pub(super) async fn write_turn(&self) -> Turn {
+        Turn::of(&self.write).await
+    }
+
     /// Runs `work` (a read transaction) on the blocking pool on one of the read lanes.
     pub(super) async fn read<T: Send + 'static>(
         &self,
@@ -51,18 +56,37 @@ async fn run<T: Send + 'static>(
     lane: &Arc<Semaphore>,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, JoinError> {
-    // The semaphore is never closed, so acquiring only waits.
-    let turn = Arc::clone(lane)
-        .acquire_owned()
-        .await
-        .expect("the lanes' semaphores are never closed");
-    // The turn ends with the work itself, not with this future: a caller that gives up
-    // waiting does not let another write onto a thread while this one still runs.
-    tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        work()
-    })
-    .await
+    Turn::of(lane).await.run(work).await
+}
+
+/// A turn on a lane, held until the work run with it ends.
+pub(super) struct Turn {
+    _held: OwnedSemaphorePermit,
+}
+
+impl Turn {
+    async fn of(lane: &Arc<Semaphore>) -> Turn {
+        // The semaphores are never closed, so acquiring only waits.
+        Turn {
+            _held: Arc::clone(lane)
+                .acquire_owned()
+                .await
+                .expect("the lanes' semaphores are never closed"),
+        }
+    }
+
+    /// Runs `work` on the blocking pool. The turn ends with the work itself, not with the
+    /// returned handle: a caller that stops waiting does not let another write onto a thread
+    /// while this one still runs.
+    pub(super) fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> JoinHandle<T> {
+        tokio::task::spawn_blocking(move || {
+            let _turn = self;
+            work()
+        })
+    }
 }
 
 #[cfg(test)]

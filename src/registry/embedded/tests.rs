@@ -315,3 +315,90 @@ async fn the_sweeper_runs_until_aborted() {
     sweeper.abort();
     assert!(sweeper.await.unwrap_err().is_cancelled());
 }
+
+/// Waits until `n` writes are queued for the write lane.
+async fn queued(store: &EmbeddedStore, n: usize) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.group.len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} writes never queued"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_in_a_group_commit_takes_none_of_the_others_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 2);
+    let (alice, bob) = (
+        IdentityKey::new("acme", "alice"),
+        IdentityKey::new("acme", "bob"),
+    );
+    store
+        .register(&alice, &registration("a", apns(1), NOW, DAY))
+        .await
+        .unwrap();
+    // Hold the write lane so the next three writes queue and then run as one group: alice's
+    // second device, her third (over the limit of 2), and bob's first.
+    let turn = store.lanes.write_turn().await;
+    let mut writes = Vec::new();
+    for (n, (who, device, byte)) in [(&alice, "b", 2), (&alice, "c", 3), (&bob, "x", 4)]
+        .into_iter()
+        .enumerate()
+    {
+        let (writer, who) = (store.clone(), who.clone());
+        writes.push(tokio::spawn(async move {
+            writer
+                .register(&who, &registration(device, apns(byte), NOW + 1, DAY))
+                .await
+        }));
+        queued(&store, n + 1).await;
+    }
+    drop(turn);
+    let answers: Vec<_> = futures_util::future::join_all(writes).await;
+    assert!(answers[0].as_ref().unwrap().as_ref().unwrap().created);
+    match answers[1].as_ref().unwrap() {
+        Err(StoreError::TooManyDevices { max: 2 }) => {}
+        other => panic!("expected TooManyDevices, got {other:?}"),
+    }
+    assert!(answers[2].as_ref().unwrap().as_ref().unwrap().created);
+    assert_eq!(rows(&store), (3, 3, 3), "a, b and x; nothing of c");
+    let devices = |list: Vec<Registration>| -> Vec<String> {
+        list.into_iter().map(|r| r.device_id).collect()
+    };
+    assert_eq!(
+        devices(store.list(&alice, NOW + 2).await.unwrap()),
+        ["a", "b"]
+    );
+    assert_eq!(devices(store.list(&bob, NOW + 2).await.unwrap()), ["x"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_together_are_all_committed_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.redb");
+    {
+        let store = EmbeddedStore::open(&path, 8).unwrap();
+        let turn = store.lanes.write_turn().await;
+        let writes: Vec<_> = (0..50u8)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let who = IdentityKey::new("acme", &format!("user-{n}"));
+                    store
+                        .register(&who, &registration("phone", apns(n), NOW, DAY))
+                        .await
+                })
+            })
+            .collect();
+        queued(&store, 50).await;
+        drop(turn);
+        for write in writes {
+            assert!(write.await.unwrap().unwrap().created);
+        }
+    }
+    let reopened = EmbeddedStore::open(&path, 8).unwrap();
+    assert_eq!(rows(&reopened), (50, 50, 50));
+}
