@@ -80,3 +80,77 @@ async fn health_is_zero_for_a_ready_node_and_one_for_nothing() {
         "nothing listens after the stop"
     );
 }
+
+/// Starts `ringcast serve --config file` as a process; the API's base URL once it listens.
+fn spawn_node(file: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = ringcast()
+        .args(["serve", "--config"])
+        .arg(file)
+        .env("RINGCAST__LOG__LEVEL", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines().map_while(Result::ok);
+    let address = lines
+        .find_map(|line| {
+            let started = line.contains("ringcast node started").then_some(line)?;
+            let rest = started.split("address=").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
+        .expect("the node logs its address when it starts");
+    // Keep reading the log so the node never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, format!("http://{address}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_answered_201_survive_a_kill_9_of_the_node() {
+    const KEY: &str = "kill-nine-key-0001";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("node.toml");
+    std::fs::write(&file, node_toml(dir.path(), KEY, "")).unwrap();
+    let (mut node, base) = tokio::task::spawn_blocking({
+        let file = file.clone();
+        move || spawn_node(&file)
+    })
+    .await
+    .unwrap();
+    let client = crate::node::client();
+    // Many at once, so the embedded store commits them in groups.
+    let url = |n: u8| format!("{base}/v1/identities/user-{n}/registrations");
+    let registrations = (0..64u8).map(|n| {
+        let request = client
+            .put(format!("{}/phone", url(n)))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({"platform": "apns", "app": "ios",
+                "token": format!("{:02x}", n + 1).repeat(32)}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(registrations).await;
+    assert!(statuses.iter().all(|status| *status == 201), "{statuses:?}");
+    node.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    node.wait().unwrap();
+
+    let (mut node, base) = tokio::task::spawn_blocking(move || spawn_node(&file))
+        .await
+        .unwrap();
+    for n in 0..64u8 {
+        let listed: serde_json::Value = client
+            .get(format!("{base}/v1/identities/user-{n}/registrations"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed["registrations"][0]["device_id"], "phone",
+            "user-{n} after the restart: {listed}"
+        );
+    }
+    node.kill().unwrap();
+    node.wait().unwrap();
+}
