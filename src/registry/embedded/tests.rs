@@ -386,7 +386,7 @@ async fn writes_queued_together_are_all_committed_and_survive_a_reopen() {
             .map(|n| {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    let who = IdentityKey::new("acme", &format!("user-{n}"));
+                    let who = IdentityKey::new("acme", format!("user-{n}"));
                     store
                         .register(&who, &registration("phone", apns(n), NOW, DAY))
                         .await
