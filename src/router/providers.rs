@@ -23,7 +23,7 @@ use crate::providers::service::PushService;
 use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::webpush::client::EndpointPolicy;
 use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
-use crate::providers::wns::auth::{TokenCache, WnsCredential};
+use crate::providers::wns::auth::WnsCredential;
 use crate::providers::wns::client::{WnsAccount, WnsClient};
 use crate::providers::wns::config::{WnsAppAuth, WnsConfig};
 use crate::push::Push;
@@ -32,6 +32,7 @@ use actix::{Actor, Recipient};
 use rustls::ClientConfig;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Which provider a push goes to.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -253,7 +254,7 @@ impl ProviderPlan {
                 let client_secret = secret.load().map_err(|error| {
                     format!("tenants.{tenant}.apps.{app}.client_secret: {error}")
                 })?;
-                let refresh_ahead = wns_config.token_refresh_ahead_seconds * 1000;
+                let refresh_ahead = Duration::from_secs(wns_config.token_refresh_ahead_seconds);
                 let auth = WnsAppAuth::of(
                     package_sid,
                     app_config.token_url.as_deref(),
@@ -262,13 +263,13 @@ impl ProviderPlan {
                     &wns_config,
                 );
                 let account = Live::new(WnsAccount {
-                    credential: WnsCredential {
+                    grant: WnsCredential {
                         client_id: auth.client_id,
                         client_secret,
                         token_url: auth.token_url,
                         scope: auth.scope,
                     },
-                    tokens: Arc::new(TokenCache::new(refresh_ahead)),
+                    cache: AccessTokenCache::new(refresh_ahead, DEFAULT_REFRESH_STALE_AFTER),
                 });
                 let print = fingerprint(app_config)
                     .map_err(|error| format!("tenants.{tenant}.apps.{app}.{error}"))?;
@@ -438,7 +439,7 @@ fn fcm_apps(
                 }
             };
             let account = Live::new(FcmAccount {
-                signer,
+                grant: signer,
                 cache: tokens,
             });
             let print = fingerprint(app_config)
