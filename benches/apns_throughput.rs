@@ -84,7 +84,7 @@ fn main() {
         production_url: base_url.clone(),
         sandbox_url: sim.apns_sandbox_url(),
         trusted_roots: Some(cert.clone()),
-        connections_per_credential: CONNECTIONS,
+        connections: CONNECTIONS,
         max_in_flight: CONNECTIONS * STREAMS,
         queues: QueueLimits {
             total: pushes as usize,

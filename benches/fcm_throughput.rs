@@ -81,7 +81,7 @@ fn main() {
     let config = FcmConfig {
         base_url: base_url.clone(),
         trusted_roots: Some(cert.clone()),
-        connections_per_credential: CONNECTIONS,
+        connections: CONNECTIONS,
         max_in_flight: CONNECTIONS * STREAMS,
         queues: QueueLimits {
             total: pushes as usize,

@@ -26,6 +26,7 @@
 //! registry cleanup.
 
 pub mod apns;
+pub mod config_keys;
 pub mod delivery;
 pub mod dispatcher;
 pub mod fcm;

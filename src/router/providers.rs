@@ -142,6 +142,16 @@ impl ProviderPlan {
     /// Apps without a credential get no provider: their devices' pushes are rejected as
     /// `provider_not_configured`, and start-up says so.
     pub fn build(config: &Config, cleanup: AnyStore) -> Result<ProviderPlan, String> {
+        let providers = &config.providers;
+        let deprecated = [
+            providers.apns.deprecations("providers.apns"),
+            providers.fcm.deprecations("providers.fcm"),
+            providers.wns.deprecations("providers.wns"),
+            providers.webpush.deprecations("providers.webpush"),
+        ];
+        for warning in deprecated.iter().flatten() {
+            tracing::warn!(%warning, "deprecated configuration key");
+        }
         for (tenant, tenant_config) in &config.tenants {
             for (app, app_config) in &tenant_config.apps {
                 crate::metrics::app_configured(app_config.platform, tenant, app);

@@ -162,7 +162,7 @@ impl ApnsConfig {
     /// The connection pool's settings.
     pub fn pool_settings(&self) -> PoolSettings {
         PoolSettings {
-            connections: self.connections_per_credential,
+            connections: self.connections(),
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
             provider: Some(Platform::Apns),
             ..PoolSettings::default()

@@ -96,16 +96,7 @@ impl WebPushClient {
     ) -> Result<WebPushClient, OriginError> {
         let signer = signer.into();
         let parsed = Origin::parse(origin, tls)?;
-        let settings = PoolSettings {
-            connections: config.connections_per_origin,
-            // Browsers' push services may speak HTTP/1.1 only (docs/protocols.md, "Transport").
-            protocols: Protocols::Http2OrHttp1,
-            http1_connections: config.http1_connections_per_origin,
-            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-            provider: Some(Platform::Webpush),
-            guard: Some(policy.guard.clone()),
-            ..PoolSettings::default()
-        };
+        let settings = config.pool_settings(policy.guard.clone());
         Ok(WebPushClient {
             origin: origin.to_owned(),
             pool: Pool::start(parsed, settings),
@@ -118,6 +109,23 @@ impl WebPushClient {
     /// The origin this client sends to.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+}
+
+impl WebPushProviderConfig {
+    /// The settings of one origin's pool, dialled through `guard` (the SSRF check).
+    pub fn pool_settings(&self, guard: AddressGuard) -> PoolSettings {
+        PoolSettings {
+            connections: self.connections(),
+            // Browsers' push services may speak HTTP/1.1 only (docs/protocols.md, "Transport").
+            protocols: Protocols::Http2OrHttp1,
+            http1_connections: self.http1_connections_per_origin,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
+            provider: Some(Platform::Webpush),
+            guard: Some(guard),
+            ..PoolSettings::default()
+        }
     }
 }
 

@@ -111,9 +111,10 @@ impl WnsClient {
 
 /// The pool settings of every WNS connection: Microsoft's token endpoints and some channel
 /// hosts speak HTTP/1.1 only (docs/protocols.md, "Transport"), so both are offered.
-fn pool_settings(config: &WnsConfig) -> PoolSettings {
+pub fn pool_settings(config: &WnsConfig) -> PoolSettings {
     PoolSettings {
-        connections: config.connections_per_host,
+        connections: config.connections(),
+        keep_alive_interval: Duration::from_secs(config.ping_interval_seconds),
         protocols: Protocols::Http2OrHttp1,
         http1_connections: config.http1_connections_per_host,
         provider: Some(Platform::Wns),
