@@ -114,9 +114,9 @@ impl PayloadError {
 }
 
 /// Builds the APNs request for `push` to the app `topic_base` (its bundle id) on the host
-/// `base` (`https://api.push.apple.com`, the push's environment's), at `now_ms`: `POST
-/// <base>/3/device/<token>` with the `apns-*` headers, `content-type` and the JSON body, all
-/// but `authorization` (the client's: the JWT, or nothing with certificate auth).
+/// `base` (`https://api.push.apple.com`, the push's environment's), at `now_ms`:
+/// `POST <base>/3/device/<token>` with the `apns-*` headers, `content-type` and the JSON
+/// body, all but `authorization` (the client's: the JWT, or nothing with certificate auth).
 pub fn build_request(
     push: &Push,
     topic_base: &str,

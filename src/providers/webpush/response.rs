@@ -1,6 +1,6 @@
 //! What a Web Push service's answer means (RFC 8030 §5, RFC 8292 §4). Push services answer
 //! with a status and, at best, a free-text body, so the status is the reason: each one is
-//! mirrored here with an `Other(u16)` catch-all, and mapped to an action.
+//! mirrored here with an `Other(u16)` catch-all, and judged into a verdict ([`judge`]).
 
 use crate::providers::retry_after;
 use crate::providers::service::Verdict;
