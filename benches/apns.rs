@@ -54,7 +54,14 @@ fn request_building(c: &mut Criterion) {
     ] {
         let push = push(kind);
         group.bench_function(name, |b| {
-            b.iter(|| build_request(black_box(&push), "com.acme.phone", NOW));
+            b.iter(|| {
+                build_request(
+                    black_box(&push),
+                    "com.acme.phone",
+                    "https://api.push.apple.com",
+                    NOW,
+                )
+            });
         });
     }
     group.finish();

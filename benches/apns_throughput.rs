@@ -84,7 +84,7 @@ fn main() {
         production_url: base_url.clone(),
         sandbox_url: sim.apns_sandbox_url(),
         trusted_roots: Some(cert.clone()),
-        connections_per_credential: CONNECTIONS,
+        connections: CONNECTIONS,
         max_in_flight: CONNECTIONS * STREAMS,
         queues: QueueLimits {
             total: pushes as usize,
@@ -138,26 +138,23 @@ fn main() {
 
     // h2load: the same request (headers, body, provider token) to the same simulator.
     let sample = push(0, &payload, deadline);
-    let request = build_request(&sample, BUNDLE, now_millis()).expect("request");
+    let request = build_request(&sample, BUNDLE, &base_url, now_millis()).expect("request");
     let body = dir.path().join("body.json");
-    std::fs::write(&body, &request.body).expect("body");
+    std::fs::write(&body, request.body()).expect("body");
     let token = tokens.token(now_millis()).expect("token");
-    let mut headers = vec![
-        format!(
-            "authorization: {}",
-            token
-                .authorization
-                .as_ref()
-                .expect("a JWT")
-                .to_str()
-                .expect("ascii")
-        ),
-        "content-type: application/json".to_owned(),
-    ];
-    for (name, value) in &request.headers {
+    let mut headers = vec![format!(
+        "authorization: {}",
+        token
+            .authorization
+            .as_ref()
+            .expect("a JWT")
+            .to_str()
+            .expect("ascii")
+    )];
+    for (name, value) in request.headers() {
         headers.push(format!("{name}: {}", value.to_str().expect("ascii")));
     }
-    let url = format!("{base_url}{}", request.path);
+    let url = request.uri().to_string();
     throughput::print_h2load_ceiling(pushes, &body, &headers, &url, provider_rate);
     sim_runtime.block_on(sim.shutdown());
     drop(sim_runtime);

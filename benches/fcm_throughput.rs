@@ -81,7 +81,7 @@ fn main() {
     let config = FcmConfig {
         base_url: base_url.clone(),
         trusted_roots: Some(cert.clone()),
-        connections_per_credential: CONNECTIONS,
+        connections: CONNECTIONS,
         max_in_flight: CONNECTIONS * STREAMS,
         queues: QueueLimits {
             total: pushes as usize,
@@ -140,9 +140,9 @@ fn main() {
     // h2load: the same request (path, body, the bearer token the simulator's token endpoint
     // issued to the provider) to the same simulator.
     let sample = push(0, &payload, deadline);
-    let request = build_request(&sample, PROJECT, now_millis()).expect("request");
+    let request = build_request(&sample, PROJECT, &base_url, now_millis()).expect("request");
     let body = dir.path().join("body.json");
-    std::fs::write(&body, &request.body).expect("body");
+    std::fs::write(&body, request.body()).expect("body");
     let TokenState::Fresh(token) = tokens.current(now_millis()) else {
         panic!("the provider left no fresh access token")
     };
@@ -153,7 +153,7 @@ fn main() {
         ),
         "content-type: application/json".to_owned(),
     ];
-    let url = format!("{base_url}{}", request.path);
+    let url = request.uri().to_string();
     throughput::print_h2load_ceiling(pushes, &body, &headers, &url, provider_rate);
     sim_runtime.block_on(sim.shutdown());
     drop(sim_runtime);

@@ -520,7 +520,7 @@ async fn wait_for_devices(store: &AnyStore, who: &IdentityKey, count: usize) -> 
 #[actix_rt::test]
 async fn one_provider_token_serves_every_connection_and_is_refreshed_once_when_expired() {
     let config = ApnsConfig {
-        connections_per_credential: 3,
+        connections: 3,
         ..ApnsConfig::default()
     };
     let h = harness(Profile::default(), config.clone()).await;

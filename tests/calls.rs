@@ -105,7 +105,7 @@ fn point_at(config: &mut Config, sim: &RunningSimulator, cert: PathBuf, key: Pat
     apns.production_url = sim.base_url();
     apns.sandbox_url = sim.apns_sandbox_url();
     apns.trusted_roots = Some(cert);
-    apns.connections_per_credential = 1;
+    apns.connections = 1;
 }
 
 /// Device `n`'s PushKit (VoIP) token, a production token by the simulator's rule

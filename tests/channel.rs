@@ -61,7 +61,7 @@ async fn rig(tune: impl FnOnce(&mut Config)) -> Rig {
     apns.production_url = sim.base_url();
     apns.sandbox_url = sim.base_url();
     apns.trusted_roots = Some(cert);
-    apns.connections_per_credential = 1;
+    apns.connections = 1;
     tune(&mut config);
     let app = spawn_with(config, dir).await;
     Rig { sim, app }

@@ -1024,6 +1024,7 @@ async fn fcm_scripted_quota_exceeded_carries_retry_after_and_spares_apns() {
 #[tokio::test]
 async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
     use ringcast::providers::fcm::{auth, payload, response};
+    use ringcast::providers::service::Verdict;
     use ringcast::push::{CallPayload, Outcome, Push, PushKind};
     use ringcast::registry::{Environment, IdentityKey, PushAddress};
 
@@ -1070,19 +1071,17 @@ async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
         }),
     };
     let mut deliver = async |push: &Push| {
-        let built = payload::build_request(push, &account.project_id, now_ms).unwrap();
-        let request = hyper::Request::post(format!("{}{}", h.sim.base_url(), built.path))
+        let built =
+            payload::build_request(push, &account.project_id, &h.sim.base_url(), now_ms).unwrap();
+        let request = hyper::Request::post(built.uri())
             .header("authorization", token.authorization.clone())
             .header("content-type", "application/json");
-        let body = String::from_utf8(built.body).unwrap();
+        let body = String::from_utf8(built.body().to_vec()).unwrap();
         let (status, headers, body) = exchange(&mut sender, request, body).await;
-        let retry_after = headers
-            .get("retry-after")
-            .map(|value| value.to_str().unwrap().to_owned());
-        response::parse(
+        response::judge(
             status,
+            &headers,
             body.to_string().as_bytes(),
-            retry_after.as_deref(),
             now_ms,
             Duration::from_secs(60),
         )
@@ -1092,19 +1091,16 @@ async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
         PushKind::CallEnded,
         PushKind::MissedCall,
     ] {
-        let answer = deliver(&push(kind, FCM_TOKEN)).await;
-        assert_eq!(answer.final_outcome(), Outcome::Delivered, "{kind:?}");
+        let verdict = deliver(&push(kind, FCM_TOKEN)).await;
+        assert_eq!(verdict, Verdict::Final(Outcome::Delivered), "{kind:?}");
     }
     let gone = deliver(&push(PushKind::IncomingCall, FCM_GONE)).await;
     assert!(matches!(
-        gone.final_outcome(),
-        Outcome::DeadToken { reason, .. } if reason == "UNREGISTERED"
+        gone,
+        Verdict::Final(Outcome::DeadToken { reason, .. }) if reason == "UNREGISTERED"
     ));
     let bad = deliver(&push(PushKind::IncomingCall, "not a token")).await;
-    assert!(matches!(
-        bad.action,
-        response::Action::DeleteRegistration { .. }
-    ));
+    assert!(matches!(bad, Verdict::Final(Outcome::DeadToken { .. })));
     let records = h.sim.records();
     let priorities: Vec<_> = records
         .iter()

@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use ringcast::providers::fcm::auth::parse_token_response;
-use ringcast::providers::fcm::response::parse;
-use ringcast_fuzz::NOW;
+use ringcast::providers::fcm::response::judge;
+use ringcast_fuzz::{NOW, headers};
 use std::time::Duration;
 
 fuzz_target!(|input: (bool, u16, Option<String>, &[u8])| {
@@ -13,13 +13,10 @@ fuzz_target!(|input: (bool, u16, Option<String>, &[u8])| {
     if token_endpoint {
         let _ = parse_token_response(status, body, NOW);
     } else {
-        let answer = parse(
-            status,
-            body,
-            retry_after.as_deref(),
-            NOW,
-            Duration::from_secs(60),
-        );
-        let _ = answer.final_outcome();
+        let pairs: Vec<(String, String)> = retry_after
+            .into_iter()
+            .map(|value| ("retry-after".to_owned(), value))
+            .collect();
+        let _ = judge(status, &headers(&pairs), body, NOW, Duration::from_secs(60));
     }
 });

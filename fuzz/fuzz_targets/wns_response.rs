@@ -12,6 +12,6 @@ fuzz_target!(|input: (bool, u16, Vec<(String, String)>, &[u8])| {
     if token_endpoint {
         let _ = parse_token_response(status, body, NOW);
     } else {
-        let _ = judge(status, &headers(&pairs), NOW);
+        let _ = judge(status, &headers(&pairs), body, NOW);
     }
 });

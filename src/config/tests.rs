@@ -366,7 +366,7 @@ fn web_push_settings_load_and_bad_ones_are_named() {
         )?;
         jail.set_env("RINGCAST__PROVIDERS__WEBPUSH__CONNECTIONS_PER_ORIGIN", "2");
         let config = Config::load(Some(Path::new("webpush.toml"))).map_err(|e| e.to_string())?;
-        assert_eq!(config.providers.webpush.connections_per_origin, 2);
+        assert_eq!(config.providers.webpush.connections(), 2);
         let error = config.validate().unwrap_err().to_string();
         for named in [
             "webpush.allowed_private_addresses",

@@ -2,10 +2,12 @@
 //!
 //! The protocol facts are in docs/protocols.md, "APNs". The pure parts:
 //! [`config`] (hosts, connections, JWT age), [`payload`] (a [`Push`](crate::push::Push) →
-//! path, headers and body, with the size limit checked before sending), [`auth`] (the ES256
-//! provider token, one per team and key, shared by every connection) and [`response`] (every
-//! documented reason → an action → an [`Outcome`](crate::push::Outcome)). [`client`] joins
-//! them to the shared connection pool as a [`PushService`](crate::providers::service::PushService).
+//! the `http::Request`: URI, headers and body, with the size limit checked before sending),
+//! [`auth`] (the ES256 provider token, one per team and key, shared by every connection) and
+//! [`response`] (status, headers and body → the delivery loop's
+//! [`Verdict`](crate::providers::service::Verdict), every documented reason mirrored).
+//! [`client`] joins them to the shared connection pool as a
+//! [`PushService`](crate::providers::service::PushService).
 
 pub mod auth;
 pub mod client;

@@ -64,6 +64,44 @@ pub enum Verdict {
     },
 }
 
+/// Logs the answers an operator must act on, the same way for every provider: a refused
+/// credential, a configuration the service blames (wrong topic, bundle or project), and a
+/// request path or method it does not know (a ringcast bug or a wrong base URL). `context`
+/// names what was sent for (an app's bundle id, a project, an origin); never a token.
+pub fn alert_on(provider: &'static str, context: &str, status: u16, verdict: &Verdict) {
+    match verdict {
+        Verdict::Final(Outcome::CredentialProblem { reason }) => {
+            tracing::error!(
+                provider,
+                context,
+                status,
+                reason,
+                "the push service refused the credential"
+            );
+        }
+        Verdict::Final(Outcome::Misconfigured { reason }) => {
+            tracing::error!(
+                provider,
+                context,
+                status,
+                reason,
+                "the push service blames the app's configuration (topic, bundle or project id)"
+            );
+        }
+        Verdict::Final(Outcome::Rejected { reason }) if matches!(status, 404 | 405) => {
+            tracing::error!(
+                provider,
+                context,
+                status,
+                reason,
+                "the push service does not know the request's path or method: a bug or a wrong \
+                 base URL"
+            );
+        }
+        _ => {}
+    }
+}
+
 /// One push service spoken with one credential (and one environment). Implementations are
 /// shared by every delivery of a provider (`Arc`), so methods take `&self`.
 pub trait PushService: Send + Sync + 'static {

@@ -3,10 +3,11 @@
 //! The protocol facts are in docs/protocols.md, "WNS". The same five parts as every provider:
 //! [`config`] (token endpoint, channel override for the simulator, connections, retries),
 //! [`payload`] (a [`Push`](crate::push::Push) → the `POST <channel URI>` with its `X-WNS-*`
-//! headers and the raw JSON body, size checked), [`auth`] (the OAuth2 client-credentials token,
-//! cached, refreshed on expiry or once after a 401), [`client`] (the
-//! [`PushService`](crate::providers::service::PushService): one pool per channel host, since
-//! channels live on many regional hosts) and [`response`] (every documented status → action).
+//! headers and the raw JSON body, size checked), [`auth`] (the OAuth2 client credentials: WNS's
+//! [`Grant`](crate::providers::oauth::Grant) for the access-token cache it shares with FCM),
+//! [`client`] (the [`PushService`](crate::providers::service::PushService): one pool per
+//! channel host, since channels live on many regional hosts) and [`response`] (every
+//! documented status → the delivery loop's verdict).
 
 pub mod auth;
 pub mod client;

@@ -34,13 +34,14 @@ use crate::providers::fcm::auth::{
 use crate::providers::fcm::client::FcmAccount;
 use crate::providers::live::Live;
 use crate::providers::webpush::auth::VapidSigner;
-use crate::providers::wns::auth::{TokenCache, WnsCredential};
+use crate::providers::wns::auth::WnsCredential;
 use crate::providers::wns::client::WnsAccount;
 use crate::providers::wns::config::WnsAppAuth;
 use crate::registry::Platform;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 /// A digest of everything one app's credential is made from: its credential fields and the
 /// bytes of its secrets. Equal fingerprints, same credential.
@@ -304,7 +305,7 @@ fn make(
                 .map_err(|error| format!("service_account: {error}"))?;
             let account = ServiceAccount::from_json(json.expose())
                 .map_err(|error| format!("service_account: {error}"))?;
-            if account.token_uri != cell.load().signer.token_uri() {
+            if account.token_uri != cell.load().grant.token_uri() {
                 return Ok(None);
             }
             let signer = AssertionSigner::new(&account)
@@ -313,7 +314,13 @@ fn make(
                 config.providers.fcm.token_refresh_ahead(),
                 DEFAULT_REFRESH_STALE_AFTER,
             );
-            Swap::Fcm(cell.clone(), Box::new(FcmAccount { signer, cache }))
+            Swap::Fcm(
+                cell.clone(),
+                Box::new(FcmAccount {
+                    grant: signer,
+                    cache,
+                }),
+            )
         }
         AppCell::Wns(cell) => {
             let (Some(package_sid), Some(secret)) = (&app.package_sid, &app.client_secret) else {
@@ -330,7 +337,7 @@ fn make(
                 app.client_id.as_deref(),
                 wns,
             );
-            if auth.token_url != cell.load().credential.token_url {
+            if auth.token_url != cell.load().grant.token_url {
                 return Ok(None);
             }
             let credential = WnsCredential {
@@ -339,8 +346,17 @@ fn make(
                 token_url: auth.token_url,
                 scope: auth.scope,
             };
-            let tokens = Arc::new(TokenCache::new(wns.token_refresh_ahead_seconds * 1000));
-            Swap::Wns(cell.clone(), WnsAccount { credential, tokens })
+            let cache = AccessTokenCache::new(
+                Duration::from_secs(wns.token_refresh_ahead_seconds),
+                DEFAULT_REFRESH_STALE_AFTER,
+            );
+            Swap::Wns(
+                cell.clone(),
+                WnsAccount {
+                    grant: credential,
+                    cache,
+                },
+            )
         }
         AppCell::WebPush(cell) => {
             let (Some(key), Some(subject)) = (&app.vapid_key, &app.vapid_subject) else {

@@ -23,7 +23,7 @@ use crate::providers::service::PushService;
 use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::webpush::client::EndpointPolicy;
 use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
-use crate::providers::wns::auth::{TokenCache, WnsCredential};
+use crate::providers::wns::auth::WnsCredential;
 use crate::providers::wns::client::{WnsAccount, WnsClient};
 use crate::providers::wns::config::{WnsAppAuth, WnsConfig};
 use crate::push::Push;
@@ -32,6 +32,7 @@ use actix::{Actor, Recipient};
 use rustls::ClientConfig;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Which provider a push goes to.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -141,6 +142,16 @@ impl ProviderPlan {
     /// Apps without a credential get no provider: their devices' pushes are rejected as
     /// `provider_not_configured`, and start-up says so.
     pub fn build(config: &Config, cleanup: AnyStore) -> Result<ProviderPlan, String> {
+        let providers = &config.providers;
+        let deprecated = [
+            providers.apns.deprecations("providers.apns"),
+            providers.fcm.deprecations("providers.fcm"),
+            providers.wns.deprecations("providers.wns"),
+            providers.webpush.deprecations("providers.webpush"),
+        ];
+        for warning in deprecated.iter().flatten() {
+            tracing::warn!(%warning, "deprecated configuration key");
+        }
         for (tenant, tenant_config) in &config.tenants {
             for (app, app_config) in &tenant_config.apps {
                 crate::metrics::app_configured(app_config.platform, tenant, app);
@@ -253,7 +264,7 @@ impl ProviderPlan {
                 let client_secret = secret.load().map_err(|error| {
                     format!("tenants.{tenant}.apps.{app}.client_secret: {error}")
                 })?;
-                let refresh_ahead = wns_config.token_refresh_ahead_seconds * 1000;
+                let refresh_ahead = Duration::from_secs(wns_config.token_refresh_ahead_seconds);
                 let auth = WnsAppAuth::of(
                     package_sid,
                     app_config.token_url.as_deref(),
@@ -262,13 +273,13 @@ impl ProviderPlan {
                     &wns_config,
                 );
                 let account = Live::new(WnsAccount {
-                    credential: WnsCredential {
+                    grant: WnsCredential {
                         client_id: auth.client_id,
                         client_secret,
                         token_url: auth.token_url,
                         scope: auth.scope,
                     },
-                    tokens: Arc::new(TokenCache::new(refresh_ahead)),
+                    cache: AccessTokenCache::new(refresh_ahead, DEFAULT_REFRESH_STALE_AFTER),
                 });
                 let print = fingerprint(app_config)
                     .map_err(|error| format!("tenants.{tenant}.apps.{app}.{error}"))?;
@@ -438,7 +449,7 @@ fn fcm_apps(
                 }
             };
             let account = Live::new(FcmAccount {
-                signer,
+                grant: signer,
                 cache: tokens,
             });
             let print = fingerprint(app_config)

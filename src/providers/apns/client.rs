@@ -2,22 +2,20 @@
 //! over the pool's HTTP/2 connections, with the shared provider token.
 //!
 //! Everything protocol-shaped is in the pure modules ([`super::payload`] builds the request,
-//! [`super::response`] reads the answer); this file only joins them to the network: it adds
-//! the `authorization` header from the token cache and maps each [`Action`] onto the shared
-//! delivery loop's [`Verdict`].
+//! [`super::response`] judges the answer); this file only joins them to the network: it adds
+//! the `authorization` header from the token cache.
 
 use super::auth::ProviderTokenCache;
 use super::config::ApnsConfig;
-use super::payload::{PayloadError, build_request};
-use super::response::{Action, ApnsReason, parse};
+use super::payload::build_request;
+use super::response::judge;
 use crate::metrics::{self, RefreshOutcome};
 use crate::providers::live::Live;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings};
-use crate::providers::service::{Prepared, PushService, Verdict};
+use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::{Outcome, Push, PushKind};
 use crate::registry::{Environment, Platform, PushAddress, UnixMillis};
-use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::AUTHORIZATION;
 use http_body_util::Full;
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -164,23 +162,11 @@ impl ApnsConfig {
     /// The connection pool's settings.
     pub fn pool_settings(&self) -> PoolSettings {
         PoolSettings {
-            connections: self.connections_per_credential,
+            connections: self.connections(),
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
             provider: Some(Platform::Apns),
             ..PoolSettings::default()
         }
-    }
-}
-
-/// The `retries_total{reason}` label of a retried APNs answer.
-fn retry_label(status: u16, reason: Option<&ApnsReason>) -> &'static str {
-    match reason {
-        Some(ApnsReason::TooManyRequests) => "too_many_requests",
-        Some(ApnsReason::TooManyProviderTokenUpdates) => "too_many_provider_token_updates",
-        Some(ApnsReason::IdleTimeout) => "idle_timeout",
-        Some(ApnsReason::Shutdown) => "shutdown",
-        _ if status == 429 => "too_many_requests",
-        _ => "status_5xx",
     }
 }
 
@@ -216,13 +202,9 @@ impl PushService for ApnsClient {
     }
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
-        let built = build_request(push, &self.bundle_id, now).map_err(|error| match error {
-            PayloadError::Expired => Outcome::Expired,
-            PayloadError::NoAlertToken => Outcome::NoAlertToken,
-            other => Outcome::Rejected {
-                reason: other.reason().to_owned(),
-            },
-        })?;
+        let base = self.pool_of(push.environment).base();
+        let built = build_request(push, &self.bundle_id, base, now)
+            .map_err(|error| error.fault().outcome())?;
         let credential = self.credential.load();
         self.retire_if_replaced(&credential);
         let token = credential
@@ -231,19 +213,11 @@ impl PushService for ApnsClient {
             .map_err(|error| Outcome::CredentialProblem {
                 reason: error.to_string(),
             })?;
-        let base = self.pool_of(push.environment).base();
-        let mut request = http::Request::post(format!("{base}{}", built.path))
-            .body(Full::new(Bytes::from(built.body)))
-            .map_err(|error| Outcome::Rejected {
-                reason: format!("request: {error}"),
-            })?;
-        let headers = request.headers_mut();
-        *headers = built.headers;
+        let mut request = built.map(Full::new);
         // None for an app authenticated by its client certificate: no JWT at all.
         if let Some(authorization) = token.authorization {
-            headers.insert(AUTHORIZATION, authorization);
+            request.headers_mut().insert(AUTHORIZATION, authorization);
         }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Ok(Prepared {
             request,
             credential: token.minted_at,
@@ -251,46 +225,9 @@ impl PushService for ApnsClient {
     }
 
     fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict {
-        let retry_after = answer
-            .headers
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok());
-        let parsed = parse(answer.status, &answer.body, retry_after, now);
-        let after = match parsed.action {
-            Action::Retry { after } => after,
-            // APNs never asks for a pause; one would only be a longer retry.
-            Action::Pause { for_ } => Some(for_),
-            _ => None,
-        };
-        match parsed.action {
-            Action::Retry { .. } | Action::Pause { .. } => Verdict::Retry {
-                after,
-                reason: retry_label(parsed.status, parsed.reason.as_ref()),
-                otherwise: parsed.final_outcome(),
-            },
-            Action::RefreshCredentialOnce => Verdict::RefreshCredential {
-                otherwise: parsed.final_outcome(),
-            },
-            Action::TryOtherEnvironment { .. } => Verdict::OtherEnvironment {
-                otherwise: parsed.final_outcome(),
-            },
-            Action::ConfigAlert => {
-                let reason = parsed.reason.as_ref().map_or("", |r| r.as_str());
-                tracing::error!(provider = "apns", bundle_id = %self.bundle_id,
-                    status = parsed.status, reason,
-                    "APNs refused the topic: the app's bundle id or push type is misconfigured");
-                Verdict::Final(parsed.final_outcome())
-            }
-            Action::CredentialAlert | Action::BugAlert => {
-                let reason = parsed.reason.as_ref().map_or("", |r| r.as_str());
-                tracing::error!(provider = "apns", bundle_id = %self.bundle_id,
-                    status = parsed.status, reason, "APNs refused the credential or request");
-                Verdict::Final(parsed.final_outcome())
-            }
-            Action::Delivered | Action::DeleteRegistration { .. } | Action::Reject => {
-                Verdict::Final(parsed.final_outcome())
-            }
-        }
+        let verdict = judge(answer.status, &answer.headers, &answer.body, now);
+        alert_on("apns", &self.bundle_id, answer.status, &verdict);
+        verdict
     }
 
     async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {

@@ -3,6 +3,7 @@
 
 use super::auth::certificate::ApnsCertificate;
 use crate::config::SecretSource;
+use crate::providers::config_keys::deprecated;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
 use crate::registry::Environment;
@@ -33,8 +34,13 @@ pub struct ApnsConfig {
     pub sandbox_url: String,
     /// HTTP/2 connections kept per credential (K). Apple allows several, and more
     /// connections raise throughput beyond one connection's stream limit; 2 keeps a spare
-    /// ready while one drains after a `GOAWAY`.
-    pub connections_per_credential: usize,
+    /// ready while one drains after a `GOAWAY`. Read it with
+    /// [`connections()`](Self::connections).
+    pub connections: usize,
+    /// The deprecated name of `connections`, still read (with a start-up warning); when a
+    /// file gives it, it wins, since the defaults always fill `connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_per_credential: Option<usize>,
     /// How old the provider JWT may get before it is re-minted, in seconds (1200..=3600).
     /// 50 minutes leaves 10 minutes of margin before Apple's one-hour expiry while staying
     /// far above the 20-minute minimum.
@@ -65,7 +71,8 @@ impl Default for ApnsConfig {
         ApnsConfig {
             production_url: PRODUCTION_URL.to_owned(),
             sandbox_url: SANDBOX_URL.to_owned(),
-            connections_per_credential: 2,
+            connections: 2,
+            connections_per_credential: None,
             jwt_refresh_seconds: 50 * 60,
             request_timeout_ms: 10_000,
             retry: RetrySettings::default(),
@@ -145,6 +152,20 @@ impl ApnsConfig {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    /// The connections kept per credential (K): the deprecated `connections_per_credential`
+    /// when a file still gives it, else `connections`.
+    pub fn connections(&self) -> usize {
+        self.connections_per_credential.unwrap_or(self.connections)
+    }
+
+    /// The deprecated keys these settings still use, each as a warning under `prefix`.
+    pub fn deprecations(&self, prefix: &str) -> Vec<String> {
+        let old = self.connections_per_credential.is_some();
+        deprecated(prefix, "connections_per_credential", "connections", old)
+            .into_iter()
+            .collect()
+    }
+
     /// Every problem with these settings, each naming its key under `prefix` (e.g.
     /// `providers.apns`), so start-up can report them all at once.
     pub fn validate(&self, prefix: &str) -> Vec<String> {
@@ -160,10 +181,8 @@ impl ApnsConfig {
                 ));
             }
         }
-        if self.connections_per_credential == 0 {
-            errors.push(format!(
-                "{prefix}.connections_per_credential must be at least 1"
-            ));
+        if self.connections() == 0 {
+            errors.push(format!("{prefix}.connections must be at least 1"));
         }
         let (min, max) = (MIN_JWT_REFRESH.as_secs(), MAX_JWT_REFRESH.as_secs());
         if !(min..=max).contains(&self.jwt_refresh_seconds) {
@@ -210,7 +229,7 @@ mod tests {
             config.base_url(Environment::Sandbox),
             "https://api.sandbox.push.apple.com"
         );
-        assert_eq!(config.connections_per_credential, 2);
+        assert_eq!(config.connections(), 2);
         assert_eq!(config.jwt_refresh_age(), Duration::from_secs(3000));
         assert!(config.validate("providers.apns").is_empty());
     }
@@ -230,7 +249,7 @@ mod tests {
     fn every_error_is_reported_at_once() {
         let config = ApnsConfig {
             production_url: "api.push.apple.com".into(),
-            connections_per_credential: 0,
+            connections: 0,
             jwt_refresh_seconds: 19 * 60,
             request_timeout_ms: 0,
             retry: RetrySettings {

@@ -23,9 +23,11 @@
 //! The `authorization` header is not set here: the client adds the cached provider token
 //! ([`super::auth`]) so that building stays pure.
 
+use crate::providers::payload_fault::PayloadFault;
 use crate::push::{CallPayload, EndReason, Push, PushKind};
 use crate::registry::{PushAddress, UnixMillis};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -48,19 +50,6 @@ pub const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration
 pub const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
 /// `apns-id`.
 pub const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
-
-/// One APNs request, ready for the client (which adds `authorization` and the authority).
-#[derive(Clone, Debug)]
-pub struct ApnsRequest {
-    /// `/3/device/<hex device token>`.
-    pub path: String,
-    /// The `apns-*` headers.
-    pub headers: HeaderMap,
-    /// The JSON body, checked against the size limit.
-    pub body: Vec<u8>,
-    /// The `apns-id` (also in `headers`): logs and retries carry it to recognise the push.
-    pub apns_id: String,
-}
 
 /// Why a push cannot become an APNs request. Each is final: the provider turns it into
 /// [`Outcome::Rejected`](crate::push::Outcome::Rejected) (or `Expired`) without sending.
@@ -98,29 +87,42 @@ pub enum PayloadError {
     /// The body could not be serialized (not expected for these types).
     #[error("cannot serialize the payload: {0}")]
     Json(String),
+    /// The host's base URL and the token make no URI (a config error).
+    #[error("{0:?} is not an APNs base URL")]
+    BadBase(String),
 }
 
 impl PayloadError {
+    /// What this error makes of the push ([`PayloadFault::outcome`]).
+    pub fn fault(&self) -> PayloadFault {
+        match self {
+            PayloadError::TooLarge { .. } => PayloadFault::TooLarge,
+            PayloadError::NotApns => PayloadFault::Malformed("not_apns"),
+            PayloadError::NoAlertToken => PayloadFault::NoAlertToken,
+            PayloadError::EmptyToken => PayloadFault::Malformed("empty_token"),
+            PayloadError::Expired => PayloadFault::Expired,
+            PayloadError::BadTopic(_) => PayloadFault::Malformed("bad_topic"),
+            PayloadError::Json(_) => PayloadFault::Malformed("json"),
+            PayloadError::BadBase(_) => PayloadFault::Malformed("bad_base_url"),
+        }
+    }
+
     /// The reason put into the push's `Rejected` outcome and the metric label.
     pub fn reason(&self) -> &'static str {
-        match self {
-            PayloadError::TooLarge { .. } => "payload_too_large",
-            PayloadError::NotApns => "not_apns",
-            PayloadError::NoAlertToken => "no_alert_token",
-            PayloadError::EmptyToken => "empty_token",
-            PayloadError::Expired => "expired",
-            PayloadError::BadTopic(_) => "bad_topic",
-            PayloadError::Json(_) => "json",
-        }
+        self.fault().reason()
     }
 }
 
-/// Builds the APNs request for `push` to the app `topic_base` (its bundle id), at `now_ms`.
+/// Builds the APNs request for `push` to the app `topic_base` (its bundle id) on the host
+/// `base` (`https://api.push.apple.com`, the push's environment's), at `now_ms`:
+/// `POST <base>/3/device/<token>` with the `apns-*` headers, `content-type` and the JSON
+/// body, all but `authorization` (the client's: the JWT, or nothing with certificate auth).
 pub fn build_request(
     push: &Push,
     topic_base: &str,
+    base: &str,
     now_ms: UnixMillis,
-) -> Result<ApnsRequest, PayloadError> {
+) -> Result<http::Request<Bytes>, PayloadError> {
     let PushAddress::Apns { token, alert_token } = &push.address else {
         return Err(PayloadError::NotApns);
     };
@@ -151,9 +153,10 @@ pub fn build_request(
         });
     }
 
-    let mut path = String::with_capacity("/3/device/".len() + token.len() * 2);
-    path.push_str("/3/device/");
-    path.push_str(&hex::encode(token));
+    let mut uri = String::with_capacity(base.len() + "/3/device/".len() + token.len() * 2);
+    uri.push_str(base);
+    uri.push_str("/3/device/");
+    uri.push_str(&hex::encode(token));
 
     let topic = match push.kind {
         PushKind::IncomingCall => HeaderValue::try_from(format!("{topic_base}.voip")),
@@ -174,12 +177,12 @@ pub fn build_request(
             .unwrap_or_else(|| hashed_collapse_id(&push.payload.call_id)),
     );
     headers.insert(APNS_ID, header_of_hex(&apns_id));
-    Ok(ApnsRequest {
-        path,
-        headers,
-        body,
-        apns_id,
-    })
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut request = http::Request::post(uri)
+        .body(Bytes::from(body))
+        .map_err(|_| PayloadError::BadBase(base.to_owned()))?;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 /// The call id as `apns-collapse-id` when APNs can take it as is: at most 64 bytes of
@@ -351,18 +354,28 @@ mod tests {
         }
     }
 
-    fn header<'a>(request: &'a ApnsRequest, name: &HeaderName) -> &'a str {
-        request.headers.get(name).unwrap().to_str().unwrap()
+    /// The production host, as the client passes it.
+    const BASE: &str = "https://api.push.apple.com";
+
+    fn header<'a>(request: &'a http::Request<Bytes>, name: &HeaderName) -> &'a str {
+        request.headers().get(name).unwrap().to_str().unwrap()
     }
 
-    fn json(request: &ApnsRequest) -> serde_json::Value {
-        serde_json::from_slice(&request.body).unwrap()
+    fn json(request: &http::Request<Bytes>) -> serde_json::Value {
+        serde_json::from_slice(request.body()).unwrap()
     }
 
     #[test]
     fn an_incoming_call_is_a_voip_push_at_priority_10() {
-        let request = build_request(&push(PushKind::IncomingCall), "com.acme.phone", NOW).unwrap();
-        assert_eq!(request.path, "/3/device/abcd01");
+        let request =
+            build_request(&push(PushKind::IncomingCall), "com.acme.phone", BASE, NOW).unwrap();
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(
+            request.uri().to_string(),
+            "https://api.push.apple.com/3/device/abcd01"
+        );
+        assert_eq!(header(&request, &CONTENT_TYPE), "application/json");
+        assert!(request.headers().get(http::header::AUTHORIZATION).is_none());
         assert_eq!(header(&request, &APNS_PUSH_TYPE), "voip");
         assert_eq!(header(&request, &APNS_TOPIC), "com.acme.phone.voip");
         assert_eq!(header(&request, &APNS_PRIORITY), "10");
@@ -377,9 +390,10 @@ mod tests {
 
     #[test]
     fn a_call_ended_is_an_alert_never_voip() {
-        let request = build_request(&push(PushKind::CallEnded), "com.acme.phone", NOW).unwrap();
+        let request =
+            build_request(&push(PushKind::CallEnded), "com.acme.phone", BASE, NOW).unwrap();
         // To the app's regular token: the PushKit token takes only VoIP pushes.
-        assert_eq!(request.path, "/3/device/ee02");
+        assert_eq!(request.uri().path(), "/3/device/ee02");
         assert_eq!(header(&request, &APNS_PUSH_TYPE), "alert");
         assert_eq!(header(&request, &APNS_TOPIC), "com.acme.phone");
         assert_eq!(header(&request, &APNS_PRIORITY), "10");
@@ -393,7 +407,7 @@ mod tests {
         let payload = Arc::make_mut(&mut anonymous.payload);
         payload.caller_name.clear();
         payload.caller_id.clear();
-        let body = json(&build_request(&anonymous, "com.acme.phone", NOW).unwrap());
+        let body = json(&build_request(&anonymous, "com.acme.phone", BASE, NOW).unwrap());
         let text = body["aps"]["alert"]["body"].as_str().unwrap();
         assert!(
             text.contains("the caller") && !text.starts_with(' '),
@@ -409,21 +423,22 @@ mod tests {
                 token: vec![0xab, 0xcd, 0x01],
                 alert_token: None,
             };
-            let error = build_request(&voip_only, "com.acme.phone", NOW).unwrap_err();
+            let error = build_request(&voip_only, "com.acme.phone", BASE, NOW).unwrap_err();
             assert_eq!(error, PayloadError::NoAlertToken, "{kind:?}");
             assert_eq!(error.reason(), "no_alert_token");
         }
         // A ring still goes to the VoIP token, alert token or not.
-        let request = build_request(&push(PushKind::IncomingCall), "com.acme.phone", NOW).unwrap();
-        assert_eq!(request.path, "/3/device/abcd01");
+        let request =
+            build_request(&push(PushKind::IncomingCall), "com.acme.phone", BASE, NOW).unwrap();
+        assert_eq!(request.uri().path(), "/3/device/abcd01");
     }
 
     #[test]
     fn a_missed_call_is_an_alert_at_priority_5() {
         let mut push = push(PushKind::MissedCall);
         Arc::make_mut(&mut push.payload).video = true;
-        let request = build_request(&push, "com.acme.phone", NOW).unwrap();
-        assert_eq!(request.path, "/3/device/ee02");
+        let request = build_request(&push, "com.acme.phone", BASE, NOW).unwrap();
+        assert_eq!(request.uri().path(), "/3/device/ee02");
         assert_eq!(header(&request, &APNS_PUSH_TYPE), "alert");
         assert_eq!(header(&request, &APNS_TOPIC), "com.acme.phone");
         assert_eq!(header(&request, &APNS_PRIORITY), "5");
@@ -435,11 +450,15 @@ mod tests {
 
     #[test]
     fn the_apns_id_is_a_canonical_uuid_stable_across_retries() {
-        let first = build_request(&push(PushKind::IncomingCall), "b", NOW).unwrap();
-        let retry = build_request(&push(PushKind::IncomingCall), "b", NOW + 2_000).unwrap();
-        assert_eq!(first.apns_id, retry.apns_id);
-        assert_eq!(header(&first, &APNS_ID), first.apns_id);
-        let id = &first.apns_id;
+        let first_push = push(PushKind::IncomingCall);
+        let first = build_request(&first_push, "b", BASE, NOW).unwrap();
+        let retry = build_request(&push(PushKind::IncomingCall), "b", BASE, NOW + 2_000).unwrap();
+        assert_eq!(header(&first, &APNS_ID), header(&retry, &APNS_ID));
+        assert_eq!(
+            header(&first, &APNS_ID),
+            apns_id(&first_push.event_id, &first_push.device_id)
+        );
+        let id = header(&first, &APNS_ID);
         assert_eq!(id.len(), 36);
         let groups: Vec<usize> = id.split('-').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12]);
@@ -458,15 +477,15 @@ mod tests {
     fn a_long_call_id_gets_a_stable_hashed_collapse_id() {
         let mut long = push(PushKind::CallEnded);
         Arc::make_mut(&mut long.payload).call_id = "x".repeat(65);
-        let request = build_request(&long, "b", NOW).unwrap();
+        let request = build_request(&long, "b", BASE, NOW).unwrap();
         let collapse = header(&request, &APNS_COLLAPSE_ID).to_owned();
         assert_eq!(collapse.len(), 64);
         assert_ne!(collapse, "x".repeat(64));
-        let again = build_request(&long, "b", NOW).unwrap();
+        let again = build_request(&long, "b", BASE, NOW).unwrap();
         assert_eq!(header(&again, &APNS_COLLAPSE_ID), collapse);
         let mut exact = push(PushKind::CallEnded);
         Arc::make_mut(&mut exact.payload).call_id = "y".repeat(64);
-        let request = build_request(&exact, "b", NOW).unwrap();
+        let request = build_request(&exact, "b", BASE, NOW).unwrap();
         assert_eq!(header(&request, &APNS_COLLAPSE_ID), "y".repeat(64));
     }
 
@@ -475,12 +494,12 @@ mod tests {
         // A name that fits a VoIP push (5120) but not an alert (4096).
         let mut voip = push(PushKind::IncomingCall);
         Arc::make_mut(&mut voip.payload).caller_name = "B".repeat(4500);
-        let request = build_request(&voip, "b", NOW).unwrap();
-        assert!(request.body.len() > PAYLOAD_LIMIT && request.body.len() <= VOIP_PAYLOAD_LIMIT);
+        let request = build_request(&voip, "b", BASE, NOW).unwrap();
+        assert!(request.body().len() > PAYLOAD_LIMIT && request.body().len() <= VOIP_PAYLOAD_LIMIT);
 
         let mut missed = push(PushKind::MissedCall);
         Arc::make_mut(&mut missed.payload).caller_name = "B".repeat(2500);
-        let error = build_request(&missed, "b", NOW).unwrap_err();
+        let error = build_request(&missed, "b", BASE, NOW).unwrap_err();
         let PayloadError::TooLarge {
             size,
             limit,
@@ -494,7 +513,7 @@ mod tests {
         assert!(error.to_string().contains("limit of 4096 bytes for alert"));
 
         Arc::make_mut(&mut voip.payload).caller_name = "B".repeat(5200);
-        let error = build_request(&voip, "b", NOW).unwrap_err();
+        let error = build_request(&voip, "b", BASE, NOW).unwrap_err();
         assert!(matches!(
             error,
             PayloadError::TooLarge {
@@ -511,7 +530,7 @@ mod tests {
         let mut fcm = push(PushKind::IncomingCall);
         fcm.address = PushAddress::Fcm { token: "t".into() };
         assert_eq!(
-            build_request(&fcm, "b", NOW).unwrap_err(),
+            build_request(&fcm, "b", BASE, NOW).unwrap_err(),
             PayloadError::NotApns
         );
 
@@ -521,17 +540,17 @@ mod tests {
             alert_token: None,
         };
         assert_eq!(
-            build_request(&empty, "b", NOW).unwrap_err(),
+            build_request(&empty, "b", BASE, NOW).unwrap_err(),
             PayloadError::EmptyToken
         );
 
         let late = push(PushKind::IncomingCall);
         assert_eq!(
-            build_request(&late, "b", late.deadline).unwrap_err(),
+            build_request(&late, "b", BASE, late.deadline).unwrap_err(),
             PayloadError::Expired
         );
         assert!(matches!(
-            build_request(&push(PushKind::MissedCall), "bad\ntopic", NOW).unwrap_err(),
+            build_request(&push(PushKind::MissedCall), "bad\ntopic", BASE, NOW).unwrap_err(),
             PayloadError::BadTopic(_)
         ));
     }

@@ -1,11 +1,15 @@
-//! Every APNs answer → an [`ApnsReason`] → an [`Action`] → finally one [`Outcome`].
+//! Every APNs answer `(status, headers, body)` → an [`ApnsReason`] → the delivery loop's
+//! [`Verdict`] ([`judge`]): pure, so every documented reason is tested offline.
 //!
 //! Every reason of docs/protocols.md's table is mirrored, plus `Unknown(String)` so a reason Apple
 //! adds tomorrow (or a body that is not JSON at all) is never lost: it keeps the status, and
 //! the status class decides the action.
 
+use crate::providers::retry_after;
+use crate::providers::service::Verdict;
 use crate::push::Outcome;
 use crate::registry::UnixMillis;
+use http::HeaderMap;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -110,19 +114,6 @@ reasons! {
     Shutdown,
 }
 
-pub use crate::providers::action::Action;
-
-/// One parsed APNs answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApnsAnswer {
-    /// The HTTP status, kept so an unknown reason still says what class it was.
-    pub status: u16,
-    /// Apple's reason; `None` only for 200.
-    pub reason: Option<ApnsReason>,
-    /// What to do about it.
-    pub action: Action,
-}
-
 /// The error body: `{"reason": "...", "timestamp": <ms>}`.
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -132,116 +123,105 @@ struct ErrorBody {
     timestamp: Option<u64>,
 }
 
-/// Parses an answer: its status, body and `Retry-After` header, received at `now`. Never
-/// panics; a malformed or empty body becomes `Unknown("HTTP <status>")` and the status
-/// decides the action.
-pub fn parse(status: u16, body: &[u8], retry_after: Option<&str>, now: UnixMillis) -> ApnsAnswer {
+/// What APNs' answer (`status`, `headers`, `body`), received at `now`, means for the push.
+/// Never panics; a malformed or empty body becomes `Unknown("HTTP <status>")` and the status
+/// decides.
+pub fn judge(status: u16, headers: &HeaderMap, body: &[u8], now: UnixMillis) -> Verdict {
     if status == 200 {
-        return ApnsAnswer {
-            status,
-            reason: None,
-            action: Action::Delivered,
-        };
+        return Verdict::Final(Outcome::Delivered);
     }
+    let (reason, timestamp) = read_error(status, body);
+    let after = retry_after::from_headers(headers, now);
+    verdict(status, &reason, timestamp, after, now)
+}
+
+/// The reason of a refusal's body, and its `timestamp` (410 only).
+pub fn read_error(status: u16, body: &[u8]) -> (ApnsReason, Option<UnixMillis>) {
     let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
     let timestamp = parsed.as_ref().and_then(|body| body.timestamp);
     let reason = match parsed.and_then(|body| body.reason) {
         Some(text) if !text.is_empty() => ApnsReason::parse(&text),
         _ => ApnsReason::Unknown(format!("HTTP {status}")),
     };
-    let after = retry_after.and_then(parse_retry_after);
-    let action = action(status, &reason, timestamp, after, now);
-    ApnsAnswer {
-        status,
-        reason: Some(reason),
-        action,
+    (reason, timestamp)
+}
+
+/// The `retries_total{reason}` label of a retried answer.
+fn retry_label(status: u16, reason: &ApnsReason) -> &'static str {
+    match reason {
+        ApnsReason::TooManyRequests => "too_many_requests",
+        ApnsReason::TooManyProviderTokenUpdates => "too_many_provider_token_updates",
+        ApnsReason::IdleTimeout => "idle_timeout",
+        ApnsReason::Shutdown => "shutdown",
+        _ if status == 429 => "too_many_requests",
+        _ => "status_5xx",
     }
 }
 
-/// `Retry-After` in seconds. The HTTP-date form is not used by APNs and is ignored (the
-/// backoff still applies).
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// The action for a reason; an unknown reason falls back to its status class.
-fn action(
+/// The verdict on a refusal for `reason`; an unknown reason falls back to its status class.
+fn verdict(
     status: u16,
     reason: &ApnsReason,
-    timestamp: Option<u64>,
+    timestamp: Option<UnixMillis>,
     after: Option<Duration>,
     now: UnixMillis,
-) -> Action {
+) -> Verdict {
     use ApnsReason::*;
+    let text = || reason.as_str().to_owned();
+    let dead = |verdict_at| Outcome::DeadToken {
+        verdict_at,
+        reason: text(),
+    };
+    let rejected = || Verdict::Final(Outcome::Rejected { reason: text() });
+    let credential = || Verdict::Final(Outcome::CredentialProblem { reason: text() });
+    let retry = || Verdict::Retry {
+        after,
+        reason: retry_label(status, reason),
+        otherwise: Outcome::Rejected { reason: text() },
+    };
     match reason {
         // A token belongs to the environment of the build that made it; the other host
-        // answers BadDeviceToken exactly as for a dead one (docs/protocols.md, "APNs").
-        BadDeviceToken => Action::TryOtherEnvironment { verdict_at_ms: now },
-        // These blame the sender's topic or bundle id, not the device: a configuration
-        // mistake must never wipe an app's registrations (docs/architecture.md, "The registry and its stores").
-        DeviceTokenNotForTopic | BadTopic | TopicDisallowed => Action::ConfigAlert,
-        ExpiredToken | Unregistered => Action::DeleteRegistration {
-            verdict_at_ms: timestamp.unwrap_or(now),
+        // answers BadDeviceToken exactly as for a dead one (docs/protocols.md, "APNs"): dead
+        // only when the other environment refuses it too.
+        BadDeviceToken => Verdict::OtherEnvironment {
+            otherwise: dead(now),
         },
+        // These blame the sender's topic or bundle id, not the device: a configuration
+        // mistake must never wipe an app's registrations (docs/architecture.md, "The registry
+        // and its stores").
+        DeviceTokenNotForTopic | BadTopic | TopicDisallowed => {
+            Verdict::Final(Outcome::Misconfigured { reason: text() })
+        }
+        ExpiredToken | Unregistered => Verdict::Final(dead(timestamp.unwrap_or(now))),
         // IdleTimeout is listed under 400 but says nothing about the push: the connection
         // sat idle. Another connection will take it, so it is retried (bounded by the retry
         // policy), unlike the other 400s.
-        IdleTimeout => Action::Retry { after },
+        IdleTimeout => retry(),
         BadCollapseId | BadExpirationDate | BadMessageId | BadPriority | DuplicateHeaders
         | InvalidPushType | MissingDeviceToken | MissingTopic | PayloadEmpty | PayloadTooLarge => {
-            Action::Reject
+            rejected()
         }
-        ExpiredProviderToken => Action::RefreshCredentialOnce,
+        ExpiredProviderToken => Verdict::RefreshCredential {
+            otherwise: Outcome::CredentialProblem { reason: text() },
+        },
         BadCertificate
         | BadCertificateEnvironment
         | Forbidden
         | InvalidProviderToken
-        | MissingProviderToken => Action::CredentialAlert,
-        BadPath | MethodNotAllowed => Action::BugAlert,
+        | MissingProviderToken => credential(),
+        // A ringcast bug or a wrong base URL: alerted on, never retried.
+        BadPath | MethodNotAllowed => rejected(),
         TooManyProviderTokenUpdates
         | TooManyRequests
         | InternalServerError
         | ServiceUnavailable
-        | Shutdown => Action::Retry { after },
+        | Shutdown => retry(),
         Unknown(_) => match status {
-            410 => Action::DeleteRegistration {
-                verdict_at_ms: timestamp.unwrap_or(now),
-            },
-            403 | 401 => Action::CredentialAlert,
-            404 | 405 => Action::BugAlert,
-            429 | 500..=599 => Action::Retry { after },
-            _ => Action::Reject,
+            410 => Verdict::Final(dead(timestamp.unwrap_or(now))),
+            403 | 401 => credential(),
+            429 | 500..=599 => retry(),
+            _ => rejected(),
         },
-    }
-}
-
-impl ApnsAnswer {
-    /// The push's outcome when this answer is final: delivered, or no retry is left (a
-    /// `Retry` whose retries ran out is `Rejected`, a `RefreshCredentialOnce` that was already
-    /// spent is a `CredentialProblem`, a `TryOtherEnvironment` whose other environment refused
-    /// the token too is a `DeadToken`).
-    pub fn final_outcome(&self) -> Outcome {
-        let reason = || {
-            self.reason.as_ref().map_or_else(
-                || format!("HTTP {}", self.status),
-                |r| r.as_str().to_owned(),
-            )
-        };
-        match self.action {
-            Action::Delivered => Outcome::Delivered,
-            Action::DeleteRegistration { verdict_at_ms }
-            | Action::TryOtherEnvironment { verdict_at_ms } => Outcome::DeadToken {
-                verdict_at: verdict_at_ms,
-                reason: reason(),
-            },
-            Action::ConfigAlert => Outcome::Misconfigured { reason: reason() },
-            Action::RefreshCredentialOnce | Action::CredentialAlert => {
-                Outcome::CredentialProblem { reason: reason() }
-            }
-            Action::Retry { .. } | Action::Pause { .. } | Action::Reject | Action::BugAlert => {
-                Outcome::Rejected { reason: reason() }
-            }
-        }
     }
 }
 
@@ -251,9 +231,41 @@ mod tests {
 
     const NOW: UnixMillis = 1_800_000_000_000;
 
-    fn answer(status: u16, reason: &str) -> ApnsAnswer {
+    /// The verdict on `body` with `status` and an optional `Retry-After`.
+    fn judged(status: u16, body: &[u8], retry_after: Option<&str>) -> Verdict {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = retry_after {
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+        }
+        judge(status, &headers, body, NOW)
+    }
+
+    fn answer(status: u16, reason: &str) -> Verdict {
         let body = format!(r#"{{"reason":"{reason}"}}"#);
-        parse(status, body.as_bytes(), None, NOW)
+        judged(status, body.as_bytes(), None)
+    }
+
+    fn rejected(reason: &str) -> Verdict {
+        Verdict::Final(Outcome::Rejected {
+            reason: reason.into(),
+        })
+    }
+
+    fn dead(verdict_at: UnixMillis, reason: &str) -> Outcome {
+        Outcome::DeadToken {
+            verdict_at,
+            reason: reason.into(),
+        }
+    }
+
+    fn retry(after: Option<u64>, label: &'static str, reason: &str) -> Verdict {
+        Verdict::Retry {
+            after: after.map(Duration::from_secs),
+            reason: label,
+            otherwise: Outcome::Rejected {
+                reason: reason.into(),
+            },
+        }
     }
 
     #[test]
@@ -270,9 +282,7 @@ mod tests {
 
     #[test]
     fn a_200_is_delivered() {
-        let answer = parse(200, b"", None, NOW);
-        assert_eq!(answer.action, Action::Delivered);
-        assert_eq!(answer.final_outcome(), Outcome::Delivered);
+        assert_eq!(judged(200, b"", None), Verdict::Final(Outcome::Delivered));
     }
 
     #[test]
@@ -288,53 +298,39 @@ mod tests {
             "MissingTopic",
             "PayloadEmpty",
         ] {
-            let answer = answer(400, reason);
-            assert_eq!(answer.action, Action::Reject, "{reason}");
-            assert_eq!(
-                answer.final_outcome(),
-                Outcome::Rejected {
-                    reason: reason.into()
-                }
-            );
+            assert_eq!(answer(400, reason), rejected(reason), "{reason}");
         }
-        assert_eq!(answer(413, "PayloadTooLarge").action, Action::Reject);
+        assert_eq!(answer(413, "PayloadTooLarge"), rejected("PayloadTooLarge"));
     }
 
     #[test]
     fn an_idle_timeout_is_retried_on_another_connection() {
         assert_eq!(
-            answer(400, "IdleTimeout").action,
-            Action::Retry { after: None }
+            answer(400, "IdleTimeout"),
+            retry(None, "idle_timeout", "IdleTimeout")
         );
     }
 
     #[test]
     fn topic_and_bundle_mistakes_are_config_alerts_that_never_delete() {
         for reason in ["DeviceTokenNotForTopic", "BadTopic", "TopicDisallowed"] {
-            let answer = answer(400, reason);
-            assert_eq!(answer.action, Action::ConfigAlert, "{reason}");
             assert_eq!(
-                answer.final_outcome(),
-                Outcome::Misconfigured {
+                answer(400, reason),
+                Verdict::Final(Outcome::Misconfigured {
                     reason: reason.into()
-                }
+                }),
+                "{reason}"
             );
         }
     }
 
     #[test]
     fn a_bad_device_token_tries_the_other_environment_before_it_is_dead() {
-        let answer = answer(400, "BadDeviceToken");
-        assert_eq!(
-            answer.action,
-            Action::TryOtherEnvironment { verdict_at_ms: NOW }
-        );
         // What it ends as when the other environment refused it too.
         assert_eq!(
-            answer.final_outcome(),
-            Outcome::DeadToken {
-                verdict_at: NOW,
-                reason: "BadDeviceToken".into()
+            answer(400, "BadDeviceToken"),
+            Verdict::OtherEnvironment {
+                otherwise: dead(NOW, "BadDeviceToken")
             }
         );
     }
@@ -343,29 +339,26 @@ mod tests {
     fn dead_tokens_delete_the_registration_as_of_the_verdict() {
         for reason in ["Unregistered", "ExpiredToken"] {
             let body = format!(r#"{{"reason":"{reason}","timestamp":1700000000123}}"#);
-            let answer = parse(410, body.as_bytes(), None, NOW);
             assert_eq!(
-                answer.action,
-                Action::DeleteRegistration {
-                    verdict_at_ms: 1_700_000_000_123
-                }
+                judged(410, body.as_bytes(), None),
+                Verdict::Final(dead(1_700_000_000_123, reason))
             );
         }
         // A 410 without a timestamp takes the answer's time.
         assert_eq!(
-            answer(410, "Unregistered").action,
-            Action::DeleteRegistration { verdict_at_ms: NOW }
+            answer(410, "Unregistered"),
+            Verdict::Final(dead(NOW, "Unregistered"))
         );
     }
 
     #[test]
     fn credential_problems_refresh_once_or_alert() {
-        let expired = answer(403, "ExpiredProviderToken");
-        assert_eq!(expired.action, Action::RefreshCredentialOnce);
         assert_eq!(
-            expired.final_outcome(),
-            Outcome::CredentialProblem {
-                reason: "ExpiredProviderToken".into()
+            answer(403, "ExpiredProviderToken"),
+            Verdict::RefreshCredential {
+                otherwise: Outcome::CredentialProblem {
+                    reason: "ExpiredProviderToken".into()
+                }
             }
         );
         for reason in [
@@ -376,54 +369,64 @@ mod tests {
             "MissingProviderToken",
         ] {
             assert_eq!(
-                answer(403, reason).action,
-                Action::CredentialAlert,
+                answer(403, reason),
+                Verdict::Final(Outcome::CredentialProblem {
+                    reason: reason.into()
+                }),
                 "{reason}"
             );
         }
     }
 
     #[test]
-    fn bad_paths_and_methods_are_bugs() {
-        assert_eq!(answer(404, "BadPath").action, Action::BugAlert);
-        assert_eq!(answer(405, "MethodNotAllowed").action, Action::BugAlert);
-        assert_eq!(parse(404, b"", None, NOW).action, Action::BugAlert);
+    fn bad_paths_and_methods_are_bugs_never_retried() {
+        assert_eq!(answer(404, "BadPath"), rejected("BadPath"));
+        assert_eq!(
+            answer(405, "MethodNotAllowed"),
+            rejected("MethodNotAllowed")
+        );
+        assert_eq!(judged(404, b"", None), rejected("HTTP 404"));
     }
 
     #[test]
     fn throttling_and_server_errors_back_off_honouring_retry_after() {
-        for (status, reason) in [
-            (429, "TooManyProviderTokenUpdates"),
-            (429, "TooManyRequests"),
-            (500, "InternalServerError"),
-            (503, "ServiceUnavailable"),
-            (503, "Shutdown"),
+        for (status, reason, label) in [
+            (
+                429,
+                "TooManyProviderTokenUpdates",
+                "too_many_provider_token_updates",
+            ),
+            (429, "TooManyRequests", "too_many_requests"),
+            (500, "InternalServerError", "status_5xx"),
+            (503, "ServiceUnavailable", "status_5xx"),
+            (503, "Shutdown", "shutdown"),
         ] {
             let body = format!(r#"{{"reason":"{reason}"}}"#);
-            let answer = parse(status, body.as_bytes(), Some(" 30 "), NOW);
+            // Retries that run out end as a rejection that keeps Apple's reason.
             assert_eq!(
-                answer.action,
-                Action::Retry {
-                    after: Some(Duration::from_secs(30))
-                },
+                judged(status, body.as_bytes(), Some(" 30 ")),
+                retry(Some(30), label, reason),
                 "{reason}"
             );
-            // Retries that ran out end as a rejection that keeps Apple's reason.
-            assert_eq!(
-                answer.final_outcome(),
-                Outcome::Rejected {
-                    reason: reason.into()
-                }
-            );
         }
-        // An HTTP-date Retry-After is ignored rather than misread.
-        let answer = parse(
-            503,
-            br#"{"reason":"Shutdown"}"#,
-            Some("Wed, 21 Oct 2026 07:28:00 GMT"),
-            NOW,
+        // An HTTP-date is read relative to the answer's time (NOW is 08:00:00 that day).
+        assert_eq!(
+            judged(
+                503,
+                br#"{"reason":"Shutdown"}"#,
+                Some("Fri, 15 Jan 2027 08:00:45 GMT")
+            ),
+            retry(Some(45), "shutdown", "Shutdown")
         );
-        assert_eq!(answer.action, Action::Retry { after: None });
+        // One already past asks for no wait at all.
+        assert_eq!(
+            judged(
+                503,
+                br#"{"reason":"Shutdown"}"#,
+                Some("Wed, 21 Oct 2026 07:28:00 GMT")
+            ),
+            retry(Some(0), "shutdown", "Shutdown")
+        );
     }
 
     #[test]
@@ -436,42 +439,38 @@ mod tests {
             b"{\"reason\":\"\"}",
             &[0xff, 0xfe],
         ] {
-            let answer = parse(503, body, None, NOW);
-            assert_eq!(answer.status, 503);
-            assert_eq!(answer.reason, Some(ApnsReason::Unknown("HTTP 503".into())));
-            assert_eq!(answer.action, Action::Retry { after: None });
+            assert_eq!(
+                read_error(503, body).0,
+                ApnsReason::Unknown("HTTP 503".into())
+            );
+            assert_eq!(
+                judged(503, body, None),
+                retry(None, "status_5xx", "HTTP 503")
+            );
         }
-        let gone = parse(410, b"", None, NOW);
         assert_eq!(
-            gone.action,
-            Action::DeleteRegistration { verdict_at_ms: NOW }
+            judged(410, b"", None),
+            Verdict::Final(dead(NOW, "HTTP 410"))
         );
         assert_eq!(
-            parse(403, b"<html>", None, NOW).action,
-            Action::CredentialAlert
+            judged(403, b"<html>", None),
+            Verdict::Final(Outcome::CredentialProblem {
+                reason: "HTTP 403".into()
+            })
         );
-        assert_eq!(
-            parse(400, b"", None, NOW).final_outcome(),
-            Outcome::Rejected {
-                reason: "HTTP 400".into()
-            }
-        );
+        assert_eq!(judged(400, b"", None), rejected("HTTP 400"));
     }
 
     #[test]
     fn an_unknown_reason_is_kept_and_acted_on_by_status() {
-        let answer = answer(500, "BrandNewFailure");
         assert_eq!(
-            answer.reason,
-            Some(ApnsReason::Unknown("BrandNewFailure".into()))
+            read_error(500, br#"{"reason":"BrandNewFailure"}"#).0,
+            ApnsReason::Unknown("BrandNewFailure".into())
         );
-        assert_eq!(answer.action, Action::Retry { after: None });
         assert_eq!(
-            answer.final_outcome(),
-            Outcome::Rejected {
-                reason: "BrandNewFailure".into()
-            }
+            answer(500, "BrandNewFailure"),
+            retry(None, "status_5xx", "BrandNewFailure")
         );
-        assert_eq!(self::answer(418, "Teapot").action, Action::Reject);
+        assert_eq!(answer(418, "Teapot"), rejected("Teapot"));
     }
 }

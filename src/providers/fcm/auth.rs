@@ -1,6 +1,5 @@
-//! The FCM credential: a Google service account, the RS256 assertion it signs, the OAuth2
-//! access token the token endpoint trades for it, and the one cache of that token every
-//! connection shares.
+//! The FCM credential: a Google service account, the RS256 assertion it signs, and the OAuth2
+//! access token the token endpoint trades for it.
 //!
 //! Google's rules (docs/protocols.md): the assertion names the account (`iss`), the Firebase scope,
 //! the token URI (`aud`) and lives at most an hour; the access token it buys lives about an
@@ -8,20 +7,20 @@
 //! using it, refreshes one at a time, and answers a 401 with one refresh, not one per failed
 //! push.
 //!
-//! [`AccessTokenCache`] is that policy as a state machine on a passed-in clock:
-//! [`AccessTokenCache::current`] tells each caller whether to send, send and refresh, refresh
-//! first, or wait for the refresh another caller is doing. The fetching itself (an HTTP
-//! request to `token_uri`) is the client's; [`ServiceAccount`] and [`AssertionSigner`] build
-//! its body, [`parse_token_response`] reads its answer.
+//! That policy is the shared [`crate::providers::oauth`] cache (WNS uses the same one); this
+//! module supplies only FCM's [`Grant`]: [`ServiceAccount`] and [`AssertionSigner`] build the
+//! token request's body, [`parse_token_response`] reads its answer.
 
 use crate::config::Secret;
-use crate::registry::UnixMillis;
+use crate::providers::oauth::Grant;
+use crate::registry::{Platform, UnixMillis};
 use http::HeaderValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-use tokio::sync::watch;
+
+pub use crate::providers::oauth::{
+    AccessToken, AccessTokenCache, DEFAULT_REFRESH_STALE_AFTER, TokenState, TokenWait,
+};
 
 /// The scope an FCM sender needs.
 pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -31,10 +30,6 @@ pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// How long an assertion lives: Google's maximum, an hour.
 pub const ASSERTION_LIFETIME_SECS: u64 = 3600;
-/// How long a caller told to refresh holds the claim before another caller may take it over:
-/// a refresher that crashed or hangs must not leave every sender waiting forever.
-pub const DEFAULT_REFRESH_STALE_AFTER: Duration = Duration::from_secs(30);
-
 /// The form-encoded grant type (`:` escaped), the fixed first half of every token request.
 const GRANT_FIELD: &str = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer";
 
@@ -213,50 +208,6 @@ impl AssertionSigner {
     }
 }
 
-/// An access token, ready to be sent.
-#[derive(Clone)]
-pub struct AccessToken {
-    /// `authorization: Bearer <token>`. Cloning it is a reference-count bump.
-    ///
-    /// Deliberately *not* marked sensitive (as the APNs provider token): HPACK may then index
-    /// it, so each connection sends Google's long access token once per refresh and a
-    /// one-byte index on every later push, instead of the whole Huffman-coded literal on
-    /// every push. Indexing is safe for it: HPACK only ever matches a whole header value, so
-    /// a CRIME-style probe would have to guess the entire opaque token, and RFC 7541 §7.1.3
-    /// asks for never-indexed literals for *low-entropy* secrets. `Debug` below still never
-    /// prints it.
-    pub authorization: HeaderValue,
-    /// When the token endpoint answered (UNIX milliseconds): the refresh-ahead window is
-    /// never more than half the token's life.
-    pub obtained_at: UnixMillis,
-    /// When Google stops accepting it (UNIX milliseconds).
-    pub expires_at: UnixMillis,
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("authorization", &"[redacted]")
-            .field("obtained_at", &self.obtained_at)
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
-impl AccessToken {
-    /// When to start refreshing it: `ahead` before expiry, but never earlier than half-way
-    /// through its life, so a short-lived token (a simulator's) is not refreshed constantly.
-    fn refresh_at(&self, ahead_ms: u64) -> UnixMillis {
-        let life = self.expires_at.saturating_sub(self.obtained_at);
-        self.expires_at.saturating_sub(ahead_ms.min(life / 2))
-    }
-
-    /// Whether this is the same token as `other` (same bearer string).
-    fn same_as(&self, other: &AccessToken) -> bool {
-        self.authorization.as_bytes() == other.authorization.as_bytes()
-    }
-}
-
 /// Why the token endpoint gave no token.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
@@ -288,7 +239,7 @@ impl TokenError {
 
 /// The token endpoint's success body.
 #[derive(Deserialize)]
-struct Grant {
+struct GrantAnswer {
     /// The opaque token.
     access_token: String,
     /// Its lifetime from now, in seconds.
@@ -324,7 +275,7 @@ pub fn parse_token_response(
             description: description.unwrap_or_default(),
         });
     }
-    let grant: Grant = serde_json::from_slice(body)
+    let grant: GrantAnswer = serde_json::from_slice(body)
         .map_err(|_| TokenError::Malformed("not a JSON token answer".into()))?;
     if !grant.token_type.eq_ignore_ascii_case("bearer") {
         return Err(TokenError::Malformed(format!(
@@ -344,177 +295,21 @@ pub fn parse_token_response(
     })
 }
 
-/// What a caller about to send should do.
-#[derive(Debug)]
-pub enum TokenState {
-    /// Send with this token.
-    Fresh(AccessToken),
-    /// Send with this token, and refresh it now: it is within the refresh-ahead window and
-    /// this caller is the only one told so. Report the result with
-    /// [`AccessTokenCache::store`] or [`AccessTokenCache::refresh_failed`].
-    RefreshAhead(AccessToken),
-    /// No usable token (none yet, expired, or invalidated by a 401), and this caller is the
-    /// one to fetch it; the others wait for it. Report as for `RefreshAhead`.
-    MustRefresh,
-    /// No usable token, and another caller is fetching one: wait for it, then ask again.
-    AwaitRefresh(TokenWait),
-}
+impl Grant for AssertionSigner {
+    const PROVIDER: Platform = Platform::Fcm;
 
-/// A wait for the refresh another caller is doing.
-#[derive(Debug)]
-pub struct TokenWait(watch::Receiver<u64>);
-
-impl TokenWait {
-    /// Resolves when a token is stored or the refresh failed (then ask
-    /// [`AccessTokenCache::current`] again: a failed refresh hands the claim to the next
-    /// caller). Bound it with a timeout: a refresher that hangs is only replaced after the
-    /// stale-after time, when the next caller asks.
-    pub async fn until_refreshed(mut self) {
-        // An error means the cache is gone; there is nothing left to wait for.
-        let _ = self.0.changed().await;
-    }
-}
-
-/// The current token and who is refreshing it.
-#[derive(Debug, Default)]
-struct State {
-    /// The token, if there is one (it may have expired).
-    token: Option<AccessToken>,
-    /// When the current refresher was told to refresh; `None` when nobody is.
-    refreshing_since: Option<UnixMillis>,
-}
-
-/// The one access token of a service account, shared by every connection on every thread.
-/// Cheap to clone: every clone shares the same token and the same refresh claim.
-#[derive(Clone, Debug)]
-pub struct AccessTokenCache {
-    /// Shared state.
-    inner: Arc<Inner>,
-}
-
-/// What every clone of an [`AccessTokenCache`] shares.
-#[derive(Debug)]
-struct Inner {
-    /// How long before expiry a refresh starts.
-    refresh_ahead_ms: u64,
-    /// How long a refresh claim holds before another caller may take it over.
-    stale_after_ms: u64,
-    /// A std `Mutex`: held for a few comparisons and a clone, never across an await.
-    state: Mutex<State>,
-    /// Bumped on every store and failed refresh, to wake waiters.
-    changes: watch::Sender<u64>,
-}
-
-impl AccessTokenCache {
-    /// An empty cache refreshing `refresh_ahead` before expiry, taking over a refresh claim
-    /// older than `stale_after` (e.g. [`DEFAULT_REFRESH_STALE_AFTER`]).
-    pub fn new(refresh_ahead: Duration, stale_after: Duration) -> Self {
-        AccessTokenCache {
-            inner: Arc::new(Inner {
-                refresh_ahead_ms: refresh_ahead.as_millis() as u64,
-                stale_after_ms: stale_after.as_millis() as u64,
-                state: Mutex::new(State::default()),
-                changes: watch::Sender::new(0),
-            }),
-        }
+    fn request_body(&self, now: UnixMillis) -> Result<Vec<u8>, String> {
+        self.token_request_body(now)
+            .map_err(|error| error.to_string())
     }
 
-    /// What a caller about to send at `now` should do. At most one caller at a time is told
-    /// to refresh (`RefreshAhead` or `MustRefresh`), until it reports back or its claim is
-    /// older than the stale-after time.
-    pub fn current(&self, now: UnixMillis) -> TokenState {
-        let mut state = self.lock();
-        let claim_free = state
-            .refreshing_since
-            .is_none_or(|since| now.saturating_sub(since) >= self.inner.stale_after_ms);
-        match &state.token {
-            Some(token) if now < token.refresh_at(self.inner.refresh_ahead_ms) => {
-                TokenState::Fresh(token.clone())
-            }
-            Some(token) if now < token.expires_at => {
-                let token = token.clone();
-                if claim_free {
-                    state.refreshing_since = Some(now);
-                    TokenState::RefreshAhead(token)
-                } else {
-                    TokenState::Fresh(token)
-                }
-            }
-            _ if claim_free => {
-                state.refreshing_since = Some(now);
-                TokenState::MustRefresh
-            }
-            // Subscribed under the lock: a store after this point always wakes the waiter.
-            _ => TokenState::AwaitRefresh(TokenWait(self.inner.changes.subscribe())),
-        }
-    }
-
-    /// A refresh succeeded: `token` becomes the current one (unless the cache already holds
-    /// one that lives longer, from a refresher that took over a stale claim), the claim is
-    /// released and waiters wake.
-    pub fn store(&self, token: AccessToken) {
-        let mut state = self.lock();
-        if state
-            .token
-            .as_ref()
-            .is_none_or(|current| token.expires_at >= current.expires_at)
-        {
-            state.token = Some(token);
-        }
-        state.refreshing_since = None;
-        drop(state);
-        self.inner
-            .changes
-            .send_modify(|generation| *generation += 1);
-    }
-
-    /// A refresh failed: the claim is released and waiters wake, so the next caller tries.
-    /// The current token, if still valid, keeps being used. Backing off between failed
-    /// refreshes is the caller's (the retry policy), so a broken token endpoint is not
-    /// hammered.
-    pub fn refresh_failed(&self) {
-        self.lock().refreshing_since = None;
-        self.inner
-            .changes
-            .send_modify(|generation| *generation += 1);
-    }
-
-    /// FCM answered 401 to `failed`: drop it if it is still the current token, so the next
-    /// caller refreshes and the rest wait. A burst of 401s for the same token drops it once
-    /// and so causes one refresh; a 401 for a token already replaced changes nothing (the
-    /// caller retries with the new one). Returns whether the token was dropped.
-    pub fn invalidate_after_401(&self, failed: &AccessToken) -> bool {
-        let mut state = self.lock();
-        if state
-            .token
-            .as_ref()
-            .is_some_and(|token| token.same_as(failed))
-        {
-            state.token = None;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// The current token if it is the one obtained at `obtained_at`: a request carries only
-    /// that stamp ([`crate::providers::service::Prepared::credential`]), and a 401 for it
-    /// must be matched against the token it was sent with before
-    /// [`invalidate_after_401`](Self::invalidate_after_401) drops anything.
-    pub fn obtained_at(&self, obtained_at: UnixMillis) -> Option<AccessToken> {
-        self.lock()
-            .token
-            .as_ref()
-            .filter(|token| token.obtained_at == obtained_at)
-            .cloned()
-    }
-
-    /// Locks the state. A poisoned lock is taken over: every update leaves it consistent.
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn read_answer(
+        &self,
+        status: u16,
+        body: &[u8],
+        now: UnixMillis,
+    ) -> Result<AccessToken, String> {
+        parse_token_response(status, body, now).map_err(|error| error.to_string())
     }
 }
 

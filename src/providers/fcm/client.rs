@@ -2,58 +2,35 @@
 //! over the pool's HTTP/2 connections, with the service account's shared access token.
 //!
 //! Everything protocol-shaped is in the pure modules ([`super::payload`] builds the request,
-//! [`super::auth`] decides who refreshes the token and reads the token endpoint's answer,
-//! [`super::response`] reads FCM's answer); this file only joins them to the network:
+//! [`super::auth`] is the service account's grant, [`super::response`] judges FCM's answer);
+//! this file only joins them to the network:
 //!
-//! - the access token comes from the [`AccessTokenCache`] every shard shares. The caller told
-//!   `MustRefresh` trades a fresh assertion for a token at the account's `token_uri` (over a
-//!   pool of its own: Google's token host is not FCM's) while the others wait; the caller
-//!   told `RefreshAhead` sends with the current token and starts the one background refresh;
-//! - a 401 invalidates the token it was sent with, once for a whole burst, and the delivery
-//!   loop re-sends (the next `prepare` refreshes); a 401 for the new token within
-//!   [`MIN_401_REFRESH_INTERVAL`] is a credential problem, not an expiry, and refreshes
-//!   nothing;
+//! - the access token comes from the shared OAuth [`TokenSource`] (one refresh for every
+//!   waiting push, refreshed ahead of expiry, backed off after a failure, one drop per burst
+//!   of 401s: [`crate::providers::oauth`]), over a pool of its own: Google's token host is not
+//!   FCM's;
 //! - `QUOTA_EXCEEDED` pauses the whole project ([`ProjectPause`], shared by every shard's
 //!   client of that project), so no push of it goes out before the pause ends.
 
-use super::auth::{
-    AccessToken, AccessTokenCache, AssertionSigner, FORM_CONTENT_TYPE, TokenState,
-    parse_token_response,
-};
+use super::auth::{AccessTokenCache, AssertionSigner};
 use super::config::FcmConfig;
 use super::payload::{PayloadError, build_request, path};
-use super::response::{Action, FcmErrorCode, parse};
-use crate::clock::now_millis;
+use super::response::judge;
+use crate::clock::{Clock, now_millis};
 use crate::providers::live::Live;
+use crate::providers::oauth::{OAuthAccount, TokenEndpoint, TokenSource};
 use crate::providers::pool::{Answer, Origin, OriginError, Pool};
-use crate::providers::service::{Prepared, PushService, Verdict};
+use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::{Outcome, Push};
 use crate::registry::UnixMillis;
-use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::AUTHORIZATION;
 use http_body_util::Full;
 use rustls::ClientConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::time::Instant;
 
-/// How long a caller waiting for another caller's token refresh sleeps before it asks the
-/// cache again: a refresher that hangs loses its claim after the cache's stale-after time,
-/// and a waiter must come back to take it over rather than sleep to its deadline.
-const AWAIT_REFRESH_POLL: Duration = Duration::from_secs(1);
-
-/// How long after a failed token request no other is made: the pushes that need a token
-/// meanwhile end as credential problems at once, so a failing token endpoint gets one
-/// request a second per client, not one per push (nor a queue of pushes each waiting its
-/// turn to fail).
-pub const TOKEN_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
-
-/// How long after a 401 dropped the access token another 401 may not drop its successor.
-/// An access token lives an hour: a second 401 within seconds is not an expiry but a
-/// credential FCM refuses whatever the token (wrong scope, revoked account), and dropping
-/// every new token would turn each wave of pushes into a token request to Google.
-pub const MIN_401_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+pub use crate::providers::oauth::{MIN_401_REFRESH_INTERVAL, TOKEN_RETRY_AFTER_FAILURE};
 
 /// Why a client cannot start. Start-up reports it with the app's config key.
 #[derive(Debug, thiserror::Error)]
@@ -92,173 +69,10 @@ impl ProjectPause {
     }
 }
 
-/// What fetching an access token needs: the account's signer, its token endpoint and the
-/// shared cache. Behind an `Arc`, so the one background refresh can outlive the send that
-/// started it.
-struct TokenSource {
-    /// Connections to the token endpoint's origin.
-    pool: Pool,
-    /// The `token_uri`, path (and query) kept: honoured as the service account names it.
-    uri: http::Uri,
-    /// The service account and its token, swapped whole by a reload that changes the
-    /// account (the next push then fetches a token with the new one).
-    account: Live<FcmAccount>,
-    /// How long a token request may take.
-    timeout: Duration,
-    /// When a token request last failed (UNIX milliseconds, 0 = not since the last
-    /// success), for [`TOKEN_RETRY_AFTER_FAILURE`].
-    failed_at: AtomicU64,
-}
-
 /// A service account as pushes use it: its signer and the token every client of the account
-/// shares. Replaced whole on reload, so a token is always stored in the cache of the account
-/// that signed for it.
-#[derive(Clone)]
-pub struct FcmAccount {
-    /// Signs the assertion traded for a token.
-    pub signer: AssertionSigner,
-    /// The token every client of the account shares, and who refreshes it.
-    pub cache: AccessTokenCache,
-}
-
-/// Releases a refresh claim that ends without a stored token (an error, a timeout, or the
-/// refreshing push being dropped), so the next caller takes over at once instead of every
-/// sender waiting for the claim to go stale.
-struct Claim<'a> {
-    /// The cache whose claim this is.
-    cache: &'a AccessTokenCache,
-    /// Whether a token was stored (the claim is already released).
-    stored: bool,
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        if !self.stored {
-            self.cache.refresh_failed();
-        }
-    }
-}
-
-impl TokenSource {
-    /// Refreshes the token under the claim the cache gave this caller, by `until`; stores it
-    /// (waking the waiters) or releases the claim.
-    async fn refresh(&self, account: &FcmAccount, until: Instant) -> Result<AccessToken, String> {
-        let mut claim = Claim {
-            cache: &account.cache,
-            stored: false,
-        };
-        let limit = until.min(Instant::now() + self.timeout);
-        let fetched = tokio::time::timeout_at(limit, self.fetch(&account.signer, limit))
-            .await
-            .map_err(|_| "the token endpoint did not answer in time".to_owned())
-            .and_then(|fetched| fetched);
-        let outcome = match fetched {
-            Ok(_) => crate::metrics::RefreshOutcome::Ok,
-            Err(_) => crate::metrics::RefreshOutcome::Error,
-        };
-        crate::metrics::credential_refresh(crate::registry::Platform::Fcm, outcome);
-        match fetched {
-            Ok(token) => {
-                self.failed_at.store(0, Ordering::Relaxed);
-                account.cache.store(token.clone());
-                claim.stored = true;
-                Ok(token)
-            }
-            Err(error) => {
-                // Recorded before the claim is released, so the waiters it wakes see it.
-                self.failed_at.store(now_millis(), Ordering::Relaxed);
-                Err(error)
-            }
-        }
-    }
-
-    /// How long token requests are still held back after a failure at `now`, if they are.
-    fn backing_off(&self, now: UnixMillis) -> Option<u64> {
-        let failed_at = self.failed_at.load(Ordering::Relaxed);
-        let until = failed_at.saturating_add(TOKEN_RETRY_AFTER_FAILURE.as_millis() as u64);
-        (failed_at != 0 && now < until).then(|| until - now)
-    }
-
-    /// One token request: the assertion signed now, posted to `token_uri`, the answer read.
-    async fn fetch(&self, signer: &AssertionSigner, until: Instant) -> Result<AccessToken, String> {
-        let body = signer
-            .token_request_body(now_millis())
-            .map_err(|error| error.to_string())?;
-        let request = http::Request::post(self.uri.clone())
-            .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|error| format!("token request: {error}"))?;
-        let stream = self
-            .pool
-            .acquire(until)
-            .await
-            .map_err(|error| format!("token endpoint: {error}"))?;
-        let answer = stream
-            .send(request)
-            .await
-            .map_err(|error| format!("token endpoint: {}", error.label()))?;
-        parse_token_response(answer.status, &answer.body, now_millis())
-            .map_err(|error| error.to_string())
-    }
-
-    /// The token to send with, by `deadline`: the cached one, or one this caller fetches,
-    /// or one another caller fetches while this one waits.
-    async fn token(self: &Arc<Self>, deadline: UnixMillis) -> Result<AccessToken, Outcome> {
-        loop {
-            let now = now_millis();
-            if now >= deadline {
-                return Err(Outcome::Expired);
-            }
-            let until = Instant::now() + Duration::from_millis(deadline - now);
-            let account = self.account.load_full();
-            let backing_off = self.backing_off(now);
-            let held_back = |wait_ms: u64| Outcome::CredentialProblem {
-                reason: format!("the token endpoint failed; next attempt in {wait_ms} ms"),
-            };
-            match (account.cache.current(now), backing_off) {
-                (TokenState::Fresh(token), _) => return Ok(token),
-                (TokenState::RefreshAhead(token), Some(_)) => {
-                    // Still valid: send with it, and leave the refresh to a later caller.
-                    account.cache.refresh_failed();
-                    return Ok(token);
-                }
-                (TokenState::RefreshAhead(token), None) => {
-                    // The one background refresh; this push goes out with the current token.
-                    let source = Arc::clone(self);
-                    tokio::spawn(async move {
-                        let until = Instant::now() + source.timeout;
-                        if let Err(error) = source.refresh(&account, until).await {
-                            tracing::warn!(provider = "fcm", %error,
-                                "refreshing the FCM access token ahead of expiry failed");
-                        }
-                    });
-                    return Ok(token);
-                }
-                (TokenState::MustRefresh, Some(wait_ms)) => {
-                    account.cache.refresh_failed();
-                    return Err(held_back(wait_ms));
-                }
-                (TokenState::MustRefresh, None) => {
-                    return self.refresh(&account, until).await.map_err(|error| {
-                        tracing::error!(provider = "fcm", %error,
-                            "no FCM access token: the token endpoint refused or failed");
-                        if now_millis() >= deadline {
-                            Outcome::Expired
-                        } else {
-                            Outcome::CredentialProblem { reason: error }
-                        }
-                    });
-                }
-                (TokenState::AwaitRefresh(_), Some(wait_ms)) => return Err(held_back(wait_ms)),
-                (TokenState::AwaitRefresh(wait), None) => {
-                    let poll = until.min(Instant::now() + AWAIT_REFRESH_POLL);
-                    // Woken by a store or a failure, or polled: either way, ask again.
-                    let _ = tokio::time::timeout_at(poll, wait.until_refreshed()).await;
-                }
-            }
-        }
-    }
-}
+/// shares ([`crate::providers::oauth`]). Replaced whole on reload, so a token is always stored
+/// in the cache of the account that signed for it.
+pub type FcmAccount = OAuthAccount<AssertionSigner>;
 
 /// One app's FCM pushes, to one Firebase project.
 pub struct FcmClient {
@@ -267,16 +81,13 @@ pub struct FcmClient {
     /// The Firebase project sent to; checked at start to be a valid path segment.
     project_id: String,
     /// The access token and how to get a new one.
-    tokens: Arc<TokenSource>,
+    tokens: Arc<TokenSource<AssertionSigner>>,
     /// The project's quota pause, shared with the project's other clients.
     pause: ProjectPause,
     /// How long an answer may take.
     request_timeout: Duration,
     /// The pause after `QUOTA_EXCEEDED` when FCM names no longer `Retry-After`.
     quota_pause_default: Duration,
-    /// When a 401 last dropped the token (UNIX milliseconds, 0 = never), for
-    /// [`MIN_401_REFRESH_INTERVAL`].
-    last_401_refresh: AtomicU64,
 }
 
 impl FcmClient {
@@ -293,7 +104,7 @@ impl FcmClient {
         tls: Arc<ClientConfig>,
     ) -> Result<FcmClient, FcmStartError> {
         let account = Live::new(FcmAccount {
-            signer,
+            grant: signer,
             cache: tokens,
         });
         Self::start_live(config, project_id, account, pause, tls)
@@ -310,38 +121,21 @@ impl FcmClient {
     ) -> Result<FcmClient, FcmStartError> {
         path(project_id)?;
         let origin = Origin::parse(&config.base_url, Arc::clone(&tls))?;
-        let token_uri = account.load().signer.token_uri().to_owned();
+        let token_uri = account.load().grant.token_uri().to_owned();
         let uri: http::Uri = token_uri
             .parse()
             .map_err(|_| FcmStartError::TokenUri(token_uri.clone()))?;
         let token_origin = Origin::parse(&token_uri, tls)?;
-        let tokens = Arc::new(TokenSource {
-            pool: Pool::start(token_origin, config.token_pool_settings()),
-            uri,
-            account,
-            timeout: config.request_timeout(),
-            failed_at: AtomicU64::new(0),
-        });
+        let endpoint =
+            TokenEndpoint::new(Pool::start(token_origin, config.token_pool_settings()), uri);
         Ok(FcmClient {
             pool: Pool::start(origin, config.pool_settings()),
             project_id: project_id.to_owned(),
-            tokens,
+            tokens: TokenSource::new(endpoint, account, config.request_timeout(), Clock::System),
             pause,
             request_timeout: config.request_timeout(),
             quota_pause_default: config.quota_backoff_default(),
-            last_401_refresh: AtomicU64::new(0),
         })
-    }
-}
-
-/// The `retries_total{reason}` label of a retried or paused FCM answer.
-fn retry_label(status: u16, code: Option<&FcmErrorCode>) -> &'static str {
-    match code {
-        Some(FcmErrorCode::QuotaExceeded) => "quota_exceeded",
-        Some(FcmErrorCode::Unavailable) => "unavailable",
-        Some(FcmErrorCode::Internal) => "internal",
-        _ if status == 429 => "quota_exceeded",
-        _ => "status_5xx",
     }
 }
 
@@ -359,21 +153,13 @@ impl PushService for FcmClient {
     }
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
-        let built = build_request(push, &self.project_id, now).map_err(|error| match error {
-            PayloadError::Expired => Outcome::Expired,
-            other => Outcome::Rejected {
-                reason: other.reason().to_owned(),
-            },
-        })?;
+        let built = build_request(push, &self.project_id, self.pool.base(), now)
+            .map_err(|error| error.fault().outcome())?;
         let token = self.tokens.token(push.deadline).await?;
-        let mut request = http::Request::post(format!("{}{}", self.pool.base(), built.path))
-            .body(Full::new(Bytes::from(built.body)))
-            .map_err(|error| Outcome::Rejected {
-                reason: format!("request: {error}"),
-            })?;
-        let headers = request.headers_mut();
-        headers.insert(AUTHORIZATION, token.authorization);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut request = built.map(Full::new);
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, token.authorization);
         Ok(Prepared {
             request,
             credential: token.obtained_at,
@@ -381,43 +167,15 @@ impl PushService for FcmClient {
     }
 
     fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict {
-        let retry_after = answer
-            .headers
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok());
-        let parsed = parse(
+        let verdict = judge(
             answer.status,
+            &answer.headers,
             &answer.body,
-            retry_after,
             now,
             self.quota_pause_default,
         );
-        match parsed.action {
-            Action::Retry { after } => Verdict::Retry {
-                after,
-                reason: retry_label(parsed.status, parsed.code.as_ref()),
-                otherwise: parsed.final_outcome(),
-            },
-            Action::Pause { for_ } => Verdict::Pause {
-                for_,
-                reason: retry_label(parsed.status, parsed.code.as_ref()),
-                otherwise: parsed.final_outcome(),
-            },
-            Action::RefreshCredentialOnce => Verdict::RefreshCredential {
-                otherwise: parsed.final_outcome(),
-            },
-            Action::CredentialAlert | Action::BugAlert => {
-                let code = parsed.code.as_ref().map_or("", |code| code.as_str());
-                tracing::error!(provider = "fcm", project = %self.project_id,
-                    status = parsed.status, code, "FCM refused the credential or request");
-                Verdict::Final(parsed.final_outcome())
-            }
-            Action::Delivered
-            | Action::DeleteRegistration { .. }
-            | Action::TryOtherEnvironment { .. }
-            | Action::ConfigAlert
-            | Action::Reject => Verdict::Final(parsed.final_outcome()),
-        }
+        alert_on("fcm", &self.project_id, answer.status, &verdict);
+        verdict
     }
 
     fn pause(&self, until: UnixMillis) {
@@ -435,27 +193,8 @@ impl PushService for FcmClient {
     }
 
     async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {
-        // Drop the refused token if it is still the current one (once for a burst of 401s);
-        // the re-send's `prepare` then fetches a new one, or waits for the push that does. A
-        // 401 for a token already replaced changes nothing: the re-send uses the new one.
-        let account = self.tokens.account.load_full();
-        let cache = &account.cache;
-        let Some(refused) = cache.obtained_at(credential) else {
-            return Ok(());
-        };
-        let last = self.last_401_refresh.load(Ordering::Relaxed);
-        let interval = MIN_401_REFRESH_INTERVAL.as_millis() as u64;
-        if last != 0 && now < last.saturating_add(interval) {
-            return Err(format!(
-                "FCM refused a fresh access token (the last one was dropped {} ms ago): \
-                 not refreshing again within {} s",
-                now.saturating_sub(last),
-                MIN_401_REFRESH_INTERVAL.as_secs()
-            ));
-        }
-        if cache.invalidate_after_401(&refused) {
-            self.last_401_refresh.store(now, Ordering::Relaxed);
-        }
-        Ok(())
+        // Drop the refused token once for a burst of 401s; the re-send's `prepare` then
+        // fetches a new one, or waits for the push that does (crate::providers::oauth).
+        self.tokens.refused(credential, now)
     }
 }

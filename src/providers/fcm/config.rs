@@ -1,6 +1,7 @@
 //! Typed FCM provider settings, with defaults that talk to Google and validation that reports
 //! every problem at once.
 
+use crate::providers::config_keys::deprecated;
 use crate::providers::pool::PoolSettings;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
@@ -26,7 +27,12 @@ pub struct FcmConfig {
     /// HTTP/2 connections kept per credential (K). FCM advertises roughly 100 streams per
     /// connection (docs/protocols.md; read from SETTINGS), so K bounds throughput; 2 keeps a
     /// spare ready while one drains after a `GOAWAY`.
-    pub connections_per_credential: usize,
+    /// Read it with [`connections()`](Self::connections).
+    pub connections: usize,
+    /// The deprecated name of `connections`, still read (with a start-up warning); when a
+    /// file gives it, it wins, since the defaults always fill `connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_per_credential: Option<usize>,
     /// How long before the access token expires it is refreshed, in seconds (0..=1800).
     /// Sends keep using the current token while one caller refreshes, so no push ever waits
     /// for a refresh unless the token is missing or expired. 5 minutes absorbs a slow token
@@ -60,7 +66,8 @@ impl Default for FcmConfig {
     fn default() -> Self {
         FcmConfig {
             base_url: FCM_URL.to_owned(),
-            connections_per_credential: 2,
+            connections: 2,
+            connections_per_credential: None,
             token_refresh_ahead_seconds: 300,
             request_timeout_ms: 10_000,
             quota_backoff_default_seconds: 60,
@@ -89,10 +96,24 @@ impl FcmConfig {
         Duration::from_secs(self.quota_backoff_default_seconds)
     }
 
+    /// The connections kept per credential (K): the deprecated `connections_per_credential`
+    /// when a file still gives it, else `connections`.
+    pub fn connections(&self) -> usize {
+        self.connections_per_credential.unwrap_or(self.connections)
+    }
+
+    /// The deprecated keys these settings still use, each as a warning under `prefix`.
+    pub fn deprecations(&self, prefix: &str) -> Vec<String> {
+        let old = self.connections_per_credential.is_some();
+        deprecated(prefix, "connections_per_credential", "connections", old)
+            .into_iter()
+            .collect()
+    }
+
     /// The settings of the connection pool to FCM: K connections, PINGed when idle.
     pub fn pool_settings(&self) -> PoolSettings {
         PoolSettings {
-            connections: self.connections_per_credential,
+            connections: self.connections(),
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
             provider: Some(crate::registry::Platform::Fcm),
             ..PoolSettings::default()
@@ -129,10 +150,8 @@ impl FcmConfig {
                 "{prefix}.base_url must not end with '/' (paths start with one), got {url:?}"
             ));
         }
-        if self.connections_per_credential == 0 {
-            errors.push(format!(
-                "{prefix}.connections_per_credential must be at least 1"
-            ));
+        if self.connections() == 0 {
+            errors.push(format!("{prefix}.connections must be at least 1"));
         }
         if self.token_refresh_ahead_seconds > MAX_TOKEN_REFRESH_AHEAD_SECONDS {
             errors.push(format!(
@@ -171,7 +190,7 @@ mod tests {
     fn defaults_talk_to_google_and_are_valid() {
         let config = FcmConfig::default();
         assert_eq!(config.base_url, "https://fcm.googleapis.com");
-        assert_eq!(config.connections_per_credential, 2);
+        assert_eq!(config.connections(), 2);
         assert_eq!(config.token_refresh_ahead(), Duration::from_secs(300));
         assert_eq!(config.quota_backoff_default(), Duration::from_secs(60));
         assert_eq!(config.request_timeout(), Duration::from_secs(10));
@@ -191,7 +210,7 @@ mod tests {
     fn every_error_is_reported_at_once() {
         let config = FcmConfig {
             base_url: "fcm.googleapis.com/".into(),
-            connections_per_credential: 0,
+            connections: 0,
             token_refresh_ahead_seconds: 1801,
             request_timeout_ms: 0,
             quota_backoff_default_seconds: 0,

@@ -20,8 +20,10 @@
 //! The `authorization` header is not set here: the client adds the cached access token
 //! ([`super::auth`]) so that building stays pure.
 
+use crate::providers::payload_fault::PayloadFault;
 use crate::push::{CallPayload, EndReason, Push, PushKind};
 use crate::registry::{PushAddress, UnixMillis};
+use bytes::Bytes;
 use serde::Serialize;
 
 /// FCM's limit on a message, in bytes (the whole request body is checked, which is stricter
@@ -38,20 +40,6 @@ pub enum AndroidPriority {
     High,
     /// Delivered when convenient for the battery.
     Normal,
-}
-
-/// One FCM request, ready for the client (which adds `authorization`, the authority and
-/// `content-type: application/json`).
-#[derive(Clone, Debug)]
-pub struct FcmRequest {
-    /// `/v1/projects/<project>/messages:send`.
-    pub path: String,
-    /// The JSON body, checked against the size limit.
-    pub body: Vec<u8>,
-    /// The priority sent, for logs and metrics.
-    pub priority: AndroidPriority,
-    /// The `android.ttl` sent, in seconds.
-    pub ttl_seconds: u64,
 }
 
 /// Why a push cannot become an FCM request. Each is final: the provider turns it into
@@ -82,19 +70,28 @@ pub enum PayloadError {
     /// The body could not be serialized (not expected for these types).
     #[error("cannot serialize the message: {0}")]
     Json(String),
+    /// The FCM base URL and the path make no URI (a config error).
+    #[error("{0:?} is not an FCM base URL")]
+    BadBase(String),
 }
 
 impl PayloadError {
+    /// What this error makes of the push ([`PayloadFault::outcome`]).
+    pub fn fault(&self) -> PayloadFault {
+        match self {
+            PayloadError::TooLarge { .. } => PayloadFault::TooLarge,
+            PayloadError::NotFcm => PayloadFault::Malformed("not_fcm"),
+            PayloadError::EmptyToken => PayloadFault::Malformed("empty_token"),
+            PayloadError::Expired => PayloadFault::Expired,
+            PayloadError::BadProject(_) => PayloadFault::Malformed("bad_project"),
+            PayloadError::Json(_) => PayloadFault::Malformed("json"),
+            PayloadError::BadBase(_) => PayloadFault::Malformed("bad_base_url"),
+        }
+    }
+
     /// The reason put into the push's `Rejected` outcome and the metric label.
     pub fn reason(&self) -> &'static str {
-        match self {
-            PayloadError::TooLarge { .. } => "payload_too_large",
-            PayloadError::NotFcm => "not_fcm",
-            PayloadError::EmptyToken => "empty_token",
-            PayloadError::Expired => "expired",
-            PayloadError::BadProject(_) => "bad_project",
-            PayloadError::Json(_) => "json",
-        }
+        self.fault().reason()
     }
 }
 
@@ -110,12 +107,16 @@ pub fn path(project_id: &str) -> Result<String, PayloadError> {
     Ok(format!("/v1/projects/{project_id}/messages:send"))
 }
 
-/// Builds the FCM request for `push` to the app's Firebase project `project_id`, at `now`.
+/// Builds the FCM request for `push` to the app's Firebase project `project_id` on FCM's
+/// `base` URL, at `now`: `POST <base>/v1/projects/<project>/messages:send` with
+/// `content-type: application/json` and the message, all but `authorization` (the client's:
+/// the access token).
 pub fn build_request(
     push: &Push,
     project_id: &str,
+    base: &str,
     now: UnixMillis,
-) -> Result<FcmRequest, PayloadError> {
+) -> Result<http::Request<Bytes>, PayloadError> {
     let PushAddress::Fcm { token } = &push.address else {
         return Err(PayloadError::NotFcm);
     };
@@ -162,12 +163,14 @@ pub fn build_request(
             limit: MESSAGE_LIMIT,
         });
     }
-    Ok(FcmRequest {
-        path,
-        body: out,
-        priority,
-        ttl_seconds,
-    })
+    let mut request = http::Request::post(format!("{base}{path}"))
+        .body(Bytes::from(out))
+        .map_err(|_| PayloadError::BadBase(base.to_owned()))?;
+    request.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(request)
 }
 
 /// The usual body size: fixed JSON of ~250 bytes plus the strings (the call id twice).
@@ -274,16 +277,31 @@ mod tests {
         }
     }
 
-    fn json(request: &FcmRequest) -> serde_json::Value {
-        serde_json::from_slice(&request.body).unwrap()
+    /// FCM's base URL, as the client passes it.
+    const BASE: &str = "https://fcm.googleapis.com";
+
+    fn json(request: &http::Request<Bytes>) -> serde_json::Value {
+        serde_json::from_slice(request.body()).unwrap()
+    }
+
+    /// The `android.ttl` sent, in seconds.
+    fn ttl_seconds(request: &http::Request<Bytes>) -> u64 {
+        let ttl = json(request)["message"]["android"]["ttl"].clone();
+        ttl.as_str().unwrap().trim_end_matches('s').parse().unwrap()
     }
 
     #[test]
     fn an_incoming_call_is_a_high_priority_data_message() {
-        let request = build_request(&push(PushKind::IncomingCall), "ringcast-demo", NOW).unwrap();
-        assert_eq!(request.path, "/v1/projects/ringcast-demo/messages:send");
-        assert_eq!(request.priority, AndroidPriority::High);
-        assert_eq!(request.ttl_seconds, 42);
+        let request =
+            build_request(&push(PushKind::IncomingCall), "ringcast-demo", BASE, NOW).unwrap();
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(
+            request.uri().to_string(),
+            "https://fcm.googleapis.com/v1/projects/ringcast-demo/messages:send"
+        );
+        assert_eq!(request.headers()["content-type"], "application/json");
+        assert!(request.headers().get("authorization").is_none());
+        assert_eq!(ttl_seconds(&request), 42);
         assert_eq!(
             json(&request),
             serde_json::json!({"message": {
@@ -304,7 +322,7 @@ mod tests {
             PushKind::MissedCall,
         ] {
             let push = push(kind);
-            let body = json(&build_request(&push, "p", NOW).unwrap());
+            let body = json(&build_request(&push, "p", BASE, NOW).unwrap());
             let data = body["message"]["data"].as_object().unwrap();
             assert!(data.values().all(serde_json::Value::is_string), "{data:?}");
             // The same keys and values as the payload (docs/architecture.md, "What devices receive"), stringified.
@@ -329,13 +347,11 @@ mod tests {
 
     #[test]
     fn call_ended_is_high_and_missed_call_normal() {
-        let ended = build_request(&push(PushKind::CallEnded), "p", NOW).unwrap();
-        assert_eq!(ended.priority, AndroidPriority::High);
+        let ended = build_request(&push(PushKind::CallEnded), "p", BASE, NOW).unwrap();
         let body = json(&ended);
         assert_eq!(body["message"]["android"]["priority"], "HIGH");
         assert_eq!(body["message"]["data"]["reason"], "cancelled");
-        let missed = build_request(&push(PushKind::MissedCall), "p", NOW).unwrap();
-        assert_eq!(missed.priority, AndroidPriority::Normal);
+        let missed = build_request(&push(PushKind::MissedCall), "p", BASE, NOW).unwrap();
         assert_eq!(json(&missed)["message"]["android"]["priority"], "NORMAL");
     }
 
@@ -343,10 +359,8 @@ mod tests {
     fn the_ttl_is_whole_seconds_to_the_deadline_capped_at_four_weeks() {
         let mut push = push(PushKind::MissedCall);
         let ttl = |push: &Push, now| {
-            let request = build_request(push, "p", now).unwrap();
-            let sent = json(&request)["message"]["android"]["ttl"].clone();
-            assert_eq!(sent, format!("{}s", request.ttl_seconds));
-            request.ttl_seconds
+            let request = build_request(push, "p", BASE, now).unwrap();
+            ttl_seconds(&request)
         };
         assert_eq!(ttl(&push, NOW), 42);
         assert_eq!(ttl(&push, push.deadline - 999), 0);
@@ -360,10 +374,10 @@ mod tests {
     fn the_size_limit_is_checked_before_sending() {
         let mut push = push(PushKind::IncomingCall);
         Arc::make_mut(&mut push.payload).caller_name = "B".repeat(3600);
-        let fits = build_request(&push, "p", NOW).unwrap();
-        assert!(fits.body.len() <= MESSAGE_LIMIT);
+        let fits = build_request(&push, "p", BASE, NOW).unwrap();
+        assert!(fits.body().len() <= MESSAGE_LIMIT);
         Arc::make_mut(&mut push.payload).caller_name = "B".repeat(4000);
-        let error = build_request(&push, "p", NOW).unwrap_err();
+        let error = build_request(&push, "p", BASE, NOW).unwrap_err();
         assert!(matches!(
             error,
             PayloadError::TooLarge { size, limit: 4096 } if size > 4096
@@ -379,7 +393,7 @@ mod tests {
             alert_token: None,
         };
         assert_eq!(
-            build_request(&apns, "p", NOW).unwrap_err(),
+            build_request(&apns, "p", BASE, NOW).unwrap_err(),
             PayloadError::NotFcm
         );
         let mut empty = push(PushKind::IncomingCall);
@@ -387,17 +401,17 @@ mod tests {
             token: String::new(),
         };
         assert_eq!(
-            build_request(&empty, "p", NOW).unwrap_err(),
+            build_request(&empty, "p", BASE, NOW).unwrap_err(),
             PayloadError::EmptyToken
         );
         let late = push(PushKind::IncomingCall);
         assert_eq!(
-            build_request(&late, "p", late.deadline).unwrap_err(),
+            build_request(&late, "p", BASE, late.deadline).unwrap_err(),
             PayloadError::Expired
         );
         for project in ["", "a/b", "Ringcast", "p?x=1"] {
             assert!(matches!(
-                build_request(&push(PushKind::MissedCall), project, NOW).unwrap_err(),
+                build_request(&push(PushKind::MissedCall), project, BASE, NOW).unwrap_err(),
                 PayloadError::BadProject(_)
             ));
         }

@@ -1,4 +1,5 @@
-//! Every FCM answer → an [`FcmErrorCode`] → an [`Action`] → finally one [`Outcome`].
+//! Every FCM answer `(status, headers, body)` → an [`FcmErrorCode`] → the delivery loop's
+//! [`Verdict`] ([`judge`]): pure, so every documented code is tested offline.
 //!
 //! FCM puts its own code in `error.details[]`, in the entry whose `@type` ends in `FcmError`
 //! (`errorCode`); `error.status` holds the gRPC canonical status instead (`UNREGISTERED`
@@ -11,8 +12,11 @@
 //! `UNREGISTERED` deletes a registration: a bare `NOT_FOUND` is a ringcast or configuration
 //! bug, and treating it as a dead token would empty the registry.
 
+use crate::providers::retry_after;
+use crate::providers::service::Verdict;
 use crate::push::Outcome;
 use crate::registry::UnixMillis;
+use http::HeaderMap;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -74,20 +78,15 @@ codes! {
     ThirdPartyAuthError = "THIRD_PARTY_AUTH_ERROR",
 }
 
-pub use crate::providers::action::Action;
-
-/// One parsed FCM answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FcmAnswer {
-    /// The HTTP status, kept so an unknown code still says what class it was.
-    pub status: u16,
-    /// The error code; `None` only for success.
-    pub code: Option<FcmErrorCode>,
-    /// Google's message, for logs (never contains the registration token in practice; log
-    /// it as the provider logs other peer text).
-    pub message: Option<String>,
-    /// What to do about it.
-    pub action: Action,
+/// The `retries_total{reason}` label of a retried or paused answer.
+fn retry_label(status: u16, code: &FcmErrorCode) -> &'static str {
+    match code {
+        FcmErrorCode::QuotaExceeded => "quota_exceeded",
+        FcmErrorCode::Unavailable => "unavailable",
+        FcmErrorCode::Internal => "internal",
+        _ if status == 429 => "quota_exceeded",
+        _ => "status_5xx",
+    }
 }
 
 /// `{"error": {...}}`.
@@ -109,25 +108,27 @@ struct ErrorObject {
     details: Vec<serde_json::Value>,
 }
 
-/// Parses an answer: its status, body and `Retry-After` header, received at `now`.
+/// What FCM's answer (`status`, `headers`, `body`), received at `now`, means for the push.
 /// `quota_pause_default` is the project pause after `QUOTA_EXCEEDED` (the config's
 /// `quota_backoff_default_seconds`). Never panics; a malformed or empty body becomes
-/// `Unknown("HTTP <status>")` and the status decides the action.
-pub fn parse(
+/// `Unknown("HTTP <status>")` and the status decides.
+pub fn judge(
     status: u16,
+    headers: &HeaderMap,
     body: &[u8],
-    retry_after: Option<&str>,
     now: UnixMillis,
     quota_pause_default: Duration,
-) -> FcmAnswer {
+) -> Verdict {
     if (200..300).contains(&status) {
-        return FcmAnswer {
-            status,
-            code: None,
-            message: None,
-            action: Action::Delivered,
-        };
+        return Verdict::Final(Outcome::Delivered);
     }
+    let (code, names_token) = read_error(status, body);
+    let after = retry_after::from_headers(headers, now);
+    verdict(status, &code, names_token, after, now, quota_pause_default)
+}
+
+/// The error code of a refusal's body, and whether the error names the registration token.
+pub fn read_error(status: u16, body: &[u8]) -> (FcmErrorCode, bool) {
     let error = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .map(|body| body.error);
@@ -148,14 +149,7 @@ pub fn parse(
         (None, None) => FcmErrorCode::Unknown(format!("HTTP {status}")),
     };
     let names_token = error.as_ref().is_some_and(names_the_token);
-    let after = retry_after.and_then(parse_retry_after);
-    let action = action(status, &code, names_token, after, now, quota_pause_default);
-    FcmAnswer {
-        status,
-        code: Some(code),
-        message: error.and_then(|error| error.message),
-        action,
-    }
+    (code, names_token)
 }
 
 /// The FCM code a bare gRPC status stands for. Only statuses FCM itself documents as the
@@ -206,71 +200,57 @@ fn names_the_token(error: &ErrorObject) -> bool {
     field_is_token || message_is_token
 }
 
-/// `Retry-After` in seconds. The HTTP-date form is ignored (the backoff still applies).
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// The action for a code; an unknown code falls back to its HTTP status class.
-fn action(
+/// The verdict on a refusal with `code`; an unknown code falls back to its HTTP status class.
+fn verdict(
     status: u16,
     code: &FcmErrorCode,
     names_token: bool,
     after: Option<Duration>,
     now: UnixMillis,
     quota_pause_default: Duration,
-) -> Action {
+) -> Verdict {
     use FcmErrorCode::*;
-    let pause = || Action::Pause {
+    let reason = || code.as_str().to_owned();
+    let dead = || {
+        Verdict::Final(Outcome::DeadToken {
+            verdict_at: now,
+            reason: reason(),
+        })
+    };
+    let rejected = || Verdict::Final(Outcome::Rejected { reason: reason() });
+    let credential = || Verdict::Final(Outcome::CredentialProblem { reason: reason() });
+    let pause = || Verdict::Pause {
         for_: after.unwrap_or_default().max(quota_pause_default),
+        reason: retry_label(status, code),
+        otherwise: Outcome::Rejected { reason: reason() },
+    };
+    let retry = || Verdict::Retry {
+        after,
+        reason: retry_label(status, code),
+        otherwise: Outcome::Rejected { reason: reason() },
     };
     match code {
-        Unregistered => Action::DeleteRegistration { verdict_at_ms: now },
-        InvalidArgument if names_token => Action::DeleteRegistration { verdict_at_ms: now },
-        InvalidArgument => Action::Reject,
+        Unregistered => dead(),
+        InvalidArgument if names_token => dead(),
+        InvalidArgument => rejected(),
         // The token is another project's: permanent for this push, but not deleted, since a
         // misconfigured project id would otherwise empty the registry of that app.
-        SenderIdMismatch => Action::ConfigAlert,
-        ThirdPartyAuthError => Action::CredentialAlert,
+        SenderIdMismatch => Verdict::Final(Outcome::Misconfigured { reason: reason() }),
+        ThirdPartyAuthError => credential(),
         QuotaExceeded => pause(),
-        Unavailable | Internal => Action::Retry { after },
+        Unavailable | Internal => retry(),
         UnspecifiedError | Unknown(_) => match status {
-            401 => Action::RefreshCredentialOnce,
-            403 => Action::CredentialAlert,
-            404 | 405 => Action::BugAlert,
-            429 => pause(),
-            500..=599 => Action::Retry { after },
-            _ => Action::Reject,
-        },
-    }
-}
-
-impl FcmAnswer {
-    /// The push's outcome when this answer is final: delivered, or no retry is left (a
-    /// `Retry` or `Pause` whose retries ran out is `Rejected`, a
-    /// `RefreshCredentialOnce` that was already spent is a `CredentialProblem`).
-    pub fn final_outcome(&self) -> Outcome {
-        let reason = || {
-            self.code.as_ref().map_or_else(
-                || format!("HTTP {}", self.status),
-                |code| code.as_str().to_owned(),
-            )
-        };
-        match self.action {
-            Action::Delivered => Outcome::Delivered,
-            Action::DeleteRegistration { verdict_at_ms }
-            | Action::TryOtherEnvironment { verdict_at_ms } => Outcome::DeadToken {
-                verdict_at: verdict_at_ms,
-                reason: reason(),
+            // Google's front end: the access token expired or was revoked.
+            401 => Verdict::RefreshCredential {
+                otherwise: Outcome::CredentialProblem { reason: reason() },
             },
-            Action::ConfigAlert => Outcome::Misconfigured { reason: reason() },
-            Action::RefreshCredentialOnce | Action::CredentialAlert => {
-                Outcome::CredentialProblem { reason: reason() }
-            }
-            Action::Retry { .. } | Action::Pause { .. } | Action::Reject | Action::BugAlert => {
-                Outcome::Rejected { reason: reason() }
-            }
-        }
+            403 => credential(),
+            // A wrong path or project: a bug (alerted on), never a dead token.
+            404 | 405 => rejected(),
+            429 => pause(),
+            500..=599 => retry(),
+            _ => rejected(),
+        },
     }
 }
 

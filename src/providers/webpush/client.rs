@@ -16,11 +16,12 @@ use super::response;
 use crate::providers::live::Live;
 use crate::providers::pool::guard::AddressGuard;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings, Protocols};
-use crate::providers::service::{Prepared, PushService, Verdict};
+use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::{Outcome, Push};
 use crate::registry::validate::host_allowed;
 use crate::registry::{Platform, PushAddress, UnixMillis};
-use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use http::HeaderValue;
+use http::header::AUTHORIZATION;
 use http_body_util::Full;
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -95,16 +96,7 @@ impl WebPushClient {
     ) -> Result<WebPushClient, OriginError> {
         let signer = signer.into();
         let parsed = Origin::parse(origin, tls)?;
-        let settings = PoolSettings {
-            connections: config.connections_per_origin,
-            // Browsers' push services may speak HTTP/1.1 only (docs/protocols.md, "Transport").
-            protocols: Protocols::Http2OrHttp1,
-            http1_connections: config.http1_connections_per_origin,
-            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-            provider: Some(Platform::Webpush),
-            guard: Some(policy.guard.clone()),
-            ..PoolSettings::default()
-        };
+        let settings = config.pool_settings(policy.guard.clone());
         Ok(WebPushClient {
             origin: origin.to_owned(),
             pool: Pool::start(parsed, settings),
@@ -117,6 +109,23 @@ impl WebPushClient {
     /// The origin this client sends to.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+}
+
+impl WebPushProviderConfig {
+    /// The settings of one origin's pool, dialled through `guard` (the SSRF check).
+    pub fn pool_settings(&self, guard: AddressGuard) -> PoolSettings {
+        PoolSettings {
+            connections: self.connections(),
+            // Browsers' push services may speak HTTP/1.1 only (docs/protocols.md, "Transport").
+            protocols: Protocols::Http2OrHttp1,
+            http1_connections: self.http1_connections_per_origin,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
+            provider: Some(Platform::Webpush),
+            guard: Some(guard),
+            ..PoolSettings::default()
+        }
     }
 }
 
@@ -150,7 +159,7 @@ impl PushService for WebPushClient {
                 return Err(rejected("endpoint_not_allowed"));
             }
         }
-        let request = build_request(push, now).map_err(|error| rejected(error.reason()))?;
+        let request = build_request(push, now).map_err(|error| error.fault().outcome())?;
         let token = self
             .signer
             .load()
@@ -161,31 +170,19 @@ impl PushService for WebPushClient {
                     reason: "vapid_unusable".into(),
                 }
             })?;
-        let built = http::Request::post(&request.endpoint)
-            .header("ttl", request.ttl)
-            .header("urgency", request.urgency)
-            .header("topic", &request.topic)
-            .header(CONTENT_ENCODING, "aes128gcm")
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(AUTHORIZATION, &*token.header)
-            .body(Full::new(request.body))
-            .map_err(|_| rejected("bad_request"))?;
+        let authorization =
+            HeaderValue::try_from(&*token.header).map_err(|_| rejected("bad_request"))?;
+        let mut request = request.map(Full::new);
+        request.headers_mut().insert(AUTHORIZATION, authorization);
         Ok(Prepared {
-            request: built,
+            request,
             credential: token.serial,
         })
     }
 
     fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict {
-        let retry_after = answer
-            .headers
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok());
-        let verdict = response::judge(answer.status, retry_after, now);
-        if let Verdict::Final(Outcome::CredentialProblem { reason }) = &verdict {
-            tracing::error!(provider = "webpush", origin = %self.origin, reason,
-                "the push service refused our VAPID credential");
-        }
+        let verdict = response::judge(answer.status, &answer.headers, &answer.body, now);
+        alert_on("webpush", &self.origin, answer.status, &verdict);
         verdict
     }
 

@@ -1,6 +1,7 @@
 //! Typed Web Push provider settings. The hosts and the SSRF allowance live in the top-level
 //! `[webpush]` section (the registry reads them too); these are the connection settings.
 
+use crate::providers::config_keys::deprecated;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,15 @@ use std::time::Duration;
 pub struct WebPushProviderConfig {
     /// HTTP/2 connections per push-service origin (K). Web Push traffic spreads over several
     /// origins (FCM, Mozilla, Apple, WNS), each seeing a small share: one is enough.
-    pub connections_per_origin: usize,
+    /// Read it with [`connections()`](Self::connections).
+    pub connections: usize,
+    /// The deprecated name of `connections`, still read (with a start-up warning); when a
+    /// file gives it, it wins, since the defaults always fill `connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_per_origin: Option<usize>,
+    /// Send an HTTP/2 PING after this many idle seconds, so a connection a middlebox dropped
+    /// silently is found before a ring needs it.
+    pub ping_interval_seconds: u64,
     /// The most connections per origin that answers HTTP/1.1 instead (ALPN offers `h2` and
     /// `http/1.1`): one request each at a time, kept alive between requests, dialled only
     /// when a push finds them all busy (README, "Web Push").
@@ -45,7 +54,9 @@ pub struct WebPushProviderConfig {
 impl Default for WebPushProviderConfig {
     fn default() -> Self {
         WebPushProviderConfig {
-            connections_per_origin: 1,
+            connections: 1,
+            connections_per_origin: None,
+            ping_interval_seconds: 30,
             http1_connections_per_origin: 4,
             max_origins: 16,
             idle_origin_seconds: 300,
@@ -64,6 +75,20 @@ impl Default for WebPushProviderConfig {
 pub const MAX_VAPID_VALIDITY: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl WebPushProviderConfig {
+    /// The connections per push-service origin (K): the deprecated `connections_per_origin`
+    /// when a file still gives it, else `connections`.
+    pub fn connections(&self) -> usize {
+        self.connections_per_origin.unwrap_or(self.connections)
+    }
+
+    /// The deprecated keys these settings still use, each as a warning under `prefix`.
+    pub fn deprecations(&self, prefix: &str) -> Vec<String> {
+        let old = self.connections_per_origin.is_some();
+        deprecated(prefix, "connections_per_origin", "connections", old)
+            .into_iter()
+            .collect()
+    }
+
     /// The per-request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -78,7 +103,7 @@ impl WebPushProviderConfig {
     pub fn validate(&self, prefix: &str) -> Vec<String> {
         let mut errors = Vec::new();
         for (key, value) in [
-            ("connections_per_origin", self.connections_per_origin),
+            ("connections", self.connections()),
             (
                 "http1_connections_per_origin",
                 self.http1_connections_per_origin,
@@ -94,6 +119,7 @@ impl WebPushProviderConfig {
             ("request_timeout_ms", self.request_timeout_ms),
             ("connect_timeout_ms", self.connect_timeout_ms),
             ("idle_origin_seconds", self.idle_origin_seconds),
+            ("ping_interval_seconds", self.ping_interval_seconds),
         ] {
             if value == 0 {
                 errors.push(format!("{prefix}.{key} must be at least 1"));
@@ -119,7 +145,7 @@ mod tests {
     fn defaults_are_valid_and_bad_values_are_all_named() {
         assert!(WebPushProviderConfig::default().validate("p").is_empty());
         let bad = WebPushProviderConfig {
-            connections_per_origin: 0,
+            connections: 0,
             vapid_validity_seconds: 25 * 3600,
             request_timeout_ms: 0,
             ..WebPushProviderConfig::default()

@@ -4,11 +4,14 @@
 //! ended" replaces a ring still waiting in the push service.
 
 use super::aes128gcm::{self, EncryptError};
+use crate::providers::payload_fault::PayloadFault;
 use crate::push::{CallPayload, Push, PushKind};
 use crate::registry::{PushAddress, UnixMillis};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
+use http::HeaderValue;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName};
 use sha2::{Digest, Sha256};
 
 /// RFC 8291 §4: one record of at most 4096 bytes, so at most 3993 bytes of plaintext
@@ -21,6 +24,10 @@ pub enum PayloadError {
     /// The registration is not a Web Push subscription (a routing bug).
     #[error("not a web push subscription")]
     NotWebPush,
+    /// The endpoint is not a URI (the registry and the client check it first, so not
+    /// expected).
+    #[error("the subscription's endpoint is not a URI")]
+    BadEndpoint,
     /// The subscription's `p256dh` is not a point on P-256.
     #[error("the subscription's p256dh is not a P-256 public key")]
     BadSubscriptionKey,
@@ -33,34 +40,29 @@ pub enum PayloadError {
 }
 
 impl PayloadError {
+    /// What this error makes of the push ([`PayloadFault::outcome`]).
+    pub fn fault(&self) -> PayloadFault {
+        match self {
+            PayloadError::NotWebPush => PayloadFault::Malformed("not_webpush"),
+            PayloadError::BadEndpoint => PayloadFault::Malformed("bad_request"),
+            PayloadError::BadSubscriptionKey => PayloadFault::Malformed("bad_subscription_key"),
+            PayloadError::TooLarge(_) => PayloadFault::TooLarge,
+            PayloadError::Encryption(_) => PayloadFault::Malformed("encryption_failed"),
+        }
+    }
+
     /// The outcome's reason label.
     pub fn reason(&self) -> &'static str {
-        match self {
-            PayloadError::NotWebPush => "not_webpush",
-            PayloadError::BadSubscriptionKey => "bad_subscription_key",
-            PayloadError::TooLarge(_) => "payload_too_large",
-            PayloadError::Encryption(_) => "encryption_failed",
-        }
+        self.fault().reason()
     }
 }
 
-/// A Web Push request without its `Authorization` (the VAPID header is the credential,
-/// added by the client).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WebPushRequest {
-    /// The subscription endpoint (the full URI to `POST` to).
-    pub endpoint: String,
-    /// `TTL`: whole seconds until the deadline, at least 1 (0 would mean "deliver now or
-    /// drop", which a phone switching networks would miss).
-    pub ttl: u64,
-    /// `Urgency`: `high` for rings and call-ended (they must wake the device), `normal` for
-    /// missed calls.
-    pub urgency: &'static str,
-    /// `Topic`: the same for every push of one call, so a newer one replaces a waiting one.
-    pub topic: String,
-    /// The `aes128gcm` body.
-    pub body: Bytes,
-}
+/// `TTL` (RFC 8030 §5.2).
+pub const TTL: HeaderName = HeaderName::from_static("ttl");
+/// `Urgency` (RFC 8030 §5.3).
+pub const URGENCY: HeaderName = HeaderName::from_static("urgency");
+/// `Topic` (RFC 8030 §5.4).
+pub const TOPIC: HeaderName = HeaderName::from_static("topic");
 
 /// The `Topic` of a call: RFC 8030 allows at most 32 base64url characters. The call id is
 /// hashed (SHA-256, base64url, cut to 32 characters = 192 bits) so any call id fits and the
@@ -90,9 +92,12 @@ pub fn plaintext(payload: &CallPayload) -> Result<Vec<u8>, PayloadError> {
     Ok(json)
 }
 
-/// Builds the request for `push` at `now`: encrypts the payload for the subscription
-/// (a fresh ephemeral key and salt each time, as RFC 8291 requires).
-pub fn build_request(push: &Push, now: UnixMillis) -> Result<WebPushRequest, PayloadError> {
+/// Builds the request for `push` at `now`: `POST <endpoint>` with `TTL` (whole seconds to the
+/// deadline, at least 1: 0 would mean "deliver now or drop", which a phone switching networks
+/// would miss), `Urgency`, the call's `Topic`, and the payload encrypted for the subscription
+/// (a fresh ephemeral key and salt each time, as RFC 8291 requires). No `Authorization`: the
+/// VAPID header is the credential, added by the client.
+pub fn build_request(push: &Push, now: UnixMillis) -> Result<http::Request<Bytes>, PayloadError> {
     let PushAddress::WebPush {
         endpoint,
         p256dh,
@@ -103,13 +108,22 @@ pub fn build_request(push: &Push, now: UnixMillis) -> Result<WebPushRequest, Pay
     };
     let body = encrypt(&plaintext(&push.payload)?, p256dh, auth)?;
     let ttl = push.deadline.saturating_sub(now).div_ceil(1000).max(1);
-    Ok(WebPushRequest {
-        endpoint: endpoint.clone(),
-        ttl,
-        urgency: urgency(push.kind),
-        topic: topic(&push.payload.call_id),
-        body,
-    })
+    // Infallible: base64url is visible ASCII, which every header value accepts.
+    let topic = HeaderValue::try_from(topic(&push.payload.call_id))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    let mut request = http::Request::post(endpoint.as_str())
+        .body(body)
+        .map_err(|_| PayloadError::BadEndpoint)?;
+    let headers = request.headers_mut();
+    headers.insert(TTL, HeaderValue::from(ttl));
+    headers.insert(URGENCY, HeaderValue::from_static(urgency(push.kind)));
+    headers.insert(TOPIC, topic);
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("aes128gcm"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(request)
 }
 
 /// RFC 8291 `aes128gcm` for the user agent's key `p256dh` and secret `auth`.
@@ -169,14 +183,34 @@ mod tests {
         }
     }
 
+    /// The value of header `name` of `request`.
+    fn header(request: &http::Request<Bytes>, name: &HeaderName) -> String {
+        request.headers()[name].to_str().unwrap().to_owned()
+    }
+
+    /// `TTL`, in seconds.
+    fn ttl(request: &http::Request<Bytes>) -> u64 {
+        header(request, &TTL).parse().unwrap()
+    }
+
     #[test]
     fn a_ring_decrypts_to_the_design_payload_with_ring_headers() {
         let (secret, p256dh, auth) = browser();
         let request = build_request(&push(PushKind::IncomingCall, p256dh, auth), 1_000).unwrap();
-        assert_eq!(request.endpoint, "https://fcm.googleapis.com/fcm/send/abc");
-        assert_eq!((request.ttl, request.urgency), (45, "high"));
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(
+            request.uri().to_string(),
+            "https://fcm.googleapis.com/fcm/send/abc"
+        );
+        assert_eq!(
+            (ttl(&request), header(&request, &URGENCY)),
+            (45, "high".into())
+        );
+        assert_eq!(header(&request, &CONTENT_ENCODING), "aes128gcm");
+        assert_eq!(header(&request, &CONTENT_TYPE), "application/octet-stream");
+        assert!(request.headers().get(http::header::AUTHORIZATION).is_none());
         let auth = web_push_native::Auth::from(auth);
-        let plain = web_push_native::decrypt(request.body.to_vec(), &secret, &auth).unwrap();
+        let plain = web_push_native::decrypt(request.body().to_vec(), &secret, &auth).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&plain).unwrap();
         assert_eq!(
             json,
@@ -194,7 +228,11 @@ mod tests {
             build_request(&ring, 1_000).unwrap(),
             build_request(&ring, 1_000).unwrap(),
         );
-        assert_ne!(a.body, b.body, "a new salt and ephemeral key per message");
+        assert_ne!(
+            a.body(),
+            b.body(),
+            "a new salt and ephemeral key per message"
+        );
     }
 
     #[test]
@@ -203,9 +241,14 @@ mod tests {
         let ring = build_request(&push(PushKind::IncomingCall, p256dh, auth), 1_000).unwrap();
         let ended = build_request(&push(PushKind::CallEnded, p256dh, auth), 1_000).unwrap();
         let missed = build_request(&push(PushKind::MissedCall, p256dh, auth), 1_000).unwrap();
-        assert_eq!(ring.topic, ended.topic, "same call, same topic");
-        assert_eq!(ended.urgency, "high");
-        assert_eq!(missed.urgency, "normal");
+        assert_eq!(
+            header(&ring, &TOPIC),
+            header(&ended, &TOPIC),
+            "same call, same topic"
+        );
+        assert_eq!(header(&ring, &TOPIC), topic("call-42"));
+        assert_eq!(header(&ended, &URGENCY), "high");
+        assert_eq!(header(&missed, &URGENCY), "normal");
         assert_ne!(topic("call-42"), topic("call-43"));
     }
 
@@ -225,9 +268,9 @@ mod tests {
     fn ttl_is_whole_seconds_to_the_deadline_and_never_zero() {
         let (_, p256dh, auth) = browser();
         let ring = push(PushKind::IncomingCall, p256dh, auth);
-        assert_eq!(build_request(&ring, 45_001).unwrap().ttl, 1);
-        assert_eq!(build_request(&ring, 45_999).unwrap().ttl, 1);
-        assert_eq!(build_request(&ring, 44_000).unwrap().ttl, 2);
+        assert_eq!(ttl(&build_request(&ring, 45_001).unwrap()), 1);
+        assert_eq!(ttl(&build_request(&ring, 45_999).unwrap()), 1);
+        assert_eq!(ttl(&build_request(&ring, 44_000).unwrap()), 2);
     }
 
     #[test]

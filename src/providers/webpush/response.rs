@@ -1,11 +1,12 @@
 //! What a Web Push service's answer means (RFC 8030 §5, RFC 8292 §4). Push services answer
 //! with a status and, at best, a free-text body, so the status is the reason: each one is
-//! mirrored here with an `Other(u16)` catch-all, and mapped to an action.
+//! mirrored here with an `Other(u16)` catch-all, and judged into a verdict ([`judge`]).
 
+use crate::providers::retry_after;
 use crate::providers::service::Verdict;
 use crate::push::Outcome;
 use crate::registry::UnixMillis;
-use std::time::Duration;
+use http::HeaderMap;
 
 /// A push service's answer, by status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,14 +49,11 @@ impl WebPushStatus {
     }
 }
 
-/// `Retry-After` in seconds (push services use the seconds form; an HTTP date is ignored and
-/// the backoff still applies).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// The verdict on an answer with `status` and `Retry-After` received at `now`.
-pub fn judge(status: u16, retry_after: Option<&str>, now: UnixMillis) -> Verdict {
+/// The verdict on an answer (`status`, `headers`, `body`) received at `now`. Push services
+/// say what they mean in the status (and `Retry-After`); the body, free text at best, is not
+/// read.
+pub fn judge(status: u16, headers: &HeaderMap, _body: &[u8], now: UnixMillis) -> Verdict {
+    let after = retry_after::from_headers(headers, now);
     let rejected = |reason: &str| Outcome::Rejected {
         reason: reason.to_owned(),
     };
@@ -71,12 +69,12 @@ pub fn judge(status: u16, retry_after: Option<&str>, now: UnixMillis) -> Verdict
         WebPushStatus::TooLarge => Verdict::Final(rejected("payload_too_large")),
         WebPushStatus::BadRequest => Verdict::Final(rejected("bad_request")),
         WebPushStatus::TooManyRequests => Verdict::Retry {
-            after: retry_after.and_then(parse_retry_after),
+            after,
             reason: "too_many_requests",
             otherwise: rejected("too_many_requests"),
         },
         WebPushStatus::ServerError(status) => Verdict::Retry {
-            after: retry_after.and_then(parse_retry_after),
+            after,
             reason: "status_5xx",
             otherwise: rejected(&format!("status_{status}")),
         },
@@ -87,17 +85,27 @@ pub fn judge(status: u16, retry_after: Option<&str>, now: UnixMillis) -> Verdict
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// The verdict on `status` with an optional `Retry-After`, at `now`.
+    fn verdict(status: u16, retry_after: Option<&str>, now: UnixMillis) -> Verdict {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = retry_after {
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+        }
+        judge(status, &headers, b"", now)
+    }
 
     #[test]
     fn created_is_delivered() {
-        assert_eq!(judge(201, None, 5), Verdict::Final(Outcome::Delivered));
+        assert_eq!(verdict(201, None, 5), Verdict::Final(Outcome::Delivered));
     }
 
     #[test]
     fn gone_subscriptions_are_dead_tokens_as_of_the_answer() {
         for status in [404, 410] {
             assert_eq!(
-                judge(status, None, 77),
+                verdict(status, None, 77),
                 Verdict::Final(Outcome::DeadToken {
                     verdict_at: 77,
                     reason: status.to_string()
@@ -108,7 +116,7 @@ mod tests {
 
     #[test]
     fn throttling_and_server_errors_retry_honouring_retry_after() {
-        match judge(429, Some("7"), 0) {
+        match verdict(429, Some("7"), 0) {
             Verdict::Retry { after, reason, .. } => {
                 assert_eq!(after, Some(Duration::from_secs(7)));
                 assert_eq!(reason, "too_many_requests");
@@ -116,7 +124,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            judge(503, None, 0),
+            verdict(503, None, 0),
             Verdict::Retry {
                 after: None,
                 reason: "status_5xx",
@@ -128,19 +136,19 @@ mod tests {
     #[test]
     fn refusals_are_final() {
         assert!(matches!(
-            judge(413, None, 0),
+            verdict(413, None, 0),
             Verdict::Final(Outcome::Rejected { reason }) if reason == "payload_too_large"
         ));
         assert!(matches!(
-            judge(403, None, 0),
+            verdict(403, None, 0),
             Verdict::Final(Outcome::CredentialProblem { .. })
         ));
         assert!(matches!(
-            judge(400, None, 0),
+            verdict(400, None, 0),
             Verdict::Final(Outcome::Rejected { .. })
         ));
         assert!(matches!(
-            judge(302, None, 0),
+            verdict(302, None, 0),
             Verdict::Final(Outcome::Rejected { .. })
         ));
     }

@@ -6,18 +6,16 @@
 //! id = the Entra application id, scope `https://wns.windows.com/.default`); each app names
 //! its own ([`super::config::WnsAppAuth`]).
 //!
-//! One refresh at a time: the cache is an async mutex held across the exchange, so a burst of
-//! pushes that find the token expired waits for one exchange instead of starting a storm of
-//! them, and a burst of 401s answered to the same token invalidates it once (the stamp
-//! names which token failed). The exchange itself (an HTTP request) is the client's; this
-//! module stays pure apart from the lock.
+//! The token's cache (one exchange for every waiting push, refreshed ahead of expiry, backed
+//! off after a failure, dropped once for a burst of 401s) is the shared
+//! [`crate::providers::oauth`] one; this module supplies only WNS's [`Grant`]: the
+//! client-credentials form and the reading of the endpoint's answer.
 
 use crate::config::Secret;
-use crate::registry::UnixMillis;
+use crate::providers::oauth::{AccessToken, Grant};
+use crate::registry::{Platform, UnixMillis};
 use http::HeaderValue;
 use serde::Deserialize;
-use std::future::Future;
-use tokio::sync::Mutex;
 
 /// The app's credential, and where it is exchanged for an access token.
 #[derive(Clone, Debug)]
@@ -32,26 +30,6 @@ pub struct WnsCredential {
     /// The scope asked for: `notify.windows.com` (legacy) or
     /// `https://wns.windows.com/.default` (Entra ID).
     pub scope: String,
-}
-
-/// A token ready to send.
-#[derive(Clone)]
-pub struct AccessToken {
-    /// `authorization: Bearer <token>`.
-    pub authorization: HeaderValue,
-    /// When it was obtained: the stamp a 401 names.
-    pub obtained_at: UnixMillis,
-    /// When WNS stops accepting it.
-    pub expires_at: UnixMillis,
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("authorization", &"[redacted]")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
 }
 
 /// The form body of the client-credentials request.
@@ -112,64 +90,26 @@ pub fn parse_token_response(
     })
 }
 
-/// The app's cached token.
-pub struct TokenCache {
-    /// The current token; the lock is held across an exchange (one at a time).
-    current: Mutex<Option<AccessToken>>,
-    /// Refresh this long before expiry.
-    refresh_ahead_ms: u64,
-}
+impl Grant for WnsCredential {
+    const PROVIDER: Platform = Platform::Wns;
 
-impl TokenCache {
-    /// An empty cache refreshing `refresh_ahead_ms` before expiry.
-    pub fn new(refresh_ahead_ms: u64) -> TokenCache {
-        TokenCache {
-            current: Mutex::new(None),
-            refresh_ahead_ms,
-        }
+    fn request_body(&self, _now: UnixMillis) -> Result<Vec<u8>, String> {
+        Ok(token_request_body(self).into_bytes())
     }
 
-    /// The token to send at `now`: the cached one while it is fresh, else a new one from
-    /// `fetch` (only one caller fetches; the others wait for its result).
-    pub async fn get<F, Fut>(&self, now: UnixMillis, fetch: F) -> Result<AccessToken, String>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<AccessToken, String>>,
-    {
-        let mut current = self.current.lock().await;
-        if let Some(token) = current.as_ref()
-            && now
-                + self
-                    .refresh_ahead_ms
-                    .min((token.expires_at - token.obtained_at) / 2)
-                < token.expires_at
-        {
-            return Ok(token.clone());
-        }
-        let token = fetch().await?;
-        *current = Some(token.clone());
-        Ok(token)
-    }
-
-    /// WNS answered 401 to the token obtained at `obtained_at`: drop it, unless a newer one
-    /// already replaced it. Returns whether it was dropped.
-    pub async fn invalidate(&self, obtained_at: UnixMillis) -> bool {
-        let mut current = self.current.lock().await;
-        if current
-            .as_ref()
-            .is_some_and(|token| token.obtained_at == obtained_at)
-        {
-            *current = None;
-            return true;
-        }
-        false
+    fn read_answer(
+        &self,
+        status: u16,
+        body: &[u8],
+        now: UnixMillis,
+    ) -> Result<AccessToken, String> {
+        parse_token_response(status, body, now)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const NOW: UnixMillis = 1_800_000_000_000;
 
@@ -218,32 +158,5 @@ mod tests {
             "WNS token endpoint answered 400 invalid_client"
         );
         assert!(parse_token_response(200, b"{}", NOW).is_err());
-    }
-
-    #[tokio::test]
-    async fn one_exchange_serves_until_near_expiry_and_a_401_drops_only_that_token() {
-        let cache = TokenCache::new(300_000);
-        let fetches = AtomicUsize::new(0);
-        let fetch_at = |at: UnixMillis| {
-            fetches.fetch_add(1, Ordering::SeqCst);
-            async move { Ok(token(at, 3600)) }
-        };
-        let first = cache.get(NOW, || fetch_at(NOW)).await.unwrap();
-        let again = cache
-            .get(NOW + 1_000, || fetch_at(NOW + 1_000))
-            .await
-            .unwrap();
-        assert_eq!(again.obtained_at, first.obtained_at);
-        // Within five minutes of expiry: refreshed.
-        let later = NOW + 3_400_000;
-        let fresh = cache.get(later, || fetch_at(later)).await.unwrap();
-        assert_eq!(fresh.obtained_at, later);
-        assert_eq!(fetches.load(Ordering::SeqCst), 2);
-        // A 401 to the old token changes nothing; to the current one, drops it once.
-        assert!(!cache.invalidate(first.obtained_at).await);
-        assert!(cache.invalidate(fresh.obtained_at).await);
-        assert!(!cache.invalidate(fresh.obtained_at).await);
-        let failed = cache.get(later, || async { Err("down".to_owned()) }).await;
-        assert!(failed.is_err());
     }
 }

@@ -7,35 +7,29 @@
 //! ([`PushService::single_pool`] is `false`), so a slow host does not hold up the others.
 //! [`PushService::pool`] is the token endpoint's pool.
 
-use super::auth::{
-    AccessToken, TokenCache, WnsCredential, parse_token_response, token_request_body,
-};
+use super::auth::WnsCredential;
 use super::config::WnsConfig;
 use super::payload::{PayloadError, build_request, channel_path};
 use super::response::judge;
-use crate::metrics::{self, RefreshOutcome};
+use crate::clock::Clock;
 use crate::providers::live::Live;
+use crate::providers::oauth::{AccessTokenCache, OAuthAccount, TokenEndpoint, TokenSource};
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings, Protocols};
-use crate::providers::service::{Prepared, PushService, Verdict};
+use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::{Outcome, Push};
 use crate::registry::{Platform, PushAddress, UnixMillis};
-use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::header::AUTHORIZATION;
 use http_body_util::Full;
 use rustls::ClientConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// One app's WNS pushes.
 pub struct WnsClient {
-    /// The credential and the access token it got, shared by every shard's client of the
-    /// app; a reload that changes the credential swaps both (the next push fetches a token
-    /// with the new one).
-    account: Live<WnsAccount>,
-    /// Connections to the app's token endpoint (the credential's `token_url`).
-    token_pool: Pool,
+    /// The access token, shared by every shard's client of the app, and how to get a new one
+    /// (over connections to the app's token endpoint, the credential's `token_url`).
+    tokens: Arc<TokenSource<WnsCredential>>,
     /// One pool per channel origin (`https://host`).
     pools: Mutex<HashMap<String, Pool>>,
     /// Whom the channel hosts must prove to be.
@@ -44,14 +38,9 @@ pub struct WnsClient {
     config: WnsConfig,
 }
 
-/// A WNS app's credential and the token it was exchanged for, replaced together.
-#[derive(Clone)]
-pub struct WnsAccount {
-    /// The client id and secret, token endpoint and scope.
-    pub credential: WnsCredential,
-    /// The access token, shared by every shard's client of the app.
-    pub tokens: Arc<TokenCache>,
-}
+/// A WNS app's credential and the token it was exchanged for, replaced together by a reload
+/// (the next push then fetches a token with the new credential).
+pub type WnsAccount = OAuthAccount<WnsCredential>;
 
 impl WnsClient {
     /// A client for the app with `credential`, sharing `tokens` with the app's other
@@ -59,10 +48,14 @@ impl WnsClient {
     pub fn start(
         config: &WnsConfig,
         credential: WnsCredential,
-        tokens: Arc<TokenCache>,
+        tokens: AccessTokenCache,
         tls: Arc<ClientConfig>,
     ) -> Result<WnsClient, OriginError> {
-        Self::start_live(config, Live::new(WnsAccount { credential, tokens }), tls)
+        let account = WnsAccount {
+            grant: credential,
+            cache: tokens,
+        };
+        Self::start_live(config, Live::new(account), tls)
     }
 
     /// [`WnsClient::start`] with the app's reloadable credential cell. A reload may change
@@ -72,13 +65,17 @@ impl WnsClient {
         account: Live<WnsAccount>,
         tls: Arc<ClientConfig>,
     ) -> Result<WnsClient, OriginError> {
-        let origin = Origin::parse(&account.load().credential.token_url, Arc::clone(&tls))?;
+        let token_url = account.load().grant.token_url.clone();
+        let origin = Origin::parse(&token_url, Arc::clone(&tls))?;
+        let uri: http::Uri = token_url
+            .parse()
+            .map_err(|_| OriginError::NotHttps(token_url.clone()))?;
         if let Some(base) = &config.channel_base_url {
             Origin::parse(base, Arc::clone(&tls))?;
         }
+        let endpoint = TokenEndpoint::new(Pool::start(origin, pool_settings(config)), uri);
         Ok(WnsClient {
-            account,
-            token_pool: Pool::start(origin, pool_settings(config)),
+            tokens: TokenSource::new(endpoint, account, config.request_timeout(), Clock::System),
             pools: Mutex::new(HashMap::new()),
             tls,
             config: config.clone(),
@@ -110,55 +107,14 @@ impl WnsClient {
         pools.insert(origin.to_owned(), pool.clone());
         Ok(pool)
     }
-
-    /// Exchanges the credential for a new access token.
-    async fn fetch_token(
-        &self,
-        credential: &WnsCredential,
-        now: UnixMillis,
-    ) -> Result<AccessToken, String> {
-        let fetched = self.exchange(credential, now).await;
-        let outcome = match fetched {
-            Ok(_) => RefreshOutcome::Ok,
-            Err(_) => RefreshOutcome::Error,
-        };
-        metrics::credential_refresh(Platform::Wns, outcome);
-        if let Err(error) = &fetched {
-            tracing::error!(provider = "wns", %error, "WNS access token refresh failed");
-        }
-        fetched
-    }
-
-    async fn exchange(
-        &self,
-        credential: &WnsCredential,
-        now: UnixMillis,
-    ) -> Result<AccessToken, String> {
-        let stream = self
-            .token_pool
-            .acquire(Instant::now() + self.config.request_timeout())
-            .await
-            .map_err(|error| format!("token endpoint: {error}"))?;
-        let request = http::Request::post(&credential.token_url)
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            )
-            .body(Full::new(Bytes::from(token_request_body(credential))))
-            .map_err(|error| format!("token request: {error}"))?;
-        let answer = tokio::time::timeout(self.config.request_timeout(), stream.send(request))
-            .await
-            .map_err(|_| "token endpoint timed out".to_owned())?
-            .map_err(|error| format!("token endpoint: {error}"))?;
-        parse_token_response(answer.status, &answer.body, now)
-    }
 }
 
 /// The pool settings of every WNS connection: Microsoft's token endpoints and some channel
 /// hosts speak HTTP/1.1 only (docs/protocols.md, "Transport"), so both are offered.
-fn pool_settings(config: &WnsConfig) -> PoolSettings {
+pub fn pool_settings(config: &WnsConfig) -> PoolSettings {
     PoolSettings {
-        connections: config.connections_per_host,
+        connections: config.connections(),
+        keep_alive_interval: Duration::from_secs(config.ping_interval_seconds),
         protocols: Protocols::Http2OrHttp1,
         http1_connections: config.http1_connections_per_host,
         provider: Some(Platform::Wns),
@@ -172,7 +128,7 @@ impl PushService for WnsClient {
     }
 
     fn pool(&self) -> &Pool {
-        &self.token_pool
+        self.tokens.endpoint().pool()
     }
 
     fn single_pool(&self) -> bool {
@@ -183,7 +139,7 @@ impl PushService for WnsClient {
         // `prepare` made the pool (or refused the push) before any stream is taken.
         self.origin_of(push)
             .and_then(|origin| self.pool_of(&origin).ok())
-            .unwrap_or_else(|| self.token_pool.clone())
+            .unwrap_or_else(|| self.pool().clone())
     }
 
     fn request_timeout(&self) -> Duration {
@@ -191,32 +147,15 @@ impl PushService for WnsClient {
     }
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
-        let built =
-            build_request(push, now, self.config.channel_base_url.as_deref()).map_err(|error| {
-                match error {
-                    PayloadError::Expired => Outcome::Expired,
-                    other => Outcome::Rejected {
-                        reason: other.reason().to_owned(),
-                    },
-                }
-            })?;
-        let origin = self.origin_of(push).ok_or_else(|| Outcome::Rejected {
-            reason: PayloadError::ForeignChannel.reason().to_owned(),
-        })?;
+        let built = build_request(push, now, self.config.channel_base_url.as_deref())
+            .map_err(|error| error.fault().outcome())?;
+        let origin = self
+            .origin_of(push)
+            .ok_or_else(|| PayloadError::ForeignChannel.fault().outcome())?;
         self.pool_of(&origin)
             .map_err(|reason| Outcome::Rejected { reason })?;
-        let account = self.account.load_full();
-        let token = account
-            .tokens
-            .get(now, || self.fetch_token(&account.credential, now))
-            .await
-            .map_err(|reason| Outcome::CredentialProblem { reason })?;
-        let mut request = http::Request::post(built.uri)
-            .body(Full::new(Bytes::from(built.body)))
-            .map_err(|error| Outcome::Rejected {
-                reason: format!("request: {error}"),
-            })?;
-        *request.headers_mut() = built.headers;
+        let token = self.tokens.token(push.deadline).await?;
+        let mut request = built.map(Full::new);
         request
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization);
@@ -227,12 +166,14 @@ impl PushService for WnsClient {
     }
 
     fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict {
-        judge(answer.status, &answer.headers, now)
+        let verdict = judge(answer.status, &answer.headers, &answer.body, now);
+        alert_on("wns", "channel", answer.status, &verdict);
+        verdict
     }
 
-    async fn refresh_credential(&self, credential: u64, _now: UnixMillis) -> Result<(), String> {
-        // Dropping the refused token makes the next `prepare` fetch a new one (once).
-        self.account.load_full().tokens.invalidate(credential).await;
-        Ok(())
+    async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {
+        // Drop the refused token once for a burst of 401s; the re-send's `prepare` then
+        // fetches a new one (crate::providers::oauth).
+        self.tokens.refused(credential, now)
     }
 }

@@ -1,6 +1,7 @@
 //! Typed WNS provider settings, with defaults that talk to Microsoft and validation that
 //! reports every problem at once.
 
+use crate::providers::config_keys::deprecated;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
 use serde::{Deserialize, Serialize};
@@ -147,8 +148,16 @@ pub struct WnsConfig {
     pub channel_base_url: Option<String>,
     /// A PEM file of the only certificates to trust (the simulator's); unset = web PKI.
     pub trusted_roots: Option<PathBuf>,
-    /// HTTP/2 connections per channel host and shard.
-    pub connections_per_host: usize,
+    /// HTTP/2 connections per channel host and shard. Read it with
+    /// [`connections()`](Self::connections).
+    pub connections: usize,
+    /// The deprecated name of `connections`, still read (with a start-up warning); when a
+    /// file gives it, it wins, since the defaults always fill `connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_per_host: Option<usize>,
+    /// Send an HTTP/2 PING after this many idle seconds, so a connection a middlebox dropped
+    /// silently is found before a ring needs it.
+    pub ping_interval_seconds: u64,
     /// The most connections per channel host (and to the token endpoint) that answers
     /// HTTP/1.1 instead: one request each at a time, kept alive between requests, dialled
     /// only when a push finds them all busy.
@@ -174,7 +183,9 @@ impl Default for WnsConfig {
             token_url: TOKEN_URL.to_owned(),
             channel_base_url: None,
             trusted_roots: None,
-            connections_per_host: 1,
+            connections: 1,
+            connections_per_host: None,
+            ping_interval_seconds: 30,
             http1_connections_per_host: 4,
             max_hosts: 64,
             request_timeout_ms: 10_000,
@@ -187,6 +198,20 @@ impl Default for WnsConfig {
 }
 
 impl WnsConfig {
+    /// The connections per channel host (K): the deprecated `connections_per_host` when a
+    /// file still gives it, else `connections`.
+    pub fn connections(&self) -> usize {
+        self.connections_per_host.unwrap_or(self.connections)
+    }
+
+    /// The deprecated keys these settings still use, each as a warning under `prefix`.
+    pub fn deprecations(&self, prefix: &str) -> Vec<String> {
+        let old = self.connections_per_host.is_some();
+        deprecated(prefix, "connections_per_host", "connections", old)
+            .into_iter()
+            .collect()
+    }
+
     /// The per-request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -204,7 +229,7 @@ impl WnsConfig {
             errors.push(format!("{prefix}.channel_base_url must be an https:// URL"));
         }
         for (key, value) in [
-            ("connections_per_host", self.connections_per_host),
+            ("connections", self.connections()),
             (
                 "http1_connections_per_host",
                 self.http1_connections_per_host,
@@ -218,6 +243,9 @@ impl WnsConfig {
         }
         if self.request_timeout_ms == 0 {
             errors.push(format!("{prefix}.request_timeout_ms must be at least 1"));
+        }
+        if self.ping_interval_seconds == 0 {
+            errors.push(format!("{prefix}.ping_interval_seconds must be at least 1"));
         }
         errors.extend(self.retry.validate(&format!("{prefix}.retry")));
         errors.extend(self.queues.validate(&format!("{prefix}.queues")));

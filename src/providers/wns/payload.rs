@@ -10,8 +10,10 @@
 //! `application/octet-stream`, `X-WNS-TTL` from the deadline, and `X-WNS-RequestForStatus`
 //! so the answer says whether the device was reached.
 
+use crate::providers::payload_fault::PayloadFault;
 use crate::push::{Push, PushKind};
 use crate::registry::{PushAddress, UnixMillis};
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 /// WNS's limit on a notification body, in bytes.
@@ -24,17 +26,6 @@ pub const WNS_TTL: HeaderName = HeaderName::from_static("x-wns-ttl");
 pub const WNS_CACHE_POLICY: HeaderName = HeaderName::from_static("x-wns-cache-policy");
 /// `X-WNS-RequestForStatus`.
 pub const WNS_REQUEST_FOR_STATUS: HeaderName = HeaderName::from_static("x-wns-requestforstatus");
-
-/// One WNS request, ready for the client (which adds `authorization`).
-#[derive(Clone, Debug)]
-pub struct WnsRequest {
-    /// Where to post: the channel URI, or its path on the configured override origin.
-    pub uri: String,
-    /// The `X-WNS-*` headers and the content type.
-    pub headers: HeaderMap,
-    /// The raw JSON payload.
-    pub body: Vec<u8>,
-}
 
 /// Why a push cannot become a WNS request; each is final.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,17 +42,26 @@ pub enum PayloadError {
     /// The deadline has passed.
     #[error("the push's deadline has passed")]
     Expired,
+    /// The body could not be serialized (not expected for these types).
+    #[error("cannot serialize the payload: {0}")]
+    Json(String),
 }
 
 impl PayloadError {
+    /// What this error makes of the push ([`PayloadFault::outcome`]).
+    pub fn fault(&self) -> PayloadFault {
+        match self {
+            PayloadError::TooLarge(_) => PayloadFault::TooLarge,
+            PayloadError::NotWns => PayloadFault::Malformed("not_wns"),
+            PayloadError::ForeignChannel => PayloadFault::Malformed("foreign_channel"),
+            PayloadError::Expired => PayloadFault::Expired,
+            PayloadError::Json(_) => PayloadFault::Malformed("json"),
+        }
+    }
+
     /// The reason put into the push's `Rejected` outcome.
     pub fn reason(&self) -> &'static str {
-        match self {
-            PayloadError::TooLarge(_) => "payload_too_large",
-            PayloadError::NotWns => "not_wns",
-            PayloadError::ForeignChannel => "foreign_channel",
-            PayloadError::Expired => "expired",
-        }
+        self.fault().reason()
     }
 }
 
@@ -80,13 +80,14 @@ pub fn channel_path(channel: &str) -> Option<(&str, &str)> {
     valid_host.then_some((host, if path.is_empty() { "/" } else { path }))
 }
 
-/// Builds the request for `push` at `now`; `channel_base` replaces the channel's origin
-/// (the simulator).
+/// Builds the request for `push` at `now`: `POST <channel URI>` with the `X-WNS-*` headers,
+/// the content type and the raw JSON body, all but `authorization` (the client's: the access
+/// token); `channel_base` replaces the channel's origin (the simulator).
 pub fn build_request(
     push: &Push,
     now: UnixMillis,
     channel_base: Option<&str>,
-) -> Result<WnsRequest, PayloadError> {
+) -> Result<http::Request<Bytes>, PayloadError> {
     let PushAddress::Wns { channel } = &push.address else {
         return Err(PayloadError::NotWns);
     };
@@ -94,7 +95,8 @@ pub fn build_request(
     if push.is_expired(now) {
         return Err(PayloadError::Expired);
     }
-    let body = serde_json::to_vec(&*push.payload).map_err(|_| PayloadError::TooLarge(0))?;
+    let body = serde_json::to_vec(&*push.payload)
+        .map_err(|error| PayloadError::Json(error.to_string()))?;
     if body.len() > PAYLOAD_LIMIT {
         return Err(PayloadError::TooLarge(body.len()));
     }
@@ -118,7 +120,13 @@ pub fn build_request(
     headers.insert(WNS_TTL, HeaderValue::from(ttl));
     headers.insert(WNS_CACHE_POLICY, HeaderValue::from_static(cache));
     headers.insert(WNS_REQUEST_FOR_STATUS, HeaderValue::from_static("true"));
-    Ok(WnsRequest { uri, headers, body })
+    // The channel passed `channel_path` (an https URL on *.notify.windows.com) and a
+    // configured base is an origin checked at start-up: not a URI only if that check broke.
+    let mut request = http::Request::post(uri)
+        .body(Bytes::from(body))
+        .map_err(|_| PayloadError::ForeignChannel)?;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 #[cfg(test)]
@@ -165,14 +173,14 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(request.uri, CHANNEL);
-        let header = |name: &str| request.headers[name].to_str().unwrap().to_owned();
+        assert_eq!(request.uri().to_string(), CHANNEL);
+        let header = |name: &str| request.headers()[name].to_str().unwrap().to_owned();
         assert_eq!(header("x-wns-type"), "wns/raw");
         assert_eq!(header("content-type"), "application/octet-stream");
         assert_eq!(header("x-wns-ttl"), "45");
         assert_eq!(header("x-wns-cache-policy"), "no-cache");
         assert_eq!(header("x-wns-requestforstatus"), "true");
-        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
         assert_eq!(body["type"], "incoming_call");
         assert_eq!(body["call_id"], "c1");
     }
@@ -181,8 +189,8 @@ mod tests {
     fn a_missed_call_may_wait_in_the_cache_and_a_short_deadline_keeps_a_ttl() {
         let request =
             build_request(&push(PushKind::MissedCall, CHANNEL, NOW + 300), NOW, None).unwrap();
-        assert_eq!(request.headers["x-wns-cache-policy"], "cache");
-        assert_eq!(request.headers["x-wns-ttl"], "1");
+        assert_eq!(request.headers()["x-wns-cache-policy"], "cache");
+        assert_eq!(request.headers()["x-wns-ttl"], "1");
     }
 
     #[test]
@@ -193,7 +201,10 @@ mod tests {
             Some("https://127.0.0.1:8443/"),
         )
         .unwrap();
-        assert_eq!(request.uri, "https://127.0.0.1:8443/w/?token=AwYAAAB%2fQ");
+        assert_eq!(
+            request.uri().to_string(),
+            "https://127.0.0.1:8443/w/?token=AwYAAAB%2fQ"
+        );
     }
 
     #[test]

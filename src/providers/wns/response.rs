@@ -16,14 +16,16 @@
 //! so an operator sees Microsoft's words; dead-token reasons are the bare status (`404`,
 //! `410`), which is what the metrics count.
 
+use crate::providers::retry_after;
 use crate::providers::service::Verdict;
 use crate::push::Outcome;
 use crate::registry::UnixMillis;
 use http::HeaderMap;
-use std::time::Duration;
 
-/// What the answer `status` with `headers`, received at `now`, means.
-pub fn judge(status: u16, headers: &HeaderMap, now: UnixMillis) -> Verdict {
+/// What the answer (`status`, `headers`, `body`), received at `now`, means. WNS says
+/// everything in the status and its `X-WNS-*` headers; the body is taken, like every
+/// provider's judge takes it, and not read.
+pub fn judge(status: u16, headers: &HeaderMap, _body: &[u8], now: UnixMillis) -> Verdict {
     let description = headers
         .get("x-wns-error-description")
         .and_then(|value| value.to_str().ok())
@@ -32,11 +34,7 @@ pub fn judge(status: u16, headers: &HeaderMap, now: UnixMillis) -> Verdict {
         Some(text) => format!("{status} {name}: {text}"),
         None => format!("{status} {name}"),
     };
-    let after = headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let after = retry_after::from_headers(headers, now);
     match status {
         200 => Verdict::Final(Outcome::Delivered),
         401 => Verdict::RefreshCredential {
@@ -77,11 +75,12 @@ pub fn judge(status: u16, headers: &HeaderMap, now: UnixMillis) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const NOW: UnixMillis = 1_800_000_000_000;
 
     fn answer(status: u16) -> Verdict {
-        judge(status, &HeaderMap::new(), NOW)
+        judge(status, &HeaderMap::new(), b"", NOW)
     }
 
     #[test]
@@ -119,7 +118,7 @@ mod tests {
         headers.insert("x-wns-error-description", "Throttle limit".parse().unwrap());
         let Verdict::Retry {
             after, otherwise, ..
-        } = judge(429, &headers, NOW)
+        } = judge(429, &headers, b"", NOW)
         else {
             panic!("not a retry");
         };

@@ -293,8 +293,8 @@ fn fcm_and_wns_credentials_swap_and_a_moved_token_endpoint_needs_a_restart() {
         "the new account starts without an access token"
     );
     let wns_after = plan.wns[0].account.load_full();
-    assert_eq!(wns_after.credential.client_secret.expose(), b"new-secret");
-    assert!(!Arc::ptr_eq(&wns_before.tokens, &wns_after.tokens));
+    assert_eq!(wns_after.grant.client_secret.expose(), b"new-secret");
+    assert!(!wns_before.cache.same_as(&wns_after.cache));
 
     // A token endpoint elsewhere is another connection pool's origin: restart.
     let moved = account_file("moved.json", &|account| {

@@ -13,14 +13,56 @@ fn fcm_body(status: u16, grpc: &str, code: &str, message: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn answer(status: u16, grpc: &str, code: &str) -> FcmAnswer {
-    parse(
-        status,
-        &fcm_body(status, grpc, code, "x"),
-        None,
-        NOW,
-        QUOTA_DEFAULT,
-    )
+/// The verdict on `body` with `status` and an optional `Retry-After`.
+fn judged(status: u16, body: &[u8], retry_after: Option<&str>) -> Verdict {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = retry_after {
+        headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+    }
+    judge(status, &headers, body, NOW, QUOTA_DEFAULT)
+}
+
+fn answer(status: u16, grpc: &str, code: &str) -> Verdict {
+    judged(status, &fcm_body(status, grpc, code, "x"), None)
+}
+
+fn dead(reason: &str) -> Verdict {
+    Verdict::Final(Outcome::DeadToken {
+        verdict_at: NOW,
+        reason: reason.into(),
+    })
+}
+
+fn rejected(reason: &str) -> Verdict {
+    Verdict::Final(Outcome::Rejected {
+        reason: reason.into(),
+    })
+}
+
+fn credential(reason: &str) -> Verdict {
+    Verdict::Final(Outcome::CredentialProblem {
+        reason: reason.into(),
+    })
+}
+
+fn retry(after: Option<u64>, label: &'static str, reason: &str) -> Verdict {
+    Verdict::Retry {
+        after: after.map(Duration::from_secs),
+        reason: label,
+        otherwise: Outcome::Rejected {
+            reason: reason.into(),
+        },
+    }
+}
+
+fn pause(seconds: u64, reason: &str) -> Verdict {
+    Verdict::Pause {
+        for_: Duration::from_secs(seconds),
+        reason: "quota_exceeded",
+        otherwise: Outcome::Rejected {
+            reason: reason.into(),
+        },
+    }
 }
 
 #[test]
@@ -37,38 +79,25 @@ fn every_documented_code_round_trips_and_none_is_unknown() {
 
 #[test]
 fn a_2xx_is_delivered() {
-    let answer = parse(
-        200,
-        br#"{"name":"projects/p/messages/0:1"}"#,
-        None,
-        NOW,
-        QUOTA_DEFAULT,
-    );
-    assert_eq!(answer.action, Action::Delivered);
-    assert_eq!(answer.code, None);
-    assert_eq!(answer.final_outcome(), Outcome::Delivered);
+    let verdict = judged(200, br#"{"name":"projects/p/messages/0:1"}"#, None);
+    assert_eq!(verdict, Verdict::Final(Outcome::Delivered));
 }
 
 #[test]
 fn unregistered_deletes_the_registration() {
-    let answer = answer(404, "NOT_FOUND", "UNREGISTERED");
-    assert_eq!(answer.code, Some(FcmErrorCode::Unregistered));
     assert_eq!(
-        answer.action,
-        Action::DeleteRegistration { verdict_at_ms: NOW }
+        read_error(404, &fcm_body(404, "NOT_FOUND", "UNREGISTERED", "x")).0,
+        FcmErrorCode::Unregistered
     );
     assert_eq!(
-        answer.final_outcome(),
-        Outcome::DeadToken {
-            verdict_at: NOW,
-            reason: "UNREGISTERED".into()
-        }
+        answer(404, "NOT_FOUND", "UNREGISTERED"),
+        dead("UNREGISTERED")
     );
 }
 
 #[test]
 fn invalid_argument_naming_the_token_deletes_otherwise_rejects() {
-    let by_message = parse(
+    let by_message = judged(
         400,
         &fcm_body(
             400,
@@ -77,107 +106,67 @@ fn invalid_argument_naming_the_token_deletes_otherwise_rejects() {
             "The registration token is not a valid FCM registration token",
         ),
         None,
-        NOW,
-        QUOTA_DEFAULT,
     );
-    assert_eq!(
-        by_message.action,
-        Action::DeleteRegistration { verdict_at_ms: NOW }
-    );
+    assert_eq!(by_message, dead("INVALID_ARGUMENT"));
     let by_field = json!({"error": {"code": 400, "message": "Invalid value", "status": "INVALID_ARGUMENT",
         "details": [{"@type": FCM_ERROR, "errorCode": "INVALID_ARGUMENT"},
             {"@type": "type.googleapis.com/google.rpc.BadRequest",
              "fieldViolations": [{"field": "message.token", "description": "bad"}]}]}});
-    let answer = parse(
-        400,
-        by_field.to_string().as_bytes(),
-        None,
-        NOW,
-        QUOTA_DEFAULT,
-    );
     assert_eq!(
-        answer.action,
-        Action::DeleteRegistration { verdict_at_ms: NOW }
-    );
-    assert_eq!(
-        answer.final_outcome(),
-        Outcome::DeadToken {
-            verdict_at: NOW,
-            reason: "INVALID_ARGUMENT".into()
-        }
+        judged(400, by_field.to_string().as_bytes(), None),
+        dead("INVALID_ARGUMENT")
     );
     // A message that only mentions the token (a missing target, say) is not a verdict on it.
     for message in [
         "Exactly one of message.token, message.topic or message.condition is required, not a registration token",
         "registration token",
     ] {
-        let answer = parse(
+        let verdict = judged(
             400,
             &fcm_body(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", message),
             None,
-            NOW,
-            QUOTA_DEFAULT,
         );
-        assert_eq!(answer.action, Action::Reject, "{message}");
+        assert_eq!(verdict, rejected("INVALID_ARGUMENT"), "{message}");
     }
     // A field violation counts only in a BadRequest detail.
     let untyped = json!({"error": {"code": 400, "message": "Invalid value", "status": "INVALID_ARGUMENT",
         "details": [{"@type": "type.example/Other",
              "fieldViolations": [{"field": "message.token"}]}]}});
     assert_eq!(
-        parse(
-            400,
-            untyped.to_string().as_bytes(),
-            None,
-            NOW,
-            QUOTA_DEFAULT
-        )
-        .action,
-        Action::Reject
+        judged(400, untyped.to_string().as_bytes(), None),
+        rejected("INVALID_ARGUMENT")
     );
     // A bad payload field is the message's fault, not the token's.
     let payload = json!({"error": {"code": 400, "message": "Invalid value at 'message.data[0].value'",
         "status": "INVALID_ARGUMENT",
         "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest",
             "fieldViolations": [{"field": "message.data[0].value"}]}]}});
-    let answer = parse(
-        400,
-        payload.to_string().as_bytes(),
-        None,
-        NOW,
-        QUOTA_DEFAULT,
-    );
-    assert_eq!(answer.code, Some(FcmErrorCode::InvalidArgument));
-    assert_eq!(answer.action, Action::Reject);
+    let body = payload.to_string();
     assert_eq!(
-        answer.final_outcome(),
-        Outcome::Rejected {
-            reason: "INVALID_ARGUMENT".into()
-        }
+        read_error(400, body.as_bytes()),
+        (FcmErrorCode::InvalidArgument, false)
+    );
+    assert_eq!(
+        judged(400, body.as_bytes(), None),
+        rejected("INVALID_ARGUMENT")
     );
 }
 
 #[test]
 fn sender_id_mismatch_is_permanent_but_keeps_the_registration() {
-    let answer = answer(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH");
-    assert_eq!(answer.action, Action::ConfigAlert);
     assert_eq!(
-        answer.final_outcome(),
-        Outcome::Misconfigured {
+        answer(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH"),
+        Verdict::Final(Outcome::Misconfigured {
             reason: "SENDER_ID_MISMATCH".into()
-        }
+        })
     );
 }
 
 #[test]
 fn third_party_auth_error_is_a_credential_alert() {
-    let answer = answer(401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR");
-    assert_eq!(answer.action, Action::CredentialAlert);
     assert_eq!(
-        answer.final_outcome(),
-        Outcome::CredentialProblem {
-            reason: "THIRD_PARTY_AUTH_ERROR".into()
-        }
+        answer(401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR"),
+        credential("THIRD_PARTY_AUTH_ERROR")
     );
 }
 
@@ -185,98 +174,78 @@ fn third_party_auth_error_is_a_credential_alert() {
 fn a_bare_401_refreshes_the_access_token_once() {
     let body = json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.",
         "status": "UNAUTHENTICATED"}});
-    let answer = parse(401, body.to_string().as_bytes(), None, NOW, QUOTA_DEFAULT);
+    let body = body.to_string();
     assert_eq!(
-        answer.code,
-        Some(FcmErrorCode::Unknown("UNAUTHENTICATED".into()))
+        read_error(401, body.as_bytes()).0,
+        FcmErrorCode::Unknown("UNAUTHENTICATED".into())
     );
-    assert_eq!(answer.action, Action::RefreshCredentialOnce);
     assert_eq!(
-        answer.final_outcome(),
-        Outcome::CredentialProblem {
-            reason: "UNAUTHENTICATED".into()
+        judged(401, body.as_bytes(), None),
+        Verdict::RefreshCredential {
+            otherwise: Outcome::CredentialProblem {
+                reason: "UNAUTHENTICATED".into()
+            }
         }
     );
-    assert_eq!(
-        parse(401, b"", None, NOW, QUOTA_DEFAULT).action,
-        Action::RefreshCredentialOnce
-    );
+    assert!(matches!(
+        judged(401, b"", None),
+        Verdict::RefreshCredential { .. }
+    ));
 }
 
 #[test]
 fn quota_exceeded_pauses_the_project_for_at_least_retry_after_and_the_default() {
     let body = fcm_body(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "quota");
-    let pause = |retry_after| parse(429, &body, retry_after, NOW, QUOTA_DEFAULT).action;
     assert_eq!(
-        pause(Some("120")),
-        Action::Pause {
-            for_: Duration::from_secs(120)
-        }
+        judged(429, &body, Some("120")),
+        pause(120, "QUOTA_EXCEEDED")
     );
-    // No Retry-After, a shorter one, or an HTTP-date: the default minute (FCM's minimum).
+    // An HTTP-date counts as well, relative to the answer's time.
+    assert_eq!(
+        judged(429, &body, Some("Fri, 15 Jan 2027 08:02:00 GMT")),
+        pause(120, "QUOTA_EXCEEDED")
+    );
+    // No Retry-After, a shorter one, or a date already past: the default minute (FCM's
+    // minimum).
     for retry_after in [None, Some("10"), Some("Wed, 21 Oct 2026 07:28:00 GMT")] {
         assert_eq!(
-            pause(retry_after),
-            Action::Pause {
-                for_: Duration::from_secs(60)
-            }
+            judged(429, &body, retry_after),
+            pause(60, "QUOTA_EXCEEDED"),
+            "{retry_after:?}"
         );
     }
-    let answer = parse(429, &body, None, NOW, QUOTA_DEFAULT);
-    assert_eq!(
-        answer.final_outcome(),
-        Outcome::Rejected {
-            reason: "QUOTA_EXCEEDED".into()
-        }
-    );
     // The configured default applies.
     assert_eq!(
-        parse(429, &body, None, NOW, Duration::from_secs(90)).action,
-        Action::Pause {
-            for_: Duration::from_secs(90)
-        }
+        judge(429, &HeaderMap::new(), &body, NOW, Duration::from_secs(90)),
+        pause(90, "QUOTA_EXCEEDED")
     );
 }
 
 #[test]
 fn unavailable_and_internal_retry_honouring_retry_after() {
-    for (status, grpc, code) in [
-        (503, "UNAVAILABLE", "UNAVAILABLE"),
-        (500, "INTERNAL", "INTERNAL"),
+    for (status, grpc, code, label) in [
+        (503, "UNAVAILABLE", "UNAVAILABLE", "unavailable"),
+        (500, "INTERNAL", "INTERNAL", "internal"),
     ] {
         let body = fcm_body(status, grpc, code, "busy");
-        let answer = parse(status, &body, Some(" 30 "), NOW, QUOTA_DEFAULT);
+        // Retries that run out end as a rejection that keeps FCM's code.
         assert_eq!(
-            answer.action,
-            Action::Retry {
-                after: Some(Duration::from_secs(30))
-            },
-            "{code}"
+            judged(status, &body, Some(" 30 ")),
+            retry(Some(30), label, code)
         );
-        assert_eq!(answer.message.as_deref(), Some("busy"));
-        // Retries that ran out end as a rejection that keeps FCM's code.
-        assert_eq!(
-            answer.final_outcome(),
-            Outcome::Rejected {
-                reason: code.into()
-            }
-        );
-        assert_eq!(
-            parse(status, &body, None, NOW, QUOTA_DEFAULT).action,
-            Action::Retry { after: None }
-        );
+        assert_eq!(judged(status, &body, None), retry(None, label, code));
     }
 }
 
 #[test]
 fn unspecified_error_is_acted_on_by_status() {
     assert_eq!(
-        answer(500, "UNKNOWN", "UNSPECIFIED_ERROR").action,
-        Action::Retry { after: None }
+        answer(500, "UNKNOWN", "UNSPECIFIED_ERROR"),
+        retry(None, "status_5xx", "UNSPECIFIED_ERROR")
     );
     assert_eq!(
-        answer(400, "INVALID_ARGUMENT", "UNSPECIFIED_ERROR").action,
-        Action::Reject
+        answer(400, "INVALID_ARGUMENT", "UNSPECIFIED_ERROR"),
+        rejected("UNSPECIFIED_ERROR")
     );
 }
 
@@ -284,40 +253,20 @@ fn unspecified_error_is_acted_on_by_status() {
 fn without_fcm_details_the_grpc_status_decides_but_never_deletes() {
     let bare = |status: u16, grpc: &str| {
         let body = json!({"error": {"code": status, "message": "m", "status": grpc}});
-        parse(
-            status,
-            body.to_string().as_bytes(),
-            None,
-            NOW,
-            QUOTA_DEFAULT,
-        )
+        judged(status, body.to_string().as_bytes(), None)
     };
+    assert_eq!(bare(400, "INVALID_ARGUMENT"), rejected("INVALID_ARGUMENT"));
+    assert_eq!(bare(429, "RESOURCE_EXHAUSTED"), pause(60, "QUOTA_EXCEEDED"));
     assert_eq!(
-        bare(400, "INVALID_ARGUMENT").code,
-        Some(FcmErrorCode::InvalidArgument)
+        bare(503, "UNAVAILABLE"),
+        retry(None, "unavailable", "UNAVAILABLE")
     );
-    assert_eq!(bare(400, "INVALID_ARGUMENT").action, Action::Reject);
-    assert_eq!(
-        bare(429, "RESOURCE_EXHAUSTED").action,
-        Action::Pause {
-            for_: Duration::from_secs(60)
-        }
-    );
-    assert_eq!(
-        bare(503, "UNAVAILABLE").action,
-        Action::Retry { after: None }
-    );
-    assert_eq!(bare(500, "INTERNAL").action, Action::Retry { after: None });
+    assert_eq!(bare(500, "INTERNAL"), retry(None, "internal", "INTERNAL"));
     // A wrong path or project: never a dead token.
-    let not_found = bare(404, "NOT_FOUND");
+    assert_eq!(bare(404, "NOT_FOUND"), rejected("NOT_FOUND"));
     assert_eq!(
-        not_found.code,
-        Some(FcmErrorCode::Unknown("NOT_FOUND".into()))
-    );
-    assert_eq!(not_found.action, Action::BugAlert);
-    assert_eq!(
-        bare(403, "PERMISSION_DENIED").action,
-        Action::CredentialAlert
+        bare(403, "PERMISSION_DENIED"),
+        credential("PERMISSION_DENIED")
     );
 }
 
@@ -331,54 +280,32 @@ fn malformed_or_empty_bodies_keep_the_status_and_never_panic() {
         b"<html><body>502 Bad Gateway</body></html>",
         &[0xff, 0xfe],
     ] {
-        let answer = parse(502, body, None, NOW, QUOTA_DEFAULT);
-        assert_eq!(answer.status, 502);
-        assert_eq!(answer.code, Some(FcmErrorCode::Unknown("HTTP 502".into())));
-        assert_eq!(answer.action, Action::Retry { after: None });
+        assert_eq!(
+            read_error(502, body).0,
+            FcmErrorCode::Unknown("HTTP 502".into())
+        );
+        assert_eq!(
+            judged(502, body, None),
+            retry(None, "status_5xx", "HTTP 502")
+        );
     }
-    assert_eq!(
-        parse(404, b"", None, NOW, QUOTA_DEFAULT).action,
-        Action::BugAlert
-    );
-    assert_eq!(
-        parse(403, b"<html>", None, NOW, QUOTA_DEFAULT).action,
-        Action::CredentialAlert
-    );
-    assert_eq!(
-        parse(418, b"", None, NOW, QUOTA_DEFAULT).final_outcome(),
-        Outcome::Rejected {
-            reason: "HTTP 418".into()
-        }
-    );
+    assert_eq!(judged(404, b"", None), rejected("HTTP 404"));
+    assert_eq!(judged(403, b"<html>", None), credential("HTTP 403"));
+    assert_eq!(judged(418, b"", None), rejected("HTTP 418"));
     // A details entry of another type naming an errorCode is not FCM's.
     let foreign = json!({"error": {"code": 404, "status": "NOT_FOUND",
         "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "errorCode": "UNREGISTERED"}]}});
     assert_eq!(
-        parse(
-            404,
-            foreign.to_string().as_bytes(),
-            None,
-            NOW,
-            QUOTA_DEFAULT
-        )
-        .action,
-        Action::BugAlert
+        judged(404, foreign.to_string().as_bytes(), None),
+        rejected("NOT_FOUND")
     );
 }
 
 #[test]
 fn an_unknown_code_is_kept_and_acted_on_by_status() {
-    let answer = answer(503, "UNAVAILABLE", "BRAND_NEW_FAILURE");
     assert_eq!(
-        answer.code,
-        Some(FcmErrorCode::Unknown("BRAND_NEW_FAILURE".into()))
+        answer(503, "UNAVAILABLE", "BRAND_NEW_FAILURE"),
+        retry(None, "status_5xx", "BRAND_NEW_FAILURE")
     );
-    assert_eq!(answer.action, Action::Retry { after: None });
-    assert_eq!(
-        answer.final_outcome(),
-        Outcome::Rejected {
-            reason: "BRAND_NEW_FAILURE".into()
-        }
-    );
-    assert_eq!(self::answer(400, "X", "TEAPOT").action, Action::Reject);
+    assert_eq!(answer(400, "X", "TEAPOT"), rejected("TEAPOT"));
 }
