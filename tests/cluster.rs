@@ -300,7 +300,7 @@ fn node_config(
         production_url = "{url}"
         sandbox_url = "{sandbox_url}"
         trusted_roots = "{roots}"
-        connections_per_credential = 1
+        connections = 1
         # With 1, one push at a time: a second ring waits in the queue while the first is held.
         max_in_flight = {max_in_flight}
         [cluster]

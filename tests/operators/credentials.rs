@@ -56,7 +56,7 @@ level = "warn"
 production_url = "{production}"
 sandbox_url = "{sandbox}"
 trusted_roots = "simulator.pem"
-connections_per_credential = 1
+connections = 1
 [providers.fcm]
 base_url = "{production}"
 trusted_roots = "simulator.pem"
