@@ -383,6 +383,8 @@ async fn ssrf_endpoints_never_get_a_request() {
         "[::ffff:127.0.0.1]:{port}",
     ];
     let h = harness(Profile::default(), &hosts, false).await;
+    ringcast::metrics::install();
+    let refused_before = refused_pushes_counted();
     let port = h.sim.address().port();
     let subscription = h.sim.webpush_subscribe(None).unwrap();
     let endpoints = [
@@ -431,6 +433,21 @@ async fn ssrf_endpoints_never_get_a_request() {
     }
     let stats = h.sim.stats();
     assert_eq!((stats.connections, stats.requests), (0, 0), "{stats:?}");
+    // Refused before any origin's queue, and still counted like every other outcome (other
+    // tests of this binary may count more meanwhile, never fewer).
+    assert!(
+        refused_pushes_counted() - refused_before >= endpoints.len() as f64,
+        "every refusal in ringcast_pushes_total"
+    );
+}
+
+/// `ringcast_pushes_total{provider="webpush",priority="p0",outcome="rejected"}` so far.
+fn refused_pushes_counted() -> f64 {
+    let series = r#"ringcast_pushes_total{provider="webpush",priority="p0",outcome="rejected"}"#;
+    ringcast::metrics::render()
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[actix_rt::test]

@@ -18,8 +18,8 @@ use crate::providers::dispatcher::{
 };
 use crate::providers::live::Live;
 use crate::providers::pool::guard::GuardError;
-use crate::push::{Outcome, Push};
-use crate::registry::{AnyStore, Platform, PushAddress};
+use crate::push::{Outcome, Priority, Push};
+use crate::registry::{AnyStore, Platform, PushAddress, UnixMillis};
 use actix::prelude::*;
 use futures_util::future::join_all;
 use rustls::ClientConfig;
@@ -173,8 +173,23 @@ fn rejected(reason: &str) -> Outcome {
     }
 }
 
-/// A ticket that already holds its outcome (a push refused before any queue).
-fn answered(outcome: Outcome) -> Ticket {
+/// A ticket that already holds its outcome: `push`, refused before any queue. Counted here,
+/// as a dispatcher counts the pushes it finishes, so every Web Push outcome reaches
+/// `ringcast_pushes_total` whether or not it got as far as an origin's queue.
+fn refused(push: &Push, reason: &str) -> Ticket {
+    refused_as(push.priority(), push.accepted_at, reason)
+}
+
+/// [`refused`] for a push known only by its priority and acceptance time.
+fn refused_as(priority: Priority, accepted_at: UnixMillis, reason: &str) -> Ticket {
+    let outcome = rejected(reason);
+    let latency = crate::clock::now_millis().saturating_sub(accepted_at);
+    crate::metrics::push_finished(
+        Platform::Webpush,
+        priority,
+        &outcome,
+        Duration::from_millis(latency),
+    );
     let (sender, ticket) = oneshot::channel();
     let _ = sender.send(outcome);
     ticket
@@ -222,6 +237,11 @@ impl Handler<Submit> for WebPushProvider {
     /// elsewhere is still caught.
     fn handle(&mut self, Submit(pushes): Submit, _: &mut Context<Self>) -> Self::Result {
         let count = pushes.len();
+        // What a push left to a dispatcher that stopped is counted with.
+        let counted_as: Vec<(Priority, UnixMillis)> = pushes
+            .iter()
+            .map(|push| (push.priority(), push.accepted_at))
+            .collect();
         let mut answers: Vec<Option<Result<Ticket, Push>>> = (0..count).map(|_| None).collect();
         let mut known: HashMap<String, OriginBatch> = HashMap::new();
         let mut waiting: Vec<(String, usize, Push)> = Vec::new();
@@ -229,7 +249,7 @@ impl Handler<Submit> for WebPushProvider {
         let now = Instant::now();
         for (index, push) in pushes.into_iter().enumerate() {
             let PushAddress::WebPush { endpoint, .. } = &push.address else {
-                answers[index] = Some(Ok(answered(rejected("not_webpush"))));
+                answers[index] = Some(Ok(refused(&push, "not_webpush")));
                 continue;
             };
             // Before anything is started for it: an endpoint off the allowlist or not HTTPS
@@ -238,12 +258,12 @@ impl Handler<Submit> for WebPushProvider {
                 Ok(origin) => origin,
                 Err(error) => {
                     tracing::warn!(event_id = %push.event_id, %error, "web push endpoint refused");
-                    answers[index] = Some(Ok(answered(rejected("endpoint_not_allowed"))));
+                    answers[index] = Some(Ok(refused(&push, "endpoint_not_allowed")));
                     continue;
                 }
             };
             if self.is_refused(&origin, now) {
-                answers[index] = Some(Ok(answered(rejected(ADDRESS_REFUSED))));
+                answers[index] = Some(Ok(refused(&push, ADDRESS_REFUSED)));
             } else if let Some(entry) = self.origins.get_mut(&origin) {
                 entry.last_used = now;
                 let dispatcher = entry.dispatcher.clone();
@@ -282,14 +302,14 @@ impl Handler<Submit> for WebPushProvider {
             let mut fresh: HashMap<String, OriginBatch> = HashMap::new();
             for (origin, index, push) in waiting {
                 if act.is_refused(&origin, now) {
-                    answers[index] = Some(Ok(answered(rejected(ADDRESS_REFUSED))));
+                    answers[index] = Some(Ok(refused(&push, ADDRESS_REFUSED)));
                     continue;
                 }
                 match act.dispatcher(&origin) {
                     Ok(dispatcher) => add(&mut fresh, origin, dispatcher, index, push),
                     Err(error) => {
                         tracing::warn!(%origin, %error, "web push origin unusable");
-                        answers[index] = Some(Ok(answered(rejected("endpoint_not_allowed"))));
+                        answers[index] = Some(Ok(refused(&push, "endpoint_not_allowed")));
                     }
                 }
             }
@@ -303,10 +323,10 @@ impl Handler<Submit> for WebPushProvider {
                     }
                 }
                 let mut results = Vec::with_capacity(answers.len());
-                for answer in answers {
+                for (answer, (priority, accepted_at)) in answers.into_iter().zip(counted_as) {
                     results.push(match answer {
                         Some(result) => result,
-                        None => Ok(answered(rejected("shutting_down"))),
+                        None => Ok(refused_as(priority, accepted_at, "shutting_down")),
                     });
                 }
                 results
