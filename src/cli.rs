@@ -9,11 +9,7 @@ mod simulate;
 pub use demo::{DemoArgs, move_to_simulator, try_lines};
 pub use health::HealthArgs;
 pub use loadgen::LoadgenArgs;
-pub use simulate::{
-    DEV_APNS_KEY_ID, DEV_APNS_PUBLIC_KEY, DEV_APNS_TEAM, DEV_FCM_SERVICE_ACCOUNT,
-    DEV_SIMULATOR_CERT, DEV_SIMULATOR_KEY, DEV_WNS_CLIENT_SECRET, DEV_WNS_PACKAGE_SID,
-    SimulateArgs,
-};
+pub use simulate::SimulateArgs;
 
 use crate::config::{Config, LogFormat};
 use crate::{app, logging};

@@ -4,7 +4,7 @@
 //! from a [`Clock`] it is given rather than from [`now_millis`], so its tests run on tokio's
 //! paused time instead of sleeping.
 
-use crate::registry::UnixMillis;
+use crate::vocab::UnixMillis;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the UNIX epoch. A clock before 1970 reads as 0 rather than failing:

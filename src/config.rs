@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod channel;
 pub mod cluster;
+pub mod dev;
 mod paths;
 mod redis;
 pub mod secret;

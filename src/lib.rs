@@ -16,7 +16,9 @@
 //! - [`registry`] keeps who can be reached: the `Registration` model, request validation, the
 //!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations, and the
 //!   registry shard actors (one per core).
-//! - [`push`] is the vocabulary between router and providers: `Push`, `Priority`, `Outcome`.
+//! - [`vocab`] is the crate's vocabulary (time, platform and environment, identity, priority,
+//!   outcome), a leaf every other module may import.
+//! - [`push`] is what travels between router and providers: `Push` and its payload.
 //! - [`simulator`] stands in for the push services (APNs, FCM with Google's OAuth token
 //!   endpoint, WNS, Web Push) over real TLS, HTTP/2 and (where the real hosts speak only that)
 //!   HTTP/1.1, with scripted latency and failures, and records what it accepted.
@@ -63,3 +65,4 @@ pub mod registry;
 pub mod router;
 pub mod simulator;
 pub mod tenant;
+pub mod vocab;

@@ -66,7 +66,7 @@ async fn rig(
 }
 
 /// The development FCM service account (its `token_uri` names 127.0.0.1:8444).
-const DEV_ACCOUNT: &str = "config/dev/fcm-service-account.json";
+const DEV_ACCOUNT: &str = ringcast::config::dev::FCM_SERVICE_ACCOUNT;
 
 /// Gives tenant A's `android` app the development service account and points FCM at `sim`
 /// (its token URI at the simulator's HTTP/1.1-only token endpoint, as Google's speaks); the

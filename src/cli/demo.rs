@@ -8,7 +8,7 @@
 
 use super::SimulateArgs;
 use crate::app;
-use crate::config::{Config, DEFAULT_CONFIG_FILE, SecretSource};
+use crate::config::{Config, DEFAULT_CONFIG_FILE, SecretSource, dev};
 use crate::simulator::{RunningSimulator, Simulator};
 use anyhow::Context;
 use clap::{Args, FromArgMatches};
@@ -26,11 +26,6 @@ pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub simulator_listen: SocketAddr,
 }
-
-/// Where the development default expects the simulator.
-const DEV_SIMULATOR_ADDRESS: &str = "127.0.0.1:8443";
-/// The demo tenant's well-known server key (its digest is in config/ringcast.toml).
-const DEMO_SERVER_KEY: &str = "ringcast-dev-server-key";
 
 /// Runs the demo until Ctrl-C or SIGTERM.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -76,11 +71,11 @@ pub fn move_to_simulator(
     scratch: &Path,
 ) -> anyhow::Result<()> {
     let address = address.to_string();
-    if address == DEV_SIMULATOR_ADDRESS {
+    if address == dev::SIMULATOR_ADDRESS {
         return Ok(());
     }
     let json = serde_json::to_string(&*config).context("serialising the configuration")?;
-    *config = serde_json::from_str(&json.replace(DEV_SIMULATOR_ADDRESS, &address))
+    *config = serde_json::from_str(&json.replace(dev::SIMULATOR_ADDRESS, &address))
         .context("moving the configuration to the simulator's address")?;
     for tenant in config.tenants.values_mut() {
         for (app_id, app) in &mut tenant.apps {
@@ -90,7 +85,7 @@ pub fn move_to_simulator(
             let account = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let moved = scratch.join(format!("{app_id}-service-account.json"));
-            std::fs::write(&moved, account.replace(DEV_SIMULATOR_ADDRESS, &address))
+            std::fs::write(&moved, account.replace(dev::SIMULATOR_ADDRESS, &address))
                 .with_context(|| format!("writing {}", moved.display()))?;
             app.service_account = Some(SecretSource::File(moved));
         }
@@ -110,7 +105,7 @@ pub fn try_lines(api: SocketAddr, admin: SocketAddr, simulator: SocketAddr, cert
 
 Try it in another terminal:
 
-KEY={DEMO_SERVER_KEY}; API=http://{api}
+KEY={demo_key}; API=http://{api}
 # register alice's iPhone (201; 200 when refreshed)
 curl -s -X PUT $API/v1/identities/alice/registrations/iphone -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{{"platform":"apns","app":"ios","token":"{token}","environment":"production"}}'; echo
 # ring her, waiting for each device's outcome ("delivered")
@@ -121,6 +116,7 @@ curl -s -X POST $API/v1/calls/call-1/end -H "Authorization: Bearer $KEY" -H 'Con
 curl -s --cacert {cert} https://{simulator}/stats; echo
 curl -s http://{admin}/metrics | grep '^ringcast_pushes_total'"#,
         cert = cert.display(),
+        demo_key = dev::DEMO_SERVER_KEY,
     )
 }
 
@@ -204,7 +200,7 @@ fn described(simulator: &RunningSimulator) -> (SocketAddr, PathBuf) {
     let cert = simulator
         .cert_path()
         .cloned()
-        .unwrap_or_else(|| PathBuf::from(super::DEV_SIMULATOR_CERT));
+        .unwrap_or_else(|| PathBuf::from(dev::SIMULATOR_CERT));
     // Absolute, so the printed lines work from any folder.
     let cert = std::path::absolute(&cert).unwrap_or(cert);
     (simulator.address(), cert)

@@ -2,6 +2,10 @@
 //! told, and the run until Ctrl-C.
 
 use crate::config::SecretSource;
+use crate::config::dev::{
+    APNS_KEY_ID, APNS_PUBLIC_KEY, APNS_TEAM, FCM_SERVICE_ACCOUNT, SIMULATOR_CERT, SIMULATOR_KEY,
+    WNS_CLIENT_SECRET, WNS_PACKAGE_SID,
+};
 use crate::simulator::wns::WnsApp;
 use crate::simulator::{ApnsCredential, FcmServiceAccount, Profile, Simulator, SimulatorConfig};
 use anyhow::Context;
@@ -70,33 +74,9 @@ pub struct SimulateArgs {
     pub wns_apps: Vec<WnsApp>,
 }
 
-/// The development service account `simulate` accepts when given none.
-pub const DEV_FCM_SERVICE_ACCOUNT: &str = "config/dev/fcm-service-account.json";
-/// The development certificate `simulate` serves when given none: the one
-/// config/ringcast.toml trusts (`providers.apns.trusted_roots`), so a bare `simulate` and a
-/// bare `serve` work together. Development only; its key is public.
-pub const DEV_SIMULATOR_CERT: &str = "config/dev/simulator-cert.pem";
-/// The private key of [`DEV_SIMULATOR_CERT`].
-pub const DEV_SIMULATOR_KEY: &str = "config/dev/simulator-key.pem";
-/// The public half of the development APNs signing key (config/dev/apns-dev-key.p8, which
-/// the demo tenant's `ios` app signs with); `simulate` always accepts it when present.
-pub const DEV_APNS_PUBLIC_KEY: &str = "config/dev/apns-dev-key.pub.pem";
-/// The development APNs key's team id (the demo app's `team_id`).
-pub const DEV_APNS_TEAM: &str = "DEVTEAM123";
-/// The development APNs key's key id (the demo app's `key_id`).
-pub const DEV_APNS_KEY_ID: &str = "DEVKEY1234";
-/// The development WNS client secret (the demo `windows` app's `client_secret`); `simulate`
-/// always accepts it for [`DEV_WNS_PACKAGE_SID`] when present. Microsoft never issued it.
-pub const DEV_WNS_CLIENT_SECRET: &str = "config/dev/wns-dev-client.secret";
-/// The demo `windows` app's package SID.
-pub const DEV_WNS_PACKAGE_SID: &str = "ms-app://s-1-15-2-ringcast-demo";
-
 /// The development certificate and key, when both files exist (run from the repository).
 fn dev_certificate() -> Option<(PathBuf, PathBuf)> {
-    let (cert, key) = (
-        PathBuf::from(DEV_SIMULATOR_CERT),
-        PathBuf::from(DEV_SIMULATOR_KEY),
-    );
+    let (cert, key) = (PathBuf::from(SIMULATOR_CERT), PathBuf::from(SIMULATOR_KEY));
     (cert.is_file() && key.is_file()).then_some((cert, key))
 }
 
@@ -184,16 +164,16 @@ impl SimulateArgs {
                     .with_context(|| format!("reading the APNs client CA {}", path.display()))
             })
             .transpose()?;
-        match std::fs::read_to_string(DEV_APNS_PUBLIC_KEY) {
+        match std::fs::read_to_string(APNS_PUBLIC_KEY) {
             Ok(public_key_pem) => {
                 tracing::info!(
-                    team_id = DEV_APNS_TEAM,
-                    key_id = DEV_APNS_KEY_ID,
-                    "accepting the development APNs key ({DEV_APNS_PUBLIC_KEY})"
+                    team_id = APNS_TEAM,
+                    key_id = APNS_KEY_ID,
+                    "accepting the development APNs key ({APNS_PUBLIC_KEY})"
                 );
                 apns_keys.push(ApnsCredential {
-                    team_id: DEV_APNS_TEAM.into(),
-                    key_id: DEV_APNS_KEY_ID.into(),
+                    team_id: APNS_TEAM.into(),
+                    key_id: APNS_KEY_ID.into(),
                     public_key_pem,
                 });
             }
@@ -203,11 +183,11 @@ impl SimulateArgs {
             Err(_) => {}
         }
         if fcm_accounts.is_empty() {
-            match std::fs::read(DEV_FCM_SERVICE_ACCOUNT) {
+            match std::fs::read(FCM_SERVICE_ACCOUNT) {
                 Ok(json) => {
                     let account = FcmServiceAccount::from_service_account_json(&json)
                         .map_err(anyhow::Error::msg)
-                        .with_context(|| format!("loading {DEV_FCM_SERVICE_ACCOUNT}"))?;
+                        .with_context(|| format!("loading {FCM_SERVICE_ACCOUNT}"))?;
                     tracing::info!(
                         client_email = %account.client_email,
                         "no --fcm-service-account given: accepting the development account"
@@ -215,22 +195,21 @@ impl SimulateArgs {
                     fcm_accounts.push(account);
                 }
                 Err(_) => tracing::warn!(
-                    "no --fcm-service-account given and no {DEV_FCM_SERVICE_ACCOUNT}: every \
+                    "no --fcm-service-account given and no {FCM_SERVICE_ACCOUNT}: every \
                      FCM token request will be refused"
                 ),
             }
         }
         // Accepted beside any --wns-app, as the development APNs key is: its package SID is
         // the demo app's own and collides with no real one.
-        if Path::new(DEV_WNS_CLIENT_SECRET).is_file() {
-            let client_secret =
-                read_wns_secret(DEV_WNS_CLIENT_SECRET).map_err(anyhow::Error::msg)?;
+        if Path::new(WNS_CLIENT_SECRET).is_file() {
+            let client_secret = read_wns_secret(WNS_CLIENT_SECRET).map_err(anyhow::Error::msg)?;
             tracing::info!(
-                package_sid = DEV_WNS_PACKAGE_SID,
-                "accepting the development WNS app ({DEV_WNS_CLIENT_SECRET})"
+                package_sid = WNS_PACKAGE_SID,
+                "accepting the development WNS app ({WNS_CLIENT_SECRET})"
             );
             wns_apps.push(WnsApp {
-                package_sid: DEV_WNS_PACKAGE_SID.into(),
+                package_sid: WNS_PACKAGE_SID.into(),
                 client_secret,
             });
         } else if wns_apps.is_empty() {

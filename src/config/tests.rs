@@ -71,20 +71,20 @@ fn every_demo_app_has_the_credential_the_simulator_accepts() {
         let here = std::env::current_dir().map_err(|e| e.to_string())?;
         let apps = &config.tenants["demo"].apps;
         let ios = &apps["ios"];
-        assert_eq!(ios.team_id.as_deref(), Some(crate::cli::DEV_APNS_TEAM));
-        assert_eq!(ios.key_id.as_deref(), Some(crate::cli::DEV_APNS_KEY_ID));
+        assert_eq!(ios.team_id.as_deref(), Some(crate::config::dev::APNS_TEAM));
+        assert_eq!(ios.key_id.as_deref(), Some(crate::config::dev::APNS_KEY_ID));
         assert!(ios.key.is_some());
         let android = &apps["android"];
         assert_eq!(
             android.service_account,
             Some(SecretSource::File(
-                here.join(crate::cli::DEV_FCM_SERVICE_ACCOUNT)
+                here.join(crate::config::dev::FCM_SERVICE_ACCOUNT)
             ))
         );
         // The simulator accepts the account for its own project; its token endpoint is the
         // one the account names, on the simulator.
         let account: serde_json::Value =
-            serde_json::from_str(&repository_file(crate::cli::DEV_FCM_SERVICE_ACCOUNT))
+            serde_json::from_str(&repository_file(crate::config::dev::FCM_SERVICE_ACCOUNT))
                 .map_err(|e| e.to_string())?;
         assert_eq!(
             android.project_id.as_deref(),
@@ -94,12 +94,12 @@ fn every_demo_app_has_the_credential_the_simulator_accepts() {
         let windows = &apps["windows"];
         assert_eq!(
             windows.package_sid.as_deref(),
-            Some(crate::cli::DEV_WNS_PACKAGE_SID)
+            Some(crate::config::dev::WNS_PACKAGE_SID)
         );
         assert_eq!(
             windows.client_secret,
             Some(SecretSource::File(
-                here.join(crate::cli::DEV_WNS_CLIENT_SECRET)
+                here.join(crate::config::dev::WNS_CLIENT_SECRET)
             ))
         );
         let web = &apps["web"];

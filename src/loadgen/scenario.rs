@@ -307,7 +307,7 @@ impl Scenario {
         Path::new(
             self.simulator_cert
                 .as_deref()
-                .unwrap_or(crate::cli::DEV_SIMULATOR_CERT),
+                .unwrap_or(crate::config::dev::SIMULATOR_CERT),
         )
     }
 

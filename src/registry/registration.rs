@@ -1,58 +1,8 @@
 //! A device's push registration: which push service reaches it, at which address, until when.
 
-use serde::{Deserialize, Serialize};
+pub use crate::vocab::{Environment, IdentityKey, Platform, UnixMillis};
 use sha2::{Digest, Sha256};
 use std::fmt;
-use utoipa::ToSchema;
-
-/// Milliseconds since the UNIX epoch. Every time in the registry is one of these, passed in
-/// by the caller, so that expiry and refresh logic runs on a fake clock in tests.
-pub type UnixMillis = u64;
-
-/// The push service that carries pushes to a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    /// Apple Push Notification service (PushKit VoIP and alerts).
-    Apns,
-    /// Firebase Cloud Messaging, HTTP v1.
-    Fcm,
-    /// Windows Push Notification Services.
-    Wns,
-    /// Web Push (RFC 8030) to a browser's push service.
-    Webpush,
-}
-
-impl Platform {
-    /// The name used in the API, the config and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Apns => "apns",
-            Platform::Fcm => "fcm",
-            Platform::Wns => "wns",
-            Platform::Webpush => "webpush",
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Which of the push service's environments issued the token. Only APNs distinguishes them
-/// (a sandbox token is rejected by the production host), but it is kept for every platform so
-/// that a test build of any app can be told apart.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    /// Store builds; the default.
-    #[default]
-    Production,
-    /// Development builds (APNs sandbox).
-    Sandbox,
-}
 
 /// Where the push service delivers: the platform-specific device address. Its `Debug` prints
 /// only a fingerprint, so a registration can be logged without leaking the token.
@@ -141,41 +91,6 @@ impl fmt::Debug for PushAddress {
             write!(f, "+alert:{}", fingerprint(alert_token))?;
         }
         Ok(())
-    }
-}
-
-/// The identity a registration belongs to, scoped by its tenant. Tenants never see each
-/// other's identities: every store key starts with the tenant.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct IdentityKey {
-    /// The tenant, taken from the caller's credential, never from a request body.
-    pub tenant: String,
-    /// The user identity within the tenant.
-    pub identity: String,
-}
-
-impl IdentityKey {
-    /// Builds a key from its two parts.
-    pub fn new(tenant: impl Into<String>, identity: impl Into<String>) -> Self {
-        IdentityKey {
-            tenant: tenant.into(),
-            identity: identity.into(),
-        }
-    }
-
-    /// A stable 64-bit hash (FNV-1a) of the key. It picks the identity's shard, so it must
-    /// not change between runs or builds, which rules out std's `DefaultHasher`.
-    pub fn stable_hash(&self) -> u64 {
-        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let bytes = self
-            .tenant
-            .bytes()
-            .chain(std::iter::once(0))
-            .chain(self.identity.bytes());
-        bytes.fold(OFFSET, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(PRIME)
-        })
     }
 }
 

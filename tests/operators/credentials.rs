@@ -22,7 +22,7 @@ const KEY_B: &str = "operators-ring-key-b-0002";
 const TOKEN: &str = "0707070707070707070707070707070707070707070707070707070707070707";
 
 /// The development FCM service account, and one of the same project with another key.
-const DEV_ACCOUNT: &str = "config/dev/fcm-service-account.json";
+const DEV_ACCOUNT: &str = ringcast::config::dev::FCM_SERVICE_ACCOUNT;
 const OTHER_KEY: &str = include_str!("../fixtures/fcm-unknown-key.pem");
 
 /// The node's file: tenant `t` with `server_keys`, an APNs app signing with `key_id`'s `.p8`
