@@ -171,17 +171,23 @@ impl EmbeddedStore {
     ) -> Result<T, StoreError> {
         let answer = self.group.push(op);
         // The leader's part runs in a task of its own: a caller that stops waiting must not
-        // leave its write queued with nobody to run it.
+        // leave its write queued with nobody to run it. It holds the database weakly while it
+        // waits, so the file closes when the store's handles are gone, not when the last of
+        // these tasks has noticed that its write already ran.
         let (lanes, group, db) = (
             self.lanes.clone(),
             Arc::clone(&self.group),
-            Arc::clone(&self.db),
+            Arc::downgrade(&self.db),
         );
         tokio::spawn(async move {
             let turn = lanes.write_turn().await;
             // An earlier turn may have run this write with its batch already.
-            if !group.is_empty() {
-                let _ = turn.run(move || group.run(&db)).await;
+            if group.is_empty() {
+                return;
+            }
+            match db.upgrade() {
+                Some(db) => drop(turn.run(move || group.run(db)).await),
+                None => group.refuse_all("the store was closed before the write ran"),
             }
         });
         match answer.await {

@@ -16,7 +16,7 @@
 use super::error::EmbeddedError;
 use super::transactions::Tables;
 use redb::Database;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// The most writes one transaction carries: a bound on how long the first one waits.
@@ -57,20 +57,36 @@ impl Group {
 
     /// Runs the writes queued by now (up to [`MAX_BATCH`]) in one transaction and answers
     /// each. Blocking: call it on the write lane.
-    pub(super) fn run(&self, db: &Database) {
-        let batch: Vec<Box<dyn Job>> = {
+    ///
+    /// `db` is let go before anyone is answered: a caller that drops its last store handle
+    /// once answered closes the file then and there (it may be opened again at once).
+    pub(super) fn run(&self, db: Arc<Database>) {
+        let mut batch: Vec<Box<dyn Job>> = {
             let mut queue = self.lock();
             let take = queue.len().min(MAX_BATCH);
             queue.drain(..take).collect()
         };
-        let mut batch = batch;
-        if batch.len() > 1 && together(db, &mut batch).is_ok() {
-            for job in batch {
-                job.answer(Ok(()));
-            }
-            return;
+        let outcomes: Vec<Result<(), EmbeddedError>> =
+            if batch.len() > 1 && together(&db, &mut batch).is_ok() {
+                batch.iter().map(|_| Ok(())).collect()
+            } else {
+                batch
+                    .iter_mut()
+                    .map(|job| together(&db, std::slice::from_mut(job)))
+                    .collect()
+            };
+        drop(db);
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            job.answer(outcome);
         }
-        alone_each(db, batch);
+    }
+
+    /// Answers every queued write with `why` (the store was closed before they ran).
+    pub(super) fn refuse_all(&self, why: &'static str) {
+        let batch: Vec<Box<dyn Job>> = self.lock().drain(..).collect();
+        for job in batch {
+            job.answer(Err(EmbeddedError::MalformedRecord(why)));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn Job>>> {
@@ -93,14 +109,6 @@ fn together(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), EmbeddedErr
         tables.changed
     };
     commit_if(txn, changed)
-}
-
-/// Runs each job in a transaction of its own, and answers it.
-fn alone_each(db: &Database, batch: Vec<Box<dyn Job>>) {
-    for mut job in batch {
-        let outcome = together(db, std::slice::from_mut(&mut job));
-        job.answer(outcome);
-    }
 }
 
 /// Commits when something was written; an unchanged transaction is rolled back, which spares
