@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod channel;
 pub mod cluster;
+pub mod intake;
 mod paths;
 mod redis;
 pub mod secret;
@@ -70,6 +71,8 @@ pub struct Config {
     pub cluster: cluster::ClusterConfig,
     /// The internal push channel (`GET /v1/channel`).
     pub channel: channel::ChannelConfig,
+    /// How call events are taken in: durably on Redis Streams, or not.
+    pub intake: intake::IntakeConfig,
 }
 
 /// The HTTP API server.
@@ -496,6 +499,7 @@ impl Config {
             problems.push("router.max_events_in_flight must be at least 4".into());
         }
         problems.extend(self.cluster.problems());
+        problems.extend(self.intake.problems(registry.store));
         problems.extend(self.channel.problems());
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
