@@ -41,6 +41,8 @@ pub struct Ownership {
     /// Where this node tells the others that a call ended (`None` with the embedded store:
     /// a node alone has no others).
     pub ends: Option<super::ends::EndChannel>,
+    /// The durable intake (`[intake] durable`; `None`: events are taken in directly).
+    pub intake: Option<super::intake::DurableIntake>,
 }
 
 /// One event of one tenant.
@@ -181,13 +183,15 @@ pub async fn release(store: &AnyStore, ownership: &Ownership, event: &EventRef) 
 
 /// Holds an owned event until each of `devices` has an outcome (see the module doc), in a
 /// task of its own on the current arbiter; returns the devices with tickets that carry the
-/// same outcomes.
+/// same outcomes. The event's durable intake entry, if any, is acknowledged once every
+/// device has an outcome, and left pending for another node if the node stops first.
 pub fn hold(
     store: AnyStore,
     ownership: &Ownership,
     event: EventRef,
     devices: Vec<DevicePush>,
     guards: Guards,
+    entry: Option<super::intake::Pending>,
 ) -> Vec<DevicePush> {
     let mut done = Vec::new();
     let mut waiting = FuturesUnordered::new();
@@ -295,6 +299,11 @@ pub fn hold(
                 tracing::warn!(tenant = %event.tenant, %error,
                     "could not mark an event finished; its lease lapses instead");
             }
+        }
+        // Every device has an outcome, whether or not the store heard it: acknowledged, so
+        // no node pushes to those devices again from the stream.
+        if let Some(entry) = entry {
+            entry.delivered().await;
         }
     });
     relayed
