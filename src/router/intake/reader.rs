@@ -254,10 +254,10 @@ impl StreamReader {
         match self.redis.invoke::<i64>(&invocation).await {
             Ok(0) => {}
             Ok(removed) => {
-                tracing::info!(stream = %self.key, removed, "forgot the intake consumers of nodes gone")
+                tracing::info!(stream = %self.key, removed, "forgot the intake consumers of nodes gone");
             }
             Err(error) => {
-                tracing::debug!(stream = %self.key, %error, "could not forget gone consumers")
+                tracing::debug!(stream = %self.key, %error, "could not forget gone consumers");
             }
         }
     }
