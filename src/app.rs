@@ -438,6 +438,7 @@ fn ownership(config: &Config) -> Ownership {
     tracing::info!(node_id = %node, lease_ms = config.cluster.lease_ms, "cluster node id");
     Ownership {
         intake: DurableIntake::from_config(config, &node),
+        outcomes: crate::router::outcomes::OutcomeStream::from_config(config),
         node: node.into(),
         lease: config.cluster.lease(),
         renew_every: config.cluster.renew_every(),

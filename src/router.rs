@@ -19,6 +19,7 @@ pub mod ends;
 pub mod fanout;
 pub mod intake;
 pub mod internal;
+pub mod outcomes;
 pub mod ownership;
 pub mod providers;
 
@@ -115,6 +116,8 @@ pub struct Router {
     channel: Option<internal::ChannelFirst>,
     /// The durable intake over this shard's store connection (`[intake] durable`).
     intake: Option<ShardIntake>,
+    /// The outcome stream over this shard's store connection (`[outcomes] stream`).
+    outcomes: Option<outcomes::ShardOutcomes>,
 }
 
 impl Router {
@@ -131,7 +134,12 @@ impl Router {
             .intake
             .as_ref()
             .and_then(|intake| intake.on(&store));
+        let outcomes = ownership
+            .outcomes
+            .as_ref()
+            .and_then(|outcomes| outcomes.on(&store));
         Router {
+            outcomes,
             store,
             providers,
             mailbox_capacity,
@@ -188,6 +196,7 @@ impl Handler<Ring> for Router {
         let channel = self.channel.clone();
         let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
         let intake = self.intake.clone();
+        let outcomes = self.outcomes.clone();
         let span = crate::logging::call_event_span(&call.event_id);
         MessageResult(
             self.admitted(
@@ -256,12 +265,17 @@ impl Handler<Ring> for Router {
                         devices.extend(channel.offer(&call, now, deadline, offers, &providers));
                     }
                     tracing::debug!(devices = devices.len(), "rings queued");
+                    let report = outcomes.map(|stream| ownership::Report {
+                        stream,
+                        call_id: call.call_id.clone(),
+                        kind: crate::push::PushKind::IncomingCall,
+                    });
                     Ok(Routed {
                         event_id: call.event_id,
                         duplicate: false,
                         progress: None,
                         devices: ownership::hold(
-                            store, &ownership, event, devices, guards, pending,
+                            store, &ownership, event, devices, guards, pending, report,
                         ),
                     })
                 }
@@ -279,6 +293,7 @@ impl Handler<End> for Router {
         let channel = self.channel.clone();
         let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
         let intake = self.intake.clone();
+        let outcomes = self.outcomes.clone();
         let span = crate::logging::call_event_span(&end.event_id);
         MessageResult(
             self.admitted(
@@ -346,12 +361,17 @@ impl Handler<End> for Router {
                         "call ended"
                     );
                     let devices = submit(&providers, pushes).await;
+                    let report = outcomes.map(|stream| ownership::Report {
+                        stream,
+                        call_id: end.call_id.clone(),
+                        kind: end.kind(),
+                    });
                     Ok(Routed {
                         event_id: end.event_id,
                         duplicate: false,
                         progress: None,
                         devices: ownership::hold(
-                            store, &ownership, event, devices, guards, pending,
+                            store, &ownership, event, devices, guards, pending, report,
                         ),
                     })
                 }

@@ -7,6 +7,8 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 
 /// Intake stream entries by what became of them.
 pub const ENTRIES_TOTAL: &str = "ringcast_intake_entries_total";
+/// Devices' outcomes appended to the outcome stream, or not (src/router/outcomes.rs).
+pub const OUTCOME_STREAM_TOTAL: &str = "ringcast_outcome_stream_total";
 /// Entries delivered to a node and not yet acknowledged, per stream, as this node last read
 /// it (every node reads the same streams: take the max across nodes, not the sum).
 pub const PENDING: &str = "ringcast_intake_pending";
@@ -50,6 +52,11 @@ pub fn describe() {
         Unit::Count,
         "Durable intake stream entries by outcome: appended, append_failed, read, claimed, acked, expired, duplicate, refused, deferred, malformed, trimmed, ack_failed."
     );
+    describe_counter!(
+        OUTCOME_STREAM_TOTAL,
+        Unit::Count,
+        "Devices' outcomes appended to the tenant's outcome stream ([outcomes] stream = true), or failed to."
+    );
     describe_gauge!(
         PENDING,
         Unit::Count,
@@ -59,6 +66,9 @@ pub fn describe() {
 
 /// Registers every intake series at zero.
 pub fn preregister() {
+    for outcome in ["appended", "failed"] {
+        counter!(OUTCOME_STREAM_TOTAL, "outcome" => outcome).absolute(0);
+    }
     for outcome in EntryOutcome::ALL {
         counter!(ENTRIES_TOTAL, "outcome" => outcome.label()).absolute(0);
     }
@@ -72,4 +82,10 @@ pub fn entries(outcome: EntryOutcome, count: u64) {
 /// Stream `stream` had `pending` entries pending when this node last looked.
 pub fn pending(stream: usize, pending: u64) {
     gauge!(PENDING, "stream" => stream.to_string()).set(pending as f64);
+}
+
+/// A device's outcome was appended to the outcome stream (`true`) or could not be.
+pub fn outcome_stream(appended: bool) {
+    let outcome = if appended { "appended" } else { "failed" };
+    counter!(OUTCOME_STREAM_TOTAL, "outcome" => outcome).increment(1);
 }
