@@ -221,6 +221,39 @@ async fn the_same_durable_event_on_two_nodes_rings_once_and_leaves_nothing_pendi
     assert_eq!(push.pushes_to(&phone), 1, "rang once");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_leaves_its_unfinished_durable_entries_to_another_node() {
+    let redis = shared_redis().await;
+    let name = unique("intake-drained");
+    // The push service holds a's push past a's shutdown timeout (1 s).
+    let push = PushService::start(5_000).await;
+    let mut a = Node::start_configured("node-a", &redis, &push, 1, 1, &durable(&name));
+    let b = Node::start_configured("node-b", &redis, &push, 5, 1, &durable(&name));
+    let (callee, call) = (unique("drained-callee"), unique("call"));
+    let phone = token(0x70);
+    a.register(&callee, "phone", &phone).await;
+    let (status, _, accepted) = a.ring(&callee, &call, false).await;
+    assert_eq!(status, 202, "{accepted}");
+    push.holding_a_push().await;
+
+    // SIGTERM: a stops reading, waits for its push up to the shutdown timeout, exits 0 with
+    // the event unfinished; its entry stays pending and b delivers it.
+    a.signal("-TERM");
+    let exit = a.exited(Duration::from_secs(20)).await;
+    assert!(exit.success(), "exit {exit}");
+    assert_eq!(
+        push.pushes_to(&phone),
+        0,
+        "a stopped before the push service answered"
+    );
+    let pushes = push.rung(&phone, Duration::from_secs(20)).await;
+    assert_eq!(pushes, 1, "{pushes} pushes");
+    b.counted(EntryOutcome::Claimed, Duration::from_secs(5))
+        .await;
+    b.counted(EntryOutcome::Acked, Duration::from_secs(10))
+        .await;
+}
+
 /// The append script against a real Redis: the entry is pending on the appending node at
 /// once, so another node's read of new entries does not see it, and it can be acknowledged.
 #[tokio::test]
