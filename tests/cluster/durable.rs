@@ -254,6 +254,41 @@ async fn a_draining_node_leaves_its_unfinished_durable_entries_to_another_node()
         .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_another_producer_appends_is_read_and_rung() {
+    let redis = shared_redis().await;
+    let name = unique("intake-producer");
+    let push = PushService::start(50).await;
+    let a = Node::start_configured("node-a", &redis, &push, 5, 1, &durable(&name));
+    let (callee, call) = (unique("producer-callee"), unique("call"));
+    let phone = token(0x74);
+    a.register(&callee, "phone", &phone).await;
+
+    // Call control writes the event to the stream itself, in the README's schema.
+    let accepted_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let entry = json!({"v": 1, "kind": "ring", "tenant": "a", "event_id": call, "call_id": call,
+        "callee": callee, "caller_id": "+15550100", "caller_name": "Bob", "video": false,
+        "accepted_at": accepted_at, "ring_timeout_ms": 45_000});
+    let client = redis::Client::open(shared_redis_url().await).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{{{name}:intake:0}}"))
+        .arg("*")
+        .arg("e")
+        .arg(entry.to_string())
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    assert_eq!(push.rung(&phone, Duration::from_secs(10)).await, 1);
+    a.counted(EntryOutcome::Read, Duration::from_secs(5)).await;
+    a.counted(EntryOutcome::Acked, Duration::from_secs(5)).await;
+    assert_eq!(pending(&name).await, 0);
+}
+
 /// The append script against a real Redis: the entry is pending on the appending node at
 /// once, so another node's read of new entries does not see it, and it can be acknowledged.
 #[tokio::test]
