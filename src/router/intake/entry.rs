@@ -14,7 +14,10 @@
 //!
 //! The tenant is the one the accepting node authenticated; the callee is the identity.
 
+use crate::api::calls::{MAX_CALL_ID_LEN, MAX_CALLER_LEN};
+use crate::config::tenant::MAX_RING_TIMEOUT_SECONDS;
 use crate::push::EndReason;
+use crate::registry::validate::validate_identity;
 use crate::registry::{IdentityKey, UnixMillis};
 use crate::router::fanout::{CallEvent, Caller, EndEvent};
 use serde::{Deserialize, Serialize};
@@ -111,6 +114,7 @@ impl Entry {
         if wire.v != 1 {
             return Err(Malformed(format!("version {}", wire.v)));
         }
+        check(&wire)?;
         let callee = IdentityKey::new(wire.tenant, wire.callee);
         let caller = Caller {
             id: wire.caller_id,
@@ -189,6 +193,36 @@ fn encoded(wire: &Wire) -> String {
     serde_json::to_string(wire).unwrap_or_default()
 }
 
+/// What the API checks of an event, checked again: another producer (call control writing
+/// to the stream) may write entries, and an entry reaches the push services as the API's
+/// events do.
+fn check(wire: &Wire) -> Result<(), Malformed> {
+    let id = |field: &str, id: &str| {
+        let fits = !id.is_empty()
+            && id.len() <= MAX_CALL_ID_LEN
+            && id.bytes().all(|b| b.is_ascii_graphic());
+        fits.then_some(())
+            .ok_or_else(|| Malformed(format!("{field} must be 1-{MAX_CALL_ID_LEN} visible ASCII")))
+    };
+    id("event_id", &wire.event_id)?;
+    id("call_id", &wire.call_id)?;
+    validate_identity(&wire.callee)
+        .map_err(|error| Malformed(format!("callee: {}", error.message)))?;
+    let caller =
+        |text: &str| text.chars().count() <= MAX_CALLER_LEN && !text.chars().any(char::is_control);
+    if !caller(&wire.caller_id) || !caller(&wire.caller_name) {
+        return Err(Malformed(
+            "caller too long or with control characters".into(),
+        ));
+    }
+    if let Some(ms) = wire.ring_timeout_ms
+        && !(1_000..=MAX_RING_TIMEOUT_SECONDS * 1_000).contains(&ms)
+    {
+        return Err(Malformed(format!("ring_timeout_ms {ms}")));
+    }
+    Ok(())
+}
+
 /// An end's reason by its label.
 fn reason(label: Option<&str>) -> Result<EndReason, Malformed> {
     [
@@ -262,6 +296,9 @@ mod tests {
             r#"{"v":1,"kind":"ring","tenant":"a","event_id":"e","call_id":"c","callee":"x","accepted_at":1}"#,
             r#"{"v":1,"kind":"end","tenant":"a","event_id":"e","call_id":"c","callee":"x","accepted_at":1,"reason":"bored"}"#,
             r#"{"v":1,"kind":"poke","tenant":"a","event_id":"e","call_id":"c","callee":"x","accepted_at":1}"#,
+            r#"{"v":1,"kind":"ring","tenant":"a","event_id":"e e","call_id":"c","callee":"x","accepted_at":1,"ring_timeout_ms":1000}"#,
+            r#"{"v":1,"kind":"ring","tenant":"a","event_id":"e","call_id":"c","callee":"","accepted_at":1,"ring_timeout_ms":1000}"#,
+            r#"{"v":1,"kind":"ring","tenant":"a","event_id":"e","call_id":"c","callee":"x","accepted_at":1,"ring_timeout_ms":900000}"#,
         ] {
             assert!(Entry::decode(text).is_err(), "{text}");
         }
