@@ -22,6 +22,8 @@ use crate::registry::shards::{ShardSettings, ShardThreads, Shards};
 use crate::registry::{AnyStore, Store};
 use crate::router::drain::EventsInFlight;
 use crate::router::ends::{self, EndChannel};
+use crate::router::intake::DurableIntake;
+use crate::router::intake::reader::Readers;
 use crate::router::internal::ChannelFirst;
 use crate::router::ownership::Ownership;
 use crate::router::providers::{ProviderPlan, ProviderSet};
@@ -55,6 +57,8 @@ pub struct Node {
     end_listener: Option<tokio::task::JoinHandle<()>>,
     /// Listens for channel rings, notices and acks from other nodes (Redis stores only).
     relay_listener: Option<tokio::task::JoinHandle<()>>,
+    /// Claims and reads the durable intake's streams (`[intake] durable`).
+    intake_readers: Option<Readers>,
     /// The metrics exporter's upkeep loop.
     metrics_upkeep: tokio::task::JoinHandle<()>,
 }
@@ -151,6 +155,17 @@ async fn start_with(
         .as_ref()
         .zip(pubsub_source)
         .map(|(relay, source)| relay.spawn_listener(source));
+    let intake_readers = match &ownership.intake {
+        Some(intake) => match Readers::start(intake, &config.registry, routers.clone()).await {
+            Ok(readers) => Some(readers),
+            Err(error) => {
+                shard_threads.stop();
+                return Err(error.context("starting the durable intake's readers"));
+            }
+        },
+        None => None,
+    };
+    let stop_reading = intake_readers.as_ref().map(Readers::stopper);
     let state = web::Data::new(ApiState {
         shards,
         routers,
@@ -200,6 +215,10 @@ async fn start_with(
         let limit = Duration::from_secs(config.server.shutdown_timeout_seconds);
         actix_rt::spawn(async move {
             shutdown_signal().await;
+            // Unfinished durable entries stay pending for the other nodes to claim.
+            if let Some(readers) = &stop_reading {
+                readers.stop();
+            }
             drain(&intake_handle, &in_flight, limit).await;
             handle.stop(true).await;
         });
@@ -215,6 +234,7 @@ async fn start_with(
         sweeper,
         end_listener,
         relay_listener,
+        intake_readers,
         metrics_upkeep,
     })
 }
@@ -390,6 +410,8 @@ fn ownership(config: &Config) -> Ownership {
     let node = config.cluster.resolved_node_id();
     tracing::info!(node_id = %node, lease_ms = config.cluster.lease_ms, "cluster node id");
     Ownership {
+        intake: DurableIntake::from_config(config, &node),
+        outcomes: crate::router::outcomes::OutcomeStream::from_config(config),
         node: node.into(),
         lease: config.cluster.lease(),
         renew_every: config.cluster.renew_every(),
@@ -474,6 +496,9 @@ impl Node {
         }
         if let Some(listener) = self.relay_listener {
             listener.abort();
+        }
+        if let Some(readers) = self.intake_readers {
+            readers.abort();
         }
         self.metrics_upkeep.abort();
         self.shards.stop();

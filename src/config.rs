@@ -9,6 +9,8 @@ pub mod admin;
 pub mod channel;
 pub mod cluster;
 pub mod dev;
+pub mod intake;
+pub mod outcomes;
 mod paths;
 mod redis;
 pub mod secret;
@@ -71,6 +73,10 @@ pub struct Config {
     pub cluster: cluster::ClusterConfig,
     /// The internal push channel (`GET /v1/channel`).
     pub channel: channel::ChannelConfig,
+    /// How call events are taken in: durably on Redis Streams, or not.
+    pub intake: intake::IntakeConfig,
+    /// Whether devices' outcomes are published on a Redis Stream per tenant.
+    pub outcomes: outcomes::OutcomesConfig,
 }
 
 /// The HTTP API server.
@@ -497,6 +503,8 @@ impl Config {
             problems.push("router.max_events_in_flight must be at least 4".into());
         }
         problems.extend(self.cluster.problems());
+        problems.extend(self.intake.problems(registry.store));
+        problems.extend(self.outcomes.problems(registry.store));
         problems.extend(self.channel.problems());
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());

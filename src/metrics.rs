@@ -72,6 +72,7 @@
 
 pub mod catalog;
 pub mod channel;
+pub mod intake;
 pub mod process;
 mod vocabulary;
 

@@ -17,7 +17,9 @@ pub mod credentials;
 pub mod drain;
 pub mod ends;
 pub mod fanout;
+pub mod intake;
 pub mod internal;
+pub mod outcomes;
 pub mod ownership;
 pub mod providers;
 
@@ -28,6 +30,7 @@ use crate::registry::{AnyStore, IdentityKey, Platform, Store, StoreError};
 use actix::prelude::*;
 use admission::Admission;
 use fanout::{CallEvent, EndEvent};
+use intake::{Arrival, Pending, ShardIntake};
 use ownership::{EventRef, Ownership, RoutingSet, Taken};
 use providers::{ProviderKey, ProviderSet};
 use std::collections::HashMap;
@@ -85,15 +88,15 @@ pub struct Routed {
 /// Redis reply (the same profile finding that moved the dispatcher's deliveries out).
 pub type RouteReply = tokio::sync::oneshot::Receiver<Result<Routed, RouteError>>;
 
-/// An incoming call to route.
+/// An incoming call to route, and how it came.
 #[derive(Message)]
 #[rtype(result = "RouteReply")]
-pub struct Ring(pub CallEvent);
+pub struct Ring(pub CallEvent, pub Arrival);
 
-/// The end of a call to route.
+/// The end of a call to route, and how it came.
 #[derive(Message)]
 #[rtype(result = "RouteReply")]
-pub struct End(pub EndEvent);
+pub struct End(pub EndEvent, pub Arrival);
 
 /// The router of one shard.
 pub struct Router {
@@ -111,6 +114,10 @@ pub struct Router {
     routing: RoutingSet,
     /// The internal push channel, when the node has one.
     channel: Option<internal::ChannelFirst>,
+    /// The durable intake over this shard's store connection (`[intake] durable`).
+    intake: Option<ShardIntake>,
+    /// The outcome stream over this shard's store connection (`[outcomes] stream`).
+    outcomes: Option<outcomes::ShardOutcomes>,
 }
 
 impl Router {
@@ -123,7 +130,16 @@ impl Router {
         max_in_flight: usize,
         ownership: Ownership,
     ) -> Router {
+        let intake = ownership
+            .intake
+            .as_ref()
+            .and_then(|intake| intake.on(&store));
+        let outcomes = ownership
+            .outcomes
+            .as_ref()
+            .and_then(|outcomes| outcomes.on(&store));
         Router {
+            outcomes,
             store,
             providers,
             mailbox_capacity,
@@ -131,6 +147,7 @@ impl Router {
             ownership,
             routing: RoutingSet::default(),
             channel: None,
+            intake,
         }
     }
 
@@ -174,38 +191,57 @@ impl Actor for Router {
 impl Handler<Ring> for Router {
     type Result = MessageResult<Ring>;
 
-    fn handle(&mut self, Ring(call): Ring, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Ring(call, arrival): Ring, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
         let channel = self.channel.clone();
         let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
+        let intake = self.intake.clone();
+        let outcomes = self.outcomes.clone();
         let span = crate::logging::call_event_span(&call.event_id);
         MessageResult(
             self.admitted(
                 Priority::P0,
                 async move {
                     let now = crate::clock::now_millis();
-                    let deadline = now + call.ring_timeout.as_millis() as u64;
+                    // A ring read from a stream keeps the deadline it was accepted with.
+                    let accepted_at = accepted_at(&arrival, now);
+                    let deadline = accepted_at + call.ring_timeout.as_millis() as u64;
                     let event = EventRef {
                         tenant: call.callee.tenant.clone(),
                         event_id: call.event_id.clone(),
                     };
-                    let (done, guards) =
-                        match ownership::claim(&store, &ownership, &routing, &event, deadline, now)
-                            .await?
-                        {
-                            Taken::Owned { done, guards } => (done, guards),
-                            Taken::Duplicate(progress) => {
-                                return Ok(duplicate(call.event_id, progress));
+                    let pending = Pending::of(
+                        intake.as_ref(),
+                        &arrival,
+                        &event.tenant,
+                        &event.event_id,
+                        || intake::entry::encode_ring(&call, accepted_at),
+                    )
+                    .await?;
+                    let claimed =
+                        ownership::claim(&store, &ownership, &routing, &event, deadline, now).await;
+                    let (done, guards) = match claimed {
+                        Ok(Taken::Owned { done, guards }) => (done, guards),
+                        Ok(Taken::Duplicate(progress)) => {
+                            if let Some(pending) = pending {
+                                pending.duplicate(progress.as_ref()).await;
                             }
-                        };
+                            return Ok(duplicate(call.event_id, progress));
+                        }
+                        Err(error) => {
+                            refused(pending).await;
+                            return Err(error.into());
+                        }
+                    };
                     let registrations = match store.list(&call.callee, now).await {
                         Ok(registrations) => registrations,
                         Err(error) => {
                             ownership::release(&store, &ownership, &event).await;
+                            refused(pending).await;
                             return Err(error.into());
                         }
                     };
-                    let pushes = not_done(fanout::rings(&call, &registrations, now), &done);
+                    let pushes = not_done(fanout::rings(&call, &registrations, accepted_at), &done);
                     let (pushes, offers) = match &channel {
                         Some(channel) => {
                             channel
@@ -222,17 +258,25 @@ impl Handler<Ring> for Router {
                         // Give the whole event back: withdraw what was queued, release the claim.
                         withdraw(&providers, &call.callee, &call.call_id).await;
                         ownership::release(&store, &ownership, &event).await;
+                        refused(pending).await;
                         return Err(RouteError::Overloaded);
                     }
                     if let Some(channel) = &channel {
                         devices.extend(channel.offer(&call, now, deadline, offers, &providers));
                     }
                     tracing::debug!(devices = devices.len(), "rings queued");
+                    let report = outcomes.map(|stream| ownership::Report {
+                        stream,
+                        call_id: call.call_id.clone(),
+                        kind: crate::push::PushKind::IncomingCall,
+                    });
                     Ok(Routed {
                         event_id: call.event_id,
                         duplicate: false,
                         progress: None,
-                        devices: ownership::hold(store, &ownership, event, devices, guards),
+                        devices: ownership::hold(
+                            store, &ownership, event, devices, guards, pending, report,
+                        ),
                     })
                 }
                 .instrument(span),
@@ -244,30 +288,47 @@ impl Handler<Ring> for Router {
 impl Handler<End> for Router {
     type Result = MessageResult<End>;
 
-    fn handle(&mut self, End(end): End, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, End(end, arrival): End, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
         let channel = self.channel.clone();
         let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
+        let intake = self.intake.clone();
+        let outcomes = self.outcomes.clone();
         let span = crate::logging::call_event_span(&end.event_id);
         MessageResult(
             self.admitted(
                 end.kind().priority(),
                 async move {
                     let now = crate::clock::now_millis();
-                    let deadline = now + end.deadline_after().as_millis() as u64;
+                    let accepted_at = accepted_at(&arrival, now);
+                    let deadline = accepted_at + end.deadline_after().as_millis() as u64;
                     let event = EventRef {
                         tenant: end.callee.tenant.clone(),
                         event_id: end.event_id.clone(),
                     };
-                    let (done, guards) =
-                        match ownership::claim(&store, &ownership, &routing, &event, deadline, now)
-                            .await?
-                        {
-                            Taken::Owned { done, guards } => (done, guards),
-                            Taken::Duplicate(progress) => {
-                                return Ok(duplicate(end.event_id, progress));
+                    let pending = Pending::of(
+                        intake.as_ref(),
+                        &arrival,
+                        &event.tenant,
+                        &event.event_id,
+                        || intake::entry::encode_end(&end, accepted_at),
+                    )
+                    .await?;
+                    let claimed =
+                        ownership::claim(&store, &ownership, &routing, &event, deadline, now).await;
+                    let (done, guards) = match claimed {
+                        Ok(Taken::Owned { done, guards }) => (done, guards),
+                        Ok(Taken::Duplicate(progress)) => {
+                            if let Some(pending) = pending {
+                                pending.duplicate(progress.as_ref()).await;
                             }
-                        };
+                            return Ok(duplicate(end.event_id, progress));
+                        }
+                        Err(error) => {
+                            refused(pending).await;
+                            return Err(error.into());
+                        }
+                    };
                     // The call is over: rings still queued never leave, here or elsewhere.
                     let not_rung = withdraw(&providers, &end.callee, &end.call_id).await;
                     if let Some(ends) = &ownership.ends {
@@ -283,25 +344,35 @@ impl Handler<End> for Router {
                         Ok(registrations) => registrations,
                         Err(error) => {
                             ownership::release(&store, &ownership, &event).await;
+                            refused(pending).await;
                             return Err(error.into());
                         }
                     };
                     if let Some(channel) = &channel {
                         channel.notify_end(&end, deadline, now).await;
                     }
-                    let pushes =
-                        not_done(fanout::ends(&end, &registrations, &not_rung, now), &done);
+                    let pushes = not_done(
+                        fanout::ends(&end, &registrations, &not_rung, accepted_at),
+                        &done,
+                    );
                     tracing::debug!(
                         withdrawn = not_rung.len(),
                         pushes = pushes.len(),
                         "call ended"
                     );
                     let devices = submit(&providers, pushes).await;
+                    let report = outcomes.map(|stream| ownership::Report {
+                        stream,
+                        call_id: end.call_id.clone(),
+                        kind: end.kind(),
+                    });
                     Ok(Routed {
                         event_id: end.event_id,
                         duplicate: false,
                         progress: None,
-                        devices: ownership::hold(store, &ownership, event, devices, guards),
+                        devices: ownership::hold(
+                            store, &ownership, event, devices, guards, pending, report,
+                        ),
                     })
                 }
                 .instrument(span),
@@ -336,6 +407,21 @@ impl Handler<WithdrawRings> for Router {
                 );
             }
         });
+    }
+}
+
+/// When the event was accepted: now, unless it was read from a stream.
+fn accepted_at(arrival: &Arrival, now: crate::registry::UnixMillis) -> crate::registry::UnixMillis {
+    match arrival {
+        Arrival::Api => now,
+        Arrival::Stream { accepted_at, .. } => (*accepted_at).min(now),
+    }
+}
+
+/// Settles the entry of an event that could not be routed now (see [`Pending::refused`]).
+async fn refused(pending: Option<Pending>) {
+    if let Some(pending) = pending {
+        pending.refused().await;
     }
 }
 
@@ -498,10 +584,19 @@ impl Routers {
         &self.addresses[index]
     }
 
-    /// Routes an incoming call on its callee's shard.
+    /// Routes an incoming call from the API on its callee's shard.
     pub async fn ring(&self, call: CallEvent) -> Result<Routed, RoutersError> {
+        self.ring_arriving(call, Arrival::Api).await
+    }
+
+    /// Routes an incoming call that came by `arrival` on its callee's shard.
+    pub async fn ring_arriving(
+        &self,
+        call: CallEvent,
+        arrival: Arrival,
+    ) -> Result<Routed, RoutersError> {
         let router = self.of(&call.callee).clone();
-        self.ask(router.send(Ring(call))).await
+        self.ask(router.send(Ring(call, arrival))).await
     }
 
     /// Withdraws the callee's queued rings of `call_id` (the call ended on another node). A
@@ -514,10 +609,19 @@ impl Routers {
         }
     }
 
-    /// Routes the end of a call on its callee's shard.
+    /// Routes the end of a call from the API on its callee's shard.
     pub async fn end(&self, end: EndEvent) -> Result<Routed, RoutersError> {
+        self.end_arriving(end, Arrival::Api).await
+    }
+
+    /// Routes the end of a call that came by `arrival` on its callee's shard.
+    pub async fn end_arriving(
+        &self,
+        end: EndEvent,
+        arrival: Arrival,
+    ) -> Result<Routed, RoutersError> {
         let router = self.of(&end.callee).clone();
-        self.ask(router.send(End(end))).await
+        self.ask(router.send(End(end, arrival))).await
     }
 
     /// Waits, boundedly, for a router's answer: first for mailbox room, then for the work.

@@ -13,6 +13,12 @@ mod scenarios;
 // The internal push channel across nodes: presence and the relay over pub/sub.
 #[path = "cluster/channel.rs"]
 mod channel;
+// Durable intake on Redis Streams: a killed node's accepted events are delivered by another.
+#[path = "cluster/durable.rs"]
+mod durable;
+// The outcome stream: every device's outcome on the tenant's Redis Stream.
+#[path = "cluster/outcomes.rs"]
+mod outcomes;
 
 use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
 use serde_json::{Value, json};

@@ -187,6 +187,11 @@ fn the_examples_name_every_missing_secret() {
         assert_ne!(config.registry.store, StoreKind::Embedded, "{file}");
         assert!(config.tenants["acme"].apps.len() >= 2);
         assert!(config.providers.apns.max_in_flight >= 1);
+        assert_eq!(
+            config.intake.durable,
+            file.contains("cluster"),
+            "{file}: durable intake is the cluster's default"
+        );
         // The secrets live on the production machine, not here: each one is reported.
         let ConfigErrors(problems) = config.validate().unwrap_err();
         for key in [

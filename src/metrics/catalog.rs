@@ -263,6 +263,7 @@ pub fn describe_all() {
         "Seconds since the node's metrics were installed."
     );
     super::channel::describe();
+    super::intake::describe();
 }
 
 /// The final outcomes, for pre-registration (the reasons inside do not reach any label).
@@ -288,6 +289,7 @@ fn outcomes() -> [Outcome; 9] {
 /// The store-dependent histogram is registered per store in use by [`store_in_use`].
 pub fn preregister() {
     super::channel::preregister();
+    super::intake::preregister();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "git_sha" => env!("RINGCAST_GIT_SHA"))
         .set(1.0);
     gauge!(UPTIME_SECONDS).set(0.0);

@@ -291,6 +291,15 @@ impl RedisSentinelStore {
     }
 }
 
+impl<C: Clone> RedisStore<C> {
+    /// The store's multiplexed connection, for what else lives on the same Redis (the
+    /// durable intake's streams, src/router/intake.rs): a shard's traffic stays on its own
+    /// connection and thread.
+    pub fn connection(&self) -> C {
+        self.connection.clone()
+    }
+}
+
 impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,

@@ -41,6 +41,42 @@ pub struct Ownership {
     /// Where this node tells the others that a call ended (`None` with the embedded store:
     /// a node alone has no others).
     pub ends: Option<super::ends::EndChannel>,
+    /// The durable intake (`[intake] durable`; `None`: events are taken in directly).
+    pub intake: Option<super::intake::DurableIntake>,
+    /// The outcome stream (`[outcomes] stream`; `None`: outcomes are not published).
+    pub outcomes: Option<super::outcomes::OutcomeStream>,
+}
+
+/// Where an event's outcomes are published, and what they are outcomes of.
+pub struct Report {
+    /// The shard's outcome stream.
+    pub stream: super::outcomes::ShardOutcomes,
+    /// The event's call.
+    pub call_id: String,
+    /// What the event sends.
+    pub kind: crate::push::PushKind,
+}
+
+impl Report {
+    /// Publishes one device's outcome of `event`.
+    async fn publish(
+        &self,
+        event: &EventRef,
+        device_id: &str,
+        platform: Option<crate::registry::Platform>,
+        outcome: &crate::push::Outcome,
+    ) {
+        let report = super::outcomes::DeviceReport {
+            event_id: &event.event_id,
+            call_id: &self.call_id,
+            kind: self.kind,
+            device_id,
+            platform,
+            outcome,
+            at: crate::clock::now_millis(),
+        };
+        self.stream.append(&event.tenant, &report).await;
+    }
 }
 
 /// One event of one tenant.
@@ -181,27 +217,36 @@ pub async fn release(store: &AnyStore, ownership: &Ownership, event: &EventRef) 
 
 /// Holds an owned event until each of `devices` has an outcome (see the module doc), in a
 /// task of its own on the current arbiter; returns the devices with tickets that carry the
-/// same outcomes.
+/// same outcomes. The event's durable intake entry, if any, is acknowledged once every
+/// device has an outcome, and left pending for another node if the node stops first.
 pub fn hold(
     store: AnyStore,
     ownership: &Ownership,
     event: EventRef,
     devices: Vec<DevicePush>,
     guards: Guards,
+    entry: Option<super::intake::Pending>,
+    report: Option<Report>,
 ) -> Vec<DevicePush> {
     let mut done = Vec::new();
     let mut waiting = FuturesUnordered::new();
     let mut relayed = Vec::with_capacity(devices.len());
+    // Outcomes known at once, published first by the task below.
+    let mut known = Vec::new();
     for device in devices {
         let outcome = match device.outcome {
             DeviceOutcome::Known(outcome) => {
                 done.push(device.device_id.clone());
+                if report.is_some() {
+                    known.push((device.device_id.clone(), device.platform, outcome.clone()));
+                }
                 DeviceOutcome::Known(outcome)
             }
             DeviceOutcome::Pending(ticket) => {
                 let (relay, relayed_ticket) = oneshot::channel();
                 let device_id = device.device_id.clone();
-                waiting.push(async move { (device_id, ticket.await, relay) });
+                let platform = device.platform;
+                waiting.push(async move { (device_id, platform, ticket.await, relay) });
                 DeviceOutcome::Pending(relayed_ticket)
             }
         };
@@ -218,6 +263,11 @@ pub fn hold(
     );
     actix::spawn(async move {
         let _guards = guards;
+        if let Some(report) = &report {
+            for (device_id, platform, outcome) in &known {
+                report.publish(&event, device_id, *platform, outcome).await;
+            }
+        }
         let mut owned = true;
         let mut unfinished = 0;
         let mut renewals =
@@ -225,10 +275,15 @@ pub fn hold(
         renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !waiting.is_empty() {
             tokio::select! {
-                Some((device_id, outcome, relay)) = waiting.next() => {
+                Some((device_id, platform, outcome, relay)) = waiting.next() => {
                     match outcome {
                         Ok(outcome) => {
+                            // The waiting caller first; the stream after.
+                            let published = report.as_ref().map(|_| outcome.clone());
                             let _ = relay.send(outcome);
+                            if let (Some(report), Some(outcome)) = (&report, published) {
+                                report.publish(&event, &device_id, platform, &outcome).await;
+                            }
                             done.push(device_id);
                         }
                         // The dispatcher stopped (the node is stopping) without an outcome:
@@ -295,6 +350,11 @@ pub fn hold(
                 tracing::warn!(tenant = %event.tenant, %error,
                     "could not mark an event finished; its lease lapses instead");
             }
+        }
+        // Every device has an outcome, whether or not the store heard it: acknowledged, so
+        // no node pushes to those devices again from the stream.
+        if let Some(entry) = entry {
+            entry.delivered().await;
         }
     });
     relayed

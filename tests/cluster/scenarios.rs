@@ -32,19 +32,31 @@ enum Stop {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load scenario: run by benches/cluster.sh"]
 async fn scenario_steady() {
-    run("steady", Stop::None).await;
+    run("steady", Stop::None, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load scenario: run by benches/cluster.sh"]
 async fn scenario_kill_9_of_a_node() {
-    run("kill-9", Stop::Kill).await;
+    run("kill-9", Stop::Kill, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load scenario: run by benches/cluster.sh"]
 async fn scenario_sigterm_drain_of_a_node() {
-    run("sigterm-drain", Stop::Drain).await;
+    run("sigterm-drain", Stop::Drain, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load scenario: run by benches/cluster.sh"]
+async fn scenario_durable_steady() {
+    run("durable-steady", Stop::None, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load scenario: run by benches/cluster.sh"]
+async fn scenario_durable_kill_9_of_a_node() {
+    run("durable-kill-9", Stop::Kill, true).await;
 }
 
 /// One event as call control sees it.
@@ -63,11 +75,19 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-async fn run(name: &str, stop: Stop) {
+/// Runs scenario `name`. With `durable`, both nodes take events in durably (`[intake]`), and
+/// call control trusts a `202`: it sends again only the events a node refused or never
+/// answered, so every event the killed node accepted must come out of its stream entry.
+async fn run(name: &str, stop: Stop, durable: bool) {
     let redis = super::shared_redis().await;
     let push = PushService::start(LATENCY_MS).await;
-    let mut a = Node::start_with("node-a", &redis, &push, 10, 2048);
-    let b = Node::start_with("node-b", &redis, &push, 10, 2048);
+    let intake = if durable {
+        format!("\n[intake]\ndurable = true\nname = \"{}\"\n", unique(name))
+    } else {
+        String::new()
+    };
+    let mut a = Node::start_configured("node-a", &redis, &push, 10, 2048, &intake);
+    let b = Node::start_configured("node-b", &redis, &push, 10, 2048, &intake);
     let prefix = unique(name);
     let mut events = Vec::with_capacity(EVENTS);
     for n in 0..EVENTS {
@@ -118,8 +138,9 @@ async fn run(name: &str, stop: Stop) {
             Err(_) => 0,
         };
         events[n].accepted = status == 202;
-        // A node stopped: call control does not know what became of its events.
-        let on_stopped_node = n % 2 == 0 && stop != Stop::None;
+        // A node stopped: call control does not know what became of its events, unless
+        // they are durable and it answered 202.
+        let on_stopped_node = n % 2 == 0 && stop != Stop::None && !durable;
         if status != 202 || on_stopped_node {
             to_resend.push(n);
         }
