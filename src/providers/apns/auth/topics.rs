@@ -8,6 +8,7 @@
 //! is a DER SEQUENCE alternating a topic (UTF8String) and a SEQUENCE naming its kind
 //! (`topic`, `voip`, `complication`); only the topic strings matter here.
 
+use super::certificate::ApnsCertificate;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::ber::BerObject;
 use x509_parser::der_parser::oid::Oid;
@@ -51,6 +52,20 @@ pub fn certificate_topics(certificate: &X509Certificate<'_>) -> Vec<String> {
         }
     }
     topics
+}
+
+/// Logs a warning naming the app when its certificate does not cover `<bundle>` or
+/// `<bundle>.voip`: APNs would refuse those pushes with `400 TopicDisallowed`. A warning, not a
+/// configuration error: the topics are read from Apple's own extension, and a node must not
+/// refuse to start over a form of it this parser does not know; a real mismatch still shows
+/// at once as `misconfigured` outcomes and their alert.
+pub fn warn_uncovered(tenant: &str, app: &str, bundle_id: &str, certificate: &ApnsCertificate) {
+    let uncovered = certificate.uncovered_topics(bundle_id);
+    if !uncovered.is_empty() {
+        tracing::warn!(tenant, app, bundle_id, ?uncovered, covered = ?certificate.topics(),
+            "APNs client certificate does not cover the app's topics: APNs refuses those \
+             pushes with 400 TopicDisallowed (is it another app's certificate?)");
+    }
 }
 
 /// The topics of a DER certificate; `None` when it does not parse.
