@@ -142,6 +142,67 @@ mod tests {
         );
     }
 
+    /// A log writer that keeps what is written.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'writer> tracing_subscriber::fmt::MakeWriter<'writer> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'writer self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// What `warn_uncovered` logs for an app of `bundle_id` holding a certificate for
+    /// `com.example.app`.
+    fn warning_for(bundle_id: &str) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = push_certificate_params("com.example.app")
+            .self_signed(&key)
+            .unwrap();
+        let loaded =
+            ApnsCertificate::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+                .unwrap();
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(captured.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            warn_uncovered("acme", "ios", bundle_id, &loaded);
+        });
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn another_apps_certificate_is_warned_about_naming_the_app() {
+        let logged = warning_for("com.example.phone");
+        assert!(
+            logged.contains("WARN")
+                && logged.contains("tenant=\"acme\"")
+                && logged.contains("app=\"ios\"")
+                && logged.contains("com.example.phone.voip")
+                && logged.contains("TopicDisallowed"),
+            "{logged}"
+        );
+        assert_eq!(
+            warning_for("com.example.app"),
+            "",
+            "its own app: no warning"
+        );
+    }
+
     #[test]
     fn a_certificate_naming_no_topic_covers_none_and_long_values_encode() {
         let key = rcgen::KeyPair::generate().unwrap();
