@@ -1258,7 +1258,8 @@ async fn connect_as(
 /// APNs certificate auth: a connection presenting a client certificate from the configured
 /// CA needs no JWT; one presenting a certificate from elsewhere gets `403 BadCertificate` on
 /// every push; one presenting neither a certificate nor a JWT gets `403
-/// MissingProviderToken`, as APNs answers.
+/// MissingProviderToken`; one whose certificate covers other topics gets `400
+/// TopicDisallowed`, as APNs answers.
 #[tokio::test]
 async fn apns_a_trusted_client_certificate_stands_in_for_the_provider_token() {
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -1266,20 +1267,17 @@ async fn apns_a_trusted_client_certificate_stands_in_for_the_provider_token() {
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let subject = |name: &str| {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params
-    };
+    let subject = ringcast::providers::apns::auth::topics::push_certificate_params;
     let key = rcgen::KeyPair::generate().unwrap();
-    let issued = subject("Apple Push Services: com.example.app")
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let issued = subject("com.example.app").signed_by(&key, &issuer).unwrap();
     let stranger_key = rcgen::KeyPair::generate().unwrap();
-    let stranger = subject("Apple Push Services: com.example.app")
+    let stranger = subject("com.example.app")
         .self_signed(&stranger_key)
+        .unwrap();
+    // Trusted, but for another app: its pushes name topics it does not cover.
+    let other_app_key = rcgen::KeyPair::generate().unwrap();
+    let other_app = subject("com.example.other")
+        .signed_by(&other_app_key, &issuer)
         .unwrap();
     let h = spawn_with(SimulatorConfig {
         apns_client_ca: Some(ca.pem()),
@@ -1287,12 +1285,13 @@ async fn apns_a_trusted_client_certificate_stands_in_for_the_provider_token() {
         ..SimulatorConfig::default()
     })
     .await;
-    let without_jwt = || {
+    let without_jwt_to = |topic: &str| {
         hyper::Request::post(format!("https://127.0.0.1/3/device/{TOKEN}"))
-            .header("apns-topic", "com.example.app.voip")
+            .header("apns-topic", topic)
             .header("apns-push-type", "voip")
             .header("apns-priority", "10")
     };
+    let without_jwt = || without_jwt_to("com.example.app.voip");
 
     let (key_pem, stranger_key_pem) = (key.serialize_pem(), stranger_key.serialize_pem());
     let (mut certified, _task) = connect_as(&h, Some((&issued.pem(), &key_pem))).await;
@@ -1321,4 +1320,17 @@ async fn apns_a_trusted_client_certificate_stands_in_for_the_provider_token() {
         );
     }
     assert_eq!(h.sim.records().len(), 2);
+
+    let other_app_key_pem = other_app_key.serialize_pem();
+    let (mut other, _task) = connect_as(&h, Some((&other_app.pem(), &other_app_key_pem))).await;
+    let answer = send(&mut other, without_jwt(), "{}").await.unwrap();
+    assert_eq!(
+        (answer.status, answer.body["reason"].as_str()),
+        (400, Some("TopicDisallowed"))
+    );
+    let answer = send(&mut other, without_jwt_to("com.example.other.voip"), "{}")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(h.sim.records().len(), 3);
 }

@@ -268,6 +268,7 @@ fn make(
                 // The caller prefixes the app's key: strip the loader's separator.
                 let (tls, not_after) = crate::router::providers::apns_certificate_tls(
                     who,
+                    app.bundle_id.as_deref(),
                     certificate,
                     certificate_key,
                     "",

@@ -176,6 +176,7 @@ impl ProviderPlan {
                 ) {
                     let (tls, not_after) = apns_certificate_tls(
                         (tenant, app),
+                        Some(bundle_id),
                         certificate,
                         certificate_key,
                         &at,
@@ -318,6 +319,7 @@ impl ProviderPlan {
 /// logged when it is near.
 pub(crate) fn apns_certificate_tls(
     (tenant, app): (&str, &str),
+    bundle_id: Option<&str>,
     certificate: &SecretSource,
     certificate_key: &SecretSource,
     at: &str,
@@ -334,6 +336,9 @@ pub(crate) fn apns_certificate_tls(
         tracing::warn!(tenant, app, subject = %loaded.subject(), days_left,
             not_after = loaded.not_after(),
             "APNs client certificate expires soon: renew it before its pushes fail");
+    }
+    if let Some(bundle_id) = bundle_id {
+        crate::providers::apns::auth::topics::warn_uncovered(tenant, app, bundle_id, &loaded);
     }
     let tls = loaded
         .client_config(config.trusted_roots.as_deref())

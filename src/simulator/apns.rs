@@ -28,7 +28,10 @@
 //! - a VoIP token takes only `voip` pushes on `<bundle>.voip`, a regular token only the other
 //!   push types on the bare `<bundle>`: the wrong one is `400 DeviceTokenNotForTopic`;
 //! - a topic naming a bundle id outside the profile's `apns_bundle_ids` (when it lists any)
-//!   is `400 DeviceTokenNotForTopic`: the token belongs to another app.
+//!   is `400 DeviceTokenNotForTopic`: the token belongs to another app;
+//! - on a certificate-auth connection (a trusted client certificate, no JWT), a topic the
+//!   certificate does not cover (its subject UID and Apple's topics extension, see
+//!   [`crate::providers::apns::auth::topics`]) is `400 TopicDisallowed`.
 
 use crate::registry::Environment;
 use http::{HeaderMap, Method};
@@ -308,6 +311,14 @@ fn check(
     }
 
     let topic = header(headers, "apns-topic").ok_or(reject(400, "MissingTopic"))?;
+    // Certificate auth binds the sender to its certificate's topics (a JWT names a team,
+    // which may push to any of its apps' topics).
+    if let super::tls::ClientCertificate::Trusted { topics } = &token.client_certificate
+        && header(headers, "authorization").is_none()
+        && !topics.iter().any(|covered| covered == topic)
+    {
+        return Err(reject(400, "TopicDisallowed"));
+    }
     let push_type = header(headers, "apns-push-type").unwrap_or("alert");
     if !PUSH_TYPES.contains(&push_type) {
         return Err(reject(400, "InvalidPushType"));
@@ -392,7 +403,7 @@ fn check_provider_token(
     // one fails every push of the connection.
     match token.client_certificate {
         super::tls::ClientCertificate::Untrusted => return Err(reject(403, "BadCertificate")),
-        super::tls::ClientCertificate::Trusted if authorization.is_none() => return Ok(()),
+        super::tls::ClientCertificate::Trusted { .. } if authorization.is_none() => return Ok(()),
         _ => {}
     }
     let jwt = authorization

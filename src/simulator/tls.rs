@@ -4,6 +4,7 @@
 //! on the listener that plays the HTTP/1.1-only hosts (OAuth token endpoints, and WNS and
 //! Web Push when the profile says so).
 
+use crate::providers::apns::auth::topics::der_certificate_topics;
 use rustls::ServerConfig;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
@@ -45,13 +46,18 @@ pub enum TlsError {
 }
 
 /// What a connection's client certificate says about its sender (APNs certificate auth).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ClientCertificate {
     /// None presented: the sender must show a JWT.
     #[default]
     Absent,
-    /// Issued by the configured CA and valid now: no JWT needed.
-    Trusted,
+    /// Issued by the configured CA and valid now: no JWT needed, for these topics only (its
+    /// subject UID and Apple's topics extension); any other `apns-topic` is `400
+    /// TopicDisallowed`.
+    Trusted {
+        /// The topics the certificate covers.
+        topics: Vec<String>,
+    },
     /// Presented, but not from the CA, or expired: APNs answers 403 `BadCertificate`.
     Untrusted,
 }
@@ -100,7 +106,10 @@ impl ClientCertificates {
             .webpki
             .verify_client_cert(leaf, intermediates, UnixTime::now())
         {
-            Ok(_) => ClientCertificate::Trusted,
+            // Verified above, so it parses; a certificate naming no topic covers none.
+            Ok(_) => ClientCertificate::Trusted {
+                topics: der_certificate_topics(leaf).unwrap_or_default(),
+            },
             Err(_) => ClientCertificate::Untrusted,
         }
     }

@@ -1,6 +1,7 @@
 //! APNs certificate auth through a live node: an app with a client certificate instead of
 //! team / key id / `.p8` rings its iPhones with no JWT at all, and its certificate's expiry
-//! is on `/metrics` as `ringcast_credential_expiry_seconds`.
+//! is on `/metrics` as `ringcast_credential_expiry_seconds`; another app's certificate is
+//! refused with `400 TopicDisallowed` and deletes nothing.
 
 use crate::support::app::{APNS_TOKEN, KEY_A, TestStore, apns_body, spawn_with, test_config};
 use crate::{sample, scrape};
@@ -21,8 +22,9 @@ pub struct IssuedCertificate {
     pub not_after: i64,
 }
 
-/// Issues a client certificate from a fresh CA, as Apple issues push certificates.
-pub fn issue(subject: &str, days: i64) -> IssuedCertificate {
+/// Issues a push certificate for the app `bundle` from a fresh CA, as Apple issues them: the
+/// bundle id as subject UID, and `<bundle>` and `<bundle>.voip` in Apple's topics extension.
+pub fn issue(bundle: &str, days: i64) -> IssuedCertificate {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -32,10 +34,7 @@ pub fn issue(subject: &str, days: i64) -> IssuedCertificate {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, subject);
+    let mut params = ringcast::providers::apns::auth::topics::push_certificate_params(bundle);
     let now = time::OffsetDateTime::now_utc();
     // Whole seconds: a certificate's validity has no fraction.
     let not_after = time::OffsetDateTime::from_unix_timestamp(
@@ -94,7 +93,7 @@ async fn simulator(ca_pem: &str, dir: &Path) -> RunningSimulator {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_app_rings_without_a_jwt_and_exports_its_expiry() {
     let dir = tempfile::tempdir().unwrap();
-    let issued = issue("Apple Push Services: com.example.phone", 90);
+    let issued = issue("com.example.phone", 90);
     let sim = simulator(&issued.ca_pem, dir.path()).await;
     let mut config = test_config(TestStore::Embedded(dir.path().join("r.redb")), dir.path());
     with_certificate(&mut config, dir.path(), &issued, &sim.base_url());
@@ -134,7 +133,7 @@ async fn a_certificate_app_rings_without_a_jwt_and_exports_its_expiry() {
 #[test]
 fn an_expired_certificate_stops_start_up_with_the_key_named() {
     let dir = tempfile::tempdir().unwrap();
-    let issued = issue("Apple Push Services: com.example.phone", -1);
+    let issued = issue("com.example.phone", -1);
     let mut config = test_config(TestStore::Embedded(dir.path().join("r.redb")), dir.path());
     with_certificate(&mut config, dir.path(), &issued, "https://127.0.0.1:9");
     let ConfigErrors(problems) = config.validate().unwrap_err();
@@ -143,4 +142,60 @@ fn an_expired_certificate_stops_start_up_with_the_key_named() {
         problems.contains("tenants.a.apps.ios.certificate") && problems.contains("expired"),
         "{problems}"
     );
+}
+
+/// Rings `callee` once with `call_id` and waits for the verdict; returns the first outcome
+/// and its reason.
+async fn ring_once(
+    app: &crate::support::app::TestApp,
+    callee: &str,
+    call_id: &str,
+) -> (String, String) {
+    let response = app
+        .client
+        .post(app.url("/v1/calls?wait=true"))
+        .bearer_auth(KEY_A)
+        .json(&serde_json::json!({"call_id": call_id, "callee": callee,
+            "caller": {"id": "+15550100", "display_name": "Bob"}}))
+        .send()
+        .await
+        .unwrap();
+    let answer: serde_json::Value = response.json().await.unwrap();
+    let outcome = &answer["outcomes"][0];
+    (
+        outcome["outcome"].as_str().unwrap_or_default().to_owned(),
+        outcome["reason"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// APNs binds a push certificate to its app's topics: an app configured with another app's
+/// certificate gets `400 TopicDisallowed` on every push. That blames the sender's
+/// configuration, not the phone, so the call is `misconfigured` and the registration stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_apps_certificate_is_topic_disallowed_and_the_registration_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = issue("com.example.other", 90);
+    let sim = simulator(&issued.ca_pem, dir.path()).await;
+    let mut config = test_config(TestStore::Embedded(dir.path().join("r.redb")), dir.path());
+    with_certificate(&mut config, dir.path(), &issued, &sim.base_url());
+    config.providers.apns.trusted_roots = Some(dir.path().join("simulator.pem"));
+    let app = spawn_with(config, dir).await;
+
+    let (status, answer) = app
+        .register(KEY_A, "cert-carol", "iphone", &apns_body(APNS_TOKEN))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    // Twice: each verdict's cleanup has run before the next answer, so a deletion after the
+    // first would show in the second.
+    for call in ["other-1", "other-2"] {
+        assert_eq!(
+            ring_once(&app, "cert-carol", call).await,
+            ("misconfigured".to_owned(), "TopicDisallowed".to_owned())
+        );
+    }
+    assert_eq!(app.devices(KEY_A, "cert-carol").await, ["iphone"]);
+    assert!(sim.records().is_empty(), "nothing was accepted");
+    let stats = sim.stats();
+    assert_eq!((stats.requests, stats.accepted), (2, 0), "{stats:?}");
+    app.stop().await;
 }

@@ -12,7 +12,7 @@ async fn a_scrape_after_registration_traffic_counts_it_and_passes_promtool() {
     // expiry (nothing listens at the APNs address: no push is sent here).
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(TestStore::Embedded(dir.path().join("r.redb")), dir.path());
-    let issued = issue("Apple Push Services: com.example.phone", 365);
+    let issued = issue("com.example.phone", 365);
     with_certificate(&mut config, dir.path(), &issued, "https://127.0.0.1:9");
     let app = spawn_with(config, dir).await;
     let before = scrape(&app).await;

@@ -16,6 +16,7 @@
 //! also exists").
 
 pub mod certificate;
+pub mod topics;
 
 use super::config::{MAX_JWT_REFRESH, MIN_JWT_REFRESH};
 use crate::registry::UnixMillis;

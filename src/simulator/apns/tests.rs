@@ -484,3 +484,44 @@ fn canonical_uuid_shape() {
     assert!(!is_canonical_uuid("00000000000000000000000000000000"));
     assert!(!is_canonical_uuid("0000000g-0000-0000-0000-000000000000"));
 }
+
+#[test]
+fn a_certificate_sender_may_push_only_to_its_certificates_topics() {
+    let f = fixture();
+    let mut token = ConnectionToken {
+        client_certificate: super::super::tls::ClientCertificate::Trusted {
+            topics: vec!["com.example.app".into(), "com.example.app.voip".into()],
+        },
+        ..ConnectionToken::default()
+    };
+    let mut send = |topic: &str, bearer: Option<&str>| {
+        let mut headers = voip_headers(bearer.unwrap_or("unused"));
+        if bearer.is_none() {
+            headers.remove("authorization");
+        }
+        headers.insert("apns-topic", HeaderValue::from_str(topic).unwrap());
+        let request = ApnsRequest {
+            method: &Method::POST,
+            path: &path(),
+            headers: &headers,
+            body: b"{}",
+            authority: None,
+            bundle_ids: &[],
+        };
+        judge(request, &f.keys, NOW, &mut token)
+    };
+    assert!(matches!(
+        send("com.example.app.voip", None),
+        Verdict::Accept(_)
+    ));
+    assert_eq!(
+        reason(send("com.other.app.voip", None)),
+        (400, "TopicDisallowed")
+    );
+    // A JWT on the same connection speaks for its team, not the certificate's app.
+    let bearer = jwt(&f.signing, "KEY1234567", "TEAM123456", NOW - 10);
+    assert!(matches!(
+        send("com.other.app.voip", Some(&bearer)),
+        Verdict::Accept(_)
+    ));
+}

@@ -64,6 +64,8 @@ pub struct ApnsCertificate {
     not_after: i64,
     /// The leaf's subject (Apple's says which app: "Apple Push Services: <bundle id>").
     subject: String,
+    /// The topics the leaf covers (subject UID and Apple's topics extension).
+    topics: Vec<String>,
 }
 
 impl std::fmt::Debug for ApnsCertificate {
@@ -71,6 +73,7 @@ impl std::fmt::Debug for ApnsCertificate {
         f.debug_struct("ApnsCertificate")
             .field("subject", &self.subject)
             .field("not_after", &self.not_after)
+            .field("topics", &self.topics)
             .field("key", &"[redacted]")
             .finish()
     }
@@ -89,12 +92,14 @@ impl ApnsCertificate {
             .map_err(|error| CertificateError::Certificate(error.to_string()))?;
         let not_after = parsed.validity().not_after.timestamp();
         let subject = parsed.subject().to_string();
+        let topics = super::topics::certificate_topics(&parsed);
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| CertificateError::Key)?;
         Ok(ApnsCertificate {
             chain,
             key,
             not_after,
             subject,
+            topics,
         })
     }
 
@@ -107,6 +112,21 @@ impl ApnsCertificate {
     /// The leaf's subject.
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// The topics the certificate covers (its subject UID and Apple's topics extension).
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
+    /// Which of the topics ringcast pushes for `bundle_id` (`<bundle>` for alerts,
+    /// `<bundle>.voip` for calls) the certificate does not cover: APNs refuses those pushes
+    /// with `400 TopicDisallowed`. Empty when it covers both.
+    pub fn uncovered_topics(&self, bundle_id: &str) -> Vec<String> {
+        [bundle_id.to_owned(), format!("{bundle_id}.voip")]
+            .into_iter()
+            .filter(|topic| !self.topics.contains(topic))
+            .collect()
     }
 
     /// How close the certificate is to its end at `now` (UNIX seconds), warning `window`
@@ -196,6 +216,27 @@ mod tests {
         assert!(expired.to_string().contains("expired"), "{expired}");
         assert!(!format!("{parsed:?}").contains("PRIVATE"));
         assert!(parsed.client_config(None).is_ok());
+    }
+
+    #[test]
+    fn the_topics_are_read_and_the_uncovered_ones_named() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = super::super::topics::push_certificate_params("com.example.app")
+            .self_signed(&key)
+            .unwrap();
+        let parsed =
+            ApnsCertificate::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+                .unwrap();
+        assert_eq!(parsed.topics(), ["com.example.app", "com.example.app.voip"]);
+        assert!(parsed.uncovered_topics("com.example.app").is_empty());
+        assert_eq!(
+            parsed.uncovered_topics("com.example.other"),
+            ["com.example.other", "com.example.other.voip"]
+        );
+        // A certificate without Apple's fields covers nothing.
+        let (bare, bare_key) = certificate("push", NOW - DAY, NOW + DAY);
+        let bare = ApnsCertificate::from_pem(bare.as_bytes(), bare_key.as_bytes()).unwrap();
+        assert_eq!(bare.uncovered_topics("a.b").len(), 2);
     }
 
     #[test]
