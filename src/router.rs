@@ -210,28 +210,22 @@ impl Handler<Ring> for Router {
                         tenant: call.callee.tenant.clone(),
                         event_id: call.event_id.clone(),
                     };
-                    let pending = Pending::of(
-                        intake.as_ref(),
-                        &arrival,
-                        &event.tenant,
-                        &event.event_id,
-                        || intake::entry::encode_ring(&call, accepted_at),
-                    )
-                    .await?;
-                    let claimed =
-                        ownership::claim(&store, &ownership, &routing, &event, deadline, now).await;
-                    let (done, guards) = match claimed {
-                        Ok(Taken::Owned { done, guards }) => (done, guards),
-                        Ok(Taken::Duplicate(progress)) => {
-                            if let Some(pending) = pending {
-                                pending.duplicate(progress.as_ref()).await;
-                            }
-                            return Ok(duplicate(call.event_id, progress));
-                        }
-                        Err(error) => {
-                            refused(pending).await;
-                            return Err(error.into());
-                        }
+                    let taking = Taking {
+                        store: &store,
+                        ownership: &ownership,
+                        routing: &routing,
+                    };
+                    let entry = || intake::entry::encode_ring(&call, accepted_at);
+                    let Held {
+                        done,
+                        guards,
+                        pending,
+                    } = match taking
+                        .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
+                        .await?
+                    {
+                        Ok(held) => held,
+                        Err(duplicate) => return Ok(duplicate),
                     };
                     let registrations = match store.list(&call.callee, now).await {
                         Ok(registrations) => registrations,
@@ -306,28 +300,22 @@ impl Handler<End> for Router {
                         tenant: end.callee.tenant.clone(),
                         event_id: end.event_id.clone(),
                     };
-                    let pending = Pending::of(
-                        intake.as_ref(),
-                        &arrival,
-                        &event.tenant,
-                        &event.event_id,
-                        || intake::entry::encode_end(&end, accepted_at),
-                    )
-                    .await?;
-                    let claimed =
-                        ownership::claim(&store, &ownership, &routing, &event, deadline, now).await;
-                    let (done, guards) = match claimed {
-                        Ok(Taken::Owned { done, guards }) => (done, guards),
-                        Ok(Taken::Duplicate(progress)) => {
-                            if let Some(pending) = pending {
-                                pending.duplicate(progress.as_ref()).await;
-                            }
-                            return Ok(duplicate(end.event_id, progress));
-                        }
-                        Err(error) => {
-                            refused(pending).await;
-                            return Err(error.into());
-                        }
+                    let taking = Taking {
+                        store: &store,
+                        ownership: &ownership,
+                        routing: &routing,
+                    };
+                    let entry = || intake::entry::encode_end(&end, accepted_at);
+                    let Held {
+                        done,
+                        guards,
+                        pending,
+                    } = match taking
+                        .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
+                        .await?
+                    {
+                        Ok(held) => held,
+                        Err(duplicate) => return Ok(duplicate),
                     };
                     // The call is over: rings still queued never leave, here or elsewhere.
                     let not_rung = withdraw(&providers, &end.callee, &end.call_id).await;
@@ -415,6 +403,64 @@ fn accepted_at(arrival: &Arrival, now: crate::registry::UnixMillis) -> crate::re
     match arrival {
         Arrival::Api => now,
         Arrival::Stream { accepted_at, .. } => (*accepted_at).min(now),
+    }
+}
+
+/// What routing an event needs from the router to take it.
+struct Taking<'a> {
+    store: &'a AnyStore,
+    ownership: &'a Ownership,
+    routing: &'a RoutingSet,
+}
+
+/// An event this router took: the devices already done (after a takeover), the guards that
+/// keep it counted here, and its intake entry.
+struct Held {
+    done: std::collections::HashSet<String>,
+    guards: ownership::Guards,
+    pending: Option<Pending>,
+}
+
+impl Taking<'_> {
+    /// The first step of every event, ring or end: its intake entry (appended for an API
+    /// request, `entry` builds it), then its claim. `Ok(Err(answer))` is a duplicate's
+    /// answer, its entry settled; an error settles the entry as refused.
+    async fn take(
+        &self,
+        intake: Option<&ShardIntake>,
+        arrival: &Arrival,
+        event: &EventRef,
+        deadline: crate::registry::UnixMillis,
+        now: crate::registry::UnixMillis,
+        entry: impl FnOnce() -> String,
+    ) -> Result<Result<Held, Routed>, RouteError> {
+        let pending = Pending::of(intake, arrival, &event.tenant, &event.event_id, entry).await?;
+        let claimed = ownership::claim(
+            self.store,
+            self.ownership,
+            self.routing,
+            event,
+            deadline,
+            now,
+        )
+        .await;
+        match claimed {
+            Ok(Taken::Owned { done, guards }) => Ok(Ok(Held {
+                done,
+                guards,
+                pending,
+            })),
+            Ok(Taken::Duplicate(progress)) => {
+                if let Some(pending) = pending {
+                    pending.duplicate(progress.as_ref()).await;
+                }
+                Ok(Err(duplicate(event.event_id.clone(), progress)))
+            }
+            Err(error) => {
+                refused(pending).await;
+                Err(error.into())
+            }
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, Se
 use crate::registry::redis::{cluster_client, tls};
 use futures_util::StreamExt;
 use redis::RedisResult;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +67,15 @@ pub enum EndChannel {
 impl EndChannel {
     /// Connects to the store's Redis; `None` for the embedded store (one node alone).
     pub async fn connect(registry: &RegistryConfig) -> anyhow::Result<Option<EndChannel>> {
+        Self::connect_answering_within(registry, PUBLISH_TIMEOUT).await
+    }
+
+    /// [`EndChannel::connect`] for commands whose answers may take `response_timeout` (a
+    /// blocking stream read takes as long as it blocks).
+    pub async fn connect_answering_within(
+        registry: &RegistryConfig,
+        response_timeout: Duration,
+    ) -> anyhow::Result<Option<EndChannel>> {
         let Some(source) = EndSource::from_config(registry)? else {
             return Ok(None);
         };
@@ -77,10 +86,16 @@ impl EndChannel {
                 EndSource::Servers { urls, certificates } if registry.store == StoreKind::Redis => {
                     let url = urls.first().map_or("", String::as_str);
                     let client = tls::client(url, certificates.as_ref())?;
-                    EndChannel::Single(ConnectionManager::new(client).await?)
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(connect_timeout))
+                        .set_response_timeout(Some(response_timeout));
+                    EndChannel::Single(ConnectionManager::new_with_config(client, config).await?)
                 }
                 EndSource::Servers { urls, certificates } => {
-                    let client = cluster_client(urls, certificates.as_ref())?.build()?;
+                    let client = cluster_client(urls, certificates.as_ref())?
+                        .connection_timeout(connect_timeout)
+                        .response_timeout(response_timeout)
+                        .build()?;
                     EndChannel::Cluster(client.get_async_connection().await?)
                 }
                 EndSource::Sentinel {
@@ -96,7 +111,7 @@ impl EndChannel {
                         login,
                     };
                     let connection =
-                        SentinelConnection::connect(&target, connect_timeout, PUBLISH_TIMEOUT)
+                        SentinelConnection::connect(&target, connect_timeout, response_timeout)
                             .await?;
                     EndChannel::Sentinel(connection)
                 }

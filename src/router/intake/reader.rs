@@ -9,14 +9,11 @@ mod replies;
 
 use super::entry::{Entry, Event};
 use super::{Arrival, DurableIntake, EntryRef, GROUP};
-use crate::config::{RegistryConfig, StoreKind};
+use crate::config::RegistryConfig;
 use crate::metrics::intake::{self as counted, EntryOutcome};
-use crate::registry::redis::sentinel::{SentinelConnection, SentinelTarget};
-use crate::registry::redis::{cluster_client, tls};
-use crate::router::ends::{EndChannel, EndSource};
+use crate::router::ends::EndChannel;
 use crate::router::{Routed, Routers};
 use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use replies::{Claimed, read_entries};
 use std::sync::{Arc, LazyLock};
@@ -373,49 +370,9 @@ async fn connect(
     registry: &RegistryConfig,
     response_timeout: Duration,
 ) -> anyhow::Result<EndChannel> {
-    let Some(source) = EndSource::from_config(registry)? else {
-        anyhow::bail!("durable intake needs a Redis store");
-    };
-    let connect_timeout = Duration::from_millis(registry.redis.connect_timeout_ms);
-    let connecting = async {
-        Ok::<_, anyhow::Error>(match &source {
-            EndSource::Servers { urls, certificates } if registry.store == StoreKind::Redis => {
-                let url = urls.first().map_or("", String::as_str);
-                let client = tls::client(url, certificates.as_ref())?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(connect_timeout))
-                    .set_response_timeout(Some(response_timeout));
-                EndChannel::Single(ConnectionManager::new_with_config(client, config).await?)
-            }
-            EndSource::Servers { urls, certificates } => {
-                let client = cluster_client(urls, certificates.as_ref())?
-                    .connection_timeout(connect_timeout)
-                    .response_timeout(response_timeout)
-                    .build()?;
-                EndChannel::Cluster(client.get_async_connection().await?)
-            }
-            EndSource::Sentinel {
-                sentinels,
-                master,
-                certificates,
-                login,
-            } => {
-                let target = SentinelTarget {
-                    sentinels,
-                    master,
-                    certificates: certificates.as_ref(),
-                    login,
-                };
-                EndChannel::Sentinel(
-                    SentinelConnection::connect(&target, connect_timeout, response_timeout).await?,
-                )
-            }
-        })
-    };
-    match tokio::time::timeout(connect_timeout * 2, connecting).await {
-        Ok(connection) => connection,
-        Err(_) => anyhow::bail!("no answer from Redis within {:?}", connect_timeout * 2),
-    }
+    EndChannel::connect_answering_within(registry, response_timeout)
+        .await?
+        .context("durable intake needs a Redis store")
 }
 
 #[cfg(test)]
