@@ -23,6 +23,7 @@ CLIENTS=${CLIENTS:-10000}           # channel clients = identities
 MAX_SECONDS=${MAX_SECONDS:-15}      # phase 1: as fast as possible (max concurrency)
 CONCURRENCY=${CONCURRENCY:-64}
 FIXED_SECONDS=${FIXED_SECONDS:-20}  # phase 2: fixed rate at half of phase 1's
+RATE=${RATE:-}                      # phase 2 at this rate instead (A/B of two builds at one rate)
 BIN=${BIN:-}
 
 for tool in python3 jq curl; do
@@ -77,7 +78,7 @@ common=(--target "http://127.0.0.1:$node_port" --http h2c --connections 4 --quie
 "$BIN" loadgen "${common[@]}" --reuse --channel-clients "$CLIENTS" \
   --max-concurrency "$CONCURRENCY" --duration "$MAX_SECONDS" --out "$work/max" >"$work/max.txt"
 max_rate=$(jq .calls_per_second "$work/max/report.json")
-half=$(python3 -c "print(max(1, round($max_rate/2)))")
+half=${RATE:-$(python3 -c "print(max(1, round($max_rate/2)))")}
 
 # Phase 2: open loop at half that rate.
 "$BIN" loadgen "${common[@]}" --reuse --channel-clients "$CLIENTS" \
@@ -104,7 +105,7 @@ echo
 echo "| phase | clients connected | KiB per idle connection | calls/s ok | channel ring p50 ms | p99 ms | p99.9 ms | API p99 ms | pushes avoided | failed calls |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 row "max (concurrency $CONCURRENCY, ${MAX_SECONDS}s)" max
-row "fixed $half/s (half of max, ${FIXED_SECONDS}s)" half
+row "fixed $half/s (${RATE:+given, not }half of max, ${FIXED_SECONDS}s)" half
 echo
 echo "node peak RSS: $((peak_rss_kb / 1024)) MiB; pushes the simulator accepted: $(curl -sk "https://127.0.0.1:$sim_port/stats" | jq -c '.accepted_by_service // .' 2>/dev/null || echo '?')"
 for phase in max half; do

@@ -27,7 +27,7 @@
 //! | `ringcast_expired_total` | counter | `provider`, `priority` |
 //! | `ringcast_shed_total` | counter | `priority` |
 //! | `ringcast_token_invalidations_total` | counter | `provider`, `reason` |
-//! | `ringcast_registrations_total` | counter | `op`, `outcome` |
+//! | `ringcast_registrations_total` | counter | `op`, `outcome` (`op="list"` counts the routers' lookups too) |
 //! | `ringcast_registry_op_seconds` | histogram, 50 µs .. 5 s | `op`, `store` |
 //! | `ringcast_events_total` | counter | `kind`, `outcome` |
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |

@@ -26,7 +26,7 @@ pub mod providers;
 use crate::providers::dispatcher::{Submit, Ticket, Withdraw};
 use crate::push::{Outcome, Priority, Push};
 use crate::registry::lease::Progress;
-use crate::registry::{AnyStore, IdentityKey, Platform, Store, StoreError};
+use crate::registry::{AnyStore, IdentityKey, Platform, StoreError};
 use actix::prelude::*;
 use admission::Admission;
 use fanout::{CallEvent, EndEvent};
@@ -227,14 +227,16 @@ impl Handler<Ring> for Router {
                         Ok(held) => held,
                         Err(duplicate) => return Ok(duplicate),
                     };
-                    let registrations = match store.list(&call.callee, now).await {
-                        Ok(registrations) => registrations,
-                        Err(error) => {
-                            ownership::release(&store, &ownership, &event).await;
-                            refused(pending).await;
-                            return Err(error.into());
-                        }
-                    };
+                    let registrations =
+                        match crate::registry::shard::list_metered(&store, &call.callee, now).await
+                        {
+                            Ok(registrations) => registrations,
+                            Err(error) => {
+                                ownership::release(&store, &ownership, &event).await;
+                                refused(pending).await;
+                                return Err(error.into());
+                            }
+                        };
                     let pushes = not_done(fanout::rings(&call, &registrations, accepted_at), &done);
                     let (pushes, offers) = match &channel {
                         Some(channel) => {
@@ -328,7 +330,13 @@ impl Handler<End> for Router {
                         })
                         .await;
                     }
-                    let registrations = match store.list(&end.callee, now).await {
+                    let registrations = match crate::registry::shard::list_metered(
+                        &store,
+                        &end.callee,
+                        now,
+                    )
+                    .await
+                    {
                         Ok(registrations) => registrations,
                         Err(error) => {
                             ownership::release(&store, &ownership, &event).await;
@@ -625,9 +633,8 @@ impl Routers {
 
     /// The router of `who`'s shard.
     pub fn of(&self, who: &IdentityKey) -> &Addr<Router> {
-        // Same rule as `Shards::shard_of`; the modulo keeps the index in range.
-        let index = (who.stable_hash() % self.addresses.len() as u64) as usize;
-        &self.addresses[index]
+        // The registry's map (`Shards::shard_of`): a ring runs on its callee's registry shard.
+        &self.addresses[who.shard(self.addresses.len())]
     }
 
     /// Routes an incoming call from the API on its callee's shard.

@@ -19,9 +19,10 @@
 //! redb is synchronous and each commit is an fsync, so every operation runs on tokio's blocking
 //! pool: the actix arbiter that awaits it keeps serving its other identities meanwhile. `lanes`
 //! bounds how many pool threads it takes (one write at a time, as redb runs them anyway), and
-//! `group` commits the durable writes waiting at one moment together (one fsync). Each `Store`
-//! method is atomic: one redb transaction, or its part of a group's, which commits or rolls
-//! back whole and is rerun alone when anything in it failed.
+//! `group` commits the durable writes waiting at one moment together (one fsync); call-event
+//! claims are grouped likewise, without the fsync (`claims`). Each `Store` method is atomic:
+//! one redb transaction, or its part of a group's, which commits or rolls back whole and is
+//! rerun alone when anything in it failed.
 //!
 //! Layout: `keys` holds the key layouts and table definitions, `transactions` the body of each
 //! operation (one redb transaction each), `error` the failures and their mapping to
@@ -39,7 +40,7 @@ mod tests;
 mod transactions;
 
 use self::error::EmbeddedError;
-use self::group::Group;
+use self::group::{Group, Persistence};
 use self::keys::{REGISTRATIONS, RegistrationKey, owner_key};
 use self::lanes::Lanes;
 use self::transactions::Tables;
@@ -57,6 +58,10 @@ use tokio::task::JoinHandle;
 /// sweep after a long outage works in slices that registrations can slip between.
 const SWEEP_BATCH: usize = 10_000;
 
+/// The longest claims stay in memory only (`Persistence::Lazy`): after a crash, at most this
+/// much of the claims' progress is lost, and redb's pending non-durable state stays small.
+const CLAIMS_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// The store's name in metric labels and logs.
 const NAME: &str = "embedded";
 
@@ -73,6 +78,8 @@ pub struct EmbeddedStore {
     lanes: Lanes,
     /// Durable writes waiting for the write lane, committed together.
     group: Arc<Group>,
+    /// Claim writes waiting for the write lane, committed together without an fsync.
+    claims: Arc<Group>,
 }
 
 impl EmbeddedStore {
@@ -107,7 +114,8 @@ impl EmbeddedStore {
             db: Arc::new(db),
             max_devices_per_identity,
             lanes: Lanes::new(),
-            group: Arc::new(Group::default()),
+            group: Arc::new(Group::new(Persistence::Durable)),
+            claims: Arc::new(Group::new(Persistence::lazy(CLAIMS_FLUSH_EVERY))),
         })
     }
 
@@ -169,14 +177,37 @@ impl EmbeddedStore {
         what: &'static str,
         op: impl FnMut(&mut Tables<'_>) -> Result<T, EmbeddedError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let answer = self.group.push(op);
+        self.grouped(&self.group, what, op).await
+    }
+
+    /// Runs `op` on the claims table, grouped with the claims waiting beside it in one
+    /// non-durable transaction: a claim costs no fsync (it reaches the disk with the next
+    /// durable commit, at most `CLAIMS_FLUSH_EVERY` later), and the three or four claims of
+    /// every ring in flight share one turn of redb's single writer. `op` may run twice.
+    async fn claims<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        mut op: impl FnMut(&mut ByteTable<'_>) -> Result<T, EmbeddedError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.grouped(&self.claims, what, move |tables| op(tables.events()?))
+            .await
+    }
+
+    /// Queues `op` in `group` and makes sure somebody runs the group.
+    async fn grouped<T: Send + 'static>(
+        &self,
+        group: &Arc<Group>,
+        what: &'static str,
+        op: impl FnMut(&mut Tables<'_>) -> Result<T, EmbeddedError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let answer = group.push(op);
         // The leader's part runs in a task of its own: a caller that stops waiting must not
         // leave its write queued with nobody to run it. It holds the database weakly while it
         // waits, so the file closes when the store's handles are gone, not when the last of
         // these tasks has noticed that its write already ran.
         let (lanes, group, db) = (
             self.lanes.clone(),
-            Arc::clone(&self.group),
+            Arc::clone(group),
             Arc::downgrade(&self.db),
         );
         tokio::spawn(async move {
@@ -196,18 +227,6 @@ impl EmbeddedStore {
                 "embedded {what} did not finish"
             ))),
         }
-    }
-
-    /// Runs `op` on the claims table in one non-durable write transaction: a claim costs no
-    /// fsync (it reaches the disk with the next durable commit), which keeps a call event's
-    /// claim far cheaper than a registration.
-    async fn claims<T: Send + 'static>(
-        &self,
-        what: &'static str,
-        op: impl FnOnce(&mut ByteTable<'_>) -> Result<T, EmbeddedError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.write_table(what, keys::EVENTS, redb::Durability::None, op)
-            .await
     }
 
     /// Runs `op` on `table` alone in one write transaction committed with `durability`.

@@ -8,7 +8,9 @@
 //!
 //! Every operation is counted and timed here, where it runs (`ringcast_registrations_total`,
 //! `ringcast_registry_op_seconds`): the time covers the store work and its timeout, not the
-//! wait in the mailbox.
+//! wait in the mailbox. The router, which runs on the same shard and reads the store directly
+//! (a ring's lookup needs no second hop), times its lookups with the same call, [`metered`]
+//! (through [`list_metered`]).
 
 use super::registration::{IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
@@ -89,6 +91,40 @@ async fn bounded<T>(
     }
 }
 
+/// Names an operation and its outcome from its result, for the metrics (`None`: not a registry
+/// operation, not counted).
+pub type Meter<T> = fn(&Result<T, StoreError>) -> Option<(RegistryOp, RegistryOutcome)>;
+
+/// Runs `operation` on a store named `store_name`, and counts and times it as `meter` names
+/// it from its result.
+pub async fn metered<T>(
+    store_name: &'static str,
+    meter: Meter<T>,
+    operation: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let result = operation.await;
+    if let Some((op, outcome)) = meter(&result) {
+        metrics::registry_op(op, store_name, outcome, started.elapsed());
+    }
+    result
+}
+
+/// A lookup of `who`'s live registrations at `now`, counted and timed as `op="list"`, as the
+/// shard's [`List`] is: what the router reads for every call event.
+pub async fn list_metered<S: Store>(
+    store: &S,
+    who: &IdentityKey,
+    now: UnixMillis,
+) -> Result<Vec<Registration>, StoreError> {
+    metered(store.name(), listed, store.list(who, now)).await
+}
+
+/// The metrics of a lookup.
+fn listed(result: &Result<Vec<Registration>, StoreError>) -> Option<(RegistryOp, RegistryOutcome)> {
+    Some((RegistryOp::List, ended(result, |_| true)))
+}
+
 /// How an operation ended, for the metrics: a store error's kind, `not_found` when `found`
 /// says the operation found nothing to act on, `ok` otherwise.
 fn ended<T>(result: &Result<T, StoreError>, found: impl FnOnce(&T) -> bool) -> RegistryOutcome {
@@ -122,15 +158,8 @@ macro_rules! store_message {
                 let $store = self.store.clone();
                 let store_name = self.store.name();
                 let limit = self.store_timeout;
-                let operation = async move {
-                    let started = Instant::now();
-                    let result = bounded(limit, async move { $body }).await;
-                    let metered: fn(&Result<$out, StoreError>) -> Option<(RegistryOp, RegistryOutcome)> = $metered;
-                    if let Some((op, outcome)) = metered(&result) {
-                        metrics::registry_op(op, store_name, outcome, started.elapsed());
-                    }
-                    result
-                };
+                let operation =
+                    metered::<$out>(store_name, $metered, bounded(limit, async move { $body }));
                 Box::pin(operation.into_actor(self).map(|result, shard, ctx| {
                     if let Err(StoreError::Bug(what)) = &result {
                         tracing::error!(shard = shard.index, %what, "registry operation panicked; restarting the shard");
@@ -170,7 +199,7 @@ store_message!(
         /// The current time.
         now: UnixMillis,
     } -> Vec<Registration>,
-    metered: |result| Some((RegistryOp::List, ended(result, |_| true))),
+    metered: listed,
     |store, msg| store.list(&msg.who, msg.now).await
 );
 

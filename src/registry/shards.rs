@@ -126,9 +126,7 @@ impl<S: Store> Shards<S> {
 
     /// The shard that owns `who`.
     pub fn shard_of(&self, who: &IdentityKey) -> &Addr<RegistryShard<S>> {
-        // The modulo keeps the index below the length, which fits usize.
-        let index = (who.stable_hash() % self.addresses.len() as u64) as usize;
-        &self.addresses[index]
+        &self.addresses[who.shard(self.addresses.len())]
     }
 
     /// Sends `message` to the shard owning `who` and waits, boundedly, for its answer.

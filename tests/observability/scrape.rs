@@ -109,3 +109,40 @@ async fn a_store_outage_is_counted_as_unavailable_for_the_alert() {
         ) >= 1.0
     );
 }
+
+#[tokio::test]
+async fn the_routers_lookups_are_timed_with_the_registrys_operations() {
+    // A private Redis: the `store="redis"` series then moves only with this node's work (the
+    // other Redis test here makes one lookup), so 20 rings must show up as 20 lookups.
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(test_config(TestStore::Redis(redis.url()), dir.path()), dir).await;
+    let (status, _) = app
+        .register(KEY_A, "obs-dave", "phone", &apns_body(APNS_TOKEN))
+        .await;
+    assert_eq!(status, 201);
+    let before = scrape(&app).await;
+    for n in 0..20 {
+        let response = app
+            .client
+            .post(app.url("/v1/calls"))
+            .bearer_auth(KEY_A)
+            .json(&serde_json::json!({
+                "call_id": format!("lookup-{n}"), "callee": "obs-dave", "caller": {"id": "bob"}
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+    }
+    let after = scrape(&app).await;
+    app.stop().await;
+    let grew = |name: &str| {
+        sample(&after, name, &[("op", "list"), ("store", "redis")])
+            - sample(&before, name, &[("op", "list"), ("store", "redis")])
+    };
+    assert!(
+        grew("ringcast_registry_op_seconds_count") >= 20.0,
+        "{after}"
+    );
+}

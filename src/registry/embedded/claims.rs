@@ -1,6 +1,7 @@
 //! Call-event leases in the embedded store: each operation reads the event's record, applies
-//! the pure rule of [`crate::registry::lease`] and writes the result, in one redb write
-//! transaction (redb has one writer at a time, so the step is atomic).
+//! the pure rule of [`crate::registry::lease`] and writes the result, within one redb write
+//! transaction (redb has one writer at a time, so the step is atomic). The claims waiting at
+//! one moment share that transaction, in the order they came (`group`, `Persistence::Lazy`).
 //!
 //! A record is the event's deadline (8 bytes, big-endian, so the sweeper reads it without
 //! decoding the rest) followed by the [`EventLease`] as JSON.

@@ -12,23 +12,82 @@
 //! So when any write of a batch fails, or its commit does, the batch is rolled back and each
 //! write runs again alone: its outcome is then exactly what it would have been without
 //! grouping. That is why an operation is `FnMut`: it may run twice.
+//!
+//! Call-event claims are grouped the same way, in a group of their own whose commits are not
+//! fsync'd ([`Persistence::Lazy`]): a ring makes three or four claim writes, and one
+//! transaction each, taking turns on redb's single writer, was the tail of the channel's ring
+//! latency under load (README, "Internal push channel benchmark"). redb keeps a non-durable
+//! commit's freed pages in memory until a durable commit, so that group makes one of its
+//! commits durable every [`Persistence::lazy`]'s interval: the pending state stays bounded
+//! under a ring-only load, which otherwise never commits durably.
 
 use super::error::EmbeddedError;
 use super::transactions::Tables;
 use redb::Database;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The most writes one transaction carries: a bound on how long the first one waits.
 const MAX_BATCH: usize = 512;
 
+/// How a group's commits reach the disk.
+pub(super) enum Persistence {
+    /// Every commit is fsync'd before its writes are answered (registrations).
+    Durable,
+    /// Commits stay in memory (redb's `Durability::None`) and reach the disk with the next
+    /// durable one; one commit is made durable at least every `every` (claims).
+    Lazy {
+        /// The longest time between durable commits.
+        every: Duration,
+        /// When this group last committed durably.
+        flushed: Mutex<Instant>,
+    },
+}
+
+impl Persistence {
+    /// Lazy commits, one made durable at least every `every`.
+    pub(super) fn lazy(every: Duration) -> Self {
+        Persistence::Lazy {
+            every,
+            flushed: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// The durability of the batch about to run (which, when lazy, may be the flush).
+    fn next(&self) -> redb::Durability {
+        match self {
+            Persistence::Durable => redb::Durability::Immediate,
+            Persistence::Lazy { every, flushed } => {
+                let mut flushed = flushed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if flushed.elapsed() >= *every {
+                    *flushed = Instant::now();
+                    redb::Durability::Immediate
+                } else {
+                    redb::Durability::None
+                }
+            }
+        }
+    }
+}
+
 /// Writes waiting for the write lane.
-#[derive(Default)]
 pub(super) struct Group {
     queue: Mutex<Vec<Box<dyn Job>>>,
+    persistence: Persistence,
 }
 
 impl Group {
+    /// An empty group whose commits reach the disk as `persistence` says.
+    pub(super) fn new(persistence: Persistence) -> Self {
+        Group {
+            queue: Mutex::new(Vec::new()),
+            persistence,
+        }
+    }
+
     /// Queues `op`; the receiver answers once it ran and its transaction committed.
     pub(super) fn push<T, F>(&self, op: F) -> oneshot::Receiver<Result<T, EmbeddedError>>
     where
@@ -66,13 +125,14 @@ impl Group {
             let take = queue.len().min(MAX_BATCH);
             queue.drain(..take).collect()
         };
+        let durability = self.persistence.next();
         let outcomes: Vec<Result<(), EmbeddedError>> =
-            if batch.len() > 1 && together(&db, &mut batch).is_ok() {
+            if batch.len() > 1 && together(&db, durability, &mut batch).is_ok() {
                 batch.iter().map(|_| Ok(())).collect()
             } else {
                 batch
                     .iter_mut()
-                    .map(|job| together(&db, std::slice::from_mut(job)))
+                    .map(|job| together(&db, durability, std::slice::from_mut(job)))
                     .collect()
             };
         drop(db);
@@ -98,9 +158,15 @@ impl Group {
     }
 }
 
-/// Runs every job of `batch` in one transaction; any failure rolls all of them back.
-fn together(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), EmbeddedError> {
-    let txn = db.begin_write()?;
+/// Runs every job of `batch` in one transaction committed with `durability`; any failure
+/// rolls all of them back.
+fn together(
+    db: &Database,
+    durability: redb::Durability,
+    batch: &mut [Box<dyn Job>],
+) -> Result<(), EmbeddedError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(durability)?;
     let changed = {
         let mut tables = Tables::open(&txn)?;
         for job in batch.iter_mut() {
@@ -112,7 +178,7 @@ fn together(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), EmbeddedErr
 }
 
 /// Commits when something was written; an unchanged transaction is rolled back, which spares
-/// an fsync.
+/// a commit (and, when durable, an fsync).
 fn commit_if(txn: redb::WriteTransaction, changed: bool) -> Result<(), EmbeddedError> {
     if changed {
         txn.commit()?;
@@ -157,5 +223,23 @@ where
         });
         // The caller may have stopped waiting; the write stands either way.
         let _ = reply.send(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_commits_are_made_durable_once_per_interval() {
+        assert!(matches!(
+            Persistence::Durable.next(),
+            redb::Durability::Immediate
+        ));
+        let hourly = Persistence::lazy(Duration::from_secs(3_600));
+        assert!(matches!(hourly.next(), redb::Durability::None));
+        assert!(matches!(hourly.next(), redb::Durability::None));
+        let always = Persistence::lazy(Duration::ZERO);
+        assert!(matches!(always.next(), redb::Durability::Immediate));
     }
 }

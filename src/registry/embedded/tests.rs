@@ -316,10 +316,15 @@ async fn the_sweeper_runs_until_aborted() {
     assert!(sweeper.await.unwrap_err().is_cancelled());
 }
 
-/// Waits until `n` writes are queued for the write lane.
+/// Waits until `n` registration writes are queued for the write lane.
 async fn queued(store: &EmbeddedStore, n: usize) {
+    queued_in(&store.group, n).await;
+}
+
+/// Waits until `n` writes are queued in `group`.
+async fn queued_in(group: &Group, n: usize) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while store.group.len() < n {
+    while group.len() < n {
         assert!(
             tokio::time::Instant::now() < deadline,
             "{n} writes never queued"
@@ -401,4 +406,69 @@ async fn writes_queued_together_are_all_committed_and_survive_a_reopen() {
     }
     let reopened = EmbeddedStore::open(&path, 8).unwrap();
     assert_eq!(rows(&reopened), (50, 50, 50));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_queued_together_run_in_order_and_a_corrupt_one_takes_none_with_it() {
+    use crate::registry::lease::{Claim, LeaseTerms};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 8);
+    // A record that does not decode, as a claim of event "bad" would find it.
+    let txn = store.db.begin_write().unwrap();
+    txn.open_table(keys::EVENTS)
+        .unwrap()
+        .insert(
+            keys::event_key("acme", "bad").as_slice(),
+            [0u8; 12].as_slice(),
+        )
+        .unwrap();
+    txn.commit().unwrap();
+
+    let terms = |node: &str| LeaseTerms {
+        node: node.into(),
+        lease_ms: 5_000,
+        deadline: NOW + 45_000,
+    };
+    // Hold the write lane so the four claims queue and then run as one group.
+    let turn = store.lanes.write_turn().await;
+    let mut claims = Vec::new();
+    for (n, (event, node)) in [
+        ("e1", "node-a"),
+        ("e1", "node-b"),
+        ("bad", "node-a"),
+        ("e2", "node-b"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (store_, terms) = (store.clone(), terms(node));
+        claims.push(tokio::spawn(async move {
+            store_.acquire_event("acme", event, &terms, NOW).await
+        }));
+        queued_in(&store.claims, n + 1).await;
+    }
+    drop(turn);
+    let answers: Vec<_> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(matches!(answers[0], Ok(Claim::Owned { .. })), "{answers:?}");
+    match &answers[1] {
+        Ok(Claim::Held { owner, .. }) => assert_eq!(owner, "node-a", "it saw the claim before it"),
+        other => panic!("expected the second claim held by node-a, got {other:?}"),
+    }
+    assert!(
+        answers[2].is_err(),
+        "the corrupt record is an error: {answers:?}"
+    );
+    assert!(matches!(answers[3], Ok(Claim::Owned { .. })), "{answers:?}");
+    // The group was rerun alone after the failure: e1 and e2 are claimed once each.
+    match store
+        .acquire_event("acme", "e2", &terms("node-c"), NOW + 1)
+        .await
+    {
+        Ok(Claim::Held { owner, .. }) => assert_eq!(owner, "node-b"),
+        other => panic!("expected e2 held by node-b, got {other:?}"),
+    }
 }

@@ -7,8 +7,8 @@
 
 use super::error::EmbeddedError;
 use super::keys::{
-    EXPIRY, OWNERS, REGISTRATIONS, RegistrationKey, identity_end, split_key, write_expiry_key,
-    write_owner_key,
+    EVENTS, EXPIRY, OWNERS, REGISTRATIONS, RegistrationKey, identity_end, split_key,
+    write_expiry_key, write_owner_key,
 };
 use crate::registry::codec::{self, ADDRESS_OFFSET, CREATED_AT_OFFSET};
 use crate::registry::registration::{Registration, UnixMillis};
@@ -36,14 +36,20 @@ pub(super) fn list(
     Ok(listed)
 }
 
-/// The three tables, open in one write transaction.
+/// The three registration tables, open in one write transaction, and the call-event leases'
+/// table, opened when first asked for.
 pub(super) struct Tables<'txn> {
+    /// The transaction, to open `EVENTS` in: a registration never touches it, so its
+    /// transactions do not open it.
+    txn: &'txn WriteTransaction,
     /// See `REGISTRATIONS`.
     registrations: Table<'txn, &'static [u8], &'static [u8]>,
     /// See `OWNERS`.
     owners: Table<'txn, &'static [u8], &'static [u8]>,
     /// See `EXPIRY`.
     expiry: Table<'txn, &'static [u8], ()>,
+    /// See `EVENTS` (`claims`), once opened.
+    events: Option<Table<'txn, &'static [u8], &'static [u8]>>,
     /// A key buffer reused by every index update, so loops do not allocate per row.
     scratch: Vec<u8>,
     /// Whether anything was written: an unchanged transaction is rolled back, which spares an
@@ -55,12 +61,27 @@ impl<'txn> Tables<'txn> {
     /// Opens the three tables in `txn` (creating them in a new file).
     pub(super) fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, EmbeddedError> {
         Ok(Tables {
+            txn,
             registrations: txn.open_table(REGISTRATIONS)?,
             owners: txn.open_table(OWNERS)?,
             expiry: txn.open_table(EXPIRY)?,
+            events: None,
             scratch: Vec::with_capacity(128),
             changed: false,
         })
+    }
+
+    /// The call-event leases table, for a claim to read and write. Counts as a change: a claim
+    /// that leaves the table as it was is rare, and committing it costs no fsync.
+    pub(super) fn events(
+        &mut self,
+    ) -> Result<&mut Table<'txn, &'static [u8], &'static [u8]>, EmbeddedError> {
+        self.changed = true;
+        let events = match self.events.take() {
+            Some(events) => events,
+            None => self.txn.open_table(EVENTS)?,
+        };
+        Ok(self.events.insert(events))
     }
 
     /// A copy of the stored record of `key`, live or not.
