@@ -1,7 +1,8 @@
 //! Tenants at run time: who a credential belongs to, and what that tenant allows.
 //!
-//! Built once from the configuration ([`Tenants::build`]), which is also where every tenant
-//! setting is checked, so `check-config` and `serve` refuse exactly the same files.
+//! Built from the configuration ([`Tenants::build`], called by the start-up plan,
+//! `crate::plan`), which is also where every tenant setting is checked — each app's keys by
+//! its platform's own check — so `check-config` and `serve` refuse exactly the same files.
 
 use crate::config::tenant::{
     LimitsConfig, MAX_RATE_PER_SECOND, MAX_RING_TIMEOUT_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS,
