@@ -11,6 +11,7 @@ use crate::registry::{AnyStore, Platform};
 use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
 use rustls::ClientConfig;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 /// An APNs app with its credential, ready to start clients for.
@@ -69,22 +70,12 @@ pub(super) fn apps(
                     );
                     continue;
                 };
-                let cached = caches.get(&(team.clone(), key_id.clone())).cloned();
-                let tokens = cached.map_or_else(
-                    || {
-                        let pem = key.load().map_err(|error| format!("{at}.key: {error}"))?;
-                        let tokens = ProviderTokenCache::new(
-                            team,
-                            key_id,
-                            pem.expose(),
-                            provider.jwt_refresh_age(),
-                        )
-                        .map_err(|error| format!("{at}.key: {error}"))?;
-                        caches.insert((team.clone(), key_id.clone()), tokens.clone());
-                        Ok(tokens)
-                    },
-                    Ok,
-                );
+                let tokens = match caches.entry((team.clone(), key_id.clone())) {
+                    Entry::Occupied(shared) => Ok(shared.get().clone()),
+                    Entry::Vacant(slot) => token_cache(team, key_id, key, provider)
+                        .map(|tokens| slot.insert(tokens).clone())
+                        .map_err(|error| format!("{at}.key: {error}")),
+                };
                 tokens.map(|tokens| (bundle_id, tokens, Arc::clone(tls)))
             }
         };
@@ -108,6 +99,18 @@ pub(super) fn apps(
         }
     }
     apps
+}
+
+/// A provider-token cache for a team's key `key_id`, its `.p8` read now.
+fn token_cache(
+    team: &str,
+    key_id: &str,
+    key: &SecretSource,
+    provider: &ApnsConfig,
+) -> Result<ProviderTokenCache, String> {
+    let pem = key.load()?;
+    ProviderTokenCache::new(team, key_id, pem.expose(), provider.jwt_refresh_age())
+        .map_err(|error| error.to_string())
 }
 
 /// The TLS configuration of an APNs app that authenticates with its client certificate, and
