@@ -8,8 +8,9 @@
 //! run length.
 
 use ringcast::app::BackgroundNode;
-use ringcast::config::{AppConfig, Config, SecretSource, ServerKeySource, StoreKind, TenantConfig};
-use ringcast::registry::Platform;
+use ringcast::config::{
+    ApnsAppConfig, AppConfig, Config, SecretSource, ServerKeySource, StoreKind, TenantConfig,
+};
 use ringcast::simulator::{ApnsCredential, Simulator, SimulatorConfig};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -60,11 +61,13 @@ fn main() {
     } else {
         config.registry.embedded.path = dir.path().join("registry.redb");
     }
-    let mut ios = AppConfig::new(Platform::Apns);
-    ios.bundle_id = Some("com.example.phone".into());
-    ios.team_id = Some(TEAM.into());
-    ios.key_id = Some(KID.into());
-    ios.key = Some(SecretSource::File(key_file));
+    let ios = AppConfig::Apns(ApnsAppConfig {
+        bundle_id: Some("com.example.phone".into()),
+        team_id: Some(TEAM.into()),
+        key_id: Some(KID.into()),
+        key: Some(SecretSource::File(key_file)),
+        ..Default::default()
+    });
     let tenant = format!("bench{}", std::process::id() % 100_000);
     config.tenants.insert(
         tenant.clone(),

@@ -11,8 +11,9 @@ use crate::api::{self, ApiState};
 use crate::channel::ChannelHub;
 use crate::channel::presence::Presence;
 use crate::channel::relay::Relay;
-use crate::config::{Config, ConfigErrors, StoreKind};
+use crate::config::{Config, StoreKind};
 use crate::metrics;
+use crate::providers::wiring::{ProviderSet, ProviderSpecs};
 use crate::registry::embedded::EmbeddedStore;
 use crate::registry::redis::sentinel::SentinelTarget;
 use crate::registry::redis::{
@@ -26,9 +27,7 @@ use crate::router::intake::DurableIntake;
 use crate::router::intake::reader::Readers;
 use crate::router::internal::ChannelFirst;
 use crate::router::ownership::Ownership;
-use crate::router::providers::{ProviderPlan, ProviderSet};
 use crate::router::{Router, Routers};
-use crate::tenant::Tenants;
 use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, web};
@@ -88,8 +87,8 @@ async fn start_with(
     handle_signals: bool,
     reload_from: Option<Option<PathBuf>>,
 ) -> anyhow::Result<Node> {
-    config.validate()?;
-    let tenants = LiveTenants::new(Tenants::build(config).map_err(ConfigErrors)?);
+    let plan = crate::plan::Plan::build(config)?;
+    let tenants = LiveTenants::new(plan.tenants);
     if tenants.is_empty() {
         tracing::warn!("no tenants configured: every API request will get 401");
     }
@@ -109,7 +108,7 @@ async fn start_with(
     };
     let store_name = store.name();
     metrics::store_in_use(store_name);
-    let plan = ProviderPlan::build(config, store.clone()).map_err(anyhow::Error::msg)?;
+    let plan = plan.providers;
     let threads = ShardThreads::new(settings.count);
     let shard_stores = match shard_stores(&store, &threads, config).await {
         Ok(stores) => stores,
@@ -355,7 +354,7 @@ async fn shard_stores(
 /// connections belong to that shard's thread) and its shard's store handle.
 fn start_routers(
     threads: &ShardThreads,
-    plan: &ProviderPlan,
+    plan: &ProviderSpecs,
     stores: &[AnyStore],
     config: &Config,
     ownership: &Ownership,
@@ -372,14 +371,20 @@ fn start_routers(
             let (plan, store, ownership) = (plan.clone(), store.clone(), ownership.clone());
             let channel = channel.clone();
             Router::start_in_arbiter(handle, move |_| {
-                let providers = ProviderSet::start(&plan).unwrap_or_else(|error| {
+                let providers = ProviderSet::start(&plan, &store).unwrap_or_else(|error| {
                     // The configuration was validated; this is a bug, not bad input.
                     tracing::error!(shard, %error, "providers could not start on this shard");
                     ProviderSet::default()
                 });
                 tracing::debug!(shard, providers = providers.len(), "router started");
-                Router::new(store, providers, capacity, max_in_flight, ownership)
-                    .with_channel(channel)
+                Router::new(
+                    store,
+                    Arc::new(providers),
+                    capacity,
+                    max_in_flight,
+                    ownership,
+                )
+                .with_channel(channel)
             })
         })
         .collect();

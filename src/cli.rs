@@ -12,6 +12,7 @@ pub use loadgen::LoadgenArgs;
 pub use simulate::SimulateArgs;
 
 use crate::config::{Config, LogFormat};
+use crate::plan::Plan;
 use crate::{app, logging};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -96,10 +97,11 @@ fn check_config(file: Option<PathBuf>) -> ExitCode {
     let shown = file
         .clone()
         .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE));
+    // The very plan `serve` starts from: what passes here starts, what fails here does not.
     let checked = Config::load(file.as_deref().or(Some(&shown)))
-        .and_then(|config| config.validate().map(|()| config));
+        .and_then(|config| Plan::build(&config).map(|plan| (config, plan)));
     match checked {
-        Ok(config) => {
+        Ok((config, plan)) => {
             println!(
                 "{}: OK ({} tenant(s), store {:?}, {} shard(s))",
                 shown.display(),
@@ -107,6 +109,7 @@ fn check_config(file: Option<PathBuf>) -> ExitCode {
                 config.registry.store,
                 config.shard_count()
             );
+            print!("{}", plan.summary(&config));
             ExitCode::SUCCESS
         }
         Err(errors) => {

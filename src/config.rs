@@ -28,7 +28,10 @@ use std::time::Duration;
 
 pub use admin::AdminConfig;
 pub use secret::{Secret, SecretSource};
-pub use tenant::{AppConfig, IdentityTokenConfig, ServerKeySource, TenantConfig, TokenAlgorithm};
+pub use tenant::{
+    ApnsAppConfig, AppConfig, FcmAppConfig, IdentityTokenConfig, ServerKeySource, TenantConfig,
+    TokenAlgorithm, WebPushAppConfig, WnsAppConfig,
+};
 pub use tls::TlsConfig;
 
 /// The push services' connection settings (`[providers.*]`).
@@ -480,8 +483,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks everything that types cannot: ranges, cross-references, and that every secret
-    /// and credential can be read. Returns all problems at once.
+    /// Checks everything that types cannot outside the tenants: ranges, cross-references,
+    /// files. Returns all problems at once. The tenants are checked as they are built
+    /// (`tenant::Tenants::build`); `plan::Plan::build` runs both.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut problems = Vec::new();
         let registry = &self.registry;
@@ -559,9 +563,6 @@ impl Config {
             && let Err(error) = crate::providers::pool::tls::client_config(Some(roots))
         {
             problems.push(format!("providers.fcm.trusted_roots: {error}"));
-        }
-        if let Err(errors) = crate::tenant::Tenants::build(self) {
-            problems.extend(errors);
         }
         problems.extend(self.listener_problems());
         if problems.is_empty() {

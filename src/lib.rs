@@ -10,7 +10,9 @@
 //!   public listener optionally over TLS ([`app::tls`]); [`admin`] is the operators'
 //!   listener (metrics, probes, live reload).
 //! - [`config`] is the typed, layered configuration; [`tenant`] turns its tenants into the
-//!   credential table every request is checked against; [`limits`] holds each tenant's
+//!   credential table every request is checked against; [`plan`] is the one start-up step
+//!   from a configuration to tenants and provider credentials (`serve` runs it,
+//!   `check-config` prints it); [`limits`] holds each tenant's
 //!   request rates (token buckets, `429` beyond them).
 //! - [`api`] is the HTTP API (actix-web): auth, registrations, health, OpenAPI, problem+json.
 //! - [`registry`] keeps who can be reached: the `Registration` model, request validation, the
@@ -59,6 +61,7 @@ pub mod limits;
 pub mod loadgen;
 pub mod logging;
 pub mod metrics;
+pub mod plan;
 pub mod providers;
 pub mod push;
 pub mod registry;

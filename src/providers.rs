@@ -39,4 +39,5 @@ pub mod retry;
 pub mod retry_after;
 pub mod service;
 pub mod webpush;
+pub mod wiring;
 pub mod wns;

@@ -21,9 +21,9 @@ pub mod intake;
 pub mod internal;
 pub mod outcomes;
 pub mod ownership;
-pub mod providers;
 
 use crate::providers::dispatcher::{Submit, Ticket, Withdraw};
+use crate::providers::wiring::{ProviderKey, ProviderSet};
 use crate::push::{Outcome, Priority, Push};
 use crate::registry::lease::Progress;
 use crate::registry::{AnyStore, IdentityKey, Platform, StoreError};
@@ -32,8 +32,8 @@ use admission::Admission;
 use fanout::{CallEvent, EndEvent};
 use intake::{Arrival, Pending, ShardIntake};
 use ownership::{EventRef, Ownership, RoutingSet, Taken};
-use providers::{ProviderKey, ProviderSet};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// Why an event was not taken.
@@ -102,8 +102,9 @@ pub struct End(pub EndEvent, pub Arrival);
 pub struct Router {
     /// Registrations and event claims.
     store: AnyStore,
-    /// The shard's providers.
-    providers: ProviderSet,
+    /// The shard's providers, shared with every event in flight (an `Arc`: each event's
+    /// task holds it, which must not copy the map of handles).
+    providers: Arc<ProviderSet>,
     /// The mailbox bound (backpressure to the API).
     mailbox_capacity: usize,
     /// Events in flight, and which priorities it still admits.
@@ -125,7 +126,7 @@ impl Router {
     /// events being routed at once (lower priorities are refused earlier, see [`admission`]).
     pub fn new(
         store: AnyStore,
-        providers: ProviderSet,
+        providers: Arc<ProviderSet>,
         mailbox_capacity: usize,
         max_in_flight: usize,
         ownership: Ownership,

@@ -1,7 +1,8 @@
 //! Tenants at run time: who a credential belongs to, and what that tenant allows.
 //!
-//! Built once from the configuration ([`Tenants::build`]), which is also where every tenant
-//! setting is checked, so `check-config` and `serve` refuse exactly the same files.
+//! Built from the configuration ([`Tenants::build`], called by the start-up plan,
+//! `crate::plan`), which is also where every tenant setting is checked — each app's keys by
+//! its platform's own check — so `check-config` and `serve` refuse exactly the same files.
 
 use crate::config::tenant::{
     LimitsConfig, MAX_RATE_PER_SECOND, MAX_RING_TIMEOUT_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS,
@@ -11,11 +12,10 @@ use crate::config::{
     TokenAlgorithm,
 };
 use crate::limits::TenantLimits;
-use crate::registry::Platform;
 use crate::registry::validate::validate_identity;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -301,16 +301,8 @@ pub fn world_readable_secrets(config: &Config) -> Vec<PathBuf> {
             files.push(path.clone());
         }
         for app in tenant.apps.values() {
-            for source in [
-                &app.key,
-                &app.service_account,
-                &app.client_secret,
-                &app.vapid_key,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if let SecretSource::File(path) = source {
+            for (_, source) in app.secrets() {
+                if let Some(SecretSource::File(path)) = source {
                     files.push(path.clone());
                 }
             }
@@ -463,7 +455,7 @@ fn identity_verifier(
     })
 }
 
-/// Checks an app's fields for its platform, and that its credentials (when given) load.
+/// Checks an app's id, then its keys (each platform checks its own).
 fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>) {
     if !(1..=64).contains(&app_id.len())
         || !app_id
@@ -472,172 +464,7 @@ fn check_app(app_id: &str, app: &AppConfig, at: &str, problems: &mut Vec<String>
     {
         problems.push(format!("{at}: app id must be 1-64 of A-Z a-z 0-9 . _ -"));
     }
-    let fields: [(&str, bool, Platform); 15] = [
-        ("bundle_id", app.bundle_id.is_some(), Platform::Apns),
-        ("team_id", app.team_id.is_some(), Platform::Apns),
-        ("key_id", app.key_id.is_some(), Platform::Apns),
-        ("key", app.key.is_some(), Platform::Apns),
-        ("certificate", app.certificate.is_some(), Platform::Apns),
-        (
-            "certificate_key",
-            app.certificate_key.is_some(),
-            Platform::Apns,
-        ),
-        ("project_id", app.project_id.is_some(), Platform::Fcm),
-        (
-            "service_account",
-            app.service_account.is_some(),
-            Platform::Fcm,
-        ),
-        ("package_sid", app.package_sid.is_some(), Platform::Wns),
-        ("client_secret", app.client_secret.is_some(), Platform::Wns),
-        ("token_url", app.token_url.is_some(), Platform::Wns),
-        ("scope", app.scope.is_some(), Platform::Wns),
-        ("client_id", app.client_id.is_some(), Platform::Wns),
-        ("vapid_key", app.vapid_key.is_some(), Platform::Webpush),
-        (
-            "vapid_subject",
-            app.vapid_subject.is_some(),
-            Platform::Webpush,
-        ),
-    ];
-    for (field, present, platform) in fields {
-        if present && platform != app.platform {
-            problems.push(format!(
-                "{at}.{field}: only {platform} apps take it; this app is {}",
-                app.platform
-            ));
-        }
-    }
-    let mut require = |field: &str, present: bool| {
-        if !present {
-            problems.push(format!(
-                "{at}.{field} is required for a {} app",
-                app.platform
-            ));
-        }
-    };
-    match app.platform {
-        Platform::Apns => {
-            require("bundle_id", app.bundle_id.is_some());
-            // Token auth needs all three; team_id alone is fine (RFC 8599 pn_param names it).
-            let half_key = app.key_id.is_some() != app.key.is_some();
-            if half_key || (app.key.is_some() && app.team_id.is_none()) {
-                problems.push(format!(
-                    "{at}: APNs token auth needs team_id, key_id and key together"
-                ));
-            }
-            for (field, value) in [("team_id", &app.team_id), ("key_id", &app.key_id)] {
-                if value
-                    .as_ref()
-                    .is_some_and(|v| v.len() != 10 || !v.bytes().all(|b| b.is_ascii_alphanumeric()))
-                {
-                    problems.push(format!(
-                        "{at}.{field}: must be 10 letters or digits, as Apple issues it"
-                    ));
-                }
-            }
-            if let Some(source) = &app.key {
-                check_secret(source, &format!("{at}.key"), problems, |pem| {
-                    EncodingKey::from_ec_pem(pem)
-                        .map(drop)
-                        .map_err(|e| format!("not a P-256 .p8 key: {e}"))
-                });
-            }
-            problems.extend(crate::providers::apns::config::check_certificate_auth(
-                app.certificate.as_ref(),
-                app.certificate_key.as_ref(),
-                app.key.is_some(),
-                at,
-                crate::clock::now_millis() / 1000,
-            ));
-        }
-        Platform::Fcm => {
-            require("project_id", app.project_id.is_some());
-            // It becomes a path segment of every send: refused here rather than when the
-            // shard's providers start.
-            if let Some(project) = &app.project_id
-                && let Err(error) = crate::providers::fcm::payload::path(project)
-            {
-                problems.push(format!("{at}.project_id: {error}"));
-            }
-            if let Some(source) = &app.service_account {
-                check_secret(
-                    source,
-                    &format!("{at}.service_account"),
-                    problems,
-                    check_service_account,
-                );
-            }
-        }
-        Platform::Wns => {
-            require("package_sid", app.package_sid.is_some());
-            if let Some(source) = &app.client_secret {
-                check_secret(source, &format!("{at}.client_secret"), problems, |_| Ok(()));
-            }
-            problems.extend(crate::providers::wns::config::check_app_auth(
-                app.token_url.as_deref(),
-                app.scope.as_deref(),
-                app.client_id.as_deref(),
-                at,
-            ));
-        }
-        Platform::Webpush => {
-            if let Some(subject) = &app.vapid_subject
-                && !subject.starts_with("mailto:")
-                && !subject.starts_with("https://")
-            {
-                problems.push(format!(
-                    "{at}.vapid_subject: must be a mailto: or https: URI (RFC 8292)"
-                ));
-            }
-            if let Some(source) = &app.vapid_key {
-                check_secret(source, &format!("{at}.vapid_key"), problems, |pem| {
-                    EncodingKey::from_ec_pem(pem)
-                        .map(drop)
-                        .map_err(|e| format!("not a P-256 PEM key: {e}"))
-                });
-            }
-        }
-    }
-}
-
-fn check_secret(
-    source: &SecretSource,
-    at: &str,
-    problems: &mut Vec<String>,
-    check: impl FnOnce(&[u8]) -> Result<(), String>,
-) {
-    match source.load() {
-        Ok(secret) => {
-            if let Err(problem) = check(secret.expose()) {
-                problems.push(format!("{at}: {problem}"));
-            }
-        }
-        Err(problem) => problems.push(format!("{at}: {problem}")),
-    }
-}
-
-/// The service-account fields the FCM provider needs.
-#[derive(Deserialize)]
-struct ServiceAccount {
-    client_email: String,
-    private_key: String,
-    token_uri: String,
-}
-
-fn check_service_account(json: &[u8]) -> Result<(), String> {
-    let account: ServiceAccount =
-        serde_json::from_slice(json).map_err(|e| format!("not a service-account JSON: {e}"))?;
-    if !account.client_email.contains('@') {
-        return Err("client_email is not an e-mail address".into());
-    }
-    if !account.token_uri.starts_with("https://") {
-        return Err("token_uri must be an https:// URL".into());
-    }
-    EncodingKey::from_rsa_pem(account.private_key.as_bytes())
-        .map(drop)
-        .map_err(|e| format!("private_key is not an RSA PEM key: {e}"))
+    problems.extend(app.problems(at));
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 mod support;
 
-use ringcast::config::{Config, SecretSource};
+use ringcast::config::{AppConfig, Config, SecretSource};
 use ringcast::simulator::{
     ApnsCredential, FcmServiceAccount, Profile, RunningSimulator, Simulator, SimulatorConfig,
 };
@@ -86,6 +86,9 @@ fn with_fcm(config: &mut Config, sim: &RunningSimulator, dir: &std::path::Path) 
         .apps
         .get_mut("android")
         .unwrap();
+    let AppConfig::Fcm(android) = android else {
+        panic!("android is an FCM app");
+    };
     android.project_id = account["project_id"].as_str().map(str::to_owned);
     android.service_account = Some(SecretSource::File(account_file));
 }
@@ -99,6 +102,9 @@ fn point_at(config: &mut Config, sim: &RunningSimulator, cert: PathBuf, key: Pat
         .apps
         .get_mut("ios")
         .unwrap();
+    let AppConfig::Apns(ios) = ios else {
+        panic!("ios is an APNs app");
+    };
     ios.key_id = Some(KID.into());
     ios.key = Some(SecretSource::File(key));
     let apns = &mut config.providers.apns;
@@ -445,6 +451,9 @@ async fn a_wrong_bundle_id_deletes_none_of_the_apps_registrations() {
             .apps
             .get_mut("ios")
             .unwrap();
+        let AppConfig::Apns(ios) = ios else {
+            panic!("ios is an APNs app");
+        };
         ios.bundle_id = Some("com.example.typo".into());
     })
     .await;

@@ -6,7 +6,7 @@
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use ringcast::config::{Config, SecretSource};
+use ringcast::config::{AppConfig, Config, SecretSource};
 use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -54,7 +54,9 @@ async fn rig(tune: impl FnOnce(&mut Config)) -> Rig {
     let store = TestStore::Embedded(dir.path().join("registry.redb"));
     let mut config = support::app::test_config(store, dir.path());
     let ios = config.tenants.get_mut("a").unwrap();
-    let ios = ios.apps.get_mut("ios").unwrap();
+    let Some(AppConfig::Apns(ios)) = ios.apps.get_mut("ios") else {
+        panic!("ios is an APNs app");
+    };
     ios.key_id = Some(KID.into());
     ios.key = Some(SecretSource::File(key_file));
     let apns = &mut config.providers.apns;

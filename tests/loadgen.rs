@@ -49,8 +49,10 @@ async fn a_small_scenario_is_delivered_and_its_report_adds_up() {
     let ios = config
         .tenants
         .get_mut("a")
-        .and_then(|tenant| tenant.apps.get_mut("ios"))
-        .unwrap();
+        .and_then(|tenant| tenant.apps.get_mut("ios"));
+    let Some(ringcast::config::AppConfig::Apns(ios)) = ios else {
+        panic!("ios is an APNs app");
+    };
     ios.team_id = Some(TEAM.into());
     ios.key_id = Some(KID.into());
     ios.key = Some(SecretSource::File(key_file));
@@ -157,8 +159,10 @@ async fn channel_clients_ack_every_ring_and_the_platform_pushes_are_avoided() {
     let ios = config
         .tenants
         .get_mut("a")
-        .and_then(|tenant| tenant.apps.get_mut("ios"))
-        .unwrap();
+        .and_then(|tenant| tenant.apps.get_mut("ios"));
+    let Some(ringcast::config::AppConfig::Apns(ios)) = ios else {
+        panic!("ios is an APNs app");
+    };
     ios.team_id = Some(TEAM.into());
     ios.key_id = Some(KID.into());
     ios.key = Some(SecretSource::File(key_file));
@@ -244,7 +248,10 @@ async fn the_development_default_rings_every_platform() {
         .replace("127.0.0.1:8444", &http1_address);
     std::fs::write(&account_file, account).unwrap();
     let demo = config.tenants.get_mut("demo").unwrap();
-    demo.apps.get_mut("android").unwrap().service_account = Some(SecretSource::File(account_file));
+    let Some(ringcast::config::AppConfig::Fcm(android)) = demo.apps.get_mut("android") else {
+        panic!("the demo's android app is an FCM app");
+    };
+    android.service_account = Some(SecretSource::File(account_file));
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.server.workers = 2;
     config.registry.shards = 2;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use ringcast::config::{Config, SecretSource};
+use ringcast::config::{AppConfig, Config, SecretSource};
 use ringcast::simulator::profile::{InjectedError, Throttle};
 use ringcast::simulator::wns::WnsApp;
 use ringcast::simulator::{Profile, RunningSimulator, Simulator, SimulatorConfig};
@@ -69,6 +69,9 @@ fn point_at(
         .apps
         .get_mut("windows")
         .unwrap();
+    let AppConfig::Wns(windows) = windows else {
+        panic!("windows is a WNS app");
+    };
     windows.client_secret = Some(SecretSource::File(secret));
     let wns = &mut config.providers.wns;
     wns.token_url = sim.wns_token_url();
@@ -171,6 +174,9 @@ async fn an_entra_id_app_gets_its_token_from_its_tenant_endpoint() {
             .apps
             .get_mut("windows")
             .unwrap();
+        let AppConfig::Wns(windows) = windows else {
+            panic!("windows is a WNS app");
+        };
         windows.token_url = Some(sim.entra_token_url("contoso.onmicrosoft.com"));
         windows.client_id = Some(APPLICATION_ID.into());
         // The legacy endpoint would refuse this client id: only the app's own is used.

@@ -1,10 +1,11 @@
-//! A configuration file: any text through the loader (TOML, figment, path resolution), the
-//! validator and the tenant builder, exactly as `check-config` runs them. Never a panic.
+//! A configuration file: any text through the loader (TOML, figment, path resolution) and the
+//! start-up plan (validation, tenants, provider credentials), exactly as `check-config` runs
+//! them. Never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use ringcast::config::Config;
-use ringcast::tenant::Tenants;
+use ringcast::plan::Plan;
 use std::io::Write;
 
 fuzz_target!(|text: &[u8]| {
@@ -15,7 +16,5 @@ fuzz_target!(|text: &[u8]| {
     let Ok(config) = Config::load(Some(file.path())) else {
         return;
     };
-    if config.validate().is_ok() {
-        let _ = Tenants::build(&config);
-    }
+    let _ = Plan::build(&config);
 });

@@ -184,8 +184,7 @@ impl Reloader {
     /// Everything a reload swaps in, read and checked, nothing applied yet.
     fn prepare(&self, running: &Config) -> Result<Prepared, ConfigErrors> {
         let config = Config::load(self.file.as_deref())?;
-        config.validate()?;
-        let tenants = Tenants::build(&config).map_err(ConfigErrors)?;
+        let tenants = crate::plan::Plan::tenants(&config)?;
         let certificate = match (&self.certificate, &config.server.tls) {
             (Some(_), Some(tls)) => Some(
                 load_certified_key(&tls.cert, &tls.key)

@@ -8,7 +8,7 @@
 
 use super::SimulateArgs;
 use crate::app;
-use crate::config::{Config, DEFAULT_CONFIG_FILE, SecretSource, dev};
+use crate::config::{AppConfig, Config, DEFAULT_CONFIG_FILE, SecretSource, dev};
 use crate::simulator::{RunningSimulator, Simulator};
 use anyhow::Context;
 use clap::{Args, FromArgMatches};
@@ -79,6 +79,9 @@ pub fn move_to_simulator(
         .context("moving the configuration to the simulator's address")?;
     for tenant in config.tenants.values_mut() {
         for (app_id, app) in &mut tenant.apps {
+            let AppConfig::Fcm(app) = app else {
+                continue;
+            };
             let Some(SecretSource::File(path)) = &app.service_account else {
                 continue;
             };

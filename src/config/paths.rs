@@ -67,12 +67,7 @@ pub(super) fn resolve(config: &mut Config, figment: &Figment) {
         }
         for (app_id, app) in &mut tenant.apps {
             let app_key = format!("{tenant_key}.apps.{app_id}");
-            for (field, source) in [
-                ("key", &mut app.key),
-                ("service_account", &mut app.service_account),
-                ("client_secret", &mut app.client_secret),
-                ("vapid_key", &mut app.vapid_key),
-            ] {
+            for (field, source) in app.secrets_mut() {
                 if let Some(source) = source {
                     rebase_secret(figment, &format!("{app_key}.{field}"), source);
                 }

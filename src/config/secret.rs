@@ -70,6 +70,23 @@ impl SecretSource {
     }
 }
 
+/// Reads `source` and runs `check` on its bytes; a problem of either is pushed under `at`.
+pub fn check_secret(
+    source: &SecretSource,
+    at: &str,
+    problems: &mut Vec<String>,
+    check: impl FnOnce(&[u8]) -> Result<(), String>,
+) {
+    match source.load() {
+        Ok(secret) => {
+            if let Err(problem) = check(secret.expose()) {
+                problems.push(format!("{at}: {problem}"));
+            }
+        }
+        Err(problem) => problems.push(format!("{at}: {problem}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use crate::providers::apns::config::ApnsAppConfig;
+pub use crate::providers::fcm::config::FcmAppConfig;
+pub use crate::providers::webpush::config::WebPushAppConfig;
+pub use crate::providers::wns::config::WnsAppConfig;
+
 /// The longest registration lifetime docs/architecture.md allows (180 days).
 pub const MAX_TTL_SECONDS: u64 = 15_552_000;
 /// The shortest registration lifetime (5 minutes): shorter would churn the store for nothing.
@@ -150,86 +155,87 @@ pub enum TokenAlgorithm {
     ES256,
 }
 
-/// One app of a tenant. The platform decides which fields are required; credentials are
-/// optional until the providers use them, but when given they are checked at start-up.
+/// One app of a tenant, tagged by the push service its devices use (`platform = "apns"`,
+/// `"fcm"`, `"wns"` or `"webpush"`). Each platform's keys, and their checks, live with its
+/// provider (`providers::<p>::config`); a key of another platform is refused as unknown.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct AppConfig {
-    /// The push service this app's devices use.
-    pub platform: Platform,
-    /// APNs: the app's bundle id (VoIP pushes go to `<bundle_id>.voip`).
-    #[serde(default)]
-    pub bundle_id: Option<String>,
-    /// APNs: the Apple developer team id (10 characters); the JWT's `iss`.
-    #[serde(default)]
-    pub team_id: Option<String>,
-    /// APNs: the id of the `.p8` signing key (10 characters); the JWT's `kid`.
-    #[serde(default)]
-    pub key_id: Option<String>,
-    /// APNs: the `.p8` signing key (PKCS#8 PEM).
-    #[serde(default)]
-    pub key: Option<SecretSource>,
-    /// APNs: the app's client certificate (PEM chain, leaf first), instead of token auth
-    /// (team_id, key_id, key): pushes then carry no JWT (`providers::apns::auth::certificate`).
-    #[serde(default)]
-    pub certificate: Option<SecretSource>,
-    /// APNs: the private key of `certificate` (PEM).
-    #[serde(default)]
-    pub certificate_key: Option<SecretSource>,
-    /// FCM: the Firebase project id.
-    #[serde(default)]
-    pub project_id: Option<String>,
-    /// FCM: the service-account JSON (its `token_uri` is honoured).
-    #[serde(default)]
-    pub service_account: Option<SecretSource>,
-    /// WNS: the package SID (`ms-app://...`).
-    #[serde(default)]
-    pub package_sid: Option<String>,
-    /// WNS: the client secret.
-    #[serde(default)]
-    pub client_secret: Option<SecretSource>,
-    /// WNS: where the app's access token comes from; default `[providers.wns] token_url`
-    /// (the legacy `https://login.live.com/accesstoken.srf`). Apps registered in Microsoft
-    /// Entra ID use `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`
-    /// (`providers::wns::config::check_app_auth`).
-    #[serde(default)]
-    pub token_url: Option<String>,
-    /// WNS: the OAuth scope asked for; default what the endpoint grants
-    /// (`notify.windows.com`, or `https://wns.windows.com/.default` at Entra ID).
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// WNS: the OAuth client id; default the package SID. At Entra ID, the app's
-    /// application (client) id.
-    #[serde(default)]
-    pub client_id: Option<String>,
-    /// Web Push: the VAPID signing key (P-256 PKCS#8 PEM).
-    #[serde(default)]
-    pub vapid_key: Option<SecretSource>,
-    /// Web Push: the VAPID contact (`mailto:` or `https:` URI) push services may write to.
-    #[serde(default)]
-    pub vapid_subject: Option<String>,
+#[serde(tag = "platform", rename_all = "lowercase")]
+pub enum AppConfig {
+    /// An iOS app (APNs).
+    Apns(ApnsAppConfig),
+    /// An Android app (FCM).
+    Fcm(FcmAppConfig),
+    /// A Windows app (WNS).
+    Wns(WnsAppConfig),
+    /// A web app (Web Push).
+    Webpush(WebPushAppConfig),
 }
 
 impl AppConfig {
-    /// An app of `platform` with every optional field empty.
+    /// An app of `platform` with every optional key empty.
     pub fn new(platform: Platform) -> Self {
-        AppConfig {
-            platform,
-            bundle_id: None,
-            team_id: None,
-            key_id: None,
-            key: None,
-            certificate: None,
-            certificate_key: None,
-            project_id: None,
-            service_account: None,
-            package_sid: None,
-            client_secret: None,
-            token_url: None,
-            scope: None,
-            client_id: None,
-            vapid_key: None,
-            vapid_subject: None,
+        match platform {
+            Platform::Apns => AppConfig::Apns(ApnsAppConfig::default()),
+            Platform::Fcm => AppConfig::Fcm(FcmAppConfig::default()),
+            Platform::Wns => AppConfig::Wns(WnsAppConfig::default()),
+            Platform::Webpush => AppConfig::Webpush(WebPushAppConfig::default()),
+        }
+    }
+
+    /// The push service this app's devices use.
+    pub fn platform(&self) -> Platform {
+        match self {
+            AppConfig::Apns(_) => Platform::Apns,
+            AppConfig::Fcm(_) => Platform::Fcm,
+            AppConfig::Wns(_) => Platform::Wns,
+            AppConfig::Webpush(_) => Platform::Webpush,
+        }
+    }
+
+    /// The APNs keys, for an APNs app.
+    pub fn as_apns(&self) -> Option<&ApnsAppConfig> {
+        match self {
+            AppConfig::Apns(app) => Some(app),
+            _ => None,
+        }
+    }
+
+    /// The FCM keys, for an FCM app.
+    pub fn as_fcm(&self) -> Option<&FcmAppConfig> {
+        match self {
+            AppConfig::Fcm(app) => Some(app),
+            _ => None,
+        }
+    }
+
+    /// Every problem with the app's keys under `at` (`tenants.<t>.apps.<app>`), its
+    /// credentials read and parsed as its provider will.
+    pub fn problems(&self, at: &str) -> Vec<String> {
+        match self {
+            AppConfig::Apns(app) => app.problems(at),
+            AppConfig::Fcm(app) => app.problems(at),
+            AppConfig::Wns(app) => app.problems(at),
+            AppConfig::Webpush(app) => app.problems(at),
+        }
+    }
+
+    /// The app's secrets by key name (absent ones too).
+    pub fn secrets(&self) -> Vec<(&'static str, Option<&SecretSource>)> {
+        match self {
+            AppConfig::Apns(app) => app.secrets().to_vec(),
+            AppConfig::Fcm(app) => app.secrets().to_vec(),
+            AppConfig::Wns(app) => app.secrets().to_vec(),
+            AppConfig::Webpush(app) => app.secrets().to_vec(),
+        }
+    }
+
+    /// The app's secrets by key name, to rewrite (relative paths, the demo's copies).
+    pub fn secrets_mut(&mut self) -> Vec<(&'static str, &mut Option<SecretSource>)> {
+        match self {
+            AppConfig::Apns(app) => app.secrets_mut().into_iter().collect(),
+            AppConfig::Fcm(app) => app.secrets_mut().into_iter().collect(),
+            AppConfig::Wns(app) => app.secrets_mut().into_iter().collect(),
+            AppConfig::Webpush(app) => app.secrets_mut().into_iter().collect(),
         }
     }
 }

@@ -33,7 +33,12 @@ fn the_development_default_loads_and_validates() {
     Jail::expect_with(|jail| {
         development_default_in(jail)?;
         let config = Config::load(None).map_err(|e| e.to_string())?;
-        config.validate().map_err(|e| e.to_string())?;
+        let plan = crate::plan::Plan::build(&config).map_err(|e| e.to_string())?;
+        assert_eq!(
+            plan.providers.len(),
+            4,
+            "one app of each platform has a provider"
+        );
         assert_eq!(config.registry.store, StoreKind::Embedded);
         assert!(config.tenants.contains_key("demo"));
         // The development default rings through the simulator, not Apple, Google or
@@ -70,11 +75,23 @@ fn every_demo_app_has_the_credential_the_simulator_accepts() {
         let config = Config::load(None).map_err(|e| e.to_string())?;
         let here = std::env::current_dir().map_err(|e| e.to_string())?;
         let apps = &config.tenants["demo"].apps;
-        let ios = &apps["ios"];
+        let (
+            AppConfig::Apns(ios),
+            AppConfig::Fcm(android),
+            AppConfig::Wns(windows),
+            AppConfig::Webpush(web),
+        ) = (
+            &apps["ios"],
+            &apps["android"],
+            &apps["windows"],
+            &apps["web"],
+        )
+        else {
+            return Err("the demo apps are ios, android, windows and web, in that order".into());
+        };
         assert_eq!(ios.team_id.as_deref(), Some(crate::config::dev::APNS_TEAM));
         assert_eq!(ios.key_id.as_deref(), Some(crate::config::dev::APNS_KEY_ID));
         assert!(ios.key.is_some());
-        let android = &apps["android"];
         assert_eq!(
             android.service_account,
             Some(SecretSource::File(
@@ -91,7 +108,6 @@ fn every_demo_app_has_the_credential_the_simulator_accepts() {
             account["project_id"].as_str()
         );
         assert_eq!(account["token_uri"], "https://127.0.0.1:8444/token");
-        let windows = &apps["windows"];
         assert_eq!(
             windows.package_sid.as_deref(),
             Some(crate::config::dev::WNS_PACKAGE_SID)
@@ -102,7 +118,6 @@ fn every_demo_app_has_the_credential_the_simulator_accepts() {
                 here.join(crate::config::dev::WNS_CLIENT_SECRET)
             ))
         );
-        let web = &apps["web"];
         assert!(web.vapid_key.is_some() && web.vapid_subject.is_some());
         // Each credential loads: the providers will start for all four platforms.
         let tenants = crate::tenant::Tenants::build(&config).map_err(|e| e.join("; "))?;
@@ -148,7 +163,7 @@ fn the_end_to_end_benchmark_moves_every_provider_with_environment_variables() {
         assert_eq!(config.providers.wns.channel_base_url.as_deref(), Some(sim));
         assert_eq!(config.webpush.allowed_hosts, ["127.0.0.1:9443"]);
         assert_eq!(config.webpush.allowed_private_addresses, ["127.0.0.1:9443"]);
-        let android = &config.tenants["demo"].apps["android"];
+        let android = config.tenants["demo"].apps["android"].as_fcm().unwrap();
         assert_eq!(
             android.service_account,
             Some(SecretSource::File("fcm-copy.json".into()))
@@ -193,7 +208,7 @@ fn the_examples_name_every_missing_secret() {
             "{file}: durable intake is the cluster's default"
         );
         // The secrets live on the production machine, not here: each one is reported.
-        let ConfigErrors(problems) = config.validate().unwrap_err();
+        let ConfigErrors(problems) = crate::plan::Plan::tenants(&config).unwrap_err();
         for key in [
             "server_keys[1]",
             "identity_tokens",
@@ -297,7 +312,6 @@ fn every_problem_is_reported_at_once() {
             key = { file = "short.secret" }
             [tenants.b.apps.ios]
             platform = "apns"
-            project_id = "wrong-platform-field"
             team_id = "SHORT"
             key_id = "KEYID12345"
 
@@ -321,7 +335,7 @@ fn every_problem_is_reported_at_once() {
             "#,
         )?;
         let config = Config::load(Some(Path::new("bad.toml"))).map_err(|e| e.to_string())?;
-        let ConfigErrors(problems) = config.validate().unwrap_err();
+        let ConfigErrors(problems) = crate::plan::Plan::tenants(&config).unwrap_err();
         let expected = [
             "server.max_requests_in_flight",
             "registry.mailbox_capacity",
@@ -332,7 +346,6 @@ fn every_problem_is_reported_at_once() {
             "tenants.Bad_Tenant.max_ttl_seconds",
             "tenants.Bad_Tenant.server_keys[0]",
             "tenants.b.identity_tokens: an HS256 secret must be at least 32 bytes",
-            "tenants.b.apps.ios.project_id: only fcm apps",
             "tenants.b.apps.ios.bundle_id is required",
             "tenants.b.apps.ios: APNs token auth needs team_id, key_id and key together",
             "tenants.b.apps.ios.team_id",
@@ -432,7 +445,7 @@ fn relative_paths_in_a_file_are_relative_to_its_folder() {
             Some(&SecretSource::File(etc.join("keys/tokens.secret")))
         );
         // The errors name the file that was looked for, resolved.
-        let error = config.validate().unwrap_err().to_string();
+        let error = crate::plan::Plan::tenants(&config).unwrap_err().to_string();
         for missing in ["keys/server.key", "keys/missing-roots.pem"] {
             let resolved = etc.join(missing);
             assert!(
@@ -679,4 +692,73 @@ fn connection_limits_out_of_range_are_each_reported() {
             "{name} in {problems:?}"
         );
     }
+}
+
+#[test]
+fn a_key_of_another_platform_is_refused_by_name() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "wrong.toml",
+            r#"
+            [tenants.b]
+            server_keys = [{ sha256 = "fc1d4dafe5b2f4792ad6631fc26f4c5f4a7b375e88e6bfab363d68a5d1e62d6c" }]
+            [tenants.b.apps.ios]
+            platform = "apns"
+            bundle_id = "com.example.phone"
+            project_id = "wrong-platform-field"
+            "#,
+        )?;
+        let error = Config::load(Some(Path::new("wrong.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("project_id"), "{error}");
+        assert!(error.contains("tenants.b.apps.ios"), "{error}");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_app_of_each_platform_loads_from_the_same_keys_as_before() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "apps.toml",
+            r#"
+            [tenants.b]
+            server_keys = [{ sha256 = "fc1d4dafe5b2f4792ad6631fc26f4c5f4a7b375e88e6bfab363d68a5d1e62d6c" }]
+            [tenants.b.apps.ios]
+            platform = "apns"
+            bundle_id = "com.example.phone"
+            team_id = "ABCDE12345"
+            [tenants.b.apps.android]
+            platform = "fcm"
+            project_id = "example-phone"
+            [tenants.b.apps.windows]
+            platform = "wns"
+            package_sid = "ms-app://s-1-15-2-example"
+            scope = "notify.windows.com"
+            [tenants.b.apps.web]
+            platform = "webpush"
+            vapid_subject = "mailto:ops@example.com"
+            "#,
+        )?;
+        let config = Config::load(Some(Path::new("apps.toml"))).map_err(|e| e.to_string())?;
+        let apps = &config.tenants["b"].apps;
+        let platforms: Vec<_> = apps.values().map(AppConfig::platform).collect();
+        use crate::registry::Platform::{Apns, Fcm, Webpush, Wns};
+        assert_eq!(platforms, [Fcm, Apns, Webpush, Wns], "by app id");
+        assert_eq!(
+            apps["ios"].as_apns().and_then(|a| a.team_id.as_deref()),
+            Some("ABCDE12345")
+        );
+        assert_eq!(
+            apps["windows"],
+            AppConfig::Wns(WnsAppConfig {
+                package_sid: Some("ms-app://s-1-15-2-example".into()),
+                scope: Some("notify.windows.com".into()),
+                ..Default::default()
+            })
+        );
+        crate::plan::Plan::tenants(&config).map_err(|e| e.to_string())?;
+        Ok(())
+    });
 }

@@ -267,10 +267,10 @@ fn resolve_native<'a>(
                 ));
                 None
             }
-            Some(config) if config.platform != platform => {
+            Some(config) if config.platform() != platform => {
                 errors.push(FieldError::new(
                     "app",
-                    format!("app {app:?} is a {} app, not {platform}", config.platform),
+                    format!("app {app:?} is a {} app, not {platform}", config.platform()),
                 ));
                 None
             }
@@ -314,7 +314,7 @@ fn resolve_rfc8599<'a>(
     };
     let param = request.pn_param.as_deref();
     let matches = |config: &crate::config::AppConfig| -> bool {
-        config.platform == platform
+        config.platform() == platform
             && match (platform, param) {
                 (Platform::Apns, Some(param)) => {
                     // `<TeamID>.<bundle>.voip`, `<TeamID>.<bundle>` (RFC 8599 section 9) or,
@@ -326,12 +326,17 @@ fn resolve_rfc8599<'a>(
                             .unwrap_or(rest);
                         (team, bundle)
                     });
+                    let apns = config.as_apns();
                     rest.is_some_and(|(team, bundle)| {
-                        config.bundle_id.as_deref() == Some(bundle)
-                            && config.team_id.as_deref().is_none_or(|t| t == team)
+                        apns.is_some_and(|apns| {
+                            apns.bundle_id.as_deref() == Some(bundle)
+                                && apns.team_id.as_deref().is_none_or(|t| t == team)
+                        })
                     })
                 }
-                (Platform::Fcm, Some(param)) => config.project_id.as_deref() == Some(param),
+                (Platform::Fcm, Some(param)) => config
+                    .as_fcm()
+                    .is_some_and(|fcm| fcm.project_id.as_deref() == Some(param)),
                 (_, _) => true,
             }
     };

@@ -1,6 +1,6 @@
 //! The apps' push credentials as a reload sees them (README, "Configuration" → "Reload").
 //!
-//! At start [`super::providers::ProviderPlan::build`] puts every app's credential in a
+//! At start [`crate::providers::wiring::ProviderSpecs::build`] puts every app's credential in a
 //! [`Live`] cell that all of the app's clients (every shard, both APNs environments) read per
 //! request or per token refresh, and registers the cell here with a [`Fingerprint`] of what
 //! the credential was made from. A reload then:
@@ -29,14 +29,13 @@ use crate::config::{AppConfig, Config};
 use crate::providers::apns::auth::ProviderTokenCache;
 use crate::providers::apns::client::ApnsCredential;
 use crate::providers::fcm::auth::{
-    AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, ServiceAccount,
+    AccessTokenCache, DEFAULT_REFRESH_STALE_AFTER, read_service_account,
 };
 use crate::providers::fcm::client::FcmAccount;
 use crate::providers::live::Live;
 use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::wns::auth::WnsCredential;
 use crate::providers::wns::client::WnsAccount;
-use crate::providers::wns::config::WnsAppAuth;
 use crate::registry::Platform;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -191,30 +190,33 @@ fn app_ids(config: &Config) -> BTreeSet<AppId> {
 }
 
 /// What of an app a reload cannot change live: the platform and what addresses its requests
-/// or its connections, and which credential fields are present at all.
+/// or its connections, and which credential keys are present at all.
 fn shape(app: &AppConfig) -> impl PartialEq + use<> {
+    let (addressing, present) = match app {
+        AppConfig::Apns(apns) => (
+            vec![apns.bundle_id.clone()],
+            vec![apns.team_id.is_some(), apns.key_id.is_some()],
+        ),
+        AppConfig::Fcm(fcm) => (vec![fcm.project_id.clone()], Vec::new()),
+        AppConfig::Wns(wns) => (
+            vec![wns.package_sid.clone(), wns.token_url.clone()],
+            Vec::new(),
+        ),
+        AppConfig::Webpush(web) => (Vec::new(), vec![web.vapid_subject.is_some()]),
+    };
+    let secrets = app
+        .secrets()
+        .into_iter()
+        .map(|(_, source)| source.is_some());
     (
-        app.platform,
-        app.bundle_id.clone(),
-        app.project_id.clone(),
-        app.package_sid.clone(),
-        app.token_url.clone(),
-        [
-            app.certificate.is_some(),
-            app.certificate_key.is_some(),
-            app.team_id.is_some(),
-            app.key_id.is_some(),
-            app.key.is_some(),
-            app.service_account.is_some(),
-            app.client_secret.is_some(),
-            app.vapid_key.is_some(),
-            app.vapid_subject.is_some(),
-        ],
+        app.platform(),
+        addressing,
+        present.into_iter().chain(secrets).collect::<Vec<bool>>(),
     )
 }
 
 /// The fingerprint of `app`'s credential, reading its secrets now. The error starts with the
-/// field's name (the caller prefixes the app's key).
+/// key's name (the caller prefixes the app's key).
 pub fn fingerprint(app: &AppConfig) -> Result<Fingerprint, String> {
     let mut digest = Sha256::new();
     let mut field = |bytes: &[u8]| {
@@ -222,23 +224,16 @@ pub fn fingerprint(app: &AppConfig) -> Result<Fingerprint, String> {
         digest.update((bytes.len() as u64).to_be_bytes());
         digest.update(bytes);
     };
-    for text in [
-        &app.team_id,
-        &app.key_id,
-        &app.client_id,
-        &app.scope,
-        &app.vapid_subject,
-    ] {
-        field(text.as_deref().unwrap_or("\0").as_bytes());
+    let texts = match app {
+        AppConfig::Apns(apns) => vec![apns.team_id.as_deref(), apns.key_id.as_deref()],
+        AppConfig::Fcm(_) => Vec::new(),
+        AppConfig::Wns(wns) => vec![wns.client_id.as_deref(), wns.scope.as_deref()],
+        AppConfig::Webpush(web) => vec![web.vapid_subject.as_deref()],
+    };
+    for text in texts {
+        field(text.unwrap_or("\0").as_bytes());
     }
-    for (name, source) in [
-        ("key", &app.key),
-        ("certificate", &app.certificate),
-        ("certificate_key", &app.certificate_key),
-        ("service_account", &app.service_account),
-        ("client_secret", &app.client_secret),
-        ("vapid_key", &app.vapid_key),
-    ] {
+    for (name, source) in app.secrets() {
         match source {
             Some(source) => {
                 let secret = source.load().map_err(|error| format!("{name}: {error}"))?;
@@ -258,15 +253,15 @@ fn make(
     config: &Config,
     who: (&str, &str),
 ) -> Result<Option<Swap>, String> {
-    Ok(Some(match cell {
-        AppCell::Apns(cell) => {
+    Ok(Some(match (cell, app) {
+        (AppCell::Apns(cell), AppConfig::Apns(app)) => {
             let running = cell.load();
             let generation = running.generation + 1;
             if let (Some(certificate), Some(certificate_key)) =
                 (&app.certificate, &app.certificate_key)
             {
                 // The caller prefixes the app's key: strip the loader's separator.
-                let (tls, not_after) = crate::router::providers::apns_certificate_tls(
+                let (tls, not_after) = crate::providers::wiring::apns::certificate_tls(
                     who,
                     app.bundle_id.as_deref(),
                     certificate,
@@ -297,20 +292,18 @@ fn make(
             };
             Swap::Apns(cell.clone(), credential, None)
         }
-        AppCell::Fcm(cell) => {
+        (AppCell::Fcm(cell), AppConfig::Fcm(app)) => {
             let Some(source) = &app.service_account else {
                 return Ok(None);
             };
             let json = source
                 .load()
                 .map_err(|error| format!("service_account: {error}"))?;
-            let account = ServiceAccount::from_json(json.expose())
+            let (account, signer) = read_service_account(json.expose())
                 .map_err(|error| format!("service_account: {error}"))?;
             if account.token_uri != cell.load().grant.token_uri() {
                 return Ok(None);
             }
-            let signer = AssertionSigner::new(&account)
-                .map_err(|error| format!("service_account: {error}"))?;
             let cache = AccessTokenCache::new(
                 config.providers.fcm.token_refresh_ahead(),
                 DEFAULT_REFRESH_STALE_AFTER,
@@ -323,21 +316,14 @@ fn make(
                 }),
             )
         }
-        AppCell::Wns(cell) => {
-            let (Some(package_sid), Some(secret)) = (&app.package_sid, &app.client_secret) else {
+        (AppCell::Wns(cell), AppConfig::Wns(app)) => {
+            let wns = &config.providers.wns;
+            let (Some(auth), Some(secret)) = (app.auth(wns), &app.client_secret) else {
                 return Ok(None);
             };
             let client_secret = secret
                 .load()
                 .map_err(|error| format!("client_secret: {error}"))?;
-            let wns = &config.providers.wns;
-            let auth = WnsAppAuth::of(
-                package_sid,
-                app.token_url.as_deref(),
-                app.scope.as_deref(),
-                app.client_id.as_deref(),
-                wns,
-            );
             if auth.token_url != cell.load().grant.token_url {
                 return Ok(None);
             }
@@ -359,7 +345,7 @@ fn make(
                 },
             )
         }
-        AppCell::WebPush(cell) => {
+        (AppCell::WebPush(cell), AppConfig::Webpush(app)) => {
             let (Some(key), Some(subject)) = (&app.vapid_key, &app.vapid_subject) else {
                 return Ok(None);
             };
@@ -369,6 +355,8 @@ fn make(
                 .map_err(|error| format!("vapid_key: {error}"))?;
             Swap::WebPush(cell.clone(), signer)
         }
+        // Another platform: [`shape`] sends it to a restart before it gets here.
+        _ => return Ok(None),
     }))
 }
 

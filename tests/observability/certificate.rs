@@ -5,7 +5,7 @@
 
 use crate::support::app::{APNS_TOKEN, KEY_A, TestStore, apns_body, spawn_with, test_config};
 use crate::{sample, scrape};
-use ringcast::config::{Config, ConfigErrors, SecretSource};
+use ringcast::config::{AppConfig, Config, ConfigErrors, SecretSource};
 use ringcast::simulator::{RunningSimulator, Simulator, SimulatorConfig};
 use std::path::Path;
 
@@ -70,6 +70,9 @@ pub fn with_certificate(
         .apps
         .get_mut("ios")
         .unwrap();
+    let AppConfig::Apns(ios) = ios else {
+        panic!("ios is an APNs app");
+    };
     ios.team_id = None;
     ios.certificate = Some(SecretSource::File(cert));
     ios.certificate_key = Some(SecretSource::File(key));
@@ -136,7 +139,9 @@ fn an_expired_certificate_stops_start_up_with_the_key_named() {
     let issued = issue("com.example.phone", -1);
     let mut config = test_config(TestStore::Embedded(dir.path().join("r.redb")), dir.path());
     with_certificate(&mut config, dir.path(), &issued, "https://127.0.0.1:9");
-    let ConfigErrors(problems) = config.validate().unwrap_err();
+    let Err(ConfigErrors(problems)) = ringcast::plan::Plan::build(&config) else {
+        panic!("an expired certificate passed the start-up plan");
+    };
     let problems = problems.join("\n");
     assert!(
         problems.contains("tenants.a.apps.ios.certificate") && problems.contains("expired"),

@@ -48,6 +48,45 @@ fn check_config_finds_the_files_of_a_config_named_from_elsewhere() {
     );
 }
 
+#[test]
+fn check_config_and_serve_refuse_the_same_service_account_with_the_same_message() {
+    // `type` other than "service_account": the tenant check once ignored it, so
+    // check-config passed a file that serve then refused.
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev/fcm-service-account.json");
+    let mut account: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dev).unwrap()).unwrap();
+    account["type"] = "authorized_user".into();
+    std::fs::write(dir.path().join("account.json"), account.to_string()).unwrap();
+    std::fs::write(dir.path().join("server.key"), "a-server-key-of-the-tenant").unwrap();
+    let file = dir.path().join("node.toml");
+    std::fs::write(
+        &file,
+        "[registry.embedded]\npath = \"r.redb\"\n\
+         [tenants.t]\nserver_keys = [{ file = \"server.key\" }]\n\
+         [tenants.t.apps.android]\nplatform = \"fcm\"\nproject_id = \"ringcast-demo\"\n\
+         service_account = { file = \"account.json\" }\n",
+    )
+    .unwrap();
+    let expected = "tenants.t.apps.android.service_account: not a usable service-account JSON: \
+                    type is not \"service_account\"";
+    let checked = ringcast().arg("check-config").arg(&file).output().unwrap();
+    let served = ringcast()
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    for (command, output) in [("check-config", checked), ("serve", served)] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{command}: {stderr}");
+        assert!(stderr.contains(expected), "{command}: {stderr}");
+    }
+    assert!(
+        !dir.path().join("r.redb").exists(),
+        "serve refused before opening its store"
+    );
+}
+
 #[tokio::test]
 async fn health_is_zero_for_a_ready_node_and_one_for_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,8 +2,8 @@
 
 use ringcast::app::BackgroundNode;
 use ringcast::config::{
-    AppConfig, Config, IdentityTokenConfig, SecretSource, ServerKeySource, StoreKind, TenantConfig,
-    TokenAlgorithm,
+    ApnsAppConfig, AppConfig, Config, FcmAppConfig, IdentityTokenConfig, SecretSource,
+    ServerKeySource, StoreKind, TenantConfig, TokenAlgorithm, WnsAppConfig,
 };
 use ringcast::registry::Platform;
 use serde_json::{Value, json};
@@ -61,16 +61,22 @@ pub fn test_config(store: TestStore, dir: &std::path::Path) -> Config {
     }
     for (id, key) in [("a", KEY_A), ("b", KEY_B)] {
         let mut apps = BTreeMap::new();
-        let mut ios = AppConfig::new(Platform::Apns);
-        ios.bundle_id = Some("com.example.phone".into());
-        ios.team_id = Some("TEAMID1234".into());
-        apps.insert("ios".to_owned(), ios);
-        let mut android = AppConfig::new(Platform::Fcm);
-        android.project_id = Some("example-phone".into());
-        apps.insert("android".to_owned(), android);
-        let mut windows = AppConfig::new(Platform::Wns);
-        windows.package_sid = Some("ms-app://s-1-15-2-example".into());
-        apps.insert("windows".to_owned(), windows);
+        let ios = ApnsAppConfig {
+            bundle_id: Some("com.example.phone".into()),
+            team_id: Some("TEAMID1234".into()),
+            ..Default::default()
+        };
+        apps.insert("ios".to_owned(), AppConfig::Apns(ios));
+        let android = FcmAppConfig {
+            project_id: Some("example-phone".into()),
+            ..Default::default()
+        };
+        apps.insert("android".to_owned(), AppConfig::Fcm(android));
+        let windows = WnsAppConfig {
+            package_sid: Some("ms-app://s-1-15-2-example".into()),
+            ..Default::default()
+        };
+        apps.insert("windows".to_owned(), AppConfig::Wns(windows));
         apps.insert("web".to_owned(), AppConfig::new(Platform::Webpush));
         let identity_tokens = (id == "a").then(|| IdentityTokenConfig {
             algorithm: TokenAlgorithm::HS256,

@@ -3,7 +3,7 @@
 //! refusing internal endpoints at registration.
 
 use crate::support::app::{KEY_A, TestStore, spawn_with, status_and_json, test_config};
-use ringcast::config::SecretSource;
+use ringcast::config::{AppConfig, SecretSource};
 use ringcast::simulator::{Profile, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
 
@@ -53,6 +53,9 @@ async fn ring_a_browser_through_the_node(
         .apps
         .get_mut("web")
         .unwrap();
+    let AppConfig::Webpush(web) = web else {
+        panic!("web is a Web Push app");
+    };
     web.vapid_key = Some(SecretSource::File(vapid_file));
     web.vapid_subject = Some("mailto:ops@example.com".into());
     let sim_address = if http1_only {
@@ -136,6 +139,9 @@ async fn without_the_test_allowance_the_simulator_itself_is_refused_and_never_re
         .apps
         .get_mut("web")
         .unwrap();
+    let AppConfig::Webpush(web) = web else {
+        panic!("web is a Web Push app");
+    };
     web.vapid_key = Some(SecretSource::File(vapid_file));
     web.vapid_subject = Some("mailto:ops@example.com".into());
     let port = sim.address().port();

@@ -206,7 +206,7 @@ pub fn request_schema(registrable: &Registrable) -> Value {
     ] {
         let ids: Vec<&str> = apps
             .iter()
-            .filter(|(_, app)| app.platform == platform)
+            .filter(|(_, app)| app.platform() == platform)
             .map(|(id, _)| *id)
             .collect();
         if !ids.is_empty() {
@@ -220,7 +220,7 @@ pub fn request_schema(registrable: &Registrable) -> Value {
     for (id, app) in &apps {
         let rivals: Vec<&AppConfig> = apps
             .iter()
-            .filter(|(other, config)| other != id && config.platform == app.platform)
+            .filter(|(other, config)| other != id && config.platform() == app.platform())
             .map(|(_, config)| *config)
             .collect();
         branches.extend(rfc8599(id, app, &rivals, &endpoint));
@@ -360,11 +360,11 @@ fn with_max_uri(endpoint: &Value) -> Value {
 
 /// The RFC 8599 branches naming `app` (`id`); `rivals` are the other apps of its platform.
 fn rfc8599(id: &str, app: &AppConfig, rivals: &[&AppConfig], endpoint: &Value) -> Vec<Value> {
-    let (provider, prid, param, unique) = match app.platform {
-        Platform::Apns => {
-            let param = match &app.bundle_id {
+    let (provider, prid, param, unique) = match app {
+        AppConfig::Apns(apns) => {
+            let param = match &apns.bundle_id {
                 Some(bundle) => {
-                    let team = app.team_id.as_deref().map_or("[^.]*".into(), escape);
+                    let team = apns.team_id.as_deref().map_or("[^.]*".into(), escape);
                     string(&format!(
                         "^{team}\\.{}(?:\\.voip|\\.voip&remote|\\.remote&voip)?$",
                         escape(bundle)
@@ -372,35 +372,35 @@ fn rfc8599(id: &str, app: &AppConfig, rivals: &[&AppConfig], endpoint: &Value) -
                 }
                 None => json!({"type": "null"}),
             };
-            let unique = app.bundle_id.is_some()
-                && rivals.iter().all(|rival| rival.bundle_id != app.bundle_id);
+            let bundle = |app: &AppConfig| app.as_apns().and_then(|a| a.bundle_id.clone());
+            let unique = apns.bundle_id.is_some()
+                && rivals.iter().all(|rival| bundle(rival) != apns.bundle_id);
             ("apns", string(&apns_prid()), param, unique)
         }
-        Platform::Fcm => {
-            let param = match &app.project_id {
+        AppConfig::Fcm(fcm) => {
+            let param = match &fcm.project_id {
                 Some(project) => json!({"type": "string", "const": project}),
                 None => json!({"type": "null"}),
             };
-            let unique = app.project_id.is_some()
-                && rivals
-                    .iter()
-                    .all(|rival| rival.project_id != app.project_id);
+            let project = |app: &AppConfig| app.as_fcm().and_then(|a| a.project_id.clone());
+            let unique = fcm.project_id.is_some()
+                && rivals.iter().all(|rival| project(rival) != fcm.project_id);
             ("fcm", string(&fcm_token()), param, unique)
         }
         // `pn_param` does not pick a Web Push app: any text, and only a lone app goes unnamed.
-        Platform::Webpush => (
+        AppConfig::Webpush(_) => (
             "webpush",
             with_max_uri(endpoint),
             json!({"type": "string"}),
             false,
         ),
-        Platform::Wns => return Vec::new(),
+        AppConfig::Wns(_) => return Vec::new(),
     };
     let mut required = vec![
         ("pn_provider", json!({"const": provider})),
         ("pn_prid", prid),
     ];
-    if app.platform == Platform::Webpush {
+    if app.platform() == Platform::Webpush {
         required.push(("keys", json!({"$ref": "#/components/schemas/WebPushKeys"})));
     }
     let title = format!("{provider} (RFC 8599), app {id}");

@@ -116,6 +116,12 @@ impl std::fmt::Debug for ProviderTokenCache {
     }
 }
 
+/// Parses a team's `.p8` signing key: the one parser of it, for start-up checks, the
+/// provider and reloads alike.
+pub fn signing_key(key_pem: &[u8]) -> Result<EncodingKey, AuthError> {
+    EncodingKey::from_ec_pem(key_pem).map_err(AuthError::BadKey)
+}
+
 impl ProviderTokenCache {
     /// A cache for the team's key `key_id`, signing with `key_pem` (the `.p8` file's
     /// contents), re-minting at `refresh_age` (20..=60 minutes).
@@ -128,7 +134,7 @@ impl ProviderTokenCache {
         if !(MIN_JWT_REFRESH..=MAX_JWT_REFRESH).contains(&refresh_age) {
             return Err(AuthError::RefreshAge(refresh_age));
         }
-        let key = EncodingKey::from_ec_pem(key_pem).map_err(AuthError::BadKey)?;
+        let key = signing_key(key_pem)?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key_id.to_owned());
         Ok(ProviderTokenCache {

@@ -1,6 +1,10 @@
 //! Typed APNs provider settings, with defaults that talk to Apple and validation that reports
 //! every problem at once.
 
+mod app;
+
+pub use app::ApnsAppConfig;
+
 use super::auth::certificate::ApnsCertificate;
 use crate::config::SecretSource;
 use crate::providers::config_keys::deprecated;

@@ -93,11 +93,10 @@ impl ServiceAccount {
                 error.column()
             ))
         })?;
-        if file
-            .kind
-            .as_deref()
-            .is_some_and(|kind| kind != "service_account")
-        {
+        // The union of what every reader once checked on its own: a service account (not
+        // another kind of Google credential), an e-mail, and a token endpoint reached over
+        // TLS (the assertion it receives is good for an hour of sends).
+        if file.kind.as_deref() != Some("service_account") {
             return Err(AuthError::BadServiceAccount(
                 "type is not \"service_account\"".into(),
             ));
@@ -107,9 +106,9 @@ impl ServiceAccount {
                 "client_email is not an e-mail address".into(),
             ));
         }
-        if !(file.token_uri.starts_with("https://") || file.token_uri.starts_with("http://")) {
+        if !file.token_uri.starts_with("https://") {
             return Err(AuthError::BadServiceAccount(
-                "token_uri is not an http(s) URL".into(),
+                "token_uri is not an https:// URL".into(),
             ));
         }
         if file.project_id.is_empty() {
@@ -123,6 +122,15 @@ impl ServiceAccount {
             project_id: file.project_id,
         })
     }
+}
+
+/// Reads a service-account JSON key file the one way every reader does (start-up checks,
+/// the providers, reloads): parsed by [`ServiceAccount::from_json`] and its key made into a
+/// signer, so a file either passes everywhere or fails everywhere with the same message.
+pub fn read_service_account(json: &[u8]) -> Result<(ServiceAccount, AssertionSigner), AuthError> {
+    let account = ServiceAccount::from_json(json)?;
+    let signer = AssertionSigner::new(&account)?;
+    Ok((account, signer))
 }
 
 /// The claims Google reads in an assertion.

@@ -1,6 +1,10 @@
 //! Typed FCM provider settings, with defaults that talk to Google and validation that reports
 //! every problem at once.
 
+mod app;
+
+pub use app::FcmAppConfig;
+
 use crate::providers::config_keys::deprecated;
 use crate::providers::pool::PoolSettings;
 use crate::providers::queue::QueueLimits;

@@ -37,6 +37,25 @@ pub enum VapidError {
     Sign(jsonwebtoken::errors::Error),
 }
 
+/// Whether `subject` is a contact RFC 8292 allows: a `mailto:` or `https:` URI.
+pub fn is_vapid_subject(subject: &str) -> bool {
+    subject.starts_with("mailto:") || subject.starts_with("https://")
+}
+
+/// Parses a VAPID key (P-256 PKCS#8 PEM) the one way start-up checks, the signer and reloads
+/// all do: its signing key and its public key as browsers take it (base64url).
+pub fn vapid_key(key_pem: &[u8]) -> Result<(EncodingKey, String), VapidError> {
+    let pem = std::str::from_utf8(key_pem).map_err(|e| VapidError::BadKey(e.to_string()))?;
+    // rcgen (ring) parses the PKCS#8 key and gives the public point; it is in the tree for the
+    // simulator's certificates already.
+    let pair = rcgen::KeyPair::from_pem(pem).map_err(|e| VapidError::BadKey(e.to_string()))?;
+    if !pair.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
+        return Err(VapidError::BadKey("not a P-256 key".into()));
+    }
+    let key = EncodingKey::from_ec_pem(key_pem).map_err(|e| VapidError::BadKey(e.to_string()))?;
+    Ok((key, URL_SAFE_NO_PAD.encode(pair.public_key_raw())))
+}
+
 /// The claims of a VAPID JWT.
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -96,25 +115,17 @@ impl fmt::Debug for VapidSigner {
 impl VapidSigner {
     /// A signer for the PKCS#8 PEM P-256 key `key_pem`, naming `subject` as the contact.
     pub fn new(key_pem: &[u8], subject: &str, validity: Duration) -> Result<Self, VapidError> {
-        if !subject.starts_with("mailto:") && !subject.starts_with("https://") {
+        if !is_vapid_subject(subject) {
             return Err(VapidError::BadSubject);
         }
         if validity > MAX_VAPID_VALIDITY || validity < Duration::from_secs(600) {
             return Err(VapidError::Validity(validity));
         }
-        let pem = std::str::from_utf8(key_pem).map_err(|e| VapidError::BadKey(e.to_string()))?;
-        // rcgen (ring) parses the PKCS#8 key and gives the public point; it is in the tree
-        // for the simulator's certificates already.
-        let pair = rcgen::KeyPair::from_pem(pem).map_err(|e| VapidError::BadKey(e.to_string()))?;
-        if !pair.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
-            return Err(VapidError::BadKey("not a P-256 key".into()));
-        }
-        let key =
-            EncodingKey::from_ec_pem(key_pem).map_err(|e| VapidError::BadKey(e.to_string()))?;
+        let (key, public_key) = vapid_key(key_pem)?;
         Ok(VapidSigner {
             inner: Arc::new(Inner {
                 key,
-                public_key: URL_SAFE_NO_PAD.encode(pair.public_key_raw()),
+                public_key,
                 subject: subject.to_owned(),
                 validity_ms: validity.as_millis() as u64,
                 cache: Mutex::new((0, HashMap::new())),

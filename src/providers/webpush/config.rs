@@ -1,6 +1,10 @@
 //! Typed Web Push provider settings. The hosts and the SSRF allowance live in the top-level
 //! `[webpush]` section (the registry reads them too); these are the connection settings.
 
+mod app;
+
+pub use app::WebPushAppConfig;
+
 use crate::providers::config_keys::deprecated;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;

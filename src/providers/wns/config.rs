@@ -1,6 +1,10 @@
 //! Typed WNS provider settings, with defaults that talk to Microsoft and validation that
 //! reports every problem at once.
 
+mod app;
+
+pub use app::WnsAppConfig;
+
 use crate::providers::config_keys::deprecated;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;

@@ -1,16 +1,20 @@
 use super::*;
-use crate::config::AppConfig;
+use crate::config::{ApnsAppConfig, AppConfig, FcmAppConfig};
 use std::collections::BTreeMap;
 
 fn tenant() -> Tenant {
     let mut apps = BTreeMap::new();
-    let mut ios = AppConfig::new(Platform::Apns);
-    ios.bundle_id = Some("com.acme.phone".into());
-    ios.team_id = Some("ABCDE12345".into());
-    apps.insert("ios".to_owned(), ios);
-    let mut android = AppConfig::new(Platform::Fcm);
-    android.project_id = Some("acme-phone".into());
-    apps.insert("android".to_owned(), android);
+    let ios = ApnsAppConfig {
+        bundle_id: Some("com.acme.phone".into()),
+        team_id: Some("ABCDE12345".into()),
+        ..Default::default()
+    };
+    apps.insert("ios".to_owned(), AppConfig::Apns(ios));
+    let android = FcmAppConfig {
+        project_id: Some("acme-phone".into()),
+        ..Default::default()
+    };
+    apps.insert("android".to_owned(), AppConfig::Fcm(android));
     apps.insert("desktop".to_owned(), AppConfig::new(Platform::Wns));
     apps.insert("web".to_owned(), AppConfig::new(Platform::Webpush));
     Tenant::new("acme", 86_400, apps)

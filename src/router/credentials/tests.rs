@@ -1,8 +1,8 @@
 use super::*;
-use crate::config::{SecretSource, TenantConfig};
-use crate::registry::embedded::EmbeddedStore;
-use crate::registry::{AnyStore, Platform};
-use crate::router::providers::ProviderPlan;
+use crate::config::{ApnsAppConfig, FcmAppConfig, SecretSource, TenantConfig};
+use crate::config::{WebPushAppConfig, WnsAppConfig};
+use crate::providers::wiring::ProviderSpecs;
+use crate::registry::Platform;
 use std::path::Path;
 
 /// A P-256 PKCS#8 PEM key, the shape of an APNs `.p8` and of a VAPID key.
@@ -17,21 +17,20 @@ fn write(dir: &Path, name: &str, text: &str) -> SecretSource {
 }
 
 fn ios(key_id: &str, key: SecretSource) -> AppConfig {
-    AppConfig {
+    AppConfig::Apns(ApnsAppConfig {
         bundle_id: Some("com.example.voip".into()),
         team_id: Some("TEAM123456".into()),
         key_id: Some(key_id.into()),
         key: Some(key),
-        ..AppConfig::new(Platform::Apns)
-    }
+        ..Default::default()
+    })
 }
 
 fn web(key: SecretSource) -> AppConfig {
-    AppConfig {
+    AppConfig::Webpush(WebPushAppConfig {
         vapid_key: Some(key),
         vapid_subject: Some("mailto:ops@example.com".into()),
-        ..AppConfig::new(Platform::Webpush)
-    }
+    })
 }
 
 fn config(apps: [(&str, AppConfig); 2]) -> Config {
@@ -49,13 +48,12 @@ fn config(apps: [(&str, AppConfig); 2]) -> Config {
     config
 }
 
-fn plan(config: &Config, dir: &Path) -> ProviderPlan {
-    let store = EmbeddedStore::open(dir.join("r.redb"), 32).unwrap();
-    ProviderPlan::build(config, AnyStore::Embedded(store)).unwrap()
+fn plan(config: &Config) -> ProviderSpecs {
+    ProviderSpecs::build(config).unwrap()
 }
 
 /// The `kid` of the JWT the app's cache signs now.
-fn signing_key_id(plan: &ProviderPlan) -> Option<String> {
+fn signing_key_id(plan: &ProviderSpecs) -> Option<String> {
     let token = plan.apns[0]
         .credential
         .load()
@@ -78,7 +76,7 @@ fn a_rotated_apns_key_signs_the_next_token_and_an_unchanged_app_keeps_its_own() 
         ),
         ("web", web(vapid.clone())),
     ]);
-    let plan = plan(&running, dir.path());
+    let plan = plan(&running);
     assert_eq!(signing_key_id(&plan).as_deref(), Some("OLDKEY0001"));
     let signer_before = plan.webpush[0].2.signer.load_full();
 
@@ -118,7 +116,7 @@ fn a_key_replaced_under_the_same_file_name_is_a_change() {
         ("ios", ios("KEY0000001", key.clone())),
         ("web", web(web_key)),
     ]);
-    let plan = plan(&running, dir.path());
+    let plan = plan(&running);
     write(dir.path(), "vapid.pem", &p256_pem());
     let reload = plan.credentials.prepare(&running, &running).unwrap();
     assert_eq!(reload.swapped(), ["tenants.t.apps.web"]);
@@ -134,7 +132,7 @@ fn bad_credentials_refuse_the_reload_all_listed_and_nothing_changes() {
         ),
         ("web", web(write(dir.path(), "vapid.pem", &p256_pem()))),
     ]);
-    let plan = plan(&running, dir.path());
+    let plan = plan(&running);
     let new = config([
         (
             "ios",
@@ -164,10 +162,16 @@ fn what_a_credential_cell_cannot_carry_is_named_per_app() {
     let key = write(dir.path(), "apns.p8", &p256_pem());
     let vapid = write(dir.path(), "vapid.pem", &p256_pem());
     let running = config([("ios", ios("KEY0000001", key.clone())), ("web", web(vapid))]);
-    let plan = plan(&running, dir.path());
+    let plan = plan(&running);
     let mut new = running.clone();
     let apps = &mut new.tenants.get_mut("t").unwrap().apps;
-    apps.get_mut("ios").unwrap().bundle_id = Some("com.example.other".into());
+    apps.insert(
+        "ios".into(),
+        AppConfig::Apns(ApnsAppConfig {
+            bundle_id: Some("com.example.other".into()),
+            ..running.tenants["t"].apps["ios"].as_apns().unwrap().clone()
+        }),
+    );
     apps.remove("web");
     apps.insert("android".into(), AppConfig::new(Platform::Fcm));
     let reload = plan.credentials.prepare(&running, &new).unwrap();
@@ -195,18 +199,20 @@ fn a_renewed_apns_client_certificate_is_swapped_with_its_expiry() {
             write(dir.path(), &format!("{name}.key"), &key.serialize_pem()),
         )
     };
-    let app = |(cert, key): (SecretSource, SecretSource)| AppConfig {
-        bundle_id: Some("com.example.voip".into()),
-        certificate: Some(cert),
-        certificate_key: Some(key),
-        ..AppConfig::new(Platform::Apns)
+    let app = |(cert, key): (SecretSource, SecretSource)| {
+        AppConfig::Apns(ApnsAppConfig {
+            bundle_id: Some("com.example.voip".into()),
+            certificate: Some(cert),
+            certificate_key: Some(key),
+            ..Default::default()
+        })
     };
     let web_key = write(dir.path(), "vapid.pem", &p256_pem());
     let running = config([
         ("ios", app(certificate("old", 10))),
         ("web", web(web_key.clone())),
     ]);
-    let plan = plan(&running, dir.path());
+    let plan = plan(&running);
     let before = plan.apns[0].credential.load_full();
 
     let new = config([("ios", app(certificate("new", 400))), ("web", web(web_key))]);
@@ -248,15 +254,18 @@ fn fcm_and_wns_credentials_swap_and_a_moved_token_endpoint_needs_a_restart() {
         edit(&mut account);
         write(dir.path(), name, &account.to_string())
     };
-    let android = |source: SecretSource| AppConfig {
-        project_id: Some("ringcast-demo".into()),
-        service_account: Some(source),
-        ..AppConfig::new(Platform::Fcm)
+    let android = |source: SecretSource| {
+        AppConfig::Fcm(FcmAppConfig {
+            project_id: Some("ringcast-demo".into()),
+            service_account: Some(source),
+        })
     };
-    let windows = |secret: SecretSource| AppConfig {
-        package_sid: Some("ms-app://s-1-15-2-example".into()),
-        client_secret: Some(secret),
-        ..AppConfig::new(Platform::Wns)
+    let windows = |secret: SecretSource| {
+        AppConfig::Wns(WnsAppConfig {
+            package_sid: Some("ms-app://s-1-15-2-example".into()),
+            client_secret: Some(secret),
+            ..Default::default()
+        })
     };
     let running = config([
         ("android", android(account_file("old.json", &|_| {}))),
@@ -265,7 +274,7 @@ fn fcm_and_wns_credentials_swap_and_a_moved_token_endpoint_needs_a_restart() {
             windows(write(dir.path(), "wns.secret", "old-secret")),
         ),
     ]);
-    let plan = plan(&running, dir.path());
+    let plan = plan(&running);
     let fcm_before = plan.fcm[0].account.load_full();
     let wns_before = plan.wns[0].account.load_full();
 
@@ -303,7 +312,9 @@ fn fcm_and_wns_credentials_swap_and_a_moved_token_endpoint_needs_a_restart() {
     let mut elsewhere = new.clone();
     let apps = &mut elsewhere.tenants.get_mut("t").unwrap().apps;
     apps.insert("android".into(), android(moved));
-    apps.get_mut("windows").unwrap().token_url = Some("https://login.example.net/token".into());
+    if let Some(AppConfig::Wns(windows)) = apps.get_mut("windows") {
+        windows.token_url = Some("https://login.example.net/token".into());
+    }
     let reload = plan.credentials.prepare(&new, &elsewhere).unwrap();
     assert!(reload.swapped().is_empty());
     assert_eq!(

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::{ApnsAppConfig, FcmAppConfig};
 use crate::registry::validate::{RegistrationRequest, WebPushKeys, validate_registration};
 use crate::tenant::Tenant;
 use regex::Regex;
@@ -11,13 +12,17 @@ const AUTH_OK: &str = "tBHItJI5svbpez7KI4CCXg";
 
 fn apps() -> BTreeMap<String, AppConfig> {
     let mut apps = BTreeMap::new();
-    let mut ios = AppConfig::new(Platform::Apns);
-    ios.bundle_id = Some("com.acme.phone".into());
-    ios.team_id = Some("ABCDE12345".into());
-    apps.insert("ios".to_owned(), ios);
-    let mut android = AppConfig::new(Platform::Fcm);
-    android.project_id = Some("acme-phone".into());
-    apps.insert("android".to_owned(), android);
+    let ios = ApnsAppConfig {
+        bundle_id: Some("com.acme.phone".into()),
+        team_id: Some("ABCDE12345".into()),
+        ..Default::default()
+    };
+    apps.insert("ios".to_owned(), AppConfig::Apns(ios));
+    let android = FcmAppConfig {
+        project_id: Some("acme-phone".into()),
+        ..Default::default()
+    };
+    apps.insert("android".to_owned(), AppConfig::Fcm(android));
     apps.insert("desktop".to_owned(), AppConfig::new(Platform::Wns));
     apps.insert("web".to_owned(), AppConfig::new(Platform::Webpush));
     apps
@@ -215,9 +220,11 @@ fn every_form_is_one_branch_and_the_branches_exclude_each_other() {
 #[test]
 fn an_app_with_rivals_of_its_platform_must_be_named_unless_pn_param_picks_it() {
     let mut apps = apps();
-    let mut beta = AppConfig::new(Platform::Fcm);
-    beta.project_id = Some("acme-beta".into());
-    apps.insert("android-beta".to_owned(), beta);
+    let beta = FcmAppConfig {
+        project_id: Some("acme-beta".into()),
+        ..Default::default()
+    };
+    apps.insert("android-beta".to_owned(), AppConfig::Fcm(beta));
     let registrable = Registrable {
         apps: apps.iter().map(|(id, app)| (id.as_str(), app)).collect(),
         webpush_hosts: &[],

@@ -1,0 +1,102 @@
+//! WNS apps: one credential cell per app (its client secret and access token), one provider
+//! per app on each shard.
+
+use super::{ProviderSet, ProviderSpecs, dispatcher_settings, start_dispatcher};
+use crate::config::{AppConfig, Config};
+use crate::providers::fcm::auth::{AccessTokenCache, DEFAULT_REFRESH_STALE_AFTER};
+use crate::providers::live::Live;
+use crate::providers::wns::auth::WnsCredential;
+use crate::providers::wns::client::{WnsAccount, WnsClient};
+use crate::registry::{AnyStore, Platform};
+use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A Windows app with its credential.
+#[derive(Clone)]
+pub struct WnsApp {
+    /// The tenant.
+    pub tenant: String,
+    /// The app id.
+    pub app: String,
+    /// The credential and its access token, shared by every shard; swapped by a reload.
+    pub account: Live<WnsAccount>,
+}
+
+/// Every WNS app with a credential; apps without one get no provider, and start-up says so.
+pub(super) fn apps(
+    config: &Config,
+    credentials: &LiveCredentials,
+    problems: &mut Vec<String>,
+) -> Vec<WnsApp> {
+    let provider = &config.providers.wns;
+    let mut apps = Vec::new();
+    for (tenant, app, app_config) in super::apps_of(config) {
+        let AppConfig::Wns(wns) = app_config else {
+            continue;
+        };
+        let (Some(auth), Some(secret)) = (wns.auth(provider), &wns.client_secret) else {
+            tracing::warn!(
+                tenant,
+                app,
+                "WNS app has no credential (package_sid, client_secret): its devices \
+                 cannot be rung"
+            );
+            continue;
+        };
+        let at = format!("tenants.{tenant}.apps.{app}");
+        let client_secret = match secret.load() {
+            Ok(secret) => secret,
+            Err(error) => {
+                problems.push(format!("{at}.client_secret: {error}"));
+                continue;
+            }
+        };
+        let print = match fingerprint(app_config) {
+            Ok(print) => print,
+            Err(error) => {
+                problems.push(format!("{at}.{error}"));
+                continue;
+            }
+        };
+        let refresh_ahead = Duration::from_secs(provider.token_refresh_ahead_seconds);
+        let account = Live::new(WnsAccount {
+            grant: WnsCredential {
+                client_id: auth.client_id,
+                client_secret,
+                token_url: auth.token_url,
+                scope: auth.scope,
+            },
+            cache: AccessTokenCache::new(refresh_ahead, DEFAULT_REFRESH_STALE_AFTER),
+        });
+        credentials.register(tenant, app, AppCell::Wns(account.clone()), print);
+        apps.push(WnsApp {
+            tenant: tenant.clone(),
+            app: app.clone(),
+            account,
+        });
+    }
+    apps
+}
+
+/// Starts the WNS providers on the current arbiter, one per app.
+pub(super) fn start(
+    set: &mut ProviderSet,
+    specs: &ProviderSpecs,
+    cleanup: &AnyStore,
+) -> Result<(), String> {
+    let config = &specs.wns_config;
+    for app in &specs.wns {
+        let client = WnsClient::start_live(config, app.account.clone(), Arc::clone(&specs.wns_tls))
+            .map_err(|error| format!("providers.wns: {error}"))?;
+        let settings = dispatcher_settings(
+            &config.queues,
+            config.max_in_flight,
+            &config.retry,
+            cleanup,
+            Platform::Wns,
+        );
+        set.insert_everywhere(&app.tenant, &app.app, start_dispatcher(client, settings));
+    }
+    Ok(())
+}
