@@ -33,6 +33,8 @@
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
 //! | `ringcast_push_config_errors_total` | counter | `provider`, `tenant`, `app`, `reason` |
 //! | `ringcast_token_environment_corrections_total` | counter | `provider` |
+//! | `ringcast_credential_expiry_seconds` | gauge, UNIX seconds | `provider`, `tenant`, `app` |
+//! | `ringcast_credential_topics_uncovered` | gauge | `provider`, `tenant`, `app` |
 //! | `ringcast_config_reloads_total` | counter | `outcome` |
 //! | `ringcast_build_info` | gauge, always 1 | `version`, `git_sha` |
 //! | `ringcast_uptime_seconds` | gauge | |
@@ -331,6 +333,19 @@ pub fn credential_expiry(provider: Platform, tenant: &str, app: &str, not_after:
         "app" => app.to_owned()
     )
     .set(not_after as f64);
+}
+
+/// `tenant`'s `app` holds a client certificate for `provider` that leaves `uncovered` of the
+/// app's topics uncovered (0 when it covers them all). Read at start-up and at each reload;
+/// the label set is the configuration's, so bounded.
+pub fn credential_topics_uncovered(provider: Platform, tenant: &str, app: &str, uncovered: usize) {
+    gauge!(
+        catalog::CREDENTIAL_TOPICS_UNCOVERED,
+        "provider" => provider.as_str(),
+        "tenant" => tenant.to_owned(),
+        "app" => app.to_owned()
+    )
+    .set(uncovered as f64);
 }
 
 /// A configuration reload was applied or refused.

@@ -53,6 +53,7 @@ pub const CONTRACT: &[&str] = &[
     "ringcast_push_config_errors_total",
     "ringcast_token_environment_corrections_total",
     "ringcast_credential_expiry_seconds",
+    "ringcast_credential_topics_uncovered",
     "ringcast_config_reloads_total",
     "ringcast_build_info",
     "ringcast_uptime_seconds",

@@ -68,6 +68,9 @@ pub const RATE_LIMITED_TOTAL: &str = "ringcast_rate_limited_total";
 pub const CREDENTIAL_REFRESH_TOTAL: &str = "ringcast_credential_refresh_total";
 /// When a provider credential with an end date (an APNs client certificate) expires.
 pub const CREDENTIAL_EXPIRY_SECONDS: &str = "ringcast_credential_expiry_seconds";
+/// How many of an app's APNs topics (`<bundle>`, `<bundle>.voip`) its client certificate does
+/// not cover: APNs refuses those pushes with `TopicDisallowed`.
+pub const CREDENTIAL_TOPICS_UNCOVERED: &str = "ringcast_credential_topics_uncovered";
 /// Configuration reloads (SIGHUP, `POST /admin/reload`), by outcome.
 pub const CONFIG_RELOADS_TOTAL: &str = "ringcast_config_reloads_total";
 /// The build: version and git commit, value 1.
@@ -250,6 +253,10 @@ pub fn describe_all() {
         CREDENTIAL_EXPIRY_SECONDS,
         Unit::Seconds,
         "UNIX time at which an app's provider credential expires (APNs client certificates), by provider, tenant and app."
+    );
+    describe_gauge!(
+        CREDENTIAL_TOPICS_UNCOVERED,
+        "Topics of an app (<bundle>, <bundle>.voip) its APNs client certificate does not cover, read at start-up and at each reload, by provider, tenant and app: above 0, APNs refuses those pushes as TopicDisallowed."
     );
     describe_counter!(
         CONFIG_RELOADS_TOTAL,

@@ -90,4 +90,37 @@ total = 100
             assert_eq!(warnings.len(), 1, "{warnings:?}");
         }
     }
+
+    #[test]
+    fn the_providers_with_many_origins_take_one_name_for_their_http1_connections() {
+        let wns: WnsConfig = read("http1_connections = 6");
+        let webpush: WebPushProviderConfig = read("http1_connections = 6");
+        assert_eq!(
+            [wns.http1_connections(), webpush.http1_connections()],
+            [6, 6]
+        );
+        assert!(wns.deprecations("p").is_empty() && webpush.deprecations("p").is_empty());
+
+        let wns: WnsConfig = read("http1_connections_per_host = 2");
+        let webpush: WebPushProviderConfig = read("http1_connections_per_origin = 2");
+        assert_eq!(
+            [wns.http1_connections(), webpush.http1_connections()],
+            [2, 2]
+        );
+        assert_eq!(
+            webpush.deprecations("providers.webpush"),
+            [
+                "providers.webpush.http1_connections_per_origin is deprecated: name it \
+              providers.webpush.http1_connections (the same key in every provider)"
+            ]
+        );
+        assert_eq!(wns.deprecations("p").len(), 1);
+        let zero: WnsConfig = read("http1_connections_per_host = 0");
+        assert!(
+            zero.validate("p")
+                .iter()
+                .any(|e| e.contains("http1_connections")),
+            "the old name is validated too"
+        );
+    }
 }

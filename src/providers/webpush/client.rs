@@ -119,7 +119,7 @@ impl WebPushProviderConfig {
             connections: self.connections(),
             // Browsers' push services may speak HTTP/1.1 only (docs/protocols.md, "Transport").
             protocols: Protocols::Http2OrHttp1,
-            http1_connections: self.http1_connections_per_origin,
+            http1_connections: self.http1_connections(),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
             provider: Some(Platform::Webpush),

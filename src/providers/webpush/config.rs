@@ -30,7 +30,12 @@ pub struct WebPushProviderConfig {
     /// The most connections per origin that answers HTTP/1.1 instead (ALPN offers `h2` and
     /// `http/1.1`): one request each at a time, kept alive between requests, dialled only
     /// when a push finds them all busy (README, "Web Push").
-    pub http1_connections_per_origin: usize,
+    pub http1_connections: usize,
+    /// The deprecated name of `http1_connections`, still read (with a start-up warning); when
+    /// a file gives it, it wins. Read both with
+    /// [`http1_connections()`](Self::http1_connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http1_connections_per_origin: Option<usize>,
     /// Origins kept open at once per app and shard; the least recently used idle one is
     /// closed to make room. Bounds the connections a flood of odd endpoints can make us open.
     pub max_origins: usize,
@@ -61,7 +66,8 @@ impl Default for WebPushProviderConfig {
             connections: 1,
             connections_per_origin: None,
             ping_interval_seconds: 30,
-            http1_connections_per_origin: 4,
+            http1_connections: 4,
+            http1_connections_per_origin: None,
             max_origins: 16,
             idle_origin_seconds: 300,
             request_timeout_ms: 10_000,
@@ -85,12 +91,30 @@ impl WebPushProviderConfig {
         self.connections_per_origin.unwrap_or(self.connections)
     }
 
+    /// The HTTP/1.1 connections per origin: the deprecated `http1_connections_per_origin`
+    /// when a file still gives it, else `http1_connections`.
+    pub fn http1_connections(&self) -> usize {
+        self.http1_connections_per_origin
+            .unwrap_or(self.http1_connections)
+    }
+
     /// The deprecated keys these settings still use, each as a warning under `prefix`.
     pub fn deprecations(&self, prefix: &str) -> Vec<String> {
-        let old = self.connections_per_origin.is_some();
-        deprecated(prefix, "connections_per_origin", "connections", old)
-            .into_iter()
-            .collect()
+        [
+            (
+                "connections_per_origin",
+                "connections",
+                self.connections_per_origin,
+            ),
+            (
+                "http1_connections_per_origin",
+                "http1_connections",
+                self.http1_connections_per_origin,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(old, new, given)| deprecated(prefix, old, new, given.is_some()))
+        .collect()
     }
 
     /// The per-request timeout.
@@ -108,10 +132,7 @@ impl WebPushProviderConfig {
         let mut errors = Vec::new();
         for (key, value) in [
             ("connections", self.connections()),
-            (
-                "http1_connections_per_origin",
-                self.http1_connections_per_origin,
-            ),
+            ("http1_connections", self.http1_connections()),
             ("max_origins", self.max_origins),
             ("max_in_flight", self.max_in_flight),
         ] {

@@ -116,7 +116,7 @@ pub fn pool_settings(config: &WnsConfig) -> PoolSettings {
         connections: config.connections(),
         keep_alive_interval: Duration::from_secs(config.ping_interval_seconds),
         protocols: Protocols::Http2OrHttp1,
-        http1_connections: config.http1_connections_per_host,
+        http1_connections: config.http1_connections(),
         provider: Some(Platform::Wns),
         ..PoolSettings::default()
     }

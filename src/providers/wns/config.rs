@@ -165,7 +165,12 @@ pub struct WnsConfig {
     /// The most connections per channel host (and to the token endpoint) that answers
     /// HTTP/1.1 instead: one request each at a time, kept alive between requests, dialled
     /// only when a push finds them all busy.
-    pub http1_connections_per_host: usize,
+    pub http1_connections: usize,
+    /// The deprecated name of `http1_connections`, still read (with a start-up warning); when
+    /// a file gives it, it wins. Read both with
+    /// [`http1_connections()`](Self::http1_connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http1_connections_per_host: Option<usize>,
     /// The most channel hosts one provider keeps connections to; pushes to further hosts are
     /// rejected (WNS uses a handful of regional hosts, so this only stops a runaway).
     pub max_hosts: usize,
@@ -190,7 +195,8 @@ impl Default for WnsConfig {
             connections: 1,
             connections_per_host: None,
             ping_interval_seconds: 30,
-            http1_connections_per_host: 4,
+            http1_connections: 4,
+            http1_connections_per_host: None,
             max_hosts: 64,
             request_timeout_ms: 10_000,
             token_refresh_ahead_seconds: 300,
@@ -208,12 +214,30 @@ impl WnsConfig {
         self.connections_per_host.unwrap_or(self.connections)
     }
 
+    /// The HTTP/1.1 connections per channel host: the deprecated
+    /// `http1_connections_per_host` when a file still gives it, else `http1_connections`.
+    pub fn http1_connections(&self) -> usize {
+        self.http1_connections_per_host
+            .unwrap_or(self.http1_connections)
+    }
+
     /// The deprecated keys these settings still use, each as a warning under `prefix`.
     pub fn deprecations(&self, prefix: &str) -> Vec<String> {
-        let old = self.connections_per_host.is_some();
-        deprecated(prefix, "connections_per_host", "connections", old)
-            .into_iter()
-            .collect()
+        [
+            (
+                "connections_per_host",
+                "connections",
+                self.connections_per_host,
+            ),
+            (
+                "http1_connections_per_host",
+                "http1_connections",
+                self.http1_connections_per_host,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(old, new, given)| deprecated(prefix, old, new, given.is_some()))
+        .collect()
     }
 
     /// The per-request timeout.
@@ -234,10 +258,7 @@ impl WnsConfig {
         }
         for (key, value) in [
             ("connections", self.connections()),
-            (
-                "http1_connections_per_host",
-                self.http1_connections_per_host,
-            ),
+            ("http1_connections", self.http1_connections()),
             ("max_hosts", self.max_hosts),
             ("max_in_flight", self.max_in_flight),
         ] {

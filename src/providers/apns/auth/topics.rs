@@ -55,12 +55,20 @@ pub fn certificate_topics(certificate: &X509Certificate<'_>) -> Vec<String> {
 }
 
 /// Logs a warning naming the app when its certificate does not cover `<bundle>` or
-/// `<bundle>.voip`: APNs would refuse those pushes with `400 TopicDisallowed`. A warning, not a
+/// `<bundle>.voip`: APNs would refuse those pushes with `400 TopicDisallowed`. The count of
+/// uncovered topics is exported too (`ringcast_credential_topics_uncovered`, 0 when all are
+/// covered), for an alert that does not depend on somebody reading the start-up log. A warning, not a
 /// configuration error: the topics are read from Apple's own extension, and a node must not
 /// refuse to start over a form of it this parser does not know; a real mismatch still shows
 /// at once as `misconfigured` outcomes and their alert.
 pub fn warn_uncovered(tenant: &str, app: &str, bundle_id: &str, certificate: &ApnsCertificate) {
     let uncovered = certificate.uncovered_topics(bundle_id);
+    crate::metrics::credential_topics_uncovered(
+        crate::vocab::Platform::Apns,
+        tenant,
+        app,
+        uncovered.len(),
+    );
     if !uncovered.is_empty() {
         tracing::warn!(tenant, app, bundle_id, ?uncovered, covered = ?certificate.topics(),
             "APNs client certificate does not cover the app's topics: APNs refuses those \
@@ -201,6 +209,34 @@ mod tests {
             "",
             "its own app: no warning"
         );
+    }
+
+    #[test]
+    fn the_uncovered_topics_are_exported_per_app() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = push_certificate_params("com.example.app")
+            .self_signed(&key)
+            .unwrap();
+        let loaded =
+            ApnsCertificate::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+                .unwrap();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&recorder, || {
+            warn_uncovered("acme", "ios", "com.example.phone", &loaded);
+            warn_uncovered("acme", "app", "com.example.app", &loaded);
+        });
+        let text = recorder.handle().render();
+        let value = |app: &str| {
+            text.lines()
+                .find(|line| {
+                    line.starts_with("ringcast_credential_topics_uncovered{")
+                        && line.contains(&format!("app=\"{app}\""))
+                })
+                .and_then(|line| line.rsplit(' ').next())
+                .map(|value| value.parse::<f64>().unwrap())
+        };
+        assert_eq!(value("ios"), Some(2.0), "another app's certificate: {text}");
+        assert_eq!(value("app"), Some(0.0), "its own: {text}");
     }
 
     #[test]
