@@ -304,7 +304,6 @@ async fn run(name: &str, failure: Failure, load: Load) {
 
     due_rx.await.expect("the sender reaches the failure");
     let failed_at = Instant::now();
-    let failed_at_ms = now_ms();
     match failure {
         Failure::Switchover => {
             let (_, replica) = cluster.a_master_and_its_replica().await;
@@ -345,22 +344,6 @@ async fn run(name: &str, failure: Failure, load: Load) {
     let answers = std::mem::take(&mut *answers.lock().unwrap());
 
     let count = Count::of(name, &events, &push).await;
-    if std::env::var_os("DEBUG_DUPS").is_some() {
-        for event in &events {
-            let times: Vec<i64> = push
-                .sim
-                .records()
-                .iter()
-                .filter(|record| record.device_token == event.token)
-                .map(|record| record.received_at_ms as i64 - failed_at_ms as i64)
-                .collect();
-            println!(
-                "DUP? {} sent={} pushes={times:?}",
-                event.call_id,
-                event.first_sent_ms as i64 - failed_at_ms as i64
-            );
-        }
-    }
     println!(
         "scenario={name} failure_took_ms={} accepted_at_once={accepted_at_once} answers={answers:?}",
         failure_took.as_millis()

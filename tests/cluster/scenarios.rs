@@ -275,11 +275,12 @@ async fn run(name: &str, stop: Stop, durable: bool) {
     }
 }
 
-/// Prints where a kill's duplicate pushes come from, by when the push service got the first
-/// push of each device that got two: `in_flight` if within the service's answer time before
-/// the kill (it held the push when its sender died: the sender never learned, so the new
-/// owner must send again — at-least-once), `answered` if earlier (the sender had the answer
-/// and died before recording it), `later` after the kill (two living senders: a bug).
+/// Prints where a kill's duplicate pushes come from, by when the push service answered the
+/// first push of each device that got two (it records a push when it answers, the answer time
+/// after it arrived): `in_flight` if within the answer time after the kill (the service held
+/// the push when its sender died: the sender never learned, so the new owner must send again
+/// — at-least-once), `answered` if before the kill (the sender had the answer and died before
+/// recording it), `later` after that (two living senders: a bug).
 fn duplicates_by_cause(name: &str, count: &Count, killed_at_ms: u64) {
     let (mut in_flight, mut answered, mut later) = (0, 0, 0);
     for (pushes, first_ms) in count.by_token.values() {
@@ -287,12 +288,12 @@ fn duplicates_by_cause(name: &str, count: &Count, killed_at_ms: u64) {
             continue;
         }
         let extra = pushes - 1;
-        if *first_ms > killed_at_ms {
-            later += extra;
-        } else if *first_ms + LATENCY_MS >= killed_at_ms {
+        if *first_ms < killed_at_ms {
+            answered += extra;
+        } else if *first_ms <= killed_at_ms + LATENCY_MS {
             in_flight += extra;
         } else {
-            answered += extra;
+            later += extra;
         }
     }
     println!(
