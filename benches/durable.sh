@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# The cost of durable intake (issue 15, part 2): benches/e2e.sh's maximum-rate phase with
-# direct intake and with `[intake] durable = true`, alternately, in one run on one build.
-# Prints each run's max-phase row and the ratios (durable ÷ direct) of calls/s and p99.
+# The cost of a Redis Streams feature (issue 15): benches/e2e.sh's maximum-rate phase with the
+# feature off and on, alternately, in one run on one build. Prints each run's max-phase row
+# and the ratios (on ÷ off) of calls/s and p99.
 #
-#   benches/durable.sh                 # 1 round (direct, then durable), ~2 minutes
+#   benches/durable.sh                  # durable intake (part 2): direct vs durable, ~2 min
+#   FEATURE=outcomes benches/durable.sh # the outcome stream (part 4): off vs stream
 #   ROUNDS=2 MAX_SECONDS=20 benches/durable.sh
 #
 # Needs what benches/e2e.sh needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-1}
+FEATURE=${FEATURE:-intake}
+# Each feature: the environment variable that switches it (the node inherits the environment)
+# and the names of its two runs.
+case "$FEATURE" in
+  intake) switch=RINGCAST__INTAKE__DURABLE off=direct on=durable ;;
+  outcomes) switch=RINGCAST__OUTCOMES__STREAM off=off on=stream ;;
+  *) echo "durable: FEATURE is intake or outcomes, not $FEATURE" >&2; exit 2 ;;
+esac
 export IDENTITIES=${IDENTITIES:-5000} MAX_SECONDS=${MAX_SECONDS:-15} FIXED_SECONDS=${FIXED_SECONDS:-5}
 export OVERLOAD_SECONDS=0 H2LOAD_REQUESTS=${H2LOAD_REQUESTS:-20000}
 if [ -z "${BIN:-}" ]; then
@@ -20,20 +29,20 @@ export BIN
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
 for round in $(seq "$ROUNDS"); do
-  for mode in direct durable; do
-    durable=false
-    [ "$mode" = durable ] && durable=true
-    # The node inherits the environment: RINGCAST__INTAKE__DURABLE switches its intake.
-    row=$(RINGCAST__INTAKE__DURABLE=$durable benches/e2e.sh 2>/dev/null | grep '^| max' || true)
+  for mode in "$off" "$on"; do
+    enabled=false
+    [ "$mode" = "$on" ] && enabled=true
+    row=$(env "$switch=$enabled" benches/e2e.sh 2>/dev/null | grep '^| max' || true)
     [ -n "$row" ] || { echo "durable: the $mode run printed no max row" >&2; exit 1; }
     echo "$mode $row" | tee -a "$rows"
   done
 done
 # Columns of a row: | phase | calls/s ok | pushes/s | delivery p50 | delivery p99 | API p99 | ...
-python3 - "$rows" <<'PY'
+python3 - "$rows" "$off" "$on" <<'PY'
 import sys
-runs = {"direct": [], "durable": []}
-for line in open(sys.argv[1]):
+path, off, on = sys.argv[1:]
+runs = {off: [], on: []}
+for line in open(path):
     mode, row = line.split(" ", 1)
     cells = [c.strip() for c in row.strip().strip("|").split("|")]
     runs[mode].append((float(cells[1]), float(cells[4]), float(cells[5])))
@@ -41,6 +50,6 @@ def mean(mode, i):
     values = [run[i] for run in runs[mode]]
     return sum(values) / len(values)
 for name, i in (("calls/s", 0), ("delivery p99 ms", 1), ("API p99 ms", 2)):
-    direct, durable = mean("direct", i), mean("durable", i)
-    print(f"{name}: direct {direct:.1f}, durable {durable:.1f}, durable/direct {durable / direct:.3f}")
+    a, b = mean(off, i), mean(on, i)
+    print(f"{name}: {off} {a:.1f}, {on} {b:.1f}, {on}/{off} {b / a:.3f}")
 PY

@@ -19,6 +19,9 @@ mod durable;
 // The outcome stream: every device's outcome on the tenant's Redis Stream.
 #[path = "cluster/outcomes.rs"]
 mod outcomes;
+// Redis Cluster failovers and rolling restarts under load, over a cluster with replicas.
+#[path = "cluster/failover.rs"]
+mod failover;
 
 use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
 use serde_json::{Value, json};

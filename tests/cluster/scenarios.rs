@@ -60,15 +60,82 @@ async fn scenario_durable_kill_9_of_a_node() {
 }
 
 /// One event as call control sees it.
-struct Sent {
-    callee: String,
-    call_id: String,
-    token: String,
-    first_sent_ms: u64,
-    accepted: bool,
+pub(super) struct Sent {
+    pub(super) callee: String,
+    pub(super) call_id: String,
+    pub(super) token: String,
+    pub(super) first_sent_ms: u64,
+    pub(super) accepted: bool,
 }
 
-fn now_ms() -> u64 {
+/// What came of a scenario's events, from the push service's record.
+pub(super) struct Count {
+    /// Events some node answered `202` (at first or on a retry).
+    pub(super) accepted: usize,
+    /// Accepted events whose device got no push.
+    pub(super) lost: usize,
+    /// Pushes beyond the first to each device.
+    pub(super) duplicates: usize,
+    /// The most pushes one device got.
+    pub(super) most_to_one_device: usize,
+    /// By token: how many pushes the device got, and when the push service got the first
+    /// (UNIX ms).
+    pub(super) by_token: HashMap<String, (usize, u64)>,
+}
+
+impl Count {
+    /// Waits (boundedly) until every accepted event rang, then counts and prints the
+    /// scenario's summary line.
+    pub(super) async fn of(name: &str, events: &[Sent], push: &PushService) -> Count {
+        let until = Instant::now() + Duration::from_secs(20);
+        let accepted = events.iter().filter(|event| event.accepted).count();
+        let (rung, by_token) = loop {
+            let mut by_token: HashMap<String, (usize, u64)> = HashMap::new();
+            for record in push.sim.records() {
+                let entry = by_token.entry(record.device_token).or_insert((0, u64::MAX));
+                entry.0 += 1;
+                entry.1 = entry.1.min(record.received_at_ms);
+            }
+            let rung = events
+                .iter()
+                .filter(|event| event.accepted && by_token.contains_key(&event.token))
+                .count();
+            if rung == accepted || Instant::now() >= until {
+                break (rung, by_token);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let pushes = by_token.values().map(|v| v.0).sum::<usize>();
+        let duplicates = pushes - by_token.len();
+        let mut latencies: Vec<u64> = events
+            .iter()
+            .filter_map(|event| {
+                let (_, first) = by_token.get(&event.token)?;
+                Some(first.saturating_sub(event.first_sent_ms))
+            })
+            .collect();
+        latencies.sort_unstable();
+        let p99 = latencies
+            .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0);
+        println!(
+            "scenario={name} events={} accepted={accepted} rung={rung} lost={} \
+             duplicate_pushes={duplicates} p99_ms={p99}",
+            events.len(),
+            accepted - rung
+        );
+        Count {
+            accepted,
+            lost: accepted - rung,
+            duplicates,
+            most_to_one_device: by_token.values().map(|v| v.0).max().unwrap_or(0),
+            by_token,
+        }
+    }
+}
+
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -108,11 +175,15 @@ async fn run(name: &str, stop: Stop, durable: bool) {
     let gap = Duration::from_micros(1_000_000 / RATE_PER_SECOND);
     let mut answers = Vec::with_capacity(EVENTS);
     let started = Instant::now();
+    let mut killed_at_ms = 0;
     for (n, event) in events.iter_mut().enumerate() {
         if n == EVENTS / 2 {
             match stop {
                 Stop::None => {}
-                Stop::Kill => a.signal("-KILL"),
+                Stop::Kill => {
+                    killed_at_ms = now_ms();
+                    a.signal("-KILL");
+                }
                 Stop::Drain => a.signal("-TERM"),
             }
         }
@@ -172,49 +243,17 @@ async fn run(name: &str, stop: Stop, durable: bool) {
         assert!(exit.success(), "a drained node exits 0: {exit}");
     }
 
-    // Wait (boundedly) until every accepted event rang, then count.
-    let until = Instant::now() + Duration::from_secs(20);
-    let (rung, pushes, first_record) = loop {
-        let mut by_token: HashMap<String, (usize, u64)> = HashMap::new();
-        for record in push.sim.records() {
-            let entry = by_token.entry(record.device_token).or_insert((0, u64::MAX));
-            entry.0 += 1;
-            entry.1 = entry.1.min(record.received_at_ms);
-        }
-        let rung = events
-            .iter()
-            .filter(|event| event.accepted && by_token.contains_key(&event.token))
-            .count();
-        let accepted = events.iter().filter(|event| event.accepted).count();
-        if rung == accepted || Instant::now() >= until {
-            break (
-                rung,
-                by_token.values().map(|v| v.0).sum::<usize>(),
-                by_token,
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let accepted = events.iter().filter(|event| event.accepted).count();
-    let lost = accepted - rung;
-    let most_to_one_device = first_record.values().map(|v| v.0).max().unwrap_or(0);
-    let duplicates = pushes - first_record.len();
-    let mut latencies: Vec<u64> = events
-        .iter()
-        .filter_map(|event| {
-            let (_, first) = first_record.get(&event.token)?;
-            Some(first.saturating_sub(event.first_sent_ms))
-        })
-        .collect();
-    latencies.sort_unstable();
-    let p99 = latencies
-        .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(0);
-    println!(
-        "scenario={name} events={EVENTS} accepted={accepted} rung={rung} lost={lost} \
-         duplicate_pushes={duplicates} p99_ms={p99}"
-    );
+    let count = Count::of(name, &events, &push).await;
+    let Count {
+        accepted,
+        lost,
+        duplicates,
+        most_to_one_device,
+        ..
+    } = count;
+    if stop == Stop::Kill {
+        duplicates_by_cause(name, &count, killed_at_ms);
+    }
     assert_eq!(lost, 0, "accepted events lost");
     assert_eq!(
         accepted, EVENTS,
@@ -234,4 +273,31 @@ async fn run(name: &str, stop: Stop, durable: bool) {
             "{duplicates} duplicate pushes"
         );
     }
+}
+
+/// Prints where a kill's duplicate pushes come from, by when the push service answered the
+/// first push of each device that got two (it records a push when it answers, the answer time
+/// after it arrived): `in_flight` if within the answer time after the kill (the service held
+/// the push when its sender died: the sender never learned, so the new owner must send again
+/// — at-least-once), `answered` if before the kill (the sender had the answer and died before
+/// recording it), `later` after that (two living senders: a bug).
+fn duplicates_by_cause(name: &str, count: &Count, killed_at_ms: u64) {
+    let (mut in_flight, mut answered, mut later) = (0, 0, 0);
+    for (pushes, first_ms) in count.by_token.values() {
+        if *pushes < 2 {
+            continue;
+        }
+        let extra = pushes - 1;
+        if *first_ms < killed_at_ms {
+            answered += extra;
+        } else if *first_ms <= killed_at_ms + LATENCY_MS {
+            in_flight += extra;
+        } else {
+            later += extra;
+        }
+    }
+    println!(
+        "scenario={name} duplicates: in_flight_at_kill={in_flight} \
+         answered_before_kill={answered} after_kill={later}"
+    );
 }

@@ -1,7 +1,8 @@
 //! The dashboard and the alerts query only metrics a live node exports, and the dashboard
 //! shows every contract metric.
 
-use crate::support::app::spawn_app;
+use crate::support::app::{TestStore, spawn_app, spawn_with, test_config};
+use crate::support::redis_server;
 use crate::{CONTRACT, PROCESS, registration_traffic, repo, scrape};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -83,7 +84,10 @@ async fn the_dashboard_and_the_alerts_query_only_metrics_the_node_exports() {
     registration_traffic(&app).await;
     let scraped = scrape(&app).await;
     app.stop().await;
-    let exported = exported_names(&scraped);
+    let mut exported = exported_names(&scraped);
+    // The durable intake's series (its pending gauge per stream) exist on a node with
+    // durable intake only: one over Redis adds them.
+    exported.extend(exported_names(&durable_node_scrape().await));
 
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo("deploy/grafana/ringcast.json")).unwrap(),
@@ -122,6 +126,31 @@ async fn the_dashboard_and_the_alerts_query_only_metrics_the_node_exports() {
     for name in CONTRACT.iter().chain(&PROCESS) {
         assert!(shown.contains(*name), "{name} is not on the dashboard");
     }
+}
+
+/// A scrape of a node with `[intake] durable = true` over the shared Redis, once its readers
+/// reported their streams' pending entries.
+async fn durable_node_scrape() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis_server::shared().await.url();
+    let mut config = test_config(TestStore::Redis(url), dir.path());
+    config.intake.durable = true;
+    config.intake.name = format!("dashboard-{}", std::process::id());
+    let app = spawn_with(config, dir).await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let scraped = loop {
+        let scraped = scrape(&app).await;
+        if scraped.contains("\nringcast_intake_pending{") {
+            break scraped;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no ringcast_intake_pending series on a durable node"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    app.stop().await;
+    scraped
 }
 
 #[test]

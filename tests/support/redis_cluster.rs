@@ -1,5 +1,6 @@
-//! A real Redis Cluster for tests: N masters on free loopback ports, no replicas, all stopped
-//! on drop.
+//! A real Redis Cluster for tests: N masters on free loopback ports, optionally with replicas
+//! that take over when their master fails (`CLUSTER FAILOVER`, or a killed master), all
+//! stopped on drop.
 
 use super::redis_server::{RedisServer, redis_cli_binary};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -7,12 +8,28 @@ use std::time::{Duration, Instant};
 
 /// How long `redis-cli --cluster create` and the cluster's convergence may take.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
+/// `cluster-node-timeout` unless a test sets it: Redis's default.
+const DEFAULT_NODE_TIMEOUT_MS: u64 = 15_000;
 /// Redis Cluster's bus listens on the client port plus this offset.
 const BUS_OFFSET: u16 = 10_000;
 
-/// A running Redis Cluster of masters only.
+/// A running Redis Cluster.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// `cluster-node-timeout` (ms): how long a master may be silent before its replica takes
+    /// over.
+    node_timeout_ms: u64,
+}
+
+/// What one node is, as the cluster sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Serves slots.
+    Master,
+    /// Replicates the master at this node index.
+    Replica(usize),
+    /// Agreed to be down (`fail`): it serves nothing until it is back.
+    Failed,
 }
 
 impl RedisCluster {
@@ -28,11 +45,29 @@ impl RedisCluster {
         masters: usize,
         extra: impl Fn(usize) -> Vec<String> + Send + 'static,
     ) -> Self {
+        Self::launch(masters, 0, DEFAULT_NODE_TIMEOUT_MS, extra).await
+    }
+
+    /// `masters` masters with one replica each, whose replica takes over once its master has
+    /// been silent for `node_timeout_ms` (`cluster-node-timeout`). Waits until every replica
+    /// is in sync with its master.
+    pub async fn start_replicated(masters: usize, node_timeout_ms: u64) -> Self {
+        let cluster = Self::launch(masters, 1, node_timeout_ms, |_| Vec::new()).await;
+        cluster.wait_until_replicas_synced().await;
+        cluster
+    }
+
+    async fn launch(
+        masters: usize,
+        replicas: usize,
+        node_timeout_ms: u64,
+        extra: impl Fn(usize) -> Vec<String> + Send + 'static,
+    ) -> Self {
         assert!(
             masters >= 3,
             "Redis Cluster needs at least 3 masters, got {masters}"
         );
-        let ports = cluster_ports(masters);
+        let ports = cluster_ports(masters * (1 + replicas));
         // Starting a node blocks for a few milliseconds each: run them off the async threads.
         let nodes = tokio::task::spawn_blocking(move || {
             ports
@@ -40,9 +75,21 @@ impl RedisCluster {
                 .enumerate()
                 .map(|(index, port)| {
                     let config = format!("nodes-{port}.conf");
-                    let mut args = ["--cluster-enabled", "yes", "--cluster-config-file", &config]
-                        .map(String::from)
-                        .to_vec();
+                    let timeout = node_timeout_ms.to_string();
+                    // A replica may always take over, however long its link was down: the
+                    // tests restart nodes and want the cluster whole again, not stale-safe.
+                    let mut args = [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &config,
+                        "--cluster-node-timeout",
+                        &timeout,
+                        "--cluster-replica-validity-factor",
+                        "0",
+                    ]
+                    .map(String::from)
+                    .to_vec();
                     args.extend(extra(index));
                     RedisServer::start_with(port, &args)
                 })
@@ -50,8 +97,11 @@ impl RedisCluster {
         })
         .await
         .expect("start the cluster's nodes");
-        let cluster = RedisCluster { nodes };
-        cluster.create().await;
+        let cluster = RedisCluster {
+            nodes,
+            node_timeout_ms,
+        };
+        cluster.create(replicas).await;
         cluster.wait_until_ok().await;
         cluster
     }
@@ -61,14 +111,15 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
-    /// Runs `redis-cli --cluster create` over all nodes, assigning the slots evenly.
-    async fn create(&self) {
+    /// Runs `redis-cli --cluster create` over all nodes, assigning the slots evenly over the
+    /// first ones and `replicas` replicas to each.
+    async fn create(&self, replicas: usize) {
         let mut command = tokio::process::Command::new(redis_cli_binary());
         command.args(["--cluster", "create"]);
         for node in &self.nodes {
             command.arg(format!("127.0.0.1:{}", node.port()));
         }
-        command.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        command.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
         command.kill_on_drop(true);
         let output = tokio::time::timeout(CLUSTER_TIMEOUT, command.output())
             .await
@@ -85,10 +136,10 @@ impl RedisCluster {
         );
     }
 
-    /// Polls `CLUSTER INFO` on every node until each says `cluster_state:ok`.
-    async fn wait_until_ok(&self) {
+    /// Polls `CLUSTER INFO` on every running node until each says `cluster_state:ok`.
+    pub async fn wait_until_ok(&self) {
         let deadline = Instant::now() + CLUSTER_TIMEOUT;
-        for node in &self.nodes {
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
             let url = node.url();
             loop {
                 let info = cluster_info(&url).await;
@@ -106,18 +157,178 @@ impl RedisCluster {
             }
         }
     }
+
+    /// Every node's role, as the cluster's running nodes agree on it (`CLUSTER NODES` of each
+    /// running node, which must say the same of every running node). `None` while they
+    /// disagree or one does not answer: a failover is still spreading.
+    pub async fn roles(&self) -> Option<Vec<Role>> {
+        let mut agreed: Option<Vec<Role>> = None;
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
+            let seen = self.roles_seen_by(&node.url()).await?;
+            match &agreed {
+                Some(roles) if *roles != seen => return None,
+                _ => agreed = Some(seen),
+            }
+        }
+        agreed
+    }
+
+    /// The roles `CLUSTER NODES` of the node at `url` reports, by node index.
+    async fn roles_seen_by(&self, url: &str) -> Option<Vec<Role>> {
+        let text = cluster_command(url, "NODES").await?;
+        // Each line: <id> <ip:port@bus> <flags> <master id or -> ...
+        let mut by_port = std::collections::HashMap::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [id, address, flags, master, ..] = fields[..] else {
+                continue;
+            };
+            let port: u16 = address.split(['@', ':']).nth(1)?.parse().ok()?;
+            by_port.insert(port, (id, flags, master));
+        }
+        let index_of_id = |wanted: &str| {
+            self.nodes.iter().position(|node| {
+                by_port
+                    .get(&node.port())
+                    .is_some_and(|(id, ..)| *id == wanted)
+            })
+        };
+        self.nodes
+            .iter()
+            .map(|node| {
+                let (_, flags, master) = by_port.get(&node.port())?;
+                // `fail?` is only suspected; `fail` is agreed on.
+                let flags: Vec<&str> = flags.split(',').collect();
+                if flags.contains(&"fail") {
+                    return Some(Role::Failed);
+                }
+                if flags.contains(&"master") {
+                    Some(Role::Master)
+                } else {
+                    index_of_id(master).map(Role::Replica)
+                }
+            })
+            .collect()
+    }
+
+    /// The index of a node serving slots, and of its replica.
+    pub async fn a_master_and_its_replica(&self) -> (usize, usize) {
+        let roles = self.roles_agreed().await;
+        roles
+            .iter()
+            .enumerate()
+            .find_map(|(replica, role)| match role {
+                Role::Replica(master) => Some((*master, replica)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no master with a replica: {roles:?}"))
+    }
+
+    /// Waits until the running nodes agree on the roles; those roles.
+    pub async fn roles_agreed(&self) -> Vec<Role> {
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        loop {
+            if let Some(roles) = self.roles().await {
+                return roles;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster's nodes did not agree on roles within {CLUSTER_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Asks replica `replica` to take over from its master (`CLUSTER FAILOVER`: the master
+    /// stops taking writes, the replica catches up and is promoted, nothing written is
+    /// lost), and waits until every running node sees it as master and the cluster is ok.
+    pub async fn failover(&self, replica: usize) {
+        let url = self.nodes[replica].url();
+        let answer = cluster_command(&url, "FAILOVER").await;
+        assert_eq!(answer.as_deref(), Some("OK"), "CLUSTER FAILOVER on {url}");
+        self.wait_until_master(replica).await;
+    }
+
+    /// Kills node `index` (`kill -9`): a master's replica takes over after the node timeout.
+    pub fn kill(&mut self, index: usize) {
+        self.nodes[index].stop();
+    }
+
+    /// Starts node `index` again on its port with its cluster config file and an empty
+    /// dataset: it rejoins, as a replica when another node took its slots meanwhile, and
+    /// copies its master's data.
+    pub fn restart(&mut self, index: usize) {
+        self.nodes[index].restart();
+    }
+
+    /// Waits until every running node sees node `index` as a master and the cluster is ok:
+    /// the slots it took are served again.
+    pub async fn wait_until_master(&self, index: usize) {
+        // A killed master's replica waits the node timeout, then an election: a few of them.
+        let deadline =
+            Instant::now() + CLUSTER_TIMEOUT + Duration::from_millis(self.node_timeout_ms * 4);
+        loop {
+            let roles = self.roles().await;
+            if roles
+                .as_ref()
+                .is_some_and(|roles| roles[index] == Role::Master)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {index} did not become master; roles {roles:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.wait_until_ok().await;
+    }
+
+    /// Waits until every running replica's link to its master is up and the initial copy is
+    /// done (`INFO replication`: `master_link_status:up`, not `master_sync_in_progress:1`).
+    pub async fn wait_until_replicas_synced(&self) {
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        let roles = self.roles_agreed().await;
+        for (index, role) in roles.iter().enumerate() {
+            if !matches!(role, Role::Replica(_)) || !self.nodes[index].is_running() {
+                continue;
+            }
+            let url = self.nodes[index].url();
+            loop {
+                let info = query::<String>(&url, redis::cmd("INFO").arg("replication")).await;
+                let synced = info.as_deref().is_some_and(|info| {
+                    info.contains("master_link_status:up")
+                        && !info.contains("master_sync_in_progress:1")
+                });
+                if synced {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "replica {url} not in sync within {CLUSTER_TIMEOUT:?}: {info:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// `CLUSTER INFO` of one node, or `None` if it does not answer (yet).
 async fn cluster_info(url: &str) -> Option<String> {
+    cluster_command(url, "INFO").await
+}
+
+/// `CLUSTER <subcommand>`'s answer from one node, or `None` if it does not answer (yet).
+async fn cluster_command(url: &str, subcommand: &str) -> Option<String> {
+    query(url, redis::cmd("CLUSTER").arg(subcommand)).await
+}
+
+/// One command's answer from one node, or `None` if it does not answer within 2 s.
+async fn query<T: redis::FromRedisValue>(url: &str, command: &redis::Cmd) -> Option<T> {
     let client = redis::Client::open(url).ok()?;
     let asking = async {
         let mut connection = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("CLUSTER")
-            .arg("INFO")
-            .query_async::<String>(&mut connection)
-            .await
-            .ok()
+        command.query_async::<T>(&mut connection).await.ok()
     };
     tokio::time::timeout(Duration::from_secs(2), asking)
         .await

@@ -101,6 +101,11 @@ impl RedisServer {
         self.dir.path()
     }
 
+    /// Whether it runs (it was not stopped).
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
+    }
+
     /// Kills the server and waits for it to exit: for "Redis is down" tests.
     pub fn stop(&mut self) {
         if let Some(process) = self.process.take() {
