@@ -87,6 +87,9 @@ async fn start_with(
     handle_signals: bool,
     reload_from: Option<Option<PathBuf>>,
 ) -> anyhow::Result<Node> {
+    // Before the plan: building it registers series (each app's configuration errors at zero,
+    // certificate expiry and topics), which a recorder installed later would never see.
+    metrics::install();
     let plan = crate::plan::Plan::build(config)?;
     let tenants = LiveTenants::new(plan.tenants);
     if tenants.is_empty() {

@@ -294,6 +294,7 @@ pub fn config_error(provider: Platform, tenant: &str, app: &str, reason: &str) {
 /// Registers `app`'s configuration-error series at zero, so the alert sees the first error
 /// as an increase. Called once per configured app at start-up.
 pub fn app_configured(provider: Platform, tenant: &str, app: &str) {
+    install();
     for reason in vocabulary::config_error_reasons(provider)
         .iter()
         .chain(&["other"])
@@ -326,6 +327,7 @@ pub fn credential_refresh(provider: Platform, outcome: RefreshOutcome) {
 /// `not_after` (UNIX seconds): an APNs client certificate, read at start-up. Tenants and apps
 /// come from the configuration, so the label set is bounded.
 pub fn credential_expiry(provider: Platform, tenant: &str, app: &str, not_after: i64) {
+    install();
     gauge!(
         catalog::CREDENTIAL_EXPIRY_SECONDS,
         "provider" => provider.as_str(),
@@ -339,6 +341,7 @@ pub fn credential_expiry(provider: Platform, tenant: &str, app: &str, not_after:
 /// app's topics uncovered (0 when it covers them all). Read at start-up and at each reload;
 /// the label set is the configuration's, so bounded.
 pub fn credential_topics_uncovered(provider: Platform, tenant: &str, app: &str, uncovered: usize) {
+    install();
     gauge!(
         catalog::CREDENTIAL_TOPICS_UNCOVERED,
         "provider" => provider.as_str(),

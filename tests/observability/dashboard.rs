@@ -1,7 +1,7 @@
 //! The dashboard and the alerts query only metrics a live node exports, and the dashboard
 //! shows every contract metric.
 
-use crate::support::app::{TestStore, spawn_app, spawn_with, test_config};
+use crate::support::app::{TestStore, spawn_with, test_config};
 use crate::support::redis_server;
 use crate::{CONTRACT, PROCESS, registration_traffic, repo, scrape};
 use serde_json::Value;
@@ -80,7 +80,14 @@ fn dashboard_queries(value: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn the_dashboard_and_the_alerts_query_only_metrics_the_node_exports() {
-    let app = spawn_app().await;
+    // Tenant A's iOS app holds a client certificate (for another app's topics), so the
+    // certificate's series exist (nothing listens at the APNs address: no push is sent).
+    // The other tests of this binary share the recorder, so this test must not rely on them.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(TestStore::Embedded(dir.path().join("r.redb")), dir.path());
+    let issued = crate::certificate::issue("com.example.other", 365);
+    crate::certificate::with_certificate(&mut config, dir.path(), &issued, "https://127.0.0.1:9");
+    let app = spawn_with(config, dir).await;
     registration_traffic(&app).await;
     let scraped = scrape(&app).await;
     app.stop().await;
