@@ -172,7 +172,10 @@ mod tests {
 
     #[test]
     fn no_knee_without_deliveries_or_when_the_first_seconds_break_away() {
-        assert_eq!(find(&timeline(&[(1000, 0, None), (2000, 0, None)]), 10.0), None);
+        assert_eq!(
+            find(&timeline(&[(1000, 0, None), (2000, 0, None)]), 10.0),
+            None
+        );
         assert_eq!(find(&[], 10.0), None);
         let over_at_once = timeline(&[(1000, 0, Some(20.0)), (2000, 0, Some(30.0))]);
         assert_eq!(find(&over_at_once, 10.0), None);
