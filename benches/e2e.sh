@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The end-to-end benchmark (issue 8): on one machine, a Redis, the push-service simulator, a
-# node (release build, Redis store) and the load generator; then h2load against the same
-# simulator as the ceiling of what this machine can push. Prints one table.
+# The end-to-end benchmark (issues 8 and 18): on one machine, a Redis, the push-service
+# simulator, a node (release build, Redis store) and the load generator; then h2load (the
+# ceiling of what this machine can push) and @parse/node-apn (the peer: what a Node.js team
+# would use) against the same simulator. Prints one table, with every ratio from this run.
 #
-#   benches/e2e.sh                     # defaults below, ~1-2 minutes
-#   IDENTITIES=20000 MAX_SECONDS=30 benches/e2e.sh
+#   benches/e2e.sh                     # defaults below, ~2 minutes
+#   PLATFORMS=apns=1 DEVICES=5 IDENTITIES=4000 benches/e2e.sh   # issue 18's shape
 #
-# Needs: redis-server, h2load (Debian nghttp2-client), openssl, python3, jq, curl. Run from anywhere;
+# Phases: an open-loop ramp finds the knee (the highest rate whose ring delivery p99 stays
+# under KNEE_P99_MS, src/loadgen/knee.rs); then fixed rates at the knee, at half of it and at
+# twice it. Per phase: the node's CPU per push (/proc/<pid>/stat over the phase ÷ pushes the
+# simulator accepted) and its RSS (VmRSS sampled through the phase).
+#
+# Needs: redis-server, h2load (Debian nghttp2-client), openssl, python3, jq, curl; node and npm
+# for the peer (NODE_APN=0 skips it; NODE_APN_DIR=<dir> reuses a folder where
+# `npm install @parse/node-apn@8` ran). Run from anywhere;
 # it works in the repository: the node is the development default (config/ringcast.toml) moved
 # to this run's ports, so all four providers deliver to the simulator, which serves config/dev's
 # certificate and accepts the demo apps' development credentials; the load generator registers
@@ -16,15 +24,26 @@ cd "$(dirname "$0")/.."
 
 IDENTITIES=${IDENTITIES:-10000}     # callees
 DEVICES=${DEVICES:-1,5}             # devices per callee, cycled: 1,5 → 3 on average; 1 or 5 alone
-MAX_SECONDS=${MAX_SECONDS:-15}      # phase 1: as fast as possible (max concurrency)
-CONCURRENCY=${CONCURRENCY:-64}
-FIXED_SECONDS=${FIXED_SECONDS:-15}  # phase 2: fixed rate at half of phase 1's
-OVERLOAD_SECONDS=${OVERLOAD_SECONDS:-10}  # phase 3: fixed rate at twice phase 1's (0 = skip)
+RAMP_FROM=${RAMP_FROM:-200}         # phase 1: open-loop ramp, calls/s from → to
+RAMP_TO=${RAMP_TO:-12000}
+RAMP_SECONDS=${RAMP_SECONDS:-30}
+KNEE_P99_MS=${KNEE_P99_MS:-10}      # the knee: ring delivery p99 under this
+KNEE_SECONDS=${KNEE_SECONDS:-10}    # phase 2: fixed rate at the knee
+FIXED_SECONDS=${FIXED_SECONDS:-15}  # phase 3: fixed rate at half the knee
+OVERLOAD_SECONDS=${OVERLOAD_SECONDS:-10}  # phase 4: fixed rate at twice the knee (0 = skip)
 H2LOAD_REQUESTS=${H2LOAD_REQUESTS:-100000}
+NODE_APN=${NODE_APN:-1}             # 0: no node-apn peer
+NODE_APN_PUSHES=${NODE_APN_PUSHES:-50000}
 PLATFORMS=${PLATFORMS:-apns=2,fcm=1,wns=1,webpush=1}
+CALLGRIND=${CALLGRIND:-0}           # 1: instead of the phases, the node's instructions per push
+CALLGRIND_RATE=${CALLGRIND_RATE:-10}        # calls/s of the counted phase (the node runs ~50× slower)
+CALLGRIND_SECONDS=${CALLGRIND_SECONDS:-15}
 BIN=${BIN:-}
 
-for tool in redis-server redis-cli h2load openssl python3 jq curl; do
+tools=(redis-server redis-cli h2load openssl python3 jq curl)
+[ "$NODE_APN" = 0 ] || [ "$CALLGRIND" != 0 ] || tools+=(node npm)
+[ "$CALLGRIND" = 0 ] || tools+=(valgrind callgrind_control)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool is missing" >&2; exit 1; }
 done
 if [ -z "$BIN" ]; then
@@ -39,8 +58,14 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
+# The peer, installed before anything is measured (npm's own CPU would skew the box).
+if [ "$NODE_APN" != 0 ] && [ "$CALLGRIND" = 0 ] && [ -z "${NODE_APN_DIR:-}" ]; then
+  NODE_APN_DIR="$work/node-apn"
+  mkdir -p "$NODE_APN_DIR"
+  (cd "$NODE_APN_DIR" && npm install --silent --no-audit --no-fund @parse/node-apn@8 >&2)
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 100); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "e2e: timed out: $1" >&2; exit 1; }
+wait_for() { for _ in $(seq "${2:-100}"); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "e2e: timed out: $1" >&2; exit 1; }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 redis_port=$(free_port); sim_port=$(free_port); sim_h1_port=$(free_port); node_port=$(free_port)
@@ -66,6 +91,11 @@ sim="https://127.0.0.1:$sim_port"
 sim_h1="https://127.0.0.1:$sim_h1_port"
 jq --arg uri "$sim_h1/token" '.token_uri = $uri' config/dev/fcm-service-account.json \
   >"$work/fcm-service-account.json"
+# With CALLGRIND the node runs under callgrind, counting nothing until told to (start-up and
+# registration are not what is measured, and run ~5× faster uninstrumented).
+node_wrap=()
+[ "$CALLGRIND" = 0 ] || node_wrap=(valgrind --tool=callgrind --instr-atstart=no
+  --callgrind-out-file="$work/callgrind.out")
 RINGCAST__SERVER__LISTEN="127.0.0.1:$node_port" \
 RINGCAST__REGISTRY__STORE=redis \
 RINGCAST__REGISTRY__REDIS__URL="redis://127.0.0.1:$redis_port" \
@@ -78,10 +108,10 @@ RINGCAST__PROVIDERS__WNS__CHANNEL_BASE_URL="$sim" \
 RINGCAST__WEBPUSH__ALLOWED_HOSTS="[127.0.0.1:$sim_port]" \
 RINGCAST__WEBPUSH__ALLOWED_PRIVATE_ADDRESSES="[127.0.0.1:$sim_port]" \
 RINGCAST__LOG__LEVEL=warn \
-  "$BIN" serve >"$work/node.log" 2>&1 &
+  "${node_wrap[@]}" "$BIN" serve >"$work/node.log" 2>&1 &
 node_pid=$!
 pids+=($node_pid)
-wait_for "curl -sf http://127.0.0.1:$node_port/readyz"
+wait_for "curl -sf http://127.0.0.1:$node_port/readyz" 600
 
 common=(--target "http://127.0.0.1:$node_port" --http h2c --connections 4 --quiet
         --identities "$IDENTITIES" --devices "$DEVICES" --platforms "$PLATFORMS" --prefix "e2e-${DEVICES//,/-}"
@@ -95,6 +125,30 @@ mem_after=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/{pr
 devices=$(jq .registration.devices "$work/register/report.json")
 reg_seconds=$(jq .registration.seconds "$work/register/report.json")
 
+# CALLGRIND=1: the node's instructions per push. Its CPU seconds per push move with whatever
+# else runs on the machine (cache misses, wake-ups); instruction counts do not. A warm-up at
+# CALLGRIND_RATE uninstrumented, then one counted phase at the same rate: the dump's total
+# instructions (every thread, idle time included) ÷ the pushes the simulator accepted.
+if [ "$CALLGRIND" != 0 ]; then
+  "$BIN" loadgen "${common[@]}" --reuse --rate "$CALLGRIND_RATE" --duration 3 --out "$work/warm" >/dev/null
+  callgrind_control --instr=on "$node_pid" >/dev/null
+  "$BIN" loadgen "${common[@]}" --reuse --rate "$CALLGRIND_RATE" --duration "$CALLGRIND_SECONDS" \
+    --out "$work/counted" >"$work/counted.txt"
+  callgrind_control --dump "$node_pid" >/dev/null
+  # A dump states its total twice (summary: up front, totals: at the end).
+  instructions=$(awk '/^totals:/{total += $2} END {print total + 0}' "$work"/callgrind.out.*)
+  pushes=$(jq '[.pushes_by_service[]] | add // 0' "$work/counted/report.json")
+  echo
+  echo "load average at the start: $load_start"
+  echo "scenario: $IDENTITIES identities × devices $DEVICES ($devices devices; platforms $PLATFORMS), h2c ×4, ?wait=true, 10 % cancelled, 10 % answered elsewhere"
+  echo "node under callgrind, ${CALLGRIND_RATE} calls/s for ${CALLGRIND_SECONDS} s: $(jq .calls_ok "$work/counted/report.json") calls ok, $pushes pushes accepted, errors $(jq -c .errors "$work/counted/report.json")"
+  echo "node instructions per push: $(python3 -c "print(round($instructions / $pushes) if $pushes else '-')") ($instructions in all)"
+  echo "callgrind files: $work/callgrind.out* (callgrind_annotate)"
+  trap - EXIT
+  cleanup
+  exit 0
+fi
+
 # Where the box's CPU goes during a phase, in cores: the node, the simulator, Redis, and the
 # whole box (the load generator is most of the rest). Everything shares 2 cores, so the
 # simulator's work (it decrypts every Web Push body, as the browser would) limits the node.
@@ -102,39 +156,55 @@ process_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 box_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 ticks() { echo "$(process_ticks "$node_pid") $(process_ticks "$sim_pid") $(process_ticks "$redis_pid") $(box_ticks) $(date +%s.%N)"; }
-# Two ticks readings → "node simulator redis box" in cores.
+# Two ticks readings → "node simulator redis box" in cores, then the node's CPU seconds.
 cores() {
   python3 - "$1" "$2" "$hz" <<'PY'
 import sys
 b, a, hz = [float(x) for x in sys.argv[1].split()], [float(x) for x in sys.argv[2].split()], float(sys.argv[3])
-print(" ".join(str(round((a[i] - b[i]) / hz / (a[4] - b[4]), 2)) for i in range(4)))
+print(" ".join(str(round((a[i] - b[i]) / hz / (a[4] - b[4]), 2)) for i in range(4)), (a[0] - b[0]) / hz)
 PY
 }
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$node_pid/status"; }
 # phase name, then the load generator's arguments; leaves $work/<phase>.cpu as
-# "node simulator redis box" cores.
+# "node simulator redis box" cores and the node's CPU seconds, and $work/<phase>.rss as the
+# node's highest VmRSS (KiB) sampled every 200 ms through the phase.
 phase() {
   local name=$1; shift
-  local before after
+  local before after sampler
+  ( while kill -0 "$node_pid" 2>/dev/null; do rss_kb; sleep 0.2; done ) >"$work/$name.rss-samples" 2>/dev/null &
+  sampler=$!
   before=$(ticks)
   "$BIN" loadgen "${common[@]}" --reuse "$@" --out "$work/$name" >"$work/$name.txt"
   after=$(ticks)
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
   cores "$before" "$after" >"$work/$name.cpu"
+  sort -n "$work/$name.rss-samples" | tail -1 >"$work/$name.rss"
+  # Calls the node refused or still answers must not spill into the next phase.
+  sleep 2
 }
 
-# Phase 1: as fast as possible with CONCURRENCY calls in flight.
-phase max --max-concurrency "$CONCURRENCY" --duration "$MAX_SECONDS"
-max_rss_kb=$(awk '/^VmHWM:/{print $2}' "/proc/$node_pid/status")
-max_rate=$(jq .calls_per_second "$work/max/report.json")
-half=$(python3 -c "print(max(1, round($max_rate/2)))")
+# Phase 1: the ramp, open loop, past the knee.
+phase ramp --ramp "$RAMP_FROM:$RAMP_TO:$RAMP_SECONDS" --duration "$RAMP_SECONDS" --knee-p99-ms "$KNEE_P99_MS"
+knee=$(jq -r '.knee.calls_per_second // empty' "$work/ramp/report.json")
+if [ -z "$knee" ]; then
+  echo "e2e: the ramp found no knee (no second with ring delivery p99 ≤ $KNEE_P99_MS ms); lower RAMP_FROM" >&2
+  cat "$work/ramp.txt" >&2
+  exit 1
+fi
+knee_broke=$(jq -r '.knee.broke_at_second // "never"' "$work/ramp/report.json")
+half=$(python3 -c "print(max(1, round($knee/2)))")
+double=$((knee * 2))
 
-# Phase 2: open loop at half that rate.
+# Phase 2: open loop at the knee: the capacity at which delivery p99 holds.
+phase knee --rate "$knee" --duration "$KNEE_SECONDS"
+# Phase 3: open loop at half the knee.
 phase half --rate "$half" --duration "$FIXED_SECONDS"
-
-# Phase 3: open loop at twice the maximum: rings must keep flowing, nothing may crash.
+# Phase 4: open loop at twice the knee: rings must keep flowing, nothing may crash.
 if [ "$OVERLOAD_SECONDS" != 0 ]; then
-  double=$(python3 -c "print(round($max_rate*2))")
   phase double --rate "$double" --duration "$OVERLOAD_SECONDS"
   kill -0 "$node_pid" 2>/dev/null && node_alive=yes || node_alive=NO
+  after_overload_rss_kb=$(rss_kb)
 fi
 peak_rss_kb=$(awk '/^VmHWM:/{print $2}' "/proc/$node_pid/status")
 
@@ -164,18 +234,44 @@ h2load -n "$H2LOAD_REQUESTS" -c 4 -m 100 -t 1 -d "$work/push.json" \
   -H 'apns-push-type: voip' -H 'apns-priority: 10' -H "apns-expiration: $((now + 45))" \
   "https://127.0.0.1:$sim_port/3/device/$(printf 'a%.0s' $(seq 64))" >"$work/h2load.txt" 2>&1
 after=$(ticks)
-read -r _ h2load_sim_cpu _ h2load_box_cpu < <(cores "$before" "$after")
+read -r _ h2load_sim_cpu _ h2load_box_cpu _ < <(cores "$before" "$after")
 ceiling=$(awk '/^finished in/{gsub(",","");print $4}' "$work/h2load.txt")
 h2load_ok=$(awk '/^status codes:/{print $3}' "$work/h2load.txt")
 
+# The peer: node-apn sending the same push, raw (no API, no registry), to the same simulator
+# with h2load's shape: 4 connections, 400 pushes in flight, a device token per push.
+peer=0
+if [ "$NODE_APN" != 0 ]; then
+  before=$(ticks)
+  NODE_PATH="$NODE_APN_DIR/node_modules" PUSHES="$NODE_APN_PUSHES" CLIENTS=4 IN_FLIGHT=400 \
+    node benches/support/node-apn.js "127.0.0.1:$sim_port" config/dev/apns-dev-key.p8 \
+    config/dev/simulator-cert.pem "$work/push.json" >"$work/node-apn.json" 2>"$work/node-apn.err"
+  after=$(ticks)
+  read -r _ peer_sim_cpu _ peer_box_cpu _ < <(cores "$before" "$after")
+  peer=$(jq .per_second "$work/node-apn.json")
+  peer_ok="$(jq .sent "$work/node-apn.json") ok of $NODE_APN_PUSHES, failures $(jq -c .failures "$work/node-apn.json")"
+fi
+
+# A phase's pushes accepted by the simulator, all services.
+pushes_of() { jq '[.pushes_by_service[]] | add // 0' "$work/$1/report.json"; }
+# The node's CPU per push over a phase, µs (its CPU seconds ÷ the phase's pushes).
+cpu_per_push() {
+  local node_seconds
+  read -r _ _ _ _ node_seconds <"$work/$1.cpu"
+  python3 -c "p = $(pushes_of "$1"); print(round($node_seconds * 1e6 / p, 1) if p else '-')"
+}
+mb() { python3 -c "print(round($1 * 1024 / 1e6))"; }
 row() { # name, phase
   local node sim redis box
-  read -r node sim redis box <"$work/$2.cpu"
-  jq -r --arg name "$1" --arg cpu "$node" --arg others "$sim / $redis / $box" --arg ceiling "$ceiling" '
+  read -r node sim redis box _ <"$work/$2.cpu"
+  jq -r --arg name "$1" --arg cpu "$node" --arg per_push "$(cpu_per_push "$2")" \
+    --arg others "$sim / $redis / $box" --arg ceiling "$ceiling" --arg peer "$peer" \
+    --arg rss "$(mb "$(cat "$work/$2.rss")")" '
     [$name, (.calls_per_second|tostring), (.pushes_per_second|tostring),
      (.delivery_latency.p50_ms|tostring), (.delivery_latency.p99_ms|tostring),
-     (.api_latency.p99_ms|tostring), $cpu, $others,
+     (.api_latency.p99_ms|tostring), $cpu, $per_push, $rss, $others,
      ((100 * .pushes_per_second / ($ceiling|tonumber) | floor | tostring) + " %"),
+     (if ($peer|tonumber) > 0 then ((100 * .pushes_per_second / ($peer|tonumber) | round) / 100 | tostring) + "×" else "-" end),
      ((.calls_offered - .calls_ok)|tostring)] | "| " + join(" | ") + " |"' "$work/$2/report.json"
 }
 per_reg=$(python3 -c "print(round(($mem_after-$mem_before)/$devices))")
@@ -183,16 +279,20 @@ echo
 echo "load average at the start: $load_start"
 echo "machine: $(nproc) cores, $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | xargs), $(awk '/MemTotal/{print int($2/1024)" MiB"}' /proc/meminfo); Redis $(redis-server --version | awk '{print $3}' | tr -d v=)"
 echo "scenario: $IDENTITIES identities × devices $DEVICES ($devices devices; platforms $PLATFORMS), h2c ×4, ?wait=true, 10 % cancelled, 10 % answered elsewhere"
+echo "knee: $knee calls/s, the highest rate of the ramp $RAMP_FROM → $RAMP_TO calls/s over ${RAMP_SECONDS}s whose ring delivery p99 stayed ≤ $KNEE_P99_MS ms (over it for good from second $knee_broke)"
 echo
-echo "| phase | calls/s ok | pushes/s | delivery p50 ms | delivery p99 ms | API p99 ms | node CPU (cores) | simulator / Redis / box CPU | pushes/s ÷ h2load | failed calls |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
-row "max (concurrency $CONCURRENCY, ${MAX_SECONDS}s)" max
-row "fixed $half/s (half of max, ${FIXED_SECONDS}s)" half
-[ "$OVERLOAD_SECONDS" != 0 ] && row "fixed $double/s (twice max, ${OVERLOAD_SECONDS}s)" double
-echo "| h2load ceiling (-c 4 -m 100) | - | $ceiling | - | - | - | - | $h2load_sim_cpu / - / $h2load_box_cpu | 100 % | $h2load_ok ok of $H2LOAD_REQUESTS |"
+echo "| phase | calls/s ok | pushes/s | delivery p50 ms | delivery p99 ms | API p99 ms | node CPU (cores) | node CPU µs/push | node RSS MB (peak) | simulator / Redis / box CPU | pushes/s ÷ h2load | pushes/s ÷ node-apn | failed calls |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+row "ramp $RAMP_FROM → $RAMP_TO/s (${RAMP_SECONDS}s)" ramp
+row "fixed $knee/s (the knee, ${KNEE_SECONDS}s)" knee
+row "fixed $half/s (half the knee, ${FIXED_SECONDS}s)" half
+[ "$OVERLOAD_SECONDS" != 0 ] && row "fixed $double/s (twice the knee, ${OVERLOAD_SECONDS}s)" double
+echo "| h2load ceiling (-c 4 -m 100) | - | $ceiling | - | - | - | - | - | - | $h2load_sim_cpu / - / $h2load_box_cpu | 100 % | - | $h2load_ok ok of $H2LOAD_REQUESTS |"
+[ "$NODE_APN" != 0 ] && echo "| node-apn 8 (4 connections, 400 in flight) | - | $peer | - | - | - | - | - | - | $peer_sim_cpu / - / $peer_box_cpu | $(python3 -c "print(int(100 * $peer / $ceiling))") % | 1× | $peer_ok |"
 echo
-echo "node peak RSS: $((max_rss_kb / 1024)) MiB up to the maximum rate, $((peak_rss_kb / 1024)) MiB after every phase; Redis: $per_reg B per registration ($devices registrations, used_memory $mem_before → $mem_after B; registered in ${reg_seconds} s, errors $(jq -c .registration.errors "$work/register/report.json"))"
-for phase in max half double; do
+echo "node RSS: $(mb "$(cat "$work/knee.rss")") MB at the knee (peak through that phase), ${after_overload_rss_kb:+$(mb "$after_overload_rss_kb") MB after the overload phase, }$(mb "$peak_rss_kb") MB peak over the run (VmHWM, the ramp's overload part included)"
+echo "Redis: $per_reg B per registration ($devices registrations, used_memory $mem_before → $mem_after B; registered in ${reg_seconds} s, errors $(jq -c .registration.errors "$work/register/report.json"))"
+for phase in ramp knee half double; do
   [ -f "$work/$phase/report.json" ] || continue
   report="$work/$phase/report.json"
   echo "$phase: outcomes $(jq -c .outcome_classes "$report"), errors $(jq -c .errors "$report"), pushes by type $(jq -c .pushes_by_type "$report")"
@@ -201,7 +301,16 @@ for phase in max half double; do
   echo "$phase: delivered by platform $(jq -c '.outcomes_by_platform | map_values(.delivered // 0)' "$report"), pushes by service $(jq -c .pushes_by_service "$report")"
 done
 [ "$OVERLOAD_SECONDS" != 0 ] && echo "node alive after the overload phase: $node_alive"
+# Issue 18's targets, read off this run (the ratios are only meaningful with PLATFORMS=apns=1).
+verdict() { python3 -c "print('met' if $1 else 'not met')"; }
+knee_pushes=$(jq .pushes_per_second "$work/knee/report.json")
+half_p99=$(jq .delivery_latency.p99_ms "$work/half/report.json")
+knee_cpu=$(cpu_per_push knee)
+echo "targets: at the knee ${knee_pushes} pushes/s = $(python3 -c "print(round(100 * $knee_pushes / $ceiling, 1))") % of h2load (≥ 50 %: $(verdict "$knee_pushes * 2 >= $ceiling"))$([ "$peer" != 0 ] && echo ", $(python3 -c "print(round($knee_pushes / $peer, 2))")× node-apn (≥ 5×: $(verdict "$knee_pushes >= 5 * $peer"))");" \
+  "delivery p99 at half the knee $half_p99 ms (≤ 2 ms: $(verdict "$half_p99 <= 2"));" \
+  "node CPU ${knee_cpu} µs/push at the knee (≤ 10 µs: $(verdict "'$knee_cpu' != '-' and float('$knee_cpu') <= 10"));" \
+  "node RSS ≤ 150 MB at the knee and after the overload phase: $(verdict "$(cat "$work/knee.rss") * 1024 <= 150e6 and ${after_overload_rss_kb:-0} * 1024 <= 150e6")"
 echo "load average at the end (other work on this machine skews every number): $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "reports: $work/{max,half,double}/ (report.json, report.svg, summary.txt)"
+echo "reports: $work/{ramp,knee,half,double}/ (report.json, report.svg, summary.txt)"
 trap - EXIT
 cleanup

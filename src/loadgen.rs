@@ -7,7 +7,8 @@
 //! that time: no coordinated omission); [`client`] speaks HTTP/1.1 keep-alive or h2c with
 //! hyper; [`report`] keeps the HDR histograms and turns them, with the simulator's record of
 //! accepted pushes (joined by call id), into the report; [`plot`] draws it; [`channel`]
-//! holds internal push channel clients open during the run (`--channel-clients`).
+//! holds internal push channel clients open during the run (`--channel-clients`); [`knee`]
+//! finds, in a ramp's report, the highest rate whose delivery p99 stayed under a bound.
 //!
 //! Delivery latency is "ring sent → push accepted by the simulator": the start is taken when
 //! the generator hands the ring to its connection (a loopback hop before the node accepts
@@ -16,6 +17,7 @@
 pub mod channel;
 pub mod client;
 pub mod driver;
+pub mod knee;
 pub mod plot;
 pub mod registration;
 pub mod report;

@@ -499,6 +499,9 @@ fn run(
     work: impl std::future::Future<Output = Result<Routed, RouteError>> + 'static,
 ) -> RouteReply {
     let (reply, answer) = tokio::sync::oneshot::channel();
+    // Boxed: an event's future holds every step's state (kilobytes), and a task's stage is
+    // moved whole as the task is created, bound and finished; behind a box it is one pointer.
+    let work = Box::pin(work);
     actix::spawn(async move {
         let _ = reply.send(work.await);
     });

@@ -42,6 +42,9 @@ pub struct LoadgenArgs {
     /// Ramp FROM:TO:SECONDS (calls per second, linearly).
     #[arg(long, value_parser = parse_ramp, conflicts_with = "max_concurrency")]
     pub ramp: Option<crate::loadgen::Rate>,
+    /// The ring delivery p99 (ms) a ramp's knee is held to (default 10).
+    #[arg(long)]
+    pub knee_p99_ms: Option<f64>,
     /// As fast as possible with this many calls in flight.
     #[arg(long)]
     pub max_concurrency: Option<usize>,
@@ -110,7 +113,7 @@ impl LoadgenArgs {
             identities => identities, devices => devices_per_identity, platforms => platforms,
             prefix => identity_prefix, ring_timeout => ring_timeout_seconds,
             end_early => end_early, answered_elsewhere => answered_elsewhere, seed => seed,
-            channel_clients => channel_clients);
+            channel_clients => channel_clients, knee_p99_ms => knee_p99_ms);
         if let Some(per_second) = self.rate {
             scenario.rate = Rate::Fixed { per_second };
         }

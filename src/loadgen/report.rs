@@ -366,6 +366,10 @@ pub struct Report {
     pub pushes_per_second: f64,
     /// Per-second view.
     pub timeline: Vec<TimelinePoint>,
+    /// A ramp's knee: the highest rate whose ring delivery p99 stayed under
+    /// `scenario.knee_p99_ms` (src/loadgen/knee.rs); `None` for other rates, without the
+    /// simulator's record, or when no second stayed under it.
+    pub knee: Option<super::knee::Knee>,
     /// API latency distribution: (percentile, ms).
     pub api_latency_curve: Vec<(f64, f64)>,
     /// Ring delivery latency distribution: (percentile, ms).
@@ -385,7 +389,7 @@ impl Report {
     ) -> Report {
         let (run_id, started_at, scenario, registration) = header;
         let seconds = drive.as_secs_f64().max(1e-9);
-        let timeline = tally
+        let timeline: Vec<TimelinePoint> = tally
             .timeline
             .iter()
             .enumerate()
@@ -402,6 +406,10 @@ impl Report {
                 }
             })
             .collect();
+        let knee = match scenario.rate {
+            super::Rate::Ramp { .. } => super::knee::find(&timeline, scenario.knee_p99_ms),
+            _ => None,
+        };
         Report {
             run_id,
             started_at,
@@ -427,6 +435,7 @@ impl Report {
             pushes_by_service: deliveries.map(|d| d.by_service.clone()).unwrap_or_default(),
             pushes_by_type: deliveries.map(|d| d.by_type.clone()).unwrap_or_default(),
             pushes_per_second: round3(deliveries.map_or(0, Deliveries::total) as f64 / seconds),
+            knee,
             timeline,
             api_latency_curve: tally.api.percentile_curve(),
             delivery_latency_curve: deliveries
@@ -543,6 +552,20 @@ impl Report {
                     let _ = writeln!(out, "{name:<26} {:>8}", "-");
                 }
             }
+        }
+        if let Some(knee) = &self.knee {
+            let _ = writeln!(
+                out,
+                "\nknee: {} calls/s (second {}, ring delivery p99 {:.3} ms ≤ {} ms); {}",
+                knee.calls_per_second,
+                knee.second,
+                knee.delivery_p99_ms,
+                knee.p99_bound_ms,
+                match knee.broke_at_second {
+                    Some(second) => format!("over the bound from second {second} on"),
+                    None => "never over the bound: the ramp's top is a lower bound".to_owned(),
+                }
+            );
         }
         if let Some(channel) = &self.channel {
             channel_summary(&mut out, channel);
@@ -767,5 +790,44 @@ mod tests {
         assert!(text.contains("10 offered"), "{text}");
         assert!(text.contains("http_503"), "{text}");
         assert!(text.contains(r#"webpush: {"delivered": 9}"#), "{text}");
+        assert_eq!(report.knee, None, "a fixed rate has no knee");
+    }
+
+    #[test]
+    fn a_ramps_report_names_its_knee() {
+        let mut tally = Tally::default();
+        let mut deliveries = Deliveries::default();
+        // Seconds 0-3 offer 100, 200, 300, 400 calls; delivery p99 1, 2, 30, 40 ms.
+        for (second, latency_ms) in [1u64, 2, 30, 40].into_iter().enumerate() {
+            let due = Duration::from_secs(second as u64);
+            tally.second(due).offered = 100 * (second as u64 + 1);
+            let delivered = deliveries
+                .ring_by_second
+                .entry(second as u64)
+                .or_insert_with(|| Latencies::with_precision(2));
+            delivered.record(Duration::from_millis(latency_ms));
+        }
+        let ramp = crate::loadgen::Scenario {
+            rate: crate::loadgen::Rate::Ramp {
+                from: 50.0,
+                to: 450.0,
+                over_seconds: 4.0,
+            },
+            ..crate::loadgen::Scenario::default()
+        };
+        let header = (
+            "r".into(),
+            "now".into(),
+            ramp,
+            RegistrationReport::default(),
+        );
+        let report = Report::build(header, Duration::from_secs(4), &tally, Some(&deliveries));
+        let knee = report.knee.as_ref().expect("a knee");
+        assert_eq!(knee.calls_per_second, 200);
+        assert_eq!(knee.broke_at_second, Some(2));
+        let text = report.summary_text();
+        assert!(text.contains("knee: 200 calls/s"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["knee"]["calls_per_second"], 200);
     }
 }

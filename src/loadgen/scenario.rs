@@ -57,6 +57,9 @@ pub struct Scenario {
     pub duration_seconds: Option<f64>,
     /// Stop after this many calls; with `duration_seconds` too, whichever comes first.
     pub calls: Option<u64>,
+    /// The ring delivery p99 a ramp's knee is held to, ms (src/loadgen/knee.rs): the report
+    /// of a ramp names the highest rate whose p99 stayed under it.
+    pub knee_p99_ms: f64,
     /// `ring_timeout_seconds` of every call.
     pub ring_timeout_seconds: u64,
     /// Share of calls the caller cancels right after they ring (`reason = cancelled`).
@@ -142,6 +145,7 @@ impl Default for Scenario {
             rate: Rate::Fixed { per_second: 100.0 },
             duration_seconds: Some(10.0),
             calls: None,
+            knee_p99_ms: 10.0,
             ring_timeout_seconds: 45,
             end_early: 0.0,
             answered_elsewhere: 0.0,
@@ -274,6 +278,12 @@ impl Scenario {
             }
             (_, Some(0)) => problems.push("calls: must be at least 1".to_owned()),
             _ => {}
+        }
+        if !positive(self.knee_p99_ms) {
+            problems.push(format!(
+                "knee_p99_ms: must be above 0, got {}",
+                self.knee_p99_ms
+            ));
         }
         if !(1..=300).contains(&self.ring_timeout_seconds) {
             problems.push("ring_timeout_seconds: must be 1..=300".to_owned());
@@ -473,6 +483,7 @@ mod tests {
             end_early: 0.8,
             answered_elsewhere: 0.5,
             identity_prefix: "a b".into(),
+            knee_p99_ms: 0.0,
             webpush_subscribe_url: Some("http://127.0.0.1:8443/wp/subscribe".into()),
             ..Scenario::default()
         };
@@ -487,6 +498,7 @@ mod tests {
             "duration_seconds or calls",
             "end_early + answered_elsewhere",
             "identity_prefix",
+            "knee_p99_ms",
             "webpush_subscribe_url",
         ] {
             assert!(

@@ -254,7 +254,9 @@ impl<S: PushService> Dispatcher<S> {
         let clock = self.clock;
         let done = self.done.clone();
         actix::spawn(async move {
-            let report = deliver(&*service, &job.push, stream, &policy, clock).await;
+            // Boxed for the reason `router::run` boxes an event's future: the delivery's
+            // state (the request, the pool's send) would otherwise be copied with the task.
+            let report = Box::pin(deliver(&*service, &job.push, stream, &policy, clock)).await;
             // The actor is gone only when the node stops; the outcome is lost with it.
             let _ = done.send((job, report));
         });
