@@ -25,8 +25,7 @@ pub mod session;
 pub mod socket;
 
 use crate::metrics::channel::{self as metrics, CloseCause, MessageOutcome};
-use crate::push::PushKind;
-use crate::registry::IdentityKey;
+use crate::vocab::{IdentityKey, PushKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

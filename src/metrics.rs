@@ -84,8 +84,7 @@ pub use vocabulary::{
     dead_token_reason, event_kind,
 };
 
-use crate::push::{Outcome, Priority, PushKind};
-use crate::registry::Platform;
+use crate::vocab::{Outcome, Platform, Priority, PushKind};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::OnceLock;

@@ -9,8 +9,8 @@
 
 use crate::config::{Config, ConfigErrors, StoreKind};
 use crate::providers::wiring::ProviderSpecs;
-use crate::registry::Platform;
 use crate::tenant::Tenants;
+use crate::vocab::Platform;
 use std::fmt::Write;
 
 /// A checked configuration, ready to start a node from.

@@ -15,7 +15,7 @@
 //!   reason of the service mirrored as an enum with an `Unknown(String)` catch-all.
 //!
 //! A push flows: `payload` builds the request (a payload error is already a final
-//! [`Outcome`](crate::push::Outcome), the same in every provider: [`payload_fault`]) →
+//! [`Outcome`](crate::vocab::Outcome), the same in every provider: [`payload_fault`]) →
 //! `client` adds the cached credential (APNs' JWT, the shared [`oauth`] token of FCM and WNS,
 //! Web Push's VAPID) and sends it → `response` judges the status, headers and body into the
 //! delivery loop's [`Verdict`](service::Verdict) (delivered, retry, delete the registration,

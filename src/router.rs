@@ -24,9 +24,10 @@ pub mod ownership;
 
 use crate::providers::dispatcher::{Submit, Ticket, Withdraw};
 use crate::providers::wiring::{ProviderKey, ProviderSet};
-use crate::push::{Outcome, Priority, Push};
+use crate::push::Push;
 use crate::registry::lease::Progress;
-use crate::registry::{AnyStore, IdentityKey, Platform, StoreError};
+use crate::registry::{AnyStore, StoreError};
+use crate::vocab::{IdentityKey, Outcome, Platform, Priority};
 use actix::prelude::*;
 use admission::Admission;
 use fanout::{CallEvent, EndEvent};
@@ -265,7 +266,7 @@ impl Handler<Ring> for Router {
                     let report = outcomes.map(|stream| ownership::Report {
                         stream,
                         call_id: call.call_id.clone(),
-                        kind: crate::push::PushKind::IncomingCall,
+                        kind: crate::vocab::PushKind::IncomingCall,
                     });
                     Ok(Routed {
                         event_id: call.event_id,
@@ -408,7 +409,7 @@ impl Handler<WithdrawRings> for Router {
 }
 
 /// When the event was accepted: now, unless it was read from a stream.
-fn accepted_at(arrival: &Arrival, now: crate::registry::UnixMillis) -> crate::registry::UnixMillis {
+fn accepted_at(arrival: &Arrival, now: crate::vocab::UnixMillis) -> crate::vocab::UnixMillis {
     match arrival {
         Arrival::Api => now,
         Arrival::Stream { accepted_at, .. } => (*accepted_at).min(now),
@@ -439,8 +440,8 @@ impl Taking<'_> {
         intake: Option<&ShardIntake>,
         arrival: &Arrival,
         event: &EventRef,
-        deadline: crate::registry::UnixMillis,
-        now: crate::registry::UnixMillis,
+        deadline: crate::vocab::UnixMillis,
+        now: crate::vocab::UnixMillis,
         entry: impl FnOnce() -> String,
     ) -> Result<Result<Held, Routed>, RouteError> {
         let pending = Pending::of(intake, arrival, &event.tenant, &event.event_id, entry).await?;

@@ -9,7 +9,7 @@ pub mod registration;
 
 use super::{ApiState, calls, health, metrics, registrations};
 use crate::registry::validate::{FieldError, RegistrationRequest, WebPushKeys};
-use crate::registry::{Environment, Platform};
+use crate::vocab::{Environment, Platform};
 use actix_web::{HttpResponse, web};
 use registration::Registrable;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

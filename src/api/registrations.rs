@@ -12,7 +12,8 @@ use crate::registry::shards::ShardError;
 use crate::registry::validate::{
     FieldError, RegistrationRequest, validate_device_id, validate_identity, validate_registration,
 };
-use crate::registry::{Environment, Platform, PushAddress, Registration};
+use crate::registry::{PushAddress, Registration};
+use crate::vocab::{Environment, Platform};
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -318,7 +319,7 @@ fn checked_identity(
     caller: &Caller,
     identity: &str,
     op: RegistryOp,
-) -> Result<crate::registry::IdentityKey, ApiError> {
+) -> Result<crate::vocab::IdentityKey, ApiError> {
     validate_identity(identity).map_err(|error| invalid(op, error))?;
     caller.identity_key(identity)
 }

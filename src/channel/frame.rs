@@ -2,7 +2,8 @@
 //! channel"): what the node sends ([`ServerFrame`]) and what a client may send
 //! ([`ClientFrame`]). Pure: no I/O, tested offline.
 
-use crate::push::{CallPayload, EndReason, PushKind};
+use crate::push::{CallPayload, EndReason};
+use crate::vocab::PushKind;
 use serde::{Deserialize, Serialize};
 
 /// Who calls, as the frame names them.

@@ -26,9 +26,8 @@
 //! Cost: one script per connect and per heartbeat (10,000 devices at 20 s pings: 500 a
 //! second per node), one `ZRANGEBYSCORE` per ring (whatever the number of devices).
 
-use crate::registry::IdentityKey;
-use crate::registry::registration::UnixMillis;
 use crate::router::ends::EndChannel;
+use crate::vocab::{IdentityKey, UnixMillis};
 use std::sync::Arc;
 use std::time::Duration;
 

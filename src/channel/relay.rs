@@ -22,10 +22,8 @@
 use super::presence::{Presence, Present};
 use super::{ChannelHub, Connection, Outbound};
 use crate::metrics::channel::{self as metrics, CloseCause, RelayOutcome};
-use crate::push::PushKind;
-use crate::registry::IdentityKey;
-use crate::registry::registration::UnixMillis;
 use crate::router::ends::EndSource;
+use crate::vocab::{IdentityKey, PushKind, UnixMillis};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

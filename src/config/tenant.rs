@@ -1,7 +1,7 @@
 //! How a tenant is configured: its credentials, limits and apps.
 
 use super::secret::SecretSource;
-use crate::registry::Platform;
+use crate::vocab::Platform;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

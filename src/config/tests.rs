@@ -744,7 +744,7 @@ fn an_app_of_each_platform_loads_from_the_same_keys_as_before() {
         let config = Config::load(Some(Path::new("apps.toml"))).map_err(|e| e.to_string())?;
         let apps = &config.tenants["b"].apps;
         let platforms: Vec<_> = apps.values().map(AppConfig::platform).collect();
-        use crate::registry::Platform::{Apns, Fcm, Webpush, Wns};
+        use crate::vocab::Platform::{Apns, Fcm, Webpush, Wns};
         assert_eq!(platforms, [Fcm, Apns, Webpush, Wns], "by app id");
         assert_eq!(
             apps["ios"].as_apns().and_then(|a| a.team_id.as_deref()),

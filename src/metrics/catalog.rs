@@ -6,8 +6,7 @@ use super::vocabulary::{
     PUSH_KINDS, RefreshOutcome, RegistryOp, RegistryOutcome, ReloadOutcome, RetryReason,
     dead_token_reasons, event_kind,
 };
-use crate::push::{Outcome, Priority};
-use crate::registry::Platform;
+use crate::vocab::{Outcome, Platform, Priority};
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };

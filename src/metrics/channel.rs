@@ -4,7 +4,7 @@
 //! read as one group.
 
 use super::vocabulary::{PUSH_KINDS, event_kind, labels};
-use crate::push::{Outcome, Priority, PushKind};
+use crate::vocab::{Outcome, Priority, PushKind};
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 
 /// WebSocket clients connected to this node.

@@ -1,8 +1,8 @@
 //! The bounded label values that are not already the crate's own types: each is an enum with
 //! its `label()`, and `ALL` for pre-registration.
 
-use crate::push::PushKind;
-use crate::registry::{Platform, StoreError};
+use crate::registry::StoreError;
+use crate::vocab::{Platform, PushKind};
 
 /// Declares a label enum: its variants, their label spelling, and `ALL`.
 macro_rules! labels {

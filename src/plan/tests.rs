@@ -86,7 +86,7 @@ fn the_summary_names_tenants_apps_and_providers() {
     let apps = &mut config.tenants.get_mut("t").unwrap().apps;
     apps.insert(
         "web".into(),
-        AppConfig::new(crate::registry::Platform::Webpush),
+        AppConfig::new(crate::vocab::Platform::Webpush),
     );
     let plan = Plan::build(&config).map_err(|e| e.to_string()).unwrap();
     let summary = plan.summary(&config);

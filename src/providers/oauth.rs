@@ -19,7 +19,7 @@
 //! [`OAuthAccount`], behind a [`Live`](crate::providers::live::Live) cell, so a credential
 //! reload swaps both at once and the next push fetches a token with the new credential.
 
-use crate::registry::{Platform, UnixMillis};
+use crate::vocab::{Platform, UnixMillis};
 
 pub mod cache;
 pub mod source;

@@ -8,7 +8,7 @@
 //! `PayloadError` names its [`PayloadFault`], and [`PayloadFault::outcome`] is the only place
 //! that turns one into an outcome.
 
-use crate::push::Outcome;
+use crate::vocab::Outcome;
 
 /// The reason of every payload refused for its size, whatever the service.
 pub const TOO_LARGE: &str = "payload_too_large";

@@ -42,7 +42,7 @@ pub mod tls;
 pub use protocol::{Protocol, Protocols};
 
 use crate::metrics::{self, ConnectionState};
-use crate::registry::Platform;
+use crate::vocab::Platform;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use protocol::Sender;

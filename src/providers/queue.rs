@@ -7,9 +7,9 @@
 //! the lowest priority below its own — a missed-call notice makes way for a call-ended push,
 //! which makes way for a ring — and is refused only when nothing below it is queued. The
 //! caller learns of a refusal at once (the API answers `503` for a refused ring), and an
-//! evicted push ends as [`Outcome::Shed`](crate::push::Outcome::Shed). Nothing waits unbounded.
+//! evicted push ends as [`Outcome::Shed`](crate::vocab::Outcome::Shed). Nothing waits unbounded.
 
-use crate::push::Priority;
+use crate::vocab::Priority;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 

@@ -16,7 +16,7 @@
 //! Everything takes `now` and an injectable [`fastrand::Rng`], so the tests need no sleeping
 //! and no luck.
 
-use crate::registry::UnixMillis;
+use crate::vocab::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

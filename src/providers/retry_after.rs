@@ -11,7 +11,7 @@
 //! for days with one header. A date in the past means "now" (zero). Anything unreadable is
 //! `None`: the retry policy's own backoff still applies.
 
-use crate::registry::UnixMillis;
+use crate::vocab::UnixMillis;
 use http::HeaderMap;
 use http::header::RETRY_AFTER;
 use std::time::Duration;

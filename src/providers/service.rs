@@ -4,8 +4,8 @@
 //! written once.
 
 use crate::providers::pool::{Answer, Pool};
-use crate::push::{Outcome, Push};
-use crate::registry::UnixMillis;
+use crate::push::Push;
+use crate::vocab::{Outcome, UnixMillis};
 use bytes::Bytes;
 use http_body_util::Full;
 use std::future::Future;

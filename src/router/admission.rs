@@ -11,7 +11,7 @@
 //! that missed-call notices stop first, then "call ended", and rings last.
 
 use crate::metrics;
-use crate::push::Priority;
+use crate::vocab::Priority;
 use std::cell::Cell;
 use std::rc::Rc;
 

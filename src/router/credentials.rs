@@ -36,7 +36,7 @@ use crate::providers::live::Live;
 use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::wns::auth::WnsCredential;
 use crate::providers::wns::client::WnsAccount;
-use crate::registry::Platform;
+use crate::vocab::Platform;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};

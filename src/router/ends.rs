@@ -21,9 +21,9 @@
 use super::Routers;
 use crate::config::{RegistryConfig, StoreKind};
 use crate::metrics::{self, EndBroadcast};
-use crate::registry::IdentityKey;
 use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, SentinelTarget};
 use crate::registry::redis::{cluster_client, tls};
+use crate::vocab::IdentityKey;
 use futures_util::StreamExt;
 use redis::RedisResult;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -3,8 +3,9 @@
 //! deadlines"). No I/O: the router actor looks the registrations up and hands the pushes on.
 
 use crate::clock::rfc3339;
-use crate::push::{CallPayload, EndReason, Push, PushKind};
-use crate::registry::{IdentityKey, Registration, UnixMillis};
+use crate::push::{CallPayload, EndReason, Push};
+use crate::registry::Registration;
+use crate::vocab::{IdentityKey, PushKind, UnixMillis};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,8 +183,9 @@ fn push(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::push::Priority;
-    use crate::registry::{Environment, PushAddress};
+    use crate::registry::PushAddress;
+    use crate::vocab::Environment;
+    use crate::vocab::Priority;
 
     const NOW: UnixMillis = 1_800_000_000_000;
 

@@ -246,7 +246,7 @@ pub enum Arrival {
         /// The entry.
         entry: EntryRef,
         /// When the event was accepted.
-        accepted_at: crate::registry::UnixMillis,
+        accepted_at: crate::vocab::UnixMillis,
     },
 }
 

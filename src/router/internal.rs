@@ -28,9 +28,10 @@ use crate::channel::{ChannelHub, Connection, NotQueued, Outbound};
 use crate::clock::rfc3339;
 use crate::metrics::channel::{self as metrics, FallbackReason};
 use crate::providers::wiring::ProviderSet;
-use crate::push::{CallPayload, Outcome, Push, PushKind};
-use crate::registry::{Platform, Registration, UnixMillis};
+use crate::push::{CallPayload, Push};
+use crate::registry::Registration;
 use crate::router::fanout::{CallEvent, EndEvent};
+use crate::vocab::{Outcome, Platform, PushKind, UnixMillis};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -339,8 +340,9 @@ fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{Environment, IdentityKey, PushAddress};
+    use crate::registry::PushAddress;
     use crate::router::fanout::{self, Caller};
+    use crate::vocab::{Environment, IdentityKey};
 
     const NOW: UnixMillis = 1_800_000_000_000;
 

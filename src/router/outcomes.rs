@@ -20,9 +20,9 @@
 //! logged, never retried: the stream is a report, not the delivery.
 
 use crate::config::Config;
-use crate::push::{Outcome, PushKind};
-use crate::registry::{AnyStore, Platform, UnixMillis};
+use crate::registry::AnyStore;
 use crate::router::ends::EndChannel;
+use crate::vocab::{Outcome, Platform, PushKind, UnixMillis};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -17,7 +17,8 @@ use super::drain::{EventsInFlight, InFlight};
 use super::{DeviceOutcome, DevicePush};
 use crate::metrics::{self, LeaseOutcome};
 use crate::registry::lease::{Claim, LeaseTerms, Progress};
-use crate::registry::{AnyStore, Store, StoreError, UnixMillis};
+use crate::registry::{AnyStore, Store, StoreError};
+use crate::vocab::UnixMillis;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use std::cell::RefCell;
@@ -54,7 +55,7 @@ pub struct Report {
     /// The event's call.
     pub call_id: String,
     /// What the event sends.
-    pub kind: crate::push::PushKind,
+    pub kind: crate::vocab::PushKind,
 }
 
 impl Report {
@@ -63,8 +64,8 @@ impl Report {
         &self,
         event: &EventRef,
         device_id: &str,
-        platform: Option<crate::registry::Platform>,
-        outcome: &crate::push::Outcome,
+        platform: Option<crate::vocab::Platform>,
+        outcome: &crate::vocab::Outcome,
     ) {
         let report = super::outcomes::DeviceReport {
             event_id: &event.event_id,

@@ -33,7 +33,7 @@
 //!   certificate does not cover (its subject UID and Apple's topics extension, see
 //!   [`crate::providers::apns::auth::topics`]) is `400 TopicDisallowed`.
 
-use crate::registry::Environment;
+use crate::vocab::Environment;
 use http::{HeaderMap, Method};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;

@@ -16,7 +16,7 @@ pub use error::{
 };
 
 use super::oauth::AccessTokens;
-use crate::registry::UnixMillis;
+use crate::vocab::UnixMillis;
 use http::{HeaderMap, Method};
 use serde_json::{Map, Value};
 

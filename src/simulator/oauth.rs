@@ -12,7 +12,7 @@
 //! `scope` includes Firebase messaging; `iat` and `exp` are present, at most an hour apart
 //! and not past.
 
-use crate::registry::UnixMillis;
+use crate::vocab::UnixMillis;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};

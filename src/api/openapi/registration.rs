@@ -24,8 +24,8 @@
 use crate::config::AppConfig;
 use crate::config::tenant::{MAX_TTL_SECONDS, MIN_TTL_SECONDS};
 use crate::providers::pool::guard::AddressGuard;
-use crate::registry::Platform;
 use crate::registry::validate::{MAX_FCM_TOKEN_LEN, MAX_URI_LEN};
+use crate::vocab::Platform;
 use serde_json::{Map, Value, json};
 use std::net::{IpAddr, SocketAddr};
 

@@ -19,7 +19,7 @@ pub mod certificate;
 pub mod topics;
 
 use super::config::{MAX_JWT_REFRESH, MIN_JWT_REFRESH};
-use crate::registry::UnixMillis;
+use crate::vocab::UnixMillis;
 use http::HeaderValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;

@@ -10,7 +10,7 @@ use crate::config::SecretSource;
 use crate::providers::config_keys::deprecated;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
-use crate::registry::Environment;
+use crate::vocab::Environment;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;

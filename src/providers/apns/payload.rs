@@ -24,8 +24,9 @@
 //! ([`super::auth`]) so that building stays pure.
 
 use crate::providers::payload_fault::PayloadFault;
-use crate::push::{CallPayload, EndReason, Push, PushKind};
-use crate::registry::{PushAddress, UnixMillis};
+use crate::push::{CallPayload, EndReason, Push};
+use crate::registry::PushAddress;
+use crate::vocab::{PushKind, UnixMillis};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -52,7 +53,7 @@ pub const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-
 pub const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 
 /// Why a push cannot become an APNs request. Each is final: the provider turns it into
-/// [`Outcome::Rejected`](crate::push::Outcome::Rejected) (or `Expired`) without sending.
+/// [`Outcome::Rejected`](crate::vocab::Outcome::Rejected) (or `Expired`) without sending.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PayloadError {
     /// The body is over APNs' limit for its push type; APNs would answer 413, so it is not
@@ -322,7 +323,7 @@ fn body(payload: &CallPayload, limit: usize) -> Result<Vec<u8>, PayloadError> {
 mod tests {
     use super::*;
     use crate::push::CallPayload;
-    use crate::registry::{Environment, IdentityKey};
+    use crate::vocab::{Environment, IdentityKey};
     use std::sync::Arc;
 
     const NOW: UnixMillis = 1_800_000_000_000;

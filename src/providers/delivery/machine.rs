@@ -8,8 +8,7 @@ use crate::providers::delivery::DeliveryReport;
 use crate::providers::pool::AcquireError;
 use crate::providers::retry::{GiveUp, RetryDecision};
 use crate::providers::service::Verdict;
-use crate::push::Outcome;
-use crate::registry::{Environment, UnixMillis};
+use crate::vocab::{Environment, Outcome, UnixMillis};
 use std::time::Duration;
 
 /// How often one push may be re-sent because the service never processed it: such a

@@ -6,8 +6,7 @@ use super::machine::{Action, Delivery, Event, MAX_UNPROCESSED_RESENDS, State};
 use crate::providers::pool::AcquireError;
 use crate::providers::retry::{GiveUp, RetryPolicy, RetrySettings};
 use crate::providers::service::Verdict;
-use crate::push::Outcome;
-use crate::registry::{Environment, UnixMillis};
+use crate::vocab::{Environment, Outcome, UnixMillis};
 use std::collections::VecDeque;
 use std::time::Duration;
 

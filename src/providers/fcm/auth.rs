@@ -13,7 +13,7 @@
 
 use crate::config::Secret;
 use crate::providers::oauth::Grant;
-use crate::registry::{Platform, UnixMillis};
+use crate::vocab::{Platform, UnixMillis};
 use http::HeaderValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};

@@ -119,7 +119,7 @@ impl FcmConfig {
         PoolSettings {
             connections: self.connections(),
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
-            provider: Some(crate::registry::Platform::Fcm),
+            provider: Some(crate::vocab::Platform::Fcm),
             ..PoolSettings::default()
         }
     }

@@ -21,8 +21,9 @@
 //! ([`super::auth`]) so that building stays pure.
 
 use crate::providers::payload_fault::PayloadFault;
-use crate::push::{CallPayload, EndReason, Push, PushKind};
-use crate::registry::{PushAddress, UnixMillis};
+use crate::push::{CallPayload, EndReason, Push};
+use crate::registry::PushAddress;
+use crate::vocab::{PushKind, UnixMillis};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -43,7 +44,7 @@ pub enum AndroidPriority {
 }
 
 /// Why a push cannot become an FCM request. Each is final: the provider turns it into
-/// [`Outcome::Rejected`](crate::push::Outcome::Rejected) (or `Expired`) without sending.
+/// [`Outcome::Rejected`](crate::vocab::Outcome::Rejected) (or `Expired`) without sending.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PayloadError {
     /// The body is over FCM's limit; FCM would answer `INVALID_ARGUMENT`, so it is not sent.
@@ -246,7 +247,7 @@ struct Android<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{Environment, IdentityKey};
+    use crate::vocab::{Environment, IdentityKey};
     use std::sync::Arc;
 
     const NOW: UnixMillis = 1_800_000_000_000;

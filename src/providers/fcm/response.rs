@@ -14,8 +14,7 @@
 
 use crate::providers::retry_after;
 use crate::providers::service::Verdict;
-use crate::push::Outcome;
-use crate::registry::UnixMillis;
+use crate::vocab::{Outcome, UnixMillis};
 use http::HeaderMap;
 use serde::Deserialize;
 use std::time::Duration;

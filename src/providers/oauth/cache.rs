@@ -4,7 +4,7 @@
 //! doing. A state machine on a passed-in clock, with no I/O: the fetching is
 //! [`super::source::TokenSource`]'s.
 
-use crate::registry::UnixMillis;
+use crate::vocab::UnixMillis;
 use http::HeaderValue;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 use super::*;
 use crate::clock::Clock;
 use crate::providers::live::Live;
-use crate::push::Outcome;
+use crate::vocab::Outcome;
 use bytes::Bytes;
 use http::HeaderValue;
 use std::sync::Arc;

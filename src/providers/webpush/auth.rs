@@ -2,7 +2,7 @@
 //! JWT whose `aud` is its own origin, so one token per origin is minted and cached until
 //! five minutes before it expires (`exp` ≤ 24 h ahead), on a passed-in clock.
 
-use crate::registry::UnixMillis;
+use crate::vocab::UnixMillis;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -18,8 +18,9 @@ use crate::providers::dispatcher::{
 };
 use crate::providers::live::Live;
 use crate::providers::pool::guard::GuardError;
-use crate::push::{Outcome, Priority, Push};
-use crate::registry::{AnyStore, Platform, PushAddress, UnixMillis};
+use crate::push::Push;
+use crate::registry::{AnyStore, PushAddress};
+use crate::vocab::{Outcome, Platform, Priority, UnixMillis};
 use actix::prelude::*;
 use futures_util::future::join_all;
 use rustls::ClientConfig;

@@ -5,8 +5,9 @@
 
 use super::aes128gcm::{self, EncryptError};
 use crate::providers::payload_fault::PayloadFault;
-use crate::push::{CallPayload, Push, PushKind};
-use crate::registry::{PushAddress, UnixMillis};
+use crate::push::{CallPayload, Push};
+use crate::registry::PushAddress;
+use crate::vocab::{PushKind, UnixMillis};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
@@ -142,7 +143,7 @@ pub fn encrypt(
 mod tests {
     use super::*;
     use crate::push::EndReason;
-    use crate::registry::{Environment, IdentityKey};
+    use crate::vocab::{Environment, IdentityKey};
     use std::sync::Arc;
     use web_push_native::p256::elliptic_curve::rand_core::OsRng;
     use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;

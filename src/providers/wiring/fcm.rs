@@ -8,8 +8,9 @@ use crate::providers::fcm::auth::{
 };
 use crate::providers::fcm::client::{FcmAccount, FcmClient, ProjectPause};
 use crate::providers::live::Live;
-use crate::registry::{AnyStore, Platform};
+use crate::registry::AnyStore;
 use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
+use crate::vocab::Platform;
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -7,8 +7,9 @@ use crate::providers::fcm::auth::{AccessTokenCache, DEFAULT_REFRESH_STALE_AFTER}
 use crate::providers::live::Live;
 use crate::providers::wns::auth::WnsCredential;
 use crate::providers::wns::client::{WnsAccount, WnsClient};
-use crate::registry::{AnyStore, Platform};
+use crate::registry::AnyStore;
 use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
+use crate::vocab::Platform;
 use std::sync::Arc;
 use std::time::Duration;
 

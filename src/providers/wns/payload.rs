@@ -11,8 +11,9 @@
 //! so the answer says whether the device was reached.
 
 use crate::providers::payload_fault::PayloadFault;
-use crate::push::{Push, PushKind};
-use crate::registry::{PushAddress, UnixMillis};
+use crate::push::Push;
+use crate::registry::PushAddress;
+use crate::vocab::{PushKind, UnixMillis};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
@@ -133,7 +134,7 @@ pub fn build_request(
 mod tests {
     use super::*;
     use crate::push::{CallPayload, EndReason};
-    use crate::registry::{Environment, IdentityKey};
+    use crate::vocab::{Environment, IdentityKey};
     use std::sync::Arc;
 
     const NOW: UnixMillis = 1_800_000_000_000;

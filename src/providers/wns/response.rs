@@ -18,8 +18,7 @@
 
 use crate::providers::retry_after;
 use crate::providers::service::Verdict;
-use crate::push::Outcome;
-use crate::registry::UnixMillis;
+use crate::vocab::{Outcome, UnixMillis};
 use http::HeaderMap;
 
 /// What the answer (`status`, `headers`, `body`), received at `now`, means. WNS says

@@ -10,8 +10,8 @@ use super::EmbeddedStore;
 use super::error::EmbeddedError;
 use super::keys;
 use crate::registry::lease::{self, Claim, EventLease, LeaseTerms};
-use crate::registry::registration::UnixMillis;
 use crate::registry::store::StoreError;
+use crate::vocab::UnixMillis;
 use redb::ReadableTable;
 
 /// The deadline at the head of a record; a record too short to hold one reads as ended, so

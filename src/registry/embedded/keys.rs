@@ -2,7 +2,7 @@
 //! index (the parent module's doc describes each table and why it exists).
 
 use super::error::EmbeddedError;
-use crate::registry::registration::{IdentityKey, UnixMillis};
+use crate::vocab::{IdentityKey, UnixMillis};
 use redb::TableDefinition;
 
 /// Registrations: `tenant \0 identity \0 device_id` → the

@@ -8,8 +8,8 @@
 use super::EmbeddedStore;
 use super::error::EmbeddedError;
 use super::keys::{self, REVOCATIONS};
-use crate::registry::registration::{IdentityKey, UnixMillis};
 use crate::registry::store::StoreError;
+use crate::vocab::{IdentityKey, UnixMillis};
 use redb::ReadableTableMetadata;
 
 /// The record of a revocation at `at`, forgotten at `forget_at`.

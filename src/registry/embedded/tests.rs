@@ -3,7 +3,7 @@
 
 use super::keys::{EXPIRY, OWNERS, REGISTRATIONS};
 use super::*;
-use crate::registry::Environment;
+use crate::vocab::Environment;
 use redb::ReadableTableMetadata;
 
 const DAY: u64 = 86_400_000;

@@ -11,7 +11,8 @@ use super::keys::{
     write_expiry_key, write_owner_key,
 };
 use crate::registry::codec::{self, ADDRESS_OFFSET, CREATED_AT_OFFSET};
-use crate::registry::registration::{Registration, UnixMillis};
+use crate::registry::registration::Registration;
+use crate::vocab::UnixMillis;
 use redb::{ReadOnlyTable, ReadableTable, Table, WriteTransaction};
 use std::ops::Bound;
 

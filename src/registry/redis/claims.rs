@@ -11,8 +11,8 @@
 
 use super::{RedisStore, keys};
 use crate::registry::lease::{Claim, LeaseTerms, Progress};
-use crate::registry::registration::UnixMillis;
 use crate::registry::store::StoreError;
+use crate::vocab::UnixMillis;
 use redis::Script;
 use redis::aio::ConnectionLike;
 use std::sync::LazyLock;

@@ -1,7 +1,7 @@
 //! Key naming of the Redis store (identities and call events; the owner index is `owners`):
 //! pure functions, tested offline.
 
-use crate::registry::registration::IdentityKey;
+use crate::vocab::IdentityKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};

@@ -20,7 +20,8 @@
 //! last until 2106.
 
 use crate::registry::codec;
-use crate::registry::registration::{PushAddress, UnixMillis};
+use crate::registry::registration::PushAddress;
+use crate::vocab::UnixMillis;
 use sha2::{Digest, Sha256};
 
 /// The bucket count used when the configuration sets none: 1 M registrations of one tenant

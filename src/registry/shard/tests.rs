@@ -1,5 +1,6 @@
 use super::*;
-use crate::registry::{Environment, PushAddress};
+use crate::registry::PushAddress;
+use crate::vocab::Environment;
 use actix::{Addr, Supervisor};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -193,7 +194,7 @@ async fn every_operation_is_counted_with_its_outcome_and_timed_against_its_store
         address: PushAddress::Fcm {
             token: "token".into(),
         },
-        environment: crate::registry::Environment::Production,
+        environment: crate::vocab::Environment::Production,
         disable_internal_push: false,
         created_at: 0,
         updated_at: 0,

@@ -2,7 +2,7 @@ use super::*;
 use crate::config::{ApnsAppConfig, FcmAppConfig, SecretSource, TenantConfig};
 use crate::config::{WebPushAppConfig, WnsAppConfig};
 use crate::providers::wiring::ProviderSpecs;
-use crate::registry::Platform;
+use crate::vocab::Platform;
 use std::path::Path;
 
 /// A P-256 PKCS#8 PEM key, the shape of an APNs `.p8` and of a VAPID key.

@@ -18,8 +18,8 @@ use crate::api::calls::{MAX_CALL_ID_LEN, MAX_CALLER_LEN};
 use crate::config::tenant::MAX_RING_TIMEOUT_SECONDS;
 use crate::push::EndReason;
 use crate::registry::validate::validate_identity;
-use crate::registry::{IdentityKey, UnixMillis};
 use crate::router::fanout::{CallEvent, Caller, EndEvent};
+use crate::vocab::{IdentityKey, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
