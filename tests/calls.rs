@@ -13,6 +13,7 @@ use std::time::Duration;
 use support::app::{
     KEY_A, TOKEN_SECRET_A, TestApp, TestStore, identity_token, spawn_with, status_and_json,
 };
+use support::eventually::until;
 
 /// Tenant A's APNs team (tests/support/app.rs) and the key id these tests add.
 const TEAM: &str = "TEAMID1234";
@@ -581,7 +582,12 @@ async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang
 
     let (status, rung) = rig.ring("alice", "call-4", false).await;
     assert_eq!((status, rung["devices"].as_u64()), (202, Some(3)));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The cancel must find the first ring on the wire (held 400 ms) and the others queued:
+    // wait for that ring to arrive (the warm-up was the first) rather than guess how long.
+    until("the first ring on the wire", || {
+        rig.sim.stats().received >= 2
+    })
+    .await;
     let (status, answer) = rig
         .end(
             "call-4",
@@ -673,10 +679,14 @@ async fn an_answer_after_the_deadline_is_expired_and_nothing_is_sent_after_it() 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let sent = rig.sim.stats().requests;
+    // Counted on arrival, not on answer: with 2.5 s answers, a request sent after the
+    // deadline would not be answered inside the window below, but it arrives inside it.
+    let sent = rig.sim.stats().received;
+    // Absence after a proven end (the expired request answered): a retry would follow within
+    // the backoff, well inside this window, so it is a grace period, not a guess at progress.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(
-        rig.sim.stats().requests,
+        rig.sim.stats().received,
         sent,
         "nothing sent after the deadline"
     );
@@ -705,7 +715,7 @@ async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_wit
     }
     // u1's ring takes the one delivery slot; the queue of 4 fills with 2 notices, 2 ends.
     assert_eq!(rig.ring("u1", "c1", false).await.0, 202);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until("u1's ring on the wire", || rig.sim.stats().received >= 1).await;
     for n in [2, 3] {
         let (status, _) = rig
             .end(
@@ -744,8 +754,12 @@ async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_wit
     assert_eq!(response.status().as_u16(), 503);
     assert!(response.headers().contains_key("retry-after"));
 
-    // Once the queue drains, the refused event was given back: its retry rings.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Once the queue drains (the last admitted ring answered), the refused event was given
+    // back: its retry rings.
+    until("the admitted rings delivered", || {
+        (6..=9).all(|n| !rig.pushes_to(n).is_empty())
+    })
+    .await;
     let (status, answer) = rig.ring("u10", "c10", true).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["duplicate"], false);
@@ -816,14 +830,17 @@ async fn a_stalled_router_refuses_missed_calls_first_then_call_ended_then_rings(
         let rig = rig.clone();
         stuck.spawn(async move { rig.post(&path, body).await });
     };
-    let settle = || tokio::time::sleep(Duration::from_millis(200));
+    // An admitted event's claim is its first Redis command, so "its bytes reached the frozen
+    // Redis" proves the router admitted it: waited for one event at a time, not slept on.
+    let mut unread = redis.unread_bytes();
     let ring = |n: u8| json!({"call_id": format!("c{n}"), "callee": format!("u{n}"), "caller": {"id": "bob"}});
     let end = |n: u8, reason: &str| json!({"callee": format!("u{n}"), "reason": reason});
 
     // Two rings in flight: half the limit, so missed-call events are refused at once.
     hang("/v1/calls".into(), ring(1));
+    unread = redis.command_arrived(unread).await;
     hang("/v1/calls".into(), ring(2));
-    settle().await;
+    unread = redis.command_arrived(unread).await;
     let (status, detail) = refused(&rig, "/v1/calls/c3/end", end(3, "missed")).await;
     assert_eq!(
         (status, detail.contains("overloaded")),
@@ -832,7 +849,7 @@ async fn a_stalled_router_refuses_missed_calls_first_then_call_ended_then_rings(
     );
     // A "call ended" still gets in (3 of 4), the next one no longer does.
     hang("/v1/calls/c4/end".into(), end(4, "cancelled"));
-    settle().await;
+    unread = redis.command_arrived(unread).await;
     let (status, detail) = refused(&rig, "/v1/calls/c5/end", end(5, "cancelled")).await;
     assert_eq!(
         (status, detail.contains("overloaded")),
@@ -841,7 +858,7 @@ async fn a_stalled_router_refuses_missed_calls_first_then_call_ended_then_rings(
     );
     // A ring still gets in (4 of 4); the next ring is refused with Retry-After.
     hang("/v1/calls".into(), ring(6));
-    settle().await;
+    redis.command_arrived(unread).await;
     assert_refused_with_retry_after(&rig, ring(7)).await;
 
     // Redis answers again: every admitted event completes, and the refused ones were never
@@ -883,15 +900,17 @@ async fn a_node_with_too_many_requests_refuses_registrations_then_call_ends_then
             .register(KEY_A, &format!("u{n}"), "phone", &body)
             .await
     };
-    let settle = || tokio::time::sleep(Duration::from_millis(200));
+    // A request in progress sends its first Redis command once the intake let it in, so
+    // "its bytes reached the frozen Redis" proves it holds a place: waited for, not slept on.
+    let mut unread = redis.unread_bytes();
     let ring = |n: u8| json!({"call_id": format!("c{n}"), "callee": "u1", "caller": {"id": "bob"}});
     let end = json!({"callee": "u1", "reason": "cancelled"});
 
     // Two registrations in progress: half the limit, so the next registration is refused.
     for n in [2, 3] {
         stuck.spawn(register(rig.clone(), n));
+        unread = redis.command_arrived(unread).await;
     }
-    settle().await;
     let (status, problem) = register(rig.clone(), 4).await;
     assert_eq!(status, 503, "{problem}");
     assert!(
@@ -903,13 +922,13 @@ async fn a_node_with_too_many_requests_refuses_registrations_then_call_ends_then
     // A call end still gets in (3 of 4), the next one does not.
     let (rig2, end2) = (rig.clone(), end.clone());
     stuck.spawn(async move { rig2.post("/v1/calls/c9/end", end2).await });
-    settle().await;
+    unread = redis.command_arrived(unread).await;
     let (status, _) = rig.post("/v1/calls/c8/end", end.clone()).await;
     assert_eq!(status, 503);
     // A ring still gets in (4 of 4); the next ring is refused at once, with Retry-After.
     let rig2 = rig.clone();
     stuck.spawn(async move { rig2.post("/v1/calls", ring(1)).await });
-    settle().await;
+    redis.command_arrived(unread).await;
     assert_refused_with_retry_after(&rig, ring(2)).await;
     // The node stays observable: health and metrics are never refused, and show the intake.
     let health = rig.app.client.get(rig.app.url("/healthz")).send().await;

@@ -506,9 +506,14 @@ async fn bad_frames_and_replaced_or_idle_clients_are_closed_with_a_code_that_say
     );
     drop(client);
     // A client that stops answering (not even pongs) is closed as idle.
+    let idle = r#"{reason="idle"}"#;
+    let idle_before = rig.metric("ringcast_channel_closes_total", idle).await;
     let mut mute = rig.connect("erin", "device_id=phone").await;
     let started = std::time::Instant::now();
-    tokio::time::sleep(Duration::from_millis(600)).await; // not reading: no pongs go back
+    // Not reading (reading would send pongs back) until the node counts the idle close: a
+    // fixed sleep could end before a busy node got to it, and the read would revive it.
+    rig.wait_metric("ringcast_channel_closes_total", idle, idle_before + 1.0)
+        .await;
     assert_eq!(close_code(&mut mute).await, 4000);
     assert!(started.elapsed() >= Duration::from_millis(400));
     // A client that answers pings stays.

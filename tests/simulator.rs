@@ -5,7 +5,12 @@
 //! connection; token endpoints are reached over HTTP/1.1 (`post_http1`), the only protocol
 //! they speak.
 
+#[allow(dead_code)] // the harness module is shared; this binary uses only `until`
+#[path = "support/eventually.rs"]
+mod eventually;
+
 use bytes::Bytes;
+use eventually::until;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -422,6 +427,27 @@ async fn the_stats_endpoint_serves_the_counters() {
     let stats: Stats = serde_json::from_value(answer.body).unwrap();
     assert_eq!(stats.accepted, 1);
     assert_eq!(stats.by_status["200"], 1);
+}
+
+#[tokio::test]
+async fn a_push_counts_as_received_on_arrival_and_as_a_request_once_answered() {
+    // Answers held far longer than the wait below needs: "received, not yet answered" is a
+    // state that lasts, not a moment to catch.
+    let h = spawn_simulator(Profile {
+        latency_min_ms: 3_000,
+        latency_max_ms: 3_000,
+        ..Profile::default()
+    })
+    .await;
+    let (mut sender, _task) = h.connect().await;
+    let jwt = h.jwt_at(now());
+    let answered = tokio::spawn(async move { send(&mut sender, voip(&jwt, TOKEN), "{}").await });
+    until("the push to arrive", || h.sim.stats().received == 1).await;
+    let stats = h.sim.stats();
+    assert_eq!((stats.received, stats.requests), (1, 0), "{stats:?}");
+    assert_eq!(answered.await.unwrap().unwrap().status, 200);
+    let stats = h.sim.stats();
+    assert_eq!((stats.received, stats.requests), (1, 1), "{stats:?}");
 }
 
 async fn limited_simulator() -> Harness {

@@ -70,6 +70,11 @@ pub struct Stats {
     pub connections: u64,
     /// Push requests answered, whatever the answer.
     pub requests: u64,
+    /// Push requests (not token requests) that arrived whole, counted before the profile's
+    /// latency delays the answer: lets a test wait until a sender has a push on the wire
+    /// rather than sleep for it.
+    #[serde(default)]
+    pub received: u64,
     /// Pushes answered 200.
     pub accepted: u64,
     /// Answers by `"<status> <reason>"` (`"200"` for accepted), for assertions like "no 429".
@@ -101,6 +106,7 @@ pub struct Stats {
 pub struct Recorder {
     connections: AtomicU64,
     requests: AtomicU64,
+    received: AtomicU64,
     accepted: AtomicU64,
     violations: AtomicU64,
     max_in_flight: AtomicU64,
@@ -164,6 +170,11 @@ impl Recorder {
     /// A connection was dropped on purpose.
     pub fn reset(&self) {
         self.resets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A push request arrived whole (its answer may still be delayed by the profile's latency).
+    pub fn received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Streams now in flight on a connection that advertised `limit`.
@@ -244,6 +255,7 @@ impl Recorder {
         Stats {
             connections: self.connections.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
             accepted: self.accepted.load(Ordering::Relaxed),
             by_status: self
                 .by_status

@@ -308,6 +308,7 @@ async fn handle(
     };
     if service != Service::Oauth && !crate::simulator::wns::is_token_path(parts.uri.path()) {
         let n = shared.push_requests.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.recorder.received();
         if let Some(throttled) = shared.profile.throttled(service, n) {
             script.error = Some(throttled);
         }

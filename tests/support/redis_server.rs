@@ -131,6 +131,34 @@ impl RedisServer {
         self.signal("-CONT");
     }
 
+    /// Bytes clients have sent that the server has not read yet, from the kernel's socket
+    /// table (Linux). While the server is frozen nothing is read, so this grows exactly when
+    /// a client sends a command: a test can wait until a request has reached the store
+    /// instead of sleeping and hoping it has.
+    pub fn unread_bytes(&self) -> u64 {
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|table| std::fs::read_to_string(table).ok())
+            .flat_map(|table| {
+                table
+                    .lines()
+                    .skip(1)
+                    .filter_map(|line| unread_on_port(line, self.port))
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+
+    /// Waits until clients have sent the frozen server more than `before` unread bytes, and
+    /// returns the new amount: the next request's command has arrived.
+    pub async fn command_arrived(&self, before: u64) -> u64 {
+        super::eventually::eventually("a command to reach the frozen Redis", || {
+            let now = self.unread_bytes();
+            std::future::ready((now > before).then_some(now))
+        })
+        .await
+    }
+
     fn signal(&self, signal: &str) {
         let process = self.process.as_ref().expect("the server is running");
         let status = Command::new("kill")
@@ -336,4 +364,18 @@ fn read_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_else(|error| format!("(no log: {error})"));
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// The receive queue of one `/proc/net/tcp` line if it is an established connection
+/// accepted on `port`: `sl local_address rem_address st tx_queue:rx_queue ...`, addresses,
+/// state and queues in hex (state `01` is ESTABLISHED; a listening socket's queue counts
+/// connections, not bytes).
+fn unread_on_port(line: &str, port: u16) -> Option<u64> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (local, state, queues) = (fields.get(1)?, fields.get(3)?, fields.get(4)?);
+    let local_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+    if local_port != port || *state != "01" {
+        return None;
+    }
+    u64::from_str_radix(queues.split(':').nth(1)?, 16).ok()
 }

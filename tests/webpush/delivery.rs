@@ -2,6 +2,7 @@
 //! the delivery loop and the guarded pool against the simulator over TLS + HTTP/2, with the
 //! simulator decrypting every body as the browser would.
 
+use crate::support::eventually::until;
 use actix::{Actor, Addr};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -520,7 +521,9 @@ async fn a_queued_ring_is_withdrawn_when_the_call_ends() {
         ]))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The withdrawal must find the first push on the wire and the second still queued: wait
+    // for the first to arrive rather than guess how long that takes.
+    until("the first push on the wire", || h.sim.stats().received >= 1).await;
     let withdrawn = h
         .provider
         .send(ringcast::providers::dispatcher::Withdraw {
