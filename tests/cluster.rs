@@ -342,6 +342,8 @@ enum Backend {
     Redis(String),
     /// A Redis Cluster, by its nodes' URLs.
     Cluster(Vec<String>),
+    /// A master behind Redis Sentinel: the Sentinels' URLs and the master's name.
+    Sentinel(Vec<String>, String),
 }
 
 impl Backend {
@@ -352,6 +354,10 @@ impl Backend {
             Backend::Cluster(urls) => {
                 format!("store = \"redis-cluster\"\n[registry.redis]\nnodes = {urls:?}")
             }
+            Backend::Sentinel(sentinels, master) => format!(
+                "store = \"redis-sentinel\"\n[registry.redis]\nsentinels = {sentinels:?}\n\
+                 sentinel_master = \"{master}\""
+            ),
         }
     }
 }

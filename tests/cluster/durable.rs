@@ -95,7 +95,9 @@ async fn pending(name: &str) -> i64 {
 async fn shared_redis_url() -> String {
     match shared_redis().await {
         Backend::Redis(url) => url,
-        Backend::Cluster(_) => unreachable!("the shared Redis is one server"),
+        Backend::Cluster(_) | Backend::Sentinel(..) => {
+            unreachable!("the shared Redis is one server")
+        }
     }
 }
 
@@ -141,6 +143,16 @@ async fn killed_node_is_delivered_by_another(redis: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_ring_whose_node_is_killed_is_delivered_by_another_node() {
     killed_node_is_delivered_by_another(shared_redis().await).await;
+}
+
+/// Durable intake behind Redis Sentinel: the nodes find the master through the Sentinel, and
+/// the stream, its consumer group and the claim of a dead node's entry work the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_redis_sentinel_a_killed_nodes_durable_ring_is_delivered() {
+    let master = crate::support::redis_server::RedisServer::start();
+    let name = unique("durable-master");
+    let sentinel = crate::support::redis_server::RedisServer::start_sentinel(&name, master.port());
+    killed_node_is_delivered_by_another(Backend::Sentinel(vec![sentinel.url()], name)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

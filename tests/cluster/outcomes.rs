@@ -22,7 +22,7 @@ async fn every_devices_outcome_is_on_the_tenants_stream_without_its_token() {
 
     let url = match super::shared_redis().await {
         super::Backend::Redis(url) => url,
-        super::Backend::Cluster(_) => unreachable!("one server"),
+        super::Backend::Cluster(_) | super::Backend::Sentinel(..) => unreachable!("one server"),
     };
     let client = redis::Client::open(url).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
