@@ -171,16 +171,17 @@ mod tests {
         }
     }
 
+    /// A push certificate for `bundle`'s topics, loaded as an app's would be.
+    fn certificate_for(bundle: &str) -> ApnsCertificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = push_certificate_params(bundle).self_signed(&key).unwrap();
+        ApnsCertificate::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap()
+    }
+
     /// What `warn_uncovered` logs for an app of `bundle_id` holding a certificate for
     /// `com.example.app`.
     fn warning_for(bundle_id: &str) -> String {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = push_certificate_params("com.example.app")
-            .self_signed(&key)
-            .unwrap();
-        let loaded =
-            ApnsCertificate::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
-                .unwrap();
+        let loaded = certificate_for("com.example.app");
         let captured = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
@@ -213,13 +214,7 @@ mod tests {
 
     #[test]
     fn the_uncovered_topics_are_exported_per_app() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = push_certificate_params("com.example.app")
-            .self_signed(&key)
-            .unwrap();
-        let loaded =
-            ApnsCertificate::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
-                .unwrap();
+        let loaded = certificate_for("com.example.app");
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         metrics::with_local_recorder(&recorder, || {
             warn_uncovered("acme", "ios", "com.example.phone", &loaded);
