@@ -522,7 +522,6 @@ async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
         connect_timeout: Duration::from_millis(registry.redis.connect_timeout_ms),
         command_timeout: Duration::from_millis(registry.redis.command_timeout_ms),
         owner_buckets: registry.redis.owner_buckets,
-        replica_acks: config.cluster.replica_acks(),
     };
     Ok(match registry.store {
         StoreKind::Embedded => {

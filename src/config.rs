@@ -506,10 +506,7 @@ impl Config {
             // Fewer cannot stagger three priorities.
             problems.push("router.max_events_in_flight must be at least 4".into());
         }
-        problems.extend(
-            self.cluster
-                .problems(registry.store, registry.redis.command_timeout_ms),
-        );
+        problems.extend(self.cluster.problems());
         problems.extend(self.intake.problems(registry.store));
         problems.extend(self.outcomes.problems(registry.store));
         problems.extend(self.channel.problems());

@@ -76,7 +76,6 @@ pub mod catalog;
 pub mod channel;
 pub mod intake;
 pub mod process;
-pub mod replicas;
 mod vocabulary;
 
 pub use vocabulary::{

@@ -22,9 +22,6 @@ mod outcomes;
 // Redis Cluster failovers and rolling restarts under load, over a cluster with replicas.
 #[path = "cluster/failover.rs"]
 mod failover;
-// `[cluster] replica_acks`: event writes wait for a replica before the node goes on.
-#[path = "cluster/replicas.rs"]
-mod replicas;
 
 use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
@@ -138,28 +135,6 @@ impl Node {
         max_in_flight: usize,
         extra: &str,
     ) -> Node {
-        Self::start_with_env(
-            name,
-            redis,
-            push,
-            shutdown_timeout,
-            max_in_flight,
-            extra,
-            &[],
-        )
-    }
-
-    /// [`Node::start_configured`] with `RINGCAST__...` variables, for settings in a section
-    /// the generated file already has (TOML allows a table once).
-    fn start_with_env(
-        name: &str,
-        redis: &Backend,
-        push: &PushService,
-        shutdown_timeout: u64,
-        max_in_flight: usize,
-        extra: &str,
-        env: &[(&str, &str)],
-    ) -> Node {
         let mut config = node_config(name, redis, push, shutdown_timeout, max_in_flight);
         if !extra.is_empty() {
             let mut toml = std::fs::read_to_string(&config).unwrap();
@@ -171,7 +146,6 @@ impl Node {
             .args(["serve", "--config"])
             .arg(&config)
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();

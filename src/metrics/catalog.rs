@@ -270,7 +270,6 @@ pub fn describe_all() {
     );
     super::channel::describe();
     super::intake::describe();
-    super::replicas::describe();
 }
 
 /// The final outcomes, for pre-registration (the reasons inside do not reach any label).
@@ -297,7 +296,6 @@ fn outcomes() -> [Outcome; 9] {
 pub fn preregister() {
     super::channel::preregister();
     super::intake::preregister();
-    super::replicas::preregister();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "git_sha" => env!("RINGCAST_GIT_SHA"))
         .set(1.0);
     gauge!(UPTIME_SECONDS).set(0.0);

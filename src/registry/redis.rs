@@ -117,7 +117,6 @@
 mod claims;
 mod keys;
 mod owners;
-pub mod replicas;
 mod scripts;
 pub mod sentinel;
 pub mod tls;
@@ -149,9 +148,6 @@ pub struct RedisOptions {
     /// registrations ÷ 16 to ÷ 32, so each bucket stays a small listpack. Changing it on a live
     /// deployment moves every token's entry to another bucket; see the module doc first.
     pub owner_buckets: u32,
-    /// How many replicas must confirm an event's claim, renewal and finish
-    /// (`[cluster] replica_acks`, [`replicas`]); none by default.
-    pub replica_acks: replicas::ReplicaAcks,
 }
 
 impl Default for RedisOptions {
@@ -161,7 +157,6 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
             owner_buckets: owners::DEFAULT_BUCKETS,
-            replica_acks: replicas::ReplicaAcks::default(),
         }
     }
 }

@@ -20,9 +20,7 @@
 
 use super::Routers;
 use crate::config::{RegistryConfig, StoreKind};
-use crate::metrics::replicas::ReplicatedWrite;
 use crate::metrics::{self, EndBroadcast};
-use crate::registry::redis::replicas::{self, ReplicaAcks};
 use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, SentinelTarget};
 use crate::registry::redis::{cluster_client, tls};
 use crate::vocab::IdentityKey;
@@ -163,27 +161,6 @@ impl EndChannel {
             EndChannel::Single(mut connection) => invocation.invoke_async(&mut connection).await,
             EndChannel::Cluster(mut connection) => invocation.invoke_async(&mut connection).await,
             EndChannel::Sentinel(mut connection) => invocation.invoke_async(&mut connection).await,
-        }
-    }
-
-    /// [`EndChannel::invoke`] for a script that writes an event's state, waiting for `acks`
-    /// replicas in the same round trip (src/registry/redis/replicas.rs).
-    pub async fn invoke_replicated<T: redis::FromRedisValue>(
-        &self,
-        invocation: &redis::ScriptInvocation<'_>,
-        acks: ReplicaAcks,
-        write: ReplicatedWrite,
-    ) -> RedisResult<T> {
-        match self.clone() {
-            EndChannel::Single(mut connection) => {
-                replicas::invoke(&mut connection, invocation, acks, write).await
-            }
-            EndChannel::Cluster(mut connection) => {
-                replicas::invoke(&mut connection, invocation, acks, write).await
-            }
-            EndChannel::Sentinel(mut connection) => {
-                replicas::invoke(&mut connection, invocation, acks, write).await
-            }
         }
     }
 

@@ -46,9 +46,7 @@ pub mod streams;
 
 use crate::config::Config;
 use crate::metrics::intake::{self as counted, EntryOutcome};
-use crate::metrics::replicas::ReplicatedWrite;
 use crate::registry::lease::Progress;
-use crate::registry::redis::replicas::ReplicaAcks;
 use crate::registry::{AnyStore, StoreError};
 use crate::router::ends::EndChannel;
 use redis::Script;
@@ -113,8 +111,6 @@ struct Settings {
     claim_idle: Duration,
     /// How long one Redis command may take.
     command_timeout: Duration,
-    /// What an append waits for before the API answers `202` (`[cluster] replica_acks`).
-    replica_acks: ReplicaAcks,
 }
 
 impl DurableIntake {
@@ -134,7 +130,6 @@ impl DurableIntake {
                 block: intake.block(),
                 claim_idle: config.cluster.lease(),
                 command_timeout: Duration::from_millis(config.registry.redis.command_timeout_ms),
-                replica_acks: config.cluster.replica_acks(),
             }))
         })
     }
@@ -192,12 +187,8 @@ impl ShardIntake {
             .arg(&settings.consumer)
             .arg(settings.max_len)
             .arg(entry);
-        let appending = self.redis.invoke_replicated(
-            &invocation,
-            settings.replica_acks,
-            ReplicatedWrite::Intake,
-        );
-        let appended = tokio::time::timeout(settings.command_timeout, appending).await;
+        let appended =
+            tokio::time::timeout(settings.command_timeout, self.redis.invoke(&invocation)).await;
         match appended {
             Ok(Ok(id)) => {
                 counted::entries(EntryOutcome::Appended, 1);

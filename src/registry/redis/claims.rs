@@ -9,8 +9,7 @@
 //! slot. Times come from the caller, as everywhere in this store; a lease of seconds
 //! tolerates the milliseconds NTP leaves between nodes.
 
-use super::{RedisStore, keys, replicas};
-use crate::metrics::replicas::ReplicatedWrite;
+use super::{RedisStore, keys};
 use crate::registry::lease::{Claim, LeaseTerms, Progress};
 use crate::registry::store::StoreError;
 use crate::vocab::UnixMillis;
@@ -168,9 +167,7 @@ where
             .arg(terms.lease_ms)
             .arg(terms.deadline)
             .arg(now);
-        let answer: Vec<String> = self
-            .run(self.replicated(&mut connection, &invocation, ReplicatedWrite::Claim))
-            .await?;
+        let answer: Vec<String> = self.run(invocation.invoke_async(&mut connection)).await?;
         claim_of(answer)
     }
 
@@ -192,9 +189,7 @@ where
             .arg(lease_ms)
             .arg(now)
             .arg(outcomes);
-        let owned: i64 = self
-            .run(self.replicated(&mut connection, &invocation, ReplicatedWrite::Renew))
-            .await?;
+        let owned: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
         Ok(owned == 1)
     }
 
@@ -214,21 +209,8 @@ where
             .arg(node)
             .arg(now)
             .arg(outcomes);
-        let _: i64 = self
-            .run(self.replicated(&mut connection, &invocation, ReplicatedWrite::Finish))
-            .await?;
+        let _: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
         Ok(())
-    }
-
-    /// Runs one of the lease scripts, waiting for `[cluster] replica_acks` replicas: a claim
-    /// or finish lost in a failover would let a retried event ring twice.
-    async fn replicated<T: redis::FromRedisValue>(
-        &self,
-        connection: &mut C,
-        invocation: &redis::ScriptInvocation<'_>,
-        write: ReplicatedWrite,
-    ) -> redis::RedisResult<T> {
-        replicas::invoke(connection, invocation, self.options.replica_acks, write).await
     }
 
     /// See [`crate::registry::Store::release_event`].
