@@ -26,6 +26,7 @@ use crate::router::ends::{self, EndChannel};
 use crate::router::intake::DurableIntake;
 use crate::router::intake::reader::Readers;
 use crate::router::internal::ChannelFirst;
+use crate::router::outages::StoreOutages;
 use crate::router::ownership::Ownership;
 use crate::router::{Router, Routers};
 use actix::Actor;
@@ -424,6 +425,7 @@ fn ownership(config: &Config) -> Ownership {
         lease: config.cluster.lease(),
         renew_every: config.cluster.renew_every(),
         in_flight: EventsInFlight::default(),
+        outages: StoreOutages::default(),
         ends: None,
     }
 }

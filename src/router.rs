@@ -19,6 +19,7 @@ pub mod ends;
 pub mod fanout;
 pub mod intake;
 pub mod internal;
+pub mod outages;
 pub mod outcomes;
 pub mod ownership;
 

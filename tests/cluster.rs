@@ -223,6 +223,26 @@ impl Node {
         status_and_json(response).await
     }
 
+    /// `ringcast_event_leases_total{outcome}` on this node.
+    async fn leases_counted(&self, outcome: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|line| {
+                line.starts_with("ringcast_event_leases_total{")
+                    && line.contains(&format!(r#"outcome="{outcome}""#))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// `ringcast_pushes_total{provider="apns",priority="p0",outcome}` on this node.
     async fn rings_counted(&self, outcome: &str) -> f64 {
         let text = self

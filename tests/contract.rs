@@ -768,13 +768,14 @@ fn terms(node: &str, now: UnixMillis) -> LeaseTerms {
         node: node.into(),
         lease_ms: 3_000,
         deadline: now + 60_000,
+        may_take_over: true,
     }
 }
 
 fn owned(claim: &Claim) -> Option<Vec<String>> {
     match claim {
         Claim::Owned { done, .. } => Some(done.clone()),
-        Claim::Held { .. } => None,
+        Claim::Held { .. } | Claim::Lapsed { .. } => None,
     }
 }
 
@@ -850,6 +851,7 @@ async fn event_claims<S: Store>(store: &S, tenant: &str) {
         node: "node-a".into(),
         lease_ms: 3_000,
         deadline: start + 200,
+        may_take_over: true,
     };
     store
         .acquire_event(tenant, "call-3", &short, start)
@@ -898,7 +900,23 @@ async fn event_leases_hand_over_a_dead_owners_event<S: Store>(store: &S, tenant:
         }
         other => panic!("expected a duplicate, got {other:?}"),
     }
-    // a died: its lease lapses at +4 s; b takes over and skips the phone.
+    // Its lease lapsed at +4 s, but a node that just saw the store fail does not take the
+    // event over (a may only have been cut off from the store): nothing is written.
+    let cautious = LeaseTerms {
+        may_take_over: false,
+        ..terms("node-b", now)
+    };
+    let withheld = store
+        .acquire_event(tenant, "ring-1", &cautious, now + 4_001)
+        .await
+        .unwrap();
+    assert_eq!(
+        withheld,
+        Claim::Lapsed {
+            owner: "node-a".into()
+        }
+    );
+    // a died: b takes over and skips the phone.
     let taken = store
         .acquire_event(tenant, "ring-1", &terms("node-b", now), now + 4_001)
         .await

@@ -191,7 +191,7 @@ pub fn describe_all() {
     describe_counter!(
         EVENT_LEASES_TOTAL,
         Unit::Count,
-        "Call event leases by step: owned, taken over after the owner's lease lapsed, duplicate, released, finished, lost to another node, handed over at shutdown, store error."
+        "Call event leases by step: owned, taken over after the owner's lease lapsed, duplicate, released, finished, lost to another node, handed over at shutdown, store error, takeover withheld after a store failure."
     );
     describe_counter!(
         END_BROADCASTS_TOTAL,

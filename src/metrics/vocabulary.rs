@@ -139,6 +139,10 @@ labels! {
         HandedOver => "handed_over",
         /// A lease operation failed in the store.
         StoreError => "store_error",
+        /// A lapsed lease of another node was not taken over: this node saw the store fail
+        /// within the last two leases, so the owner may be alive (src/router/outages.rs). The
+        /// event is answered `503`, or its entry left pending, and asked for again later.
+        TakeoverWithheld => "takeover_withheld",
     }
 }
 

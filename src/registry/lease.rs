@@ -41,6 +41,11 @@ pub struct LeaseTerms {
     pub lease_ms: u64,
     /// The event's deadline: the claim ends with it.
     pub deadline: UnixMillis,
+    /// Whether a lapsed lease of another node proves that node gone, so the event may be
+    /// taken over. A node that has just seen the store fail says no: leases lapse while the
+    /// store is unreachable too, and their owners, alive, renew them as soon as it is back;
+    /// taking their events over then would push again what they already delivered.
+    pub may_take_over: bool,
 }
 
 /// How far an event got, as a duplicate is told.
@@ -70,6 +75,12 @@ pub enum Claim {
         /// How far it got.
         progress: Progress,
     },
+    /// Another node's lease lapsed before the event finished, and the claim could not take
+    /// it over ([`LeaseTerms::may_take_over`]): ask again later. Nothing was written.
+    Lapsed {
+        /// The owner whose lease lapsed.
+        owner: String,
+    },
 }
 
 /// Whether a claim is still live at `now` (the record is forgotten at the deadline).
@@ -83,7 +94,9 @@ fn live(lease: &EventLease, now: UnixMillis) -> bool {
 /// - A finished event, or another node's running lease: a duplicate.
 /// - A lapsed lease of an unfinished event (or the node's own record, which only a lost
 ///   answer leaves behind: the router never asks twice for an event it is routing): taken
-///   over, keeping the progress, the deadline and the record's devices.
+///   over, keeping the progress, the deadline and the record's devices; unless another
+///   node's lease lapsed and the terms may not take over: [`Claim::Lapsed`], nothing
+///   written.
 pub fn acquire(
     current: Option<EventLease>,
     terms: &LeaseTerms,
@@ -116,6 +129,9 @@ pub fn acquire(
                 },
                 None,
             )
+        }
+        Some(lease) if !terms.may_take_over && lease.owner != terms.node => {
+            (Claim::Lapsed { owner: lease.owner }, None)
         }
         Some(mut lease) => {
             let previous = std::mem::replace(&mut lease.owner, terms.node.clone());
@@ -188,13 +204,14 @@ mod tests {
             node: node.into(),
             lease_ms: LEASE,
             deadline,
+            may_take_over: true,
         }
     }
 
     fn owned(claim: &Claim) -> Option<&[String]> {
         match claim {
             Claim::Owned { done, .. } => Some(done),
-            Claim::Held { .. } => None,
+            Claim::Held { .. } | Claim::Lapsed { .. } => None,
         }
     }
 
@@ -250,6 +267,35 @@ mod tests {
         // ...and may not delete b's claim.
         assert!(!may_release(Some(&record), "a"));
         assert!(may_release(Some(&record), "b"));
+    }
+
+    #[test]
+    fn a_claim_that_may_not_take_over_leaves_a_lapsed_lease_to_its_owner() {
+        let (_, record) = acquire(None, &terms("a", 45_000), 0);
+        let (_, record) = renew(record, "a", &["phone".into()], LEASE, 500);
+        // The store was unreachable here: a's lease lapsed, but a may be alive.
+        let cautious = LeaseTerms {
+            may_take_over: false,
+            ..terms("b", 60_000)
+        };
+        let (claim, write) = acquire(record.clone(), &cautious, 3_501);
+        assert_eq!(claim, Claim::Lapsed { owner: "a".into() });
+        assert!(write.is_none(), "nothing written");
+        // a renews once the store is back, and keeps its event.
+        let (alive, record) = renew(record, "a", &["tablet".into()], LEASE, 3_600);
+        assert!(alive);
+        let (claim, _) = acquire(record.clone(), &cautious, 3_700);
+        assert!(matches!(claim, Claim::Held { ref owner, .. } if owner == "a"));
+        // The caution is about other nodes' leases only: a node's own record is its own.
+        let (claim, _) = acquire(
+            record,
+            &LeaseTerms {
+                may_take_over: false,
+                ..terms("a", 60_000)
+            },
+            9_000,
+        );
+        assert!(matches!(claim, Claim::Owned { taken_over_from: Some(ref n), .. } if n == "a"));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! released at once, and if even that fails, the lease lapses within `lease_ms`.
 
 use super::drain::{EventsInFlight, InFlight};
+use super::outages::StoreOutages;
 use super::{DeviceOutcome, DevicePush};
 use crate::metrics::{self, LeaseOutcome};
 use crate::registry::lease::{Claim, LeaseTerms, Progress};
@@ -39,6 +40,9 @@ pub struct Ownership {
     pub renew_every: Duration,
     /// The node's count of events in flight, which a drain waits for.
     pub in_flight: EventsInFlight,
+    /// When the node last saw a lease operation fail: no takeovers for a while after
+    /// ([`super::outages`]).
+    pub outages: StoreOutages,
     /// Where this node tells the others that a call ended (`None` with the embedded store:
     /// a node alone has no others).
     pub ends: Option<super::ends::EndChannel>,
@@ -153,10 +157,12 @@ pub async fn claim(
         return Ok(Taken::Duplicate(None));
     };
     let in_flight = ownership.in_flight.enter();
+    let lease_ms = ownership.lease.as_millis() as u64;
     let terms = LeaseTerms {
         node: ownership.node.to_string(),
-        lease_ms: ownership.lease.as_millis() as u64,
+        lease_ms,
         deadline,
+        may_take_over: ownership.outages.may_take_over(now, lease_ms),
     };
     let claim = match store
         .acquire_event(&event.tenant, &event.event_id, &terms, now)
@@ -168,6 +174,7 @@ pub async fn claim(
             // that the caller's retry rings at once rather than after the lease. In the
             // background: the caller's `503` does not wait for a store that just failed.
             metrics::event_lease(LeaseOutcome::StoreError);
+            ownership.outages.failed(&error, now);
             let (store, ownership, event) = (store.clone(), ownership.clone(), event.clone());
             actix::spawn(async move { release(&store, &ownership, &event).await });
             return Err(error);
@@ -194,6 +201,17 @@ pub async fn claim(
                 },
             }
         }
+        Claim::Lapsed { owner } => {
+            // Its owner may be alive and cut off only by the store failing here: ask again
+            // later (a `503` for the API, a pending entry for the readers).
+            metrics::event_lease(LeaseOutcome::TakeoverWithheld);
+            tracing::info!(owner = %owner,
+                "lapsed event lease not taken over: the store failed here recently");
+            return Err(StoreError::Unavailable(
+                "the event's owner stopped renewing while the store was failing; not taken over yet"
+                    .into(),
+            ));
+        }
         Claim::Held { owner, progress } => {
             metrics::event_lease(LeaseOutcome::Duplicate);
             tracing::debug!(owner = %owner, done = progress.done.len(),
@@ -213,6 +231,7 @@ pub async fn release(store: &AnyStore, ownership: &Ownership, event: &EventRef) 
         Ok(()) => metrics::event_lease(LeaseOutcome::Released),
         Err(error) => {
             metrics::event_lease(LeaseOutcome::StoreError);
+            ownership.outages.failed(&error, crate::clock::now_millis());
             tracing::warn!(tenant = %event.tenant, %error,
                 "could not release an event claim; it lapses with its lease");
         }
@@ -261,10 +280,11 @@ pub fn hold(
         });
     }
     let deadline = guards.deadline;
-    let (node, lease_ms, renew_every) = (
+    let (node, lease_ms, renew_every, outages) = (
         Arc::clone(&ownership.node),
         ownership.lease.as_millis() as u64,
         ownership.renew_every,
+        ownership.outages.clone(),
     );
     actix::spawn(async move {
         let _guards = guards;
@@ -328,6 +348,7 @@ pub fn hold(
                 }
                 Err(error) => {
                     metrics::event_lease(LeaseOutcome::StoreError);
+                    outages.failed(&error, now);
                     tracing::warn!(tenant = %event.tenant, %error, "could not renew an event lease");
                 }
             }
@@ -341,7 +362,10 @@ pub fn hold(
                 .await;
             metrics::event_lease(match handed {
                 Ok(_) => LeaseOutcome::HandedOver,
-                Err(_) => LeaseOutcome::StoreError,
+                Err(error) => {
+                    outages.failed(&error, now);
+                    LeaseOutcome::StoreError
+                }
             });
             return;
         }
@@ -351,6 +375,7 @@ pub fn hold(
             node: &node,
             deadline,
             most_between: renew_every,
+            outages: &outages,
         };
         match finishing.until_written(&done).await {
             Ok(()) => metrics::event_lease(LeaseOutcome::Finished),
@@ -383,6 +408,8 @@ struct Finishing<'a> {
     deadline: UnixMillis,
     /// The longest pause between tries: the owner's renewal rhythm.
     most_between: Duration,
+    /// Where each failed try is noted.
+    outages: &'a StoreOutages,
 }
 
 impl Finishing<'_> {
@@ -408,6 +435,9 @@ impl Finishing<'_> {
                     now,
                 )
                 .await;
+            if let Err(error) = &written {
+                self.outages.failed(error, now);
+            }
             match written {
                 Err(StoreError::Unavailable(_))
                     if now + (pause.as_millis() as u64) < self.deadline =>

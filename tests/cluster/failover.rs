@@ -348,6 +348,17 @@ async fn run(name: &str, failure: Failure, load: Load) {
         "scenario={name} failure_took_ms={} accepted_at_once={accepted_at_once} answers={answers:?}",
         failure_took.as_millis()
     );
+    // Whose leases changed hands: a takeover of an event whose owner was alive but could not
+    // renew while the slots moved re-rings the devices it had not recorded yet.
+    let mut leases = Vec::new();
+    for outcome in ["taken_over", "takeover_withheld", "lost", "store_error"] {
+        let mut total = 0.0;
+        for node in &nodes {
+            total += node.leases_counted(outcome).await;
+        }
+        leases.push(format!("{outcome}={total}"));
+    }
+    println!("scenario={name} leases {}", leases.join(" "));
     assert_eq!(count.lost, 0, "accepted events lost");
     assert_eq!(
         count.accepted, load.events,

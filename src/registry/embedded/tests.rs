@@ -428,6 +428,7 @@ async fn claims_queued_together_run_in_order_and_a_corrupt_one_takes_none_with_i
         node: node.into(),
         lease_ms: 5_000,
         deadline: NOW + 45_000,
+        may_take_over: true,
     };
     // Hold the write lane so the four claims queue and then run as one group.
     let turn = store.lanes.write_turn().await;

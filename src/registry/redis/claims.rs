@@ -37,9 +37,9 @@ local function ms(n)
 end
 "#;
 
-/// Claims an event. `KEYS[1]` the event; `ARGV`: node, lease (ms), deadline, now. Returns
-/// `{'owned'}`, `{'taken', previous owner, '0', done...}` or `{'held', owner, finished,
-/// done...}` (see `lease::acquire`).
+/// Claims an event. `KEYS[1]` the event; `ARGV`: node, lease (ms), deadline, now, may take
+/// over (`1`/`0`). Returns `{'owned'}`, `{'taken', previous owner, '0', done...}`, `{'held',
+/// owner, finished, done...}` or `{'lapsed', owner, '0'}` (see `lease::acquire`).
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{READ_LUA}{}",
@@ -55,6 +55,9 @@ if rec.o == nil or tonumber(rec.d) <= now then
 end
 if rec.f == '1' or (tonumber(rec.l) > now and rec.o ~= node) then
   return {'held', rec.o, rec.f, unpack(done)}
+end
+if ARGV[5] ~= '1' and rec.o ~= node then
+  return {'lapsed', rec.o, '0'}
 end
 redis.call('HSET', key, 'o', node, 'l', ms(math.min(now + lease, tonumber(rec.d))))
 return {'taken', rec.o, '0', unpack(done)}
@@ -143,6 +146,7 @@ fn claim_of(mut answer: Vec<String>) -> Result<Claim, StoreError> {
             owner,
             progress: Progress { done, finished },
         }),
+        "lapsed" => Ok(Claim::Lapsed { owner }),
         _ => Err(shape(&answer)),
     }
 }
@@ -166,7 +170,8 @@ where
             .arg(&terms.node)
             .arg(terms.lease_ms)
             .arg(terms.deadline)
-            .arg(now);
+            .arg(now)
+            .arg(if terms.may_take_over { "1" } else { "0" });
         let answer: Vec<String> = self.run(invocation.invoke_async(&mut connection)).await?;
         claim_of(answer)
     }
@@ -260,6 +265,12 @@ mod tests {
                     done: vec![],
                     finished: true
                 }
+            }
+        );
+        assert_eq!(
+            claim_of(strings(&["lapsed", "node-a", "0"])).unwrap(),
+            Claim::Lapsed {
+                owner: "node-a".into()
             }
         );
         assert!(claim_of(strings(&["held"])).is_err());
