@@ -126,6 +126,44 @@ async fn a_small_scenario_is_delivered_and_its_report_adds_up() {
     sim.shutdown().await;
 }
 
+/// A node that never answers the WebSocket upgrade (its listener full, the connection left in
+/// the backlog) costs the run a counted `timeout` per client, not a run that never ends.
+#[tokio::test]
+async fn channel_clients_that_get_no_answer_are_counted_as_timeouts() {
+    // Bound, never accepted: the kernel completes the handshake, nobody ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://{}", silent.local_addr().unwrap());
+    let run = loadgen::run(
+        Scenario {
+            targets: vec![target],
+            server_key: KEY_A.into(),
+            identities: 2,
+            identity_prefix: "lg-silent".into(),
+            rate: Rate::Fixed { per_second: 50.0 },
+            duration_seconds: None,
+            calls: Some(1),
+            channel_clients: 2,
+            request_timeout_ms: 200,
+            reuse_registrations: true,
+            ..Scenario::default()
+        },
+        false,
+    );
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("the run ends")
+        .unwrap();
+    let channel = report.channel.as_ref().expect("a channel report");
+    assert_eq!(channel.connected, 0);
+    assert_eq!(
+        channel.connect_errors.get("timeout"),
+        Some(&2),
+        "{:?}",
+        channel.connect_errors
+    );
+    drop(silent);
+}
+
 /// `--channel-clients`: every callee's registered device holds a channel connection and acks,
 /// so every ring is delivered over the channel, no platform push leaves, and the report says
 /// so, with the ring latency over the channel and the node's memory per connection.

@@ -115,13 +115,16 @@ impl ChannelClients {
         let shared = Arc::new(Shared::default());
         let started = std::time::Instant::now();
         let key: Arc<str> = Arc::from(format!("Bearer {}", scenario.server_key));
+        // A node whose listener is full (`server.max_connections_per_worker`) leaves the
+        // connection in its backlog, unanswered: without a bound the run would wait forever.
+        let timeout = Duration::from_millis(scenario.request_timeout_ms);
         let attempts = futures_util::stream::iter(0..count)
             .map(|k| {
                 let target = &scenario.targets[k % scenario.targets.len()];
                 let identity = scenario.identity(k % scenario.identities);
                 let url = client_url(target, &identity, k, scenario.identities);
                 let (key, shared) = (key.clone(), shared.clone());
-                async move { connect_one(url, &key, shared).await }
+                async move { connect_one(url, &key, shared, timeout).await }
             })
             .buffer_unordered(CONNECT_CONCURRENCY);
         let outcomes: Vec<Result<tokio::task::JoinHandle<()>, String>> = attempts.collect().await;
@@ -176,19 +179,23 @@ impl ChannelClients {
     }
 }
 
-/// Opens one client and starts its task: ack every ring, note its latency.
+/// Opens one client within `timeout` (else the error `timeout`) and starts its task: ack
+/// every ring, note its latency.
 async fn connect_one(
     url: String,
     key: &str,
     shared: Arc<Shared>,
+    timeout: Duration,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let mut request = url
         .into_client_request()
         .map_err(|_| "bad_url".to_owned())?;
     let authorization = key.parse().map_err(|_| "bad_key".to_owned())?;
     request.headers_mut().insert("authorization", authorization);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+    let connecting = tokio_tungstenite::connect_async(request);
+    let (mut socket, _) = tokio::time::timeout(timeout, connecting)
         .await
+        .map_err(|_| "timeout".to_owned())?
         .map_err(|error| match error {
             tokio_tungstenite::tungstenite::Error::Http(response) => {
                 format!("http_{}", response.status().as_u16())
