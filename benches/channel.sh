@@ -74,15 +74,32 @@ common=(--target "http://127.0.0.1:$node_port" --http h2c --connections 4 --quie
 
 "$BIN" loadgen "${common[@]}" --calls 1 --out "$work/register" >"$work/register.txt"
 
+# The CPU each side used over a phase, in cores: the node from /proc, the load generator
+# from time(1) (its whole run, connecting the clients included). On two shared cores a
+# load generator near one full core delays its own reads, which the ring latency includes.
+node_ticks() { awk '{print $14 + $15}' "/proc/$node_pid/stat"; }
+hz=$(getconf CLK_TCK)
+phase() { # name, loadgen arguments...
+  local name=$1; shift
+  local ticks_before started
+  ticks_before=$(node_ticks); started=$(date +%s.%N)
+  /usr/bin/time -f '%e %U %S' -o "$work/$name.time" \
+    "$BIN" loadgen "${common[@]}" --reuse --channel-clients "$CLIENTS" "$@" \
+    --out "$work/$name" >"$work/$name.txt"
+  python3 -c "
+elapsed = $(date +%s.%N) - $started
+node = ($(node_ticks) - $ticks_before) / $hz / elapsed
+wall, user, system = map(float, open('$work/$name.time').read().split()[-3:])
+print(f'{node:.2f} {(user + system) / wall:.2f}')" >"$work/$name.cpu"
+}
+
 # Phase 1: as fast as possible, every callee's device connected and acking.
-"$BIN" loadgen "${common[@]}" --reuse --channel-clients "$CLIENTS" \
-  --max-concurrency "$CONCURRENCY" --duration "$MAX_SECONDS" --out "$work/max" >"$work/max.txt"
+phase max --max-concurrency "$CONCURRENCY" --duration "$MAX_SECONDS"
 max_rate=$(jq .calls_per_second "$work/max/report.json")
 half=${RATE:-$(python3 -c "print(max(1, round($max_rate/2)))")}
 
 # Phase 2: open loop at half that rate.
-"$BIN" loadgen "${common[@]}" --reuse --channel-clients "$CLIENTS" \
-  --rate "$half" --duration "$FIXED_SECONDS" --out "$work/half" >"$work/half.txt"
+phase half --rate "$half" --duration "$FIXED_SECONDS"
 peak_rss_kb=$(awk '/^VmHWM:/{print $2}' "/proc/$node_pid/status")
 
 # Memory per connection is phase 1's: the node is fresh then (only registrations held); by
@@ -94,16 +111,17 @@ row() { # name, phase
      (.calls_per_second|tostring),
      (.channel.ring_latency.p50_ms|tostring), (.channel.ring_latency.p99_ms|tostring),
      (.channel.ring_latency.p999_ms|tostring), (.api_latency.p99_ms|tostring),
-     (.channel.pushes_avoided|tostring), ((.calls_offered - .calls_ok)|tostring)]
-    | "| " + join(" | ") + " |"' "$work/$2/report.json"
+     (.channel.pushes_avoided|tostring), ((.calls_offered - .calls_ok)|tostring),
+     $cpu[0], $cpu[1]]
+    | "| " + join(" | ") + " |"' --argjson cpu "$(jq -Rc 'split(" ")' "$work/$2.cpu")" "$work/$2/report.json"
 }
 echo
 echo "load average at the start: $load_start"
 echo "machine: $(nproc) cores, $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | xargs), $(awk '/MemTotal/{print int($2/1024)" MiB"}' /proc/meminfo)"
 echo "scenario: $CLIENTS identities, one APNs device each, each connected to the channel as that device and acking; h2c ×4, ?wait=true"
 echo
-echo "| phase | clients connected | KiB per idle connection | calls/s ok | channel ring p50 ms | p99 ms | p99.9 ms | API p99 ms | pushes avoided | failed calls |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| phase | clients connected | KiB per idle connection | calls/s ok | channel ring p50 ms | p99 ms | p99.9 ms | API p99 ms | pushes avoided | failed calls | node cores | load generator cores |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 row "max (concurrency $CONCURRENCY, ${MAX_SECONDS}s)" max
 row "fixed $half/s (${RATE:+given, not }half of max, ${FIXED_SECONDS}s)" half
 echo
