@@ -142,3 +142,21 @@ fn serve(file: Option<PathBuf>, log_format: Option<LogFormat>) -> anyhow::Result
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// The production build (`--no-default-features`) must not offer a command whose code it
+    /// left out, and the default build must keep every one.
+    #[test]
+    fn the_tool_commands_exist_exactly_with_their_features() {
+        let cli = Cli::command();
+        let has = |name: &str| cli.find_subcommand(name).is_some();
+        assert_eq!(has("simulate"), cfg!(feature = "simulator"));
+        assert_eq!(has("demo"), cfg!(feature = "simulator"));
+        assert_eq!(has("loadgen"), cfg!(feature = "loadgen"));
+        assert!(has("serve") && has("check-config") && has("health"));
+    }
+}
