@@ -22,6 +22,7 @@ work=$(mktemp -d /tmp/ringcast-check-deploy.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 KUBERNETES_VERSION=${KUBERNETES_VERSION:-1.30.0}
 
+# The default features: the local cluster below runs `ringcast simulate`.
 if [ -z "${RINGCAST_BIN:-}" ]; then
   cargo build --quiet --locked --bin ringcast
   RINGCAST_BIN="$target/debug/ringcast"

@@ -1,14 +1,22 @@
 //! The `ringcast` command line: `serve` and `check-config` here; `simulate`, `loadgen`,
-//! `demo` and `health` in `cli/`, one file each.
+//! `demo` and `health` in `cli/`, one file each. `simulate` and `demo` exist with the
+//! `simulator` feature, `loadgen` with the `loadgen` feature: a production build
+//! (`--no-default-features`) has neither.
 
+#[cfg(feature = "simulator")]
 mod demo;
 mod health;
+#[cfg(feature = "loadgen")]
 mod loadgen;
+#[cfg(feature = "simulator")]
 mod simulate;
 
+#[cfg(feature = "simulator")]
 pub use demo::{DemoArgs, move_to_simulator, try_lines};
 pub use health::HealthArgs;
+#[cfg(feature = "loadgen")]
 pub use loadgen::LoadgenArgs;
+#[cfg(feature = "simulator")]
 pub use simulate::SimulateArgs;
 
 use crate::config::{Config, LogFormat};
@@ -47,13 +55,16 @@ pub enum Command {
     /// Run the push-service simulator (APNs, FCM and its OAuth token endpoint, WNS and its
     /// token endpoint, Web Push and the browsers behind it) until Ctrl-C, for tests and load
     /// tests.
+    #[cfg(feature = "simulator")]
     Simulate(Box<SimulateArgs>),
     /// Register devices, then drive call events at a node at a set rate (open loop), with a
     /// live progress bar; writes report.json, report.svg and summary.txt.
+    #[cfg(feature = "loadgen")]
     Loadgen(Box<LoadgenArgs>),
     /// Try it: a node on the development default and the push-service simulator in one
     /// process; prints the lines that register a phone, ring it and read the counters.
     /// Run from the repository's root.
+    #[cfg(feature = "simulator")]
     Demo(DemoArgs),
     /// Ask a node's admin listener whether it is ready (exit 0) or not (exit 1): the
     /// container health check.
@@ -66,14 +77,17 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => check_config(file),
         Command::Serve { config } => exit(serve(config, cli.log_format)),
+        #[cfg(feature = "loadgen")]
         Command::Loadgen(args) => {
             logging::init(cli.log_format.unwrap_or_default(), "warn");
             exit(loadgen::run(&args))
         }
+        #[cfg(feature = "simulator")]
         Command::Simulate(args) => {
             logging::init(cli.log_format.unwrap_or_default(), "info");
             exit(simulate::run(*args))
         }
+        #[cfg(feature = "simulator")]
         Command::Demo(args) => {
             // Warnings only: the lines to try must not scroll away under start-up logs.
             logging::init(cli.log_format.unwrap_or_default(), "warn");
@@ -127,4 +141,22 @@ fn serve(file: Option<PathBuf>, log_format: Option<LogFormat>) -> anyhow::Result
         node.run_until_stopped().await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// The production build (`--no-default-features`) must not offer a command whose code it
+    /// left out, and the default build must keep every one.
+    #[test]
+    fn the_tool_commands_exist_exactly_with_their_features() {
+        let cli = Cli::command();
+        let has = |name: &str| cli.find_subcommand(name).is_some();
+        assert_eq!(has("simulate"), cfg!(feature = "simulator"));
+        assert_eq!(has("demo"), cfg!(feature = "simulator"));
+        assert_eq!(has("loadgen"), cfg!(feature = "loadgen"));
+        assert!(has("serve") && has("check-config") && has("health"));
+    }
 }

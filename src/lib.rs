@@ -23,7 +23,8 @@
 //! - [`push`] is what travels between router and providers: `Push` and its payload.
 //! - [`simulator`] stands in for the push services (APNs, FCM with Google's OAuth token
 //!   endpoint, WNS, Web Push) over real TLS, HTTP/2 and (where the real hosts speak only that)
-//!   HTTP/1.1, with scripted latency and failures, and records what it accepted.
+//!   HTTP/1.1, with scripted latency and failures, and records what it accepted. Behind the
+//!   `simulator` feature (default; a production build leaves it out).
 //! - [`router`] turns call events into pushes: claims the event as a lease (it rings once,
 //!   and still rings when its node dies), looks up the callee's devices, fans out one push
 //!   per device, withdraws rings when a call ends (on every node), and drains at shutdown.
@@ -36,6 +37,7 @@
 //!   and [`providers::retry`].
 //! - [`loadgen`] drives a node (or a fleet) with registrations and call events at a set rate,
 //!   open loop, and reports API and delivery latency (joined from the simulator's records).
+//!   Behind the `loadgen` feature (default; a production build leaves it out).
 //! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`] and
 //!   [`logging`] are the small shared pieces.
 //!
@@ -58,6 +60,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod limits;
+#[cfg(feature = "loadgen")]
 pub mod loadgen;
 pub mod logging;
 pub mod metrics;
@@ -66,6 +69,7 @@ pub mod providers;
 pub mod push;
 pub mod registry;
 pub mod router;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod tenant;
 pub mod vocab;
