@@ -385,10 +385,7 @@ impl Handler<Status> for WebPushProvider {
                 total.resent_after_loss += status.resent_after_loss;
                 total.retries += status.retries;
                 total.budget_refusals += status.budget_refusals;
-                total.pool.open += status.pool.open;
-                total.pool.connecting += status.pool.connecting;
-                total.pool.draining += status.pool.draining;
-                total.pool.in_flight += status.pool.in_flight;
+                total.pool += status.pool;
             }
             total
         })
