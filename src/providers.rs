@@ -32,6 +32,7 @@ pub mod dispatcher;
 pub mod fcm;
 pub mod live;
 pub mod oauth;
+pub mod origins;
 pub mod payload_fault;
 pub mod pool;
 pub mod queue;

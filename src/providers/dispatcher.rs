@@ -435,7 +435,7 @@ impl<S: PushService> Handler<Status> for Dispatcher<S> {
             status.queued[priority as usize] = self.queues.depth(priority);
         }
         status.in_flight = self.in_flight;
-        status.pool = self.service.pool().snapshot();
+        status.pool = self.service.pools();
         status.budget_refusals = self
             .policy
             .lock()

@@ -361,6 +361,20 @@ pub struct PoolSnapshot {
     pub http1: usize,
 }
 
+impl std::ops::AddAssign for PoolSnapshot {
+    /// Adds another pool's figures: a provider with a pool per origin (WNS channel hosts,
+    /// Web Push endpoints) reports the sum of its origins' pools.
+    fn add_assign(&mut self, other: PoolSnapshot) {
+        self.open += other.open;
+        self.connecting += other.connecting;
+        self.draining += other.draining;
+        self.in_flight += other.in_flight;
+        self.free_streams += other.free_streams;
+        self.idle += other.idle;
+        self.http1 += other.http1;
+    }
+}
+
 /// K HTTP/2 connections to one origin. Cheap to clone; the connections close when
 /// [`Pool::close`] is called (the node stopping) or the last handle is dropped.
 #[derive(Clone)]

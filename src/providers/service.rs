@@ -3,7 +3,7 @@
 //! `client.rs`, so retries, deadlines, budgets, backpressure and dead-token cleanup are
 //! written once.
 
-use crate::providers::pool::{Answer, Pool};
+use crate::providers::pool::{Answer, Pool, PoolSnapshot};
 use crate::push::Push;
 use crate::vocab::{Outcome, UnixMillis};
 use bytes::Bytes;
@@ -119,6 +119,13 @@ pub trait PushService: Send + Sync + 'static {
     /// [`pool_for`](Self::pool_for).
     fn single_pool(&self) -> bool {
         true
+    }
+
+    /// The connections pushes travel on, as the provider's status reports them: by default
+    /// [`pool`](Self::pool)'s. A service with a pool per origin reports the sum of those, not
+    /// the pool of its token endpoint (whose connections carry no push).
+    fn pools(&self) -> PoolSnapshot {
+        self.pool().snapshot()
     }
 
     /// The connections `push` travels on (for APNs: those of `push.environment`'s host, which

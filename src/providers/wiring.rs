@@ -29,6 +29,23 @@ use rustls::ClientConfig;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// `result`'s value, or `None` with its error noted in `problems` (worded by `say`): the
+/// start-up wiring reports every app's problem at once rather than stopping at the first,
+/// so each platform's file notes a problem and goes on with the next app.
+pub(super) fn or_problem<T, E>(
+    result: Result<T, E>,
+    problems: &mut Vec<String>,
+    say: impl FnOnce(E) -> String,
+) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(error) => {
+            problems.push(say(error));
+            None
+        }
+    }
+}
+
 /// Which provider a push goes to.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct ProviderKey {

@@ -83,8 +83,9 @@ async fn harness_with(
     let mut hosts = vec![address.to_string()];
     let port = address.port().to_string();
     hosts.extend(extra_hosts.iter().map(|h| h.replace("{port}", &port)));
+    // The simulator's address, any port: a test's other listeners (a black hole) share it.
     let allowed: Vec<String> = if allow_sim {
-        vec![address.to_string()]
+        vec![address.ip().to_string()]
     } else {
         Vec::new()
     };
@@ -539,4 +540,61 @@ async fn a_queued_ring_is_withdrawn_when_the_call_ends() {
     }
     assert_eq!(all, vec![Outcome::Delivered, Outcome::Withdrawn]);
     assert_eq!(h.sim.stats().accepted, 1);
+}
+
+/// A listener that accepts connections and never answers (not even the TLS handshake): a
+/// black-holed push service. Answers its `ip:port`.
+async fn black_hole() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    actix_rt::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    address
+}
+
+#[actix_rt::test]
+async fn a_black_holed_origin_does_not_hold_up_a_push_to_a_healthy_one() {
+    let hole = black_hole().await.to_string();
+    // One delivery at a time per origin: were the origins sharing one dispatcher, the push
+    // waiting on the black hole would hold the only slot.
+    let h = harness_with(Profile::default(), &[hole.as_str()], true, |config| {
+        config.max_in_flight = 1;
+    })
+    .await;
+    let subscription = h.sim.webpush_subscribe(None).unwrap();
+    let mut stuck_address = address(&subscription);
+    if let PushAddress::WebPush { endpoint, .. } = &mut stuck_address {
+        *endpoint = format!("https://{hole}/wp/{}", subscription.id);
+    }
+    let stuck = push(PushKind::IncomingCall, "c1", "d1", stuck_address, 30_000);
+    let healthy = push(
+        PushKind::IncomingCall,
+        "c2",
+        "d2",
+        address(&subscription),
+        30_000,
+    );
+
+    let mut tickets = h.provider.send(Submit(vec![stuck, healthy])).await.unwrap();
+    let healthy = tickets
+        .pop()
+        .unwrap()
+        .unwrap_or_else(|_| panic!("queue refused"));
+    let mut stuck = tickets
+        .pop()
+        .unwrap()
+        .unwrap_or_else(|_| panic!("queue refused"));
+
+    assert_eq!(healthy.await.unwrap(), Outcome::Delivered);
+    assert!(
+        matches!(
+            stuck.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        ),
+        "the black-holed push is still waiting: the healthy one did not wait for it"
+    );
 }

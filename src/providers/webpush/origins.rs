@@ -6,7 +6,7 @@
 //! service's one pool before it picks the push, so a pool must lead to the push's origin. A
 //! dispatcher per origin keeps that machinery unchanged, and each origin gets its own
 //! priority queues, stream limits and backoff (one slow push service does not hold up the
-//! others). The map is bounded (`max_origins`): when full, the least recently used origin is
+//! others). The map ([`OriginMap`]) is bounded (`max_origins`): when full, the least recently used origin is
 //! let go; its dispatcher finishes what it holds (an actix actor lives on while its
 //! deliveries run) and then stops, closing its connections.
 
@@ -17,6 +17,7 @@ use crate::providers::dispatcher::{
     Dispatcher, DispatcherSettings, DispatcherStatus, Status, Submit, Ticket, Withdraw,
 };
 use crate::providers::live::Live;
+use crate::providers::origins::OriginMap;
 use crate::providers::pool::guard::GuardError;
 use crate::push::Push;
 use crate::registry::{AnyStore, PushAddress};
@@ -45,62 +46,27 @@ pub struct WebPushApp {
     pub cleanup: Option<AnyStore>,
 }
 
-/// One origin's dispatcher and when it was last given a push.
-struct OriginEntry {
-    dispatcher: Addr<Dispatcher<WebPushClient>>,
-    last_used: Instant,
-}
-
 /// The per-app, per-shard Web Push provider.
 pub struct WebPushProvider {
     app: WebPushApp,
-    origins: HashMap<String, OriginEntry>,
-    /// Origins the SSRF guard refused, and when.
-    refused: HashMap<String, Instant>,
+    /// Each origin's dispatcher, and the origins the SSRF guard refused.
+    origins: OriginMap<Addr<Dispatcher<WebPushClient>>>,
 }
 
 impl WebPushProvider {
     /// A provider for `app`; start it on the shard's arbiter.
     pub fn new(app: WebPushApp) -> Self {
-        WebPushProvider {
-            app,
-            origins: HashMap::new(),
-            refused: HashMap::new(),
-        }
-    }
-
-    /// Whether `origin` was refused by the guard less than [`REFUSAL_MEMORY`] ago.
-    fn is_refused(&self, origin: &str, now: Instant) -> bool {
-        self.refused
-            .get(origin)
-            .is_some_and(|at| now.duration_since(*at) < REFUSAL_MEMORY)
-    }
-
-    /// Remembers a refusal (bounded: a flood of refused names cannot grow the map).
-    fn remember_refusal(&mut self, origin: String) {
-        if self.refused.len() >= 4 * self.app.config.max_origins.max(1) {
-            self.refused.clear();
-        }
-        self.refused.insert(origin, Instant::now());
+        let idle = Duration::from_secs(app.config.idle_origin_seconds);
+        let origins = OriginMap::new(app.config.max_origins, idle);
+        WebPushProvider { app, origins }
     }
 
     /// The dispatcher of `origin`, started if needed (evicting the least recently used
     /// origin when the map is full).
     fn dispatcher(&mut self, origin: &str) -> Result<Addr<Dispatcher<WebPushClient>>, String> {
         let now = Instant::now();
-        if let Some(entry) = self.origins.get_mut(origin) {
-            entry.last_used = now;
-            return Ok(entry.dispatcher.clone());
-        }
-        if self.origins.len() >= self.app.config.max_origins.max(1)
-            && let Some(oldest) = self
-                .origins
-                .iter()
-                .min_by_key(|(_, entry)| entry.last_used)
-                .map(|(origin, _)| origin.clone())
-        {
-            tracing::debug!(origin = %oldest, "web push origin evicted");
-            self.origins.remove(&oldest);
+        if let Some(dispatcher) = self.origins.get(origin, now) {
+            return Ok(dispatcher);
         }
         let config = &self.app.config;
         let client = WebPushClient::start(
@@ -122,29 +88,20 @@ impl WebPushProvider {
             },
         )
         .start();
-        self.origins.insert(
-            origin.to_owned(),
-            OriginEntry {
-                dispatcher: dispatcher.clone(),
-                last_used: now,
-            },
-        );
+        if let Some(evicted) = self
+            .origins
+            .insert(origin.to_owned(), dispatcher.clone(), now)
+        {
+            tracing::debug!(origin = %evicted, "web push origin evicted");
+        }
         Ok(dispatcher)
     }
 
     /// Lets go of origins unused for `idle_origin_seconds`.
     fn sweep(&mut self) {
-        let idle = Duration::from_secs(self.app.config.idle_origin_seconds);
-        let now = Instant::now();
-        self.refused
-            .retain(|_, at| now.duration_since(*at) < REFUSAL_MEMORY);
-        self.origins.retain(|origin, entry| {
-            let keep = now.duration_since(entry.last_used) < idle;
-            if !keep {
-                tracing::debug!(%origin, "idle web push origin closed");
-            }
-            keep
-        });
+        for origin in self.origins.sweep(Instant::now()) {
+            tracing::debug!(%origin, "idle web push origin closed");
+        }
     }
 }
 
@@ -163,10 +120,6 @@ type OriginBatch = (Addr<Dispatcher<WebPushClient>>, Vec<usize>, Vec<Push>);
 
 /// The outcome reason of a push whose endpoint resolves to a refused address.
 pub const ADDRESS_REFUSED: &str = "endpoint_address_refused";
-
-/// How long an origin refused by the SSRF guard is remembered (and its pushes refused
-/// without another lookup).
-const REFUSAL_MEMORY: Duration = Duration::from_secs(60);
 
 fn rejected(reason: &str) -> Outcome {
     Outcome::Rejected {
@@ -263,11 +216,9 @@ impl Handler<Submit> for WebPushProvider {
                     continue;
                 }
             };
-            if self.is_refused(&origin, now) {
+            if self.origins.is_refused(&origin, now) {
                 answers[index] = Some(Ok(refused(&push, ADDRESS_REFUSED)));
-            } else if let Some(entry) = self.origins.get_mut(&origin) {
-                entry.last_used = now;
-                let dispatcher = entry.dispatcher.clone();
+            } else if let Some(dispatcher) = self.origins.get(&origin, now) {
                 add(&mut known, origin, dispatcher, index, push);
             } else {
                 if !unknown.contains(&origin) {
@@ -296,13 +247,13 @@ impl Handler<Submit> for WebPushProvider {
                 // it dials.
                 if let Err(error @ GuardError::Forbidden { .. }) = verdict {
                     tracing::warn!(%origin, %error, "web push origin refused (SSRF guard)");
-                    act.remember_refusal(origin);
+                    act.origins.refuse(origin, Instant::now());
                 }
             }
             let now = Instant::now();
             let mut fresh: HashMap<String, OriginBatch> = HashMap::new();
             for (origin, index, push) in waiting {
-                if act.is_refused(&origin, now) {
+                if act.origins.is_refused(&origin, now) {
                     answers[index] = Some(Ok(refused(&push, ADDRESS_REFUSED)));
                     continue;
                 }
@@ -340,11 +291,7 @@ impl Handler<Withdraw> for WebPushProvider {
     type Result = ResponseFuture<Vec<String>>;
 
     fn handle(&mut self, message: Withdraw, _: &mut Context<Self>) -> Self::Result {
-        let dispatchers: Vec<_> = self
-            .origins
-            .values()
-            .map(|entry| entry.dispatcher.clone())
-            .collect();
+        let dispatchers: Vec<_> = self.origins.values().cloned().collect();
         Box::pin(async move {
             let asks = dispatchers.iter().map(|dispatcher| {
                 dispatcher.send(Withdraw {
@@ -366,11 +313,7 @@ impl Handler<Status> for WebPushProvider {
 
     /// The sum over every origin (queues, deliveries, outcomes), for tests and metrics.
     fn handle(&mut self, _: Status, _: &mut Context<Self>) -> Self::Result {
-        let dispatchers: Vec<_> = self
-            .origins
-            .values()
-            .map(|entry| entry.dispatcher.clone())
-            .collect();
+        let dispatchers: Vec<_> = self.origins.values().cloned().collect();
         Box::pin(async move {
             let mut total = DispatcherStatus::default();
             for status in join_all(dispatchers.iter().map(|d| d.send(Status))).await {
@@ -385,10 +328,7 @@ impl Handler<Status> for WebPushProvider {
                 total.resent_after_loss += status.resent_after_loss;
                 total.retries += status.retries;
                 total.budget_refusals += status.budget_refusals;
-                total.pool.open += status.pool.open;
-                total.pool.connecting += status.pool.connecting;
-                total.pool.draining += status.pool.draining;
-                total.pool.in_flight += status.pool.in_flight;
+                total.pool += status.pool;
             }
             total
         })

@@ -1,7 +1,7 @@
 //! FCM apps: one signer and access-token cache per service account, one quota pause per
 //! Firebase project, one provider per app on each shard.
 
-use super::{ProviderSet, ProviderSpecs, dispatcher_settings, start_dispatcher};
+use super::{ProviderSet, ProviderSpecs, dispatcher_settings, or_problem, start_dispatcher};
 use crate::config::{AppConfig, Config};
 use crate::providers::fcm::auth::{
     AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, read_service_account,
@@ -59,19 +59,15 @@ pub(super) fn apps(
         let read = source.load().and_then(|json| {
             read_service_account(json.expose()).map_err(|error| error.to_string())
         });
-        let (account, signer) = match read {
-            Ok(read) => read,
-            Err(error) => {
-                problems.push(format!("{at}.service_account: {error}"));
-                continue;
-            }
+        let Some((account, signer)) = or_problem(read, problems, |error| {
+            format!("{at}.service_account: {error}")
+        }) else {
+            continue;
         };
-        let print = match fingerprint(app_config) {
-            Ok(print) => print,
-            Err(error) => {
-                problems.push(format!("{at}.{error}"));
-                continue;
-            }
+        let Some(print) = or_problem(fingerprint(app_config), problems, |error| {
+            format!("{at}.{error}")
+        }) else {
+            continue;
         };
         let (signer, tokens) = accounts
             .entry((account.client_email, account.token_uri))

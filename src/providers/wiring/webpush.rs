@@ -1,7 +1,7 @@
 //! Web Push apps: one VAPID signer per app (its per-origin token cache shared by every
 //! shard), one provider per app on each shard with its dispatchers per origin inside.
 
-use super::{ProviderHandle, ProviderSet, ProviderSpecs};
+use super::{ProviderHandle, ProviderSet, ProviderSpecs, or_problem};
 use crate::config::{AppConfig, Config};
 use crate::providers::live::Live;
 use crate::providers::pool::tls::client_config;
@@ -42,27 +42,28 @@ pub(super) fn apps(
             VapidSigner::new(pem.expose(), subject, provider.vapid_validity())
                 .map_err(|error| error.to_string())
         });
-        let (signer, print) = match (signer, fingerprint(app_config)) {
-            (Ok(signer), Ok(print)) => (Live::new(signer), print),
-            (Err(error), _) => {
-                problems.push(format!("{at}.vapid_key: {error}"));
-                continue;
-            }
-            (_, Err(error)) => {
-                problems.push(format!("{at}.{error}"));
-                continue;
-            }
+        let Some(signer) = or_problem(signer, problems, |error| format!("{at}.vapid_key: {error}"))
+        else {
+            continue;
+        };
+        let signer = Live::new(signer);
+        let Some(print) = or_problem(fingerprint(app_config), problems, |error| {
+            format!("{at}.{error}")
+        }) else {
+            continue;
         };
         credentials.register(tenant, app, AppCell::WebPush(signer.clone()), print);
         let tls = match &tls {
             Some(tls) => Arc::clone(tls),
-            None => match client_config(provider.trusted_roots.as_deref()) {
-                Ok(made) => Arc::clone(tls.insert(made)),
-                Err(error) => {
-                    problems.push(format!("providers.webpush: {error}"));
-                    return apps;
-                }
-            },
+            None => {
+                let made = or_problem(
+                    client_config(provider.trusted_roots.as_deref()),
+                    problems,
+                    |error| format!("providers.webpush: {error}"),
+                );
+                let Some(made) = made else { return apps };
+                Arc::clone(tls.insert(made))
+            }
         };
         let policy = EndpointPolicy {
             allowed_hosts: config.webpush.allowed_hosts.clone().into(),

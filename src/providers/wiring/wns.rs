@@ -1,7 +1,7 @@
 //! WNS apps: one credential cell per app (its client secret and access token), one provider
 //! per app on each shard.
 
-use super::{ProviderSet, ProviderSpecs, dispatcher_settings, start_dispatcher};
+use super::{ProviderSet, ProviderSpecs, dispatcher_settings, or_problem, start_dispatcher};
 use crate::config::{AppConfig, Config};
 use crate::providers::fcm::auth::{AccessTokenCache, DEFAULT_REFRESH_STALE_AFTER};
 use crate::providers::live::Live;
@@ -46,19 +46,15 @@ pub(super) fn apps(
             continue;
         };
         let at = format!("tenants.{tenant}.apps.{app}");
-        let client_secret = match secret.load() {
-            Ok(secret) => secret,
-            Err(error) => {
-                problems.push(format!("{at}.client_secret: {error}"));
-                continue;
-            }
+        let Some(client_secret) = or_problem(secret.load(), problems, |error| {
+            format!("{at}.client_secret: {error}")
+        }) else {
+            continue;
         };
-        let print = match fingerprint(app_config) {
-            Ok(print) => print,
-            Err(error) => {
-                problems.push(format!("{at}.{error}"));
-                continue;
-            }
+        let Some(print) = or_problem(fingerprint(app_config), problems, |error| {
+            format!("{at}.{error}")
+        }) else {
+            continue;
         };
         let refresh_ahead = Duration::from_secs(provider.token_refresh_ahead_seconds);
         let account = Live::new(WnsAccount {

@@ -5,7 +5,8 @@
 //! APNs and FCM there is one small pool per host, made on first use and bounded in number
 //! (`max_hosts`); the dispatcher lets each delivery take its stream from its own host's pool
 //! ([`PushService::single_pool`] is `false`), so a slow host does not hold up the others.
-//! [`PushService::pool`] is the token endpoint's pool.
+//! [`PushService::pool`] is the token endpoint's pool; the status reports the channel hosts'
+//! pools ([`PushService::pools`]), which carry the pushes.
 
 use super::auth::WnsCredential;
 use super::config::WnsConfig;
@@ -14,7 +15,9 @@ use super::response::judge;
 use crate::clock::Clock;
 use crate::providers::live::Live;
 use crate::providers::oauth::{AccessTokenCache, OAuthAccount, TokenEndpoint, TokenSource};
-use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings, Protocols};
+use crate::providers::pool::{
+    Answer, Origin, OriginError, Pool, PoolSettings, PoolSnapshot, Protocols,
+};
 use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::Push;
 use crate::registry::PushAddress;
@@ -132,6 +135,15 @@ impl PushService for WnsClient {
         self.tokens.endpoint().pool()
     }
 
+    fn pools(&self) -> PoolSnapshot {
+        let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut total = PoolSnapshot::default();
+        for pool in pools.values() {
+            total += pool.snapshot();
+        }
+        total
+    }
+
     fn single_pool(&self) -> bool {
         false
     }
@@ -178,3 +190,6 @@ impl PushService for WnsClient {
         self.tokens.refused(credential, now)
     }
 }
+
+#[cfg(test)]
+mod tests;
