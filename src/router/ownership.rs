@@ -461,3 +461,6 @@ impl Finishing<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
