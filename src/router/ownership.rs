@@ -409,8 +409,8 @@ const FINISH_RETRY_FIRST: Duration = Duration::from_millis(50);
 
 /// Marks an event finished once every device has an outcome, through a store that may be
 /// failing over.
-struct Finishing<'a> {
-    store: &'a AnyStore,
+struct Finishing<'a, S: Store> {
+    store: &'a S,
     event: &'a EventRef,
     node: &'a str,
     /// Past it the record is gone and nobody rings the event: no point trying.
@@ -423,7 +423,7 @@ struct Finishing<'a> {
     clock: Clock,
 }
 
-impl Finishing<'_> {
+impl<S: Store> Finishing<'_, S> {
     /// Writes the finish, trying again while the store is unavailable, until the event's
     /// deadline. Why: the pushes are done, and if the record never says so, a node that later
     /// claims the event's stream entry (or gets it again from call control) takes it over

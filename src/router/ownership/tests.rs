@@ -1,8 +1,11 @@
 //! Owning an event on tokio's paused time: leases renew and lapse by the [`Clock`] the
 //! router is given, so these tests jump over whole leases instead of waiting them out.
 
+mod unavailable;
+
 use super::*;
 use crate::registry::embedded::EmbeddedStore;
+use unavailable::UnavailableStore;
 
 /// The test clock's start: far from the wall clock, so a lease written with the wall clock's
 /// "now" by mistake would neither lapse nor hold when the test expects it to.
@@ -86,4 +89,39 @@ async fn a_held_lease_renews_on_the_clock_and_lapses_to_another_node_once_its_ow
         panic!("a lapsed lease goes to the next claim");
     };
     assert!(done.is_empty(), "no device had an outcome");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finish_the_store_refuses_is_tried_again_with_backoff_until_the_deadline() {
+    let store = UnavailableStore::default();
+    let clock = Clock::tokio(T0);
+    let finishing = Finishing {
+        store: &store,
+        event: &event(),
+        node: "node-a",
+        deadline: T0 + 1_000,
+        most_between: Duration::from_millis(200),
+        outages: &StoreOutages::default(),
+        clock,
+    };
+    let written = finishing.until_written(&["phone".into()]).await;
+    assert!(
+        matches!(written, Err(StoreError::Unavailable(_))),
+        "{written:?}"
+    );
+    // 50 ms, doubling up to the 200 ms rhythm; the try a pause would put past the deadline
+    // is not waited for.
+    let tried: Vec<_> = store
+        .finishes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|at| at - T0)
+        .collect();
+    assert_eq!(tried, [0, 50, 150, 350, 550, 750, 950]);
+    assert_eq!(
+        clock.now() - T0,
+        950,
+        "gave up at once rather than sleep past the deadline"
+    );
 }
