@@ -159,13 +159,15 @@ async fn start_with(
         .zip(pubsub_source)
         .map(|(relay, source)| relay.spawn_listener(source));
     let intake_readers = match &ownership.intake {
-        Some(intake) => match Readers::start(intake, &config.registry, routers.clone()).await {
-            Ok(readers) => Some(readers),
-            Err(error) => {
-                shard_threads.stop();
-                return Err(error.context("starting the durable intake's readers"));
+        Some(intake) => {
+            match Readers::start(intake, &config.registry, routers.clone(), ownership.clock).await {
+                Ok(readers) => Some(readers),
+                Err(error) => {
+                    shard_threads.stop();
+                    return Err(error.context("starting the durable intake's readers"));
+                }
             }
-        },
+        }
         None => None,
     };
     let stop_reading = intake_readers.as_ref().map(Readers::stopper);
@@ -427,6 +429,7 @@ fn ownership(config: &Config) -> Ownership {
         in_flight: EventsInFlight::default(),
         outages: StoreOutages::default(),
         ends: None,
+        clock: crate::clock::Clock::System,
     }
 }
 

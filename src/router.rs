@@ -205,7 +205,7 @@ impl Handler<Ring> for Router {
             self.admitted(
                 Priority::P0,
                 async move {
-                    let now = crate::clock::now_millis();
+                    let now = ownership.clock.now();
                     // A ring read from a stream keeps the deadline it was accepted with.
                     let accepted_at = accepted_at(&arrival, now);
                     let deadline = accepted_at + call.ring_timeout.as_millis() as u64;
@@ -298,7 +298,7 @@ impl Handler<End> for Router {
             self.admitted(
                 end.kind().priority(),
                 async move {
-                    let now = crate::clock::now_millis();
+                    let now = ownership.clock.now();
                     let accepted_at = accepted_at(&arrival, now);
                     let deadline = accepted_at + end.deadline_after().as_millis() as u64;
                     let event = EventRef {

@@ -16,6 +16,7 @@
 use super::drain::{EventsInFlight, InFlight};
 use super::outages::StoreOutages;
 use super::{DeviceOutcome, DevicePush};
+use crate::clock::Clock;
 use crate::metrics::{self, LeaseOutcome};
 use crate::registry::lease::{Claim, LeaseTerms, Progress};
 use crate::registry::{AnyStore, Store, StoreError};
@@ -50,6 +51,9 @@ pub struct Ownership {
     pub intake: Option<super::intake::DurableIntake>,
     /// The outcome stream (`[outcomes] stream`; `None`: outcomes are not published).
     pub outcomes: Option<super::outcomes::OutcomeStream>,
+    /// Where the routers read "now" for claims, renewals and finishes: the wall clock in
+    /// production, tokio's paused time in tests, so a lease can lapse without waiting for it.
+    pub clock: Clock,
 }
 
 /// Where an event's outcomes are published, and what they are outcomes of.
@@ -63,9 +67,10 @@ pub struct Report {
 }
 
 impl Report {
-    /// Publishes one device's outcome of `event`.
+    /// Publishes one device's outcome of `event`, stamped by `clock`.
     async fn publish(
         &self,
+        clock: Clock,
         event: &EventRef,
         device_id: &str,
         platform: Option<crate::vocab::Platform>,
@@ -78,7 +83,7 @@ impl Report {
             device_id,
             platform,
             outcome,
-            at: crate::clock::now_millis(),
+            at: clock.now(),
         };
         self.stream.append(&event.tenant, &report).await;
     }
@@ -231,7 +236,7 @@ pub async fn release(store: &AnyStore, ownership: &Ownership, event: &EventRef) 
         Ok(()) => metrics::event_lease(LeaseOutcome::Released),
         Err(error) => {
             metrics::event_lease(LeaseOutcome::StoreError);
-            ownership.outages.failed(&error, crate::clock::now_millis());
+            ownership.outages.failed(&error, ownership.clock.now());
             tracing::warn!(tenant = %event.tenant, %error,
                 "could not release an event claim; it lapses with its lease");
         }
@@ -280,17 +285,20 @@ pub fn hold(
         });
     }
     let deadline = guards.deadline;
-    let (node, lease_ms, renew_every, outages) = (
+    let (node, lease_ms, renew_every, outages, clock) = (
         Arc::clone(&ownership.node),
         ownership.lease.as_millis() as u64,
         ownership.renew_every,
         ownership.outages.clone(),
+        ownership.clock,
     );
     actix::spawn(async move {
         let _guards = guards;
         if let Some(report) = &report {
             for (device_id, platform, outcome) in &known {
-                report.publish(&event, device_id, *platform, outcome).await;
+                report
+                    .publish(clock, &event, device_id, *platform, outcome)
+                    .await;
             }
         }
         let mut owned = true;
@@ -307,7 +315,7 @@ pub fn hold(
                             let published = report.as_ref().map(|_| outcome.clone());
                             let _ = relay.send(outcome);
                             if let (Some(report), Some(outcome)) = (&report, published) {
-                                report.publish(&event, &device_id, platform, &outcome).await;
+                                report.publish(clock, &event, &device_id, platform, &outcome).await;
                             }
                             done.push(device_id);
                         }
@@ -332,7 +340,7 @@ pub fn hold(
             // Every `renew_every`: renew the lease and record the outcomes that came since. A
             // node that takes over after a crash re-sends the pushes that were in flight and
             // those answered since the last renewal (at most `renew_ms` of them).
-            let now = crate::clock::now_millis();
+            let now = clock.now();
             match store
                 .renew_event(&event.tenant, &event.event_id, &node, &done, lease_ms, now)
                 .await
@@ -354,7 +362,7 @@ pub fn hold(
             }
         }
         if unfinished > 0 {
-            let now = crate::clock::now_millis();
+            let now = clock.now();
             // Hand the event over: record what is done and end the lease now, so that a
             // retry on another node pushes to the rest at once.
             let handed = store
@@ -376,6 +384,7 @@ pub fn hold(
             deadline,
             most_between: renew_every,
             outages: &outages,
+            clock,
         };
         match finishing.until_written(&done).await {
             Ok(()) => metrics::event_lease(LeaseOutcome::Finished),
@@ -400,8 +409,8 @@ const FINISH_RETRY_FIRST: Duration = Duration::from_millis(50);
 
 /// Marks an event finished once every device has an outcome, through a store that may be
 /// failing over.
-struct Finishing<'a> {
-    store: &'a AnyStore,
+struct Finishing<'a, S: Store> {
+    store: &'a S,
     event: &'a EventRef,
     node: &'a str,
     /// Past it the record is gone and nobody rings the event: no point trying.
@@ -410,9 +419,11 @@ struct Finishing<'a> {
     most_between: Duration,
     /// Where each failed try is noted.
     outages: &'a StoreOutages,
+    /// What the deadline and the pauses are measured by.
+    clock: Clock,
 }
 
-impl Finishing<'_> {
+impl<S: Store> Finishing<'_, S> {
     /// Writes the finish, trying again while the store is unavailable, until the event's
     /// deadline. Why: the pushes are done, and if the record never says so, a node that later
     /// claims the event's stream entry (or gets it again from call control) takes it over
@@ -424,7 +435,7 @@ impl Finishing<'_> {
     async fn until_written(&self, done: &[String]) -> Result<(), StoreError> {
         let mut pause = FINISH_RETRY_FIRST;
         loop {
-            let now = crate::clock::now_millis();
+            let now = self.clock.now();
             let written = self
                 .store
                 .finish_event(
@@ -442,7 +453,7 @@ impl Finishing<'_> {
                 Err(StoreError::Unavailable(_))
                     if now + (pause.as_millis() as u64) < self.deadline =>
                 {
-                    tokio::time::sleep(pause).await;
+                    self.clock.sleep_until(now + pause.as_millis() as u64).await;
                     pause = (pause * 2).min(self.most_between.max(FINISH_RETRY_FIRST));
                 }
                 other => return other,
@@ -450,3 +461,6 @@ impl Finishing<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

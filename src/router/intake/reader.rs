@@ -9,6 +9,7 @@ mod replies;
 
 use super::entry::{Entry, Event};
 use super::{Arrival, DurableIntake, EntryRef, GROUP};
+use crate::clock::Clock;
 use crate::config::RegistryConfig;
 use crate::metrics::intake::{self as counted, EntryOutcome};
 use crate::router::ends::EndChannel;
@@ -70,11 +71,13 @@ pub struct Readers {
 
 impl Readers {
     /// Connects one reader per stream of `intake` (making the group where it is missing) and
-    /// starts them, routing through `routers`.
+    /// starts them, routing through `routers`; entries past their deadline by `clock` are
+    /// acknowledged unrouted.
     pub async fn start(
         intake: &DurableIntake,
         registry: &RegistryConfig,
         routers: Routers,
+        clock: Clock,
     ) -> anyhow::Result<Readers> {
         let (stop, stopped) = watch::channel(false);
         let settings = &intake.0;
@@ -93,6 +96,7 @@ impl Readers {
                 redis,
                 routers: routers.clone(),
                 block,
+                clock,
             };
             reader
                 .make_group()
@@ -134,6 +138,7 @@ struct StreamReader {
     redis: EndChannel,
     routers: Routers,
     block: Duration,
+    clock: Clock,
 }
 
 impl StreamReader {
@@ -280,7 +285,7 @@ impl StreamReader {
             return;
         }
         counted::entries(how, entries.len() as u64);
-        let now = crate::clock::now_millis();
+        let now = self.clock.now();
         let mut expired = Vec::new();
         let mut malformed = Vec::new();
         let mut routes = Vec::new();
