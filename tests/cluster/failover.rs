@@ -116,8 +116,10 @@ struct Answers {
     other: Vec<u16>,
     /// Connections refused: a node between its exit and its restart.
     refused: usize,
-    /// No answer within the request timeout.
+    /// No answer: the request timed out, or its connection closed before the answer.
     unanswered: usize,
+    /// Why, for each of them (the first few), so a failure says which it was.
+    unanswered_errors: Vec<String>,
 }
 
 impl Answers {
@@ -132,7 +134,16 @@ impl Answers {
             }
             Ok((status, _, _)) => self.other.push(*status),
             Err(error) if error.is_connect() => self.refused += 1,
-            Err(_) => self.unanswered += 1,
+            Err(error) => {
+                self.unanswered += 1;
+                if self.unanswered_errors.len() < 5 {
+                    let source = std::error::Error::source(error).map(ToString::to_string);
+                    self.unanswered_errors.push(format!(
+                        "{error} (timeout: {}, source: {source:?})",
+                        error.is_timeout()
+                    ));
+                }
+            }
         }
     }
 }
@@ -370,7 +381,11 @@ async fn run(name: &str, failure: Failure, load: Load) {
         answers.other
     );
     assert_eq!(answers.without_retry_after, 0, "503 without Retry-After");
-    assert_eq!(answers.unanswered, 0, "requests left unanswered");
+    assert_eq!(
+        answers.unanswered, 0,
+        "requests left unanswered: {:?}",
+        answers.unanswered_errors
+    );
     if failure != Failure::RollingRestart {
         assert_eq!(answers.refused, 0, "every ringcast node stays up");
     }
