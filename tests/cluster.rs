@@ -223,8 +223,9 @@ impl Node {
         status_and_json(response).await
     }
 
-    /// `ringcast_event_leases_total{outcome}` on this node.
-    async fn leases_counted(&self, outcome: &str) -> f64 {
+    /// The sum of `metric`'s series on this node whose labels include every one of
+    /// `labels` (`name="value"`).
+    async fn metric_sum(&self, metric: &str, labels: &[String]) -> f64 {
         let text = self
             .client
             .get(format!("{}/metrics", self.base))
@@ -234,35 +235,30 @@ impl Node {
             .text()
             .await
             .unwrap();
+        let series = format!("{metric}{{");
         text.lines()
             .filter(|line| {
-                line.starts_with("ringcast_event_leases_total{")
-                    && line.contains(&format!(r#"outcome="{outcome}""#))
+                line.starts_with(&series) && labels.iter().all(|label| line.contains(label))
             })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
 
+    /// `ringcast_event_leases_total{outcome}` on this node.
+    async fn leases_counted(&self, outcome: &str) -> f64 {
+        let outcome = format!(r#"outcome="{outcome}""#);
+        self.metric_sum("ringcast_event_leases_total", &[outcome])
+            .await
+    }
+
     /// `ringcast_pushes_total{provider="apns",priority="p0",outcome}` on this node.
     async fn rings_counted(&self, outcome: &str) -> f64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|line| {
-                line.starts_with("ringcast_pushes_total{")
-                    && line.contains(r#"provider="apns""#)
-                    && line.contains(r#"priority="p0""#)
-                    && line.contains(&format!(r#"outcome="{outcome}""#))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        let labels = [
+            r#"provider="apns""#.to_owned(),
+            r#"priority="p0""#.to_owned(),
+            format!(r#"outcome="{outcome}""#),
+        ];
+        self.metric_sum("ringcast_pushes_total", &labels).await
     }
 
     async fn ready(&self) -> u16 {

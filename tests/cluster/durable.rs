@@ -24,22 +24,9 @@ fn durable(name: &str) -> String {
 impl Node {
     /// `ringcast_intake_entries_total{outcome}` on this node.
     async fn entries(&self, outcome: EntryOutcome) -> f64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
         let label = format!(r#"outcome="{}""#, outcome.label());
-        text.lines()
-            .filter(|line| {
-                line.starts_with("ringcast_intake_entries_total{") && line.contains(&label)
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        self.metric_sum("ringcast_intake_entries_total", &[label])
+            .await
     }
 
     /// Waits until this node counted at least one entry with `outcome`.
