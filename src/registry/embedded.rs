@@ -16,18 +16,20 @@
 //! makes `\0` a safe separator. Expired rows stay in the file until the sweep, but every method
 //! treats them as absent; a write that meets one on its way deletes it.
 //!
-//! redb is synchronous and each commit is an fsync, so every operation runs on tokio's blocking
-//! pool: the actix arbiter that awaits it keeps serving its other identities meanwhile. `lanes`
-//! bounds how many pool threads it takes (one write at a time, as redb runs them anyway), and
-//! `group` commits the durable writes waiting at one moment together (one fsync); call-event
-//! claims are grouped likewise, without the fsync (`claims`). Each `Store` method is atomic:
+//! redb is synchronous and a durable commit is an fsync, so every write that may fsync runs on
+//! tokio's blocking pool: the actix arbiter that awaits it keeps serving its other identities
+//! meanwhile. `lanes` gives out the turns at redb's single writer (one pool thread at a time),
+//! and `group` commits the durable writes waiting at one moment together (one fsync);
+//! call-event claims are grouped likewise, without the fsync (`claims`), and such a commit runs
+//! on the caller's thread when the writer is free. Reads run on the caller's thread too: both
+//! take microseconds, less than the hop to a pool thread and back. Each `Store` method is atomic:
 //! one redb transaction, or its part of a group's, which commits or rolls back whole and is
 //! rerun alone when anything in it failed.
 //!
 //! Layout: `keys` holds the key layouts and table definitions, `transactions` the body of each
 //! operation (one redb transaction each), `error` the failures and their mapping to
-//! [`StoreError`]; this file opens the database and moves each operation onto the blocking
-//! pool.
+//! [`StoreError`]; this file opens the database and decides where each operation runs (here or
+//! on the blocking pool).
 
 mod claims;
 mod error;
@@ -201,6 +203,15 @@ impl EmbeddedStore {
         op: impl FnMut(&mut Tables<'_>) -> Result<T, EmbeddedError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let answer = group.push(op);
+        // A commit without an fsync (a claim, no flush due) runs right here when the write
+        // lane is free: a few microseconds of redb, where the hop to a pool thread and the
+        // wake-up back cost more, and on two cores that hop was the ring's tail (README,
+        // "Internal push channel benchmark").
+        if let Some(turn) = self.lanes.try_write_turn()
+            && turn.run_here(|| group.run_if_light(Arc::clone(&self.db)))
+        {
+            return finished(answer.await, what);
+        }
         // The leader's part runs in a task of its own: a caller that stops waiting must not
         // leave its write queued with nobody to run it. It holds the database weakly while it
         // waits, so the file closes when the store's handles are gone, not when the last of
@@ -221,12 +232,7 @@ impl EmbeddedStore {
                 None => group.refuse_all("the store was closed before the write ran"),
             }
         });
-        match answer.await {
-            Ok(result) => result.map_err(|error| error.into_store_error(what)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "embedded {what} did not finish"
-            ))),
-        }
+        finished(answer.await, what)
     }
 
     /// Runs `op` on `table` alone in one write transaction committed with `durability`.
@@ -259,27 +265,29 @@ impl EmbeddedStore {
     }
 
     /// Runs `op` on the registrations table in one read transaction.
-    async fn read<T: Send + 'static>(
+    async fn read<T>(
         &self,
         what: &'static str,
-        op: impl FnOnce(&ReadOnlyByteTable) -> Result<T, EmbeddedError> + Send + 'static,
+        op: impl FnOnce(&ReadOnlyByteTable) -> Result<T, EmbeddedError>,
     ) -> Result<T, StoreError> {
         self.read_table(what, REGISTRATIONS, op).await
     }
 
-    /// Runs `op` on `table` in one read transaction on the blocking pool.
-    async fn read_table<T: Send + 'static>(
+    /// Runs `op` on `table` in one read transaction, on the caller's thread: every read is
+    /// one identity's few rows (or one key) from redb's cache, and redb neither waits for a
+    /// writer nor for a commit's fsync to start one, so it takes microseconds, less than a
+    /// hop to a blocking-pool thread and back.
+    async fn read_table<T>(
         &self,
         what: &'static str,
         table: ByteTableDefinition,
-        op: impl FnOnce(&ReadOnlyByteTable) -> Result<T, EmbeddedError> + Send + 'static,
+        op: impl FnOnce(&ReadOnlyByteTable) -> Result<T, EmbeddedError>,
     ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
-        let task = self.lanes.read(move || {
-            let txn = db.begin_read()?;
+        let read = || {
+            let txn = self.db.begin_read()?;
             op(&txn.open_table(table)?)
-        });
-        flatten(task.await, what)
+        };
+        read().map_err(|error| error.into_store_error(what))
     }
 }
 
@@ -289,6 +297,19 @@ type ByteTableDefinition = redb::TableDefinition<'static, &'static [u8], &'stati
 type ByteTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
 /// One of those tables, open for reading.
 type ReadOnlyByteTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// A grouped write's answer, or why it never came (the store closed before it ran).
+fn finished<T>(
+    answer: Result<Result<T, EmbeddedError>, tokio::sync::oneshot::error::RecvError>,
+    what: &str,
+) -> Result<T, StoreError> {
+    match answer {
+        Ok(result) => result.map_err(|error| error.into_store_error(what)),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "embedded {what} did not finish"
+        ))),
+    }
+}
 
 /// Turns a blocking task's outcome into the store's answer, naming the operation that failed.
 fn flatten<T>(

@@ -54,6 +54,21 @@ impl Persistence {
         }
     }
 
+    /// The durability of the batch about to run if its commit cannot block: a lazy group's
+    /// commit when no flush is due. `None` for a commit with an fsync, which belongs on the
+    /// blocking pool (the flush is then still due for it to take).
+    fn light(&self) -> Option<redb::Durability> {
+        match self {
+            Persistence::Durable => None,
+            Persistence::Lazy { every, flushed } => {
+                let flushed = flushed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                (flushed.elapsed() < *every).then_some(redb::Durability::None)
+            }
+        }
+    }
+
     /// The durability of the batch about to run (which, when lazy, may be the flush).
     fn next(&self) -> redb::Durability {
         match self {
@@ -120,12 +135,27 @@ impl Group {
     /// `db` is let go before anyone is answered: a caller that drops its last store handle
     /// once answered closes the file then and there (it may be opened again at once).
     pub(super) fn run(&self, db: Arc<Database>) {
+        let durability = self.persistence.next();
+        self.run_as(db, durability);
+    }
+
+    /// Runs the queued writes, as [`run`](Self::run) does, if their commit cannot block (a
+    /// lazy group with no flush due; see [`Persistence::light`]); `false` when it was left to
+    /// `run` on the blocking pool. Call it on the write lane.
+    pub(super) fn run_if_light(&self, db: Arc<Database>) -> bool {
+        let Some(durability) = self.persistence.light() else {
+            return false;
+        };
+        self.run_as(db, durability);
+        true
+    }
+
+    fn run_as(&self, db: Arc<Database>, durability: redb::Durability) {
         let mut batch: Vec<Box<dyn Job>> = {
             let mut queue = self.lock();
             let take = queue.len().min(MAX_BATCH);
             queue.drain(..take).collect()
         };
-        let durability = self.persistence.next();
         let outcomes: Vec<Result<(), EmbeddedError>> =
             if batch.len() > 1 && together(&db, durability, &mut batch).is_ok() {
                 batch.iter().map(|_| Ok(())).collect()
@@ -239,7 +269,13 @@ mod tests {
         let hourly = Persistence::lazy(Duration::from_secs(3_600));
         assert!(matches!(hourly.next(), redb::Durability::None));
         assert!(matches!(hourly.next(), redb::Durability::None));
+        assert!(matches!(hourly.light(), Some(redb::Durability::None)));
         let always = Persistence::lazy(Duration::ZERO);
+        assert!(always.light().is_none(), "a due flush is never light");
         assert!(matches!(always.next(), redb::Durability::Immediate));
+        assert!(
+            Persistence::Durable.light().is_none(),
+            "an fsync is never light"
+        );
     }
 }

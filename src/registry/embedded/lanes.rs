@@ -1,4 +1,5 @@
-//! How many blocking-pool threads the embedded store occupies at once.
+//! The embedded store's write lane: one write transaction at a time, and how many
+//! blocking-pool threads that occupies.
 //!
 //! redb runs one write transaction at a time: a write started while another runs blocks its
 //! thread until that one commits. With one blocking task per write, a ring load (a claim per
@@ -6,27 +7,25 @@
 //! threads, each keeping its stack and its allocator heap (mimalloc keeps one per thread):
 //! measured with `benches/channel.sh`, the node went from 48 to 146 threads and its RSS grew
 //! 160 MB as the rings started, and kept both. So a write waits for its turn here, as a
-//! future, and holds one thread only while it runs; reads, which redb runs side by side,
-//! share a few threads.
+//! future, and holds one thread only while it runs. A write that cannot block (no fsync) may
+//! take a free lane without waiting and run where it is ([`Lanes::try_write_turn`]).
+//! Reads do not come here: redb runs them beside the writer, on the caller's thread.
 
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinHandle};
 
-/// The store's turns on the blocking pool: one write at a time, a few reads.
+/// The store's turns at redb's single writer.
 #[derive(Clone)]
 pub(super) struct Lanes {
     write: Arc<Semaphore>,
-    read: Arc<Semaphore>,
 }
 
 impl Lanes {
-    /// One write lane and two read lanes per core.
+    /// One write lane.
     pub(super) fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Self {
             write: Arc::new(Semaphore::new(1)),
-            read: Arc::new(Semaphore::new(2 * cores)),
         }
     }
 
@@ -43,12 +42,12 @@ impl Lanes {
         Turn::of(&self.write).await
     }
 
-    /// Runs `work` (a read transaction) on the blocking pool on one of the read lanes.
-    pub(super) async fn read<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, JoinError> {
-        run(&self.read, work).await
+    /// The write lane if it is free now, else `None` (nothing waits).
+    pub(super) fn try_write_turn(&self) -> Option<Turn> {
+        Arc::clone(&self.write)
+            .try_acquire_owned()
+            .ok()
+            .map(|held| Turn { _held: held })
     }
 }
 
@@ -75,6 +74,14 @@ impl Turn {
         }
     }
 
+    /// Runs `work` on this thread, holding the turn until it ends: for work that cannot
+    /// block (a commit without an fsync), where the hop to a pool thread and back costs more
+    /// than the work.
+    pub(super) fn run_here<T>(self, work: impl FnOnce() -> T) -> T {
+        let _turn = self;
+        work()
+    }
+
     /// Runs `work` on the blocking pool. The turn ends with the work itself, not with the
     /// returned handle: a caller that stops waiting does not let another write onto a thread
     /// while this one still runs.
@@ -95,7 +102,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_take_turns_and_reads_run_side_by_side() {
+    async fn writes_take_turns() {
         let lanes = Lanes::new();
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
@@ -119,23 +126,12 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 1, "one write at a time");
 
-        most.store(0, Ordering::SeqCst);
-        let barrier = Arc::new(std::sync::Barrier::new(2));
-        let reads: Vec<_> = (0..2)
-            .map(|_| {
-                let lanes = lanes.clone();
-                let barrier = barrier.clone();
-                // Both reads must be inside at once to pass the barrier: a lane count of one
-                // would deadlock here (and the test time out) instead of passing.
-                tokio::spawn(async move { lanes.read(move || barrier.wait()).await })
-            })
-            .collect();
-        for read in reads {
-            tokio::time::timeout(std::time::Duration::from_secs(10), read)
-                .await
-                .expect("two reads ran side by side")
-                .unwrap()
-                .unwrap();
-        }
+        let held = lanes.try_write_turn().expect("the lane is free");
+        assert!(lanes.try_write_turn().is_none(), "one turn at a time");
+        assert_eq!(held.run_here(|| 7), 7);
+        assert!(
+            lanes.try_write_turn().is_some(),
+            "the turn ended with its work"
+        );
     }
 }

@@ -473,3 +473,41 @@ async fn claims_queued_together_run_in_order_and_a_corrupt_one_takes_none_with_i
         other => panic!("expected e2 held by node-b, got {other:?}"),
     }
 }
+
+/// A claim (no flush due) and a read run on the caller's thread: with the runtime's only
+/// blocking-pool thread held, both still finish. Were either sent to the pool, it would wait
+/// for that thread until the timeout.
+#[test]
+fn claims_and_reads_run_without_a_pool_thread() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store(&dir, 8);
+    // No flush due during the test, however slow the machine: a flush fsyncs on the pool.
+    store.claims = Arc::new(Group::new(Persistence::lazy(Duration::from_secs(3_600))));
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    runtime.block_on(async {
+        let blocker = tokio::task::spawn_blocking(move || held.recv());
+        let terms = LeaseTerms {
+            node: "node-a".into(),
+            lease_ms: 5_000,
+            deadline: NOW + 45_000,
+            may_take_over: true,
+        };
+        let who = IdentityKey::new("acme", "alice");
+        let work = async {
+            let claim = store.acquire_event("acme", "e1", &terms, NOW).await;
+            let list = store.list(&who, NOW).await;
+            (claim, list)
+        };
+        let done = tokio::time::timeout(Duration::from_secs(10), work).await;
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let (claim, list) = done.expect("neither waited for the pool's only thread");
+        assert!(matches!(claim, Ok(Claim::Owned { .. })), "{claim:?}");
+        assert!(list.unwrap().is_empty());
+    });
+}
