@@ -50,7 +50,7 @@ use super::codec;
 use super::lease::{Claim, LeaseTerms};
 use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
-use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -59,6 +59,9 @@ use tokio::task::JoinHandle;
 /// The most expired rows one sweep transaction deletes. redb has one writer at a time, so a
 /// sweep after a long outage works in slices that registrations can slip between.
 const SWEEP_BATCH: usize = 10_000;
+
+/// The most claim records one sweep transaction visits (see `sweep_claims`).
+const CLAIMS_SWEEP_BATCH: usize = 1_000;
 
 /// The longest claims stay in memory only (`Persistence::Lazy`): after a crash, at most this
 /// much of the claims' progress is lost, and redb's pending non-durable state stays small.
@@ -254,14 +257,41 @@ impl EmbeddedStore {
         flatten(task.await, what)
     }
 
-    /// Deletes the claims that ended at or before `now`; returns how many.
+    /// Deletes the claims that ended at or before `now`; returns how many. The table is walked
+    /// in key order, [`CLAIMS_SWEEP_BATCH`] records per transaction on the blocking pool, so
+    /// the rings' claims get redb's single writer between slices: one transaction over the
+    /// whole table (a claim per call event of the last minutes, 165,000 after a 15 s burst)
+    /// held it for long enough that the shards' mailboxes filled and calls got `503`.
     pub async fn sweep_claims(&self, now: UnixMillis) -> Result<u64, StoreError> {
-        self.claims("sweep_claims", move |events| {
-            let before = events.len()?;
-            events.retain(|_, record| claims::deadline(record) > now)?;
-            Ok(before - events.len()?)
-        })
-        .await
+        self.sweep_claims_in_batches(now, CLAIMS_SWEEP_BATCH).await
+    }
+
+    /// [`sweep_claims`](Self::sweep_claims), visiting at most `batch` records per transaction.
+    async fn sweep_claims_in_batches(
+        &self,
+        now: UnixMillis,
+        batch: usize,
+    ) -> Result<u64, StoreError> {
+        let batch = batch.max(1);
+        let mut deleted = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let from = after.take();
+            // Lazy like every claim: the claims' group makes it durable within a second.
+            let (next, swept) = self
+                .write_table(
+                    "sweep_claims",
+                    keys::EVENTS,
+                    redb::Durability::None,
+                    move |events| claims::sweep_slice(events, from.as_deref(), now, batch),
+                )
+                .await?;
+            deleted += swept;
+            match next {
+                Some(key) => after = Some(key),
+                None => return Ok(deleted),
+            }
+        }
     }
 
     /// Runs `op` on the registrations table in one read transaction.

@@ -135,6 +135,39 @@ impl EmbeddedStore {
     }
 }
 
+/// One slice of the claims' sweep: visits up to `batch` records after the key `after` (from
+/// the first when `None`), deletes those that ended at or before `now`, and returns the last
+/// key visited when there may be more (`None` once the table's end was reached) and how many
+/// it deleted.
+pub(super) fn sweep_slice(
+    events: &mut Leases<'_>,
+    after: Option<&[u8]>,
+    now: UnixMillis,
+    batch: usize,
+) -> Result<(Option<Vec<u8>>, u64), EmbeddedError> {
+    use std::ops::Bound;
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut ended = Vec::new();
+    let mut last = None;
+    let mut visited = 0;
+    for entry in events
+        .range::<&[u8]>((start, Bound::Unbounded))?
+        .take(batch)
+    {
+        let (key, record) = entry?;
+        if deadline(record.value()) <= now {
+            ended.push(key.value().to_vec());
+        }
+        last = Some(key.value().to_vec());
+        visited += 1;
+    }
+    for key in &ended {
+        events.remove(key.as_slice())?;
+    }
+    let next = if visited == batch { last } else { None };
+    Ok((next, ended.len() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

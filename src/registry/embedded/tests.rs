@@ -511,3 +511,44 @@ fn claims_and_reads_run_without_a_pool_thread() {
         assert!(list.unwrap().is_empty());
     });
 }
+
+/// The claims' sweep deletes exactly the claims that ended, across several slices (a batch of
+/// 3 over 10 claims), and keeps the live ones.
+#[tokio::test]
+async fn the_claims_sweep_works_in_slices_and_keeps_live_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 8);
+    for n in 0..10u64 {
+        let terms = LeaseTerms {
+            node: "node-a".into(),
+            lease_ms: 5_000,
+            // Even events ended at NOW + 1,000; odd ones ring until NOW + 60,000.
+            deadline: NOW + if n % 2 == 0 { 1_000 } else { 60_000 },
+            may_take_over: true,
+        };
+        let claim = store
+            .acquire_event("acme", &format!("e{n}"), &terms, NOW)
+            .await;
+        assert!(matches!(claim, Ok(Claim::Owned { .. })), "{claim:?}");
+    }
+    let claims = |store: &EmbeddedStore| {
+        let txn = store.db.begin_read().unwrap();
+        txn.open_table(keys::EVENTS).unwrap().len().unwrap()
+    };
+    assert_eq!(store.sweep_claims_in_batches(NOW, 3).await.unwrap(), 0);
+    assert_eq!(
+        store.sweep_claims_in_batches(NOW + 2_000, 3).await.unwrap(),
+        5
+    );
+    assert_eq!(claims(&store), 5, "the five live claims stay");
+    let terms = LeaseTerms {
+        node: "node-b".into(),
+        lease_ms: 5_000,
+        deadline: NOW + 60_000,
+        may_take_over: true,
+    };
+    match store.acquire_event("acme", "e1", &terms, NOW + 2_000).await {
+        Ok(Claim::Held { owner, .. }) => assert_eq!(owner, "node-a", "a live claim survived"),
+        other => panic!("expected e1 still held by node-a, got {other:?}"),
+    }
+}
