@@ -2,6 +2,7 @@
 //! the delivery loop and the guarded pool against the simulator over TLS + HTTP/2, with the
 //! simulator decrypting every body as the browser would.
 
+use crate::support::black_hole::black_hole;
 use crate::support::eventually::until;
 use actix::{Actor, Addr};
 use base64::Engine;
@@ -540,20 +541,6 @@ async fn a_queued_ring_is_withdrawn_when_the_call_ends() {
     }
     assert_eq!(all, vec![Outcome::Delivered, Outcome::Withdrawn]);
     assert_eq!(h.sim.stats().accepted, 1);
-}
-
-/// A listener that accepts connections and never answers (not even the TLS handshake): a
-/// black-holed push service. Answers its `ip:port`.
-async fn black_hole() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    actix_rt::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    address
 }
 
 #[actix_rt::test]
