@@ -100,6 +100,3 @@ impl OriginService for WnsHosts {
         )
     }
 }
-
-#[cfg(all(test, feature = "simulator"))]
-mod tests;
