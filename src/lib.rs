@@ -33,8 +33,9 @@
 //! - [`providers`] turns a `Push` into a push service's request and its answer into an
 //!   `Outcome`: one folder per service (APNs, FCM, WNS, Web Push), and the shared machinery every
 //!   service uses — [`providers::dispatcher`] (the provider actor: priority queues, shedding),
-//!   [`providers::delivery`] (send, judge, retry), [`providers::pool`] (K HTTP/2 connections)
-//!   and [`providers::retry`].
+//!   [`providers::delivery`] (send, judge, retry), [`providers::pool`] (K HTTP/2 connections),
+//!   [`providers::origins`] (a dispatcher per origin, for WNS's hosts and Web Push's push
+//!   services) and [`providers::retry`].
 //! - [`loadgen`] drives a node (or a fleet) with registrations and call events at a set rate,
 //!   open loop, and reports API and delivery latency (joined from the simulator's records).
 //!   Behind the `loadgen` feature (default; a production build leaves it out).

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod app;
+pub mod black_hole;
 pub mod eventually;
 pub mod redis_cluster;
 pub mod redis_sentinel;

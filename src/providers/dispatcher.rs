@@ -170,15 +170,6 @@ impl<S: PushService> Dispatcher<S> {
 
     /// Starts deliveries while streams and delivery slots are free.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if !self.service.single_pool() {
-            // Many origins: each delivery waits for a stream of its own origin's pool, so
-            // one slow origin does not hold up the others' pushes.
-            while self.in_flight < self.max_in_flight {
-                let Some(job) = self.pop_live() else { return };
-                self.start(job, None);
-            }
-            return;
-        }
         while self.in_flight < self.max_in_flight && !self.queues.is_empty() {
             match self.service.pool().try_acquire() {
                 Ok(Some(stream)) => {
@@ -435,7 +426,7 @@ impl<S: PushService> Handler<Status> for Dispatcher<S> {
             status.queued[priority as usize] = self.queues.depth(priority);
         }
         status.in_flight = self.in_flight;
-        status.pool = self.service.pools();
+        status.pool = self.service.pool().snapshot();
         status.budget_refusals = self
             .policy
             .lock()

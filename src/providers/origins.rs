@@ -1,12 +1,21 @@
-//! The bounded map of origins a provider with many origins keeps (Web Push push services;
-//! WNS channel hosts are the other such provider): what is open per origin, which origin was
-//! used least recently, which went idle, and which origins the SSRF guard refused a while
-//! ago, so their pushes are refused without another lookup.
+//! Providers with many origins (Web Push push services, WNS channel hosts): one dispatcher
+//! per origin behind one router-facing actor per app and shard.
 //!
-//! Pure bookkeeping on a passed-in `now` (tokio's [`Instant`], paused in tests); the actor
-//! that owns the map starts and stops what it holds. Bounded twice: at most `max` origins
-//! (the least recently used is let go when a new one comes), and the refusal memory at most
-//! [`REFUSAL_BOUND`] times that, so a flood of refused names cannot grow it.
+//! - [`provider`]: the actor, [`OriginsProvider`], generic over the small [`OriginService`]
+//!   each such provider implements (how a push names its origin, whether a new origin is
+//!   vetted by the SSRF guard, how one origin's client starts);
+//! - this file: the bounded map of origins it keeps: what is open per origin, which origin
+//!   was used least recently, which went idle, and which origins the SSRF guard refused a
+//!   while ago, so their pushes are refused without another lookup.
+//!
+//! The map is pure bookkeeping on a passed-in `now` (tokio's [`Instant`], paused in tests);
+//! the actor that owns it starts and stops what it holds. Bounded twice: at most `max`
+//! origins (the least recently used is let go when a new one comes), and the refusal memory
+//! at most [`REFUSAL_BOUND`] times that, so a flood of refused names cannot grow it.
+
+pub mod provider;
+
+pub use provider::{ADDRESS_REFUSED, OriginService, OriginSettings, OriginsProvider};
 
 use std::collections::HashMap;
 use std::time::Duration;

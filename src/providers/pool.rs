@@ -362,8 +362,8 @@ pub struct PoolSnapshot {
 }
 
 impl std::ops::AddAssign for PoolSnapshot {
-    /// Adds another pool's figures: a provider with a pool per origin (WNS channel hosts,
-    /// Web Push endpoints) reports the sum of its origins' pools.
+    /// Adds another pool's figures: a provider with a dispatcher and pool per origin (WNS
+    /// channel hosts, Web Push endpoints) reports the sum of its origins' pools.
     fn add_assign(&mut self, other: PoolSnapshot) {
         self.open += other.open;
         self.connecting += other.connecting;

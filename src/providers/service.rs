@@ -3,7 +3,7 @@
 //! `client.rs`, so retries, deadlines, budgets, backpressure and dead-token cleanup are
 //! written once.
 
-use crate::providers::pool::{Answer, Pool, PoolSnapshot};
+use crate::providers::pool::{Answer, Pool};
 use crate::push::Push;
 use crate::vocab::{Outcome, UnixMillis};
 use bytes::Bytes;
@@ -108,28 +108,16 @@ pub trait PushService: Send + Sync + 'static {
     /// The metric label: `apns`, `fcm`, `wns`, `webpush`.
     fn name(&self) -> &'static str;
 
-    /// The connections pushes of this provider travel on. For a single-origin service (APNs,
-    /// FCM) the dispatcher takes a stream from it before a push leaves its queue, so pushes
-    /// wait in priority order rather than inside the pool.
+    /// The connections pushes of this provider travel on: one origin's. The dispatcher takes
+    /// a stream from it before a push leaves its queue, so pushes wait in priority order
+    /// rather than inside the pool. A service whose pushes go to many origins (Web Push,
+    /// WNS) has one client per origin behind an origins actor
+    /// ([`crate::providers::origins`]), so this holds for every client.
     fn pool(&self) -> &Pool;
 
-    /// Whether [`pool`](Self::pool) carries every push. A service whose pushes go to many
-    /// origins (WNS channel hosts, Web Push endpoints) answers `false`: its dispatcher then
-    /// starts deliveries up to its in-flight limit, and each takes its stream from
-    /// [`pool_for`](Self::pool_for).
-    fn single_pool(&self) -> bool {
-        true
-    }
-
-    /// The connections pushes travel on, as the provider's status reports them: by default
-    /// [`pool`](Self::pool)'s. A service with a pool per origin reports the sum of those, not
-    /// the pool of its token endpoint (whose connections carry no push).
-    fn pools(&self) -> PoolSnapshot {
-        self.pool().snapshot()
-    }
-
-    /// The connections `push` travels on (for APNs: those of `push.environment`'s host, which
-    /// is how [`Verdict::OtherEnvironment`] reaches the other host).
+    /// The connections `push` travels on: [`pool`](Self::pool)'s, except for APNs, whose
+    /// client reaches both environments' hosts and answers those of `push.environment`;
+    /// that is how [`Verdict::OtherEnvironment`] reaches the other host.
     fn pool_for(&self, push: &Push) -> Pool {
         let _ = push;
         self.pool().clone()

@@ -1,5 +1,6 @@
 //! The providers one shard's router hands pushes to: one dispatcher per tenant, app and
-//! environment, started on the shard's arbiter (its connections are the shard's own,
+//! environment (one per origin, behind one actor, for Web Push and WNS), started on the
+//! shard's arbiter (its connections are the shard's own,
 //! docs/architecture.md "one shard per core").
 //!
 //! Start-up wiring, in two steps: [`ProviderSpecs::build`] reads every app's credential once
@@ -15,6 +16,7 @@ pub mod wns;
 
 use crate::config::{AppConfig, Config};
 use crate::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit, Withdraw};
+use crate::providers::origins::{OriginService, OriginsProvider};
 use crate::providers::pool::tls::client_config;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
@@ -273,6 +275,16 @@ fn start_dispatcher<S: PushService>(client: S, settings: DispatcherSettings) -> 
     ProviderHandle {
         submit: dispatcher.clone().recipient(),
         withdraw: dispatcher.recipient(),
+    }
+}
+
+/// Starts the provider of a service with many origins (Web Push, WNS) on the current
+/// arbiter: one actor for the app, its dispatchers per origin inside it.
+fn start_origins<O: OriginService>(service: O) -> ProviderHandle {
+    let provider = OriginsProvider::new(service).start();
+    ProviderHandle {
+        submit: provider.clone().recipient(),
+        withdraw: provider.recipient(),
     }
 }
 

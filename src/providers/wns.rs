@@ -5,12 +5,15 @@
 //! [`payload`] (a [`Push`](crate::push::Push) → the `POST <channel URI>` with its `X-WNS-*`
 //! headers and the raw JSON body, size checked), [`auth`] (the OAuth2 client credentials: WNS's
 //! [`Grant`](crate::providers::oauth::Grant) for the access-token cache it shares with FCM),
-//! [`client`] (the [`PushService`](crate::providers::service::PushService): one pool per
-//! channel host, since channels live on many regional hosts) and [`response`] (every
-//! documented status → the delivery loop's verdict).
+//! [`client`] (the [`PushService`](crate::providers::service::PushService) of one channel
+//! host, its access token shared with the app's other hosts) and [`response`] (every
+//! documented status → the delivery loop's verdict), plus [`origins`]: channels live on many
+//! regional hosts, so the provider keeps one dispatcher and pool per host behind one
+//! router-facing actor, the same as Web Push's origins ([`crate::providers::origins`]).
 
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod origins;
 pub mod payload;
 pub mod response;

@@ -2,6 +2,7 @@
 //! the delivery loop and the guarded pool against the simulator over TLS + HTTP/2, with the
 //! simulator decrypting every body as the browser would.
 
+use crate::support::black_hole::{assert_not_held_up, black_hole};
 use crate::support::eventually::until;
 use actix::{Actor, Addr};
 use base64::Engine;
@@ -542,20 +543,6 @@ async fn a_queued_ring_is_withdrawn_when_the_call_ends() {
     assert_eq!(h.sim.stats().accepted, 1);
 }
 
-/// A listener that accepts connections and never answers (not even the TLS handshake): a
-/// black-holed push service. Answers its `ip:port`.
-async fn black_hole() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    actix_rt::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    address
-}
-
 #[actix_rt::test]
 async fn a_black_holed_origin_does_not_hold_up_a_push_to_a_healthy_one() {
     let hole = black_hole().await.to_string();
@@ -579,22 +566,5 @@ async fn a_black_holed_origin_does_not_hold_up_a_push_to_a_healthy_one() {
         30_000,
     );
 
-    let mut tickets = h.provider.send(Submit(vec![stuck, healthy])).await.unwrap();
-    let healthy = tickets
-        .pop()
-        .unwrap()
-        .unwrap_or_else(|_| panic!("queue refused"));
-    let mut stuck = tickets
-        .pop()
-        .unwrap()
-        .unwrap_or_else(|_| panic!("queue refused"));
-
-    assert_eq!(healthy.await.unwrap(), Outcome::Delivered);
-    assert!(
-        matches!(
-            stuck.try_recv(),
-            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
-        ),
-        "the black-holed push is still waiting: the healthy one did not wait for it"
-    );
+    assert_not_held_up(&h.provider.clone().recipient(), stuck, healthy).await;
 }

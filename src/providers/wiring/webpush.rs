@@ -1,16 +1,15 @@
 //! Web Push apps: one VAPID signer per app (its per-origin token cache shared by every
 //! shard), one provider per app on each shard with its dispatchers per origin inside.
 
-use super::{ProviderHandle, ProviderSet, ProviderSpecs, or_problem};
+use super::{ProviderSet, ProviderSpecs, or_problem, start_origins};
 use crate::config::{AppConfig, Config};
 use crate::providers::live::Live;
 use crate::providers::pool::tls::client_config;
 use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::webpush::client::EndpointPolicy;
-use crate::providers::webpush::origins::{WebPushApp, WebPushProvider};
+use crate::providers::webpush::origins::WebPushApp;
 use crate::registry::AnyStore;
 use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
-use actix::Actor;
 use std::sync::Arc;
 
 /// Every Web Push app with a VAPID key and subject, by (tenant, app), its signer made once
@@ -89,11 +88,6 @@ pub(super) fn start(set: &mut ProviderSet, specs: &ProviderSpecs, cleanup: &AnyS
             cleanup: Some(cleanup.clone()),
             ..webpush.clone()
         };
-        let provider = WebPushProvider::new(webpush).start();
-        let handle = ProviderHandle {
-            submit: provider.clone().recipient(),
-            withdraw: provider.recipient(),
-        };
-        set.insert_everywhere(tenant, app, handle);
+        set.insert_everywhere(tenant, app, start_origins(webpush));
     }
 }

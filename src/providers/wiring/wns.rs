@@ -1,15 +1,16 @@
 //! WNS apps: one credential cell per app (its client secret and access token), one provider
-//! per app on each shard.
+//! per app on each shard with its dispatchers per channel host inside, all of them sharing
+//! the app's one token source.
 
-use super::{ProviderSet, ProviderSpecs, dispatcher_settings, or_problem, start_dispatcher};
+use super::{ProviderSet, ProviderSpecs, or_problem, start_origins};
 use crate::config::{AppConfig, Config};
 use crate::providers::fcm::auth::{AccessTokenCache, DEFAULT_REFRESH_STALE_AFTER};
 use crate::providers::live::Live;
 use crate::providers::wns::auth::WnsCredential;
-use crate::providers::wns::client::{WnsAccount, WnsClient};
+use crate::providers::wns::client::WnsAccount;
+use crate::providers::wns::origins::WnsHosts;
 use crate::registry::AnyStore;
 use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
-use crate::vocab::Platform;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +77,8 @@ pub(super) fn apps(
     apps
 }
 
-/// Starts the WNS providers on the current arbiter, one per app.
+/// Starts the WNS providers on the current arbiter, one per app (its dispatchers are per
+/// channel host, inside it), deleting dead channels' registrations from `cleanup`.
 pub(super) fn start(
     set: &mut ProviderSet,
     specs: &ProviderSpecs,
@@ -84,16 +86,14 @@ pub(super) fn start(
 ) -> Result<(), String> {
     let config = &specs.wns_config;
     for app in &specs.wns {
-        let client = WnsClient::start_live(config, app.account.clone(), Arc::clone(&specs.wns_tls))
-            .map_err(|error| format!("providers.wns: {error}"))?;
-        let settings = dispatcher_settings(
-            &config.queues,
-            config.max_in_flight,
-            &config.retry,
-            cleanup,
-            Platform::Wns,
-        );
-        set.insert_everywhere(&app.tenant, &app.app, start_dispatcher(client, settings));
+        let hosts = WnsHosts::start(
+            config,
+            app.account.clone(),
+            Arc::clone(&specs.wns_tls),
+            Some(cleanup.clone()),
+        )
+        .map_err(|error| format!("providers.wns: {error}"))?;
+        set.insert_everywhere(&app.tenant, &app.app, start_origins(hosts));
     }
     Ok(())
 }

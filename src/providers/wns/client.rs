@@ -1,120 +1,101 @@
-//! The WNS client: the [`PushService`] that posts one app's raw notifications to its
-//! devices' channel URIs.
+//! The WNS client: the [`PushService`] that posts one app's raw notifications to **one**
+//! channel host (`https://db5p.notify.windows.com`, `https://bn3p...`) over that host's pool.
 //!
-//! Channels live on many regional hosts (`db5p.notify.windows.com`, `bn3p...`), so unlike
-//! APNs and FCM there is one small pool per host, made on first use and bounded in number
-//! (`max_hosts`); the dispatcher lets each delivery take its stream from its own host's pool
-//! ([`PushService::single_pool`] is `false`), so a slow host does not hold up the others.
-//! [`PushService::pool`] is the token endpoint's pool; the status reports the channel hosts'
-//! pools ([`PushService::pools`]), which carry the pushes.
+//! Channels live on many regional hosts, so [`super::origins::WnsProvider`] keeps one such
+//! client (and its dispatcher) per host, the shape Web Push has for its origins: the
+//! dispatcher and delivery loop then stay unchanged, since every stream they take from
+//! `pool()` leads to the host the request is for, and a slow host holds only its own
+//! dispatcher's slots. Every host's client of an app on a shard shares one [`WnsTokens`]:
+//! one access token, fetched over one token-endpoint pool, whatever the number of hosts.
 
 use super::auth::WnsCredential;
 use super::config::WnsConfig;
-use super::payload::{PayloadError, build_request, channel_path};
+use super::payload::build_request;
 use super::response::judge;
 use crate::clock::Clock;
 use crate::providers::live::Live;
-use crate::providers::oauth::{AccessTokenCache, OAuthAccount, TokenEndpoint, TokenSource};
-use crate::providers::pool::{
-    Answer, Origin, OriginError, Pool, PoolSettings, PoolSnapshot, Protocols,
-};
+use crate::providers::oauth::{OAuthAccount, TokenEndpoint, TokenSource};
+use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings, Protocols};
 use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::Push;
-use crate::registry::PushAddress;
 use crate::vocab::{Outcome, Platform, UnixMillis};
 use http::header::AUTHORIZATION;
 use http_body_util::Full;
 use rustls::ClientConfig;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// One app's WNS pushes.
-pub struct WnsClient {
-    /// The access token, shared by every shard's client of the app, and how to get a new one
-    /// (over connections to the app's token endpoint, the credential's `token_url`).
-    tokens: Arc<TokenSource<WnsCredential>>,
-    /// One pool per channel origin (`https://host`).
-    pools: Mutex<HashMap<String, Pool>>,
-    /// Whom the channel hosts must prove to be.
-    tls: Arc<ClientConfig>,
-    /// Settings.
-    config: WnsConfig,
-}
 
 /// A WNS app's credential and the token it was exchanged for, replaced together by a reload
 /// (the next push then fetches a token with the new credential).
 pub type WnsAccount = OAuthAccount<WnsCredential>;
 
-impl WnsClient {
-    /// A client for the app with `credential`, sharing `tokens` with the app's other
-    /// clients; starts the token endpoint's connections on the current runtime.
-    pub fn start(
-        config: &WnsConfig,
-        credential: WnsCredential,
-        tokens: AccessTokenCache,
-        tls: Arc<ClientConfig>,
-    ) -> Result<WnsClient, OriginError> {
-        let account = WnsAccount {
-            grant: credential,
-            cache: tokens,
-        };
-        Self::start_live(config, Live::new(account), tls)
-    }
+/// The access tokens of one app on one shard and how to get a new one (over connections to
+/// the credential's `token_url`), shared by the app's channel hosts' clients. The token
+/// itself lives in the account's cache, which every shard shares.
+pub type WnsTokens = TokenSource<WnsCredential>;
 
-    /// [`WnsClient::start`] with the app's reloadable credential cell. A reload may change
-    /// the secret, client id and scope, not the `token_url` (the token pool's origin).
-    pub fn start_live(
+/// Starts the token endpoint's connections for `account` on the current runtime. A reload
+/// may change the secret, client id and scope, not the `token_url` (the pool's origin).
+pub fn token_source(
+    config: &WnsConfig,
+    account: Live<WnsAccount>,
+    tls: Arc<ClientConfig>,
+) -> Result<Arc<WnsTokens>, OriginError> {
+    let token_url = account.load().grant.token_url.clone();
+    let origin = Origin::parse(&token_url, tls)?;
+    let uri: http::Uri = token_url
+        .parse()
+        .map_err(|_| OriginError::NotHttps(token_url.clone()))?;
+    let endpoint = TokenEndpoint::new(Pool::start(origin, pool_settings(config)), uri);
+    Ok(TokenSource::new(
+        endpoint,
+        account,
+        config.request_timeout(),
+        Clock::System,
+    ))
+}
+
+/// One app's WNS pushes to one channel host.
+pub struct WnsClient {
+    /// The origin, `https://host[:port]`: the channel host, or the configured
+    /// `channel_base_url` (the simulator). Every request goes here, with the channel's path.
+    origin: String,
+    /// K connections to the origin.
+    pool: Pool,
+    /// The app's access token, shared with its other hosts' clients.
+    tokens: Arc<WnsTokens>,
+    /// How long an answer may take.
+    request_timeout: Duration,
+}
+
+impl WnsClient {
+    /// A client for `origin` (as [`super::payload::channel_origin`] gives it), authorised by
+    /// `tokens`, trusting `tls`. Starts its connections on the current runtime.
+    pub fn start(
+        origin: &str,
         config: &WnsConfig,
-        account: Live<WnsAccount>,
+        tokens: Arc<WnsTokens>,
         tls: Arc<ClientConfig>,
     ) -> Result<WnsClient, OriginError> {
-        let token_url = account.load().grant.token_url.clone();
-        let origin = Origin::parse(&token_url, Arc::clone(&tls))?;
-        let uri: http::Uri = token_url
-            .parse()
-            .map_err(|_| OriginError::NotHttps(token_url.clone()))?;
-        if let Some(base) = &config.channel_base_url {
-            Origin::parse(base, Arc::clone(&tls))?;
-        }
-        let endpoint = TokenEndpoint::new(Pool::start(origin, pool_settings(config)), uri);
+        let parsed = Origin::parse(origin, tls)?;
         Ok(WnsClient {
-            tokens: TokenSource::new(endpoint, account, config.request_timeout(), Clock::System),
-            pools: Mutex::new(HashMap::new()),
-            tls,
-            config: config.clone(),
+            origin: origin.to_owned(),
+            pool: Pool::start(parsed, pool_settings(config)),
+            tokens,
+            request_timeout: config.request_timeout(),
         })
     }
 
-    /// The origin `push` is posted to: the override, or the channel's own host.
-    fn origin_of(&self, push: &Push) -> Option<String> {
-        if let Some(base) = &self.config.channel_base_url {
-            return Some(base.trim_end_matches('/').to_owned());
-        }
-        let PushAddress::Wns { channel } = &push.address else {
-            return None;
-        };
-        channel_path(channel).map(|(host, _)| format!("https://{host}"))
-    }
-
-    /// The pool of `origin`, made on first use while fewer than `max_hosts` exist.
-    fn pool_of(&self, origin: &str) -> Result<Pool, String> {
-        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(pool) = pools.get(origin) {
-            return Ok(pool.clone());
-        }
-        if pools.len() >= self.config.max_hosts {
-            return Err("too_many_push_hosts".into());
-        }
-        let parsed = Origin::parse(origin, Arc::clone(&self.tls)).map_err(|e| e.to_string())?;
-        let pool = Pool::start(parsed, pool_settings(&self.config));
-        pools.insert(origin.to_owned(), pool.clone());
-        Ok(pool)
+    /// The origin this client posts to.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 }
 
 /// The pool settings of every WNS connection: Microsoft's token endpoints and some channel
-/// hosts speak HTTP/1.1 only (docs/protocols.md, "Transport"), so both are offered.
+/// hosts speak HTTP/1.1 only (docs/protocols.md, "Transport"), so both are offered. No SSRF
+/// guard: a channel's host is on `*.notify.windows.com` (checked at registration and again
+/// before a request), not an address a client picks.
 pub fn pool_settings(config: &WnsConfig) -> PoolSettings {
     PoolSettings {
         connections: config.connections(),
@@ -132,41 +113,18 @@ impl PushService for WnsClient {
     }
 
     fn pool(&self) -> &Pool {
-        self.tokens.endpoint().pool()
-    }
-
-    fn pools(&self) -> PoolSnapshot {
-        let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut total = PoolSnapshot::default();
-        for pool in pools.values() {
-            total += pool.snapshot();
-        }
-        total
-    }
-
-    fn single_pool(&self) -> bool {
-        false
-    }
-
-    fn pool_for(&self, push: &Push) -> Pool {
-        // `prepare` made the pool (or refused the push) before any stream is taken.
-        self.origin_of(push)
-            .and_then(|origin| self.pool_of(&origin).ok())
-            .unwrap_or_else(|| self.pool().clone())
+        &self.pool
     }
 
     fn request_timeout(&self) -> Duration {
-        self.config.request_timeout()
+        self.request_timeout
     }
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
-        let built = build_request(push, now, self.config.channel_base_url.as_deref())
+        // The channel's path on this client's origin: for a channel host, the channel URI
+        // itself; for the override, the same path at the simulator.
+        let built = build_request(push, now, Some(&self.origin))
             .map_err(|error| error.fault().outcome())?;
-        let origin = self
-            .origin_of(push)
-            .ok_or_else(|| PayloadError::ForeignChannel.fault().outcome())?;
-        self.pool_of(&origin)
-            .map_err(|reason| Outcome::Rejected { reason })?;
         let token = self.tokens.token(push.deadline).await?;
         let mut request = built.map(Full::new);
         request
@@ -180,16 +138,13 @@ impl PushService for WnsClient {
 
     fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict {
         let verdict = judge(answer.status, &answer.headers, &answer.body, now);
-        alert_on("wns", "channel", answer.status, &verdict);
+        alert_on("wns", &self.origin, answer.status, &verdict);
         verdict
     }
 
     async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {
-        // Drop the refused token once for a burst of 401s; the re-send's `prepare` then
-        // fetches a new one (crate::providers::oauth).
+        // Drop the refused token once for a burst of 401s, for every host of the app; the
+        // re-send's `prepare` then fetches a new one (crate::providers::oauth).
         self.tokens.refused(credential, now)
     }
 }
-
-#[cfg(test)]
-mod tests;

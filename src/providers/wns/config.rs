@@ -171,9 +171,15 @@ pub struct WnsConfig {
     /// [`http1_connections()`](Self::http1_connections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http1_connections_per_host: Option<usize>,
-    /// The most channel hosts one provider keeps connections to; pushes to further hosts are
-    /// rejected (WNS uses a handful of regional hosts, so this only stops a runaway).
+    /// The most channel hosts one provider (per app and shard) keeps a dispatcher and
+    /// connections for; when full, the least recently used host is let go to make room (its
+    /// dispatcher finishes what it holds). WNS uses a handful of regional hosts, so this only
+    /// bounds a runaway. (A push to a host past the bound used to be rejected as
+    /// `too_many_push_hosts`; it is now sent, as a Web Push origin's is.)
     pub max_hosts: usize,
+    /// A channel host unused this long (seconds) has its dispatcher stopped and its
+    /// connections closed.
+    pub idle_host_seconds: u64,
     /// How long one request may take, in milliseconds.
     pub request_timeout_ms: u64,
     /// Refresh the access token this long before it expires, in seconds.
@@ -182,7 +188,8 @@ pub struct WnsConfig {
     pub retry: RetrySettings,
     /// The provider's queue bounds.
     pub queues: QueueLimits,
-    /// Deliveries running at once per provider and shard.
+    /// Deliveries running at once per channel host (per app and shard): each host has its
+    /// own, so one that never answers holds only its own slots.
     pub max_in_flight: usize,
 }
 
@@ -198,6 +205,7 @@ impl Default for WnsConfig {
             http1_connections: 4,
             http1_connections_per_host: None,
             max_hosts: 64,
+            idle_host_seconds: 300,
             request_timeout_ms: 10_000,
             token_refresh_ahead_seconds: 300,
             retry: RetrySettings::default(),
@@ -271,6 +279,9 @@ impl WnsConfig {
         }
         if self.ping_interval_seconds == 0 {
             errors.push(format!("{prefix}.ping_interval_seconds must be at least 1"));
+        }
+        if self.idle_host_seconds == 0 {
+            errors.push(format!("{prefix}.idle_host_seconds must be at least 1"));
         }
         errors.extend(self.retry.validate(&format!("{prefix}.retry")));
         errors.extend(self.queues.validate(&format!("{prefix}.queues")));

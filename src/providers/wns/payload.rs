@@ -81,6 +81,23 @@ pub fn channel_path(channel: &str) -> Option<(&str, &str)> {
     valid_host.then_some((host, if path.is_empty() { "/" } else { path }))
 }
 
+/// The origin a push to `address` goes to, which names its dispatcher and pool
+/// (crate::providers::origins): the channel's own host, `https://<host>`, or `channel_base`
+/// (the simulator) when one is configured, so every push then goes to that one origin.
+pub fn channel_origin(
+    address: &PushAddress,
+    channel_base: Option<&str>,
+) -> Result<String, PayloadError> {
+    let PushAddress::Wns { channel } = address else {
+        return Err(PayloadError::NotWns);
+    };
+    let (host, _) = channel_path(channel).ok_or(PayloadError::ForeignChannel)?;
+    Ok(match channel_base {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => format!("https://{host}"),
+    })
+}
+
 /// Builds the request for `push` at `now`: `POST <channel URI>` with the `X-WNS-*` headers,
 /// the content type and the raw JSON body, all but `authorization` (the client's: the access
 /// token); `channel_base` replaces the channel's origin (the simulator).
@@ -206,6 +223,36 @@ mod tests {
             request.uri().to_string(),
             "https://127.0.0.1:8443/w/?token=AwYAAAB%2fQ"
         );
+    }
+
+    #[test]
+    fn a_channel_goes_to_its_own_host_or_to_the_override() {
+        let wns = |channel: &str| PushAddress::Wns {
+            channel: channel.into(),
+        };
+        assert_eq!(
+            channel_origin(&wns(CHANNEL), None).unwrap(),
+            "https://db5p.notify.windows.com"
+        );
+        assert_eq!(
+            channel_origin(&wns("https://bn3p.notify.windows.com/?token=x"), None).unwrap(),
+            "https://bn3p.notify.windows.com"
+        );
+        assert_eq!(
+            channel_origin(&wns(CHANNEL), Some("https://127.0.0.1:8443/")).unwrap(),
+            "https://127.0.0.1:8443"
+        );
+        assert_eq!(
+            channel_origin(&wns("https://evil.example/w/"), Some("https://127.0.0.1:1")),
+            Err(PayloadError::ForeignChannel),
+            "the override does not let a foreign channel through"
+        );
+        let web = PushAddress::WebPush {
+            endpoint: "https://fcm.googleapis.com/x".into(),
+            p256dh: [0; 65],
+            auth: [0; 16],
+        };
+        assert_eq!(channel_origin(&web, None), Err(PayloadError::NotWns));
     }
 
     #[test]
