@@ -282,6 +282,10 @@ async fn an_acked_ring_sends_no_platform_push_and_other_devices_ring_as_before()
             .await
             >= 1.0
     );
+    // The ack's wait is timed, inside the ack timeout it came within.
+    assert!(rig.metric("ringcast_channel_ack_seconds_count", "").await >= 1.0);
+    let waited = rig.metric("ringcast_channel_ack_seconds_sum", "").await;
+    assert!(waited > 0.0 && waited < 60.0, "{waited}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

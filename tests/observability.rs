@@ -60,6 +60,7 @@ pub const CONTRACT: &[&str] = &[
     "ringcast_channel_connections",
     "ringcast_channel_messages_total",
     "ringcast_channel_acks_total",
+    "ringcast_channel_ack_seconds",
     "ringcast_channel_fallbacks_total",
     "ringcast_channel_closes_total",
     "ringcast_channel_relays_total",

@@ -102,11 +102,12 @@ pub const REGISTRY_OP_BUCKETS: [f64; 15] = [
     5.0,
 ];
 
-/// The exporter as ringcast configures it: the two histograms with their buckets (rendered
-/// as Prometheus histograms, so `histogram_quantile` aggregates across nodes), names as given
-/// (every counter already ends in `_total`), no idle timeout (a series never disappears).
+/// The exporter as ringcast configures it: the histograms with their buckets (the channel's
+/// ack wait shares the push latency's), rendered as Prometheus histograms so that
+/// `histogram_quantile` aggregates across nodes; names as given (every counter already ends in
+/// `_total`); no idle timeout (a series never disappears).
 pub fn builder() -> PrometheusBuilder {
-    // Both bucket lists are non-empty constants: `set_buckets_for_metric` fails only on empty.
+    // The bucket lists are non-empty constants: `set_buckets_for_metric` fails only on empty.
     PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(PUSH_LATENCY_SECONDS.into()),
@@ -116,6 +117,12 @@ pub fn builder() -> PrometheusBuilder {
             builder.set_buckets_for_metric(
                 Matcher::Full(REGISTRY_OP_SECONDS.into()),
                 &REGISTRY_OP_BUCKETS,
+            )
+        })
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(super::channel::ACK_SECONDS.into()),
+                &PUSH_LATENCY_BUCKETS,
             )
         })
         .unwrap_or_else(|_| unreachable!("bucket lists are non-empty constants"))

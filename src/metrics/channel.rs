@@ -5,7 +5,10 @@
 
 use super::vocabulary::{PUSH_KINDS, event_kind, labels};
 use crate::vocab::{Outcome, Priority, PushKind};
-use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use std::time::Duration;
 
 /// WebSocket clients connected to this node.
 pub const CONNECTIONS: &str = "ringcast_channel_connections";
@@ -19,6 +22,8 @@ pub const FALLBACKS_TOTAL: &str = "ringcast_channel_fallbacks_total";
 pub const CLOSES_TOTAL: &str = "ringcast_channel_closes_total";
 /// Messages between nodes for devices connected to another node, by what happened.
 pub const RELAYS_TOTAL: &str = "ringcast_channel_relays_total";
+/// Time from a ring's offer over the channel to its ack in time.
+pub const ACK_SECONDS: &str = "ringcast_channel_ack_seconds";
 
 labels! {
     /// What became of a frame for a client (`ringcast_channel_messages_total{outcome}`).
@@ -102,6 +107,11 @@ labels! {
 
 /// Describes the channel's metrics (the `# HELP` lines).
 pub fn describe() {
+    describe_histogram!(
+        ACK_SECONDS,
+        Unit::Seconds,
+        "Time from a ring's offer over the internal push channel to the client's ack, for acks in time."
+    );
     describe_gauge!(
         CONNECTIONS,
         Unit::Count,
@@ -150,6 +160,7 @@ pub fn preregister() {
             .absolute(0);
     }
     gauge!(CONNECTIONS).increment(0.0);
+    let _ = histogram!(ACK_SECONDS);
     for kind in PUSH_KINDS {
         for outcome in MessageOutcome::ALL {
             counter!(MESSAGES_TOTAL, "type" => event_kind(kind), "outcome" => outcome.label())
@@ -188,6 +199,13 @@ pub fn message(kind: PushKind, outcome: MessageOutcome) {
 /// An ack came.
 pub fn ack(outcome: AckOutcome) {
     counter!(ACKS_TOTAL, "outcome" => outcome.label()).increment(1);
+}
+
+/// A ring offered over the channel `waited` for its ack, which came in time: what
+/// `[channel] ack_timeout_ms` must stay above (most acks) and what a ring over the channel
+/// costs on the node's side (queue, write, the client's read and answer).
+pub fn acked_after(waited: Duration) {
+    histogram!(ACK_SECONDS).record(waited.as_secs_f64());
 }
 
 /// A ring went to the platform push after being offered over the channel.

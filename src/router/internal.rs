@@ -136,6 +136,7 @@ impl ChannelFirst {
                     Target::Elsewhere(device) => Delivery::Elsewhere(device),
                 };
                 let (relay, ticket) = oneshot::channel();
+                let offered = std::time::Instant::now();
                 let providers = providers.clone();
                 let fallback = offer.fallback;
                 let relayed = self.relay.clone();
@@ -169,6 +170,7 @@ impl ChannelFirst {
                     };
                     let reason = match answer {
                         Ok(()) => {
+                            metrics::acked_after(offered.elapsed());
                             metrics::push_finished(&Outcome::DeliveredInternal);
                             let _ = relay.send(Outcome::DeliveredInternal);
                             return;
