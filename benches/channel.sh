@@ -99,7 +99,9 @@ max_rate=$(jq .calls_per_second "$work/max/report.json")
 half=${RATE:-$(python3 -c "print(max(1, round($max_rate/2)))")}
 
 # Phase 2: open loop at half that rate.
+curl -s "http://127.0.0.1:$node_port/metrics" >"$work/before-half.prom"
 phase half --rate "$half" --duration "$FIXED_SECONDS"
+curl -s "http://127.0.0.1:$node_port/metrics" >"$work/after-half.prom"
 peak_rss_kb=$(awk '/^VmHWM:/{print $2}' "/proc/$node_pid/status")
 
 # Memory per connection is phase 1's: the node is fresh then (only registrations held); by
@@ -125,6 +127,28 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 row "max (concurrency $CONCURRENCY, ${MAX_SECONDS}s)" max
 row "fixed $half/s (${RATE:+given, not }half of max, ${FIXED_SECONDS}s)" half
 echo
+# The node's side of the ring at half rate: offer over the channel → ack read
+# (ringcast_channel_ack_seconds over phase 2, upper bucket bound of p50 and p99). Against the
+# client's ring latency it says whether the tail comes before the offer (API, router, store)
+# or after it (the session's write, the client's read and ack).
+ack_wait=$(python3 - "$work/before-half.prom" "$work/after-half.prom" <<'PY'
+import re, sys
+def buckets(path):
+    found = {}
+    for line in open(path):
+        m = re.match(r'ringcast_channel_ack_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if m:
+            found[float(m.group(1))] = float(m.group(2))
+    return found
+before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
+grown = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+total = grown[-1][1] if grown else 0.0
+def quantile(q):
+    return next((le for le, count in grown if count >= q * total), float("inf"))
+print(f"p50 ≤ {quantile(0.5) * 1000:g} ms, p99 ≤ {quantile(0.99) * 1000:g} ms over {int(total)} acks" if total else "no acks")
+PY
+)
+echo "node-side ack wait at half rate (offer → ack): $ack_wait"
 echo "node peak RSS: $((peak_rss_kb / 1024)) MiB; pushes the simulator accepted: $(curl -sk "https://127.0.0.1:$sim_port/stats" | jq -c '.accepted_by_service // .' 2>/dev/null || echo '?')"
 for phase in max half; do
   report="$work/$phase/report.json"
