@@ -45,6 +45,26 @@ pub struct DispatcherSettings {
     pub platform: Platform,
 }
 
+impl DispatcherSettings {
+    /// The settings every provider's config gives (the same keys in each, see
+    /// `providers::config_keys`), with where dead tokens are deleted.
+    pub fn new(
+        queues: &QueueLimits,
+        max_in_flight: usize,
+        retry: &RetrySettings,
+        cleanup: Option<&AnyStore>,
+        platform: Platform,
+    ) -> DispatcherSettings {
+        DispatcherSettings {
+            queues: queues.clone(),
+            max_in_flight,
+            retry: retry.clone(),
+            cleanup: cleanup.cloned(),
+            platform,
+        }
+    }
+}
+
 /// The answer to a push, delivered once its outcome is known.
 pub type Ticket = oneshot::Receiver<Outcome>;
 

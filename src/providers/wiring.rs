@@ -18,14 +18,12 @@ use crate::config::{AppConfig, Config};
 use crate::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit, Withdraw};
 use crate::providers::origins::{OriginService, OriginsProvider};
 use crate::providers::pool::tls::client_config;
-use crate::providers::queue::QueueLimits;
-use crate::providers::retry::RetrySettings;
 use crate::providers::service::PushService;
 use crate::providers::webpush::origins::WebPushApp;
 use crate::push::Push;
 use crate::registry::AnyStore;
 use crate::router::credentials::LiveCredentials;
-use crate::vocab::{Environment, Platform};
+use crate::vocab::Environment;
 use actix::{Actor, Recipient};
 use rustls::ClientConfig;
 use std::collections::{HashMap, HashSet};
@@ -249,23 +247,6 @@ impl ProviderSet {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
-    }
-}
-
-/// The settings of one provider's dispatcher.
-fn dispatcher_settings(
-    queues: &QueueLimits,
-    max_in_flight: usize,
-    retry: &RetrySettings,
-    cleanup: &AnyStore,
-    platform: Platform,
-) -> DispatcherSettings {
-    DispatcherSettings {
-        queues: queues.clone(),
-        max_in_flight,
-        retry: retry.clone(),
-        cleanup: Some(cleanup.clone()),
-        platform,
     }
 }
 

@@ -50,13 +50,13 @@ impl OriginService for WebPushApp {
         OriginSettings {
             max_origins: config.max_origins,
             idle: Duration::from_secs(config.idle_origin_seconds),
-            dispatcher: DispatcherSettings {
-                queues: config.queues.clone(),
-                max_in_flight: config.max_in_flight,
-                retry: config.retry.clone(),
-                cleanup: self.cleanup.clone(),
-                platform: Platform::Webpush,
-            },
+            dispatcher: DispatcherSettings::new(
+                &config.queues,
+                config.max_in_flight,
+                &config.retry,
+                self.cleanup.as_ref(),
+                Platform::Webpush,
+            ),
             vetting: Some((
                 self.policy.guard.clone(),
                 Duration::from_millis(config.connect_timeout_ms),

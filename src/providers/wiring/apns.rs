@@ -1,11 +1,12 @@
 //! APNs apps: one credential cell per app (a provider token shared by every app of a team
 //! key, or the app's client certificate), and two providers per app on each shard.
 
-use super::{ProviderKey, ProviderSet, ProviderSpecs, dispatcher_settings, start_dispatcher};
+use super::{ProviderKey, ProviderSet, ProviderSpecs, start_dispatcher};
 use crate::config::{AppConfig, Config, SecretSource};
 use crate::providers::apns::auth::ProviderTokenCache;
 use crate::providers::apns::client::{ApnsClient, ApnsCredential};
 use crate::providers::apns::config::ApnsConfig;
+use crate::providers::dispatcher::DispatcherSettings;
 use crate::providers::live::Live;
 use crate::registry::AnyStore;
 use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
@@ -165,11 +166,11 @@ pub(super) fn start(
                 app: app.app.clone(),
                 environment: client.environment(),
             };
-            let settings = dispatcher_settings(
+            let settings = DispatcherSettings::new(
                 &config.queues,
                 config.max_in_flight,
                 &config.retry,
-                cleanup,
+                Some(cleanup),
                 Platform::Apns,
             );
             set.insert(key, start_dispatcher(client, settings));

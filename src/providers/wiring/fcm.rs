@@ -1,8 +1,9 @@
 //! FCM apps: one signer and access-token cache per service account, one quota pause per
 //! Firebase project, one provider per app on each shard.
 
-use super::{ProviderSet, ProviderSpecs, dispatcher_settings, or_problem, start_dispatcher};
+use super::{ProviderSet, ProviderSpecs, or_problem, start_dispatcher};
 use crate::config::{AppConfig, Config};
+use crate::providers::dispatcher::DispatcherSettings;
 use crate::providers::fcm::auth::{
     AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, read_service_account,
 };
@@ -111,11 +112,11 @@ pub(super) fn start(
             Arc::clone(&specs.fcm_tls),
         )
         .map_err(|error| format!("tenants.{}.apps.{}: {error}", app.tenant, app.app))?;
-        let settings = dispatcher_settings(
+        let settings = DispatcherSettings::new(
             &config.queues,
             config.max_in_flight,
             &config.retry,
-            cleanup,
+            Some(cleanup),
             Platform::Fcm,
         );
         set.insert_everywhere(&app.tenant, &app.app, start_dispatcher(client, settings));

@@ -1,6 +1,7 @@
 use super::*;
 use crate::config::{FcmAppConfig, SecretSource, TenantConfig};
 use crate::registry::embedded::EmbeddedStore;
+use crate::vocab::Platform;
 
 /// A config with one tenant whose two Android apps share the development service
 /// account, and an iOS app without a credential.

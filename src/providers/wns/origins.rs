@@ -75,13 +75,13 @@ impl OriginService for WnsHosts {
         OriginSettings {
             max_origins: config.max_hosts,
             idle: Duration::from_secs(config.idle_host_seconds),
-            dispatcher: DispatcherSettings {
-                queues: config.queues.clone(),
-                max_in_flight: config.max_in_flight,
-                retry: config.retry.clone(),
-                cleanup: self.cleanup.clone(),
-                platform: Platform::Wns,
-            },
+            dispatcher: DispatcherSettings::new(
+                &config.queues,
+                config.max_in_flight,
+                &config.retry,
+                self.cleanup.as_ref(),
+                Platform::Wns,
+            ),
             vetting: None,
         }
     }
