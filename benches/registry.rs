@@ -1,11 +1,16 @@
 //! Registry bench: register, refresh, lookup (list) and revoke against the embedded store and
 //! a local Redis (127.0.0.1:6379, skipped with a message when none answers), then a
-//! concurrent run that reports registrations/s and lookup p50/p99.
+//! concurrent run that reports registrations/s with the CPU each registration took (the bench
+//! process's, i.e. the node's side, and Redis's), and lookup p50/p99.
 //!
-//! `cargo bench --bench registry`
+//! `cargo bench --bench registry`; `REGISTRY_CLIENTS` (64) and `REGISTRY_SECONDS` (3) shape
+//! the concurrent run.
 
 // `criterion_group!` defines a public function it cannot document.
 #![allow(missing_docs)]
+
+#[path = "support/cpu.rs"]
+mod cpu;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::registry::embedded::EmbeddedStore;
@@ -14,6 +19,9 @@ use ringcast::registry::{Environment, IdentityKey, PushAddress, Registration, St
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::runtime::Runtime;
+
+/// The shared Redis the bench runs against (skipped when none answers).
+const REDIS_URL: &str = "redis://127.0.0.1:6379/";
 
 /// Bench registrations live 10 minutes, so a shared Redis cleans up after the bench by itself.
 const TTL_MS: u64 = 600_000;
@@ -47,7 +55,7 @@ fn run_tenant(store: &str) -> String {
     format!("bench-{store}-{}", now())
 }
 
-fn bench_store<S: Store>(c: &mut Criterion, runtime: &Runtime, store: S) {
+fn bench_store<S: Store>(c: &mut Criterion, runtime: &Runtime, store: S, redis_url: Option<&str>) {
     let tenant = run_tenant(store.name());
     let counter = AtomicU64::new(1);
     let mut group = c.benchmark_group(format!("registry/{}", store.name()));
@@ -104,68 +112,126 @@ fn bench_store<S: Store>(c: &mut Criterion, runtime: &Runtime, store: S) {
         });
     });
     group.finish();
-    concurrent_report(runtime, &store, &tenant);
+    concurrent_report(runtime, &store, &tenant, redis_url);
 }
 
-/// 64 concurrent clients: registrations/s, then lookup latency percentiles.
-fn concurrent_report<S: Store>(runtime: &Runtime, store: &S, tenant: &str) {
-    const CLIENTS: u64 = 64;
-    const PER_CLIENT: u64 = 100;
-    let (registered_per_second, lookups) = runtime.block_on(async {
+/// Concurrent clients for the throughput phase (`REGISTRY_CLIENTS`, default 64).
+fn clients() -> u64 {
+    std::env::var("REGISTRY_CLIENTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(64)
+}
+
+/// How long each concurrent phase runs (`REGISTRY_SECONDS`, default 3): long enough that a
+/// scheduler hiccup on a shared machine is a small part of it.
+fn phase() -> Duration {
+    let seconds = std::env::var("REGISTRY_SECONDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(3.0);
+    Duration::from_secs_f64(seconds)
+}
+
+/// `clients()` concurrent clients registering new identities for `phase()`: registrations/s,
+/// and the CPU per registration of this process (the store's side: what a node spends) and of
+/// Redis when `redis_url` is given; then the same clients look their identities up for as
+/// long: lookup p50/p99.
+fn concurrent_report<S: Store>(
+    runtime: &Runtime,
+    store: &S,
+    tenant: &str,
+    redis_url: Option<&str>,
+) {
+    let clients = clients();
+    let phase = phase();
+    runtime.block_on(async {
+        let redis_before = match redis_url {
+            Some(url) => cpu::redis_seconds(url).await,
+            None => 0.0,
+        };
+        let own_before = cpu::process_seconds();
         let started = Instant::now();
-        let tasks: Vec<_> = (0..CLIENTS)
+        let tasks: Vec<_> = (0..clients)
             .map(|client| {
                 let store = store.clone();
                 let tenant = tenant.to_owned();
                 tokio::spawn(async move {
-                    for i in 0..PER_CLIENT {
-                        let n = (1 << 50) + client * PER_CLIENT + i;
+                    let mut registered = 0u64;
+                    while started.elapsed() < phase {
+                        let n = (1 << 50) + (client << 32) + registered;
                         let who = IdentityKey::new(tenant.as_str(), format!("concurrent-{n}"));
                         store
                             .register(&who, &registration("phone", n, now()))
                             .await
                             .expect("register");
+                        registered += 1;
                     }
+                    registered
                 })
             })
             .collect();
+        let mut per_client = Vec::with_capacity(tasks.len());
         for task in tasks {
-            task.await.expect("client");
+            per_client.push(task.await.expect("client"));
         }
-        let per_second = (CLIENTS * PER_CLIENT) as f64 / started.elapsed().as_secs_f64();
-        let tasks: Vec<_> = (0..CLIENTS)
-            .map(|client| {
+        let elapsed = started.elapsed().as_secs_f64();
+        let own = cpu::process_seconds() - own_before;
+        let redis = match redis_url {
+            Some(url) => Some(cpu::redis_seconds(url).await - redis_before),
+            None => None,
+        };
+        let registered: u64 = per_client.iter().sum();
+        let per_registration = |seconds: f64| seconds * 1e6 / registered as f64;
+        let redis = redis.map_or(String::new(), |seconds| {
+            format!(", Redis {:.1} µs", per_registration(seconds))
+        });
+        println!(
+            "registry/{}: {clients} concurrent clients, {elapsed:.1} s: {registered} registrations = \
+             {:.0}/s; CPU per registration: this process {:.1} µs{redis}",
+            store.name(),
+            registered as f64 / elapsed,
+            per_registration(own),
+        );
+
+        let started = Instant::now();
+        let tasks: Vec<_> = per_client
+            .iter()
+            .enumerate()
+            .map(|(client, &registered)| {
                 let store = store.clone();
                 let tenant = tenant.to_owned();
                 tokio::spawn(async move {
-                    let mut latencies = Vec::with_capacity(PER_CLIENT as usize);
-                    for i in 0..PER_CLIENT {
-                        let n = (1 << 50) + client * PER_CLIENT + i;
+                    let mut latencies = Vec::new();
+                    let mut i = 0;
+                    while started.elapsed() < phase && registered > 0 {
+                        let n = (1 << 50) + ((client as u64) << 32) + i % registered;
                         let who = IdentityKey::new(tenant.as_str(), format!("concurrent-{n}"));
-                        let started = Instant::now();
+                        let asked = Instant::now();
                         store.list(&who, now()).await.expect("list");
-                        latencies.push(started.elapsed());
+                        latencies.push(asked.elapsed());
+                        i += 1;
                     }
                     latencies
                 })
             })
             .collect();
-        let mut all = Vec::new();
+        let mut lookups = Vec::new();
         for task in tasks {
-            all.extend(task.await.expect("client"));
+            lookups.extend(task.await.expect("client"));
         }
-        (per_second, all)
+        lookups.sort();
+        let at = |q: f64| lookups[((lookups.len() as f64 * q) as usize).min(lookups.len() - 1)];
+        println!(
+            "registry/{}: {clients} concurrent clients: {} lookups = {:.0}/s; p50 {:?} p99 {:?} max {:?}",
+            store.name(),
+            lookups.len(),
+            lookups.len() as f64 / started.elapsed().as_secs_f64(),
+            at(0.50),
+            at(0.99),
+            lookups[lookups.len() - 1]
+        );
     });
-    let mut lookups = lookups;
-    lookups.sort();
-    let at = |q: f64| lookups[((lookups.len() as f64 * q) as usize).min(lookups.len() - 1)];
-    println!(
-        "registry/{}: {CLIENTS} concurrent clients: {registered_per_second:.0} registrations/s; lookup p50 {:?} p99 {:?} max {:?}",
-        store.name(),
-        at(0.50),
-        at(0.99),
-        lookups[lookups.len() - 1]
-    );
 }
 
 fn registry(c: &mut Criterion) {
@@ -176,17 +242,17 @@ fn registry(c: &mut Criterion) {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let embedded = EmbeddedStore::open(dir.path().join("bench.redb"), 32).expect("embedded store");
-    bench_store(c, &runtime, embedded);
+    bench_store(c, &runtime, embedded, None);
 
     let redis = runtime.block_on(async {
         let options = RedisOptions {
             max_devices_per_identity: 32,
             ..RedisOptions::default()
         };
-        RedisSingleStore::connect("redis://127.0.0.1:6379/", &options).await
+        RedisSingleStore::connect(REDIS_URL, &options).await
     });
     match redis {
-        Ok(redis) => bench_store(c, &runtime, redis),
+        Ok(redis) => bench_store(c, &runtime, redis, Some(REDIS_URL)),
         Err(error) => eprintln!("registry bench: skipping Redis (127.0.0.1:6379: {error})"),
     }
 }

@@ -3,9 +3,9 @@
 //! Starts a private `redis-server` on a free loopback port (no persistence,
 //! `hash-max-listpack-value 128` as the README recommends), registers N registrations through
 //! [`RedisSingleStore`] with 64 in flight, and prints the `used_memory` delta ÷ registrations,
-//! the registration rate, and the Redis CPU time per registration (`used_cpu_user` +
-//! `used_cpu_sys`): the rate depends on the machine and on how busy it is, Redis's own work per
-//! registration much less. The server is killed at the end; the shared Redis is untouched.
+//! the registration rate, and the CPU time per registration of Redis (`used_cpu_user` +
+//! `used_cpu_sys`) and of the store's side (this process): the rate depends on the machine and
+//! on how busy it is, the work per registration much less. The server is killed at the end; the shared Redis is untouched.
 //!
 //! ```text
 //! cargo bench --bench registry_memory -- --mix apns          # 1 M identities × 1 APNs device
@@ -17,6 +17,9 @@
 //! The e2e mix is `benches/e2e.sh`'s scenario scaled up: identities with 1 and 5 devices
 //! alternately, platforms apns:fcm:wns:webpush = 2:1:1:1 drawn by [`Scenario::platform_of`],
 //! token shapes and app names as `registration_body` in `src/loadgen/registration.rs` sends them.
+
+#[path = "support/cpu.rs"]
+mod cpu;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -81,7 +84,8 @@ fn main() {
     runtime.block_on(async {
         let store = connect(&server.url(), args.owner_buckets).await;
         let before = used_memory(&server.url()).await;
-        let cpu_before = used_cpu(&server.url()).await;
+        let cpu_before = cpu::redis_seconds(&server.url()).await;
+        let own_before = cpu::process_seconds();
         let started = Instant::now();
         register_all(
             &store,
@@ -92,7 +96,8 @@ fn main() {
         )
         .await;
         let elapsed = started.elapsed();
-        let cpu = used_cpu(&server.url()).await - cpu_before;
+        let own = cpu::process_seconds() - own_before;
+        let cpu = cpu::redis_seconds(&server.url()).await - cpu_before;
         let after = used_memory(&server.url()).await;
         let keys = dbsize(&server.url()).await;
         let count = devices.len();
@@ -101,7 +106,8 @@ fn main() {
              {keys} keys: used_memory {before} -> {after} B = {per:.1} B per registration; \
              {buckets} owner buckets; {rate:.0} registrations/s ({secs:.1} s, \
              {concurrency} in flight), \
-             Redis CPU {cpu_us:.1} µs per registration",
+             Redis CPU {cpu_us:.1} µs and the store's (this process) {own_us:.1} µs \
+             per registration",
             mix = args.mix.name(),
             identities = devices.last().map_or(0, |&(identity, _)| identity + 1),
             per = (after.saturating_sub(before)) as f64 / count as f64,
@@ -109,6 +115,7 @@ fn main() {
             secs = elapsed.as_secs_f64(),
             concurrency = args.concurrency,
             cpu_us = cpu * 1e6 / count as f64,
+            own_us = own * 1e6 / count as f64,
             buckets = args.owner_buckets,
         );
     });
@@ -267,20 +274,6 @@ async fn used_memory(url: &str) -> u64 {
         .find_map(|line| line.strip_prefix("used_memory:"))
         .and_then(|value| value.trim().parse().ok())
         .expect("used_memory in INFO memory")
-}
-
-/// Seconds of CPU the server has used (`INFO cpu`: user + system, main thread and the rest).
-async fn used_cpu(url: &str) -> f64 {
-    let info: String = query(url, redis::cmd("INFO").arg("cpu")).await;
-    ["used_cpu_user:", "used_cpu_sys:"]
-        .iter()
-        .map(|field| {
-            info.lines()
-                .find_map(|line| line.strip_prefix(field))
-                .and_then(|value| value.trim().parse::<f64>().ok())
-                .expect("used_cpu_* in INFO cpu")
-        })
-        .sum()
 }
 
 async fn dbsize(url: &str) -> u64 {
