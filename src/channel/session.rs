@@ -48,6 +48,15 @@ pub fn close_reason(cause: CloseCause) -> CloseReason {
     }
 }
 
+/// When a new connection's first ping is due: at a random point of its first interval, not a
+/// whole interval after it connected. Clients that connected together (every client of a node
+/// that restarted, or a load test's) would otherwise be pinged together forever: ten thousand
+/// pings, pongs and presence renewals in one burst every interval, which measured as the
+/// channel's worst ring latency (README, "Internal push channel benchmark").
+fn first_ping(every: Duration) -> Instant {
+    Instant::now() + every.mul_f64(fastrand::f64()).max(Duration::from_millis(1))
+}
+
 /// Runs the connection over `io` until it closes; `attached` leaves the hub as soon as the
 /// connection starts closing. `already_read` holds what the client sent right after its handshake.
 pub async fn run<IO>(io: IO, already_read: BytesMut, attached: Attached, timing: Timing)
@@ -60,7 +69,7 @@ where
     let mut attached = attached;
     let mut waiting: HashMap<std::sync::Arc<str>, oneshot::Sender<()>> = HashMap::new();
     let mut last_heard = Instant::now();
-    let mut pings = tokio::time::interval_at(Instant::now() + timing.ping_every, timing.ping_every);
+    let mut pings = tokio::time::interval_at(first_ping(timing.ping_every), timing.ping_every);
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let cause = loop {
         tokio::select! {
@@ -149,4 +158,59 @@ where
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::ChannelHub;
+    use crate::registry::IdentityKey;
+    use actix_codec::Decoder;
+    use actix_http::ws::{Codec, Frame};
+    use tokio::io::{AsyncReadExt, duplex};
+
+    /// Clients that connect at one instant are first pinged at different times, each within
+    /// its first interval, so their pings (and presence renewals) never come as one burst.
+    #[tokio::test(start_paused = true)]
+    async fn connections_made_together_are_pinged_apart() {
+        const CLIENTS: usize = 20;
+        let every = Duration::from_secs(20);
+        let timing = Timing {
+            ping_every: every,
+            idle_timeout: Duration::from_secs(60),
+            max_frame_bytes: 4096,
+        };
+        let hub = ChannelHub::new(4);
+        let connected = Instant::now();
+        let mut first_pings = Vec::new();
+        let mut clients = Vec::new();
+        for client in 0..CLIENTS {
+            let (mut near, far) = duplex(1024);
+            let attached = hub.attach(
+                IdentityKey::new("t", format!("u{client}")),
+                "d".into(),
+                false,
+            );
+            tokio::spawn(run(far, BytesMut::new(), attached, timing));
+            clients.push(tokio::spawn(async move {
+                let mut bytes = BytesMut::new();
+                let mut codec = Codec::new().client_mode();
+                loop {
+                    if let Some(frame) = codec.decode(&mut bytes).expect("a frame") {
+                        assert!(matches!(frame, Frame::Ping(_)), "{frame:?}");
+                        return connected.elapsed();
+                    }
+                    assert!(near.read_buf(&mut bytes).await.expect("read") > 0);
+                }
+            }));
+        }
+        for client in clients {
+            first_pings.push(client.await.expect("client"));
+        }
+        first_pings.sort();
+        assert!(first_pings.iter().all(|at| *at <= every), "{first_pings:?}");
+        // Uniform draws: 20 of them within a quarter of the interval would be one chance in 10^11.
+        let spread = first_pings[CLIENTS - 1] - first_pings[0];
+        assert!(spread > every / 4, "first pings bunched: {first_pings:?}");
+    }
 }

@@ -192,7 +192,9 @@ async fn connect_one(
         .map_err(|_| "bad_url".to_owned())?;
     let authorization = key.parse().map_err(|_| "bad_key".to_owned())?;
     request.headers_mut().insert("authorization", authorization);
-    let connecting = tokio_tungstenite::connect_async(request);
+    // No Nagle: an ack is a small write the node waits on (for `ack_timeout_ms`) before it
+    // pushes to the platform instead; as an app's WebSocket stack would, it goes out at once.
+    let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
     let (mut socket, _) = tokio::time::timeout(timeout, connecting)
         .await
         .map_err(|_| "timeout".to_owned())?
