@@ -13,7 +13,8 @@ pub struct ChannelConfig {
     /// does not ack rings that much later.
     pub ack_timeout_ms: u64,
     /// How often the node pings each client, in milliseconds (20 s: under the idle timeouts
-    /// of common NATs and proxies, so the connection stays open).
+    /// of common NATs and proxies, so the connection stays open). A connection's first ping
+    /// comes at a random moment within its first interval (`channel::session`).
     pub ping_interval_ms: u64,
     /// A client that sent nothing (not even a pong) for this long is closed, in
     /// milliseconds: its phone is gone, and a ring must not wait for its ack.
