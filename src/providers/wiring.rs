@@ -22,7 +22,7 @@ use crate::providers::service::PushService;
 use crate::providers::webpush::origins::WebPushApp;
 use crate::push::Push;
 use crate::registry::AnyStore;
-use crate::router::credentials::LiveCredentials;
+use crate::router::credentials::{Fingerprint, LiveCredentials, fingerprint};
 use crate::vocab::Environment;
 use actix::{Actor, Recipient};
 use rustls::ClientConfig;
@@ -44,6 +44,18 @@ pub(super) fn or_problem<T, E>(
             None
         }
     }
+}
+
+/// `app_config`'s credential fingerprint ([`fingerprint`]), or `None` with the problem noted
+/// under `at`, the app's place in the configuration (`tenants.<t>.apps.<a>`).
+pub(super) fn fingerprint_or_problem(
+    app_config: &AppConfig,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Option<Fingerprint> {
+    or_problem(fingerprint(app_config), problems, |error| {
+        format!("{at}.{error}")
+    })
 }
 
 /// Which provider a push goes to.

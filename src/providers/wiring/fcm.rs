@@ -1,7 +1,7 @@
 //! FCM apps: one signer and access-token cache per service account, one quota pause per
 //! Firebase project, one provider per app on each shard.
 
-use super::{ProviderSet, ProviderSpecs, or_problem, start_dispatcher};
+use super::{ProviderSet, ProviderSpecs, fingerprint_or_problem, or_problem, start_dispatcher};
 use crate::config::{AppConfig, Config};
 use crate::providers::dispatcher::DispatcherSettings;
 use crate::providers::fcm::auth::{
@@ -10,7 +10,7 @@ use crate::providers::fcm::auth::{
 use crate::providers::fcm::client::{FcmAccount, FcmClient, ProjectPause};
 use crate::providers::live::Live;
 use crate::registry::AnyStore;
-use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
+use crate::router::credentials::{AppCell, LiveCredentials};
 use crate::vocab::Platform;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,9 +65,7 @@ pub(super) fn apps(
         }) else {
             continue;
         };
-        let Some(print) = or_problem(fingerprint(app_config), problems, |error| {
-            format!("{at}.{error}")
-        }) else {
+        let Some(print) = fingerprint_or_problem(app_config, &at, problems) else {
             continue;
         };
         let (signer, tokens) = accounts

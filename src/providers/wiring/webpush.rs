@@ -1,7 +1,7 @@
 //! Web Push apps: one VAPID signer per app (its per-origin token cache shared by every
 //! shard), one provider per app on each shard with its dispatchers per origin inside.
 
-use super::{ProviderSet, ProviderSpecs, or_problem, start_origins};
+use super::{ProviderSet, ProviderSpecs, fingerprint_or_problem, or_problem, start_origins};
 use crate::config::{AppConfig, Config};
 use crate::providers::live::Live;
 use crate::providers::pool::tls::client_config;
@@ -9,7 +9,7 @@ use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::webpush::client::EndpointPolicy;
 use crate::providers::webpush::origins::WebPushApp;
 use crate::registry::AnyStore;
-use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
+use crate::router::credentials::{AppCell, LiveCredentials};
 use std::sync::Arc;
 
 /// Every Web Push app with a VAPID key and subject, by (tenant, app), its signer made once
@@ -46,9 +46,7 @@ pub(super) fn apps(
             continue;
         };
         let signer = Live::new(signer);
-        let Some(print) = or_problem(fingerprint(app_config), problems, |error| {
-            format!("{at}.{error}")
-        }) else {
+        let Some(print) = fingerprint_or_problem(app_config, &at, problems) else {
             continue;
         };
         credentials.register(tenant, app, AppCell::WebPush(signer.clone()), print);

@@ -2,7 +2,7 @@
 //! per app on each shard with its dispatchers per channel host inside, all of them sharing
 //! the app's one token source.
 
-use super::{ProviderSet, ProviderSpecs, or_problem, start_origins};
+use super::{ProviderSet, ProviderSpecs, fingerprint_or_problem, or_problem, start_origins};
 use crate::config::{AppConfig, Config};
 use crate::providers::fcm::auth::{AccessTokenCache, DEFAULT_REFRESH_STALE_AFTER};
 use crate::providers::live::Live;
@@ -10,7 +10,7 @@ use crate::providers::wns::auth::WnsCredential;
 use crate::providers::wns::client::WnsAccount;
 use crate::providers::wns::origins::WnsHosts;
 use crate::registry::AnyStore;
-use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
+use crate::router::credentials::{AppCell, LiveCredentials};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,9 +52,7 @@ pub(super) fn apps(
         }) else {
             continue;
         };
-        let Some(print) = or_problem(fingerprint(app_config), problems, |error| {
-            format!("{at}.{error}")
-        }) else {
+        let Some(print) = fingerprint_or_problem(app_config, &at, problems) else {
             continue;
         };
         let refresh_ahead = Duration::from_secs(provider.token_refresh_ahead_seconds);
