@@ -29,6 +29,7 @@
 //! | `ringcast_token_invalidations_total` | counter | `provider`, `reason` |
 //! | `ringcast_registrations_total` | counter | `op`, `outcome` (`op="list"` counts the routers' lookups too) |
 //! | `ringcast_registry_op_seconds` | histogram, 50 µs .. 5 s | `op`, `store` |
+//! | `ringcast_embedded_write_seconds` | histogram, 50 µs .. 5 s (embedded store only) | `durability` |
 //! | `ringcast_events_total` | counter | `kind`, `outcome` |
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
 //! | `ringcast_push_config_errors_total` | counter | `provider`, `tenant`, `app`, `reason` |
@@ -63,6 +64,7 @@
 //!   `remove_dead_token` ([`RegistryOp`]); `outcome`: `ok`, `not_found`, `too_many_devices`,
 //!   `unavailable`, `corrupt`, `bug`, `invalid`, `busy` ([`RegistryOutcome`]); `store`:
 //!   `embedded`, `redis`, `redis-cluster` (`Store::name`).
+//! - `durability` of `embedded_write_seconds`: `lazy`, `fsync` ([`embedded::WriteDurability`]).
 //! - `kind` of `events_total`: `incoming_call`, `call_ended`, `missed_call` ([`PushKind`]);
 //!   `outcome`: `accepted`, `duplicate`, `no_devices`, `invalid`, `busy`, `unavailable`
 //!   ([`EventOutcome`]).
@@ -74,6 +76,7 @@
 
 pub mod catalog;
 pub mod channel;
+pub mod embedded;
 pub mod intake;
 pub mod process;
 mod vocabulary;

@@ -26,7 +26,8 @@ use std::process::{Command, Stdio};
 use support::app::{APNS_TOKEN, KEY_A, TestApp, apns_body};
 
 /// Every metric family docs/architecture.md names, plus build info, uptime, the node's intake and routers'
-/// admission, the limits per tenant, and the internal push channel's.
+/// admission, the limits per tenant, the internal push channel's, and the embedded store's
+/// writer (the scrapes checked against this list come from nodes on the embedded store).
 pub const CONTRACT: &[&str] = &[
     "ringcast_pushes_total",
     "ringcast_push_latency_seconds",
@@ -40,6 +41,7 @@ pub const CONTRACT: &[&str] = &[
     "ringcast_token_invalidations_total",
     "ringcast_registrations_total",
     "ringcast_registry_op_seconds",
+    "ringcast_embedded_write_seconds",
     "ringcast_events_total",
     "ringcast_event_leases_total",
     "ringcast_end_broadcasts_total",

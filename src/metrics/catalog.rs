@@ -103,9 +103,10 @@ pub const REGISTRY_OP_BUCKETS: [f64; 15] = [
 ];
 
 /// The exporter as ringcast configures it: the histograms with their buckets (the channel's
-/// ack wait shares the push latency's), rendered as Prometheus histograms so that
-/// `histogram_quantile` aggregates across nodes; names as given (every counter already ends in
-/// `_total`); no idle timeout (a series never disappears).
+/// ack wait shares the push latency's, the embedded store's writer the store operations'),
+/// rendered as Prometheus histograms so that `histogram_quantile` aggregates across nodes;
+/// names as given (every counter already ends in `_total`); no idle timeout (a series never
+/// disappears).
 pub fn builder() -> PrometheusBuilder {
     // The bucket lists are non-empty constants: `set_buckets_for_metric` fails only on empty.
     PrometheusBuilder::new()
@@ -123,6 +124,12 @@ pub fn builder() -> PrometheusBuilder {
             builder.set_buckets_for_metric(
                 Matcher::Full(super::channel::ACK_SECONDS.into()),
                 &PUSH_LATENCY_BUCKETS,
+            )
+        })
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(super::embedded::WRITE_SECONDS.into()),
+                &REGISTRY_OP_BUCKETS,
             )
         })
         .unwrap_or_else(|_| unreachable!("bucket lists are non-empty constants"))
@@ -276,6 +283,7 @@ pub fn describe_all() {
         "Seconds since the node's metrics were installed."
     );
     super::channel::describe();
+    super::embedded::describe();
     super::intake::describe();
 }
 
@@ -376,10 +384,14 @@ pub fn preregister() {
 }
 
 /// Registers the store-latency series of the store a node uses (`Store::name`), so they exist
-/// before the first operation. Series of stores not in use are not created.
+/// before the first operation; with the embedded store, its writer's too. Series of stores not
+/// in use are not created.
 pub fn store_in_use(store: &'static str) {
     for op in RegistryOp::ALL {
         let _ = histogram!(REGISTRY_OP_SECONDS, "op" => op.label(), "store" => store);
+    }
+    if store == "embedded" {
+        super::embedded::preregister();
     }
 }
 

@@ -475,3 +475,43 @@ fn a_config_error_is_counted_per_app_with_a_bounded_reason() {
         Some(1.0)
     );
 }
+
+#[test]
+fn the_embedded_stores_writer_is_timed_by_durability_only_where_it_is_in_use() {
+    let embedded = rendered(|| {
+        catalog::store_in_use("embedded");
+        embedded::write_held(embedded::WriteDurability::Fsync, Duration::from_millis(12));
+    });
+    let name = embedded::WRITE_SECONDS;
+    assert!(
+        embedded.contains(&format!("# TYPE {name} histogram\n")),
+        "{embedded}"
+    );
+    assert!(embedded.contains(&format!("# HELP {name} ")), "{embedded}");
+    let count = |durability| {
+        find(
+            &embedded,
+            &format!("{name}_count"),
+            &[("durability", durability)],
+        )
+    };
+    assert_eq!(count("fsync"), Some(1.0));
+    assert_eq!(
+        count("lazy"),
+        Some(0.0),
+        "registered at zero before the first write"
+    );
+    // 12 ms falls in the 25 ms bucket of the store operations' bounds, not the 10 ms one.
+    let bucket = |le| {
+        find(
+            &embedded,
+            &format!("{name}_bucket"),
+            &[("durability", "fsync"), ("le", le)],
+        )
+    };
+    assert_eq!(bucket("0.01"), Some(0.0));
+    assert_eq!(bucket("0.025"), Some(1.0));
+
+    let redis = rendered(|| catalog::store_in_use("redis"));
+    assert!(!redis.contains(&format!("{name}_count")), "{redis}");
+}

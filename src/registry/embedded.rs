@@ -50,10 +50,11 @@ use super::codec;
 use super::lease::{Claim, LeaseTerms};
 use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
+use crate::metrics::embedded as metrics;
 use redb::{Database, ReadableDatabase};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 
 /// The most expired rows one sweep transaction deletes. redb has one writer at a time, so a
@@ -248,10 +249,12 @@ impl EmbeddedStore {
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
         let task = self.lanes.write(move || {
+            let started = Instant::now();
             let mut txn = db.begin_write()?;
             txn.set_durability(durability)?;
             let result = op(&mut txn.open_table(table)?)?;
             txn.commit()?;
+            metrics::write_held(durability.into(), started.elapsed());
             Ok(result)
         });
         flatten(task.await, what)

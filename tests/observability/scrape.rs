@@ -53,6 +53,14 @@ async fn a_scrape_after_registration_traffic_counts_it_and_passes_promtool() {
             &[("op", "register"), ("store", "embedded")]
         ) >= 1.0
     );
+    // A registration is a durable write: it held the embedded store's writer with an fsync.
+    assert!(
+        grew(
+            "ringcast_embedded_write_seconds_count",
+            &[("durability", "fsync")]
+        ) >= 1.0,
+        "{after}"
+    );
     // P0 pushes are visible at zero before the first one, for alerts and dashboards.
     let p0 = [
         ("provider", "apns"),

@@ -23,6 +23,7 @@
 
 use super::error::EmbeddedError;
 use super::transactions::Tables;
+use crate::metrics::embedded as metrics;
 use redb::Database;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -156,6 +157,7 @@ impl Group {
             let take = queue.len().min(MAX_BATCH);
             queue.drain(..take).collect()
         };
+        let started = Instant::now();
         let outcomes: Vec<Result<(), EmbeddedError>> =
             if batch.len() > 1 && together(&db, durability, &mut batch).is_ok() {
                 batch.iter().map(|_| Ok(())).collect()
@@ -165,6 +167,7 @@ impl Group {
                     .map(|job| together(&db, durability, std::slice::from_mut(job)))
                     .collect()
             };
+        metrics::write_held(durability.into(), started.elapsed());
         drop(db);
         for (job, outcome) in batch.into_iter().zip(outcomes) {
             job.answer(outcome);
