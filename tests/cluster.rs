@@ -401,7 +401,10 @@ fn token(n: u8) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_whose_node_is_killed_rings_through_another_node() {
     let redis = shared_redis().await;
-    let push = PushService::start(1_500).await;
+    // The push is held long enough that `a` is surely dead before it is answered: with 1.5 s,
+    // a CI run where this test's threads waited that long for a core saw `a` get the answer
+    // and finish the event before the kill, and `b` answered `finished` at once.
+    let push = PushService::start(5_000).await;
     let mut a = Node::start("node-a", &redis, &push, 5);
     let b = Node::start("node-b", &redis, &push, 5);
     let (callee, call) = (unique("killed-owner"), unique("call"));
