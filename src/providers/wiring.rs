@@ -46,16 +46,19 @@ pub(super) fn or_problem<T, E>(
     }
 }
 
-/// `app_config`'s credential fingerprint ([`fingerprint`]), or `None` with the problem noted
-/// under `at`, the app's place in the configuration (`tenants.<t>.apps.<a>`).
+/// `app_config`'s credential fingerprint ([`fingerprint`]), its error named after `at`, the
+/// app's place in the configuration (`tenants.<t>.apps.<a>`).
+pub(super) fn fingerprint_at(app_config: &AppConfig, at: &str) -> Result<Fingerprint, String> {
+    fingerprint(app_config).map_err(|error| format!("{at}.{error}"))
+}
+
+/// [`fingerprint_at`], or `None` with its problem noted in `problems`.
 pub(super) fn fingerprint_or_problem(
     app_config: &AppConfig,
     at: &str,
     problems: &mut Vec<String>,
 ) -> Option<Fingerprint> {
-    or_problem(fingerprint(app_config), problems, |error| {
-        format!("{at}.{error}")
-    })
+    or_problem(fingerprint_at(app_config, at), problems, |problem| problem)
 }
 
 /// Which provider a push goes to.

@@ -1,7 +1,7 @@
 //! APNs apps: one credential cell per app (a provider token shared by every app of a team
 //! key, or the app's client certificate), and two providers per app on each shard.
 
-use super::{ProviderKey, ProviderSet, ProviderSpecs, start_dispatcher};
+use super::{ProviderKey, ProviderSet, ProviderSpecs, fingerprint_at, start_dispatcher};
 use crate::config::{AppConfig, Config, SecretSource};
 use crate::providers::apns::auth::ProviderTokenCache;
 use crate::providers::apns::client::{ApnsClient, ApnsCredential};
@@ -9,7 +9,7 @@ use crate::providers::apns::config::ApnsConfig;
 use crate::providers::dispatcher::DispatcherSettings;
 use crate::providers::live::Live;
 use crate::registry::AnyStore;
-use crate::router::credentials::{AppCell, LiveCredentials, fingerprint};
+use crate::router::credentials::{AppCell, LiveCredentials};
 use crate::vocab::Platform;
 use rustls::ClientConfig;
 use std::collections::HashMap;
@@ -81,7 +81,7 @@ pub(super) fn apps(
                 tokens.map(|tokens| (bundle_id, tokens, Arc::clone(tls)))
             }
         };
-        let print = fingerprint(app_config).map_err(|error| format!("{at}.{error}"));
+        let print = fingerprint_at(app_config, &at);
         match (made, print) {
             (Ok((bundle_id, tokens, tls)), Ok(print)) => {
                 let credential = Live::new(ApnsCredential {
