@@ -35,6 +35,7 @@ H2LOAD_REQUESTS=${H2LOAD_REQUESTS:-100000}
 NODE_APN=${NODE_APN:-1}             # 0: no node-apn peer
 NODE_APN_PUSHES=${NODE_APN_PUSHES:-50000}
 PLATFORMS=${PLATFORMS:-apns=2,fcm=1,wns=1,webpush=1}
+KNEE=${KNEE:-}                      # a rate (calls/s): no ramp, the fixed phases at it (A/B runs)
 CALLGRIND=${CALLGRIND:-0}           # 1: instead of the phases, the node's instructions per push
 CALLGRIND_RATE=${CALLGRIND_RATE:-10}        # calls/s of the counted phase (the node runs ~50× slower)
 CALLGRIND_SECONDS=${CALLGRIND_SECONDS:-15}
@@ -165,6 +166,8 @@ print(" ".join(str(round((a[i] - b[i]) / hz / (a[4] - b[4]), 2)) for i in range(
 PY
 }
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$node_pid/status"; }
+# Redis's command counts ("cmdstat_<name> <calls>" lines): what each call costs the store.
+redis_commands() { redis-cli -p "$redis_port" info commandstats | tr -d '\r' | sed -n 's/^\(cmdstat_[^:]*\):calls=\([0-9]*\),.*/\1 \2/p'; }
 # phase name, then the load generator's arguments; leaves $work/<phase>.cpu as
 # "node simulator redis box" cores and the node's CPU seconds, and $work/<phase>.rss as the
 # node's highest VmRSS (KiB) sampled every 200 ms through the phase.
@@ -173,26 +176,33 @@ phase() {
   local before after sampler
   ( while kill -0 "$node_pid" 2>/dev/null; do rss_kb; sleep 0.2; done ) >"$work/$name.rss-samples" 2>/dev/null &
   sampler=$!
+  redis_commands >"$work/$name.redis-before"
   before=$(ticks)
   "$BIN" loadgen "${common[@]}" --reuse "$@" --out "$work/$name" >"$work/$name.txt"
   after=$(ticks)
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
   cores "$before" "$after" >"$work/$name.cpu"
+  redis_commands >"$work/$name.redis-after"
   sort -n "$work/$name.rss-samples" | tail -1 >"$work/$name.rss"
   # Calls the node refused or still answers must not spill into the next phase.
   sleep 2
 }
 
-# Phase 1: the ramp, open loop, past the knee.
-phase ramp --ramp "$RAMP_FROM:$RAMP_TO:$RAMP_SECONDS" --duration "$RAMP_SECONDS" --knee-p99-ms "$KNEE_P99_MS"
-knee=$(jq -r '.knee.calls_per_second // empty' "$work/ramp/report.json")
-if [ -z "$knee" ]; then
-  echo "e2e: the ramp found no knee (no second with ring delivery p99 ≤ $KNEE_P99_MS ms); lower RAMP_FROM" >&2
-  cat "$work/ramp.txt" >&2
-  exit 1
+# Phase 1: the ramp, open loop, past the knee (unless KNEE names it: two builds compared at
+# the same rates).
+if [ -n "$KNEE" ]; then
+  knee=$KNEE
+  else
+  phase ramp --ramp "$RAMP_FROM:$RAMP_TO:$RAMP_SECONDS" --duration "$RAMP_SECONDS" --knee-p99-ms "$KNEE_P99_MS"
+  knee=$(jq -r '.knee.calls_per_second // empty' "$work/ramp/report.json")
+  if [ -z "$knee" ]; then
+    echo "e2e: the ramp found no knee (no second with ring delivery p99 ≤ $KNEE_P99_MS ms); lower RAMP_FROM" >&2
+    cat "$work/ramp.txt" >&2
+    exit 1
+  fi
+  knee_broke=$(jq -r '.knee.broke_at_second // "never"' "$work/ramp/report.json")
 fi
-knee_broke=$(jq -r '.knee.broke_at_second // "never"' "$work/ramp/report.json")
 half=$(python3 -c "print(max(1, round($knee/2)))")
 double=$((knee * 2))
 
@@ -279,11 +289,15 @@ echo
 echo "load average at the start: $load_start"
 echo "machine: $(nproc) cores, $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | xargs), $(awk '/MemTotal/{print int($2/1024)" MiB"}' /proc/meminfo); Redis $(redis-server --version | awk '{print $3}' | tr -d v=)"
 echo "scenario: $IDENTITIES identities × devices $DEVICES ($devices devices; platforms $PLATFORMS), h2c ×4, ?wait=true, 10 % cancelled, 10 % answered elsewhere"
-echo "knee: $knee calls/s, the highest rate of the ramp $RAMP_FROM → $RAMP_TO calls/s over ${RAMP_SECONDS}s whose ring delivery p99 stayed ≤ $KNEE_P99_MS ms (over it for good from second $knee_broke)"
+if [ -n "$KNEE" ]; then
+  echo "knee: $knee calls/s, as given (KNEE; no ramp)"
+else
+  echo "knee: $knee calls/s, the highest rate of the ramp $RAMP_FROM → $RAMP_TO calls/s over ${RAMP_SECONDS}s whose ring delivery p99 stayed ≤ $KNEE_P99_MS ms (over it for good from second $knee_broke)"
+fi
 echo
 echo "| phase | calls/s ok | pushes/s | delivery p50 ms | delivery p99 ms | API p99 ms | node CPU (cores) | node CPU µs/push | node RSS MB (peak) | simulator / Redis / box CPU | pushes/s ÷ h2load | pushes/s ÷ node-apn | failed calls |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-row "ramp $RAMP_FROM → $RAMP_TO/s (${RAMP_SECONDS}s)" ramp
+[ -z "$KNEE" ] && row "ramp $RAMP_FROM → $RAMP_TO/s (${RAMP_SECONDS}s)" ramp
 row "fixed $knee/s (the knee, ${KNEE_SECONDS}s)" knee
 row "fixed $half/s (half the knee, ${FIXED_SECONDS}s)" half
 [ "$OVERLOAD_SECONDS" != 0 ] && row "fixed $double/s (twice the knee, ${OVERLOAD_SECONDS}s)" double
@@ -295,6 +309,17 @@ echo "Redis: $per_reg B per registration ($devices registrations, used_memory $m
 for phase in ramp knee half double; do
   [ -f "$work/$phase/report.json" ] || continue
   report="$work/$phase/report.json"
+  # Commands per call offered (INFO commandstats before and after the phase; the node's
+  # background work, presence renewals and lease sweeps, included).
+  echo "$phase: Redis commands per call $(python3 - "$work/$phase.redis-before" "$work/$phase.redis-after" "$(jq .calls_offered "$report")" <<'PY'
+import sys
+read = lambda f: {k[len("cmdstat_"):]: int(v) for k, v in (l.split() for l in open(f))}
+b, a, calls = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3]) or 1
+d = {k: (v - b.get(k, 0)) / calls for k, v in a.items() if v > b.get(k, 0)}
+d.pop("info", None)
+print(f"{sum(d.values()):.2f} (" + ", ".join(f"{k} {v:.2f}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) + ")")
+PY
+)"
   echo "$phase: outcomes $(jq -c .outcome_classes "$report"), errors $(jq -c .errors "$report"), pushes by type $(jq -c .pushes_by_type "$report")"
   # Every platform of the mix must be delivered: the node's outcomes and the simulator's
   # record, side by side.
