@@ -217,12 +217,16 @@ impl Handler<Ring> for Router {
                         store: &store,
                         ownership: &ownership,
                         routing: &routing,
+                        channel: channel.as_ref(),
+                        callee: &call.callee,
                     };
                     let entry = || intake::entry::encode_ring(&call, accepted_at);
                     let Held {
                         done,
                         guards,
                         pending,
+                        registrations,
+                        elsewhere,
                     } = match taking
                         .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
                         .await?
@@ -230,22 +234,10 @@ impl Handler<Ring> for Router {
                         Ok(held) => held,
                         Err(duplicate) => return Ok(duplicate),
                     };
-                    let registrations =
-                        match crate::registry::shard::list_metered(&store, &call.callee, now).await
-                        {
-                            Ok(registrations) => registrations,
-                            Err(error) => {
-                                ownership::release(&store, &ownership, &event).await;
-                                refused(pending).await;
-                                return Err(error.into());
-                            }
-                        };
                     let pushes = not_done(fanout::rings(&call, &registrations, accepted_at), &done);
                     let (pushes, offers) = match &channel {
                         Some(channel) => {
-                            channel
-                                .split(&call, &registrations, pushes, &done, now)
-                                .await
+                            channel.split(&call, &registrations, pushes, &done, elsewhere)
                         }
                         None => (pushes, internal::Offers::default()),
                     };
@@ -309,12 +301,16 @@ impl Handler<End> for Router {
                         store: &store,
                         ownership: &ownership,
                         routing: &routing,
+                        channel: channel.as_ref(),
+                        callee: &end.callee,
                     };
                     let entry = || intake::entry::encode_end(&end, accepted_at);
                     let Held {
                         done,
                         guards,
                         pending,
+                        registrations,
+                        elsewhere,
                     } = match taking
                         .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
                         .await?
@@ -333,22 +329,8 @@ impl Handler<End> for Router {
                         })
                         .await;
                     }
-                    let registrations = match crate::registry::shard::list_metered(
-                        &store,
-                        &end.callee,
-                        now,
-                    )
-                    .await
-                    {
-                        Ok(registrations) => registrations,
-                        Err(error) => {
-                            ownership::release(&store, &ownership, &event).await;
-                            refused(pending).await;
-                            return Err(error.into());
-                        }
-                    };
                     if let Some(channel) = &channel {
-                        channel.notify_end(&end, deadline, now).await;
+                        channel.notify_end(&end, deadline, elsewhere).await;
                     }
                     let pushes = not_done(
                         fanout::ends(&end, &registrations, &not_rung, accepted_at),
@@ -417,25 +399,57 @@ fn accepted_at(arrival: &Arrival, now: crate::vocab::UnixMillis) -> crate::vocab
     }
 }
 
+/// What an event reads besides its claim: the callee's live registrations and, with a
+/// channel, its devices connected to other nodes. The router reads them while it claims the
+/// event, not after: three store round trips in a row were the larger part of a ring's wait
+/// at light load, and each was a wake-up more on a busy box. For a duplicate (rare: a
+/// retry) the reads are wasted; a failed lookup is only acted on once the event is owned.
+async fn lookups(
+    store: &AnyStore,
+    channel: Option<&internal::ChannelFirst>,
+    callee: &IdentityKey,
+    now: crate::vocab::UnixMillis,
+) -> (
+    Result<Vec<crate::registry::Registration>, StoreError>,
+    internal::Elsewhere,
+) {
+    let presence = async {
+        match channel {
+            Some(channel) => channel.elsewhere(callee, now).await,
+            None => internal::Elsewhere::default(),
+        }
+    };
+    tokio::join!(
+        crate::registry::shard::list_metered(store, callee, now),
+        presence
+    )
+}
+
 /// What routing an event needs from the router to take it.
 struct Taking<'a> {
     store: &'a AnyStore,
     ownership: &'a Ownership,
     routing: &'a RoutingSet,
+    channel: Option<&'a internal::ChannelFirst>,
+    callee: &'a IdentityKey,
 }
 
 /// An event this router took: the devices already done (after a takeover), the guards that
-/// keep it counted here, and its intake entry.
+/// keep it counted here, its intake entry, and what it read with its claim.
 struct Held {
     done: std::collections::HashSet<String>,
     guards: ownership::Guards,
     pending: Option<Pending>,
+    registrations: Vec<crate::registry::Registration>,
+    elsewhere: internal::Elsewhere,
 }
 
 impl Taking<'_> {
     /// The first step of every event, ring or end: its intake entry (appended for an API
-    /// request, `entry` builds it), then its claim. `Ok(Err(answer))` is a duplicate's
-    /// answer, its entry settled; an error settles the entry as refused.
+    /// request, `entry` builds it), then its claim, while the callee's registrations and
+    /// presence are read ([`lookups`]). `Ok(Err(answer))` is a duplicate's answer, its
+    /// entry settled; an error (of the claim, or of the lookup once the event is owned:
+    /// its claim is released) settles the entry as refused.
     async fn take(
         &self,
         intake: Option<&ShardIntake>,
@@ -445,22 +459,38 @@ impl Taking<'_> {
         now: crate::vocab::UnixMillis,
         entry: impl FnOnce() -> String,
     ) -> Result<Result<Held, Routed>, RouteError> {
-        let pending = Pending::of(intake, arrival, &event.tenant, &event.event_id, entry).await?;
-        let claimed = ownership::claim(
-            self.store,
-            self.ownership,
-            self.routing,
-            event,
-            deadline,
-            now,
-        )
-        .await;
+        let claimed = async {
+            let pending =
+                Pending::of(intake, arrival, &event.tenant, &event.event_id, entry).await?;
+            let claimed = ownership::claim(
+                self.store,
+                self.ownership,
+                self.routing,
+                event,
+                deadline,
+                now,
+            )
+            .await;
+            Ok::<_, RouteError>((pending, claimed))
+        };
+        let (taken, (listed, elsewhere)) =
+            tokio::join!(claimed, lookups(self.store, self.channel, self.callee, now));
+        let (pending, claimed) = taken?;
         match claimed {
-            Ok(Taken::Owned { done, guards }) => Ok(Ok(Held {
-                done,
-                guards,
-                pending,
-            })),
+            Ok(Taken::Owned { done, guards }) => match listed {
+                Ok(registrations) => Ok(Ok(Held {
+                    done,
+                    guards,
+                    pending,
+                    registrations,
+                    elsewhere,
+                })),
+                Err(error) => {
+                    ownership::release(self.store, self.ownership, event).await;
+                    refused(pending).await;
+                    Err(error.into())
+                }
+            },
             Ok(Taken::Duplicate(progress)) => {
                 if let Some(pending) = pending {
                     pending.duplicate(progress.as_ref()).await;
