@@ -4,7 +4,7 @@
 //! Each case takes a store and a tenant name no other case uses, so the cases can share a
 //! Redis server with each other and with other test runs.
 
-use ringcast::registry::lease::{Claim, LeaseTerms};
+use ringcast::registry::lease::{Claim, LeaseTerms, Progress};
 use ringcast::registry::{
     Environment, IdentityKey, PushAddress, Registration, Store, StoreError, UnixMillis,
 };
@@ -69,6 +69,7 @@ pub async fn run_all<S: Store>(store: &S, tenant: &str) {
     event_claims(store, &format!("{tenant}-claims")).await;
     event_leases_hand_over_a_dead_owners_event(store, &format!("{tenant}-leases")).await;
     event_leases_handed_over_and_picked_up_again(store, &format!("{tenant}-handover")).await;
+    event_leases_record_many_outcomes_at_once(store, &format!("{tenant}-many")).await;
     concurrent_registrations_lose_nothing(store, &format!("{tenant}-conc")).await;
     store.ping().await.expect("ping");
 }
@@ -978,18 +979,10 @@ async fn event_leases_hand_over_a_dead_owners_event<S: Store>(store: &S, tenant:
         )
         .await
         .unwrap();
-    match store
-        .acquire_event(tenant, "ring-1", &terms("node-c", now), now + 30_000)
-        .await
-        .unwrap()
-    {
-        Claim::Held { owner, progress } => {
-            assert_eq!(owner, "node-b");
-            assert!(progress.finished);
-            assert_eq!(progress.done.len(), 3);
-        }
-        other => panic!("a finished event is never taken over: {other:?}"),
-    }
+    let (owner, progress) = held(store, tenant, "ring-1", "node-c", now, now + 30_000).await;
+    assert_eq!(owner, "node-b", "a finished event is never taken over");
+    assert!(progress.finished);
+    assert_eq!(progress.done.len(), 3);
     // And a finished event is not released by its owner either.
     store
         .release_event(tenant, "ring-1", "node-b")
@@ -1004,6 +997,66 @@ async fn event_leases_hand_over_a_dead_owners_event<S: Store>(store: &S, tenant:
         )
         .is_none()
     );
+}
+
+/// Outcomes are recorded in batches of any size (the Redis scripts write them in slices, as
+/// Lua's `unpack` takes a few thousand values at most), and every one of them is seen.
+async fn event_leases_record_many_outcomes_at_once<S: Store>(store: &S, tenant: &str) {
+    let now = wall_clock();
+    let devices = |from: usize, to: usize| -> Vec<String> {
+        (from..to).map(|i| format!("device-{i:05}")).collect()
+    };
+    store
+        .acquire_event(tenant, "ring-many", &terms("node-a", now), now)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .renew_event(
+                tenant,
+                "ring-many",
+                "node-a",
+                &devices(0, 1_500),
+                3_000,
+                now + 1
+            )
+            .await
+            .unwrap()
+    );
+    store
+        .finish_event(
+            tenant,
+            "ring-many",
+            "node-a",
+            &devices(1_500, 2_100),
+            now + 2,
+        )
+        .await
+        .unwrap();
+    let (owner, progress) = held(store, tenant, "ring-many", "node-b", now, now + 3).await;
+    assert_eq!(owner, "node-a");
+    assert!(progress.finished);
+    assert_eq!(progress.done, devices(0, 2_100));
+}
+
+/// What `node` is told when it claims `event` at `at` and another node holds it: the owner and
+/// its progress (a claim of its own fails the test).
+async fn held<S: Store>(
+    store: &S,
+    tenant: &str,
+    event: &str,
+    node: &str,
+    now: UnixMillis,
+    at: UnixMillis,
+) -> (String, Progress) {
+    match store
+        .acquire_event(tenant, event, &terms(node, now), at)
+        .await
+        .unwrap()
+    {
+        Claim::Held { owner, progress } => (owner, progress),
+        other => panic!("expected another node's claim on {event}, got {other:?}"),
+    }
 }
 
 /// A lease renewed with length 0 ends at once (how a stopping node hands its unfinished

@@ -37,6 +37,27 @@ local function ms(n)
 end
 "#;
 
+/// `done_fields(first)`: the fields `x:<device id>` = `1` for the device ids from `ARGV[first]`
+/// on, as one flat list; `hset_all` writes such a list with one `HSET` per 1,000 elements
+/// (`unpack` has a limit of a few thousand values; `max_devices_per_identity` has none). An
+/// event's outcomes are recorded together: one `HSET` per device was most of the commands
+/// Redis ran per ring.
+const DONE_LUA: &str = r#"
+local function done_fields(first)
+  local fields = {}
+  for i = first, #ARGV do
+    fields[#fields + 1] = 'x:' .. ARGV[i]
+    fields[#fields + 1] = '1'
+  end
+  return fields
+end
+local function hset_all(key, fields)
+  for i = 1, #fields, 1000 do
+    redis.call('HSET', key, unpack(fields, i, math.min(i + 999, #fields)))
+  end
+end
+"#;
+
 /// Claims an event. `KEYS[1]` the event; `ARGV`: node, lease (ms), deadline, now, may take
 /// over (`1`/`0`). Returns `{'owned'}`, `{'taken', previous owner, '0', done...}`, `{'held',
 /// owner, finished, done...}` or `{'lapsed', owner, '0'}` (see `lease::acquire`).
@@ -48,7 +69,9 @@ local key, node = KEYS[1], ARGV[1]
 local lease, deadline, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local rec, done = read(key)
 if rec.o == nil or tonumber(rec.d) <= now then
-  redis.call('DEL', key)
+  if rec.o ~= nil or #done > 0 then
+    redis.call('DEL', key)
+  end
   redis.call('HSET', key, 'o', node, 'l', ms(math.min(now + lease, deadline)), 'd', ARGV[3], 'f', '0')
   redis.call('PEXPIREAT', key, ARGV[3])
   return {'owned'}
@@ -68,7 +91,8 @@ return {'taken', rec.o, '0', unpack(done)}
 /// Records outcomes and renews the lease. `ARGV`: node, lease (ms), now, device ids... Returns
 /// 1 while the node owns the event, else 0.
 static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{DONE_LUA}{}",
         r#"
 local key, node = KEYS[1], ARGV[1]
 local lease, now = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -76,37 +100,37 @@ local o, d = unpack(redis.call('HMGET', key, 'o', 'd'))
 if not o or tonumber(d) <= now then
   return 0
 end
-for i = 4, #ARGV do
-  redis.call('HSET', key, 'x:' .. ARGV[i], '1')
+local fields = done_fields(4)
+if o == node then
+  fields[#fields + 1] = 'l'
+  fields[#fields + 1] = string.format('%d', math.min(now + lease, tonumber(d)))
 end
-if o ~= node then
-  return 0
-end
-redis.call('HSET', key, 'l', string.format('%d', math.min(now + lease, tonumber(d))))
-return 1
-"#,
-    )
+hset_all(key, fields)
+return o == node and 1 or 0
+"#
+    ))
 });
 
 /// Records the last outcomes and marks the event finished if the node owns it. `ARGV`:
 /// node, now, device ids...
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{DONE_LUA}{}",
         r#"
 local key, node, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local o, d = unpack(redis.call('HMGET', key, 'o', 'd'))
 if not o or tonumber(d) <= now then
   return 0
 end
-for i = 3, #ARGV do
-  redis.call('HSET', key, 'x:' .. ARGV[i], '1')
-end
+local fields = done_fields(3)
 if o == node then
-  redis.call('HSET', key, 'f', '1')
+  fields[#fields + 1] = 'f'
+  fields[#fields + 1] = '1'
 end
+hset_all(key, fields)
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 /// Deletes the node's own unfinished claim. `ARGV`: node.
