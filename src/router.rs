@@ -2,7 +2,7 @@
 //!
 //! One [`Router`] actor per shard, on the shard's arbiter, next to the registry shard and the
 //! shard's providers. For an incoming call it claims the event (so the same event rings once
-//! on any node), looks up the callee's live registrations, builds one P0 push per device
+//! on any node) while it looks up the callee's live registrations, builds one P0 push per device
 //! ([`fanout`]) and hands them to the providers in one batch per provider. For the end of a
 //! call it first withdraws the call's rings still waiting in the queues — those phones never
 //! rang, so they get no "call ended" either — then sends P1 "call ended" (or the P2 missed-call
