@@ -1006,23 +1006,16 @@ async fn event_leases_record_many_outcomes_at_once<S: Store>(store: &S, tenant: 
     let devices = |from: usize, to: usize| -> Vec<String> {
         (from..to).map(|i| format!("device-{i:05}")).collect()
     };
-    store
-        .acquire_event(tenant, "ring-many", &terms("node-a", now), now)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .renew_event(
-                tenant,
-                "ring-many",
-                "node-a",
-                &devices(0, 1_500),
-                3_000,
-                now + 1
-            )
-            .await
-            .unwrap()
-    );
+    claim_then_renew(
+        store,
+        tenant,
+        "ring-many",
+        &devices(0, 1_500),
+        3_000,
+        now,
+        now + 1,
+    )
+    .await;
     store
         .finish_event(
             tenant,
@@ -1037,6 +1030,31 @@ async fn event_leases_record_many_outcomes_at_once<S: Store>(store: &S, tenant: 
     assert_eq!(owner, "node-a");
     assert!(progress.finished);
     assert_eq!(progress.done, devices(0, 2_100));
+}
+
+/// node-a claims `event` at `now`, then renews its lease for `lease_ms` at `at`, recording
+/// `done`; the renewal must find the event still node-a's.
+async fn claim_then_renew<S: Store>(
+    store: &S,
+    tenant: &str,
+    event: &str,
+    done: &[String],
+    lease_ms: u64,
+    now: UnixMillis,
+    at: UnixMillis,
+) {
+    let claim = store
+        .acquire_event(tenant, event, &terms("node-a", now), now)
+        .await
+        .unwrap();
+    assert_eq!(owned(&claim), Some(vec![]), "node-a claims {event}");
+    assert!(
+        store
+            .renew_event(tenant, event, "node-a", done, lease_ms, at)
+            .await
+            .unwrap(),
+        "node-a renews {event}"
+    );
 }
 
 /// What `node` is told when it claims `event` at `at` and another node holds it: the owner and
@@ -1063,23 +1081,16 @@ async fn held<S: Store>(
 /// events over), and a node whose claim answer was lost picks its own claim up again.
 async fn event_leases_handed_over_and_picked_up_again<S: Store>(store: &S, tenant: &str) {
     let now = wall_clock();
-    store
-        .acquire_event(tenant, "ring-2", &terms("node-a", now), now)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .renew_event(
-                tenant,
-                "ring-2",
-                "node-a",
-                &["phone".to_owned()],
-                0,
-                now + 100
-            )
-            .await
-            .unwrap()
-    );
+    claim_then_renew(
+        store,
+        tenant,
+        "ring-2",
+        &["phone".to_owned()],
+        0,
+        now,
+        now + 100,
+    )
+    .await;
     let taken = store
         .acquire_event(tenant, "ring-2", &terms("node-b", now), now + 101)
         .await
