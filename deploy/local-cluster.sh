@@ -10,9 +10,9 @@
 # ${TMPDIR:-/tmp}/ringcast-local-cluster): configs, logs, data and a pid file per process, so
 # `stop` ends exactly what `start` started. Ports are RINGCAST_LOCAL_CLUSTER_PORT (default
 # 17000) and up: Redis +0..+2 (cluster bus +10000..), simulator +10/+11, node APIs +20..+22,
-# admin listeners +30..+32, Prometheus +40.
-# Needs redis-server and redis-cli; Prometheus is Debian's package (installed with apt when
-# missing; without it the cluster runs unscraped). The binary is RINGCAST_BIN, else built with
+# admin listeners +30..+32, Prometheus +40; the bus ports must lie below the kernel's ephemeral
+# range. Needs redis-server, redis-cli and python3; Prometheus is Debian's package (installed
+# with apt when missing; without it the cluster runs unscraped). The binary is RINGCAST_BIN, else built with
 # cargo (RINGCAST_PROFILE=release for an optimised one).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,18 +43,38 @@ launch() {
 
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
-# Waits up to 30 s for "$@" to succeed; $1 names what is awaited.
+# Waits up to 30 s for "$@" to succeed; $1 is the awaited process's name (launch's), $2 says
+# what is awaited. Gives up at once if the process exits. Either way the end of its log goes to
+# stderr: a failed start removes $dir, and with it the log that says why.
 wait_for() {
-  local what=$1
-  shift
+  local name=$1 what=$2 outcome="did not come up within 30 s"
+  shift 2
   for _ in $(seq 1 300); do
     "$@" >/dev/null 2>&1 && return 0
+    alive "$name" || { outcome="exited before it came up"; break; }
     sleep 0.1
   done
-  die "$what did not come up within 30 s (logs in $dir)"
+  echo "--- the end of $name.log:" >&2
+  tail -n 15 "$dir/$name.log" >&2 || true
+  die "$what $outcome"
 }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Whether 127.0.0.1:$1 can be bound: a listener there, but also an outgoing connection that the
+# kernel gave that local port, makes Redis abort ("Failed listening on port ... (cluster)").
+port_free() {
+  python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$1" \
+    2>/dev/null
+}
+
+# A Redis Cluster node also listens on its port + 10000 (the cluster bus). Inside the kernel's
+# ephemeral range that port may be handed to any outgoing connection between the check above
+# and Redis's bind, so the bus ports must lie below it.
+bus_ports_below_ephemeral_range() {
+  local low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || return 0
+  [ $((redis_ports[2] + 10000)) -lt "$low" ] \
+    || die "the cluster bus ports ($((redis_ports[0] + 10000))..) fall in the kernel's ephemeral range ($low..): set RINGCAST_LOCAL_CLUSTER_PORT below $((low - 10002))"
+}
 
 binary() {
   if [ -n "${RINGCAST_BIN:-}" ]; then
@@ -75,13 +95,13 @@ start_redis() {
       --save "" --appendonly no --hash-max-listpack-value 128
   done
   for port in "${redis_ports[@]}"; do
-    wait_for "Redis on $port" redis-cli -p "$port" ping
+    wait_for "redis-$port" "Redis on $port" redis-cli -p "$port" ping
   done
   redis-cli --cluster create "${redis_ports[@]/#/127.0.0.1:}" --cluster-replicas 0 \
     --cluster-yes >"$dir/redis-cluster-create.log" 2>&1 \
     || die "redis-cli --cluster create failed (see $dir/redis-cluster-create.log)"
   for port in "${redis_ports[@]}"; do
-    wait_for "the Redis Cluster (node $port)" \
+    wait_for "redis-$port" "the Redis Cluster (node $port)" \
       sh -c "redis-cli -p $port cluster info | grep -q cluster_state:ok"
   done
 }
@@ -100,7 +120,7 @@ PY
   (cd "$repo" && launch simulator "$bin" simulate --listen "127.0.0.1:$sim_port" \
     --http1-listen "127.0.0.1:$sim_http1_port" --cert-out "$dir/simulator.pem" \
     --fcm-service-account "$dir/fcm-service-account.json")
-  wait_for "the simulator" curl -sk "https://127.0.0.1:$sim_port/stats"
+  wait_for simulator "the simulator" curl -sk "https://127.0.0.1:$sim_port/stats"
 }
 
 write_node_config() {
@@ -175,7 +195,7 @@ start_nodes() {
       launch "node-$((i + 1))" "$bin" serve --config "$dir/ringcast.toml"
   done
   for i in 0 1 2; do
-    wait_for "node $((i + 1))" curl -sf "http://127.0.0.1:${admin_ports[$i]}/readyz"
+    wait_for "node-$((i + 1))" "node $((i + 1))" curl -sf "http://127.0.0.1:${admin_ports[$i]}/readyz"
   done
 }
 
@@ -208,7 +228,7 @@ EOF
   launch prometheus prometheus --config.file="$dir/prometheus.yml" \
     --storage.tsdb.path="$dir/prometheus-data" \
     --web.listen-address="127.0.0.1:$prometheus_port"
-  wait_for "Prometheus" curl -sf "http://127.0.0.1:$prometheus_port/-/ready"
+  wait_for prometheus "Prometheus" curl -sf "http://127.0.0.1:$prometheus_port/-/ready"
 }
 
 where_to_look() {
@@ -266,6 +286,7 @@ case "${1:-}" in
       die "$dir exists but the cluster is not running: run '$0 stop' first"
     fi
     command -v redis-server >/dev/null || die "redis-server is missing (apt-get install redis-server)"
+    bus_ports_below_ephemeral_range
     for port in "${redis_ports[@]}" "$sim_port" "$sim_http1_port" "${api_ports[@]}" \
       "${admin_ports[@]}" "$prometheus_port" $((base + 10000)) $((base + 10001)) $((base + 10002)); do
       port_free "$port" || die "port $port is taken (set RINGCAST_LOCAL_CLUSTER_PORT)"

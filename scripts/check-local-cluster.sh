@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 export RINGCAST_LOCAL_CLUSTER_DIR
 RINGCAST_LOCAL_CLUSTER_DIR=$(mktemp -d /tmp/ringcast-check-cluster.XXXXXX)
 rmdir "$RINGCAST_LOCAL_CLUSTER_DIR" # `start` makes it; an existing one means "running"
-export RINGCAST_LOCAL_CLUSTER_PORT=${RINGCAST_LOCAL_CLUSTER_PORT:-27100}
+# Not the default (a cluster someone runs keeps working); its cluster bus ports (+10000) lie
+# below the kernel's ephemeral range (32768..), which local-cluster.sh requires.
+export RINGCAST_LOCAL_CLUSTER_PORT=${RINGCAST_LOCAL_CLUSTER_PORT:-21100}
 trap 'deploy/local-cluster.sh stop >/dev/null 2>&1 || true' EXIT
 
 fail() {
