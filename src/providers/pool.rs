@@ -1,7 +1,9 @@
 //! K pooled connections to one push-service origin, shared by every provider: HTTP/2, or
 //! HTTP/1.1 keep-alive where the server speaks only that ([`protocol`]).
 //!
-//! hyper gives one connection per client object (docs/architecture.md), so the pool is ours:
+//! A client library's pool would hide what a push sender must see (the peer's stream limit,
+//! GOAWAY, which connection a stream is on), so the pool is ours, over one `h2` connection
+//! per HTTP/2 slot ([`http2`]: no task per request) or one hyper HTTP/1.1 connection:
 //!
 //! - **K slots**, each with a task that dials (TCP, TLS with ALPN, the HTTP handshake),
 //!   drives the connection, and dials again when it ends — at once after a clean end, after a
@@ -36,6 +38,7 @@
 
 mod connection;
 pub mod guard;
+mod http2;
 pub mod protocol;
 pub mod tls;
 
@@ -44,7 +47,7 @@ pub use protocol::{Protocol, Protocols};
 use crate::metrics::{self, ConnectionState};
 use crate::vocab::Platform;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use protocol::Sender;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
@@ -467,7 +470,7 @@ impl Pool {
         for slot in &mut state.slots {
             if slot.phase == Phase::Open {
                 set_phase(&self.shared.settings, slot, Phase::Draining);
-                // The pool's request handle goes; hyper closes the connection once the
+                // The pool's request handle goes; h2 closes the connection once the
                 // streams in flight (each holding a handle of its own) have finished.
                 slot.sender = None;
             }
@@ -593,63 +596,50 @@ impl Stream {
 
     /// Sends `request` (an absolute URI on the pool's origin) and reads the answer. A GOAWAY
     /// seen here marks the connection draining.
-    pub async fn send(mut self, request: http::Request<Full<Bytes>>) -> Result<Answer, SendError> {
+    pub async fn send(mut self, request: http::Request<Bytes>) -> Result<Answer, SendError> {
         self.reusable = false;
-        let response = match &mut self.sender {
-            Some(Sender::Http2(sender)) => sender.send_request(request).await,
+        match &mut self.sender {
+            Some(Sender::Http2(sender)) => http2::exchange(sender.clone(), request)
+                .await
+                .map_err(|failed| self.classify_http2(&failed)),
             Some(Sender::Http1(sender)) => {
                 // The previous answer was read, but hyper may not have seen the connection
                 // ready again yet; a connection the server closed fails here, unsent.
                 if sender.ready().await.is_err() {
                     return Err(SendError::NotSent("connection_closed"));
                 }
-                sender.send_request(protocol::origin_form(request)).await
+                let response = sender
+                    .send_request(protocol::origin_form(request))
+                    .await
+                    .map_err(|error| classify_http1(&error))?;
+                let answer = read_http1_answer(response).await;
+                self.reusable = answer.1;
+                Ok(answer.0)
             }
-            None => return Err(SendError::NotSent("connection_closed")),
-        };
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => return Err(self.classify(&error)),
-        };
-        let status = response.status().as_u16();
-        let (parts, body) = response.into_parts();
-        match Limited::new(body, RESPONSE_BODY_LIMIT).collect().await {
-            Ok(collected) => {
-                self.reusable = true;
-                Ok(Answer {
-                    status,
-                    headers: parts.headers,
-                    body: collected.to_bytes(),
-                })
-            }
-            // The status arrived; only the body was cut short. The status decides.
-            Err(_) => Ok(Answer {
-                status,
-                headers: parts.headers,
-                body: Bytes::new(),
-            }),
+            None => Err(SendError::NotSent("connection_closed")),
         }
     }
 
-    /// What a failed send means for re-sending, from the HTTP/2 error underneath (HTTP/1.1
-    /// errors are hyper's own: cancelled or closed before writing, else lost).
-    fn classify(&self, error: &hyper::Error) -> SendError {
-        let h2 =
-            std::error::Error::source(error).and_then(|source| source.downcast_ref::<h2::Error>());
-        match h2 {
-            Some(h2) if h2.is_go_away() && h2.is_remote() => {
+    /// What a failed HTTP/2 exchange means for re-sending.
+    fn classify_http2(&self, failed: &http2::Failed) -> SendError {
+        let error = match failed {
+            http2::Failed::NotSent(error) if error.is_go_away() && error.is_remote() => {
                 self.mark_draining();
-                SendError::NotSent("goaway")
+                return SendError::NotSent("goaway");
             }
-            Some(h2) if h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) => {
-                SendError::NotSent("refused_stream")
-            }
-            Some(h2) if h2.is_reset() => SendError::Lost("stream_reset"),
-            _ if error.is_canceled() || error.is_closed() => {
-                // hyper cancels a request it could not hand to a closing connection.
-                SendError::NotSent("connection_closed")
-            }
-            _ => SendError::Lost("connection_lost"),
+            http2::Failed::NotSent(_) => return SendError::NotSent("connection_closed"),
+            http2::Failed::Sent(error) => error,
+        };
+        if error.is_go_away() && error.is_remote() {
+            // Above the GOAWAY's last stream id: never processed.
+            self.mark_draining();
+            SendError::NotSent("goaway")
+        } else if error.is_reset() && error.reason() == Some(h2::Reason::REFUSED_STREAM) {
+            SendError::NotSent("refused_stream")
+        } else if error.is_reset() {
+            SendError::Lost("stream_reset")
+        } else {
+            SendError::Lost("connection_lost")
         }
     }
 
@@ -684,6 +674,34 @@ impl Drop for Stream {
         }
         self.shared.capacity.notify_one();
     }
+}
+
+/// What a failed HTTP/1.1 request means for re-sending: cancelled or closed before it was
+/// written (hyper's own errors), else lost.
+fn classify_http1(error: &hyper::Error) -> SendError {
+    if error.is_canceled() || error.is_closed() {
+        SendError::NotSent("connection_closed")
+    } else {
+        SendError::Lost("connection_lost")
+    }
+}
+
+/// The answer to an HTTP/1.1 request, its body read up to the limit, and whether it was read
+/// in full (the connection may then carry the next request). A body cut short is read as
+/// empty: the status decides.
+async fn read_http1_answer(response: http::Response<hyper::body::Incoming>) -> (Answer, bool) {
+    let status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    let (body, whole) = match Limited::new(body, RESPONSE_BODY_LIMIT).collect().await {
+        Ok(collected) => (collected.to_bytes(), true),
+        Err(_) => (Bytes::new(), false),
+    };
+    let answer = Answer {
+        status,
+        headers: parts.headers,
+        body,
+    };
+    (answer, whole)
 }
 
 // Against the simulator's HTTP/2 servers (its GOAWAYs, resets and stalls): built with it.

@@ -7,14 +7,13 @@ use crate::providers::pool::{Answer, Pool};
 use crate::push::Push;
 use crate::vocab::{Outcome, UnixMillis};
 use bytes::Bytes;
-use http_body_util::Full;
 use std::future::Future;
 use std::time::Duration;
 
 /// A request ready to go, and which credential it carries.
 pub struct Prepared {
     /// The HTTP/2 request, URI complete, credential header set.
-    pub request: http::Request<Full<Bytes>>,
+    pub request: http::Request<Bytes>,
     /// Which credential the request carries (e.g. the APNs token's mint time), so a refusal
     /// of that credential refreshes it once, and not again when another push already did.
     pub credential: u64,

@@ -17,7 +17,6 @@ use crate::push::Push;
 use crate::registry::PushAddress;
 use crate::vocab::{Environment, Outcome, Platform, PushKind, UnixMillis};
 use http::header::AUTHORIZATION;
-use http_body_util::Full;
 use rustls::ClientConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -214,7 +213,7 @@ impl PushService for ApnsClient {
             .map_err(|error| Outcome::CredentialProblem {
                 reason: error.to_string(),
             })?;
-        let mut request = built.map(Full::new);
+        let mut request = built;
         // None for an app authenticated by its client certificate: no JWT at all.
         if let Some(authorization) = token.authorization {
             request.headers_mut().insert(AUTHORIZATION, authorization);

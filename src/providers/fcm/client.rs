@@ -24,7 +24,6 @@ use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::Push;
 use crate::vocab::{Outcome, UnixMillis};
 use http::header::AUTHORIZATION;
-use http_body_util::Full;
 use rustls::ClientConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,7 +155,7 @@ impl PushService for FcmClient {
         let built = build_request(push, &self.project_id, self.pool.base(), now)
             .map_err(|error| error.fault().outcome())?;
         let token = self.tokens.token(push.deadline).await?;
-        let mut request = built.map(Full::new);
+        let mut request = built;
         request
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization);

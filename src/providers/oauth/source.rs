@@ -23,7 +23,6 @@ use crate::providers::pool::Pool;
 use crate::vocab::{Outcome, UnixMillis};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http_body_util::Full;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,7 +81,7 @@ impl TokenExchange for TokenEndpoint {
     async fn exchange(&self, body: Vec<u8>, until: Instant) -> Result<(u16, Bytes), String> {
         let request = http::Request::post(self.uri.clone())
             .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
-            .body(Full::new(Bytes::from(body)))
+            .body(Bytes::from(body))
             .map_err(|error| format!("token request: {error}"))?;
         let stream = self
             .pool

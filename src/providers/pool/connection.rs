@@ -4,10 +4,11 @@
 //! HTTP/1.1 only when a request finds no free connection (the server closes idle
 //! keep-alive connections; redialling each at once would only feed its idle timer).
 
+use super::http2;
 use super::protocol::{Protocol, Sender};
 use super::{Phase, Shared, grow_for_http1, set_phase};
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -177,17 +178,23 @@ enum DialError {
         /// What was offered, for the log.
         offered: &'static str,
     },
-    #[error("{protocol:?} handshake: {source}")]
-    Handshake {
-        /// The protocol whose handshake failed.
-        protocol: Protocol,
-        /// hyper's error.
-        source: hyper::Error,
-    },
+    #[error("HTTP/1.1 handshake: {0}")]
+    Http1Handshake(hyper::Error),
+    #[error("HTTP/2 handshake: {0}")]
+    Http2Handshake(h2::Error),
+}
+
+/// Why a connection ended, whichever its protocol.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error("{0}")]
+    Http1(hyper::Error),
+    #[error("{0}")]
+    Http2(http2::Ended),
 }
 
 /// The future that drives one connection, whichever its protocol.
-type Driving = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
+type Driving = Pin<Box<dyn Future<Output = Result<(), Ended>> + Send>>;
 
 /// TCP, TLS with the pool's ALPN ids, and the handshake of the protocol the server picked.
 /// Returns the request handle and the future that drives the connection; for HTTP/2 it also
@@ -230,26 +237,14 @@ async fn dial(
         let (sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(tls))
             .await
-            .map_err(|source| DialError::Handshake { protocol, source })?;
+            .map_err(DialError::Http1Handshake)?;
         limit.store(1, Ordering::Relaxed);
-        return Ok((Sender::Http1(sender), Box::pin(connection)));
+        let driving = async move { connection.await.map_err(Ended::Http1) };
+        return Ok((Sender::Http1(sender), Box::pin(driving)));
     }
-    let settings = &shared.settings;
-    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        // One stream until the peer's SETTINGS say more (APNs starts at 1).
-        .initial_max_send_streams(1)
-        .keep_alive_interval(settings.keep_alive_interval)
-        .keep_alive_timeout(settings.keep_alive_timeout)
-        .keep_alive_while_idle(true)
-        .handshake(TokioIo::new(tls))
+    let (sender, connection) = http2::handshake(tls, &shared.settings, limit)
         .await
-        .map_err(|source| DialError::Handshake { protocol, source })?;
-    let mut connection = Box::pin(connection);
-    let driving = std::future::poll_fn(move |cx| {
-        let polled = connection.as_mut().poll(cx);
-        limit.store(connection.current_max_send_streams(), Ordering::Relaxed);
-        polled
-    });
+        .map_err(DialError::Http2Handshake)?;
+    let driving = async move { connection.await.map_err(Ended::Http2) };
     Ok((Sender::Http2(sender), Box::pin(driving)))
 }

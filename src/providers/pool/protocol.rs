@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use http::header::HOST;
 use http_body_util::Full;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http1;
 
 /// What a pool offers in ALPN.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,12 +55,13 @@ impl Protocol {
     }
 }
 
-/// A connection's request handle. An HTTP/2 handle is cloned into every stream; an HTTP/1.1
-/// handle is *moved* into the one request the connection carries and moved back when its
-/// answer has been read in full, so a second request can never queue behind the first.
+/// A connection's request handle. An HTTP/2 handle (h2's own, [`super::http2`]) is cloned
+/// into every stream; an HTTP/1.1 handle is *moved* into the one request the connection
+/// carries and moved back when its answer has been read in full, so a second request can
+/// never queue behind the first.
 pub(super) enum Sender {
     /// Shared by the connection's streams.
-    Http2(http2::SendRequest<Full<Bytes>>),
+    Http2(h2::client::SendRequest<Bytes>),
     /// Lent to one request at a time.
     Http1(http1::SendRequest<Full<Bytes>>),
 }
@@ -78,7 +79,7 @@ impl Sender {
 /// An HTTP/1.1 request line carries the path (origin form, RFC 9112 section 3.2.1) and the
 /// authority goes in `Host`; the providers build absolute URIs, which HTTP/2 needs for its
 /// `:scheme` and `:authority`.
-pub(super) fn origin_form(request: http::Request<Full<Bytes>>) -> http::Request<Full<Bytes>> {
+pub(super) fn origin_form(request: http::Request<Bytes>) -> http::Request<Full<Bytes>> {
     let (mut parts, body) = request.into_parts();
     if let Some(authority) = parts.uri.authority().cloned() {
         if !parts.headers.contains_key(HOST)
@@ -94,7 +95,7 @@ pub(super) fn origin_form(request: http::Request<Full<Bytes>>) -> http::Request<
             parts.uri = uri;
         }
     }
-    http::Request::from_parts(parts, body)
+    http::Request::from_parts(parts, Full::new(body))
 }
 
 #[cfg(test)]
@@ -128,7 +129,7 @@ mod tests {
     #[test]
     fn an_http1_request_names_its_path_and_host() {
         let request = http::Request::post("https://login.live.com:443/accesstoken.srf?x=1")
-            .body(Full::new(Bytes::new()))
+            .body(Bytes::new())
             .unwrap();
         let request = origin_form(request);
         assert_eq!(request.uri(), "/accesstoken.srf?x=1");

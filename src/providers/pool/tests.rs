@@ -32,9 +32,9 @@ fn pool(sim: &RunningSimulator, tls: Arc<ClientConfig>, connections: usize) -> P
 
 /// A push without a provider token: the simulator answers 403, which is all these tests need
 /// (an answer, and a stream counted by the simulator).
-fn request(pool: &Pool) -> http::Request<Full<Bytes>> {
+fn request(pool: &Pool) -> http::Request<Bytes> {
     http::Request::post(format!("{}/3/device/{}", pool.base(), "ab".repeat(32)))
-        .body(Full::new(Bytes::from_static(b"{}")))
+        .body(Bytes::from_static(b"{}"))
         .unwrap()
 }
 
@@ -178,6 +178,39 @@ async fn goaway_drains_the_connection_and_a_fresh_one_takes_over() {
     assert!(not_sent <= stats.goaways, "{not_sent} re-sends");
 }
 
+/// A wedged front end (the simulator stops reading and writing, PINGs included, for far
+/// longer than the test) is found by the PING watchdog: the stream on it fails as lost
+/// instead of waiting out the stall, and a fresh connection answers the next push.
+#[tokio::test]
+async fn an_unanswered_ping_ends_the_connection_and_a_fresh_one_takes_over() {
+    let (sim, tls, _dir) = simulator(Profile {
+        stall_after_streams: Some(2),
+        stall_ms: 60_000,
+        ..Profile::default()
+    })
+    .await;
+    let origin = Origin::parse(&sim.base_url(), tls).unwrap();
+    let pool = Pool::start(
+        origin,
+        PoolSettings {
+            connections: 1,
+            keep_alive_interval: Duration::from_millis(100),
+            keep_alive_timeout: Duration::from_millis(300),
+            ..PoolSettings::default()
+        },
+    );
+    let first = pool.acquire(soon()).await.unwrap();
+    assert_eq!(first.send(request(&pool)).await.unwrap().status, 403);
+    let stalled = pool.acquire(soon()).await.unwrap();
+    match stalled.send(request(&pool)).await {
+        Err(SendError::Lost(_)) => {}
+        other => panic!("the stalled push must be lost with its connection: {other:?}"),
+    }
+    let fresh = pool.acquire(soon()).await.unwrap();
+    assert_eq!(fresh.send(request(&pool)).await.unwrap().status, 403);
+    assert_eq!(sim.stats().connections, 2);
+}
+
 #[tokio::test]
 async fn without_a_server_no_stream_is_handed_out_and_the_slots_keep_redialling() {
     let tls = tls::client_config(None).unwrap();
@@ -282,9 +315,9 @@ fn dual_pool(base: &str, tls: Arc<ClientConfig>, http1: usize) -> Pool {
 
 /// A token request without a form: the simulator's token endpoint answers 400, which is all
 /// these tests need.
-fn token_request(pool: &Pool) -> http::Request<Full<Bytes>> {
+fn token_request(pool: &Pool) -> http::Request<Bytes> {
     http::Request::post(format!("{}/token", pool.base()))
-        .body(Full::new(Bytes::from_static(b"grant_type=nothing")))
+        .body(Bytes::from_static(b"grant_type=nothing"))
         .unwrap()
 }
 

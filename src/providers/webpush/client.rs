@@ -23,7 +23,6 @@ use crate::registry::validate::host_allowed;
 use crate::vocab::{Outcome, Platform, UnixMillis};
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
-use http_body_util::Full;
 use rustls::ClientConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,7 +172,7 @@ impl PushService for WebPushClient {
             })?;
         let authorization =
             HeaderValue::try_from(&*token.header).map_err(|_| rejected("bad_request"))?;
-        let mut request = request.map(Full::new);
+        let mut request = request;
         request.headers_mut().insert(AUTHORIZATION, authorization);
         Ok(Prepared {
             request,

@@ -20,7 +20,6 @@ use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::Push;
 use crate::vocab::{Outcome, Platform, UnixMillis};
 use http::header::AUTHORIZATION;
-use http_body_util::Full;
 use rustls::ClientConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,7 +125,7 @@ impl PushService for WnsClient {
         let built = build_request(push, now, Some(&self.origin))
             .map_err(|error| error.fault().outcome())?;
         let token = self.tokens.token(push.deadline).await?;
-        let mut request = built.map(Full::new);
+        let mut request = built;
         request
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization);
