@@ -1,14 +1,16 @@
-//! The load generator's HTTP client: hyper 1 over plain TCP, HTTP/1.1 keep-alive or h2c,
-//! with the connections kept here so their number is the scenario's, not a pool's guess.
+//! The load generator's HTTP client over plain TCP: HTTP/1.1 keep-alive (hyper 1) or h2c (the
+//! `h2` crate directly, as the node's push pool: hyper's HTTP/2 client spawns a task per
+//! request, and the generator's CPU is taken from the node it measures on a shared box), with
+//! the connections kept here so their number is the scenario's, not a pool's guess.
 
 use super::scenario::HttpVersion;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore};
@@ -27,6 +29,12 @@ pub enum ClientError {
     /// The connection failed while the request was on it.
     #[error("request failed: {0}")]
     Http(#[from] hyper::Error),
+    /// The h2c connection failed while the request was on it.
+    #[error("request failed: {0}")]
+    Http2(#[from] h2::Error),
+    /// The answer's body broke off or was larger than the generator reads.
+    #[error("the answer's body broke off or exceeded {ANSWER_LIMIT} bytes")]
+    Body,
     /// No answer within the request timeout.
     #[error("no answer within the request timeout")]
     Timeout,
@@ -40,12 +48,15 @@ impl ClientError {
     pub fn kind(&self) -> &'static str {
         match self {
             ClientError::Connect { .. } => "connect",
-            ClientError::Http(_) => "connection_lost",
+            ClientError::Http(_) | ClientError::Http2(_) | ClientError::Body => "connection_lost",
             ClientError::Timeout => "timeout",
             ClientError::Request(_) => "bad_request_built",
         }
     }
 }
+
+/// The largest answer body read: the node's answers are a few KiB of JSON at most.
+const ANSWER_LIMIT: usize = 1024 * 1024;
 
 /// An HTTP answer: status and body.
 #[derive(Clone, Debug)]
@@ -112,7 +123,7 @@ struct TargetClient {
     h1_idle: std::sync::Mutex<Vec<http1::SendRequest<Full<Bytes>>>>,
     h1_slots: Semaphore,
     /// h2c: the connections, opened on first use and reopened when they close.
-    h2: Vec<Mutex<Option<http2::SendRequest<Full<Bytes>>>>>,
+    h2: Vec<Mutex<Option<H2Connection>>>,
     h2_next: AtomicUsize,
 }
 
@@ -159,8 +170,9 @@ impl TargetClient {
             HttpVersion::H2c => {
                 let request = builder
                     .uri(format!("{}{path}", self.base))
-                    .body(Full::new(body))?;
-                self.send_h2(request).await
+                    .header(header::CONTENT_LENGTH, body.len())
+                    .body(())?;
+                self.send_h2(request, body).await
             }
         }
     }
@@ -195,27 +207,39 @@ impl TargetClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn send_h2(&self, request: Request<Full<Bytes>>) -> Result<Answer, ClientError> {
+    async fn send_h2(&self, request: Request<()>, body: Bytes) -> Result<Answer, ClientError> {
         let index = self.h2_next.fetch_add(1, Ordering::Relaxed) % self.h2.len().max(1);
-        let mut sender = {
+        let sender = {
             let Some(slot) = self.h2.get(index) else {
                 return Err(ClientError::Timeout);
             };
             let mut slot = slot.lock().await;
             match slot.as_ref() {
-                Some(sender) if !sender.is_closed() => sender.clone(),
+                Some(connection) if !connection.closed.load(Ordering::Relaxed) => {
+                    connection.sender.clone()
+                }
                 _ => {
-                    let sender = self.connect_h2().await?;
-                    *slot = Some(sender.clone());
+                    let connection = self.connect_h2().await?;
+                    let sender = connection.sender.clone();
+                    *slot = Some(connection);
                     sender
                 }
             }
         };
-        sender.ready().await?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(Answer { status, body })
+        let mut sender = sender.ready().await?;
+        let end_of_stream = body.is_empty();
+        let (response, mut stream) = sender.send_request(request, end_of_stream)?;
+        if !end_of_stream {
+            stream.send_data(body, true)?;
+        }
+        let (head, mut body) = response.await?.into_parts();
+        let body = crate::providers::pool::http2::read_body(&mut body, ANSWER_LIMIT)
+            .await
+            .ok_or(ClientError::Body)?;
+        Ok(Answer {
+            status: head.status,
+            body,
+        })
     }
 
     async fn tcp(&self) -> Result<TokioIo<TcpStream>, ClientError> {
@@ -241,15 +265,23 @@ impl TargetClient {
         Ok(sender)
     }
 
-    async fn connect_h2(&self) -> Result<http2::SendRequest<Full<Bytes>>, ClientError> {
-        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-            .handshake(self.tcp().await?)
-            .await?;
+    async fn connect_h2(&self) -> Result<H2Connection, ClientError> {
+        let (sender, connection) = h2::client::handshake(self.tcp().await?.into_inner()).await?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let ended = Arc::clone(&closed);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(?error, "loadgen: h2c connection ended");
             }
+            ended.store(true, Ordering::Relaxed);
         });
-        Ok(sender)
+        Ok(H2Connection { sender, closed })
     }
+}
+
+/// One h2c connection: its request handle, and whether the task driving it has ended (then
+/// the next request on its slot dials a new one).
+struct H2Connection {
+    sender: h2::client::SendRequest<Bytes>,
+    closed: Arc<AtomicBool>,
 }

@@ -38,7 +38,7 @@
 
 mod connection;
 pub mod guard;
-mod http2;
+pub mod http2;
 pub mod protocol;
 pub mod tls;
 

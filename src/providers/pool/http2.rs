@@ -8,8 +8,8 @@
 //!
 //! What hyper did that this module now does: a PING every `keep_alive_interval` (also while
 //! idle) and the connection ended when one is not answered within `keep_alive_timeout`;
-//! `content-length` on a request with a body; the flow-control window given back for every
-//! answer body read; the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` read as the connection is
+//! `content-length` on a request with a body; the flow-control window given back as an
+//! answer body is read; the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` read as the connection is
 //! driven (the pool's own stream limit, module doc of `providers::pool`); no server push.
 
 use super::{Answer, PoolSettings, RESPONSE_BODY_LIMIT};
@@ -137,13 +137,16 @@ pub(super) async fn exchange(
     Ok(Answer {
         status,
         headers: head.headers,
-        body: read_body(&mut body).await.unwrap_or_default(),
+        body: read_body(&mut body, RESPONSE_BODY_LIMIT)
+            .await
+            .unwrap_or_default(),
     })
 }
 
-/// The answer's body, giving its flow-control window back as it is read; `None` when it is
-/// longer than the limit or breaks off.
-async fn read_body(body: &mut RecvStream) -> Option<Bytes> {
+/// An answer's body, its flow-control window given back as it is read (h2 returns a closed
+/// stream's window by itself; a body longer than the stream's window would stall without
+/// this); `None` when it is longer than `limit` bytes or breaks off. Also the load generator's, which speaks h2c with `h2` for the same reason.
+pub async fn read_body(body: &mut RecvStream, limit: usize) -> Option<Bytes> {
     // Most answers have no body (APNs' 200) or one DATA frame: no copy for either.
     let mut whole: Option<Bytes> = None;
     let mut joined = BytesMut::new();
@@ -151,7 +154,7 @@ async fn read_body(body: &mut RecvStream) -> Option<Bytes> {
         let chunk = chunk.ok()?;
         let _ = body.flow_control().release_capacity(chunk.len());
         let read = whole.as_ref().map_or(joined.len(), Bytes::len) + chunk.len();
-        if read > RESPONSE_BODY_LIMIT {
+        if read > limit {
             return None;
         }
         match whole.take() {
