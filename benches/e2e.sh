@@ -168,6 +168,10 @@ PY
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$node_pid/status"; }
 # Redis's command counts ("cmdstat_<name> <calls>" lines): what each call costs the store.
 redis_commands() { redis-cli -p "$redis_port" info commandstats | tr -d '\r' | sed -n 's/^\(cmdstat_[^:]*\):calls=\([0-9]*\),.*/\1 \2/p'; }
+# The node's context switches so far, voluntary and not, over its threads: a thread that sleeps
+# and is woken pays the kernel (and on a VM the hypervisor) each time, so switches per call
+# measure the thread crossings a ring costs.
+node_switches() { cat /proc/"$node_pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/{s += $2} END{print s + 0}'; }
 # phase name, then the load generator's arguments; leaves $work/<phase>.cpu as
 # "node simulator redis box" cores and the node's CPU seconds, and $work/<phase>.rss as the
 # node's highest VmRSS (KiB) sampled every 200 ms through the phase.
@@ -177,6 +181,7 @@ phase() {
   ( while kill -0 "$node_pid" 2>/dev/null; do rss_kb; sleep 0.2; done ) >"$work/$name.rss-samples" 2>/dev/null &
   sampler=$!
   redis_commands >"$work/$name.redis-before"
+  node_switches >"$work/$name.switches-before"
   before=$(ticks)
   "$BIN" loadgen "${common[@]}" --reuse "$@" --out "$work/$name" >"$work/$name.txt"
   after=$(ticks)
@@ -184,6 +189,7 @@ phase() {
   wait "$sampler" 2>/dev/null || true
   cores "$before" "$after" >"$work/$name.cpu"
   redis_commands >"$work/$name.redis-after"
+  node_switches >"$work/$name.switches-after"
   sort -n "$work/$name.rss-samples" | tail -1 >"$work/$name.rss"
   # Calls the node refused or still answers must not spill into the next phase.
   sleep 2
@@ -320,6 +326,7 @@ d.pop("info", None)
 print(f"{sum(d.values()):.2f} (" + ", ".join(f"{k} {v:.2f}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) + ")")
 PY
 )"
+  echo "$phase: node context switches per call $(python3 -c "print(round(($(cat "$work/$phase.switches-after") - $(cat "$work/$phase.switches-before")) / max(1, $(jq .calls_offered "$report")), 2))")"
   echo "$phase: outcomes $(jq -c .outcome_classes "$report"), errors $(jq -c .errors "$report"), pushes by type $(jq -c .pushes_by_type "$report")"
   # Every platform of the mix must be delivered: the node's outcomes and the simulator's
   # record, side by side.

@@ -132,10 +132,18 @@ async fn start_with(
     };
     let in_flight = ownership.in_flight.clone();
     let channel = channel_first(config, &ownership);
+    let shard_ends = match shard_end_channels(&ownership, &shard_threads, config).await {
+        Ok(ends) => ends,
+        Err(error) => {
+            shard_threads.stop();
+            return Err(error);
+        }
+    };
     let routers = start_routers(
         &shard_threads,
         &plan,
         &shard_stores,
+        &shard_ends,
         config,
         &ownership,
         &channel,
@@ -356,12 +364,45 @@ async fn shard_stores(
     Ok(stores)
 }
 
+/// One connection per shard for what a router sends besides the store's commands: the
+/// call-end broadcasts, and with the channel, presence reads and relayed rings. Opened on each
+/// shard's arbiter, as [`shard_stores`], for the same reason: a ring's presence read over the
+/// main thread's connection crossed to that thread and back, about three context switches of
+/// the ~14 a call cost the node (`benches/e2e.sh`, "node context switches per call"). `None`
+/// each with the embedded store.
+async fn shard_end_channels(
+    ownership: &Ownership,
+    threads: &ShardThreads,
+    config: &Config,
+) -> anyhow::Result<Vec<Option<EndChannel>>> {
+    let handles = threads.handles();
+    if ownership.ends.is_none() {
+        return Ok(vec![None; handles.len()]);
+    }
+    let mut channels = Vec::with_capacity(handles.len());
+    for (shard, handle) in handles.iter().enumerate() {
+        let (opened, receive) = tokio::sync::oneshot::channel();
+        let registry = config.registry.clone();
+        handle.spawn(async move {
+            let _ = opened.send(EndChannel::connect(&registry).await);
+        });
+        let channel = receive
+            .await
+            .with_context(|| format!("shard {shard} stopped while connecting to Redis"))?
+            .with_context(|| format!("connecting shard {shard}'s call-end channel"))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
 /// Starts one router per shard on the shard's arbiter, each with its own providers (their
-/// connections belong to that shard's thread) and its shard's store handle.
+/// connections belong to that shard's thread), its shard's store handle and its shard's
+/// connection for call-end broadcasts and channel presence.
 fn start_routers(
     threads: &ShardThreads,
     plan: &ProviderSpecs,
     stores: &[AnyStore],
+    ends: &[Option<EndChannel>],
     config: &Config,
     ownership: &Ownership,
     channel: &ChannelFirst,
@@ -373,9 +414,15 @@ fn start_routers(
         .iter()
         .enumerate()
         .zip(stores)
-        .map(|((shard, handle), store)| {
-            let (plan, store, ownership) = (plan.clone(), store.clone(), ownership.clone());
-            let channel = channel.clone();
+        .zip(ends)
+        .map(|(((shard, handle), store), ends)| {
+            let (plan, store) = (plan.clone(), store.clone());
+            let mut ownership = ownership.clone();
+            let mut channel = channel.clone();
+            if let Some(ends) = ends {
+                channel.relay = channel.relay.map(|relay| relay.over(ends.clone()));
+                ownership.ends = Some(ends.clone());
+            }
             Router::start_in_arbiter(handle, move |_| {
                 let providers = ProviderSet::start(&plan, &store).unwrap_or_else(|error| {
                     // The configuration was validated; this is a bug, not bad input.

@@ -108,6 +108,14 @@ impl Presence {
         }
     }
 
+    /// The same presence over another connection to the same Redis.
+    pub fn over(&self, redis: EndChannel) -> Presence {
+        Presence {
+            redis,
+            ..self.clone()
+        }
+    }
+
     /// This node's id.
     pub fn node(&self) -> &str {
         &self.node

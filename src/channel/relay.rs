@@ -22,7 +22,7 @@
 use super::presence::{Presence, Present};
 use super::{ChannelHub, Connection, Outbound};
 use crate::metrics::channel::{self as metrics, CloseCause, RelayOutcome};
-use crate::router::ends::EndSource;
+use crate::router::ends::{EndChannel, EndSource};
 use crate::vocab::{IdentityKey, PushKind, UnixMillis};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -182,6 +182,20 @@ impl Relay {
                 presence,
                 hub,
                 pending: Arc::default(),
+            }),
+        }
+    }
+
+    /// This relay with its presence reads and its publishes over `redis`, another connection to
+    /// the same Redis (one driven by the thread that uses it: a shard's router). The devices
+    /// and the pending acks stay shared, so the one listener still resolves every ring this
+    /// node relayed.
+    pub fn over(&self, redis: EndChannel) -> Relay {
+        Relay {
+            inner: Arc::new(Inner {
+                presence: self.inner.presence.over(redis),
+                hub: self.inner.hub.clone(),
+                pending: Arc::clone(&self.inner.pending),
             }),
         }
     }
