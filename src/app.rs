@@ -349,19 +349,39 @@ async fn shard_stores(
     if matches!(store, AnyStore::Embedded(_)) {
         return Ok(vec![store.clone(); handles.len()]);
     }
-    let mut stores = Vec::with_capacity(handles.len());
-    for (shard, handle) in handles.iter().enumerate() {
-        let (opened, receive) = tokio::sync::oneshot::channel();
+    on_each_shard(threads, "its store", || {
         let config = config.clone();
+        async move { open_store(&config).await }
+    })
+    .await
+}
+
+/// What `open` opens, once on each shard's arbiter, so that what it starts there (a Redis
+/// connection's driver task) runs on that shard's thread; `what` names it in an error.
+async fn on_each_shard<T, Opening>(
+    threads: &ShardThreads,
+    what: &str,
+    open: impl Fn() -> Opening,
+) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    Opening: Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let handles = threads.handles();
+    let mut opened = Vec::with_capacity(handles.len());
+    for (shard, handle) in handles.iter().enumerate() {
+        let (done, receive) = tokio::sync::oneshot::channel();
+        let opening = open();
         handle.spawn(async move {
-            let _ = opened.send(open_store(&config).await);
+            let _ = done.send(opening.await);
         });
-        let store = receive
+        let one = receive
             .await
-            .with_context(|| format!("shard {shard} stopped while connecting its store"))??;
-        stores.push(store);
+            .with_context(|| format!("shard {shard} stopped while opening {what}"))?
+            .with_context(|| format!("shard {shard} opening {what}"))?;
+        opened.push(one);
     }
-    Ok(stores)
+    Ok(opened)
 }
 
 /// One connection per shard for what a router sends besides the store's commands: the
@@ -375,24 +395,14 @@ async fn shard_end_channels(
     threads: &ShardThreads,
     config: &Config,
 ) -> anyhow::Result<Vec<Option<EndChannel>>> {
-    let handles = threads.handles();
     if ownership.ends.is_none() {
-        return Ok(vec![None; handles.len()]);
+        return Ok(vec![None; threads.handles().len()]);
     }
-    let mut channels = Vec::with_capacity(handles.len());
-    for (shard, handle) in handles.iter().enumerate() {
-        let (opened, receive) = tokio::sync::oneshot::channel();
+    on_each_shard(threads, "its call-end channel", || {
         let registry = config.registry.clone();
-        handle.spawn(async move {
-            let _ = opened.send(EndChannel::connect(&registry).await);
-        });
-        let channel = receive
-            .await
-            .with_context(|| format!("shard {shard} stopped while connecting to Redis"))?
-            .with_context(|| format!("connecting shard {shard}'s call-end channel"))?;
-        channels.push(channel);
-    }
-    Ok(channels)
+        async move { EndChannel::connect(&registry).await }
+    })
+    .await
 }
 
 /// Starts one router per shard on the shard's arbiter, each with its own providers (their

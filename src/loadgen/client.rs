@@ -4,6 +4,7 @@
 //! the connections kept here so their number is the scenario's, not a pool's guess.
 
 use super::scenario::HttpVersion;
+use crate::providers::pool::http2;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
@@ -168,11 +169,8 @@ impl TargetClient {
                 self.send_h1(request).await
             }
             HttpVersion::H2c => {
-                let request = builder
-                    .uri(format!("{}{path}", self.base))
-                    .header(header::CONTENT_LENGTH, body.len())
-                    .body(())?;
-                self.send_h2(request, body).await
+                let request = builder.uri(format!("{}{path}", self.base)).body(body)?;
+                self.send_h2(request).await
             }
         }
     }
@@ -207,7 +205,7 @@ impl TargetClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn send_h2(&self, request: Request<()>, body: Bytes) -> Result<Answer, ClientError> {
+    async fn send_h2(&self, request: Request<Bytes>) -> Result<Answer, ClientError> {
         let index = self.h2_next.fetch_add(1, Ordering::Relaxed) % self.h2.len().max(1);
         let sender = {
             let Some(slot) = self.h2.get(index) else {
@@ -226,14 +224,11 @@ impl TargetClient {
                 }
             }
         };
-        let mut sender = sender.ready().await?;
-        let end_of_stream = body.is_empty();
-        let (response, mut stream) = sender.send_request(request, end_of_stream)?;
-        if !end_of_stream {
-            stream.send_data(body, true)?;
-        }
-        let (head, mut body) = response.await?.into_parts();
-        let body = crate::providers::pool::http2::read_body(&mut body, ANSWER_LIMIT)
+        let (head, mut body) = http2::request(sender, request)
+            .await
+            .map_err(http2::Failed::into_error)?
+            .into_parts();
+        let body = http2::read_body(&mut body, ANSWER_LIMIT)
             .await
             .ok_or(ClientError::Body)?;
         Ok(Answer {

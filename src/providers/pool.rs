@@ -47,7 +47,8 @@ pub use protocol::{Protocol, Protocols};
 use crate::metrics::{self, ConnectionState};
 use crate::vocab::Platform;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1;
 use protocol::Sender;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
@@ -598,26 +599,36 @@ impl Stream {
     /// seen here marks the connection draining.
     pub async fn send(mut self, request: http::Request<Bytes>) -> Result<Answer, SendError> {
         self.reusable = false;
-        match &mut self.sender {
-            Some(Sender::Http2(sender)) => http2::exchange(sender.clone(), request)
+        // Taken, not cloned: cloning an h2 handle takes the connection's lock to count it.
+        match self.sender.take() {
+            Some(Sender::Http2(sender)) => http2::exchange(sender, request)
                 .await
                 .map_err(|failed| self.classify_http2(&failed)),
-            Some(Sender::Http1(sender)) => {
-                // The previous answer was read, but hyper may not have seen the connection
-                // ready again yet; a connection the server closed fails here, unsent.
-                if sender.ready().await.is_err() {
-                    return Err(SendError::NotSent("connection_closed"));
-                }
-                let response = sender
-                    .send_request(protocol::origin_form(request))
-                    .await
-                    .map_err(|error| classify_http1(&error))?;
-                let answer = read_http1_answer(response).await;
-                self.reusable = answer.1;
-                Ok(answer.0)
-            }
+            Some(Sender::Http1(sender)) => self.send_http1(sender, request).await,
             None => Err(SendError::NotSent("connection_closed")),
         }
+    }
+
+    /// The HTTP/1.1 half of [`Stream::send`]: the connection goes back to the slot on drop
+    /// only if its answer was read in full.
+    async fn send_http1(
+        &mut self,
+        mut sender: http1::SendRequest<Full<Bytes>>,
+        request: http::Request<Bytes>,
+    ) -> Result<Answer, SendError> {
+        // The previous answer was read, but hyper may not have seen the connection ready
+        // again yet; a connection the server closed fails here, unsent.
+        if sender.ready().await.is_err() {
+            return Err(SendError::NotSent("connection_closed"));
+        }
+        let response = sender
+            .send_request(protocol::origin_form(request))
+            .await
+            .map_err(|error| classify_http1(&error))?;
+        let (answer, whole) = read_http1_answer(response).await;
+        self.reusable = whole;
+        self.sender = Some(Sender::Http1(sender));
+        Ok(answer)
     }
 
     /// What a failed HTTP/2 exchange means for re-sending.

@@ -203,7 +203,7 @@ impl PushService for ApnsClient {
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
         let base = self.pool_of(push.environment).base();
-        let built = build_request(push, &self.bundle_id, base, now)
+        let mut request = build_request(push, &self.bundle_id, base, now)
             .map_err(|error| error.fault().outcome())?;
         let credential = self.credential.load();
         self.retire_if_replaced(&credential);
@@ -213,7 +213,6 @@ impl PushService for ApnsClient {
             .map_err(|error| Outcome::CredentialProblem {
                 reason: error.to_string(),
             })?;
-        let mut request = built;
         // None for an app authenticated by its client certificate: no JWT at all.
         if let Some(authorization) = token.authorization {
             request.headers_mut().insert(AUTHORIZATION, authorization);

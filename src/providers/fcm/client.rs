@@ -152,10 +152,9 @@ impl PushService for FcmClient {
     }
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
-        let built = build_request(push, &self.project_id, self.pool.base(), now)
+        let mut request = build_request(push, &self.project_id, self.pool.base(), now)
             .map_err(|error| error.fault().outcome())?;
         let token = self.tokens.token(push.deadline).await?;
-        let mut request = built;
         request
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization);

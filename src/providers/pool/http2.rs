@@ -103,20 +103,29 @@ async fn keep_alive(mut pings: PingPong, interval: Duration, timeout: Duration) 
 /// How an exchange failed: before the request was handed to the connection (nothing of it
 /// can have reached the server), or after.
 #[derive(Debug)]
-pub(super) enum Failed {
+pub enum Failed {
     /// The connection could not open a stream.
     NotSent(h2::Error),
     /// The stream was opened; its answer did not come.
     Sent(h2::Error),
 }
 
+impl Failed {
+    /// h2's error, whichever side of sending it came from.
+    pub fn into_error(self) -> h2::Error {
+        match self {
+            Failed::NotSent(error) | Failed::Sent(error) => error,
+        }
+    }
+}
+
 /// Sends `request` (an absolute URI: h2 takes `:scheme` and `:authority` from it) on a new
-/// stream of `sender`'s connection and reads the answer, its body up to the pool's limit (a
-/// longer or broken body is read as empty: the status decides).
-pub(super) async fn exchange(
+/// stream of `sender`'s connection and returns the answer's head, its body still to read
+/// ([`read_body`]). Also the load generator's h2c request.
+pub async fn request(
     sender: SendRequest<Bytes>,
     request: http::Request<Bytes>,
-) -> Result<Answer, Failed> {
+) -> Result<http::Response<RecvStream>, Failed> {
     let mut sender = sender.ready().await.map_err(Failed::NotSent)?;
     let (mut head, body) = request.into_parts();
     let end_of_stream = body.is_empty();
@@ -131,11 +140,18 @@ pub(super) async fn exchange(
         // Buffered by h2 and written as the peer's window allows: a push is a few KiB.
         stream.send_data(body, true).map_err(Failed::Sent)?;
     }
-    let response = response.await.map_err(Failed::Sent)?;
-    let status = response.status().as_u16();
-    let (head, mut body) = response.into_parts();
+    response.await.map_err(Failed::Sent)
+}
+
+/// [`request`], then the answer's body up to the pool's limit (a longer or broken body is
+/// read as empty: the status decides).
+pub(super) async fn exchange(
+    sender: SendRequest<Bytes>,
+    request: http::Request<Bytes>,
+) -> Result<Answer, Failed> {
+    let (head, mut body) = self::request(sender, request).await?.into_parts();
     Ok(Answer {
-        status,
+        status: head.status.as_u16(),
         headers: head.headers,
         body: read_body(&mut body, RESPONSE_BODY_LIMIT)
             .await

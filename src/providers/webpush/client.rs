@@ -159,7 +159,7 @@ impl PushService for WebPushClient {
                 return Err(rejected("endpoint_not_allowed"));
             }
         }
-        let request = build_request(push, now).map_err(|error| error.fault().outcome())?;
+        let mut request = build_request(push, now).map_err(|error| error.fault().outcome())?;
         let token = self
             .signer
             .load()
@@ -172,7 +172,6 @@ impl PushService for WebPushClient {
             })?;
         let authorization =
             HeaderValue::try_from(&*token.header).map_err(|_| rejected("bad_request"))?;
-        let mut request = request;
         request.headers_mut().insert(AUTHORIZATION, authorization);
         Ok(Prepared {
             request,

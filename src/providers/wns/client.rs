@@ -122,10 +122,9 @@ impl PushService for WnsClient {
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
         // The channel's path on this client's origin: for a channel host, the channel URI
         // itself; for the override, the same path at the simulator.
-        let built = build_request(push, now, Some(&self.origin))
+        let mut request = build_request(push, now, Some(&self.origin))
             .map_err(|error| error.fault().outcome())?;
         let token = self.tokens.token(push.deadline).await?;
-        let mut request = built;
         request
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization);
