@@ -36,7 +36,7 @@ use std::sync::Arc;
 pub struct ApiState {
     /// The registry shards.
     pub shards: Shards<AnyStore>,
-    /// The routers, one per shard.
+    /// The routers, one per HTTP worker.
     pub routers: Routers,
     /// The tenants and their credentials; a reload swaps them whole.
     pub tenants: LiveTenants,

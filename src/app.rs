@@ -4,6 +4,7 @@
 
 mod listener;
 pub mod tls;
+mod worker_router;
 
 use crate::admin::reload::{LiveTenants, Reloader};
 use crate::admin::{self, ReloaderData};
@@ -13,7 +14,6 @@ use crate::channel::presence::Presence;
 use crate::channel::relay::Relay;
 use crate::config::{Config, StoreKind};
 use crate::metrics;
-use crate::providers::wiring::{ProviderSet, ProviderSpecs};
 use crate::registry::embedded::EmbeddedStore;
 use crate::registry::redis::sentinel::SentinelTarget;
 use crate::registry::redis::{
@@ -21,15 +21,14 @@ use crate::registry::redis::{
 };
 use crate::registry::shards::{ShardSettings, ShardThreads, Shards};
 use crate::registry::{AnyStore, Store};
+use crate::router::Routers;
 use crate::router::drain::EventsInFlight;
 use crate::router::ends::{self, EndChannel};
 use crate::router::intake::DurableIntake;
 use crate::router::intake::reader::Readers;
 use crate::router::internal::ChannelFirst;
 use crate::router::outages::StoreOutages;
-use crate::router::ownership::Ownership;
-use crate::router::{Router, Routers};
-use actix::Actor;
+use crate::router::ownership::{Ownership, RoutingSet};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, web};
 use anyhow::Context;
@@ -37,6 +36,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use worker_router::WorkerRouter;
 
 /// A started node: its HTTP server and shards, running on the current actix `System`.
 pub struct Node {
@@ -132,22 +132,10 @@ async fn start_with(
     };
     let in_flight = ownership.in_flight.clone();
     let channel = channel_first(config, &ownership);
-    let shard_ends = match shard_end_channels(&ownership, &shard_threads, config).await {
-        Ok(ends) => ends,
-        Err(error) => {
-            shard_threads.stop();
-            return Err(error);
-        }
-    };
-    let routers = start_routers(
-        &shard_threads,
-        &plan,
-        &shard_stores,
-        &shard_ends,
-        config,
-        &ownership,
-        &channel,
-    );
+    let routers = Routers::new(call_timeout(config));
+    let worker_router = Arc::new(WorkerRouter::new(
+        config, &plan, &ownership, &channel, &routers, &store,
+    ));
     // Read by EndChannel::connect just before: an error here is a file changed since.
     let pubsub_source = ownership
         .ends
@@ -217,7 +205,14 @@ async fn start_with(
         )
     };
     let shared_admin = config.admin.on_api_listener.then_some(reloader_data);
-    let (server, address) = public_listener(config, state, intake, shared_admin, certificate)?;
+    let (server, address) = public_listener(
+        config,
+        state,
+        intake,
+        shared_admin,
+        certificate,
+        worker_router,
+    )?;
     tracing::info!(%address, admin = ?admin_address, tls = config.server.tls.is_some(), store = store_name, shards = settings.count, "ringcast node started");
     let reload_on_hangup = match (&reloader, handle_signals) {
         (Some(reloader), true) => Some(spawn_reload_on_hangup(reloader.clone())),
@@ -261,6 +256,7 @@ fn public_listener(
     intake: api::intake::Intake,
     shared_admin: Option<ReloaderData>,
     certificate: Option<Arc<tls::CertificateCell>>,
+    worker_router: Arc<WorkerRouter>,
 ) -> anyhow::Result<(Server, SocketAddr)> {
     let max_body = config.server.max_body_bytes;
     let call_control_needs_certificate = config
@@ -271,7 +267,10 @@ fn public_listener(
     let limits = api::connection::ConnectionLimits::of(&config.server);
     let limits_data = web::Data::new(limits);
     let app = move || {
+        let worker_router = worker_router.clone();
         let app = App::new()
+            // Before the worker accepts a connection: its router, on its thread.
+            .data_factory(move || worker_router.clone().start_here())
             .app_data(state.clone())
             .app_data(intake.clone())
             .app_data(limits_data.clone())
@@ -384,78 +383,12 @@ where
     Ok(opened)
 }
 
-/// One connection per shard for what a router sends besides the store's commands: the
-/// call-end broadcasts, and with the channel, presence reads and relayed rings. Opened on each
-/// shard's arbiter, as [`shard_stores`], for the same reason: a ring's presence read over the
-/// main thread's connection crossed to that thread and back, about three context switches of
-/// the ~14 a call cost the node (`benches/e2e.sh`, "node context switches per call"). `None`
-/// each with the embedded store.
-async fn shard_end_channels(
-    ownership: &Ownership,
-    threads: &ShardThreads,
-    config: &Config,
-) -> anyhow::Result<Vec<Option<EndChannel>>> {
-    if ownership.ends.is_none() {
-        return Ok(vec![None; threads.handles().len()]);
-    }
-    on_each_shard(threads, "its call-end channel", || {
-        let registry = config.registry.clone();
-        async move { EndChannel::connect(&registry).await }
-    })
-    .await
-}
-
-/// Starts one router per shard on the shard's arbiter, each with its own providers (their
-/// connections belong to that shard's thread), its shard's store handle and its shard's
-/// connection for call-end broadcasts and channel presence.
-fn start_routers(
-    threads: &ShardThreads,
-    plan: &ProviderSpecs,
-    stores: &[AnyStore],
-    ends: &[Option<EndChannel>],
-    config: &Config,
-    ownership: &Ownership,
-    channel: &ChannelFirst,
-) -> Routers {
-    let capacity = config.registry.mailbox_capacity;
-    let max_in_flight = config.router.max_events_in_flight;
-    let routers = threads
-        .handles()
-        .iter()
-        .enumerate()
-        .zip(stores)
-        .zip(ends)
-        .map(|(((shard, handle), store), ends)| {
-            let (plan, store) = (plan.clone(), store.clone());
-            let mut ownership = ownership.clone();
-            let mut channel = channel.clone();
-            if let Some(ends) = ends {
-                channel.relay = channel.relay.map(|relay| relay.over(ends.clone()));
-                ownership.ends = Some(ends.clone());
-            }
-            Router::start_in_arbiter(handle, move |_| {
-                let providers = ProviderSet::start(&plan, &store).unwrap_or_else(|error| {
-                    // The configuration was validated; this is a bug, not bad input.
-                    tracing::error!(shard, %error, "providers could not start on this shard");
-                    ProviderSet::default()
-                });
-                tracing::debug!(shard, providers = providers.len(), "router started");
-                Router::new(
-                    store,
-                    Arc::new(providers),
-                    capacity,
-                    max_in_flight,
-                    ownership,
-                )
-                .with_channel(channel)
-            })
-        })
-        .collect();
-    // A call waits for mailbox room, a claim and a lookup, and its batches being queued.
-    let call_timeout = Duration::from_millis(config.registry.mailbox_wait_ms)
+/// How long an API caller waits for its event's router: for mailbox room, a claim and a
+/// lookup, and its pushes being queued.
+fn call_timeout(config: &Config) -> Duration {
+    Duration::from_millis(config.registry.mailbox_wait_ms)
         + config.store_timeout() * 2
-        + Duration::from_millis(100);
-    Routers::new(routers, call_timeout)
+        + Duration::from_millis(100)
 }
 
 /// The internal push channel as the routers use it; with a Redis store, its devices'
@@ -484,6 +417,7 @@ fn ownership(config: &Config) -> Ownership {
         lease: config.cluster.lease(),
         renew_every: config.cluster.renew_every(),
         in_flight: EventsInFlight::default(),
+        routing: RoutingSet::default(),
         outages: StoreOutages::default(),
         ends: None,
         clock: crate::clock::Clock::System,

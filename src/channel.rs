@@ -11,8 +11,8 @@
 //!   embedded store there are no other nodes: neither exists).
 //!
 //! Who owns the registry: a connection's session runs on the HTTP worker that accepted it,
-//! and a ring is routed on its callee's shard arbiter, so the two are always different
-//! threads. The registry is therefore shared, not owned by one actor: a fixed set of stripes,
+//! and a ring is routed on the worker that received the call, most often another one. The
+//! registry is therefore shared, not owned by one actor: a fixed set of stripes,
 //! each a `std::sync::Mutex` over a small map, held only for one map operation and never
 //! across an `await` (mini-redis's reasoning for a std mutex). A ring locks one stripe once to
 //! copy its callee's connections; the frames then go through each connection's own bounded
@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// How many stripes the registry has: enough that HTTP workers and shard arbiters (a few per
-/// core) rarely meet on one.
+/// How many stripes the registry has: enough that the HTTP workers (one per core, sessions
+/// and routers alike) rarely meet on one.
 const STRIPES: usize = 64;
 
 /// One frame for one client.

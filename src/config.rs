@@ -61,7 +61,7 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The registry: its shards and its store.
     pub registry: RegistryConfig,
-    /// The routers: how much call-event work each shard takes on at once.
+    /// The routers: how much call-event work each router takes on at once.
     pub router: RouterConfig,
     /// How each push service is reached (hosts, connections, retries, queues); the
     /// credentials are per app, under `tenants`.
@@ -253,7 +253,7 @@ impl Default for RegistryConfig {
     }
 }
 
-/// The routers (one per shard), which turn call events into pushes.
+/// The routers (one per HTTP worker), which turn call events into pushes.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouterConfig {
@@ -261,7 +261,7 @@ pub struct RouterConfig {
     /// Above half of it missed-call events are refused, above three quarters "call ended"
     /// events too, and at the limit rings: `503` with `Retry-After` at once instead of a
     /// queue that grows (src/router/admission.rs). By Little's law it bounds how long an
-    /// admitted event waits: 128 at 5,000 events/s per shard is at most ~25 ms.
+    /// admitted event waits: 128 at 5,000 events/s per router is at most ~25 ms.
     pub max_events_in_flight: usize,
 }
 

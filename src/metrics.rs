@@ -196,7 +196,7 @@ pub fn push_finished(provider: Platform, priority: Priority, outcome: &Outcome, 
 }
 
 /// Pushes waiting in a provider's queue of one priority changed by `delta`. A node runs one
-/// dispatcher per shard, app and environment, and they all add into the same series, so
+/// dispatcher per router, app and environment, and they all add into the same series, so
 /// gauges here move by deltas: a `set` from one dispatcher would hide the others.
 pub fn queue_depth(provider: Platform, priority: Priority, delta: i64) {
     gauge!(catalog::QUEUE_DEPTH, "provider" => provider.as_str(), "priority" => priority.label())

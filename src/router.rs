@@ -1,7 +1,8 @@
 //! The router: call events become prioritised pushes (docs/architecture.md, "Threads, actors and mailboxes").
 //!
-//! One [`Router`] actor per shard, on the shard's arbiter, next to the registry shard and the
-//! shard's providers. For an incoming call it claims the event (so the same event rings once
+//! One [`Router`] actor per HTTP worker, on the worker's thread, with its own providers and
+//! store connection; an event is routed by the router of the worker that received it
+//! ([`routers`]). For an incoming call it claims the event (so the same event rings once
 //! on any node) while it looks up the callee's live registrations, builds one P0 push per device
 //! ([`fanout`]) and hands them to the providers in one batch per provider. For the end of a
 //! call it first withdraws the call's rings still waiting in the queues — those phones never
@@ -22,6 +23,7 @@ pub mod internal;
 pub mod outages;
 pub mod outcomes;
 pub mod ownership;
+pub mod routers;
 
 use crate::providers::dispatcher::{Submit, Ticket, Withdraw};
 use crate::providers::wiring::{ProviderKey, ProviderSet};
@@ -32,11 +34,13 @@ use crate::vocab::{IdentityKey, Outcome, Platform, Priority};
 use actix::prelude::*;
 use admission::Admission;
 use fanout::{CallEvent, EndEvent};
-use intake::{Arrival, Pending, ShardIntake};
-use ownership::{EventRef, Ownership, RoutingSet, Taken};
+use intake::{Arrival, Pending, RouterIntake};
+use ownership::{EventRef, Ownership, Taken};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::Instrument;
+
+pub use routers::{Routers, RoutersError};
 
 /// Why an event was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +89,7 @@ pub struct Routed {
 }
 
 /// Where the router's answer to one event arrives. The event's work runs as a task of its own
-/// on the shard's arbiter, not inside the actor's context: actix polls every future spawned
+/// on the router's thread, not inside the actor's context: actix polls every future spawned
 /// into a context on each wake, so a router with n events in flight would do O(n) work per
 /// Redis reply (the same profile finding that moved the dispatcher's deliveries out).
 pub type RouteReply = tokio::sync::oneshot::Receiver<Result<Routed, RouteError>>;
@@ -100,11 +104,11 @@ pub struct Ring(pub CallEvent, pub Arrival);
 #[rtype(result = "RouteReply")]
 pub struct End(pub EndEvent, pub Arrival);
 
-/// The router of one shard.
+/// The router of one HTTP worker.
 pub struct Router {
     /// Registrations and event claims.
     store: AnyStore,
-    /// The shard's providers, shared with every event in flight (an `Arc`: each event's
+    /// The router's providers, shared with every event in flight (an `Arc`: each event's
     /// task holds it, which must not copy the map of handles).
     providers: Arc<ProviderSet>,
     /// The mailbox bound (backpressure to the API).
@@ -113,25 +117,30 @@ pub struct Router {
     admission: Admission,
     /// The node's terms for owning events.
     ownership: Ownership,
-    /// The events this router is routing now.
-    routing: RoutingSet,
+    /// The node's routers, for what an event does on all of them (an end withdraws the call's
+    /// rings wherever they wait).
+    peers: Routers,
+    /// This router's own address, once started: the one of `peers` not to ask.
+    me: Option<Addr<Router>>,
     /// The internal push channel, when the node has one.
     channel: Option<internal::ChannelFirst>,
-    /// The durable intake over this shard's store connection (`[intake] durable`).
-    intake: Option<ShardIntake>,
-    /// The outcome stream over this shard's store connection (`[outcomes] stream`).
-    outcomes: Option<outcomes::ShardOutcomes>,
+    /// The durable intake over this router's store connection (`[intake] durable`).
+    intake: Option<RouterIntake>,
+    /// The outcome stream over this router's store connection (`[outcomes] stream`).
+    outcomes: Option<outcomes::RouterOutcomes>,
 }
 
 impl Router {
     /// A router over `store` handing pushes to `providers`, with at most `max_in_flight`
-    /// events being routed at once (lower priorities are refused earlier, see [`admission`]).
+    /// events being routed at once (lower priorities are refused earlier, see [`admission`]);
+    /// `peers` are the node's routers, this one among them once it joins.
     pub fn new(
         store: AnyStore,
         providers: Arc<ProviderSet>,
         mailbox_capacity: usize,
         max_in_flight: usize,
         ownership: Ownership,
+        peers: Routers,
     ) -> Router {
         let intake = ownership
             .intake
@@ -148,7 +157,8 @@ impl Router {
             mailbox_capacity,
             admission: Admission::new(max_in_flight),
             ownership,
-            routing: RoutingSet::default(),
+            peers,
+            me: None,
             channel: None,
             intake,
         }
@@ -188,6 +198,7 @@ impl Actor for Router {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+        self.me = Some(ctx.address());
     }
 }
 
@@ -197,7 +208,7 @@ impl Handler<Ring> for Router {
     fn handle(&mut self, Ring(call, arrival): Ring, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
         let channel = self.channel.clone();
-        let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
+        let ownership = self.ownership.clone();
         let intake = self.intake.clone();
         let outcomes = self.outcomes.clone();
         let span = crate::logging::call_event_span(&call.event_id);
@@ -216,7 +227,6 @@ impl Handler<Ring> for Router {
                     let taking = Taking {
                         store: &store,
                         ownership: &ownership,
-                        routing: &routing,
                         channel: channel.as_ref(),
                         callee: &call.callee,
                     };
@@ -282,9 +292,10 @@ impl Handler<End> for Router {
     fn handle(&mut self, End(end, arrival): End, _: &mut Context<Self>) -> Self::Result {
         let (store, providers) = (self.store.clone(), self.providers.clone());
         let channel = self.channel.clone();
-        let (ownership, routing) = (self.ownership.clone(), self.routing.clone());
+        let ownership = self.ownership.clone();
         let intake = self.intake.clone();
         let outcomes = self.outcomes.clone();
+        let (peers, me) = (self.peers.clone(), self.me.clone());
         let span = crate::logging::call_event_span(&end.event_id);
         MessageResult(
             self.admitted(
@@ -300,7 +311,6 @@ impl Handler<End> for Router {
                     let taking = Taking {
                         store: &store,
                         ownership: &ownership,
-                        routing: &routing,
                         channel: channel.as_ref(),
                         callee: &end.callee,
                     };
@@ -318,8 +328,13 @@ impl Handler<End> for Router {
                         Ok(held) => held,
                         Err(duplicate) => return Ok(duplicate),
                     };
-                    // The call is over: rings still queued never leave, here or elsewhere.
-                    let not_rung = withdraw(&providers, &end.callee, &end.call_id).await;
+                    // The call is over: rings still queued never leave, on this router, on the
+                    // node's others (a ring is routed where it arrived) or on other nodes.
+                    let (mut not_rung, on_peers) = tokio::join!(
+                        withdraw(&providers, &end.callee, &end.call_id),
+                        peers.withdraw_elsewhere(me.as_ref(), &end.callee, &end.call_id)
+                    );
+                    not_rung.extend(on_peers);
                     if let Some(ends) = &ownership.ends {
                         ends.publish(&ends::EndNotice {
                             node: ownership.node.to_string(),
@@ -362,10 +377,10 @@ impl Handler<End> for Router {
     }
 }
 
-/// Withdraws the callee's queued rings of a call that ended on another node
-/// ([`ends`]).
+/// Withdraws the callee's queued rings of a call that ended on another router of this node or
+/// on another node ([`ends`]); answers the devices whose ring was withdrawn.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Vec<String>")]
 pub struct WithdrawRings {
     /// Whose rings.
     pub callee: IdentityKey,
@@ -374,20 +389,11 @@ pub struct WithdrawRings {
 }
 
 impl Handler<WithdrawRings> for Router {
-    type Result = ();
+    type Result = ResponseFuture<Vec<String>>;
 
-    fn handle(&mut self, message: WithdrawRings, _: &mut Context<Self>) {
+    fn handle(&mut self, message: WithdrawRings, _: &mut Context<Self>) -> Self::Result {
         let providers = self.providers.clone();
-        actix::spawn(async move {
-            let withdrawn = withdraw(&providers, &message.callee, &message.call_id).await;
-            if !withdrawn.is_empty() {
-                crate::metrics::end_broadcast(crate::metrics::EndBroadcast::Withdrew);
-                tracing::debug!(
-                    withdrawn = withdrawn.len(),
-                    "rings withdrawn: the call ended on another node"
-                );
-            }
-        });
+        Box::pin(async move { withdraw(&providers, &message.callee, &message.call_id).await })
     }
 }
 
@@ -429,7 +435,6 @@ async fn lookups(
 struct Taking<'a> {
     store: &'a AnyStore,
     ownership: &'a Ownership,
-    routing: &'a RoutingSet,
     channel: Option<&'a internal::ChannelFirst>,
     callee: &'a IdentityKey,
 }
@@ -452,7 +457,7 @@ impl Taking<'_> {
     /// its claim is released) settles the entry as refused.
     async fn take(
         &self,
-        intake: Option<&ShardIntake>,
+        intake: Option<&RouterIntake>,
         arrival: &Arrival,
         event: &EventRef,
         deadline: crate::vocab::UnixMillis,
@@ -462,15 +467,7 @@ impl Taking<'_> {
         let claimed = async {
             let pending =
                 Pending::of(intake, arrival, &event.tenant, &event.event_id, entry).await?;
-            let claimed = ownership::claim(
-                self.store,
-                self.ownership,
-                self.routing,
-                event,
-                deadline,
-                now,
-            )
-            .await;
+            let claimed = ownership::claim(self.store, self.ownership, event, deadline, now).await;
             Ok::<_, RouteError>((pending, claimed))
         };
         let (taken, (listed, elsewhere)) =
@@ -524,7 +521,7 @@ fn not_done(pushes: Vec<Push>, done: &std::collections::HashSet<String>) -> Vec<
         .collect()
 }
 
-/// Runs one event's work as a task on the current (the shard's) arbiter; its answer arrives
+/// Runs one event's work as a task on the current (the router's) thread; its answer arrives
 /// through the returned receiver. A caller that gave up drops the receiver; the work still
 /// finishes, so a claimed event is never left half-routed.
 fn run(
@@ -632,106 +629,4 @@ async fn withdraw(providers: &ProviderSet, callee: &IdentityKey, call_id: &str) 
         }
     }
     withdrawn
-}
-
-/// Every shard's router, picked by the same stable hash as the registry shards, so a call's
-/// lookup, fan-out and providers all stay on its callee's shard.
-#[derive(Clone)]
-pub struct Routers {
-    /// One per shard, in shard order.
-    addresses: std::sync::Arc<[Addr<Router>]>,
-    /// How long a caller waits for mailbox room and the router's answer.
-    call_timeout: std::time::Duration,
-}
-
-/// Why the router could not be asked.
-#[derive(Debug, thiserror::Error)]
-pub enum RoutersError {
-    /// The router answered with an error.
-    #[error(transparent)]
-    Route(#[from] RouteError),
-    /// Its mailbox stayed full, or it did not answer in time.
-    #[error("the router is overloaded")]
-    Busy,
-    /// It stopped (the node is stopping).
-    #[error("the router stopped")]
-    Stopped,
-}
-
-impl Routers {
-    /// The routers, one per shard in shard order.
-    pub fn new(addresses: Vec<Addr<Router>>, call_timeout: std::time::Duration) -> Routers {
-        Routers {
-            addresses: addresses.into(),
-            call_timeout,
-        }
-    }
-
-    /// The router of `who`'s shard.
-    pub fn of(&self, who: &IdentityKey) -> &Addr<Router> {
-        // The registry's map (`Shards::shard_of`): a ring runs on its callee's registry shard.
-        &self.addresses[who.shard(self.addresses.len())]
-    }
-
-    /// Routes an incoming call from the API on its callee's shard.
-    pub async fn ring(&self, call: CallEvent) -> Result<Routed, RoutersError> {
-        self.ring_arriving(call, Arrival::Api).await
-    }
-
-    /// Routes an incoming call that came by `arrival` on its callee's shard.
-    pub async fn ring_arriving(
-        &self,
-        call: CallEvent,
-        arrival: Arrival,
-    ) -> Result<Routed, RoutersError> {
-        let router = self.of(&call.callee).clone();
-        self.ask(router.send(Ring(call, arrival))).await
-    }
-
-    /// Withdraws the callee's queued rings of `call_id` (the call ended on another node). A
-    /// full mailbox drops the request: those rings then go out, as they would have had the
-    /// end come a moment later.
-    pub async fn withdraw(&self, callee: IdentityKey, call_id: String) {
-        let router = self.of(&callee).clone();
-        if router.try_send(WithdrawRings { callee, call_id }).is_err() {
-            tracing::warn!("router busy: a call ended elsewhere, its rings here still go out");
-        }
-    }
-
-    /// Routes the end of a call from the API on its callee's shard.
-    pub async fn end(&self, end: EndEvent) -> Result<Routed, RoutersError> {
-        self.end_arriving(end, Arrival::Api).await
-    }
-
-    /// Routes the end of a call that came by `arrival` on its callee's shard.
-    pub async fn end_arriving(
-        &self,
-        end: EndEvent,
-        arrival: Arrival,
-    ) -> Result<Routed, RoutersError> {
-        let router = self.of(&end.callee).clone();
-        self.ask(router.send(End(end, arrival))).await
-    }
-
-    /// Waits, boundedly, for a router's answer: first for mailbox room, then for the work.
-    async fn ask(
-        &self,
-        queued: impl std::future::Future<Output = Result<RouteReply, MailboxError>>,
-    ) -> Result<Routed, RoutersError> {
-        let answer = async {
-            match queued.await {
-                Err(MailboxError::Timeout) => Err(RoutersError::Busy),
-                Err(MailboxError::Closed) => Err(RoutersError::Stopped),
-                // The router stopped before the work could answer.
-                Ok(reply) => reply
-                    .await
-                    .map_err(|_| RoutersError::Stopped)?
-                    .map_err(Into::into),
-            }
-        };
-        match tokio::time::timeout(self.call_timeout, answer).await {
-            Err(_) => Err(RoutersError::Busy),
-            Ok(answer) => answer,
-        }
-    }
 }

@@ -153,6 +153,18 @@ impl Rig {
         self.post_as(KEY_A, path, body).await
     }
 
+    /// [`Rig::post`] over a connection of its own, which the node gives the next worker.
+    async fn post_on_new_connection(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(self.app.url(path))
+            .bearer_auth(KEY_A)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_and_json(response).await
+    }
+
     async fn post_as(&self, credential: &str, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .app
@@ -571,7 +583,12 @@ async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang
         latency_max_ms: 400,
         ..Profile::default()
     };
-    let rig = rig(profile, None, |config, _| config.registry.shards = 1).await;
+    let rig = rig(profile, None, |config, _| {
+        // One HTTP worker: one router, one provider, one connection.
+        config.server.workers = 1;
+        config.registry.shards = 1;
+    })
+    .await;
     for (device, n) in [("a", 1), ("b", 2), ("c", 3)] {
         rig.register_apns("alice", device, n).await;
     }
@@ -615,6 +632,85 @@ async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang
             .any(|p| p.payload["ringcast"]["type"] == "call_ended");
         assert_eq!(got_end, rang.contains(&n), "token {n}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_arriving_on_another_worker_withdraws_the_rings_queued_on_the_first() {
+    // Each HTTP worker routes the calls it receives with its own router and providers. The
+    // ring and its cancel come on two new connections, which the node's accept loop hands to
+    // its two workers in turn: the rings wait in one router's queue, the cancel arrives at
+    // the other's, and must still find them.
+    let profile = Profile {
+        max_concurrent_streams: 1,
+        latency_min_ms: 400,
+        latency_max_ms: 400,
+        ..Profile::default()
+    };
+    let rig = rig(profile, None, |config, _| config.server.workers = 2).await;
+    for (device, n) in [("a", 1), ("b", 2), ("c", 3)] {
+        rig.register_apns("alice", device, n).await;
+    }
+    let call = json!({"call_id": "call-5", "callee": "alice", "caller": {"id": "bob"}});
+    let (status, rung) = rig.post_on_new_connection("/v1/calls", call).await;
+    assert_eq!((status, rung["devices"].as_u64()), (202, Some(3)));
+    until("the first ring on the wire", || {
+        rig.sim.stats().received >= 1
+    })
+    .await;
+    let cancel = json!({"callee": "alice", "reason": "cancelled"});
+    let (status, answer) = rig
+        .post_on_new_connection("/v1/calls/call-5/end?wait=true", cancel)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // Two rings never left, wherever they waited: only the device that rang is told.
+    let rang: Vec<u8> = [1, 2, 3]
+        .into_iter()
+        .filter(|n| {
+            rig.pushes_to(*n)
+                .iter()
+                .any(|p| p.payload["ringcast"]["type"] == "incoming_call")
+        })
+        .collect();
+    assert_eq!(rang.len(), 1, "exactly one ring left the queue");
+    assert_eq!(outcomes(&answer).len(), 1, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_sent_on_two_connections_at_once_rings_once() {
+    // Both copies reach the node while the other is routed, each on its own worker's router.
+    // The store gives a node its own claim back (a retry after a lost answer), so only the
+    // node's one set of events being routed can tell the second copy it is a duplicate.
+    let redis = support::redis_server::shared().await;
+    let rig = rig(Profile::default(), Some(redis.url()), |config, _| {
+        config.server.workers = 2;
+    })
+    .await;
+    let identity = format!("twice-{}", std::process::id());
+    rig.register_apns(&identity, "iphone", 11).await;
+    let call_id = format!("call-twice-{}", ringcast::clock::now_millis());
+    let call = json!({"call_id": call_id, "callee": identity, "caller": {"id": "bob"}});
+    let (first, second) = tokio::join!(
+        rig.post_on_new_connection("/v1/calls?wait=true", call.clone()),
+        rig.post_on_new_connection("/v1/calls?wait=true", call.clone())
+    );
+    let duplicates: Vec<_> = [&first, &second]
+        .iter()
+        .map(|(status, answer)| {
+            assert!(*status == 200 || *status == 202, "{status}: {answer}");
+            answer["duplicate"].as_bool()
+        })
+        .collect();
+    assert_eq!(
+        duplicates.iter().filter(|d| **d == Some(false)).count(),
+        1,
+        "{first:?} {second:?}"
+    );
+    let rings = rig
+        .pushes_to(11)
+        .iter()
+        .filter(|p| p.payload["ringcast"]["type"] == "incoming_call")
+        .count();
+    assert_eq!(rings, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -701,6 +797,8 @@ async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_wit
         ..Profile::default()
     };
     let rig = rig(profile, None, |config, _| {
+        // One HTTP worker: one router, so one dispatcher whose queues fill.
+        config.server.workers = 1;
         config.registry.shards = 1;
         let apns = &mut config.providers.apns;
         apns.max_in_flight = 1;
@@ -811,9 +909,11 @@ async fn refused(rig: &Rig, path: &str, body: Value) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_router_refuses_missed_calls_first_then_call_ended_then_rings() {
     // A private Redis, frozen mid-test: every event's claim then waits on it, so the events
-    // sent meanwhile stay in flight and fill the router's admission (4 per shard).
+    // sent meanwhile stay in flight and fill the router's admission (4 per router; one HTTP
+    // worker, so one router routes them all).
     let redis = support::redis_server::RedisServer::start();
     let rig = rig(Profile::default(), Some(redis.url()), |config, _| {
+        config.server.workers = 1;
         config.registry.shards = 1;
         config.registry.store_timeout_ms = 30_000;
         config.registry.redis.command_timeout_ms = 30_000;

@@ -187,7 +187,7 @@ impl Relay {
     }
 
     /// This relay with its presence reads and its publishes over `redis`, another connection to
-    /// the same Redis (one driven by the thread that uses it: a shard's router). The devices
+    /// the same Redis (one driven by the thread that uses it: a router). The devices
     /// and the pending acks stay shared, so the one listener still resolves every ring this
     /// node relayed.
     pub fn over(&self, redis: EndChannel) -> Relay {

@@ -405,7 +405,7 @@ fn every_label_value_is_a_prometheus_friendly_word() {
 fn the_routers_admission_shows_events_in_flight_against_the_node_limit() {
     use crate::router::admission::Admission;
     let text = rendered(|| {
-        // Two shards of 8: the node admits 16; three events in flight, one of them done.
+        // Two routers of 8: the node admits 16; three events in flight, one of them done.
         let (a, b) = (Admission::new(8), Admission::new(8));
         let passes = [
             a.admit(Priority::P0),
@@ -416,7 +416,7 @@ fn the_routers_admission_shows_events_in_flight_against_the_node_limit() {
         drop(done);
         let stopped = Admission::new(100);
         drop(stopped);
-        // Rendered while the passes and shards live.
+        // Rendered while the passes and routers live.
         std::mem::forget((passes, a, b));
     });
     assert_eq!(value(&text, "ringcast_events_in_flight"), Some(3.0));

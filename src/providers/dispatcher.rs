@@ -1,4 +1,4 @@
-//! The provider actor: one per push service, credential and environment on each shard. It
+//! The provider actor: one per push service, credential and environment on each router. It
 //! owns the provider's priority queues and decides what goes out next; the deliveries
 //! themselves run concurrently on its arbiter, each through [`deliver`].
 //!

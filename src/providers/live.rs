@@ -1,9 +1,9 @@
 //! A credential a reload may replace while pushes are in flight (README, "Configuration" →
 //! "Reload").
 //!
-//! Every client of an app (one per shard, per environment) holds a clone of the app's
+//! Every client of an app (one per router, per environment) holds a clone of the app's
 //! [`Live`] cell and loads it per request or per token refresh, so a reload that swaps the
-//! cell reaches every shard at once, without a lock on the request path and without
+//! cell reaches every router at once, without a lock on the request path and without
 //! touching the connections: a request sees the old credential or the new one, never a mix.
 
 use arc_swap::ArcSwap;

@@ -1,5 +1,5 @@
 //! Providers with many origins (Web Push push services, WNS channel hosts): one dispatcher
-//! per origin behind one router-facing actor per app and shard.
+//! per origin behind one router-facing actor per app and router.
 //!
 //! - [`provider`]: the actor, [`OriginsProvider`], generic over the small [`OriginService`]
 //!   each such provider implements (how a push names its origin, whether a new origin is

@@ -1,11 +1,11 @@
-//! The providers one shard's router hands pushes to: one dispatcher per tenant, app and
+//! The providers a router hands pushes to: one dispatcher per tenant, app and
 //! environment (one per origin, behind one actor, for Web Push and WNS), started on the
-//! shard's arbiter (its connections are the shard's own,
-//! docs/architecture.md "one shard per core").
+//! router's thread (its connections are the router's own, docs/architecture.md "Threads,
+//! actors and mailboxes").
 //!
 //! Start-up wiring, in two steps: [`ProviderSpecs::build`] reads every app's credential once
 //! for the node (part of the start-up plan, `crate::plan`), and [`ProviderSet::start`] starts
-//! one shard's providers from it. Each platform's part is a file here (`apns`, `fcm`, `wns`,
+//! one router's providers from it. Each platform's part is a file here (`apns`, `fcm`, `wns`,
 //! `webpush`). The router sees every provider through the same two messages ([`Submit`],
 //! [`Withdraw`]), behind a [`ProviderKey`].
 
@@ -92,8 +92,8 @@ pub struct ProviderHandle {
     pub withdraw: Recipient<Withdraw>,
 }
 
-/// Everything a shard needs to start its providers: every app's credential read once for
-/// the node (shared by every shard), with each service's settings and TLS.
+/// Everything a router needs to start its providers: every app's credential read once for
+/// the node (shared by every router), with each service's settings and TLS.
 #[derive(Clone)]
 pub struct ProviderSpecs {
     /// APNs apps with credentials.
@@ -194,7 +194,7 @@ fn apps_of(config: &Config) -> impl Iterator<Item = (&String, &String, &AppConfi
     })
 }
 
-/// One shard's providers.
+/// One router's providers.
 #[derive(Clone, Default)]
 pub struct ProviderSet {
     /// The providers by key, aliases included.
@@ -205,8 +205,8 @@ pub struct ProviderSet {
 }
 
 impl ProviderSet {
-    /// Starts the providers of `specs` on the current arbiter (call it on the shard's
-    /// thread); dead tokens are deleted from `cleanup`, the shard's store.
+    /// Starts the providers of `specs` on the current arbiter (call it on the router's
+    /// thread); dead tokens are deleted from `cleanup`, the router's store.
     pub fn start(specs: &ProviderSpecs, cleanup: &AnyStore) -> Result<ProviderSet, String> {
         let mut set = ProviderSet::default();
         apns::start(&mut set, specs, cleanup)?;

@@ -1,9 +1,9 @@
-//! Admission by priority: when a shard's router has too much work in flight, it refuses new
+//! Admission by priority: when a router has too much work in flight, it refuses new
 //! events before doing any of their work, the lowest priority first (docs/architecture.md: "under
 //! overload the lowest priority is shed first").
 //!
 //! Why count events in flight: every event's routing (claim, lookup, fan-out, submit) waits
-//! for the shard's thread and for Redis. When the node is short of CPU or Redis is slow, those
+//! for the router's thread and for Redis. When the node is short of CPU or Redis is slow, those
 //! waits grow, and by Little's law so does the number of events in flight at a given rate. A
 //! bound on it bounds the time an admitted event spends being routed, so a ring that is let
 //! in still rings within milliseconds, and the excess gets `503` with `Retry-After` at once
@@ -25,8 +25,8 @@ fn threshold(limit: usize, priority: Priority) -> usize {
 }
 
 /// One router's count of events in flight and its limit. Single-threaded: a router and the
-/// tasks it spawns all run on the shard's arbiter. Both show in `/metrics`, summed over the
-/// node's shards: `ringcast_events_in_flight` and `ringcast_events_in_flight_limit`.
+/// tasks it spawns all run on the router's thread. Both show in `/metrics`, summed over the
+/// node's routers: `ringcast_events_in_flight` and `ringcast_events_in_flight_limit`.
 #[derive(Debug)]
 pub struct Admission {
     limit: usize,
@@ -78,7 +78,7 @@ impl Drop for Pass {
 }
 
 impl Drop for Admission {
-    /// A stopped shard's limit leaves the node's sum.
+    /// A stopped router's limit leaves the node's sum.
     fn drop(&mut self) {
         metrics::events_in_flight_limit(-(self.limit as i64));
     }

@@ -1,7 +1,7 @@
 //! The apps' push credentials as a reload sees them (README, "Configuration" → "Reload").
 //!
 //! At start [`crate::providers::wiring::ProviderSpecs::build`] puts every app's credential in a
-//! [`Live`] cell that all of the app's clients (every shard, both APNs environments) read per
+//! [`Live`] cell that all of the app's clients (every router, both APNs environments) read per
 //! request or per token refresh, and registers the cell here with a [`Fingerprint`] of what
 //! the credential was made from. A reload then:
 //!

@@ -3,7 +3,7 @@
 //!
 //! An event counts from its claim until every device's push has an outcome (delivered,
 //! expired at its deadline, refused...), retries included; the count is shared by every
-//! shard's router and read by the shutdown path in `app`.
+//! router and read by the shutdown path in `app`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -134,16 +134,16 @@ impl DurableIntake {
         })
     }
 
-    /// The intake over one shard's store connection (`None` for the embedded store, which
+    /// The intake over one router's store connection (`None` for the embedded store, which
     /// validation refuses with durable intake).
-    pub fn on(&self, store: &AnyStore) -> Option<ShardIntake> {
+    pub fn on(&self, store: &AnyStore) -> Option<RouterIntake> {
         let redis = match store {
             AnyStore::Embedded(_) => return None,
             AnyStore::Redis(store) => EndChannel::Single(store.connection()),
             AnyStore::RedisCluster(store) => EndChannel::Cluster(store.connection()),
             AnyStore::RedisSentinel(store) => EndChannel::Sentinel(store.connection()),
         };
-        Some(ShardIntake {
+        Some(RouterIntake {
             intake: self.clone(),
             redis,
         })
@@ -160,15 +160,15 @@ impl DurableIntake {
     }
 }
 
-/// The durable intake as one router uses it: over its shard's own store connection, so the
-/// appends of a shard travel with the rest of its Redis traffic, on its thread.
+/// The durable intake as one router uses it: over its own store connection, so the
+/// appends of a router travel with the rest of its Redis traffic, on its thread.
 #[derive(Clone)]
-pub struct ShardIntake {
+pub struct RouterIntake {
     intake: DurableIntake,
     redis: EndChannel,
 }
 
-impl ShardIntake {
+impl RouterIntake {
     /// Appends `entry` (its `e` field, see [`entry`]) for `event_id` of `tenant`, pending on
     /// this node. An error means nothing was appended (or its answer was lost: the entry is
     /// then pending here, and claimed by a node after a lease).
@@ -252,7 +252,7 @@ pub enum Arrival {
 
 /// The intake entry an event is being routed with, and what becomes of it on each way out.
 pub struct Pending {
-    intake: ShardIntake,
+    intake: RouterIntake,
     entry: EntryRef,
     /// Appended by this request (the API's caller is waiting) rather than read from a stream.
     appended_here: bool,
@@ -263,7 +263,7 @@ impl Pending {
     /// for an API request (an append error is the request's `503`), the stream's entry
     /// otherwise; `None` without durable intake.
     pub async fn of(
-        intake: Option<&ShardIntake>,
+        intake: Option<&RouterIntake>,
         arrival: &Arrival,
         tenant: &str,
         event_id: &str,

@@ -68,24 +68,24 @@ impl OutcomeStream {
         })
     }
 
-    /// The stream over one shard's store connection (`None` for the embedded store).
-    pub fn on(&self, store: &AnyStore) -> Option<ShardOutcomes> {
+    /// The stream over one router's store connection (`None` for the embedded store).
+    pub fn on(&self, store: &AnyStore) -> Option<RouterOutcomes> {
         let redis = match store {
             AnyStore::Embedded(_) => return None,
             AnyStore::Redis(store) => EndChannel::Single(store.connection()),
             AnyStore::RedisCluster(store) => EndChannel::Cluster(store.connection()),
             AnyStore::RedisSentinel(store) => EndChannel::Sentinel(store.connection()),
         };
-        Some(ShardOutcomes {
+        Some(RouterOutcomes {
             stream: self.clone(),
             redis,
         })
     }
 }
 
-/// The outcome stream over one shard's store connection.
+/// The outcome stream over one router's store connection.
 #[derive(Clone)]
-pub struct ShardOutcomes {
+pub struct RouterOutcomes {
     stream: OutcomeStream,
     redis: EndChannel,
 }
@@ -126,7 +126,7 @@ fn kind_label(kind: PushKind) -> &'static str {
     }
 }
 
-impl ShardOutcomes {
+impl RouterOutcomes {
     /// Appends one device's outcome to `tenant`'s stream; a failure is counted and logged.
     pub async fn append(&self, tenant: &str, report: &DeviceReport<'_>) {
         let settings = &self.stream.0;

@@ -23,10 +23,8 @@ use crate::registry::{AnyStore, Store, StoreError};
 use crate::vocab::UnixMillis;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use std::cell::RefCell;
 use std::collections::HashSet;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -41,6 +39,8 @@ pub struct Ownership {
     pub renew_every: Duration,
     /// The node's count of events in flight, which a drain waits for.
     pub in_flight: EventsInFlight,
+    /// The events the node's routers are routing now.
+    pub routing: RoutingSet,
     /// When the node last saw a lease operation fail: no takeovers for a while after
     /// ([`super::outages`]).
     pub outages: StoreOutages,
@@ -58,8 +58,8 @@ pub struct Ownership {
 
 /// Where an event's outcomes are published, and what they are outcomes of.
 pub struct Report {
-    /// The shard's outcome stream.
-    pub stream: super::outcomes::ShardOutcomes,
+    /// The router's outcome stream.
+    pub stream: super::outcomes::RouterOutcomes,
     /// The event's call.
     pub call_id: String,
     /// What the event sends.
@@ -121,11 +121,14 @@ pub struct Guards {
     deadline: UnixMillis,
 }
 
-/// The events one router is routing now (its shard's thread only): a second copy of an event
-/// this node is still routing is a duplicate without asking the store, which is also what
-/// lets the store hand a node its own claim back after a lost answer (see `lease::acquire`).
+/// The events the node is routing now, on any of its routers: a second copy of an event this
+/// node is still routing is a duplicate without asking the store, which is also what lets the
+/// store hand a node its own claim back after a lost answer (see `lease::acquire`). One set
+/// for the node, not one per router: each HTTP worker routes the events it receives, so two
+/// copies of one event can arrive on two routers at once, and the store would give both the
+/// node's claim. Held for an insert or a remove only, never across an await.
 #[derive(Clone, Default)]
-pub struct RoutingSet(Rc<RefCell<HashSet<EventRef>>>);
+pub struct RoutingSet(Arc<Mutex<HashSet<EventRef>>>);
 
 /// One event in a [`RoutingSet`], until dropped.
 struct Routing {
@@ -135,7 +138,8 @@ struct Routing {
 
 impl RoutingSet {
     fn enter(&self, event: &EventRef) -> Option<Routing> {
-        self.0.borrow_mut().insert(event.clone()).then(|| Routing {
+        let mut routing = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        routing.insert(event.clone()).then(|| Routing {
             set: self.clone(),
             event: event.clone(),
         })
@@ -144,7 +148,8 @@ impl RoutingSet {
 
 impl Drop for Routing {
     fn drop(&mut self) {
-        self.set.0.borrow_mut().remove(&self.event);
+        let mut routing = self.set.0.lock().unwrap_or_else(PoisonError::into_inner);
+        routing.remove(&self.event);
     }
 }
 
@@ -152,12 +157,11 @@ impl Drop for Routing {
 pub async fn claim(
     store: &AnyStore,
     ownership: &Ownership,
-    routing: &RoutingSet,
     event: &EventRef,
     deadline: UnixMillis,
     now: UnixMillis,
 ) -> Result<Taken, StoreError> {
-    let Some(routing) = routing.enter(event) else {
+    let Some(routing) = ownership.routing.enter(event) else {
         metrics::event_lease(LeaseOutcome::Duplicate);
         return Ok(Taken::Duplicate(None));
     };

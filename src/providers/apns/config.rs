@@ -62,7 +62,7 @@ pub struct ApnsConfig {
     pub ping_interval_seconds: u64,
     /// The provider's queue bounds (per priority, and in total).
     pub queues: QueueLimits,
-    /// Deliveries running at once per provider and shard (sending, awaiting an answer, or
+    /// Deliveries running at once per provider and router (sending, awaiting an answer, or
     /// backing off).
     pub max_in_flight: usize,
     /// An app's client certificate that expires within this many days is logged at start-up

@@ -9,7 +9,7 @@
 //!   waiting push, refreshed ahead of expiry, backed off after a failure, one drop per burst
 //!   of 401s: [`crate::providers::oauth`]), over a pool of its own: Google's token host is not
 //!   FCM's;
-//! - `QUOTA_EXCEEDED` pauses the whole project ([`ProjectPause`], shared by every shard's
+//! - `QUOTA_EXCEEDED` pauses the whole project ([`ProjectPause`], shared by every router's
 //!   client of that project), so no push of it goes out before the pause ends.
 
 use super::auth::{AccessTokenCache, AssertionSigner};
@@ -47,7 +47,7 @@ pub enum FcmStartError {
 
 /// Until when a Firebase project must not be sent to (UNIX milliseconds; 0 = not paused).
 /// FCM's quota is per project, so one pause is shared by every client of the project on
-/// every shard: cheap to clone, every clone sees the same pause.
+/// every router: cheap to clone, every clone sees the same pause.
 #[derive(Clone, Debug, Default)]
 pub struct ProjectPause(Arc<AtomicU64>);
 
@@ -91,7 +91,7 @@ pub struct FcmClient {
 
 impl FcmClient {
     /// A client sending to `project_id` with `signer`'s service account, sharing `tokens`
-    /// (one cache per service account) and `pause` (one per project) with the other shards,
+    /// (one cache per service account) and `pause` (one per project) with the other routers,
     /// trusting `tls`. Starts its connections (to FCM and to the token endpoint) on the
     /// current runtime; no token is fetched until the first push needs one.
     pub fn start(

@@ -61,7 +61,7 @@ pub struct FcmConfig {
     pub ping_interval_seconds: u64,
     /// The provider's queue bounds (per priority, and in total).
     pub queues: QueueLimits,
-    /// Deliveries running at once per provider and shard (sending, awaiting an answer,
+    /// Deliveries running at once per provider and router (sending, awaiting an answer,
     /// backing off, or waiting out a quota pause).
     pub max_in_flight: usize,
 }

@@ -1,5 +1,5 @@
 //! The one cache of an OAuth2 access token, shared by every connection of an account on every
-//! shard: [`AccessTokenCache::current`] tells each caller about to send whether to send,
+//! router: [`AccessTokenCache::current`] tells each caller about to send whether to send,
 //! send and refresh ahead of expiry, refresh first, or wait for the refresh another caller is
 //! doing. A state machine on a passed-in clock, with no I/O: the fetching is
 //! [`super::source::TokenSource`]'s.

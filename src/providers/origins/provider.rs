@@ -1,4 +1,4 @@
-//! The provider with many origins as the router sees it: one actor per app and shard that
+//! The provider with many origins as the router sees it: one actor per app and router that
 //! hands each push to the dispatcher of its origin (a Web Push service, a WNS channel host),
 //! starting that dispatcher (and its pool) on first use and stopping it after a while unused.
 //!
@@ -71,7 +71,7 @@ pub struct OriginSettings {
     pub vetting: Option<(AddressGuard, Duration)>,
 }
 
-/// The per-app, per-shard provider of a push service with many origins.
+/// The per-app, per-router provider of a push service with many origins.
 pub struct OriginsProvider<O: OriginService> {
     service: O,
     settings: OriginSettings,
@@ -80,7 +80,7 @@ pub struct OriginsProvider<O: OriginService> {
 }
 
 impl<O: OriginService> OriginsProvider<O> {
-    /// A provider for `service`; start it on the shard's arbiter.
+    /// A provider for `service`; start it on the router's thread.
     pub fn new(service: O) -> Self {
         let settings = service.settings();
         let origins = OriginMap::new(settings.max_origins, settings.idle);

@@ -97,7 +97,7 @@ struct Inner {
     cache: Mutex<(u64, HashMap<String, VapidToken>)>,
 }
 
-/// One app's VAPID key and its per-origin tokens; cheap to clone, shared by every shard.
+/// One app's VAPID key and its per-origin tokens; cheap to clone, shared by every router.
 #[derive(Clone)]
 pub struct VapidSigner {
     inner: Arc<Inner>,

@@ -36,7 +36,7 @@ pub struct WebPushProviderConfig {
     /// [`http1_connections()`](Self::http1_connections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http1_connections_per_origin: Option<usize>,
-    /// Origins kept open at once per app and shard; the least recently used idle one is
+    /// Origins kept open at once per app and router; the least recently used idle one is
     /// closed to make room. Bounds the connections a flood of odd endpoints can make us open.
     pub max_origins: usize,
     /// An origin unused this long (seconds) has its connection closed.
@@ -54,7 +54,7 @@ pub struct WebPushProviderConfig {
     /// A PEM file of the only certificates to trust; unset = the public web PKI. Tests set it
     /// to the simulator's certificate.
     pub trusted_roots: Option<PathBuf>,
-    /// The provider's queue bounds (per priority, and in total), per app and shard.
+    /// The provider's queue bounds (per priority, and in total), per app and router.
     pub queues: QueueLimits,
     /// Deliveries running at once per origin.
     pub max_in_flight: usize,

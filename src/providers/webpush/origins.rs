@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub use crate::providers::origins::ADDRESS_REFUSED;
 
-/// The per-app, per-shard Web Push provider.
+/// The per-app, per-router Web Push provider.
 pub type WebPushProvider = OriginsProvider<WebPushApp>;
 
 /// What every origin's dispatcher of one app is made from.
@@ -30,7 +30,7 @@ pub struct WebPushApp {
     pub config: WebPushProviderConfig,
     /// The allowlist and the SSRF guard.
     pub policy: EndpointPolicy,
-    /// The app's VAPID key (shared by every shard), swapped by a reload that changes it.
+    /// The app's VAPID key (shared by every router), swapped by a reload that changes it.
     pub signer: Live<VapidSigner>,
     /// Whom to trust.
     pub tls: Arc<ClientConfig>,

@@ -1,5 +1,5 @@
 //! APNs apps: one credential cell per app (a provider token shared by every app of a team
-//! key, or the app's client certificate), and two providers per app on each shard.
+//! key, or the app's client certificate), and two providers per app on each router.
 
 use super::{ProviderKey, ProviderSet, ProviderSpecs, fingerprint_at, start_dispatcher};
 use crate::config::{AppConfig, Config, SecretSource};
@@ -27,7 +27,7 @@ pub struct ApnsApp {
     pub bundle_id: String,
     /// The team key's provider token (an empty one for an app that authenticates with its
     /// client certificate) and the TLS of its connections (the provider's, or with the
-    /// app's client certificate), shared by every shard and environment; swapped by a reload.
+    /// app's client certificate), shared by every router and environment; swapped by a reload.
     pub credential: Live<ApnsCredential>,
 }
 

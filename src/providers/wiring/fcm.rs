@@ -1,5 +1,5 @@
 //! FCM apps: one signer and access-token cache per service account, one quota pause per
-//! Firebase project, one provider per app on each shard.
+//! Firebase project, one provider per app on each router.
 
 use super::{ProviderSet, ProviderSpecs, fingerprint_or_problem, or_problem, start_dispatcher};
 use crate::config::{AppConfig, Config};
@@ -25,15 +25,15 @@ pub struct FcmApp {
     /// The Firebase project its messages go to.
     pub project_id: String,
     /// The service account (its key parsed once) and its access token, shared by every
-    /// shard (and, until a reload changes one of them, by every app of the same account, so
+    /// router (and, until a reload changes one of them, by every app of the same account, so
     /// a node holds one token per account and refreshes it once); swapped by a reload.
     pub account: Live<FcmAccount>,
-    /// The project's quota pause, shared by every shard (FCM's quota is per project).
+    /// The project's quota pause, shared by every router (FCM's quota is per project).
     pub pause: ProjectPause,
 }
 
 /// Every FCM app with a service account: one signer and one access-token cache per account
-/// (by e-mail and token URI), one quota pause per project, shared by every shard.
+/// (by e-mail and token URI), one quota pause per project, shared by every router.
 pub(super) fn apps(
     config: &Config,
     credentials: &LiveCredentials,

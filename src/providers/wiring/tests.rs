@@ -48,7 +48,7 @@ async fn an_fcm_app_gets_one_provider_found_under_either_environment() {
     let plan = ProviderSpecs::build(&config()).unwrap();
     assert_eq!(plan.fcm.len(), 2);
     assert!(plan.apns.is_empty(), "the iOS app has no credential");
-    // One quota pause per project, shared by both apps (and every shard's clients).
+    // One quota pause per project, shared by both apps (and every router's clients).
     plan.fcm[0].pause.extend_to(42);
     assert_eq!(plan.fcm[1].pause.until(), Some(42));
 

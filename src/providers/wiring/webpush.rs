@@ -1,5 +1,5 @@
 //! Web Push apps: one VAPID signer per app (its per-origin token cache shared by every
-//! shard), one provider per app on each shard with its dispatchers per origin inside.
+//! router), one provider per app on each router with its dispatchers per origin inside.
 
 use super::{ProviderSet, ProviderSpecs, fingerprint_or_problem, or_problem, start_origins};
 use crate::config::{AppConfig, Config};

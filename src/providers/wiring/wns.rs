@@ -1,5 +1,5 @@
 //! WNS apps: one credential cell per app (its client secret and access token), one provider
-//! per app on each shard with its dispatchers per channel host inside, all of them sharing
+//! per app on each router with its dispatchers per channel host inside, all of them sharing
 //! the app's one token source.
 
 use super::{ProviderSet, ProviderSpecs, fingerprint_or_problem, or_problem, start_origins};
@@ -21,7 +21,7 @@ pub struct WnsApp {
     pub tenant: String,
     /// The app id.
     pub app: String,
-    /// The credential and its access token, shared by every shard; swapped by a reload.
+    /// The credential and its access token, shared by every router; swapped by a reload.
     pub account: Live<WnsAccount>,
 }
 

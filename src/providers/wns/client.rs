@@ -5,7 +5,7 @@
 //! client (and its dispatcher) per host, the shape Web Push has for its origins: the
 //! dispatcher and delivery loop then stay unchanged, since every stream they take from
 //! `pool()` leads to the host the request is for, and a slow host holds only its own
-//! dispatcher's slots. Every host's client of an app on a shard shares one [`WnsTokens`]:
+//! dispatcher's slots. Every host's client of an app of a router shares one [`WnsTokens`]:
 //! one access token, fetched over one token-endpoint pool, whatever the number of hosts.
 
 use super::auth::WnsCredential;
@@ -28,9 +28,9 @@ use std::time::Duration;
 /// (the next push then fetches a token with the new credential).
 pub type WnsAccount = OAuthAccount<WnsCredential>;
 
-/// The access tokens of one app on one shard and how to get a new one (over connections to
+/// The access tokens of one app of one router and how to get a new one (over connections to
 /// the credential's `token_url`), shared by the app's channel hosts' clients. The token
-/// itself lives in the account's cache, which every shard shares.
+/// itself lives in the account's cache, which every router shares.
 pub type WnsTokens = TokenSource<WnsCredential>;
 
 /// Starts the token endpoint's connections for `account` on the current runtime. A reload

@@ -152,7 +152,7 @@ pub struct WnsConfig {
     pub channel_base_url: Option<String>,
     /// A PEM file of the only certificates to trust (the simulator's); unset = web PKI.
     pub trusted_roots: Option<PathBuf>,
-    /// HTTP/2 connections per channel host and shard. Read it with
+    /// HTTP/2 connections per channel host and router. Read it with
     /// [`connections()`](Self::connections).
     pub connections: usize,
     /// The deprecated name of `connections`, still read (with a start-up warning); when a
@@ -171,7 +171,7 @@ pub struct WnsConfig {
     /// [`http1_connections()`](Self::http1_connections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http1_connections_per_host: Option<usize>,
-    /// The most channel hosts one provider (per app and shard) keeps a dispatcher and
+    /// The most channel hosts one provider (per app and router) keeps a dispatcher and
     /// connections for; when full, the least recently used host is let go to make room (its
     /// dispatcher finishes what it holds). WNS uses a handful of regional hosts, so this only
     /// bounds a runaway. (A push to a host past the bound used to be rejected as
@@ -188,7 +188,7 @@ pub struct WnsConfig {
     pub retry: RetrySettings,
     /// The provider's queue bounds.
     pub queues: QueueLimits,
-    /// Deliveries running at once per channel host (per app and shard): each host has its
+    /// Deliveries running at once per channel host (per app and router): each host has its
     /// own, so one that never answers holds only its own slots.
     pub max_in_flight: usize,
 }

@@ -23,10 +23,10 @@ use rustls::ClientConfig;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The per-app, per-shard WNS provider.
+/// The per-app, per-router WNS provider.
 pub type WnsProvider = OriginsProvider<WnsHosts>;
 
-/// What every channel host's dispatcher of one app on one shard is made from.
+/// What every channel host's dispatcher of one app of one router is made from.
 #[derive(Clone)]
 pub struct WnsHosts {
     /// Connection, queue and retry settings.

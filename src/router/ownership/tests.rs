@@ -18,6 +18,7 @@ fn ownership(node: &str, clock: Clock) -> Ownership {
         lease: LEASE,
         renew_every: LEASE / 4,
         in_flight: EventsInFlight::default(),
+        routing: RoutingSet::default(),
         outages: StoreOutages::default(),
         ends: None,
         intake: None,
@@ -36,16 +37,9 @@ fn event() -> EventRef {
 /// What `node` gets when it claims the event now, by its clock.
 async fn claim_on(store: &AnyStore, node: &Ownership) -> Taken {
     let now = node.clock.now();
-    claim(
-        store,
-        node,
-        &RoutingSet::default(),
-        &event(),
-        now + 60_000,
-        now,
-    )
-    .await
-    .expect("the embedded store answers")
+    claim(store, node, &event(), now + 60_000, now)
+        .await
+        .expect("the embedded store answers")
 }
 
 #[tokio::test(start_paused = true)]

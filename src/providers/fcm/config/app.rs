@@ -26,7 +26,7 @@ impl FcmAppConfig {
         match &self.project_id {
             None => problems.push(format!("{at}.project_id is required for an fcm app")),
             // It becomes a path segment of every send: refused here rather than when the
-            // shard's providers start.
+            // router's providers start.
             Some(project) => {
                 if let Err(error) = crate::providers::fcm::payload::path(project) {
                     problems.push(format!("{at}.project_id: {error}"));
