@@ -112,11 +112,16 @@ pub fn install() {
     INSTALLED.get_or_init(|| {
         let recorder = catalog::builder().build_recorder();
         let handle = recorder.handle();
+        // Into this recorder, named: the first caller may be a thread that counts into a
+        // recorder of its own meanwhile (`metrics::with_local_recorder`, the unit tests), where
+        // the bare macros would register the series.
+        metrics::with_local_recorder(&recorder, || {
+            catalog::describe_all();
+            catalog::preregister();
+        });
         if let Err(error) = metrics::set_global_recorder(recorder) {
             tracing::warn!(%error, "a metrics recorder was already installed; /metrics will be empty");
         }
-        catalog::describe_all();
-        catalog::preregister();
         Installed {
             handle,
             started: Instant::now(),
