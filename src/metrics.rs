@@ -77,6 +77,7 @@
 pub mod catalog;
 pub mod channel;
 pub mod embedded;
+mod hot;
 pub mod intake;
 pub mod process;
 mod vocabulary;
@@ -88,7 +89,8 @@ pub use vocabulary::{
 };
 
 use crate::vocab::{Outcome, Platform, Priority, PushKind};
-use metrics::{counter, gauge, histogram};
+use hot::Handles;
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -172,10 +174,15 @@ pub fn store_in_use(store: &'static str) {
 /// answer from the push service: `expired` and `shed` pushes got none), `expired_total` or
 /// `shed_total`. Call exactly once per push, with its final outcome.
 pub fn push_finished(provider: Platform, priority: Priority, outcome: &Outcome, latency: Duration) {
-    let provider = provider.as_str();
-    let priority = priority.label();
-    counter!(catalog::PUSHES_TOTAL, "provider" => provider, "priority" => priority, "outcome" => outcome.label())
-        .increment(1);
+    static PUSHES: Handles<Counter, { PROVIDERS * PRIORITIES * OUTCOMES }> = Handles::new();
+    static LATENCY: Handles<Histogram, { PROVIDERS * PRIORITIES }> = Handles::new();
+    let series = provider_index(provider) * PRIORITIES + priority as usize;
+    let (provider, priority) = (provider.as_str(), priority.label());
+    PUSHES.with(
+        series * OUTCOMES + outcome_index(outcome),
+        || counter!(catalog::PUSHES_TOTAL, "provider" => provider, "priority" => priority, "outcome" => outcome.label()),
+        |pushes| pushes.increment(1),
+    );
     match outcome {
         Outcome::Expired => {
             counter!(catalog::EXPIRED_TOTAL, "provider" => provider, "priority" => priority)
@@ -194,8 +201,11 @@ pub fn push_finished(provider: Platform, priority: Priority, outcome: &Outcome, 
         | Outcome::Misconfigured { .. }
         | Outcome::CredentialProblem { .. }
         | Outcome::Rejected { .. } => {
-            histogram!(catalog::PUSH_LATENCY_SECONDS, "provider" => provider, "priority" => priority)
-                .record(latency.as_secs_f64());
+            LATENCY.with(
+                series,
+                || histogram!(catalog::PUSH_LATENCY_SECONDS, "provider" => provider, "priority" => priority),
+                |histogram| histogram.record(latency.as_secs_f64()),
+            );
         }
     }
 }
@@ -217,12 +227,22 @@ pub fn queue_capacity(provider: Platform, priority: Priority, capacity: i64) {
 
 /// Deliveries of a provider under way (sent and unanswered, or backing off) changed by `delta`.
 pub fn inflight(provider: Platform, delta: i64) {
-    gauge!(catalog::INFLIGHT, "provider" => provider.as_str()).increment(delta as f64);
+    static INFLIGHT: Handles<Gauge, PROVIDERS> = Handles::new();
+    INFLIGHT.with(
+        provider_index(provider),
+        || gauge!(catalog::INFLIGHT, "provider" => provider.as_str()),
+        |gauge| gauge.increment(delta as f64),
+    );
 }
 
-/// Call events being routed changed by `delta` (summed over the node's shards).
+/// Call events being routed changed by `delta` (summed over the node's routers).
 pub fn events_in_flight(delta: i64) {
-    gauge!(catalog::EVENTS_IN_FLIGHT).increment(delta as f64);
+    static EVENTS: Handles<Gauge, 1> = Handles::new();
+    EVENTS.with(
+        0,
+        || gauge!(catalog::EVENTS_IN_FLIGHT),
+        |gauge| gauge.increment(delta as f64),
+    );
 }
 
 /// A router admitting at most `limit` events in flight started (or, negative, stopped).
@@ -232,7 +252,12 @@ pub fn events_in_flight_limit(limit: i64) {
 
 /// API requests being served changed by `delta`.
 pub fn requests_in_flight(delta: i64) {
-    gauge!(catalog::REQUESTS_IN_FLIGHT).increment(delta as f64);
+    static REQUESTS: Handles<Gauge, 1> = Handles::new();
+    REQUESTS.with(
+        0,
+        || gauge!(catalog::REQUESTS_IN_FLIGHT),
+        |gauge| gauge.increment(delta as f64),
+    );
 }
 
 /// The node serves at most `limit` API requests at once.
@@ -365,8 +390,12 @@ pub fn config_reload(outcome: ReloadOutcome) {
 
 /// A call event arrived (HTTP or stream) and was `outcome`.
 pub fn event(kind: PushKind, outcome: EventOutcome) {
-    counter!(catalog::EVENTS_TOTAL, "kind" => event_kind(kind), "outcome" => outcome.label())
-        .increment(1);
+    static EVENTS: Handles<Counter, { 3 * EventOutcome::ALL.len() }> = Handles::new();
+    EVENTS.with(
+        kind as usize * EventOutcome::ALL.len() + outcome as usize,
+        || counter!(catalog::EVENTS_TOTAL, "kind" => event_kind(kind), "outcome" => outcome.label()),
+        |events| events.increment(1),
+    );
 }
 
 /// A call-end notice between nodes was published, received or acted on
@@ -377,7 +406,12 @@ pub fn end_broadcast(outcome: EndBroadcast) {
 
 /// A call event's lease took a step (src/router/ownership.rs).
 pub fn event_lease(outcome: LeaseOutcome) {
-    counter!(catalog::EVENT_LEASES_TOTAL, "outcome" => outcome.label()).increment(1);
+    static LEASES: Handles<Counter, { LeaseOutcome::ALL.len() }> = Handles::new();
+    LEASES.with(
+        outcome as usize,
+        || counter!(catalog::EVENT_LEASES_TOTAL, "outcome" => outcome.label()),
+        |leases| leases.increment(1),
+    );
 }
 
 /// A registry operation ran in the store `store` (its `Store::name`) and took `elapsed`.
@@ -387,16 +421,59 @@ pub fn registry_op(
     outcome: RegistryOutcome,
     elapsed: Duration,
 ) {
+    static OPS: Handles<Histogram, { RegistryOp::ALL.len() * catalog::STORES.len() }> =
+        Handles::new();
     registration(op, outcome);
-    histogram!(catalog::REGISTRY_OP_SECONDS, "op" => op.label(), "store" => store)
-        .record(elapsed.as_secs_f64());
+    let record = |histogram: &Histogram| histogram.record(elapsed.as_secs_f64());
+    let look_up = || histogram!(catalog::REGISTRY_OP_SECONDS, "op" => op.label(), "store" => store);
+    match catalog::STORES.iter().position(|known| *known == store) {
+        Some(index) => OPS.with(op as usize * catalog::STORES.len() + index, look_up, record),
+        // A store the catalog does not name (none today): looked up every time.
+        None => record(&look_up()),
+    }
 }
 
 /// A registry operation ended with `outcome` without reaching the store (refused as `invalid`
 /// by the API, or `busy` at a full shard mailbox): counted, but not timed.
 pub fn registration(op: RegistryOp, outcome: RegistryOutcome) {
-    counter!(catalog::REGISTRATIONS_TOTAL, "op" => op.label(), "outcome" => outcome.label())
-        .increment(1);
+    static REGISTRATIONS: Handles<Counter, { RegistryOp::ALL.len() * RegistryOutcome::ALL.len() }> =
+        Handles::new();
+    REGISTRATIONS.with(
+        op as usize * RegistryOutcome::ALL.len() + outcome as usize,
+        || counter!(catalog::REGISTRATIONS_TOTAL, "op" => op.label(), "outcome" => outcome.label()),
+        |registrations| registrations.increment(1),
+    );
+}
+
+/// How many providers, priorities and push outcomes the per-push series are indexed by.
+const PROVIDERS: usize = catalog::PROVIDERS.len();
+const PRIORITIES: usize = Priority::ALL.len();
+const OUTCOMES: usize = 10;
+
+/// `provider`'s place in [`catalog::PROVIDERS`].
+fn provider_index(provider: Platform) -> usize {
+    match provider {
+        Platform::Apns => 0,
+        Platform::Fcm => 1,
+        Platform::Wns => 2,
+        Platform::Webpush => 3,
+    }
+}
+
+/// A distinct index below [`OUTCOMES`] per outcome label.
+fn outcome_index(outcome: &Outcome) -> usize {
+    match outcome {
+        Outcome::Delivered => 0,
+        Outcome::Expired => 1,
+        Outcome::Shed => 2,
+        Outcome::Withdrawn => 3,
+        Outcome::DeliveredInternal => 4,
+        Outcome::DeadToken { .. } => 5,
+        Outcome::Misconfigured { .. } => 6,
+        Outcome::NoAlertToken => 7,
+        Outcome::CredentialProblem { .. } => 8,
+        Outcome::Rejected { .. } => 9,
+    }
 }
 
 #[cfg(test)]
