@@ -10,9 +10,7 @@ use ringcast::simulator::{
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
-use support::app::{
-    KEY_A, TOKEN_SECRET_A, TestApp, TestStore, identity_token, spawn_with, status_and_json,
-};
+use support::app::{KEY_A, TOKEN_SECRET_A, TestApp, TestStore, identity_token, spawn_with};
 use support::eventually::until;
 
 /// Tenant A's APNs team (tests/support/app.rs) and the key id these tests add.
@@ -115,6 +113,29 @@ fn point_at(config: &mut Config, sim: &RunningSimulator, cert: PathBuf, key: Pat
     apns.connections = 1;
 }
 
+/// A simulator that answers one stream at a time per connection, 400 ms late: the first ring
+/// holds the stream while the others wait in the queue.
+fn one_slow_stream() -> Profile {
+    Profile {
+        max_concurrent_streams: 1,
+        latency_min_ms: 400,
+        latency_max_ms: 400,
+        ..Profile::default()
+    }
+}
+
+/// Which of devices 1, 2 and 3 got a ring.
+fn rung_of_devices_1_to_3(rig: &Rig) -> Vec<u8> {
+    [1, 2, 3]
+        .into_iter()
+        .filter(|n| {
+            rig.pushes_to(*n)
+                .iter()
+                .any(|p| p.payload["ringcast"]["type"] == "incoming_call")
+        })
+        .collect()
+}
+
 /// Device `n`'s PushKit (VoIP) token, a production token by the simulator's rule
 /// (`ringcast::simulator::apns`).
 fn token(n: u8) -> String {
@@ -155,27 +176,14 @@ impl Rig {
 
     /// [`Rig::post`] over a connection of its own, which the node gives the next worker.
     async fn post_on_new_connection(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .post(self.app.url(path))
-            .bearer_auth(KEY_A)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        status_and_json(response).await
+        let client = reqwest::Client::new();
+        self.app.post(&client, KEY_A, path, &body).await
     }
 
     async fn post_as(&self, credential: &str, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .app
-            .client
-            .post(self.app.url(path))
-            .bearer_auth(credential)
-            .json(&body)
-            .send()
+        self.app
+            .post(&self.app.client, credential, path, &body)
             .await
-            .unwrap();
-        status_and_json(response).await
     }
 
     async fn ring(&self, callee: &str, call_id: &str, wait: bool) -> (u16, Value) {
@@ -577,13 +585,7 @@ async fn answered_elsewhere_stops_the_other_devices_only() {
 async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang() {
     // One connection, one stream, slow answers: the first ring holds the stream while the
     // others wait in the queue, where the cancel finds them.
-    let profile = Profile {
-        max_concurrent_streams: 1,
-        latency_min_ms: 400,
-        latency_max_ms: 400,
-        ..Profile::default()
-    };
-    let rig = rig(profile, None, |config, _| {
+    let rig = rig(one_slow_stream(), None, |config, _| {
         // One HTTP worker: one router, one provider, one connection.
         config.server.workers = 1;
         config.registry.shards = 1;
@@ -616,14 +618,7 @@ async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang
     // Two rings never left: withdrawn, so only the device that rang gets "call ended".
     let ended = outcomes(&answer);
     assert_eq!(ended.len(), 1, "{ended:?}");
-    let rang: Vec<u8> = [1, 2, 3]
-        .into_iter()
-        .filter(|n| {
-            rig.pushes_to(*n)
-                .iter()
-                .any(|p| p.payload["ringcast"]["type"] == "incoming_call")
-        })
-        .collect();
+    let rang = rung_of_devices_1_to_3(&rig);
     assert_eq!(rang.len(), 1, "exactly one ring left the queue");
     for n in [1, 2, 3] {
         let got_end = rig
@@ -640,13 +635,10 @@ async fn a_cancel_arriving_on_another_worker_withdraws_the_rings_queued_on_the_f
     // ring and its cancel come on two new connections, which the node's accept loop hands to
     // its two workers in turn: the rings wait in one router's queue, the cancel arrives at
     // the other's, and must still find them.
-    let profile = Profile {
-        max_concurrent_streams: 1,
-        latency_min_ms: 400,
-        latency_max_ms: 400,
-        ..Profile::default()
-    };
-    let rig = rig(profile, None, |config, _| config.server.workers = 2).await;
+    let rig = rig(one_slow_stream(), None, |config, _| {
+        config.server.workers = 2
+    })
+    .await;
     for (device, n) in [("a", 1), ("b", 2), ("c", 3)] {
         rig.register_apns("alice", device, n).await;
     }
@@ -663,14 +655,7 @@ async fn a_cancel_arriving_on_another_worker_withdraws_the_rings_queued_on_the_f
         .await;
     assert_eq!(status, 200, "{answer}");
     // Two rings never left, wherever they waited: only the device that rang is told.
-    let rang: Vec<u8> = [1, 2, 3]
-        .into_iter()
-        .filter(|n| {
-            rig.pushes_to(*n)
-                .iter()
-                .any(|p| p.payload["ringcast"]["type"] == "incoming_call")
-        })
-        .collect();
+    let rang = rung_of_devices_1_to_3(&rig);
     assert_eq!(rang.len(), 1, "exactly one ring left the queue");
     assert_eq!(outcomes(&answer).len(), 1, "{answer}");
 }

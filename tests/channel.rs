@@ -104,16 +104,7 @@ impl Rig {
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .app
-            .client
-            .post(self.app.url(path))
-            .bearer_auth(KEY_A)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        support::app::status_and_json(response).await
+        self.app.post(&self.app.client, KEY_A, path, &body).await
     }
 
     async fn ring(&self, callee: &str, call_id: &str) -> Value {

@@ -144,6 +144,25 @@ impl TestApp {
         status_and_json(response).await
     }
 
+    /// `POST` `body` as JSON to `path` with `credential` over `client` (the app's, or one
+    /// whose connection is new); returns the status and the JSON body.
+    pub async fn post(
+        &self,
+        client: &reqwest::Client,
+        credential: &str,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let response = client
+            .post(self.url(path))
+            .bearer_auth(credential)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        status_and_json(response).await
+    }
+
     /// Lists an identity's registrations.
     pub async fn list(&self, credential: &str, identity: &str) -> (u16, Value) {
         let response = self
