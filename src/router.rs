@@ -386,6 +386,9 @@ pub struct WithdrawRings {
     pub callee: IdentityKey,
     /// The call.
     pub call_id: String,
+    /// The call ended on another node (counted as `ringcast_end_broadcasts_total{outcome=
+    /// "withdrew"}` when it withdraws something), not on another router of this one.
+    pub ended_on_another_node: bool,
 }
 
 impl Handler<WithdrawRings> for Router {
@@ -393,7 +396,17 @@ impl Handler<WithdrawRings> for Router {
 
     fn handle(&mut self, message: WithdrawRings, _: &mut Context<Self>) -> Self::Result {
         let providers = self.providers.clone();
-        Box::pin(async move { withdraw(&providers, &message.callee, &message.call_id).await })
+        Box::pin(async move {
+            let withdrawn = withdraw(&providers, &message.callee, &message.call_id).await;
+            if message.ended_on_another_node && !withdrawn.is_empty() {
+                crate::metrics::end_broadcast(crate::metrics::EndBroadcast::Withdrew);
+                tracing::debug!(
+                    withdrawn = withdrawn.len(),
+                    "rings withdrawn: the call ended on another node"
+                );
+            }
+            withdrawn
+        })
     }
 }
 

@@ -636,7 +636,7 @@ async fn a_cancel_arriving_on_another_worker_withdraws_the_rings_queued_on_the_f
     // its two workers in turn: the rings wait in one router's queue, the cancel arrives at
     // the other's, and must still find them.
     let rig = rig(one_slow_stream(), None, |config, _| {
-        config.server.workers = 2
+        config.server.workers = 2;
     })
     .await;
     for (device, n) in [("a", 1), ("b", 2), ("c", 3)] {

@@ -288,20 +288,7 @@ async fn listen(client: redis::Client, node: &str, routers: &Routers) -> redis::
         }
         metrics::end_broadcast(EndBroadcast::Received);
         let callee = IdentityKey::new(notice.tenant, notice.identity);
-        // In a task of its own: a busy router must not hold up the notices behind this one.
-        let routers = routers.clone();
-        actix::spawn(async move {
-            let withdrawn = routers
-                .withdraw_elsewhere(None, &callee, &notice.call_id)
-                .await;
-            if !withdrawn.is_empty() {
-                metrics::end_broadcast(EndBroadcast::Withdrew);
-                tracing::debug!(
-                    withdrawn = withdrawn.len(),
-                    "rings withdrawn: the call ended on another node"
-                );
-            }
-        });
+        routers.withdraw_ended_elsewhere(&callee, &notice.call_id);
     }
     Ok(())
 }

@@ -152,6 +152,7 @@ impl Routers {
                 let withdraw = router.send(WithdrawRings {
                     callee: callee.clone(),
                     call_id: call_id.to_owned(),
+                    ended_on_another_node: false,
                 });
                 tokio::time::timeout(self.call_timeout, withdraw)
             });
@@ -161,6 +162,23 @@ impl Routers {
             tracing::warn!("router busy: a call ended, its rings queued there still go out");
         }
         answers.into_iter().flatten().flatten().flatten().collect()
+    }
+
+    /// Withdraws the callee's queued rings of `call_id`, which ended on another node, on
+    /// every router, without waiting: a full mailbox drops the request (nothing queues up
+    /// behind a busy router), and those rings go out, as they would had the end come a moment
+    /// later.
+    pub fn withdraw_ended_elsewhere(&self, callee: &IdentityKey, call_id: &str) {
+        for router in self.all().iter() {
+            let withdraw = WithdrawRings {
+                callee: callee.clone(),
+                call_id: call_id.to_owned(),
+                ended_on_another_node: true,
+            };
+            if router.try_send(withdraw).is_err() {
+                tracing::warn!("router busy: a call ended elsewhere, its rings here still go out");
+            }
+        }
     }
 
     /// Waits, boundedly, for a router's answer: first for mailbox room, then for the work.
