@@ -30,6 +30,7 @@
 //! | `ringcast_registrations_total` | counter | `op`, `outcome` (`op="list"` counts the routers' lookups too) |
 //! | `ringcast_registry_op_seconds` | histogram, 50 µs .. 5 s | `op`, `store` |
 //! | `ringcast_embedded_write_seconds` | histogram, 50 µs .. 5 s (embedded store only) | `durability` |
+//! | `ringcast_embedded_claims_unwritten` | gauge (embedded store only) | — |
 //! | `ringcast_events_total` | counter | `kind`, `outcome` |
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
 //! | `ringcast_push_config_errors_total` | counter | `provider`, `tenant`, `app`, `reason` |

@@ -27,7 +27,7 @@ use support::app::{APNS_TOKEN, KEY_A, TestApp, apns_body};
 
 /// Every metric family docs/architecture.md names, plus build info, uptime, the node's intake and routers'
 /// admission, the limits per tenant, the internal push channel's, and the embedded store's
-/// writer (the scrapes checked against this list come from nodes on the embedded store).
+/// writer and unwritten claims (the scrapes checked against this list come from nodes on the embedded store).
 pub const CONTRACT: &[&str] = &[
     "ringcast_pushes_total",
     "ringcast_push_latency_seconds",
@@ -42,6 +42,7 @@ pub const CONTRACT: &[&str] = &[
     "ringcast_registrations_total",
     "ringcast_registry_op_seconds",
     "ringcast_embedded_write_seconds",
+    "ringcast_embedded_claims_unwritten",
     "ringcast_events_total",
     "ringcast_event_leases_total",
     "ringcast_end_broadcasts_total",

@@ -40,12 +40,14 @@ mod revocations;
 #[cfg(test)]
 mod tests;
 mod transactions;
+mod unwritten;
 
 use self::error::EmbeddedError;
 use self::group::{Group, Persistence};
 use self::keys::{REGISTRATIONS, RegistrationKey, owner_key};
 use self::lanes::Lanes;
 use self::transactions::Tables;
+use self::unwritten::Unwritten;
 use super::codec;
 use super::lease::{Claim, LeaseTerms};
 use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
@@ -86,6 +88,8 @@ pub struct EmbeddedStore {
     group: Arc<Group>,
     /// Claim writes waiting for the write lane, committed together without an fsync.
     claims: Arc<Group>,
+    /// Claims answered and not yet committed: the claim steps read them before the file.
+    unwritten: Arc<Unwritten>,
 }
 
 impl EmbeddedStore {
@@ -112,6 +116,7 @@ impl EmbeddedStore {
                 let txn = db.begin_write()?;
                 Tables::open(&txn)?;
                 txn.open_table(keys::REVOCATIONS)?;
+                txn.open_table(keys::EVENTS)?;
                 txn.commit()?;
                 Ok(db)
             });
@@ -122,6 +127,7 @@ impl EmbeddedStore {
             lanes: Lanes::new(),
             group: Arc::new(Group::new(Persistence::Durable)),
             claims: Arc::new(Group::new(Persistence::lazy(CLAIMS_FLUSH_EVERY))),
+            unwritten: Arc::new(Unwritten::default()),
         })
     }
 
@@ -186,19 +192,6 @@ impl EmbeddedStore {
         self.grouped(&self.group, what, op).await
     }
 
-    /// Runs `op` on the claims table, grouped with the claims waiting beside it in one
-    /// non-durable transaction: a claim costs no fsync (it reaches the disk with the next
-    /// durable commit, at most `CLAIMS_FLUSH_EVERY` later), and the three or four claims of
-    /// every ring in flight share one turn of redb's single writer. `op` may run twice.
-    async fn claims<T: Send + 'static>(
-        &self,
-        what: &'static str,
-        mut op: impl FnMut(&mut ByteTable<'_>) -> Result<T, EmbeddedError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.grouped(&self.claims, what, move |tables| op(tables.events()?))
-            .await
-    }
-
     /// Queues `op` in `group` and makes sure somebody runs the group.
     async fn grouped<T: Send + 'static>(
         &self,
@@ -216,27 +209,54 @@ impl EmbeddedStore {
         {
             return finished(answer.await, what);
         }
-        // The leader's part runs in a task of its own: a caller that stops waiting must not
-        // leave its write queued with nobody to run it. It holds the database weakly while it
-        // waits, so the file closes when the store's handles are gone, not when the last of
-        // these tasks has noticed that its write already ran.
+        if group.become_leader() {
+            self.lead(group);
+        }
+        finished(answer.await, what)
+    }
+
+    /// Starts `group`'s leader: it waits for the write lane, runs what is queued then, and
+    /// stays leader while writes are left over (a batch takes at most `MAX_BATCH`) and no
+    /// newer leader took over. A batch without an fsync runs on the leader's own thread (a
+    /// few microseconds of redb per write, less than a hop to the blocking pool); one with an
+    /// fsync runs on the blocking pool. The leader runs in a task of its own: a caller that
+    /// stops waiting must not leave writes queued with nobody to run them. It holds the
+    /// database weakly while it waits, so the file closes when the store's handles are gone,
+    /// not when the last leader has noticed that its writes already ran.
+    fn lead(&self, group: &Arc<Group>) {
+        let unwritten = Arc::ptr_eq(group, &self.claims).then(|| Arc::clone(&self.unwritten));
         let (lanes, group, db) = (
             self.lanes.clone(),
             Arc::clone(group),
             Arc::downgrade(&self.db),
         );
         tokio::spawn(async move {
-            let turn = lanes.write_turn().await;
-            // An earlier turn may have run this write with its batch already.
-            if group.is_empty() {
-                return;
-            }
-            match db.upgrade() {
-                Some(db) => drop(turn.run(move || group.run(db)).await),
-                None => group.refuse_all("the store was closed before the write ran"),
+            loop {
+                let turn = lanes.write_turn().await;
+                group.leader_has_turn();
+                // A caller on the fast path may have run the queue meanwhile.
+                if group.is_empty() {
+                    return;
+                }
+                let Some(db) = db.upgrade() else {
+                    group.refuse_all("the store was closed before the write ran");
+                    return;
+                };
+                let durability = group.next_durability();
+                if matches!(durability, redb::Durability::None) {
+                    turn.run_here(|| group.run_as(db, durability));
+                } else {
+                    let batch = Arc::clone(&group);
+                    drop(turn.run(move || batch.run_as(db, durability)).await);
+                }
+                if let Some(unwritten) = &unwritten {
+                    metrics::claims_unwritten(unwritten.len());
+                }
+                if group.is_empty() || !group.become_leader() {
+                    return;
+                }
             }
         });
-        finished(answer.await, what)
     }
 
     /// Runs `op` on `table` alone in one write transaction committed with `durability`.
@@ -292,7 +312,13 @@ impl EmbeddedStore {
             deleted += swept;
             match next {
                 Some(key) => after = Some(key),
-                None => return Ok(deleted),
+                None => {
+                    // The records still waiting for the file of events that ended are let go
+                    // too: those that did reach it were just deleted, and a step on an ended
+                    // event reads the file (or nothing) as it would after the sweep.
+                    self.unwritten.forget_ended(now);
+                    return Ok(deleted);
+                }
             }
         }
     }

@@ -1,18 +1,22 @@
 //! Call-event leases in the embedded store: each operation reads the event's record, applies
-//! the pure rule of [`crate::registry::lease`] and writes the result, within one redb write
-//! transaction (redb has one writer at a time, so the step is atomic). The claims waiting at
-//! one moment share that transaction, in the order they came (`group`, `Persistence::Lazy`).
+//! the pure rule of [`crate::registry::lease`] and keeps the result, atomically with every
+//! other step, in memory ([`super::unwritten`]); the write reaches the file behind the
+//! answer, in the claims' group's next batch (`group`, `Persistence::Lazy`).
 //!
 //! A record is the event's deadline (8 bytes, big-endian, so the sweeper reads it without
 //! decoding the rest) followed by the [`EventLease`] as JSON.
 
 use super::EmbeddedStore;
 use super::error::EmbeddedError;
+use super::group::Job;
 use super::keys;
+use super::transactions::Tables;
+use super::unwritten::{Change, Unwritten, Write};
 use crate::registry::lease::{self, Claim, EventLease, LeaseTerms};
 use crate::registry::store::StoreError;
 use crate::vocab::UnixMillis;
-use redb::ReadableTable;
+use redb::{ReadableDatabase, ReadableTable};
+use std::sync::Arc;
 
 /// The deadline at the head of a record; a record too short to hold one reads as ended, so
 /// the sweeper drops it.
@@ -38,24 +42,12 @@ fn decode(record: &[u8]) -> Result<EventLease, EmbeddedError> {
 
 type Leases<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
 
-/// The event's record, if there is one.
-fn read(events: &Leases<'_>, key: &[u8]) -> Result<Option<EventLease>, EmbeddedError> {
-    match events.get(key)? {
-        Some(record) => decode(record.value()).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// Writes (or, for `None`, leaves) the event's record.
-fn write(
-    events: &mut Leases<'_>,
-    key: &[u8],
-    lease: Option<EventLease>,
-) -> Result<(), EmbeddedError> {
-    if let Some(lease) = lease {
-        events.insert(key, encode(&lease)?.as_slice())?;
-    }
-    Ok(())
+/// What becomes of the record when the rule returned `record` (`None`: leave it).
+fn put(record: Option<EventLease>) -> Result<Change, EmbeddedError> {
+    Ok(match record {
+        Some(lease) => Change::Put(encode(&lease)?),
+        None => Change::Keep,
+    })
 }
 
 impl EmbeddedStore {
@@ -67,14 +59,10 @@ impl EmbeddedStore {
         terms: &LeaseTerms,
         now: UnixMillis,
     ) -> Result<Claim, StoreError> {
-        let key = keys::event_key(tenant, event_id);
-        let terms = terms.clone();
-        self.claims("acquire_event", move |events| {
-            let (claim, record) = lease::acquire(read(events, &key)?, &terms, now);
-            write(events, &key, record)?;
-            Ok(claim)
+        self.claim_step("acquire_event", tenant, event_id, |current| {
+            let (claim, record) = lease::acquire(current, terms, now);
+            Ok((claim, put(record)?))
         })
-        .await
     }
 
     /// See [`crate::registry::Store::renew_event`].
@@ -87,15 +75,10 @@ impl EmbeddedStore {
         lease_ms: u64,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let key = keys::event_key(tenant, event_id);
-        let (node, outcomes) = (node.to_owned(), outcomes.to_vec());
-        self.claims("renew_event", move |events| {
-            let (owned, record) =
-                lease::renew(read(events, &key)?, &node, &outcomes, lease_ms, now);
-            write(events, &key, record)?;
-            Ok(owned)
+        self.claim_step("renew_event", tenant, event_id, |current| {
+            let (owned, record) = lease::renew(current, node, outcomes, lease_ms, now);
+            Ok((owned, put(record)?))
         })
-        .await
     }
 
     /// See [`crate::registry::Store::finish_event`].
@@ -107,13 +90,9 @@ impl EmbeddedStore {
         outcomes: &[String],
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        let key = keys::event_key(tenant, event_id);
-        let (node, outcomes) = (node.to_owned(), outcomes.to_vec());
-        self.claims("finish_event", move |events| {
-            let record = lease::finish(read(events, &key)?, &node, &outcomes, now);
-            write(events, &key, record)
+        self.claim_step("finish_event", tenant, event_id, |current| {
+            Ok(((), put(lease::finish(current, node, outcomes, now))?))
         })
-        .await
     }
 
     /// See [`crate::registry::Store::release_event`].
@@ -123,15 +102,78 @@ impl EmbeddedStore {
         event_id: &str,
         node: &str,
     ) -> Result<(), StoreError> {
-        let key = keys::event_key(tenant, event_id);
-        let node = node.to_owned();
-        self.claims("release_event", move |events| {
-            if lease::may_release(read(events, &key)?.as_ref(), &node) {
-                events.remove(key.as_slice())?;
-            }
-            Ok(())
+        self.claim_step("release_event", tenant, event_id, |current| {
+            let change = if lease::may_release(current.as_ref(), node) {
+                Change::Delete
+            } else {
+                Change::Keep
+            };
+            Ok(((), change))
         })
-        .await
+    }
+
+    /// Runs one claim step on the event's record without waiting for the write lane
+    /// ([`unwritten`](super::unwritten)): `rule` sees the current lease and says what becomes
+    /// of it; the write it makes goes to the file behind the answer.
+    fn claim_step<T>(
+        &self,
+        what: &'static str,
+        tenant: &str,
+        event_id: &str,
+        rule: impl FnOnce(Option<EventLease>) -> Result<(T, Change), EmbeddedError>,
+    ) -> Result<T, StoreError> {
+        let key = keys::event_key(tenant, event_id);
+        let queue = |write| {
+            self.claims.push_job(Box::new(ClaimWrite {
+                write,
+                unwritten: Arc::clone(&self.unwritten),
+            }));
+        };
+        let stepped = self.unwritten.step(
+            key,
+            |key| self.claim_in_file(key),
+            |current| rule(current.map(decode).transpose()?),
+            queue,
+        );
+        let (answer, queued) = stepped.map_err(|error| error.into_store_error(what))?;
+        if queued && self.claims.become_leader() {
+            self.lead(&self.claims);
+        }
+        Ok(answer)
+    }
+
+    /// The event's record as the file has it (redb reads run beside the writer).
+    fn claim_in_file(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EmbeddedError> {
+        let txn = self.db.begin_read()?;
+        let events = txn.open_table(keys::EVENTS)?;
+        Ok(events.get(key)?.map(|record| record.value().to_vec()))
+    }
+}
+
+/// A claim step's write, queued in the claims' group: once committed, its record leaves the
+/// unwritten table.
+struct ClaimWrite {
+    write: Write,
+    unwritten: Arc<Unwritten>,
+}
+
+impl Job for ClaimWrite {
+    fn run(&mut self, tables: &mut Tables<'_>) -> Result<(), EmbeddedError> {
+        let events = tables.events()?;
+        let key = self.write.key.as_slice();
+        match &self.write.record {
+            Some(record) => drop(events.insert(key, record.as_slice())?),
+            None => drop(events.remove(key)?),
+        }
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, outcome: Result<(), EmbeddedError>) {
+        match outcome {
+            Ok(()) => self.unwritten.written(&self.write),
+            // It stays in memory, where the claim steps read it, until its event ends.
+            Err(error) => tracing::warn!(%error, "a call-event claim was not written to the file"),
+        }
     }
 }
 

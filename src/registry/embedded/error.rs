@@ -20,6 +20,9 @@ pub(super) enum EmbeddedError {
     /// A stored record is too short for the field this module reads directly.
     #[error("malformed record: {0}")]
     MalformedRecord(&'static str),
+    /// Writes are not reaching the file fast enough to take more (see `unwritten`).
+    #[error("backlog: {0}")]
+    Backlog(&'static str),
     /// A new device would exceed the identity's limit.
     #[error("too many devices")]
     TooManyDevices {
@@ -54,6 +57,7 @@ impl EmbeddedError {
         let message = format!("embedded {what}: {self}");
         match self {
             EmbeddedError::TooManyDevices { max } => StoreError::TooManyDevices { max },
+            EmbeddedError::Backlog(_) => StoreError::Unavailable(message),
             EmbeddedError::Decode(_)
             | EmbeddedError::MalformedKey(_)
             | EmbeddedError::MalformedRecord(_) => StoreError::Corrupt(message),

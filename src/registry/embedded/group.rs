@@ -25,6 +25,7 @@ use super::error::EmbeddedError;
 use super::transactions::Tables;
 use crate::metrics::embedded as metrics;
 use redb::Database;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -93,6 +94,12 @@ impl Persistence {
 pub(super) struct Group {
     queue: Mutex<Vec<Box<dyn Job>>>,
     persistence: Persistence,
+    /// Whether a leader is waiting for the write lane on the group's behalf (see
+    /// [`become_leader`](Self::become_leader)).
+    leader: AtomicBool,
+    /// How many leaders the group has had.
+    #[cfg(test)]
+    leaders: std::sync::atomic::AtomicUsize,
 }
 
 impl Group {
@@ -101,7 +108,37 @@ impl Group {
         Group {
             queue: Mutex::new(Vec::new()),
             persistence,
+            leader: AtomicBool::new(false),
+            #[cfg(test)]
+            leaders: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Makes the caller the group's leader if it has none waiting: `true` means the caller
+    /// must wait for the write lane and run the group. One leader waits at a time, however
+    /// many writes queue behind it: with a leader per write, a flush holding the lane for
+    /// 10–25 ms left hundreds of claim leaders queued on the lane, each to be woken and
+    /// scheduled in turn on a busy worker only to find its write already run, and the rings'
+    /// claims waited behind that convoy (README, "Internal push channel benchmark").
+    pub(super) fn become_leader(&self) -> bool {
+        let became = !self.leader.swap(true, Ordering::AcqRel);
+        #[cfg(test)]
+        if became {
+            self.leaders.fetch_add(1, Ordering::Relaxed);
+        }
+        became
+    }
+
+    /// How many leaders the group has had.
+    #[cfg(test)]
+    pub(super) fn leaders(&self) -> usize {
+        self.leaders.load(Ordering::Relaxed)
+    }
+
+    /// The leader got the write lane. From here on a newly queued write needs a leader of
+    /// its own: this one may already have taken its batch.
+    pub(super) fn leader_has_turn(&self) {
+        self.leader.store(false, Ordering::Release);
     }
 
     /// Queues `op`; the receiver answers once it ran and its transaction committed.
@@ -130,19 +167,19 @@ impl Group {
         self.lock().len()
     }
 
-    /// Runs the writes queued by now (up to [`MAX_BATCH`]) in one transaction and answers
-    /// each. Blocking: call it on the write lane.
-    ///
-    /// `db` is let go before anyone is answered: a caller that drops its last store handle
-    /// once answered closes the file then and there (it may be opened again at once).
-    pub(super) fn run(&self, db: Arc<Database>) {
-        let durability = self.persistence.next();
-        self.run_as(db, durability);
+    /// Queues `job`, which answers for itself once it ran and its transaction committed.
+    pub(super) fn push_job(&self, job: Box<dyn Job>) {
+        self.lock().push(job);
     }
 
-    /// Runs the queued writes, as [`run`](Self::run) does, if their commit cannot block (a
-    /// lazy group with no flush due; see [`Persistence::light`]); `false` when it was left to
-    /// `run` on the blocking pool. Call it on the write lane.
+    /// The durability of the batch about to run (when lazy, it may be the flush that is due).
+    pub(super) fn next_durability(&self) -> redb::Durability {
+        self.persistence.next()
+    }
+
+    /// Runs the queued writes, as [`run_as`](Self::run_as) does, if their commit cannot
+    /// block (a lazy group with no flush due; see [`Persistence::light`]); `false` when it
+    /// was left to run on the blocking pool. Call it on the write lane.
     pub(super) fn run_if_light(&self, db: Arc<Database>) -> bool {
         let Some(durability) = self.persistence.light() else {
             return false;
@@ -151,7 +188,13 @@ impl Group {
         true
     }
 
-    fn run_as(&self, db: Arc<Database>, durability: redb::Durability) {
+    /// Runs the writes queued by now (up to [`MAX_BATCH`]) in one transaction committed with
+    /// `durability` and answers each. Call it on the write lane; with an fsync, on the
+    /// blocking pool.
+    ///
+    /// `db` is let go before anyone is answered: a caller that drops its last store handle
+    /// once answered closes the file then and there (it may be opened again at once).
+    pub(super) fn run_as(&self, db: Arc<Database>, durability: redb::Durability) {
         let mut batch: Vec<Box<dyn Job>> = {
             let mut queue = self.lock();
             let take = queue.len().min(MAX_BATCH);
@@ -222,7 +265,7 @@ fn commit_if(txn: redb::WriteTransaction, changed: bool) -> Result<(), EmbeddedE
 }
 
 /// A queued write, whatever its result type.
-trait Job: Send {
+pub(super) trait Job: Send {
     /// Runs the operation in `tables`, keeping its result.
     fn run(&mut self, tables: &mut Tables<'_>) -> Result<(), EmbeddedError>;
     /// Answers the caller: its kept result when `outcome` is `Ok` (the transaction

@@ -318,13 +318,8 @@ async fn the_sweeper_runs_until_aborted() {
 
 /// Waits until `n` registration writes are queued for the write lane.
 async fn queued(store: &EmbeddedStore, n: usize) {
-    queued_in(&store.group, n).await;
-}
-
-/// Waits until `n` writes are queued in `group`.
-async fn queued_in(group: &Group, n: usize) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while group.len() < n {
+    while store.group.len() < n {
         assert!(
             tokio::time::Instant::now() < deadline,
             "{n} writes never queued"
@@ -408,11 +403,33 @@ async fn writes_queued_together_are_all_committed_and_survive_a_reopen() {
     assert_eq!(rows(&reopened), (50, 50, 50));
 }
 
+/// Waits until every claim answered has been committed to the file.
+async fn claims_written(store: &EmbeddedStore) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.unwritten.len() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "claims never reached the file"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+fn lease_terms(node: &str) -> crate::registry::lease::LeaseTerms {
+    crate::registry::lease::LeaseTerms {
+        node: node.into(),
+        lease_ms: 5_000,
+        deadline: NOW + 45_000,
+        may_take_over: true,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_queued_together_run_in_order_and_a_corrupt_one_takes_none_with_it() {
-    use crate::registry::lease::{Claim, LeaseTerms};
+async fn claims_answer_in_order_while_the_lane_is_held_and_a_corrupt_one_changes_nothing() {
+    use crate::registry::lease::Claim;
     let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, 8);
+    let path = dir.path().join("registry.redb");
+    let store = EmbeddedStore::open(&path, 8).unwrap();
     // A record that does not decode, as a claim of event "bad" would find it.
     let txn = store.db.begin_write().unwrap();
     txn.open_table(keys::EVENTS)
@@ -424,54 +441,75 @@ async fn claims_queued_together_run_in_order_and_a_corrupt_one_takes_none_with_i
         .unwrap();
     txn.commit().unwrap();
 
-    let terms = |node: &str| LeaseTerms {
-        node: node.into(),
-        lease_ms: 5_000,
-        deadline: NOW + 45_000,
-        may_take_over: true,
-    };
-    // Hold the write lane so the four claims queue and then run as one group.
+    // The write lane is held (as by a durable flush stuck on the disk): every claim still
+    // answers, each seeing the ones before it.
     let turn = store.lanes.write_turn().await;
-    let mut claims = Vec::new();
-    for (n, (event, node)) in [
+    let mut answers = Vec::new();
+    for (event, node) in [
         ("e1", "node-a"),
         ("e1", "node-b"),
         ("bad", "node-a"),
         ("e2", "node-b"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let (store_, terms) = (store.clone(), terms(node));
-        claims.push(tokio::spawn(async move {
-            store_.acquire_event("acme", event, &terms, NOW).await
-        }));
-        queued_in(&store.claims, n + 1).await;
+    ] {
+        let terms = lease_terms(node);
+        let claim = store.acquire_event("acme", event, &terms, NOW);
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(10), claim).await;
+        answers.push(answered.expect("a claim does not wait for the write lane"));
     }
-    drop(turn);
-    let answers: Vec<_> = futures_util::future::join_all(claims)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
     assert!(matches!(answers[0], Ok(Claim::Owned { .. })), "{answers:?}");
     match &answers[1] {
         Ok(Claim::Held { owner, .. }) => assert_eq!(owner, "node-a", "it saw the claim before it"),
         other => panic!("expected the second claim held by node-a, got {other:?}"),
     }
     assert!(
-        answers[2].is_err(),
+        matches!(answers[2], Err(StoreError::Corrupt(_))),
         "the corrupt record is an error: {answers:?}"
     );
     assert!(matches!(answers[3], Ok(Claim::Owned { .. })), "{answers:?}");
-    // The group was rerun alone after the failure: e1 and e2 are claimed once each.
-    match store
-        .acquire_event("acme", "e2", &terms("node-c"), NOW + 1)
-        .await
-    {
-        Ok(Claim::Held { owner, .. }) => assert_eq!(owner, "node-b"),
-        other => panic!("expected e2 held by node-b, got {other:?}"),
+    assert_eq!(store.unwritten.len(), 2, "e1 and e2 wait for the file");
+    assert_eq!(store.claims.leaders(), 1, "one leader waits for the lane");
+    drop(turn);
+    claims_written(&store).await;
+    drop(store);
+
+    // Reopened: the file has what the claims answered, and the corrupt record as it was.
+    let reopened = EmbeddedStore::open(&path, 8).unwrap();
+    for (event, owner) in [("e1", "node-a"), ("e2", "node-b")] {
+        match reopened
+            .acquire_event("acme", event, &lease_terms("node-c"), NOW + 1)
+            .await
+        {
+            Ok(Claim::Held { owner: held, .. }) => assert_eq!(held, owner),
+            other => panic!("expected {event} held by {owner}, got {other:?}"),
+        }
     }
+    let bad = reopened
+        .acquire_event("acme", "bad", &lease_terms("node-c"), NOW + 1)
+        .await;
+    assert!(matches!(bad, Err(StoreError::Corrupt(_))), "{bad:?}");
+}
+
+/// Claims that keep coming while the lane is held share one leader waiting for it, which
+/// writes them all once it has it. A leader per write queued hundreds of tasks on the lane
+/// behind each flush, each woken in turn only to find its write already done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_made_while_the_lane_is_held_share_one_leader_and_all_reach_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 8);
+    let turn = store.lanes.write_turn().await;
+    for n in 0..200 {
+        let claim = store
+            .acquire_event("acme", &format!("e{n}"), &lease_terms("node-a"), NOW)
+            .await;
+        assert!(claim.is_ok(), "{claim:?}");
+    }
+    assert_eq!(store.unwritten.len(), 200);
+    assert_eq!(store.claims.leaders(), 1);
+    drop(turn);
+    claims_written(&store).await;
+    assert_eq!(store.claims.leaders(), 1, "one turn wrote all 200");
+    let txn = store.db.begin_read().unwrap();
+    assert_eq!(txn.open_table(keys::EVENTS).unwrap().len().unwrap(), 200);
 }
 
 /// A claim (no flush due) and a read run on the caller's thread: with the runtime's only
@@ -531,6 +569,7 @@ async fn the_claims_sweep_works_in_slices_and_keeps_live_claims() {
             .await;
         assert!(matches!(claim, Ok(Claim::Owned { .. })), "{claim:?}");
     }
+    claims_written(&store).await;
     let claims = |store: &EmbeddedStore| {
         let txn = store.db.begin_read().unwrap();
         txn.open_table(keys::EVENTS).unwrap().len().unwrap()
