@@ -19,12 +19,15 @@
 //! redb is synchronous and a durable commit is an fsync, so every write that may fsync runs on
 //! tokio's blocking pool: the actix arbiter that awaits it keeps serving its other identities
 //! meanwhile. `lanes` gives out the turns at redb's single writer (one pool thread at a time),
-//! and `group` commits the durable writes waiting at one moment together (one fsync);
-//! call-event claims are grouped likewise, without the fsync (`claims`), and such a commit runs
-//! on the caller's thread when the writer is free. Reads run on the caller's thread too: both
-//! take microseconds, less than the hop to a pool thread and back. Each `Store` method is atomic:
-//! one redb transaction, or its part of a group's, which commits or rolls back whole and is
-//! rerun alone when anything in it failed.
+//! and `group` commits the durable writes waiting at one moment together (one fsync), with one
+//! leader waiting for the writer on the group's behalf. Call-event claims never wait for the
+//! writer: each step is answered from memory and its write reaches the file behind it, in a
+//! group of its own committed without the fsync (`claims`, `unwritten`); such a commit runs
+//! on its leader's thread. Reads run on the caller's thread: they take microseconds, less
+//! than the hop to a pool thread and back. Each
+//! registration `Store` method is atomic: one redb transaction, or its part of a group's,
+//! which commits or rolls back whole and is rerun alone when anything in it failed; each
+//! claim step is atomic under the unwritten claims' lock.
 //!
 //! Layout: `keys` holds the key layouts and table definitions, `transactions` the body of each
 //! operation (one redb transaction each), `error` the failures and their mapping to
@@ -200,15 +203,6 @@ impl EmbeddedStore {
         op: impl FnMut(&mut Tables<'_>) -> Result<T, EmbeddedError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let answer = group.push(op);
-        // A commit without an fsync (a claim, no flush due) runs right here when the write
-        // lane is free: a few microseconds of redb, where the hop to a pool thread and the
-        // wake-up back cost more, and on two cores that hop was the ring's tail (README,
-        // "Internal push channel benchmark").
-        if let Some(turn) = self.lanes.try_write_turn()
-            && turn.run_here(|| group.run_if_light(Arc::clone(&self.db)))
-        {
-            return finished(answer.await, what);
-        }
         if group.become_leader() {
             self.lead(group);
         }

@@ -56,21 +56,6 @@ impl Persistence {
         }
     }
 
-    /// The durability of the batch about to run if its commit cannot block: a lazy group's
-    /// commit when no flush is due. `None` for a commit with an fsync, which belongs on the
-    /// blocking pool (the flush is then still due for it to take).
-    fn light(&self) -> Option<redb::Durability> {
-        match self {
-            Persistence::Durable => None,
-            Persistence::Lazy { every, flushed } => {
-                let flushed = flushed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                (flushed.elapsed() < *every).then_some(redb::Durability::None)
-            }
-        }
-    }
-
     /// The durability of the batch about to run (which, when lazy, may be the flush).
     fn next(&self) -> redb::Durability {
         match self {
@@ -175,17 +160,6 @@ impl Group {
     /// The durability of the batch about to run (when lazy, it may be the flush that is due).
     pub(super) fn next_durability(&self) -> redb::Durability {
         self.persistence.next()
-    }
-
-    /// Runs the queued writes, as [`run_as`](Self::run_as) does, if their commit cannot
-    /// block (a lazy group with no flush due; see [`Persistence::light`]); `false` when it
-    /// was left to run on the blocking pool. Call it on the write lane.
-    pub(super) fn run_if_light(&self, db: Arc<Database>) -> bool {
-        let Some(durability) = self.persistence.light() else {
-            return false;
-        };
-        self.run_as(db, durability);
-        true
     }
 
     /// Runs the writes queued by now (up to [`MAX_BATCH`]) in one transaction committed with
@@ -315,13 +289,7 @@ mod tests {
         let hourly = Persistence::lazy(Duration::from_secs(3_600));
         assert!(matches!(hourly.next(), redb::Durability::None));
         assert!(matches!(hourly.next(), redb::Durability::None));
-        assert!(matches!(hourly.light(), Some(redb::Durability::None)));
         let always = Persistence::lazy(Duration::ZERO);
-        assert!(always.light().is_none(), "a due flush is never light");
         assert!(matches!(always.next(), redb::Durability::Immediate));
-        assert!(
-            Persistence::Durable.light().is_none(),
-            "an fsync is never light"
-        );
     }
 }

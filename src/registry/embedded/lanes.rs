@@ -7,8 +7,8 @@
 //! threads, each keeping its stack and its allocator heap (mimalloc keeps one per thread):
 //! measured with `benches/channel.sh`, the node went from 48 to 146 threads and its RSS grew
 //! 160 MB as the rings started, and kept both. So a write waits for its turn here, as a
-//! future, and holds one thread only while it runs. A write that cannot block (no fsync) may
-//! take a free lane without waiting and run where it is ([`Lanes::try_write_turn`]).
+//! future, and holds one thread only while it runs. A write that cannot block (no fsync) runs
+//! on the thread that got the turn ([`Turn::run_here`]).
 //! Reads do not come here: redb runs them beside the writer, on the caller's thread.
 
 use std::sync::Arc;
@@ -40,14 +40,6 @@ impl Lanes {
     /// Waits for the write lane without taking a thread yet.
     pub(super) async fn write_turn(&self) -> Turn {
         Turn::of(&self.write).await
-    }
-
-    /// The write lane if it is free now, else `None` (nothing waits).
-    pub(super) fn try_write_turn(&self) -> Option<Turn> {
-        Arc::clone(&self.write)
-            .try_acquire_owned()
-            .ok()
-            .map(|held| Turn { _held: held })
     }
 }
 
@@ -125,13 +117,5 @@ mod tests {
             write.await.unwrap().unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), 1, "one write at a time");
-
-        let held = lanes.try_write_turn().expect("the lane is free");
-        assert!(lanes.try_write_turn().is_none(), "one turn at a time");
-        assert_eq!(held.run_here(|| 7), 7);
-        assert!(
-            lanes.try_write_turn().is_some(),
-            "the turn ended with its work"
-        );
     }
 }
