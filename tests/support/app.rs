@@ -133,15 +133,9 @@ impl TestApp {
         device: &str,
         body: &Value,
     ) -> (u16, Value) {
-        let response = self
-            .client
-            .put(self.url(&format!("/v1/identities/{identity}/registrations/{device}")))
-            .bearer_auth(credential)
-            .json(body)
-            .send()
+        let path = format!("/v1/identities/{identity}/registrations/{device}");
+        self.send_json(&self.client, reqwest::Method::PUT, credential, &path, body)
             .await
-            .unwrap();
-        status_and_json(response).await
     }
 
     /// `POST` `body` as JSON to `path` with `credential` over `client` (the app's, or one
@@ -153,8 +147,22 @@ impl TestApp {
         path: &str,
         body: &Value,
     ) -> (u16, Value) {
+        self.send_json(client, reqwest::Method::POST, credential, path, body)
+            .await
+    }
+
+    /// Sends `body` as JSON to `path` with `method` and `credential` over `client`; returns
+    /// the status and the JSON body.
+    async fn send_json(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        credential: &str,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
         let response = client
-            .post(self.url(path))
+            .request(method, self.url(path))
             .bearer_auth(credential)
             .json(body)
             .send()
