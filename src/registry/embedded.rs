@@ -24,10 +24,10 @@
 //! writer: each step is answered from memory and its write reaches the file behind it, in a
 //! group of its own committed without the fsync (`claims`, `unwritten`); such a commit runs
 //! on its leader's thread. Reads run on the caller's thread: they take microseconds, less
-//! than the hop to a pool thread and back. Each
-//! registration `Store` method is atomic: one redb transaction, or its part of a group's,
-//! which commits or rolls back whole and is rerun alone when anything in it failed; each
-//! claim step is atomic under the unwritten claims' lock.
+//! than the hop to a pool thread and back. Each registration `Store` method is atomic: one
+//! redb transaction, or its part of a group's, which commits or rolls back whole and is rerun
+//! alone when anything in it failed; each claim step is atomic under the unwritten claims'
+//! lock.
 //!
 //! Layout: `keys` holds the key layouts and table definitions, `transactions` the body of each
 //! operation (one redb transaction each), `error` the failures and their mapping to
@@ -228,7 +228,8 @@ impl EmbeddedStore {
             loop {
                 let turn = lanes.write_turn().await;
                 group.leader_has_turn();
-                // A caller on the fast path may have run the queue meanwhile.
+                // An earlier leader, still running when this one was started, may have
+                // taken these writes with its batch.
                 if group.is_empty() {
                     return;
                 }
