@@ -39,6 +39,7 @@ KNEE=${KNEE:-}                      # a rate (calls/s): no ramp, the fixed phase
 CALLGRIND=${CALLGRIND:-0}           # 1: instead of the phases, the node's instructions per push
 CALLGRIND_RATE=${CALLGRIND_RATE:-10}        # calls/s of the counted phase (the node runs ~50× slower)
 CALLGRIND_SECONDS=${CALLGRIND_SECONDS:-15}
+CALLGRIND_IDLE_SECONDS=${CALLGRIND_IDLE_SECONDS:-5}  # counted first with no calls: the node's fixed cost
 BIN=${BIN:-}
 
 tools=(redis-server redis-cli h2load openssl python3 jq curl)
@@ -128,22 +129,41 @@ reg_seconds=$(jq .registration.seconds "$work/register/report.json")
 
 # CALLGRIND=1: the node's instructions per push. Its CPU seconds per push move with whatever
 # else runs on the machine (cache misses, wake-ups); instruction counts do not. A warm-up at
-# CALLGRIND_RATE uninstrumented, then one counted phase at the same rate: the dump's total
-# instructions (every thread, idle time included) ÷ the pushes the simulator accepted.
+# CALLGRIND_RATE uninstrumented, then two counted windows, each its own dump: the node idle
+# for CALLGRIND_IDLE_SECONDS (timers, pings, sweeps: what it costs with no calls), then one
+# phase at CALLGRIND_RATE. Per push: the phase's total instructions (every thread, idle time
+# included) ÷ the pushes the simulator accepted, and the same net of the idle rate over the
+# phase's duration (at 10 calls/s the fixed cost is a large share; at the knee it is not).
 if [ "$CALLGRIND" != 0 ]; then
   "$BIN" loadgen "${common[@]}" --reuse --rate "$CALLGRIND_RATE" --duration 3 --out "$work/warm" >/dev/null
   callgrind_control --instr=on "$node_pid" >/dev/null
+  idle_start=$(date +%s.%N)
+  sleep "$CALLGRIND_IDLE_SECONDS"
+  callgrind_control --dump=idle "$node_pid" >/dev/null
+  idle_seconds=$(python3 -c "import time; print(time.time() - $idle_start)")
+  phase_start=$(date +%s.%N)
   "$BIN" loadgen "${common[@]}" --reuse --rate "$CALLGRIND_RATE" --duration "$CALLGRIND_SECONDS" \
     --out "$work/counted" >"$work/counted.txt"
-  callgrind_control --dump "$node_pid" >/dev/null
-  # A dump states its total twice (summary: up front, totals: at the end).
-  instructions=$(awk '/^totals:/{total += $2} END {print total + 0}' "$work"/callgrind.out.*)
+  callgrind_control --dump=phase "$node_pid" >/dev/null
+  phase_seconds=$(python3 -c "import time; print(time.time() - $phase_start)")
+  # A dump states its total once (`totals:` at the end); the dumps are numbered in order.
+  totals() { awk '/^totals:/{print $2 + 0}' "$work/callgrind.out.$1"; }
+  idle_instructions=$(totals 1)
+  instructions=$(totals 2)
   pushes=$(jq '[.pushes_by_service[]] | add // 0' "$work/counted/report.json")
   echo
   echo "load average at the start: $load_start"
   echo "scenario: $IDENTITIES identities × devices $DEVICES ($devices devices; platforms $PLATFORMS), h2c ×4, ?wait=true, 10 % cancelled, 10 % answered elsewhere"
   echo "node under callgrind, ${CALLGRIND_RATE} calls/s for ${CALLGRIND_SECONDS} s: $(jq .calls_ok "$work/counted/report.json") calls ok, $pushes pushes accepted, errors $(jq -c .errors "$work/counted/report.json")"
-  echo "node instructions per push: $(python3 -c "print(round($instructions / $pushes) if $pushes else '-')") ($instructions in all)"
+  python3 - "$idle_instructions" "$idle_seconds" "$instructions" "$phase_seconds" "$pushes" <<'PY'
+import sys
+idle, idle_s, total, phase_s, pushes = (float(a) for a in sys.argv[1:])
+rate = idle / idle_s
+print(f"node idle: {rate / 1e6:.2f} M instructions/s ({idle:.0f} in {idle_s:.1f} s)")
+if pushes:
+    print(f"node instructions per push: {total / pushes:.0f} ({total:.0f} in all over {phase_s:.1f} s)")
+    print(f"node instructions per push net of idle: {(total - rate * phase_s) / pushes:.0f}")
+PY
   echo "callgrind files: $work/callgrind.out* (callgrind_annotate)"
   trap - EXIT
   cleanup
