@@ -173,17 +173,9 @@ impl Router {
 
     /// Routes one event as a task of its own if its priority is admitted, else refuses it at
     /// once.
-    fn admitted(
-        &self,
-        priority: Priority,
-        work: impl std::future::Future<Output = Result<Routed, RouteError>> + 'static,
-    ) -> RouteReply {
+    fn admitted(&self, priority: Priority, work: EventWork) -> RouteReply {
         match self.admission.admit(priority) {
-            Some(pass) => run(async move {
-                let routed = work.await;
-                drop(pass);
-                routed
-            }),
+            Some(pass) => run(work, pass),
             None => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 let _ = reply.send(Err(RouteError::Shed(priority)));
@@ -215,72 +207,75 @@ impl Handler<Ring> for Router {
         MessageResult(
             self.admitted(
                 Priority::P0,
-                async move {
-                    let now = ownership.clock.now();
-                    // A ring read from a stream keeps the deadline it was accepted with.
-                    let accepted_at = accepted_at(&arrival, now);
-                    let deadline = accepted_at + call.ring_timeout.as_millis() as u64;
-                    let event = EventRef {
-                        tenant: call.callee.tenant.clone(),
-                        event_id: call.event_id.clone(),
-                    };
-                    let taking = Taking {
-                        store: &store,
-                        ownership: &ownership,
-                        channel: channel.as_ref(),
-                        callee: &call.callee,
-                    };
-                    let entry = || intake::entry::encode_ring(&call, accepted_at);
-                    let Held {
-                        done,
-                        guards,
-                        pending,
-                        registrations,
-                        elsewhere,
-                    } = match taking
-                        .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
-                        .await?
-                    {
-                        Ok(held) => held,
-                        Err(duplicate) => return Ok(duplicate),
-                    };
-                    let pushes = not_done(fanout::rings(&call, &registrations, accepted_at), &done);
-                    let (pushes, offers) = match &channel {
-                        Some(channel) => {
-                            channel.split(&call, &registrations, pushes, &done, elsewhere)
+                Box::pin(
+                    async move {
+                        let now = ownership.clock.now();
+                        // A ring read from a stream keeps the deadline it was accepted with.
+                        let accepted_at = accepted_at(&arrival, now);
+                        let deadline = accepted_at + call.ring_timeout.as_millis() as u64;
+                        let event = EventRef {
+                            tenant: call.callee.tenant.clone(),
+                            event_id: call.event_id.clone(),
+                        };
+                        let taking = Taking {
+                            store: &store,
+                            ownership: &ownership,
+                            channel: channel.as_ref(),
+                            callee: &call.callee,
+                        };
+                        let entry = || intake::entry::encode_ring(&call, accepted_at);
+                        let Held {
+                            done,
+                            guards,
+                            pending,
+                            registrations,
+                            elsewhere,
+                        } = match taking
+                            .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
+                            .await?
+                        {
+                            Ok(held) => held,
+                            Err(duplicate) => return Ok(duplicate),
+                        };
+                        let pushes =
+                            not_done(fanout::rings(&call, &registrations, accepted_at), &done);
+                        let (pushes, offers) = match &channel {
+                            Some(channel) => {
+                                channel.split(&call, &registrations, pushes, &done, elsewhere)
+                            }
+                            None => (pushes, internal::Offers::default()),
+                        };
+                        let mut devices = submit(&providers, pushes).await;
+                        let refused_ring = devices.iter().any(|device| {
+                            matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed))
+                        });
+                        if refused_ring {
+                            // Give the whole event back: withdraw what was queued, release the claim.
+                            withdraw(&providers, &call.callee, &call.call_id).await;
+                            ownership::release(&store, &ownership, &event).await;
+                            refused(pending).await;
+                            return Err(RouteError::Overloaded);
                         }
-                        None => (pushes, internal::Offers::default()),
-                    };
-                    let mut devices = submit(&providers, pushes).await;
-                    let refused_ring = devices.iter().any(|device| {
-                        matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed))
-                    });
-                    if refused_ring {
-                        // Give the whole event back: withdraw what was queued, release the claim.
-                        withdraw(&providers, &call.callee, &call.call_id).await;
-                        ownership::release(&store, &ownership, &event).await;
-                        refused(pending).await;
-                        return Err(RouteError::Overloaded);
+                        if let Some(channel) = &channel {
+                            devices.extend(channel.offer(&call, now, deadline, offers, &providers));
+                        }
+                        tracing::debug!(devices = devices.len(), "rings queued");
+                        let report = outcomes.map(|stream| ownership::Report {
+                            stream,
+                            call_id: call.call_id.clone(),
+                            kind: crate::vocab::PushKind::IncomingCall,
+                        });
+                        Ok(Routed {
+                            event_id: call.event_id,
+                            duplicate: false,
+                            progress: None,
+                            devices: ownership::hold(
+                                store, &ownership, event, devices, guards, pending, report,
+                            ),
+                        })
                     }
-                    if let Some(channel) = &channel {
-                        devices.extend(channel.offer(&call, now, deadline, offers, &providers));
-                    }
-                    tracing::debug!(devices = devices.len(), "rings queued");
-                    let report = outcomes.map(|stream| ownership::Report {
-                        stream,
-                        call_id: call.call_id.clone(),
-                        kind: crate::vocab::PushKind::IncomingCall,
-                    });
-                    Ok(Routed {
-                        event_id: call.event_id,
-                        duplicate: false,
-                        progress: None,
-                        devices: ownership::hold(
-                            store, &ownership, event, devices, guards, pending, report,
-                        ),
-                    })
-                }
-                .instrument(span),
+                    .instrument(span),
+                ),
             ),
         )
     }
@@ -300,78 +295,80 @@ impl Handler<End> for Router {
         MessageResult(
             self.admitted(
                 end.kind().priority(),
-                async move {
-                    let now = ownership.clock.now();
-                    let accepted_at = accepted_at(&arrival, now);
-                    let deadline = accepted_at + end.deadline_after().as_millis() as u64;
-                    let event = EventRef {
-                        tenant: end.callee.tenant.clone(),
-                        event_id: end.event_id.clone(),
-                    };
-                    let taking = Taking {
-                        store: &store,
-                        ownership: &ownership,
-                        channel: channel.as_ref(),
-                        callee: &end.callee,
-                    };
-                    let entry = || intake::entry::encode_end(&end, accepted_at);
-                    let Held {
-                        done,
-                        guards,
-                        pending,
-                        registrations,
-                        elsewhere,
-                    } = match taking
-                        .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
-                        .await?
-                    {
-                        Ok(held) => held,
-                        Err(duplicate) => return Ok(duplicate),
-                    };
-                    // The call is over: rings still queued never leave, on this router, on the
-                    // node's others (a ring is routed where it arrived) or on other nodes.
-                    let (mut not_rung, on_peers) = tokio::join!(
-                        withdraw(&providers, &end.callee, &end.call_id),
-                        peers.withdraw_elsewhere(me.as_ref(), &end.callee, &end.call_id)
-                    );
-                    not_rung.extend(on_peers);
-                    if let Some(ends) = &ownership.ends {
-                        ends.publish(&ends::EndNotice {
-                            node: ownership.node.to_string(),
+                Box::pin(
+                    async move {
+                        let now = ownership.clock.now();
+                        let accepted_at = accepted_at(&arrival, now);
+                        let deadline = accepted_at + end.deadline_after().as_millis() as u64;
+                        let event = EventRef {
                             tenant: end.callee.tenant.clone(),
-                            identity: end.callee.identity.clone(),
+                            event_id: end.event_id.clone(),
+                        };
+                        let taking = Taking {
+                            store: &store,
+                            ownership: &ownership,
+                            channel: channel.as_ref(),
+                            callee: &end.callee,
+                        };
+                        let entry = || intake::entry::encode_end(&end, accepted_at);
+                        let Held {
+                            done,
+                            guards,
+                            pending,
+                            registrations,
+                            elsewhere,
+                        } = match taking
+                            .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
+                            .await?
+                        {
+                            Ok(held) => held,
+                            Err(duplicate) => return Ok(duplicate),
+                        };
+                        // The call is over: rings still queued never leave, on this router, on the
+                        // node's others (a ring is routed where it arrived) or on other nodes.
+                        let (mut not_rung, on_peers) = tokio::join!(
+                            withdraw(&providers, &end.callee, &end.call_id),
+                            peers.withdraw_elsewhere(me.as_ref(), &end.callee, &end.call_id)
+                        );
+                        not_rung.extend(on_peers);
+                        if let Some(ends) = &ownership.ends {
+                            ends.publish(&ends::EndNotice {
+                                node: ownership.node.to_string(),
+                                tenant: end.callee.tenant.clone(),
+                                identity: end.callee.identity.clone(),
+                                call_id: end.call_id.clone(),
+                            })
+                            .await;
+                        }
+                        if let Some(channel) = &channel {
+                            channel.notify_end(&end, deadline, elsewhere).await;
+                        }
+                        let pushes = not_done(
+                            fanout::ends(&end, &registrations, &not_rung, accepted_at),
+                            &done,
+                        );
+                        tracing::debug!(
+                            withdrawn = not_rung.len(),
+                            pushes = pushes.len(),
+                            "call ended"
+                        );
+                        let devices = submit(&providers, pushes).await;
+                        let report = outcomes.map(|stream| ownership::Report {
+                            stream,
                             call_id: end.call_id.clone(),
+                            kind: end.kind(),
+                        });
+                        Ok(Routed {
+                            event_id: end.event_id,
+                            duplicate: false,
+                            progress: None,
+                            devices: ownership::hold(
+                                store, &ownership, event, devices, guards, pending, report,
+                            ),
                         })
-                        .await;
                     }
-                    if let Some(channel) = &channel {
-                        channel.notify_end(&end, deadline, elsewhere).await;
-                    }
-                    let pushes = not_done(
-                        fanout::ends(&end, &registrations, &not_rung, accepted_at),
-                        &done,
-                    );
-                    tracing::debug!(
-                        withdrawn = not_rung.len(),
-                        pushes = pushes.len(),
-                        "call ended"
-                    );
-                    let devices = submit(&providers, pushes).await;
-                    let report = outcomes.map(|stream| ownership::Report {
-                        stream,
-                        call_id: end.call_id.clone(),
-                        kind: end.kind(),
-                    });
-                    Ok(Routed {
-                        event_id: end.event_id,
-                        duplicate: false,
-                        progress: None,
-                        devices: ownership::hold(
-                            store, &ownership, event, devices, guards, pending, report,
-                        ),
-                    })
-                }
-                .instrument(span),
+                    .instrument(span),
+                ),
             ),
         )
     }
@@ -537,15 +534,18 @@ fn not_done(pushes: Vec<Push>, done: &std::collections::HashSet<String>) -> Vec<
 /// Runs one event's work as a task on the current (the router's) thread; its answer arrives
 /// through the returned receiver. A caller that gave up drops the receiver; the work still
 /// finishes, so a claimed event is never left half-routed.
-fn run(
-    work: impl std::future::Future<Output = Result<Routed, RouteError>> + 'static,
-) -> RouteReply {
+/// An event's routing, boxed where its handler writes it: the future holds every step's
+/// state (kilobytes), and each move of it (instrumenting it, handing it to [`run`], into its
+/// task) copied all of it; behind a box each move is one pointer.
+type EventWork = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Routed, RouteError>>>>;
+
+/// Runs `work` as a task of its own, holding its admission `pass` until it is routed.
+fn run(work: EventWork, pass: admission::Pass) -> RouteReply {
     let (reply, answer) = tokio::sync::oneshot::channel();
-    // Boxed: an event's future holds every step's state (kilobytes), and a task's stage is
-    // moved whole as the task is created, bound and finished; behind a box it is one pointer.
-    let work = Box::pin(work);
     actix::spawn(async move {
-        let _ = reply.send(work.await);
+        let routed = work.await;
+        drop(pass);
+        let _ = reply.send(routed);
     });
     answer
 }
