@@ -26,7 +26,7 @@ pub mod ownership;
 pub mod routers;
 
 use crate::providers::dispatcher::{Submit, Ticket, Withdraw};
-use crate::providers::wiring::{ProviderKey, ProviderSet};
+use crate::providers::wiring::{ProviderHandle, ProviderKey, ProviderSet};
 use crate::push::Push;
 use crate::registry::lease::Progress;
 use crate::registry::{AnyStore, StoreError};
@@ -36,7 +36,6 @@ use admission::Admission;
 use fanout::{CallEvent, EndEvent};
 use intake::{Arrival, Pending, RouterIntake};
 use ownership::{EventRef, Ownership, Taken};
-use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -565,11 +564,18 @@ fn duplicate(event_id: String, progress: Option<Progress>) -> Routed {
 /// caller turns that into `503`).
 async fn submit(providers: &ProviderSet, pushes: Vec<Push>) -> Vec<DevicePush> {
     let mut devices = Vec::with_capacity(pushes.len());
-    let mut batches: HashMap<ProviderKey, Vec<Push>> = HashMap::new();
+    // An event's pushes go to a handful of providers (one per app and environment), most
+    // often one: each push is matched against the batches so far by comparing its fields,
+    // and only the first push of a provider builds a key and looks it up.
+    let mut batches: Vec<(ProviderKey, &ProviderHandle, Vec<Push>)> = Vec::new();
     for push in pushes {
+        if let Some((_, _, batch)) = batches.iter_mut().find(|(key, ..)| key.is_of(&push)) {
+            batch.push(push);
+            continue;
+        }
         let key = ProviderKey::of(&push);
-        if providers.get(&key).is_some() {
-            batches.entry(key).or_default().push(push);
+        if let Some(provider) = providers.get(&key) {
+            batches.push((key, provider, vec![push]));
         } else {
             let outcome = Outcome::Rejected {
                 reason: "provider_not_configured".into(),
@@ -582,10 +588,7 @@ async fn submit(providers: &ProviderSet, pushes: Vec<Push>) -> Vec<DevicePush> {
             });
         }
     }
-    for (key, batch) in batches {
-        let Some(provider) = providers.get(&key) else {
-            continue;
-        };
+    for (_, provider, batch) in batches {
         let names: Vec<(String, Platform)> = batch
             .iter()
             .map(|push| (push.device_id.clone(), push.address.platform()))

@@ -81,6 +81,13 @@ impl ProviderKey {
             environment: push.environment,
         }
     }
+
+    /// Whether `push` goes to this provider: [`ProviderKey::of`] without building a key.
+    pub fn is_of(&self, push: &Push) -> bool {
+        self.environment == push.environment
+            && self.app == push.app
+            && self.tenant == push.who.tenant
+    }
 }
 
 /// A started provider, as the router sees it.
