@@ -6,11 +6,13 @@
 //! [`auth`] (the ES256 provider token, one per team and key, shared by every connection) and
 //! [`response`] (status, headers and body → the delivery loop's
 //! [`Verdict`](crate::providers::service::Verdict), every documented reason mirrored).
+//! [`last_body`] keeps an event's encoded body for its other devices.
 //! [`client`] joins them to the shared connection pool as a
 //! [`PushService`](crate::providers::service::PushService).
 
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod last_body;
 pub mod payload;
 pub mod response;

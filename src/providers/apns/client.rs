@@ -7,7 +7,8 @@
 
 use super::auth::ProviderTokenCache;
 use super::config::ApnsConfig;
-use super::payload::build_request;
+use super::last_body::LastBody;
+use super::payload::build_request_sharing;
 use super::response::judge;
 use crate::metrics::{self, RefreshOutcome};
 use crate::providers::live::Live;
@@ -57,6 +58,8 @@ pub struct ApnsClient {
     bundle_id: String,
     /// How long an answer may take.
     request_timeout: Duration,
+    /// The body of the event last pushed: its other devices' pushes reuse it.
+    last_body: LastBody,
 }
 
 impl ApnsClient {
@@ -114,6 +117,7 @@ impl ApnsClient {
             dialled_for: Arc::clone(&dialled_for),
             bundle_id: bundle_id.to_owned(),
             request_timeout: config.request_timeout(),
+            last_body: LastBody::default(),
         };
         Ok([
             client(Environment::Production),
@@ -203,7 +207,7 @@ impl PushService for ApnsClient {
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
         let base = self.pool_of(push.environment).base();
-        let mut request = build_request(push, &self.bundle_id, base, now)
+        let mut request = build_request_sharing(push, &self.bundle_id, base, now, &self.last_body)
             .map_err(|error| error.fault().outcome())?;
         let credential = self.credential.load();
         self.retire_if_replaced(&credential);

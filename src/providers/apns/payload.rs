@@ -23,6 +23,7 @@
 //! The `authorization` header is not set here: the client adds the cached provider token
 //! ([`super::auth`]) so that building stays pure.
 
+use super::last_body::LastBody;
 use crate::providers::payload_fault::PayloadFault;
 use crate::push::{CallPayload, EndReason, Push};
 use crate::registry::PushAddress;
@@ -124,6 +125,18 @@ pub fn build_request(
     base: &str,
     now_ms: UnixMillis,
 ) -> Result<http::Request<Bytes>, PayloadError> {
+    build_request_sharing(push, topic_base, base, now_ms, &LastBody::default())
+}
+
+/// [`build_request`], taking the body from `last` when the event's previous push encoded it
+/// (every APNs push of an event has the same body).
+pub fn build_request_sharing(
+    push: &Push,
+    topic_base: &str,
+    base: &str,
+    now_ms: UnixMillis,
+    last: &LastBody,
+) -> Result<http::Request<Bytes>, PayloadError> {
     let PushAddress::Apns { token, alert_token } = &push.address else {
         return Err(PayloadError::NotApns);
     };
@@ -145,7 +158,7 @@ pub fn build_request(
         PushKind::MissedCall => ("alert", "5", PAYLOAD_LIMIT),
     };
 
-    let body = body(&push.payload, limit)?;
+    let body = last.get_or_encode(&push.payload, |payload| body(payload, limit))?;
     if body.len() > limit {
         return Err(PayloadError::TooLarge {
             size: body.len(),
@@ -160,7 +173,7 @@ pub fn build_request(
     push_hex(&mut uri, token);
 
     let topic = match push.kind {
-        PushKind::IncomingCall => HeaderValue::try_from(format!("{topic_base}.voip")),
+        PushKind::IncomingCall => HeaderValue::from_maybe_shared(voip_topic(topic_base)),
         PushKind::CallEnded | PushKind::MissedCall => HeaderValue::try_from(topic_base),
     }
     .map_err(|_| PayloadError::BadTopic(topic_base.to_owned()))?;
@@ -179,10 +192,19 @@ pub fn build_request(
     headers.insert(APNS_ID, apns_id(&push.event_id, &push.device_id));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut request = http::Request::post(uri)
-        .body(Bytes::from(body))
+        .body(body)
         .map_err(|_| PayloadError::BadBase(base.to_owned()))?;
     *request.headers_mut() = headers;
     Ok(request)
+}
+
+/// `<bundle id>.voip`, the topic of a VoIP push: copied into one buffer of the right size
+/// (every ring builds it; `format!` costs several times more).
+fn voip_topic(topic_base: &str) -> Bytes {
+    let mut topic = Vec::with_capacity(topic_base.len() + ".voip".len());
+    topic.extend_from_slice(topic_base.as_bytes());
+    topic.extend_from_slice(b".voip");
+    Bytes::from(topic)
 }
 
 /// The call id as `apns-collapse-id` when APNs can take it as is: at most 64 bytes of
@@ -290,7 +312,7 @@ struct Alert<'a> {
 }
 
 /// Serializes the body for `payload` into one buffer sized up front.
-fn body(payload: &CallPayload, limit: usize) -> Result<Vec<u8>, PayloadError> {
+fn body(payload: &CallPayload, limit: usize) -> Result<Bytes, PayloadError> {
     let kind = if payload.video { "video call" } else { "call" };
     // An end event may not name the caller: the caller's id, else a neutral word, so the
     // alert never reads " cancelled the call".
@@ -335,7 +357,7 @@ fn body(payload: &CallPayload, limit: usize) -> Result<Vec<u8>, PayloadError> {
     let mut out = Vec::with_capacity((256 + strings).min(limit + 1));
     serde_json::to_writer(&mut out, &body)
         .map_err(|error| PayloadError::Json(error.to_string()))?;
-    Ok(out)
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
