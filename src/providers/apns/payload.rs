@@ -270,7 +270,7 @@ const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `bytes` in lowercase hex: a byte at a time, where `hex::encode` goes through a
 /// `char` iterator and a second `String` (measured: ~2,200 instructions for a 32-byte token
-/// against ~300).
+/// against ~730 this way, under callgrind).
 fn push_hex(out: &mut String, bytes: &[u8]) {
     out.reserve(bytes.len() * 2);
     for byte in bytes {
