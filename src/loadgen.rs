@@ -18,11 +18,13 @@ pub mod channel;
 pub mod client;
 pub mod driver;
 pub mod knee;
+pub mod own_cpu;
 pub mod plot;
 pub mod registration;
 pub mod report;
 pub mod scenario;
 pub mod subscriber;
+pub mod wire;
 
 pub use scenario::{HttpVersion, Rate, Scenario, ScenarioErrors};
 
@@ -33,7 +35,7 @@ use driver::{Completed, Limits, Schedule};
 use http::Method;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use report::{Deliveries, RegistrationReport, Report, Tally};
-use serde_json::json;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -106,12 +108,20 @@ pub async fn run(scenario: Scenario, progress: bool) -> Result<Report, LoadgenEr
             channel::ChannelClients::connect(&scenario, &client, count).await,
         )),
     };
+    // Best effort: a node that does not answer yet is the run's to count, call by call.
+    if let Err(error) = client.connect().await {
+        tracing::warn!(%error, "loadgen: connections not opened before the run; calls will open them");
+    }
     let tally = Arc::new(Mutex::new(Tally::default()));
     let bar = progress_bar(show, scenario.calls);
     let ticker = tokio::spawn(tick(bar.clone(), tally.clone(), Instant::now()));
     let started = Instant::now();
+    let cpu_before = own_cpu::cpu_seconds();
     drive_calls(&scenario, &client, &run_id, &tally, channel.clone()).await;
     let drive = started.elapsed();
+    let cpu_used = own_cpu::cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     ticker.abort();
     bar.finish_and_clear();
     let deliveries = match &scenario.simulator_record {
@@ -134,6 +144,8 @@ pub async fn run(scenario: Scenario, progress: bool) -> Result<Report, LoadgenEr
         &tally,
         deliveries.as_ref(),
     );
+    report.generator_cpu_cores =
+        cpu_used.map(|seconds| (seconds / drive.as_secs_f64().max(1e-9) * 100.0).round() / 100.0);
     report.channel = channel.map(|channel| {
         let avoided = tally.outcomes.get("delivered_internal").copied();
         channel.finish(avoided.unwrap_or_default())
@@ -236,12 +248,12 @@ async fn drive_calls(
             );
             let callee = scenario.identity(rng.usize(..scenario.identities));
             let call_id = format!("{run_id}-{n}");
-            let body = json!({
-                "call_id": call_id,
-                "callee": callee,
-                "caller": {"id": "+15550100", "display_name": "Load Generator"},
-                "video": n % 2 == 1,
-                "ring_timeout_seconds": scenario.ring_timeout_seconds,
+            let body = json_body(&wire::RingBody {
+                call_id: &call_id,
+                callee: &callee,
+                caller: wire::CALLER,
+                video: n % 2 == 1,
+                ring_timeout_seconds: scenario.ring_timeout_seconds,
             });
             // Send times are kept only to join the simulator's record: a long run without one
             // should not grow a map of every call.
@@ -254,9 +266,7 @@ async fn drive_calls(
             if let Some(channel) = &channel {
                 channel.sent(&call_id);
             }
-            let answer = client
-                .send(Method::POST, &ring_path, Bytes::from(body.to_string()))
-                .await;
+            let answer = client.send(Method::POST, &ring_path, body).await;
             // The call's end, if this one ends early: after its ring was answered, as call
             // control would send it. Its latency is its own (it is not on the schedule).
             let draw = rng.f64();
@@ -270,10 +280,11 @@ async fn drive_calls(
             if let (Some((reason, device)), Ok(rung)) = (reason, &answer)
                 && rung.status.is_success()
             {
-                let mut end = json!({"callee": callee, "reason": reason});
-                if let Some(device) = device {
-                    end["device_id"] = json!(device);
-                }
+                let end = json_body(&wire::EndBody {
+                    callee: &callee,
+                    reason,
+                    device_id: device,
+                });
                 // Its own task: the ring's latency ends with the ring's answer.
                 let (client, tally) = (client.clone(), tally.clone());
                 let ending = tokio::spawn(async move {
@@ -284,11 +295,7 @@ async fn drive_calls(
                     }
                     let sent = Instant::now();
                     let ended = client
-                        .send(
-                            Method::POST,
-                            &format!("/v1/calls/{call_id}/end"),
-                            Bytes::from(end.to_string()),
-                        )
+                        .send(Method::POST, &format!("/v1/calls/{call_id}/end"), end)
                         .await;
                     let mut tally = lock(&tally);
                     tally.end_api.record(sent.elapsed());
@@ -338,28 +345,50 @@ fn record_call(tally: &mut Tally, completed: Completed<Rang>) {
     second.ok += 1;
     second.api.record(completed.latency);
     let Ok(answer) = answer else { return };
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&answer.body) else {
-        *tally.errors.entry("unreadable_answer".into()).or_default() += 1;
+    let Ok(body) = serde_json::from_slice::<wire::RingAnswer>(&answer.body) else {
+        count(&mut tally.errors, "unreadable_answer");
         return;
     };
-    tally.devices_reached += body["devices"].as_u64().unwrap_or(0);
-    for outcome in body["outcomes"].as_array().into_iter().flatten() {
-        let kind = match (outcome["outcome"].as_str(), outcome["reason"].as_str()) {
+    tally.devices_reached += body.devices;
+    for outcome in &body.outcomes {
+        let described;
+        let kind = match (outcome.outcome.as_deref(), outcome.reason.as_deref()) {
             (Some(outcome), Some(reason)) if outcome != "delivered" => {
-                format!("{outcome}: {reason}")
+                described = format!("{outcome}: {reason}");
+                &described
             }
-            (Some(outcome), _) => outcome.to_owned(),
-            _ => "unreadable".to_owned(),
+            (Some(outcome), _) => outcome,
+            _ => "unreadable",
         };
-        let platform = outcome["platform"].as_str().unwrap_or("unknown");
-        *tally
-            .outcomes_by_platform
-            .entry(platform.to_owned())
-            .or_default()
-            .entry(kind.clone())
-            .or_default() += 1;
-        *tally.outcomes.entry(kind).or_default() += 1;
+        let platform = outcome.platform.as_deref().unwrap_or("unknown");
+        let by_platform = match tally.outcomes_by_platform.get_mut(platform) {
+            Some(by_platform) => by_platform,
+            None => tally
+                .outcomes_by_platform
+                .entry(platform.to_owned())
+                .or_default(),
+        };
+        count(by_platform, kind);
+        count(&mut tally.outcomes, kind);
     }
+}
+
+/// Adds one to `key`'s count, allocating the key only the first time it is seen.
+fn count(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
+}
+
+/// A request body as JSON bytes.
+fn json_body(body: &impl serde::Serialize) -> Bytes {
+    Bytes::from(
+        serde_json::to_vec(body)
+            .expect("a struct of strings, numbers and booleans serializes to JSON"),
+    )
 }
 
 fn progress_bar(show: bool, calls: Option<u64>) -> ProgressBar {

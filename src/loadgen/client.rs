@@ -98,6 +98,21 @@ impl ApiClient {
         })
     }
 
+    /// Opens every connection to every target and has each answer `GET /healthz` once,
+    /// within the timeout. Called before a run's clock starts: otherwise the first calls
+    /// wait for TCP and HTTP handshakes (and, open loop, the calls due meanwhile go out in
+    /// a burst), which the report would charge to the node.
+    pub async fn connect(&self) -> Result<(), ClientError> {
+        let opened = self
+            .targets
+            .iter()
+            .map(|target| target.connect(&self.bearer));
+        tokio::time::timeout(self.timeout, futures_util::future::try_join_all(opened))
+            .await
+            .map_err(|_| ClientError::Timeout)?
+            .map(|_| ())
+    }
+
     /// Sends `body` as JSON to the next target, within the timeout.
     pub async fn send(
         &self,
@@ -120,6 +135,8 @@ struct TargetClient {
     /// `http://host:port`, the prefix of h2c URIs.
     base: String,
     version: HttpVersion,
+    /// Connections to keep open to the node.
+    connections: usize,
     /// HTTP/1.1: idle connections, and one permit per connection that may exist.
     h1_idle: std::sync::Mutex<Vec<http1::SendRequest<Full<Bytes>>>>,
     h1_slots: Semaphore,
@@ -142,6 +159,7 @@ impl TargetClient {
             base: format!("http://{authority}"),
             authority,
             version,
+            connections,
             h1_idle: std::sync::Mutex::new(Vec::new()),
             h1_slots: Semaphore::new(connections),
             h2: (0..connections).map(|_| Mutex::new(None)).collect(),
@@ -205,8 +223,58 @@ impl TargetClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Opens each of this target's connections and sends `GET /healthz` on it.
+    async fn connect(&self, bearer: &str) -> Result<(), ClientError> {
+        let healthz = || {
+            Request::builder()
+                .method(Method::GET)
+                .header(header::AUTHORIZATION, bearer)
+        };
+        match self.version {
+            HttpVersion::Http1 => {
+                // Each connection is taken (none is idle yet, so each dials), then all are
+                // put back idle.
+                let mut opened = Vec::with_capacity(self.connections);
+                for _ in 0..self.connections {
+                    let mut connection = self.connect_h1().await?;
+                    connection.ready().await?;
+                    let request = healthz()
+                        .uri("/healthz")
+                        .header(header::HOST, &self.authority)
+                        .body(Full::new(Bytes::new()))?;
+                    connection
+                        .send_request(request)
+                        .await?
+                        .into_body()
+                        .collect()
+                        .await?;
+                    opened.push(connection);
+                }
+                self.lock_idle().extend(opened);
+            }
+            HttpVersion::H2c => {
+                for index in 0..self.connections {
+                    let request = healthz()
+                        .uri(format!("{}/healthz", self.base))
+                        .body(Bytes::new())?;
+                    self.send_h2_on(index, request).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn send_h2(&self, request: Request<Bytes>) -> Result<Answer, ClientError> {
         let index = self.h2_next.fetch_add(1, Ordering::Relaxed) % self.h2.len().max(1);
+        self.send_h2_on(index, request).await
+    }
+
+    /// Sends `request` on connection `index`, dialling it first if it is not open.
+    async fn send_h2_on(
+        &self,
+        index: usize,
+        request: Request<Bytes>,
+    ) -> Result<Answer, ClientError> {
         let sender = {
             let Some(slot) = self.h2.get(index) else {
                 return Err(ClientError::Timeout);

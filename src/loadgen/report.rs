@@ -354,6 +354,9 @@ pub struct Report {
     pub end_api_latency: Option<LatencySummary>,
     /// How late the generator sent calls (its own bottleneck, if any).
     pub generator_send_lag: Option<LatencySummary>,
+    /// The generator's own CPU over the drive, in cores (`None` without procfs): on a
+    /// machine it shares with the node, what it took from the node.
+    pub generator_cpu_cores: Option<f64>,
     /// Ring delivery latency: ring sent → push accepted by the simulator.
     pub delivery_latency: Option<LatencySummary>,
     /// Call-ended delivery latency: end sent → push accepted by the simulator.
@@ -430,6 +433,7 @@ impl Report {
             api_latency: tally.api.summary(),
             end_api_latency: tally.end_api.summary(),
             generator_send_lag: tally.send_lag.summary(),
+            generator_cpu_cores: None,
             delivery_latency: deliveries.and_then(|d| d.ring.summary()),
             end_delivery_latency: deliveries.and_then(|d| d.end.summary()),
             pushes_by_service: deliveries.map(|d| d.by_service.clone()).unwrap_or_default(),
@@ -552,6 +556,13 @@ impl Report {
                     let _ = writeln!(out, "{name:<26} {:>8}", "-");
                 }
             }
+        }
+        if let Some(cores) = self.generator_cpu_cores {
+            let _ = writeln!(
+                out,
+                "generator CPU over the drive: {cores:.2} cores ({:.1} µs per call offered)",
+                cores * self.drive_seconds * 1e6 / self.calls_offered.max(1) as f64
+            );
         }
         if let Some(knee) = &self.knee {
             let _ = writeln!(
