@@ -211,6 +211,8 @@ phase() {
   redis_commands >"$work/$name.redis-after"
   node_switches >"$work/$name.switches-after"
   sort -n "$work/$name.rss-samples" | tail -1 >"$work/$name.rss"
+  # The node's metrics as the phase ends (cumulative: diff two phases' files to read one).
+  curl -s "http://127.0.0.1:$node_port/metrics" >"$work/$name.metrics" || true
   # Calls the node refused or still answers must not spill into the next phase.
   sleep 2
 }
@@ -346,6 +348,7 @@ d.pop("info", None)
 print(f"{sum(d.values()):.2f} (" + ", ".join(f"{k} {v:.2f}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) + ")")
 PY
 )"
+  echo "$phase: load generator CPU over its drive $(jq -r '"\(.generator_cpu_cores) cores, \(if .generator_cpu_cores then (.generator_cpu_cores * .drive_seconds * 1e6 / .calls_offered | floor) else "-" end) µs per call offered"' "$report")"
   echo "$phase: node context switches per call $(python3 -c "print(round(($(cat "$work/$phase.switches-after") - $(cat "$work/$phase.switches-before")) / max(1, $(jq .calls_offered "$report")), 2))")"
   echo "$phase: outcomes $(jq -c .outcome_classes "$report"), errors $(jq -c .errors "$report"), pushes by type $(jq -c .pushes_by_type "$report")"
   # Every platform of the mix must be delivered: the node's outcomes and the simulator's
