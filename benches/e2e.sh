@@ -10,7 +10,8 @@
 # Phases: an open-loop ramp finds the knee (the highest rate whose ring delivery p99 stays
 # under KNEE_P99_MS, src/loadgen/knee.rs); then fixed rates at the knee, at half of it and at
 # twice it. Per phase: the node's CPU per push (/proc/<pid>/stat over the phase ÷ pushes the
-# simulator accepted) and its RSS (VmRSS sampled through the phase).
+# simulator accepted), its RSS (VmRSS sampled through the phase), the load generator's own CPU
+# over its drive (from its report) and the node's /metrics as the phase ends ($work/<phase>.metrics).
 #
 # Needs: redis-server, h2load (Debian nghttp2-client), openssl, python3, jq, curl; node and npm
 # for the peer (NODE_APN=0 skips it; NODE_APN_DIR=<dir> reuses a folder where
