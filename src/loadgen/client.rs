@@ -232,10 +232,11 @@ impl TargetClient {
         };
         match self.version {
             HttpVersion::Http1 => {
-                // Each connection is taken (none is idle yet, so each dials), then all are
-                // put back idle.
-                let mut opened = Vec::with_capacity(self.connections);
-                for _ in 0..self.connections {
+                // Dials those missing (registration may have left some idle), then puts
+                // them back idle with the others.
+                let missing = self.connections.saturating_sub(self.lock_idle().len());
+                let mut opened = Vec::with_capacity(missing);
+                for _ in 0..missing {
                     let mut connection = self.connect_h1().await?;
                     connection.ready().await?;
                     let request = healthz()
