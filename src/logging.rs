@@ -8,6 +8,7 @@
 
 use crate::config::LogFormat;
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -57,43 +58,55 @@ pub fn call_event_span(event_id: &str) -> tracing::Span {
     tracing::info_span!("call_event", event_id = %event_id)
 }
 
+/// A log destination that keeps what is written in memory, for reading back: what the tests
+/// that check a log line give [`subscriber`] (or any `fmt` subscriber) as its writer. Clones
+/// share one buffer.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryLog(Arc<Mutex<Vec<u8>>>);
+
+impl MemoryLog {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.lock()).into_owned()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        // A writer that panicked mid-line leaves whole bytes behind: still readable.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::io::Write for MemoryLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.lock().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'writer> MakeWriter<'writer> for MemoryLog {
+    type Writer = MemoryLog;
+    fn make_writer(&'writer self) -> MemoryLog {
+        self.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    /// A writer that keeps what is written.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'writer> MakeWriter<'writer> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'writer self) -> Captured {
-            self.clone()
-        }
-    }
 
     fn logged(format: LogFormat) -> String {
-        let captured = Captured::default();
-        let subscriber = subscriber(format, EnvFilter::new("info"), false, captured.clone());
+        let log = MemoryLog::default();
+        let subscriber = subscriber(format, EnvFilter::new("info"), false, log.clone());
         tracing::subscriber::with_default(subscriber, || {
             let span = call_event_span("call-42");
             let _entered = span.enter();
             tracing::info!(provider = "apns", token = "cc20776a", "push delivered");
             tracing::debug!("below the level: not written");
         });
-        let bytes = captured.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        log.text()
     }
 
     #[test]

@@ -150,27 +150,6 @@ mod tests {
         );
     }
 
-    /// A log writer that keeps what is written.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'writer> tracing_subscriber::fmt::MakeWriter<'writer> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'writer self) -> Captured {
-            self.clone()
-        }
-    }
-
     /// A push certificate for `bundle`'s topics, loaded as an app's would be.
     fn certificate_for(bundle: &str) -> ApnsCertificate {
         let key = rcgen::KeyPair::generate().unwrap();
@@ -182,16 +161,15 @@ mod tests {
     /// `com.example.app`.
     fn warning_for(bundle_id: &str) -> String {
         let loaded = certificate_for("com.example.app");
-        let captured = Captured::default();
+        let log = crate::logging::MemoryLog::default();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_writer(captured.clone())
+            .with_writer(log.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             warn_uncovered("acme", "ios", bundle_id, &loaded);
         });
-        let bytes = captured.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        log.text()
     }
 
     #[test]
