@@ -9,7 +9,8 @@
 #
 # Phases: an open-loop ramp finds the knee (the highest rate whose ring delivery p99 stays
 # under KNEE_P99_MS, src/loadgen/knee.rs); then fixed rates at the knee, at half of it and at
-# twice it. Per phase: the node's CPU per push (/proc/<pid>/stat over the phase ÷ pushes the
+# twice it. Per phase: the node's, simulator's, Redis's and box's CPU in cores over the load
+# generator's drive, the node's CPU per push (/proc/<pid>/stat over the phase ÷ pushes the
 # simulator accepted), its RSS (VmRSS sampled through the phase), the load generator's own CPU
 # over its drive (from its report) and the node's /metrics as the phase ends ($work/<phase>.metrics).
 #
@@ -42,6 +43,7 @@ CALLGRIND=${CALLGRIND:-0}           # 1: instead of the phases, the node's instr
 CALLGRIND_RATE=${CALLGRIND_RATE:-10}        # calls/s of the counted phase (the node runs ~50× slower)
 CALLGRIND_SECONDS=${CALLGRIND_SECONDS:-15}
 CALLGRIND_IDLE_SECONDS=${CALLGRIND_IDLE_SECONDS:-5}  # counted first with no calls: the node's fixed cost
+REDIS_HZ=${REDIS_HZ:-100}           # Redis's `hz` as README "Stores" recommends (Redis's default: 10)
 BIN=${BIN:-}
 
 tools=(redis-server redis-cli h2load openssl python3 jq curl)
@@ -74,11 +76,12 @@ wait_for() { for _ in $(seq "${2:-100}"); do eval "$1" >/dev/null 2>&1 && return
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 redis_port=$(free_port); sim_port=$(free_port); sim_h1_port=$(free_port); node_port=$(free_port)
 
-# Redis: no persistence; listpack values up to 128 bytes (README "Stores").
+# Redis: no persistence; listpack values up to 128 bytes and hz 100 (README "Stores").
 # Its latency monitor records every event over 5 ms (printed at the end: a stall of Redis
 # shows there, not only as the node's latency).
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-  --hash-max-listpack-value 128 --latency-monitor-threshold 5 --dir "$work" >"$work/redis.log" 2>&1 &
+  --hash-max-listpack-value 128 --latency-monitor-threshold 5 --hz "$REDIS_HZ" \
+  --dir "$work" >"$work/redis.log" 2>&1 &
 redis_pid=$!
 pids+=($redis_pid)
 wait_for "redis-cli -p $redis_port ping"
@@ -189,6 +192,26 @@ b, a, hz = [float(x) for x in sys.argv[1].split()], [float(x) for x in sys.argv[
 print(" ".join(str(round((a[i] - b[i]) / hz / (a[4] - b[4]), 2)) for i in range(4)), (a[0] - b[0]) / hz)
 PY
 }
+# A phase's "node simulator redis box" in cores over the load generator's drive, not over the
+# whole phase: after the drive the generator joins the simulator's record (seconds, in a long
+# run) while the rest idles, which diluted every figure and added to the box's. The node,
+# simulator and Redis idle outside the drive; the box's ticks lose the generator's CPU
+# outside it (its whole life, from `times`, less its drive, from its report).
+drive_cores() {
+  python3 - "$(cat "$work/$1.ticks-before")" "$(cat "$work/$1.ticks-after")" "$hz" \
+    "$work/$1.times" "$work/$1/report.json" <<'PY'
+import json, re, sys
+b, a, hz = [float(x) for x in sys.argv[1].split()], [float(x) for x in sys.argv[2].split()], float(sys.argv[3])
+report = json.load(open(sys.argv[5]))
+drive = report["drive_seconds"] or 1e-9
+children = open(sys.argv[4]).read().splitlines()[1]  # `times`: the shell's line, its children's
+generator_life = sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", children))
+generator_drive = (report.get("generator_cpu_cores") or 0) * drive
+spent = [(a[i] - b[i]) / hz for i in range(4)]
+spent[3] -= max(0.0, generator_life - generator_drive) if generator_drive else 0.0
+print(" ".join(str(round(x / drive, 2)) for x in spent))
+PY
+}
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$node_pid/status"; }
 # Redis's command counts ("cmdstat_<name> <calls>" lines): what each call costs the store.
 redis_commands() { redis-cli -p "$redis_port" info commandstats | tr -d '\r' | sed -n 's/^\(cmdstat_[^:]*\):calls=\([0-9]*\),.*/\1 \2/p'; }
@@ -207,8 +230,14 @@ phase() {
   redis_commands >"$work/$name.redis-before"
   node_switches >"$work/$name.switches-before"
   before=$(ticks)
-  "$BIN" loadgen "${common[@]}" --reuse "$@" --out "$work/$name" >"$work/$name.txt"
+  # In a subshell whose `times` gives the load generator's CPU over its whole life (its
+  # only child), so its work after the drive (joining the simulator's record) can be taken
+  # out of the box's figure.
+  ( "$BIN" loadgen "${common[@]}" --reuse "$@" --out "$work/$name" >"$work/$name.txt"
+    times >"$work/$name.times" )
   after=$(ticks)
+  echo "$before" >"$work/$name.ticks-before"
+  echo "$after" >"$work/$name.ticks-after"
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
   cores "$before" "$after" >"$work/$name.cpu"
@@ -312,7 +341,7 @@ cpu_per_push() {
 mb() { python3 -c "print(round($1 * 1024 / 1e6))"; }
 row() { # name, phase
   local node sim redis box
-  read -r node sim redis box _ <"$work/$2.cpu"
+  read -r node sim redis box < <(drive_cores "$2")
   jq -r --arg name "$1" --arg cpu "$node" --arg per_push "$(cpu_per_push "$2")" \
     --arg others "$sim / $redis / $box" --arg ceiling "$ceiling" --arg peer "$peer" \
     --arg rss "$(mb "$(cat "$work/$2.rss")")" '

@@ -92,7 +92,7 @@ start_redis() {
     mkdir -p "$dir/redis-$port"
     launch "redis-$port" redis-server --port "$port" --bind 127.0.0.1 \
       --cluster-enabled yes --cluster-config-file nodes.conf --dir "$dir/redis-$port" \
-      --save "" --appendonly no --hash-max-listpack-value 128
+      --save "" --appendonly no --hash-max-listpack-value 128 --hz 100
   done
   for port in "${redis_ports[@]}"; do
     wait_for "redis-$port" "Redis on $port" redis-cli -p "$port" ping

@@ -695,4 +695,40 @@ mod redis_only {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    /// Start-up names each Redis setting below what the node needs (README "Stores"): `hz`
+    /// (latency: the call events' keys expire in the background) and
+    /// `hash-max-listpack-value` (memory); at the recommendations it says nothing.
+    #[tokio::test]
+    async fn settings_below_the_recommendations_are_warned_about_at_start_up() {
+        for (hz, listpack, warned) in [("10", "64", true), ("100", "128", false)] {
+            let args = ["--hz", hz, "--hash-max-listpack-value", listpack].map(String::from);
+            let redis = tokio::task::spawn_blocking(move || {
+                support::redis_server::RedisServer::start_with(
+                    support::redis_server::free_port(),
+                    &args,
+                )
+            })
+            .await
+            .unwrap();
+            let logged = ringcast::logging::MemoryLog::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(logged.clone())
+                .finish();
+            let guard = tracing::subscriber::set_default(subscriber);
+            RedisSingleStore::connect(&redis.url(), &options())
+                .await
+                .unwrap();
+            drop(guard);
+            let logged = logged.text();
+            for advice in ["set hz 100", "set hash-max-listpack-value 128"] {
+                assert_eq!(
+                    logged.contains(advice),
+                    warned,
+                    "hz {hz}, hash-max-listpack-value {listpack}: {logged}"
+                );
+            }
+        }
+    }
 }

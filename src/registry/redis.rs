@@ -71,6 +71,13 @@
 //!   mean. A tenant with few registrations has about one bucket per token, the cost of an
 //!   owner key, until its buckets fill.
 //!
+//! One more setting bounds the latency of every command: `hz` (default 10). Each call event's
+//! hash expires at the event's deadline, so a node ringing N calls/s has Redis expire N keys
+//! a second in the background, in cycles of up to a quarter of `1 / hz` (25 ms at 10) that
+//! every command waits behind: `benches/e2e.sh` at ~7,000 calls/s recorded `expire-cycle`
+//! latency events of 23 and 25 ms at hz 10 and none over 5 ms at hz 100. Deployments set
+//! `hz 100`; the node warns at start-up below 50.
+//!
 //! Changing `owner_buckets` on live data moves every token to another bucket: the old buckets
 //! are no longer written and expire with their entries, and until a device registers again
 //! (at most its TTL), its token is unknown to the index, so moving it to another identity
@@ -212,7 +219,7 @@ impl RedisSingleStore {
             options: *options,
             name: "redis",
         };
-        store.check_listpack_setting().await;
+        store.check_settings().await;
         Ok(store)
     }
 }
@@ -243,7 +250,7 @@ impl RedisClusterStore {
             options: *options,
             name: "redis-cluster",
         };
-        store.check_listpack_setting().await;
+        store.check_settings().await;
         Ok(store)
     }
 }
@@ -286,7 +293,7 @@ impl RedisSentinelStore {
             options: *options,
             name: "redis-sentinel",
         };
-        store.check_listpack_setting().await;
+        store.check_settings().await;
         Ok(store)
     }
 }
@@ -300,31 +307,61 @@ impl<C: Clone> RedisStore<C> {
     }
 }
 
+/// A Redis setting the node checks at start-up (see the module doc).
+struct CheckedSetting {
+    name: &'static str,
+    /// Below this, the node warns.
+    lowest: i64,
+    recommended: i64,
+    /// What goes wrong below `lowest`.
+    why: &'static str,
+}
+
+/// The settings checked at start-up.
+const CHECKED_SETTINGS: [CheckedSetting; 2] = [
+    CheckedSetting {
+        name: "hash-max-listpack-value",
+        // An APNs record with a 16-byte app id (see `codec`); FCM and Web Push ones are longer.
+        lowest: 79,
+        recommended: 128,
+        why: "Redis stores registrations in hash tables at this setting (~120 B more each)",
+    },
+    CheckedSetting {
+        name: "hz",
+        lowest: 50,
+        recommended: 100,
+        why: "Redis expires the call events' keys in bursts of up to ~25 ms at this setting, \
+              every command waiting behind them",
+    },
+];
+
 impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    /// Warns when `hash-max-listpack-value` is below a typical record's size: every identity
-    /// hash then falls back to a hash table, which measured ~120 B more per registration (see
-    /// the module doc). Managed Redis services often disable `CONFIG`; then this stays silent.
-    async fn check_listpack_setting(&self) {
-        /// An APNs record with a 16-byte app id (see `codec`); FCM and Web Push ones are longer.
-        const TYPICAL_RECORD: i64 = 79;
-        let mut connection = self.connection.clone();
-        let mut query = redis::cmd("CONFIG");
-        query.arg("GET").arg("hash-max-listpack-value");
-        let answer: Result<Vec<String>, StoreError> =
-            self.run(query.query_async(&mut connection)).await;
-        if let Ok(pair) = answer
-            && let Some(value) = pair.get(1).and_then(|v| v.parse::<i64>().ok())
-            && value < TYPICAL_RECORD
-        {
-            tracing::warn!(
-                hash_max_listpack_value = value,
-                recommended = 128,
-                "Redis stores registrations in hash tables at this setting (~120 B more each); \
-                 set hash-max-listpack-value 128"
-            );
+    /// Warns about each Redis setting in [`CHECKED_SETTINGS`] below what the node needs.
+    /// Managed Redis services often disable `CONFIG`; then this stays silent.
+    async fn check_settings(&self) {
+        for setting in &CHECKED_SETTINGS {
+            let mut connection = self.connection.clone();
+            let mut query = redis::cmd("CONFIG");
+            query.arg("GET").arg(setting.name);
+            let answer: Result<Vec<String>, StoreError> =
+                self.run(query.query_async(&mut connection)).await;
+            if let Ok(pair) = answer
+                && let Some(value) = pair.get(1).and_then(|v| v.parse::<i64>().ok())
+                && value < setting.lowest
+            {
+                tracing::warn!(
+                    setting = setting.name,
+                    value,
+                    recommended = setting.recommended,
+                    "{}; set {} {}",
+                    setting.why,
+                    setting.name,
+                    setting.recommended
+                );
+            }
         }
     }
 
