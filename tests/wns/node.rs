@@ -150,17 +150,20 @@ async fn http1_only_channel_hosts_get_every_ring_over_keep_alive_connections() {
     })
     .await;
     rig.register("alice", "desktop", "AwYAAAB1").await;
-    for call in ["c1", "c2", "c3", "c4"] {
-        assert_eq!(outcome(&rig.ring("alice", call).await).0, "delivered");
+    const RINGS: u64 = 12;
+    for call in 0..RINGS {
+        let call = format!("c{call}");
+        assert_eq!(outcome(&rig.ring("alice", &call).await).0, "delivered");
     }
-    assert_eq!(rig.sim.records().len(), 4);
+    assert_eq!(rig.sim.records().len() as u64, RINGS);
     let transport = rig.sim.transport_stats();
-    // One token request and four rings, all over HTTP/1.1, none sent where refused.
-    assert_eq!(transport.http1_requests, 5, "{transport:?}");
+    // One token request and the rings, all over HTTP/1.1, none sent where refused.
+    assert_eq!(transport.http1_requests, RINGS + 1, "{transport:?}");
     assert_eq!(transport.misdirected, 0, "{transport:?}");
-    // Kept alive: the sequential rings share connections (one to the token endpoint, one
-    // per shard to the channel host at most), not one connection each.
-    assert!(transport.http1_connections <= 3, "{transport:?}");
+    // Kept alive: the sequential rings share connections, not one each (RINGS + 1 with the
+    // token's). Usually three: the token endpoint's and one per router that rang; now and
+    // then a router dials one more (4 in about one run in four), so the bound is half.
+    assert!(transport.http1_connections <= RINGS / 2, "{transport:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
