@@ -388,7 +388,9 @@ d.pop("info", None)
 print(f"{sum(d.values()):.2f} (" + ", ".join(f"{k} {v:.2f}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) + ")")
 PY
 )"
-  echo "$phase: load generator CPU over its drive $(jq -r 'if .generator_cpu_cores then "\(.generator_cpu_cores) cores, \(.generator_cpu_cores * .drive_seconds * 1e6 / .calls_offered | floor) µs per call offered" else "- (not reported by this build)" end' "$report")"
+  # The generator's own summary line (`generator CPU over the drive: …`), absent from builds
+  # before it reported one.
+  echo "$phase: $(grep -m1 '^generator CPU over the drive' "$work/$phase.txt" || echo "generator CPU over the drive: - (not reported by this build)")"
   echo "$phase: node context switches per call $(python3 -c "print(round(($(cat "$work/$phase.switches-after") - $(cat "$work/$phase.switches-before")) / max(1, $(jq .calls_offered "$report")), 2))")"
   echo "$phase: outcomes $(jq -c .outcome_classes "$report"), errors $(jq -c .errors "$report"), pushes by type $(jq -c .pushes_by_type "$report")"
   # Every platform of the mix must be delivered: the node's outcomes and the simulator's

@@ -75,7 +75,7 @@
 //! hash expires at the event's deadline, so a node ringing N calls/s has Redis expire N keys
 //! a second in the background, in cycles of up to a quarter of `1 / hz` (25 ms at 10) that
 //! every command waits behind: `benches/e2e.sh` at ~7,000 calls/s recorded `expire-cycle`
-//! latency events of 23 and 25 ms at hz 10 and none over 5 ms at hz 100. Deployments set
+//! latency events of 23 and 25 ms at hz 10 and none over 6 ms at hz 100. Deployments set
 //! `hz 100`; the node warns at start-up below 50.
 //!
 //! Changing `owner_buckets` on live data moves every token to another bucket: the old buckets
