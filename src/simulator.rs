@@ -20,14 +20,16 @@
 //!
 //! Layout: [`apns`], [`fcm`], [`wns`] and [`webpush`] are the pure rule books (request in,
 //! verdict out), [`oauth`] Google's token endpoint's (assertion in, account or refusal out)
-//! and the access tokens handed out; [`profile`] the scripted behaviour; [`recorder`] the
-//! counters and records; [`tls`] the certificate; `server` the network, which tells the
-//! services apart by path (`/3/device/...` APNs, `/v1/projects/...` FCM, `/token` OAuth,
-//! `/w/...` WNS, `/wp/...` Web Push); [`stats`] the `/stats` endpoint. A new service adds its
-//! own pure rule module and a branch in the server's request handler.
+//! and the access tokens handed out; [`profile`] the scripted behaviour; [`hold`] the answers
+//! a test holds back; [`recorder`] the counters and records; [`tls`] the certificate;
+//! `server` the network, which tells the services apart by path (`/3/device/...` APNs,
+//! `/v1/projects/...` FCM, `/token` OAuth, `/w/...` WNS, `/wp/...` Web Push); [`stats`] the
+//! `/stats` endpoint. A new service adds its own pure rule module and a branch in the
+//! server's request handler.
 
 pub mod apns;
 pub mod fcm;
+pub mod hold;
 pub mod oauth;
 pub mod profile;
 pub mod recorder;
@@ -37,6 +39,7 @@ pub mod tls;
 pub mod webpush;
 pub mod wns;
 
+pub use hold::HeldAnswers;
 pub use profile::{Profile, Service};
 pub use recorder::{RecordedPush, Stats};
 pub use server::TransportStats;
@@ -282,6 +285,7 @@ impl Simulator {
             push_requests: std::sync::atomic::AtomicU64::new(0),
             webpush: webpush::Subscriptions::default(),
             vapid_verified: webpush::vapid::VerifiedTokens::default(),
+            answers: hold::AnswerGate::default(),
         });
         let (stop, stopped) = watch::channel(false);
         if records_to_file {
@@ -456,6 +460,16 @@ impl RunningSimulator {
         self.shared
             .webpush
             .subscribe(&self.push_base_url(), application_server_key, Some(id))
+    }
+
+    /// Holds every answer to a push until the returned guard is dropped: the push arrives
+    /// (counted as received) and waits, unjudged and unrecorded, for the release. For a test
+    /// that needs a push unanswered while something happens to its sender ([`hold`]).
+    pub fn hold_answers(&self) -> HeldAnswers {
+        self.shared.answers.hold();
+        HeldAnswers {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Accepted pushes so far (empty unless `record_in_memory`).

@@ -5,13 +5,14 @@ mod support;
 
 use ringcast::config::{AppConfig, Config, SecretSource};
 use ringcast::simulator::{
-    ApnsCredential, FcmServiceAccount, Profile, RunningSimulator, Simulator, SimulatorConfig,
+    ApnsCredential, FcmServiceAccount, HeldAnswers, Profile, RunningSimulator, Simulator,
+    SimulatorConfig,
 };
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 use support::app::{KEY_A, TOKEN_SECRET_A, TestApp, TestStore, identity_token, spawn_with};
-use support::eventually::until;
+use support::eventually::{eventually, until};
 
 /// Tenant A's APNs team (tests/support/app.rs) and the key id these tests add.
 const TEAM: &str = "TEAMID1234";
@@ -113,13 +114,11 @@ fn point_at(config: &mut Config, sim: &RunningSimulator, cert: PathBuf, key: Pat
     apns.connections = 1;
 }
 
-/// A simulator that answers one stream at a time per connection, 400 ms late: the first ring
-/// holds the stream while the others wait in the queue.
-fn one_slow_stream() -> Profile {
+/// A simulator that answers one stream at a time per connection: a ring whose answer is held
+/// ([`RunningSimulator::hold_answers`]) holds the stream while the others wait in the queue.
+fn one_stream() -> Profile {
     Profile {
         max_concurrent_streams: 1,
-        latency_min_ms: 400,
-        latency_max_ms: 400,
         ..Profile::default()
     }
 }
@@ -204,6 +203,34 @@ impl Rig {
         let suffix = if wait { "?wait=true" } else { "" };
         self.post(&format!("/v1/calls/{call_id}/end{suffix}"), body)
             .await
+    }
+
+    /// Waits until the node counted `rings` rings withdrawn from its queues, then releases
+    /// the answers `held` back.
+    async fn release_once_withdrawn(&self, held: HeldAnswers, rings: f64) {
+        let withdrawn = [
+            ("provider", "apns"),
+            ("priority", "p0"),
+            ("outcome", "withdrawn"),
+        ];
+        eventually("the queued rings withdrawn", || async {
+            let scrape = self.scrape().await;
+            (sample(&scrape, "ringcast_pushes_total", &withdrawn)? >= rings).then_some(())
+        })
+        .await;
+        held.release();
+    }
+
+    /// The node's `/metrics`.
+    async fn scrape(&self) -> String {
+        let response = self
+            .app
+            .client
+            .get(self.app.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
     }
 
     /// The simulator's records for device `n`'s tokens (PushKit and regular).
@@ -585,7 +612,7 @@ async fn answered_elsewhere_stops_the_other_devices_only() {
 async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang() {
     // One connection, one stream, slow answers: the first ring holds the stream while the
     // others wait in the queue, where the cancel finds them.
-    let rig = rig(one_slow_stream(), None, |config, _| {
+    let rig = rig(one_stream(), None, |config, _| {
         // One HTTP worker: one router, one provider, one connection.
         config.server.workers = 1;
         config.registry.shards = 1;
@@ -599,21 +626,22 @@ async fn a_cancel_before_the_rings_leave_withdraws_them_and_stops_only_what_rang
     let (status, _) = rig.ring("warm", "warm-call", true).await;
     assert_eq!(status, 200);
 
+    let held = rig.sim.hold_answers();
     let (status, rung) = rig.ring("alice", "call-4", false).await;
     assert_eq!((status, rung["devices"].as_u64()), (202, Some(3)));
-    // The cancel must find the first ring on the wire (held 400 ms) and the others queued:
-    // wait for that ring to arrive (the warm-up was the first) rather than guess how long.
+    // The cancel must find the first ring on the wire (held) and the others queued: wait for
+    // that ring to arrive (the warm-up was the first), and answer it once the others were
+    // withdrawn.
     until("the first ring on the wire", || {
         rig.sim.stats().received >= 2
     })
     .await;
-    let (status, answer) = rig
-        .end(
-            "call-4",
-            json!({"callee": "alice", "reason": "cancelled"}),
-            true,
-        )
-        .await;
+    let ending = rig.end(
+        "call-4",
+        json!({"callee": "alice", "reason": "cancelled"}),
+        true,
+    );
+    let ((status, answer), ()) = tokio::join!(ending, rig.release_once_withdrawn(held, 2.0));
     assert_eq!(status, 200, "{answer}");
     // Two rings never left: withdrawn, so only the device that rang gets "call ended".
     let ended = outcomes(&answer);
@@ -635,13 +663,14 @@ async fn a_cancel_arriving_on_another_worker_withdraws_the_rings_queued_on_the_f
     // ring and its cancel come on two new connections, which the node's accept loop hands to
     // its two workers in turn: the rings wait in one router's queue, the cancel arrives at
     // the other's, and must still find them.
-    let rig = rig(one_slow_stream(), None, |config, _| {
+    let rig = rig(one_stream(), None, |config, _| {
         config.server.workers = 2;
     })
     .await;
     for (device, n) in [("a", 1), ("b", 2), ("c", 3)] {
         rig.register_apns("alice", device, n).await;
     }
+    let held = rig.sim.hold_answers();
     let call = json!({"call_id": "call-5", "callee": "alice", "caller": {"id": "bob"}});
     let (status, rung) = rig.post_on_new_connection("/v1/calls", call).await;
     assert_eq!((status, rung["devices"].as_u64()), (202, Some(3)));
@@ -650,9 +679,8 @@ async fn a_cancel_arriving_on_another_worker_withdraws_the_rings_queued_on_the_f
     })
     .await;
     let cancel = json!({"callee": "alice", "reason": "cancelled"});
-    let (status, answer) = rig
-        .post_on_new_connection("/v1/calls/call-5/end?wait=true", cancel)
-        .await;
+    let ending = rig.post_on_new_connection("/v1/calls/call-5/end?wait=true", cancel);
+    let ((status, answer), ()) = tokio::join!(ending, rig.release_once_withdrawn(held, 2.0));
     assert_eq!(status, 200, "{answer}");
     // Two rings never left, wherever they waited: only the device that rang is told.
     let rang = rung_of_devices_1_to_3(&rig);
@@ -734,13 +762,10 @@ async fn the_same_event_rings_once_even_through_two_nodes_sharing_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_after_the_deadline_is_expired_and_nothing_is_sent_after_it() {
-    let profile = Profile {
-        latency_min_ms: 2_500,
-        latency_max_ms: 2_500,
-        ..Profile::default()
-    };
-    let rig = rig(profile, None, |_, _| {}).await;
+    let rig = rig(Profile::default(), None, |_, _| {}).await;
     rig.register_apns("alice", "iphone", 1).await;
+    // The push service holds the answer past the ring's 1 s deadline.
+    let held = rig.sim.hold_answers();
     let (status, answer) = rig
         .post(
             "/v1/calls?wait=true",
@@ -752,6 +777,7 @@ async fn an_answer_after_the_deadline_is_expired_and_nothing_is_sent_after_it() 
     assert_eq!(outcomes(&answer)["iphone"], "expired");
     // The push service still answers the request the node stopped waiting for at the
     // deadline (it had received it whole); after that answer, nothing more may come.
+    held.release();
     let until = std::time::Instant::now() + Duration::from_secs(5);
     while rig.sim.stats().requests == 0 {
         assert!(
@@ -760,8 +786,8 @@ async fn an_answer_after_the_deadline_is_expired_and_nothing_is_sent_after_it() 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Counted on arrival, not on answer: with 2.5 s answers, a request sent after the
-    // deadline would not be answered inside the window below, but it arrives inside it.
+    // Counted on arrival, not on answer: a request sent after the deadline arrives inside the
+    // window below whatever its answer does.
     let sent = rig.sim.stats().received;
     // Absence after a proven end (the expired request answered): a retry would follow within
     // the backoff, well inside this window, so it is a grace period, not a guess at progress.
@@ -775,13 +801,7 @@ async fn an_answer_after_the_deadline_is_expired_and_nothing_is_sent_after_it() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_with_503() {
-    let profile = Profile {
-        max_concurrent_streams: 1,
-        latency_min_ms: 300,
-        latency_max_ms: 300,
-        ..Profile::default()
-    };
-    let rig = rig(profile, None, |config, _| {
+    let rig = rig(one_stream(), None, |config, _| {
         // One HTTP worker: one router, so one dispatcher whose queues fill.
         config.server.workers = 1;
         config.registry.shards = 1;
@@ -796,7 +816,9 @@ async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_wit
     for n in 1..=10u8 {
         rig.register_apns(&format!("u{n}"), "phone", n).await;
     }
-    // u1's ring takes the one delivery slot; the queue of 4 fills with 2 notices, 2 ends.
+    // u1's ring takes the one delivery slot (its answer held until the refusal below); the
+    // queue of 4 fills with 2 notices, 2 ends.
+    let held = rig.sim.hold_answers();
     assert_eq!(rig.ring("u1", "c1", false).await.0, 202);
     until("u1's ring on the wire", || rig.sim.stats().received >= 1).await;
     for n in [2, 3] {
@@ -836,6 +858,7 @@ async fn a_full_queue_sheds_missed_calls_before_call_ended_and_refuses_rings_wit
         .unwrap();
     assert_eq!(response.status().as_u16(), 503);
     assert!(response.headers().contains_key("retry-after"));
+    held.release();
 
     // Once the queue drains (the last admitted ring answered), the refused event was given
     // back: its retry rings.
@@ -1125,14 +1148,7 @@ async fn every_push_and_event_is_counted_and_the_scrape_passes_promtool() {
     assert_eq!(rig.ring("alice", "call-m", true).await.0, 200);
     assert_eq!(rig.ring("alice", "call-m", false).await.0, 202);
 
-    let response = rig
-        .app
-        .client
-        .get(rig.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let scrape = response.text().await.unwrap();
+    let scrape = rig.scrape().await;
     let apns_p0 = [("provider", "apns"), ("priority", "p0")];
     let delivered = [apns_p0[0], apns_p0[1], ("outcome", "delivered")];
     assert!(sample(&scrape, "ringcast_pushes_total", &delivered).unwrap() >= 1.0);

@@ -23,7 +23,9 @@ mod outcomes;
 #[path = "cluster/failover.rs"]
 mod failover;
 
-use ringcast::simulator::{ApnsCredential, Profile, RunningSimulator, Simulator, SimulatorConfig};
+use ringcast::simulator::{
+    ApnsCredential, HeldAnswers, Profile, RunningSimulator, Simulator, SimulatorConfig,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};
@@ -81,15 +83,29 @@ impl PushService {
 
     /// Waits until the simulator accepted a push for `token`; returns how many it has.
     async fn rung(&self, token: &str, within: Duration) -> usize {
+        self.rung_times(token, 1, within).await
+    }
+
+    /// Waits until the simulator accepted `times` pushes for `token`; returns how many it has.
+    async fn rung_times(&self, token: &str, times: usize, within: Duration) -> usize {
         let until = Instant::now() + within;
         loop {
             let pushes = self.pushes_to(token);
-            if pushes > 0 {
+            if pushes >= times {
                 return pushes;
             }
-            assert!(Instant::now() < until, "{token:.8}… never rang");
+            assert!(
+                Instant::now() < until,
+                "{token:.8}… rang {pushes} times, not {times}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Holds every answer to a push until the guard is dropped: a push the test needs
+    /// unanswered while its node is killed or drained stays so however slow the machine is.
+    fn hold_answers(&self) -> HeldAnswers {
+        self.sim.hold_answers()
     }
 
     /// Waits until some push request reached the simulator (it is now holding it).
@@ -401,23 +417,24 @@ fn token(n: u8) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_whose_node_is_killed_rings_through_another_node() {
     let redis = shared_redis().await;
-    // The push is held long enough that `a` is surely dead before it is answered: with 1.5 s,
-    // a CI run where this test's threads waited that long for a core saw `a` get the answer
-    // and finish the event before the kill, and `b` answered `finished` at once.
-    let push = PushService::start(5_000).await;
+    let push = PushService::start(50).await;
     let mut a = Node::start("node-a", &redis, &push, 5);
     let b = Node::start("node-b", &redis, &push, 5);
     let (callee, call) = (unique("killed-owner"), unique("call"));
     let phone = token(0x3a);
     a.register(&callee, "phone", &phone).await;
 
+    // The push service holds a's push until a is dead. (A latency "long enough" was not: CI
+    // runs starved this test for 1.5 s, then for 5 s, and a got its answer before the kill.)
+    let held = push.hold_answers();
     let (status, _, accepted) = a.ring(&callee, &call, false).await;
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["devices"], 1);
-    // The push service holds a's push; a dies before it answers.
     push.holding_a_push().await;
     a.signal("-KILL");
     a.exited(Duration::from_secs(5)).await;
+    // Apple has a's push and delivers it though a never hears the answer.
+    held.release();
 
     // Call control lost a's answer and sends the call to b, again until b takes it: while
     // a's lease runs b answers as a duplicate; once it lapsed, b owns the event.
@@ -466,20 +483,23 @@ async fn a_ring_whose_node_is_killed_rings_through_another_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_sent_to_two_living_nodes_rings_once() {
     let redis = shared_redis().await;
-    let push = PushService::start(1_500).await;
+    let push = PushService::start(50).await;
     let a = Node::start("node-a", &redis, &push, 5);
     let b = Node::start("node-b", &redis, &push, 5);
     let (callee, call) = (unique("twice"), unique("call"));
     let phone = token(0x5c);
     a.register(&callee, "phone", &phone).await;
 
-    // a waits for the outcome (1.5 s, longer than a lease: a renews it meanwhile); b gets
+    // a waits for the outcome, held for longer than a lease (a renews it meanwhile); b gets
     // the same event meanwhile, and again after a finished.
+    let held = push.hold_answers();
     let on_a = a.ring(&callee, &call, true);
     let on_b = async {
         push.holding_a_push().await;
         tokio::time::sleep(Duration::from_millis(LEASE_MS + 200)).await;
-        b.ring(&callee, &call, false).await
+        let answer = b.ring(&callee, &call, false).await;
+        drop(held);
+        answer
     };
     let ((status, _, delivered), (_, _, duplicate)) = tokio::join!(on_a, on_b);
     assert_eq!(status, 200, "{delivered}");
@@ -502,14 +522,15 @@ async fn the_same_event_sent_to_two_living_nodes_rings_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_node_before_it_exits() {
     let redis = shared_redis().await;
-    // Slow enough that the checks below happen while the push is still held.
-    let push = PushService::start(3_000).await;
+    let push = PushService::start(50).await;
     let mut a = Node::start("node-a", &redis, &push, 10);
     let (callee, call) = (unique("drained"), unique("call"));
     let phone = token(0x7c);
     a.register(&callee, "phone", &phone).await;
     assert_eq!(a.ready().await, 200);
 
+    // The push is held until the checks below were made.
+    let held = push.hold_answers();
     let (status, _, accepted) = a.ring(&callee, &call, false).await;
     assert_eq!(status, 202, "{accepted}");
     push.holding_a_push().await;
@@ -530,9 +551,10 @@ async fn sigterm_drains_the_node_before_it_exits() {
         0,
         "still in flight when the node was told to stop"
     );
+    held.release();
 
-    // The drain (the 3 s push), then up to the shutdown timeout (10 s) for the HTTP
-    // connections to close: a loaded machine may need most of both.
+    // The drain (the push), then up to the shutdown timeout (10 s) for the HTTP connections
+    // to close: a loaded machine may need most of both.
     let exit = a.exited(Duration::from_secs(25)).await;
     assert!(exit.success(), "exit {exit}");
     assert_eq!(
@@ -545,7 +567,7 @@ async fn sigterm_drains_the_node_before_it_exits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_on_one_node_withdraws_the_ring_queued_on_another() {
     let redis = shared_redis().await;
-    let push = PushService::start(1_500).await;
+    let push = PushService::start(50).await;
     let a = Node::start("node-a", &redis, &push, 5);
     let b = Node::start("node-b", &redis, &push, 5);
     let (first, second) = (unique("busy-callee"), unique("queued-callee"));
@@ -553,8 +575,9 @@ async fn a_cancel_on_one_node_withdraws_the_ring_queued_on_another() {
     a.register(&first, "phone", &first_phone).await;
     a.register(&second, "phone", &second_phone).await;
 
-    // a sends one push at a time: the first ring is held by the push service, the second
-    // waits in a's queue.
+    // a sends one push at a time: the first ring is held by the push service until the end
+    // below was withdrawn, the second waits in a's queue.
+    let held = push.hold_answers();
     let (status, _, answer) = a.ring(&first, &unique("call"), false).await;
     assert_eq!(status, 202, "{answer}");
     push.holding_a_push().await;
@@ -573,6 +596,7 @@ async fn a_cancel_on_one_node_withdraws_the_ring_queued_on_another() {
         assert!(Instant::now() < until, "a never withdrew the queued ring");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    held.release();
     push.rung(&first_phone, Duration::from_secs(10)).await;
     assert_eq!(push.pushes_to(&second_phone), 0, "the cancelled call rang");
     // The end fans out once: the same end on a is a duplicate.
@@ -584,8 +608,7 @@ async fn a_cancel_on_one_node_withdraws_the_ring_queued_on_another() {
 async fn over_a_redis_cluster_ends_reach_every_node_and_a_killed_owners_ring_rings() {
     let cluster = support::redis_cluster::RedisCluster::start(3).await;
     let redis = Backend::Cluster(cluster.urls());
-    // Slow enough that the first ring is still held when its node is killed below.
-    let push = PushService::start(3_000).await;
+    let push = PushService::start(50).await;
     let mut a = Node::start("node-a", &redis, &push, 5);
     let b = Node::start("node-b", &redis, &push, 5);
     let (held, queued) = (unique("held-callee"), unique("queued-callee"));
@@ -593,6 +616,8 @@ async fn over_a_redis_cluster_ends_reach_every_node_and_a_killed_owners_ring_rin
     a.register(&held, "phone", &held_phone).await;
     a.register(&queued, "phone", &queued_phone).await;
 
+    // The first ring is held by the push service until its node was killed below.
+    let held_answers = push.hold_answers();
     let held_call = unique("call");
     let (status, _, answer) = a.ring(&held, &held_call, false).await;
     assert_eq!(status, 202, "{answer}");
@@ -613,6 +638,7 @@ async fn over_a_redis_cluster_ends_reach_every_node_and_a_killed_owners_ring_rin
     // a dies holding the first ring; b takes it over once a's lease lapsed.
     a.signal("-KILL");
     a.exited(Duration::from_secs(5)).await;
+    held_answers.release();
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, _, answer) = b.ring(&held, &held_call, false).await;

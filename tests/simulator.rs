@@ -431,23 +431,25 @@ async fn the_stats_endpoint_serves_the_counters() {
 
 #[tokio::test]
 async fn a_push_counts_as_received_on_arrival_and_as_a_request_once_answered() {
-    // Answers held far longer than the wait below needs: "received, not yet answered" is a
-    // state that lasts, not a moment to catch.
-    let h = spawn_simulator(Profile {
-        latency_min_ms: 3_000,
-        latency_max_ms: 3_000,
-        ..Profile::default()
-    })
-    .await;
+    // Answers held: "received, not yet answered" is a state that lasts until the release, not
+    // a moment to catch.
+    let h = spawn_simulator(Profile::default()).await;
+    let held = h.sim.hold_answers();
     let (mut sender, _task) = h.connect().await;
     let jwt = h.jwt_at(now());
     let answered = tokio::spawn(async move { send(&mut sender, voip(&jwt, TOKEN), "{}").await });
     until("the push to arrive", || h.sim.stats().received == 1).await;
     let stats = h.sim.stats();
     assert_eq!((stats.received, stats.requests), (1, 0), "{stats:?}");
+    assert!(
+        h.sim.records().is_empty(),
+        "judged and recorded only once released"
+    );
+    held.release();
     assert_eq!(answered.await.unwrap().unwrap().status, 200);
     let stats = h.sim.stats();
     assert_eq!((stats.received, stats.requests), (1, 1), "{stats:?}");
+    assert_eq!(h.sim.records().len(), 1);
 }
 
 async fn limited_simulator() -> Harness {
@@ -864,6 +866,29 @@ async fn fcm_a_valid_message_is_accepted_and_recorded() {
     assert_eq!(stats.accepted_by_service["fcm"], 1);
     assert_eq!(stats.by_status["200"], 1);
     assert_eq!(stats.oauth_tokens_issued, 1);
+}
+
+#[tokio::test]
+async fn held_answers_hold_pushes_but_never_token_requests() {
+    let h = spawn_fcm(SimulatorConfig::default()).await;
+    let held = h.sim.hold_answers();
+    // A sender waiting for its access token has sent no push yet: never held (a hang here
+    // would be the test's failure, bounded so it says so).
+    let bearer = tokio::time::timeout(Duration::from_secs(30), access_token(&h))
+        .await
+        .expect("a token request was held");
+    let (mut sender, _task) = h.connect().await;
+    let h = Arc::new(h);
+    let sent = tokio::spawn({
+        let h = Arc::clone(&h);
+        async move { fcm_send(&h, &mut sender, &bearer, FCM_PROJECT, &fcm_call(FCM_TOKEN)).await }
+    });
+    until("the FCM push to arrive", || h.sim.stats().received == 1).await;
+    assert!(h.sim.records().is_empty(), "the push waits for the release");
+    drop(held);
+    let (status, _, body) = sent.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h.sim.records().len(), 1);
 }
 
 #[tokio::test]

@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     pub webpush: super::webpush::Subscriptions,
     /// VAPID tokens whose signature was checked already.
     pub vapid_verified: super::webpush::vapid::VerifiedTokens,
+    /// Whether answers to pushes are held now ([`super::hold`]).
+    pub answers: super::hold::AnswerGate,
 }
 
 /// Per-connection state: what Apple tracks per connection.
@@ -306,7 +308,9 @@ async fn handle(
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         shared.profile.script(service, &mut rng)
     };
-    if service != Service::Oauth && !crate::simulator::wns::is_token_path(parts.uri.path()) {
+    let is_push =
+        service != Service::Oauth && !crate::simulator::wns::is_token_path(parts.uri.path());
+    if is_push {
         let n = shared.push_requests.fetch_add(1, Ordering::Relaxed) + 1;
         shared.recorder.received();
         if let Some(throttled) = shared.profile.throttled(service, n) {
@@ -330,6 +334,9 @@ async fn handle(
     let answered = tokio::spawn(async move {
         if !script.latency.is_zero() {
             tokio::time::sleep(script.latency).await;
+        }
+        if is_push {
+            shared.answers.passed().await;
         }
         let shared = &*shared;
         match service {

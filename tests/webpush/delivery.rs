@@ -499,14 +499,13 @@ async fn an_idle_origin_is_let_go_and_comes_back_on_the_next_push() {
 
 #[actix_rt::test]
 async fn a_queued_ring_is_withdrawn_when_the_call_ends() {
-    // Slow answers and one stream per connection: the second ring waits in the queue.
+    // Held answers and one stream per connection: the second ring waits in the queue.
     let profile = Profile {
-        latency_min_ms: 400,
-        latency_max_ms: 400,
         max_concurrent_streams: 1,
         ..Profile::default()
     };
     let h = harness(profile, &[], true).await;
+    let held = h.sim.hold_answers();
     let first = h.sim.webpush_subscribe(None).unwrap();
     let second = h.sim.webpush_subscribe(None).unwrap();
     let tickets = h
@@ -535,6 +534,7 @@ async fn a_queued_ring_is_withdrawn_when_the_call_ends() {
         .await
         .unwrap();
     assert_eq!(withdrawn, vec!["two".to_owned()]);
+    held.release();
     let mut all = Vec::new();
     for ticket in tickets {
         all.push(ticket.unwrap_or_else(|_| panic!("refused")).await.unwrap());
