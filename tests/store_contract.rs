@@ -711,17 +711,7 @@ mod redis_only {
             })
             .await
             .unwrap();
-            let logged = ringcast::logging::MemoryLog::default();
-            let subscriber = tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_writer(logged.clone())
-                .finish();
-            let guard = tracing::subscriber::set_default(subscriber);
-            RedisSingleStore::connect(&redis.url(), &options())
-                .await
-                .unwrap();
-            drop(guard);
-            let logged = logged.text();
+            let logged = logged_by(RedisSingleStore::connect(&redis.url(), &options())).await;
             for advice in ["set hz 100", "set hash-max-listpack-value 128"] {
                 assert_eq!(
                     logged.contains(advice),
@@ -730,5 +720,46 @@ mod redis_only {
                 );
             }
         }
+    }
+
+    /// What `connecting` logs while it connects (it must connect).
+    async fn logged_by<S>(connecting: impl Future<Output = Result<S, StoreError>>) -> String {
+        let logged = ringcast::logging::MemoryLog::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(logged.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        let connected = connecting.await;
+        drop(guard);
+        assert!(connected.is_ok(), "{}", logged.text());
+        logged.text()
+    }
+
+    /// On a Redis Cluster each node has its own settings, and a node's client would send an
+    /// unrouted `CONFIG GET` to one node of its choosing: start-up asks every node and names
+    /// the one that is low.
+    #[tokio::test]
+    async fn a_cluster_node_below_the_recommendations_is_named_at_start_up() {
+        const LOW: usize = 2;
+        let cluster = support::redis_cluster::RedisCluster::start_with(3, |index| {
+            let hz = if index == LOW { "10" } else { "100" };
+            ["--hz", hz, "--hash-max-listpack-value", "128"]
+                .map(String::from)
+                .to_vec()
+        })
+        .await;
+        let logged = logged_by(RedisClusterStore::connect(&cluster.urls(), &options())).await;
+        let warnings: Vec<&str> = logged
+            .lines()
+            .filter(|l| l.contains("set hz 100"))
+            .collect();
+        let low = cluster.urls()[LOW]
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        assert_eq!(warnings.len(), 1, "{logged}");
+        assert!(warnings[0].contains(&low), "names {low}: {logged}");
+        assert!(!logged.contains("hash-max-listpack-value 128"), "{logged}");
     }
 }

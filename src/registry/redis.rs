@@ -126,6 +126,7 @@ mod keys;
 mod owners;
 mod scripts;
 pub mod sentinel;
+mod settings;
 pub mod tls;
 
 use super::codec;
@@ -219,7 +220,7 @@ impl RedisSingleStore {
             options: *options,
             name: "redis",
         };
-        store.check_settings().await;
+        settings::check(store.connection(), options.command_timeout).await;
         Ok(store)
     }
 }
@@ -250,7 +251,7 @@ impl RedisClusterStore {
             options: *options,
             name: "redis-cluster",
         };
-        store.check_settings().await;
+        settings::check(store.connection(), options.command_timeout).await;
         Ok(store)
     }
 }
@@ -293,7 +294,7 @@ impl RedisSentinelStore {
             options: *options,
             name: "redis-sentinel",
         };
-        store.check_settings().await;
+        settings::check(store.connection(), options.command_timeout).await;
         Ok(store)
     }
 }
@@ -307,64 +308,10 @@ impl<C: Clone> RedisStore<C> {
     }
 }
 
-/// A Redis setting the node checks at start-up (see the module doc).
-struct CheckedSetting {
-    name: &'static str,
-    /// Below this, the node warns.
-    lowest: i64,
-    recommended: i64,
-    /// What goes wrong below `lowest`.
-    why: &'static str,
-}
-
-/// The settings checked at start-up.
-const CHECKED_SETTINGS: [CheckedSetting; 2] = [
-    CheckedSetting {
-        name: "hash-max-listpack-value",
-        // An APNs record with a 16-byte app id (see `codec`); FCM and Web Push ones are longer.
-        lowest: 79,
-        recommended: 128,
-        why: "Redis stores registrations in hash tables at this setting (~120 B more each)",
-    },
-    CheckedSetting {
-        name: "hz",
-        lowest: 50,
-        recommended: 100,
-        why: "Redis expires the call events' keys in bursts of up to ~25 ms at this setting, \
-              every command waiting behind them",
-    },
-];
-
 impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    /// Warns about each Redis setting in [`CHECKED_SETTINGS`] below what the node needs.
-    /// Managed Redis services often disable `CONFIG`; then this stays silent.
-    async fn check_settings(&self) {
-        for setting in &CHECKED_SETTINGS {
-            let mut connection = self.connection.clone();
-            let mut query = redis::cmd("CONFIG");
-            query.arg("GET").arg(setting.name);
-            let answer: Result<Vec<String>, StoreError> =
-                self.run(query.query_async(&mut connection)).await;
-            if let Ok(pair) = answer
-                && let Some(value) = pair.get(1).and_then(|v| v.parse::<i64>().ok())
-                && value < setting.lowest
-            {
-                tracing::warn!(
-                    setting = setting.name,
-                    value,
-                    recommended = setting.recommended,
-                    "{}; set {} {}",
-                    setting.why,
-                    setting.name,
-                    setting.recommended
-                );
-            }
-        }
-    }
-
     /// Runs one Redis call under the command timeout, mapping its failure to a `StoreError`.
     async fn run<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
         bounded(self.options.command_timeout, call).await
