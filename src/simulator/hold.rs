@@ -30,6 +30,10 @@ impl AnswerGate {
 
     /// Returns at once unless answers are held; then when they are released.
     pub(crate) async fn passed(&self) {
+        // The load tests' path: one load per push while nothing is held.
+        if !self.held.load(Ordering::SeqCst) {
+            return;
+        }
         loop {
             // Registered before the check, so a release between the two still wakes it.
             let released = self.released.notified();
