@@ -17,6 +17,7 @@ pub mod admission;
 pub mod credentials;
 pub mod drain;
 pub mod ends;
+mod event;
 pub mod fanout;
 pub mod intake;
 pub mod internal;
@@ -33,9 +34,10 @@ use crate::registry::{AnyStore, StoreError};
 use crate::vocab::{IdentityKey, Outcome, Platform, Priority};
 use actix::prelude::*;
 use admission::Admission;
+use event::EventContext;
 use fanout::{CallEvent, EndEvent};
-use intake::{Arrival, Pending, RouterIntake};
-use ownership::{EventRef, Ownership, Taken};
+use intake::{Arrival, RouterIntake};
+use ownership::Ownership;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -170,6 +172,18 @@ impl Router {
         self
     }
 
+    /// What an event's task takes from this router.
+    fn event_context(&self) -> EventContext {
+        EventContext {
+            store: self.store.clone(),
+            providers: Arc::clone(&self.providers),
+            channel: self.channel.clone(),
+            ownership: self.ownership.clone(),
+            intake: self.intake.clone(),
+            outcomes: self.outcomes.clone(),
+        }
+    }
+
     /// Routes one event as a task of its own if its priority is admitted, else refuses it at
     /// once.
     fn admitted(&self, priority: Priority, work: EventWork) -> RouteReply {
@@ -197,81 +211,66 @@ impl Handler<Ring> for Router {
     type Result = MessageResult<Ring>;
 
     fn handle(&mut self, Ring(call, arrival): Ring, _: &mut Context<Self>) -> Self::Result {
-        let (store, providers) = (self.store.clone(), self.providers.clone());
-        let channel = self.channel.clone();
-        let ownership = self.ownership.clone();
-        let intake = self.intake.clone();
-        let outcomes = self.outcomes.clone();
+        let context = self.event_context();
         let span = crate::logging::call_event_span(&call.event_id);
         MessageResult(
             self.admitted(
                 Priority::P0,
                 Box::pin(
                     async move {
-                        let now = ownership.clock.now();
-                        // A ring read from a stream keeps the deadline it was accepted with.
-                        let accepted_at = accepted_at(&arrival, now);
-                        let deadline = accepted_at + call.ring_timeout.as_millis() as u64;
-                        let event = EventRef {
-                            tenant: call.callee.tenant.clone(),
-                            event_id: call.event_id.clone(),
-                        };
-                        let taking = Taking {
-                            store: &store,
-                            ownership: &ownership,
-                            channel: channel.as_ref(),
-                            callee: &call.callee,
-                        };
-                        let entry = || intake::entry::encode_ring(&call, accepted_at);
-                        let Held {
-                            done,
-                            guards,
-                            pending,
-                            registrations,
-                            elsewhere,
-                        } = match taking
-                            .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
-                            .await?
-                        {
+                        let entry = |accepted_at| intake::entry::encode_ring(&call, accepted_at);
+                        let taken = context
+                            .take(
+                                &arrival,
+                                &call.callee,
+                                &call.event_id,
+                                call.ring_timeout,
+                                entry,
+                            )
+                            .await?;
+                        let held = match taken {
                             Ok(held) => held,
                             Err(duplicate) => return Ok(duplicate),
                         };
-                        let pushes =
-                            not_done(fanout::rings(&call, &registrations, accepted_at), &done);
-                        let (pushes, offers) = match &channel {
-                            Some(channel) => {
-                                channel.split(&call, &registrations, pushes, &done, elsewhere)
-                            }
+                        let rings = fanout::rings(&call, &held.registrations, held.accepted_at);
+                        let pushes = not_done(rings, &held.done);
+                        let (pushes, offers) = match &context.channel {
+                            Some(channel) => channel.split(
+                                &call,
+                                &held.registrations,
+                                pushes,
+                                &held.done,
+                                held.elsewhere,
+                            ),
                             None => (pushes, internal::Offers::default()),
                         };
-                        let mut devices = submit(&providers, pushes).await;
+                        let mut devices = submit(&context.providers, pushes).await;
                         let refused_ring = devices.iter().any(|device| {
                             matches!(&device.outcome, DeviceOutcome::Known(Outcome::Shed))
                         });
                         if refused_ring {
                             // Give the whole event back: withdraw what was queued, release the claim.
-                            withdraw(&providers, &call.callee, &call.call_id).await;
-                            ownership::release(&store, &ownership, &event).await;
-                            refused(pending).await;
+                            withdraw(&context.providers, &call.callee, &call.call_id).await;
+                            context.give_back(held.claim).await;
                             return Err(RouteError::Overloaded);
                         }
-                        if let Some(channel) = &channel {
-                            devices.extend(channel.offer(&call, now, deadline, offers, &providers));
+                        if let Some(channel) = &context.channel {
+                            devices.extend(channel.offer(
+                                &call,
+                                held.now,
+                                held.deadline,
+                                offers,
+                                &context.providers,
+                            ));
                         }
                         tracing::debug!(devices = devices.len(), "rings queued");
-                        let report = outcomes.map(|stream| ownership::Report {
-                            stream,
-                            call_id: call.call_id.clone(),
-                            kind: crate::vocab::PushKind::IncomingCall,
-                        });
-                        Ok(Routed {
-                            event_id: call.event_id,
-                            duplicate: false,
-                            progress: None,
-                            devices: ownership::hold(
-                                store, &ownership, event, devices, guards, pending, report,
-                            ),
-                        })
+                        Ok(context.routed(
+                            held.claim,
+                            call.event_id,
+                            devices,
+                            &call.call_id,
+                            crate::vocab::PushKind::IncomingCall,
+                        ))
                     }
                     .instrument(span),
                 ),
@@ -284,11 +283,7 @@ impl Handler<End> for Router {
     type Result = MessageResult<End>;
 
     fn handle(&mut self, End(end, arrival): End, _: &mut Context<Self>) -> Self::Result {
-        let (store, providers) = (self.store.clone(), self.providers.clone());
-        let channel = self.channel.clone();
-        let ownership = self.ownership.clone();
-        let intake = self.intake.clone();
-        let outcomes = self.outcomes.clone();
+        let context = self.event_context();
         let (peers, me) = (self.peers.clone(), self.me.clone());
         let span = crate::logging::call_event_span(&end.event_id);
         MessageResult(
@@ -296,75 +291,47 @@ impl Handler<End> for Router {
                 end.kind().priority(),
                 Box::pin(
                     async move {
-                        let now = ownership.clock.now();
-                        let accepted_at = accepted_at(&arrival, now);
-                        let deadline = accepted_at + end.deadline_after().as_millis() as u64;
-                        let event = EventRef {
-                            tenant: end.callee.tenant.clone(),
-                            event_id: end.event_id.clone(),
-                        };
-                        let taking = Taking {
-                            store: &store,
-                            ownership: &ownership,
-                            channel: channel.as_ref(),
-                            callee: &end.callee,
-                        };
-                        let entry = || intake::entry::encode_end(&end, accepted_at);
-                        let Held {
-                            done,
-                            guards,
-                            pending,
-                            registrations,
-                            elsewhere,
-                        } = match taking
-                            .take(intake.as_ref(), &arrival, &event, deadline, now, entry)
-                            .await?
-                        {
+                        let entry = |accepted_at| intake::entry::encode_end(&end, accepted_at);
+                        let lasts = end.deadline_after();
+                        let taken = context
+                            .take(&arrival, &end.callee, &end.event_id, lasts, entry)
+                            .await?;
+                        let held = match taken {
                             Ok(held) => held,
                             Err(duplicate) => return Ok(duplicate),
                         };
                         // The call is over: rings still queued never leave, on this router, on the
                         // node's others (a ring is routed where it arrived) or on other nodes.
                         let (mut not_rung, on_peers) = tokio::join!(
-                            withdraw(&providers, &end.callee, &end.call_id),
+                            withdraw(&context.providers, &end.callee, &end.call_id),
                             peers.withdraw_elsewhere(me.as_ref(), &end.callee, &end.call_id)
                         );
                         not_rung.extend(on_peers);
-                        if let Some(ends) = &ownership.ends {
+                        if let Some(ends) = &context.ownership.ends {
                             ends.publish(&ends::EndNotice {
-                                node: ownership.node.to_string(),
+                                node: context.ownership.node.to_string(),
                                 tenant: end.callee.tenant.clone(),
                                 identity: end.callee.identity.clone(),
                                 call_id: end.call_id.clone(),
                             })
                             .await;
                         }
-                        if let Some(channel) = &channel {
-                            channel.notify_end(&end, deadline, elsewhere).await;
+                        if let Some(channel) = &context.channel {
+                            channel
+                                .notify_end(&end, held.deadline, held.elsewhere)
+                                .await;
                         }
-                        let pushes = not_done(
-                            fanout::ends(&end, &registrations, &not_rung, accepted_at),
-                            &done,
-                        );
+                        let ends =
+                            fanout::ends(&end, &held.registrations, &not_rung, held.accepted_at);
+                        let pushes = not_done(ends, &held.done);
                         tracing::debug!(
                             withdrawn = not_rung.len(),
                             pushes = pushes.len(),
                             "call ended"
                         );
-                        let devices = submit(&providers, pushes).await;
-                        let report = outcomes.map(|stream| ownership::Report {
-                            stream,
-                            call_id: end.call_id.clone(),
-                            kind: end.kind(),
-                        });
-                        Ok(Routed {
-                            event_id: end.event_id,
-                            duplicate: false,
-                            progress: None,
-                            devices: ownership::hold(
-                                store, &ownership, event, devices, guards, pending, report,
-                            ),
-                        })
+                        let devices = submit(&context.providers, pushes).await;
+                        let kind = end.kind();
+                        Ok(context.routed(held.claim, end.event_id, devices, &end.call_id, kind))
                     }
                     .instrument(span),
                 ),
@@ -406,118 +373,6 @@ impl Handler<WithdrawRings> for Router {
     }
 }
 
-/// When the event was accepted: now, unless it was read from a stream.
-fn accepted_at(arrival: &Arrival, now: crate::vocab::UnixMillis) -> crate::vocab::UnixMillis {
-    match arrival {
-        Arrival::Api => now,
-        Arrival::Stream { accepted_at, .. } => (*accepted_at).min(now),
-    }
-}
-
-/// What an event reads besides its claim: the callee's live registrations and, with a
-/// channel, its devices connected to other nodes. The router reads them while it claims the
-/// event, not after: three store round trips in a row were the larger part of a ring's wait
-/// at light load, and each was a wake-up more on a busy box. For a duplicate (rare: a
-/// retry) the reads are wasted; a failed lookup is only acted on once the event is owned.
-async fn lookups(
-    store: &AnyStore,
-    channel: Option<&internal::ChannelFirst>,
-    callee: &IdentityKey,
-    now: crate::vocab::UnixMillis,
-) -> (
-    Result<Vec<crate::registry::Registration>, StoreError>,
-    internal::Elsewhere,
-) {
-    let presence = async {
-        match channel {
-            Some(channel) => channel.elsewhere(callee, now).await,
-            None => internal::Elsewhere::default(),
-        }
-    };
-    tokio::join!(
-        crate::registry::shard::list_metered(store, callee, now),
-        presence
-    )
-}
-
-/// What routing an event needs from the router to take it.
-struct Taking<'a> {
-    store: &'a AnyStore,
-    ownership: &'a Ownership,
-    channel: Option<&'a internal::ChannelFirst>,
-    callee: &'a IdentityKey,
-}
-
-/// An event this router took: the devices already done (after a takeover), the guards that
-/// keep it counted here, its intake entry, and what it read with its claim.
-struct Held {
-    done: std::collections::HashSet<String>,
-    guards: ownership::Guards,
-    pending: Option<Pending>,
-    registrations: Vec<crate::registry::Registration>,
-    elsewhere: internal::Elsewhere,
-}
-
-impl Taking<'_> {
-    /// The first step of every event, ring or end: its intake entry (appended for an API
-    /// request, `entry` builds it), then its claim, while the callee's registrations and
-    /// presence are read ([`lookups`]). `Ok(Err(answer))` is a duplicate's answer, its
-    /// entry settled; an error (of the claim, or of the lookup once the event is owned:
-    /// its claim is released) settles the entry as refused.
-    async fn take(
-        &self,
-        intake: Option<&RouterIntake>,
-        arrival: &Arrival,
-        event: &EventRef,
-        deadline: crate::vocab::UnixMillis,
-        now: crate::vocab::UnixMillis,
-        entry: impl FnOnce() -> String,
-    ) -> Result<Result<Held, Routed>, RouteError> {
-        let claimed = async {
-            let pending =
-                Pending::of(intake, arrival, &event.tenant, &event.event_id, entry).await?;
-            let claimed = ownership::claim(self.store, self.ownership, event, deadline, now).await;
-            Ok::<_, RouteError>((pending, claimed))
-        };
-        let (taken, (listed, elsewhere)) =
-            tokio::join!(claimed, lookups(self.store, self.channel, self.callee, now));
-        let (pending, claimed) = taken?;
-        match claimed {
-            Ok(Taken::Owned { done, guards }) => match listed {
-                Ok(registrations) => Ok(Ok(Held {
-                    done,
-                    guards,
-                    pending,
-                    registrations,
-                    elsewhere,
-                })),
-                Err(error) => {
-                    ownership::release(self.store, self.ownership, event).await;
-                    refused(pending).await;
-                    Err(error.into())
-                }
-            },
-            Ok(Taken::Duplicate(progress)) => {
-                if let Some(pending) = pending {
-                    pending.duplicate(progress.as_ref()).await;
-                }
-                Ok(Err(duplicate(event.event_id.clone(), progress)))
-            }
-            Err(error) => {
-                refused(pending).await;
-                Err(error.into())
-            }
-        }
-    }
-}
-
-/// Settles the entry of an event that could not be routed now (see [`Pending::refused`]).
-async fn refused(pending: Option<Pending>) {
-    if let Some(pending) = pending {
-        pending.refused().await;
-    }
-}
-
 /// The pushes to devices that have no outcome yet (all of them, unless the event was taken
 /// over from a node that died part-way).
 fn not_done(pushes: Vec<Push>, done: &std::collections::HashSet<String>) -> Vec<Push> {
@@ -530,15 +385,15 @@ fn not_done(pushes: Vec<Push>, done: &std::collections::HashSet<String>) -> Vec<
         .collect()
 }
 
-/// Runs one event's work as a task on the current (the router's) thread; its answer arrives
-/// through the returned receiver. A caller that gave up drops the receiver; the work still
-/// finishes, so a claimed event is never left half-routed.
 /// An event's routing, boxed where its handler writes it: the future holds every step's
 /// state (kilobytes), and each move of it (instrumenting it, handing it to [`run`], into its
 /// task) copied all of it; behind a box each move is one pointer.
 type EventWork = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Routed, RouteError>>>>;
 
-/// Runs `work` as a task of its own, holding its admission `pass` until it is routed.
+/// Runs `work` as a task of its own on the current (the router's) thread, holding its
+/// admission `pass` until it is routed; its answer arrives through the returned receiver. A
+/// caller that gave up drops the receiver; the work still finishes, so a claimed event is
+/// never left half-routed.
 fn run(work: EventWork, pass: admission::Pass) -> RouteReply {
     let (reply, answer) = tokio::sync::oneshot::channel();
     actix::spawn(async move {
@@ -547,16 +402,6 @@ fn run(work: EventWork, pass: admission::Pass) -> RouteReply {
         let _ = reply.send(routed);
     });
     answer
-}
-
-/// The answer to an event seen before.
-fn duplicate(event_id: String, progress: Option<Progress>) -> Routed {
-    Routed {
-        event_id,
-        duplicate: true,
-        progress,
-        devices: Vec::new(),
-    }
 }
 
 /// Hands `pushes` to their providers, one batch per provider. A push without a provider is
