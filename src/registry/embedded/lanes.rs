@@ -118,4 +118,23 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 1, "one write at a time");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_turn_is_held_by_its_work_not_by_the_caller_waiting_for_it() {
+        use futures_util::FutureExt;
+        let lanes = Lanes::new();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let turn = lanes.write_turn().await;
+        // The caller stops waiting (a timeout dropped it); the write goes on.
+        drop(turn.run(move || released.recv().unwrap()));
+        assert!(
+            lanes.write_turn().now_or_never().is_none(),
+            "no turn while the write runs"
+        );
+        assert!(lanes.write(|| ()).now_or_never().is_none());
+        release.send(()).unwrap();
+        // The lane frees when the write ends, for a turn and a write alike.
+        lanes.write_turn().await.run_here(|| ());
+        lanes.write(|| ()).await.unwrap();
+    }
 }
