@@ -192,19 +192,9 @@ impl EmbeddedStore {
         what: &'static str,
         op: impl FnMut(&mut Tables<'_>) -> Result<T, EmbeddedError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.grouped(&self.group, what, op).await
-    }
-
-    /// Queues `op` in `group` and makes sure somebody runs the group.
-    async fn grouped<T: Send + 'static>(
-        &self,
-        group: &Arc<Group>,
-        what: &'static str,
-        op: impl FnMut(&mut Tables<'_>) -> Result<T, EmbeddedError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let answer = group.push(op);
-        if group.become_leader() {
-            self.lead(group);
+        let answer = self.group.push(op);
+        if self.group.become_leader() {
+            self.lead(&self.group, None);
         }
         finished(answer.await, what)
     }
@@ -216,9 +206,9 @@ impl EmbeddedStore {
     /// fsync runs on the blocking pool. The leader runs in a task of its own: a caller that
     /// stops waiting must not leave writes queued with nobody to run them. It holds the
     /// database weakly while it waits, so the file closes when the store's handles are gone,
-    /// not when the last leader has noticed that its writes already ran.
-    fn lead(&self, group: &Arc<Group>) {
-        let unwritten = Arc::ptr_eq(group, &self.claims).then(|| Arc::clone(&self.unwritten));
+    /// not when the last leader has noticed that its writes already ran. The claims' leader
+    /// is given their `unwritten` records, whose count it publishes after each batch.
+    fn lead(&self, group: &Arc<Group>, unwritten: Option<Arc<Unwritten>>) {
         let (lanes, group, db) = (
             self.lanes.clone(),
             Arc::clone(group),

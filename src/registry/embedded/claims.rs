@@ -137,7 +137,7 @@ impl EmbeddedStore {
         );
         let (answer, queued) = stepped.map_err(|error| error.into_store_error(what))?;
         if queued && self.claims.become_leader() {
-            self.lead(&self.claims);
+            self.lead(&self.claims, Some(Arc::clone(&self.unwritten)));
         }
         Ok(answer)
     }
