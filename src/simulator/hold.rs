@@ -1,9 +1,9 @@
 //! Holding the answers to pushes: a test that needs a push still unanswered while something
 //! happens to its sender (the node killed, drained, its lease lapsed, a cancel arriving)
 //! holds the answers, and releases them once that happened. A latency "long enough" is a
-//! guess a busy machine can beat: a CI run starved the test long enough for a node to get its
-//! answer before it was killed. A held push has arrived (it counts as received) and is judged
-//! and recorded only on release, after its scripted latency, like any other.
+//! guess a busy machine can beat (a test thread waiting seconds for a core is not rare on a
+//! shared 2-core CI box). A held push has arrived (it counts as received) and is judged and
+//! recorded only on release, after its scripted latency, like any other.
 //!
 //! Token requests (OAuth, WNS) are never held: a sender waiting for its access token has sent
 //! no push yet.
