@@ -462,9 +462,10 @@ impl RunningSimulator {
             .subscribe(&self.push_base_url(), application_server_key, Some(id))
     }
 
-    /// Holds every answer to a push until the returned guard is dropped: the push arrives
-    /// (counted as received) and waits, unjudged and unrecorded, for the release. For a test
-    /// that needs a push unanswered while something happens to its sender ([`hold`]).
+    /// Holds every answer to a push until the returned guard (and any other hold) is dropped:
+    /// the push arrives (counted as received) and waits, unjudged and unrecorded, for the
+    /// release. For a test that needs a push unanswered while something happens to its sender
+    /// ([`hold`]).
     pub fn hold_answers(&self) -> HeldAnswers {
         self.shared.answers.hold();
         HeldAnswers {

@@ -8,36 +8,43 @@
 //! Token requests (OAuth, WNS) are never held: a sender waiting for its access token has sent
 //! no push yet.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
-/// Whether answers are held now, and the wake-up of the answers waiting for the release.
+/// How many holds are on (answers wait while any is), and the wake-up of the answers waiting
+/// for the last one's release.
 #[derive(Default)]
 pub(crate) struct AnswerGate {
-    held: AtomicBool,
+    holds: AtomicUsize,
     released: Notify,
 }
 
 impl AnswerGate {
     pub(crate) fn hold(&self) {
-        self.held.store(true, Ordering::SeqCst);
+        self.holds.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Ends one hold; the answers pass once none is left.
     pub(crate) fn release(&self) {
-        self.held.store(false, Ordering::SeqCst);
-        self.released.notify_waiters();
+        if self.holds.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.released.notify_waiters();
+        }
+    }
+
+    fn held(&self) -> bool {
+        self.holds.load(Ordering::SeqCst) > 0
     }
 
     /// Returns at once unless answers are held; then when they are released.
     pub(crate) async fn passed(&self) {
         // The load tests' path: one load per push while nothing is held.
-        if !self.held.load(Ordering::SeqCst) {
+        if !self.held() {
             return;
         }
         loop {
             // Registered before the check, so a release between the two still wakes it.
             let released = self.released.notified();
-            if !self.held.load(Ordering::SeqCst) {
+            if !self.held() {
                 return;
             }
             released.await;
@@ -46,7 +53,7 @@ impl AnswerGate {
 }
 
 /// Answers to pushes are held while this lives ([`RunningSimulator::hold_answers`]); dropping
-/// it releases them.
+/// it releases them, once no other hold is left.
 ///
 /// [`RunningSimulator::hold_answers`]: super::RunningSimulator::hold_answers
 #[must_use = "the answers are released when this is dropped"]
@@ -84,5 +91,21 @@ mod tests {
         gate.release();
         waiting.await.unwrap();
         gate.passed().await;
+    }
+
+    #[tokio::test]
+    async fn answers_pass_only_once_every_hold_is_released() {
+        let gate = Arc::new(AnswerGate::default());
+        gate.hold();
+        gate.hold();
+        let waiting = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move { gate.passed().await }
+        });
+        gate.release();
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "one hold is still on");
+        gate.release();
+        waiting.await.unwrap();
     }
 }
