@@ -3,8 +3,12 @@
 //!
 //! The node is exactly what a bare `serve` runs (config/ringcast.toml, with environment
 //! overrides); the simulator is exactly what a bare `simulate` runs. Moving the simulator off
-//! 127.0.0.1:8443 (`--simulator-listen`) moves every URL of the development default with it,
-//! the FCM service account's `token_uri` included, so a demo never collides with another one.
+//! 127.0.0.1:8443 (`--simulator-listen`) moves every URL of the development default with it —
+//! the APNs sandbox's `localhost:8443`, and the token endpoints of its HTTP/1.1 listener
+//! (127.0.0.1:8444 by default, then a free port), the FCM service account's `token_uri`
+//! included — so two demos' simulators never collide, nor does one demo's node talk to the
+//! other's simulator. Their stores would: a second demo needs a store file of its own
+//! (`RINGCAST__REGISTRY__EMBEDDED__PATH`), which its start-up error says.
 
 use super::SimulateArgs;
 use crate::app;
@@ -38,9 +42,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let simulator = SimulatorThread::start(args.simulator_listen)?;
     let scratch = tempfile_dir()?;
     let (simulator_address, simulator_cert) = (simulator.address, simulator.cert.clone());
+    let http1_address = simulator.http1_address;
     let result = (|| {
         let mut config = Config::load(None)?;
-        move_to_simulator(&mut config, simulator_address, &scratch)?;
+        move_to_simulator(&mut config, simulator_address, http1_address, &scratch)?;
         if let Some(listen) = args.listen {
             config.server.listen = listen;
         }
@@ -62,20 +67,32 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Points every URL of the development default that names the simulator at `address`. The
-/// FCM service account names its token endpoint itself, so the demo app gets a copy of it
-/// (written into `scratch`) with the moved `token_uri`.
+/// Points every URL of the development default that names the simulator at it: its
+/// HTTP/2 listener at `address` (also as the APNs sandbox's `localhost`) and its HTTP/1.1
+/// listener, the token endpoints, at `http1_address`. The FCM service account names its token
+/// endpoint itself, so the demo app gets a copy of it (written into `scratch`) with the moved
+/// `token_uri`.
 pub fn move_to_simulator(
     config: &mut Config,
     address: SocketAddr,
+    http1_address: SocketAddr,
     scratch: &Path,
 ) -> anyhow::Result<()> {
-    let address = address.to_string();
-    if address == dev::SIMULATOR_ADDRESS {
+    let moves = [
+        (dev::SIMULATOR_ADDRESS, address.to_string()),
+        (
+            dev::SIMULATOR_SANDBOX_ADDRESS,
+            format!("localhost:{}", address.port()),
+        ),
+        (dev::SIMULATOR_HTTP1_ADDRESS, http1_address.to_string()),
+    ];
+    let moved = |text: &str| replace_at_once(text, &moves);
+    let json = serde_json::to_string(&*config).context("serialising the configuration")?;
+    let json_moved = moved(&json);
+    if json_moved == json {
         return Ok(());
     }
-    let json = serde_json::to_string(&*config).context("serialising the configuration")?;
-    *config = serde_json::from_str(&json.replace(dev::SIMULATOR_ADDRESS, &address))
+    *config = serde_json::from_str(&json_moved)
         .context("moving the configuration to the simulator's address")?;
     for tenant in config.tenants.values_mut() {
         for (app_id, app) in &mut tenant.apps {
@@ -87,13 +104,33 @@ pub fn move_to_simulator(
             };
             let account = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let moved = scratch.join(format!("{app_id}-service-account.json"));
-            std::fs::write(&moved, account.replace(dev::SIMULATOR_ADDRESS, &address))
-                .with_context(|| format!("writing {}", moved.display()))?;
-            app.service_account = Some(SecretSource::File(moved));
+            let copy = scratch.join(format!("{app_id}-service-account.json"));
+            std::fs::write(&copy, moved(&account))
+                .with_context(|| format!("writing {}", copy.display()))?;
+            app.service_account = Some(SecretSource::File(copy));
         }
     }
     Ok(())
+}
+
+/// `text` with every occurrence of each `from` replaced by its `to`, in one pass: a
+/// replacement's output is never matched again (the simulator moved to 127.0.0.1:8444 must not
+/// then be taken for the HTTP/1.1 listener's default address).
+fn replace_at_once(text: &str, moves: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'scan: while let Some(next) = rest.chars().next() {
+        for (from, to) in moves {
+            if let Some(after) = rest.strip_prefix(from) {
+                out.push_str(to);
+                rest = after;
+                continue 'scan;
+            }
+        }
+        out.push(next);
+        rest = &rest[next.len_utf8()..];
+    }
+    out
 }
 
 /// What the demo prints: where everything is, then shell lines that register a phone, ring
@@ -134,6 +171,8 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 /// the node's.
 struct SimulatorThread {
     address: SocketAddr,
+    /// Its HTTP/1.1-only listener (the token endpoints).
+    http1_address: SocketAddr,
     /// The certificate it serves (clients trust it with `--cacert`).
     cert: PathBuf,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -141,11 +180,24 @@ struct SimulatorThread {
 }
 
 impl SimulatorThread {
-    /// Starts a bare `simulate` on `listen` and waits until it listens.
+    /// Starts a bare `simulate` on `listen` and waits until it listens. Its HTTP/1.1
+    /// listener takes the development default's address when `listen` is the default's, and
+    /// a free port next to `listen` otherwise.
     fn start(listen: SocketAddr) -> anyhow::Result<SimulatorThread> {
+        let http1_listen = if listen.to_string() == dev::SIMULATOR_ADDRESS {
+            dev::SIMULATOR_HTTP1_ADDRESS.to_owned()
+        } else {
+            SocketAddr::new(listen.ip(), 0).to_string()
+        };
         let command = SimulateArgs::augment_args(clap::Command::new("simulate"));
         let matches = command
-            .try_get_matches_from(["simulate", "--listen", &listen.to_string()])
+            .try_get_matches_from([
+                "simulate",
+                "--listen",
+                &listen.to_string(),
+                "--http1-listen",
+                &http1_listen,
+            ])
             .context("building the simulator's arguments")?;
         let config = SimulateArgs::from_arg_matches(&matches)?.simulator_config()?;
         let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -177,12 +229,13 @@ impl SimulatorThread {
                     }
                 });
             })?;
-        let (address, cert) = started_rx
+        let (address, http1_address, cert) = started_rx
             .recv()
             .context("the simulator thread died while starting")?
             .with_context(|| format!("starting the simulator on {listen}"))?;
         Ok(SimulatorThread {
             address,
+            http1_address,
             cert,
             stop,
             thread,
@@ -198,20 +251,81 @@ impl SimulatorThread {
     }
 }
 
-/// The simulator's address and the certificate file it serves.
-fn described(simulator: &RunningSimulator) -> (SocketAddr, PathBuf) {
+/// The simulator's two addresses and the certificate file it serves.
+fn described(simulator: &RunningSimulator) -> (SocketAddr, SocketAddr, PathBuf) {
     let cert = simulator
         .cert_path()
         .cloned()
         .unwrap_or_else(|| PathBuf::from(dev::SIMULATOR_CERT));
     // Absolute, so the printed lines work from any folder.
     let cert = std::path::absolute(&cert).unwrap_or(cert);
-    (simulator.address(), cert)
+    (simulator.address(), simulator.http1_address(), cert)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_simulator_takes_every_development_url_with_it() {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut config = Config::load(None).unwrap();
+        move_to_simulator(
+            &mut config,
+            "127.0.0.1:18443".parse().unwrap(),
+            "127.0.0.1:18500".parse().unwrap(),
+            scratch.path(),
+        )
+        .unwrap();
+        let json = serde_json::to_string(&config).unwrap();
+        for default in [":8443", ":8444"] {
+            assert!(!json.contains(default), "{default} left in {json}");
+        }
+        assert!(json.contains("https://127.0.0.1:18443"), "{json}");
+        // The sandbox stays a host of its own: the simulator tells environments apart by it.
+        assert!(json.contains("https://localhost:18443"), "{json}");
+        assert!(json.contains("https://127.0.0.1:18500/wns/token"), "{json}");
+        let accounts: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+        assert!(!accounts.is_empty(), "no service account was copied");
+        for account in accounts {
+            let text = std::fs::read_to_string(account.unwrap().path()).unwrap();
+            assert!(text.contains("https://127.0.0.1:18500/token"), "{text}");
+        }
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_default_simulator_leaves_the_configuration_as_it_is() {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut config = Config::load(None).unwrap();
+        let before = serde_json::to_string(&config).unwrap();
+        move_to_simulator(
+            &mut config,
+            dev::SIMULATOR_ADDRESS.parse().unwrap(),
+            dev::SIMULATOR_HTTP1_ADDRESS.parse().unwrap(),
+            scratch.path(),
+        )
+        .unwrap();
+        assert_eq!(serde_json::to_string(&config).unwrap(), before);
+        assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn addresses_are_replaced_at_once_never_twice() {
+        // The HTTP/2 listener moved onto the HTTP/1.1 listener's default port, which moved
+        // elsewhere: each URL is moved once, by what it named before.
+        let moves = [
+            ("127.0.0.1:8443", "127.0.0.1:8444".to_owned()),
+            ("127.0.0.1:8444", "127.0.0.1:9000".to_owned()),
+        ];
+        assert_eq!(
+            replace_at_once(
+                "https://127.0.0.1:8443/a https://127.0.0.1:8444/token é",
+                &moves
+            ),
+            "https://127.0.0.1:8444/a https://127.0.0.1:9000/token é"
+        );
+    }
 
     #[test]
     fn the_printed_lines_name_the_real_addresses() {

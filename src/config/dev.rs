@@ -5,6 +5,12 @@
 
 /// Where the development default expects the simulator.
 pub const SIMULATOR_ADDRESS: &str = "127.0.0.1:8443";
+/// The development default's APNs sandbox host: the simulator again, named `localhost`, which
+/// it answers as Apple's sandbox (it tells the environments apart by host, as Apple does).
+pub const SIMULATOR_SANDBOX_ADDRESS: &str = "localhost:8443";
+/// Where the development default (and the development service account's `token_uri`) expect
+/// the simulator's HTTP/1.1-only listener: the OAuth token endpoints.
+pub const SIMULATOR_HTTP1_ADDRESS: &str = "127.0.0.1:8444";
 /// The demo tenant's well-known server key (its digest is in config/ringcast.toml).
 pub const DEMO_SERVER_KEY: &str = "ringcast-dev-server-key";
 /// The development service account `ringcast simulate` accepts when given none.
