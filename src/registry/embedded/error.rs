@@ -68,6 +68,13 @@ impl EmbeddedError {
                 | redb::Error::TypeDefinitionChanged { .. }
                 | redb::Error::TableIsMultimap(_)
                 | redb::Error::TableIsNotMultimap(_) => StoreError::Corrupt(message),
+                // The one mistake the message can fix: two processes on one file (a second
+                // node or demo started beside the first).
+                redb::Error::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
+                    "{message} (another process, a node or demo already running, has it \
+                     open: each needs a file of its own, registry.embedded.path or \
+                     RINGCAST__REGISTRY__EMBEDDED__PATH)"
+                )),
                 // redb reports a file that is not a database as invalid data.
                 redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
                     StoreError::Corrupt(message)

@@ -152,6 +152,9 @@ async fn a_file_open_elsewhere_is_unavailable_not_a_panic() {
     match EmbeddedStore::open(dir.path().join("registry.redb"), 8) {
         Err(StoreError::Unavailable(message)) => {
             assert!(message.contains("registry.redb"), "{message}");
+            // Says what to do: the common cause is a second node or demo on the same file.
+            assert!(message.contains("another process"), "{message}");
+            assert!(message.contains("registry.embedded.path"), "{message}");
         }
         other => panic!("expected Unavailable, got {:?}", other.err()),
     }
