@@ -2,6 +2,7 @@
 //! admin listener), and shuts them down in order (stop accepting, finish in-flight requests,
 //! stop the shards, close the store).
 
+mod copied_writes;
 mod listener;
 pub mod tls;
 mod worker_router;

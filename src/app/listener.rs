@@ -8,9 +8,10 @@
 //! the same timeouts, connection limits, TCP_NODELAY, the TLS handshake limits, and actix's
 //! graceful shutdown (keep-alive connections are told to close when the server stops).
 
+use super::copied_writes;
 use crate::api::channel::upgrade;
 use crate::config::ServerConfig;
-use actix_http::{HttpServiceBuilder, TlsAcceptorConfig};
+use actix_http::HttpServiceBuilder;
 use actix_server::{GracefulShutdownSignal, Server, ServerBuilder};
 use actix_service::{IntoServiceFactory, map_config};
 use actix_web::Error;
@@ -63,22 +64,27 @@ where
     let shutdown = builder.graceful_shutdown_signal();
     let timing = Timing::of(settings);
     let builder = match tls {
+        // Both kinds of connection are served over `CopiedWrites`, so that an answer's frames
+        // leave in one write.
         Some(tls) => builder.listen("ringcast-api", listener, move || {
-            let acceptor = TlsAcceptorConfig::default().handshake_timeout(timing.tls_handshake);
-            timing
-                .http_service(&shutdown, &on_connect, address)
-                .upgrade(upgrade::factory(api_factory(app.clone())))
-                .finish(map_config(app().into_factory(), |()| AppConfig::default()))
-                .rustls_0_23_with_config(tls.clone(), acceptor)
+            copied_writes::rustls(
+                tls.clone(),
+                timing.tls_handshake,
+                timing
+                    .http_service(&shutdown, &on_connect, address)
+                    .upgrade(upgrade::factory(api_factory(app.clone())))
+                    .finish(map_config(app().into_factory(), |()| AppConfig::default())),
+            )
         }),
         // HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port: clients that ring
         // many calls (call control, the load generator) multiplex them over one connection.
         None => builder.listen("ringcast-api", listener, move || {
-            timing
-                .http_service(&shutdown, &on_connect, address)
-                .upgrade(upgrade::factory(api_factory(app.clone())))
-                .finish(map_config(app().into_factory(), |()| AppConfig::default()))
-                .tcp_auto_h2c()
+            copied_writes::tcp_auto_h2c(
+                timing
+                    .http_service(&shutdown, &on_connect, address)
+                    .upgrade(upgrade::factory(api_factory(app.clone())))
+                    .finish(map_config(app().into_factory(), |()| AppConfig::default())),
+            )
         }),
     }?;
     Ok((builder.run(), address))
@@ -137,9 +143,7 @@ impl Timing {
             .keep_alive(self.keep_alive)
             .client_request_timeout(self.client_request)
             .client_disconnect_timeout(self.client_disconnect)
-            // Small answers on long-lived connections: without TCP_NODELAY an h2c answer
-            // waits for the client's delayed ACK (~40 ms on Linux) behind Nagle's algorithm.
-            .tcp_nodelay(true)
+            // TCP_NODELAY is set by `copied_writes`, which accepts the connections.
             .local_addr(address)
             .on_connect_ext(move |io: &T, extensions: &mut Extensions| {
                 on_connect(io as &dyn Any, extensions);

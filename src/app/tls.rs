@@ -6,6 +6,7 @@
 //! a reload swaps it for new handshakes while established connections keep theirs: renewing
 //! a certificate drops nothing.
 
+use super::copied_writes::CopiedWrites;
 use crate::config::TlsConfig;
 use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
@@ -123,10 +124,12 @@ pub fn note_client_certificate(
     connection: &dyn std::any::Any,
     extensions: &mut actix_web::dev::Extensions,
 ) {
-    let stream = connection
-        .downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>>();
+    let stream = connection.downcast_ref::<CopiedWrites<
+        actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>,
+    >>();
     if let Some(stream) = stream
         && stream
+            .get_ref()
             .get_ref()
             .1
             .peer_certificates()
