@@ -52,7 +52,7 @@ pub fn close_reason(cause: CloseCause) -> CloseReason {
 /// whole interval after it connected. Clients that connected together (every client of a node
 /// that restarted, or a load test's) would otherwise be pinged together forever: ten thousand
 /// pings, pongs and presence renewals in one burst every interval, which measured as the
-/// channel's worst ring latency (README, "Internal push channel benchmark").
+/// channel's worst ring latency (docs/performance.md, "Internal push channel benchmark").
 fn first_ping(every: Duration) -> Instant {
     Instant::now() + every.mul_f64(fastrand::f64()).max(Duration::from_millis(1))
 }

@@ -2,7 +2,7 @@
 //! recorder once instead of on every update. A lookup (`counter!` and its kin) builds the
 //! series' key, hashes it, takes the registry's lock and wraps the handle in a fresh
 //! allocation; on the node's hot path that was ~3.5 % of its CPU samples at 1,200 calls/s
-//! (README, "Performance"). A cached handle is the same series: nothing renders differently.
+//! (docs/performance.md). A cached handle is the same series: nothing renders differently.
 //!
 //! Only once ringcast's recorder is installed ([`super::install`]): a handle looked up before
 //! would be the no-op one for good. And never in the crate's unit tests, which count into

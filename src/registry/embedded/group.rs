@@ -16,7 +16,7 @@
 //! Call-event claims are grouped the same way, in a group of their own whose commits are not
 //! fsync'd ([`Persistence::Lazy`]): a ring makes three or four claim writes, and one
 //! transaction each, taking turns on redb's single writer, was the tail of the channel's ring
-//! latency under load (README, "Internal push channel benchmark"). redb keeps a non-durable
+//! latency under load (docs/performance.md, "Internal push channel benchmark"). redb keeps a non-durable
 //! commit's freed pages in memory until a durable commit, so that group makes one of its
 //! commits durable every [`Persistence::lazy`]'s interval: the pending state stays bounded
 //! under a ring-only load, which otherwise never commits durably.
@@ -104,7 +104,7 @@ impl Group {
     /// many writes queue behind it: with a leader per write, a flush holding the lane for
     /// 10–25 ms left hundreds of claim leaders queued on the lane, each to be woken and
     /// scheduled in turn on a busy worker only to find its write already run, and the rings'
-    /// claims waited behind that convoy (README, "Internal push channel benchmark").
+    /// claims waited behind that convoy (docs/performance.md, "Internal push channel benchmark").
     pub(super) fn become_leader(&self) -> bool {
         let became = !self.leader.swap(true, Ordering::AcqRel);
         #[cfg(test)]
