@@ -28,15 +28,18 @@ impl RedisHandle {
     }
 }
 
-/// The Redis at 127.0.0.1:6379 if it answers PING; otherwise a private server started once
-/// for this test process (and stopped by its watchdog when the process ends).
+/// The Redis at 127.0.0.1:6379 if it answers PING and takes a write; otherwise a private
+/// server started once for this test process (and stopped by its watchdog when the process
+/// ends). A shared Redis that answers but refuses writes (`MISCONF`: snapshots configured into
+/// a folder it cannot write) would fail every test that registers a device, for a reason that
+/// is the machine's, not the code's.
 pub async fn shared() -> RedisHandle {
     static SHARED: OnceLock<RedisHandle> = OnceLock::new();
     // The probe and the start are blocking but short, and happen once per process.
     SHARED
         .get_or_init(|| {
             let addr: SocketAddr = SHARED_ADDR.parse().expect("a literal socket address");
-            if ping(addr, Duration::from_millis(500)) {
+            if ping(addr, Duration::from_millis(500)) && takes_writes(addr) {
                 return RedisHandle {
                     url: format!("redis://{SHARED_ADDR}/"),
                 };
@@ -350,6 +353,20 @@ pub fn ping(addr: SocketAddr, timeout: Duration) -> bool {
     }
     let mut answer = [0u8; 7];
     stream.read_exact(&mut answer).is_ok() && (&answer == b"+PONG\r\n" || &answer == b"-NOAUTH")
+}
+
+/// Whether the Redis at `addr` accepts a write (a key that expires in a second).
+fn takes_writes(addr: SocketAddr) -> bool {
+    let timeout = Duration::from_millis(500);
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let probe = b"SET ringcast:test:write-probe 1 PX 1000\r\n";
+    if stream.set_read_timeout(Some(timeout)).is_err() || stream.write_all(probe).is_err() {
+        return false;
+    }
+    let mut answer = [0u8; 5];
+    stream.read_exact(&mut answer).is_ok() && &answer == b"+OK\r\n"
 }
 
 /// A file for a server's stderr (start-up errors come before its log file opens).
