@@ -152,7 +152,10 @@ fn main() {
             .expect("ascii")
     )];
     for (name, value) in request.headers() {
-        headers.push(format!("{name}: {}", value.to_str().expect("ascii")));
+        // h2load sets it from `-d`; a second one would make the request malformed.
+        if name != http::header::CONTENT_LENGTH {
+            headers.push(format!("{name}: {}", value.to_str().expect("ascii")));
+        }
     }
     let url = request.uri().to_string();
     throughput::print_h2load_ceiling(pushes, &body, &headers, &url, provider_rate);

@@ -6,7 +6,7 @@
 //! [`auth`] (the ES256 provider token, one per team and key, shared by every connection) and
 //! [`response`] (status, headers and body → the delivery loop's
 //! [`Verdict`](crate::providers::service::Verdict), every documented reason mirrored).
-//! [`last_body`] keeps an event's encoded body for its other devices.
+//! [`last_body`] keeps an event's body and headers for its other devices.
 //! [`client`] joins them to the shared connection pool as a
 //! [`PushService`](crate::providers::service::PushService).
 

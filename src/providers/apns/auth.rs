@@ -45,13 +45,11 @@ pub enum AuthError {
 pub struct ProviderToken {
     /// `authorization: bearer <jwt>`. Cloning it is a reference-count bump.
     ///
-    /// Deliberately *not* marked sensitive: HPACK may then index it, so each connection sends
-    /// the ~200-byte JWT once per mint and a one-byte index on every later push, instead of
-    /// the whole Huffman-coded literal on every push (measured: a large share of the provider's
-    /// and the peer's per-request cost). Indexing is safe for it: HPACK only ever matches a
-    /// whole header value, so a CRIME-style probe would have to guess the entire 256-bit
-    /// signature, and RFC 7541 §7.1.3 asks for never-indexed literals for *low-entropy*
-    /// secrets. `Debug` below still never prints it.
+    /// Sent on every push as a literal *without indexing*: `h2` never puts `authorization`
+    /// in its HPACK table, and that is what Apple asks (APNs keeps a small table per
+    /// connection, and asks senders to keep the token and `:path` out of it). So each push
+    /// carries the whole Huffman-coded token; it is kept short ([`Inner::header`]). `Debug`
+    /// below never prints it.
     ///
     /// `None` for an app that authenticates with its client certificate: its pushes carry
     /// no JWT at all.
@@ -92,7 +90,7 @@ pub struct ProviderTokenCache {
 struct Inner {
     /// The `.p8` key, parsed once.
     key: EncodingKey,
-    /// `alg: ES256`, `kid`: the key id.
+    /// `alg: ES256` and `kid` (the key id), without jsonwebtoken's default `typ`.
     header: Header,
     /// The team id (`iss`).
     team_id: String,
@@ -137,6 +135,10 @@ impl ProviderTokenCache {
         let key = signing_key(key_pem)?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key_id.to_owned());
+        // Apple's token header is `alg` and `kid`, nothing else. jsonwebtoken adds `typ: JWT`
+        // by default: 16 more characters in the `authorization` of every push, which `h2`
+        // Huffman-codes anew each time (Apple asks for it unindexed).
+        header.typ = None;
         Ok(ProviderTokenCache {
             inner: Some(Arc::new(Inner {
                 key,
@@ -267,6 +269,7 @@ mod tests {
         let header = jsonwebtoken::decode_header(&jwt).unwrap();
         assert_eq!(header.alg, Algorithm::ES256);
         assert_eq!(header.kid.as_deref(), Some("KEY1234567"));
+        assert_eq!(header.typ, None, "Apple's token header is alg and kid only");
         let mut validation = Validation::new(Algorithm::ES256);
         validation.required_spec_claims = HashSet::new();
         validation.validate_exp = false;
@@ -278,7 +281,7 @@ mod tests {
             claims,
             serde_json::json!({"iss": "TEAM123456", "iat": 1_800_000_000})
         );
-        // Indexable by HPACK (see the field's doc), but never printed.
+        // Never printed.
         let jwt = token
             .authorization
             .as_ref()

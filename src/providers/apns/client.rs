@@ -8,7 +8,7 @@
 use super::auth::ProviderTokenCache;
 use super::config::ApnsConfig;
 use super::last_body::LastBody;
-use super::payload::build_request_sharing;
+use super::payload::{EventParts, build_request_sharing};
 use super::response::judge;
 use crate::metrics::{self, RefreshOutcome};
 use crate::providers::live::Live;
@@ -58,8 +58,8 @@ pub struct ApnsClient {
     bundle_id: String,
     /// How long an answer may take.
     request_timeout: Duration,
-    /// The body of the event last pushed: its other devices' pushes reuse it.
-    last_body: LastBody,
+    /// The body and headers of the event last pushed: its other devices' pushes reuse them.
+    last_body: LastBody<EventParts>,
 }
 
 impl ApnsClient {

@@ -16,18 +16,25 @@ use crate::push::CallPayload;
 use bytes::Bytes;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-/// One event's encoded body, for the pushes of the same event that follow.
-#[derive(Default)]
-pub struct LastBody(Mutex<Option<(Weak<CallPayload>, Bytes)>>);
+/// One event's encoded body (with what else is made from the event alone: `T`, the
+/// request's [`EventParts`](super::payload::EventParts)), for the pushes of the same event
+/// that follow.
+pub struct LastBody<T = Bytes>(Mutex<Option<(Weak<CallPayload>, T)>>);
 
-impl LastBody {
+impl<T> Default for LastBody<T> {
+    fn default() -> Self {
+        LastBody(Mutex::new(None))
+    }
+}
+
+impl<T: Clone> LastBody<T> {
     /// The body of `payload`'s event: the one remembered if it is that event's, else
     /// `encode`'s (remembered in turn when it succeeds).
     pub fn get_or_encode<E>(
         &self,
         payload: &Arc<CallPayload>,
-        encode: impl FnOnce(&CallPayload) -> Result<Bytes, E>,
-    ) -> Result<Bytes, E> {
+        encode: impl FnOnce(&CallPayload) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((event, body)) = slot.as_ref()
             && std::ptr::eq(event.as_ptr(), Arc::as_ptr(payload))

@@ -29,7 +29,7 @@ use crate::push::{CallPayload, EndReason, Push};
 use crate::registry::PushAddress;
 use crate::vocab::{PushKind, UnixMillis};
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -117,8 +117,10 @@ impl PayloadError {
 
 /// Builds the APNs request for `push` to the app `topic_base` (its bundle id) on the host
 /// `base` (`https://api.push.apple.com`, the push's environment's), at `now_ms`:
-/// `POST <base>/3/device/<token>` with the `apns-*` headers, `content-type` and the JSON
-/// body, all but `authorization` (the client's: the JWT, or nothing with certificate auth).
+/// `POST <base>/3/device/<token>` with the `apns-*` headers and the JSON body, all but
+/// `authorization` (the client's: the JWT, or nothing with certificate auth). No
+/// `content-type`: Apple documents none (the body is always JSON), and every header costs
+/// `h2` a table lookup and bytes on each push.
 pub fn build_request(
     push: &Push,
     topic_base: &str,
@@ -128,14 +130,14 @@ pub fn build_request(
     build_request_sharing(push, topic_base, base, now_ms, &LastBody::default())
 }
 
-/// [`build_request`], taking the body from `last` when the event's previous push encoded it
-/// (every APNs push of an event has the same body).
+/// [`build_request`], taking the body and the event's headers from `last` when the event's
+/// previous push made them ([`EventParts`]).
 pub fn build_request_sharing(
     push: &Push,
     topic_base: &str,
     base: &str,
     now_ms: UnixMillis,
-    last: &LastBody,
+    last: &LastBody<EventParts>,
 ) -> Result<http::Request<Bytes>, PayloadError> {
     let PushAddress::Apns { token, alert_token } = &push.address else {
         return Err(PayloadError::NotApns);
@@ -158,10 +160,18 @@ pub fn build_request_sharing(
         PushKind::MissedCall => ("alert", "5", PAYLOAD_LIMIT),
     };
 
-    let body = last.get_or_encode(&push.payload, |payload| body(payload, limit))?;
-    if body.len() > limit {
+    let event = last.get_or_encode(&push.payload, |payload| {
+        EventParts::new(payload, push, topic_base, limit)
+    })?;
+    // Every push of an event has its kind and deadline; should one not, it gets its own.
+    let event = if event.kind == push.kind && event.deadline == push.deadline {
+        event
+    } else {
+        EventParts::new(&push.payload, push, topic_base, limit)?
+    };
+    if event.body.len() > limit {
         return Err(PayloadError::TooLarge {
-            size: body.len(),
+            size: event.body.len(),
             limit,
             push_type,
         });
@@ -172,23 +182,13 @@ pub fn build_request_sharing(
     uri.push_str("/3/device/");
     push_hex(&mut uri, token);
 
-    let topic = match push.kind {
-        PushKind::IncomingCall => HeaderValue::from_maybe_shared(voip_topic(topic_base)),
-        PushKind::CallEnded | PushKind::MissedCall => HeaderValue::try_from(topic_base),
-    }
-    .map_err(|_| PayloadError::BadTopic(topic_base.to_owned()))?;
-
     let mut headers = HeaderMap::with_capacity(8);
     headers.insert(APNS_PUSH_TYPE, HeaderValue::from_static(push_type));
-    headers.insert(APNS_TOPIC, topic);
+    headers.insert(APNS_TOPIC, event.topic);
     headers.insert(APNS_PRIORITY, HeaderValue::from_static(priority));
-    // Seconds, rounded down: APNs stops trying at or before the deadline, never after.
-    headers.insert(APNS_EXPIRATION, HeaderValue::from(push.deadline / 1000));
-    headers.insert(
-        APNS_COLLAPSE_ID,
-        collapse_id(&push.payload.call_id)
-            .unwrap_or_else(|| hashed_collapse_id(&push.payload.call_id)),
-    );
+    headers.insert(APNS_EXPIRATION, event.expiration);
+    headers.insert(APNS_COLLAPSE_ID, event.collapse_id);
+    headers.insert(CONTENT_LENGTH, event.content_length);
     // Unique to this push, so HPACK gains nothing from keeping it: sent as a never-indexed
     // literal. Indexed, each id took a slot of the connection's 4 KiB table (and of Apple's
     // decoder's), evicting headers that every push repeats. Under callgrind this saves ~250
@@ -196,12 +196,66 @@ pub fn build_request_sharing(
     let mut id = apns_id(&push.event_id, &push.device_id);
     id.set_sensitive(true);
     headers.insert(APNS_ID, id);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut request = http::Request::post(uri)
-        .body(body)
+        .body(event.body)
         .map_err(|_| PayloadError::BadBase(base.to_owned()))?;
     *request.headers_mut() = headers;
     Ok(request)
+}
+
+/// What every APNs push of one event shares, made once for the event's first push and kept
+/// in the client's [`LastBody`] for the others: the body and the headers that follow from the
+/// event alone. Cloning it bumps reference counts; making each header anew cost every push an
+/// allocation or two apiece.
+#[derive(Clone)]
+pub struct EventParts {
+    /// The push kind it was made for (it decides the topic and the body's limit).
+    kind: PushKind,
+    /// The deadline it was made for.
+    deadline: UnixMillis,
+    /// The JSON body.
+    body: Bytes,
+    /// `content-length` of the body.
+    content_length: HeaderValue,
+    /// `apns-topic`.
+    topic: HeaderValue,
+    /// `apns-expiration`.
+    expiration: HeaderValue,
+    /// `apns-collapse-id`.
+    collapse_id: HeaderValue,
+}
+
+impl EventParts {
+    /// The parts of `push`'s event, with `payload` its payload.
+    fn new(
+        payload: &CallPayload,
+        push: &Push,
+        topic_base: &str,
+        limit: usize,
+    ) -> Result<EventParts, PayloadError> {
+        let body = body(payload, limit)?;
+        let topic = match push.kind {
+            PushKind::IncomingCall => HeaderValue::from_maybe_shared(voip_topic(topic_base)),
+            PushKind::CallEnded | PushKind::MissedCall => HeaderValue::try_from(topic_base),
+        }
+        .map_err(|_| PayloadError::BadTopic(topic_base.to_owned()))?;
+        // One call's, so one or two pushes per connection use it: sent as a literal that
+        // stays out of the HPACK table, as Apple asks of `apns-collapse-id` (APNs keeps a
+        // small table; a new entry per call would evict the headers every push repeats).
+        let mut collapse_id =
+            collapse_id(&payload.call_id).unwrap_or_else(|| hashed_collapse_id(&payload.call_id));
+        collapse_id.set_sensitive(true);
+        Ok(EventParts {
+            kind: push.kind,
+            deadline: push.deadline,
+            content_length: HeaderValue::from(body.len()),
+            body,
+            topic,
+            // Seconds, rounded down: APNs stops trying at or before the deadline, never after.
+            expiration: HeaderValue::from(push.deadline / 1000),
+            collapse_id,
+        })
+    }
 }
 
 /// `<bundle id>.voip`, the topic of a VoIP push: copied into one buffer of the right size
@@ -422,13 +476,28 @@ mod tests {
             request.uri().to_string(),
             "https://api.push.apple.com/3/device/abcd01"
         );
-        assert_eq!(header(&request, &CONTENT_TYPE), "application/json");
+        // Only headers Apple documents, and the body's length: nothing else on every push.
+        let names: Vec<&str> = request.headers().keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "apns-push-type",
+                "apns-topic",
+                "apns-priority",
+                "apns-expiration",
+                "apns-collapse-id",
+                "content-length",
+                "apns-id"
+            ]
+        );
         assert!(request.headers().get(http::header::AUTHORIZATION).is_none());
         assert_eq!(header(&request, &APNS_PUSH_TYPE), "voip");
         assert_eq!(header(&request, &APNS_TOPIC), "com.acme.phone.voip");
         assert_eq!(header(&request, &APNS_PRIORITY), "10");
         assert_eq!(header(&request, &APNS_EXPIRATION), "1800000045");
         assert_eq!(header(&request, &APNS_COLLAPSE_ID), "call-42");
+        // Out of the HPACK table, as Apple asks: a call's value serves a push or two.
+        assert!(request.headers()[&APNS_COLLAPSE_ID].is_sensitive());
         let body = json(&request);
         assert_eq!(body["aps"], serde_json::json!({}));
         assert_eq!(body["ringcast"]["type"], "incoming_call");
@@ -494,6 +563,33 @@ mod tests {
         assert_eq!(body["aps"]["alert"]["body"], "Missed video call from Bob");
         assert_eq!(body["aps"].get("content-available"), None);
         assert_eq!(body["ringcast"]["reason"], "missed");
+    }
+
+    #[test]
+    fn an_events_pushes_share_its_body_and_headers_and_a_new_deadline_gets_its_own() {
+        let last = LastBody::default();
+        let first = push(PushKind::IncomingCall);
+        let mut second = first.clone();
+        second.device_id = "ipad".into();
+        second.address = PushAddress::Apns {
+            token: vec![0x12, 0x34],
+            alert_token: None,
+        };
+        let a = build_request_sharing(&first, "b", BASE, NOW, &last).unwrap();
+        let b = build_request_sharing(&second, "b", BASE, NOW, &last).unwrap();
+        assert_eq!(a.body().as_ptr(), b.body().as_ptr(), "one encoding");
+        assert_eq!(b.uri().path(), "/3/device/1234");
+        assert_ne!(header(&a, &APNS_ID), header(&b, &APNS_ID));
+        assert_eq!(header(&b, &CONTENT_LENGTH), b.body().len().to_string());
+        for name in [&APNS_TOPIC, &APNS_EXPIRATION, &APNS_COLLAPSE_ID] {
+            assert_eq!(header(&a, name), header(&b, name), "{name}");
+        }
+        // A push of the same payload with another deadline is never sent the event's expiry.
+        let mut later = second.clone();
+        later.deadline += 5_000;
+        let c = build_request_sharing(&later, "b", BASE, NOW, &last).unwrap();
+        assert_eq!(header(&c, &APNS_EXPIRATION), "1800000050");
+        assert_eq!(header(&b, &APNS_EXPIRATION), "1800000045");
     }
 
     #[test]

@@ -19,13 +19,9 @@ pub const DEFAULT_REFRESH_STALE_AFTER: Duration = Duration::from_secs(30);
 pub struct AccessToken {
     /// `authorization: Bearer <token>`. Cloning it is a reference-count bump.
     ///
-    /// Deliberately *not* marked sensitive (as the APNs provider token): HPACK may then index
-    /// it, so each connection sends the long access token once per refresh and a
-    /// one-byte index on every later push, instead of the whole Huffman-coded literal on
-    /// every push. Indexing is safe for it: HPACK only ever matches a whole header value, so
-    /// a CRIME-style probe would have to guess the entire opaque token, and RFC 7541 §7.1.3
-    /// asks for never-indexed literals for *low-entropy* secrets. `Debug` below still never
-    /// prints it.
+    /// Sent on every push as a literal without indexing, whole: `h2` never puts
+    /// `authorization` in its HPACK table, whatever the value's sensitive flag says. `Debug`
+    /// below never prints it.
     pub authorization: HeaderValue,
     /// When the token endpoint answered (UNIX milliseconds): the refresh-ahead window is
     /// never more than half the token's life.
