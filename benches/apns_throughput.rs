@@ -3,7 +3,8 @@
 //! in the same run — the ceiling of what this machine can push over HTTP/2 + TLS.
 //!
 //! `cargo bench --bench apns_throughput` (h2load from Debian's `nghttp2-client`; without it
-//! only the provider's figure is printed). `PUSHES=200000` changes the run length.
+//! only the provider's figure is printed). `PUSHES=200000` changes the run length, `ROUNDS=5`
+//! the number of provider and h2load runs alternated (3); the figure is the median ratio.
 //!
 //! Both clients get the same budget: 2 connections, at most 1000 streams in flight per
 //! connection, one sending thread (h2load `-t 1`, the provider on one actix arbiter), and the
@@ -113,8 +114,8 @@ fn main() {
     });
 
     // ringcast: every push through the dispatcher, all submitted at once as a router would
-    // hand over batches, timed until the last outcome.
-    let provider_rate = {
+    // hand over batches, timed until the last outcome; each round on a new provider.
+    let provider_round = || {
         let (tokens, config, payload) = (tokens.clone(), config.clone(), payload.clone());
         actix::System::new().block_on(async move {
             let tls = client_config(config.trusted_roots.as_deref()).expect("tls");
@@ -134,7 +135,6 @@ fn main() {
             throughput::provider_rate(provider, pushes, |n| push(n, &payload, deadline)).await
         })
     };
-    println!("ringcast provider: {pushes} pushes, {provider_rate:.0} pushes/s");
 
     // h2load: the same request (headers, body, provider token) to the same simulator.
     let sample = push(0, &payload, deadline);
@@ -157,8 +157,20 @@ fn main() {
             headers.push(format!("{name}: {}", value.to_str().expect("ascii")));
         }
     }
-    let url = request.uri().to_string();
-    throughput::print_h2load_ceiling(pushes, &body, &headers, &url, provider_rate);
+    let ceiling = throughput::Ceiling {
+        body,
+        headers,
+        url: request.uri().to_string(),
+    };
+
+    let results: Vec<(f64, Option<f64>)> = (0..throughput::rounds())
+        .map(|_| {
+            let provider_rate = provider_round();
+            println!("ringcast provider: {pushes} pushes, {provider_rate:.0} pushes/s");
+            (provider_rate, throughput::h2load_rate(pushes, &ceiling))
+        })
+        .collect();
+    throughput::print_ratios(&results);
     sim_runtime.block_on(sim.shutdown());
     drop(sim_runtime);
 }

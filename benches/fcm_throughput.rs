@@ -4,7 +4,8 @@
 //! HTTP/2 + TLS.
 //!
 //! `cargo bench --bench fcm_throughput` (h2load from Debian's `nghttp2-client`; without it
-//! only the provider's figure is printed). `PUSHES=200000` changes the run length.
+//! only the provider's figure is printed). `PUSHES=200000` changes the run length, `ROUNDS=5`
+//! the number of provider and h2load runs alternated (3); the figure is the median ratio.
 //!
 //! Both clients get the same budget: 2 connections, at most 1000 streams in flight per
 //! connection, one sending thread (h2load `-t 1`, the provider on one actix arbiter), and the
@@ -107,9 +108,10 @@ fn main() {
     });
 
     // ringcast: every push through the dispatcher, all submitted at once as a router would
-    // hand over batches, timed until the last outcome.
-    let provider_rate = {
+    // hand over batches, timed until the last outcome; each round on a new provider.
+    let provider_round = || {
         let (tokens, config, payload) = (tokens.clone(), config.clone(), payload.clone());
+        let signer = signer.clone();
         actix::System::new().block_on(async move {
             let tls = client_config(config.trusted_roots.as_deref()).expect("tls");
             let client = FcmClient::start(
@@ -135,26 +137,39 @@ fn main() {
             throughput::provider_rate(provider, pushes, |n| push(n, &payload, deadline)).await
         })
     };
-    println!("ringcast provider: {pushes} pushes, {provider_rate:.0} pushes/s");
 
-    // h2load: the same request (path, body, the bearer token the simulator's token endpoint
-    // issued to the provider) to the same simulator.
-    let sample = push(0, &payload, deadline);
-    let request = build_request(&sample, PROJECT, &base_url, now_millis()).expect("request");
-    let body = dir.path().join("body.json");
-    std::fs::write(&body, request.body()).expect("body");
-    let TokenState::Fresh(token) = tokens.current(now_millis()) else {
-        panic!("the provider left no fresh access token")
-    };
-    let headers = [
-        format!(
-            "authorization: {}",
-            token.authorization.to_str().expect("ascii")
-        ),
-        "content-type: application/json".to_owned(),
-    ];
-    let url = request.uri().to_string();
-    throughput::print_h2load_ceiling(pushes, &body, &headers, &url, provider_rate);
+    let mut ceiling = None;
+    let mut results = Vec::new();
+    for _ in 0..throughput::rounds() {
+        let provider_rate = provider_round();
+        println!("ringcast provider: {pushes} pushes, {provider_rate:.0} pushes/s");
+        // h2load: the same request (path, body, the bearer token the simulator's token
+        // endpoint issued to the provider in its first round) to the same simulator.
+        let ceiling = ceiling.get_or_insert_with(|| {
+            let sample = push(0, &payload, deadline);
+            let request =
+                build_request(&sample, PROJECT, &base_url, now_millis()).expect("request");
+            let body = dir.path().join("body.json");
+            std::fs::write(&body, request.body()).expect("body");
+            let TokenState::Fresh(token) = tokens.current(now_millis()) else {
+                panic!("the provider left no fresh access token")
+            };
+            let headers = vec![
+                format!(
+                    "authorization: {}",
+                    token.authorization.to_str().expect("ascii")
+                ),
+                "content-type: application/json".to_owned(),
+            ];
+            throughput::Ceiling {
+                body,
+                headers,
+                url: request.uri().to_string(),
+            }
+        });
+        results.push((provider_rate, throughput::h2load_rate(pushes, ceiling)));
+    }
+    throughput::print_ratios(&results);
     sim_runtime.block_on(sim.shutdown());
     drop(sim_runtime);
 }

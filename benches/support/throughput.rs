@@ -1,11 +1,12 @@
 //! What the provider throughput benches share: driving pushes through a dispatcher, timed,
-//! and running `h2load` with the same request against the same simulator as the ceiling.
+//! and running `h2load` with the same request against the same simulator as the ceiling, the
+//! two alternated for a few rounds.
 
 use actix::Addr;
 use ringcast::providers::dispatcher::{Dispatcher, Submit};
 use ringcast::providers::service::PushService;
 use ringcast::push::{Outcome, Push};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -45,16 +46,31 @@ pub async fn provider_rate<S: PushService>(
     pushes as f64 / elapsed.as_secs_f64()
 }
 
-/// Runs h2load: `requests` POSTs of `body` with `headers` to `url`, over the same
-/// connections and streams as the provider, one thread; prints its rate and the provider's
-/// share of it. Without h2load (Debian's nghttp2-client) says so and prints nothing else.
-pub fn print_h2load_ceiling(
-    requests: u64,
-    body: &Path,
-    headers: &[String],
-    url: &str,
-    provider_rate: f64,
-) {
+/// How many rounds of each client a run alternates (`ROUNDS`, default 3). On a shared
+/// machine one provider run and the h2load run after it differ by several points from the
+/// next pair, so a run's verdict is the median of its rounds' ratios.
+pub fn rounds() -> usize {
+    std::env::var("ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
+/// What h2load sends: the provider's own request, written out once.
+pub struct Ceiling {
+    /// The request body's file (`-d`).
+    pub body: PathBuf,
+    /// Its headers (`-H`), `content-length` left to h2load.
+    pub headers: Vec<String>,
+    /// The absolute URL.
+    pub url: String,
+}
+
+/// Runs h2load: `requests` POSTs of `ceiling` over the same connections and streams as the
+/// provider, one thread, and returns its requests/s; `None` (said so) without h2load
+/// (Debian's nghttp2-client) or when its output is not understood.
+pub fn h2load_rate(requests: u64, ceiling: &Ceiling) -> Option<f64> {
     let mut h2load = Command::new("h2load");
     h2load
         .args(["-n", &requests.to_string()])
@@ -62,16 +78,16 @@ pub fn print_h2load_ceiling(
         .args(["-m", &STREAMS.to_string()])
         .args(["-t", "1"])
         .arg("-d")
-        .arg(body);
-    for header in headers {
+        .arg(&ceiling.body);
+    for header in &ceiling.headers {
         h2load.args(["-H", header]);
     }
-    h2load.arg(url);
+    h2load.arg(&ceiling.url);
     let output = match h2load.output() {
         Ok(output) => output,
         Err(error) => {
             println!("h2load: not run ({error}); install Debian's nghttp2-client for the ceiling");
-            return;
+            return None;
         }
     };
     let text = String::from_utf8_lossy(&output.stdout);
@@ -85,13 +101,28 @@ pub fn print_h2load_ceiling(
         .find(|line| line.starts_with("status codes:"))
         .unwrap_or("status codes: ?");
     match rate {
-        Some(rate) => {
-            println!("h2load ceiling:    {requests} requests, {rate:.0} req/s ({done})");
-            println!(
-                "ratio:             ringcast reaches {:.0} % of h2load",
-                100.0 * provider_rate / rate
-            );
-        }
+        Some(rate) => println!("h2load ceiling:    {requests} requests, {rate:.0} req/s ({done})"),
         None => println!("h2load output not understood:\n{text}"),
     }
+    rate
+}
+
+/// Prints the provider's share of h2load in each round (provider pushes/s, h2load req/s)
+/// and their median, the run's figure.
+pub fn print_ratios(rounds: &[(f64, Option<f64>)]) {
+    let mut ratios: Vec<f64> = rounds
+        .iter()
+        .filter_map(|&(provider, ceiling)| ceiling.map(|ceiling| 100.0 * provider / ceiling))
+        .collect();
+    if ratios.is_empty() {
+        return;
+    }
+    let each: Vec<String> = ratios.iter().map(|ratio| format!("{ratio:.0} %")).collect();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "ratio:             ringcast reaches {:.0} % of h2load (median of {} rounds: {})",
+        ratios[ratios.len() / 2],
+        ratios.len(),
+        each.join(", ")
+    );
 }
