@@ -10,6 +10,12 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+/// The node's allocator (`src/main.rs`), so that the provider and the in-process simulator
+/// allocate as the `ringcast serve` and `ringcast simulate` binaries do: without it both ran
+/// on glibc's malloc, whose free-list upkeep was ~10 % of the simulator's thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Connections each client gets.
 pub const CONNECTIONS: usize = 2;
 /// Streams in flight per connection, at most.
