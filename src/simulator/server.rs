@@ -27,7 +27,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -86,6 +86,9 @@ pub(crate) struct Shared {
 /// Per-connection state: what Apple tracks per connection.
 struct Connection {
     token: Mutex<ConnectionToken>,
+    /// Whether an answer has put `apns-id` in this connection's HPACK table
+    /// (`answer::IdEncoding`).
+    apns_id_named: AtomicBool,
     streams: AtomicU64,
     in_flight: AtomicU64,
     goaway: Notify,
@@ -161,6 +164,7 @@ async fn serve_connection(
             client_certificate,
             ..ConnectionToken::default()
         }),
+        apns_id_named: AtomicBool::new(false),
         streams: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         goaway: Notify::new(),
@@ -340,7 +344,14 @@ async fn handle(
         }
         let shared = &*shared;
         match service {
-            Service::Apns => answer::apns(&parts, &body, script.error, shared, &connection.token),
+            Service::Apns => answer::apns(
+                &parts,
+                &body,
+                script.error,
+                shared,
+                &connection.token,
+                &connection.apns_id_named,
+            ),
             Service::Fcm => answer::fcm(&parts, &body, script.error, shared),
             Service::Oauth => answer::oauth(&parts, &body, script.error, shared),
             Service::Wns => answer::wns(&parts, &body, script.error, shared),

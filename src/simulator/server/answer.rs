@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A body over [`super::BODY_READ_LIMIT`], answered in the service's own terms.
 pub(super) fn too_large(
@@ -22,7 +23,13 @@ pub(super) fn too_large(
     headers: &http::HeaderMap,
 ) -> Response<Full<Bytes>> {
     match service {
-        Service::Apns => reject(shared, &apns_id_of(headers), 413, "PayloadTooLarge"),
+        Service::Apns => reject(
+            shared,
+            &apns_id_of(headers),
+            IdEncoding::Literal,
+            413,
+            "PayloadTooLarge",
+        ),
         Service::Fcm => fcm_reject(
             shared,
             &fcm::Rejection::invalid("message", "Message is too big"),
@@ -147,7 +154,7 @@ fn wns_reject(
 /// The client's `apns-id`, or a new one as Apple makes up.
 fn apns_id_of(headers: &http::HeaderMap) -> String {
     headers
-        .get("apns-id")
+        .get(APNS_ID)
         .and_then(|value| value.to_str().ok())
         .map_or_else(new_apns_id, str::to_owned)
 }
@@ -161,10 +168,16 @@ pub(super) fn apns(
     injected: Option<InjectedError>,
     shared: &Shared,
     connection_token: &Mutex<ConnectionToken>,
+    id_named: &AtomicBool,
 ) -> Response<Full<Bytes>> {
     let apns_id = apns_id_of(&parts.headers);
+    let encoding = if id_named.swap(true, Ordering::Relaxed) {
+        IdEncoding::Literal
+    } else {
+        IdEncoding::Indexed
+    };
     if let Some(error) = injected {
-        let mut response = reject(shared, &apns_id, error.status, &error.reason);
+        let mut response = reject(shared, &apns_id, encoding, error.status, &error.reason);
         set_retry_after(&mut response, error.retry_after_seconds);
         return response;
     }
@@ -187,11 +200,11 @@ pub(super) fn apns(
         )
     };
     match verdict {
-        Verdict::Reject { status, reason } => reject(shared, &apns_id, status, reason),
+        Verdict::Reject { status, reason } => reject(shared, &apns_id, encoding, status, reason),
         Verdict::Accept(push) if shared.profile.is_unregistered(&push.device_token) => {
             shared.recorder.rejected(410, "Unregistered");
             let body = serde_json::json!({"reason": "Unregistered", "timestamp": now_millis()});
-            respond(410, &apns_id, body.to_string())
+            respond(410, &apns_id, encoding, body.to_string())
         }
         Verdict::Accept(push) => {
             shared.recorder.accepted(RecordedPush {
@@ -209,7 +222,7 @@ pub(super) fn apns(
                 android_priority: None,
                 ttl: None,
             });
-            respond(200, &apns_id, String::new())
+            respond(200, &apns_id, encoding, String::new())
         }
     }
 }
@@ -441,19 +454,51 @@ fn set_retry_after(response: &mut Response<Full<Bytes>>, seconds: Option<u64>) {
 }
 
 /// An APNs error answer with Apple's `reason`, counted.
-fn reject(shared: &Shared, apns_id: &str, status: u16, reason: &str) -> Response<Full<Bytes>> {
+fn reject(
+    shared: &Shared,
+    apns_id: &str,
+    encoding: IdEncoding,
+    status: u16,
+    reason: &str,
+) -> Response<Full<Bytes>> {
     shared.recorder.rejected(status, reason);
     let body = serde_json::json!({ "reason": reason });
-    respond(status, apns_id, body.to_string())
+    respond(status, apns_id, encoding, body.to_string())
+}
+
+/// `apns-id`, parsed once.
+const APNS_ID: http::HeaderName = http::HeaderName::from_static("apns-id");
+
+/// How an answer's `apns-id` goes through HPACK. Apple asks senders to send `apns-id` with
+/// incremental indexing the first time, so that its name enters the table, and as a literal
+/// without indexing after that: APNs keeps a small table, and each id is unique. The
+/// simulator answers the same way on each connection. Indexing every answer's id cost this
+/// encoder a table insert and a comparison with every `apns-id` entry already there (~50 in
+/// 4 KiB), and the client's decoder an insert; a literal with a literal name cost the client
+/// the name's parsing (~1k instructions per push, `CALLGRIND=1 … benches/e2e.sh`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdEncoding {
+    /// The connection's first answer: name and value enter the table.
+    Indexed,
+    /// Every later answer: a literal, under the name the first one indexed.
+    Literal,
 }
 
 /// An APNs answer carrying the `apns-id`.
-fn respond(status: u16, apns_id: &str, body: String) -> Response<Full<Bytes>> {
+fn respond(
+    status: u16,
+    apns_id: &str,
+    encoding: IdEncoding,
+    body: String,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    if let Ok(value) = http::HeaderValue::from_str(apns_id) {
-        response.headers_mut().insert("apns-id", value);
+    if let Ok(mut value) = http::HeaderValue::from_str(apns_id) {
+        // `h2` sends a sensitive value as a never-indexed literal, under the name's table
+        // index once the first answer put it there.
+        value.set_sensitive(encoding == IdEncoding::Literal);
+        response.headers_mut().insert(APNS_ID, value);
     }
     if status != 200 {
         response.headers_mut().insert(
@@ -476,4 +521,22 @@ fn new_apns_id() -> String {
         low >> 48,
         low & 0xFFFF_FFFF_FFFF
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connections_first_apns_id_is_indexed_and_the_rest_are_literals() {
+        const ID: &str = "0d7c1e3a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+        for status in [200, 400] {
+            let first = respond(status, ID, IdEncoding::Indexed, String::new());
+            assert_eq!(first.headers()[APNS_ID], ID);
+            assert!(!first.headers()[APNS_ID].is_sensitive());
+            let later = respond(status, ID, IdEncoding::Literal, String::new());
+            assert_eq!(later.headers()[APNS_ID], ID);
+            assert!(later.headers()[APNS_ID].is_sensitive());
+        }
+    }
 }
