@@ -137,40 +137,34 @@ fn main() {
     };
 
     // h2load: the same request (headers, body, provider token) to the same simulator.
-    let sample = push(0, &payload, deadline);
-    let request = build_request(&sample, BUNDLE, &base_url, now_millis()).expect("request");
-    let body = dir.path().join("body.json");
-    std::fs::write(&body, request.body()).expect("body");
-    let token = tokens.token(now_millis()).expect("token");
-    let mut headers = vec![format!(
-        "authorization: {}",
-        token
-            .authorization
-            .as_ref()
-            .expect("a JWT")
-            .to_str()
-            .expect("ascii")
-    )];
-    for (name, value) in request.headers() {
-        // h2load sets it from `-d`; a second one would make the request malformed.
-        if name != http::header::CONTENT_LENGTH {
-            headers.push(format!("{name}: {}", value.to_str().expect("ascii")));
+    let ceiling = || {
+        let sample = push(0, &payload, deadline);
+        let request = build_request(&sample, BUNDLE, &base_url, now_millis()).expect("request");
+        let body = dir.path().join("body.json");
+        std::fs::write(&body, request.body()).expect("body");
+        let token = tokens.token(now_millis()).expect("token");
+        let mut headers = vec![format!(
+            "authorization: {}",
+            token
+                .authorization
+                .as_ref()
+                .expect("a JWT")
+                .to_str()
+                .expect("ascii")
+        )];
+        for (name, value) in request.headers() {
+            // h2load sets it from `-d`; a second one would make the request malformed.
+            if name != http::header::CONTENT_LENGTH {
+                headers.push(format!("{name}: {}", value.to_str().expect("ascii")));
+            }
         }
-    }
-    let ceiling = throughput::Ceiling {
-        body,
-        headers,
-        url: request.uri().to_string(),
+        throughput::Ceiling {
+            body,
+            headers,
+            url: request.uri().to_string(),
+        }
     };
-
-    let results: Vec<(f64, Option<f64>)> = (0..throughput::rounds())
-        .map(|_| {
-            let provider_rate = provider_round();
-            println!("ringcast provider: {pushes} pushes, {provider_rate:.0} pushes/s");
-            (provider_rate, throughput::h2load_rate(pushes, &ceiling))
-        })
-        .collect();
-    throughput::print_ratios(&results);
+    throughput::alternate(pushes, provider_round, ceiling);
     sim_runtime.block_on(sim.shutdown());
     drop(sim_runtime);
 }

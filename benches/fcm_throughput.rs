@@ -138,38 +138,30 @@ fn main() {
         })
     };
 
-    let mut ceiling = None;
-    let mut results = Vec::new();
-    for _ in 0..throughput::rounds() {
-        let provider_rate = provider_round();
-        println!("ringcast provider: {pushes} pushes, {provider_rate:.0} pushes/s");
-        // h2load: the same request (path, body, the bearer token the simulator's token
-        // endpoint issued to the provider in its first round) to the same simulator.
-        let ceiling = ceiling.get_or_insert_with(|| {
-            let sample = push(0, &payload, deadline);
-            let request =
-                build_request(&sample, PROJECT, &base_url, now_millis()).expect("request");
-            let body = dir.path().join("body.json");
-            std::fs::write(&body, request.body()).expect("body");
-            let TokenState::Fresh(token) = tokens.current(now_millis()) else {
-                panic!("the provider left no fresh access token")
-            };
-            let headers = vec![
-                format!(
-                    "authorization: {}",
-                    token.authorization.to_str().expect("ascii")
-                ),
-                "content-type: application/json".to_owned(),
-            ];
-            throughput::Ceiling {
-                body,
-                headers,
-                url: request.uri().to_string(),
-            }
-        });
-        results.push((provider_rate, throughput::h2load_rate(pushes, ceiling)));
-    }
-    throughput::print_ratios(&results);
+    // h2load: the same request (path, body, the bearer token the simulator's token endpoint
+    // issued to the provider in its first round) to the same simulator.
+    let ceiling = || {
+        let sample = push(0, &payload, deadline);
+        let request = build_request(&sample, PROJECT, &base_url, now_millis()).expect("request");
+        let body = dir.path().join("body.json");
+        std::fs::write(&body, request.body()).expect("body");
+        let TokenState::Fresh(token) = tokens.current(now_millis()) else {
+            panic!("the provider left no fresh access token")
+        };
+        let headers = vec![
+            format!(
+                "authorization: {}",
+                token.authorization.to_str().expect("ascii")
+            ),
+            "content-type: application/json".to_owned(),
+        ];
+        throughput::Ceiling {
+            body,
+            headers,
+            url: request.uri().to_string(),
+        }
+    };
+    throughput::alternate(pushes, provider_round, ceiling);
     sim_runtime.block_on(sim.shutdown());
     drop(sim_runtime);
 }

@@ -55,7 +55,7 @@ pub async fn provider_rate<S: PushService>(
 /// How many rounds of each client a run alternates (`ROUNDS`, default 3). On a shared
 /// machine one provider run and the h2load run after it differ by several points from the
 /// next pair, so a run's verdict is the median of its rounds' ratios.
-pub fn rounds() -> usize {
+fn rounds() -> usize {
     std::env::var("ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -76,7 +76,7 @@ pub struct Ceiling {
 /// Runs h2load: `requests` POSTs of `ceiling` over the same connections and streams as the
 /// provider, one thread, and returns its requests/s; `None` (said so) without h2load
 /// (Debian's nghttp2-client) or when its output is not understood.
-pub fn h2load_rate(requests: u64, ceiling: &Ceiling) -> Option<f64> {
+fn h2load_rate(requests: u64, ceiling: &Ceiling) -> Option<f64> {
     let mut h2load = Command::new("h2load");
     h2load
         .args(["-n", &requests.to_string()])
@@ -113,9 +113,29 @@ pub fn h2load_rate(requests: u64, ceiling: &Ceiling) -> Option<f64> {
     rate
 }
 
+/// Alternates [`rounds`] runs of the provider (`provider_round`: its pushes/s) and of h2load
+/// sending `pushes` of the request `ceiling` makes (after the first provider round: FCM's
+/// bearer token is the one the provider obtained), then prints the ratios.
+pub fn alternate(
+    pushes: u64,
+    mut provider_round: impl FnMut() -> f64,
+    ceiling: impl FnOnce() -> Ceiling,
+) {
+    let mut ceiling = Some(ceiling);
+    let mut request = None;
+    let mut results = Vec::new();
+    for _ in 0..rounds() {
+        let provider_rate = provider_round();
+        println!("ringcast provider: {pushes} pushes, {provider_rate:.0} pushes/s");
+        let request = request.get_or_insert_with(|| (ceiling.take().expect("made once"))());
+        results.push((provider_rate, h2load_rate(pushes, request)));
+    }
+    print_ratios(&results);
+}
+
 /// Prints the provider's share of h2load in each round (provider pushes/s, h2load req/s)
 /// and their median, the run's figure.
-pub fn print_ratios(rounds: &[(f64, Option<f64>)]) {
+fn print_ratios(rounds: &[(f64, Option<f64>)]) {
     let mut ratios: Vec<f64> = rounds
         .iter()
         .filter_map(|&(provider, ceiling)| ceiling.map(|ceiling| 100.0 * provider / ceiling))
@@ -125,9 +145,14 @@ pub fn print_ratios(rounds: &[(f64, Option<f64>)]) {
     }
     let each: Vec<String> = ratios.iter().map(|ratio| format!("{ratio:.0} %")).collect();
     ratios.sort_by(f64::total_cmp);
+    let middle = ratios.len() / 2;
+    let median = if ratios.len() % 2 == 0 {
+        (ratios[middle - 1] + ratios[middle]) / 2.0
+    } else {
+        ratios[middle]
+    };
     println!(
-        "ratio:             ringcast reaches {:.0} % of h2load (median of {} rounds: {})",
-        ratios[ratios.len() / 2],
+        "ratio:             ringcast reaches {median:.0} % of h2load (median of {} rounds: {})",
         ratios.len(),
         each.join(", ")
     );

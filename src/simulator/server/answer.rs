@@ -4,6 +4,7 @@
 
 use super::Shared;
 use crate::clock::now_millis;
+use crate::providers::apns::payload::APNS_ID;
 use crate::simulator::apns::{self, ApnsRequest, ConnectionToken, Verdict};
 use crate::simulator::fcm::{self, FcmRequest, Target};
 use crate::simulator::oauth;
@@ -465,9 +466,6 @@ fn reject(
     let body = serde_json::json!({ "reason": reason });
     respond(status, apns_id, encoding, body.to_string())
 }
-
-/// `apns-id`, parsed once.
-const APNS_ID: http::HeaderName = http::HeaderName::from_static("apns-id");
 
 /// How an answer's `apns-id` goes through HPACK. Apple asks senders to send `apns-id` with
 /// incremental indexing the first time, so that its name enters the table, and as a literal
