@@ -146,7 +146,7 @@ fn print_ratios(rounds: &[(f64, Option<f64>)]) {
     let each: Vec<String> = ratios.iter().map(|ratio| format!("{ratio:.0} %")).collect();
     ratios.sort_by(f64::total_cmp);
     let middle = ratios.len() / 2;
-    let median = if ratios.len() % 2 == 0 {
+    let median = if ratios.len().is_multiple_of(2) {
         (ratios[middle - 1] + ratios[middle]) / 2.0
     } else {
         ratios[middle]
