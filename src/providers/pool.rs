@@ -125,6 +125,9 @@ pub struct Origin {
     pub server_name: ServerName<'static>,
     /// `https://host[:port]`, the scheme and authority of every request URI.
     pub base: String,
+    /// The authority of `base`, parsed once: a provider that builds a URI per push joins it
+    /// to the path ([`http::uri::Parts`]) instead of parsing the whole URI again.
+    pub authority: http::uri::Authority,
     /// TLS settings: the roots to trust (the pool sets the ALPN ids it offers).
     pub tls: Arc<ClientConfig>,
 }
@@ -167,6 +170,7 @@ impl Origin {
             port,
             server_name,
             base: format!("https://{authority}"),
+            authority: authority.clone(),
             tls,
         })
     }
@@ -481,6 +485,11 @@ impl Pool {
     /// The origin's `https://host[:port]`, to build request URIs.
     pub fn base(&self) -> &str {
         &self.shared.origin.base
+    }
+
+    /// The origin's authority (`host[:port]`), parsed once, for URIs built per push.
+    pub fn authority(&self) -> &http::uri::Authority {
+        &self.shared.origin.authority
     }
 
     /// A stream on the least-loaded open connection, waiting until `until` for one to free

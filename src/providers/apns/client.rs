@@ -206,9 +206,10 @@ impl PushService for ApnsClient {
     }
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
-        let base = self.pool_of(push.environment).base();
-        let mut request = build_request_sharing(push, &self.bundle_id, base, now, &self.last_body)
-            .map_err(|error| error.fault().outcome())?;
+        let authority = self.pool_of(push.environment).authority();
+        let mut request =
+            build_request_sharing(push, &self.bundle_id, authority, now, &self.last_body)
+                .map_err(|error| error.fault().outcome())?;
         let credential = self.credential.load();
         self.retire_if_replaced(&credential);
         let token = credential

@@ -30,6 +30,8 @@ use crate::registry::PushAddress;
 use crate::vocab::{PushKind, UnixMillis};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{self, Authority, PathAndQuery, Scheme};
+use http::{Method, Uri};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -127,15 +129,22 @@ pub fn build_request(
     base: &str,
     now_ms: UnixMillis,
 ) -> Result<http::Request<Bytes>, PayloadError> {
-    build_request_sharing(push, topic_base, base, now_ms, &LastBody::default())
+    let authority = base
+        .parse::<Uri>()
+        .ok()
+        .filter(|uri| uri.scheme() == Some(&Scheme::HTTPS) && matches!(uri.path(), "" | "/"))
+        .and_then(|uri| uri.into_parts().authority)
+        .ok_or_else(|| PayloadError::BadBase(base.to_owned()))?;
+    build_request_sharing(push, topic_base, &authority, now_ms, &LastBody::default())
 }
 
-/// [`build_request`], taking the body and the event's headers from `last` when the event's
-/// previous push made them ([`EventParts`]).
+/// [`build_request`] to the host `authority` (its pool's, parsed once), taking the body and
+/// the event's headers from `last` when the event's previous push made them
+/// ([`EventParts`]).
 pub fn build_request_sharing(
     push: &Push,
     topic_base: &str,
-    base: &str,
+    authority: &Authority,
     now_ms: UnixMillis,
     last: &LastBody<EventParts>,
 ) -> Result<http::Request<Bytes>, PayloadError> {
@@ -177,10 +186,20 @@ pub fn build_request_sharing(
         });
     }
 
-    let mut uri = String::with_capacity(base.len() + "/3/device/".len() + token.len() * 2);
-    uri.push_str(base);
-    uri.push_str("/3/device/");
-    push_hex(&mut uri, token);
+    // The path alone is new per push: the scheme and the authority are the pool's, joined
+    // to it rather than parsed again with it (parsing the whole URI cost ~1.4k instructions
+    // per push under callgrind).
+    let mut path = String::with_capacity("/3/device/".len() + token.len() * 2);
+    path.push_str("/3/device/");
+    push_hex(&mut path, token);
+    let mut uri = uri::Parts::default();
+    uri.scheme = Some(Scheme::HTTPS);
+    uri.authority = Some(authority.clone());
+    uri.path_and_query = Some(
+        PathAndQuery::from_maybe_shared(Bytes::from(path))
+            .map_err(|_| PayloadError::BadBase(authority.to_string()))?,
+    );
+    let uri = Uri::from_parts(uri).map_err(|_| PayloadError::BadBase(authority.to_string()))?;
 
     let mut headers = HeaderMap::with_capacity(8);
     headers.insert(APNS_PUSH_TYPE, HeaderValue::from_static(push_type));
@@ -196,9 +215,9 @@ pub fn build_request_sharing(
     let mut id = apns_id(&push.event_id, &push.device_id);
     id.set_sensitive(true);
     headers.insert(APNS_ID, id);
-    let mut request = http::Request::post(uri)
-        .body(event.body)
-        .map_err(|_| PayloadError::BadBase(base.to_owned()))?;
+    let mut request = http::Request::new(event.body);
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     Ok(request)
 }
@@ -566,6 +585,27 @@ mod tests {
     }
 
     #[test]
+    fn a_base_that_is_not_an_https_origin_is_refused() {
+        let push = push(PushKind::IncomingCall);
+        for base in [
+            "http://api.push.apple.com",
+            "https://api.push.apple.com/v1",
+            "nonsense",
+        ] {
+            assert!(
+                matches!(
+                    build_request(&push, "b", base, NOW),
+                    Err(PayloadError::BadBase(_))
+                ),
+                "{base}"
+            );
+        }
+        let request = build_request(&push, "b", "https://127.0.0.1:8443/", NOW).unwrap();
+        assert_eq!(request.uri().authority().unwrap(), "127.0.0.1:8443");
+        assert_eq!(request.method(), http::Method::POST);
+    }
+
+    #[test]
     fn an_events_pushes_share_its_body_and_headers_and_a_new_deadline_gets_its_own() {
         let last = LastBody::default();
         let first = push(PushKind::IncomingCall);
@@ -575,8 +615,9 @@ mod tests {
             token: vec![0x12, 0x34],
             alert_token: None,
         };
-        let a = build_request_sharing(&first, "b", BASE, NOW, &last).unwrap();
-        let b = build_request_sharing(&second, "b", BASE, NOW, &last).unwrap();
+        let host = Authority::from_static("api.push.apple.com");
+        let a = build_request_sharing(&first, "b", &host, NOW, &last).unwrap();
+        let b = build_request_sharing(&second, "b", &host, NOW, &last).unwrap();
         assert_eq!(a.body().as_ptr(), b.body().as_ptr(), "one encoding");
         assert_eq!(b.uri().path(), "/3/device/1234");
         assert_ne!(header(&a, &APNS_ID), header(&b, &APNS_ID));
@@ -587,7 +628,7 @@ mod tests {
         // A push of the same payload with another deadline is never sent the event's expiry.
         let mut later = second.clone();
         later.deadline += 5_000;
-        let c = build_request_sharing(&later, "b", BASE, NOW, &last).unwrap();
+        let c = build_request_sharing(&later, "b", &host, NOW, &last).unwrap();
         assert_eq!(header(&c, &APNS_EXPIRATION), "1800000050");
         assert_eq!(header(&b, &APNS_EXPIRATION), "1800000045");
     }
