@@ -143,13 +143,23 @@ pub enum OriginError {
     BadHost(String),
 }
 
+/// The `host[:port]` of an `https` URL with its path, if any, split off (a token endpoint has
+/// one); `None` for anything else.
+pub fn https_authority(url: &str) -> Option<(http::uri::Authority, http::uri::PathAndQuery)> {
+    let parts = url.parse::<http::Uri>().ok()?.into_parts();
+    if parts.scheme != Some(http::uri::Scheme::HTTPS) {
+        return None;
+    }
+    let path = parts
+        .path_and_query
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    Some((parts.authority?, path))
+}
+
 impl Origin {
     /// The origin of `url` (`https://host[:port]`, default port 443), trusting `tls`.
     pub fn parse(url: &str, tls: Arc<ClientConfig>) -> Result<Origin, OriginError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| OriginError::NotHttps(url.to_owned()))?;
-        let (Some("https"), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        let Some((authority, _path)) = https_authority(url) else {
             return Err(OriginError::NotHttps(url.to_owned()));
         };
         let host = authority
@@ -170,7 +180,7 @@ impl Origin {
             port,
             server_name,
             base: format!("https://{authority}"),
-            authority: authority.clone(),
+            authority,
             tls,
         })
     }

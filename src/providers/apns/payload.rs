@@ -25,6 +25,7 @@
 
 use super::last_body::LastBody;
 use crate::providers::payload_fault::PayloadFault;
+use crate::providers::pool::https_authority;
 use crate::push::{CallPayload, EndReason, Push};
 use crate::registry::PushAddress;
 use crate::vocab::{PushKind, UnixMillis};
@@ -130,11 +131,10 @@ pub fn build_request(
     base: &str,
     now_ms: UnixMillis,
 ) -> Result<http::Request<Bytes>, PayloadError> {
-    let authority = base
-        .parse::<Uri>()
-        .ok()
-        .filter(|uri| uri.scheme() == Some(&Scheme::HTTPS) && matches!(uri.path(), "" | "/"))
-        .and_then(|uri| uri.into_parts().authority)
+    // The pool's reading of a base URL, and no path: the request's path is APNs'.
+    let authority = https_authority(base)
+        .filter(|(_, path)| path == "/")
+        .map(|(authority, _)| authority)
         .ok_or_else(|| PayloadError::BadBase(base.to_owned()))?;
     build_request_sharing(push, topic_base, &authority, now_ms, &LastBody::default())
 }

@@ -172,11 +172,7 @@ pub(super) fn apns(
     id_named: &AtomicBool,
 ) -> Response<Full<Bytes>> {
     let apns_id = apns_id_of(&parts.headers);
-    let encoding = if id_named.swap(true, Ordering::Relaxed) {
-        IdEncoding::Literal
-    } else {
-        IdEncoding::Indexed
-    };
+    let encoding = IdEncoding::next(id_named);
     if let Some(error) = injected {
         let mut response = reject(shared, &apns_id, encoding, error.status, &error.reason);
         set_retry_after(&mut response, error.retry_after_seconds);
@@ -482,6 +478,17 @@ enum IdEncoding {
     Literal,
 }
 
+impl IdEncoding {
+    /// The encoding of a connection's next answer; `named` is the connection's flag.
+    fn next(named: &AtomicBool) -> IdEncoding {
+        if named.swap(true, Ordering::Relaxed) {
+            IdEncoding::Literal
+        } else {
+            IdEncoding::Indexed
+        }
+    }
+}
+
 /// An APNs answer carrying the `apns-id`.
 fn respond(
     status: u16,
@@ -527,6 +534,15 @@ mod tests {
 
     #[test]
     fn a_connections_first_apns_id_is_indexed_and_the_rest_are_literals() {
+        let named = AtomicBool::new(false);
+        assert_eq!(IdEncoding::next(&named), IdEncoding::Indexed);
+        assert_eq!(IdEncoding::next(&named), IdEncoding::Literal);
+        assert_eq!(IdEncoding::next(&named), IdEncoding::Literal);
+        assert_eq!(
+            IdEncoding::next(&AtomicBool::new(false)),
+            IdEncoding::Indexed,
+            "a new connection starts over"
+        );
         const ID: &str = "0d7c1e3a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
         for status in [200, 400] {
             let first = respond(status, ID, IdEncoding::Indexed, String::new());
