@@ -38,6 +38,7 @@
 
 mod connection;
 pub mod guard;
+pub mod hpack;
 pub mod http2;
 pub mod protocol;
 pub mod tls;
