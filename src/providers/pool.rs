@@ -37,6 +37,7 @@
 //!   slot then replaces. Push services drop idle connections silently otherwise.
 
 mod connection;
+pub mod frame;
 pub mod guard;
 pub mod hpack;
 pub mod http2;

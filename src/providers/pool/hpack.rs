@@ -27,7 +27,7 @@ mod tests;
 
 pub use decoder::Decoder;
 
-/// Why a header block cannot be decoded. Each is HTTP/2's `COMPRESSION_ERROR` (RFC 7540
+/// Why a header block cannot be decoded. Each is HTTP/2's `COMPRESSION_ERROR` (RFC 9113
 /// §4.3), a connection error, except that an over-long list could be refused per stream; it
 /// ends the connection too, as the table must be dropped with a block decoded halfway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,7 +50,7 @@ pub enum DecodeError {
     /// A table size update after the block's first field.
     #[error("a table size update after the block's first field")]
     TableSizeUpdateLate,
-    /// The fields decode to more than the limit (bytes, counted as RFC 7540 §6.5.2 does).
+    /// The fields decode to more than the limit (bytes, counted as RFC 9113 §6.5.2 does).
     #[error("the header list is over {0} bytes")]
     HeaderListTooLarge(usize),
 }

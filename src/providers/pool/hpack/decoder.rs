@@ -14,7 +14,7 @@ pub struct Decoder {
     table: DynamicTable,
     /// The largest table our `SETTINGS_HEADER_TABLE_SIZE` lets the peer choose.
     max_table_size: usize,
-    /// The most a block may decode to, counted as RFC 7540 §6.5.2 counts
+    /// The most a block may decode to, counted as RFC 9113 §6.5.2 counts
     /// `SETTINGS_MAX_HEADER_LIST_SIZE`: a hostile peer cannot make us hold more.
     max_list_size: usize,
     /// A literal's name and value, reused from field to field.

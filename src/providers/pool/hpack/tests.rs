@@ -419,35 +419,28 @@ fn a_header_list_over_the_limit_is_refused_before_it_is_held() {
 }
 
 /// Reads frames from `io` until a HEADERS frame on `stream`; returns its block (the test's
-/// frames fit one frame: END_HEADERS is checked).
+/// answers fit one frame: END_HEADERS is checked).
 async fn headers_frame(io: &mut (impl tokio::io::AsyncRead + Unpin), stream: u32) -> Vec<u8> {
+    use crate::providers::pool::frame::{self, DEFAULT_MAX_FRAME_SIZE, Frame, HEAD_LEN, Head};
     use tokio::io::AsyncReadExt;
     loop {
-        let mut head = [0u8; 9];
+        let mut head = [0u8; HEAD_LEN];
         io.read_exact(&mut head).await.unwrap();
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        let mut payload = vec![0; len];
+        let head = Head::parse(&head);
+        let mut payload = vec![0; head.len];
         io.read_exact(&mut payload).await.unwrap();
-        let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-        eprintln!(
-            "frame type {} flags {} stream {id} payload {payload:02x?}",
-            head[3], head[4]
-        );
-        if head[3] == 0x1 && id == stream {
-            assert_eq!(head[4] & 0x4, 0x4, "END_HEADERS");
-            assert_eq!(head[4] & 0x28, 0, "no padding or priority in this test");
-            return payload;
+        if let Frame::Headers {
+            stream: id,
+            end_headers,
+            fragment,
+            ..
+        } = frame::parse(head, &payload, DEFAULT_MAX_FRAME_SIZE).unwrap()
+            && id == stream
+        {
+            assert!(end_headers);
+            return fragment.to_vec();
         }
     }
-}
-
-/// A frame header (RFC 7540 §4.1) and its payload.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
 }
 
 #[tokio::test]
@@ -459,6 +452,7 @@ async fn h2_reads_what_this_encoder_writes_and_this_decoder_reads_what_h2_writes
 }
 
 async fn interop_with_h2() {
+    use crate::providers::pool::frame;
     use tokio::io::AsyncWriteExt;
     // A raw client on one end of a pipe, `h2`'s server on the other: two requests from this
     // encoder, two answers from `h2`'s encoder (which indexes, so the second is decoded from
@@ -488,7 +482,7 @@ async fn interop_with_h2() {
         seen
     });
 
-    // Pseudo-headers first (RFC 7540 §8.1.2.1; h2 answers PROTOCOL_ERROR otherwise), so a
+    // Pseudo-headers first (RFC 9113 §8.3; h2 answers PROTOCOL_ERROR otherwise), so a
     // request is two template parts around its `:path`.
     let mut pseudo = Vec::new();
     encoder::table_size_update(&mut pseudo, 0);
@@ -509,8 +503,8 @@ async fn interop_with_h2() {
         Indexing::Never,
         Coding::Shortest,
     );
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    out.extend(frame(0x4, 0, 0, &[]));
+    let mut out = frame::PREFACE.to_vec();
+    frame::write_settings(&mut out, &[]);
     for (stream, token) in [(1u32, "aa"), (3, "bb")] {
         let mut block = pseudo.clone();
         let path = format!("/3/device/{token}");
@@ -529,7 +523,13 @@ async fn interop_with_h2() {
             Indexing::Without,
             Coding::Raw,
         );
-        out.extend(frame(0x1, 0x4 | 0x1, stream, &block)); // END_HEADERS | END_STREAM
+        frame::write_headers(
+            &mut out,
+            stream,
+            &block,
+            true,
+            frame::DEFAULT_MAX_FRAME_SIZE,
+        );
     }
     client.write_all(&out).await.unwrap();
 
