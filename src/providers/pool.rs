@@ -42,6 +42,7 @@ pub mod guard;
 pub mod hpack;
 pub mod http2;
 pub mod protocol;
+pub mod session;
 pub mod tls;
 
 pub use protocol::{Protocol, Protocols};

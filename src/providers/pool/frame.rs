@@ -2,14 +2,14 @@
 //! of ringcast's own APNs HTTP/2 client, after [`super::hpack`] (docs/performance.md, "HPACK
 //! of our own"). Pure: [`parse`] turns a frame's bytes into a [`Frame`] and refuses what the
 //! RFC makes an error, with the error's code and scope; the writers append frames to a buffer.
-//! The connection's state (streams, windows, what a GOAWAY leaves unprocessed) is the next
-//! part's. Nothing sends with it yet.
+//! The connection's state (streams, windows, what a GOAWAY leaves unprocessed) is
+//! [`super::session`]'s. Nothing sends with it yet.
 
 mod settings;
 #[cfg(test)]
 mod tests;
 
-pub use settings::{PeerSettings, Settings, setting};
+pub use settings::{MAX_WINDOW, PeerSettings, Settings, setting};
 
 /// What a client sends before its first frame (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
