@@ -62,6 +62,9 @@ pub struct Node {
     intake_readers: Option<Readers>,
     /// The metrics exporter's upkeep loop.
     metrics_upkeep: tokio::task::JoinHandle<()>,
+    /// The embedded store, kept so that the node closes its file itself when it stops
+    /// ([`Node::run_until_stopped`]).
+    embedded: Option<EmbeddedStore>,
 }
 
 /// How often the metrics exporter's upkeep runs (drains histogram samples between scrapes).
@@ -99,6 +102,10 @@ async fn start_with(
     }
     metrics::tenants_configured(tenants.ids().iter().map(String::as_str));
     let store = open_store(config).await?;
+    let embedded = match &store {
+        AnyStore::Embedded(embedded) => Some(embedded.clone()),
+        _ => None,
+    };
     let sweeper = match &store {
         AnyStore::Embedded(embedded) => Some(embedded.spawn_sweeper(Duration::from_secs(
             config.registry.embedded.sweep_interval_seconds,
@@ -245,6 +252,7 @@ async fn start_with(
         relay_listener,
         intake_readers,
         metrics_upkeep,
+        embedded,
     })
 }
 
@@ -507,9 +515,35 @@ impl Node {
         }
         self.metrics_upkeep.abort();
         self.shards.stop();
+        if let Some(store) = self.embedded {
+            close_embedded(store).await;
+        }
         tracing::info!("ringcast node stopped");
         served
     }
+}
+
+/// How long a stopping node waits for the other handles of its embedded store to go.
+const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Closes the embedded store's file on the node's own thread once every other handle is gone:
+/// the HTTP workers drop theirs on their own threads as they wind down, and redb's close
+/// (which marks the file cleanly shut, so the next open needs no repair) would otherwise run
+/// there, after the node's thread has ended, while a node started next on the same file finds
+/// it still locked.
+async fn close_embedded(store: EmbeddedStore) {
+    let deadline = tokio::time::Instant::now() + STORE_CLOSE_TIMEOUT;
+    while store.other_handles() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                handles = store.other_handles(),
+                "the embedded store is still shared after the node stopped; it closes with its last handle"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(store);
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {

@@ -158,6 +158,13 @@ impl EmbeddedStore {
         }
     }
 
+    /// How many other handles share this one's database (shards, routers, tasks): a node
+    /// that stops waits for none to be left, then closes the file itself ([`Drop`] of the
+    /// last handle).
+    pub fn other_handles(&self) -> usize {
+        Arc::strong_count(&self.db) - 1
+    }
+
     /// Runs [`sweep`](Self::sweep) at wall-clock time every `every`, on the current tokio
     /// runtime, until the returned handle is aborted. Expired rows are already invisible; this
     /// only gives their space back.
