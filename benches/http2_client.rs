@@ -1,18 +1,23 @@
-//! HPACK bench: one APNs request's header block from templates (the fields `h2` codes per push
-//! today, under callgrind ~14k instructions in `HeaderBlock::into_encoding`), and one APNs
-//! answer decoded.
+//! The pieces of ringcast's own APNs HTTP/2 client (docs/performance.md, "HPACK of our
+//! own"): one APNs request's header block from templates (the fields `h2` codes per push
+//! today, under callgrind ~14k instructions in `HeaderBlock::into_encoding`), one APNs answer
+//! decoded, and one whole exchange through a session (block, open, answer read, event).
 //!
-//! `cargo bench --bench hpack`; instructions per block, repeatably (docs/performance.md):
+//! `cargo bench --bench http2_client`; instructions per call, repeatably:
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*apns_request_block*'
-//! --toggle-collect='*apns_answer*' target/release/deps/hpack-<hash> --bench --profile-time 2`,
-//! then `callgrind_annotate --inclusive=yes` and divide by the calls.
+//! --toggle-collect='*apns_answer*' --toggle-collect='*exchange*'
+//! target/release/deps/http2_client-<hash> --bench --profile-time 2`, then
+//! `callgrind_annotate --tree=caller --inclusive=yes` and divide by the calls.
 
 // `criterion_group!` defines a public function it cannot document.
 #![allow(missing_docs)]
 
+use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
+use ringcast::providers::pool::frame;
 use ringcast::providers::pool::hpack::encoder::{self, Coding, Indexing, Name, statics};
 use ringcast::providers::pool::hpack::{Decoder, huffman};
+use ringcast::providers::pool::session::{Event, OurSettings, Session};
 use std::hint::black_box;
 
 /// A provider token of the real length (ES256, no `typ`: ~190 bytes with "bearer ").
@@ -133,8 +138,44 @@ fn apns_answer(decoder: &mut Decoder, block: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-fn hpack(c: &mut Criterion) {
-    let mut group = c.benchmark_group("hpack");
+/// One push through a settled session: its block from the templates, the stream opened with
+/// a body, then the answer read (a `200` with its `apns-id`, and the connection window the
+/// body used given back) and its event taken. `answer` holds the peer's frames; its HEADERS
+/// frame's stream id is set to the new stream's.
+#[inline(never)]
+fn exchange(
+    session: &mut Session,
+    t: &Templates,
+    block: &mut Vec<u8>,
+    body: &Bytes,
+    answer: &mut [u8],
+    input: &mut BytesMut,
+) -> u16 {
+    apns_request_block(
+        t,
+        b"/3/device/5a5a",
+        b"4c3a5e1e-6b8f-8d2c-9a4b-1f2e3d4c5b6a",
+        b"1800000045",
+        block,
+    );
+    let Ok(stream) = session.open(block, body.clone()) else {
+        return 0;
+    };
+    session.output().clear();
+    answer[5..9].copy_from_slice(&stream.to_be_bytes());
+    input.extend_from_slice(answer);
+    if session.receive(input).is_err() {
+        return 0;
+    }
+    session.output().clear();
+    match session.next_event() {
+        Some(Event::Answer { status, .. }) => status,
+        _ => 0,
+    }
+}
+
+fn client(c: &mut Criterion) {
+    let mut group = c.benchmark_group("http2_client");
     let t = templates();
     let path = format!("/3/device/{}", "5a".repeat(32));
     let mut block = Vec::with_capacity(512);
@@ -152,7 +193,7 @@ fn hpack(c: &mut Criterion) {
     .map(|value| value.len() - huffman::encoded_len(value).min(value.len()))
     .sum();
     println!(
-        "hpack: an APNs request block is {} bytes ({} of them templates); Huffman-coding its per-push values would save {raw}",
+        "an APNs request block is {} bytes ({} of them templates); Huffman-coding its per-push values would save {raw}",
         block.len(),
         t.pseudo.len() + t.regular.len()
     );
@@ -173,8 +214,31 @@ fn hpack(c: &mut Criterion) {
     group.bench_function("apns_answer_decode", |b| {
         b.iter(|| apns_answer(&mut decoder, black_box(&answer)));
     });
+    let mut session = Session::new(OurSettings::default());
+    let mut settings = Vec::new();
+    frame::write_settings(
+        &mut settings,
+        &[(frame::setting::MAX_CONCURRENT_STREAMS, 1000)],
+    );
+    session
+        .receive(&mut BytesMut::from(&settings[..]))
+        .expect("valid SETTINGS");
+    let body = Bytes::from(vec![b'{'; 300]);
+    let mut answer = Vec::new();
+    frame::write_headers(
+        &mut answer,
+        1,
+        &answer_block(),
+        true,
+        frame::DEFAULT_MAX_FRAME_SIZE,
+    );
+    frame::write_window_update(&mut answer, 0, 300);
+    let mut input = BytesMut::with_capacity(4096);
+    group.bench_function("session_exchange", |b| {
+        b.iter(|| exchange(&mut session, &t, &mut block, &body, &mut answer, &mut input));
+    });
     group.finish();
 }
 
-criterion_group!(benches, hpack);
+criterion_group!(benches, client);
 criterion_main!(benches);
