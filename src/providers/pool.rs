@@ -37,15 +37,17 @@
 //!   slot then replaces. Push services drop idle connections silently otherwise.
 
 mod connection;
+mod driver;
 pub mod frame;
 pub mod guard;
 pub mod hpack;
 pub mod http2;
 pub mod protocol;
+mod request_block;
 pub mod session;
 pub mod tls;
 
-pub use protocol::{Protocol, Protocols};
+pub use protocol::{Http2Client, Protocol, Protocols};
 
 use crate::metrics::{self, ConnectionState};
 use crate::vocab::Platform;
@@ -88,6 +90,8 @@ pub struct PoolSettings {
     /// The most connections to the origin once it is seen to speak HTTP/1.1 (one request
     /// each at a time); never fewer than `connections`.
     pub http1_connections: usize,
+    /// Which HTTP/2 implementation the connections speak with.
+    pub http2_client: Http2Client,
     /// The push service, for `ringcast_connections{provider,state}`; `None` counts nothing
     /// (tests of the pool alone).
     pub provider: Option<Platform>,
@@ -109,6 +113,7 @@ impl Default for PoolSettings {
             max_streams_per_connection: 1000,
             protocols: Protocols::Http2,
             http1_connections: 4,
+            http2_client: Http2Client::H2,
             provider: None,
             guard: None,
         }
@@ -315,7 +320,7 @@ impl Slot {
         match &self.sender {
             None => 0,
             Some(Sender::Http1(_)) => usize::from(self.in_flight == 0),
-            Some(Sender::Http2(_)) => {
+            Some(Sender::Http2(_) | Sender::Ringcast(_)) => {
                 let limit = self.peer_limit.load(Ordering::Relaxed).min(cap);
                 limit.saturating_sub(self.in_flight)
             }
@@ -552,6 +557,7 @@ impl Pool {
         let slot = &mut state.slots[index];
         let sender = match &mut slot.sender {
             Some(Sender::Http2(sender)) => Sender::Http2(sender.clone()),
+            Some(Sender::Ringcast(handle)) => Sender::Ringcast(handle.clone()),
             // Moved out: the connection takes no other request until it comes back.
             Some(Sender::Http1(_)) => match slot.sender.take() {
                 Some(sender) => sender,
@@ -627,6 +633,11 @@ impl Stream {
                 .await
                 .map_err(|failed| self.classify_http2(&failed)),
             Some(Sender::Http1(sender)) => self.send_http1(sender, request).await,
+            Some(Sender::Ringcast(handle)) => handle.send(request).await.inspect_err(|error| {
+                if *error == SendError::NotSent("goaway") {
+                    self.mark_draining();
+                }
+            }),
             None => Err(SendError::NotSent("connection_closed")),
         }
     }

@@ -4,9 +4,9 @@
 //! HTTP/1.1 only when a request finds no free connection (the server closes idle
 //! keep-alive connections; redialling each at once would only feed its idle timer).
 
-use super::http2;
 use super::protocol::{Protocol, Sender};
 use super::{Phase, Shared, grow_for_http1, set_phase};
+use super::{driver, http2};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -182,6 +182,8 @@ enum DialError {
     Http1Handshake(hyper::Error),
     #[error("HTTP/2 handshake: {0}")]
     Http2Handshake(h2::Error),
+    #[error("HTTP/2 handshake: {0}")]
+    RingcastHandshake(driver::HandshakeError),
 }
 
 /// Why a connection ended, whichever its protocol.
@@ -191,6 +193,8 @@ enum Ended {
     Http1(hyper::Error),
     #[error("{0}")]
     Http2(http2::Ended),
+    #[error("{0}")]
+    Ringcast(driver::Ended),
 }
 
 /// The future that drives one connection, whichever its protocol.
@@ -241,6 +245,13 @@ async fn dial(
         limit.store(1, Ordering::Relaxed);
         let driving = async move { connection.await.map_err(Ended::Http1) };
         return Ok((Sender::Http1(sender), Box::pin(driving)));
+    }
+    if shared.settings.http2_client == super::Http2Client::Ringcast {
+        let (handle, connection) = driver::handshake(tls, &shared.settings, limit)
+            .await
+            .map_err(DialError::RingcastHandshake)?;
+        let driving = async move { connection.await.map_err(Ended::Ringcast) };
+        return Ok((Sender::Ringcast(handle), Box::pin(driving)));
     }
     let (sender, connection) = http2::handshake(tls, &shared.settings, limit)
         .await

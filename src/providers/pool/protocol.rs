@@ -34,6 +34,18 @@ impl Protocols {
     }
 }
 
+/// Which HTTP/2 implementation a pool's connections speak with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Http2Client {
+    /// The `h2` crate ([`super::http2`]).
+    #[default]
+    H2,
+    /// ringcast's own client ([`super::driver`]): a header block of its own encoder, one
+    /// write for the pushes queued between two wake-ups of the connection's task.
+    Ringcast,
+}
+
 /// The HTTP a dialled connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -64,13 +76,15 @@ pub(super) enum Sender {
     Http2(h2::client::SendRequest<Bytes>),
     /// Lent to one request at a time.
     Http1(http1::SendRequest<Full<Bytes>>),
+    /// ringcast's own HTTP/2 client, shared like `h2`'s.
+    Ringcast(super::driver::Handle),
 }
 
 impl Sender {
     /// The protocol of the connection.
     pub(super) fn protocol(&self) -> Protocol {
         match self {
-            Sender::Http2(_) => Protocol::Http2,
+            Sender::Http2(_) | Sender::Ringcast(_) => Protocol::Http2,
             Sender::Http1(_) => Protocol::Http1,
         }
     }

@@ -186,6 +186,11 @@ impl Session {
             && self.next_stream < 1 << 31
     }
 
+    /// Whether the peer's first SETTINGS arrived (no stream opens before).
+    pub fn settled(&self) -> bool {
+        self.settled
+    }
+
     /// How many streams are open.
     pub fn open_streams(&self) -> usize {
         self.streams.len()

@@ -4,6 +4,8 @@ use super::*;
 use crate::simulator::{Profile, RunningSimulator, Simulator, SimulatorConfig};
 use std::net::SocketAddr;
 
+mod ringcast;
+
 /// A simulator with `profile`, and the TLS config that trusts it.
 async fn simulator(profile: Profile) -> (RunningSimulator, Arc<ClientConfig>, tempfile::TempDir) {
     let sim = Simulator::start(SimulatorConfig {
@@ -19,12 +21,18 @@ async fn simulator(profile: Profile) -> (RunningSimulator, Arc<ClientConfig>, te
     (sim, tls, dir)
 }
 
-fn pool(sim: &RunningSimulator, tls: Arc<ClientConfig>, connections: usize) -> Pool {
+fn pool(
+    sim: &RunningSimulator,
+    tls: Arc<ClientConfig>,
+    connections: usize,
+    client: Http2Client,
+) -> Pool {
     let origin = Origin::parse(&sim.base_url(), tls).unwrap();
     Pool::start(
         origin,
         PoolSettings {
             connections,
+            http2_client: client,
             ..PoolSettings::default()
         },
     )
@@ -73,8 +81,7 @@ fn origins_are_https_host_and_port() {
     assert!(Origin::parse("api.push.apple.com", tls).is_err());
 }
 
-#[tokio::test]
-async fn opens_k_connections_and_learns_the_peer_stream_limit() {
+async fn opens_k_connections_and_learns_the_peer_stream_limit(client: Http2Client) {
     let (sim, tls, _dir) = simulator(Profile {
         max_concurrent_streams: 4,
         latency_min_ms: 10,
@@ -82,7 +89,7 @@ async fn opens_k_connections_and_learns_the_peer_stream_limit() {
         ..Profile::default()
     })
     .await;
-    let pool = pool(&sim, tls, 2);
+    let pool = pool(&sim, tls, 2, client);
     wait_for(&pool, |s| s.open == 2).await;
     // Overlapping round trips until each connection has read the server's SETTINGS: more
     // requests at once than one connection may carry, so both get some.
@@ -117,8 +124,7 @@ async fn opens_k_connections_and_learns_the_peer_stream_limit() {
     assert_eq!(sim.stats().connections, 2);
 }
 
-#[tokio::test]
-async fn a_burst_never_exceeds_the_advertised_stream_limit() {
+async fn a_burst_never_exceeds_the_advertised_stream_limit(client: Http2Client) {
     let (sim, tls, _dir) = simulator(Profile {
         max_concurrent_streams: 3,
         latency_min_ms: 20,
@@ -126,7 +132,7 @@ async fn a_burst_never_exceeds_the_advertised_stream_limit() {
         ..Profile::default()
     })
     .await;
-    let pool = pool(&sim, tls, 2);
+    let pool = pool(&sim, tls, 2, client);
     wait_for(&pool, |s| s.open == 2).await;
     let sends = (0..60).map(|_| {
         let pool = pool.clone();
@@ -149,14 +155,13 @@ async fn a_burst_never_exceeds_the_advertised_stream_limit() {
     assert_eq!(pool.snapshot().in_flight, 0);
 }
 
-#[tokio::test]
-async fn goaway_drains_the_connection_and_a_fresh_one_takes_over() {
+async fn goaway_drains_the_connection_and_a_fresh_one_takes_over(client: Http2Client) {
     let (sim, tls, _dir) = simulator(Profile {
         goaway_after_streams: Some(3),
         ..Profile::default()
     })
     .await;
-    let pool = pool(&sim, tls, 1);
+    let pool = pool(&sim, tls, 1, client);
     let mut answered = 0;
     let mut not_sent = 0;
     while answered < 10 {
@@ -181,8 +186,7 @@ async fn goaway_drains_the_connection_and_a_fresh_one_takes_over() {
 /// A wedged front end (the simulator stops reading and writing, PINGs included, for far
 /// longer than the test) is found by the PING watchdog: the stream on it fails as lost
 /// instead of waiting out the stall, and a fresh connection answers the next push.
-#[tokio::test]
-async fn an_unanswered_ping_ends_the_connection_and_a_fresh_one_takes_over() {
+async fn an_unanswered_ping_ends_the_connection_and_a_fresh_one_takes_over(client: Http2Client) {
     let (sim, tls, _dir) = simulator(Profile {
         stall_after_streams: Some(2),
         stall_ms: 60_000,
@@ -196,6 +200,7 @@ async fn an_unanswered_ping_ends_the_connection_and_a_fresh_one_takes_over() {
             connections: 1,
             keep_alive_interval: Duration::from_millis(100),
             keep_alive_timeout: Duration::from_millis(300),
+            http2_client: client,
             ..PoolSettings::default()
         },
     );
@@ -210,6 +215,32 @@ async fn an_unanswered_ping_ends_the_connection_and_a_fresh_one_takes_over() {
     assert_eq!(fresh.send(request(&pool)).await.unwrap().status, 403);
     assert_eq!(sim.stats().connections, 2);
 }
+
+/// The HTTP/2 contract, run with each client the pool can speak with.
+macro_rules! with_each_http2_client {
+    ($($test:ident),* $(,)?) => {
+        mod h2_client {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Http2Client::H2).await;
+            })*
+        }
+        mod ringcast_client {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Http2Client::Ringcast).await;
+            })*
+        }
+    };
+}
+
+with_each_http2_client!(
+    opens_k_connections_and_learns_the_peer_stream_limit,
+    a_burst_never_exceeds_the_advertised_stream_limit,
+    goaway_drains_the_connection_and_a_fresh_one_takes_over,
+    an_unanswered_ping_ends_the_connection_and_a_fresh_one_takes_over,
+    a_server_that_goes_away_is_redialled_when_it_returns
+);
 
 #[tokio::test]
 async fn without_a_server_no_stream_is_handed_out_and_the_slots_keep_redialling() {
@@ -229,8 +260,7 @@ async fn without_a_server_no_stream_is_handed_out_and_the_slots_keep_redialling(
     assert_eq!(pool.try_acquire().err(), Some(AcquireError::Closed));
 }
 
-#[tokio::test]
-async fn a_server_that_goes_away_is_redialled_when_it_returns() {
+async fn a_server_that_goes_away_is_redialled_when_it_returns(client: Http2Client) {
     // One certificate for both lives of the server, as a real push service keeps its own.
     let dir = tempfile::tempdir().unwrap();
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
@@ -246,7 +276,7 @@ async fn a_server_that_goes_away_is_redialled_when_it_returns() {
         .await
         .unwrap();
     let address = sim.address();
-    let pool = pool(&sim, tls::client_config(Some(&cert)).unwrap(), 1);
+    let pool = pool(&sim, tls::client_config(Some(&cert)).unwrap(), 1, client);
     wait_for(&pool, |s| s.open == 1).await;
     sim.shutdown().await;
     wait_for(&pool, |s| s.open == 0).await;

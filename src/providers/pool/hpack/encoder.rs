@@ -15,6 +15,8 @@ use super::huffman;
 pub mod statics {
     /// `:authority` (name).
     pub const AUTHORITY: usize = 1;
+    /// `:method: GET` (the name, for any method but POST).
+    pub const METHOD_GET: usize = 2;
     /// `:method: POST`.
     pub const METHOD_POST: usize = 3;
     /// `:path` (name; `/` as value).

@@ -256,6 +256,7 @@ fn responses_with_eviction_as_in_c5_and_c6() {
 fn the_static_indexes_a_push_request_uses_name_the_right_entries() {
     for (index, name, value) in [
         (statics::AUTHORITY, ":authority", ""),
+        (statics::METHOD_GET, ":method", "GET"),
         (statics::METHOD_POST, ":method", "POST"),
         (statics::PATH, ":path", "/"),
         (statics::SCHEME_HTTPS, ":scheme", "https"),

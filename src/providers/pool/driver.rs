@@ -1,0 +1,510 @@
+//! ringcast's own HTTP/2 client connection: the I/O around a [`Session`], the last part of
+//! the client that replaces `h2` on the APNs path (docs/performance.md, "HPACK of our own").
+//!
+//! One task per connection (the pool's slot task polls the future [`handshake`] returns)
+//! owns the TLS stream; the session sits behind a lock it shares with the pushes:
+//!
+//! - **A push opens its own stream** ([`Handle::send`]): under the lock it encodes its header
+//!   block ([`super::request_block`]) into a buffer the connection keeps, queues its frames in
+//!   the session's output, leaves a oneshot for the answer, and wakes the connection's task
+//!   only if nothing else has since that task last wrote. Pushes that arrive while the task is
+//!   busy share its next write: one TLS write, and usually one TCP segment, for many pushes.
+//! - **The task reads and writes in one poll**, never one waiting on the other (a peer that
+//!   stops reading while its answers pile up cannot deadlock it): what it reads goes through
+//!   the session and each whole answer to its push; what the session queued is written.
+//! - **Ends**: an answer, a stream reset (`REFUSED_STREAM` or above a GOAWAY's last stream:
+//!   [`SendError::NotSent`], safe to send elsewhere), or the connection ending (every waiting
+//!   push: [`SendError::Lost`]). A push that gives up (its timeout) resets its stream.
+//! - **The peer's stream limit** is published to the pool as it changes, and set to 0 by a
+//!   GOAWAY; the connection closes once a GOAWAY's streams have finished, or once no handle
+//!   is left (the pool retired it) and its streams have finished.
+//! - **Keep-alive**: a PING every `keep_alive_interval`, the connection ended when one is not
+//!   answered within `keep_alive_timeout` (as the `h2` path does).
+//! - **The handshake waits for the peer's SETTINGS**: APNs announces its stream limit there,
+//!   and the session opens no stream before it.
+//!
+//! Tested with the pool: its HTTP/2 contract with each client (`pool/tests.rs`), and what
+//! only this client does (`pool/tests/ringcast.rs`).
+
+use super::frame::{self, ErrorCode, FrameError};
+use super::hpack::encoder;
+use super::session::{Event, Field, OpenError, OurSettings, Session};
+use super::{Answer, PoolSettings, RESPONSE_BODY_LIMIT, SendError, request_block};
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+/// The largest header block accepted in an answer (as on the `h2` path).
+const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+
+/// Bytes read from the stream at a time: one TLS record's plaintext.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The data of our PINGs.
+const PING: [u8; 8] = *b"ringcast";
+
+/// Why the handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HandshakeError {
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the connection before its SETTINGS.
+    #[error("the peer closed the connection before its SETTINGS")]
+    Closed,
+    /// The peer broke the protocol.
+    #[error("{} ({:?})", .0.what, .0.code)]
+    Protocol(FrameError),
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Ended {
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// The peer closed the connection.
+    #[error("the peer closed the connection")]
+    Closed,
+    /// The peer broke the protocol: our GOAWAY was sent.
+    #[error("{} ({:?})", .0.what, .0.code)]
+    Protocol(FrameError),
+    /// A PING went unanswered: the peer (or the path to it) is wedged.
+    #[error("no answer to a PING within {0:?}")]
+    PingTimeout(Duration),
+}
+
+/// Where a push's answer goes.
+type Waiter = oneshot::Sender<Result<Answer, SendError>>;
+
+/// Stream ids are distinct small integers: hashing them is wasted work.
+#[derive(Default)]
+struct StreamIdHasher(u64);
+
+impl Hasher for StreamIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(byte);
+        }
+    }
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id);
+    }
+}
+
+/// What the pushes and the connection's task share.
+struct Connection {
+    inner: Mutex<Inner>,
+    /// Live [`Handle`]s: the pool's and one per stream being sent. At 0 the connection
+    /// closes once its streams have finished.
+    handles: AtomicUsize,
+    /// The peer's stream limit, as the pool reads it.
+    limit: Arc<AtomicUsize>,
+}
+
+struct Inner {
+    session: Session,
+    waiters: HashMap<u32, Waiter, BuildHasherDefault<StreamIdHasher>>,
+    /// The connection task's waker, taken by the first push that queues output after the
+    /// task's last write.
+    io: Option<Waker>,
+    /// A push's header block, encoded here so that no push allocates one.
+    block: Vec<u8>,
+    /// No block was sent yet: the first begins with a table size update to 0.
+    first_block: bool,
+    /// The task is gone: nothing more is read or written.
+    ended: bool,
+    /// The peer sent GOAWAY.
+    going_away: bool,
+}
+
+impl Connection {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Taken over when poisoned: every update is a few fields with no invariant spanning
+        // a panic point, and the waiting pushes must still be answered.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands every event the session produced to its push. Returns whether our PING was
+    /// answered.
+    fn dispatch(&self, inner: &mut Inner) -> bool {
+        let mut pong = false;
+        while let Some(event) = inner.session.next_event() {
+            match event {
+                Event::Answer {
+                    stream,
+                    status,
+                    headers,
+                    body,
+                } => {
+                    if let Some(waiter) = inner.waiters.remove(&stream) {
+                        let _ = waiter.send(Ok(answer(status, headers, body)));
+                    }
+                }
+                Event::Reset {
+                    stream,
+                    code,
+                    unprocessed,
+                } => {
+                    if let Some(waiter) = inner.waiters.remove(&stream) {
+                        let _ = waiter.send(Err(reset(code, unprocessed)));
+                    }
+                }
+                Event::GoAway { .. } => inner.going_away = true,
+                Event::PingAck(data) => pong |= data == PING,
+            }
+        }
+        let limit = if inner.going_away {
+            0
+        } else {
+            inner
+                .session
+                .peer()
+                .max_concurrent_streams
+                .map_or(usize::MAX, |limit| limit as usize)
+        };
+        self.limit.store(limit, Ordering::Relaxed);
+        pong
+    }
+}
+
+/// What a stream reset means for sending again.
+fn reset(code: ErrorCode, unprocessed: bool) -> SendError {
+    match (unprocessed, code) {
+        (true, ErrorCode::REFUSED_STREAM) => SendError::NotSent("refused_stream"),
+        // Above a GOAWAY's last stream id: never processed.
+        (true, _) => SendError::NotSent("goaway"),
+        (false, _) => SendError::Lost("stream_reset"),
+    }
+}
+
+/// An answer as the providers read it.
+fn answer(status: u16, fields: Vec<Field>, body: Bytes) -> Answer {
+    let mut headers = http::HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        // A field `http` cannot represent is one no provider reads: skipped.
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(&name),
+            http::HeaderValue::from_bytes(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A connection's request handle: cloned into every stream the pool hands out.
+pub(super) struct Handle {
+    connection: Arc<Connection>,
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Handle {
+        self.connection.handles.fetch_add(1, Ordering::Relaxed);
+        Handle {
+            connection: Arc::clone(&self.connection),
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if self.connection.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last one: the task closes the connection once its streams are done.
+            let io = self.connection.lock().io.take();
+            if let Some(io) = io {
+                io.wake();
+            }
+        }
+    }
+}
+
+impl Handle {
+    /// Sends `request` (an absolute `https` URI) on a new stream and waits for its answer.
+    pub(super) async fn send(self, request: http::Request<Bytes>) -> Result<Answer, SendError> {
+        let (waiter, answered) = oneshot::channel();
+        let (stream, io) = {
+            let mut guard = self.connection.lock();
+            let inner = &mut *guard;
+            if inner.ended {
+                return Err(SendError::NotSent("connection_closed"));
+            }
+            inner.block.clear();
+            if inner.first_block {
+                encoder::table_size_update(&mut inner.block, 0);
+            }
+            if request_block::encode(&mut inner.block, &request).is_none() {
+                // Not an absolute https URI: a caller's mistake, nothing was sent.
+                return Err(SendError::NotSent("connection_closed"));
+            }
+            let stream = match inner.session.open(&inner.block, request.into_body()) {
+                Ok(stream) => stream,
+                Err(OpenError::Closing) => return Err(SendError::NotSent("goaway")),
+                // The peer lowered its limit since the pool counted a free stream.
+                Err(OpenError::NoStream) => return Err(SendError::NotSent("refused_stream")),
+            };
+            inner.first_block = false;
+            inner.waiters.insert(stream, waiter);
+            (stream, inner.io.take())
+        };
+        if let Some(io) = io {
+            io.wake();
+        }
+        let mut open = OpenStream {
+            connection: &self.connection,
+            stream: Some(stream),
+        };
+        let answer = answered
+            .await
+            .unwrap_or(Err(SendError::Lost("connection_lost")));
+        open.stream = None;
+        answer
+    }
+}
+
+/// A stream whose answer is awaited: dropped before it (the push gave up), it is reset.
+struct OpenStream<'a> {
+    connection: &'a Connection,
+    stream: Option<u32>,
+}
+
+impl Drop for OpenStream<'_> {
+    fn drop(&mut self) {
+        let Some(stream) = self.stream else {
+            return;
+        };
+        let io = {
+            let mut inner = self.connection.lock();
+            if inner.waiters.remove(&stream).is_none() {
+                return;
+            }
+            inner.session.cancel(stream);
+            inner.io.take()
+        };
+        if let Some(io) = io {
+            io.wake();
+        }
+    }
+}
+
+/// The HTTP/2 handshake over `io`: our preface and SETTINGS out, the peer's SETTINGS in.
+/// Returns the connection's handle and the future that drives it, which keeps `limit` at the
+/// peer's `SETTINGS_MAX_CONCURRENT_STREAMS` and PINGs the peer per `settings`.
+pub(super) async fn handshake<T>(
+    mut io: T,
+    settings: &PoolSettings,
+    limit: Arc<AtomicUsize>,
+) -> Result<
+    (
+        Handle,
+        impl Future<Output = Result<(), Ended>> + Send + use<T>,
+    ),
+    HandshakeError,
+>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut session = Session::new(OurSettings {
+        window: 1 << 20,
+        max_header_list_size: MAX_HEADER_LIST_SIZE,
+        max_body: RESPONSE_BODY_LIMIT,
+    });
+    io.write_all(session.output()).await?;
+    io.flush().await?;
+    session.output().clear();
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    while !session.settled() {
+        if io.read_buf(&mut input).await? == 0 {
+            return Err(HandshakeError::Closed);
+        }
+        session
+            .receive(&mut input)
+            .map_err(HandshakeError::Protocol)?;
+    }
+    let connection = Arc::new(Connection {
+        inner: Mutex::new(Inner {
+            session,
+            waiters: HashMap::default(),
+            io: None,
+            block: Vec::with_capacity(1024),
+            first_block: true,
+            ended: false,
+            going_away: false,
+        }),
+        handles: AtomicUsize::new(1),
+        limit,
+    });
+    {
+        let mut inner = connection.lock();
+        connection.dispatch(&mut inner);
+    }
+    let driver = Driver {
+        io,
+        connection: Arc::clone(&connection),
+        input,
+        read: vec![0; READ_CHUNK].into_boxed_slice(),
+        output: Vec::with_capacity(READ_CHUNK),
+        written: 0,
+        keep_alive: Box::pin(tokio::time::sleep(settings.keep_alive_interval)),
+        pinging: false,
+        interval: settings.keep_alive_interval,
+        timeout: settings.keep_alive_timeout,
+        closing: false,
+    };
+    Ok((Handle { connection }, driver))
+}
+
+/// The connection's task: reads, writes, PINGs.
+struct Driver<T> {
+    io: T,
+    connection: Arc<Connection>,
+    /// Read and not yet a whole frame.
+    input: BytesMut,
+    /// Where the stream reads into.
+    read: Box<[u8]>,
+    /// Being written; `written` bytes of it are.
+    output: Vec<u8>,
+    written: usize,
+    /// When to PING, or, with `pinging`, when the PING is overdue.
+    keep_alive: Pin<Box<Sleep>>,
+    pinging: bool,
+    interval: Duration,
+    timeout: Duration,
+    /// Our GOAWAY is queued: the connection ends once it is written.
+    closing: bool,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
+    /// Reads all there is and passes it through the session. `Ok(true)`: the peer closed
+    /// the connection.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Ended> {
+        loop {
+            let mut buf = ReadBuf::new(&mut self.read);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => return Ok(false),
+                Poll::Ready(Err(error)) => return Err(Ended::Io(error)),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Ok(true),
+                Poll::Ready(Ok(())) => {
+                    self.input.extend_from_slice(buf.filled());
+                    let mut inner = self.connection.lock();
+                    let received = inner.session.receive(&mut self.input);
+                    let pong = self.connection.dispatch(&mut inner);
+                    drop(inner);
+                    if pong && self.pinging {
+                        self.pinging = false;
+                        let next = Instant::now() + self.interval;
+                        self.keep_alive.as_mut().reset(next);
+                    }
+                    // On an error the session queued our GOAWAY: written before the end.
+                    received.map_err(Ended::Protocol)?;
+                }
+            }
+        }
+    }
+
+    /// PINGs when it is time; an overdue answer ends the connection.
+    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Result<(), Ended> {
+        while self.keep_alive.as_mut().poll(cx).is_ready() {
+            if self.pinging {
+                return Err(Ended::PingTimeout(self.timeout));
+            }
+            self.connection.lock().session.ping(PING);
+            self.pinging = true;
+            let overdue = Instant::now() + self.timeout;
+            self.keep_alive.as_mut().reset(overdue);
+        }
+        Ok(())
+    }
+
+    /// Writes what the session queued until nothing is left or the stream is full; leaves
+    /// the task's waker for the pushes that queue more. Ready once all is written and
+    /// flushed.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Ended>> {
+        loop {
+            if self.written == self.output.len() {
+                self.output.clear();
+                self.written = 0;
+                let mut inner = self.connection.lock();
+                std::mem::swap(&mut self.output, inner.session.output());
+                if !inner.io.as_ref().is_some_and(|io| io.will_wake(cx.waker())) {
+                    inner.io = Some(cx.waker().clone());
+                }
+                if !self.closing && self.is_done(&inner) {
+                    frame::write_goaway(&mut self.output, 0, ErrorCode::NO_ERROR);
+                    self.closing = true;
+                }
+                drop(inner);
+                if self.output.is_empty() {
+                    break;
+                }
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &self.output[self.written..]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    let error = std::io::ErrorKind::WriteZero.into();
+                    return Poll::Ready(Err(Ended::Io(error)));
+                }
+                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(Ended::Io(error))),
+            }
+        }
+        Pin::new(&mut self.io).poll_flush(cx).map_err(Ended::Io)
+    }
+
+    /// Whether the connection has nothing more to do: the peer is going away, or no handle
+    /// is left, and no stream is open.
+    fn is_done(&self, inner: &Inner) -> bool {
+        let unused = self.connection.handles.load(Ordering::Acquire) == 0;
+        (inner.going_away || unused) && inner.session.open_streams() == 0
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
+    type Output = Result<(), Ended>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Ended>> {
+        let this = &mut *self;
+        let read = this.poll_read(cx);
+        let kept = read.and_then(|eof| this.poll_keep_alive(cx).map(|()| eof));
+        // What the session queued goes out even when the connection is ending: our
+        // GOAWAY after a protocol error, the answers' acknowledgements.
+        let written = this.poll_write(cx);
+        match (kept, written) {
+            (Err(ended), _) | (Ok(_), Poll::Ready(Err(ended))) => Poll::Ready(Err(ended)),
+            // After a GOAWAY the peer closing is the expected end.
+            (Ok(true), _) if this.connection.lock().going_away => Poll::Ready(Ok(())),
+            (Ok(true), _) => Poll::Ready(Err(Ended::Closed)),
+            (Ok(false), Poll::Ready(Ok(()))) if this.closing => Poll::Ready(Ok(())),
+            (Ok(false), _) => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for Driver<T> {
+    fn drop(&mut self) {
+        // Whatever ended the task (the peer, an error, the pool closing), no answer will
+        // come: every waiting push hears so now rather than at its timeout.
+        let mut inner = self.connection.lock();
+        inner.ended = true;
+        self.connection.limit.store(0, Ordering::Relaxed);
+        for (_, waiter) in inner.waiters.drain() {
+            let _ = waiter.send(Err(SendError::Lost("connection_lost")));
+        }
+    }
+}
