@@ -168,6 +168,7 @@ impl ApnsConfig {
         PoolSettings {
             connections: self.connections(),
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
+            http2_client: self.http2_client,
             provider: Some(Platform::Apns),
             ..PoolSettings::default()
         }

@@ -8,6 +8,7 @@ pub use app::ApnsAppConfig;
 use super::auth::certificate::ApnsCertificate;
 use crate::config::SecretSource;
 use crate::providers::config_keys::deprecated;
+use crate::providers::pool::Http2Client;
 use crate::providers::queue::QueueLimits;
 use crate::providers::retry::RetrySettings;
 use crate::vocab::Environment;
@@ -65,6 +66,11 @@ pub struct ApnsConfig {
     /// Deliveries running at once per provider and router (sending, awaiting an answer, or
     /// backing off).
     pub max_in_flight: usize,
+    /// Which HTTP/2 client speaks to APNs: `ringcast` (its own: a header block copied rather
+    /// than compressed per push, and one write for the pushes queued at one moment) or `h2`
+    /// (the crate every other provider uses), kept as the fallback should Apple's servers
+    /// ever disagree with the own client.
+    pub http2_client: Http2Client,
     /// An app's client certificate that expires within this many days is logged at start-up
     /// (an expired one is a configuration error); Apple's push certificates live a year.
     pub certificate_expiry_warning_days: u64,
@@ -84,6 +90,7 @@ impl Default for ApnsConfig {
             ping_interval_seconds: 30,
             queues: QueueLimits::default(),
             max_in_flight: 2048,
+            http2_client: Http2Client::Ringcast,
             certificate_expiry_warning_days: 30,
         }
     }
