@@ -2,8 +2,10 @@
 //! HTTP/1.1 keep-alive where the server speaks only that ([`protocol`]).
 //!
 //! A client library's pool would hide what a push sender must see (the peer's stream limit,
-//! GOAWAY, which connection a stream is on), so the pool is ours, over one `h2` connection
-//! per HTTP/2 slot ([`http2`]: no task per request) or one hyper HTTP/1.1 connection:
+//! GOAWAY, which connection a stream is on), so the pool is ours, over one HTTP/2 connection
+//! per slot — spoken with `h2` ([`http2`]: no task per request) or with ringcast's own client
+//! ([`driver`]: APNs, by `http2_client`), the same contract for both — or one hyper HTTP/1.1
+//! connection:
 //!
 //! - **K slots**, each with a task that dials (TCP, TLS with ALPN, the HTTP handshake),
 //!   drives the connection, and dials again when it ends — at once after a clean end, after a

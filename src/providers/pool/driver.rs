@@ -28,7 +28,7 @@
 
 use super::frame::{self, ErrorCode, FrameError};
 use super::hpack::encoder;
-use super::session::{Event, Field, OpenError, OurSettings, Session};
+use super::session::{Event, OpenError, OurSettings, Session};
 use super::{Answer, PoolSettings, RESPONSE_BODY_LIMIT, SendError, request_block};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
@@ -150,7 +150,12 @@ impl Connection {
                     body,
                 } => {
                     if let Some(waiter) = inner.waiters.remove(&stream) {
-                        let _ = waiter.send(Ok(answer(status, headers, body)));
+                        let answer = Answer {
+                            status,
+                            headers,
+                            body,
+                        };
+                        let _ = waiter.send(Ok(answer));
                     }
                 }
                 Event::Reset {
@@ -187,25 +192,6 @@ fn reset(code: ErrorCode, unprocessed: bool) -> SendError {
         // Above a GOAWAY's last stream id: never processed.
         (true, _) => SendError::NotSent("goaway"),
         (false, _) => SendError::Lost("stream_reset"),
-    }
-}
-
-/// An answer as the providers read it.
-fn answer(status: u16, fields: Vec<Field>, body: Bytes) -> Answer {
-    let mut headers = http::HeaderMap::with_capacity(fields.len());
-    for (name, value) in fields {
-        // A field `http` cannot represent is one no provider reads: skipped.
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(&name),
-            http::HeaderValue::from_bytes(&value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    Answer {
-        status,
-        headers,
-        body,
     }
 }
 

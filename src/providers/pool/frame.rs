@@ -3,7 +3,7 @@
 //! of our own"). Pure: [`parse`] turns a frame's bytes into a [`Frame`] and refuses what the
 //! RFC makes an error, with the error's code and scope; the writers append frames to a buffer.
 //! The connection's state (streams, windows, what a GOAWAY leaves unprocessed) is
-//! [`super::session`]'s. Nothing sends with it yet.
+//! [`super::session`]'s.
 
 mod settings;
 #[cfg(test)]

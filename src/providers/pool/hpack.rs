@@ -1,6 +1,6 @@
 //! HPACK (RFC 7541), the header compression of HTTP/2, written for a push sender: the first
-//! part of ringcast's own APNs HTTP/2 client (docs/performance.md, "HPACK of our own"), which
-//! is to replace `h2` on the APNs path. Nothing sends with it yet.
+//! part of ringcast's own HTTP/2 client (docs/performance.md, "HPACK of our own"), which
+//! speaks to APNs in place of `h2` ([`super::request_block`] writes a request with it).
 //!
 //! Why not `h2`'s: under callgrind its encoder costs ~14k of the node's ~97k instructions per
 //! push. It Huffman-codes every literal afresh, and never indexes `authorization` or `:path`

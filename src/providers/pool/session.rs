@@ -2,7 +2,7 @@
 //! HTTP/2 client, over [`super::frame`] and [`super::hpack`] (docs/performance.md, "HPACK of
 //! our own"). The caller feeds it the bytes it reads ([`Session::receive`]), writes out what
 //! it queues ([`Session::output`]), opens streams ([`Session::open`]) and takes what happened
-//! ([`Session::next_event`]). Nothing sends with it yet: the pool's seam is the next part.
+//! ([`Session::next_event`]); [`super::driver`] is that caller, the I/O around it.
 //!
 //! What it keeps for the caller, so that a push sender can act on it:
 //! - **the peer's stream limit**: [`Session::can_open`] is false until the peer's first
@@ -43,9 +43,6 @@ impl Default for OurSettings {
     }
 }
 
-/// A header field of an answer: name and value.
-pub type Field = (Vec<u8>, Vec<u8>);
-
 /// What happened on the connection, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -55,8 +52,8 @@ pub enum Event {
         stream: u32,
         /// `:status`.
         status: u16,
-        /// The regular header fields, in order.
-        headers: Vec<Field>,
+        /// The regular header fields.
+        headers: http::HeaderMap,
         /// The body.
         body: Bytes,
     },
@@ -104,7 +101,7 @@ struct Stream {
     /// Received bytes not yet given back in a WINDOW_UPDATE.
     unacked: u32,
     /// `:status` and the fields of the final header block, once read.
-    answer: Option<(u16, Vec<Field>)>,
+    answer: Option<(u16, http::HeaderMap)>,
     /// The body so far.
     body: BytesMut,
 }
@@ -433,7 +430,7 @@ impl Session {
     /// its stream is still ours.
     fn on_block(&mut self, block: OpenBlock) -> Result<(), FrameError> {
         let mut status = None;
-        let mut regular = Vec::new();
+        let mut regular = http::HeaderMap::new();
         let mut malformed = false;
         self.decoder
             .decode(&block.bytes, |name, value| {
@@ -444,7 +441,18 @@ impl Session {
                 } else if name.starts_with(b":") {
                     malformed = true;
                 } else {
-                    regular.push((name.to_vec(), value.to_vec()));
+                    // A name `http` refuses has upper case or a character no token has, a
+                    // value one it refuses has a control character: both malformed in
+                    // HTTP/2 (RFC 9113 §8.2.1).
+                    match (
+                        http::HeaderName::from_lowercase(name),
+                        http::HeaderValue::from_bytes(value),
+                    ) {
+                        (Ok(name), Ok(value)) => {
+                            regular.append(name, value);
+                        }
+                        _ => malformed = true,
+                    }
                 }
             })
             .map_err(|error| connection_error(ErrorCode::COMPRESSION_ERROR, error_text(error)))?;

@@ -139,7 +139,8 @@ fn streams_follow_the_peers_limit_and_answers_arrive_whole() {
             .answer(3, 8, b"")
             .answer(1, 12, br#"{"reason":"BadDeviceToken"}"#);
     session.receive(&mut input.into_input()).unwrap();
-    let apns_id = vec![(b"apns-id".to_vec(), b"x".to_vec())];
+    let mut apns_id = http::HeaderMap::new();
+    apns_id.insert("apns-id", http::HeaderValue::from_static("x"));
     assert_eq!(
         events(&mut session),
         [
@@ -266,6 +267,52 @@ fn a_partial_frame_waits_for_the_rest() {
         &events(&mut session)[..],
         [Event::Answer { stream: 1, .. }]
     ));
+}
+
+/// RFC 9113 §8.1.1: a malformed answer ends its stream, not the connection.
+#[test]
+fn a_malformed_answer_resets_its_stream_only() {
+    let block = |fields: &[(&[u8], &[u8])]| {
+        let mut block = Vec::new();
+        encoder::indexed(&mut block, 8);
+        for (name, value) in fields {
+            encoder::literal(
+                &mut block,
+                Name::Literal(name),
+                value,
+                Indexing::Without,
+                Coding::Raw,
+            );
+        }
+        block
+    };
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("an upper-case name", block(&[(b"Apns-Id", b"x")])),
+        (
+            "a value with a line break",
+            block(&[(b"apns-id", b"x\r\ny")]),
+        ),
+        (
+            "a pseudo-header after a field",
+            block(&[(b"apns-id", b"x"), (b":path", b"/")]),
+        ),
+    ];
+    for (what, block) in cases {
+        let mut session = settled(&[]);
+        session.open(&[0x83], Bytes::new()).unwrap();
+        let input = Server::default().raw(|out| frame::write_headers(out, 1, &block, true, 16_384));
+        session.receive(&mut input.into_input()).unwrap();
+        assert_eq!(
+            events(&mut session),
+            [Event::Reset {
+                stream: 1,
+                code: ErrorCode::PROTOCOL_ERROR,
+                unprocessed: false
+            }],
+            "{what}"
+        );
+        assert!(session.can_open(), "{what}");
+    }
 }
 
 #[test]
@@ -459,6 +506,6 @@ async fn exchange_with_h2() {
         };
         assert_eq!((*id, *status, &body[..]), (stream, 200, len.as_bytes()));
         let path = format!("/3/device/{}", (stream - 1) / 2);
-        assert_eq!(headers[0], (b"x-path".to_vec(), path.into_bytes()));
+        assert_eq!(headers["x-path"], path.as_str());
     }
 }
