@@ -28,12 +28,10 @@
 
 use super::frame::{self, ErrorCode, FrameError};
 use super::hpack::encoder;
-use super::session::{Event, OpenError, OurSettings, Session};
+use super::session::{Event, OpenError, OurSettings, Session, StreamIds};
 use super::{Answer, PoolSettings, RESPONSE_BODY_LIMIT, SendError, request_block};
 use bytes::{Bytes, BytesMut};
-use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -86,24 +84,6 @@ pub(super) enum Ended {
 /// Where a push's answer goes.
 type Waiter = oneshot::Sender<Result<Answer, SendError>>;
 
-/// Stream ids are distinct small integers: hashing them is wasted work.
-#[derive(Default)]
-struct StreamIdHasher(u64);
-
-impl Hasher for StreamIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 << 8) | u64::from(byte);
-        }
-    }
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id);
-    }
-}
-
 /// What the pushes and the connection's task share.
 struct Connection {
     inner: Mutex<Inner>,
@@ -116,7 +96,7 @@ struct Connection {
 
 struct Inner {
     session: Session,
-    waiters: HashMap<u32, Waiter, BuildHasherDefault<StreamIdHasher>>,
+    waiters: StreamIds<Waiter>,
     /// The connection task's waker, taken by the first push that queues output after the
     /// task's last write.
     io: Option<Waker>,
@@ -326,7 +306,7 @@ where
     let connection = Arc::new(Connection {
         inner: Mutex::new(Inner {
             session,
-            waiters: HashMap::default(),
+            waiters: StreamIds::default(),
             io: None,
             block: Vec::with_capacity(1024),
             first_block: true,

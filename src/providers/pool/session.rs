@@ -18,6 +18,7 @@ use super::frame::{self, ErrorCode, Frame, FrameError, HEAD_LEN, Head, PeerSetti
 use super::hpack::Decoder;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 #[cfg(test)]
 mod tests;
@@ -123,7 +124,7 @@ pub struct Session {
     settled: bool,
     /// The id the next stream gets (odd, rising).
     next_stream: u32,
-    streams: HashMap<u32, Stream>,
+    streams: StreamIds<Stream>,
     /// Room the peer gave us to send on the connection.
     send_window: i64,
     /// Received bytes not yet given back on the connection.
@@ -134,6 +135,33 @@ pub struct Session {
     closing: Option<u32>,
     out: Vec<u8>,
     events: VecDeque<Event>,
+}
+
+/// A map keyed by stream id. The ids are distinct small integers that no peer chooses (ours,
+/// odd and rising), so SipHash's protection against chosen keys buys nothing: one multiply
+/// spreads them (the map takes its buckets from the low bits and its tags from the top ones,
+/// which the id alone would leave all zero).
+pub type StreamIds<V> = HashMap<u32, V, BuildHasherDefault<StreamIdHasher>>;
+
+/// 2^64 divided by the golden ratio: consecutive ids land far apart in every bit.
+const FIBONACCI: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The hasher of [`StreamIds`]: Fibonacci hashing of the id.
+#[derive(Default)]
+pub struct StreamIdHasher(u64);
+
+impl Hasher for StreamIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(FIBONACCI);
+        }
+    }
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(FIBONACCI);
+    }
 }
 
 /// The connection window every peer starts with (RFC 9113 §6.9.2).
@@ -160,7 +188,7 @@ impl Session {
             peer: PeerSettings::default(),
             settled: false,
             next_stream: 1,
-            streams: HashMap::new(),
+            streams: StreamIds::default(),
             send_window: DEFAULT_WINDOW,
             unacked: 0,
             decoder: Decoder::new(4096, ours.max_header_list_size as usize),
@@ -310,15 +338,15 @@ impl Session {
                 fragment,
             } => {
                 self.check_not_idle(stream)?;
-                let block = OpenBlock {
-                    stream,
-                    end_stream,
-                    bytes: fragment.to_vec(),
-                };
                 if end_headers {
-                    self.on_block(block)?;
+                    // The common case, decoded where it lies.
+                    self.on_block(stream, end_stream, fragment)?;
                 } else {
-                    self.block = Some(block);
+                    self.block = Some(OpenBlock {
+                        stream,
+                        end_stream,
+                        bytes: fragment.to_vec(),
+                    });
                 }
             }
             Frame::Continuation {
@@ -341,7 +369,7 @@ impl Session {
                 }
                 if end_headers {
                     let block = self.block.take().expect("checked above");
-                    self.on_block(block)?;
+                    self.on_block(block.stream, block.end_stream, &block.bytes)?;
                 }
             }
             Frame::Data {
@@ -428,12 +456,12 @@ impl Session {
 
     /// A whole header block: decoded always (the table must follow the peer's), kept when
     /// its stream is still ours.
-    fn on_block(&mut self, block: OpenBlock) -> Result<(), FrameError> {
+    fn on_block(&mut self, id: u32, end_stream: bool, block: &[u8]) -> Result<(), FrameError> {
         let mut status = None;
         let mut regular = http::HeaderMap::new();
         let mut malformed = false;
         self.decoder
-            .decode(&block.bytes, |name, value| {
+            .decode(block, |name, value| {
                 if name == b":status" && status.is_none() && regular.is_empty() {
                     status = std::str::from_utf8(value)
                         .ok()
@@ -456,7 +484,7 @@ impl Session {
                 }
             })
             .map_err(|error| connection_error(ErrorCode::COMPRESSION_ERROR, error_text(error)))?;
-        let Some(stream) = self.streams.get_mut(&block.stream) else {
+        let Some(stream) = self.streams.get_mut(&id) else {
             return Ok(());
         };
         match (stream.answer.is_some(), status) {
@@ -464,14 +492,14 @@ impl Session {
             (false, Some(code)) if (100..200).contains(&code) && !malformed => return Ok(()),
             (false, Some(code)) if !malformed => stream.answer = Some((code, regular)),
             // Trailers after the answer: no pseudo-headers allowed; not kept.
-            (true, None) if !malformed && block.end_stream => {}
+            (true, None) if !malformed && end_stream => {}
             _ => {
-                self.reset(block.stream, ErrorCode::PROTOCOL_ERROR);
+                self.reset(id, ErrorCode::PROTOCOL_ERROR);
                 return Ok(());
             }
         }
-        if block.end_stream {
-            self.finish(block.stream);
+        if end_stream {
+            self.finish(id);
         }
         Ok(())
     }
