@@ -691,11 +691,17 @@ impl Stream {
 
     /// Stops new streams on this stream's connection (it got a GOAWAY).
     fn mark_draining(&self) {
-        let mut state = self.shared.lock();
-        let slot = &mut state.slots[self.slot];
-        if slot.generation == self.generation && slot.phase == Phase::Open {
-            set_phase(&self.shared.settings, slot, Phase::Draining);
-        }
+        mark_draining(&self.shared, self.slot, self.generation);
+    }
+}
+
+/// Stops new streams on slot `index`'s connection of `generation` (it got a GOAWAY), if that
+/// connection is still the slot's and open.
+fn mark_draining(shared: &Shared, index: usize, generation: u64) {
+    let mut state = shared.lock();
+    let slot = &mut state.slots[index];
+    if slot.generation == generation && slot.phase == Phase::Open {
+        set_phase(&shared.settings, slot, Phase::Draining);
     }
 }
 

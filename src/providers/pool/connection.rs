@@ -5,7 +5,7 @@
 //! keep-alive connections; redialling each at once would only feed its idle timer).
 
 use super::protocol::{Protocol, Sender};
-use super::{Phase, Shared, grow_for_http1, set_phase};
+use super::{Phase, Shared, grow_for_http1, mark_draining, set_phase};
 use super::{driver, http2};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -48,9 +48,16 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize, mut idle: bool) {
         }
         let limit = Arc::new(AtomicUsize::new(1));
         let tls = shared.tls.load_full();
+        // The generation the connection will have once it is the slot's (only this task
+        // changes it): a GOAWAY the own client reads marks that connection draining.
+        let generation = shared.lock().slots[index].generation + 1;
+        let going_away = {
+            let shared = Arc::clone(shared);
+            move || mark_draining(&shared, index, generation)
+        };
         let dialled = tokio::time::timeout(
             shared.settings.connect_timeout,
-            dial(shared, Arc::clone(&tls), Arc::clone(&limit)),
+            dial(shared, Arc::clone(&tls), Arc::clone(&limit), going_away),
         )
         .await;
         let (sender, driving) = match dialled {
@@ -207,6 +214,7 @@ async fn dial(
     shared: &Shared,
     tls: Arc<rustls::ClientConfig>,
     limit: Arc<AtomicUsize>,
+    going_away: impl FnOnce() + Send + 'static,
 ) -> Result<(Sender, Driving), DialError> {
     let origin = &shared.origin;
     let tcp = match &shared.settings.guard {
@@ -247,9 +255,10 @@ async fn dial(
         return Ok((Sender::Http1(sender), Box::pin(driving)));
     }
     if shared.settings.http2_client == super::Http2Client::Ringcast {
-        let (handle, connection) = driver::handshake(tls, &shared.settings, limit)
-            .await
-            .map_err(DialError::RingcastHandshake)?;
+        let (handle, connection) =
+            driver::handshake(tls, &shared.settings, limit, Box::new(going_away))
+                .await
+                .map_err(DialError::RingcastHandshake)?;
         let driving = async move { connection.await.map_err(Ended::Ringcast) };
         return Ok((Sender::Ringcast(handle), Box::pin(driving)));
     }

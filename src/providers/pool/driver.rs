@@ -15,9 +15,10 @@
 //! - **Ends**: an answer, a stream reset (`REFUSED_STREAM` or above a GOAWAY's last stream:
 //!   [`SendError::NotSent`], safe to send elsewhere), or the connection ending (every waiting
 //!   push: [`SendError::Lost`]). A push that gives up (its timeout) resets its stream.
-//! - **The peer's stream limit** is published to the pool as it changes, and set to 0 by a
-//!   GOAWAY; the connection closes once a GOAWAY's streams have finished, or once no handle
-//!   is left (the pool retired it) and its streams have finished.
+//! - **The peer's stream limit** is published to the pool as it changes. A GOAWAY sets it to
+//!   0 and marks the slot draining (`connections{state="draining"}`) even when no stream of
+//!   ours was refused by it; the connection closes once its streams have finished, as it does
+//!   once no handle is left (the pool retired it).
 //! - **Keep-alive**: a PING every `keep_alive_interval`, the connection ended when one is not
 //!   answered within `keep_alive_timeout` (as the `h2` path does).
 //! - **The handshake waits for the peer's SETTINGS**: APNs announces its stream limit there,
@@ -47,6 +48,9 @@ const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 /// Bytes read from the stream at a time: one TLS record's plaintext.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Called once when the peer sends GOAWAY: the pool marks the connection draining.
+pub(super) type GoingAway = Box<dyn FnOnce() + Send>;
+
 /// The data of our PINGs.
 const PING: [u8; 8] = *b"ringcast";
 
@@ -59,6 +63,9 @@ pub(super) enum HandshakeError {
     /// The peer closed the connection before its SETTINGS.
     #[error("the peer closed the connection before its SETTINGS")]
     Closed,
+    /// The peer sent GOAWAY before the connection was of any use.
+    #[error("the peer sent GOAWAY during the handshake")]
+    GoingAway,
     /// The peer broke the protocol.
     #[error("{} ({:?})", .0.what, .0.code)]
     Protocol(FrameError),
@@ -276,6 +283,7 @@ pub(super) async fn handshake<T>(
     mut io: T,
     settings: &PoolSettings,
     limit: Arc<AtomicUsize>,
+    going_away: GoingAway,
 ) -> Result<
     (
         Handle,
@@ -319,6 +327,9 @@ where
     {
         let mut inner = connection.lock();
         connection.dispatch(&mut inner);
+        if inner.going_away {
+            return Err(HandshakeError::GoingAway);
+        }
     }
     let driver = Driver {
         io,
@@ -332,6 +343,7 @@ where
         interval: settings.keep_alive_interval,
         timeout: settings.keep_alive_timeout,
         closing: false,
+        going_away: Some(going_away),
     };
     Ok((Handle { connection }, driver))
 }
@@ -354,6 +366,8 @@ struct Driver<T> {
     timeout: Duration,
     /// Our GOAWAY is queued: the connection ends once it is written.
     closing: bool,
+    /// Tells the pool of the peer's GOAWAY; taken when called.
+    going_away: Option<GoingAway>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
@@ -371,7 +385,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     let mut inner = self.connection.lock();
                     let received = inner.session.receive(&mut self.input);
                     let pong = self.connection.dispatch(&mut inner);
+                    let going_away = inner.going_away;
                     drop(inner);
+                    // Outside the connection's lock: the pool takes its own.
+                    if going_away && let Some(tell) = self.going_away.take() {
+                        tell();
+                    }
                     if pong && self.pinging {
                         self.pinging = false;
                         let next = Instant::now() + self.interval;

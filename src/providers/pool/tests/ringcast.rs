@@ -82,3 +82,31 @@ async fn a_retired_connection_finishes_its_streams_then_closes() {
     assert_eq!(stream.send(request(&pool)).await.unwrap().status, 403);
     assert_eq!(sim.stats().connections, 2);
 }
+
+/// A graceful GOAWAY refuses none of our streams (its first last-stream id is 2^31-1), so no
+/// push learns of it: the connection still shows as draining while its stream finishes, and
+/// a fresh one takes over once it closes.
+#[tokio::test]
+async fn a_goaway_that_refuses_nothing_still_drains_the_connection() {
+    let (sim, pool, _dir) = ringcast_pool(Profile {
+        goaway_after_streams: Some(1),
+        latency_min_ms: 300,
+        latency_max_ms: 300,
+        ..Profile::default()
+    })
+    .await;
+    let stream = pool.acquire(soon()).await.unwrap();
+    let in_flight = tokio::spawn(stream.send(request(&pool)));
+    wait_until("the GOAWAY marked the connection draining", || {
+        pool.snapshot().draining == 1
+    })
+    .await;
+    assert_eq!(pool.snapshot().free_streams, 0);
+    assert_eq!(in_flight.await.unwrap().unwrap().status, 403);
+    wait_until("a fresh connection took over", || {
+        let PoolSnapshot { open, draining, .. } = pool.snapshot();
+        (open, draining) == (1, 0)
+    })
+    .await;
+    assert!(sim.stats().goaways >= 1);
+}
