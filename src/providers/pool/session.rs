@@ -30,7 +30,8 @@ pub struct OurSettings {
     pub window: u32,
     /// The largest header list an answer may decode to.
     pub max_header_list_size: u32,
-    /// The largest answer body kept; a longer one resets its stream.
+    /// The largest answer body kept; a longer one is read as empty (the status decides) and
+    /// its stream cancelled.
     pub max_body: usize,
 }
 
@@ -540,7 +541,12 @@ impl Session {
             return Ok(());
         }
         if open.body.len() + data.len() > max_body {
-            self.reset(stream, ErrorCode::CANCEL);
+            // Longer than any push service's answer: the status still decides, as on the
+            // pool's other paths (its body read as empty); the rest is not received.
+            open.body = BytesMut::new();
+            open.sent = true;
+            frame::write_rst_stream(&mut self.out, stream, ErrorCode::CANCEL);
+            self.finish(stream);
             return Ok(());
         }
         open.body.extend_from_slice(data);

@@ -405,6 +405,53 @@ fn received_data_is_given_back_once_half_the_window_is_used() {
     );
 }
 
+/// The pool's contract on every path: an answer body over the limit is read as empty, and
+/// the status decides.
+#[test]
+fn an_answer_body_over_the_limit_is_read_as_empty_and_the_stream_cancelled() {
+    let ours = OurSettings {
+        max_body: 10,
+        ..OurSettings::default()
+    };
+    let mut session = Session::new(ours);
+    session
+        .receive(&mut Server::default().settings(&[]).into_input())
+        .unwrap();
+    session.output().clear();
+    session.open(&[0x83], Bytes::new()).unwrap();
+    let input = Server::default().raw(|out| {
+        let mut block = Vec::new();
+        encoder::indexed(&mut block, 13); // :status 404
+        frame::write_headers(out, 1, &block, false, 16_384);
+        frame::write_data(out, 1, &[b'x'; 8], false, 16_384);
+        frame::write_data(out, 1, &[b'x'; 8], false, 16_384);
+        frame::write_data(out, 1, &[b'x'; 8], true, 16_384);
+    });
+    session.receive(&mut input.into_input()).unwrap();
+    assert_eq!(
+        events(&mut session),
+        [Event::Answer {
+            stream: 1,
+            status: 404,
+            headers: http::HeaderMap::new(),
+            body: Bytes::new()
+        }]
+    );
+    let resets: Vec<_> = written(session.output())
+        .into_iter()
+        .filter(|f| f.0 == frame::kind::RST_STREAM)
+        .collect();
+    assert_eq!(
+        resets,
+        [(
+            frame::kind::RST_STREAM,
+            0,
+            1,
+            ErrorCode::CANCEL.0.to_be_bytes().to_vec()
+        )]
+    );
+}
+
 #[tokio::test]
 async fn h2_serves_what_the_session_sends() {
     tokio::time::timeout(std::time::Duration::from_secs(30), exchange_with_h2())
