@@ -1,11 +1,13 @@
 //! The pieces of ringcast's own APNs HTTP/2 client (docs/performance.md, "HPACK of our
-//! own"): one APNs request's header block from templates (the fields `h2` codes per push
-//! today, under callgrind ~14k instructions in `HeaderBlock::into_encoding`), one APNs answer
-//! decoded, and one whole exchange through a session (block, open, answer read, event).
+//! own"): one APNs request's header block from templates and from the provider's
+//! `http::Request` (what the pool writes per push; `h2` spent ~14k instructions in
+//! `HeaderBlock::into_encoding` on the same fields), one APNs answer decoded, and one whole
+//! exchange through a session (block, open, answer read, event).
 //!
 //! `cargo bench --bench http2_client`; instructions per call, repeatably:
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*apns_request_block*'
 //! --toggle-collect='*apns_answer*' --toggle-collect='*exchange*'
+//! --toggle-collect='*from_request*'
 //! target/release/deps/http2_client-<hash> --bench --profile-time 2`, then
 //! `callgrind_annotate --tree=caller --inclusive=yes` and divide by the calls.
 
@@ -17,6 +19,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::providers::pool::frame;
 use ringcast::providers::pool::hpack::encoder::{self, Coding, Indexing, Name, statics};
 use ringcast::providers::pool::hpack::{Decoder, huffman};
+use ringcast::providers::pool::request_block;
 use ringcast::providers::pool::session::{Event, OurSettings, Session};
 use std::hint::black_box;
 
@@ -108,6 +111,30 @@ fn apns_request_block(
         Indexing::Without,
         Coding::Raw,
     );
+}
+
+/// The same push as the provider hands it to the pool.
+fn apns_request(path: &str, id: &str) -> http::Request<Bytes> {
+    let mut request = http::Request::post(format!("https://api.push.apple.com{path}"))
+        .header("apns-push-type", "voip")
+        .header("apns-topic", "com.example.ringcast.voip")
+        .header("apns-priority", "10")
+        .header("apns-expiration", "1800000045")
+        .header("apns-collapse-id", "call-7f3c2b1e-9a4d")
+        .header("content-length", "312")
+        .header("authorization", TOKEN)
+        .body(Bytes::from(vec![b'{'; 312]))
+        .expect("a valid request");
+    let mut id = http::HeaderValue::from_str(id).expect("an ASCII id");
+    id.set_sensitive(true);
+    request.headers_mut().insert("apns-id", id);
+    request
+}
+
+#[inline(never)]
+fn apns_request_block_from_request(request: &http::Request<Bytes>, block: &mut Vec<u8>) -> usize {
+    block.clear();
+    request_block::encode(block, request).map_or(0, |()| block.len())
 }
 
 /// An APNs `200`: `:status` indexed, its `apns-id` a Huffman-coded literal.
@@ -208,6 +235,10 @@ fn client(c: &mut Criterion) {
             );
             block.len()
         });
+    });
+    let request = apns_request(&path, std::str::from_utf8(id).expect("ASCII"));
+    group.bench_function("apns_request_block_from_request", |b| {
+        b.iter(|| apns_request_block_from_request(black_box(&request), &mut block));
     });
     let answer = answer_block();
     let mut decoder = Decoder::new(4096, 16 * 1024);

@@ -45,7 +45,7 @@ pub mod guard;
 pub mod hpack;
 pub mod http2;
 pub mod protocol;
-mod request_block;
+pub mod request_block;
 pub mod session;
 pub mod tls;
 

@@ -246,6 +246,24 @@ mod tests {
     }
 
     #[test]
+    fn the_http2_client_is_ringcasts_own_unless_h2_is_named() {
+        assert_eq!(ApnsConfig::default().http2_client, Http2Client::Ringcast);
+        assert_eq!(
+            ApnsConfig::default().pool_settings().http2_client,
+            Http2Client::Ringcast
+        );
+        let h2: ApnsConfig = serde_json::from_str(r#"{"http2_client": "h2"}"#).unwrap();
+        assert_eq!(h2.pool_settings().http2_client, Http2Client::H2);
+        let error = serde_json::from_str::<ApnsConfig>(r#"{"http2_client": "hyper"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`h2`") && error.contains("`ringcast`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn hosts_are_overridable_and_missing_keys_take_defaults() {
         let config: ApnsConfig =
             serde_json::from_str(r#"{"production_url": "https://127.0.0.1:8443"}"#).unwrap();
