@@ -72,7 +72,12 @@ fn written(out: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
 }
 
 fn settled(pairs: &[(u16, u32)]) -> Session {
-    let mut session = Session::new(OurSettings::default());
+    settled_with(OurSettings::default(), pairs)
+}
+
+/// A session with `ours` whose peer's first SETTINGS (`pairs`) arrived; output cleared.
+fn settled_with(ours: OurSettings, pairs: &[(u16, u32)]) -> Session {
+    let mut session = Session::new(ours);
     session
         .receive(&mut Server::default().settings(pairs).into_input())
         .unwrap();
@@ -377,11 +382,7 @@ fn received_data_is_given_back_once_half_the_window_is_used() {
         max_header_list_size: 4096,
         max_body: 1000,
     };
-    let mut session = Session::new(ours);
-    session
-        .receive(&mut Server::default().settings(&[]).into_input())
-        .unwrap();
-    session.output().clear();
+    let mut session = settled_with(ours, &[]);
     session.open(&[0x83], Bytes::new()).unwrap();
     let input = Server::default().raw(|out| {
         let mut block = Vec::new();
@@ -413,11 +414,7 @@ fn an_answer_body_over_the_limit_is_read_as_empty_and_the_stream_cancelled() {
         max_body: 10,
         ..OurSettings::default()
     };
-    let mut session = Session::new(ours);
-    session
-        .receive(&mut Server::default().settings(&[]).into_input())
-        .unwrap();
-    session.output().clear();
+    let mut session = settled_with(ours, &[]);
     session.open(&[0x83], Bytes::new()).unwrap();
     let input = Server::default().raw(|out| {
         let mut block = Vec::new();
