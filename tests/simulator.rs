@@ -520,10 +520,10 @@ async fn streams_beyond_the_limit_are_refused_never_served() {
     let h = limited_simulator().await;
     let (sender, _task) = h.connect().await;
     // Straight after the handshake the client has not read the SETTINGS frame yet and opens
-    // all 16 streams, as a sender that assumes a stream count would. The server's HTTP/2
-    // layer refuses the excess with REFUSED_STREAM before the simulator sees them, so no
-    // more than the advertised 4 are ever served at once and the violation counter (which
-    // counts streams that got past that layer) stays at zero.
+    // all 16 streams, as a sender that assumes a stream count would. The connection
+    // announced 1 (no valid token seen yet), hyper's layer allows 4: hyper refuses the
+    // excess over 4, the simulator the excess over the announced limit, both with
+    // REFUSED_STREAM, so no stream beyond the limit is ever served.
     let answers = burst(&h.jwt_at(now()), &sender, 16).await;
     for answer in &answers {
         match answer {
@@ -531,10 +531,40 @@ async fn streams_beyond_the_limit_are_refused_never_served() {
             Err(error) => assert!(error.contains("REFUSED_STREAM"), "{error}"),
         }
     }
-    assert!(answers.iter().filter(|answer| answer.is_ok()).count() >= 4);
+    let served = answers.iter().filter(|answer| answer.is_ok()).count();
+    assert!(served >= 1, "{answers:?}");
     let stats = h.sim.stats();
+    assert_eq!(stats.accepted as usize, served, "{stats:?}");
     assert!(stats.max_streams_in_flight <= 4);
-    assert_eq!(stats.stream_limit_violations, 0);
+}
+
+/// APNs "allows only one stream until you post a request with a valid authentication
+/// token": one stream while the pushes carry no valid token, then the profile's limit, which
+/// an `h2` client reads from the second SETTINGS frame.
+#[tokio::test]
+async fn the_stream_limit_is_one_until_a_request_shows_a_valid_token() {
+    let h = limited_simulator().await;
+    let (mut sender, _task) = h.connect().await;
+    // One round trip first, so the client has the server's SETTINGS frame.
+    let refused = send(&mut sender, voip("not-a-jwt", TOKEN), "{}").await;
+    assert_eq!(refused.unwrap().status, 403);
+    let unsigned = burst("not-a-jwt", &sender, 6).await;
+    assert!(
+        unsigned.iter().all(|answer| answer == &Ok(403)),
+        "{unsigned:?}"
+    );
+    assert_eq!(h.sim.stats().max_streams_in_flight, 1);
+    let jwt = h.jwt_at(now());
+    let first = send(&mut sender, voip(&jwt, TOKEN), "{}").await.unwrap();
+    assert_eq!(first.status, 200);
+    let answers = burst(&jwt, &sender, 8).await;
+    assert!(
+        answers.iter().all(|answer| answer == &Ok(200)),
+        "{answers:?}"
+    );
+    let stats = h.sim.stats();
+    assert_eq!(stats.max_streams_in_flight, 4, "{stats:?}");
+    assert_eq!(stats.stream_limit_violations, 0, "{stats:?}");
 }
 
 #[tokio::test]

@@ -182,6 +182,18 @@ pub struct ConnectionToken {
     pub client_certificate: super::tls::ClientCertificate,
 }
 
+impl ConnectionToken {
+    /// Whether the connection has shown a valid credential: a provider token accepted, or a
+    /// trusted client certificate.
+    pub fn holds_credential(&self) -> bool {
+        self.current.is_some()
+            || matches!(
+                self.client_certificate,
+                super::tls::ClientCertificate::Trusted { .. }
+            )
+    }
+}
+
 /// What APNs answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {

@@ -19,6 +19,12 @@ pub struct Profile {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` advertised on every connection; APNs shows
     /// 500–1500, and a sender must read it rather than assume it.
     pub max_concurrent_streams: u32,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` a new HTTP/2 connection announces until a request
+    /// on it passes the credential check (any answer but 401 or 403), when a second SETTINGS
+    /// frame raises it to `max_concurrent_streams`: APNs "allows only one stream until you
+    /// post a request with a valid authentication token". Equal to `max_concurrent_streams`,
+    /// the full limit is announced at once.
+    pub initial_max_concurrent_streams: u32,
     /// Shortest added response delay, in milliseconds.
     pub latency_min_ms: u64,
     /// Longest added response delay, in milliseconds (uniform between min and max).
@@ -78,6 +84,7 @@ impl Default for Profile {
         Self {
             seed: 1,
             max_concurrent_streams: 1000,
+            initial_max_concurrent_streams: 1,
             latency_min_ms: 0,
             latency_max_ms: 0,
             errors: Vec::new(),
@@ -186,6 +193,13 @@ impl Profile {
         let mut problems = Vec::new();
         if self.max_concurrent_streams == 0 {
             problems.push("max_concurrent_streams must be at least 1".to_owned());
+        }
+        if self.initial_max_concurrent_streams == 0 {
+            problems.push("initial_max_concurrent_streams must be at least 1".to_owned());
+        }
+        if self.initial_max_concurrent_streams > self.max_concurrent_streams {
+            problems
+                .push("initial_max_concurrent_streams is above max_concurrent_streams".to_owned());
         }
         if self.latency_min_ms > self.latency_max_ms {
             problems.push("latency_min_ms is above latency_max_ms".to_owned());
@@ -427,6 +441,10 @@ mod tests {
         .unwrap();
         let profile = Profile::load(&path).unwrap();
         assert_eq!(profile.max_concurrent_streams, 3);
+        assert_eq!(
+            profile.initial_max_concurrent_streams, 1,
+            "APNs: one until a valid token"
+        );
         assert_eq!(profile.apns_bundle_ids, ["com.example.app"]);
         assert_eq!(profile.seed, 1);
         assert!(profile.is_unregistered("ab"));
@@ -438,6 +456,16 @@ mod tests {
         .unwrap();
         let message = Profile::load(&path).unwrap_err().to_string();
         assert!(message.contains("latency_min_ms") && message.contains("max_concurrent_streams"));
+        std::fs::write(
+            &path,
+            "max_concurrent_streams = 4\ninitial_max_concurrent_streams = 5\n",
+        )
+        .unwrap();
+        let message = Profile::load(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("initial_max_concurrent_streams is above"),
+            "{message}"
+        );
         std::fs::write(&path, "bogus = 1\n").unwrap();
         assert!(Profile::load(&path).is_err());
     }

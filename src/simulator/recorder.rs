@@ -79,9 +79,11 @@ pub struct Stats {
     pub accepted: u64,
     /// Answers by `"<status> <reason>"` (`"200"` for accepted), for assertions like "no 429".
     pub by_status: BTreeMap<String, u64>,
-    /// Times more streams were in flight on one connection than the connection advertised.
+    /// Streams opened beyond the limit their connection advertised at that moment (each
+    /// refused with `REFUSED_STREAM`, never served).
     pub stream_limit_violations: u64,
-    /// Most streams ever in flight on one connection: shows whether a sender uses the limit.
+    /// Most streams ever served at once on one connection: shows whether a sender uses the
+    /// limit.
     pub max_streams_in_flight: u64,
     /// GOAWAY frames sent on purpose (profile `goaway_after_streams`).
     pub goaways: u64,
@@ -177,12 +179,16 @@ impl Recorder {
         self.received.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Streams now in flight on a connection that advertised `limit`.
-    pub fn in_flight(&self, now: u64, limit: u64) {
-        self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+    /// A stream opened with `now` streams in flight on a connection that advertised `limit`:
+    /// whether it is within the limit. One beyond it counts as a violation, not in flight
+    /// (the server refuses it).
+    pub fn in_flight(&self, now: u64, limit: u64) -> bool {
         if now > limit {
             self.violations.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
+        self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        true
     }
 
     /// The OAuth endpoint handed out an access token.
@@ -318,14 +324,14 @@ mod tests {
         recorder.accepted(push("aa"));
         recorder.accepted(push("bb"));
         recorder.rejected(400, "BadTopic");
-        recorder.in_flight(3, 2);
-        recorder.in_flight(2, 2);
+        assert!(!recorder.in_flight(3, 2), "beyond the limit: refused");
+        assert!(recorder.in_flight(2, 2));
         let stats = recorder.stats();
         assert_eq!((stats.requests, stats.accepted), (3, 2));
         assert_eq!(stats.by_status["400 BadTopic"], 1);
         assert_eq!(
             (stats.stream_limit_violations, stats.max_streams_in_flight),
-            (1, 3)
+            (1, 2)
         );
         assert_eq!(recorder.records().len(), 2);
         // Lines are buffered until the simulator's periodic flush.

@@ -10,6 +10,7 @@
 
 mod answer;
 mod route;
+mod stream_limit;
 mod subscribe;
 
 pub use route::TransportStats;
@@ -26,10 +27,10 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use stream_limit::{Raising, StreamLimit};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -91,6 +92,8 @@ struct Connection {
     apns_id_named: AtomicBool,
     streams: AtomicU64,
     in_flight: AtomicU64,
+    /// The `SETTINGS_MAX_CONCURRENT_STREAMS` it announces now ([`stream_limit`]).
+    stream_limit: Arc<StreamLimit>,
     goaway: Notify,
     /// Drop the connection now (profile `reset_rate`).
     reset: Notify,
@@ -159,6 +162,11 @@ async fn serve_connection(
         .as_ref()
         .map(|check| check.judge(tls.get_ref().1.peer_certificates()))
         .unwrap_or_default();
+    let max = shared.profile.max_concurrent_streams;
+    let stream_limit = Arc::new(match transport {
+        Transport::Http2 => StreamLimit::new(shared.profile.initial_max_concurrent_streams, max),
+        Transport::Http1 => StreamLimit::new(1, 1),
+    });
     let connection = Arc::new(Connection {
         token: Mutex::new(ConnectionToken {
             client_certificate,
@@ -167,6 +175,7 @@ async fn serve_connection(
         apns_id_named: AtomicBool::new(false),
         streams: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
+        stream_limit: Arc::clone(&stream_limit),
         goaway: Notify::new(),
         reset: Notify::new(),
         stall: Notify::new(),
@@ -175,14 +184,23 @@ async fn serve_connection(
         let (shared, connection) = (shared.clone(), connection.clone());
         service_fn(move |request| {
             let (shared, connection) = (shared.clone(), connection.clone());
-            async move { Ok::<_, Infallible>(handle(request, transport, shared, connection).await) }
+            async move {
+                // A stream beyond the limit the connection announced is refused before
+                // anything reads it (RFC 9113 §5.1.2: REFUSED_STREAM, which tells the sender
+                // it was not processed); hyper resets the stream with the reason given here.
+                // hyper's own limit is the raised one, so below it only this check refuses.
+                let Some(_in_flight) = InFlight::admit(&shared, &connection) else {
+                    return Err(h2::Error::from(h2::Reason::REFUSED_STREAM));
+                };
+                Ok(handle(request, transport, shared, connection).await)
+            }
         })
     };
     match transport {
         Transport::Http2 => {
             let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .max_concurrent_streams(shared.profile.max_concurrent_streams)
-                .serve_connection(TokioIo::new(tls), service);
+                .max_concurrent_streams(max)
+                .serve_connection(TokioIo::new(Raising::new(tls, stream_limit)), service);
             let served = std::pin::pin!(served);
             drive(
                 served,
@@ -254,12 +272,40 @@ async fn drive<F>(
     }
 }
 
-/// Counts a stream in flight for as long as it lives.
-struct InFlight<'c>(&'c AtomicU64);
+impl Connection {
+    /// Whether a request on this connection, answered `status`, showed a valid credential:
+    /// what APNs waits for before it raises the stream limit. For APNs, a provider token it
+    /// accepted or a trusted client certificate, whatever else the push got wrong; for the
+    /// other services, any answer but a credential refusal.
+    fn credential_passed(&self, service: Service, status: http::StatusCode) -> bool {
+        match service {
+            Service::Apns => self
+                .token
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .holds_credential(),
+            _ => !matches!(status.as_u16(), 401 | 403),
+        }
+    }
+}
 
-impl Drop for InFlight<'_> {
+/// Counts a stream in flight for as long as it lives.
+struct InFlight(Arc<Connection>);
+
+impl InFlight {
+    /// Counts a new stream in, unless it is beyond the limit the connection announces now
+    /// (counted as a violation, and not in flight).
+    fn admit(shared: &Shared, connection: &Arc<Connection>) -> Option<InFlight> {
+        let now = connection.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let in_flight = InFlight(Arc::clone(connection));
+        let limit = u64::from(connection.stream_limit.announced());
+        shared.recorder.in_flight(now, limit).then_some(in_flight)
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -273,12 +319,6 @@ async fn handle(
     // HTTP/2's `:authority` puts it there.
     let request = route::with_authority(request);
     shared.transport.request(transport);
-    let now_in_flight = connection.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-    let _in_flight = InFlight(&connection.in_flight);
-    shared.recorder.in_flight(
-        now_in_flight,
-        u64::from(shared.profile.max_concurrent_streams),
-    );
     if request.uri().path() == stats::PATH && request.method() == http::Method::GET {
         return stats::response(&shared.recorder.stats());
     }
@@ -334,6 +374,7 @@ async fn handle(
     // and a sender that goes away (killed, or its connection lost) while waiting for the
     // answer does not take it back: it is still judged and recorded. (Dropping it with the
     // stream would hide the duplicate a node that takes over the event sends.)
+    let judged_on = Arc::clone(&connection);
     let (shared, connection) = (Arc::clone(&shared), Arc::clone(&connection));
     let answered = tokio::spawn(async move {
         if !script.latency.is_zero() {
@@ -358,12 +399,17 @@ async fn handle(
             Service::WebPush => answer::webpush(&parts, &body, script.error, shared),
         }
     });
-    answered.await.unwrap_or_else(|_| {
+    let response = answered.await.unwrap_or_else(|_| {
         // The answer task panicked: a simulator bug, answered as a server error.
         let mut response = Response::new(Full::new(Bytes::new()));
         *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
         response
-    })
+    });
+    // Raised before hyper writes this answer, so the sender reads the new limit first.
+    if judged_on.credential_passed(service, response.status()) {
+        judged_on.stream_limit.raise();
+    }
+    response
 }
 
 /// Which service a path belongs to; anything unknown goes to APNs, which answers `BadPath`

@@ -84,6 +84,9 @@ fn origins_are_https_host_and_port() {
 async fn opens_k_connections_and_learns_the_peer_stream_limit(client: Http2Client) {
     let (sim, tls, _dir) = simulator(Profile {
         max_concurrent_streams: 4,
+        // Announced at once (the pushes carry no provider token, so APNs would never raise
+        // it): the raise has its own test.
+        initial_max_concurrent_streams: 4,
         latency_min_ms: 10,
         latency_max_ms: 20,
         ..Profile::default()
@@ -127,6 +130,7 @@ async fn opens_k_connections_and_learns_the_peer_stream_limit(client: Http2Clien
 async fn a_burst_never_exceeds_the_advertised_stream_limit(client: Http2Client) {
     let (sim, tls, _dir) = simulator(Profile {
         max_concurrent_streams: 3,
+        initial_max_concurrent_streams: 3,
         latency_min_ms: 20,
         latency_max_ms: 40,
         ..Profile::default()
