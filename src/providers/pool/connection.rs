@@ -89,7 +89,7 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize, mut idle: bool) {
             slot.generation += 1;
             set_phase(&shared.settings, slot, Phase::Open);
             slot.in_flight = 0;
-            slot.peer_limit = limit;
+            slot.peer_limit = Arc::clone(&limit);
             slot.sender = Some(sender);
             slot.protocol = Some(protocol);
         }
@@ -106,7 +106,7 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize, mut idle: bool) {
             return;
         }
         tokio::select! {
-            result = driving => {
+            result = waking_on_raises(driving, &limit, shared) => {
                 if let Err(error) = result {
                     tracing::info!(origin = %shared.origin.base, slot = index, %error,
                         "push service connection ended");
@@ -124,6 +124,28 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize, mut idle: bool) {
             slot.sender = None;
         }
     }
+}
+
+/// Drives the connection and wakes every push waiting for a stream whenever the peer raises
+/// its stream limit: a freed stream wakes only one waiter, so pushes queued while APNs allowed
+/// one stream (until the connection's first valid provider token) would otherwise go out one
+/// round trip at a time after it allowed hundreds.
+async fn waking_on_raises(
+    mut driving: Driving,
+    limit: &AtomicUsize,
+    shared: &Shared,
+) -> Result<(), Ended> {
+    let mut known = limit.load(Ordering::Relaxed);
+    std::future::poll_fn(|cx| {
+        let polled = driving.as_mut().poll(cx);
+        let now = limit.load(Ordering::Relaxed);
+        if now > known {
+            shared.capacity.notify_waiters();
+        }
+        known = now;
+        polled
+    })
+    .await
 }
 
 /// Waits until a request that found no free connection claims slot `index` (moves it out

@@ -8,12 +8,17 @@ mod ringcast;
 
 /// A simulator with `profile`, and the TLS config that trusts it.
 async fn simulator(profile: Profile) -> (RunningSimulator, Arc<ClientConfig>, tempfile::TempDir) {
-    let sim = Simulator::start(SimulatorConfig {
+    simulator_with(SimulatorConfig {
         profile,
         ..SimulatorConfig::default()
     })
     .await
-    .unwrap();
+}
+
+async fn simulator_with(
+    config: SimulatorConfig,
+) -> (RunningSimulator, Arc<ClientConfig>, tempfile::TempDir) {
+    let sim = Simulator::start(config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, sim.ca_pem()).unwrap();
@@ -44,6 +49,70 @@ fn request(pool: &Pool) -> http::Request<Bytes> {
     http::Request::post(format!("{}/3/device/{}", pool.base(), "ab".repeat(32)))
         .body(Bytes::from_static(b"{}"))
         .unwrap()
+}
+
+/// A simulator that knows one APNs signing key, and an `authorization` signed with it.
+async fn simulator_with_key(
+    profile: Profile,
+) -> (
+    RunningSimulator,
+    Arc<ClientConfig>,
+    tempfile::TempDir,
+    http::HeaderValue,
+) {
+    let (team, key_id) = ("TEAM123456", "KEY1234567");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let (sim, tls, dir) = simulator_with(SimulatorConfig {
+        profile,
+        apns_keys: vec![crate::simulator::ApnsCredential {
+            team_id: team.into(),
+            key_id: key_id.into(),
+            public_key_pem: key.public_key_pem(),
+        }],
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let tokens = crate::providers::apns::auth::ProviderTokenCache::new(
+        team,
+        key_id,
+        key.serialize_pem().as_bytes(),
+        Duration::from_secs(30 * 60),
+    )
+    .unwrap();
+    let token = tokens.token(crate::clock::now_millis()).unwrap();
+    (sim, tls, dir, token.authorization.unwrap())
+}
+
+/// [`request`] with a provider token: it passes the credential check and, naming no topic,
+/// is answered 400 `MissingTopic`.
+fn authenticated_request(pool: &Pool, authorization: &http::HeaderValue) -> http::Request<Bytes> {
+    let mut request = request(pool);
+    request
+        .headers_mut()
+        .insert(http::header::AUTHORIZATION, authorization.clone());
+    request
+}
+
+/// Sends `requests` at once, each on a stream it waits for; their statuses, in order.
+async fn send_at_once(
+    pool: &Pool,
+    requests: impl IntoIterator<Item = http::Request<Bytes>>,
+) -> Vec<Result<u16, SendError>> {
+    let sends: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let stream = pool.acquire(soon()).await.unwrap();
+                stream.send(request).await.map(|answer| answer.status)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for send in sends {
+        answers.push(send.await.unwrap());
+    }
+    answers
 }
 
 async fn wait_for(pool: &Pool, what: impl Fn(&PoolSnapshot) -> bool) -> PoolSnapshot {
@@ -103,19 +172,8 @@ async fn opens_k_connections_and_learns_the_peer_stream_limit(client: Http2Clien
             "never learned: {:?}",
             pool.snapshot()
         );
-        let sends = (0..6).map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let stream = pool.acquire(soon()).await.unwrap();
-                stream
-                    .send(request(&pool))
-                    .await
-                    .map(|answer| answer.status)
-            })
-        });
-        for send in sends.collect::<Vec<_>>() {
-            assert_eq!(send.await.unwrap(), Ok(403));
-        }
+        let answers = send_at_once(&pool, (0..6).map(|_| request(&pool))).await;
+        assert!(answers.iter().all(|a| a == &Ok(403)), "{answers:?}");
     }
     // Least-loaded connection first: with one stream taken, the next goes to the other.
     let first = pool.acquire(soon()).await.unwrap();
@@ -138,25 +196,36 @@ async fn a_burst_never_exceeds_the_advertised_stream_limit(client: Http2Client) 
     .await;
     let pool = pool(&sim, tls, 2, client);
     wait_for(&pool, |s| s.open == 2).await;
-    let sends = (0..60).map(|_| {
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            let stream = pool.acquire(soon()).await.unwrap();
-            stream
-                .send(request(&pool))
-                .await
-                .map(|answer| answer.status)
-        })
-    });
-    let mut answers = Vec::new();
-    for send in sends.collect::<Vec<_>>() {
-        answers.push(send.await.unwrap());
-    }
+    let answers = send_at_once(&pool, (0..60).map(|_| request(&pool))).await;
     assert!(answers.iter().all(|a| a == &Ok(403)), "{answers:?}");
     let stats = sim.stats();
     assert!(stats.max_streams_in_flight <= 3, "{stats:?}");
     assert_eq!(stats.stream_limit_violations, 0);
     assert_eq!(pool.snapshot().in_flight, 0);
+}
+
+/// APNs allows one stream until a request shows a valid provider token, then raises its
+/// limit with a second SETTINGS frame: the pushes that queued for the one stream must all go
+/// then, not one per freed stream (a freed stream wakes one waiter).
+async fn a_raised_stream_limit_sends_every_waiting_push_at_once(client: Http2Client) {
+    let (sim, tls, _dir, authorization) = simulator_with_key(Profile {
+        max_concurrent_streams: 50,
+        initial_max_concurrent_streams: 1,
+        latency_min_ms: 200,
+        latency_max_ms: 200,
+        ..Profile::default()
+    })
+    .await;
+    let pool = pool(&sim, tls, 1, client);
+    wait_for(&pool, |s| s.open == 1).await;
+    let requests = (0..20).map(|_| authenticated_request(&pool, &authorization));
+    let answers = send_at_once(&pool, requests).await;
+    assert!(answers.iter().all(|a| a == &Ok(400)), "{answers:?}");
+    let stats = sim.stats();
+    // One alone, then the other 19 together (one at a time without the wake-up).
+    assert!(stats.max_streams_in_flight >= 10, "{stats:?}");
+    assert_eq!(stats.stream_limit_violations, 0, "{stats:?}");
+    assert_eq!(stats.connections, 1);
 }
 
 async fn goaway_drains_the_connection_and_a_fresh_one_takes_over(client: Http2Client) {
@@ -241,6 +310,7 @@ macro_rules! with_each_http2_client {
 with_each_http2_client!(
     opens_k_connections_and_learns_the_peer_stream_limit,
     a_burst_never_exceeds_the_advertised_stream_limit,
+    a_raised_stream_limit_sends_every_waiting_push_at_once,
     goaway_drains_the_connection_and_a_fresh_one_takes_over,
     an_unanswered_ping_ends_the_connection_and_a_fresh_one_takes_over,
     a_server_that_goes_away_is_redialled_when_it_returns
