@@ -45,6 +45,7 @@ CALLGRIND_SECONDS=${CALLGRIND_SECONDS:-15}
 CALLGRIND_IDLE_SECONDS=${CALLGRIND_IDLE_SECONDS:-5}  # counted first with no calls: the node's fixed cost
 REDIS_HZ=${REDIS_HZ:-100}           # Redis's `hz` as README "Stores" recommends (Redis's default: 10)
 BIN=${BIN:-}
+SIM_PROFILE=${SIM_PROFILE:-}       # a simulator profile (TOML) instead of its defaults
 
 tools=(redis-server redis-cli h2load openssl python3 jq curl)
 [ "$NODE_APN" = 0 ] || [ "$CALLGRIND" != 0 ] || tools+=(node npm)
@@ -86,7 +87,8 @@ redis_pid=$!
 pids+=($redis_pid)
 wait_for "redis-cli -p $redis_port ping"
 
-"$BIN" simulate --listen "127.0.0.1:$sim_port" --http1-listen "127.0.0.1:$sim_h1_port" --record "$work/pushes.jsonl" >"$work/sim.log" 2>&1 &
+"$BIN" simulate --listen "127.0.0.1:$sim_port" --http1-listen "127.0.0.1:$sim_h1_port" --record "$work/pushes.jsonl" \
+  ${SIM_PROFILE:+--profile "$SIM_PROFILE"} >"$work/sim.log" 2>&1 &
 sim_pid=$!
 pids+=($sim_pid)
 wait_for "grep -q listening $work/sim.log"

@@ -66,6 +66,7 @@ async fn the_first_settings_announce_one_stream_until_the_raise() {
     server.write_all(&later).await.unwrap();
     server.flush().await.unwrap();
     assert_eq!(read_exactly(&mut sender, later.len()).await, later);
+    assert!(server.writing_through(), "nothing left to rewrite");
 }
 
 #[tokio::test]
