@@ -24,7 +24,8 @@
 //!   hands out a stream only where one is free (least-loaded connection first). Until the
 //!   peer's SETTINGS arrive a connection allows one stream (APNs advertises 1 until the first
 //!   valid request), so nothing is refused for guessing. The excess waits in the provider's
-//!   priority queues, where priority still counts, not in h2's FIFO.
+//!   priority queues, where priority still counts, not in h2's FIFO; when the peer raises its
+//!   limit, every waiting push is woken (a freed stream wakes only one).
 //! - **GOAWAY drains**: a stream refused by a GOAWAY marks its connection draining — no new
 //!   streams on it, the open ones finish — and the slot dials a fresh connection once the old
 //!   one closes. Such a stream was never processed ([`SendError::NotSent`]), so it is re-sent
