@@ -538,6 +538,29 @@ async fn streams_beyond_the_limit_are_refused_never_served() {
     assert!(stats.max_streams_in_flight <= 4);
 }
 
+/// Only APNs makes a connection earn its stream limit: a burst for another service straight
+/// after the handshake (before the client read any SETTINGS) is served whole, not refused.
+#[tokio::test]
+async fn other_services_are_never_held_to_the_first_stream_limit() {
+    let h = limited_simulator().await;
+    let (sender, _task) = h.connect().await;
+    let url = format!("{}/v1/projects/p/messages:send", h.sim.base_url());
+    let requests: Vec<_> = (0..4)
+        .map(|_| {
+            let (mut sender, url) = (sender.clone(), url.clone());
+            tokio::spawn(async move {
+                let request = hyper::Request::post(url).header("authorization", "Bearer nope");
+                send(&mut sender, request, "{}").await.map(|a| a.status)
+            })
+        })
+        .collect();
+    for request in requests {
+        let status = request.await.unwrap().map_err(|error| format!("{error:?}"));
+        assert_eq!(status, Ok(401));
+    }
+    assert_eq!(h.sim.stats().stream_limit_violations, 0);
+}
+
 /// APNs "allows only one stream until you post a request with a valid authentication
 /// token": one stream while the pushes carry no valid token, then the profile's limit, which
 /// an `h2` client reads from the second SETTINGS frame.

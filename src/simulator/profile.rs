@@ -19,11 +19,12 @@ pub struct Profile {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` advertised on every connection; APNs shows
     /// 500–1500, and a sender must read it rather than assume it.
     pub max_concurrent_streams: u32,
-    /// `SETTINGS_MAX_CONCURRENT_STREAMS` a new HTTP/2 connection announces until a request
-    /// on it passes the credential check (any answer but 401 or 403), when a second SETTINGS
-    /// frame raises it to `max_concurrent_streams`: APNs "allows only one stream until you
-    /// post a request with a valid authentication token". Equal to `max_concurrent_streams`,
-    /// the full limit is announced at once.
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` a new HTTP/2 connection announces until an APNs
+    /// request on it shows a valid credential (or a request for another service arrives),
+    /// when a second SETTINGS frame raises it to `max_concurrent_streams`: APNs "allows only
+    /// one stream until you post a request with a valid authentication token". APNs streams
+    /// beyond the announced limit are refused. Equal to `max_concurrent_streams`, the full
+    /// limit is announced at once.
     pub initial_max_concurrent_streams: u32,
     /// Shortest added response delay, in milliseconds.
     pub latency_min_ms: u64,

@@ -189,7 +189,8 @@ async fn serve_connection(
                 // anything reads it (RFC 9113 §5.1.2: REFUSED_STREAM, which tells the sender
                 // it was not processed); hyper resets the stream with the reason given here.
                 // hyper's own limit is the raised one, so below it only this check refuses.
-                let Some(_in_flight) = InFlight::admit(&shared, &connection) else {
+                let path = request.uri().path();
+                let Some(_in_flight) = InFlight::admit(&shared, &connection, path) else {
                     return Err(h2::Error::from(h2::Reason::REFUSED_STREAM));
                 };
                 Ok(handle(request, transport, shared, connection).await)
@@ -273,19 +274,14 @@ async fn drive<F>(
 }
 
 impl Connection {
-    /// Whether a request on this connection, answered `status`, showed a valid credential:
-    /// what APNs waits for before it raises the stream limit. For APNs, a provider token it
-    /// accepted or a trusted client certificate, whatever else the push got wrong; for the
-    /// other services, any answer but a credential refusal.
-    fn credential_passed(&self, service: Service, status: http::StatusCode) -> bool {
-        match service {
-            Service::Apns => self
-                .token
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .holds_credential(),
-            _ => !matches!(status.as_u16(), 401 | 403),
-        }
+    /// Whether an APNs request on this connection showed a valid credential, what APNs waits
+    /// for before it raises the stream limit: a provider token it accepted or a trusted client
+    /// certificate, whatever else the push got wrong.
+    fn holds_credential(&self) -> bool {
+        self.token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .holds_credential()
     }
 }
 
@@ -293,9 +289,14 @@ impl Connection {
 struct InFlight(Arc<Connection>);
 
 impl InFlight {
-    /// Counts a new stream in, unless it is beyond the limit the connection announces now
-    /// (counted as a violation, and not in flight).
-    fn admit(shared: &Shared, connection: &Arc<Connection>) -> Option<InFlight> {
+    /// Counts a new stream for `path` in, unless it is beyond the limit the connection
+    /// announces now (counted as a violation, and not in flight). Only APNs makes a connection
+    /// earn its limit: any other service's request raises it at once, so a sender of those
+    /// is never refused for opening streams before it read the SETTINGS frame.
+    fn admit(shared: &Shared, connection: &Arc<Connection>, path: &str) -> Option<InFlight> {
+        if service_of(path) != Service::Apns || path == stats::PATH {
+            connection.stream_limit.raise();
+        }
         let now = connection.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let in_flight = InFlight(Arc::clone(connection));
         let limit = u64::from(connection.stream_limit.announced());
@@ -406,7 +407,7 @@ async fn handle(
         response
     });
     // Raised before hyper writes this answer, so the sender reads the new limit first.
-    if judged_on.credential_passed(service, response.status()) {
+    if service == Service::Apns && judged_on.holds_credential() {
         judged_on.stream_limit.raise();
     }
     response
