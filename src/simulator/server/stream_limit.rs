@@ -143,7 +143,7 @@ impl<T> Raising<T> {
             let Some(len) = whole_frame(&self.partial[at..]) else {
                 break;
             };
-            let frame = &mut self.partial[at..at + len];
+            let frame = &self.partial[at..at + len];
             let (kind, flags) = (frame[3], frame[4]);
             if kind == SETTINGS && flags & ACK == 0 {
                 if !self.first_settings {
