@@ -1,5 +1,8 @@
-//! APNs bench: pure request building for each push kind, and the provider token from the
-//! cache versus minting a fresh ES256 JWT (what "never mint a JWT per request" saves).
+//! APNs bench: pure request building for each push kind (as the `h2` client's
+//! `http::Request`; and as the `Fields` the default client sends, for an event's first push,
+//! which codes the event's fields, and for its other devices', which share them), and the
+//! provider token from the cache versus minting a fresh ES256 JWT (what "never mint a JWT per
+//! request" saves).
 //!
 //! `cargo bench --bench apns`
 
@@ -8,7 +11,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::providers::apns::auth::ProviderTokenCache;
-use ringcast::providers::apns::payload::build_request;
+use ringcast::providers::apns::last_body::LastBody;
+use ringcast::providers::apns::payload::{build_fields, build_request};
 use ringcast::push::{CallPayload, EndReason, Push, PushKind};
 use ringcast::registry::{Environment, IdentityKey, PushAddress};
 use std::hint::black_box;
@@ -64,6 +68,24 @@ fn request_building(c: &mut Criterion) {
             });
         });
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("apns_build_fields");
+    let ring = push(PushKind::IncomingCall);
+    group.bench_function("event_first_push", |b| {
+        b.iter(|| {
+            build_fields(
+                black_box(&ring),
+                "com.acme.phone",
+                NOW,
+                &LastBody::default(),
+            )
+        });
+    });
+    let last = LastBody::default();
+    group.bench_function("event_other_devices", |b| {
+        b.iter(|| build_fields(black_box(&ring), "com.acme.phone", NOW, &last));
+    });
     group.finish();
 }
 

@@ -14,6 +14,7 @@ use ringcast::providers::apns::config::ApnsConfig;
 use ringcast::providers::dispatcher::{
     Dispatcher, DispatcherSettings, DispatcherStatus, Status, Submit,
 };
+use ringcast::providers::pool::Http2Client;
 use ringcast::providers::pool::tls::client_config;
 use ringcast::providers::retry::RetrySettings;
 use ringcast::push::{CallPayload, EndReason, Outcome, Push, PushKind};
@@ -205,7 +206,22 @@ fn quick_retries() -> RetrySettings {
 
 #[actix_rt::test]
 async fn each_push_kind_arrives_with_apples_headers_and_the_design_payload() {
-    let h = harness(Profile::default(), ApnsConfig::default()).await;
+    each_push_kind_arrives(Http2Client::Ringcast).await;
+}
+
+/// The request the provider lays out reaches the `h2` client as an `http::Request`: the same
+/// headers arrive.
+#[actix_rt::test]
+async fn each_push_kind_arrives_the_same_over_the_h2_client() {
+    each_push_kind_arrives(Http2Client::H2).await;
+}
+
+async fn each_push_kind_arrives(http2_client: Http2Client) {
+    let config = ApnsConfig {
+        http2_client,
+        ..ApnsConfig::default()
+    };
+    let h = harness(Profile::default(), config).await;
     let pushes = vec![
         push(PushKind::IncomingCall, "c1", "p1", token(1), 45_000),
         push(PushKind::CallEnded, "c1", "p1", token(1), 60_000),

@@ -46,11 +46,13 @@ pub mod guard;
 pub mod hpack;
 pub mod http2;
 pub mod protocol;
+pub mod request;
 pub mod request_block;
 pub mod session;
 pub mod tls;
 
 pub use protocol::{Http2Client, Protocol, Protocols};
+pub use request::{Fields, Request, SharedFields};
 
 use crate::metrics::{self, ConnectionState};
 use crate::vocab::Platform;
@@ -136,8 +138,8 @@ pub struct Origin {
     pub server_name: ServerName<'static>,
     /// `https://host[:port]`, the scheme and authority of every request URI.
     pub base: String,
-    /// The authority of `base`, parsed once: a provider that builds a URI per push joins it
-    /// to the path ([`http::uri::Parts`]) instead of parsing the whole URI again.
+    /// The authority of `base`, parsed once: the `:authority` of every [`Fields`] request,
+    /// joined to its path for the clients that need a whole URI.
     pub authority: http::uri::Authority,
     /// TLS settings: the roots to trust (the pool sets the ALPN ids it offers).
     pub tls: Arc<ClientConfig>,
@@ -508,11 +510,6 @@ impl Pool {
         &self.shared.origin.base
     }
 
-    /// The origin's authority (`host[:port]`), parsed once, for URIs built per push.
-    pub fn authority(&self) -> &http::uri::Authority {
-        &self.shared.origin.authority
-    }
-
     /// A stream on the least-loaded open connection, waiting until `until` for one to free
     /// up or for a connection to come up.
     pub async fn acquire(&self, until: Instant) -> Result<Stream, AcquireError> {
@@ -626,22 +623,35 @@ impl Stream {
         self.sender.as_ref().map(Sender::protocol)
     }
 
-    /// Sends `request` (an absolute URI on the pool's origin) and reads the answer. A GOAWAY
-    /// seen here marks the connection draining.
-    pub async fn send(mut self, request: http::Request<Bytes>) -> Result<Answer, SendError> {
+    /// Sends `request` (on the pool's origin: an `http::Request`'s URI is absolute) and reads
+    /// the answer. A GOAWAY seen here marks the connection draining.
+    pub async fn send(mut self, request: impl Into<Request>) -> Result<Answer, SendError> {
+        let request = request.into();
         self.reusable = false;
+        let authority = &self.shared.origin.authority;
+        // Only the own client writes a `Fields` request's block itself; the others need it
+        // as an `http::Request` (one the `http` crate refuses was never sent).
+        let unsent = || SendError::NotSent("connection_closed");
         // Taken, not cloned: cloning an h2 handle takes the connection's lock to count it.
         match self.sender.take() {
-            Some(Sender::Http2(sender)) => http2::exchange(sender, request)
-                .await
-                .map_err(|failed| self.classify_http2(&failed)),
-            Some(Sender::Http1(sender)) => self.send_http1(sender, request).await,
-            Some(Sender::Ringcast(handle)) => handle.send(request).await.inspect_err(|error| {
-                if *error == SendError::NotSent("goaway") {
-                    self.mark_draining();
-                }
-            }),
-            None => Err(SendError::NotSent("connection_closed")),
+            Some(Sender::Http2(sender)) => {
+                let request = request.into_http(authority).ok_or_else(unsent)?;
+                http2::exchange(sender, request)
+                    .await
+                    .map_err(|failed| self.classify_http2(&failed))
+            }
+            Some(Sender::Http1(sender)) => {
+                let request = request.into_http(authority).ok_or_else(unsent)?;
+                self.send_http1(sender, request).await
+            }
+            Some(Sender::Ringcast(handle)) => {
+                handle.send(request, authority).await.inspect_err(|error| {
+                    if *error == SendError::NotSent("goaway") {
+                        self.mark_draining();
+                    }
+                })
+            }
+            None => Err(unsent()),
         }
     }
 

@@ -3,17 +3,17 @@
 //! `client.rs`, so retries, deadlines, budgets, backpressure and dead-token cleanup are
 //! written once.
 
-use crate::providers::pool::{Answer, Pool};
+use crate::providers::pool::{Answer, Pool, Request};
 use crate::push::Push;
 use crate::vocab::{Outcome, UnixMillis};
-use bytes::Bytes;
 use std::future::Future;
 use std::time::Duration;
 
 /// A request ready to go, and which credential it carries.
 pub struct Prepared {
-    /// The HTTP/2 request, URI complete, credential header set.
-    pub request: http::Request<Bytes>,
+    /// The request, credential header set: an `http::Request` with its URI complete, or
+    /// one whose fields the provider laid out ([`crate::providers::pool::Fields`]).
+    pub request: Request,
     /// Which credential the request carries (e.g. the APNs token's mint time), so a refusal
     /// of that credential refreshes it once, and not again when another push already did.
     pub credential: u64,

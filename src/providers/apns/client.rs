@@ -8,7 +8,7 @@
 use super::auth::ProviderTokenCache;
 use super::config::ApnsConfig;
 use super::last_body::LastBody;
-use super::payload::{EventParts, build_request_sharing};
+use super::payload::{EventParts, build_fields};
 use super::response::judge;
 use crate::metrics::{self, RefreshOutcome};
 use crate::providers::live::Live;
@@ -207,10 +207,8 @@ impl PushService for ApnsClient {
     }
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
-        let authority = self.pool_of(push.environment).authority();
-        let mut request =
-            build_request_sharing(push, &self.bundle_id, authority, now, &self.last_body)
-                .map_err(|error| error.fault().outcome())?;
+        let mut request = build_fields(push, &self.bundle_id, now, &self.last_body)
+            .map_err(|error| error.fault().outcome())?;
         let credential = self.credential.load();
         self.retire_if_replaced(&credential);
         let token = credential
@@ -221,10 +219,10 @@ impl PushService for ApnsClient {
             })?;
         // None for an app authenticated by its client certificate: no JWT at all.
         if let Some(authorization) = token.authorization {
-            request.headers_mut().insert(AUTHORIZATION, authorization);
+            request = request.with(AUTHORIZATION, authorization);
         }
         Ok(Prepared {
-            request,
+            request: request.into(),
             credential: token.minted_at,
         })
     }

@@ -25,14 +25,12 @@
 
 use super::last_body::LastBody;
 use crate::providers::payload_fault::PayloadFault;
-use crate::providers::pool::https_authority;
+use crate::providers::pool::{Fields, Request, SharedFields, https_authority};
 use crate::push::{CallPayload, EndReason, Push};
 use crate::registry::PushAddress;
 use crate::vocab::{PushKind, UnixMillis};
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{self, Authority, PathAndQuery, Scheme};
-use http::{Method, Uri};
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -89,6 +87,9 @@ pub enum PayloadError {
     /// The bundle id cannot be an `apns-topic` header (a config error).
     #[error("bundle id {0:?} is not a valid apns-topic")]
     BadTopic(String),
+    /// The device token makes no request path (not expected: its hex digits always do).
+    #[error("the device token makes no request path")]
+    BadPath,
     /// The body could not be serialized (not expected for these types).
     #[error("cannot serialize the payload: {0}")]
     Json(String),
@@ -108,6 +109,7 @@ impl PayloadError {
             PayloadError::EmptyToken => PayloadFault::Malformed("empty_token"),
             PayloadError::Expired => PayloadFault::Expired,
             PayloadError::BadTopic(_) => PayloadFault::Malformed("bad_topic"),
+            PayloadError::BadPath => PayloadFault::Malformed("bad_path"),
             PayloadError::Json(_) => PayloadFault::Malformed("json"),
             PayloadError::BadBase(_) => PayloadFault::Malformed("bad_base_url"),
         }
@@ -120,11 +122,8 @@ impl PayloadError {
 }
 
 /// Builds the APNs request for `push` to the app `topic_base` (its bundle id) on the host
-/// `base` (`https://api.push.apple.com`, the push's environment's), at `now_ms`:
-/// `POST <base>/3/device/<token>` with the `apns-*` headers and the JSON body, all but
-/// `authorization` (the client's: the JWT, or nothing with certificate auth). No
-/// `content-type`: Apple documents none (the body is always JSON), and every header costs
-/// `h2` a table lookup and bytes on each push.
+/// `base` (`https://api.push.apple.com`, the push's environment's), at `now_ms`, as the `h2`
+/// and HTTP/1.1 clients send it: [`build_fields`] with its URI made absolute.
 pub fn build_request(
     push: &Push,
     topic_base: &str,
@@ -136,19 +135,25 @@ pub fn build_request(
         .filter(|(_, path)| path == "/")
         .map(|(authority, _)| authority)
         .ok_or_else(|| PayloadError::BadBase(base.to_owned()))?;
-    build_request_sharing(push, topic_base, &authority, now_ms, &LastBody::default())
+    let fields = build_fields(push, topic_base, now_ms, &LastBody::default())?;
+    Request::from(fields)
+        .into_http(&authority)
+        .ok_or_else(|| PayloadError::BadBase(base.to_owned()))
 }
 
-/// [`build_request`] to the host `authority` (its pool's, parsed once), taking the body and
-/// the event's headers from `last` when the event's previous push made them
-/// ([`EventParts`]).
-pub fn build_request_sharing(
+/// Builds the APNs request for `push` to the app `topic_base` (its bundle id) at `now_ms`:
+/// `POST /3/device/<token>` with the `apns-*` headers and the JSON body, all but
+/// `authorization` (the client's: the JWT, or nothing with certificate auth); the host is
+/// the pool's. No `content-type`: Apple documents none (the body is always JSON), and every
+/// header costs bytes on each push. The body and the event's fields come from `last` when
+/// the event's previous push made them ([`EventParts`]); the path and the `apns-id` are the
+/// push's own.
+pub fn build_fields(
     push: &Push,
     topic_base: &str,
-    authority: &Authority,
     now_ms: UnixMillis,
     last: &LastBody<EventParts>,
-) -> Result<http::Request<Bytes>, PayloadError> {
+) -> Result<Fields, PayloadError> {
     let PushAddress::Apns { token, alert_token } = &push.address else {
         return Err(PayloadError::NotApns);
     };
@@ -164,10 +169,9 @@ pub fn build_request_sharing(
     if push.is_expired(now_ms) {
         return Err(PayloadError::Expired);
     }
-    let (push_type, priority, limit) = match push.kind {
-        PushKind::IncomingCall => ("voip", "10", VOIP_PAYLOAD_LIMIT),
-        PushKind::CallEnded => ("alert", "10", PAYLOAD_LIMIT),
-        PushKind::MissedCall => ("alert", "5", PAYLOAD_LIMIT),
+    let (push_type, limit) = match push.kind {
+        PushKind::IncomingCall => ("voip", VOIP_PAYLOAD_LIMIT),
+        PushKind::CallEnded | PushKind::MissedCall => ("alert", PAYLOAD_LIMIT),
     };
 
     let event = last.get_or_encode(&push.payload, |payload| {
@@ -187,63 +191,39 @@ pub fn build_request_sharing(
         });
     }
 
-    // The path alone is new per push: the scheme and the authority are the pool's, joined
-    // to it rather than parsed again with it (parsing the whole URI cost ~1.4k instructions
-    // per push under callgrind). Neither step can fail for `/3/device/` and hex digits under
-    // a parsed authority; should one, the error names the host, as a bad base URL's does.
-    let mut path = String::with_capacity("/3/device/".len() + token.len() * 2);
-    path.push_str("/3/device/");
+    // The path alone is new per push, written at its final size: hex digits after a fixed
+    // prefix, which `Fields::post` always takes.
+    let mut path = Vec::with_capacity(DEVICE_PATH.len() + token.len() * 2);
+    path.extend_from_slice(DEVICE_PATH);
     push_hex(&mut path, token);
-    let mut uri = uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTPS);
-    uri.authority = Some(authority.clone());
-    uri.path_and_query = Some(
-        PathAndQuery::from_maybe_shared(Bytes::from(path))
-            .map_err(|_| PayloadError::BadBase(authority.to_string()))?,
-    );
-    let uri = Uri::from_parts(uri).map_err(|_| PayloadError::BadBase(authority.to_string()))?;
-
-    let mut headers = HeaderMap::with_capacity(8);
-    headers.insert(APNS_PUSH_TYPE, HeaderValue::from_static(push_type));
-    headers.insert(APNS_TOPIC, event.topic);
-    headers.insert(APNS_PRIORITY, HeaderValue::from_static(priority));
-    headers.insert(APNS_EXPIRATION, event.expiration);
-    headers.insert(APNS_COLLAPSE_ID, event.collapse_id);
-    headers.insert(CONTENT_LENGTH, event.content_length);
+    let fields =
+        Fields::post(Bytes::from(path), event.fields, event.body).ok_or(PayloadError::BadPath)?;
     // Unique to this push, so HPACK gains nothing from keeping it: sent as a never-indexed
     // literal. Indexed, each id took a slot of the connection's 4 KiB table (and of Apple's
-    // decoder's), evicting headers that every push repeats. Under callgrind this saves ~250
-    // instructions per push of h2's ~6k for table lookups.
+    // decoder's), evicting headers that every push repeats.
     let mut id = apns_id(&push.event_id, &push.device_id);
     id.set_sensitive(true);
-    headers.insert(APNS_ID, id);
-    let mut request = http::Request::new(event.body);
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
-    Ok(request)
+    Ok(fields.with(APNS_ID, id))
 }
 
+/// The path of a push before its device token's hex.
+const DEVICE_PATH: &[u8] = b"/3/device/";
+
 /// What every APNs push of one event shares, made once for the event's first push and kept
-/// in the client's [`LastBody`] for the others: the body and the headers that follow from the
-/// event alone. Cloning it bumps reference counts; making each header anew cost every push an
-/// allocation or two apiece.
+/// in the client's [`LastBody`] for the others: the body, and the fields that follow from the
+/// event alone, coded once ([`SharedFields`]). Cloning it bumps two reference counts.
 #[derive(Clone)]
 pub struct EventParts {
-    /// The push kind it was made for (it decides the topic and the body's limit).
+    /// The push kind it was made for (it decides the topic, the push type, the priority and
+    /// the body's limit).
     kind: PushKind,
-    /// The deadline it was made for.
+    /// The deadline it was made for (it decides `apns-expiration`).
     deadline: UnixMillis,
     /// The JSON body.
     body: Bytes,
-    /// `content-length` of the body.
-    content_length: HeaderValue,
-    /// `apns-topic`.
-    topic: HeaderValue,
-    /// `apns-expiration`.
-    expiration: HeaderValue,
-    /// `apns-collapse-id`.
-    collapse_id: HeaderValue,
+    /// `apns-push-type`, `apns-topic`, `apns-priority`, `apns-expiration`,
+    /// `apns-collapse-id` and `content-length`, in that order.
+    fields: SharedFields,
 }
 
 impl EventParts {
@@ -255,6 +235,11 @@ impl EventParts {
         limit: usize,
     ) -> Result<EventParts, PayloadError> {
         let body = body(payload, limit)?;
+        let (push_type, priority) = match push.kind {
+            PushKind::IncomingCall => ("voip", "10"),
+            PushKind::CallEnded => ("alert", "10"),
+            PushKind::MissedCall => ("alert", "5"),
+        };
         let topic = match push.kind {
             PushKind::IncomingCall => HeaderValue::from_maybe_shared(voip_topic(topic_base)),
             PushKind::CallEnded | PushKind::MissedCall => HeaderValue::try_from(topic_base),
@@ -266,15 +251,20 @@ impl EventParts {
         let mut collapse_id =
             collapse_id(&payload.call_id).unwrap_or_else(|| hashed_collapse_id(&payload.call_id));
         collapse_id.set_sensitive(true);
+        let fields = SharedFields::new(vec![
+            (APNS_PUSH_TYPE, HeaderValue::from_static(push_type)),
+            (APNS_TOPIC, topic),
+            (APNS_PRIORITY, HeaderValue::from_static(priority)),
+            // Seconds, rounded down: APNs stops trying at or before the deadline, never after.
+            (APNS_EXPIRATION, HeaderValue::from(push.deadline / 1000)),
+            (APNS_COLLAPSE_ID, collapse_id),
+            (CONTENT_LENGTH, HeaderValue::from(body.len())),
+        ]);
         Ok(EventParts {
             kind: push.kind,
             deadline: push.deadline,
-            content_length: HeaderValue::from(body.len()),
             body,
-            topic,
-            // Seconds, rounded down: APNs stops trying at or before the deadline, never after.
-            expiration: HeaderValue::from(push.deadline / 1000),
-            collapse_id,
+            fields,
         })
     }
 }
@@ -306,15 +296,15 @@ fn collapse_id(call_id: &str) -> Option<HeaderValue> {
 /// 64 hex characters of its SHA-256. The same call always gets the same collapse id, so
 /// collapsing keeps working; dropping it would let a cancel leave the ring's banner behind.
 fn hashed_collapse_id(call_id: &str) -> HeaderValue {
-    let mut text = String::with_capacity(64);
+    let mut text = Vec::with_capacity(64);
     push_hex(&mut text, &Sha256::digest(call_id.as_bytes()));
     header_of_hex(&text)
 }
 
 /// A header value from hex or UUID text.
-fn header_of_hex(text: &str) -> HeaderValue {
+fn header_of_hex(text: &[u8]) -> HeaderValue {
     // Infallible: hex digits and '-' are visible ASCII, which every header value accepts.
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    HeaderValue::from_bytes(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 /// The `apns-id`: a canonical lowercase UUID derived from (event id, device id), so every
@@ -342,8 +332,7 @@ pub fn apns_id(event_id: &str, device_id: &str) -> HeaderValue {
         uuid[at + 1] = HEX_DIGITS[usize::from(byte & 0x0f)];
         at += 2;
     }
-    // Infallible: hex digits and '-' are visible ASCII, which every header value accepts.
-    HeaderValue::from_bytes(&uuid).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    header_of_hex(&uuid)
 }
 
 /// Lowercase hex digits by value.
@@ -352,11 +341,11 @@ const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 /// Appends `bytes` in lowercase hex: a byte at a time, where `hex::encode` goes through a
 /// `char` iterator and a second `String` (measured: ~2,200 instructions for a 32-byte token
 /// against ~730 this way, under callgrind).
-fn push_hex(out: &mut String, bytes: &[u8]) {
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() * 2);
     for byte in bytes {
-        out.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
+        out.push(HEX_DIGITS[usize::from(byte >> 4)]);
+        out.push(HEX_DIGITS[usize::from(byte & 0x0f)]);
     }
 }
 
@@ -617,9 +606,13 @@ mod tests {
             token: vec![0x12, 0x34],
             alert_token: None,
         };
-        let host = Authority::from_static("api.push.apple.com");
-        let a = build_request_sharing(&first, "b", &host, NOW, &last).unwrap();
-        let b = build_request_sharing(&second, "b", &host, NOW, &last).unwrap();
+        let host = http::uri::Authority::from_static("api.push.apple.com");
+        let sharing = |push: &Push| {
+            let fields = build_fields(push, "b", NOW, &last).unwrap();
+            Request::from(fields).into_http(&host).unwrap()
+        };
+        let a = sharing(&first);
+        let b = sharing(&second);
         assert_eq!(a.body().as_ptr(), b.body().as_ptr(), "one encoding");
         assert_eq!(b.uri().path(), "/3/device/1234");
         assert_ne!(header(&a, &APNS_ID), header(&b, &APNS_ID));
@@ -630,7 +623,7 @@ mod tests {
         // A push of the same payload with another deadline is never sent the event's expiry.
         let mut later = second.clone();
         later.deadline += 5_000;
-        let c = build_request_sharing(&later, "b", &host, NOW, &last).unwrap();
+        let c = sharing(&later);
         assert_eq!(header(&c, &APNS_EXPIRATION), "1800000050");
         assert_eq!(header(&b, &APNS_EXPIRATION), "1800000045");
     }

@@ -159,7 +159,7 @@ impl PushService for FcmClient {
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization);
         Ok(Prepared {
-            request,
+            request: request.into(),
             credential: token.obtained_at,
         })
     }

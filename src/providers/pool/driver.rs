@@ -30,8 +30,9 @@
 use super::frame::{self, ErrorCode, FrameError};
 use super::hpack::encoder;
 use super::session::{Event, OpenError, OurSettings, Session, StreamIds};
-use super::{Answer, PoolSettings, RESPONSE_BODY_LIMIT, SendError, request_block};
-use bytes::{Bytes, BytesMut};
+use super::{Answer, PoolSettings, RESPONSE_BODY_LIMIT, Request, SendError};
+use bytes::BytesMut;
+use http::uri::Authority;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -209,8 +210,13 @@ impl Drop for Handle {
 }
 
 impl Handle {
-    /// Sends `request` (an absolute `https` URI) on a new stream and waits for its answer.
-    pub(super) async fn send(self, request: http::Request<Bytes>) -> Result<Answer, SendError> {
+    /// Sends `request` (an `http::Request`'s URI absolute `https`; a [`Request::Fields`]
+    /// goes to `authority`) on a new stream and waits for its answer.
+    pub(super) async fn send(
+        self,
+        request: Request,
+        authority: &Authority,
+    ) -> Result<Answer, SendError> {
         let (waiter, answered) = oneshot::channel();
         let (stream, io) = {
             let mut guard = self.connection.lock();
@@ -222,7 +228,7 @@ impl Handle {
             if inner.first_block {
                 encoder::table_size_update(&mut inner.block, 0);
             }
-            if request_block::encode(&mut inner.block, &request).is_none() {
+            if request.write_block(&mut inner.block, authority).is_none() {
                 // Not an absolute https URI: a caller's mistake, nothing was sent.
                 return Err(SendError::NotSent("connection_closed"));
             }

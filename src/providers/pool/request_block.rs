@@ -1,5 +1,7 @@
 //! A request's header block, written by ringcast's own HPACK encoder ([`super::hpack`]) for
-//! the pool's own HTTP/2 client ([`super::driver`]).
+//! the pool's own HTTP/2 client ([`super::driver`]): from an `http::Request` ([`encode`]) or
+//! from a request whose shared fields were coded once ([`encode_fields`],
+//! [`super::request::Fields`]).
 //!
 //! Every field is an index into the static table or a literal that no table keeps, its
 //! strings raw (not Huffman-coded): a push's fields are mostly new to the connection (the
@@ -9,8 +11,10 @@
 //! (RFC 7541 §6.2.3), so no hop may compress them.
 
 use super::hpack::encoder::{self, Coding, Indexing, Name, statics};
+use super::request::Fields;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::uri::Authority;
 
 /// Appends the header block of `request` to `dst`: the pseudo-headers first (RFC 9113
 /// §8.3: a peer resets a stream whose pseudo-header follows a regular field), then the
@@ -36,7 +40,44 @@ pub fn encode(dst: &mut Vec<u8>, request: &http::Request<Bytes>) -> Option<()> {
     );
     let path = uri.path_and_query().map_or("/", |path| path.as_str());
     literal(dst, Name::Static(statics::PATH), path.as_bytes());
-    for (name, value) in request.headers() {
+    fields(dst, request.headers());
+    let body = request.body().len();
+    if body > 0 && !request.headers().contains_key(CONTENT_LENGTH) {
+        content_length(dst, body);
+    }
+    Some(())
+}
+
+/// Appends the header block of `request`, a `POST` on `authority`: the same block [`encode`]
+/// writes for it as an `http::Request`, with its shared fields copied from their fragment
+/// rather than coded again.
+pub fn encode_fields(dst: &mut Vec<u8>, authority: &Authority, request: &Fields) {
+    encoder::indexed(dst, statics::METHOD_POST);
+    encoder::indexed(dst, statics::SCHEME_HTTPS);
+    literal(
+        dst,
+        Name::Static(statics::AUTHORITY),
+        authority.as_str().as_bytes(),
+    );
+    literal(dst, Name::Static(statics::PATH), request.path());
+    dst.extend_from_slice(request.shared().block());
+    fields(dst, request.own());
+    let body = request.body().len();
+    if body > 0
+        && !request.shared().has_content_length()
+        && !request.own().any(|(name, _)| name == CONTENT_LENGTH)
+    {
+        content_length(dst, body);
+    }
+}
+
+/// Appends regular header fields, each a raw literal that no table keeps: never indexed for
+/// `authorization` and for a value marked sensitive, without indexing otherwise.
+pub fn fields<'a>(
+    dst: &mut Vec<u8>,
+    fields: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+) {
+    for (name, value) in fields {
         let indexing = if value.is_sensitive() || name == AUTHORIZATION {
             Indexing::Never
         } else {
@@ -44,16 +85,16 @@ pub fn encode(dst: &mut Vec<u8>, request: &http::Request<Bytes>) -> Option<()> {
         };
         encoder::literal(dst, name_of(name), value.as_bytes(), indexing, Coding::Raw);
     }
-    let body = request.body().len();
-    if body > 0 && !request.headers().contains_key(CONTENT_LENGTH) {
-        let mut digits = [0u8; 20];
-        literal(
-            dst,
-            Name::Static(statics::CONTENT_LENGTH),
-            decimal(body, &mut digits),
-        );
-    }
-    Some(())
+}
+
+/// `content-length: <body>`, for a body whose request names no length.
+fn content_length(dst: &mut Vec<u8>, body: usize) {
+    let mut digits = [0u8; 20];
+    literal(
+        dst,
+        Name::Static(statics::CONTENT_LENGTH),
+        decimal(body, &mut digits),
+    );
 }
 
 /// A literal without indexing, raw.
@@ -88,11 +129,12 @@ fn name_of(name: &HeaderName) -> Name<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::providers::pool::hpack::Decoder;
 
-    fn decoded(block: &[u8]) -> Vec<(String, String)> {
+    /// A header block's fields as text, decoded by our own decoder.
+    pub(in crate::providers::pool) fn decoded(block: &[u8]) -> Vec<(String, String)> {
         let mut fields = Vec::new();
         Decoder::new(4096, 1 << 16)
             .decode(block, |name, value| {

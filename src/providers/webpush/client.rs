@@ -174,7 +174,7 @@ impl PushService for WebPushClient {
             HeaderValue::try_from(&*token.header).map_err(|_| rejected("bad_request"))?;
         request.headers_mut().insert(AUTHORIZATION, authorization);
         Ok(Prepared {
-            request,
+            request: request.into(),
             credential: token.serial,
         })
     }

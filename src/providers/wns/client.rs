@@ -129,7 +129,7 @@ impl PushService for WnsClient {
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization);
         Ok(Prepared {
-            request,
+            request: request.into(),
             credential: token.obtained_at,
         })
     }

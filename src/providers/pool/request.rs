@@ -1,0 +1,234 @@
+//! What the pool sends: a request as the `http` crate holds it, or one whose header fields its
+//! provider laid out ([`Fields`]).
+//!
+//! Every provider but APNs builds an `http::Request`. An APNs push differs from the other
+//! pushes of its event only in its path (the device token), its `apns-id` and, every 20–60
+//! minutes, its provider token; the event's six other fields are the same for all of them. So
+//! the APNs provider codes those six into an HPACK fragment once per event ([`SharedFields`])
+//! and hands the pool the path and the push's own fields beside it. Ringcast's own HTTP/2
+//! client copies the fragment into each push's header block
+//! ([`super::request_block::encode_fields`]), where an `http::Request` cost every push a
+//! `HeaderMap` (hashing each name), a checked `PathAndQuery` and a walk over the map that
+//! coded each field again (~4k of ~72k instructions per push under callgrind;
+//! docs/performance.md). The `h2` and HTTP/1.1 clients get the same request as an
+//! `http::Request` ([`Request::into_http`]): their encoders need the fields, not bytes.
+
+use super::request_block;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use std::sync::Arc;
+
+/// A request for [`super::Stream::send`].
+pub enum Request {
+    /// An absolute `https` URI on the pool's origin, headers and body.
+    Http(http::Request<Bytes>),
+    /// A `POST` on the pool's origin, its fields laid out by the provider.
+    Fields(Fields),
+}
+
+impl From<http::Request<Bytes>> for Request {
+    fn from(request: http::Request<Bytes>) -> Request {
+        Request::Http(request)
+    }
+}
+
+impl From<Fields> for Request {
+    fn from(fields: Fields) -> Request {
+        Request::Fields(fields)
+    }
+}
+
+impl Request {
+    /// The request as an `http::Request` with an absolute URI on `authority`, for the `h2`
+    /// and HTTP/1.1 clients. `None` only if the `http` crate refuses a path [`Fields::post`]
+    /// took (it takes a subset of what `http` does, so never).
+    pub fn into_http(self, authority: &Authority) -> Option<http::Request<Bytes>> {
+        match self {
+            Request::Http(request) => Some(request),
+            Request::Fields(fields) => fields.into_http(authority),
+        }
+    }
+
+    /// Appends the request's header block to `dst` for ringcast's own HTTP/2 client
+    /// ([`request_block`]). `None` for an `http::Request` whose URI is not absolute `https`.
+    pub fn write_block(&self, dst: &mut Vec<u8>, authority: &Authority) -> Option<()> {
+        match self {
+            Request::Http(request) => request_block::encode(dst, request),
+            Request::Fields(fields) => {
+                request_block::encode_fields(dst, authority, fields);
+                Some(())
+            }
+        }
+    }
+
+    /// The body, the request's last use.
+    pub fn into_body(self) -> Bytes {
+        match self {
+            Request::Http(request) => request.into_body(),
+            Request::Fields(fields) => fields.body,
+        }
+    }
+}
+
+/// The most fields a [`Fields`] request carries besides its shared ones: APNs' `apns-id` and
+/// `authorization`. Inline, so that a push allocates nothing for them.
+const OWN_FIELDS: usize = 2;
+
+/// A `POST` whose header fields are the shared ones of its kind ([`SharedFields`], coded once)
+/// and up to two of its own, sent in that order.
+pub struct Fields {
+    /// `:path`, checked by [`Fields::post`].
+    path: Bytes,
+    /// The fields many requests share.
+    shared: SharedFields,
+    /// This request's own fields, after the shared ones.
+    own: [Option<(HeaderName, HeaderValue)>; OWN_FIELDS],
+    /// The body.
+    body: Bytes,
+}
+
+impl Fields {
+    /// A `POST` of `body` to `path` with the `shared` fields. `None` when `path` is not `/`
+    /// followed by characters RFC 3986 allows unescaped in a path and query (a provider's
+    /// bug: ringcast's own client writes the path as it is, so it is checked here).
+    pub fn post(path: Bytes, shared: SharedFields, body: Bytes) -> Option<Fields> {
+        if path.first() != Some(&b'/') || !is_path(&path) {
+            return None;
+        }
+        Some(Fields {
+            path,
+            shared,
+            own: [None, None],
+            body,
+        })
+    }
+
+    /// Adds a field of this request's own, after the shared ones and those added before.
+    /// A value marked sensitive, and `authorization`, go as never-indexed literals.
+    ///
+    /// # Panics
+    /// Past two own fields: the providers add a fixed set, so that is a bug caught by their
+    /// tests, not an input.
+    pub fn with(mut self, name: HeaderName, value: HeaderValue) -> Fields {
+        let free = self.own.iter_mut().find(|field| field.is_none());
+        *free.expect("at most two own fields per request") = Some((name, value));
+        self
+    }
+
+    /// `:path`.
+    pub fn path(&self) -> &[u8] {
+        &self.path
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The shared fields.
+    pub fn shared(&self) -> &SharedFields {
+        &self.shared
+    }
+
+    /// The request's own fields, in order.
+    pub fn own(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.own.iter().flatten().map(|(name, value)| (name, value))
+    }
+
+    /// Every field, shared first: the order both clients send them in.
+    pub fn fields(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.shared.fields().chain(self.own())
+    }
+
+    /// [`Request::into_http`] of a [`Fields`] request.
+    fn into_http(self, authority: &Authority) -> Option<http::Request<Bytes>> {
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTPS);
+        uri.authority = Some(authority.clone());
+        uri.path_and_query = Some(PathAndQuery::from_maybe_shared(self.path.clone()).ok()?);
+        let mut headers = HeaderMap::with_capacity(self.shared.0.fields.len() + OWN_FIELDS);
+        for (name, value) in self.fields() {
+            headers.append(name.clone(), value.clone());
+        }
+        let mut request = http::Request::new(self.body);
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = http::Uri::from_parts(uri).ok()?;
+        *request.headers_mut() = headers;
+        Some(request)
+    }
+}
+
+/// Header fields that many requests share, and the same coded once as a fragment of an HPACK
+/// header block ([`request_block::fields`]). Cloning bumps a reference count.
+#[derive(Clone)]
+pub struct SharedFields(Arc<Coded>);
+
+/// The inside of [`SharedFields`].
+struct Coded {
+    /// The fields, in order.
+    fields: Vec<(HeaderName, HeaderValue)>,
+    /// The fields coded.
+    block: Vec<u8>,
+    /// Whether `content-length` is among them.
+    content_length: bool,
+}
+
+impl SharedFields {
+    /// `fields`, in their order, coded once.
+    pub fn new(fields: Vec<(HeaderName, HeaderValue)>) -> SharedFields {
+        let mut block = Vec::with_capacity(
+            fields
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum(),
+        );
+        request_block::fields(&mut block, fields.iter().map(|(name, value)| (name, value)));
+        let content_length = fields.iter().any(|(name, _)| name == CONTENT_LENGTH);
+        SharedFields(Arc::new(Coded {
+            fields,
+            block,
+            content_length,
+        }))
+    }
+
+    /// The fields, in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.0.fields.iter().map(|(name, value)| (name, value))
+    }
+
+    /// The fields as a fragment of a header block.
+    pub fn block(&self) -> &[u8] {
+        &self.0.block
+    }
+
+    /// Whether `content-length` is among the fields.
+    pub fn has_content_length(&self) -> bool {
+        self.0.content_length
+    }
+}
+
+/// Whether every byte of `path` is one RFC 3986 allows unescaped in a path and query:
+/// unreserved, `%` (of a percent-escape), sub-delims, `:`, `@`, `/` and `?`. No `#`, no
+/// space, no control or non-ASCII byte. Written without an early return so that it compiles
+/// to a loop without branches.
+fn is_path(path: &[u8]) -> bool {
+    path.iter()
+        .fold(true, |ok, &byte| ok & PATH[usize::from(byte)])
+}
+
+/// [`is_path`]'s table: which bytes may appear.
+static PATH: [bool; 256] = {
+    let mut table = [false; 256];
+    let allowed =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%!$&'()*+,;=:@/?";
+    let mut at = 0;
+    while at < allowed.len() {
+        table[allowed[at] as usize] = true;
+        at += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests;
