@@ -1,13 +1,14 @@
 //! The pieces of ringcast's own APNs HTTP/2 client (docs/performance.md, "HPACK of our
-//! own"): one APNs request's header block from templates and from the provider's
-//! `http::Request` (what the pool writes per push; `h2` spent ~14k instructions in
-//! `HeaderBlock::into_encoding` on the same fields), one APNs answer decoded, and one whole
-//! exchange through a session (block, open, answer read, event).
+//! own"): one APNs request's header block from templates, from an `http::Request` (what the
+//! pool wrote per push until the provider laid out its own request; `h2` spent ~14k
+//! instructions in `HeaderBlock::into_encoding` on the same fields) and from the provider's
+//! `Fields` (what it writes now), one APNs answer decoded, and one whole exchange through a
+//! session (block, open, answer read, event).
 //!
 //! `cargo bench --bench http2_client`; instructions per call, repeatably:
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*apns_request_block*'
 //! --toggle-collect='*apns_answer*' --toggle-collect='*exchange*'
-//! --toggle-collect='*from_request*'
+//! --toggle-collect='*from_request*' --toggle-collect='*from_fields*'
 //! target/release/deps/http2_client-<hash> --bench --profile-time 2`, then
 //! `callgrind_annotate --tree=caller --inclusive=yes` and divide by the calls.
 
@@ -19,8 +20,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::providers::pool::frame;
 use ringcast::providers::pool::hpack::encoder::{self, Coding, Indexing, Name, statics};
 use ringcast::providers::pool::hpack::{Decoder, huffman};
-use ringcast::providers::pool::request_block;
 use ringcast::providers::pool::session::{Event, OurSettings, Session};
+use ringcast::providers::pool::{Fields, SharedFields, request_block};
 use std::hint::black_box;
 
 /// A provider token of the real length (ES256, no `typ`: ~190 bytes with "bearer ").
@@ -131,6 +132,39 @@ fn apns_request(path: &str, id: &str) -> http::Request<Bytes> {
     request
 }
 
+/// The same push as the APNs provider hands it to the pool now: the event's fields coded once
+/// ([`SharedFields`]), the path, `apns-id` and token its own.
+fn apns_fields(path: &str, id: &str) -> Fields {
+    let header = |text: &str| http::HeaderValue::from_str(text).expect("ASCII");
+    let name = http::HeaderName::from_static;
+    let shared = SharedFields::new(vec![
+        (name("apns-push-type"), header("voip")),
+        (name("apns-topic"), header("com.example.ringcast.voip")),
+        (name("apns-priority"), header("10")),
+        (name("apns-expiration"), header("1800000045")),
+        (name("apns-collapse-id"), header("call-7f3c2b1e-9a4d")),
+        (name("content-length"), header("312")),
+    ]);
+    let mut id = header(id);
+    id.set_sensitive(true);
+    let path = Bytes::copy_from_slice(path.as_bytes());
+    Fields::post(path, shared, Bytes::from(vec![b'{'; 312]))
+        .expect("a valid path")
+        .with(name("apns-id"), id)
+        .with(http::header::AUTHORIZATION, header(TOKEN))
+}
+
+#[inline(never)]
+fn apns_request_block_from_fields(
+    fields: &Fields,
+    authority: &http::uri::Authority,
+    block: &mut Vec<u8>,
+) -> usize {
+    block.clear();
+    request_block::encode_fields(block, authority, fields);
+    block.len()
+}
+
 #[inline(never)]
 fn apns_request_block_from_request(request: &http::Request<Bytes>, block: &mut Vec<u8>) -> usize {
     block.clear();
@@ -239,6 +273,11 @@ fn client(c: &mut Criterion) {
     let request = apns_request(&path, std::str::from_utf8(id).expect("ASCII"));
     group.bench_function("apns_request_block_from_request", |b| {
         b.iter(|| apns_request_block_from_request(black_box(&request), &mut block));
+    });
+    let fields = apns_fields(&path, std::str::from_utf8(id).expect("ASCII"));
+    let authority = http::uri::Authority::from_static("api.push.apple.com");
+    group.bench_function("apns_request_block_from_fields", |b| {
+        b.iter(|| apns_request_block_from_fields(black_box(&fields), &authority, &mut block));
     });
     let answer = answer_block();
     let mut decoder = Decoder::new(4096, 16 * 1024);
