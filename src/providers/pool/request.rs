@@ -17,6 +17,7 @@ use super::request_block;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// A request for [`super::Stream::send`].
@@ -71,19 +72,19 @@ impl Request {
     }
 }
 
-/// The most fields a [`Fields`] request carries besides its shared ones: APNs' `apns-id` and
-/// `authorization`. Inline, so that a push allocates nothing for them.
+/// How many fields of its own a [`Fields`] request holds inline (APNs' `apns-id` and
+/// `authorization`), so that a push allocates nothing for them; more spill to the heap.
 const OWN_FIELDS: usize = 2;
 
 /// A `POST` whose header fields are the shared ones of its kind ([`SharedFields`], coded once)
-/// and up to two of its own, sent in that order.
+/// and its own, sent in that order.
 pub struct Fields {
     /// `:path`, checked by [`Fields::post`].
     path: Bytes,
     /// The fields many requests share.
     shared: SharedFields,
     /// This request's own fields, after the shared ones.
-    own: [Option<(HeaderName, HeaderValue)>; OWN_FIELDS],
+    own: SmallVec<[(HeaderName, HeaderValue); OWN_FIELDS]>,
     /// The body.
     body: Bytes,
 }
@@ -99,20 +100,15 @@ impl Fields {
         Some(Fields {
             path,
             shared,
-            own: [None, None],
+            own: SmallVec::new(),
             body,
         })
     }
 
     /// Adds a field of this request's own, after the shared ones and those added before.
     /// A value marked sensitive, and `authorization`, go as never-indexed literals.
-    ///
-    /// # Panics
-    /// Past two own fields: the providers add a fixed set, so that is a bug caught by their
-    /// tests, not an input.
     pub fn with(mut self, name: HeaderName, value: HeaderValue) -> Fields {
-        let free = self.own.iter_mut().find(|field| field.is_none());
-        *free.expect("at most two own fields per request") = Some((name, value));
+        self.own.push((name, value));
         self
     }
 
@@ -133,7 +129,7 @@ impl Fields {
 
     /// The request's own fields, in order.
     pub fn own(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.own.iter().flatten().map(|(name, value)| (name, value))
+        self.own.iter().map(|(name, value)| (name, value))
     }
 
     /// Every field, shared first: the order both clients send them in.
@@ -147,7 +143,7 @@ impl Fields {
         uri.scheme = Some(Scheme::HTTPS);
         uri.authority = Some(authority.clone());
         uri.path_and_query = Some(PathAndQuery::from_maybe_shared(self.path.clone()).ok()?);
-        let mut headers = HeaderMap::with_capacity(self.shared.0.fields.len() + OWN_FIELDS);
+        let mut headers = HeaderMap::with_capacity(self.shared.0.fields.len() + self.own.len());
         for (name, value) in self.fields() {
             headers.append(name.clone(), value.clone());
         }

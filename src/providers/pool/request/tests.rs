@@ -174,11 +174,18 @@ fn only_a_path_the_http_crate_would_take_too_is_accepted() {
 }
 
 #[test]
-#[should_panic(expected = "at most two own fields")]
-fn a_third_own_field_is_a_bug() {
-    let _ = push().with(
-        HeaderName::from_static("x-third"),
-        HeaderValue::from_static("3"),
+fn own_fields_past_the_two_held_inline_are_kept_in_order() {
+    let third = HeaderName::from_static("x-third");
+    let fields = push().with(third.clone(), HeaderValue::from_static("3"));
+    let names: Vec<&HeaderName> = fields.own().map(|(name, _)| name).collect();
+    assert_eq!(names, [&APNS_ID, &AUTHORIZATION, &third]);
+    let mut block = Vec::new();
+    Request::from(fields)
+        .write_block(&mut block, &authority())
+        .unwrap();
+    assert_eq!(
+        decoded(&block).last().unwrap(),
+        &("x-third".into(), "3".into())
     );
 }
 
