@@ -139,14 +139,14 @@ impl Fields {
 
     /// [`Request::into_http`] of a [`Fields`] request.
     fn into_http(self, authority: &Authority) -> Option<http::Request<Bytes>> {
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTPS);
-        uri.authority = Some(authority.clone());
-        uri.path_and_query = Some(PathAndQuery::from_maybe_shared(self.path.clone()).ok()?);
         let mut headers = HeaderMap::with_capacity(self.shared.0.fields.len() + self.own.len());
         for (name, value) in self.fields() {
             headers.append(name.clone(), value.clone());
         }
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTPS);
+        uri.authority = Some(authority.clone());
+        uri.path_and_query = Some(PathAndQuery::from_maybe_shared(self.path).ok()?);
         let mut request = http::Request::new(self.body);
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = http::Uri::from_parts(uri).ok()?;
@@ -173,12 +173,12 @@ struct Coded {
 impl SharedFields {
     /// `fields`, in their order, coded once.
     pub fn new(fields: Vec<(HeaderName, HeaderValue)>) -> SharedFields {
-        let mut block = Vec::with_capacity(
-            fields
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len() + 4)
-                .sum(),
-        );
+        // Each field: its name and value, a type byte and two lengths (a byte each, mostly).
+        let size = fields
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 3)
+            .sum();
+        let mut block = Vec::with_capacity(size);
         request_block::fields(&mut block, fields.iter().map(|(name, value)| (name, value)));
         let content_length = fields.iter().any(|(name, _)| name == CONTENT_LENGTH);
         SharedFields(Arc::new(Coded {
