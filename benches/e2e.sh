@@ -11,7 +11,8 @@
 # under KNEE_P99_MS, src/loadgen/knee.rs); then fixed rates at the knee, at half of it and at
 # twice it. Per phase: the node's, simulator's, Redis's and box's CPU in cores over the load
 # generator's drive, the node's CPU per push (/proc/<pid>/stat over the phase ÷ pushes the
-# simulator accepted), its RSS (VmRSS sampled through the phase), the load generator's own CPU
+# simulator accepted) and the kernel's share of it, its RSS (VmRSS sampled through the
+# phase), the load generator's own CPU
 # over its drive (from its report) and the node's /metrics as the phase ends ($work/<phase>.metrics).
 #
 # Needs: redis-server, h2load (Debian nghttp2-client), openssl, python3, jq, curl; node and npm
@@ -221,6 +222,9 @@ redis_commands() { redis-cli -p "$redis_port" info commandstats | tr -d '\r' | s
 # and is woken pays the kernel (and on a VM the hypervisor) each time, so switches per call
 # measure the thread crossings a ring costs.
 node_switches() { cat /proc/"$node_pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/{s += $2} END{print s + 0}'; }
+# The node's CPU so far as "user kernel" ticks: a share of kernel time that grows while the
+# instructions per push fall says the next lever is fewer syscalls and wake-ups, not less code.
+node_user_kernel() { awk '{print $14, $15}' "/proc/$node_pid/stat"; }
 # phase name, then the load generator's arguments; leaves $work/<phase>.cpu as
 # "node simulator redis box" cores and the node's CPU seconds, and $work/<phase>.rss as the
 # node's highest VmRSS (KiB) sampled every 200 ms through the phase.
@@ -231,6 +235,7 @@ phase() {
   sampler=$!
   redis_commands >"$work/$name.redis-before"
   node_switches >"$work/$name.switches-before"
+  node_user_kernel >"$work/$name.user-kernel-before"
   before=$(ticks)
   # In a subshell whose `times` gives the load generator's CPU over its whole life (its
   # only child), so its work after the drive (joining the simulator's record) can be taken
@@ -245,6 +250,7 @@ phase() {
   cores "$before" "$after" >"$work/$name.cpu"
   redis_commands >"$work/$name.redis-after"
   node_switches >"$work/$name.switches-after"
+  node_user_kernel >"$work/$name.user-kernel-after"
   sort -n "$work/$name.rss-samples" | tail -1 >"$work/$name.rss"
   # The node's metrics as the phase ends (cumulative: diff two phases' files to read one).
   curl -s "http://127.0.0.1:$node_port/metrics" >"$work/$name.metrics" || true
@@ -393,6 +399,9 @@ PY
   # The generator's own summary line (`generator CPU over the drive: …`), absent from builds
   # before it reported one.
   echo "$phase: $(grep -m1 '^generator CPU over the drive' "$work/$phase.txt" || echo "generator CPU over the drive: - (not reported by this build)")"
+  read -r user_before kernel_before <"$work/$phase.user-kernel-before"
+  read -r user_after kernel_after <"$work/$phase.user-kernel-after"
+  echo "$phase: node CPU in the kernel $(python3 -c "u, k = $user_after - $user_before, $kernel_after - $kernel_before; print(round(100 * k / max(1, u + k)))") %"
   echo "$phase: node context switches per call $(python3 -c "print(round(($(cat "$work/$phase.switches-after") - $(cat "$work/$phase.switches-before")) / max(1, $(jq .calls_offered "$report")), 2))")"
   echo "$phase: outcomes $(jq -c .outcome_classes "$report"), errors $(jq -c .errors "$report"), pushes by type $(jq -c .pushes_by_type "$report")"
   # Every platform of the mix must be delivered: the node's outcomes and the simulator's
