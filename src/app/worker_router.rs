@@ -1,8 +1,8 @@
 //! Each HTTP worker's router ([`crate::router::routers`]): started on the worker's thread while
 //! the worker builds its services, before it accepts a connection, together with what the
-//! router talks through — its store handle and, with a Redis store, its connection for call-end
-//! broadcasts, presence reads and relayed rings — so that those connections' driver tasks run
-//! on the worker's thread too and a ring never leaves it.
+//! router talks through — its store connection, which with a Redis store also carries its
+//! call-end broadcasts, presence reads and relayed rings — so that the connection's driver
+//! task runs on the worker's thread too and a ring never leaves it.
 
 use super::open_store;
 use crate::config::Config;
@@ -84,14 +84,14 @@ impl WorkerRouter {
                 .context("an HTTP worker opening its store connection")?,
         };
         let (mut ownership, mut channel) = (self.ownership.clone(), self.channel.clone());
-        if ownership.ends.is_some() {
-            let ends = EndChannel::connect(&self.config.registry)
-                .await
-                .context("an HTTP worker opening its call-end channel")?;
-            if let Some(ends) = ends {
-                channel.relay = channel.relay.map(|relay| relay.over(ends.clone()));
-                ownership.ends = Some(ends);
-            }
+        // The router's broadcasts and presence reads share its store connection rather than
+        // open one of their own: a ring's claim, registrations and presence then leave in one
+        // write and return in one read (docs/performance.md, "One connection per router").
+        if ownership.ends.is_some()
+            && let Some(ends) = EndChannel::of_store(&store)
+        {
+            channel.relay = channel.relay.map(|relay| relay.over(ends.clone()));
+            ownership.ends = Some(ends);
         }
         let providers = ProviderSet::start(&self.providers, &store)
             .map_err(anyhow::Error::msg)

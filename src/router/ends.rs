@@ -21,6 +21,7 @@
 use super::Routers;
 use crate::config::{RegistryConfig, StoreKind};
 use crate::metrics::{self, EndBroadcast};
+use crate::registry::AnyStore;
 use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, SentinelTarget};
 use crate::registry::redis::{cluster_client, tls};
 use crate::vocab::IdentityKey;
@@ -121,6 +122,19 @@ impl EndChannel {
             Ok(channel) => Ok(Some(channel?)),
             Err(_) => anyhow::bail!("no answer from Redis within {timeout:?}"),
         }
+    }
+
+    /// The store's own connection (a clone of its handle, no new connection): `None` for the
+    /// embedded store. A router's presence reads, relays, broadcasts, intake and outcome
+    /// entries go over it, so that the commands a ring sends at one moment — its claim, the
+    /// callee's registrations and presence — leave in one write and come back in one read.
+    pub fn of_store(store: &AnyStore) -> Option<EndChannel> {
+        Some(match store {
+            AnyStore::Embedded(_) => return None,
+            AnyStore::Redis(store) => EndChannel::Single(store.connection()),
+            AnyStore::RedisCluster(store) => EndChannel::Cluster(store.connection()),
+            AnyStore::RedisSentinel(store) => EndChannel::Sentinel(store.connection()),
+        })
     }
 
     /// Publishes `notice`; a failure is counted and logged, never returned: the end was

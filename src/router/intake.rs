@@ -137,12 +137,7 @@ impl DurableIntake {
     /// The intake over one router's store connection (`None` for the embedded store, which
     /// validation refuses with durable intake).
     pub fn on(&self, store: &AnyStore) -> Option<RouterIntake> {
-        let redis = match store {
-            AnyStore::Embedded(_) => return None,
-            AnyStore::Redis(store) => EndChannel::Single(store.connection()),
-            AnyStore::RedisCluster(store) => EndChannel::Cluster(store.connection()),
-            AnyStore::RedisSentinel(store) => EndChannel::Sentinel(store.connection()),
-        };
+        let redis = EndChannel::of_store(store)?;
         Some(RouterIntake {
             intake: self.clone(),
             redis,

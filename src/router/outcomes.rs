@@ -70,12 +70,7 @@ impl OutcomeStream {
 
     /// The stream over one router's store connection (`None` for the embedded store).
     pub fn on(&self, store: &AnyStore) -> Option<RouterOutcomes> {
-        let redis = match store {
-            AnyStore::Embedded(_) => return None,
-            AnyStore::Redis(store) => EndChannel::Single(store.connection()),
-            AnyStore::RedisCluster(store) => EndChannel::Cluster(store.connection()),
-            AnyStore::RedisSentinel(store) => EndChannel::Sentinel(store.connection()),
-        };
+        let redis = EndChannel::of_store(store)?;
         Some(RouterOutcomes {
             stream: self.clone(),
             redis,
