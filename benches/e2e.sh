@@ -45,12 +45,14 @@ CALLGRIND_RATE=${CALLGRIND_RATE:-10}        # calls/s of the counted phase (the 
 CALLGRIND_SECONDS=${CALLGRIND_SECONDS:-15}
 CALLGRIND_IDLE_SECONDS=${CALLGRIND_IDLE_SECONDS:-5}  # counted first with no calls: the node's fixed cost
 REDIS_HZ=${REDIS_HZ:-100}           # Redis's `hz` as README "Stores" recommends (Redis's default: 10)
+SYSCALLS=${SYSCALLS:-0}             # 1: the node's syscalls per call in each phase (perf stat, tracepoints)
 BIN=${BIN:-}
 SIM_PROFILE=${SIM_PROFILE:-}       # a simulator profile (TOML) instead of its defaults
 
 tools=(redis-server redis-cli h2load openssl python3 jq curl)
 [ "$NODE_APN" = 0 ] || [ "$CALLGRIND" != 0 ] || tools+=(node npm)
 [ "$CALLGRIND" = 0 ] || tools+=(valgrind callgrind_control)
+[ "$SYSCALLS" = 0 ] || tools+=(perf)
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool is missing" >&2; exit 1; }
 done
@@ -225,6 +227,16 @@ node_switches() { cat /proc/"$node_pid"/task/*/status 2>/dev/null | awk '/ctxt_s
 # The node's CPU so far as "user kernel" ticks: a share of kernel time that grows while the
 # instructions per push fall says the next lever is fewer syscalls and wake-ups, not less code.
 node_user_kernel() { awk '{print $14, $15}' "/proc/$node_pid/stat"; }
+# SYSCALLS=1: the syscalls the node makes over a phase's drive, counted by perf stat from the
+# kernel's tracepoints (all of them, and the five a ring's I/O makes). At moderate rates a
+# third of the node's CPU is in the kernel; these say which writes and wake-ups it pays for.
+syscall_events=raw_syscalls:sys_enter,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_write
+count_syscalls() {
+  local name=$1 seconds=$2
+  [ "$SYSCALLS" = 0 ] && return
+  perf stat -x, -e "$syscall_events" -p "$node_pid" -o "$work/$name.syscalls" -- sleep "$seconds" >/dev/null 2>&1 &
+  echo $! >"$work/$name.syscalls-pid"
+}
 # phase name, then the load generator's arguments; leaves $work/<phase>.cpu as
 # "node simulator redis box" cores and the node's CPU seconds, and $work/<phase>.rss as the
 # node's highest VmRSS (KiB) sampled every 200 ms through the phase.
@@ -237,6 +249,9 @@ phase() {
   node_switches >"$work/$name.switches-before"
   node_user_kernel >"$work/$name.user-kernel-before"
   before=$(ticks)
+  local seconds
+  seconds=$(python3 -c 'import sys; a = sys.argv[1:]; print(a[a.index("--duration") + 1] if "--duration" in a else 0)' "$@")
+  count_syscalls "$name" "$seconds"
   # In a subshell whose `times` gives the load generator's CPU over its whole life (its
   # only child), so its work after the drive (joining the simulator's record) can be taken
   # out of the box's figure.
@@ -247,6 +262,7 @@ phase() {
   echo "$after" >"$work/$name.ticks-after"
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
+  [ -f "$work/$name.syscalls-pid" ] && { wait "$(cat "$work/$name.syscalls-pid")" 2>/dev/null || true; }
   cores "$before" "$after" >"$work/$name.cpu"
   redis_commands >"$work/$name.redis-after"
   node_switches >"$work/$name.switches-after"
@@ -402,6 +418,18 @@ PY
   read -r user_before kernel_before <"$work/$phase.user-kernel-before"
   read -r user_after kernel_after <"$work/$phase.user-kernel-after"
   echo "$phase: node CPU in the kernel $(python3 -c "u, k = $user_after - $user_before, $kernel_after - $kernel_before; print(round(100 * k / max(1, u + k)))") %"
+  [ -f "$work/$phase.syscalls" ] && echo "$phase: node syscalls per call $(python3 - "$work/$phase.syscalls" "$(jq .calls_offered "$report")" <<'PY'
+import sys
+counts = {}
+for line in open(sys.argv[1]):
+    parts = line.strip().split(",")
+    if len(parts) > 2 and parts[0].isdigit():
+        counts[parts[2].split(":")[-1].replace("sys_enter_", "")] = int(parts[0])
+calls = int(sys.argv[2]) or 1
+total = counts.pop("sys_enter", 0)
+print(f"{total / calls:.2f} (" + ", ".join(f"{k} {v / calls:.2f}" for k, v in counts.items()) + ")")
+PY
+)"
   echo "$phase: node context switches per call $(python3 -c "print(round(($(cat "$work/$phase.switches-after") - $(cat "$work/$phase.switches-before")) / max(1, $(jq .calls_offered "$report")), 2))")"
   echo "$phase: outcomes $(jq -c .outcome_classes "$report"), errors $(jq -c .errors "$report"), pushes by type $(jq -c .pushes_by_type "$report")"
   # Every platform of the mix must be delivered: the node's outcomes and the simulator's
