@@ -124,6 +124,7 @@
 mod claims;
 mod keys;
 mod owners;
+pub mod resp;
 mod scripts;
 pub mod sentinel;
 mod settings;
