@@ -3,13 +3,14 @@
 //! (`redis::ValueCodec`, a tokio-util `Decoder` over `combine`): the callee's `HGETALL` (five
 //! devices), the claim script's answer and an empty presence read.
 //!
-//! `cargo bench --bench redis_reply`. Both decoders allocate the same (a `Vec` per bulk
-//! string and per array), so what differs is the reading itself.
+//! `cargo bench --bench redis_reply`. Both decoders read from a `BytesMut` filled the same
+//! way and allocate the same (a `Vec` per bulk string and per array), so what differs is the
+//! reading itself.
 
 // `criterion_group!` defines a public function it cannot document.
 #![allow(missing_docs)]
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::{Value, ValueCodec};
 use ringcast::registry::redis::resp;
@@ -39,9 +40,14 @@ const CLAIM: &[u8] = b"*3\r\n$5\r\ntaken\r\n$13\r\n1765000000000\r\n$1\r\n0\r\n"
 /// Presence of a callee with no device on the channel.
 const NOBODY: &[u8] = b"*0\r\n";
 
+/// From a buffer filled as a connection's read would fill it, as the crate's codec is given.
 fn decode_with_resp(reply: &[u8]) -> Value {
-    match resp::decode(reply) {
-        Ok(Some((value, _))) => value,
+    let mut buffer = BytesMut::from(reply);
+    match resp::decode(&buffer) {
+        Ok(Some((value, used))) => {
+            buffer.advance(used);
+            value
+        }
         other => panic!("{other:?}"),
     }
 }

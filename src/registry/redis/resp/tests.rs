@@ -119,7 +119,7 @@ fn bytes_no_redis_sends_are_refused() {
         (b"$-2\r\n", RespError::BadLength),
         (b"$3\r\nabcX\r\n", RespError::MissingCrlf),
         (b"+\xff\r\n", RespError::NotUtf8),
-        (b":1\rx\n", RespError::BadInteger),
+        (b":1\rx\n", RespError::LoneCr),
     ];
     for (bytes, error) in cases {
         assert_eq!(
