@@ -553,6 +553,7 @@ async fn open_store(config: &Config) -> anyhow::Result<AnyStore> {
         connect_timeout: Duration::from_millis(registry.redis.connect_timeout_ms),
         command_timeout: Duration::from_millis(registry.redis.command_timeout_ms),
         owner_buckets: registry.redis.owner_buckets,
+        client: registry.redis.client,
     };
     Ok(match registry.store {
         StoreKind::Embedded => {

@@ -18,6 +18,7 @@ pub mod tenant;
 pub mod tls;
 pub mod ttl_cap;
 
+use crate::registry::redis::RedisClient;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -350,6 +351,10 @@ pub struct RedisConfig {
     /// before the first registration: changing it later re-homes every owner entry (see
     /// `registry::redis`, "Memory").
     pub owner_buckets: u32,
+    /// Which client `store = "redis"` speaks with: `"ringcast"` (its own pipelined
+    /// connection, `registry::redis::pipelined`, the default; RESP2 over `redis://` or
+    /// `rediss://`) or `"redis-rs"` (the redis crate's reconnecting manager).
+    pub client: RedisClient,
 }
 
 impl Default for RedisConfig {
@@ -368,6 +373,7 @@ impl Default for RedisConfig {
             connect_timeout_ms: 2_000,
             command_timeout_ms: 1_000,
             owner_buckets: 65_536,
+            client: RedisClient::Ringcast,
         }
     }
 }

@@ -11,7 +11,7 @@ use ringcast::config::{Config, RedisConfig, SecretSource, StoreKind};
 use ringcast::registry::embedded::EmbeddedStore;
 use ringcast::registry::redis::sentinel::{MasterLogin, SentinelTarget};
 use ringcast::registry::redis::{
-    RedisClusterStore, RedisOptions, RedisSentinelStore, RedisSingleStore, tls,
+    RedisClient, RedisClusterStore, RedisOptions, RedisSentinelStore, RedisSingleStore, tls,
 };
 use ringcast::registry::{IdentityKey, Store};
 use std::time::{Duration, Instant};
@@ -46,6 +46,22 @@ async fn redis_store_keeps_the_contract() {
     run_all(&store, &unique_tenant("redis")).await;
 }
 
+/// The same contract over the redis crate's client (`client = "redis-rs"`); the test above
+/// runs ringcast's own connection, the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_over_the_crates_client_keeps_the_contract() {
+    let redis = support::redis_server::shared().await;
+    let options = RedisOptions {
+        max_devices_per_identity: MAX_DEVICES,
+        client: RedisClient::RedisRs,
+        ..RedisOptions::default()
+    };
+    let store = RedisSingleStore::connect(&redis.url(), &options)
+        .await
+        .unwrap();
+    run_all(&store, &unique_tenant("redis-rs")).await;
+}
+
 /// One owner bucket per tenant: every token of a case shares one hash, so pruning, claims and
 /// compare-and-delete releases meet their neighbours' entries on every step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +92,8 @@ async fn redis_cluster_store_keeps_the_contract() {
 }
 
 /// The contract over TLS, against a server that asks for a client certificate: the CA and
-/// client certificate are read from files by the same code as `[registry.redis]`'s.
+/// client certificate are read from files by the same code as `[registry.redis]`'s; over
+/// both clients.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_over_tls_keeps_the_contract() {
     let redis = support::redis_tls::TlsRedis::start(true);
@@ -88,19 +105,24 @@ async fn redis_store_over_tls_keeps_the_contract() {
         ..RedisConfig::default()
     };
     let certificates = tls::certificates(&config).expect("the test's TLS files");
-    let options = RedisOptions {
-        max_devices_per_identity: MAX_DEVICES,
-        ..RedisOptions::default()
-    };
-    let store = RedisSingleStore::connect_with_tls(&redis.url(), certificates.as_ref(), &options)
-        .await
-        .unwrap_or_else(|error| {
-            panic!(
-                "connect over TLS: {error}\n{}",
-                std::fs::read_to_string(redis.server().dir().join("redis.log")).unwrap_or_default()
-            )
-        });
-    run_all(&store, &unique_tenant("redis-tls")).await;
+    for client in [RedisClient::RedisRs, RedisClient::Ringcast] {
+        let options = RedisOptions {
+            max_devices_per_identity: MAX_DEVICES,
+            client,
+            ..RedisOptions::default()
+        };
+        let store =
+            RedisSingleStore::connect_with_tls(&redis.url(), certificates.as_ref(), &options)
+                .await
+                .unwrap_or_else(|error| {
+                    panic!(
+                        "connect over TLS ({client:?}): {error}\n{}",
+                        std::fs::read_to_string(redis.server().dir().join("redis.log"))
+                            .unwrap_or_default()
+                    )
+                });
+        run_all(&store, &unique_tenant(&format!("redis-tls-{client:?}"))).await;
+    }
 }
 
 /// The contract over a cluster whose nodes speak TLS: the client must reach every node it
@@ -132,28 +154,33 @@ async fn redis_cluster_store_over_tls_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_tls_checks_the_server_and_shows_the_client_certificate() {
     let redis = support::redis_tls::TlsRedis::start(true);
-    let options = RedisOptions::default();
-    let untrusted = RedisSingleStore::connect(&redis.url(), &options).await;
-    assert!(
-        untrusted.is_err(),
-        "a server signed by an unknown CA must be refused (system trust store only)"
-    );
-    let ca_only = RedisConfig {
-        url: redis.url(),
-        ca_file: Some(redis.files.ca_file()),
-        ..RedisConfig::default()
-    };
-    let certificates = tls::certificates(&ca_only).unwrap();
-    let store =
-        RedisSingleStore::connect_with_tls(&redis.url(), certificates.as_ref(), &options).await;
-    let refused = match store {
-        Err(_) => true,
-        Ok(store) => store.ping().await.is_err(),
-    };
-    assert!(
-        refused,
-        "the server asks for a client certificate; none was shown"
-    );
+    for client in [RedisClient::RedisRs, RedisClient::Ringcast] {
+        let options = RedisOptions {
+            client,
+            ..RedisOptions::default()
+        };
+        let untrusted = RedisSingleStore::connect(&redis.url(), &options).await;
+        assert!(
+            untrusted.is_err(),
+            "{client:?}: a server signed by an unknown CA must be refused (system trust store only)"
+        );
+        let ca_only = RedisConfig {
+            url: redis.url(),
+            ca_file: Some(redis.files.ca_file()),
+            ..RedisConfig::default()
+        };
+        let certificates = tls::certificates(&ca_only).unwrap();
+        let store =
+            RedisSingleStore::connect_with_tls(&redis.url(), certificates.as_ref(), &options).await;
+        let refused = match store {
+            Err(_) => true,
+            Ok(store) => store.ping().await.is_err(),
+        };
+        assert!(
+            refused,
+            "{client:?}: the server asks for a client certificate; none was shown"
+        );
+    }
 }
 
 /// The contract through Redis Sentinel, then a failover (`SENTINEL FAILOVER`): the store,
@@ -355,7 +382,9 @@ async fn redis_sentinel_store_over_tls_keeps_the_contract() {
 
 mod redis_only {
     use super::{MAX_DEVICES, contract, support, unique_tenant};
-    use ringcast::registry::redis::{RedisClusterStore, RedisOptions, RedisSingleStore};
+    use ringcast::registry::redis::{
+        RedisClient, RedisClusterStore, RedisOptions, RedisSingleStore,
+    };
     use ringcast::registry::{
         Environment, IdentityKey, PushAddress, Registration, Store, StoreError,
     };
@@ -621,10 +650,23 @@ mod redis_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_down_redis_fails_fast_and_the_store_recovers_by_itself() {
+        a_down_redis_fails_fast_and_the_store_recovers(RedisClient::RedisRs).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_down_redis_fails_fast_and_the_own_connection_recovers_by_itself() {
+        a_down_redis_fails_fast_and_the_store_recovers(RedisClient::Ringcast).await;
+    }
+
+    async fn a_down_redis_fails_fast_and_the_store_recovers(client: RedisClient) {
         let mut server = tokio::task::spawn_blocking(support::redis_server::RedisServer::start)
             .await
             .unwrap();
-        let store = RedisSingleStore::connect(&server.url(), &options())
+        let options = RedisOptions {
+            client,
+            ..options()
+        };
+        let store = RedisSingleStore::connect(&server.url(), &options)
             .await
             .unwrap();
         let who = IdentityKey::new("outage", "alice");
@@ -694,6 +736,77 @@ mod redis_only {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The own connection logs in and selects the database as its URL says, on its first
+    /// connection and on every one after: a wrong password fails start-up without showing it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_own_connection_logs_in_and_selects_the_urls_database() {
+        let args = ["--requirepass", "s3cret-pw"].map(String::from);
+        let mut server = tokio::task::spawn_blocking(move || {
+            support::redis_server::RedisServer::start_with(
+                support::redis_server::free_port(),
+                &args,
+            )
+        })
+        .await
+        .unwrap();
+        let options = RedisOptions {
+            client: RedisClient::Ringcast,
+            ..options()
+        };
+        let port = server.port();
+        let wrong = format!("redis://:not-it-pw@127.0.0.1:{port}/3");
+        let refused = RedisSingleStore::connect(&wrong, &options).await;
+        let Err(error) = refused else {
+            panic!("a wrong password must fail start-up");
+        };
+        assert!(!error.to_string().contains("not-it-pw"), "{error}");
+
+        let url = format!("redis://:s3cret-pw@127.0.0.1:{port}/3");
+        let store = RedisSingleStore::connect(&url, &options).await.unwrap();
+        let who = IdentityKey::new("auth", "alice");
+        let now = contract::wall_clock();
+        store
+            .register(&who, &registration("phone", 1, now, HOUR))
+            .await
+            .unwrap();
+        let in_db = |db: u8| {
+            let url = format!("redis://:s3cret-pw@127.0.0.1:{port}/{db}");
+            async move {
+                let client = redis::Client::open(url).unwrap();
+                let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+                redis::cmd("EXISTS")
+                    .arg("{auth:alice}")
+                    .query_async::<i64>(&mut connection)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!((in_db(3).await, in_db(0).await), (1, 0));
+
+        // A new connection after a restart logs in and selects the database again.
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store
+            .register(
+                &IdentityKey::new("auth", "bob"),
+                &registration("phone", 2, now, HOUR),
+            )
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "no recovery after the restart");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let client = redis::Client::open(format!("redis://:s3cret-pw@127.0.0.1:{port}/3")).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let bob: i64 = redis::cmd("EXISTS")
+            .arg("{auth:bob}")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(bob, 1, "the new connection selected db 3");
     }
 
     /// Start-up names each Redis setting below what the node needs (README "Stores"): `hz`

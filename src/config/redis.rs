@@ -9,6 +9,8 @@
 //! stores carry theirs in their URLs.
 
 use super::{RedisConfig, StoreKind};
+use crate::registry::redis::RedisClient;
+use crate::registry::redis::pipelined;
 use crate::registry::redis::sentinel::MasterLogin;
 
 impl RedisConfig {
@@ -44,6 +46,10 @@ impl RedisConfig {
                 "master_db",
                 store != StoreKind::RedisSentinel && self.master_db != 0,
             ),
+            (
+                "client",
+                store != StoreKind::Redis && self.client != RedisClient::default(),
+            ),
         ];
         for (key, _) in stray.iter().filter(|(_, stray)| *stray) {
             problems.push(format!(
@@ -62,6 +68,12 @@ impl RedisConfig {
         }
         for url in urls {
             problems.extend(url_problem(key, url));
+        }
+        if store == StoreKind::Redis
+            && self.client == RedisClient::Ringcast
+            && let Err(unsupported) = pipelined::check_url(&self.url)
+        {
+            problems.push(format!("registry.redis.url: {unsupported}"));
         }
         let tls = urls
             .iter()

@@ -544,6 +544,50 @@ fn each_redis_store_reads_its_own_key_and_refuses_the_others() {
     assert!(error.contains("registry.redis.url is not used"), "{error}");
 }
 
+/// `client` picks the single server's client: read from the file by its name, refused for
+/// the other stores, and `"ringcast"` refuses a URL it cannot serve.
+#[test]
+fn the_redis_client_is_the_single_servers_and_checks_its_url() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "node.toml",
+            r#"
+            [registry]
+            store = "redis"
+            [registry.redis]
+            client = "redis-rs"
+            url = "redis://:pw@127.0.0.1:6379/2"
+            "#,
+        )?;
+        let config = Config::load(Some(Path::new("node.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(config.registry.redis.client, RedisClient::RedisRs);
+        assert!(config.validate().is_ok(), "{:?}", config.validate());
+        Ok(())
+    });
+    let mut config = Config::default();
+    assert_eq!(config.registry.redis.client, RedisClient::Ringcast);
+    config.registry.store = StoreKind::Redis;
+    config.registry.redis.url = "redis://127.0.0.1:6379/?protocol=resp3".into();
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("registry.redis.url: RESP3 (protocol=resp3) is not supported"),
+        "{error}"
+    );
+    config.registry.redis.client = RedisClient::RedisRs;
+    assert!(config.validate().is_ok(), "{:?}", config.validate());
+
+    config.registry.redis.url = RedisConfig::default().url;
+    config.registry.store = StoreKind::RedisCluster;
+    config.registry.redis.nodes = vec!["redis://a:6379".into()];
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("registry.redis.client is not used by store = \"redis-cluster\""),
+        "{error}"
+    );
+    config.registry.redis.client = RedisClient::Ringcast;
+    assert!(config.validate().is_ok(), "{:?}", config.validate());
+}
+
 #[test]
 fn the_masters_login_is_sentinels_alone_and_its_password_is_read_at_validation() {
     let dir = tempfile::tempdir().unwrap();

@@ -124,11 +124,15 @@
 mod claims;
 mod keys;
 mod owners;
+pub mod pipelined;
 pub mod resp;
 mod scripts;
 pub mod sentinel;
 mod settings;
+mod single;
 pub mod tls;
+
+pub use single::{RedisClient, SingleConnection};
 
 use super::codec;
 use super::lease::{Claim, LeaseTerms};
@@ -157,6 +161,9 @@ pub struct RedisOptions {
     /// registrations ÷ 16 to ÷ 32, so each bucket stays a small listpack. Changing it on a live
     /// deployment moves every token's entry to another bucket; see the module doc first.
     pub owner_buckets: u32,
+    /// Which client a single server's store speaks with (the cluster and Sentinel stores
+    /// speak the crate's).
+    pub client: RedisClient,
 }
 
 impl Default for RedisOptions {
@@ -166,6 +173,7 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
             owner_buckets: owners::DEFAULT_BUCKETS,
+            client: RedisClient::default(),
         }
     }
 }
@@ -183,7 +191,7 @@ pub struct RedisStore<C> {
 }
 
 /// The store over one Redis server.
-pub type RedisSingleStore = RedisStore<ConnectionManager>;
+pub type RedisSingleStore = RedisStore<SingleConnection>;
 /// The store over a Redis Cluster.
 pub type RedisClusterStore = RedisStore<redis::cluster_async::ClusterConnection>;
 /// The store over the master Redis Sentinel names, followed across failovers.
@@ -206,16 +214,29 @@ impl RedisSingleStore {
         certificates: Option<&redis::TlsCertificates>,
         options: &RedisOptions,
     ) -> Result<Self, StoreError> {
-        let client = tls::client(url, certificates).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connect_timeout))
-            .set_response_timeout(Some(options.command_timeout))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
         // The initial connection is bounded too: a black-holed address must not stall start-up.
-        let connecting = ConnectionManager::new_with_config(client, config);
-        let connection = bounded(options.connect_timeout * 2, connecting).await?;
+        let connection = match options.client {
+            RedisClient::RedisRs => {
+                let client = tls::client(url, certificates).map_err(unavailable)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(options.connect_timeout))
+                    .set_response_timeout(Some(options.command_timeout))
+                    .set_number_of_retries(RECONNECT_RETRIES)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
+                let connecting = ConnectionManager::new_with_config(client, config);
+                SingleConnection::Manager(bounded(options.connect_timeout * 2, connecting).await?)
+            }
+            RedisClient::Ringcast => {
+                let connecting = pipelined::PipelinedConnection::connect(
+                    url,
+                    certificates,
+                    options.connect_timeout,
+                    options.command_timeout,
+                );
+                SingleConnection::Pipelined(bounded(options.connect_timeout * 2, connecting).await?)
+            }
+        };
         let store = RedisStore {
             connection,
             options: *options,

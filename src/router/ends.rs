@@ -23,7 +23,7 @@ use crate::config::{RegistryConfig, StoreKind};
 use crate::metrics::{self, EndBroadcast};
 use crate::registry::AnyStore;
 use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, SentinelTarget};
-use crate::registry::redis::{cluster_client, tls};
+use crate::registry::redis::{SingleConnection, cluster_client, tls};
 use crate::vocab::IdentityKey;
 use futures_util::StreamExt;
 use redis::RedisResult;
@@ -58,7 +58,7 @@ pub struct EndNotice {
 #[derive(Clone)]
 pub enum EndChannel {
     /// One Redis server.
-    Single(ConnectionManager),
+    Single(SingleConnection),
     /// A Redis Cluster (a `PUBLISH` on any node reaches every node's subscribers).
     Cluster(redis::cluster_async::ClusterConnection),
     /// The master Redis Sentinel names; every node subscribes on the master too.
@@ -90,7 +90,8 @@ impl EndChannel {
                     let config = ConnectionManagerConfig::new()
                         .set_connection_timeout(Some(connect_timeout))
                         .set_response_timeout(Some(response_timeout));
-                    EndChannel::Single(ConnectionManager::new_with_config(client, config).await?)
+                    let connection = ConnectionManager::new_with_config(client, config).await?;
+                    EndChannel::Single(SingleConnection::Manager(connection))
                 }
                 EndSource::Servers { urls, certificates } => {
                     let client = cluster_client(urls, certificates.as_ref())?

@@ -5,7 +5,7 @@
 //! master is asked once. Managed Redis services often disable `CONFIG`: a server that refuses
 //! leaves the check silent for it.
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionLike;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{RedisResult, Value};
@@ -72,7 +72,7 @@ fn value_of(pair: &[String]) -> Option<i64> {
     pair.get(1).and_then(|value| value.parse().ok())
 }
 
-impl ReadSettings for ConnectionManager {
+impl ReadSettings for super::SingleConnection {
     fn read_setting<'a>(
         &'a mut self,
         name: &'a str,

@@ -89,10 +89,40 @@ pub fn client(url: &str, certificates: Option<&TlsCertificates>) -> RedisResult<
 /// Builds a TLS client config from `certificates` the way the crate will, to find a bad PEM
 /// file or a key that does not match its certificate.
 fn check(certificates: &TlsCertificates) -> Result<(), String> {
+    configured(certificates, rustls::RootCertStore::empty()).map(drop)
+}
+
+/// The TLS client configuration for `rediss://` (ring; the CA of `certificates`, else the
+/// system's trust store; its client certificate if any): what ringcast's own Redis
+/// connection (`super::pipelined`) dials with, as the crate's client does.
+pub fn client_config(
+    certificates: Option<&TlsCertificates>,
+) -> Result<rustls::ClientConfig, String> {
+    let empty = TlsCertificates {
+        client_tls: None,
+        root_cert: None,
+    };
+    let certificates = certificates.unwrap_or(&empty);
+    let mut roots = rustls::RootCertStore::empty();
+    if certificates.root_cert.is_none() {
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            return Err("the system's trust store holds no CA: name registry.redis.ca_file".into());
+        }
+    }
+    configured(certificates, roots)
+}
+
+/// A client config trusting `roots` and the CA of `certificates`, showing its client
+/// certificate if any.
+fn configured(
+    certificates: &TlsCertificates,
+    mut roots: rustls::RootCertStore,
+) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
     if let Some(pem) = &certificates.root_cert {
         let certs = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
@@ -110,20 +140,20 @@ fn check(certificates: &TlsCertificates) -> Result<(), String> {
         .with_safe_default_protocol_versions()
         .map_err(|error| error.to_string())?
         .with_root_certificates(roots);
-    if let Some(client) = &certificates.client_tls {
-        let chain = CertificateDer::pem_slice_iter(&client.client_cert)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| format!("client_cert: {error}"))?;
-        if chain.is_empty() {
-            return Err("client_cert holds no PEM certificate".into());
-        }
-        let key = PrivateKeyDer::from_pem_slice(&client.client_key)
-            .map_err(|error| format!("client_key: {error}"))?;
-        builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|error| format!("client_cert and client_key: {error}"))?;
+    let Some(client) = &certificates.client_tls else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let chain = CertificateDer::pem_slice_iter(&client.client_cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("client_cert: {error}"))?;
+    if chain.is_empty() {
+        return Err("client_cert holds no PEM certificate".into());
     }
-    Ok(())
+    let key = PrivateKeyDer::from_pem_slice(&client.client_key)
+        .map_err(|error| format!("client_key: {error}"))?;
+    builder
+        .with_client_auth_cert(chain, key)
+        .map_err(|error| format!("client_cert and client_key: {error}"))
 }
 
 /// Reads a PEM file, recording a problem that names `key` and the resolved path if it cannot.

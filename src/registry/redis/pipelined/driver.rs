@@ -1,0 +1,443 @@
+//! One Redis connection's I/O: the task that writes every caller's commands and hands each
+//! reply, in order, to the caller that waits for it. [`super`] dials, logs in and redials;
+//! this is the part between two dials.
+//!
+//! - **A command is queued by its caller** ([`Link::send`]): under the connection's lock it
+//!   is packed straight into the buffer the task writes next, its waiter goes to the back of
+//!   the queue, and the task is woken only if nothing else woke it since its last write. So
+//!   the commands of every caller that arrive while the task is busy share one write, and
+//!   usually one TCP segment — a ring's claim, the callee's registrations and presence leave
+//!   together.
+//! - **Replies come back in the order the commands went out** (Redis answers each connection
+//!   in order): each decoded reply ([`super::super::resp`]) goes to the oldest waiter; a
+//!   pipeline's waiter takes as many as it sent commands. A caller that gave up (its timeout)
+//!   leaves its waiter in the queue, so the replies behind it still find theirs.
+//! - **The task reads and writes in one poll**, never one waiting on the other: a server
+//!   busy writing replies we do not read could otherwise stop reading our commands.
+//! - **Ends**: the server closing, an I/O error, bytes that are not RESP2, no reply at all
+//!   for a whole [`Limits::stall_after`] while commands wait (a server frozen or a path cut
+//!   without a reset), or the last [`Link`] dropped once nothing waits. Every waiting caller
+//!   then hears so at once, not at its timeout, and the link reports itself
+//!   [closed](Link::is_open) so that the next caller dials anew.
+//! - **Bounded**: at most [`Limits::max_waiting`] commands wait on one connection; past it
+//!   a caller is refused at once (the store answers `503`) instead of queueing without bound
+//!   behind a server that does not answer.
+
+use super::super::resp::{self, RespError};
+use bytes::{Buf, BytesMut};
+use redis::{ErrorKind, RedisError, RedisResult, ServerError, Value};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How much a connection may hold.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
+    /// Commands waiting for their replies, at most.
+    pub max_waiting: usize,
+    /// Commands waiting and no reply read for this long: the connection is stalled and ends.
+    pub stall_after: Duration,
+}
+
+/// What a waiter is given: one reply, or a pipeline's kept replies.
+#[derive(Debug)]
+pub(super) enum Reply {
+    /// The reply to one command (an error reply is a [`Value::ServerError`]).
+    One(Value),
+    /// The replies a pipeline kept, in order.
+    Many(Vec<Value>),
+}
+
+/// Which of a request's replies its caller keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Expect {
+    /// Replies read and dropped first (a transaction's `MULTI` and `QUEUED`s).
+    pub skip: usize,
+    /// Replies kept after those; 0 for a single command, whose one reply is [`Reply::One`].
+    pub keep: usize,
+    /// A transaction: an error among the skipped replies means it was aborted.
+    pub transaction: bool,
+}
+
+impl Expect {
+    /// One command, one reply.
+    pub const ONE: Expect = Expect {
+        skip: 0,
+        keep: 0,
+        transaction: false,
+    };
+
+    /// How many replies the request is answered with.
+    fn replies(&self) -> usize {
+        self.skip + self.keep.max(1)
+    }
+}
+
+/// A command that could not be queued: it was never written, so sending it elsewhere cannot
+/// run it twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NotSent {
+    /// The connection has ended.
+    Closed,
+    /// [`Limits::max_waiting`] commands wait already.
+    Full,
+}
+
+/// Where a request's replies go, and what it gathered so far.
+struct Waiter {
+    answer: oneshot::Sender<RedisResult<Reply>>,
+    expect: Expect,
+    /// Replies read for it so far.
+    seen: usize,
+    kept: Vec<Value>,
+    /// A transaction's first error among its skipped replies.
+    aborted: Option<ServerError>,
+}
+
+impl Waiter {
+    /// Takes one reply; returns whether the waiter has all of its replies (and was answered).
+    fn take(&mut self, value: Value) -> bool {
+        self.seen += 1;
+        if self.seen <= self.expect.skip {
+            if let Value::ServerError(error) = value
+                && self.expect.transaction
+                && self.aborted.is_none()
+            {
+                self.aborted = Some(error);
+            }
+            return false;
+        }
+        self.kept.push(value);
+        self.seen == self.expect.replies()
+    }
+
+    /// Answers the caller with a whole reply.
+    fn answer(self, last: Option<Value>) {
+        let reply = match (last, self.aborted) {
+            (Some(value), _) => Ok(Reply::One(value)),
+            (None, Some(error)) => Err(RedisError::from(error)),
+            (None, None) => Ok(Reply::Many(self.kept)),
+        };
+        let _ = self.answer.send(reply);
+    }
+}
+
+/// What the callers and the connection's task share.
+struct Connection {
+    inner: Mutex<Inner>,
+    limits: Limits,
+}
+
+struct Inner {
+    /// Packed commands not yet taken by the task.
+    output: Vec<u8>,
+    /// Oldest first, in the order their commands were queued.
+    waiting: VecDeque<Waiter>,
+    /// The task's waker, taken by the first caller that queues after the task's last write.
+    io: Option<Waker>,
+    /// The task is gone: nothing more is written or read.
+    ended: bool,
+    /// The last [`Link`] is gone: the task ends once nothing waits.
+    released: bool,
+    /// Replies read since the connection opened (for the stall check).
+    replies: u64,
+}
+
+impl Connection {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Taken over when poisoned: each update is a few fields with no invariant spanning a
+        // panic point, and the waiting callers must still be answered.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A caller's side of one connection. Dropping the last one ends the connection once the
+/// commands in flight are answered.
+pub(super) struct Link {
+    connection: Arc<Connection>,
+}
+
+impl Link {
+    /// Queues a request: `pack` writes its commands, `expect` says which replies it keeps.
+    /// The returned receiver gets them.
+    pub(super) fn send(
+        &self,
+        pack: impl FnOnce(&mut Vec<u8>),
+        expect: Expect,
+    ) -> Result<oneshot::Receiver<RedisResult<Reply>>, NotSent> {
+        let (answer, answered) = oneshot::channel();
+        let io = {
+            let mut inner = self.connection.lock();
+            if inner.ended {
+                return Err(NotSent::Closed);
+            }
+            if inner.waiting.len() >= self.connection.limits.max_waiting {
+                return Err(NotSent::Full);
+            }
+            pack(&mut inner.output);
+            inner.waiting.push_back(Waiter {
+                answer,
+                expect,
+                seen: 0,
+                kept: Vec::new(),
+                aborted: None,
+            });
+            inner.io.take()
+        };
+        if let Some(io) = io {
+            io.wake();
+        }
+        Ok(answered)
+    }
+
+    /// Whether commands can still be queued: false once the connection ended.
+    pub(super) fn is_open(&self) -> bool {
+        !self.connection.lock().ended
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        let io = {
+            let mut inner = self.connection.lock();
+            inner.released = true;
+            inner.io.take()
+        };
+        if let Some(io) = io {
+            io.wake();
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Ended {
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// The server closed the connection.
+    #[error("Redis closed the connection")]
+    Closed,
+    /// The server sent bytes that are not a RESP2 reply.
+    #[error("Redis sent what is not a RESP2 reply: {0}")]
+    Protocol(RespError),
+    /// A reply came that no command asked for: the connection is out of step.
+    #[error("Redis sent a reply no command asked for")]
+    Unasked,
+    /// Commands waited and no reply came.
+    #[error("no reply from Redis within {0:?} while commands waited")]
+    Stalled(Duration),
+}
+
+/// Hands every whole reply at the start of `input` to its waiter; returns the bytes used.
+fn answer(connection: &Connection, input: &[u8]) -> Result<usize, Ended> {
+    let mut used = 0;
+    let mut inner = connection.lock();
+    while let Some((value, length)) = resp::decode(&input[used..]).map_err(Ended::Protocol)? {
+        used += length;
+        inner.replies += 1;
+        let Some(waiter) = inner.waiting.front_mut() else {
+            return Err(Ended::Unasked);
+        };
+        if waiter.expect.keep == 0 {
+            if let Some(waiter) = inner.waiting.pop_front() {
+                waiter.answer(Some(value));
+            }
+        } else if waiter.take(value)
+            && let Some(waiter) = inner.waiting.pop_front()
+        {
+            waiter.answer(None);
+        }
+    }
+    Ok(used)
+}
+
+/// The link for `io` and the future that drives it (to be spawned).
+pub(super) fn start<T>(io: T, limits: Limits) -> (Link, Driver<T>)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let connection = Arc::new(Connection {
+        inner: Mutex::new(Inner {
+            output: Vec::with_capacity(READ_CHUNK),
+            waiting: VecDeque::new(),
+            io: None,
+            ended: false,
+            released: false,
+            replies: 0,
+        }),
+        limits,
+    });
+    let driver = Driver {
+        io,
+        connection: Arc::clone(&connection),
+        input: BytesMut::new(),
+        read: vec![0; READ_CHUNK].into_boxed_slice(),
+        output: Vec::with_capacity(READ_CHUNK),
+        written: 0,
+        watch: Box::pin(tokio::time::sleep(limits.stall_after)),
+        watched: None,
+    };
+    (Link { connection }, driver)
+}
+
+/// The connection's task: writes what callers queued, reads and hands out the replies.
+pub(super) struct Driver<T> {
+    io: T,
+    connection: Arc<Connection>,
+    /// Read and not yet a whole reply.
+    input: BytesMut,
+    /// Where the socket is read into.
+    read: Box<[u8]>,
+    /// Being written; `written` bytes of it are.
+    output: Vec<u8>,
+    written: usize,
+    /// Ticks every [`Limits::stall_after`] to check for progress.
+    watch: Pin<Box<Sleep>>,
+    /// At the last tick, with commands waiting: the replies read until then.
+    watched: Option<u64>,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
+    /// Reads all there is and answers the waiters. `Ok(true)`: the server closed.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Ended> {
+        loop {
+            let mut buf = ReadBuf::new(&mut self.read);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => return Ok(false),
+                Poll::Ready(Err(error)) => return Err(Ended::Io(error)),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Ok(true),
+                Poll::Ready(Ok(())) => {
+                    let filled = buf.filled().len();
+                    if self.input.is_empty() {
+                        // The usual case, whole replies in one read: decoded where they were
+                        // read, only a cut-off tail kept.
+                        let used = answer(&self.connection, &self.read[..filled])?;
+                        self.input.extend_from_slice(&self.read[used..filled]);
+                    } else {
+                        self.input.extend_from_slice(&self.read[..filled]);
+                        let used = answer(&self.connection, &self.input)?;
+                        self.input.advance(used);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a connection on which commands waited a whole tick and no reply came.
+    fn poll_watch(&mut self, cx: &mut Context<'_>) -> Result<(), Ended> {
+        while self.watch.as_mut().poll(cx).is_ready() {
+            let limit = self.connection.limits.stall_after;
+            let inner = self.connection.lock();
+            if let Some(replies) = self.watched
+                && replies == inner.replies
+                && !inner.waiting.is_empty()
+            {
+                return Err(Ended::Stalled(limit));
+            }
+            self.watched = (!inner.waiting.is_empty()).then_some(inner.replies);
+            drop(inner);
+            self.watch.as_mut().reset(Instant::now() + limit);
+        }
+        Ok(())
+    }
+
+    /// Writes what callers queued until nothing is left or the socket is full; leaves the
+    /// task's waker for callers that queue more. Ready once all is written and flushed.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Ended>> {
+        loop {
+            if self.written == self.output.len() {
+                self.output.clear();
+                self.written = 0;
+                let mut inner = self.connection.lock();
+                std::mem::swap(&mut self.output, &mut inner.output);
+                if !inner.io.as_ref().is_some_and(|io| io.will_wake(cx.waker())) {
+                    inner.io = Some(cx.waker().clone());
+                }
+                drop(inner);
+                if self.output.is_empty() {
+                    break;
+                }
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &self.output[self.written..]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    let error = std::io::ErrorKind::WriteZero.into();
+                    return Poll::Ready(Err(Ended::Io(error)));
+                }
+                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(Ended::Io(error))),
+            }
+        }
+        Pin::new(&mut self.io).poll_flush(cx).map_err(Ended::Io)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
+    type Output = Result<(), Ended>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Ended>> {
+        let this = &mut *self;
+        let read = this.poll_read(cx);
+        let watched = read.and_then(|closed| this.poll_watch(cx).map(|()| closed));
+        let written = this.poll_write(cx);
+        match (watched, written) {
+            (Err(ended), _) | (Ok(_), Poll::Ready(Err(ended))) => Poll::Ready(Err(ended)),
+            (Ok(true), _) => Poll::Ready(Err(Ended::Closed)),
+            (Ok(false), Poll::Ready(Ok(()))) => {
+                let inner = this.connection.lock();
+                if inner.released && inner.waiting.is_empty() {
+                    Poll::Ready(Ok(()))
+                } else {
+                    Poll::Pending
+                }
+            }
+            (Ok(false), Poll::Pending) => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for Driver<T> {
+    fn drop(&mut self) {
+        // Whatever ended the task, no reply will come: every waiting caller hears so now
+        // rather than at its timeout.
+        let mut inner = self.connection.lock();
+        inner.ended = true;
+        inner.output.clear();
+        for waiter in inner.waiting.drain(..) {
+            let _ = waiter.answer.send(Err(lost()));
+        }
+    }
+}
+
+/// The error a caller gets when the connection ended before its reply: an I/O error, which
+/// the store reports as Redis being unavailable.
+pub(super) fn lost() -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the Redis connection ended before the reply",
+    ))
+}
+
+/// A request the connection refused without sending it.
+pub(super) fn refused(why: NotSent) -> RedisError {
+    match why {
+        NotSent::Closed => RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "the Redis connection is closed",
+        )),
+        NotSent::Full => RedisError::from((
+            ErrorKind::Io,
+            "too many Redis commands wait on this connection",
+        )),
+    }
+}

@@ -1,0 +1,307 @@
+//! The connection's driver against a scripted server over an in-memory pipe: what it writes,
+//! which caller each reply reaches, and how it ends. The store's contract and outage tests
+//! run it against a real Redis (tests/store_contract.rs).
+
+use super::driver::{self, Ended, Expect, Limits, Link, NotSent, Reply};
+use redis::{ErrorKind, RedisResult, Value};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const LIMITS: Limits = Limits {
+    max_waiting: 8,
+    stall_after: Duration::from_secs(1),
+};
+
+/// A link whose driver is not running yet, and the server's end of the pipe.
+fn pipe(limits: Limits) -> (Link, driver::Driver<DuplexStream>, DuplexStream) {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let (link, driver) = driver::start(client, limits);
+    (link, driver, server)
+}
+
+fn run(driver: driver::Driver<DuplexStream>) -> JoinHandle<Result<(), Ended>> {
+    tokio::spawn(driver)
+}
+
+/// Queues `GET key`.
+fn get(link: &Link, key: &str) -> oneshot::Receiver<RedisResult<Reply>> {
+    let cmd = redis::cmd("GET").arg(key).clone();
+    link.send(|out| cmd.write_packed_command(out), Expect::ONE)
+        .unwrap()
+}
+
+/// Reads from the server's end until `expected` bytes came.
+async fn read_exactly(server: &mut DuplexStream, expected: &[u8]) {
+    let mut got = vec![0; expected.len()];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
+}
+
+fn one(reply: RedisResult<Reply>) -> Value {
+    match reply.unwrap() {
+        Reply::One(value) => value,
+        Reply::Many(values) => panic!("one reply expected, got {values:?}"),
+    }
+}
+
+fn packed(args: &[&str]) -> Vec<u8> {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.get_packed_command()
+}
+
+#[tokio::test]
+async fn commands_queued_before_a_write_leave_together_and_replies_go_in_order() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let first = get(&link, "a");
+    let second = get(&link, "b");
+    let third = get(&link, "c");
+    let _task = run(driver);
+    let all = [
+        packed(&["GET", "a"]),
+        packed(&["GET", "b"]),
+        packed(&["GET", "c"]),
+    ]
+    .concat();
+    // One read of exactly the three: they went out in one write.
+    let mut got = vec![0; 1024];
+    let n = server.read(&mut got).await.unwrap();
+    assert_eq!(&got[..n], &all[..]);
+    server.write_all(b"$1\r\nA\r\n$-1\r\n:3\r\n").await.unwrap();
+    assert_eq!(one(first.await.unwrap()), Value::BulkString(b"A".to_vec()));
+    assert_eq!(one(second.await.unwrap()), Value::Nil);
+    assert_eq!(one(third.await.unwrap()), Value::Int(3));
+}
+
+#[tokio::test]
+async fn a_reply_cut_over_two_reads_reaches_its_caller_whole() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let _task = run(driver);
+    let first = get(&link, "a");
+    let second = get(&link, "b");
+    read_exactly(
+        &mut server,
+        &[packed(&["GET", "a"]), packed(&["GET", "b"])].concat(),
+    )
+    .await;
+    server.write_all(b"$5\r\nhel").await.unwrap();
+    tokio::task::yield_now().await;
+    server.write_all(b"lo\r\n*2\r\n:1\r").await.unwrap();
+    tokio::task::yield_now().await;
+    server.write_all(b"\n:2\r\n").await.unwrap();
+    assert_eq!(
+        one(first.await.unwrap()),
+        Value::BulkString(b"hello".to_vec())
+    );
+    assert_eq!(
+        one(second.await.unwrap()),
+        Value::Array(vec![Value::Int(1), Value::Int(2)])
+    );
+}
+
+#[tokio::test]
+async fn a_caller_that_gave_up_leaves_the_next_reply_to_the_next_caller() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let _task = run(driver);
+    drop(get(&link, "gone"));
+    let second = get(&link, "b");
+    read_exactly(
+        &mut server,
+        &[packed(&["GET", "gone"]), packed(&["GET", "b"])].concat(),
+    )
+    .await;
+    server
+        .write_all(b"+for the one who left\r\n:2\r\n")
+        .await
+        .unwrap();
+    assert_eq!(one(second.await.unwrap()), Value::Int(2));
+}
+
+#[tokio::test]
+async fn an_error_reply_is_the_callers_and_the_connection_goes_on() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let _task = run(driver);
+    let first = get(&link, "a");
+    let second = get(&link, "b");
+    read_exactly(
+        &mut server,
+        &[packed(&["GET", "a"]), packed(&["GET", "b"])].concat(),
+    )
+    .await;
+    server
+        .write_all(b"-NOSCRIPT No matching script\r\n:7\r\n")
+        .await
+        .unwrap();
+    let Value::ServerError(error) = one(first.await.unwrap()) else {
+        panic!("an error reply expected");
+    };
+    assert_eq!(error.code(), "NOSCRIPT");
+    assert_eq!(one(second.await.unwrap()), Value::Int(7));
+    assert!(link.is_open());
+}
+
+#[tokio::test]
+async fn a_pipeline_keeps_the_replies_after_its_offset() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let _task = run(driver);
+    let expect = Expect {
+        skip: 1,
+        keep: 2,
+        transaction: false,
+    };
+    let answered = link
+        .send(|out| out.extend_from_slice(b"x"), expect)
+        .unwrap();
+    let after = get(&link, "after");
+    read_exactly(&mut server, b"x").await;
+    read_exactly(&mut server, &packed(&["GET", "after"])).await;
+    server
+        .write_all(b"+OK\r\n:1\r\n:2\r\n:3\r\n")
+        .await
+        .unwrap();
+    match answered.await.unwrap().unwrap() {
+        Reply::Many(values) => assert_eq!(values, vec![Value::Int(1), Value::Int(2)]),
+        Reply::One(value) => panic!("a pipeline's replies expected, got {value:?}"),
+    }
+    assert_eq!(one(after.await.unwrap()), Value::Int(3));
+}
+
+#[tokio::test]
+async fn a_transaction_with_an_error_among_its_queued_replies_is_aborted() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let _task = run(driver);
+    let expect = Expect {
+        skip: 3,
+        keep: 1,
+        transaction: true,
+    };
+    let answered = link
+        .send(|out| out.extend_from_slice(b"x"), expect)
+        .unwrap();
+    read_exactly(&mut server, b"x").await;
+    server
+        .write_all(b"+OK\r\n+QUEUED\r\n-ERR wrong number of arguments\r\n-EXECABORT Transaction discarded\r\n")
+        .await
+        .unwrap();
+    let error = answered.await.unwrap().unwrap_err();
+    assert!(error.to_string().contains("wrong number"), "{error}");
+}
+
+#[tokio::test]
+async fn the_server_closing_answers_every_waiting_caller_at_once() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let task = run(driver);
+    let first = get(&link, "a");
+    let second = get(&link, "b");
+    read_exactly(
+        &mut server,
+        &[packed(&["GET", "a"]), packed(&["GET", "b"])].concat(),
+    )
+    .await;
+    server.write_all(b":1\r\n").await.unwrap();
+    drop(server);
+    assert_eq!(one(first.await.unwrap()), Value::Int(1));
+    let lost = second.await.unwrap().unwrap_err();
+    assert_eq!(lost.kind(), ErrorKind::Io);
+    assert!(matches!(task.await.unwrap(), Err(Ended::Closed)));
+    assert!(!link.is_open());
+    let refused = link.send(|out| out.push(b'x'), Expect::ONE).unwrap_err();
+    assert_eq!(refused, NotSent::Closed);
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_resp2_end_the_connection() {
+    for garbage in [&b"%1\r\n"[..], b"?\r\n", b":1\r\n:2\r\n"] {
+        let (link, driver, mut server) = pipe(LIMITS);
+        let task = run(driver);
+        let waiting = get(&link, "a");
+        read_exactly(&mut server, &packed(&["GET", "a"])).await;
+        server.write_all(garbage).await.unwrap();
+        let ended = task.await.unwrap();
+        assert!(
+            matches!(ended, Err(Ended::Protocol(_) | Ended::Unasked)),
+            "{garbage:?}: {ended:?}"
+        );
+        // The third case answered its one caller, then a reply nobody asked for came.
+        let answered = waiting.await.unwrap();
+        assert_eq!(answered.is_ok(), garbage == b":1\r\n:2\r\n", "{garbage:?}");
+        assert!(!link.is_open());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn commands_unanswered_for_a_whole_stall_limit_end_the_connection() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let task = run(driver);
+    // Idle for long: no command waits, so no stall.
+    tokio::time::sleep(LIMITS.stall_after * 5).await;
+    assert!(link.is_open());
+    let waiting = get(&link, "a");
+    read_exactly(&mut server, &packed(&["GET", "a"])).await;
+    let started = tokio::time::Instant::now();
+    assert!(matches!(task.await.unwrap(), Err(Ended::Stalled(_))));
+    let waited = started.elapsed();
+    assert!(
+        waited >= LIMITS.stall_after && waited <= LIMITS.stall_after * 2,
+        "ended after {waited:?}"
+    );
+    assert_eq!(waiting.await.unwrap().unwrap_err().kind(), ErrorKind::Io);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_but_answering_server_is_not_a_stall() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let task = run(driver);
+    for key in ["a", "b", "c", "d"] {
+        let waiting = get(&link, key);
+        read_exactly(&mut server, &packed(&["GET", key])).await;
+        tokio::time::sleep(LIMITS.stall_after * 3 / 4).await;
+        server.write_all(b":1\r\n").await.unwrap();
+        assert_eq!(one(waiting.await.unwrap()), Value::Int(1));
+    }
+    assert!(!task.is_finished());
+}
+
+#[tokio::test]
+async fn past_the_waiting_limit_a_command_is_refused_unsent() {
+    let limits = Limits {
+        max_waiting: 2,
+        ..LIMITS
+    };
+    let (link, driver, mut server) = pipe(limits);
+    let _task = run(driver);
+    let first = get(&link, "a");
+    let _second = get(&link, "b");
+    let refused = link.send(|out| out.push(b'x'), Expect::ONE).unwrap_err();
+    assert_eq!(refused, NotSent::Full);
+    read_exactly(
+        &mut server,
+        &[packed(&["GET", "a"]), packed(&["GET", "b"])].concat(),
+    )
+    .await;
+    server.write_all(b":1\r\n").await.unwrap();
+    assert_eq!(one(first.await.unwrap()), Value::Int(1));
+    // A place is free again.
+    let _third = get(&link, "c");
+}
+
+#[tokio::test]
+async fn the_last_link_dropped_ends_the_connection_once_its_replies_came() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let task = run(driver);
+    let waiting = get(&link, "a");
+    drop(link);
+    read_exactly(&mut server, &packed(&["GET", "a"])).await;
+    tokio::task::yield_now().await;
+    assert!(!task.is_finished(), "a reply is still awaited");
+    server.write_all(b":1\r\n").await.unwrap();
+    assert_eq!(one(waiting.await.unwrap()), Value::Int(1));
+    assert!(matches!(task.await.unwrap(), Ok(())));
+}
