@@ -65,6 +65,7 @@ pub mod limits;
 pub mod loadgen;
 pub mod logging;
 pub mod metrics;
+pub mod outbox;
 pub mod plan;
 pub mod providers;
 pub mod push;

@@ -31,13 +31,14 @@ use super::frame::{self, ErrorCode, FrameError};
 use super::hpack::encoder;
 use super::session::{Event, OpenError, OurSettings, Session, StreamIds};
 use super::{Answer, PoolSettings, RESPONSE_BODY_LIMIT, Request, SendError};
+use crate::outbox::Outbox;
 use bytes::BytesMut;
 use http::uri::Authority;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::oneshot;
@@ -342,8 +343,7 @@ where
         connection: Arc::clone(&connection),
         input,
         read: vec![0; READ_CHUNK].into_boxed_slice(),
-        output: Vec::with_capacity(READ_CHUNK),
-        written: 0,
+        output: Outbox::with_capacity(READ_CHUNK),
         keep_alive: Box::pin(tokio::time::sleep(settings.keep_alive_interval)),
         pinging: false,
         interval: settings.keep_alive_interval,
@@ -362,9 +362,8 @@ struct Driver<T> {
     input: BytesMut,
     /// Where the stream reads into.
     read: Box<[u8]>,
-    /// Being written; `written` bytes of it are.
-    output: Vec<u8>,
-    written: usize,
+    /// Being written.
+    output: Outbox,
     /// When to PING, or, with `pinging`, when the PING is overdue.
     keep_alive: Pin<Box<Sleep>>,
     pinging: bool,
@@ -428,16 +427,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// flushed.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Ended>> {
         loop {
-            if self.written == self.output.len() {
-                self.output.clear();
-                self.written = 0;
+            if self.output.is_drained() {
                 let mut inner = self.connection.lock();
-                std::mem::swap(&mut self.output, inner.session.output());
+                self.output.refill(inner.session.output());
                 if !inner.io.as_ref().is_some_and(|io| io.will_wake(cx.waker())) {
                     inner.io = Some(cx.waker().clone());
                 }
                 if !self.closing && self.is_done(&inner) {
-                    frame::write_goaway(&mut self.output, 0, ErrorCode::NO_ERROR);
+                    frame::write_goaway(self.output.bytes_mut(), 0, ErrorCode::NO_ERROR);
                     self.closing = true;
                 }
                 drop(inner);
@@ -445,15 +442,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     break;
                 }
             }
-            match Pin::new(&mut self.io).poll_write(cx, &self.output[self.written..]) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(0)) => {
-                    let error = std::io::ErrorKind::WriteZero.into();
-                    return Poll::Ready(Err(Ended::Io(error)));
-                }
-                Poll::Ready(Ok(n)) => self.written += n,
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(Ended::Io(error))),
-            }
+            ready!(self.output.poll_drain(&mut self.io, cx)).map_err(Ended::Io)?;
         }
         Pin::new(&mut self.io).poll_flush(cx).map_err(Ended::Io)
     }

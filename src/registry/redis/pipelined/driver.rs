@@ -24,13 +24,14 @@
 //!   behind a server that does not answer.
 
 use super::super::resp::{self, RespError};
+use crate::outbox::Outbox;
 use bytes::{Buf, BytesMut};
 use redis::{ErrorKind, RedisError, RedisResult, ServerError, Value};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
@@ -282,8 +283,7 @@ where
         connection: Arc::clone(&connection),
         input: BytesMut::new(),
         read: vec![0; READ_CHUNK].into_boxed_slice(),
-        output: Vec::with_capacity(READ_CHUNK),
-        written: 0,
+        output: Outbox::with_capacity(READ_CHUNK),
         watch: Box::pin(tokio::time::sleep(limits.stall_after)),
         watched: None,
     };
@@ -298,9 +298,8 @@ pub(super) struct Driver<T> {
     input: BytesMut,
     /// Where the socket is read into.
     read: Box<[u8]>,
-    /// Being written; `written` bytes of it are.
-    output: Vec<u8>,
-    written: usize,
+    /// Being written.
+    output: Outbox,
     /// Ticks every [`Limits::stall_after`] to check for progress.
     watch: Pin<Box<Sleep>>,
     /// At the last tick, with commands waiting: the replies read until then.
@@ -355,11 +354,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// task's waker for callers that queue more. Ready once all is written and flushed.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Ended>> {
         loop {
-            if self.written == self.output.len() {
-                self.output.clear();
-                self.written = 0;
+            if self.output.is_drained() {
                 let mut inner = self.connection.lock();
-                std::mem::swap(&mut self.output, &mut inner.output);
+                self.output.refill(&mut inner.output);
                 if !inner.io.as_ref().is_some_and(|io| io.will_wake(cx.waker())) {
                     inner.io = Some(cx.waker().clone());
                 }
@@ -368,15 +365,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     break;
                 }
             }
-            match Pin::new(&mut self.io).poll_write(cx, &self.output[self.written..]) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(0)) => {
-                    let error = std::io::ErrorKind::WriteZero.into();
-                    return Poll::Ready(Err(Ended::Io(error)));
-                }
-                Poll::Ready(Ok(n)) => self.written += n,
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(Ended::Io(error))),
-            }
+            ready!(self.output.poll_drain(&mut self.io, cx)).map_err(Ended::Io)?;
         }
         Pin::new(&mut self.io).poll_flush(cx).map_err(Ended::Io)
     }
