@@ -4,7 +4,8 @@
 //! process's, i.e. the node's side, and Redis's), and lookup p50/p99.
 //!
 //! `cargo bench --bench registry`; `REGISTRY_CLIENTS` (64) and `REGISTRY_SECONDS` (3) shape
-//! the concurrent run.
+//! the concurrent run; `REDIS_CLIENT=redis-rs` runs the Redis store over the redis crate's
+//! client instead of ringcast's own connection (`[registry.redis] client`).
 
 // `criterion_group!` defines a public function it cannot document.
 #![allow(missing_docs)]
@@ -14,7 +15,7 @@ mod cpu;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::registry::embedded::EmbeddedStore;
-use ringcast::registry::redis::{RedisOptions, RedisSingleStore};
+use ringcast::registry::redis::{RedisClient, RedisOptions, RedisSingleStore};
 use ringcast::registry::{Environment, IdentityKey, PushAddress, Registration, Store};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -247,6 +248,7 @@ fn registry(c: &mut Criterion) {
     let redis = runtime.block_on(async {
         let options = RedisOptions {
             max_devices_per_identity: 32,
+            client: redis_client(),
             ..RedisOptions::default()
         };
         RedisSingleStore::connect(REDIS_URL, &options).await
@@ -254,6 +256,15 @@ fn registry(c: &mut Criterion) {
     match redis {
         Ok(redis) => bench_store(c, &runtime, redis, Some(REDIS_URL)),
         Err(error) => eprintln!("registry bench: skipping Redis (127.0.0.1:6379: {error})"),
+    }
+}
+
+/// `REDIS_CLIENT` (`ringcast`, the default, or `redis-rs`).
+fn redis_client() -> RedisClient {
+    match std::env::var("REDIS_CLIENT") {
+        Ok(name) => serde_json::from_value(serde_json::Value::String(name.clone()))
+            .unwrap_or_else(|_| panic!("REDIS_CLIENT={name:?}: ringcast or redis-rs")),
+        Err(_) => RedisClient::default(),
     }
 }
 
