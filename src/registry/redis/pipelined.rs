@@ -113,7 +113,9 @@ impl PipelinedConnection {
         let answered = match current.link.send(&pack, expect) {
             Ok(answered) => answered,
             Err(NotSent::Closed) => {
-                let current = self.redial(current.generation).await?;
+                // Boxed: dialling (TCP, TLS, login) is a large future, and held inline it would
+                // make every command's future as large, moved at each command's start.
+                let current = Box::pin(self.redial(current.generation)).await?;
                 current.link.send(&pack, expect).map_err(refused)?
             }
             Err(full) => return Err(refused(full)),
@@ -160,12 +162,17 @@ impl ConnectionLike for PipelinedConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            if count == 0 && offset == 0 {
-                return Ok(Vec::new());
+            match (offset, count) {
+                // An empty pipeline: nothing to send.
+                (0, 0) => return Ok(Vec::new()),
+                // Commands whose replies nobody keeps: the crate never asks for that, and
+                // a waiter that keeps nothing could not tell where its replies end.
+                (_, 0) => return Err(out_of_step()),
+                _ => {}
             }
             let expect = Expect {
                 skip: offset,
-                keep: count.max(1),
+                keep: count,
                 transaction: pipeline.is_transaction(),
             };
             let packed = pipeline.get_packed_pipeline();
