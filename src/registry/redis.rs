@@ -117,9 +117,11 @@
 //!
 //! # Failures
 //!
-//! Every command runs under `command_timeout`; the connection manager reconnects on its own
-//! with bounded retries, so while Redis is down calls fail fast with
-//! [`StoreError::Unavailable`] and work again once it is back, without restarting the node.
+//! Every command runs under `command_timeout`; each store's connection reconnects on its own
+//! (one server: ringcast's own [`pipelined`] connection, or the crate's `ConnectionManager`
+//! with bounded retries; see [`SingleConnection`]), so while Redis is down calls fail fast
+//! with [`StoreError::Unavailable`] and work again once it is back, without restarting the
+//! node.
 
 mod claims;
 mod keys;

@@ -1,4 +1,4 @@
-//! Redis replies decoded by hand: the first part of a Redis connection of ringcast's own.
+//! Redis replies decoded by hand, for ringcast's own Redis connection ([`super::pipelined`]).
 //!
 //! Why: the redis crate decodes every reply through `combine` parser combinators that keep a
 //! partial state between reads. In the end-to-end profile (docs/performance.md, "Where the
