@@ -11,7 +11,8 @@
 //! What it keeps of the crate's `ConnectionManager`, which it stands in for:
 //! - **Fail fast, recover by itself**: when the connection ends (the server closed it, an
 //!   I/O error, a stall), every waiting caller hears so at once; the next caller dials again
-//!   (one at a time: the others wait for that dial), bounded by the connect timeout, so while
+//!   (one at a time: the others wait for that dial; a task of its own, so a caller's timeout
+//!   does not cancel it), bounded by the connect timeout, so while
 //!   Redis is down calls fail within the store's command timeout and work again once it is
 //!   back. A command that could not be queued was never sent and goes to the new connection.
 //! - **The same URL**: `redis://` or `rediss://` (ring, the CA and client certificate of
@@ -60,7 +61,7 @@ struct Shared {
     /// same ended connection dial once, not once each.
     current: ArcSwap<Current>,
     /// Held while dialling: one dial at a time.
-    dialling: tokio::sync::Mutex<()>,
+    dialling: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One connection.
@@ -101,7 +102,7 @@ impl PipelinedConnection {
                     generation: 0,
                     link,
                 }),
-                dialling: tokio::sync::Mutex::new(()),
+                dialling: Arc::new(tokio::sync::Mutex::new(())),
             }),
         })
     }
@@ -124,21 +125,27 @@ impl PipelinedConnection {
     }
 
     /// Replaces the connection of generation `ended` by a new one, unless another caller did
-    /// meanwhile.
+    /// meanwhile. The dial runs as a task of its own: a caller that gives up (its command
+    /// timeout, shorter than the connect timeout) does not cancel a dial about to succeed.
     async fn redial(&self, ended: u64) -> RedisResult<Arc<Current>> {
-        let _one_at_a_time = self.shared.dialling.lock().await;
+        let one_at_a_time = Arc::clone(&self.shared.dialling).lock_owned().await;
         let current = self.shared.current.load_full();
         if current.generation != ended && current.link.is_open() {
             return Ok(current);
         }
-        let link = self.shared.target.dial().await?;
-        let current = Arc::new(Current {
-            generation: current.generation + 1,
-            link,
+        let shared = Arc::clone(&self.shared);
+        let dialling = tokio::spawn(async move {
+            let _one_at_a_time = one_at_a_time;
+            let link = shared.target.dial().await?;
+            let current = Arc::new(Current {
+                generation: current.generation + 1,
+                link,
+            });
+            shared.current.store(Arc::clone(&current));
+            tracing::info!("Redis: connected again");
+            Ok(current)
         });
-        self.shared.current.store(Arc::clone(&current));
-        tracing::info!("Redis: connected again");
-        Ok(current)
+        dialling.await.unwrap_or_else(|_| Err(lost()))
     }
 }
 

@@ -305,3 +305,108 @@ async fn the_last_link_dropped_ends_the_connection_once_its_replies_came() {
     assert_eq!(one(waiting.await.unwrap()), Value::Int(1));
     assert!(matches!(task.await.unwrap(), Ok(())));
 }
+
+/// A server that answers `AUTH` (after `auth_delay` from its second connection on) and every
+/// `PING`, and closes its first connection after one `PING`. Returns its port and how many
+/// connections it accepted.
+async fn flaky_server(
+    auth_delay: Duration,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let nth = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(async move {
+                let mut buf = vec![0; 4096];
+                let mut pings = 0;
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let read = &buf[..n];
+                    if read.windows(4).any(|w| w == b"AUTH") {
+                        if nth > 1 {
+                            tokio::time::sleep(auth_delay).await;
+                        }
+                        socket.write_all(b"+OK\r\n").await.unwrap();
+                    }
+                    for _ in 0..read.windows(4).filter(|w| w == b"PING").count() {
+                        socket.write_all(b"+PONG\r\n").await.unwrap();
+                        pings += 1;
+                    }
+                    if nth == 1 && pings >= 1 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+async fn ping(connection: &mut super::PipelinedConnection) -> redis::RedisResult<String> {
+    redis::cmd("PING").query_async(connection).await
+}
+
+#[tokio::test]
+async fn a_dial_outlasting_the_caller_that_started_it_still_lands() {
+    let auth_delay = Duration::from_millis(300);
+    let (port, accepted) = flaky_server(auth_delay).await;
+    let url = format!("redis://:pw@127.0.0.1:{port}/");
+    let mut connection = super::PipelinedConnection::connect(
+        &url,
+        None,
+        Duration::from_secs(2),
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ping(&mut connection).await.unwrap(), "PONG");
+    // The server closed that connection: wait until the link knows.
+    while connection.shared.current.load().link.is_open() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // This caller starts the dial and gives up long before its login is answered.
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), ping(&mut connection)).await;
+    assert!(gave_up.is_err(), "the dial takes {auth_delay:?}");
+    tokio::time::sleep(auth_delay * 2).await;
+    assert_eq!(ping(&mut connection).await.unwrap(), "PONG");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the abandoned dial was used, not a third"
+    );
+}
+
+#[tokio::test]
+async fn callers_during_a_dial_wait_for_it_and_share_it() {
+    let auth_delay = Duration::from_millis(100);
+    let (port, accepted) = flaky_server(auth_delay).await;
+    let url = format!("redis://:pw@127.0.0.1:{port}/");
+    let connection = super::PipelinedConnection::connect(
+        &url,
+        None,
+        Duration::from_secs(2),
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ping(&mut connection.clone()).await.unwrap(), "PONG");
+    while connection.shared.current.load().link.is_open() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let mut connection = connection.clone();
+            tokio::spawn(async move { ping(&mut connection).await })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap(), "PONG");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
