@@ -16,8 +16,9 @@
 //!   request rates (token buckets, `429` beyond them).
 //! - [`api`] is the HTTP API (actix-web): auth, registrations, health, OpenAPI, problem+json.
 //! - [`registry`] keeps who can be reached: the `Registration` model, request validation, the
-//!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations, and the
-//!   registry shard actors (one per core).
+//!   `Store` trait with its embedded (redb) and Redis / Redis Cluster implementations (one
+//!   Redis server over ringcast's own pipelined connection by default), and the registry
+//!   shard actors (one per core).
 //! - [`vocab`] is the crate's vocabulary (time, platform and environment, identity, priority,
 //!   outcome), a leaf every other module may import.
 //! - [`push`] is what travels between router and providers: `Push` and its payload.
@@ -39,8 +40,9 @@
 //! - [`loadgen`] drives a node (or a fleet) with registrations and call events at a set rate,
 //!   open loop, and reports API and delivery latency (joined from the simulator's records).
 //!   Behind the `loadgen` feature (default; a production build leaves it out).
-//! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`] and
-//!   [`logging`] are the small shared pieces.
+//! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`],
+//!   [`logging`] and [`outbox`] (the write buffer of the connections that batch their
+//!   callers' writes) are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
 //! [`registry::validate`] (bad input stops here, nothing changed) → the identity's shard
