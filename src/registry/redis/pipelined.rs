@@ -110,16 +110,24 @@ impl PipelinedConnection {
     /// Sends a request and waits for its replies; on a connection that ended, dials a new one
     /// and sends it there.
     async fn request(&self, pack: impl Fn(&mut Vec<u8>), expect: Expect) -> RedisResult<Reply> {
-        let current = self.shared.current.load_full();
-        let answered = match current.link.send(&pack, expect) {
+        // A guard, not a clone: no reference count touched per command; dropped before any
+        // wait.
+        let sent = {
+            let current = self.shared.current.load();
+            current
+                .link
+                .send(&pack, expect)
+                .map_err(|why| (why, current.generation))
+        };
+        let answered = match sent {
             Ok(answered) => answered,
-            Err(NotSent::Closed) => {
+            Err((NotSent::Closed, generation)) => {
                 // Boxed: dialling (TCP, TLS, login) is a large future, and held inline it would
                 // make every command's future as large, moved at each command's start.
-                let current = Box::pin(self.redial(current.generation)).await?;
+                let current = Box::pin(self.redial(generation)).await?;
                 current.link.send(&pack, expect).map_err(refused)?
             }
-            Err(full) => return Err(refused(full)),
+            Err((full, _)) => return Err(refused(full)),
         };
         answered.await.unwrap_or_else(|_| Err(lost()))
     }

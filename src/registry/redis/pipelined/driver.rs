@@ -351,23 +351,27 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Writes what callers queued until nothing is left or the socket is full; leaves the
-    /// task's waker for callers that queue more. Ready once all is written and flushed.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Ended>> {
-        loop {
+    /// task's waker for callers that queue more. Ready once all is written and flushed, with
+    /// whether the connection is done (no link left, nothing waiting), read under the same
+    /// lock as the last refill.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Ended>> {
+        let done = loop {
             if self.output.is_drained() {
                 let mut inner = self.connection.lock();
                 self.output.refill(&mut inner.output);
                 if !inner.io.as_ref().is_some_and(|io| io.will_wake(cx.waker())) {
                     inner.io = Some(cx.waker().clone());
                 }
+                let done = inner.released && inner.waiting.is_empty();
                 drop(inner);
                 if self.output.is_empty() {
-                    break;
+                    break done;
                 }
             }
             ready!(self.output.poll_drain(&mut self.io, cx)).map_err(Ended::Io)?;
-        }
-        Pin::new(&mut self.io).poll_flush(cx).map_err(Ended::Io)
+        };
+        ready!(Pin::new(&mut self.io).poll_flush(cx)).map_err(Ended::Io)?;
+        Poll::Ready(Ok(done))
     }
 }
 
@@ -382,15 +386,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         match (watched, written) {
             (Err(ended), _) | (Ok(_), Poll::Ready(Err(ended))) => Poll::Ready(Err(ended)),
             (Ok(true), _) => Poll::Ready(Err(Ended::Closed)),
-            (Ok(false), Poll::Ready(Ok(()))) => {
-                let inner = this.connection.lock();
-                if inner.released && inner.waiting.is_empty() {
-                    Poll::Ready(Ok(()))
-                } else {
-                    Poll::Pending
-                }
-            }
-            (Ok(false), Poll::Pending) => Poll::Pending,
+            (Ok(false), Poll::Ready(Ok(true))) => Poll::Ready(Ok(())),
+            (Ok(false), Poll::Ready(Ok(false)) | Poll::Pending) => Poll::Pending,
         }
     }
 }
