@@ -41,8 +41,8 @@
 //!   open loop, and reports API and delivery latency (joined from the simulator's records).
 //!   Behind the `loadgen` feature (default; a production build leaves it out).
 //! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`],
-//!   [`logging`] and [`outbox`] (the write buffer of the connections that batch their
-//!   callers' writes) are the small shared pieces.
+//!   [`logging`], [`outbox`] (the write buffer of the connections that batch their
+//!   callers' writes) and [`sha256`] (every digest, through ring) are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
 //! [`registry::validate`] (bad input stops here, nothing changed) → the identity's shard
@@ -73,6 +73,7 @@ pub mod providers;
 pub mod push;
 pub mod registry;
 pub mod router;
+pub mod sha256;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod tenant;

@@ -17,7 +17,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -176,7 +175,7 @@ impl Tenants {
     /// never holds a usable key, and in constant time against every digest, so how long the
     /// answer takes says nothing about how close a guess came (nor which tenant it matched).
     pub fn by_server_key(&self, key: &str) -> Option<&Arc<Tenant>> {
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let digest = crate::sha256::of(key.as_bytes());
         let mut found = None;
         for (candidate, tenant) in &self.key_digests {
             // No early exit: every digest is compared whatever matched before.
@@ -399,7 +398,7 @@ fn server_key_digest(source: &ServerKeySource) -> Result<[u8; 32], String> {
     if key.expose().len() < 16 {
         return Err("a server key must be at least 16 characters".into());
     }
-    Ok(Sha256::digest(key.expose()).into())
+    Ok(crate::sha256::of(key.expose()))
 }
 
 /// Checks that every rate and burst is usable by a bucket.

@@ -1,7 +1,6 @@
 //! A device's push registration: which push service reaches it, at which address, until when.
 
 pub use crate::vocab::{Environment, IdentityKey, Platform, UnixMillis};
-use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// Where the push service delivers: the platform-specific device address. Its `Debug` prints
@@ -80,7 +79,7 @@ impl PushAddress {
 /// The first 8 hex characters of the SHA-256 of `bytes` (STYLE.md: how secrets and tokens
 /// appear in logs).
 pub fn fingerprint(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    let digest = crate::sha256::of(bytes);
     hex::encode(&digest[..4])
 }
 

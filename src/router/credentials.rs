@@ -37,7 +37,6 @@ use crate::providers::webpush::auth::VapidSigner;
 use crate::providers::wns::auth::WnsCredential;
 use crate::providers::wns::client::WnsAccount;
 use crate::vocab::Platform;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -218,10 +217,10 @@ fn shape(app: &AppConfig) -> impl PartialEq + use<> {
 /// The fingerprint of `app`'s credential, reading its secrets now. The error starts with the
 /// key's name (the caller prefixes the app's key).
 pub fn fingerprint(app: &AppConfig) -> Result<Fingerprint, String> {
-    let mut digest = Sha256::new();
+    let mut digest = crate::sha256::Hasher::new();
     let mut field = |bytes: &[u8]| {
         // Length-prefixed, so no two different field lists hash alike.
-        digest.update((bytes.len() as u64).to_be_bytes());
+        digest.update(&(bytes.len() as u64).to_be_bytes());
         digest.update(bytes);
     };
     let texts = match app {
@@ -242,7 +241,7 @@ pub fn fingerprint(app: &AppConfig) -> Result<Fingerprint, String> {
             None => field(b"\0"),
         }
     }
-    Ok(digest.finalize().into())
+    Ok(digest.finish())
 }
 
 /// The new credential for `cell` from `app` (of `config`); `None` when the change cannot be

@@ -5,6 +5,7 @@ use super::*;
 use crate::config::{IdentityTokenConfig, TenantConfig};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 
 const SECRET: &str = "identity-token-secret-of-tenant-t-0123456789";

@@ -32,7 +32,6 @@ use crate::vocab::{PushKind, UnixMillis};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// APNs' limit on a VoIP payload, in bytes.
 pub const VOIP_PAYLOAD_LIMIT: usize = 5120;
@@ -297,7 +296,7 @@ fn collapse_id(call_id: &str) -> Option<HeaderValue> {
 /// collapsing keeps working; dropping it would let a cancel leave the ring's banner behind.
 fn hashed_collapse_id(call_id: &str) -> HeaderValue {
     let mut text = Vec::with_capacity(64);
-    push_hex(&mut text, &Sha256::digest(call_id.as_bytes()));
+    push_hex(&mut text, &crate::sha256::of(call_id.as_bytes()));
     header_of_hex(&text)
 }
 
@@ -313,11 +312,11 @@ fn header_of_hex(text: &[u8]) -> HeaderValue {
 /// `SHA-256(event_id ‖ 0 ‖ device_id)`. Written into a stack buffer: it is built for every
 /// push.
 pub fn apns_id(event_id: &str, device_id: &str) -> HeaderValue {
-    let mut hasher = Sha256::new();
+    let mut hasher = crate::sha256::Hasher::new();
     hasher.update(event_id.as_bytes());
-    hasher.update([0]);
+    hasher.update(&[0]);
     hasher.update(device_id.as_bytes());
-    let digest = hasher.finalize();
+    let digest = hasher.finish();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     bytes[6] = (bytes[6] & 0x0f) | 0x80; // version 8

@@ -13,7 +13,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName};
-use sha2::{Digest, Sha256};
 
 /// RFC 8291 §4: one record of at most 4096 bytes, so at most 3993 bytes of plaintext
 /// (4096 − 86 header − 16 tag − 1 padding delimiter).
@@ -69,7 +68,7 @@ pub const TOPIC: HeaderName = HeaderName::from_static("topic");
 /// hashed (SHA-256, base64url, cut to 32 characters = 192 bits) so any call id fits and the
 /// push service never sees it.
 pub fn topic(call_id: &str) -> String {
-    let digest = Sha256::digest(call_id.as_bytes());
+    let digest = crate::sha256::of(call_id.as_bytes());
     let mut topic = URL_SAFE_NO_PAD.encode(digest);
     topic.truncate(32);
     topic

@@ -4,7 +4,6 @@
 use crate::vocab::IdentityKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 
 /// The identity's hash key: `{<tenant>:<identity>}`.
 ///
@@ -32,7 +31,7 @@ pub fn revocation_key(who: &IdentityKey) -> String {
 /// (the first `{...}` of the key, so not even a tenant id can move it): events spread over
 /// the cluster like owner buckets, and any later key of one event lands on its lease's slot.
 pub fn event_key(tenant: &str, event_id: &str) -> String {
-    let digest = Sha256::digest(event_id.as_bytes());
+    let digest = crate::sha256::of(event_id.as_bytes());
     format!("e:{{{}}}:{tenant}", URL_SAFE_NO_PAD.encode(&digest[..16]))
 }
 

@@ -22,7 +22,6 @@
 use crate::registry::codec;
 use crate::registry::registration::PushAddress;
 use crate::vocab::UnixMillis;
-use sha2::{Digest, Sha256};
 
 /// The bucket count used when the configuration sets none: 1 M registrations of one tenant
 /// average ~15 entries a bucket, well inside `hash-max-listpack-entries` (128), so buckets
@@ -51,10 +50,10 @@ impl OwnerSlot {
     /// The slot of `address` within `tenant`, for a store with `buckets` buckets per tenant
     /// (0 counts as 1: the configuration refuses 0, and a store must not divide by it).
     pub fn of(tenant: &str, address: &PushAddress, buckets: u32) -> OwnerSlot {
-        let mut hasher = Sha256::new();
-        hasher.update([codec::platform_byte(address.platform())]);
+        let mut hasher = crate::sha256::Hasher::new();
+        hasher.update(&[codec::platform_byte(address.platform())]);
         hasher.update(address.token_bytes());
-        let digest = hasher.finalize();
+        let digest = hasher.finish();
         let prefix = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
         let bucket = prefix % buckets.max(1);
         let mut field = [0; FIELD_LEN];
