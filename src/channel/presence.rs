@@ -26,6 +26,7 @@
 //! Cost: one script per connect and per heartbeat (10,000 devices at 20 s pings: 500 a
 //! second per node), one `ZRANGEBYSCORE` per ring (whatever the number of devices).
 
+use crate::registry::redis::command::ScriptCall;
 use crate::router::ends::EndChannel;
 use crate::vocab::{IdentityKey, UnixMillis};
 use std::sync::Arc;
@@ -135,9 +136,8 @@ impl Presence {
         now: UnixMillis,
     ) -> Result<(), String> {
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
-        let mut invocation = self.script.prepare_invoke();
+        let mut invocation = ScriptCall::new(&self.script, key(who));
         invocation
-            .key(key(who))
             .arg(now)
             .arg(now.saturating_add(ttl_ms))
             .arg(member(&self.node, device_id, rings_disabled))

@@ -124,6 +124,7 @@
 //! node.
 
 mod claims;
+pub mod command;
 mod keys;
 mod owners;
 pub mod pipelined;
@@ -140,6 +141,7 @@ use super::codec;
 use super::lease::{Claim, LeaseTerms};
 use super::registration::{Environment, IdentityKey, PushAddress, Registration, UnixMillis};
 use super::store::{Registered, Store, StoreError};
+use command::ScriptCall;
 use owners::OwnerSlot;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -375,13 +377,12 @@ where
         let mut connection = self.connection.clone();
         let holder = owners::holder(&who.identity, &registration.device_id);
         let slot = self.owner_slot(&who.tenant, token);
-        let mut claim = scripts::CLAIM_OWNER.prepare_invoke();
+        let mut claim = ScriptCall::new(&scripts::CLAIM_OWNER, slot.bucket_key);
         claim
-            .key(slot.bucket_key)
             .arg(&slot.field[..])
             .arg(owners::entry(registration.expires_at, &holder))
             .arg(now);
-        let previous: Option<Vec<u8>> = self.run(claim.invoke_async(&mut connection)).await?;
+        let previous: Option<Vec<u8>> = self.run(claim.run(&mut connection)).await?;
         let Some(previous) = previous.filter(|previous| *previous != holder) else {
             return Ok(None);
         };
@@ -419,13 +420,12 @@ where
         let (identity, device_id) = holder;
         let slot = self.owner_slot(tenant, address);
         let mut connection = self.connection.clone();
-        let mut invocation = scripts::RELEASE_OWNER.prepare_invoke();
+        let mut invocation = ScriptCall::new(&scripts::RELEASE_OWNER, slot.bucket_key);
         invocation
-            .key(slot.bucket_key)
             .arg(&slot.field[..])
             .arg(owners::holder(identity, device_id))
             .arg(now);
-        let _released: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        let _released: i64 = self.run(invocation.run(&mut connection)).await?;
         Ok(())
     }
 
@@ -440,14 +440,12 @@ where
     ) -> Result<bool, StoreError> {
         let (identity, device_id) = previous;
         let mut connection = self.connection.clone();
-        let mut invocation = scripts::DELETE_IF_HOLDS.prepare_invoke();
-        invocation
-            .key(keys::identity_key_of(tenant, identity))
-            .arg(device_id)
-            .arg(address)
-            .arg(now)
-            .arg("");
-        let deleted: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        let mut invocation = ScriptCall::new(
+            &scripts::DELETE_IF_HOLDS,
+            keys::identity_key_of(tenant, identity),
+        );
+        invocation.arg(device_id).arg(address).arg(now).arg("");
+        let deleted: i64 = self.run(invocation.run(&mut connection)).await?;
         Ok(deleted == 1)
     }
 }
@@ -470,16 +468,15 @@ where
         let mut connection = self.connection.clone();
 
         // Step 1: the identity's hash.
-        let mut invocation = scripts::REGISTER.prepare_invoke();
+        let mut invocation = ScriptCall::new(&scripts::REGISTER, keys::identity_key(who));
         invocation
-            .key(keys::identity_key(who))
             .arg(&registration.device_id)
             .arg(codec::encode(registration))
             .arg(&address)
             .arg(now)
             .arg(self.options.max_devices_per_identity);
         let (outcome, old): (i64, Option<Vec<u8>>) =
-            self.run(invocation.invoke_async(&mut connection)).await?;
+            self.run(invocation.run(&mut connection)).await?;
         let mut stored = registration.clone();
         let created = match (outcome, old) {
             (1, None) => true,
@@ -528,11 +525,10 @@ where
     ) -> Result<Vec<Registration>, StoreError> {
         let mut connection = self.connection.clone();
         let fields: Vec<(String, Vec<u8>)> = self
-            .run(
-                redis::cmd("HGETALL")
-                    .arg(keys::identity_key(who))
-                    .query_async(&mut connection),
-            )
+            .run(command::query(
+                &mut connection,
+                redis::cmd("HGETALL").arg(keys::identity_key(who)),
+            ))
             .await?;
         let mut live = Vec::with_capacity(fields.len());
         for (device_id, record) in fields {
@@ -551,12 +547,9 @@ where
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = scripts::UNREGISTER.prepare_invoke();
-        invocation
-            .key(keys::identity_key(who))
-            .arg(device_id)
-            .arg(now);
-        let deleted: Option<Vec<u8>> = self.run(invocation.invoke_async(&mut connection)).await?;
+        let mut invocation = ScriptCall::new(&scripts::UNREGISTER, keys::identity_key(who));
+        invocation.arg(device_id).arg(now);
+        let deleted: Option<Vec<u8>> = self.run(invocation.run(&mut connection)).await?;
         let Some(record) = deleted else {
             return Ok(false);
         };
@@ -569,10 +562,8 @@ where
 
     async fn revoke(&self, who: &IdentityKey, now: UnixMillis) -> Result<u64, StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = scripts::REVOKE.prepare_invoke();
-        invocation.key(keys::identity_key(who));
-        let fields: Vec<(String, Vec<u8>)> =
-            self.run(invocation.invoke_async(&mut connection)).await?;
+        let invocation = ScriptCall::new(&scripts::REVOKE, keys::identity_key(who));
+        let fields: Vec<(String, Vec<u8>)> = self.run(invocation.run(&mut connection)).await?;
         let mut live = 0;
         for (device_id, record) in fields {
             // The hash is already gone: a record we cannot read only loses its owner entry's
@@ -604,15 +595,15 @@ where
         let mut connection = self.connection.clone();
         let forget_at = at.saturating_add(keep_ms);
         let _ok: () = self
-            .run(
+            .run(command::query(
+                &mut connection,
                 redis::cmd("SET")
                     .arg(keys::revocation_key(who))
                     .arg(format!("{at} {forget_at}"))
                     // PX takes no 0: a record kept for no time still lives a millisecond.
                     .arg("PX")
-                    .arg(keep_ms.max(1))
-                    .query_async(&mut connection),
-            )
+                    .arg(keep_ms.max(1)),
+            ))
             .await?;
         Ok(())
     }
@@ -624,11 +615,10 @@ where
     ) -> Result<Option<UnixMillis>, StoreError> {
         let mut connection = self.connection.clone();
         let record: Option<String> = self
-            .run(
-                redis::cmd("GET")
-                    .arg(keys::revocation_key(who))
-                    .query_async(&mut connection),
-            )
+            .run(command::query(
+                &mut connection,
+                redis::cmd("GET").arg(keys::revocation_key(who)),
+            ))
             .await?;
         let Some(record) = record else {
             return Ok(None);
@@ -652,14 +642,13 @@ where
         verdict_at: UnixMillis,
     ) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = scripts::DELETE_IF_HOLDS.prepare_invoke();
+        let mut invocation = ScriptCall::new(&scripts::DELETE_IF_HOLDS, keys::identity_key(who));
         invocation
-            .key(keys::identity_key(who))
             .arg(device_id)
             .arg(codec::address_field(address))
             .arg(verdict_at)
             .arg(verdict_at);
-        let deleted: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        let deleted: i64 = self.run(invocation.run(&mut connection)).await?;
         if deleted != 1 {
             return Ok(false);
         }
@@ -681,14 +670,14 @@ where
         found_at: UnixMillis,
     ) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = scripts::SET_ENVIRONMENT_IF_HOLDS.prepare_invoke();
+        let mut invocation =
+            ScriptCall::new(&scripts::SET_ENVIRONMENT_IF_HOLDS, keys::identity_key(who));
         invocation
-            .key(keys::identity_key(who))
             .arg(device_id)
             .arg(codec::address_field(address))
             .arg(found_at)
             .arg(codec::environment_byte(environment));
-        let changed: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        let changed: i64 = self.run(invocation.run(&mut connection)).await?;
         if changed == 1 {
             tracing::info!(tenant = %who.tenant, token = %address.fingerprint(), ?environment,
                 "registration moved to the environment that took its token");
@@ -743,7 +732,7 @@ where
     async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         let _pong: String = self
-            .run(redis::cmd("PING").query_async(&mut connection))
+            .run(command::query(&mut connection, &redis::cmd("PING")))
             .await?;
         Ok(())
     }

@@ -22,6 +22,7 @@ use super::Routers;
 use crate::config::{RegistryConfig, StoreKind};
 use crate::metrics::{self, EndBroadcast};
 use crate::registry::AnyStore;
+use crate::registry::redis::command::{ScriptCall, query};
 use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, SentinelTarget};
 use crate::registry::redis::{SingleConnection, cluster_client, tls};
 use crate::vocab::IdentityKey;
@@ -161,21 +162,18 @@ impl EndChannel {
     /// connection with the call-end broadcasts.
     pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> RedisResult<T> {
         match self.clone() {
-            EndChannel::Single(mut connection) => command.query_async(&mut connection).await,
-            EndChannel::Cluster(mut connection) => command.query_async(&mut connection).await,
-            EndChannel::Sentinel(mut connection) => command.query_async(&mut connection).await,
+            EndChannel::Single(mut connection) => query(&mut connection, command).await,
+            EndChannel::Cluster(mut connection) => query(&mut connection, command).await,
+            EndChannel::Sentinel(mut connection) => query(&mut connection, command).await,
         }
     }
 
     /// Runs a Lua script on the store's Redis (`EVALSHA`, loading it when the server lacks it).
-    pub async fn invoke<T: redis::FromRedisValue>(
-        &self,
-        invocation: &redis::ScriptInvocation<'_>,
-    ) -> RedisResult<T> {
+    pub async fn invoke<T: redis::FromRedisValue>(&self, call: &ScriptCall<'_>) -> RedisResult<T> {
         match self.clone() {
-            EndChannel::Single(mut connection) => invocation.invoke_async(&mut connection).await,
-            EndChannel::Cluster(mut connection) => invocation.invoke_async(&mut connection).await,
-            EndChannel::Sentinel(mut connection) => invocation.invoke_async(&mut connection).await,
+            EndChannel::Single(mut connection) => call.run(&mut connection).await,
+            EndChannel::Cluster(mut connection) => call.run(&mut connection).await,
+            EndChannel::Sentinel(mut connection) => call.run(&mut connection).await,
         }
     }
 

@@ -47,6 +47,7 @@ pub mod streams;
 use crate::config::Config;
 use crate::metrics::intake::{self as counted, EntryOutcome};
 use crate::registry::lease::Progress;
+use crate::registry::redis::command::ScriptCall;
 use crate::registry::{AnyStore, StoreError};
 use crate::router::ends::EndChannel;
 use redis::Script;
@@ -175,9 +176,8 @@ impl RouterIntake {
     ) -> Result<EntryRef, StoreError> {
         let settings = &self.intake.0;
         let stream = streams::stream_of(tenant, event_id, settings.keys.len());
-        let mut invocation = APPEND.prepare_invoke();
+        let mut invocation = ScriptCall::new(&APPEND, &settings.keys[stream]);
         invocation
-            .key(&settings.keys[stream])
             .arg(GROUP)
             .arg(&settings.consumer)
             .arg(settings.max_len)

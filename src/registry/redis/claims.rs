@@ -9,6 +9,7 @@
 //! slot. Times come from the caller, as everywhere in this store; a lease of seconds
 //! tolerates the milliseconds NTP leaves between nodes.
 
+use super::command::ScriptCall;
 use super::{RedisStore, keys};
 use crate::registry::lease::{Claim, LeaseTerms, Progress};
 use crate::registry::store::StoreError;
@@ -188,15 +189,14 @@ where
         now: UnixMillis,
     ) -> Result<Claim, StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = ACQUIRE.prepare_invoke();
+        let mut invocation = ScriptCall::new(&ACQUIRE, keys::event_key(tenant, event_id));
         invocation
-            .key(keys::event_key(tenant, event_id))
             .arg(&terms.node)
             .arg(terms.lease_ms)
             .arg(terms.deadline)
             .arg(now)
             .arg(if terms.may_take_over { "1" } else { "0" });
-        let answer: Vec<String> = self.run(invocation.invoke_async(&mut connection)).await?;
+        let answer: Vec<String> = self.run(invocation.run(&mut connection)).await?;
         claim_of(answer)
     }
 
@@ -211,14 +211,9 @@ where
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = RENEW.prepare_invoke();
-        invocation
-            .key(keys::event_key(tenant, event_id))
-            .arg(node)
-            .arg(lease_ms)
-            .arg(now)
-            .arg(outcomes);
-        let owned: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        let mut invocation = ScriptCall::new(&RENEW, keys::event_key(tenant, event_id));
+        invocation.arg(node).arg(lease_ms).arg(now).arg(outcomes);
+        let owned: i64 = self.run(invocation.run(&mut connection)).await?;
         Ok(owned == 1)
     }
 
@@ -232,13 +227,9 @@ where
         now: UnixMillis,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = FINISH.prepare_invoke();
-        invocation
-            .key(keys::event_key(tenant, event_id))
-            .arg(node)
-            .arg(now)
-            .arg(outcomes);
-        let _: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        let mut invocation = ScriptCall::new(&FINISH, keys::event_key(tenant, event_id));
+        invocation.arg(node).arg(now).arg(outcomes);
+        let _: i64 = self.run(invocation.run(&mut connection)).await?;
         Ok(())
     }
 
@@ -250,9 +241,9 @@ where
         node: &str,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = RELEASE.prepare_invoke();
-        invocation.key(keys::event_key(tenant, event_id)).arg(node);
-        let _: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        let mut invocation = ScriptCall::new(&RELEASE, keys::event_key(tenant, event_id));
+        invocation.arg(node);
+        let _: i64 = self.run(invocation.run(&mut connection)).await?;
         Ok(())
     }
 }

@@ -164,7 +164,9 @@ impl ConnectionLike for PipelinedConnection {
                 .request(|out| cmd.write_packed_command(out), Expect::ONE)
                 .await?
             {
-                Reply::One(value) => value.extract_error(),
+                // An error reply is handed on as a value, as the crate's connections do:
+                // whoever reads it (`command::query`, `Cmd::query_async`) makes it an error.
+                Reply::One(value) => Ok(value),
                 Reply::Many(_) => Err(out_of_step()),
             }
         })

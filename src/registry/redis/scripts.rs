@@ -2,8 +2,8 @@
 //!
 //! Every script touches exactly one key (`KEYS[1]`), so it runs on that key's cluster slot and
 //! Redis executes it atomically: no other command on that identity (or owner bucket)
-//! interleaves. They are sent with `EVALSHA` and fall back to `EVAL` (which also loads them)
-//! the first time a server has not seen them, via [`redis::Script`].
+//! interleaves. They are sent with `EVALSHA` by [`super::command::ScriptCall`], which loads
+//! them (`SCRIPT LOAD`) where a server answers that it has not seen them (`NOSCRIPT`).
 //!
 //! Records are read without a decoder thanks to the fixed header of `codec` (1-based Lua
 //! positions): `expires_at` is `struct.unpack('<I8', rec, 21)`, `updated_at` is at 13,

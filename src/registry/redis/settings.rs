@@ -56,11 +56,8 @@ pub(super) trait ReadSettings {
 
 /// `CONFIG GET name` on the one server `connection` talks to.
 async fn read_one(connection: &mut impl ConnectionLike, name: &str) -> RedisResult<Vec<Reading>> {
-    let pair: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg(name)
-        .query_async(connection)
-        .await?;
+    let pair: Vec<String> =
+        super::command::query(connection, redis::cmd("CONFIG").arg("GET").arg(name)).await?;
     Ok(value_of(&pair)
         .map(|value| (None, value))
         .into_iter()

@@ -12,6 +12,7 @@ use super::{Arrival, DurableIntake, EntryRef, GROUP};
 use crate::clock::Clock;
 use crate::config::RegistryConfig;
 use crate::metrics::intake::{self as counted, EntryOutcome};
+use crate::registry::redis::command::ScriptCall;
 use crate::router::ends::EndChannel;
 use crate::router::{Routed, Routers};
 use anyhow::Context;
@@ -250,9 +251,8 @@ impl StreamReader {
     /// Deletes the consumers of nodes long gone ([`FORGET`]); a failure only waits for the
     /// next round.
     async fn forget_gone_consumers(&self) {
-        let mut invocation = FORGET.prepare_invoke();
+        let mut invocation = ScriptCall::new(&FORGET, &self.key);
         invocation
-            .key(&self.key)
             .arg(GROUP)
             .arg(FORGET_IDLE.as_millis() as u64)
             .arg(&self.intake.0.consumer);
