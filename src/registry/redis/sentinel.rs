@@ -149,7 +149,7 @@ impl ConnectionLike for SentinelConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let (generation, mut connection) = self.current();
-            match connection.req_packed_command(cmd).await {
+            match refused_by_replica(connection.req_packed_command(cmd).await) {
                 Err(error) => match self.recover(generation, &error).await {
                     Some(mut connection) => connection.req_packed_command(cmd).await,
                     None => Err(error),
@@ -250,6 +250,20 @@ pub fn client(target: &SentinelTarget<'_>) -> RedisResult<SentinelClient> {
     builder.build()
 }
 
+/// A command's answer, with a `READONLY` reply made the error it is here. The crate's
+/// connection hands a server's error reply on as a value (whoever reads it makes it an
+/// error), so without this a master that a failover turned into a replica without dropping
+/// our connection would refuse every write until the connection broke, never asking the
+/// Sentinels again.
+fn refused_by_replica(answer: RedisResult<Value>) -> RedisResult<Value> {
+    match answer {
+        Ok(Value::ServerError(error)) if error.kind() == Some(ServerErrorKind::ReadOnly) => {
+            Err(error.into())
+        }
+        answer => answer,
+    }
+}
+
 /// Whether `error` says the connection no longer reaches a writable master.
 fn lost_master(error: &RedisError) -> bool {
     error.is_io_error()
@@ -266,4 +280,31 @@ fn not_run(error: &RedisError) -> bool {
 
 fn is_read_only(error: &RedisError) -> bool {
     error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(bytes: &[u8]) -> RedisResult<Value> {
+        redis::parse_redis_value(bytes)
+    }
+
+    #[test]
+    fn a_readonly_reply_is_a_lost_master_that_never_ran_the_call() {
+        let error = refused_by_replica(reply(
+            b"-READONLY You can't write against a read only replica.\r\n",
+        ))
+        .unwrap_err();
+        assert!(lost_master(&error) && not_run(&error), "{error}");
+    }
+
+    #[test]
+    fn other_replies_and_errors_pass_as_they_came() {
+        let other = refused_by_replica(reply(b"-ERR unknown command\r\n")).unwrap();
+        assert!(matches!(other, Value::ServerError(_)), "{other:?}");
+        assert_eq!(refused_by_replica(reply(b":1\r\n")).unwrap(), Value::Int(1));
+        let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(refused_by_replica(Err(dropped)).unwrap_err().is_io_error());
+    }
 }
