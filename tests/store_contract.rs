@@ -237,6 +237,58 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
     assert!(on_new_master, "the write went to the promoted replica");
 }
 
+/// A master turned into a replica while our connection to it stays up (an operator's
+/// `REPLICAOF`; Sentinel's own failover also drops the old master's clients): its `READONLY`
+/// answer makes the store ask the Sentinels again, and the write it refused lands on the
+/// master they name now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_store_asks_again_when_its_master_answers_readonly() {
+    let master = RedisServer::start();
+    let replica_of = [
+        "--replicaof".to_owned(),
+        "127.0.0.1".into(),
+        master.port().to_string(),
+    ];
+    let replica = RedisServer::start_with(free_port(), &replica_of);
+    let sentinel = RedisServer::start_sentinel("ringcast-master", master.port());
+    let sentinels = vec![sentinel.url()];
+    let target = SentinelTarget {
+        sentinels: &sentinels,
+        master: "ringcast-master",
+        certificates: None,
+        login: &MasterLogin::default(),
+    };
+    let store = RedisSentinelStore::connect(&target, &RedisOptions::default())
+        .await
+        .unwrap();
+    let tenant = unique_tenant("sentinel-readonly");
+    let now = contract::wall_clock();
+    let before = IdentityKey::new(&tenant, "before");
+    let registration = contract::registration("phone", contract::apns(201), now, 3_600_000);
+    store.register(&before, &registration).await.unwrap();
+
+    support::redis_sentinel::demote_keeping_clients(
+        &sentinel,
+        "ringcast-master",
+        &master,
+        &replica,
+    )
+    .await;
+
+    // The first write after the demotion is answered READONLY by the old master: the store
+    // must find the new one on its own, so no retry loop here.
+    let after = IdentityKey::new(&tenant, "after");
+    let registration = contract::registration("phone", contract::apns(202), now, 3_600_000);
+    let registered = store.register(&after, &registration).await.unwrap();
+    assert!(registered.created);
+    let on_new_master =
+        support::redis_sentinel::key_exists(&replica, &format!("{{{tenant}:after}}")).await;
+    assert!(
+        on_new_master,
+        "the write went to the master Sentinel names now"
+    );
+}
+
 /// The master's own login through Sentinel: an ACL user, its password read from a file the
 /// way `[registry.redis] master_password = { file = ... }` is, and a database other than 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,6 +114,47 @@ pub async fn fail_over(
     }
 }
 
+/// Makes `new_master` the master that Sentinel names `name` and turns `old_master` into its
+/// replica with `REPLICAOF`, which, unlike Sentinel's own failover, keeps the old master's
+/// clients connected: their writes are answered `READONLY` from then on.
+pub async fn demote_keeping_clients(
+    sentinel: &RedisServer,
+    name: &str,
+    old_master: &RedisServer,
+    new_master: &RedisServer,
+) {
+    let mut sentinel_connection = connect(sentinel).await;
+    let port = new_master.port().to_string();
+    for command in [
+        redis::cmd("SENTINEL").arg("REMOVE").arg(name).clone(),
+        redis::cmd("SENTINEL")
+            .arg("MONITOR")
+            .arg(name)
+            .arg("127.0.0.1")
+            .arg(&port)
+            .arg(1)
+            .clone(),
+    ] {
+        let _: () = command
+            .query_async(&mut sentinel_connection)
+            .await
+            .expect("reconfigure Sentinel");
+    }
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut connect(new_master).await)
+        .await
+        .expect("promote the new master");
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&port)
+        .query_async(&mut connect(old_master).await)
+        .await
+        .expect("demote the old master");
+    assert_eq!(role(old_master).await.as_deref(), Some("slave"));
+}
+
 /// Whether `key` exists on `server`.
 pub async fn key_exists(server: &RedisServer, key: &str) -> bool {
     let mut connection = connect(server).await;
