@@ -23,6 +23,10 @@ pub async fn query<T: FromRedisValue>(
     value.and_then(answered).and_then(read)
 }
 
+/// Arguments and bytes a script call is made with room for.
+const CALL_ARGS: usize = 12;
+const CALL_BYTES: usize = 256;
+
 /// One call of a Lua script on one key, packed once as `EVALSHA <sha1> 1 <key> <args…>`.
 /// Every script of the node touches exactly one key, so that it runs on that key's cluster
 /// slot.
@@ -36,8 +40,14 @@ pub struct ScriptCall<'a> {
 impl<'a> ScriptCall<'a> {
     /// A call of `script` on `key`, its arguments to follow.
     pub fn new(script: &'a Script, key: impl ToRedisArgs) -> ScriptCall<'a> {
-        let mut command = redis::cmd("EVALSHA");
-        command.arg(script.get_hash()).arg(1).arg(key);
+        // Room for the largest call the node makes (a lease renewal: ~10 arguments, most of
+        // them short), so that appending them does not grow the buffers step by step.
+        let mut command = Cmd::with_capacity(CALL_ARGS, CALL_BYTES);
+        command
+            .arg("EVALSHA")
+            .arg(script.get_hash())
+            .arg(1)
+            .arg(key);
         ScriptCall { script, command }
     }
 
