@@ -2,7 +2,9 @@
 //! `http::Request`; and as the `Fields` the default client sends, for an event's first push,
 //! which codes the event's fields, and for its other devices', which share them), and the
 //! provider token from the cache versus minting a fresh ES256 JWT (what "never mint a JWT per
-//! request" saves).
+//! request" saves), and the `apns-id`'s SHA-256 through the `sha2` crate (what the node uses,
+//! src/sha256.rs) against ring: callgrind counts `sha2` in software, since valgrind hides the
+//! SHA extensions, so the choice between them is measured here, on the CPU itself.
 //!
 //! `cargo bench --bench apns`
 
@@ -112,5 +114,30 @@ fn provider_token(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, request_building, provider_token);
+/// What an `apns-id` hashes: the event id, a zero byte, the device id.
+fn apns_id_digest(c: &mut Criterion) {
+    let (event, device) = ("0b7f6a52-evt", "iphone-15");
+    let mut group = c.benchmark_group("apns_id_sha256");
+    group.bench_function("sha2", |b| {
+        b.iter(|| {
+            let mut hasher = ringcast::sha256::Hasher::new();
+            hasher.update(black_box(event).as_bytes());
+            hasher.update(&[0]);
+            hasher.update(device.as_bytes());
+            hasher.finish()
+        });
+    });
+    group.bench_function("ring", |b| {
+        b.iter(|| {
+            let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+            context.update(black_box(event).as_bytes());
+            context.update(&[0]);
+            context.update(device.as_bytes());
+            context.finish()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, request_building, provider_token, apns_id_digest);
 criterion_main!(benches);

@@ -42,7 +42,7 @@
 //!   Behind the `loadgen` feature (default; a production build leaves it out).
 //! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`],
 //!   [`logging`], [`outbox`] (the write buffer of the connections that batch their
-//!   callers' writes) and [`sha256`] (every digest, through ring) are the small shared pieces.
+//!   callers' writes) and [`sha256`] (every digest) are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
 //! [`registry::validate`] (bad input stops here, nothing changed) → the identity's shard
