@@ -15,7 +15,8 @@ use ringcast::registry::redis::{
 };
 use ringcast::registry::{IdentityKey, Store};
 use std::time::{Duration, Instant};
-use support::redis_server::{RedisServer, free_port};
+use support::redis_sentinel::Replicated;
+use support::redis_server::RedisServer;
 
 /// A tenant name no earlier run used, so runs can share one Redis.
 fn unique_tenant(store: &str) -> String {
@@ -183,18 +184,8 @@ async fn redis_tls_checks_the_server_and_shows_the_client_certificate() {
     }
 }
 
-/// The contract through Redis Sentinel, then a failover (`SENTINEL FAILOVER`): the store,
-/// connected to the old master, finds the promoted replica by itself.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
-    let master = RedisServer::start();
-    let replica_of = [
-        "--replicaof".to_owned(),
-        "127.0.0.1".into(),
-        master.port().to_string(),
-    ];
-    let replica = RedisServer::start_with(free_port(), &replica_of);
-    let sentinel = RedisServer::start_sentinel("ringcast-master", master.port());
+/// The Sentinel store through `sentinel`, for the master it knows as `ringcast-master`.
+async fn sentinel_store(sentinel: &RedisServer) -> RedisSentinelStore {
     let sentinels = vec![sentinel.url()];
     let target = SentinelTarget {
         sentinels: &sentinels,
@@ -206,9 +197,21 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
         max_devices_per_identity: MAX_DEVICES,
         ..RedisOptions::default()
     };
-    let store = RedisSentinelStore::connect(&target, &options)
+    RedisSentinelStore::connect(&target, &options)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The contract through Redis Sentinel, then a failover (`SENTINEL FAILOVER`): the store,
+/// connected to the old master, finds the promoted replica by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
+    let Replicated {
+        master,
+        replica,
+        sentinel,
+    } = Replicated::start("ringcast-master");
+    let store = sentinel_store(&sentinel).await;
     let tenant = unique_tenant("sentinel");
     run_all(&store, &tenant).await;
 
@@ -243,24 +246,12 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
 /// master they name now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_store_asks_again_when_its_master_answers_readonly() {
-    let master = RedisServer::start();
-    let replica_of = [
-        "--replicaof".to_owned(),
-        "127.0.0.1".into(),
-        master.port().to_string(),
-    ];
-    let replica = RedisServer::start_with(free_port(), &replica_of);
-    let sentinel = RedisServer::start_sentinel("ringcast-master", master.port());
-    let sentinels = vec![sentinel.url()];
-    let target = SentinelTarget {
-        sentinels: &sentinels,
-        master: "ringcast-master",
-        certificates: None,
-        login: &MasterLogin::default(),
-    };
-    let store = RedisSentinelStore::connect(&target, &RedisOptions::default())
-        .await
-        .unwrap();
+    let Replicated {
+        master,
+        replica,
+        sentinel,
+    } = Replicated::start("ringcast-master");
+    let store = sentinel_store(&sentinel).await;
     let tenant = unique_tenant("sentinel-readonly");
     let now = contract::wall_clock();
     let before = IdentityKey::new(&tenant, "before");

@@ -9,6 +9,36 @@ const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Between two looks at the topology.
 const POLL: Duration = Duration::from_millis(100);
 
+/// A master, a replica of it, and a Sentinel watching the master as `name`: what a
+/// failover needs.
+pub struct Replicated {
+    /// The master.
+    pub master: RedisServer,
+    /// Its replica.
+    pub replica: RedisServer,
+    /// The Sentinel watching the master.
+    pub sentinel: RedisServer,
+}
+
+impl Replicated {
+    /// Starts all three.
+    pub fn start(name: &str) -> Self {
+        let master = RedisServer::start();
+        let replica_of = [
+            "--replicaof".to_owned(),
+            "127.0.0.1".into(),
+            master.port().to_string(),
+        ];
+        let replica = RedisServer::start_with(free_port(), &replica_of);
+        let sentinel = RedisServer::start_sentinel(name, master.port());
+        Replicated {
+            master,
+            replica,
+            sentinel,
+        }
+    }
+}
+
 /// A master that asks for a password (`requirepass`) and also has an ACL user of its own, and
 /// a Sentinel watching it that knows the `requirepass` one (`sentinel auth-pass`): operators
 /// give the node an ACL user and Sentinel its own login.
