@@ -7,8 +7,8 @@
 //! apns -- apns_id_sha256`; ring's digest context costs more than the block for inputs this
 //! short). Under callgrind the ranking flips: valgrind hides the SHA extensions, so `sha2`
 //! runs its portable code there (~3,500 instructions a block) where ring keeps its AVX code
-//! (~2,100), and `benches/e2e.sh CALLGRIND=1` counts ~2.5k instructions per push of SHA-256
-//! that the hardware spends in ~0.1 µs. Read its profiles with that in mind.
+//! (~2,100), and `benches/e2e.sh CALLGRIND=1` counts ~5.7k instructions per push of SHA-256
+//! that the hardware spends in ~0.1 µs; it prints that share apart.
 
 use sha2::Digest as _;
 
