@@ -206,16 +206,18 @@ async fn sentinel_store(sentinel: &RedisServer) -> RedisSentinelStore {
 /// connected to the old master, finds the promoted replica by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
-    let Replicated {
-        master,
-        replica,
-        sentinel,
-    } = Replicated::start("ringcast-master");
-    let store = sentinel_store(&sentinel).await;
+    let servers = Replicated::start("ringcast-master");
+    let store = sentinel_store(&servers.sentinel).await;
     let tenant = unique_tenant("sentinel");
     run_all(&store, &tenant).await;
 
-    support::redis_sentinel::fail_over(&sentinel, "ringcast-master", &master, &replica).await;
+    support::redis_sentinel::fail_over(
+        &servers.sentinel,
+        "ringcast-master",
+        &servers.master,
+        &servers.replica,
+    )
+    .await;
 
     // The store was connected to the old master, now a replica: it must find the new one.
     let who = IdentityKey::new(&tenant, "after-failover");
@@ -234,9 +236,11 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
     };
     assert!(registered.created);
     assert_eq!(store.list(&who, now).await.unwrap().len(), 1);
-    let on_new_master =
-        support::redis_sentinel::key_exists(&replica, &format!("{{{tenant}:after-failover}}"))
-            .await;
+    let on_new_master = support::redis_sentinel::key_exists(
+        &servers.replica,
+        &format!("{{{tenant}:after-failover}}"),
+    )
+    .await;
     assert!(on_new_master, "the write went to the promoted replica");
 }
 
@@ -246,12 +250,8 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
 /// master they name now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_store_asks_again_when_its_master_answers_readonly() {
-    let Replicated {
-        master,
-        replica,
-        sentinel,
-    } = Replicated::start("ringcast-master");
-    let store = sentinel_store(&sentinel).await;
+    let servers = Replicated::start("ringcast-master");
+    let store = sentinel_store(&servers.sentinel).await;
     let tenant = unique_tenant("sentinel-readonly");
     let now = contract::wall_clock();
     let before = IdentityKey::new(&tenant, "before");
@@ -259,10 +259,10 @@ async fn redis_sentinel_store_asks_again_when_its_master_answers_readonly() {
     store.register(&before, &registration).await.unwrap();
 
     support::redis_sentinel::demote_keeping_clients(
-        &sentinel,
+        &servers.sentinel,
         "ringcast-master",
-        &master,
-        &replica,
+        &servers.master,
+        &servers.replica,
     )
     .await;
 
@@ -273,7 +273,7 @@ async fn redis_sentinel_store_asks_again_when_its_master_answers_readonly() {
     let registered = store.register(&after, &registration).await.unwrap();
     assert!(registered.created);
     let on_new_master =
-        support::redis_sentinel::key_exists(&replica, &format!("{{{tenant}:after}}")).await;
+        support::redis_sentinel::key_exists(&servers.replica, &format!("{{{tenant}:after}}")).await;
     assert!(
         on_new_master,
         "the write went to the master Sentinel names now"

@@ -352,9 +352,15 @@ async fn ping(connection: &mut super::PipelinedConnection) -> redis::RedisResult
     redis::cmd("PING").query_async(connection).await
 }
 
-#[tokio::test]
-async fn a_dial_outlasting_the_caller_that_started_it_still_lands() {
-    let auth_delay = Duration::from_millis(300);
+/// A connection to [`flaky_server`] that answered one `PING` and whose link has since seen
+/// the server close it, so that the next caller dials; and the server's count of accepted
+/// connections.
+async fn answered_then_closed(
+    auth_delay: Duration,
+) -> (
+    super::PipelinedConnection,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let (port, accepted) = flaky_server(auth_delay).await;
     let url = format!("redis://:pw@127.0.0.1:{port}/");
     let mut connection = super::PipelinedConnection::connect(
@@ -366,10 +372,17 @@ async fn a_dial_outlasting_the_caller_that_started_it_still_lands() {
     .await
     .unwrap();
     assert_eq!(ping(&mut connection).await.unwrap(), "PONG");
-    // The server closed that connection: wait until the link knows.
+    // Polls a condition: the link learns of the close when its task reads the end.
     while connection.shared.current.load().link.is_open() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    (connection, accepted)
+}
+
+#[tokio::test]
+async fn a_dial_outlasting_the_caller_that_started_it_still_lands() {
+    let auth_delay = Duration::from_millis(300);
+    let (mut connection, accepted) = answered_then_closed(auth_delay).await;
     // This caller starts the dial and gives up long before its login is answered.
     let gave_up = tokio::time::timeout(Duration::from_millis(50), ping(&mut connection)).await;
     assert!(gave_up.is_err(), "the dial takes {auth_delay:?}");
@@ -384,21 +397,7 @@ async fn a_dial_outlasting_the_caller_that_started_it_still_lands() {
 
 #[tokio::test]
 async fn callers_during_a_dial_wait_for_it_and_share_it() {
-    let auth_delay = Duration::from_millis(100);
-    let (port, accepted) = flaky_server(auth_delay).await;
-    let url = format!("redis://:pw@127.0.0.1:{port}/");
-    let connection = super::PipelinedConnection::connect(
-        &url,
-        None,
-        Duration::from_secs(2),
-        Duration::from_secs(1),
-    )
-    .await
-    .unwrap();
-    assert_eq!(ping(&mut connection.clone()).await.unwrap(), "PONG");
-    while connection.shared.current.load().link.is_open() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (connection, accepted) = answered_then_closed(Duration::from_millis(100)).await;
     let callers: Vec<_> = (0..8)
         .map(|_| {
             let mut connection = connection.clone();
