@@ -41,8 +41,9 @@
 //!   open loop, and reports API and delivery latency (joined from the simulator's records).
 //!   Behind the `loadgen` feature (default; a production build leaves it out).
 //! - [`metrics`] names every Prometheus instrument and renders `/metrics`; [`clock`],
-//!   [`logging`], [`outbox`] (the write buffer of the connections that batch their
-//!   callers' writes) and [`sha256`] (every digest) are the small shared pieces.
+//!   [`decimal`] (numbers written without `core::fmt` on the call path), [`logging`],
+//!   [`outbox`] (the write buffer of the connections that batch their callers' writes) and
+//!   [`sha256`] (every digest) are the small shared pieces.
 //!
 //! A registration travels: HTTP worker → [`api::auth`] (tenant from the credential) →
 //! [`registry::validate`] (bad input stops here, nothing changed) → the identity's shard
@@ -62,6 +63,7 @@ pub mod channel;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod decimal;
 pub mod limits;
 #[cfg(feature = "loadgen")]
 pub mod loadgen;

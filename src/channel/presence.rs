@@ -59,7 +59,7 @@ pub struct Present {
 
 /// The presence key of an identity.
 pub fn key(who: &IdentityKey) -> String {
-    format!("{{{}:{}}}:channel", who.tenant, who.identity)
+    ["{", &who.tenant, ":", &who.identity, "}:channel"].concat()
 }
 
 /// The member naming `device_id` on `node` with the rings-disabled flag.
@@ -161,7 +161,11 @@ impl Presence {
     /// The devices of `who` connected to any node at `now`.
     pub async fn of(&self, who: &IdentityKey, now: UnixMillis) -> Result<Vec<Present>, String> {
         let mut command = redis::cmd("ZRANGEBYSCORE");
-        command.arg(key(who)).arg(format!("({now}")).arg("+inf");
+        // `(now`: scores after now, not at it. Written by hand: one read per ring.
+        let mut after = String::with_capacity(21);
+        after.push('(');
+        crate::decimal::push(&mut after, now, 1);
+        command.arg(key(who)).arg(after).arg("+inf");
         let members: Vec<String> = self.query(&command).await?;
         Ok(members.iter().filter_map(|member| parse(member)).collect())
     }

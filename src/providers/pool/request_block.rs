@@ -12,6 +12,7 @@
 
 use super::hpack::encoder::{self, Coding, Indexing, Name, statics};
 use super::request::Fields;
+use crate::decimal;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::uri::Authority;
@@ -93,26 +94,13 @@ fn content_length(dst: &mut Vec<u8>, body: usize) {
     literal(
         dst,
         Name::Static(statics::CONTENT_LENGTH),
-        decimal(body, &mut digits),
+        decimal::digits(body as u64, 1, &mut digits),
     );
 }
 
 /// A literal without indexing, raw.
 fn literal(dst: &mut Vec<u8>, name: Name<'_>, value: &[u8]) {
     encoder::literal(dst, name, value, Indexing::Without, Coding::Raw);
-}
-
-/// `n` in decimal, written at the end of `buffer`.
-fn decimal(mut n: usize, buffer: &mut [u8; 20]) -> &[u8] {
-    let mut at = buffer.len();
-    loop {
-        at -= 1;
-        buffer[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buffer[at..];
-        }
-    }
 }
 
 /// The static table's index for the names a push request carries, else the name itself.
