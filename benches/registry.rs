@@ -6,6 +6,8 @@
 //! `cargo bench --bench registry`; `REGISTRY_CLIENTS` (64) and `REGISTRY_SECONDS` (3) shape
 //! the concurrent run; `REDIS_CLIENT=redis-rs` runs the Redis store over the redis crate's
 //! client instead of ringcast's own connection (`[registry.redis] client`).
+//! `REDIS_SENTINEL=redis://127.0.0.1:26379` benches the Sentinel store too, through a
+//! Sentinel that monitors that Redis as `REDIS_SENTINEL_MASTER` (`ringcast`).
 
 // `criterion_group!` defines a public function it cannot document.
 #![allow(missing_docs)]
@@ -15,7 +17,8 @@ mod cpu;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::registry::embedded::EmbeddedStore;
-use ringcast::registry::redis::{RedisClient, RedisOptions, RedisSingleStore};
+use ringcast::registry::redis::sentinel::{MasterLogin, SentinelTarget};
+use ringcast::registry::redis::{RedisClient, RedisOptions, RedisSentinelStore, RedisSingleStore};
 use ringcast::registry::{Environment, IdentityKey, PushAddress, Registration, Store};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -245,17 +248,30 @@ fn registry(c: &mut Criterion) {
     let embedded = EmbeddedStore::open(dir.path().join("bench.redb"), 32).expect("embedded store");
     bench_store(c, &runtime, embedded, None);
 
-    let redis = runtime.block_on(async {
-        let options = RedisOptions {
-            max_devices_per_identity: 32,
-            client: redis_client(),
-            ..RedisOptions::default()
-        };
-        RedisSingleStore::connect(REDIS_URL, &options).await
-    });
+    let options = RedisOptions {
+        max_devices_per_identity: 32,
+        client: redis_client(),
+        ..RedisOptions::default()
+    };
+    let redis = runtime.block_on(RedisSingleStore::connect(REDIS_URL, &options));
     match redis {
         Ok(redis) => bench_store(c, &runtime, redis, Some(REDIS_URL)),
         Err(error) => eprintln!("registry bench: skipping Redis (127.0.0.1:6379: {error})"),
+    }
+
+    if let Ok(sentinel) = std::env::var("REDIS_SENTINEL") {
+        let master = std::env::var("REDIS_SENTINEL_MASTER").unwrap_or_else(|_| "ringcast".into());
+        let sentinels = [sentinel];
+        let target = SentinelTarget {
+            sentinels: &sentinels,
+            master: &master,
+            certificates: None,
+            login: &MasterLogin::default(),
+        };
+        let store = runtime
+            .block_on(RedisSentinelStore::connect(&target, &options))
+            .unwrap_or_else(|error| panic!("REDIS_SENTINEL={sentinels:?}: {error}"));
+        bench_store(c, &runtime, store, Some(REDIS_URL));
     }
 }
 

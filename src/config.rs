@@ -351,9 +351,10 @@ pub struct RedisConfig {
     /// before the first registration: changing it later re-homes every owner entry (see
     /// `registry::redis`, "Memory").
     pub owner_buckets: u32,
-    /// Which client `store = "redis"` speaks with: `"ringcast"` (its own pipelined
-    /// connection, `registry::redis::pipelined`, the default; RESP2 over `redis://` or
-    /// `rediss://`) or `"redis-rs"` (the redis crate's reconnecting manager).
+    /// Which client `store = "redis"` and `"redis-sentinel"` speak with: `"ringcast"` (its
+    /// own pipelined connection, `registry::redis::pipelined`, the default; RESP2 over
+    /// `redis://` or `rediss://`) or `"redis-rs"` (the redis crate's reconnecting manager,
+    /// or its multiplexed connection to Sentinel's master).
     pub client: RedisClient,
 }
 

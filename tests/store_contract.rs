@@ -184,8 +184,9 @@ async fn redis_tls_checks_the_server_and_shows_the_client_certificate() {
     }
 }
 
-/// The Sentinel store through `sentinel`, for the master it knows as `ringcast-master`.
-async fn sentinel_store(sentinel: &RedisServer) -> RedisSentinelStore {
+/// The Sentinel store through `sentinel`, for the master it knows as `ringcast-master`,
+/// speaking to the master with `client`.
+async fn sentinel_store(sentinel: &RedisServer, client: RedisClient) -> RedisSentinelStore {
     let sentinels = vec![sentinel.url()];
     let target = SentinelTarget {
         sentinels: &sentinels,
@@ -195,6 +196,7 @@ async fn sentinel_store(sentinel: &RedisServer) -> RedisSentinelStore {
     };
     let options = RedisOptions {
         max_devices_per_identity: MAX_DEVICES,
+        client,
         ..RedisOptions::default()
     };
     RedisSentinelStore::connect(&target, &options)
@@ -203,12 +205,23 @@ async fn sentinel_store(sentinel: &RedisServer) -> RedisSentinelStore {
 }
 
 /// The contract through Redis Sentinel, then a failover (`SENTINEL FAILOVER`): the store,
-/// connected to the old master, finds the promoted replica by itself.
+/// connected to the old master over the own connection (the default), finds the promoted
+/// replica by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
+    contract_then_failover(RedisClient::Ringcast).await;
+}
+
+/// The same over the crate's multiplexed connection (`client = "redis-rs"`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_store_over_the_crates_client_follows_a_failover() {
+    contract_then_failover(RedisClient::RedisRs).await;
+}
+
+async fn contract_then_failover(client: RedisClient) {
     let servers = Replicated::start("ringcast-master");
-    let store = sentinel_store(&servers.sentinel).await;
-    let tenant = unique_tenant("sentinel");
+    let store = sentinel_store(&servers.sentinel, client).await;
+    let tenant = unique_tenant(&format!("sentinel-{client:?}"));
     run_all(&store, &tenant).await;
 
     support::redis_sentinel::fail_over(
@@ -231,7 +244,7 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(error) => panic!("the store did not follow the failover: {error}"),
+            Err(error) => panic!("{client:?}: the store did not follow the failover: {error}"),
         }
     };
     assert!(registered.created);
@@ -241,7 +254,10 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
         &format!("{{{tenant}:after-failover}}"),
     )
     .await;
-    assert!(on_new_master, "the write went to the promoted replica");
+    assert!(
+        on_new_master,
+        "{client:?}: the write went to the promoted replica"
+    );
 }
 
 /// A master turned into a replica while our connection to it stays up (an operator's
@@ -250,9 +266,19 @@ async fn redis_sentinel_store_keeps_the_contract_and_follows_a_failover() {
 /// master they name now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_store_asks_again_when_its_master_answers_readonly() {
+    asks_again_on_readonly(RedisClient::Ringcast).await;
+}
+
+/// The same over the crate's multiplexed connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_store_over_the_crates_client_asks_again_on_readonly() {
+    asks_again_on_readonly(RedisClient::RedisRs).await;
+}
+
+async fn asks_again_on_readonly(client: RedisClient) {
     let servers = Replicated::start("ringcast-master");
-    let store = sentinel_store(&servers.sentinel).await;
-    let tenant = unique_tenant("sentinel-readonly");
+    let store = sentinel_store(&servers.sentinel, client).await;
+    let tenant = unique_tenant(&format!("sentinel-readonly-{client:?}"));
     let now = contract::wall_clock();
     let before = IdentityKey::new(&tenant, "before");
     let registration = contract::registration("phone", contract::apns(201), now, 3_600_000);
@@ -276,7 +302,7 @@ async fn redis_sentinel_store_asks_again_when_its_master_answers_readonly() {
         support::redis_sentinel::key_exists(&servers.replica, &format!("{{{tenant}:after}}")).await;
     assert!(
         on_new_master,
-        "the write went to the master Sentinel names now"
+        "{client:?}: the write went to the master Sentinel names now"
     );
 }
 
@@ -386,7 +412,8 @@ async fn a_wrong_master_password_fails_start_up_without_showing_it() {
 }
 
 /// The contract through a Sentinel and a master that both speak only TLS to the node (and
-/// ask for its client certificate): `rediss://` Sentinels mean a TLS master too.
+/// ask for its client certificate): `rediss://` Sentinels mean a TLS master too; over both
+/// clients.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_store_over_tls_keeps_the_contract() {
     let servers = support::redis_tls::TlsSentinel::start("ringcast-master");
@@ -406,19 +433,22 @@ async fn redis_sentinel_store_over_tls_keeps_the_contract() {
         certificates: certificates.as_ref(),
         login: &MasterLogin::default(),
     };
-    let options = RedisOptions {
-        max_devices_per_identity: MAX_DEVICES,
-        ..RedisOptions::default()
-    };
-    let store = RedisSentinelStore::connect(&target, &options)
-        .await
-        .unwrap_or_else(|error| {
-            panic!(
-                "connect through a TLS Sentinel: {error}\n{}",
-                servers.sentinel_log()
-            )
-        });
-    run_all(&store, &unique_tenant("sentinel-tls")).await;
+    for client in [RedisClient::Ringcast, RedisClient::RedisRs] {
+        let options = RedisOptions {
+            max_devices_per_identity: MAX_DEVICES,
+            client,
+            ..RedisOptions::default()
+        };
+        let store = RedisSentinelStore::connect(&target, &options)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "connect through a TLS Sentinel ({client:?}): {error}\n{}",
+                    servers.sentinel_log()
+                )
+            });
+        run_all(&store, &unique_tenant(&format!("sentinel-tls-{client:?}"))).await;
+    }
 }
 
 // ---- Redis only: what the contract cannot see (key TTLs, slots, outages). ----

@@ -48,7 +48,7 @@ impl RedisConfig {
             ),
             (
                 "client",
-                store != StoreKind::Redis && self.client != RedisClient::default(),
+                store == StoreKind::RedisCluster && self.client != RedisClient::default(),
             ),
         ];
         for (key, _) in stray.iter().filter(|(_, stray)| *stray) {

@@ -547,7 +547,7 @@ fn each_redis_store_reads_its_own_key_and_refuses_the_others() {
 /// `client` picks the single server's client: read from the file by its name, refused for
 /// the other stores, and `"ringcast"` refuses a URL it cannot serve.
 #[test]
-fn the_redis_client_is_the_single_servers_and_checks_its_url() {
+fn the_redis_client_is_the_single_servers_or_sentinels_and_checks_its_url() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "node.toml",
@@ -586,6 +586,20 @@ fn the_redis_client_is_the_single_servers_and_checks_its_url() {
     );
     config.registry.redis.client = RedisClient::Ringcast;
     assert!(config.validate().is_ok(), "{:?}", config.validate());
+
+    // Sentinel's master is one server: either client may speak to it.
+    config.registry.redis.nodes = Vec::new();
+    config.registry.store = StoreKind::RedisSentinel;
+    config.registry.redis.sentinels = vec!["redis://a:26379".into()];
+    config.registry.redis.sentinel_master = "ringcast".into();
+    for client in [RedisClient::RedisRs, RedisClient::Ringcast] {
+        config.registry.redis.client = client;
+        assert!(
+            config.validate().is_ok(),
+            "{client:?}: {:?}",
+            config.validate()
+        );
+    }
 }
 
 #[test]

@@ -135,7 +135,7 @@ mod settings;
 mod single;
 pub mod tls;
 
-pub use single::{RedisClient, SingleConnection};
+pub use single::{EitherClient, RedisClient, SingleConnection};
 
 use super::codec;
 use super::lease::{Claim, LeaseTerms};
@@ -165,8 +165,8 @@ pub struct RedisOptions {
     /// registrations ÷ 16 to ÷ 32, so each bucket stays a small listpack. Changing it on a live
     /// deployment moves every token's entry to another bucket; see the module doc first.
     pub owner_buckets: u32,
-    /// Which client a single server's store speaks with (the cluster and Sentinel stores
-    /// speak the crate's).
+    /// Which client the store of one server, or of the master Sentinel names, speaks with
+    /// (the cluster store speaks the crate's).
     pub client: RedisClient,
 }
 
@@ -229,7 +229,7 @@ impl RedisSingleStore {
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_millis(500));
                 let connecting = ConnectionManager::new_with_config(client, config);
-                SingleConnection::Manager(bounded(options.connect_timeout * 2, connecting).await?)
+                SingleConnection::Crate(bounded(options.connect_timeout * 2, connecting).await?)
             }
             RedisClient::Ringcast => {
                 let connecting = pipelined::PipelinedConnection::connect(
@@ -238,7 +238,7 @@ impl RedisSingleStore {
                     options.connect_timeout,
                     options.command_timeout,
                 );
-                SingleConnection::Pipelined(bounded(options.connect_timeout * 2, connecting).await?)
+                SingleConnection::Own(bounded(options.connect_timeout * 2, connecting).await?)
             }
         };
         let store = RedisStore {
@@ -309,6 +309,7 @@ impl RedisSentinelStore {
         let connecting = async {
             sentinel::SentinelConnection::connect(
                 target,
+                options.client,
                 options.connect_timeout,
                 options.command_timeout,
             )

@@ -24,7 +24,7 @@ use crate::metrics::{self, EndBroadcast};
 use crate::registry::AnyStore;
 use crate::registry::redis::command::{ScriptCall, query};
 use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, SentinelTarget};
-use crate::registry::redis::{SingleConnection, cluster_client, tls};
+use crate::registry::redis::{RedisClient, SingleConnection, cluster_client, tls};
 use crate::vocab::IdentityKey;
 use futures_util::StreamExt;
 use redis::RedisResult;
@@ -92,7 +92,7 @@ impl EndChannel {
                         .set_connection_timeout(Some(connect_timeout))
                         .set_response_timeout(Some(response_timeout));
                     let connection = ConnectionManager::new_with_config(client, config).await?;
-                    EndChannel::Single(SingleConnection::Manager(connection))
+                    EndChannel::Single(SingleConnection::Crate(connection))
                 }
                 EndSource::Servers { urls, certificates } => {
                     let client = cluster_client(urls, certificates.as_ref())?
@@ -113,9 +113,16 @@ impl EndChannel {
                         certificates: certificates.as_ref(),
                         login,
                     };
-                    let connection =
-                        SentinelConnection::connect(&target, connect_timeout, response_timeout)
-                            .await?;
+                    // The crate's client, as for one server above: these connections carry
+                    // blocking reads, which would hold every command behind them on the own
+                    // pipelined one.
+                    let connection = SentinelConnection::connect(
+                        &target,
+                        RedisClient::RedisRs,
+                        connect_timeout,
+                        response_timeout,
+                    )
+                    .await?;
                     EndChannel::Sentinel(connection)
                 }
             })
@@ -254,7 +261,7 @@ impl EndSource {
                     certificates: certificates.as_ref(),
                     login,
                 };
-                sentinel::client(&target)?.async_get_client().await
+                sentinel::sentinel_client(&target)?.async_get_client().await
             }
         }
     }

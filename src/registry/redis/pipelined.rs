@@ -15,6 +15,8 @@
 //!   does not cancel it), bounded by the connect timeout, so while
 //!   Redis is down calls fail within the store's command timeout and work again once it is
 //!   back. A command that could not be queued was never sent and goes to the new connection.
+//!   The Sentinel store's connection does not dial again ([`Redial::No`]): a failover may
+//!   have made the old address a replica, so it asks the Sentinels instead.
 //! - **The same URL**: `redis://` or `rediss://` (ring, the CA and client certificate of
 //!   `[registry.redis]`, the system's trust store without a CA file), `AUTH` with the URL's
 //!   user and password, `SELECT` its database.
@@ -34,8 +36,8 @@ use arc_swap::ArcSwap;
 use driver::{Expect, Limits, Link, NotSent, Reply, lost, refused};
 use redis::aio::ConnectionLike;
 use redis::{
-    Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisError,
-    RedisFuture, RedisResult, TlsCertificates, Value,
+    Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, Pipeline, ProtocolVersion,
+    RedisError, RedisFuture, RedisResult, TlsCertificates, Value,
 };
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
@@ -47,6 +49,16 @@ use tokio::net::TcpStream;
 /// in flight (its API's concurrency); reached only when Redis stops answering, and then
 /// callers are refused at once rather than queued without bound.
 const MAX_WAITING: usize = 16_384;
+
+/// What a caller does on finding the connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redial {
+    /// Dials the same server again (one server: it is where it was).
+    Yes,
+    /// Fails at once with a dropped connection, for the owner to find the server anew (the
+    /// Sentinel store asks the Sentinels where the master is now).
+    No,
+}
 
 /// A cheap-to-clone handle on the connection; every clone shares one socket.
 #[derive(Clone)]
@@ -81,6 +93,10 @@ struct Target {
     db: i64,
     connect_timeout: Duration,
     limits: Limits,
+    /// Whether a caller finding the connection ended dials the same address again (one
+    /// server), or hears so at once (the Sentinel store, which asks the Sentinels where the
+    /// master is now rather than redialling one a failover may have demoted).
+    redial: bool,
 }
 
 impl PipelinedConnection {
@@ -93,7 +109,22 @@ impl PipelinedConnection {
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> RedisResult<Self> {
-        let target = Target::of(url, certificates, connect_timeout, command_timeout)?;
+        let info = url.into_connection_info()?;
+        let timeouts = (connect_timeout, command_timeout);
+        PipelinedConnection::connect_to(&info, certificates, timeouts, Redial::Yes).await
+    }
+
+    /// [`PipelinedConnection::connect`] to the server `info` names (the Sentinel store's
+    /// master: the address Sentinel gives, the login the configuration does), with the
+    /// connect and command timeouts, and whether to dial again once the connection ends.
+    pub async fn connect_to(
+        info: &ConnectionInfo,
+        certificates: Option<&TlsCertificates>,
+        (connect_timeout, command_timeout): (Duration, Duration),
+        redial: Redial,
+    ) -> RedisResult<Self> {
+        let mut target = Target::of(info, certificates, connect_timeout, command_timeout)?;
+        target.redial = redial == Redial::Yes;
         let link = target.dial().await?;
         Ok(PipelinedConnection {
             shared: Arc::new(Shared {
@@ -121,6 +152,9 @@ impl PipelinedConnection {
         };
         let answered = match sent {
             Ok(answered) => answered,
+            Err((NotSent::Closed, _)) if !self.shared.target.redial => {
+                return Err(refused(NotSent::Closed));
+            }
             Err((NotSent::Closed, generation)) => {
                 // Boxed: dialling (TCP, TLS, login) is a large future, and held inline it would
                 // make every command's future as large, moved at each command's start.
@@ -216,14 +250,13 @@ fn out_of_step() -> RedisError {
 }
 
 impl Target {
-    /// Reads `url` and prepares TLS.
+    /// Reads the server's address and login from `info` and prepares TLS.
     fn of(
-        url: &str,
+        info: &ConnectionInfo,
         certificates: Option<&TlsCertificates>,
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> RedisResult<Target> {
-        let info = url.into_connection_info()?;
         let settings = info.redis_settings();
         if settings.protocol() != ProtocolVersion::RESP2 {
             return Err(unsupported(RESP3));
@@ -260,6 +293,7 @@ impl Target {
                 max_waiting: MAX_WAITING,
                 stall_after: command_timeout,
             },
+            redial: true,
         })
     }
 

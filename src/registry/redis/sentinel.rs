@@ -12,7 +12,14 @@
 //!
 //! Two logins are involved: the Sentinels' (from their URLs) and the master's
 //! ([`MasterLogin`], from `registry.redis.master_*`), since operators protect them apart.
+//!
+//! The connection to the master is ringcast's own ([`super::pipelined`], `[registry.redis]
+//! client = "ringcast"`, the default) or the crate's multiplexed one (`"redis-rs"`). The own
+//! one is opened not to dial the same address again when it ends: that is this module's
+//! decision, after asking the Sentinels.
 
+use super::pipelined::{PipelinedConnection, Redial};
+use super::single::{EitherClient, RedisClient};
 use super::tls::install_ring;
 use crate::config::Secret;
 use arc_swap::ArcSwap;
@@ -39,14 +46,49 @@ struct Shared {
     /// The connection calls use now, with a generation number so that callers that saw the same
     /// broken connection re-resolve it once, not once each.
     current: ArcSwap<Current>,
-    /// Timeouts for each new connection to a master.
-    config: AsyncConnectionConfig,
+    /// How each new connection to a master is opened.
+    opening: Opening,
 }
 
 /// One connection to one master.
 struct Current {
     generation: u64,
-    connection: MultiplexedConnection,
+    connection: Master,
+}
+
+/// How a connection to the master is opened: which client, its timeouts, the certificates.
+struct Opening {
+    client: RedisClient,
+    /// The crate's client's timeouts.
+    config: AsyncConnectionConfig,
+    /// The own client's: connect, command.
+    timeouts: (Duration, Duration),
+    certificates: Option<TlsCertificates>,
+}
+
+/// A connection to the master, of either client; the own one never dials again by itself.
+type Master = EitherClient<MultiplexedConnection>;
+
+impl Opening {
+    /// A connection to the master the Sentinels name now.
+    async fn open(&self, sentinel: &mut SentinelClient) -> RedisResult<Master> {
+        match self.client {
+            RedisClient::RedisRs => sentinel
+                .get_async_connection_with_config(&self.config)
+                .await
+                .map(EitherClient::Crate),
+            RedisClient::Ringcast => {
+                // The master's address as the Sentinels give it, with the login and TLS
+                // mode [`sentinel_client`] configured for it.
+                let master = sentinel.async_get_client().await?;
+                let info = master.get_connection_info();
+                let certificates = self.certificates.as_ref();
+                PipelinedConnection::connect_to(info, certificates, self.timeouts, Redial::No)
+                    .await
+                    .map(EitherClient::Own)
+            }
+        }
+    }
 }
 
 /// Where the Sentinels are and what to ask them.
@@ -75,17 +117,23 @@ pub struct MasterLogin {
 }
 
 impl SentinelConnection {
-    /// Asks the Sentinels for the master and connects to it.
+    /// Asks the Sentinels for the master and connects to it with `client`.
     pub async fn connect(
         target: &SentinelTarget<'_>,
+        client: RedisClient,
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> RedisResult<Self> {
-        let mut sentinel = client(target)?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(command_timeout));
-        let connection = sentinel.get_async_connection_with_config(&config).await?;
+        let mut sentinel = sentinel_client(target)?;
+        let opening = Opening {
+            client,
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(connect_timeout))
+                .set_response_timeout(Some(command_timeout)),
+            timeouts: (connect_timeout, command_timeout),
+            certificates: target.certificates.cloned(),
+        };
+        let connection = opening.open(&mut sentinel).await?;
         Ok(SentinelConnection {
             shared: Arc::new(Shared {
                 sentinel: tokio::sync::Mutex::new(sentinel),
@@ -93,7 +141,7 @@ impl SentinelConnection {
                     generation: 0,
                     connection,
                 }),
-                config,
+                opening,
             }),
         })
     }
@@ -108,10 +156,7 @@ impl SentinelConnection {
         if self.shared.current.load().generation != failed {
             return true;
         }
-        match sentinel
-            .get_async_connection_with_config(&self.shared.config)
-            .await
-        {
+        match self.shared.opening.open(&mut sentinel).await {
             Ok(connection) => {
                 self.shared.current.store(Arc::new(Current {
                     generation: failed + 1,
@@ -128,7 +173,7 @@ impl SentinelConnection {
     }
 
     /// The connection in use now, and its generation.
-    fn current(&self) -> (u64, MultiplexedConnection) {
+    fn current(&self) -> (u64, Master) {
         let current = self.shared.current.load();
         (current.generation, current.connection.clone())
     }
@@ -136,7 +181,7 @@ impl SentinelConnection {
     /// After a call on the connection of `generation` failed with `error`: re-resolves the
     /// master if the error says it is lost, and returns the new connection when the call
     /// cannot have run and may be sent again (module doc).
-    async fn recover(&self, generation: u64, error: &RedisError) -> Option<MultiplexedConnection> {
+    async fn recover(&self, generation: u64, error: &RedisError) -> Option<Master> {
         if !lost_master(error) {
             return None;
         }
@@ -191,7 +236,7 @@ impl ConnectionLike for SentinelConnection {
 
 /// The crate's Sentinel client for `target`; TLS (and its certificates) for the Sentinels and
 /// the master when the Sentinel URLs are `rediss://`.
-pub fn client(target: &SentinelTarget<'_>) -> RedisResult<SentinelClient> {
+pub fn sentinel_client(target: &SentinelTarget<'_>) -> RedisResult<SentinelClient> {
     let infos = target
         .sentinels
         .iter()

@@ -2,7 +2,8 @@
 //! reconnecting `ConnectionManager`, or ringcast's own pipelined connection
 //! ([`super::pipelined`]), as `[registry.redis] client` says. Both multiplex every clone of
 //! the store over one socket and give the same answers, so the store, the call-end channel
-//! and the settings check use either through the one type below.
+//! and the settings check use either through the one type below (the Sentinel store's
+//! connection to its master is the same choice over the crate's multiplexed connection).
 
 use super::pipelined::PipelinedConnection;
 use redis::aio::{ConnectionLike, ConnectionManager};
@@ -21,20 +22,23 @@ pub enum RedisClient {
     Ringcast,
 }
 
-/// A single server's connection, of either client.
+/// A connection of either client: the crate's `C`, or ringcast's own.
 #[derive(Clone)]
-pub enum SingleConnection {
+pub enum EitherClient<C> {
     /// The redis crate's.
-    Manager(ConnectionManager),
+    Crate(C),
     /// ringcast's own.
-    Pipelined(PipelinedConnection),
+    Own(PipelinedConnection),
 }
 
-impl ConnectionLike for SingleConnection {
+/// A single server's connection: the crate's reconnecting manager, or the own one.
+pub type SingleConnection = EitherClient<ConnectionManager>;
+
+impl<C: ConnectionLike + Send> ConnectionLike for EitherClient<C> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            SingleConnection::Manager(connection) => connection.req_packed_command(cmd),
-            SingleConnection::Pipelined(connection) => connection.req_packed_command(cmd),
+            EitherClient::Crate(connection) => connection.req_packed_command(cmd),
+            EitherClient::Own(connection) => connection.req_packed_command(cmd),
         }
     }
 
@@ -45,10 +49,10 @@ impl ConnectionLike for SingleConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            SingleConnection::Manager(connection) => {
+            EitherClient::Crate(connection) => {
                 connection.req_packed_commands(pipeline, offset, count)
             }
-            SingleConnection::Pipelined(connection) => {
+            EitherClient::Own(connection) => {
                 connection.req_packed_commands(pipeline, offset, count)
             }
         }
@@ -56,8 +60,8 @@ impl ConnectionLike for SingleConnection {
 
     fn get_db(&self) -> i64 {
         match self {
-            SingleConnection::Manager(connection) => connection.get_db(),
-            SingleConnection::Pipelined(connection) => connection.get_db(),
+            EitherClient::Crate(connection) => connection.get_db(),
+            EitherClient::Own(connection) => connection.get_db(),
         }
     }
 }

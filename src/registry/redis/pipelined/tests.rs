@@ -357,20 +357,18 @@ async fn ping(connection: &mut super::PipelinedConnection) -> redis::RedisResult
 /// connections.
 async fn answered_then_closed(
     auth_delay: Duration,
+    redial: super::Redial,
 ) -> (
     super::PipelinedConnection,
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let (port, accepted) = flaky_server(auth_delay).await;
     let url = format!("redis://:pw@127.0.0.1:{port}/");
-    let mut connection = super::PipelinedConnection::connect(
-        &url,
-        None,
-        Duration::from_secs(2),
-        Duration::from_secs(1),
-    )
-    .await
-    .unwrap();
+    let info = redis::IntoConnectionInfo::into_connection_info(url.as_str()).unwrap();
+    let timeouts = (Duration::from_secs(2), Duration::from_secs(1));
+    let mut connection = super::PipelinedConnection::connect_to(&info, None, timeouts, redial)
+        .await
+        .unwrap();
     assert_eq!(ping(&mut connection).await.unwrap(), "PONG");
     // Polls a condition: the link learns of the close when its task reads the end.
     while connection.shared.current.load().link.is_open() {
@@ -382,7 +380,7 @@ async fn answered_then_closed(
 #[tokio::test]
 async fn a_dial_outlasting_the_caller_that_started_it_still_lands() {
     let auth_delay = Duration::from_millis(300);
-    let (mut connection, accepted) = answered_then_closed(auth_delay).await;
+    let (mut connection, accepted) = answered_then_closed(auth_delay, super::Redial::Yes).await;
     // This caller starts the dial and gives up long before its login is answered.
     let gave_up = tokio::time::timeout(Duration::from_millis(50), ping(&mut connection)).await;
     assert!(gave_up.is_err(), "the dial takes {auth_delay:?}");
@@ -397,7 +395,8 @@ async fn a_dial_outlasting_the_caller_that_started_it_still_lands() {
 
 #[tokio::test]
 async fn callers_during_a_dial_wait_for_it_and_share_it() {
-    let (connection, accepted) = answered_then_closed(Duration::from_millis(100)).await;
+    let (connection, accepted) =
+        answered_then_closed(Duration::from_millis(100), super::Redial::Yes).await;
     let callers: Vec<_> = (0..8)
         .map(|_| {
             let mut connection = connection.clone();
@@ -408,4 +407,16 @@ async fn callers_during_a_dial_wait_for_it_and_share_it() {
         assert_eq!(caller.await.unwrap().unwrap(), "PONG");
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn without_redial_an_ended_connection_says_so_and_dials_nothing() {
+    let (mut connection, accepted) = answered_then_closed(Duration::ZERO, super::Redial::No).await;
+    let error = ping(&mut connection).await.unwrap_err();
+    assert!(error.is_connection_dropped(), "{error}");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no second dial: the owner (Sentinel) finds the server anew"
+    );
 }
