@@ -31,6 +31,9 @@
 //! | `ringcast_registry_op_seconds` | histogram, 50 µs .. 5 s | `op`, `store` |
 //! | `ringcast_embedded_write_seconds` | histogram, 50 µs .. 5 s (embedded store only) | `durability` |
 //! | `ringcast_embedded_claims_unwritten` | gauge (embedded store only) | — |
+//! | `ringcast_redis_commands_waiting` | gauge (own Redis connection only) | — |
+//! | `ringcast_redis_commands_refused_total` | counter (own Redis connection only) | — |
+//! | `ringcast_redis_connections_ended_total` | counter (own Redis connection only) | `reason` |
 //! | `ringcast_events_total` | counter | `kind`, `outcome` |
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
 //! | `ringcast_push_config_errors_total` | counter | `provider`, `tenant`, `app`, `reason` |
@@ -66,6 +69,8 @@
 //!   `unavailable`, `corrupt`, `bug`, `invalid`, `busy` ([`RegistryOutcome`]); `store`:
 //!   `embedded`, `redis`, `redis-cluster` (`Store::name`).
 //! - `durability` of `embedded_write_seconds`: `lazy`, `fsync` ([`embedded::WriteDurability`]).
+//! - `reason` of `redis_connections_ended_total`: `closed`, `io`, `protocol`, `stalled`
+//!   ([`redis::ConnectionEnd`]).
 //! - `kind` of `events_total`: `incoming_call`, `call_ended`, `missed_call` ([`PushKind`]);
 //!   `outcome`: `accepted`, `duplicate`, `no_devices`, `invalid`, `busy`, `unavailable`
 //!   ([`EventOutcome`]).
@@ -81,6 +86,7 @@ pub mod embedded;
 mod hot;
 pub mod intake;
 pub mod process;
+pub mod redis;
 mod vocabulary;
 
 pub use vocabulary::{

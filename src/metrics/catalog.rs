@@ -285,6 +285,7 @@ pub fn describe_all() {
     super::channel::describe();
     super::embedded::describe();
     super::intake::describe();
+    super::redis::describe();
 }
 
 /// The final outcomes, for pre-registration (the reasons inside do not reach any label).

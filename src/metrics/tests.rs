@@ -515,3 +515,30 @@ fn the_embedded_stores_writer_is_timed_by_durability_only_where_it_is_in_use() {
     let redis = rendered(|| catalog::store_in_use("redis"));
     assert!(!redis.contains(&format!("{name}_count")), "{redis}");
 }
+
+#[test]
+fn the_own_redis_connections_series_appear_with_their_first_connection_and_at_zero() {
+    let before = rendered(|| {});
+    assert!(!before.contains(redis::COMMANDS_WAITING), "{before}");
+    let text = rendered(|| {
+        redis::preregister();
+        redis::preregister();
+    });
+    for (name, kind) in [
+        (redis::COMMANDS_WAITING, "gauge"),
+        (redis::COMMANDS_REFUSED_TOTAL, "counter"),
+        (redis::CONNECTIONS_ENDED_TOTAL, "counter"),
+    ] {
+        assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{text}");
+        assert!(text.contains(&format!("# HELP {name} ")), "{text}");
+    }
+    assert_eq!(find(&text, redis::COMMANDS_WAITING, &[]), Some(0.0));
+    assert_eq!(find(&text, redis::COMMANDS_REFUSED_TOTAL, &[]), Some(0.0));
+    for reason in redis::ConnectionEnd::ALL {
+        let labels = [("reason", reason.label())];
+        assert_eq!(
+            find(&text, redis::CONNECTIONS_ENDED_TOTAL, &labels),
+            Some(0.0)
+        );
+    }
+}

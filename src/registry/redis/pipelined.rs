@@ -123,6 +123,7 @@ impl PipelinedConnection {
         (connect_timeout, command_timeout): (Duration, Duration),
         redial: Redial,
     ) -> RedisResult<Self> {
+        crate::metrics::redis::preregister();
         let mut target = Target::of(info, certificates, connect_timeout, command_timeout)?;
         target.redial = redial == Redial::Yes;
         let link = target.dial().await?;

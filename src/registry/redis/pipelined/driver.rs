@@ -24,6 +24,7 @@
 //!   behind a server that does not answer.
 
 use super::super::resp::{self, RespError};
+use crate::metrics::redis::{self as metrics, ConnectionEnd};
 use crate::outbox::Outbox;
 use bytes::{Buf, BytesMut};
 use redis::{ErrorKind, RedisError, RedisResult, ServerError, Value};
@@ -182,6 +183,7 @@ impl Link {
                 return Err(NotSent::Closed);
             }
             if inner.waiting.len() >= self.connection.limits.max_waiting {
+                metrics::command_refused();
                 return Err(NotSent::Full);
             }
             pack(&mut inner.output);
@@ -286,6 +288,7 @@ where
         output: Outbox::with_capacity(READ_CHUNK),
         watch: Box::pin(tokio::time::sleep(limits.stall_after)),
         watched: None,
+        reported: 0,
     };
     (Link { connection }, driver)
 }
@@ -304,6 +307,9 @@ pub(super) struct Driver<T> {
     watch: Pin<Box<Sleep>>,
     /// At the last tick, with commands waiting: the replies read until then.
     watched: Option<u64>,
+    /// The commands waiting as last added to `ringcast_redis_commands_waiting`: the gauge is
+    /// brought up to date once per poll, not per command.
+    reported: usize,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
@@ -363,7 +369,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     inner.io = Some(cx.waker().clone());
                 }
                 let done = inner.released && inner.waiting.is_empty();
+                let waiting = inner.waiting.len();
                 drop(inner);
+                self.report_waiting(waiting);
                 if self.output.is_empty() {
                     break done;
                 }
@@ -375,6 +383,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 }
 
+impl<T> Driver<T> {
+    /// Brings `ringcast_redis_commands_waiting` to `waiting` for this connection.
+    fn report_waiting(&mut self, waiting: usize) {
+        if waiting != self.reported {
+            metrics::commands_waiting(waiting as i64 - self.reported as i64);
+            self.reported = waiting;
+        }
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
     type Output = Result<(), Ended>;
 
@@ -383,12 +401,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         let read = this.poll_read(cx);
         let watched = read.and_then(|closed| this.poll_watch(cx).map(|()| closed));
         let written = this.poll_write(cx);
-        match (watched, written) {
-            (Err(ended), _) | (Ok(_), Poll::Ready(Err(ended))) => Poll::Ready(Err(ended)),
-            (Ok(true), _) => Poll::Ready(Err(Ended::Closed)),
-            (Ok(false), Poll::Ready(Ok(true))) => Poll::Ready(Ok(())),
-            (Ok(false), Poll::Ready(Ok(false)) | Poll::Pending) => Poll::Pending,
-        }
+        let ended = match (watched, written) {
+            (Err(ended), _) | (Ok(_), Poll::Ready(Err(ended))) => ended,
+            (Ok(true), _) => Ended::Closed,
+            (Ok(false), Poll::Ready(Ok(true))) => return Poll::Ready(Ok(())),
+            (Ok(false), Poll::Ready(Ok(false)) | Poll::Pending) => return Poll::Pending,
+        };
+        metrics::connection_ended(ended.reason());
+        Poll::Ready(Err(ended))
     }
 }
 
@@ -401,6 +421,20 @@ impl<T> Drop for Driver<T> {
         inner.output.clear();
         for waiter in inner.waiting.drain(..) {
             let _ = waiter.answer.send(Err(lost()));
+        }
+        drop(inner);
+        self.report_waiting(0);
+    }
+}
+
+impl Ended {
+    /// The `reason` label of `ringcast_redis_connections_ended_total`.
+    pub(super) fn reason(&self) -> ConnectionEnd {
+        match self {
+            Ended::Io(_) => ConnectionEnd::Io,
+            Ended::Closed => ConnectionEnd::Closed,
+            Ended::Protocol(_) | Ended::Unasked => ConnectionEnd::Protocol,
+            Ended::Stalled(_) => ConnectionEnd::Stalled,
         }
     }
 }

@@ -420,3 +420,53 @@ async fn without_redial_an_ended_connection_says_so_and_dials_nothing() {
         "no second dial: the owner (Sentinel) finds the server anew"
     );
 }
+
+/// `ringcast_redis_commands_waiting`, `…_commands_refused_total` and
+/// `…_connections_ended_total`, counted into a recorder of the test's own.
+#[test]
+fn the_queue_its_refusals_and_the_end_are_counted() {
+    let recorder = crate::metrics::catalog::builder().build_recorder();
+    let handle = recorder.handle();
+    let series = |name: &str| -> f64 {
+        let text = handle.render();
+        let line = text.lines().find(|line| line.starts_with(name));
+        line.and_then(|line| line.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in:\n{text}"))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let limits = Limits {
+                max_waiting: 2,
+                ..LIMITS
+            };
+            let (link, driver, mut server) = pipe(limits);
+            let task = run(driver);
+            let first = get(&link, "a");
+            let second = get(&link, "b");
+            let refused = link.send(|out| out.push(b'x'), Expect::ONE);
+            assert_eq!(refused.unwrap_err(), NotSent::Full);
+            read_exactly(
+                &mut server,
+                &[packed(&["GET", "a"]), packed(&["GET", "b"])].concat(),
+            )
+            .await;
+            assert_eq!(series("ringcast_redis_commands_waiting "), 2.0);
+            server.write_all(b":1\r\n").await.unwrap();
+            assert_eq!(one(first.await.unwrap()), Value::Int(1));
+            assert_eq!(series("ringcast_redis_commands_waiting "), 1.0);
+            drop(server);
+            assert!(second.await.unwrap().is_err());
+            assert!(matches!(task.await.unwrap(), Err(Ended::Closed)));
+        });
+    });
+    assert_eq!(series("ringcast_redis_commands_waiting "), 0.0);
+    assert_eq!(series("ringcast_redis_commands_refused_total "), 1.0);
+    assert_eq!(
+        series("ringcast_redis_connections_ended_total{reason=\"closed\"} "),
+        1.0
+    );
+}
