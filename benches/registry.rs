@@ -7,7 +7,9 @@
 //! the concurrent run; `REDIS_CLIENT=redis-rs` runs the Redis store over the redis crate's
 //! client instead of ringcast's own connection (`[registry.redis] client`).
 //! `REDIS_SENTINEL=redis://127.0.0.1:26379` benches the Sentinel store too, through a
-//! Sentinel that monitors that Redis as `REDIS_SENTINEL_MASTER` (`ringcast`).
+//! Sentinel that monitors that Redis as `REDIS_SENTINEL_MASTER` (`ringcast`);
+//! `REDIS_CLUSTER=redis://127.0.0.1:7000,redis://…` the cluster store, over the crate's
+//! cluster client (this process's CPU only: Redis's is spread over the cluster's nodes).
 
 // `criterion_group!` defines a public function it cannot document.
 #![allow(missing_docs)]
@@ -18,7 +20,9 @@ mod cpu;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringcast::registry::embedded::EmbeddedStore;
 use ringcast::registry::redis::sentinel::{MasterLogin, SentinelTarget};
-use ringcast::registry::redis::{RedisClient, RedisOptions, RedisSentinelStore, RedisSingleStore};
+use ringcast::registry::redis::{
+    RedisClient, RedisClusterStore, RedisOptions, RedisSentinelStore, RedisSingleStore,
+};
 use ringcast::registry::{Environment, IdentityKey, PushAddress, Registration, Store};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -272,6 +276,14 @@ fn registry(c: &mut Criterion) {
             .block_on(RedisSentinelStore::connect(&target, &options))
             .unwrap_or_else(|error| panic!("REDIS_SENTINEL={sentinels:?}: {error}"));
         bench_store(c, &runtime, store, Some(REDIS_URL));
+    }
+
+    if let Ok(nodes) = std::env::var("REDIS_CLUSTER") {
+        let nodes: Vec<String> = nodes.split(',').map(str::to_owned).collect();
+        let store = runtime
+            .block_on(RedisClusterStore::connect(&nodes, &options))
+            .unwrap_or_else(|error| panic!("REDIS_CLUSTER={nodes:?}: {error}"));
+        bench_store(c, &runtime, store, None);
     }
 }
 
