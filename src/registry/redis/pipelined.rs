@@ -96,7 +96,7 @@ struct Target {
     /// Whether a caller finding the connection ended dials the same address again (one
     /// server), or hears so at once (the Sentinel store, which asks the Sentinels where the
     /// master is now rather than redialling one a failover may have demoted).
-    redial: bool,
+    redial: Redial,
 }
 
 impl PipelinedConnection {
@@ -120,12 +120,11 @@ impl PipelinedConnection {
     pub async fn connect_to(
         info: &ConnectionInfo,
         certificates: Option<&TlsCertificates>,
-        (connect_timeout, command_timeout): (Duration, Duration),
+        timeouts: (Duration, Duration),
         redial: Redial,
     ) -> RedisResult<Self> {
         crate::metrics::redis::preregister();
-        let mut target = Target::of(info, certificates, connect_timeout, command_timeout)?;
-        target.redial = redial == Redial::Yes;
+        let target = Target::of(info, certificates, timeouts, redial)?;
         let link = target.dial().await?;
         Ok(PipelinedConnection {
             shared: Arc::new(Shared {
@@ -153,7 +152,7 @@ impl PipelinedConnection {
         };
         let answered = match sent {
             Ok(answered) => answered,
-            Err((NotSent::Closed, _)) if !self.shared.target.redial => {
+            Err((NotSent::Closed, _)) if self.shared.target.redial == Redial::No => {
                 return Err(refused(NotSent::Closed));
             }
             Err((NotSent::Closed, generation)) => {
@@ -251,12 +250,13 @@ fn out_of_step() -> RedisError {
 }
 
 impl Target {
-    /// Reads the server's address and login from `info` and prepares TLS.
+    /// Reads the server's address and login from `info` and prepares TLS; `timeouts` are the
+    /// connect and command timeouts.
     fn of(
         info: &ConnectionInfo,
         certificates: Option<&TlsCertificates>,
-        connect_timeout: Duration,
-        command_timeout: Duration,
+        (connect_timeout, command_timeout): (Duration, Duration),
+        redial: Redial,
     ) -> RedisResult<Target> {
         let settings = info.redis_settings();
         if settings.protocol() != ProtocolVersion::RESP2 {
@@ -294,7 +294,7 @@ impl Target {
                 max_waiting: MAX_WAITING,
                 stall_after: command_timeout,
             },
-            redial: true,
+            redial,
         })
     }
 

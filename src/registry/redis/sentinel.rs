@@ -59,9 +59,7 @@ struct Current {
 /// How a connection to the master is opened: which client, its timeouts, the certificates.
 struct Opening {
     client: RedisClient,
-    /// The crate's client's timeouts.
-    config: AsyncConnectionConfig,
-    /// The own client's: connect, command.
+    /// Connect, command.
     timeouts: (Duration, Duration),
     certificates: Option<TlsCertificates>,
 }
@@ -73,10 +71,16 @@ impl Opening {
     /// A connection to the master the Sentinels name now.
     async fn open(&self, sentinel: &mut SentinelClient) -> RedisResult<Master> {
         match self.client {
-            RedisClient::RedisRs => sentinel
-                .get_async_connection_with_config(&self.config)
-                .await
-                .map(EitherClient::Crate),
+            RedisClient::RedisRs => {
+                let (connect, command) = self.timeouts;
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(connect))
+                    .set_response_timeout(Some(command));
+                sentinel
+                    .get_async_connection_with_config(&config)
+                    .await
+                    .map(EitherClient::Crate)
+            }
             RedisClient::Ringcast => {
                 // The master's address as the Sentinels give it, with the login and TLS
                 // mode [`sentinel_client`] configured for it.
@@ -127,9 +131,6 @@ impl SentinelConnection {
         let mut sentinel = sentinel_client(target)?;
         let opening = Opening {
             client,
-            config: AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(connect_timeout))
-                .set_response_timeout(Some(command_timeout)),
             timeouts: (connect_timeout, command_timeout),
             certificates: target.certificates.cloned(),
         };
