@@ -351,10 +351,11 @@ pub struct RedisConfig {
     /// before the first registration: changing it later re-homes every owner entry (see
     /// `registry::redis`, "Memory").
     pub owner_buckets: u32,
-    /// Which client `store = "redis"` and `"redis-sentinel"` speak with: `"ringcast"` (its
-    /// own pipelined connection, `registry::redis::pipelined`, the default; RESP2 over
-    /// `redis://` or `rediss://`) or `"redis-rs"` (the redis crate's reconnecting manager,
-    /// or its multiplexed connection to Sentinel's master).
+    /// Which client the Redis stores speak with: `"ringcast"` (its own pipelined connection,
+    /// `registry::redis::pipelined`, and over a cluster one per master,
+    /// `registry::redis::cluster`; the default; RESP2 over `redis://` or `rediss://`) or
+    /// `"redis-rs"` (the redis crate's reconnecting manager, its multiplexed connection to
+    /// Sentinel's master, or its cluster client).
     pub client: RedisClient,
 }
 

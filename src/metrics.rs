@@ -34,6 +34,8 @@
 //! | `ringcast_redis_commands_waiting` | gauge (own Redis connection only) | — |
 //! | `ringcast_redis_commands_refused_total` | counter (own Redis connection only) | — |
 //! | `ringcast_redis_connections_ended_total` | counter (own Redis connection only) | `reason` |
+//! | `ringcast_redis_cluster_redirections_total` | counter (own cluster connection only) | `kind` |
+//! | `ringcast_redis_cluster_map_reads_total` | counter (own cluster connection only) | `outcome` |
 //! | `ringcast_events_total` | counter | `kind`, `outcome` |
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
 //! | `ringcast_push_config_errors_total` | counter | `provider`, `tenant`, `app`, `reason` |
@@ -71,6 +73,8 @@
 //! - `durability` of `embedded_write_seconds`: `lazy`, `fsync` ([`embedded::WriteDurability`]).
 //! - `reason` of `redis_connections_ended_total`: `closed`, `io`, `protocol`, `stalled`
 //!   ([`redis::ConnectionEnd`]).
+//! - `kind` of `redis_cluster_redirections_total`: `moved`, `ask` ([`redis::Redirection`]);
+//!   `outcome` of `redis_cluster_map_reads_total`: `read`, `failed` ([`redis::MapRead`]).
 //! - `kind` of `events_total`: `incoming_call`, `call_ended`, `missed_call` ([`PushKind`]);
 //!   `outcome`: `accepted`, `duplicate`, `no_devices`, `invalid`, `busy`, `unavailable`
 //!   ([`EventOutcome`]).

@@ -46,10 +46,6 @@ impl RedisConfig {
                 "master_db",
                 store != StoreKind::RedisSentinel && self.master_db != 0,
             ),
-            (
-                "client",
-                store == StoreKind::RedisCluster && self.client != RedisClient::default(),
-            ),
         ];
         for (key, _) in stray.iter().filter(|(_, stray)| *stray) {
             problems.push(format!(
@@ -69,11 +65,13 @@ impl RedisConfig {
         for url in urls {
             problems.extend(url_problem(key, url));
         }
-        if store == StoreKind::Redis
-            && self.client == RedisClient::Ringcast
-            && let Err(unsupported) = pipelined::check_url(&self.url)
-        {
-            problems.push(format!("registry.redis.url: {unsupported}"));
+        if store != StoreKind::RedisSentinel && self.client == RedisClient::Ringcast {
+            // The Sentinels' URLs are the crate's; the master's address comes from them.
+            for url in urls {
+                if let Err(unsupported) = pipelined::check_url(url) {
+                    problems.push(format!("registry.redis.{key}: {unsupported}"));
+                }
+            }
         }
         let tls = urls
             .iter()

@@ -544,10 +544,10 @@ fn each_redis_store_reads_its_own_key_and_refuses_the_others() {
     assert!(error.contains("registry.redis.url is not used"), "{error}");
 }
 
-/// `client` picks the single server's client: read from the file by its name, refused for
-/// the other stores, and `"ringcast"` refuses a URL it cannot serve.
+/// `client` picks the Redis stores' client: read from the file by its name, valid for every
+/// Redis store, and `"ringcast"` refuses a URL it cannot serve.
 #[test]
-fn the_redis_client_is_the_single_servers_or_sentinels_and_checks_its_url() {
+fn the_redis_client_is_read_for_every_redis_store_and_checks_its_urls() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "node.toml",
@@ -576,15 +576,21 @@ fn the_redis_client_is_the_single_servers_or_sentinels_and_checks_its_url() {
     config.registry.redis.client = RedisClient::RedisRs;
     assert!(config.validate().is_ok(), "{:?}", config.validate());
 
+    // A cluster's nodes: either client, and the own one checks every node's URL.
     config.registry.redis.url = RedisConfig::default().url;
     config.registry.store = StoreKind::RedisCluster;
-    config.registry.redis.nodes = vec!["redis://a:6379".into()];
+    config.registry.redis.nodes = vec![
+        "redis://a:6379".into(),
+        "redis://b:6379/?protocol=resp3".into(),
+    ];
+    assert!(config.validate().is_ok(), "{:?}", config.validate());
+    config.registry.redis.client = RedisClient::Ringcast;
     let error = config.validate().unwrap_err().to_string();
     assert!(
-        error.contains("registry.redis.client is not used by store = \"redis-cluster\""),
+        error.contains("registry.redis.nodes: RESP3 (protocol=resp3) is not supported"),
         "{error}"
     );
-    config.registry.redis.client = RedisClient::Ringcast;
+    config.registry.redis.nodes.pop();
     assert!(config.validate().is_ok(), "{:?}", config.validate());
 
     // Sentinel's master is one server: either client may speak to it.

@@ -1,7 +1,8 @@
 //! The instruments of ringcast's own Redis connection (src/registry/redis/pipelined.rs, the
-//! default client of the single-server and Sentinel stores): its bounded queue of commands
-//! waiting for replies, what that bound refused, and why connections ended. The crate's
-//! connections (the cluster store, `client = "redis-rs"`) report none of these.
+//! default client of every Redis store): its bounded queue of commands waiting for replies,
+//! what that bound refused, and why connections ended; over a cluster
+//! (src/registry/redis/cluster.rs), the redirections it followed and its readings of the slot
+//! map. The crate's connections (`client = "redis-rs"`) report none of these.
 
 use super::hot::Handles;
 use super::vocabulary::labels;
@@ -13,6 +14,10 @@ pub const COMMANDS_WAITING: &str = "ringcast_redis_commands_waiting";
 pub const COMMANDS_REFUSED_TOTAL: &str = "ringcast_redis_commands_refused_total";
 /// Own Redis connections that ended, by why.
 pub const CONNECTIONS_ENDED_TOTAL: &str = "ringcast_redis_connections_ended_total";
+/// Commands a Redis Cluster redirected, by kind of redirection.
+pub const CLUSTER_REDIRECTIONS_TOTAL: &str = "ringcast_redis_cluster_redirections_total";
+/// Readings of a Redis Cluster's slot map, by outcome.
+pub const CLUSTER_MAP_READS_TOTAL: &str = "ringcast_redis_cluster_map_reads_total";
 
 labels! {
     /// Why an own Redis connection ended (`ringcast_redis_connections_ended_total{reason}`).
@@ -25,6 +30,28 @@ labels! {
         Protocol => "protocol",
         /// Commands waited a whole command timeout and no reply came.
         Stalled => "stalled",
+    }
+}
+
+labels! {
+    /// How a Redis Cluster redirected a command
+    /// (`ringcast_redis_cluster_redirections_total{kind}`).
+    Redirection {
+        /// `MOVED`: the slot has another master; the map is read again.
+        Moved => "moved",
+        /// `ASK`: the slot is moving and the key has left; sent once to the node named.
+        Ask => "ask",
+    }
+}
+
+labels! {
+    /// How a reading of a Redis Cluster's slot map went
+    /// (`ringcast_redis_cluster_map_reads_total{outcome}`).
+    MapRead {
+        /// A node answered `CLUSTER SLOTS`.
+        Read => "read",
+        /// No node answered: callers keep the map they had.
+        Failed => "failed",
     }
 }
 
@@ -45,10 +72,20 @@ pub fn describe() {
         Unit::Count,
         "This node's own Redis connections that ended, by reason: closed (by the server), io, protocol, stalled (commands waited a command timeout with no reply)."
     );
+    describe_counter!(
+        CLUSTER_REDIRECTIONS_TOTAL,
+        Unit::Count,
+        "Commands the Redis Cluster redirected to another node, by kind: moved (the slot has another master: a failover or a finished resharding), ask (the slot is moving). Own cluster connection only."
+    );
+    describe_counter!(
+        CLUSTER_MAP_READS_TOTAL,
+        Unit::Count,
+        "Readings of the Redis Cluster's slot map (CLUSTER SLOTS) by outcome: read, failed (no node answered). Own cluster connection only; each follows a MOVED or a master out of reach."
+    );
 }
 
 /// Registers every series at zero; called when the node opens its first own connection, so
-/// a node on the cluster store or the crate's client shows none. Idempotent: later calls add
+/// a node on the crate's client shows none. Idempotent: later calls add
 /// nothing.
 pub fn preregister() {
     gauge!(COMMANDS_WAITING).increment(0.0);
@@ -81,4 +118,25 @@ pub fn command_refused() {
 /// A connection ended for `reason`.
 pub fn connection_ended(reason: ConnectionEnd) {
     counter!(CONNECTIONS_ENDED_TOTAL, "reason" => reason.label()).increment(1);
+}
+
+/// Registers the cluster connection's series at zero; called when an own cluster connection
+/// opens. Idempotent.
+pub fn preregister_cluster() {
+    for kind in Redirection::ALL {
+        counter!(CLUSTER_REDIRECTIONS_TOTAL, "kind" => kind.label()).increment(0);
+    }
+    for outcome in MapRead::ALL {
+        counter!(CLUSTER_MAP_READS_TOTAL, "outcome" => outcome.label()).increment(0);
+    }
+}
+
+/// A Redis Cluster redirected a command.
+pub fn cluster_redirected(kind: Redirection) {
+    counter!(CLUSTER_REDIRECTIONS_TOTAL, "kind" => kind.label()).increment(1);
+}
+
+/// The cluster's slot map was read, or no node answered.
+pub fn cluster_map_read(outcome: MapRead) {
+    counter!(CLUSTER_MAP_READS_TOTAL, "outcome" => outcome.label()).increment(1);
 }

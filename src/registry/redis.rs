@@ -119,11 +119,13 @@
 //!
 //! Every command runs under `command_timeout`; each store's connection reconnects on its own
 //! (one server: ringcast's own [`pipelined`] connection, or the crate's `ConnectionManager`
-//! with bounded retries; see [`SingleConnection`]), so while Redis is down calls fail fast
-//! with [`StoreError::Unavailable`] and work again once it is back, without restarting the
-//! node.
+//! with bounded retries; see [`SingleConnection`]; a cluster: one own connection per master,
+//! found again from the slot map, see [`cluster`], or the crate's cluster client), so while
+//! Redis is down calls fail fast with [`StoreError::Unavailable`] and work again once it is
+//! back, without restarting the node.
 
 mod claims;
+pub mod cluster;
 pub mod command;
 mod keys;
 mod owners;
@@ -165,8 +167,7 @@ pub struct RedisOptions {
     /// registrations ÷ 16 to ÷ 32, so each bucket stays a small listpack. Changing it on a live
     /// deployment moves every token's entry to another bucket; see the module doc first.
     pub owner_buckets: u32,
-    /// Which client the store of one server, or of the master Sentinel names, speaks with
-    /// (the cluster store speaks the crate's).
+    /// Which client the store speaks with: ringcast's own (the default) or the crate's.
     pub client: RedisClient,
 }
 
@@ -197,7 +198,11 @@ pub struct RedisStore<C> {
 /// The store over one Redis server.
 pub type RedisSingleStore = RedisStore<SingleConnection>;
 /// The store over a Redis Cluster.
-pub type RedisClusterStore = RedisStore<redis::cluster_async::ClusterConnection>;
+pub type RedisClusterStore = RedisStore<ClusterConnection>;
+/// A Redis Cluster's connection: the crate's cluster client, or ringcast's own
+/// ([`cluster`]).
+pub type ClusterConnection =
+    EitherClient<redis::cluster_async::ClusterConnection, cluster::OwnCluster>;
 /// The store over the master Redis Sentinel names, followed across failovers.
 pub type RedisSentinelStore = RedisStore<sentinel::SentinelConnection>;
 
@@ -264,14 +269,27 @@ impl RedisClusterStore {
         certificates: Option<&redis::TlsCertificates>,
         options: &RedisOptions,
     ) -> Result<Self, StoreError> {
-        let client = cluster_client(nodes, certificates)?
-            .connection_timeout(options.connect_timeout)
-            .response_timeout(options.command_timeout)
-            .retries(RECONNECT_RETRIES as u32)
-            .build()
-            .map_err(unavailable)?;
-        let connection =
-            bounded(options.connect_timeout * 2, client.get_async_connection()).await?;
+        let connection = match options.client {
+            RedisClient::RedisRs => {
+                let client = cluster_client(nodes, certificates)?
+                    .connection_timeout(options.connect_timeout)
+                    .response_timeout(options.command_timeout)
+                    .retries(RECONNECT_RETRIES as u32)
+                    .build()
+                    .map_err(unavailable)?;
+                let connecting = client.get_async_connection();
+                EitherClient::Crate(bounded(options.connect_timeout * 2, connecting).await?)
+            }
+            RedisClient::Ringcast => {
+                let connecting = cluster::OwnCluster::connect(
+                    nodes,
+                    certificates,
+                    options.connect_timeout,
+                    options.command_timeout,
+                );
+                EitherClient::Own(bounded(options.connect_timeout * 2, connecting).await?)
+            }
+        };
         let store = RedisStore {
             connection,
             options: *options,

@@ -24,7 +24,9 @@ use crate::metrics::{self, EndBroadcast};
 use crate::registry::AnyStore;
 use crate::registry::redis::command::{ScriptCall, query};
 use crate::registry::redis::sentinel::{self, MasterLogin, SentinelConnection, SentinelTarget};
-use crate::registry::redis::{RedisClient, SingleConnection, cluster_client, tls};
+use crate::registry::redis::{
+    ClusterConnection, EitherClient, RedisClient, SingleConnection, cluster_client, tls,
+};
 use crate::vocab::IdentityKey;
 use futures_util::StreamExt;
 use redis::RedisResult;
@@ -61,7 +63,7 @@ pub enum EndChannel {
     /// One Redis server.
     Single(SingleConnection),
     /// A Redis Cluster (a `PUBLISH` on any node reaches every node's subscribers).
-    Cluster(redis::cluster_async::ClusterConnection),
+    Cluster(ClusterConnection),
     /// The master Redis Sentinel names; every node subscribes on the master too.
     Sentinel(SentinelConnection),
 }
@@ -99,7 +101,8 @@ impl EndChannel {
                         .connection_timeout(connect_timeout)
                         .response_timeout(response_timeout)
                         .build()?;
-                    EndChannel::Cluster(client.get_async_connection().await?)
+                    // The crate's client, as for one server: blocking reads (see below).
+                    EndChannel::Cluster(EitherClient::Crate(client.get_async_connection().await?))
                 }
                 EndSource::Sentinel {
                     sentinels,

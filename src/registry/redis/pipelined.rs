@@ -191,19 +191,47 @@ impl PipelinedConnection {
     }
 }
 
+impl PipelinedConnection {
+    /// Sends one command and waits for its reply. An error reply is handed on as a value, as
+    /// the crate's connections do: whoever reads it (`command::query`, `Cmd::query_async`)
+    /// makes it an error.
+    pub async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
+        match self
+            .request(|out| cmd.write_packed_command(out), Expect::ONE)
+            .await?
+        {
+            Reply::One(value) => Ok(value),
+            Reply::Many(_) => Err(out_of_step()),
+        }
+    }
+
+    /// Sends `ASKING` and `cmd` in one write and waits for `cmd`'s reply: how a Redis
+    /// Cluster client follows an `ASK` redirection to the node a slot is moving to.
+    pub async fn asking(&self, cmd: &Cmd) -> RedisResult<Value> {
+        let pack = |out: &mut Vec<u8>| {
+            out.extend_from_slice(b"*1\r\n$6\r\nASKING\r\n");
+            cmd.write_packed_command(out);
+        };
+        let expect = Expect {
+            skip: 1,
+            keep: 1,
+            transaction: false,
+        };
+        match self.request(pack, expect).await? {
+            Reply::Many(mut values) if values.len() == 1 => values.pop().ok_or_else(out_of_step),
+            _ => Err(out_of_step()),
+        }
+    }
+
+    /// Whether the connection is up: not ended, or ended and dialled again since.
+    pub fn is_open(&self) -> bool {
+        self.shared.current.load().link.is_open()
+    }
+}
+
 impl ConnectionLike for PipelinedConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            match self
-                .request(|out| cmd.write_packed_command(out), Expect::ONE)
-                .await?
-            {
-                // An error reply is handed on as a value, as the crate's connections do:
-                // whoever reads it (`command::query`, `Cmd::query_async`) makes it an error.
-                Reply::One(value) => Ok(value),
-                Reply::Many(_) => Err(out_of_step()),
-            }
-        })
+        Box::pin(self.command(cmd))
     }
 
     fn req_packed_commands<'a>(

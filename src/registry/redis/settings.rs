@@ -5,8 +5,9 @@
 //! master is asked once. Managed Redis services often disable `CONFIG`: a server that refuses
 //! leaves the check silent for it.
 
+use super::EitherClient;
+use super::cluster::OwnCluster;
 use redis::aio::ConnectionLike;
-use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{RedisResult, Value};
 use std::future::Future;
@@ -87,21 +88,42 @@ impl ReadSettings for super::sentinel::SentinelConnection {
     }
 }
 
-impl ReadSettings for ClusterConnection {
-    /// Every node, masters and replicas: the cluster client would send an unrouted `CONFIG
-    /// GET` to one node of its choosing.
+impl ReadSettings for super::ClusterConnection {
+    /// Every node, masters and replicas: a cluster client would send an unrouted `CONFIG GET`
+    /// to one node of its choosing.
     fn read_setting<'a>(
         &'a mut self,
         name: &'a str,
     ) -> Pin<Box<dyn Future<Output = RedisResult<Vec<Reading>>> + Send + 'a>> {
         Box::pin(async move {
-            let mut query = redis::cmd("CONFIG");
-            query.arg("GET").arg(name);
-            let every_node = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
-            let answers = self.route_command(query, every_node).await?;
-            Ok(per_node(answers))
+            match self {
+                EitherClient::Crate(connection) => {
+                    let mut query = redis::cmd("CONFIG");
+                    query.arg("GET").arg(name);
+                    let every_node =
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
+                    let answers = connection.route_command(query, every_node).await?;
+                    Ok(per_node(answers))
+                }
+                EitherClient::Own(cluster) => Ok(read_every_node(cluster, name).await),
+            }
         })
     }
+}
+
+/// `CONFIG GET name` on every node the own cluster connection's map names, each over a
+/// connection of its own; a node out of reach is left out.
+async fn read_every_node(cluster: &OwnCluster, name: &str) -> Vec<Reading> {
+    let mut readings = Vec::new();
+    for address in cluster.nodes() {
+        let Ok(mut node) = cluster.dial(&address).await else {
+            continue;
+        };
+        if let Ok(Some((_, value))) = read_one(&mut node, name).await.map(|mut one| one.pop()) {
+            readings.push((Some(super::cluster::node_name(&address)), value));
+        }
+    }
+    readings
 }
 
 /// The readings in a multi-node answer: a map of node address to that node's `CONFIG GET`

@@ -22,19 +22,20 @@ pub enum RedisClient {
     Ringcast,
 }
 
-/// A connection of either client: the crate's `C`, or ringcast's own.
+/// A connection of either client: the crate's `C`, or ringcast's own `O` (to one server, or
+/// to a cluster's masters).
 #[derive(Clone)]
-pub enum EitherClient<C> {
+pub enum EitherClient<C, O = PipelinedConnection> {
     /// The redis crate's.
     Crate(C),
     /// ringcast's own.
-    Own(PipelinedConnection),
+    Own(O),
 }
 
 /// A single server's connection: the crate's reconnecting manager, or the own one.
 pub type SingleConnection = EitherClient<ConnectionManager>;
 
-impl<C: ConnectionLike + Send> ConnectionLike for EitherClient<C> {
+impl<C: ConnectionLike + Send, O: ConnectionLike + Send> ConnectionLike for EitherClient<C, O> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             EitherClient::Crate(connection) => connection.req_packed_command(cmd),
