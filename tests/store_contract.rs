@@ -79,17 +79,22 @@ async fn redis_store_with_one_owner_bucket_keeps_the_contract() {
     run_all(&store, &unique_tenant("redis-1bucket")).await;
 }
 
+/// The contract over a three-master cluster, over both clients (one cluster for both: each
+/// case uses a tenant of its own).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_store_keeps_the_contract() {
     let cluster = support::redis_cluster::RedisCluster::start(3).await;
-    let options = RedisOptions {
-        max_devices_per_identity: MAX_DEVICES,
-        ..RedisOptions::default()
-    };
-    let store = RedisClusterStore::connect(&cluster.urls(), &options)
-        .await
-        .unwrap();
-    run_all(&store, &unique_tenant("cluster")).await;
+    for client in [RedisClient::RedisRs, RedisClient::Ringcast] {
+        let options = RedisOptions {
+            max_devices_per_identity: MAX_DEVICES,
+            client,
+            ..RedisOptions::default()
+        };
+        let store = RedisClusterStore::connect(&cluster.urls(), &options)
+            .await
+            .unwrap();
+        run_all(&store, &unique_tenant(&format!("cluster-{client:?}"))).await;
+    }
 }
 
 /// The contract over TLS, against a server that asks for a client certificate: the CA and
@@ -126,7 +131,7 @@ async fn redis_store_over_tls_keeps_the_contract() {
     }
 }
 
-/// The contract over a cluster whose nodes speak TLS: the client must reach every node it
+/// The contract over a cluster whose nodes speak TLS: each client must reach every node it
 /// learns from `CLUSTER SLOTS` over TLS with the same CA and client certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_store_over_tls_keeps_the_contract() {
@@ -139,15 +144,20 @@ async fn redis_cluster_store_over_tls_keeps_the_contract() {
         ..RedisConfig::default()
     };
     let certificates = tls::certificates(&config).expect("the test's TLS files");
-    let options = RedisOptions {
-        max_devices_per_identity: MAX_DEVICES,
-        ..RedisOptions::default()
-    };
-    let store =
-        RedisClusterStore::connect_with_tls(&cluster.urls(), certificates.as_ref(), &options)
-            .await
-            .expect("connect to the cluster over TLS");
-    run_all(&store, &unique_tenant("cluster-tls")).await;
+    for client in [RedisClient::RedisRs, RedisClient::Ringcast] {
+        let options = RedisOptions {
+            max_devices_per_identity: MAX_DEVICES,
+            client,
+            ..RedisOptions::default()
+        };
+        let store =
+            RedisClusterStore::connect_with_tls(&cluster.urls(), certificates.as_ref(), &options)
+                .await
+                .unwrap_or_else(|error| {
+                    panic!("connect to the cluster over TLS ({client:?}): {error}")
+                });
+        run_all(&store, &unique_tenant(&format!("cluster-tls-{client:?}"))).await;
+    }
 }
 
 /// TLS that checks nothing would pass the contract too: the server's certificate must chain
@@ -455,6 +465,7 @@ async fn redis_sentinel_store_over_tls_keeps_the_contract() {
 
 mod redis_only {
     use super::{MAX_DEVICES, contract, support, unique_tenant};
+    use redis::{ErrorKind, ServerErrorKind};
     use ringcast::registry::redis::{
         RedisClient, RedisClusterStore, RedisOptions, RedisSingleStore,
     };
@@ -719,6 +730,160 @@ mod redis_only {
             bucket_slots.len() > 1,
             "buckets carry no hash tag: they spread over slots"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slot_moving_between_masters_is_followed_by_the_crates_client() {
+        a_slot_moving_between_masters_is_followed(RedisClient::RedisRs).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slot_moving_between_masters_is_followed_by_the_own_client() {
+        a_slot_moving_between_masters_is_followed(RedisClient::Ringcast).await;
+    }
+
+    /// An identity's slot moves to another master while the store uses it, as `redis-cli
+    /// --cluster reshard` moves slots. During the move the source answers `-ASK` for the keys
+    /// it no longer holds, so the client must send `ASKING` and the command to the target;
+    /// after it every other master answers `-MOVED`, so the client must learn the new owner.
+    /// Reads and writes go on through the same store all along, and the identity ends up on
+    /// the target with every write made.
+    async fn a_slot_moving_between_masters_is_followed(client: RedisClient) {
+        let cluster = support::redis_cluster::RedisCluster::start(3).await;
+        let options = RedisOptions {
+            client,
+            ..options()
+        };
+        let store = RedisClusterStore::connect(&cluster.urls(), &options)
+            .await
+            .unwrap();
+        let tenant = unique_tenant(&format!("cluster-reshard-{client:?}"));
+        let who = IdentityKey::new(tenant.as_str(), "alice");
+        let identity_key = format!("{{{tenant}:alice}}");
+        let now = contract::wall_clock();
+        for (token, device) in ["d0", "d1"].into_iter().enumerate() {
+            register_new(&store, &who, device, token as u8, now, "before the move").await;
+        }
+
+        let urls = cluster.urls();
+        let slot = key_slot(&urls[0], &identity_key).await;
+        let source = cluster.owner_of_slot(slot).await;
+        // Every node of a 3-master cluster without replicas is a master.
+        let target = (source + 1) % 3;
+        let (source_url, target_url) = (&urls[source], &urls[target]);
+
+        cluster.begin_slot_migration(slot, source, target).await;
+        let moved = cluster.migrate_keys(slot, source, target).await;
+        assert!(
+            moved.contains(&identity_key),
+            "the identity's hash moved to the target: {moved:?}"
+        );
+        let asked = hlen_on(source_url, &identity_key).await;
+        assert_redirected(asked, ServerErrorKind::Ask, &cluster.address(target), slot);
+        assert_eq!(
+            device_ids(&store, &who, now).await,
+            ["d0", "d1"],
+            "read during the move: the source answers ASK"
+        );
+        register_new(&store, &who, "d2", 2, now, "during the move (ASK)").await;
+        assert_eq!(
+            device_ids(&store, &who, now).await,
+            ["d0", "d1", "d2"],
+            "a write during the move lands where reads find it"
+        );
+
+        cluster.finish_slot_migration(slot, target).await;
+        let told = hlen_on(source_url, &identity_key).await;
+        assert_redirected(told, ServerErrorKind::Moved, &cluster.address(target), slot);
+        assert_eq!(
+            device_ids(&store, &who, now).await,
+            ["d0", "d1", "d2"],
+            "read after the move: the source answers MOVED"
+        );
+        register_new(&store, &who, "d3", 3, now, "after the move (MOVED)").await;
+        assert_eq!(
+            device_ids(&store, &who, now).await,
+            ["d0", "d1", "d2", "d3"],
+            "a write after the move"
+        );
+        let unregistered = store.unregister(&who, "d0", now).await;
+        assert!(
+            unregistered.expect("unregister after the move"),
+            "d0 was live, so unregistering it says so"
+        );
+        assert_eq!(
+            device_ids(&store, &who, now).await,
+            ["d1", "d2", "d3"],
+            "an unregistration after the move"
+        );
+        let held = hlen_on(target_url, &identity_key).await;
+        let held = held.unwrap_or_else(|error| panic!("the target serves the identity: {error}"));
+        assert_eq!(
+            held, 3,
+            "the target itself holds the identity, one field per device left"
+        );
+    }
+
+    /// Registers a device `who` did not have yet, an hour long, with a token of its own.
+    async fn register_new(
+        store: &RedisClusterStore,
+        who: &IdentityKey,
+        device: &str,
+        token: u8,
+        now: u64,
+        when: &str,
+    ) {
+        let registered = store
+            .register(who, &registration(device, token, now, HOUR))
+            .await
+            .unwrap_or_else(|error| panic!("register {device} {when}: {error}"));
+        assert!(registered.created, "{device} is a new device {when}");
+    }
+
+    /// `who`'s live devices by id, as the store lists them (ordered by id).
+    async fn device_ids(store: &RedisClusterStore, who: &IdentityKey, now: u64) -> Vec<String> {
+        let listed = store.list(who, now).await;
+        let registrations = listed.unwrap_or_else(|error| panic!("list {who:?}: {error}"));
+        registrations
+            .into_iter()
+            .map(|registration| registration.device_id)
+            .collect()
+    }
+
+    /// The cluster slot of `key` (`CLUSTER KEYSLOT`, asked of the node at `url`).
+    async fn key_slot(url: &str, key: &str) -> u16 {
+        let client = redis::Client::open(url).unwrap();
+        let mut node = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query_async(&mut node)
+            .await
+            .unwrap()
+    }
+
+    /// What the node at `url` itself answers to `HLEN key`: the field count where the key's
+    /// slot is served, else its `ASK` or `MOVED` redirection (a plain connection follows
+    /// none).
+    async fn hlen_on(url: &str, key: &str) -> redis::RedisResult<i64> {
+        let client = redis::Client::open(url)?;
+        let mut node = client.get_multiplexed_async_connection().await?;
+        redis::cmd("HLEN").arg(key).query_async(&mut node).await
+    }
+
+    /// `answer` is a redirection of `kind` (`ASK` or `MOVED`) to `slot` on the node at
+    /// `address`: the scenario really makes the client follow one.
+    fn assert_redirected(
+        answer: redis::RedisResult<i64>,
+        kind: ServerErrorKind,
+        address: &str,
+        slot: u16,
+    ) {
+        let Err(error) = answer else {
+            panic!("expected a {kind:?} redirection to {address}, got {answer:?}");
+        };
+        assert_eq!(error.kind(), ErrorKind::Server(kind), "{error}");
+        assert_eq!(error.redirect_node(), Some((address, slot)), "{error}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

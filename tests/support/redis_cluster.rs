@@ -2,6 +2,7 @@
 //! that take over when their master fails (`CLUSTER FAILOVER`, or a killed master), all
 //! stopped on drop.
 
+use super::eventually::eventually;
 use super::redis_server::{RedisServer, redis_cli_binary};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
@@ -12,6 +13,10 @@ const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_NODE_TIMEOUT_MS: u64 = 15_000;
 /// Redis Cluster's bus listens on the client port plus this offset.
 const BUS_OFFSET: u16 = 10_000;
+/// How long one step a test takes on purpose (a `CLUSTER SETSLOT`, a `MIGRATE`) may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many keys [`RedisCluster::migrate_keys`] moves per `MIGRATE`.
+const MIGRATE_BATCH: usize = 100;
 
 /// A running Redis Cluster.
 pub struct RedisCluster {
@@ -311,6 +316,137 @@ impl RedisCluster {
             }
         }
     }
+
+    /// Node `index`'s id (`CLUSTER MYID`): how `CLUSTER SETSLOT` names a node.
+    pub async fn node_id(&self, index: usize) -> String {
+        self.run(index, &["CLUSTER", "MYID"]).await
+    }
+
+    /// Node `index`'s address as redirections name it, `127.0.0.1:PORT`.
+    pub fn address(&self, index: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[index].port())
+    }
+
+    /// The index of the master serving `slot`, once the running nodes agree on it.
+    pub async fn owner_of_slot(&self, slot: u16) -> usize {
+        eventually(
+            &format!("the nodes to agree who serves slot {slot}"),
+            || self.agreed_owner_of_slot(slot),
+        )
+        .await
+    }
+
+    /// Starts moving `slot` from master `from` to master `to`, as `redis-cli --cluster
+    /// reshard` does: `to` imports it, then `from` migrates it. Until
+    /// [`RedisCluster::finish_slot_migration`], `from` still serves the slot's keys it holds
+    /// and answers `-ASK <slot> <to's address>` for the others, which `to` serves only after
+    /// `ASKING`.
+    pub async fn begin_slot_migration(&self, slot: u16, from: usize, to: usize) {
+        let slot = slot.to_string();
+        let (from_id, to_id) = (self.node_id(from).await, self.node_id(to).await);
+        // The target first: a client sent there by an ASK must find it importing already.
+        let _: String = self
+            .run(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])
+            .await;
+        let _: String = self
+            .run(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])
+            .await;
+    }
+
+    /// Moves every key of `slot` that master `from` still holds to master `to` (`MIGRATE`,
+    /// in batches), once [`RedisCluster::begin_slot_migration`] began; the keys it moved.
+    pub async fn migrate_keys(&self, slot: u16, from: usize, to: usize) -> Vec<String> {
+        let slot = slot.to_string();
+        let port = self.nodes[to].port().to_string();
+        let timeout_ms = COMMAND_TIMEOUT.as_millis().to_string();
+        let batch = MIGRATE_BATCH.to_string();
+        let mut moved = Vec::new();
+        loop {
+            let keys: Vec<String> = self
+                .run(from, &["CLUSTER", "GETKEYSINSLOT", &slot, &batch])
+                .await;
+            if keys.is_empty() {
+                return moved;
+            }
+            // An empty key and `KEYS` move many keys at once; database 0 is a cluster's only.
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", &timeout_ms, "KEYS"];
+            migrate.extend(keys.iter().map(String::as_str));
+            let _: String = self.run(from, &migrate).await;
+            moved.extend(keys);
+        }
+    }
+
+    /// Hands `slot` to master `to` for good (`CLUSTER SETSLOT <slot> NODE <to>` on every
+    /// master, `to` first so that it bumps its epoch and the change wins over gossip), and
+    /// waits until every running node says `to` serves it: from then on the other masters
+    /// answer `-MOVED <slot> <to's address>`.
+    pub async fn finish_slot_migration(&self, slot: u16, to: usize) {
+        let (slot_arg, to_id) = (slot.to_string(), self.node_id(to).await);
+        let roles = self.roles_agreed().await;
+        let others = (0..self.nodes.len()).filter(|&index| index != to);
+        for index in std::iter::once(to).chain(others) {
+            if roles[index] == Role::Master {
+                let _: String = self
+                    .run(index, &["CLUSTER", "SETSLOT", &slot_arg, "NODE", &to_id])
+                    .await;
+            }
+        }
+        eventually(
+            &format!("every node to see node {to} serve slot {slot}"),
+            || async move { (self.agreed_owner_of_slot(slot).await? == to).then_some(()) },
+        )
+        .await;
+    }
+
+    /// The master serving `slot` if every running node says the same, by node index.
+    async fn agreed_owner_of_slot(&self, slot: u16) -> Option<usize> {
+        let mut agreed = None;
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
+            let seen = self.owner_of_slot_seen_by(&node.url(), slot).await?;
+            if agreed.is_some_and(|owner| owner != seen) {
+                return None;
+            }
+            agreed = Some(seen);
+        }
+        agreed
+    }
+
+    /// The master serving `slot` as `CLUSTER NODES` of the node at `url` says, by node index.
+    async fn owner_of_slot_seen_by(&self, url: &str, slot: u16) -> Option<usize> {
+        let text = cluster_command(url, "NODES").await?;
+        // Each line: <id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slots…>
+        text.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (address, slots) = (fields.get(1)?, fields.get(8..)?);
+            if !slots.iter().any(|entry| slot_entry_holds(entry, slot)) {
+                return None;
+            }
+            let port: u16 = address.split(['@', ':']).nth(1)?.parse().ok()?;
+            self.nodes.iter().position(|node| node.port() == port)
+        })
+    }
+
+    /// Runs `args` on node `index` and reads its answer as `T`; panics with the node's error.
+    /// For the steps a test takes on purpose, where an error is the test's own mistake and
+    /// should say so rather than look like a slow cluster.
+    async fn run<T: redis::FromRedisValue>(&self, index: usize, args: &[&str]) -> T {
+        let url = self.nodes[index].url();
+        let client = redis::Client::open(url.as_str()).expect("a node's URL parses");
+        let answering = async {
+            let mut connection = client.get_multiplexed_async_connection().await?;
+            redis::cmd(args[0])
+                .arg(&args[1..])
+                .query_async::<T>(&mut connection)
+                .await
+        };
+        let command = args.join(" ");
+        tokio::time::timeout(COMMAND_TIMEOUT, answering)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{url} did not answer `{command}` within {COMMAND_TIMEOUT:?}")
+            })
+            .unwrap_or_else(|error| panic!("{url} refused `{command}`: {error}"))
+    }
 }
 
 /// `CLUSTER INFO` of one node, or `None` if it does not answer (yet).
@@ -334,6 +470,19 @@ async fn query<T: redis::FromRedisValue>(url: &str, command: &redis::Cmd) -> Opt
         .await
         .ok()
         .flatten()
+}
+
+/// Whether one slot entry of a `CLUSTER NODES` line (`5461`, `0-5460`) holds `slot`. A
+/// migration's marker (`[5461->-<id>]`, `[5461-<-<id>]`) says nothing about who serves it.
+fn slot_entry_holds(entry: &str, slot: u16) -> bool {
+    if entry.starts_with('[') {
+        return false;
+    }
+    let (first, last) = entry.split_once('-').unwrap_or((entry, entry));
+    match (first.parse::<u16>(), last.parse::<u16>()) {
+        (Ok(first), Ok(last)) => (first..=last).contains(&slot),
+        _ => false,
+    }
 }
 
 /// `count` free loopback ports P whose cluster-bus port P + 10000 is free too.
