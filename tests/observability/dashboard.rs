@@ -2,8 +2,9 @@
 //! shows every contract metric.
 
 use crate::support::app::{TestStore, spawn_with, test_config};
-use crate::support::redis_server;
+use crate::support::redis_cluster::RedisCluster;
 use crate::{CONTRACT, PROCESS, registration_traffic, repo, scrape};
+use ringcast::config::{RedisConfig, StoreKind};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -93,7 +94,8 @@ async fn the_dashboard_and_the_alerts_query_only_metrics_the_node_exports() {
     app.stop().await;
     let mut exported = exported_names(&scraped);
     // The durable intake's series (its pending gauge per stream) exist on a node with
-    // durable intake only: one over Redis adds them.
+    // durable intake only, the own Redis connection's on a node over Redis, the cluster's
+    // redirections and map reads on one over a cluster: one node over a cluster adds them all.
     exported.extend(exported_names(&durable_node_scrape().await));
 
     let dashboard: Value = serde_json::from_str(
@@ -135,12 +137,15 @@ async fn the_dashboard_and_the_alerts_query_only_metrics_the_node_exports() {
     }
 }
 
-/// A scrape of a node with `[intake] durable = true` over the shared Redis, once its readers
+/// A scrape of a node with `[intake] durable = true` over a Redis Cluster, once its readers
 /// reported their streams' pending entries.
 async fn durable_node_scrape() -> String {
     let dir = tempfile::tempdir().unwrap();
-    let url = redis_server::shared().await.url();
-    let mut config = test_config(TestStore::Redis(url), dir.path());
+    let cluster = RedisCluster::start(3).await;
+    let mut config = test_config(TestStore::Redis(String::new()), dir.path());
+    config.registry.store = StoreKind::RedisCluster;
+    config.registry.redis.url = RedisConfig::default().url;
+    config.registry.redis.nodes = cluster.urls();
     config.intake.durable = true;
     config.intake.name = format!("dashboard-{}", std::process::id());
     let app = spawn_with(config, dir).await;
