@@ -8,8 +8,9 @@
 //! client instead of ringcast's own connection (`[registry.redis] client`).
 //! `REDIS_SENTINEL=redis://127.0.0.1:26379` benches the Sentinel store too, through a
 //! Sentinel that monitors that Redis as `REDIS_SENTINEL_MASTER` (`ringcast`);
-//! `REDIS_CLUSTER=redis://127.0.0.1:7000,redis://…` the cluster store, over the crate's
-//! cluster client (this process's CPU only: Redis's is spread over the cluster's nodes).
+//! `REDIS_CLUSTER=redis://127.0.0.1:7000,redis://…` the cluster store, over the client
+//! `REDIS_CLIENT` names too (this process's CPU only: Redis's is spread over the cluster's
+//! nodes).
 
 // `criterion_group!` defines a public function it cannot document.
 #![allow(missing_docs)]

@@ -3,7 +3,8 @@
 //! ([`super::pipelined`]), as `[registry.redis] client` says. Both multiplex every clone of
 //! the store over one socket and give the same answers, so the store, the call-end channel
 //! and the settings check use either through the one type below (the Sentinel store's
-//! connection to its master is the same choice over the crate's multiplexed connection).
+//! connection to its master is the same choice over the crate's multiplexed connection, a
+//! cluster's the choice between the crate's cluster client and [`super::cluster`]).
 
 use super::pipelined::PipelinedConnection;
 use redis::aio::{ConnectionLike, ConnectionManager};
