@@ -6,6 +6,8 @@
 #
 #   benches/e2e.sh                     # defaults below, ~2 minutes
 #   PLATFORMS=apns=1 DEVICES=5 IDENTITIES=4000 benches/e2e.sh   # issue 18's shape
+#   REDIS_MASTERS=3 benches/e2e.sh     # over a Redis Cluster of 3 masters (the carriers' store);
+#                                      # RINGCAST__REGISTRY__REDIS__CLIENT=redis-rs: the crate's client
 #
 # Phases: an open-loop ramp finds the knee (the highest rate whose ring delivery p99 stays
 # under KNEE_P99_MS, src/loadgen/knee.rs); then fixed rates at the knee, at half of it and at
@@ -45,6 +47,7 @@ CALLGRIND_RATE=${CALLGRIND_RATE:-10}        # calls/s of the counted phase (the 
 CALLGRIND_SECONDS=${CALLGRIND_SECONDS:-15}
 CALLGRIND_IDLE_SECONDS=${CALLGRIND_IDLE_SECONDS:-5}  # counted first with no calls: the node's fixed cost
 REDIS_HZ=${REDIS_HZ:-100}           # Redis's `hz` as README "Stores" recommends (Redis's default: 10)
+REDIS_MASTERS=${REDIS_MASTERS:-0}   # ≥ 3: a Redis Cluster of that many masters on this box, not one server
 SYSCALLS=${SYSCALLS:-0}             # 1: the node's syscalls per call in each phase (perf stat, tracepoints)
 BIN=${BIN:-}
 SIM_PROFILE=${SIM_PROFILE:-}       # a simulator profile (TOML) instead of its defaults
@@ -82,13 +85,49 @@ redis_port=$(free_port); sim_port=$(free_port); sim_h1_port=$(free_port); node_p
 
 # Redis: no persistence; listpack values up to 128 bytes and hz 100 (README "Stores").
 # Its latency monitor records every event over 5 ms (printed at the end: a stall of Redis
-# shows there, not only as the node's latency).
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-  --hash-max-listpack-value 128 --latency-monitor-threshold 5 --hz "$REDIS_HZ" \
-  --dir "$work" >"$work/redis.log" 2>&1 &
-redis_pid=$!
-pids+=($redis_pid)
-wait_for "redis-cli -p $redis_port ping"
+# shows there, not only as the node's latency). With REDIS_MASTERS, that many such servers
+# joined into a cluster (no replicas); every Redis figure below is their sum.
+redis_ports=("$redis_port")
+cluster_args=()
+if [ "$REDIS_MASTERS" != 0 ]; then
+  # A cluster node also listens on its port + 10,000 (the cluster bus): both must be free.
+  cluster_port() { python3 -c '
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    if port <= 55535:
+        try:
+            socket.socket().bind(("127.0.0.1", port + 10000)); print(port); break
+        except OSError:
+            pass
+'; }
+  redis_ports=()
+  for _ in $(seq "$REDIS_MASTERS"); do redis_ports+=("$(cluster_port)"); done
+  redis_port=${redis_ports[0]}
+  cluster_args=(--cluster-enabled yes --cluster-config-file nodes.conf)
+fi
+redis_pids=()
+for port in "${redis_ports[@]}"; do
+  mkdir -p "$work/redis-$port"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --hash-max-listpack-value 128 --latency-monitor-threshold 5 --hz "$REDIS_HZ" \
+    "${cluster_args[@]}" --dir "$work/redis-$port" >"$work/redis-$port.log" 2>&1 &
+  redis_pids+=($!)
+  pids+=($!)
+  wait_for "redis-cli -p $port ping"
+done
+if [ "$REDIS_MASTERS" != 0 ]; then
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${redis_ports[@]}") --cluster-yes \
+    >"$work/cluster-create.log" 2>&1
+  wait_for "redis-cli -p $redis_port cluster info | grep -q cluster_state:ok"
+  nodes=$(printf '"redis://127.0.0.1:%s",' "${redis_ports[@]}")
+  store=(RINGCAST__REGISTRY__STORE=redis-cluster "RINGCAST__REGISTRY__REDIS__NODES=[${nodes%,}]")
+else
+  store=(RINGCAST__REGISTRY__STORE=redis "RINGCAST__REGISTRY__REDIS__URL=redis://127.0.0.1:$redis_port")
+fi
+# Each Redis's INFO <section> lines, every server's after another.
+redis_info() { for port in "${redis_ports[@]}"; do redis-cli -p "$port" info "$1" | tr -d '\r'; done; }
+redis_memory() { redis_info memory | awk -F: '/^used_memory:/{sum += $2} END{print sum + 0}'; }
 
 "$BIN" simulate --listen "127.0.0.1:$sim_port" --http1-listen "127.0.0.1:$sim_h1_port" --record "$work/pushes.jsonl" \
   ${SIM_PROFILE:+--profile "$SIM_PROFILE"} >"$work/sim.log" 2>&1 &
@@ -110,9 +149,8 @@ jq --arg uri "$sim_h1/token" '.token_uri = $uri' config/dev/fcm-service-account.
 node_wrap=()
 [ "$CALLGRIND" = 0 ] || node_wrap=(valgrind --tool=callgrind --instr-atstart=no
   --callgrind-out-file="$work/callgrind.out")
+env "${store[@]}" \
 RINGCAST__SERVER__LISTEN="127.0.0.1:$node_port" \
-RINGCAST__REGISTRY__STORE=redis \
-RINGCAST__REGISTRY__REDIS__URL="redis://127.0.0.1:$redis_port" \
 RINGCAST__PROVIDERS__APNS__PRODUCTION_URL="$sim" \
 RINGCAST__PROVIDERS__APNS__SANDBOX_URL="$sim" \
 RINGCAST__PROVIDERS__FCM__BASE_URL="$sim" \
@@ -133,9 +171,9 @@ common=(--target "http://127.0.0.1:$node_port" --http h2c --connections 4 --quie
         --webpush-subscribe "$sim/wp/subscribe")
 
 # Registration, with Redis memory before and after.
-mem_before=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/{print $2+0}')
+mem_before=$(redis_memory)
 "$BIN" loadgen "${common[@]}" --calls 1 --out "$work/register" >"$work/register.txt"
-mem_after=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/{print $2+0}')
+mem_after=$(redis_memory)
 devices=$(jq .registration.devices "$work/register/report.json")
 reg_seconds=$(jq .registration.seconds "$work/register/report.json")
 
@@ -193,7 +231,8 @@ fi
 process_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 box_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 hz=$(getconf CLK_TCK)
-ticks() { echo "$(process_ticks "$node_pid") $(process_ticks "$sim_pid") $(process_ticks "$redis_pid") $(box_ticks) $(date +%s.%N)"; }
+redis_ticks() { local sum=0; for pid in "${redis_pids[@]}"; do sum=$((sum + $(process_ticks "$pid"))); done; echo "$sum"; }
+ticks() { echo "$(process_ticks "$node_pid") $(process_ticks "$sim_pid") $(redis_ticks) $(box_ticks) $(date +%s.%N)"; }
 # Two ticks readings → "node simulator redis box" in cores, then the node's CPU seconds.
 cores() {
   python3 - "$1" "$2" "$hz" <<'PY'
@@ -224,7 +263,7 @@ PY
 }
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$node_pid/status"; }
 # Redis's command counts ("cmdstat_<name> <calls>" lines): what each call costs the store.
-redis_commands() { redis-cli -p "$redis_port" info commandstats | tr -d '\r' | sed -n 's/^\(cmdstat_[^:]*\):calls=\([0-9]*\),.*/\1 \2/p'; }
+redis_commands() { redis_info commandstats | sed -n 's/^\(cmdstat_[^:]*\):calls=\([0-9]*\),.*/\1 \2/p' | awk '{sum[$1] += $2} END{for (c in sum) print c, sum[c]}'; }
 # The node's context switches so far, voluntary and not, over its threads: a thread that sleeps
 # and is woken pays the kernel (and on a VM the hypervisor) each time, so switches per call
 # measure the thread crossings a ring costs.
@@ -451,7 +490,7 @@ echo "targets: at the knee ${knee_pushes} pushes/s = $(python3 -c "print(round(1
   "delivery p99 at half the knee $half_p99 ms (≤ 2 ms: $(verdict "$half_p99 <= 2"));" \
   "node CPU ${knee_cpu} µs/push at the knee (≤ 10 µs: $(verdict "'$knee_cpu' != '-' and float('$knee_cpu') <= 10"));" \
   "node RSS ≤ 150 MB at the knee and after the overload phase: $(verdict "$(cat "$work/knee.rss") * 1024 <= 150e6 and ${after_overload_rss_kb:-0} * 1024 <= 150e6")"
-echo "Redis latency events over 5 ms (event, latest ms, max ms): $(redis-cli -p "$redis_port" latency latest | paste -sd' ' | awk '{for (i = 1; i <= NF; i += 4) printf "%s%s %s %s", (i > 1 ? ", " : ""), $i, $(i + 2), $(i + 3)} END{if (NF == 0) printf "none"}')"
+echo "Redis latency events over 5 ms (event, latest ms, max ms): $(for port in "${redis_ports[@]}"; do redis-cli -p "$port" latency latest; done | paste -sd' ' | awk '{for (i = 1; i <= NF; i += 4) printf "%s%s %s %s", (i > 1 ? ", " : ""), $i, $(i + 2), $(i + 3)} END{if (NF == 0) printf "none"}')"
 echo "load average at the end (other work on this machine skews every number): $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "reports: $work/{ramp,knee,half,double}/ (report.json, report.svg, summary.txt)"
 trap - EXIT
