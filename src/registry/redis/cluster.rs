@@ -102,6 +102,13 @@ impl Topology {
     fn any_master(&self) -> Option<&PipelinedConnection> {
         self.masters.iter().flatten().find_map(open)
     }
+
+    /// Whether the map names `to` as the master of `slot`.
+    fn names_master(&self, slot: u16, to: &Address) -> bool {
+        self.map
+            .master_of(slot)
+            .is_some_and(|index| self.map.masters[index] == *to)
+    }
 }
 
 fn open(connection: &PipelinedConnection) -> Option<&PipelinedConnection> {
@@ -323,15 +330,6 @@ impl OwnCluster {
     /// check): not one of the masters' shared ones.
     pub async fn dial(&self, address: &Address) -> RedisResult<PipelinedConnection> {
         self.shared.dial(address).await
-    }
-}
-
-impl Topology {
-    /// Whether the map names `to` as the master of `slot`.
-    fn names_master(&self, slot: u16, to: &Address) -> bool {
-        self.map
-            .master_of(slot)
-            .is_some_and(|index| self.map.masters[index] == *to)
     }
 }
 
