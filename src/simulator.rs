@@ -21,17 +21,18 @@
 //! Layout: [`apns`], [`fcm`], [`wns`] and [`webpush`] are the pure rule books (request in,
 //! verdict out), [`oauth`] Google's token endpoint's (assertion in, account or refusal out)
 //! and the access tokens handed out; [`profile`] the scripted behaviour; [`hold`] the answers
-//! a test holds back; [`recorder`] the counters and records; [`tls`] the certificate;
-//! `server` the network, which tells the services apart by path (`/3/device/...` APNs,
-//! `/v1/projects/...` FCM, `/token` OAuth, `/w/...` WNS, `/wp/...` Web Push); [`stats`] the
-//! `/stats` endpoint. A new service adds its own pure rule module and a branch in the
-//! server's request handler.
+//! a test holds back; [`recorder`] the counters and records (`record_file` writes the
+//! records off the serving thread); [`tls`] the certificate; `server` the network, which
+//! tells the services apart by path (`/3/device/...` APNs, `/v1/projects/...` FCM, `/token`
+//! OAuth, `/w/...` WNS, `/wp/...` Web Push); [`stats`] the `/stats` endpoint. A new service
+//! adds its own pure rule module and a branch in the server's request handler.
 
 pub mod apns;
 pub mod fcm;
 pub mod hold;
 pub mod oauth;
 pub mod profile;
+mod record_file;
 pub mod recorder;
 mod server;
 pub mod stats;
@@ -264,7 +265,6 @@ impl Simulator {
             tokio_rustls::TlsAcceptor::from(identity.server_config(b"http/1.1", None)?);
         let recorder = Recorder::new(config.record_in_memory, config.record_path.as_deref())
             .map_err(SimulatorError::Record)?;
-        let records_to_file = config.record_path.is_some();
         let (listener, address) = bind(config.listen).await?;
         let (http1_listener, http1_address) = bind(config.http1_listen).await?;
         let shared = Arc::new(Shared {
@@ -288,9 +288,6 @@ impl Simulator {
             answers: hold::AnswerGate::default(),
         });
         let (stop, stopped) = watch::channel(false);
-        if records_to_file {
-            tokio::spawn(flush_records(shared.clone(), stop.subscribe()));
-        }
         let http1_task = tokio::spawn(server::accept_loop(
             http1_listener,
             http1_acceptor,
@@ -324,24 +321,6 @@ async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), Simulato
     let listener = TcpListener::bind(address).await.map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
     Ok((listener, bound))
-}
-
-/// Writes the record file through every [`recorder::RECORD_FLUSH_EVERY`] until the simulator
-/// stops, and once more then.
-async fn flush_records(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(recorder::RECORD_FLUSH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => shared.recorder.flush(),
-            changed = stopped.changed() => {
-                if changed.is_err() || *stopped.borrow() {
-                    shared.recorder.flush();
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// A simulator serving in the background; dropping it stops accepting at the next poll.

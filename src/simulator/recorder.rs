@@ -1,27 +1,12 @@
 //! What the simulator saw: counters by status and reason, stream-limit violations, and
 //! optionally every accepted push, so tests and load tests can prove delivery.
 
+use super::record_file::RecordFile;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-/// The most time an accepted push waits in the record file's buffer. Writing each line
-/// through at once cost the simulator 13 % of its CPU at 44k pushes/s (one ext4 `write` per
-/// push, perf), on the thread that answers every push; the simulator also flushes on this
-/// period when traffic stops ([`Recorder::flush`]).
-pub const RECORD_FLUSH_EVERY: Duration = Duration::from_millis(10);
-
-/// The record file and when it was last written through.
-#[derive(Debug)]
-struct RecordFile {
-    writer: BufWriter<File>,
-    flushed_at: Instant,
-}
 
 /// One accepted push as recorded (one JSON line each in the record file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -121,16 +106,7 @@ pub struct Recorder {
     by_status: Mutex<BTreeMap<String, u64>>,
     by_service: Mutex<BTreeMap<String, u64>>,
     memory: Option<Mutex<Vec<RecordedPush>>>,
-    file: Option<Mutex<RecordFile>>,
-}
-
-impl RecordFile {
-    fn flush(&mut self) {
-        if let Err(error) = self.writer.flush() {
-            tracing::warn!(%error, "simulator: could not write the record file");
-        }
-        self.flushed_at = Instant::now();
-    }
+    file: Option<RecordFile>,
 }
 
 impl Recorder {
@@ -138,24 +114,16 @@ impl Recorder {
     pub fn new(keep: bool, path: Option<&Path>) -> std::io::Result<Self> {
         Ok(Self {
             memory: keep.then(|| Mutex::new(Vec::new())),
-            file: match path {
-                Some(path) => Some(Mutex::new(RecordFile {
-                    writer: BufWriter::with_capacity(256 * 1024, File::create(path)?),
-                    flushed_at: Instant::now(),
-                })),
-                None => None,
-            },
+            file: path.map(RecordFile::create).transpose()?,
             ..Self::default()
         })
     }
 
-    /// Writes the record file's buffered lines through (the simulator calls this every
-    /// [`RECORD_FLUSH_EVERY`], so a reader sees each accepted push within that time).
+    /// Writes the record file's pending lines through now (its own thread does every
+    /// [`super::record_file::FLUSH_EVERY`]).
     pub fn flush(&self) {
         if let Some(file) = &self.file {
-            file.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .flush();
+            file.flush();
         }
     }
 
@@ -225,19 +193,10 @@ impl Recorder {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(push.service.to_owned())
             .or_default() += 1;
-        if let Some(file) = &self.file {
-            let mut file = file
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let written = serde_json::to_writer(&mut file.writer, &push)
-                .map_err(std::io::Error::from)
-                .and_then(|()| file.writer.write_all(b"\n"));
-            if let Err(error) = written {
-                tracing::warn!(%error, "simulator: could not write the record file");
-            }
-            if file.flushed_at.elapsed() >= RECORD_FLUSH_EVERY {
-                file.flush();
-            }
+        if let Some(file) = &self.file
+            && let Err(error) = file.append(&push)
+        {
+            tracing::warn!(%error, "simulator: could not write the record file");
         }
         if let Some(memory) = &self.memory {
             memory
@@ -334,7 +293,7 @@ mod tests {
             (1, 2)
         );
         assert_eq!(recorder.records().len(), 2);
-        // Lines are buffered until the simulator's periodic flush.
+        // Lines wait in memory for the record file's thread; flush writes them now.
         recorder.flush();
         let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
             .unwrap()
