@@ -19,9 +19,14 @@ use crate::push::Push;
 use crate::registry::{AnyStore, Store};
 use crate::vocab::{Environment, IdentityKey, Outcome, Platform, Priority, PushKind};
 use actix::prelude::*;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// How long the dispatcher waits for a stream before it sweeps expired pushes out of its
@@ -116,6 +121,9 @@ struct Job {
     reply: oneshot::Sender<Outcome>,
 }
 
+/// A delivery running: the push's way to its report ([`deliver`]), its job handed back with it.
+type Running = Pin<Box<dyn Future<Output = (Job, DeliveryReport)>>>;
+
 /// The provider actor.
 pub struct Dispatcher<S: PushService> {
     service: Arc<S>,
@@ -134,23 +142,24 @@ pub struct Dispatcher<S: PushService> {
     clock: Clock,
     /// The queue depths last added to `ringcast_queue_depth`, so only changes are sent.
     reported_depth: [usize; 3],
-    /// Where finished deliveries report back. Deliveries run as tasks of their own on the
-    /// arbiter, not as futures inside the actor's context: actix polls every future spawned
-    /// into a context each time the context wakes, which with a thousand deliveries in
-    /// flight made every answer cost a thousand polls (measured: the top of the profile).
-    /// Unbounded, but it never holds more than `max_in_flight` reports.
-    done: mpsc::UnboundedSender<(Job, DeliveryReport)>,
-    /// Its receiving end, until `started` turns it into the actor's stream.
-    done_rx: Option<mpsc::UnboundedReceiver<(Job, DeliveryReport)>>,
+    /// The deliveries running, polled by the actor's own task ([`PollDeliveries`]): a set
+    /// that polls only the deliveries woken, so an answer costs one poll however many are in
+    /// flight. Not futures spawned into the actor's context (actix polls each of those
+    /// every time the context wakes: with a thousand in flight, a thousand polls per answer,
+    /// once the top of the profile), nor a task each (a task's allocation, its future
+    /// copied in, and a channel hop back to the actor per push: ~1.5k instructions).
+    running: FuturesUnordered<Running>,
+    /// The actor's waker, from the last poll of `running`: a delivery started outside that
+    /// poll wakes the actor so the new delivery gets its first poll.
+    waker: Option<Waker>,
 }
 
 impl<S: PushService> Dispatcher<S> {
     /// A dispatcher for `service`; start it on the arbiter that owns the service's pool.
     pub fn new(service: S, settings: DispatcherSettings) -> Self {
-        let (done, done_rx) = mpsc::unbounded_channel();
         Dispatcher {
-            done,
-            done_rx: Some(done_rx),
+            running: FuturesUnordered::new(),
+            waker: None,
             service: Arc::new(service),
             queues: PriorityQueues::new(settings.queues),
             policy: Arc::new(Mutex::new(RetryPolicy::new(
@@ -257,21 +266,33 @@ impl<S: PushService> Dispatcher<S> {
         }));
     }
 
-    /// Runs one delivery as a task of its own on this arbiter; its report comes back through
-    /// the `done` stream, which frees the slot and pumps again.
+    /// Starts one delivery among the running ones; its report comes back through
+    /// [`Dispatcher::delivered`], which frees the slot and pumps again.
     fn start(&mut self, job: Job, stream: Option<Stream>) {
         self.in_flight += 1;
         metrics::inflight(self.platform, 1);
         let (service, policy) = (Arc::clone(&self.service), Arc::clone(&self.policy));
         let clock = self.clock;
-        let done = self.done.clone();
-        actix::spawn(async move {
-            // Boxed for the reason `router::run` boxes an event's future: the delivery's
-            // state (the request, the pool's send) would otherwise be copied with the task.
-            let report = Box::pin(deliver(&*service, &job.push, stream, &policy, clock)).await;
-            // The actor is gone only when the node stops; the outcome is lost with it.
-            let _ = done.send((job, report));
-        });
+        self.running.push(Box::pin(async move {
+            let report = deliver(&*service, &job.push, stream, &policy, clock).await;
+            (job, report)
+        }));
+        if let Some(waker) = &self.waker {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// A delivery finished: its slot is free, its outcome given.
+    fn delivered(&mut self, job: Job, report: DeliveryReport, ctx: &mut Context<Self>) {
+        self.in_flight -= 1;
+        metrics::inflight(self.platform, -1);
+        self.account(&report);
+        if let Some(environment) = report.moved_to {
+            self.correct_environment(&job.push, environment);
+        }
+        self.finish(job, report.outcome);
+        self.pump(ctx);
+        self.report_depth();
     }
 
     /// Counts what a delivery did.
@@ -350,9 +371,7 @@ impl<S: PushService> Actor for Dispatcher<S> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(mut done) = self.done_rx.take() {
-            ctx.add_stream(futures_util::stream::poll_fn(move |cx| done.poll_recv(cx)));
-        }
+        ctx.spawn(PollDeliveries);
         for priority in Priority::ALL {
             let capacity = self.queues.limits().of(priority) as i64;
             metrics::queue_capacity(self.platform, priority, capacity);
@@ -371,21 +390,32 @@ impl<S: PushService> Actor for Dispatcher<S> {
     }
 }
 
-impl<S: PushService> StreamHandler<(Job, DeliveryReport)> for Dispatcher<S> {
-    fn handle(&mut self, (job, report): (Job, DeliveryReport), ctx: &mut Context<Self>) {
-        self.in_flight -= 1;
-        metrics::inflight(self.platform, -1);
-        self.account(&report);
-        if let Some(environment) = report.moved_to {
-            self.correct_environment(&job.push, environment);
-        }
-        self.finish(job, report.outcome);
-        self.pump(ctx);
-        self.report_depth();
-    }
+/// Polls the dispatcher's running deliveries as long as the actor lives (spawned into its
+/// context once, at start): the actor's task is woken by any delivery's progress, and this
+/// polls the ones woken and hands each finished report to [`Dispatcher::delivered`].
+struct PollDeliveries;
 
-    fn finished(&mut self, _: &mut Context<Self>) {
-        // The sender lives in the actor itself, so the stream never ends while it runs.
+impl<S: PushService> ActorFuture<Dispatcher<S>> for PollDeliveries {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut Dispatcher<S>,
+        ctx: &mut Context<Dispatcher<S>>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
+        if !act
+            .waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(task.waker()))
+        {
+            act.waker = Some(task.waker().clone());
+        }
+        // Ready(None) when none runs: `start` wakes the actor for the next one.
+        while let Poll::Ready(Some((job, report))) = act.running.poll_next_unpin(task) {
+            act.delivered(job, report, ctx);
+        }
+        Poll::Pending
     }
 }
 
