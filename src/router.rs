@@ -92,7 +92,8 @@ pub struct Routed {
 /// Where the router's answer to one event arrives. The event's work runs as a task of its own
 /// on the router's thread, not inside the actor's context: actix polls every future spawned
 /// into a context on each wake, so a router with n events in flight would do O(n) work per
-/// Redis reply (the same profile finding that moved the dispatcher's deliveries out).
+/// Redis reply (the same profile finding that made the dispatcher poll its deliveries as
+/// one set).
 pub type RouteReply = tokio::sync::oneshot::Receiver<Result<Routed, RouteError>>;
 
 /// An incoming call to route, and how it came.

@@ -357,6 +357,8 @@ async fn answer(routed: Routed, wait: bool) -> Result<HttpResponse, ApiError> {
     for device in routed.devices {
         let outcome = match device.outcome {
             DeviceOutcome::Known(outcome) => Some(outcome),
+            // Past the limit an outcome that came meanwhile is still taken: the timeout polls
+            // the ticket before it looks at the clock.
             DeviceOutcome::Pending(ticket) => match tokio::time::timeout_at(until, ticket).await {
                 Ok(Ok(outcome)) => Some(outcome),
                 _ => None,
@@ -466,5 +468,72 @@ fn route_error(error: RoutersError) -> ApiError {
         RoutersError::Stopped => {
             ApiError::Unavailable("the node is shutting down; retry on another node")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::DevicePush;
+    use crate::vocab::Outcome;
+    use tokio::sync::oneshot;
+
+    fn device(id: &str, outcome: DeviceOutcome) -> DevicePush {
+        DevicePush {
+            device_id: id.into(),
+            platform: Some(Platform::Apns),
+            outcome,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waited_answer_keeps_what_came_within_the_limit_and_the_rest_is_pending() {
+        let (_held, never) = oneshot::channel();
+        let (answer_now, answered) = oneshot::channel();
+        let (gone, dropped) = oneshot::channel::<Outcome>();
+        let routed = Routed {
+            event_id: "call-1".into(),
+            duplicate: false,
+            progress: None,
+            devices: vec![
+                device("known", DeviceOutcome::Known(Outcome::Shed)),
+                // Awaited first, and never answered: the wait runs out on it ...
+                device("never", DeviceOutcome::Pending(never)),
+                // ... before this one is awaited, though its outcome came meanwhile.
+                device("answered", DeviceOutcome::Pending(answered)),
+                // The dispatcher stopped without an outcome.
+                device("dropped", DeviceOutcome::Pending(dropped)),
+            ],
+        };
+        answer_now.send(Outcome::Delivered).unwrap();
+        drop(gone);
+        let started = tokio::time::Instant::now();
+        let response = answer(routed, true).await.unwrap();
+        assert_eq!(started.elapsed(), MAX_WAIT, "one wait, of the limit");
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let outcomes: Vec<(&str, &str)> = body["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|view| {
+                (
+                    view["device_id"].as_str().unwrap(),
+                    view["outcome"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("known", "shed"),
+                ("never", "pending"),
+                ("answered", "delivered"),
+                ("dropped", "pending"),
+            ]
+        );
+        assert_eq!(body["devices"], 4);
     }
 }
