@@ -51,6 +51,7 @@ REDIS_MASTERS=${REDIS_MASTERS:-0}   # ≥ 3: a Redis Cluster of that many master
 SYSCALLS=${SYSCALLS:-0}             # 1: the node's syscalls per call in each phase (perf stat, tracepoints)
 BIN=${BIN:-}
 SIM_PROFILE=${SIM_PROFILE:-}       # a simulator profile (TOML) instead of its defaults
+PAUSE_SECONDS=${PAUSE_SECONDS:-10}  # the box's own pauses measured first, this long (0 = skip)
 
 tools=(redis-server redis-cli h2load openssl python3 jq curl)
 [ "$NODE_APN" = 0 ] || [ "$CALLGRIND" != 0 ] || tools+=(node npm)
@@ -81,6 +82,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_for() { for _ in $(seq "${2:-100}"); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "e2e: timed out: $1" >&2; exit 1; }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+# The box's own pauses (benches/pauses.py: the host stopping a virtual CPU), measured before
+# anything starts: the floor under every p99 below. PAUSE_SECONDS=0 skips it.
+pauses="not measured"
+[ "$PAUSE_SECONDS" = 0 ] || [ "$CALLGRIND" != 0 ] || pauses=$(python3 benches/pauses.py "$PAUSE_SECONDS")
 redis_port=$(free_port); sim_port=$(free_port); sim_h1_port=$(free_port); node_port=$(free_port)
 
 # Redis: no persistence; listpack values up to 128 bytes and hz 100 (README "Stores").
@@ -423,6 +428,7 @@ row() { # name, phase
 per_reg=$(python3 -c "print(round(($mem_after-$mem_before)/$devices))")
 echo
 echo "load average at the start: $load_start"
+echo "$pauses"
 echo "machine: $(nproc) cores, $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | xargs), $(awk '/MemTotal/{print int($2/1024)" MiB"}' /proc/meminfo); Redis $(redis-server --version | awk '{print $3}' | tr -d v=)"
 echo "scenario: $IDENTITIES identities × devices $DEVICES ($devices devices; platforms $PLATFORMS), h2c ×4, ?wait=true, 10 % cancelled, 10 % answered elsewhere"
 if [ -n "$KNEE" ]; then
