@@ -14,7 +14,9 @@
 //!   resharding). The map is read again and the command sent to the node named.
 //! - **`ASK <slot> <host:port>`**: the slot is moving and this key has left already. The
 //!   command goes once to the node named, after `ASKING`, in one write; the map stays, since
-//!   the slot's other keys are still where they were.
+//!   the slot's other keys are still where they were. A node the map does not name yet (a new
+//!   node receiving its first slot) gets one connection, kept for the redirections that
+//!   follow: a resharding under load sends thousands of them there.
 //! - **A master out of reach** (its connection ended or cannot be dialled): the map is read
 //!   again, at most every [`READ_AGAIN_AFTER`] while it stays out of reach, so that callers
 //!   fail fast rather than each asking the cluster. A command that was not sent goes to the
@@ -42,7 +44,8 @@ use redis::{
 };
 use route::Route;
 use slots::{Address, SlotMap};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// While a master stays out of reach, the map is read again at most this often: often enough
@@ -72,6 +75,10 @@ struct Shared {
     topology: ArcSwap<Topology>,
     /// Held while the map is read: one reading at a time.
     reading: Arc<tokio::sync::Mutex<()>>,
+    /// Connections to nodes a redirection named that the map does not name as masters,
+    /// reused by the redirections that follow; a reading that names one as a master takes
+    /// its connection over. A handful at most: a cluster's nodes.
+    others: Mutex<HashMap<Address, PipelinedConnection>>,
 }
 
 /// The slot map and a connection to each of its masters.
@@ -166,6 +173,7 @@ impl OwnCluster {
                 masters: Vec::new(),
             }),
             reading: Arc::new(tokio::sync::Mutex::new(())),
+            others: Mutex::new(HashMap::new()),
         };
         let topology = shared.read_topology(&shared.topology.load_full()).await?;
         shared.topology.store(Arc::new(topology));
@@ -261,8 +269,8 @@ impl OwnCluster {
         first.ok_or_else(no_master)
     }
 
-    /// The connection to the node at `address`: the map's, or a new one for a node the map
-    /// does not name (a node a slot is moving to before it serves any).
+    /// The connection to the node at `address`: the map's, or one of [`Shared::others`] for
+    /// a node the map does not name (a node a slot is moving to before it serves any).
     async fn connection_to(
         &self,
         topology: &Topology,
@@ -270,7 +278,7 @@ impl OwnCluster {
     ) -> RedisResult<PipelinedConnection> {
         match topology.master_at(address) {
             Some(connection) => Ok(connection.clone()),
-            None => self.shared.dial(address).await,
+            None => self.shared.other(address).await,
         }
     }
 
@@ -342,6 +350,9 @@ impl Shared {
         let dials = map.masters.iter().map(|address| async move {
             if let Some(connection) = current.master_at(address) {
                 return Some(connection.clone());
+            }
+            if let Some(connection) = self.take_other(address) {
+                return Some(connection);
             }
             match self.dial(address).await {
                 Ok(connection) => Some(connection),
@@ -418,6 +429,32 @@ impl Shared {
             Value::ServerError(error) => Err(error.into()),
             reply => SlotMap::read(&reply, asked),
         }
+    }
+
+    /// The kept connection to a node the map does not name, or a new one, kept. Callers that
+    /// miss it at once each dial, and the last one is kept: a moment's extra connections,
+    /// rather than callers waiting on one another's dial (or its timeout).
+    async fn other(&self, address: &Address) -> RedisResult<PipelinedConnection> {
+        let kept = self.lock_others().get(address).and_then(open).cloned();
+        if let Some(connection) = kept {
+            return Ok(connection);
+        }
+        let connection = self.dial(address).await?;
+        self.lock_others()
+            .insert(address.clone(), connection.clone());
+        Ok(connection)
+    }
+
+    /// The kept connection to `address`, if open, out of [`Shared::others`]: the map names it
+    /// as a master now.
+    fn take_other(&self, address: &Address) -> Option<PipelinedConnection> {
+        self.lock_others()
+            .remove(address)
+            .filter(PipelinedConnection::is_open)
+    }
+
+    fn lock_others(&self) -> std::sync::MutexGuard<'_, HashMap<Address, PipelinedConnection>> {
+        self.others.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A connection to the node at `address`, with the first configured node's login and TLS

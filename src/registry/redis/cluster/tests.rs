@@ -5,7 +5,7 @@
 
 use super::*;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -17,6 +17,8 @@ type Script = Arc<dyn Fn(&[String], bool) -> String + Send + Sync>;
 struct Node {
     port: u16,
     seen: Arc<Mutex<Vec<String>>>,
+    /// Connections accepted.
+    accepted: Arc<AtomicUsize>,
     /// Its accepting task and each connection's.
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
@@ -31,16 +33,24 @@ impl Node {
         let recorded = Arc::clone(&seen);
         let tasks = Arc::new(Mutex::new(Vec::new()));
         let serving = Arc::clone(&tasks);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&accepted);
         let accepting = tokio::spawn(async move {
             loop {
                 let (socket, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
                 let (script, recorded) = (Arc::clone(&script), Arc::clone(&recorded));
                 let task = tokio::spawn(serve(socket, script, recorded));
                 serving.lock().unwrap().push(task);
             }
         });
         tasks.lock().unwrap().push(accepting);
-        Node { port, seen, tasks }
+        Node {
+            port,
+            seen,
+            accepted,
+            tasks,
+        }
     }
 
     /// Stops listening and closes every connection, as a killed server does.
@@ -161,6 +171,49 @@ async fn an_ask_sends_asking_and_the_command_to_the_node_named_once_and_keeps_th
         "ASKING right before each command"
     );
     assert_eq!(a.count("CLUSTER SLOTS"), 1, "an ASK reads no map");
+    assert_eq!(
+        b.accepted.load(Ordering::SeqCst),
+        1,
+        "one connection to a node the map does not name, kept for every ASK there"
+    );
+}
+
+#[tokio::test]
+async fn the_connection_kept_for_asks_serves_the_node_once_the_map_names_it() {
+    let b = Node::start(|_| {
+        Arc::new(|args: &[String], _| match args[0].as_str() {
+            "GET" => bulk("from-b"),
+            _ => "-ERR unexpected\r\n".into(),
+        })
+    })
+    .await;
+    // A's slot moves to B: first each key is ASKed there, then the slot is B's.
+    let finished = Arc::new(AtomicBool::new(false));
+    let (to, flag) = (b.port, Arc::clone(&finished));
+    let a = Node::start(|me| {
+        Arc::new(
+            move |args: &[String], _| match (args[0].as_str(), flag.load(Ordering::SeqCst)) {
+                ("CLUSTER", false) => all_slots_on(me),
+                ("CLUSTER", true) => all_slots_on(to),
+                ("GET", false) => format!("-ASK {} 127.0.0.1:{to}\r\n", slot()),
+                ("GET", true) => format!("-MOVED {} 127.0.0.1:{to}\r\n", slot()),
+                _ => "-ERR unexpected\r\n".into(),
+            },
+        )
+    })
+    .await;
+    let cluster = connect(&[&a]).await;
+    for finish in [false, false, true, true] {
+        finished.store(finish, Ordering::SeqCst);
+        let value = cluster.command(&get(KEY)).await.unwrap();
+        assert_eq!(value, Value::BulkString(b"from-b".to_vec()));
+    }
+    assert_eq!(b.seen().iter().filter(|seen| *seen == "ASKING").count(), 2);
+    assert_eq!(
+        b.accepted.load(Ordering::SeqCst),
+        1,
+        "the map's reading took over the connection the ASKs opened"
+    );
 }
 
 #[tokio::test]
