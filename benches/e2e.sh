@@ -277,9 +277,10 @@ node_switches() { cat /proc/"$node_pid"/task/*/status 2>/dev/null | awk '/ctxt_s
 # instructions per push fall says the next lever is fewer syscalls and wake-ups, not less code.
 node_user_kernel() { awk '{print $14, $15}' "/proc/$node_pid/stat"; }
 # SYSCALLS=1: the syscalls the node makes over a phase's drive, counted by perf stat from the
-# kernel's tracepoints (all of them, and the five a ring's I/O makes). At moderate rates a
-# third of the node's CPU is in the kernel; these say which writes and wake-ups it pays for.
-syscall_events=raw_syscalls:sys_enter,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_write
+# kernel's tracepoints (all of them, the five a ring's I/O makes, the allocator's `madvise`
+# and the threads' `futex` wake-ups). At moderate rates a third of the node's CPU is in the
+# kernel; these say which writes and wake-ups it pays for.
+syscall_events=raw_syscalls:sys_enter,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_write,syscalls:sys_enter_madvise,syscalls:sys_enter_futex
 count_syscalls() {
   local name=$1 seconds=$2
   [ "$SYSCALLS" = 0 ] && return
