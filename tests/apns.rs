@@ -6,7 +6,7 @@
 mod eventually;
 
 use actix::{Actor, Addr};
-use eventually::eventually;
+use eventually::{eventually, until};
 use ringcast::clock::{now_millis, rfc3339};
 use ringcast::providers::apns::auth::ProviderTokenCache;
 use ringcast::providers::apns::client::ApnsClient;
@@ -268,6 +268,31 @@ async fn each_push_kind_arrives(http2_client: Http2Client) {
             .as_object()
             .is_some_and(serde_json::Map::is_empty)
     );
+}
+
+#[actix_rt::test]
+async fn a_dispatcher_nobody_holds_answers_its_pushes_and_then_stops() {
+    let Harness {
+        provider,
+        sim: _sim,
+        store: _store,
+        _dir,
+    } = harness(Profile::default(), ApnsConfig::default()).await;
+    assert_eq!(
+        outcomes(&provider, vec![ring(1)]).await,
+        [Outcome::Delivered]
+    );
+    // Its provider lets it go with a push in flight (a Web Push origin evicted or idle).
+    let tickets = provider.send(Submit(vec![ring(2)])).await.unwrap();
+    let stopped = provider.downgrade();
+    drop(provider);
+    for ticket in tickets {
+        let ticket = ticket.unwrap_or_else(|_| panic!("the queue refused a push"));
+        assert_eq!(ticket.await.unwrap(), Outcome::Delivered, "still answered");
+    }
+    // Then it stops, and its connections close with it: a never-ending task inside it
+    // would keep it, and every origin it ever served, alive.
+    until("the dispatcher to stop", || stopped.upgrade().is_none()).await;
 }
 
 #[actix_rt::test]

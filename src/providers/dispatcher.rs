@@ -263,6 +263,9 @@ impl<S: PushService> Dispatcher<S> {
             }
             act.pump(ctx);
             act.report_depth();
+            // The queues may be empty now: let `PollDeliveries` see whether the dispatcher is
+            // done, which it may have looked at already in this poll.
+            act.wake_deliveries();
         }));
     }
 
@@ -277,6 +280,12 @@ impl<S: PushService> Dispatcher<S> {
             let report = deliver(&*service, &job.push, stream, &policy, clock).await;
             (job, report)
         }));
+        self.wake_deliveries();
+    }
+
+    /// Has [`PollDeliveries`] polled again soon: a delivery started, or the queues changed,
+    /// outside its poll.
+    fn wake_deliveries(&self) {
         if let Some(waker) = &self.waker {
             waker.wake_by_ref();
         }
@@ -390,9 +399,10 @@ impl<S: PushService> Actor for Dispatcher<S> {
     }
 }
 
-/// Polls the dispatcher's running deliveries as long as the actor lives (spawned into its
-/// context once, at start): the actor's task is woken by any delivery's progress, and this
-/// polls the ones woken and hands each finished report to [`Dispatcher::delivered`].
+/// Polls the dispatcher's running deliveries (spawned into its context once, at start) until
+/// nobody holds the dispatcher and no push is left: the actor's task is woken by any
+/// delivery's progress, and this polls the ones woken and hands each finished report to
+/// [`Dispatcher::delivered`].
 struct PollDeliveries;
 
 impl<S: PushService> ActorFuture<Dispatcher<S>> for PollDeliveries {
@@ -414,6 +424,14 @@ impl<S: PushService> ActorFuture<Dispatcher<S>> for PollDeliveries {
         // Ready(None) when none runs: `start` wakes the actor for the next one.
         while let Poll::Ready(Some((job, report))) = act.running.poll_next_unpin(task) {
             act.delivered(job, report, ctx);
+        }
+        // Nobody holds the dispatcher any more (its provider let it go: a Web Push or WNS
+        // origin evicted or idle) and every push it took has its outcome: done, so the actor
+        // stops and its connections close. Pending forever, this future alone would keep
+        // the actor alive (actix stops an actor only once nothing is spawned in it). The last
+        // address dropped wakes the actor, and so does each delivery finishing.
+        if !ctx.connected() && act.running.is_empty() && act.queues.is_empty() {
+            return Poll::Ready(());
         }
         Poll::Pending
     }
