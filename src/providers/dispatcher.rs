@@ -147,7 +147,8 @@ pub struct Dispatcher<S: PushService> {
     /// flight. Not futures spawned into the actor's context (actix polls each of those
     /// every time the context wakes: with a thousand in flight, a thousand polls per answer,
     /// once the top of the profile), nor a task each (a task's allocation, its future
-    /// copied in, and a channel hop back to the actor per push: ~1.5k instructions).
+    /// copied in, and a channel hop back to the actor per push: 1.1k instructions more per
+    /// push under callgrind, docs/performance.md).
     running: FuturesUnordered<Running>,
     /// The actor's waker, from the last poll of `running`: a delivery started outside that
     /// poll wakes the actor so the new delivery gets its first poll.
