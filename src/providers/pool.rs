@@ -39,6 +39,7 @@
 //!   idle); a PING not answered within `keep_alive_timeout` closes the connection, which the
 //!   slot then replaces. Push services drop idle connections silently otherwise.
 
+pub mod answer_fields;
 mod connection;
 mod driver;
 pub mod frame;
@@ -51,6 +52,7 @@ pub mod request_block;
 pub mod session;
 pub mod tls;
 
+pub use answer_fields::AnswerFields;
 pub use protocol::{Http2Client, Protocol, Protocols};
 pub use request::{Fields, Request, SharedFields};
 
@@ -104,6 +106,9 @@ pub struct PoolSettings {
     /// internal addresses, connect to the vetted address. `None` for the configured push
     /// services (APNs, FCM), whose hosts come from the operator.
     pub guard: Option<guard::AddressGuard>,
+    /// The answers' header fields the provider reads, kept by ringcast's own HTTP/2 client;
+    /// it checks and drops the rest ([`answer_fields`]).
+    pub answer_fields: AnswerFields,
 }
 
 impl Default for PoolSettings {
@@ -121,6 +126,7 @@ impl Default for PoolSettings {
             http2_client: Http2Client::H2,
             provider: None,
             guard: None,
+            answer_fields: AnswerFields::All,
         }
     }
 }
@@ -238,7 +244,8 @@ impl SendError {
 pub struct Answer {
     /// The HTTP status.
     pub status: u16,
-    /// The response headers (`Retry-After`, `apns-id`).
+    /// The response headers: over ringcast's own HTTP/2 client, only those the pool's
+    /// [`PoolSettings::answer_fields`] keeps (`Retry-After`, WNS' error description).
     pub headers: http::HeaderMap,
     /// The body, at most 16 KiB.
     pub body: Bytes,

@@ -170,6 +170,7 @@ impl ApnsConfig {
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
             http2_client: self.http2_client,
             provider: Some(Platform::Apns),
+            answer_fields: super::response::ANSWER_FIELDS,
             ..PoolSettings::default()
         }
     }

@@ -5,10 +5,12 @@
 //! adds tomorrow (or a body that is not JSON at all) is never lost: it keeps the status, and
 //! the status class decides the action.
 
+use crate::providers::pool::AnswerFields;
 use crate::providers::retry_after;
 use crate::providers::service::Verdict;
 use crate::vocab::{Outcome, UnixMillis};
 use http::HeaderMap;
+use http::header::RETRY_AFTER;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -121,6 +123,10 @@ struct ErrorBody {
     /// For 410: when Apple learnt the token was invalid, in milliseconds since the epoch.
     timestamp: Option<u64>,
 }
+
+/// The answer's header fields [`judge`] reads: `Retry-After` alone. Every answer's `apns-id`
+/// (and `apns-unique-id`) goes unread, so the pool drops them.
+pub const ANSWER_FIELDS: AnswerFields = AnswerFields::Only(&[RETRY_AFTER]);
 
 /// What APNs' answer (`status`, `headers`, `body`), received at `now`, means for the push.
 /// Never panics; a malformed or empty body becomes `Unknown("HTTP <status>")` and the status

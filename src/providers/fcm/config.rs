@@ -120,6 +120,8 @@ impl FcmConfig {
             connections: self.connections(),
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
             provider: Some(crate::vocab::Platform::Fcm),
+            // The token endpoint's answers are read for their status and body alone.
+            answer_fields: super::response::ANSWER_FIELDS,
             ..PoolSettings::default()
         }
     }

@@ -12,10 +12,12 @@
 //! `UNREGISTERED` deletes a registration: a bare `NOT_FOUND` is a ringcast or configuration
 //! bug, and treating it as a dead token would empty the registry.
 
+use crate::providers::pool::AnswerFields;
 use crate::providers::retry_after;
 use crate::providers::service::Verdict;
 use crate::vocab::{Outcome, UnixMillis};
 use http::HeaderMap;
+use http::header::RETRY_AFTER;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -106,6 +108,9 @@ struct ErrorObject {
     #[serde(default)]
     details: Vec<serde_json::Value>,
 }
+
+/// The answer's header fields [`judge`] reads: `Retry-After` alone.
+pub const ANSWER_FIELDS: AnswerFields = AnswerFields::Only(&[RETRY_AFTER]);
 
 /// What FCM's answer (`status`, `headers`, `body`), received at `now`, means for the push.
 /// `quota_pause_default` is the project pause after `QUOTA_EXCEEDED` (the config's

@@ -305,6 +305,7 @@ where
         window: 1 << 20,
         max_header_list_size: MAX_HEADER_LIST_SIZE,
         max_body: RESPONSE_BODY_LIMIT,
+        answer_fields: settings.answer_fields,
     });
     io.write_all(session.output()).await?;
     io.flush().await?;

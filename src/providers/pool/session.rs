@@ -14,6 +14,7 @@
 //! - **every header block decoded**, even one for a stream already gone, so the HPACK table
 //!   stays in step with the peer's.
 
+use super::answer_fields::{AnswerFields, Field};
 use super::frame::{self, ErrorCode, Frame, FrameError, HEAD_LEN, Head, PeerSettings, setting};
 use super::hpack::Decoder;
 use bytes::{Buf, Bytes, BytesMut};
@@ -33,6 +34,8 @@ pub struct OurSettings {
     /// The largest answer body kept; a longer one is read as empty (the status decides) and
     /// its stream cancelled.
     pub max_body: usize,
+    /// The answers' header fields kept; the rest are checked and dropped.
+    pub answer_fields: AnswerFields,
 }
 
 impl Default for OurSettings {
@@ -41,6 +44,7 @@ impl Default for OurSettings {
             window: 1 << 20,
             max_header_list_size: 64 * 1024,
             max_body: 64 * 1024,
+            answer_fields: AnswerFields::All,
         }
     }
 }
@@ -459,28 +463,29 @@ impl Session {
     /// its stream is still ours.
     fn on_block(&mut self, id: u32, end_stream: bool, block: &[u8]) -> Result<(), FrameError> {
         let mut status = None;
+        // Allocates on its first field only: most answers keep none.
         let mut regular = http::HeaderMap::new();
+        let answer_fields = self.ours.answer_fields;
         let mut malformed = false;
+        // Whether a regular field came, kept or not: a pseudo-header after one is malformed
+        // (RFC 9113 §8.3).
+        let mut past_pseudo = false;
         self.decoder
             .decode(block, |name, value| {
-                if name == b":status" && status.is_none() && regular.is_empty() {
+                if name == b":status" && status.is_none() && !past_pseudo {
                     status = std::str::from_utf8(value)
                         .ok()
                         .and_then(|v| v.parse::<u16>().ok());
                 } else if name.starts_with(b":") {
                     malformed = true;
                 } else {
-                    // A name `http` refuses has upper case or a character no token has, a
-                    // value one it refuses has a control character: both malformed in
-                    // HTTP/2 (RFC 9113 §8.2.1).
-                    match (
-                        http::HeaderName::from_lowercase(name),
-                        http::HeaderValue::from_bytes(value),
-                    ) {
-                        (Ok(name), Ok(value)) => {
+                    past_pseudo = true;
+                    match answer_fields.keep(name, value) {
+                        Field::Kept(name, value) => {
                             regular.append(name, value);
                         }
-                        _ => malformed = true,
+                        Field::Dropped => {}
+                        Field::Malformed => malformed = true,
                     }
                 }
             })

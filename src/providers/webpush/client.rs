@@ -124,6 +124,7 @@ impl WebPushProviderConfig {
             keep_alive_interval: Duration::from_secs(self.ping_interval_seconds),
             provider: Some(Platform::Webpush),
             guard: Some(guard),
+            answer_fields: response::ANSWER_FIELDS,
             ..PoolSettings::default()
         }
     }

@@ -2,10 +2,12 @@
 //! with a status and, at best, a free-text body, so the status is the reason: each one is
 //! mirrored here with an `Other(u16)` catch-all, and judged into a verdict ([`judge`]).
 
+use crate::providers::pool::AnswerFields;
 use crate::providers::retry_after;
 use crate::providers::service::Verdict;
 use crate::vocab::{Outcome, UnixMillis};
 use http::HeaderMap;
+use http::header::RETRY_AFTER;
 
 /// A push service's answer, by status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,9 @@ impl WebPushStatus {
         }
     }
 }
+
+/// The answer's header fields [`judge`] reads: `Retry-After` alone.
+pub const ANSWER_FIELDS: AnswerFields = AnswerFields::Only(&[RETRY_AFTER]);
 
 /// The verdict on an answer (`status`, `headers`, `body`) received at `now`. Push services
 /// say what they mean in the status (and `Retry-After`); the body, free text at best, is not

@@ -102,6 +102,7 @@ pub fn pool_settings(config: &WnsConfig) -> PoolSettings {
         protocols: Protocols::Http2OrHttp1,
         http1_connections: config.http1_connections(),
         provider: Some(Platform::Wns),
+        answer_fields: super::response::ANSWER_FIELDS,
         ..PoolSettings::default()
     }
 }

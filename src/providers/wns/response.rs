@@ -16,17 +16,28 @@
 //! so an operator sees Microsoft's words; dead-token reasons are the bare status (`404`,
 //! `410`), which is what the metrics count.
 
+use crate::providers::pool::AnswerFields;
 use crate::providers::retry_after;
 use crate::providers::service::Verdict;
 use crate::vocab::{Outcome, UnixMillis};
-use http::HeaderMap;
+use http::header::RETRY_AFTER;
+use http::{HeaderMap, HeaderName};
+
+/// `X-WNS-Error-Description`: WNS' words on a refusal, put into the outcome's reason.
+pub const X_WNS_ERROR_DESCRIPTION: HeaderName = HeaderName::from_static("x-wns-error-description");
+
+/// The answer's header fields [`judge`] reads.
+pub const ANSWER_FIELDS: AnswerFields = AnswerFields::Only(&READ);
+
+/// A static, not a constant: a custom name holds `Bytes`, which a constant cannot lend out.
+static READ: [HeaderName; 2] = [RETRY_AFTER, X_WNS_ERROR_DESCRIPTION];
 
 /// What the answer (`status`, `headers`, `body`), received at `now`, means. WNS says
 /// everything in the status and its `X-WNS-*` headers; the body is taken, like every
 /// provider's judge takes it, and not read.
 pub fn judge(status: u16, headers: &HeaderMap, _body: &[u8], now: UnixMillis) -> Verdict {
     let description = headers
-        .get("x-wns-error-description")
+        .get(X_WNS_ERROR_DESCRIPTION)
         .and_then(|value| value.to_str().ok())
         .filter(|text| !text.is_empty());
     let reason = |name: &str| match description {

@@ -166,6 +166,44 @@ fn streams_follow_the_peers_limit_and_answers_arrive_whole() {
     assert!(session.can_open());
 }
 
+/// A provider's judge reads one or two fields; the rest of an answer is checked and dropped
+/// unread ([`AnswerFields`]), `apns-id` among them.
+#[test]
+fn only_the_fields_the_provider_reads_are_kept() {
+    let ours = OurSettings {
+        answer_fields: AnswerFields::Only(&[http::header::RETRY_AFTER]),
+        ..OurSettings::default()
+    };
+    let mut session = settled_with(ours, &[]);
+    session.open(&[0x83], Bytes::new()).unwrap();
+    let input = Server::default().raw(|out| {
+        let mut block = Vec::new();
+        encoder::indexed(&mut block, 14); // :status 500
+        for (name, value) in [(&b"apns-id"[..], &b"x"[..]), (b"retry-after", b"7")] {
+            encoder::literal(
+                &mut block,
+                Name::Literal(name),
+                value,
+                Indexing::Without,
+                Coding::Raw,
+            );
+        }
+        frame::write_headers(out, 1, &block, true, 16_384);
+    });
+    session.receive(&mut input.into_input()).unwrap();
+    let mut retry_after = http::HeaderMap::new();
+    retry_after.insert("retry-after", http::HeaderValue::from_static("7"));
+    assert_eq!(
+        events(&mut session),
+        [Event::Answer {
+            stream: 1,
+            status: 500,
+            headers: retry_after,
+            body: Bytes::new()
+        }]
+    );
+}
+
 #[test]
 fn a_body_waits_for_window_and_goes_out_as_it_opens() {
     let mut session = settled(&[(setting::INITIAL_WINDOW_SIZE, 10)]);
@@ -291,7 +329,20 @@ fn a_malformed_answer_resets_its_stream_only() {
         }
         block
     };
-    let cases: [(&str, Vec<u8>); 3] = [
+    let status_after_a_field = {
+        let mut block = block(&[]);
+        block.clear();
+        encoder::literal(
+            &mut block,
+            Name::Literal(b"apns-id"),
+            b"x",
+            Indexing::Without,
+            Coding::Raw,
+        );
+        encoder::indexed(&mut block, 8);
+        block
+    };
+    let cases: [(&str, Vec<u8>); 4] = [
         ("an upper-case name", block(&[(b"Apns-Id", b"x")])),
         (
             "a value with a line break",
@@ -301,11 +352,25 @@ fn a_malformed_answer_resets_its_stream_only() {
             "a pseudo-header after a field",
             block(&[(b"apns-id", b"x"), (b":path", b"/")]),
         ),
+        ("`:status` after a field", status_after_a_field),
     ];
-    for (what, block) in cases {
-        let mut session = settled(&[]);
+    // The same whether the fields are kept or dropped unread (`apns-id` is not kept by the
+    // second: APNs' own setting).
+    let kept = [
+        AnswerFields::All,
+        AnswerFields::Only(&[http::header::RETRY_AFTER]),
+    ];
+    for ((what, block), answer_fields) in cases
+        .iter()
+        .flat_map(|case| kept.iter().map(move |kept| (case, *kept)))
+    {
+        let ours = OurSettings {
+            answer_fields,
+            ..OurSettings::default()
+        };
+        let mut session = settled_with(ours, &[]);
         session.open(&[0x83], Bytes::new()).unwrap();
-        let input = Server::default().raw(|out| frame::write_headers(out, 1, &block, true, 16_384));
+        let input = Server::default().raw(|out| frame::write_headers(out, 1, block, true, 16_384));
         session.receive(&mut input.into_input()).unwrap();
         assert_eq!(
             events(&mut session),
@@ -314,7 +379,7 @@ fn a_malformed_answer_resets_its_stream_only() {
                 code: ErrorCode::PROTOCOL_ERROR,
                 unprocessed: false
             }],
-            "{what}"
+            "{what}, {answer_fields:?}"
         );
         assert!(session.can_open(), "{what}");
     }
@@ -381,6 +446,7 @@ fn received_data_is_given_back_once_half_the_window_is_used() {
         window: 100,
         max_header_list_size: 4096,
         max_body: 1000,
+        ..OurSettings::default()
     };
     let mut session = settled_with(ours, &[]);
     session.open(&[0x83], Bytes::new()).unwrap();
