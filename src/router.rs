@@ -233,16 +233,13 @@ impl Handler<Ring> for Router {
                             Ok(held) => held,
                             Err(duplicate) => return Ok(duplicate),
                         };
-                        let rings = fanout::rings(&call, &held.registrations, held.accepted_at);
+                        let opted_out = internal::opted_out(&held.registrations);
+                        let rings = fanout::rings(&call, held.registrations, held.accepted_at);
                         let pushes = not_done(rings, &held.done);
                         let (pushes, offers) = match &context.channel {
-                            Some(channel) => channel.split(
-                                &call,
-                                &held.registrations,
-                                pushes,
-                                &held.done,
-                                held.elsewhere,
-                            ),
+                            Some(channel) => {
+                                channel.split(&call, &opted_out, pushes, &held.done, held.elsewhere)
+                            }
                             None => (pushes, internal::Offers::default()),
                         };
                         let mut devices = submit(&context.providers, pushes).await;
@@ -323,7 +320,7 @@ impl Handler<End> for Router {
                                 .await;
                         }
                         let ends =
-                            fanout::ends(&end, &held.registrations, &not_rung, held.accepted_at);
+                            fanout::ends(&end, held.registrations, &not_rung, held.accepted_at);
                         let pushes = not_done(ends, &held.done);
                         tracing::debug!(
                             withdrawn = not_rung.len(),

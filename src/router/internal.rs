@@ -96,17 +96,18 @@ impl ChannelFirst {
     }
 
     /// Splits a ring's `pushes` into those to send now and the devices to offer it to over
-    /// the channel first; devices in `done` (an event taken over) are not offered again.
+    /// the channel first; devices in `done` (an event taken over) are not offered again, nor
+    /// those `opted_out` ([`opted_out`]).
     pub fn split(
         &self,
         call: &CallEvent,
-        registrations: &[Registration],
+        opted_out: &[String],
         pushes: Vec<Push>,
         done: &HashSet<String>,
         Elsewhere(elsewhere): Elsewhere,
     ) -> (Vec<Push>, Offers) {
         let here = self.hub.connections(&call.callee);
-        plan(here, elsewhere, registrations, pushes, done)
+        plan(here, elsewhere, opted_out, pushes, done)
     }
 
     /// Offers the ring over the channel and answers one device per offer; each device's
@@ -308,13 +309,25 @@ async fn acked_within(
     }
 }
 
+/// The devices whose registration keeps rings off the channel (`disable_internal_push`),
+/// read before the registrations become pushes. Empty, and allocating nothing, unless one
+/// does.
+pub fn opted_out(registrations: &[Registration]) -> Vec<String> {
+    registrations
+        .iter()
+        .filter(|registration| registration.disable_internal_push)
+        .map(|registration| registration.device_id.clone())
+        .collect()
+}
+
 /// The pure split (see the module doc): `here` are the callee's connections to this node,
 /// `elsewhere` its devices connected to other nodes (a device connected here is offered
-/// here, whatever presence says).
+/// here, whatever presence says). A registered device not `done` has its push among
+/// `pushes` (one per registration), which gives its platform.
 fn plan(
     here: Vec<Connection>,
     elsewhere: Vec<Present>,
-    registrations: &[Registration],
+    opted_out: &[String],
     mut pushes: Vec<Push>,
     done: &HashSet<String>,
 ) -> (Vec<Push>, Offers) {
@@ -330,13 +343,11 @@ fn plan(
     });
     for (target, rings_disabled) in here.chain(elsewhere) {
         let device_id = target.device_id().to_owned();
-        if !seen.insert(device_id.clone()) || rings_disabled || done.contains(&device_id) {
-            continue;
-        }
-        let registration = registrations
-            .iter()
-            .find(|registration| registration.device_id == device_id);
-        if registration.is_some_and(|registration| registration.disable_internal_push) {
+        if !seen.insert(device_id.clone())
+            || rings_disabled
+            || done.contains(&device_id)
+            || opted_out.contains(&device_id)
+        {
             continue;
         }
         let fallback = pushes
@@ -344,7 +355,7 @@ fn plan(
             .position(|push| push.device_id == device_id)
             .map(|index| pushes.swap_remove(index));
         offers.push(Offer {
-            platform: registration.map(|registration| registration.address.platform()),
+            platform: fallback.as_ref().map(|push| push.address.platform()),
             target,
             fallback,
         });
@@ -408,14 +419,15 @@ mod tests {
         let _browser = hub.attach(alice.clone(), "browser".into(), false);
         let _done = hub.attach(alice.clone(), "taken-over".into(), false);
         let done: HashSet<String> = ["taken-over".to_string()].into();
-        let pushes: Vec<Push> = fanout::rings(&call(), &registrations, NOW)
+        let opted_out = opted_out(&registrations);
+        let pushes: Vec<Push> = fanout::rings(&call(), registrations.to_vec(), NOW)
             .into_iter()
             .filter(|push| !done.contains(&push.device_id))
             .collect();
         let (now, Offers(offers)) = plan(
             hub.connections(&alice),
             Vec::new(),
-            &registrations,
+            &opted_out,
             pushes,
             &done,
         );
@@ -464,11 +476,12 @@ mod tests {
             present("node-a", "desktop", false),
             present("node-a", "browser", false), // no registration: still offered
         ];
-        let pushes = fanout::rings(&call(), &registrations, NOW);
+        let opted_out = opted_out(&registrations);
+        let pushes = fanout::rings(&call(), registrations.to_vec(), NOW);
         let (now, Offers(offers)) = plan(
             hub.connections(&alice),
             elsewhere,
-            &registrations,
+            &opted_out,
             pushes,
             &HashSet::new(),
         );
