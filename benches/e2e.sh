@@ -210,19 +210,43 @@ if [ "$CALLGRIND" != 0 ]; then
   # (src/sha256.rs), so it counts ~3,500 instructions a block that the CPU does in ~30 ns.
   sha256=$(callgrind_annotate --auto=no --inclusive=no --threshold=100 "$work/callgrind.out.2" 2>/dev/null |
     awk '/sha2::sha256::compress256/ { gsub(",", "", $1); sum += $1 } END { print sum + 0 }')
+  # Heap allocations: the calls into the allocator (mimalloc's entry points, which every Rust
+  # allocation and reallocation goes through), read off each dump's call records.
+  allocations() {
+    python3 - "$work/callgrind.out.$1" <<'PY'
+import re, sys
+names, total, callee = {}, 0, None
+entry = {"mi_malloc_aligned", "mi_zalloc_aligned", "mi_realloc_aligned"}
+for line in open(sys.argv[1], errors="replace"):
+    named = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
+    if named:
+        if named.group(2):
+            names[named.group(1)] = named.group(2).strip()
+        callee = names.get(named.group(1)) if line.startswith("cfn=") else None
+    elif line.startswith("calls=") and callee is not None:
+        total += int(line.split()[0][len("calls="):]) if callee.split("'")[0] in entry else 0
+        callee = None
+print(total)
+PY
+  }
+  idle_allocations=$(allocations 1)
+  phase_allocations=$(allocations 2)
   echo
   echo "load average at the start: $load_start"
   echo "scenario: $IDENTITIES identities × devices $DEVICES ($devices devices; platforms $PLATFORMS), h2c ×4, ?wait=true, 10 % cancelled, 10 % answered elsewhere"
   echo "node under callgrind, ${CALLGRIND_RATE} calls/s for ${CALLGRIND_SECONDS} s: $(jq .calls_ok "$work/counted/report.json") calls ok, $pushes pushes accepted, errors $(jq -c .errors "$work/counted/report.json")"
-  python3 - "$idle_instructions" "$idle_seconds" "$instructions" "$phase_seconds" "$pushes" "$sha256" <<'PY'
+  python3 - "$idle_instructions" "$idle_seconds" "$instructions" "$phase_seconds" "$pushes" "$sha256" \
+    "$idle_allocations" "$phase_allocations" <<'PY'
 import sys
-idle, idle_s, total, phase_s, pushes, sha256 = (float(a) for a in sys.argv[1:])
+idle, idle_s, total, phase_s, pushes, sha256, idle_allocs, allocs = (float(a) for a in sys.argv[1:])
 rate = idle / idle_s
 print(f"node idle: {rate / 1e6:.2f} M instructions/s ({idle:.0f} in {idle_s:.1f} s)")
 if pushes:
     print(f"node instructions per push: {total / pushes:.0f} ({total:.0f} in all over {phase_s:.1f} s)")
     print(f"node instructions per push net of idle: {(total - rate * phase_s) / pushes:.0f}")
     print(f"  of which SHA-256 in software (valgrind hides the SHA extensions): {sha256 / pushes:.0f}")
+    net = allocs - idle_allocs / idle_s * phase_s
+    print(f"node heap allocations per push net of idle: {net / pushes:.1f} ({allocs:.0f} in all)")
 PY
   echo "callgrind files: $work/callgrind.out* (callgrind_annotate)"
   trap - EXIT
