@@ -640,16 +640,19 @@ impl Stream {
         // as an `http::Request` (one the `http` crate refuses was never sent).
         let unsent = || SendError::NotSent("connection_closed");
         // Taken, not cloned: cloning an h2 handle takes the connection's lock to count it.
+        // The `h2` crate's and HTTP/1.1 exchanges are boxed: their futures are over a
+        // kilobyte, and inline they sized every delivery's future, the own client's too (each
+        // push's delivery is moved into a box of its own when it starts).
         match self.sender.take() {
             Some(Sender::Http2(sender)) => {
                 let request = request.into_http(authority).ok_or_else(unsent)?;
-                http2::exchange(sender, request)
+                Box::pin(http2::exchange(sender, request))
                     .await
                     .map_err(|failed| self.classify_http2(&failed))
             }
             Some(Sender::Http1(sender)) => {
                 let request = request.into_http(authority).ok_or_else(unsent)?;
-                self.send_http1(sender, request).await
+                Box::pin(self.send_http1(sender, request)).await
             }
             Some(Sender::Ringcast(handle)) => {
                 handle.send(request, authority).await.inspect_err(|error| {
