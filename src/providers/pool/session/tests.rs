@@ -14,15 +14,7 @@ impl Server {
         self
     }
     fn answer(mut self, stream: u32, status_index: usize, body: &[u8]) -> Server {
-        let mut block = Vec::new();
-        encoder::indexed(&mut block, status_index);
-        encoder::literal(
-            &mut block,
-            Name::Literal(b"apns-id"),
-            b"x",
-            Indexing::Without,
-            Coding::Raw,
-        );
+        let block = header_block(status_index, &[(b"apns-id", b"x")]);
         frame::write_headers(
             &mut self.0,
             stream,
@@ -48,6 +40,23 @@ impl Server {
     fn into_input(self) -> BytesMut {
         BytesMut::from(&self.0[..])
     }
+}
+
+/// A header block: `:status` from the static table's entry `status_index`, then `fields` as
+/// literals never indexed.
+fn header_block(status_index: usize, fields: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut block = Vec::new();
+    encoder::indexed(&mut block, status_index);
+    for (name, value) in fields {
+        encoder::literal(
+            &mut block,
+            Name::Literal(name),
+            value,
+            Indexing::Without,
+            Coding::Raw,
+        );
+    }
+    block
 }
 
 fn events(session: &mut Session) -> Vec<Event> {
@@ -176,20 +185,9 @@ fn only_the_fields_the_provider_reads_are_kept() {
     };
     let mut session = settled_with(ours, &[]);
     session.open(&[0x83], Bytes::new()).unwrap();
-    let input = Server::default().raw(|out| {
-        let mut block = Vec::new();
-        encoder::indexed(&mut block, 14); // :status 500
-        for (name, value) in [(&b"apns-id"[..], &b"x"[..]), (b"retry-after", b"7")] {
-            encoder::literal(
-                &mut block,
-                Name::Literal(name),
-                value,
-                Indexing::Without,
-                Coding::Raw,
-            );
-        }
-        frame::write_headers(out, 1, &block, true, 16_384);
-    });
+    // :status 500
+    let block = header_block(14, &[(b"apns-id", b"x"), (b"retry-after", b"7")]);
+    let input = Server::default().raw(|out| frame::write_headers(out, 1, &block, true, 16_384));
     session.receive(&mut input.into_input()).unwrap();
     let mut retry_after = http::HeaderMap::new();
     retry_after.insert("retry-after", http::HeaderValue::from_static("7"));
@@ -315,33 +313,10 @@ fn a_partial_frame_waits_for_the_rest() {
 /// RFC 9113 §8.1.1: a malformed answer ends its stream, not the connection.
 #[test]
 fn a_malformed_answer_resets_its_stream_only() {
-    let block = |fields: &[(&[u8], &[u8])]| {
-        let mut block = Vec::new();
-        encoder::indexed(&mut block, 8);
-        for (name, value) in fields {
-            encoder::literal(
-                &mut block,
-                Name::Literal(name),
-                value,
-                Indexing::Without,
-                Coding::Raw,
-            );
-        }
-        block
-    };
-    let status_after_a_field = {
-        let mut block = block(&[]);
-        block.clear();
-        encoder::literal(
-            &mut block,
-            Name::Literal(b"apns-id"),
-            b"x",
-            Indexing::Without,
-            Coding::Raw,
-        );
-        encoder::indexed(&mut block, 8);
-        block
-    };
+    let block = |fields: &[(&[u8], &[u8])]| header_block(8, fields);
+    // A field, then `:status 200` (one byte, indexed: moved from the front to the end).
+    let mut status_after_a_field = block(&[(b"apns-id", b"x")]);
+    status_after_a_field.rotate_left(1);
     let cases: [(&str, Vec<u8>); 4] = [
         ("an upper-case name", block(&[(b"Apns-Id", b"x")])),
         (
