@@ -140,12 +140,14 @@ pub struct InjectedError {
     /// The service whose requests get it; `apns` when absent.
     #[serde(default)]
     pub service: Service,
-    /// HTTP status to answer, e.g. 503.
+    /// HTTP status to answer, e.g. 503; for WNS also 200, a notification WNS accepted and
+    /// then dropped.
     pub status: u16,
     /// What the body names: Apple's `reason` (`ServiceUnavailable`), FCM's `errorCode`
     /// (`QUOTA_EXCEEDED`; a bare gRPC status such as `UNAUTHENTICATED` gives an error without
     /// FCM details), or the OAuth `error` (`invalid_grant`). `code` is accepted as a synonym,
-    /// as FCM calls it that.
+    /// as FCM calls it that. For WNS, `X-WNS-Error-Description`; with status 200, the
+    /// `X-WNS-Status` (`dropped` or `channelthrottled`, [`WNS_DROPS`]).
     #[serde(alias = "code")]
     pub reason: String,
     /// Probability in `[0, 1]` that a request gets this error.
@@ -155,6 +157,11 @@ pub struct InjectedError {
     #[serde(default)]
     pub retry_after_seconds: Option<u64>,
 }
+
+/// The `X-WNS-Status` values of a notification WNS answers `200` for and does not deliver:
+/// `dropped` (an error, a client that refuses notifications, an offline device for an
+/// uncached one) and `channelthrottled` (the channel's rate limit).
+pub const WNS_DROPS: [&str; 2] = ["dropped", "channelthrottled"];
 
 /// Why a profile could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +219,15 @@ impl Profile {
             if !(0.0..=1.0).contains(&error.rate) {
                 problems.push(format!("errors: rate of {} is not in [0, 1]", error.reason));
             }
-            if !(400..=599).contains(&error.status) {
+            if error.status == 200 && error.service == Service::Wns {
+                // WNS drops a notification with a 200: only its X-WNS-Status tells.
+                if !WNS_DROPS.contains(&error.reason.as_str()) {
+                    problems.push(format!(
+                        "errors: a WNS 200 names an X-WNS-Status of {WNS_DROPS:?}, not {}",
+                        error.reason
+                    ));
+                }
+            } else if !(400..=599).contains(&error.status) {
                 problems.push(format!("errors: status {} is not an error", error.status));
             }
             // A client keys on FCM's errorCode; a documented code under another status than
@@ -427,6 +442,29 @@ mod tests {
             ..Profile::default()
         };
         assert!(broken.validate().is_err());
+    }
+
+    #[test]
+    fn only_wns_answers_200_for_an_error_and_only_with_a_documented_drop() {
+        let answering = |service, status, reason: &str| Profile {
+            errors: vec![InjectedError {
+                service,
+                status,
+                reason: reason.into(),
+                rate: 1.0,
+                retry_after_seconds: None,
+            }],
+            ..Profile::default()
+        };
+        for drop in WNS_DROPS {
+            assert!(
+                answering(Service::Wns, 200, drop).validate().is_ok(),
+                "{drop}"
+            );
+        }
+        assert!(answering(Service::Wns, 200, "received").validate().is_err());
+        assert!(answering(Service::Apns, 200, "dropped").validate().is_err());
+        assert!(answering(Service::Wns, 302, "dropped").validate().is_err());
     }
 
     #[test]

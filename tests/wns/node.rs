@@ -91,13 +91,20 @@ impl Rig {
     }
 
     async fn ring(&self, callee: &str, call_id: &str) -> Value {
+        self.ring_for(callee, call_id, 45).await
+    }
+
+    /// Rings `callee` for `seconds`: the deadline of the ring's pushes.
+    async fn ring_for(&self, callee: &str, call_id: &str, seconds: u64) -> Value {
         let response = self
             .app
             .client
             .post(self.app.url("/v1/calls?wait=true"))
             .bearer_auth(KEY_A)
-            .json(&json!({"call_id": call_id, "callee": callee,
-                          "caller": {"id": "+15550100", "display_name": "Bob"}}))
+            .json(
+                &json!({"call_id": call_id, "callee": callee, "ring_timeout_seconds": seconds,
+                          "caller": {"id": "+15550100", "display_name": "Bob"}}),
+            )
             .send()
             .await
             .unwrap();
@@ -274,4 +281,43 @@ async fn throttling_is_backed_off_and_the_push_still_delivered() {
         Some(&1),
         "{stats:?}"
     );
+}
+
+/// A profile whose every WNS notification is answered `200` with this `X-WNS-Status`.
+fn dropping(wns_status: &str) -> Profile {
+    let error: InjectedError = serde_json::from_value(
+        json!({"service": "wns", "status": 200, "reason": wns_status, "rate": 1.0}),
+    )
+    .unwrap();
+    Profile {
+        errors: vec![error],
+        ..Profile::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_wns_answers_200_but_drops_is_rejected_not_delivered_and_the_channel_kept() {
+    let rig = rig(dropping("dropped")).await;
+    rig.register("alice", "desktop", "OfflineChannel").await;
+    let (label, reason) = outcome(&rig.ring("alice", "c1").await);
+    assert_eq!(
+        (label.as_str(), reason.as_deref()),
+        ("rejected", Some("200 Dropped"))
+    );
+    let stats = rig.sim.stats();
+    // Sent once: a drop is not retried.
+    assert_eq!(stats.by_status.get("200 dropped"), Some(&1), "{stats:?}");
+    assert_eq!(rig.app.devices(KEY_A, "alice").await, ["desktop"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_channel_is_retried_until_the_deadline_and_kept() {
+    let rig = rig(dropping("channelthrottled")).await;
+    rig.register("alice", "desktop", "BusyChannel").await;
+    // Throttled on every try, the ring runs out of time: never delivered, never dead.
+    assert_eq!(outcome(&rig.ring_for("alice", "c1", 1).await).0, "expired");
+    let stats = rig.sim.stats();
+    let sent = stats.by_status.get("200 channelthrottled").copied();
+    assert!(sent.is_some_and(|sent| sent >= 2), "{stats:?}");
+    assert_eq!(rig.app.devices(KEY_A, "alice").await, ["desktop"]);
 }

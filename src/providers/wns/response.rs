@@ -2,7 +2,10 @@
 //!
 //! | status | meaning | action |
 //! |---|---|---|
-//! | 200 | accepted | delivered |
+//! | 200, `X-WNS-Status: received` (or no such field) | accepted | delivered |
+//! | 200, `X-WNS-Status: channelthrottled` | dropped: this channel's rate limit | back off (retry) |
+//! | 200, `X-WNS-Status: dropped` | dropped: an error, the client refused it, or (uncached) the device is offline | reject |
+//! | 200, any other `X-WNS-Status` | not documented as delivered | reject, naming the value |
 //! | 400 | bad request (headers) | reject |
 //! | 401 | access token refused or expired | refresh it once, send again |
 //! | 403 | token not for this channel's app | credential problem (alert) |
@@ -11,6 +14,11 @@
 //! | 413 | over 5000 bytes | reject |
 //! | 429 | quota | back off, honouring `Retry-After` |
 //! | 5xx | WNS failure | retry with backoff |
+//!
+//! A `200` alone is not a delivery: WNS answers `200` for a notification it accepted *or*
+//! dropped, and says which in `X-WNS-Status`. A ring is sent `no-cache`, so a ring to a
+//! device that is offline is dropped with a `200`. The field cannot tell an offline device
+//! from one that refuses notifications, so a drop is a rejection, never a dead token.
 //!
 //! The `X-WNS-Error-Description` header, when present, is kept in the reason of a rejection
 //! so an operator sees Microsoft's words; dead-token reasons are the bare status (`404`,
@@ -21,16 +29,20 @@ use crate::providers::retry_after;
 use crate::providers::service::Verdict;
 use crate::vocab::{Outcome, UnixMillis};
 use http::header::RETRY_AFTER;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::time::Duration;
 
 /// `X-WNS-Error-Description`: WNS' words on a refusal, put into the outcome's reason.
 pub const X_WNS_ERROR_DESCRIPTION: HeaderName = HeaderName::from_static("x-wns-error-description");
+
+/// `X-WNS-Status`: what WNS did with a notification it answered `200` for.
+pub const X_WNS_STATUS: HeaderName = HeaderName::from_static("x-wns-status");
 
 /// The answer's header fields [`judge`] reads.
 pub const ANSWER_FIELDS: AnswerFields = AnswerFields::Only(&READ);
 
 /// A static, not a constant: a custom name holds `Bytes`, which a constant cannot lend out.
-static READ: [HeaderName; 2] = [RETRY_AFTER, X_WNS_ERROR_DESCRIPTION];
+static READ: [HeaderName; 3] = [RETRY_AFTER, X_WNS_ERROR_DESCRIPTION, X_WNS_STATUS];
 
 /// What the answer (`status`, `headers`, `body`), received at `now`, means. WNS says
 /// everything in the status and its `X-WNS-*` headers; the body is taken, like every
@@ -46,7 +58,11 @@ pub fn judge(status: u16, headers: &HeaderMap, _body: &[u8], now: UnixMillis) ->
     };
     let after = retry_after::from_headers(headers, now);
     match status {
-        200 => Verdict::Final(Outcome::Delivered),
+        200 => accepted(
+            headers.get(X_WNS_STATUS).map(HeaderValue::as_bytes),
+            after,
+            reason,
+        ),
         401 => Verdict::RefreshCredential {
             otherwise: Outcome::CredentialProblem {
                 reason: reason("Unauthorized"),
@@ -82,10 +98,43 @@ pub fn judge(status: u16, headers: &HeaderMap, _body: &[u8], now: UnixMillis) ->
     }
 }
 
+/// What a `200` means, by its `X-WNS-Status` (`status`; matched without regard to case).
+/// `reason` words a rejection as the other statuses' are.
+fn accepted(
+    status: Option<&[u8]>,
+    after: Option<Duration>,
+    reason: impl Fn(&str) -> String,
+) -> Verdict {
+    let Some(status) = status else {
+        return Verdict::Final(Outcome::Delivered);
+    };
+    if status.eq_ignore_ascii_case(b"received") {
+        Verdict::Final(Outcome::Delivered)
+    } else if status.eq_ignore_ascii_case(b"channelthrottled") {
+        Verdict::Retry {
+            after,
+            reason: "too_many_requests",
+            otherwise: Outcome::Rejected {
+                reason: reason("ChannelThrottled"),
+            },
+        }
+    } else if status.eq_ignore_ascii_case(b"dropped") {
+        Verdict::Final(Outcome::Rejected {
+            reason: reason("Dropped"),
+        })
+    } else {
+        Verdict::Final(Outcome::Rejected {
+            reason: reason(&format!(
+                "X-WNS-Status {}",
+                String::from_utf8_lossy(status).escape_debug()
+            )),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const NOW: UnixMillis = 1_800_000_000_000;
 
@@ -119,6 +168,62 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    fn answer_200(wns_status: &str) -> Verdict {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_WNS_STATUS, wns_status.parse().unwrap());
+        judge(200, &headers, b"", NOW)
+    }
+
+    #[test]
+    fn a_200_is_a_delivery_only_when_wns_received_the_notification() {
+        assert_eq!(answer_200("received"), Verdict::Final(Outcome::Delivered));
+        assert_eq!(answer_200("Received"), Verdict::Final(Outcome::Delivered));
+        assert_eq!(
+            answer_200("dropped"),
+            Verdict::Final(Outcome::Rejected {
+                reason: "200 Dropped".into()
+            })
+        );
+        let Verdict::Retry {
+            reason, otherwise, ..
+        } = answer_200("channelthrottled")
+        else {
+            panic!("a throttled channel is retried");
+        };
+        assert_eq!(reason, "too_many_requests");
+        assert_eq!(
+            otherwise,
+            Outcome::Rejected {
+                reason: "200 ChannelThrottled".into()
+            }
+        );
+        assert_eq!(
+            answer_200("queued"),
+            Verdict::Final(Outcome::Rejected {
+                reason: "200 X-WNS-Status queued".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_drop_is_never_a_dead_token() {
+        for wns_status in ["dropped", "channelthrottled", "queued", ""] {
+            let verdict = answer_200(wns_status);
+            assert!(
+                !matches!(verdict, Verdict::Final(Outcome::DeadToken { .. })),
+                "{wns_status}: {verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_status_field_is_read_from_the_answer() {
+        let AnswerFields::Only(read) = ANSWER_FIELDS else {
+            panic!("WNS keeps only the fields it reads");
+        };
+        assert!(read.contains(&X_WNS_STATUS));
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub(super) fn wns(
         };
     }
     if let Some(error) = injected {
+        if error.status == 200 {
+            return wns_drop(shared, &error.reason, error.retry_after_seconds);
+        }
         return wns_reject(
             shared,
             error.status,
@@ -147,6 +150,18 @@ fn wns_reject(
         response
             .headers_mut()
             .insert("x-wns-error-description", value);
+    }
+    set_retry_after(&mut response, retry_after);
+    response
+}
+
+/// A WNS notification accepted and then dropped: `200`, no delivery, and WNS' word for why
+/// in `X-WNS-Status` (`dropped`, `channelthrottled`), which is all a sender has to go on.
+fn wns_drop(shared: &Shared, wns_status: &str, retry_after: Option<u64>) -> Response<Full<Bytes>> {
+    shared.recorder.rejected(200, wns_status);
+    let mut response = Response::new(Full::new(Bytes::new()));
+    if let Ok(value) = http::HeaderValue::from_str(wns_status) {
+        response.headers_mut().insert("x-wns-status", value);
     }
     set_retry_after(&mut response, retry_after);
     response
