@@ -1226,8 +1226,7 @@ async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
     assert!(
         records
             .iter()
-            .all(|record| record.ttl.as_deref() == Some("45s")
-                && record.collapse_id.as_deref() == Some("call-7"))
+            .all(|record| record.ttl.as_deref() == Some("45s") && record.collapse_id.is_none())
     );
 }
 

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
-/// The longest a call id or event id may be, in bytes (it becomes `apns-collapse-id` and FCM
-/// `collapse_key`; longer ids are hashed there).
+/// The longest a call id or event id may be, in bytes (it becomes `apns-collapse-id` and the
+/// Web Push `Topic`; longer ids are hashed there).
 pub const MAX_CALL_ID_LEN: usize = 128;
 /// The longest caller id or display name, in characters.
 pub const MAX_CALLER_LEN: usize = 256;

@@ -13,9 +13,15 @@
 //! | missed call | `NORMAL` | a notice; FCM de-prioritises HIGH messages that show nothing urgent |
 //!
 //! `android.ttl` is the time left to the deadline in whole seconds (FCM stops trying by
-//! then; a push is never delivered after its deadline), `android.collapse_key` the call id
-//! (a cancel replaces a pending ring), and `data` the payload (docs/architecture.md, "What devices receive") with every value a
-//! string, as FCM requires (`"v": "1"`, `"video": "true"`).
+//! then; a push is never delivered after its deadline), and `data` the payload
+//! (docs/architecture.md, "What devices receive") with every value a string, as FCM requires
+//! (`"v": "1"`, `"video": "true"`).
+//!
+//! No message carries an `android.collapse_key`. FCM treats collapsible messages as
+//! content-free pings and throttles them per app and device — a burst of 20, then one every
+//! 3 minutes, *delayed* while the send is answered 200 (FCM's "Throttling and quotas"). A
+//! ring and an end per call make a busy callee's next ring minutes late. Non-collapsible
+//! messages are not throttled that way; the TTL already keeps a ring from arriving stale.
 //!
 //! The `authorization` header is not set here: the client adds the cached access token
 //! ([`super::auth`]) so that building stays pure.
@@ -151,7 +157,6 @@ pub fn build_request(
             android: Android {
                 priority,
                 ttl: format!("{ttl_seconds}s"),
-                collapse_key: &payload.call_id,
             },
         },
     };
@@ -207,7 +212,7 @@ struct Message<'a> {
     /// What the app reads.
     data: Data<'a>,
     /// Android delivery options.
-    android: Android<'a>,
+    android: Android,
 }
 
 /// The payload (docs/architecture.md, "What devices receive") as FCM data: every value a string.
@@ -235,13 +240,11 @@ struct Data<'a> {
 
 /// `AndroidConfig`.
 #[derive(Serialize)]
-struct Android<'a> {
+struct Android {
     /// `HIGH` or `NORMAL`.
     priority: AndroidPriority,
     /// Time to live, `"<seconds>s"`.
     ttl: String,
-    /// The call id: a newer message of the same call replaces a pending one.
-    collapse_key: &'a str,
 }
 
 #[cfg(test)]
@@ -310,9 +313,25 @@ mod tests {
                 "data": {"v": "1", "type": "incoming_call", "call_id": "call-42",
                     "caller_id": "bob", "caller_name": "Bob \"B\" Ünal", "video": "true",
                     "expires_at": "2027-01-15T08:00:45.500Z"},
-                "android": {"priority": "HIGH", "ttl": "42s", "collapse_key": "call-42"},
+                "android": {"priority": "HIGH", "ttl": "42s"},
             }})
         );
+    }
+
+    #[test]
+    fn no_message_is_collapsible_so_fcm_never_throttles_a_callees_rings_as_pings() {
+        for kind in [
+            PushKind::IncomingCall,
+            PushKind::CallEnded,
+            PushKind::MissedCall,
+        ] {
+            let body = json(&build_request(&push(kind), "p", BASE, NOW).unwrap());
+            let android = body["message"]["android"].as_object().unwrap();
+            assert!(
+                !android.contains_key("collapse_key"),
+                "{kind:?}: {android:?}"
+            );
+        }
     }
 
     #[test]
