@@ -309,7 +309,7 @@ async fn a_ring_wns_answers_200_but_drops_is_rejected_not_delivered_and_the_chan
         let (label, reason) = outcome(&rig.ring("alice", "c1").await);
         assert_eq!(
             (label.as_str(), reason.as_deref()),
-            ("rejected", Some("200 Dropped")),
+            ("rejected", Some("200 Dropped (device disconnected)")),
             "http1_only {http1_only}"
         );
         let stats = rig.sim.stats();

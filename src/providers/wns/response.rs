@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | 200, `X-WNS-Status: received` (or no such field) | accepted | delivered |
 //! | 200, `X-WNS-Status: channelthrottled` | dropped: this channel's rate limit | back off (retry) |
-//! | 200, `X-WNS-Status: dropped` | dropped: an error, the client refused it, or (uncached) the device is offline | reject |
+//! | 200, `X-WNS-Status: dropped` | dropped: an error, the client refused it, or (uncached) the device is offline | reject, naming `X-WNS-DeviceConnectionStatus` |
 //! | 200, any other `X-WNS-Status` | not documented as delivered | reject, naming the value |
 //! | 400 | bad request (headers) | reject |
 //! | 401 | access token refused or expired | refresh it once, send again |
@@ -17,8 +17,10 @@
 //!
 //! A `200` alone is not a delivery: WNS answers `200` for a notification it accepted *or*
 //! dropped, and says which in `X-WNS-Status`. A ring is sent `no-cache`, so a ring to a
-//! device that is offline is dropped with a `200`. The field cannot tell an offline device
-//! from one that refuses notifications, so a drop is a rejection, never a dead token.
+//! device that is offline is dropped with a `200`. Neither field proves the channel dead (an
+//! offline device comes back; `X-WNS-DeviceConnectionStatus`, which every request asks for,
+//! says which it was), so a drop is a rejection that names the device's state, never a dead
+//! token.
 //!
 //! The `X-WNS-Error-Description` header, when present, is kept in the reason of a rejection
 //! so an operator sees Microsoft's words; dead-token reasons are the bare status (`404`,
@@ -38,11 +40,22 @@ pub const X_WNS_ERROR_DESCRIPTION: HeaderName = HeaderName::from_static("x-wns-e
 /// `X-WNS-Status`: what WNS did with a notification it answered `200` for.
 pub const X_WNS_STATUS: HeaderName = HeaderName::from_static("x-wns-status");
 
+/// `X-WNS-DeviceConnectionStatus` (`connected`, `disconnected`, `tempdisconnected`): the
+/// device's state, answered because every request asks for it (`X-WNS-RequestForStatus`).
+/// It tells a drop for an offline device from one the client refused.
+pub const X_WNS_DEVICE_CONNECTION_STATUS: HeaderName =
+    HeaderName::from_static("x-wns-deviceconnectionstatus");
+
 /// The answer's header fields [`judge`] reads.
 pub const ANSWER_FIELDS: AnswerFields = AnswerFields::Only(&READ);
 
 /// A static, not a constant: a custom name holds `Bytes`, which a constant cannot lend out.
-static READ: [HeaderName; 3] = [RETRY_AFTER, X_WNS_ERROR_DESCRIPTION, X_WNS_STATUS];
+static READ: [HeaderName; 4] = [
+    RETRY_AFTER,
+    X_WNS_ERROR_DESCRIPTION,
+    X_WNS_STATUS,
+    X_WNS_DEVICE_CONNECTION_STATUS,
+];
 
 /// What the answer (`status`, `headers`, `body`), received at `now`, means. WNS says
 /// everything in the status and its `X-WNS-*` headers; the body is taken, like every
@@ -58,11 +71,7 @@ pub fn judge(status: u16, headers: &HeaderMap, _body: &[u8], now: UnixMillis) ->
     };
     let after = retry_after::from_headers(headers, now);
     match status {
-        200 => accepted(
-            headers.get(X_WNS_STATUS).map(HeaderValue::as_bytes),
-            after,
-            reason,
-        ),
+        200 => accepted(headers, after, reason),
         401 => Verdict::RefreshCredential {
             otherwise: Outcome::CredentialProblem {
                 reason: reason("Unauthorized"),
@@ -98,14 +107,15 @@ pub fn judge(status: u16, headers: &HeaderMap, _body: &[u8], now: UnixMillis) ->
     }
 }
 
-/// What a `200` means, by its `X-WNS-Status` (`status`; matched without regard to case).
-/// `reason` words a rejection as the other statuses' are.
+/// What a `200` means, by its `X-WNS-Status` (matched without regard to case). `reason`
+/// words a rejection as the other statuses' are; a drop names the device's state when WNS
+/// gave it.
 fn accepted(
-    status: Option<&[u8]>,
+    headers: &HeaderMap,
     after: Option<Duration>,
     reason: impl Fn(&str) -> String,
 ) -> Verdict {
-    let Some(status) = status else {
+    let Some(status) = headers.get(X_WNS_STATUS).map(HeaderValue::as_bytes) else {
         return Verdict::Final(Outcome::Delivered);
     };
     if status.eq_ignore_ascii_case(b"received") {
@@ -119,8 +129,15 @@ fn accepted(
             },
         }
     } else if status.eq_ignore_ascii_case(b"dropped") {
+        let device = headers
+            .get(X_WNS_DEVICE_CONNECTION_STATUS)
+            .and_then(|value| value.to_str().ok())
+            .filter(|state| !state.is_empty());
         Verdict::Final(Outcome::Rejected {
-            reason: reason("Dropped"),
+            reason: match device {
+                Some(state) => reason(&format!("Dropped (device {state})")),
+                None => reason("Dropped"),
+            },
         })
     } else {
         Verdict::Final(Outcome::Rejected {
@@ -205,6 +222,26 @@ mod tests {
                 reason: "200 X-WNS-Status queued".into()
             })
         );
+    }
+
+    #[test]
+    fn a_drop_names_the_devices_state_when_wns_gives_it() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_WNS_STATUS, "dropped".parse().unwrap());
+        headers.insert(
+            X_WNS_DEVICE_CONNECTION_STATUS,
+            "disconnected".parse().unwrap(),
+        );
+        assert_eq!(
+            judge(200, &headers, b"", NOW),
+            Verdict::Final(Outcome::Rejected {
+                reason: "200 Dropped (device disconnected)".into()
+            })
+        );
+        let AnswerFields::Only(read) = ANSWER_FIELDS else {
+            panic!("WNS keeps only the fields it reads");
+        };
+        assert!(read.contains(&X_WNS_DEVICE_CONNECTION_STATUS));
     }
 
     #[test]

@@ -80,7 +80,12 @@ pub(super) fn wns(
     }
     if let Some(error) = injected {
         if error.status == 200 {
-            return wns_drop(shared, &error.reason, error.retry_after_seconds);
+            return wns_drop(
+                shared,
+                &parts.headers,
+                &error.reason,
+                error.retry_after_seconds,
+            );
         }
         return wns_reject(
             shared,
@@ -132,7 +137,22 @@ pub(super) fn wns(
     if let Ok(id) = http::HeaderValue::from_str(&message_id) {
         headers.insert("x-wns-msg-id", id);
     }
+    tell_device_state(&parts.headers, headers, "connected");
     response
+}
+
+/// `X-WNS-DeviceConnectionStatus: <state>`, which WNS answers only to a request that asked
+/// with `X-WNS-RequestForStatus: true`.
+fn tell_device_state(request: &http::HeaderMap, answer: &mut http::HeaderMap, state: &'static str) {
+    let asked = request
+        .get("x-wns-requestforstatus")
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"true"));
+    if asked {
+        answer.insert(
+            "x-wns-deviceconnectionstatus",
+            http::HeaderValue::from_static(state),
+        );
+    }
 }
 
 /// A refused WNS notification: the status, Microsoft's description header, no body.
@@ -156,13 +176,25 @@ fn wns_reject(
 }
 
 /// A WNS notification accepted and then dropped: `200`, no delivery, and WNS' word for why
-/// in `X-WNS-Status` (`dropped`, `channelthrottled`), which is all a sender has to go on.
-fn wns_drop(shared: &Shared, wns_status: &str, retry_after: Option<u64>) -> Response<Full<Bytes>> {
+/// in `X-WNS-Status` (`dropped`, `channelthrottled`), which is all a sender has to go on
+/// besides the device's state when asked for: a scripted drop plays an offline device.
+fn wns_drop(
+    shared: &Shared,
+    request: &http::HeaderMap,
+    wns_status: &str,
+    retry_after: Option<u64>,
+) -> Response<Full<Bytes>> {
     shared.recorder.rejected(200, wns_status);
     let mut response = Response::new(Full::new(Bytes::new()));
     if let Ok(value) = http::HeaderValue::from_str(wns_status) {
         response.headers_mut().insert("x-wns-status", value);
     }
+    let state = if wns_status == "dropped" {
+        "disconnected"
+    } else {
+        "connected"
+    };
+    tell_device_state(request, response.headers_mut(), state);
     set_retry_after(&mut response, retry_after);
     response
 }
