@@ -25,7 +25,9 @@ pub enum WebPushStatus {
     Gone,
     /// 413: the body is too large (over 4096 bytes).
     TooLarge,
-    /// 429: too many requests; honour `Retry-After`.
+    /// 429: too many requests; honour `Retry-After`. Also 406, which Microsoft Edge's
+    /// endpoints (Web Push over WNS, `*.notify.windows.com`) answer for WNS' "throttle limit
+    /// exceeded", as senders' trackers report (web-push-php#335, microsoft-ui-xaml#8091).
     TooManyRequests,
     /// 5xx: the service is in trouble; retry with backoff.
     ServerError(u16),
@@ -43,7 +45,7 @@ impl WebPushStatus {
             404 => WebPushStatus::NotFound,
             410 => WebPushStatus::Gone,
             413 => WebPushStatus::TooLarge,
-            429 => WebPushStatus::TooManyRequests,
+            406 | 429 => WebPushStatus::TooManyRequests,
             500..=599 => WebPushStatus::ServerError(status),
             _ => WebPushStatus::Other(status),
         }
@@ -120,12 +122,15 @@ mod tests {
 
     #[test]
     fn throttling_and_server_errors_retry_honouring_retry_after() {
-        match verdict(429, Some("7"), 0) {
-            Verdict::Retry { after, reason, .. } => {
-                assert_eq!(after, Some(Duration::from_secs(7)));
-                assert_eq!(reason, "too_many_requests");
+        // 406: Edge's WNS-backed endpoints saying "throttled".
+        for status in [429, 406] {
+            match verdict(status, Some("7"), 0) {
+                Verdict::Retry { after, reason, .. } => {
+                    assert_eq!(after, Some(Duration::from_secs(7)));
+                    assert_eq!(reason, "too_many_requests");
+                }
+                other => panic!("{status}: {other:?}"),
             }
-            other => panic!("{other:?}"),
         }
         assert!(matches!(
             verdict(503, None, 0),
