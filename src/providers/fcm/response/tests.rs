@@ -222,6 +222,30 @@ fn quota_exceeded_pauses_the_project_for_at_least_retry_after_and_the_default() 
 }
 
 #[test]
+fn the_project_rate_limit_from_googles_front_end_pauses_the_project_too() {
+    // Over the project's sends per minute, Google's front end answers with no FcmError
+    // detail, only an ErrorInfo naming the quota (the body firebase-admin-go issue 719
+    // reports; consumer and value elided there too).
+    let body = json!({"error": {"code": 429,
+    "message": "Quota exceeded for quota metric 'Send requests' and limit 'Send requests \
+                per minute' of service 'fcm.googleapis.com' for consumer 'project_number:1'.",
+    "status": "RESOURCE_EXHAUSTED",
+    "details": [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
+         "domain": "googleapis.com", "metadata": {"quota_limit": "SendsPerMinutePerProject",
+         "quota_metric": "fcm.googleapis.com/send_requests", "quota_unit": "1/min/{project}",
+         "service": "fcm.googleapis.com", "consumer": "projects/1"}},
+        {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description":
+         "Request a higher quota limit.", "url": "https://cloud.google.com/docs/quotas"}]}
+    ]}})
+    .to_string();
+    assert_eq!(
+        judged(429, body.as_bytes(), None),
+        pause(60, "QUOTA_EXCEEDED")
+    );
+}
+
+#[test]
 fn unavailable_and_internal_retry_honouring_retry_after() {
     for (status, grpc, code, label) in [
         (503, "UNAVAILABLE", "UNAVAILABLE", "unavailable"),
