@@ -4,7 +4,7 @@
 //! Apple punishes both extremes (docs/protocols.md): a token older than an hour is refused
 //! (`ExpiredProviderToken`), and replacing it more often than every 20 minutes earns
 //! `TooManyProviderTokenUpdates`, which poisons the connection for a while. So the cache
-//! re-mints only when the token is older than the configured refresh age (20–60 minutes), and
+//! re-mints only when the token is older than the configured refresh age (20–55 minutes), and
 //! never within 20 minutes of the last mint — not even when asked to after an
 //! `ExpiredProviderToken` (one refresh, then the 20-minute floor holds).
 //!
@@ -35,8 +35,8 @@ pub enum AuthError {
     /// Signing failed.
     #[error("cannot sign the APNs provider token: {0}")]
     Sign(jsonwebtoken::errors::Error),
-    /// The refresh age is outside Apple's 20..=60 minute window.
-    #[error("the APNs token refresh age must be 20..=60 minutes, got {0:?}")]
+    /// The refresh age is outside the window Apple allows, less the margin for clock skew (20..=55 minutes).
+    #[error("the APNs token refresh age must be 20..=55 minutes, got {0:?}")]
     RefreshAge(Duration),
 }
 
@@ -122,7 +122,7 @@ pub fn signing_key(key_pem: &[u8]) -> Result<EncodingKey, AuthError> {
 
 impl ProviderTokenCache {
     /// A cache for the team's key `key_id`, signing with `key_pem` (the `.p8` file's
-    /// contents), re-minting at `refresh_age` (20..=60 minutes).
+    /// contents), re-minting at `refresh_age` (20..=55 minutes).
     pub fn new(
         team_id: &str,
         key_id: &str,

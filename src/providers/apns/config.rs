@@ -24,9 +24,11 @@ pub const SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
 /// The youngest a provider token may be replaced: Apple answers 429
 /// `TooManyProviderTokenUpdates` to senders that refresh more often than every 20 minutes.
 pub const MIN_JWT_REFRESH: Duration = Duration::from_secs(20 * 60);
-/// The oldest a provider token may get: after an hour Apple answers 403
-/// `ExpiredProviderToken`.
-pub const MAX_JWT_REFRESH: Duration = Duration::from_secs(60 * 60);
+/// The oldest a provider token may get before it is replaced. Apple answers 403
+/// `ExpiredProviderToken` to a token whose `iat` (whole seconds, rounded down) is an hour old
+/// by *Apple's* clock; an hour here would lose that race on every connection once an hour, so
+/// five minutes are kept for the clocks' skew and the time between minting and use.
+pub const MAX_JWT_REFRESH: Duration = Duration::from_secs(55 * 60);
 
 /// How ringcast talks to APNs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,7 +48,7 @@ pub struct ApnsConfig {
     /// file gives it, it wins, since the defaults always fill `connections`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections_per_credential: Option<usize>,
-    /// How old the provider JWT may get before it is re-minted, in seconds (1200..=3600).
+    /// How old the provider JWT may get before it is re-minted, in seconds (1200..=3300).
     /// 50 minutes leaves 10 minutes of margin before Apple's one-hour expiry while staying
     /// far above the 20-minute minimum.
     pub jwt_refresh_seconds: u64,
@@ -199,7 +201,8 @@ impl ApnsConfig {
         if !(min..=max).contains(&self.jwt_refresh_seconds) {
             errors.push(format!(
                 "{prefix}.jwt_refresh_seconds must be {min}..={max} (Apple: refresh no more often \
-                 than every 20 minutes, no less often than every 60), got {}",
+                 than every 20 minutes, and a token an hour old is refused: 5 minutes are kept \
+                 for clock skew), got {}",
                 self.jwt_refresh_seconds
             ));
         }
@@ -296,7 +299,9 @@ mod tests {
             ..ApnsConfig::default()
         };
         assert!(at_bounds(1200).validate("p").is_empty());
-        assert!(at_bounds(3600).validate("p").is_empty());
-        assert!(!at_bounds(3601).validate("p").is_empty());
+        assert!(at_bounds(3300).validate("p").is_empty());
+        // An hour is Apple's limit itself: refused, or it expires in flight once an hour.
+        assert!(!at_bounds(3301).validate("p").is_empty());
+        assert!(!at_bounds(3600).validate("p").is_empty());
     }
 }
