@@ -26,8 +26,8 @@ pub enum VapidError {
     /// The key is not a P-256 PKCS#8 PEM private key.
     #[error("VAPID key is not a P-256 PKCS#8 PEM key: {0}")]
     BadKey(String),
-    /// The subject is not a `mailto:` or `https:` URI.
-    #[error("VAPID subject must be a mailto: or https: URI")]
+    /// The subject is not a contact every push service takes ([`is_vapid_subject`]).
+    #[error("{}", SUBJECT_RULE)]
     BadSubject,
     /// The validity is above RFC 8292's 24 hours, or too short for the re-mint margin.
     #[error("VAPID validity {0:?} must be 10 minutes..=24 hours")]
@@ -37,9 +37,76 @@ pub enum VapidError {
     Sign(jsonwebtoken::errors::Error),
 }
 
-/// Whether `subject` is a contact RFC 8292 allows: a `mailto:` or `https:` URI.
+/// What a VAPID subject must be, as an operator is told.
+pub const SUBJECT_RULE: &str = "VAPID subject must be a mailto: or https: URI (RFC 8292) on a \
+    public DNS name: Apple's push service refuses localhost, special-use names (.local, .invalid, \
+    .test, .example, .internal, .arpa), single-label and IP hosts, spaces and <>";
+
+/// The special-use top-level names (RFC 2606, RFC 6761, RFC 6762, ICANN's `.internal`) that
+/// never resolve publicly.
+const SPECIAL_USE: [&str; 7] = [
+    "localhost",
+    "local",
+    "invalid",
+    "test",
+    "example",
+    "internal",
+    "arpa",
+];
+
+/// Whether `subject` is a contact every push service takes: a `mailto:` or `https:` URI
+/// (RFC 8292) whose host is a public DNS name. FCM and Mozilla check the scheme alone; Apple's
+/// service answers `403 BadJwtToken` to every push signed with a subject on `localhost` or
+/// a special-use name, or one with spaces or angle brackets (senders' reports: web-push
+/// issue 947 and its pull request 988, web-push-php issue 406), so one such setting would
+/// silently cost every Safari and iOS web app its rings.
 pub fn is_vapid_subject(subject: &str) -> bool {
-    subject.starts_with("mailto:") || subject.starts_with("https://")
+    if subject
+        .chars()
+        .any(|c| c.is_whitespace() || c == '<' || c == '>')
+    {
+        return false;
+    }
+    let host = if let Some(address) = subject.strip_prefix("mailto:") {
+        match address.split_once('@') {
+            Some((user, host)) if !user.is_empty() && !host.contains('@') => host,
+            _ => return false,
+        }
+    } else if let Some(rest) = subject.strip_prefix("https://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') || authority.starts_with('[') {
+            // A login in the contact, or an IPv6 literal.
+            return false;
+        }
+        authority
+            .split_once(':')
+            .map_or(authority, |(host, _port)| host)
+    } else {
+        return false;
+    };
+    is_public_name(host)
+}
+
+/// Whether `host` is a DNS name that can resolve publicly: two labels or more of letters,
+/// digits and hyphens, a top-level label with a letter (so not an IPv4 address) that is not a
+/// special-use name.
+fn is_public_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let labels: Vec<&str> = host.split('.').collect();
+    let well_formed = labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    let Some(top) = labels.last().filter(|_| well_formed) else {
+        return false;
+    };
+    top.bytes().any(|b| b.is_ascii_alphabetic())
+        && !SPECIAL_USE
+            .iter()
+            .any(|special| top.eq_ignore_ascii_case(special))
 }
 
 /// Parses a VAPID key (P-256 PKCS#8 PEM) the one way start-up checks, the signer and reloads
@@ -248,6 +315,46 @@ mod tests {
     }
 
     #[test]
+    fn a_subject_is_a_public_contact_as_apple_requires() {
+        for good in [
+            "mailto:ops@example.com",
+            "mailto:push-ops@carrier.co.uk",
+            "https://carrier.example.com",
+            "https://carrier.com:8443/contact?x=1",
+            "mailto:ops@example.com.",
+        ] {
+            assert!(is_vapid_subject(good), "{good}");
+        }
+        for bad in [
+            "ops@example.com",
+            "http://carrier.com",
+            "mailto:",
+            "mailto:@carrier.com",
+            "mailto:ops@localhost",
+            "mailto:ops@box.local",
+            "mailto:security@gateway.invalid",
+            "mailto:ops@ci.test",
+            "mailto:ops@corp.internal",
+            "mailto:ops@LOCALHOST",
+            "mailto:ops@server",
+            "mailto:ops@10.0.0.1",
+            "mailto: <ops@example.com>",
+            "mailto:<ops@example.com>",
+            "mailto:ops@example.com ",
+            "mailto:a@b@example.com",
+            "https://localhost",
+            "https://localhost:8443/",
+            "https://127.0.0.1",
+            "https://[::1]/",
+            "https://user@carrier.com",
+            "https://",
+            "https://carrier..com",
+        ] {
+            assert!(!is_vapid_subject(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_settings_are_refused() {
         let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let pem = pair.serialize_pem();
@@ -257,14 +364,25 @@ mod tests {
             Err(VapidError::BadSubject)
         ));
         assert!(matches!(
-            VapidSigner::new(pem.as_bytes(), "mailto:a@b", day + Duration::from_secs(1)),
+            VapidSigner::new(
+                pem.as_bytes(),
+                "mailto:ops@example.com",
+                day + Duration::from_secs(1)
+            ),
             Err(VapidError::Validity(_))
         ));
         assert!(matches!(
-            VapidSigner::new(b"not a key", "mailto:a@b", day),
+            VapidSigner::new(b"not a key", "mailto:ops@example.com", day),
             Err(VapidError::BadKey(_))
         ));
         let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-        assert!(VapidSigner::new(p384.serialize_pem().as_bytes(), "mailto:a@b", day).is_err());
+        assert!(
+            VapidSigner::new(
+                p384.serialize_pem().as_bytes(),
+                "mailto:ops@example.com",
+                day
+            )
+            .is_err()
+        );
     }
 }

@@ -152,6 +152,57 @@ fn vapid_is_checked_for_audience_expiry_and_key() {
     );
 }
 
+/// `sent` re-signed by hand with `subject` as its VAPID `sub` (ringcast's signer refuses
+/// such subjects, so it cannot make them).
+fn with_subject(sent: &Sent, subject: &str) -> Sent {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+    let claims = serde_json::json!({"aud": ORIGIN, "exp": NOW + 3600, "sub": subject});
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    let jwt = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let public = URL_SAFE_NO_PAD.encode(pair.public_key_raw());
+    let mut headers = sent.headers.clone();
+    let authorization = format!("vapid t={jwt}, k={public}");
+    headers.insert("authorization", authorization.parse().unwrap());
+    Sent {
+        headers,
+        body: sent.body.clone(),
+    }
+}
+
+#[test]
+fn a_vapid_subject_apple_cannot_reach_is_refused_as_apple_refuses_it() {
+    let subs = Subscriptions::default();
+    let sub = subs.subscribe(ORIGIN, None, None).unwrap();
+    let sent = request(&sub, &signer(), b"{}");
+    let verdict = |subject| {
+        judge_at(
+            &subs,
+            &path(&sub),
+            &with_subject(&sent, subject),
+            ORIGIN,
+            NOW,
+        )
+    };
+    for good in ["mailto:ops@example.com", "https://carrier.com/contact"] {
+        assert_eq!(status(verdict(good)), 201, "{good}");
+    }
+    for bad in [
+        "mailto:ops@localhost",
+        "mailto:relay@box.local",
+        "mailto:security@gateway.invalid",
+        "https://localhost:8443",
+        "mailto: <ops@example.com>",
+    ] {
+        match verdict(bad) {
+            Verdict::Reject { status, reason } => {
+                assert_eq!((status, reason), (403, "BadJwtToken"), "{bad}")
+            }
+            Verdict::Accept(_) => panic!("{bad} accepted"),
+        }
+    }
+}
+
 #[test]
 fn headers_size_and_subscriptions_are_enforced() {
     let subs = Subscriptions::default();

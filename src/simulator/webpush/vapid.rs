@@ -120,5 +120,44 @@ pub fn check(
     if !sub.starts_with("mailto:") && !sub.starts_with("https:") {
         return unauthorized("VapidBadSubject");
     }
+    if !reachable_contact(sub) {
+        // As Apple's service answers it; FCM and Mozilla take such a subject, Apple does not,
+        // and the simulator is as strict as the strictest.
+        return Err(reject(403, "BadJwtToken"));
+    }
     Ok(())
+}
+
+/// Whether a subject names a contact Apple's service takes: no spaces or angle brackets, and
+/// a host (after `@`, or the URL's) with a dot and not under `localhost` or a special-use name.
+fn reachable_contact(sub: &str) -> bool {
+    if sub.contains(|c: char| c.is_whitespace() || c == '<' || c == '>') {
+        return false;
+    }
+    let host = match sub.strip_prefix("mailto:") {
+        Some(address) => address.rsplit('@').next().unwrap_or_default(),
+        None => sub
+            .trim_start_matches("https://")
+            .split(['/', ':', '?', '#'])
+            .next()
+            .unwrap_or_default(),
+    };
+    let top = host
+        .trim_end_matches('.')
+        .rsplit('.')
+        .next()
+        .unwrap_or_default();
+    host.contains('.')
+        && top.bytes().any(|b| b.is_ascii_alphabetic())
+        && ![
+            "localhost",
+            "local",
+            "invalid",
+            "test",
+            "example",
+            "internal",
+            "arpa",
+        ]
+        .iter()
+        .any(|special| top.eq_ignore_ascii_case(special))
 }

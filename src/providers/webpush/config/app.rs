@@ -12,7 +12,8 @@ pub struct WebPushAppConfig {
     /// The VAPID signing key (P-256 PKCS#8 PEM).
     #[serde(default)]
     pub vapid_key: Option<SecretSource>,
-    /// The VAPID contact (`mailto:` or `https:` URI).
+    /// The VAPID contact: a `mailto:` or `https:` URI on a public DNS name
+    /// ([`crate::providers::webpush::auth::is_vapid_subject`]).
     #[serde(default)]
     pub vapid_subject: Option<String>,
 }
@@ -26,7 +27,8 @@ impl WebPushAppConfig {
             && !crate::providers::webpush::auth::is_vapid_subject(subject)
         {
             problems.push(format!(
-                "{at}.vapid_subject: must be a mailto: or https: URI (RFC 8292)"
+                "{at}.vapid_subject: {}",
+                crate::providers::webpush::auth::SUBJECT_RULE
             ));
         }
         if let Some(source) = &self.vapid_key {
