@@ -196,7 +196,7 @@ fn a_vapid_subject_apple_cannot_reach_is_refused_as_apple_refuses_it() {
     ] {
         match verdict(bad) {
             Verdict::Reject { status, reason } => {
-                assert_eq!((status, reason), (403, "BadJwtToken"), "{bad}")
+                assert_eq!((status, reason), (403, "BadJwtToken"), "{bad}");
             }
             Verdict::Accept(_) => panic!("{bad} accepted"),
         }
