@@ -52,8 +52,9 @@ pub struct Profile {
     /// How long a stall lasts, in milliseconds.
     pub stall_ms: u64,
     /// Throttling in bursts, as a push service rate-limits a sender: of every `every`
-    /// push requests (counted over all connections), the first `length` are answered 429
-    /// (APNs `TooManyRequests`, FCM `QUOTA_EXCEEDED`). `None` never throttles.
+    /// push requests (counted over all connections), the first `length` are answered as the
+    /// service throttles (APNs and Web Push 429 `TooManyRequests`, FCM 429 `QUOTA_EXCEEDED`,
+    /// WNS 406). `None` never throttles.
     pub throttle: Option<Throttle>,
     /// The bundle ids the simulated phones' APNs tokens belong to (the apps of the team).
     /// A push whose topic names another bundle is answered 400 `DeviceTokenNotForTopic`, as
@@ -307,20 +308,23 @@ impl Profile {
         }
     }
 
-    /// The 429 that push request number `n` (1-based, over all connections) gets from the
-    /// throttle, if it falls in a burst: `TooManyRequests` for APNs, `QUOTA_EXCEEDED` for FCM.
+    /// The answer push request number `n` (1-based, over all connections) gets from the
+    /// throttle, if it falls in a burst, as each service throttles a sender: 429
+    /// `TooManyRequests` for APNs and Web Push, 429 `QUOTA_EXCEEDED` for FCM, and for WNS
+    /// 406 (its "throttle limit exceeded"; WNS keeps 429 for a spent monthly quota).
     pub fn throttled(&self, service: Service, n: u64) -> Option<InjectedError> {
         let throttle = self.throttle.as_ref()?;
         if service == Service::Oauth || n.saturating_sub(1) % throttle.every >= throttle.length {
             return None;
         }
-        let reason = match service {
-            Service::Fcm => "QUOTA_EXCEEDED",
-            _ => "TooManyRequests",
+        let (status, reason) = match service {
+            Service::Fcm => (429, "QUOTA_EXCEEDED"),
+            Service::Wns => (406, "The cloud service exceeded its throttle limit"),
+            _ => (429, "TooManyRequests"),
         };
         Some(InjectedError {
             service,
-            status: 429,
+            status,
             reason: reason.to_owned(),
             rate: 1.0,
             retry_after_seconds: throttle.retry_after_seconds,
@@ -348,7 +352,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_throttle_answers_429_in_bursts_per_service() {
+    fn the_throttle_answers_in_bursts_as_each_service_throttles() {
         let profile = Profile {
             throttle: Some(Throttle {
                 every: 10,
@@ -369,6 +373,7 @@ mod tests {
         assert_eq!(apns.retry_after_seconds, Some(1));
         let fcm = profile.throttled(Service::Fcm, 2).unwrap();
         assert_eq!(fcm.reason, "QUOTA_EXCEEDED");
+        assert_eq!(profile.throttled(Service::Wns, 3).unwrap().status, 406);
         assert!(profile.throttled(Service::Oauth, 1).is_none());
         assert!(Profile::default().throttled(Service::Apns, 1).is_none());
         let bad = Profile {

@@ -277,7 +277,9 @@ async fn throttling_is_backed_off_and_the_push_still_delivered() {
     assert_eq!(outcome(&rig.ring("alice", "c1").await).0, "delivered");
     let stats = rig.sim.stats();
     assert_eq!(
-        stats.by_status.get("429 TooManyRequests"),
+        stats
+            .by_status
+            .get("406 The cloud service exceeded its throttle limit"),
         Some(&1),
         "{stats:?}"
     );
