@@ -289,6 +289,7 @@ pub(crate) fn config_error_reasons(provider: Platform) -> &'static [&'static str
             "TopicDisallowed",
             "BadCertificate",
             "BadCertificateEnvironment",
+            "BadEnvironmentKeyInToken",
             "ExpiredProviderToken",
             "Forbidden",
             "InvalidProviderToken",

@@ -85,6 +85,9 @@ reasons! {
     BadCertificate,
     /// 403: the certificate is for the other environment.
     BadCertificateEnvironment,
+    /// 403: the provider JWT's key is restricted to the other environment (Apple lets a key
+    /// be limited to sandbox or production): a credential that cannot reach this host.
+    BadEnvironmentKeyInToken,
     /// 403: the provider JWT is older than an hour: refresh it once.
     ExpiredProviderToken,
     /// 403: the action is not allowed.
@@ -211,6 +214,7 @@ fn verdict(
         },
         BadCertificate
         | BadCertificateEnvironment
+        | BadEnvironmentKeyInToken
         | Forbidden
         | InvalidProviderToken
         | MissingProviderToken => credential(),
@@ -275,7 +279,7 @@ mod tests {
 
     #[test]
     fn every_documented_reason_round_trips_and_none_is_unknown() {
-        assert_eq!(ApnsReason::DOCUMENTED.len(), 30);
+        assert_eq!(ApnsReason::DOCUMENTED.len(), 31);
         for reason in ApnsReason::DOCUMENTED {
             assert_eq!(&ApnsReason::parse(reason.as_str()), reason);
         }
@@ -369,6 +373,7 @@ mod tests {
         for reason in [
             "BadCertificate",
             "BadCertificateEnvironment",
+            "BadEnvironmentKeyInToken",
             "Forbidden",
             "InvalidProviderToken",
             "MissingProviderToken",
