@@ -29,7 +29,7 @@ use ringcast::providers::pool::tls::client_config;
 use ringcast::providers::queue::QueueLimits;
 use ringcast::push::{CallPayload, Push, PushKind};
 use ringcast::registry::{Environment, IdentityKey, Platform, PushAddress};
-use ringcast::simulator::{FcmServiceAccount, Simulator, SimulatorConfig};
+use ringcast::simulator::{FcmServiceAccount, Profile, Simulator, SimulatorConfig};
 use std::sync::Arc;
 
 /// The development service account, which the simulator is told to accept.
@@ -74,6 +74,13 @@ fn main() {
                 FcmServiceAccount::from_service_account_json(ACCOUNT_JSON).expect("account"),
             ],
             cert_out: Some(cert.clone()),
+            // h2load repeats one registration token, which FCM's per-device limit (240 a
+            // minute) would refuse after its first second: lifted, for both phases alike.
+            profile: Profile {
+                fcm_device_messages_per_minute: 0,
+                fcm_device_messages_per_hour: 0,
+                ..Profile::default()
+            },
             ..SimulatorConfig::default()
         }))
         .expect("simulator");

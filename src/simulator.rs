@@ -267,6 +267,7 @@ impl Simulator {
             .map_err(SimulatorError::Record)?;
         let (listener, address) = bind(config.listen).await?;
         let (http1_listener, http1_address) = bind(config.http1_listen).await?;
+        let device_limits = config.profile.fcm_device_limits();
         let shared = Arc::new(Shared {
             keys,
             fcm_accounts,
@@ -285,6 +286,7 @@ impl Simulator {
             push_requests: std::sync::atomic::AtomicU64::new(0),
             webpush: webpush::Subscriptions::default(),
             vapid_verified: webpush::vapid::VerifiedTokens::default(),
+            fcm_device_rates: fcm::device_rate::DeviceRates::new(device_limits),
             answers: hold::AnswerGate::default(),
         });
         let (stop, stopped) = watch::channel(false);

@@ -95,6 +95,15 @@ async fn simple(profile: Profile) -> Harness {
     harness(profile, Duration::from_secs(3600), FcmConfig::default()).await
 }
 
+/// A harness with `profile` whose pushes are retried twice, quickly.
+async fn retrying_twice(profile: Profile) -> Harness {
+    let config = FcmConfig {
+        retry: quick_retries(2),
+        ..FcmConfig::default()
+    };
+    harness(profile, Duration::from_secs(3600), config).await
+}
+
 fn token(n: usize) -> String {
     format!("dGVzdA{n}:APA91bH-example")
 }
@@ -348,17 +357,10 @@ async fn each_fcm_error_code_becomes_its_outcome() {
         (500, "INTERNAL", "rejected", 3),
     ];
     for (status, code, label, requests) in cases {
-        let h = harness(
-            Profile {
-                errors: vec![fcm_error(status, code, 1.0, None)],
-                ..Profile::default()
-            },
-            Duration::from_secs(3600),
-            FcmConfig {
-                retry: quick_retries(2),
-                ..FcmConfig::default()
-            },
-        )
+        let h = retrying_twice(Profile {
+            errors: vec![fcm_error(status, code, 1.0, None)],
+            ..Profile::default()
+        })
         .await;
         let outcome = outcomes(&h.provider, vec![ring(1)]).await.remove(0);
         assert_eq!(outcome.label(), label, "{status} {code}: {outcome:?}");
@@ -387,6 +389,37 @@ fn seed_for(profile: &Profile, pattern: &[(Service, bool)]) -> u64 {
             })
         })
         .expect("a seed with that pattern")
+}
+
+#[actix_rt::test]
+async fn one_devices_rate_limit_holds_back_only_that_device() {
+    // FCM's per-device limit, scaled down: one message a minute per token.
+    let h = retrying_twice(Profile {
+        fcm_device_messages_per_minute: 1,
+        ..Profile::default()
+    })
+    .await;
+    let busy =
+        |call: &str, deadline_ms| push(PushKind::IncomingCall, call, "p1", &token(1), deadline_ms);
+    assert_eq!(
+        outcomes(&h.provider, vec![busy("c1", 45_000)]).await,
+        [Outcome::Delivered]
+    );
+    // The same phone again within the minute: refused for its rate, retried, never sent.
+    let refused = outcomes(&h.provider, vec![busy("c2", 2_000)]).await;
+    assert_eq!(
+        refused,
+        [Outcome::Rejected {
+            reason: "attempts_exhausted: QUOTA_EXCEEDED".into()
+        }]
+    );
+    // Another phone of the project rings at once: the project was never paused.
+    assert_eq!(h.pause.until(), None);
+    assert_eq!(
+        outcomes(&h.provider, vec![ring(2)]).await,
+        [Outcome::Delivered]
+    );
+    assert!(h.sim.stats().by_status["429 QUOTA_EXCEEDED"] >= 2);
 }
 
 #[actix_rt::test]

@@ -8,11 +8,12 @@
 //!
 //! Errors are [`Rejection`]s (in `error`), answered with Google's error JSON.
 
+pub mod device_rate;
 mod error;
 
 pub use error::{
-    BAD_REQUEST_TYPE, DEFAULT_QUOTA_RETRY_AFTER_SECS, DOCUMENTED, FCM_ERROR_TYPE, Rejection,
-    documented_status, grpc_status,
+    BAD_REQUEST_TYPE, DEFAULT_QUOTA_RETRY_AFTER_SECS, DEVICE_RATE_VIOLATION, DOCUMENTED,
+    FCM_ERROR_TYPE, QUOTA_FAILURE_TYPE, Rejection, documented_status, grpc_status,
 };
 
 use super::oauth::AccessTokens;

@@ -60,6 +60,12 @@ pub struct Profile {
     /// A push whose topic names another bundle is answered 400 `DeviceTokenNotForTopic`, as
     /// Apple answers a sender configured with a wrong bundle id. Empty: every bundle id.
     pub apns_bundle_ids: Vec<String>,
+    /// FCM's limit on messages to one registration token in a minute (240 on Android, FCM's
+    /// "Throttling and quotas"); past it, `429 QUOTA_EXCEEDED` naming the device's rate. 0
+    /// lifts it (a benchmark that repeats one token, as `h2load` does).
+    pub fcm_device_messages_per_minute: u32,
+    /// The same per hour (5,000 on Android).
+    pub fcm_device_messages_per_hour: u32,
     /// Make the WNS and Web Push sides HTTP/1.1-only hosts, as some channel hosts and push
     /// services are (docs/protocols.md, "Transport, for every service"): they are served only on
     /// the HTTP/1.1 listener (ALPN `http/1.1`), and Web Push subscriptions point there; on
@@ -97,6 +103,8 @@ impl Default for Profile {
             stall_ms: 0,
             throttle: None,
             apns_bundle_ids: Vec::new(),
+            fcm_device_messages_per_minute: 240,
+            fcm_device_messages_per_hour: 5_000,
             http1_only: false,
         }
     }
@@ -329,6 +337,14 @@ impl Profile {
             rate: 1.0,
             retry_after_seconds: throttle.retry_after_seconds,
         })
+    }
+
+    /// FCM's per-device limits as the profile sets them.
+    pub fn fcm_device_limits(&self) -> super::fcm::device_rate::DeviceLimits {
+        super::fcm::device_rate::DeviceLimits {
+            per_minute: self.fcm_device_messages_per_minute,
+            per_hour: self.fcm_device_messages_per_hour,
+        }
     }
 
     /// Whether this APNs token is scripted as unregistered (hex: case does not matter).

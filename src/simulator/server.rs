@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     pub webpush: super::webpush::Subscriptions,
     /// VAPID tokens whose signature was checked already.
     pub vapid_verified: super::webpush::vapid::VerifiedTokens,
+    /// Messages each FCM registration token got lately, against the device's limits.
+    pub fcm_device_rates: super::fcm::device_rate::DeviceRates,
     /// Whether answers to pushes are held now ([`super::hold`]).
     pub answers: super::hold::AnswerGate,
 }

@@ -109,6 +109,36 @@ struct ErrorObject {
     details: Vec<serde_json::Value>,
 }
 
+impl ErrorObject {
+    /// The details whose `@type` ends in `kind` (`FcmError`, `google.rpc.BadRequest`, ...).
+    fn typed<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a serde_json::Value> {
+        self.details
+            .iter()
+            .filter(move |detail| text(detail, "@type").is_some_and(|typed| typed.ends_with(kind)))
+    }
+
+    /// The elements of the list `list` of every detail of `kind` (a `BadRequest`'s
+    /// `fieldViolations`, a `QuotaFailure`'s `violations`).
+    fn entries<'a>(
+        &'a self,
+        kind: &'a str,
+        list: &'a str,
+    ) -> impl Iterator<Item = &'a serde_json::Value> {
+        self.typed(kind).flat_map(move |detail| {
+            detail
+                .get(list)
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+    }
+}
+
+/// The string `field` of a JSON object, if it has one.
+fn text<'a>(object: &'a serde_json::Value, field: &str) -> Option<&'a str> {
+    object.get(field).and_then(serde_json::Value::as_str)
+}
+
 /// The answer's header fields [`judge`] reads: `Retry-After` alone.
 pub const ANSWER_FIELDS: AnswerFields = AnswerFields::Only(&[RETRY_AFTER]);
 
@@ -126,9 +156,59 @@ pub fn judge(
     if (200..300).contains(&status) {
         return Verdict::Final(Outcome::Delivered);
     }
-    let (code, names_token) = read_error(status, body);
+    let error = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|body| body.error);
+    let (code, names_token) = read_error_object(status, error.as_ref());
+    let quota = QuotaScope::of(error.as_ref());
     let after = retry_after::from_headers(headers, now);
-    verdict(status, &code, names_token, after, now, quota_pause_default)
+    verdict(
+        status,
+        &code,
+        names_token,
+        quota,
+        after,
+        now,
+        quota_pause_default,
+    )
+}
+
+/// Whose limit a `QUOTA_EXCEEDED` says was reached. FCM gives one code for the project's rate,
+/// one device's (240 messages a minute, 5,000 an hour on Android) and a topic's, and names
+/// which in a `google.rpc.QuotaFailure` detail (the `ErrorCode` reference); firebase-admin-go
+/// issue 736 and rails/action_push_native pull request 129 read it the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QuotaScope {
+    /// The project's, or not said: every push of the project waits.
+    Project,
+    /// One device's: only pushes to it wait; the project's other devices still ring.
+    Device,
+}
+
+impl QuotaScope {
+    /// A violation whose subject or description speaks of a device scopes the quota to that
+    /// device; anything else (Google documents no wording) is read as the project's, the
+    /// reading that cannot make ringcast hammer an over-quota project.
+    fn of(error: Option<&ErrorObject>) -> QuotaScope {
+        let names_device = |text: &str| {
+            let text = text.to_ascii_lowercase();
+            text.contains("device")
+        };
+        let device = error.is_some_and(|error| {
+            error
+                .entries("google.rpc.QuotaFailure", "violations")
+                .any(|violation| {
+                    ["subject", "description"]
+                        .iter()
+                        .any(|field| text(violation, field).is_some_and(names_device))
+                })
+        });
+        if device {
+            QuotaScope::Device
+        } else {
+            QuotaScope::Project
+        }
+    }
 }
 
 /// The error code of a refusal's body, and whether the error names the registration token.
@@ -136,23 +216,22 @@ pub fn read_error(status: u16, body: &[u8]) -> (FcmErrorCode, bool) {
     let error = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .map(|body| body.error);
-    let fcm_code = error.as_ref().and_then(|error| {
-        error.details.iter().find_map(|detail| {
-            let typed = detail
-                .get("@type")
-                .and_then(serde_json::Value::as_str)
-                .is_some_and(|kind| kind.ends_with("FcmError"));
-            typed
-                .then(|| detail.get("errorCode").and_then(serde_json::Value::as_str))
-                .flatten()
-        })
+    read_error_object(status, error.as_ref())
+}
+
+/// [`read_error`] of a parsed error object.
+fn read_error_object(status: u16, error: Option<&ErrorObject>) -> (FcmErrorCode, bool) {
+    let fcm_code = error.and_then(|error| {
+        error
+            .typed("FcmError")
+            .find_map(|detail| text(detail, "errorCode"))
     });
-    let code = match (fcm_code, error.as_ref().and_then(|e| e.status.as_deref())) {
+    let code = match (fcm_code, error.and_then(|e| e.status.as_deref())) {
         (Some(code), _) => FcmErrorCode::parse(code),
         (None, Some(grpc)) => from_grpc_status(grpc),
         (None, None) => FcmErrorCode::Unknown(format!("HTTP {status}")),
     };
-    let names_token = error.as_ref().is_some_and(names_the_token);
+    let names_token = error.is_some_and(names_the_token);
     (code, names_token)
 }
 
@@ -181,22 +260,9 @@ pub const INVALID_TOKEN_MESSAGE: &str =
 /// target) is a permanent rejection of that push only: a message that merely mentions
 /// "registration token" is not enough, or a ringcast payload bug would empty the registry.
 fn names_the_token(error: &ErrorObject) -> bool {
-    let field_is_token = error.details.iter().any(|detail| {
-        let bad_request = detail
-            .get("@type")
-            .and_then(serde_json::Value::as_str)
-            .is_some_and(|kind| kind.ends_with("google.rpc.BadRequest"));
-        bad_request
-            && detail
-                .get("fieldViolations")
-                .and_then(serde_json::Value::as_array)
-                .is_some_and(|violations| {
-                    violations.iter().any(|violation| {
-                        violation.get("field").and_then(serde_json::Value::as_str)
-                            == Some("message.token")
-                    })
-                })
-    });
+    let field_is_token = error
+        .entries("google.rpc.BadRequest", "fieldViolations")
+        .any(|violation| text(violation, "field") == Some("message.token"));
     let message_is_token = error
         .message
         .as_deref()
@@ -209,6 +275,7 @@ fn verdict(
     status: u16,
     code: &FcmErrorCode,
     names_token: bool,
+    quota: QuotaScope,
     after: Option<Duration>,
     now: UnixMillis,
     quota_pause_default: Duration,
@@ -241,6 +308,9 @@ fn verdict(
         // misconfigured project id would otherwise empty the registry of that app.
         SenderIdMismatch => Verdict::Final(Outcome::Misconfigured { reason: reason() }),
         ThirdPartyAuthError => credential(),
+        // One over-called device must not silence the project's other devices: only its
+        // push waits, at least as long as FCM asks.
+        QuotaExceeded if quota == QuotaScope::Device => retry(),
         QuotaExceeded => pause(),
         Unavailable | Internal => retry(),
         UnspecifiedError | Unknown(_) => match status {

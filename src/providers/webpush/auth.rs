@@ -43,8 +43,8 @@ pub const SUBJECT_RULE: &str = "VAPID subject must be a mailto: or https: URI (R
     .test, .example, .internal, .arpa), single-label and IP hosts, spaces and <>";
 
 /// The special-use top-level names (RFC 2606, RFC 6761, RFC 6762, ICANN's `.internal`) that
-/// never resolve publicly.
-const SPECIAL_USE: [&str; 7] = [
+/// never resolve publicly: a VAPID subject under one is refused.
+pub const SPECIAL_USE: [&str; 7] = [
     "localhost",
     "local",
     "invalid",

@@ -16,6 +16,11 @@ pub const DEFAULT_QUOTA_RETRY_AFTER_SECS: u64 = 60;
 pub const FCM_ERROR_TYPE: &str = "type.googleapis.com/google.firebase.fcm.v1.FcmError";
 /// The `@type` of the details entry naming a bad field.
 pub const BAD_REQUEST_TYPE: &str = "type.googleapis.com/google.rpc.BadRequest";
+/// The `@type` of the details entry naming the quota a `QUOTA_EXCEEDED` hit.
+pub const QUOTA_FAILURE_TYPE: &str = "type.googleapis.com/google.rpc.QuotaFailure";
+/// The violation a device's rate gets. Google documents the detail, not its wording; this is
+/// the name its `ErrorCode` reference gives the case, which ringcast's judge reads "device" in.
+pub const DEVICE_RATE_VIOLATION: &str = "Device message rate exceeded.";
 
 /// The documented FCM error codes with their HTTP status and gRPC status (docs/protocols.md).
 pub const DOCUMENTED: &[(&str, u16, &str)] = &[
@@ -68,6 +73,8 @@ pub struct Rejection {
     pub field: Option<String>,
     /// `Retry-After` to send, in seconds.
     pub retry_after_secs: Option<u64>,
+    /// The quota violated, for a `QuotaFailure` details entry.
+    pub quota_violation: Option<&'static str>,
 }
 
 impl Rejection {
@@ -81,6 +88,7 @@ impl Rejection {
             message: message.into(),
             field: None,
             retry_after_secs: None,
+            quota_violation: None,
         }
     }
 
@@ -92,6 +100,7 @@ impl Rejection {
             message: message.into(),
             field: None,
             retry_after_secs: None,
+            quota_violation: None,
         }
     }
 
@@ -117,6 +126,16 @@ impl Rejection {
             message: format!("Scripted failure: {reason}"),
             field: None,
             retry_after_secs,
+            quota_violation: None,
+        }
+    }
+
+    /// `QUOTA_EXCEEDED` for one device's rate ([`super::device_rate`]), with the
+    /// `QuotaFailure` detail that tells it from the project's quota.
+    pub fn device_rate() -> Self {
+        Self {
+            quota_violation: Some(DEVICE_RATE_VIOLATION),
+            ..Self::fcm("QUOTA_EXCEEDED", "Quota exceeded for the message target.")
         }
     }
 
@@ -137,6 +156,12 @@ impl Rejection {
             details.push(serde_json::json!({
                 "@type": BAD_REQUEST_TYPE,
                 "fieldViolations": [{"field": field, "description": self.message}],
+            }));
+        }
+        if let Some(violation) = self.quota_violation {
+            details.push(serde_json::json!({
+                "@type": QUOTA_FAILURE_TYPE,
+                "violations": [{"description": violation}],
             }));
         }
         let mut error = serde_json::json!({

@@ -306,6 +306,11 @@ pub(super) fn fcm(
         let name = format!("projects/{}/messages/fake_message_id", message.project_id);
         return json_response(200, &serde_json::json!({ "name": name }), None);
     }
+    if let Target::Token(token) = &message.target
+        && !shared.fcm_device_rates.admit(token, now)
+    {
+        return fcm_reject(shared, &fcm::Rejection::device_rate());
+    }
     // FCM's ids look like `0:<microseconds>%<16 hex>`; not from the seeded generator, so ids
     // do not shift the scripted sequence.
     let id = format!(

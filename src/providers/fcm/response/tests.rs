@@ -221,6 +221,38 @@ fn quota_exceeded_pauses_the_project_for_at_least_retry_after_and_the_default() 
     );
 }
 
+/// A `QUOTA_EXCEEDED` body with a `QuotaFailure` detail whose one violation says `description`.
+fn quota_failure(description: &str) -> Vec<u8> {
+    json!({"error": {"code": 429, "message": "Quota exceeded.", "status": "RESOURCE_EXHAUSTED",
+    "details": [
+        {"@type": FCM_ERROR, "errorCode": "QUOTA_EXCEEDED"},
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+         "violations": [{"subject": "", "description": description}]}
+    ]}})
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn one_devices_rate_backs_off_that_push_alone_not_the_project() {
+    assert_eq!(
+        judged(
+            429,
+            &quota_failure("Device message rate exceeded."),
+            Some("30")
+        ),
+        retry(Some(30), "quota_exceeded", "QUOTA_EXCEEDED")
+    );
+    // The project's rate, or a violation that names nobody: the whole project waits.
+    for description in ["Message rate exceeded.", ""] {
+        assert_eq!(
+            judged(429, &quota_failure(description), None),
+            pause(60, "QUOTA_EXCEEDED"),
+            "{description:?}"
+        );
+    }
+}
+
 #[test]
 fn the_project_rate_limit_from_googles_front_end_pauses_the_project_too() {
     // Over the project's sends per minute, Google's front end answers with no FcmError
