@@ -22,9 +22,10 @@ use ringcast::providers::dispatcher::{Dispatcher, DispatcherSettings};
 use ringcast::providers::fcm::auth::{
     AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, ServiceAccount, TokenState,
 };
-use ringcast::providers::fcm::client::{FcmClient, ProjectPause};
+use ringcast::providers::fcm::client::FcmClient;
 use ringcast::providers::fcm::config::FcmConfig;
 use ringcast::providers::fcm::payload::build_request;
+use ringcast::providers::pause::SharedPause;
 use ringcast::providers::pool::tls::client_config;
 use ringcast::providers::queue::QueueLimits;
 use ringcast::push::{CallPayload, Push, PushKind};
@@ -126,7 +127,7 @@ fn main() {
                 PROJECT,
                 signer,
                 tokens,
-                ProjectPause::default(),
+                SharedPause::default(),
                 tls,
             )
             .expect("client");

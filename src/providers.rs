@@ -33,6 +33,7 @@ pub mod fcm;
 pub mod live;
 pub mod oauth;
 pub mod origins;
+pub mod pause;
 pub mod payload_fault;
 pub mod pool;
 pub mod queue;

@@ -9,8 +9,9 @@ use ringcast::providers::dispatcher::{Dispatcher, DispatcherSettings, Submit};
 use ringcast::providers::fcm::auth::{
     AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, ServiceAccount,
 };
-use ringcast::providers::fcm::client::{FcmClient, ProjectPause};
+use ringcast::providers::fcm::client::FcmClient;
 use ringcast::providers::fcm::config::FcmConfig;
+use ringcast::providers::pause::SharedPause;
 use ringcast::providers::pool::tls::client_config;
 use ringcast::providers::retry::RetrySettings;
 use ringcast::push::{CallPayload, EndReason, Outcome, Push, PushKind};
@@ -37,7 +38,7 @@ struct Harness {
     provider: Addr<Dispatcher<FcmClient>>,
     store: AnyStore,
     /// The project's quota pause, as the client sees it.
-    pause: ProjectPause,
+    pause: SharedPause,
     _dir: tempfile::TempDir,
 }
 
@@ -67,7 +68,7 @@ async fn harness(profile: Profile, token_lifetime: Duration, config: FcmConfig) 
     let signer = AssertionSigner::new(&account).unwrap();
     let tokens = AccessTokenCache::new(config.token_refresh_ahead(), DEFAULT_REFRESH_STALE_AFTER);
     let tls = client_config(config.trusted_roots.as_deref()).unwrap();
-    let pause = ProjectPause::default();
+    let pause = SharedPause::default();
     let client = FcmClient::start(&config, PROJECT, signer, tokens, pause.clone(), tls).unwrap();
     let store = AnyStore::Embedded(EmbeddedStore::open(dir.path().join("r.redb"), 32).unwrap());
     let provider = Dispatcher::new(

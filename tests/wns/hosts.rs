@@ -11,6 +11,7 @@ use ringcast::providers::dispatcher::{Status, Submit};
 use ringcast::providers::live::Live;
 use ringcast::providers::oauth::{AccessTokenCache, DEFAULT_REFRESH_STALE_AFTER};
 use ringcast::providers::origins::{OriginService, OriginSettings, OriginsProvider};
+use ringcast::providers::pause::SharedPause;
 use ringcast::providers::pool::OriginError;
 use ringcast::providers::pool::tls::client_config;
 use ringcast::providers::wns::auth::WnsCredential;
@@ -19,8 +20,9 @@ use ringcast::providers::wns::config::{LEGACY_SCOPE, WnsConfig};
 use ringcast::providers::wns::origins::WnsHosts;
 use ringcast::push::{CallPayload, Outcome, Push, PushKind};
 use ringcast::registry::{Environment, IdentityKey, PushAddress};
+use ringcast::simulator::profile::Throttle;
 use ringcast::simulator::wns::WnsApp;
-use ringcast::simulator::{RunningSimulator, Simulator, SimulatorConfig};
+use ringcast::simulator::{Profile, RunningSimulator, Simulator, SimulatorConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,11 +95,21 @@ fn push(call: &str, channel: String) -> Push {
 async fn rig(
     places: impl FnOnce(&RunningSimulator) -> Vec<(&'static str, String)>,
 ) -> (RunningSimulator, Addr<OriginsProvider<Placed>>) {
+    let (sim, provider, _) = rig_with(Profile::default(), places).await;
+    (sim, provider)
+}
+
+/// [`rig`] with the simulator scripted by `profile`, and the app's throttle pause.
+async fn rig_with(
+    profile: Profile,
+    places: impl FnOnce(&RunningSimulator) -> Vec<(&'static str, String)>,
+) -> (RunningSimulator, Addr<OriginsProvider<Placed>>, SharedPause) {
     let sim = Simulator::start(SimulatorConfig {
         wns_apps: vec![WnsApp {
             package_sid: PACKAGE_SID.into(),
             client_secret: SECRET.into(),
         }],
+        profile,
         record_in_memory: true,
         ..SimulatorConfig::default()
     })
@@ -121,13 +133,70 @@ async fn rig(
         cache: AccessTokenCache::new(Duration::from_secs(300), DEFAULT_REFRESH_STALE_AFTER),
     });
     let tls = client_config(Some(&ca)).unwrap();
-    let hosts = WnsHosts::start(&config, account, tls, None).unwrap();
+    let pause = SharedPause::default();
+    let hosts = WnsHosts::start(&config, account, pause.clone(), tls, None).unwrap();
     let places = places(&sim)
         .into_iter()
         .map(|(host, address)| (format!("https://{host}.notify.windows.com"), address))
         .collect();
     let provider = OriginsProvider::new(Placed { hosts, places }).start();
-    (sim, provider)
+    (sim, provider, pause)
+}
+
+/// Both of the simulator's names, as two channel hosts.
+fn two_hosts(sim: &RunningSimulator) -> Vec<(&'static str, String)> {
+    let port = sim.address().port();
+    vec![
+        ("db5p", sim.base_url()),
+        ("bn3p", format!("https://localhost:{port}")),
+    ]
+}
+
+#[actix_rt::test]
+async fn a_throttle_pauses_every_channel_host_of_the_app_then_both_ring() {
+    // Only the first notification is throttled (406, Retry-After 1 s).
+    let throttle: Throttle = serde_json::from_value(serde_json::json!({"every": 1000, "length": 1,
+            "retry_after_seconds": 1}))
+    .unwrap();
+    let profile = Profile {
+        throttle: Some(throttle),
+        ..Profile::default()
+    };
+    let (sim, provider, pause) = rig_with(profile, two_hosts).await;
+    let first = provider
+        .send(Submit(vec![push("c1", channel("db5p", "AwYAAAB1"))]))
+        .await
+        .unwrap();
+    let mut paused_until = None;
+    for _ in 0..500 {
+        paused_until = pause.until();
+        if paused_until.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let paused_until = paused_until.expect("the first notification was never throttled");
+    // A ring to a channel on the other host, during the app's pause.
+    let second = provider
+        .send(Submit(vec![push("c2", channel("bn3p", "AwYAAAB2"))]))
+        .await
+        .unwrap();
+    // Watched for the whole pause: the throttled request stays the only one.
+    while now_millis() + 50 < paused_until {
+        assert_eq!(sim.stats().requests, 1, "nothing is sent during the pause");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut outcomes = Vec::new();
+    for ticket in first.into_iter().chain(second) {
+        outcomes.push(
+            ticket
+                .unwrap_or_else(|_| panic!("queue refused"))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(outcomes, vec![Outcome::Delivered; 2]);
+    assert_eq!(sim.stats().requests, 3);
 }
 
 #[actix_rt::test]
@@ -147,14 +216,7 @@ async fn a_black_holed_channel_host_does_not_hold_up_a_push_to_a_healthy_one() {
 #[actix_rt::test]
 async fn every_channel_host_of_an_app_shares_one_access_token() {
     // Two hosts, two origins: the simulator under both names its certificate has.
-    let (sim, provider) = rig(|sim| {
-        let port = sim.address().port();
-        vec![
-            ("db5p", sim.base_url()),
-            ("bn3p", format!("https://localhost:{port}")),
-        ]
-    })
-    .await;
+    let (sim, provider) = rig(two_hosts).await;
     let pushes = ["db5p", "bn3p", "db5p", "bn3p"]
         .iter()
         .enumerate()

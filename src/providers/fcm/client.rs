@@ -9,16 +9,17 @@
 //!   waiting push, refreshed ahead of expiry, backed off after a failure, one drop per burst
 //!   of 401s: [`crate::providers::oauth`]), over a pool of its own: Google's token host is not
 //!   FCM's;
-//! - `QUOTA_EXCEEDED` pauses the whole project ([`ProjectPause`], shared by every router's
-//!   client of that project), so no push of it goes out before the pause ends.
+//! - `QUOTA_EXCEEDED` pauses the whole project ([`SharedPause`], one per project, shared by
+//!   every router's client of it), so no push of it goes out before the pause ends.
 
 use super::auth::{AccessTokenCache, AssertionSigner};
 use super::config::FcmConfig;
 use super::payload::{PayloadError, build_request, path};
 use super::response::judge;
-use crate::clock::{Clock, now_millis};
+use crate::clock::Clock;
 use crate::providers::live::Live;
 use crate::providers::oauth::{OAuthAccount, TokenEndpoint, TokenSource};
+use crate::providers::pause::SharedPause;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool};
 use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::Push;
@@ -26,7 +27,6 @@ use crate::vocab::{Outcome, UnixMillis};
 use http::header::AUTHORIZATION;
 use rustls::ClientConfig;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use crate::providers::oauth::{MIN_401_REFRESH_INTERVAL, TOKEN_RETRY_AFTER_FAILURE};
@@ -45,29 +45,6 @@ pub enum FcmStartError {
     TokenUri(String),
 }
 
-/// Until when a Firebase project must not be sent to (UNIX milliseconds; 0 = not paused).
-/// FCM's quota is per project, so one pause is shared by every client of the project on
-/// every router: cheap to clone, every clone sees the same pause.
-#[derive(Clone, Debug, Default)]
-pub struct ProjectPause(Arc<AtomicU64>);
-
-impl ProjectPause {
-    /// Extends the pause to `until`; never shortens a longer one another push set. Returns
-    /// the end of the pause before, so the caller can tell a new pause from a burst of
-    /// refusals extending the current one.
-    pub fn extend_to(&self, until: UnixMillis) -> UnixMillis {
-        self.0.fetch_max(until, Ordering::Relaxed)
-    }
-
-    /// The end of the current (or last) pause, if there ever was one.
-    pub fn until(&self) -> Option<UnixMillis> {
-        match self.0.load(Ordering::Relaxed) {
-            0 => None,
-            until => Some(until),
-        }
-    }
-}
-
 /// A service account as pushes use it: its signer and the token every client of the account
 /// shares ([`crate::providers::oauth`]). Replaced whole on reload, so a token is always stored
 /// in the cache of the account that signed for it.
@@ -82,7 +59,7 @@ pub struct FcmClient {
     /// The access token and how to get a new one.
     tokens: Arc<TokenSource<AssertionSigner>>,
     /// The project's quota pause, shared with the project's other clients.
-    pause: ProjectPause,
+    pause: SharedPause,
     /// How long an answer may take.
     request_timeout: Duration,
     /// The pause after `QUOTA_EXCEEDED` when FCM names no longer `Retry-After`.
@@ -99,7 +76,7 @@ impl FcmClient {
         project_id: &str,
         signer: AssertionSigner,
         tokens: AccessTokenCache,
-        pause: ProjectPause,
+        pause: SharedPause,
         tls: Arc<ClientConfig>,
     ) -> Result<FcmClient, FcmStartError> {
         let account = Live::new(FcmAccount {
@@ -115,7 +92,7 @@ impl FcmClient {
         config: &FcmConfig,
         project_id: &str,
         account: Live<FcmAccount>,
-        pause: ProjectPause,
+        pause: SharedPause,
         tls: Arc<ClientConfig>,
     ) -> Result<FcmClient, FcmStartError> {
         path(project_id)?;
@@ -177,13 +154,7 @@ impl PushService for FcmClient {
     }
 
     fn pause(&self, until: UnixMillis) {
-        let now = now_millis();
-        // Logged once per pause, not once per refused push of a burst.
-        if self.pause.extend_to(until) <= now {
-            tracing::warn!(provider = "fcm", project = %self.project_id,
-                pause_ms = until.saturating_sub(now),
-                "FCM quota exceeded: pausing every push of the project");
-        }
+        self.pause.hold(until, "fcm", &self.project_id);
     }
 
     fn paused_until(&self) -> Option<UnixMillis> {

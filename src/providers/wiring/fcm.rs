@@ -7,8 +7,9 @@ use crate::providers::dispatcher::DispatcherSettings;
 use crate::providers::fcm::auth::{
     AccessTokenCache, AssertionSigner, DEFAULT_REFRESH_STALE_AFTER, read_service_account,
 };
-use crate::providers::fcm::client::{FcmAccount, FcmClient, ProjectPause};
+use crate::providers::fcm::client::{FcmAccount, FcmClient};
 use crate::providers::live::Live;
+use crate::providers::pause::SharedPause;
 use crate::registry::AnyStore;
 use crate::router::credentials::{AppCell, LiveCredentials};
 use crate::vocab::Platform;
@@ -29,7 +30,7 @@ pub struct FcmApp {
     /// a node holds one token per account and refreshes it once); swapped by a reload.
     pub account: Live<FcmAccount>,
     /// The project's quota pause, shared by every router (FCM's quota is per project).
-    pub pause: ProjectPause,
+    pub pause: SharedPause,
 }
 
 /// Every FCM app with a service account: one signer and one access-token cache per account
@@ -41,7 +42,7 @@ pub(super) fn apps(
 ) -> Vec<FcmApp> {
     let mut accounts: HashMap<(String, String), (AssertionSigner, AccessTokenCache)> =
         HashMap::new();
-    let mut pauses: HashMap<String, ProjectPause> = HashMap::new();
+    let mut pauses: HashMap<String, SharedPause> = HashMap::new();
     let mut apps = Vec::new();
     for (tenant, app, app_config) in super::apps_of(config) {
         let AppConfig::Fcm(fcm) = app_config else {

@@ -6,6 +6,7 @@ use super::{ProviderSet, ProviderSpecs, fingerprint_or_problem, or_problem, star
 use crate::config::{AppConfig, Config};
 use crate::providers::fcm::auth::{AccessTokenCache, DEFAULT_REFRESH_STALE_AFTER};
 use crate::providers::live::Live;
+use crate::providers::pause::SharedPause;
 use crate::providers::wns::auth::WnsCredential;
 use crate::providers::wns::client::WnsAccount;
 use crate::providers::wns::origins::WnsHosts;
@@ -23,6 +24,8 @@ pub struct WnsApp {
     pub app: String,
     /// The credential and its access token, shared by every router; swapped by a reload.
     pub account: Live<WnsAccount>,
+    /// The app's throttle pause, shared by every router (WNS throttles the app, not a host).
+    pub pause: SharedPause,
 }
 
 /// Every WNS app with a credential; apps without one get no provider, and start-up says so.
@@ -70,6 +73,7 @@ pub(super) fn apps(
             tenant: tenant.clone(),
             app: app.clone(),
             account,
+            pause: SharedPause::default(),
         });
     }
     apps
@@ -87,6 +91,7 @@ pub(super) fn start(
         let hosts = WnsHosts::start(
             config,
             app.account.clone(),
+            app.pause.clone(),
             Arc::clone(&specs.wns_tls),
             Some(cleanup.clone()),
         )

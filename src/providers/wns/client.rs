@@ -6,7 +6,9 @@
 //! dispatcher and delivery loop then stay unchanged, since every stream they take from
 //! `pool()` leads to the host the request is for, and a slow host holds only its own
 //! dispatcher's slots. Every host's client of an app of a router shares one [`WnsTokens`]:
-//! one access token, fetched over one token-endpoint pool, whatever the number of hosts.
+//! one access token, fetched over one token-endpoint pool, whatever the number of hosts; and
+//! every client of the app on every router shares one [`SharedPause`], since WNS throttles
+//! the app (`406`, `429`), not a host.
 
 use super::auth::WnsCredential;
 use super::config::WnsConfig;
@@ -15,6 +17,7 @@ use super::response::judge;
 use crate::clock::Clock;
 use crate::providers::live::Live;
 use crate::providers::oauth::{OAuthAccount, TokenEndpoint, TokenSource};
+use crate::providers::pause::SharedPause;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings, Protocols};
 use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::Push;
@@ -63,6 +66,8 @@ pub struct WnsClient {
     pool: Pool,
     /// The app's access token, shared with its other hosts' clients.
     tokens: Arc<WnsTokens>,
+    /// The app's throttle pause: WNS throttles the app, so every host's client holds back.
+    pause: SharedPause,
     /// How long an answer may take.
     request_timeout: Duration,
 }
@@ -74,6 +79,7 @@ impl WnsClient {
         origin: &str,
         config: &WnsConfig,
         tokens: Arc<WnsTokens>,
+        pause: SharedPause,
         tls: Arc<ClientConfig>,
     ) -> Result<WnsClient, OriginError> {
         let parsed = Origin::parse(origin, tls)?;
@@ -81,6 +87,7 @@ impl WnsClient {
             origin: origin.to_owned(),
             pool: Pool::start(parsed, pool_settings(config)),
             tokens,
+            pause,
             request_timeout: config.request_timeout(),
         })
     }
@@ -139,6 +146,14 @@ impl PushService for WnsClient {
         let verdict = judge(answer.status, &answer.headers, &answer.body, now);
         alert_on("wns", &self.origin, answer.status, &verdict);
         verdict
+    }
+
+    fn pause(&self, until: UnixMillis) {
+        self.pause.hold(until, "wns", &self.origin);
+    }
+
+    fn paused_until(&self) -> Option<UnixMillis> {
+        self.pause.until()
     }
 
     async fn refresh_credential(&self, credential: u64, now: UnixMillis) -> Result<(), String> {

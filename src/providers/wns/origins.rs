@@ -15,6 +15,7 @@ use super::payload::channel_origin;
 use crate::providers::dispatcher::DispatcherSettings;
 use crate::providers::live::Live;
 use crate::providers::origins::{OriginService, OriginSettings, OriginsProvider};
+use crate::providers::pause::SharedPause;
 use crate::providers::pool::OriginError;
 use crate::push::Push;
 use crate::registry::AnyStore;
@@ -35,6 +36,8 @@ pub struct WnsHosts {
     /// client, so the token is fetched once for the app, not once per host; a credential
     /// reload swaps the account inside it and so reaches every host.
     pub tokens: Arc<WnsTokens>,
+    /// The app's throttle pause, shared by every host's client and every router's.
+    pub pause: SharedPause,
     /// Whom the channel hosts must prove to be.
     pub tls: Arc<ClientConfig>,
     /// Where dead channels' registrations are deleted.
@@ -47,6 +50,7 @@ impl WnsHosts {
     pub fn start(
         config: &WnsConfig,
         account: Live<WnsAccount>,
+        pause: SharedPause,
         tls: Arc<ClientConfig>,
         cleanup: Option<AnyStore>,
     ) -> Result<WnsHosts, OriginError> {
@@ -56,6 +60,7 @@ impl WnsHosts {
         }
         Ok(WnsHosts {
             tokens: token_source(config, account, Arc::clone(&tls))?,
+            pause,
             config: config.clone(),
             tls,
             cleanup,
@@ -96,6 +101,7 @@ impl OriginService for WnsHosts {
             origin,
             &self.config,
             Arc::clone(&self.tokens),
+            self.pause.clone(),
             Arc::clone(&self.tls),
         )
     }

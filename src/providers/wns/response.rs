@@ -10,9 +10,9 @@
 //! | 401 | access token refused or expired | refresh it once, send again |
 //! | 403 | token not for this channel's app | credential problem (alert) |
 //! | 404, 410 | channel invalid / expired | dead token: delete the registration |
-//! | 406 | throttled | back off (retry) |
+//! | 406 | the app over its throttle limit | pause the app ≥ `Retry-After` (1 s at least), then re-send |
 //! | 413 | over 5000 bytes | reject |
-//! | 429 | quota | back off, honouring `Retry-After` |
+//! | 429 | the app over its quota | pause the app ≥ `Retry-After` (1 s at least), then re-send |
 //! | 5xx | WNS failure | retry with backoff |
 //!
 //! A `200` alone is not a delivery: WNS answers `200` for a notification it accepted *or*
@@ -36,6 +36,9 @@ use std::time::Duration;
 
 /// `X-WNS-Error-Description`: WNS' words on a refusal, put into the outcome's reason.
 pub const X_WNS_ERROR_DESCRIPTION: HeaderName = HeaderName::from_static("x-wns-error-description");
+
+/// The shortest pause of the app after a throttle (`406`, `429`) that names no `Retry-After`.
+pub const MIN_THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 
 /// `X-WNS-Status`: what WNS did with a notification it answered `200` for.
 pub const X_WNS_STATUS: HeaderName = HeaderName::from_static("x-wns-status");
@@ -84,8 +87,10 @@ pub fn judge(status: u16, headers: &HeaderMap, _body: &[u8], now: UnixMillis) ->
             verdict_at: now,
             reason: status.to_string(),
         }),
-        406 | 429 => Verdict::Retry {
-            after,
+        // WNS throttles the app, not a channel (it has answered `Retry-After: 900`): every
+        // push of the app waits, so a throttle does not meet one request per ring.
+        406 | 429 => Verdict::Pause {
+            for_: after.unwrap_or_default().max(MIN_THROTTLE_PAUSE),
             reason: "too_many_requests",
             otherwise: Outcome::Rejected {
                 reason: reason("Throttled"),
@@ -176,8 +181,11 @@ mod tests {
                 })
             );
         }
-        for status in [406, 429, 500, 503] {
+        for status in [500, 503] {
             assert!(matches!(answer(status), Verdict::Retry { .. }), "{status}");
+        }
+        for status in [406, 429] {
+            assert!(matches!(answer(status), Verdict::Pause { .. }), "{status}");
         }
         for status in [400, 413, 418] {
             assert!(
@@ -264,17 +272,35 @@ mod tests {
     }
 
     #[test]
+    fn a_throttle_pauses_the_app_for_its_retry_after_or_a_second() {
+        let paused_for = |verdict| match verdict {
+            Verdict::Pause { for_, reason, .. } => (for_, reason),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            paused_for(answer(406)),
+            (MIN_THROTTLE_PAUSE, "too_many_requests")
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "900".parse().unwrap());
+        assert_eq!(
+            paused_for(judge(406, &headers, b"", NOW)).0,
+            Duration::from_secs(900)
+        );
+    }
+
+    #[test]
     fn retry_after_and_microsofts_description_are_kept() {
         let mut headers = HeaderMap::new();
         headers.insert("retry-after", "7".parse().unwrap());
         headers.insert("x-wns-error-description", "Throttle limit".parse().unwrap());
-        let Verdict::Retry {
-            after, otherwise, ..
+        let Verdict::Pause {
+            for_, otherwise, ..
         } = judge(429, &headers, b"", NOW)
         else {
-            panic!("not a retry");
+            panic!("not a pause");
         };
-        assert_eq!(after, Some(Duration::from_secs(7)));
+        assert_eq!(for_, Duration::from_secs(7));
         assert_eq!(
             otherwise,
             Outcome::Rejected {
