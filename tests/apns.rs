@@ -376,6 +376,36 @@ async fn a_sandbox_token_registered_as_production_is_delivered_and_its_registrat
 }
 
 #[actix_rt::test]
+async fn a_key_restricted_to_production_cannot_reach_a_sandbox_token_and_is_a_credential_problem() {
+    let h = harness(
+        Profile {
+            apns_key_environments: [(KID.to_owned(), Environment::Production)].into(),
+            ..Profile::default()
+        },
+        ApnsConfig::default(),
+    )
+    .await;
+    let who = IdentityKey::new("demo", "alice");
+    let address = PushAddress::Apns {
+        token: device_token(TokenKind::Voip, Environment::Sandbox, 1),
+        alert_token: None,
+    };
+    let registration = registration_of("debug-phone", address.clone(), now_millis() - 1000);
+    h.store.register(&who, &registration).await.unwrap();
+    let ring = push_to(PushKind::IncomingCall, "c1", "debug-phone", address, 45_000);
+    // Production: BadDeviceToken; the sandbox, which might take the token, refuses the key.
+    let outcome = outcomes(&h.provider, vec![ring]).await.remove(0);
+    assert_eq!(
+        outcome,
+        Outcome::CredentialProblem {
+            reason: "BadEnvironmentKeyInToken".into()
+        }
+    );
+    // A credential problem, alerted on, never a dead token: nothing is deleted.
+    assert_eq!(h.sim.stats().requests, 2, "once per environment");
+}
+
+#[actix_rt::test]
 async fn a_token_both_environments_refuse_is_dead_and_deleted() {
     let h = harness(
         Profile {

@@ -37,7 +37,7 @@ use crate::vocab::Environment;
 use http::{HeaderMap, Method};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// A provider-token age Apple refuses: one hour (403 `ExpiredProviderToken`).
 pub const MAX_TOKEN_AGE_SECS: u64 = 3600;
@@ -177,6 +177,8 @@ pub struct ConnectionToken {
     /// aged, not verified again: one ES256 check per token and connection, as Apple does,
     /// keeps the simulator from being the bottleneck of a load test.
     pub iat: u64,
+    /// The key id (`kid`) the current JWT was signed with.
+    pub key_id: String,
     /// The client certificate the connection presented (certificate auth), judged by
     /// [`super::tls::ClientCertificates`].
     pub client_certificate: super::tls::ClientCertificate,
@@ -245,6 +247,9 @@ pub struct ApnsRequest<'a> {
     /// The bundle ids the phones' tokens belong to (the profile's `apns_bundle_ids`); empty
     /// for any.
     pub bundle_ids: &'a [String],
+    /// Keys restricted to one environment, by key id (the profile's
+    /// `apns_key_environments`); a key not named serves both.
+    pub key_environments: &'a BTreeMap<String, Environment>,
 }
 
 #[derive(Deserialize)]
@@ -314,7 +319,13 @@ fn check(
     {
         return Err(reject(400, "DuplicateHeaders"));
     }
-    check_provider_token(header(headers, "authorization"), keys, now, token)?;
+    let signed_with = check_provider_token(header(headers, "authorization"), keys, now, token)?;
+    // Apple lets a key be restricted to one environment; the other host refuses it.
+    if let Some(only) = signed_with.and_then(|kid| request.key_environments.get(kid))
+        && *only != host_environment(request.authority)
+    {
+        return Err(reject(403, "BadEnvironmentKeyInToken"));
+    }
     // Checked above: even-length hex digits.
     let token_bytes = hex::decode(device_token).map_err(|_| reject(400, "BadDeviceToken"))?;
     let (kind, issued_by) = token_facts(&token_bytes);
@@ -405,17 +416,21 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|value| value.to_str().unwrap_or("\u{fffd}"))
 }
 
-fn check_provider_token(
+/// Checks the request's credential against the connection's; the key id a JWT was signed
+/// with (`None` for certificate auth).
+fn check_provider_token<'t>(
     authorization: Option<&str>,
     keys: &[ApnsKey],
     now: u64,
-    token: &mut ConnectionToken,
-) -> Result<(), Rejection> {
+    token: &'t mut ConnectionToken,
+) -> Result<Option<&'t str>, Rejection> {
     // Certificate auth: a trusted client certificate stands in for the JWT; an untrusted
     // one fails every push of the connection.
     match token.client_certificate {
         super::tls::ClientCertificate::Untrusted => return Err(reject(403, "BadCertificate")),
-        super::tls::ClientCertificate::Trusted { .. } if authorization.is_none() => return Ok(()),
+        super::tls::ClientCertificate::Trusted { .. } if authorization.is_none() => {
+            return Ok(None);
+        }
         _ => {}
     }
     let jwt = authorization
@@ -435,9 +450,9 @@ fn check_provider_token(
         if now.saturating_sub(token.iat) >= MAX_TOKEN_AGE_SECS {
             return Err(reject(403, "ExpiredProviderToken"));
         }
-        return Ok(());
+        return Ok(Some(&token.key_id));
     }
-    let iat = verify(jwt, keys, now)?;
+    let (iat, key_id) = verify(jwt, keys, now)?;
     if let Some((_, adopted_at)) = token.current
         && now.saturating_sub(adopted_at) < MIN_TOKEN_REFRESH_SECS
     {
@@ -445,11 +460,12 @@ fn check_provider_token(
     }
     token.current = Some((jwt.to_owned(), now));
     token.iat = iat;
-    Ok(())
+    token.key_id = key_id;
+    Ok(Some(&token.key_id))
 }
 
-/// Checks signature, `kid`/`iss` and age. Returns the `iat` for callers that want it.
-fn verify(jwt: &str, keys: &[ApnsKey], now: u64) -> Result<u64, Rejection> {
+/// Checks signature, `kid`/`iss` and age. Returns the `iat` and the key id.
+fn verify(jwt: &str, keys: &[ApnsKey], now: u64) -> Result<(u64, String), Rejection> {
     let invalid = reject(403, "InvalidProviderToken");
     let header = jsonwebtoken::decode_header(jwt).map_err(|_| invalid)?;
     if header.alg != Algorithm::ES256 {
@@ -475,7 +491,7 @@ fn verify(jwt: &str, keys: &[ApnsKey], now: u64) -> Result<u64, Rejection> {
     if now.saturating_sub(claims.iat) >= MAX_TOKEN_AGE_SECS {
         return Err(reject(403, "ExpiredProviderToken"));
     }
-    Ok(claims.iat)
+    Ok((claims.iat, kid))
 }
 
 /// `8-4-4-4-12` hex digits, as Apple requires of `apns-id`.

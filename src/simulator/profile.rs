@@ -4,9 +4,11 @@
 //! GOAWAY every 1000 streams" without code. Random choices come from one seeded generator,
 //! so a run with the same seed and the same request order makes the same choices.
 
+use crate::vocab::Environment;
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -60,6 +62,10 @@ pub struct Profile {
     /// A push whose topic names another bundle is answered 400 `DeviceTokenNotForTopic`, as
     /// Apple answers a sender configured with a wrong bundle id. Empty: every bundle id.
     pub apns_bundle_ids: Vec<String>,
+    /// APNs keys restricted to one environment, by key id (`KEYID = "production"`), as
+    /// Apple lets a key be: a push signed with one reaching the other environment's host is
+    /// `403 BadEnvironmentKeyInToken`. A key not named serves both.
+    pub apns_key_environments: BTreeMap<String, Environment>,
     /// FCM's limit on messages to one registration token in a minute (240 on Android, FCM's
     /// "Throttling and quotas"); past it, `429 QUOTA_EXCEEDED` naming the device's rate. 0
     /// lifts it (a benchmark that repeats one token, as `h2load` does).
@@ -103,6 +109,7 @@ impl Default for Profile {
             stall_ms: 0,
             throttle: None,
             apns_bundle_ids: Vec::new(),
+            apns_key_environments: BTreeMap::new(),
             fcm_device_messages_per_minute: 240,
             fcm_device_messages_per_hour: 5_000,
             http1_only: false,
@@ -495,7 +502,8 @@ mod tests {
         std::fs::write(
             &path,
             "max_concurrent_streams = 3\nunregistered_tokens = [\"AB\"]\n\
-             apns_bundle_ids = [\"com.example.app\"]\n\
+             apns_bundle_ids = [\"com.example.app\"]\nfcm_device_messages_per_minute = 0\n\
+             apns_key_environments = { KEY1234567 = \"sandbox\" }\n\
              [[errors]]\nstatus = 429\nreason = \"TooManyRequests\"\nrate = 0.5\n",
         )
         .unwrap();
@@ -506,6 +514,17 @@ mod tests {
             "APNs: one until a valid token"
         );
         assert_eq!(profile.apns_bundle_ids, ["com.example.app"]);
+        assert_eq!(
+            profile.apns_key_environments["KEY1234567"],
+            Environment::Sandbox
+        );
+        assert_eq!(
+            profile.fcm_device_limits(),
+            crate::simulator::fcm::device_rate::DeviceLimits {
+                per_minute: 0,
+                per_hour: 5_000
+            }
+        );
         assert_eq!(profile.seed, 1);
         assert!(profile.is_unregistered("ab"));
 

@@ -73,6 +73,7 @@ fn run_with(
             body,
             authority,
             bundle_ids,
+            key_environments: &BTreeMap::new(),
         },
         &f.keys,
         NOW,
@@ -191,6 +192,7 @@ fn a_new_token_within_twenty_minutes_on_one_connection_is_too_many_updates() {
             body: b"{}",
             authority: None,
             bundle_ids: &[],
+            key_environments: &BTreeMap::new(),
         };
         judge(request, &f.keys, now, &mut token)
     };
@@ -412,6 +414,33 @@ fn a_token_sent_to_the_other_environments_host_is_a_bad_device_token() {
 }
 
 #[test]
+fn a_key_restricted_to_production_is_refused_by_the_sandbox() {
+    let f = fixture();
+    let voip = voip_headers(&jwt(&f.signing, "KEY1234567", "TEAM123456", NOW));
+    let production_only = BTreeMap::from([("KEY1234567".to_owned(), Environment::Production)]);
+    let sandbox = device_token(TokenKind::Voip, Environment::Sandbox, 1);
+    let sandbox_path = format!("/3/device/{}", hex::encode(&sandbox));
+    let send = |authority, path: &str| {
+        let request = ApnsRequest {
+            method: &Method::POST,
+            path,
+            headers: &voip,
+            body: b"{}",
+            authority: Some(authority),
+            bundle_ids: &[],
+            key_environments: &production_only,
+        };
+        judge(request, &f.keys, NOW, &mut ConnectionToken::default())
+    };
+    assert!(matches!(send("127.0.0.1:443", &path()), Verdict::Accept(_)));
+    // The sandbox host refuses the key before it looks at the token.
+    assert_eq!(
+        reason(send("localhost:443", &sandbox_path)),
+        (403, "BadEnvironmentKeyInToken")
+    );
+}
+
+#[test]
 fn each_token_kind_takes_only_its_own_topic() {
     let f = fixture();
     let bearer = jwt(&f.signing, "KEY1234567", "TEAM123456", NOW);
@@ -507,6 +536,7 @@ fn a_certificate_sender_may_push_only_to_its_certificates_topics() {
             body: b"{}",
             authority: None,
             bundle_ids: &[],
+            key_environments: &BTreeMap::new(),
         };
         judge(request, &f.keys, NOW, &mut token)
     };

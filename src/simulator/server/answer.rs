@@ -237,6 +237,7 @@ pub(super) fn apns(
                 body,
                 authority: parts.uri.authority().map(http::uri::Authority::as_str),
                 bundle_ids: &shared.profile.apns_bundle_ids,
+                key_environments: &shared.profile.apns_key_environments,
             },
             &shared.keys,
             now_millis() / 1000,
