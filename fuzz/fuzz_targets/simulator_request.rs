@@ -13,6 +13,7 @@ use ringcast::simulator::oauth::{self, AccessTokens, FcmAccount};
 use ringcast::simulator::webpush::{self, Subscriptions, WebPushRequest, vapid::VerifiedTokens};
 use ringcast::simulator::{fcm, wns};
 use ringcast_fuzz::{NOW, headers, repository};
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -97,6 +98,7 @@ fuzz_target!(|input: Request<'_>| {
                 body,
                 authority: Some("api.push.apple.com"),
                 bundle_ids: &[],
+                key_environments: &BTreeMap::new(),
             };
             let mut connection = ConnectionToken::default();
             let _ = apns::judge(request, &services.apns_keys, now_secs, &mut connection);
