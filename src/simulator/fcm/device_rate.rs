@@ -37,7 +37,14 @@ struct Windows {
 #[derive(Debug)]
 pub struct DeviceRates {
     limits: DeviceLimits,
-    tokens: Mutex<HashMap<String, Windows>>,
+    tokens: Mutex<Tokens>,
+}
+
+/// The windows of every token seen, and when the idle ones were last forgotten.
+#[derive(Debug, Default)]
+struct Tokens {
+    windows: HashMap<String, Windows>,
+    pruned_at: UnixMillis,
 }
 
 impl DeviceRates {
@@ -45,7 +52,7 @@ impl DeviceRates {
     pub fn new(limits: DeviceLimits) -> DeviceRates {
         DeviceRates {
             limits,
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(Tokens::default()),
         }
     }
 
@@ -60,10 +67,21 @@ impl DeviceRates {
             return true;
         }
         let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        if tokens.len() >= PRUNE_AT && !tokens.contains_key(token) {
-            tokens.retain(|_, windows| now.saturating_sub(windows.hour_from) < HOUR_MS);
+        // At most once a minute: with more live tokens than PRUNE_AT, a sweep per new token
+        // would make every first message cost the whole map.
+        if tokens.windows.len() >= PRUNE_AT && now.saturating_sub(tokens.pruned_at) >= MINUTE_MS {
+            tokens
+                .windows
+                .retain(|_, windows| now.saturating_sub(windows.hour_from) < HOUR_MS);
+            tokens.pruned_at = now;
         }
-        let windows = tokens.entry(token.to_owned()).or_default();
+        // Looked up first: a token seen before costs no allocation.
+        if !tokens.windows.contains_key(token) {
+            tokens.windows.insert(token.to_owned(), Windows::default());
+        }
+        let Some(windows) = tokens.windows.get_mut(token) else {
+            return true;
+        };
         if now.saturating_sub(windows.minute_from) >= MINUTE_MS {
             (windows.minute_from, windows.minute_count) = (now, 0);
         }
@@ -112,6 +130,17 @@ mod tests {
             .count();
         assert_eq!(taken, 12);
         assert!(rates.admit("a", NOW + HOUR_MS));
+    }
+
+    #[test]
+    fn tokens_idle_for_an_hour_are_forgotten_once_there_are_many() {
+        let rates = rates(240, 5_000);
+        for n in 0..PRUNE_AT {
+            assert!(rates.admit(&format!("t{n}"), NOW));
+        }
+        assert!(rates.admit("fresh", NOW + HOUR_MS));
+        let tokens = rates.tokens.lock().unwrap();
+        assert_eq!(tokens.windows.len(), 1);
     }
 
     #[test]
