@@ -8,7 +8,9 @@
 //!   429) goes through the shared [`RetryPolicy`]: backoff with full jitter, never past the
 //!   deadline, within the retry budget. A re-send after a lost answer may deliver twice, so
 //!   it is counted ([`DeliveryReport::resent_after_loss`]).
-//! - A refused credential is refreshed once per push, then the push is sent again.
+//! - A refused credential is refreshed once per push, then the push is sent again. A
+//!   credential bound to the connection (APNs provider tokens) is stamped only once the
+//!   stream is leased ([`PushService::bind`]).
 //! - A token the service does not know on this host (APNs `BadDeviceToken`) is sent once to
 //!   the other environment: accepted there, the report says so
 //!   ([`DeliveryReport::moved_to`]) and the registration is corrected; refused there too, the
@@ -134,7 +136,12 @@ pub async fn deliver<S: PushService>(
                     lock().record_send(now);
                 }
                 match (stream.take(), request.take()) {
-                    (Some(leased), Some(request)) => {
+                    (Some(leased), Some(mut request)) => {
+                        if let Some(bound) =
+                            service.bind(&mut request, leased.bound_credential(), now)
+                        {
+                            credential = bound;
+                        }
                         let sent = tokio::time::timeout(timeout, leased.send(request)).await;
                         now = clock.now();
                         match sent {

@@ -35,11 +35,15 @@
 //!   connection replace only every 20 minutes) drains every connection the same way and
 //!   dials the replacements with the new TLS settings; streams in flight finish on the old
 //!   connections.
+//! - **A credential bound to the connection** ([`bound`]): every connection has a cell the
+//!   service fills as streams are leased on it; APNs keeps there the provider token the
+//!   connection carries, which Apple lets it change only every 20 minutes.
 //! - **Idle connections are pinged** (HTTP/2 PING every `keep_alive_interval`, also while
 //!   idle); a PING not answered within `keep_alive_timeout` closes the connection, which the
 //!   slot then replaces. Push services drop idle connections silently otherwise.
 
 pub mod answer_fields;
+pub mod bound;
 mod connection;
 mod driver;
 pub mod frame;
@@ -53,6 +57,7 @@ pub mod session;
 pub mod tls;
 
 pub use answer_fields::AnswerFields;
+pub use bound::{Bound, BoundCredential};
 pub use protocol::{Http2Client, Protocol, Protocols};
 pub use request::{Fields, Request, SharedFields};
 
@@ -309,6 +314,9 @@ struct Slot {
     sender: Option<Sender>,
     /// What the current (or last) connection speaks.
     protocol: Option<Protocol>,
+    /// The credential the current connection carries (APNs provider tokens); a new cell
+    /// with every connection.
+    bound: Arc<BoundCredential>,
 }
 
 impl Slot {
@@ -321,6 +329,7 @@ impl Slot {
             peer_limit: Arc::new(AtomicUsize::new(1)),
             sender: None,
             protocol: None,
+            bound: Arc::default(),
         }
     }
 
@@ -579,6 +588,7 @@ impl Pool {
             generation: slot.generation,
             sender: Some(sender),
             reusable: true,
+            bound: Arc::clone(&slot.bound),
         }))
     }
 
@@ -622,12 +632,20 @@ pub struct Stream {
     /// the next request. A request abandoned halfway (a timeout dropped it) leaves its connection unusable:
     /// hyper closes it, and the slot dials a fresh one when needed.
     reusable: bool,
+    /// The credential of the stream's connection.
+    bound: Arc<BoundCredential>,
 }
 
 impl Stream {
     /// The HTTP the stream's connection speaks.
     pub fn protocol(&self) -> Option<Protocol> {
         self.sender.as_ref().map(Sender::protocol)
+    }
+
+    /// The credential the stream's connection carries, for a service that binds its
+    /// credential to the connection ([`bound`]).
+    pub fn bound_credential(&self) -> &BoundCredential {
+        &self.bound
     }
 
     /// Sends `request` (on the pool's origin: an `http::Request`'s URI is absolute) and reads

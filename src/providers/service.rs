@@ -3,7 +3,7 @@
 //! `client.rs`, so retries, deadlines, budgets, backpressure and dead-token cleanup are
 //! written once.
 
-use crate::providers::pool::{Answer, Pool, Request};
+use crate::providers::pool::{Answer, BoundCredential, Pool, Request};
 use crate::push::Push;
 use crate::vocab::{Outcome, UnixMillis};
 use std::future::Future;
@@ -141,6 +141,22 @@ pub trait PushService: Send + Sync + 'static {
         push: &Push,
         now: UnixMillis,
     ) -> impl Future<Output = Result<Prepared, Outcome>> + Send;
+
+    /// Stamps on `request`, just before it is sent at `now`, the credential of the
+    /// connection it leaves on, and says which credential that is (it replaces
+    /// [`Prepared::credential`] for a refresh). For a service whose credential is bound to
+    /// the connection: APNs, where a connection may change its provider token only every 20
+    /// minutes ([`crate::providers::pool::bound`]). The others stamp theirs in
+    /// [`prepare`](Self::prepare) and keep this default, which binds nothing.
+    fn bind(
+        &self,
+        request: &mut Request,
+        connection: &BoundCredential,
+        now: UnixMillis,
+    ) -> Option<u64> {
+        let _ = (request, connection, now);
+        None
+    }
 
     /// What `answer` means, received at `now`.
     fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict;

@@ -92,6 +92,7 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize, mut idle: bool) {
             slot.peer_limit = Arc::clone(&limit);
             slot.sender = Some(sender);
             slot.protocol = Some(protocol);
+            slot.bound = Arc::default();
         }
         tracing::debug!(origin = %shared.origin.base, slot = index, ?protocol,
             "push service connected");

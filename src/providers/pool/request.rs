@@ -63,6 +63,17 @@ impl Request {
         }
     }
 
+    /// Adds a field after those already there: for a credential that is chosen only once
+    /// the request's connection is known ([`super::bound`]).
+    pub fn add_field(&mut self, name: HeaderName, value: HeaderValue) {
+        match self {
+            Request::Http(request) => {
+                request.headers_mut().append(name, value);
+            }
+            Request::Fields(fields) => fields.own.push((name, value)),
+        }
+    }
+
     /// The body, the request's last use.
     pub fn into_body(self) -> Bytes {
         match self {

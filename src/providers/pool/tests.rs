@@ -237,8 +237,21 @@ async fn goaway_drains_the_connection_and_a_fresh_one_takes_over(client: Http2Cl
     let pool = pool(&sim, tls, 1, client);
     let mut answered = 0;
     let mut not_sent = 0;
+    // Streams that found their connection's credential cell empty: one per connection.
+    let mut fresh_cells = 0;
     while answered < 10 {
         let stream = pool.acquire(soon()).await.unwrap();
+        {
+            let mut cell = stream.bound_credential().lock();
+            if cell.is_none() {
+                fresh_cells += 1;
+                *cell = Some(crate::providers::pool::Bound {
+                    authorization: None,
+                    credential: fresh_cells,
+                    since: 0,
+                });
+            }
+        }
         match stream.send(request(&pool)).await {
             Ok(answer) => {
                 assert_eq!(answer.status, 403);
@@ -254,6 +267,12 @@ async fn goaway_drains_the_connection_and_a_fresh_one_takes_over(client: Http2Cl
     assert!(stats.goaways >= 2, "{stats:?}");
     assert!(stats.connections >= 3, "{stats:?}");
     assert!(not_sent <= stats.goaways, "{not_sent} re-sends");
+    // Each new connection starts without a credential; its streams share one.
+    assert!(fresh_cells >= 3, "{fresh_cells} cells");
+    assert!(
+        fresh_cells <= stats.connections,
+        "{fresh_cells} cells, {stats:?}"
+    );
 }
 
 /// A wedged front end (the simulator stops reading and writing, PINGs included, for far

@@ -26,7 +26,8 @@ fn shared() -> SharedFields {
     ])
 }
 
-fn push() -> Fields {
+/// An APNs push before its connection's provider token is added.
+fn unsigned() -> Fields {
     Fields::post(
         Bytes::from_static(b"/3/device/ab12"),
         shared(),
@@ -34,7 +35,10 @@ fn push() -> Fields {
     )
     .unwrap()
     .with(APNS_ID, sensitive("0123"))
-    .with(AUTHORIZATION, HeaderValue::from_static("bearer secret"))
+}
+
+fn push() -> Fields {
+    unsigned().with(AUTHORIZATION, HeaderValue::from_static("bearer secret"))
 }
 
 #[test]
@@ -64,6 +68,26 @@ fn the_own_clients_block_is_the_one_its_http_request_gets_byte_for_byte() {
         ]
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
     );
+}
+
+#[test]
+fn a_field_added_once_the_connection_is_known_goes_last_in_either_form() {
+    let bearer = HeaderValue::from_static("bearer secret");
+    let mut fields = Request::from(unsigned());
+    fields.add_field(AUTHORIZATION, bearer.clone());
+    let mut http = Request::from(Request::from(unsigned()).into_http(&authority()).unwrap());
+    http.add_field(AUTHORIZATION, bearer);
+    let signed = Request::from(push()).into_http(&authority()).unwrap();
+    for request in [fields, http] {
+        let request = request.into_http(&authority()).unwrap();
+        assert_eq!(request.headers(), signed.headers());
+        let last = request
+            .headers()
+            .iter()
+            .last()
+            .map(|(name, _)| name.clone());
+        assert_eq!(last, Some(AUTHORIZATION));
+    }
 }
 
 #[test]
