@@ -1,12 +1,18 @@
 //! The APNs provider token: an ES256 JWT signed with the team's `.p8` key, one per
-//! (team, key), minted rarely and shared by every connection.
+//! (team, key), minted rarely and shared by the connections.
 //!
 //! Apple punishes both extremes (docs/protocols.md): a token older than an hour is refused
-//! (`ExpiredProviderToken`), and replacing it more often than every 20 minutes earns
-//! `TooManyProviderTokenUpdates`, which poisons the connection for a while. So the cache
-//! re-mints only when the token is older than the configured refresh age (20–55 minutes), and
-//! never within 20 minutes of the last mint — not even when asked to after an
-//! `ExpiredProviderToken` (one refresh, then the 20-minute floor holds).
+//! (`ExpiredProviderToken`), and a connection that changes its token within 20 minutes of
+//! the last change is refused with `TooManyProviderTokenUpdates`. Apple judges the second per
+//! connection, so the cache does not decide alone which token a push carries:
+//!
+//! - the cache keeps the newest token, and mints one only when the newest is too old for a
+//!   connection to *start* carrying it ([`ProviderTokenCache::token`]: it must last the 20
+//!   minutes the connection then has to keep it, so at most 35 minutes old);
+//! - each connection keeps the token it carries until that is `jwt_refresh_seconds` old and
+//!   it has carried it 20 minutes, then takes the newest ([`connection`]);
+//! - after an `ExpiredProviderToken` the cache re-mints once, and never within 20 minutes of
+//!   the last mint ([`ProviderTokenCache::refresh_expired`]).
 //!
 //! The clock is passed in, so the tests travel through hours without sleeping.
 //!
@@ -16,6 +22,7 @@
 //! also exists").
 
 pub mod certificate;
+pub mod connection;
 pub mod topics;
 
 use super::config::{MAX_JWT_REFRESH, MIN_JWT_REFRESH};
@@ -23,6 +30,7 @@ use crate::vocab::UnixMillis;
 use http::HeaderValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -77,8 +85,8 @@ struct Claims<'a> {
     iat: u64,
 }
 
-/// The one cached provider token of a (team, key). Cheap to clone: every clone shares the
-/// same token, which is what "never mint a JWT per request" asks for.
+/// The provider tokens of a (team, key). Cheap to clone: every clone shares the same tokens,
+/// which is what "never mint a JWT per request" asks for.
 #[derive(Clone)]
 pub struct ProviderTokenCache {
     /// Shared by every connection of the credential, on any thread; `None` for an app that
@@ -86,7 +94,7 @@ pub struct ProviderTokenCache {
     inner: Option<Arc<Inner>>,
 }
 
-/// The signing material and the current token.
+/// The signing material and the newest token.
 struct Inner {
     /// The `.p8` key, parsed once.
     key: EncodingKey,
@@ -94,11 +102,26 @@ struct Inner {
     header: Header,
     /// The team id (`iss`).
     team_id: String,
-    /// How old a token may get before it is replaced.
+    /// How old a connection's token may get before the connection takes a newer one.
     refresh_age_ms: u64,
-    /// The current token. A std `Mutex`: the critical section is a clone, or a mint once per
-    /// ~50 minutes, never held across an await, and it is shared across arbiter threads.
-    current: Mutex<Option<ProviderToken>>,
+    /// The oldest token a connection may start carrying ([`new_use_age`]).
+    new_use_age_ms: u64,
+    /// The newest token. A std `Mutex`: the critical section is a clone, or a mint once per
+    /// half hour, never held across an await, and it is shared across arbiter threads.
+    newest: Mutex<Option<ProviderToken>>,
+    /// The newest token's mint time (0 before the first): read without the lock by
+    /// [`ProviderTokenCache::ready`] on every push.
+    newest_at: AtomicU64,
+    /// Every token minted at or before this was refused as expired by APNs: a connection
+    /// carrying one takes the newest at once.
+    refused_through: AtomicU64,
+}
+
+/// The oldest token a connection may start carrying when connections replace theirs at
+/// `refresh_age`: it must stay under [`MAX_JWT_REFRESH`] through the [`MIN_JWT_REFRESH`]
+/// the connection then has to keep it.
+fn new_use_age(refresh_age: Duration) -> Duration {
+    refresh_age.min(MAX_JWT_REFRESH - MIN_JWT_REFRESH)
 }
 
 impl std::fmt::Debug for ProviderTokenCache {
@@ -122,7 +145,7 @@ pub fn signing_key(key_pem: &[u8]) -> Result<EncodingKey, AuthError> {
 
 impl ProviderTokenCache {
     /// A cache for the team's key `key_id`, signing with `key_pem` (the `.p8` file's
-    /// contents), re-minting at `refresh_age` (20..=55 minutes).
+    /// contents), whose connections replace their token at `refresh_age` (20..=55 minutes).
     pub fn new(
         team_id: &str,
         key_id: &str,
@@ -145,7 +168,10 @@ impl ProviderTokenCache {
                 header,
                 team_id: team_id.to_owned(),
                 refresh_age_ms: refresh_age.as_millis() as u64,
-                current: Mutex::new(None),
+                new_use_age_ms: new_use_age(refresh_age).as_millis() as u64,
+                newest: Mutex::new(None),
+                newest_at: AtomicU64::new(0),
+                refused_through: AtomicU64::new(0),
             })),
         })
     }
@@ -156,25 +182,39 @@ impl ProviderTokenCache {
         ProviderTokenCache { inner: None }
     }
 
-    /// The token to send at `now`: the cached one, re-minted only once it is older than the
-    /// refresh age.
+    /// Whether a token can be had at `now`: the newest is young enough for a connection to
+    /// start carrying, or a new one was minted. Checked as each push is prepared, without a
+    /// lock while the newest is young, so that a key that cannot sign fails the push there.
+    pub fn ready(&self, now: UnixMillis) -> Result<(), AuthError> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let newest_at = inner.newest_at.load(Ordering::Acquire);
+        if newest_at != 0 && now.saturating_sub(newest_at) < inner.new_use_age_ms {
+            return Ok(());
+        }
+        self.token(now).map(drop)
+    }
+
+    /// The token a connection starting on one at `now` takes: the newest, minted anew once
+    /// it is too old to be carried for the 20 minutes a connection must keep it.
     pub fn token(&self, now: UnixMillis) -> Result<ProviderToken, AuthError> {
         let Some(inner) = &self.inner else {
             return Ok(NO_TOKEN);
         };
-        let mut current = lock(inner);
-        if let Some(token) = current.as_ref()
-            && !is_older(token, now, inner.refresh_age_ms)
+        let mut newest = lock(inner);
+        if let Some(token) = newest.as_ref()
+            && !is_older(token, now, inner.new_use_age_ms)
         {
             return Ok(token.clone());
         }
-        mint_into(inner, &mut current, now)
+        mint_into(inner, &mut newest, now)
     }
 
-    /// After APNs answered `ExpiredProviderToken` to the token minted at `failed`: re-mint,
-    /// unless the cached token is less than 20 minutes old (another connection already
-    /// refreshed it, or it was just minted), in which case the cached one is returned and
-    /// Apple's 20-minute rule holds.
+    /// After APNs answered `ExpiredProviderToken` to the token minted at `failed`: every
+    /// connection carrying it (or an older one) takes the newest, which is re-minted unless
+    /// it is less than 20 minutes old (another connection already refreshed it, or it was
+    /// just minted), so that Apple's 20-minute rule holds.
     pub fn refresh_expired(
         &self,
         failed: UnixMillis,
@@ -183,14 +223,15 @@ impl ProviderTokenCache {
         let Some(inner) = &self.inner else {
             return Ok(NO_TOKEN);
         };
-        let mut current = lock(inner);
-        if let Some(token) = current.as_ref() {
+        inner.refused_through.fetch_max(failed, Ordering::AcqRel);
+        let mut newest = lock(inner);
+        if let Some(token) = newest.as_ref() {
             let floor = MIN_JWT_REFRESH.as_millis() as u64;
             if token.minted_at != failed || !is_older(token, now, floor) {
                 return Ok(token.clone());
             }
         }
-        mint_into(inner, &mut current, now)
+        mint_into(inner, &mut newest, now)
     }
 }
 
@@ -205,16 +246,16 @@ fn is_older(token: &ProviderToken, now: UnixMillis, age_ms: u64) -> bool {
     now.saturating_sub(token.minted_at) >= age_ms
 }
 
-/// Locks the current token. A poisoned lock is taken over: the slot is only ever replaced
+/// Locks the newest token. A poisoned lock is taken over: the slot is only ever replaced
 /// whole, so a panic elsewhere cannot leave it half-written.
 fn lock(inner: &Inner) -> std::sync::MutexGuard<'_, Option<ProviderToken>> {
-    inner.current.lock().unwrap_or_else(PoisonError::into_inner)
+    inner.newest.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Signs a new token at `now` and makes it the current one.
+/// Signs a new token at `now` and makes it the newest.
 fn mint_into(
     inner: &Inner,
-    current: &mut Option<ProviderToken>,
+    newest: &mut Option<ProviderToken>,
     now: UnixMillis,
 ) -> Result<ProviderToken, AuthError> {
     let claims = Claims {
@@ -229,7 +270,8 @@ fn mint_into(
         authorization: Some(authorization),
         minted_at: now,
     };
-    *current = Some(token.clone());
+    *newest = Some(token.clone());
+    inner.newest_at.store(now, Ordering::Release);
     Ok(token)
 }
 
@@ -293,20 +335,38 @@ mod tests {
     }
 
     #[test]
-    fn one_token_is_shared_by_every_caller_until_the_refresh_age() {
+    fn one_token_is_shared_until_it_is_too_old_for_a_new_connection() {
         let key = key();
         let cache = cache(&key);
         let other_connection = cache.clone();
         let first = cache.token(T0).unwrap();
-        let shared = other_connection.token(T0 + 49 * MINUTE).unwrap();
+        let shared = other_connection.token(T0 + 34 * MINUTE).unwrap();
         assert_eq!(first.authorization, shared.authorization);
         assert_eq!(shared.minted_at, T0);
-        let refreshed = other_connection.token(T0 + 50 * MINUTE).unwrap();
-        assert_eq!(refreshed.minted_at, T0 + 50 * MINUTE);
+        // At 35 minutes a connection starting on it could not keep it 20 minutes and stay
+        // under 55: a new one.
+        assert!(cache.ready(T0 + 34 * MINUTE).is_ok());
+        let refreshed = other_connection.token(T0 + 35 * MINUTE).unwrap();
+        assert_eq!(refreshed.minted_at, T0 + 35 * MINUTE);
         assert_ne!(refreshed.authorization, first.authorization);
         assert_eq!(
-            cache.token(T0 + 51 * MINUTE).unwrap().authorization,
+            cache.token(T0 + 36 * MINUTE).unwrap().authorization,
             refreshed.authorization
+        );
+        // A shorter refresh age shortens it too: 20 minutes at the shortest.
+        let quick = ProviderTokenCache::new(
+            "TEAM123456",
+            "KEY1234567",
+            key.serialize_pem().as_bytes(),
+            MIN_JWT_REFRESH,
+        )
+        .unwrap();
+        let first = quick.token(T0).unwrap();
+        assert_eq!(quick.token(T0 + 19 * MINUTE).unwrap().minted_at, T0);
+        assert!(quick.ready(T0 + 20 * MINUTE).is_ok());
+        assert_ne!(
+            quick.token(T0 + 20 * MINUTE).unwrap().authorization,
+            first.authorization
         );
     }
 

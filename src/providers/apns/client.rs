@@ -3,7 +3,7 @@
 //!
 //! Everything protocol-shaped is in the pure modules ([`super::payload`] builds the request,
 //! [`super::response`] judges the answer); this file only joins them to the network: it adds
-//! the `authorization` header from the token cache.
+//! the `authorization` header of the connection the push leaves on ([`super::auth::connection`]).
 
 use super::auth::ProviderTokenCache;
 use super::config::ApnsConfig;
@@ -12,7 +12,9 @@ use super::payload::{EventParts, build_fields};
 use super::response::judge;
 use crate::metrics::{self, RefreshOutcome};
 use crate::providers::live::Live;
-use crate::providers::pool::{Answer, Origin, OriginError, Pool, PoolSettings};
+use crate::providers::pool::{
+    Answer, BoundCredential, Origin, OriginError, Pool, PoolSettings, Request,
+};
 use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::Push;
 use crate::registry::PushAddress;
@@ -208,24 +210,40 @@ impl PushService for ApnsClient {
     }
 
     async fn prepare(&self, push: &Push, now: UnixMillis) -> Result<Prepared, Outcome> {
-        let mut request = build_fields(push, &self.bundle_id, now, &self.last_body)
+        let request = build_fields(push, &self.bundle_id, now, &self.last_body)
             .map_err(|error| error.fault().outcome())?;
         let credential = self.credential.load();
         self.retire_if_replaced(&credential);
-        let token = credential
+        // The token itself is chosen by the connection the push leaves on (`bind`); a key
+        // that cannot sign fails the push here.
+        credential
             .tokens
-            .token(now)
+            .ready(now)
             .map_err(|error| Outcome::CredentialProblem {
                 reason: error.to_string(),
             })?;
-        // None for an app authenticated by its client certificate: no JWT at all.
-        if let Some(authorization) = token.authorization {
-            request = request.with(AUTHORIZATION, authorization);
-        }
         Ok(Prepared {
             request: request.into(),
-            credential: token.minted_at,
+            credential: 0,
         })
+    }
+
+    fn bind(
+        &self,
+        request: &mut Request,
+        connection: &BoundCredential,
+        now: UnixMillis,
+    ) -> Option<u64> {
+        let bound = self
+            .credential
+            .load()
+            .tokens
+            .for_connection(connection, now);
+        // None for an app authenticated by its client certificate: no JWT at all.
+        if let Some(authorization) = bound.authorization {
+            request.add_field(AUTHORIZATION, authorization);
+        }
+        Some(bound.credential)
     }
 
     fn judge(&self, answer: &Answer, now: UnixMillis) -> Verdict {

@@ -48,9 +48,10 @@ pub struct ApnsConfig {
     /// file gives it, it wins, since the defaults always fill `connections`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections_per_credential: Option<usize>,
-    /// How old the provider JWT may get before it is re-minted, in seconds (1200..=3300).
-    /// 50 minutes leaves 10 minutes of margin before Apple's one-hour expiry while staying
-    /// far above the 20-minute minimum.
+    /// How old a connection's provider JWT may get before the connection takes a newer one,
+    /// in seconds (1200..=3300); it also keeps each token at least 20 minutes, as Apple asks
+    /// (`auth::connection`). 50 minutes leaves 10 minutes of margin before Apple's one-hour
+    /// expiry while staying far above the 20-minute minimum.
     pub jwt_refresh_seconds: u64,
     /// How long one request may take before it is abandoned (and retried if the deadline
     /// allows), in milliseconds. Short, because a ring that arrives late is worthless.
