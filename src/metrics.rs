@@ -40,6 +40,7 @@
 //! | `ringcast_credential_refresh_total` | counter | `provider`, `outcome` |
 //! | `ringcast_push_config_errors_total` | counter | `provider`, `tenant`, `app`, `reason` |
 //! | `ringcast_token_environment_corrections_total` | counter | `provider` |
+//! | `ringcast_provider_pauses_total` | counter | `provider` |
 //! | `ringcast_credential_expiry_seconds` | gauge, UNIX seconds | `provider`, `tenant`, `app` |
 //! | `ringcast_credential_topics_uncovered` | gauge | `provider`, `tenant`, `app` |
 //! | `ringcast_config_reloads_total` | counter | `outcome` |
@@ -358,6 +359,12 @@ pub fn app_configured(provider: Platform, tenant: &str, app: &str) {
 pub fn environment_corrected(provider: Platform) {
     counter!(catalog::TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL, "provider" => provider.as_str())
         .increment(1);
+}
+
+/// A push service refuses every push of a credential for a while, and ringcast paused them
+/// all (`src/providers/pause.rs`): counted once per pause, not per refused push.
+pub fn provider_paused(provider: Platform) {
+    counter!(catalog::PROVIDER_PAUSES_TOTAL, "provider" => provider.as_str()).increment(1);
 }
 
 /// A provider credential (APNs JWT, FCM OAuth token, WNS token) was refreshed, or failed to.

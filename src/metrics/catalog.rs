@@ -61,6 +61,9 @@ pub const PUSH_CONFIG_ERRORS_TOTAL: &str = "ringcast_push_config_errors_total";
 /// token.
 pub const TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL: &str =
     "ringcast_token_environment_corrections_total";
+/// Pauses of every push of a credential after its push service refused them all for a while
+/// (FCM project over quota, WNS app throttled or out of quota).
+pub const PROVIDER_PAUSES_TOTAL: &str = "ringcast_provider_pauses_total";
 /// API requests refused with `429` because their tenant was over its limit (src/limits.rs).
 pub const RATE_LIMITED_TOTAL: &str = "ringcast_rate_limited_total";
 /// Provider credential refreshes.
@@ -262,6 +265,11 @@ pub fn describe_all() {
         Unit::Count,
         "APNs registrations moved to the other environment after it accepted a token the registered one refused as BadDeviceToken."
     );
+    describe_counter!(
+        PROVIDER_PAUSES_TOTAL,
+        Unit::Count,
+        "Pauses of every push of a credential (FCM project over quota, WNS app throttled or out of quota): its pushes wait for the service's Retry-After, and those whose deadline comes first expire."
+    );
     describe_gauge!(
         CREDENTIAL_EXPIRY_SECONDS,
         Unit::Seconds,
@@ -356,6 +364,7 @@ pub fn preregister() {
                 .absolute(0);
         }
         counter!(TOKEN_ENVIRONMENT_CORRECTIONS_TOTAL, "provider" => provider_label).absolute(0);
+        counter!(PROVIDER_PAUSES_TOTAL, "provider" => provider_label).absolute(0);
         for outcome in RefreshOutcome::ALL {
             counter!(CREDENTIAL_REFRESH_TOTAL, "provider" => provider_label, "outcome" => outcome.label())
                 .absolute(0);

@@ -542,3 +542,32 @@ fn the_own_redis_connections_series_appear_with_their_first_connection_and_at_ze
         );
     }
 }
+
+#[test]
+fn a_pause_is_counted_once_however_many_refusals_extend_it() {
+    let text = rendered(|| {
+        let pause = crate::providers::pause::SharedPause::default();
+        let now = crate::clock::now_millis();
+        // A burst of refusals: one pause, extended.
+        pause.hold(now + 60_000, Platform::Fcm, "project-1");
+        pause.hold(now + 61_000, Platform::Fcm, "project-1");
+        // A pause that ended long ago does not hide a new one.
+        let wns = crate::providers::pause::SharedPause::default();
+        wns.hold(1, Platform::Wns, "app");
+        wns.hold(now + 1_000, Platform::Wns, "app");
+    });
+    let pauses = |provider| {
+        find(
+            &text,
+            catalog::PROVIDER_PAUSES_TOTAL,
+            &[("provider", provider)],
+        )
+    };
+    assert_eq!(pauses("fcm"), Some(1.0));
+    assert_eq!(pauses("wns"), Some(2.0));
+    assert_eq!(
+        pauses("apns"),
+        Some(0.0),
+        "registered at zero for the alert"
+    );
+}

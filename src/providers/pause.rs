@@ -7,7 +7,8 @@
 //! router's clients of that project or app: cheap to clone, every clone sees the same pause.
 
 use crate::clock::now_millis;
-use crate::vocab::UnixMillis;
+use crate::metrics;
+use crate::vocab::{Platform, UnixMillis};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,12 +25,13 @@ impl SharedPause {
     }
 
     /// Extends the pause to `until` for `provider`'s `whose` (a project, a channel host),
-    /// logging a new pause once, not once per refused push of a burst.
-    pub fn hold(&self, until: UnixMillis, provider: &'static str, whose: &str) {
+    /// logging and counting a new pause once, not once per refused push of a burst.
+    pub fn hold(&self, until: UnixMillis, provider: Platform, whose: &str) {
         let now = now_millis();
         if self.extend_to(until) <= now {
+            metrics::provider_paused(provider);
             tracing::warn!(
-                provider,
+                provider = provider.as_str(),
                 whose,
                 pause_ms = until.saturating_sub(now),
                 "the push service refuses this credential's pushes for a while: pausing every \

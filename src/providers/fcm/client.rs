@@ -23,7 +23,7 @@ use crate::providers::pause::SharedPause;
 use crate::providers::pool::{Answer, Origin, OriginError, Pool};
 use crate::providers::service::{Prepared, PushService, Verdict, alert_on};
 use crate::push::Push;
-use crate::vocab::{Outcome, UnixMillis};
+use crate::vocab::{Outcome, Platform, UnixMillis};
 use http::header::AUTHORIZATION;
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -154,7 +154,7 @@ impl PushService for FcmClient {
     }
 
     fn pause(&self, until: UnixMillis) {
-        self.pause.hold(until, "fcm", &self.project_id);
+        self.pause.hold(until, Platform::Fcm, &self.project_id);
     }
 
     fn paused_until(&self) -> Option<UnixMillis> {

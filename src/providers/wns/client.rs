@@ -149,7 +149,7 @@ impl PushService for WnsClient {
     }
 
     fn pause(&self, until: UnixMillis) {
-        self.pause.hold(until, "wns", &self.origin);
+        self.pause.hold(until, Platform::Wns, &self.origin);
     }
 
     fn paused_until(&self) -> Option<UnixMillis> {
