@@ -212,23 +212,7 @@ if [ "$CALLGRIND" != 0 ]; then
     awk '/sha2::sha256::compress256/ { gsub(",", "", $1); sum += $1 } END { print sum + 0 }')
   # Heap allocations: the calls into the allocator (mimalloc's entry points, which every Rust
   # allocation and reallocation goes through), read off each dump's call records.
-  allocations() {
-    python3 - "$work/callgrind.out.$1" <<'PY'
-import re, sys
-names, total, callee = {}, 0, None
-entry = {"mi_malloc_aligned", "mi_zalloc_aligned", "mi_realloc_aligned"}
-for line in open(sys.argv[1], errors="replace"):
-    named = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
-    if named:
-        if named.group(2):
-            names[named.group(1)] = named.group(2).strip()
-        callee = names.get(named.group(1)) if line.startswith("cfn=") else None
-    elif line.startswith("calls=") and callee is not None:
-        total += int(line.split()[0][len("calls="):]) if callee.split("'")[0] in entry else 0
-        callee = None
-print(total)
-PY
-  }
+  allocations() { python3 benches/alloc_sites.py "$work/callgrind.out.$1"; }
   idle_allocations=$(allocations 1)
   phase_allocations=$(allocations 2)
   echo
@@ -248,6 +232,8 @@ if pushes:
     net = allocs - idle_allocs / idle_s * phase_s
     print(f"node heap allocations per push net of idle: {net / pushes:.1f} ({allocs:.0f} in all)")
 PY
+  echo "where the phase's allocations come from (estimated per site: benches/alloc_sites.py), per push:"
+  [ "$pushes" -gt 0 ] && python3 benches/alloc_sites.py "$work/callgrind.out.2" "$pushes" 15
   echo "callgrind files: $work/callgrind.out* (callgrind_annotate)"
   trap - EXIT
   cleanup
