@@ -30,7 +30,7 @@ fn push(kind: PushKind) -> Push {
         kind,
         accepted_at: NOW,
         deadline: NOW + 45_000,
-        who: IdentityKey::new("acme", "alice"),
+        who: IdentityKey::new("acme", "alice").into(),
         device_id: "iphone-15".into(),
         app: "ios".into(),
         address: PushAddress::Apns {

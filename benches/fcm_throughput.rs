@@ -43,7 +43,7 @@ fn push(n: u64, payload: &Arc<CallPayload>, deadline: u64) -> Push {
         kind: PushKind::IncomingCall,
         accepted_at: now_millis(),
         deadline,
-        who: IdentityKey::new("bench", format!("user-{n}")),
+        who: IdentityKey::new("bench", format!("user-{n}")).into(),
         device_id: "phone".into(),
         app: "android".into(),
         address: PushAddress::Fcm {

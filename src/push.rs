@@ -82,8 +82,9 @@ pub struct Push {
     pub accepted_at: UnixMillis,
     /// After this instant the push is never sent: it becomes [`Outcome::Expired`].
     pub deadline: UnixMillis,
-    /// Whose device: a dead-token verdict deletes the registration through it.
-    pub who: IdentityKey,
+    /// Whose device: a dead-token verdict deletes the registration through it. Shared by
+    /// the event's pushes (cloning it is a count, not two strings).
+    pub who: Arc<IdentityKey>,
     /// Which device of that identity.
     pub device_id: String,
     /// The tenant's app id: it selects the provider credential.

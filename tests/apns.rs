@@ -143,7 +143,7 @@ fn push_to(
         kind,
         accepted_at: now,
         deadline,
-        who: IdentityKey::new("demo", "alice"),
+        who: IdentityKey::new("demo", "alice").into(),
         device_id: device.into(),
         app: "ios".into(),
         address,

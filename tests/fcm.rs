@@ -117,7 +117,7 @@ fn push(kind: PushKind, call: &str, device: &str, token: &str, deadline_ms: u64)
         kind,
         accepted_at: now,
         deadline,
-        who: IdentityKey::new("demo", "alice"),
+        who: IdentityKey::new("demo", "alice").into(),
         device_id: device.into(),
         app: "android".into(),
         address: PushAddress::Fcm {

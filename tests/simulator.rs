@@ -1156,7 +1156,7 @@ async fn fcm_the_providers_pure_parts_agree_with_the_simulator() {
         kind,
         accepted_at: now_ms,
         deadline: now_ms + 45_000,
-        who: IdentityKey::new("demo", "alice"),
+        who: IdentityKey::new("demo", "alice").into(),
         device_id: "pixel".into(),
         app: "android".into(),
         address: PushAddress::Fcm {

@@ -474,7 +474,7 @@ impl<S: PushService> Handler<Withdraw> for Dispatcher<S> {
         let rings = self.queues.remove_where(|job| {
             job.push.kind == PushKind::IncomingCall
                 && job.push.payload.call_id == withdraw.call_id
-                && job.push.who == withdraw.callee
+                && *job.push.who == withdraw.callee
         });
         let mut devices = Vec::with_capacity(rings.len());
         for job in rings {

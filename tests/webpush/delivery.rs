@@ -132,7 +132,7 @@ fn push(kind: PushKind, call: &str, device: &str, address: PushAddress, deadline
         kind,
         accepted_at: now,
         deadline,
-        who: IdentityKey::new("demo", "alice"),
+        who: IdentityKey::new("demo", "alice").into(),
         device_id: device.into(),
         app: "web".into(),
         address,

@@ -71,7 +71,7 @@ fn push(call: &str, channel: String) -> Push {
         kind: PushKind::IncomingCall,
         accepted_at: now,
         deadline,
-        who: IdentityKey::new("demo", "alice"),
+        who: IdentityKey::new("demo", "alice").into(),
         device_id: call.into(),
         app: "windows".into(),
         address: PushAddress::Wns { channel },

@@ -444,7 +444,7 @@ mod tests {
             kind,
             accepted_at: NOW,
             deadline: NOW + 45_500,
-            who: IdentityKey::new("acme", "alice"),
+            who: IdentityKey::new("acme", "alice").into(),
             device_id: "iphone".into(),
             app: "ios".into(),
             address: PushAddress::Apns {

@@ -261,7 +261,7 @@ mod tests {
             kind,
             accepted_at: NOW,
             deadline: NOW + 42_900,
-            who: IdentityKey::new("acme", "alice"),
+            who: IdentityKey::new("acme", "alice").into(),
             device_id: "pixel".into(),
             app: "android".into(),
             address: PushAddress::Fcm {

@@ -161,7 +161,7 @@ mod tests {
             kind,
             accepted_at: 1_000,
             deadline: 46_000,
-            who: IdentityKey::new("a", "alice"),
+            who: IdentityKey::new("a", "alice").into(),
             device_id: "browser".into(),
             app: "web".into(),
             address: PushAddress::WebPush {

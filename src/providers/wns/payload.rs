@@ -163,7 +163,7 @@ mod tests {
             kind,
             accepted_at: NOW,
             deadline,
-            who: IdentityKey::new("t", "alice"),
+            who: IdentityKey::new("t", "alice").into(),
             device_id: "desktop".into(),
             app: "windows".into(),
             address: PushAddress::Wns {
