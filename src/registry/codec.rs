@@ -146,8 +146,9 @@ pub fn expires_at(record: &[u8]) -> Result<u64, DecodeError> {
     read_u64(record, EXPIRES_AT_OFFSET)
 }
 
-/// Decodes a record written by [`encode`], giving it back its device id.
-pub fn decode(device_id: &str, record: &[u8]) -> Result<Registration, DecodeError> {
+/// Decodes a record written by [`encode`], giving it back its device id (moved in when the
+/// caller owns it: a registration read for a ring is one allocation fewer).
+pub fn decode(device_id: impl Into<String>, record: &[u8]) -> Result<Registration, DecodeError> {
     let mut reader = Reader {
         bytes: record,
         at: 0,
@@ -194,7 +195,7 @@ pub fn decode(device_id: &str, record: &[u8]) -> Result<Registration, DecodeErro
         *alert_token = Some(reader.take(len)?.to_vec());
     }
     Ok(Registration {
-        device_id: device_id.to_owned(),
+        device_id: device_id.into(),
         app,
         address,
         environment,

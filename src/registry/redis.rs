@@ -552,7 +552,7 @@ where
         let mut live = Vec::with_capacity(fields.len());
         for (device_id, record) in fields {
             if codec::expires_at(&record).map_err(corrupt)? > now {
-                live.push(codec::decode(&device_id, &record).map_err(corrupt)?);
+                live.push(codec::decode(device_id, &record).map_err(corrupt)?);
             }
         }
         live.sort_by(|a, b| a.device_id.cmp(&b.device_id));
