@@ -17,10 +17,12 @@
 //! - a token APNs refused as expired is left at once
 //!   ([`ProviderTokenCache::refresh_expired`] marks it), since keeping it fails every push.
 //!
-//! The one race left: two pushes on one connection at the moment it changes tokens, on two
-//! threads, may reach the wire in the other order than they were stamped in; the older
-//! token then arrives after the newer one and that push is answered 429 and retried. It
-//! needs two threads within microseconds on one connection, once per half hour or so.
+//! Order on the wire: a connection belongs to one router's thread, and ringcast's own HTTP/2
+//! client writes a request's header block as the send is first polled, right after the
+//! stamp, so tokens reach Apple in the order they were stamped. With the `h2` client
+//! (`http2_client = "h2"`), a send may wait for the connection between the two; two pushes
+//! stamped across a change of token could then arrive older-token second, and that push is
+//! answered 429 and retried: once per connection and half hour at most.
 
 use super::{MAX_JWT_REFRESH, MIN_JWT_REFRESH, NO_TOKEN, ProviderTokenCache};
 use crate::providers::pool::{Bound, BoundCredential};
