@@ -234,11 +234,10 @@ impl PushService for ApnsClient {
         connection: &BoundCredential,
         now: UnixMillis,
     ) -> Option<u64> {
-        let bound = self
-            .credential
-            .load()
+        let credential = self.credential.load();
+        let bound = credential
             .tokens
-            .for_connection(connection, now);
+            .for_connection(connection, credential.generation, now);
         // None for an app authenticated by its client certificate: no JWT at all.
         if let Some(authorization) = bound.authorization {
             request.add_field(AUTHORIZATION, authorization);

@@ -22,6 +22,10 @@ pub struct Bound {
     pub authorization: Option<HeaderValue>,
     /// Which credential it is, as the service names it (an APNs token's mint time).
     pub credential: u64,
+    /// Which configured credential issued it, as the service counts them (a reload that
+    /// replaces an app's key bumps it): a connection still carrying a replaced one's token
+    /// takes the new one's.
+    pub issuer: u64,
     /// When the connection first carried it.
     pub since: UnixMillis,
 }

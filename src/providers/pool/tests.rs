@@ -248,6 +248,7 @@ async fn goaway_drains_the_connection_and_a_fresh_one_takes_over(client: Http2Cl
                 *cell = Some(crate::providers::pool::Bound {
                     authorization: None,
                     credential: fresh_cells,
+                    issuer: 0,
                     since: 0,
                 });
             }

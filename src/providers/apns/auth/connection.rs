@@ -15,7 +15,11 @@
 //!   minutes, then takes the newest. Started at most 35 minutes old, the token is at most 55
 //!   minutes old when the 20 minutes are up: never an hour;
 //! - a token APNs refused as expired is left at once
-//!   ([`ProviderTokenCache::refresh_expired`] marks it), since keeping it fails every push.
+//!   ([`ProviderTokenCache::refresh_expired`] marks it), since keeping it fails every push;
+//! - so is a token of a key a reload replaced. The reload retires the app's connections, but
+//!   a push may already hold a stream on one; it goes out with the new key, as every push
+//!   after a reload must (the old key may be revoked: that was often the reason to rotate).
+//!   Apple may answer that change with 429, and the push is retried on a new connection.
 //!
 //! Order on the wire: a connection belongs to one router's thread, and ringcast's own HTTP/2
 //! client writes a request's header block as the send is first polled, right after the
@@ -31,18 +35,26 @@ use std::sync::atomic::Ordering;
 
 impl ProviderTokenCache {
     /// The token a push leaving on `connection` at `now` carries (`authorization: None`
-    /// with certificate auth), recorded as the connection's when it is new to it.
-    pub fn for_connection(&self, connection: &BoundCredential, now: UnixMillis) -> Bound {
+    /// with certificate auth), recorded as the connection's when it is new to it. `issuer`
+    /// is the generation of the app's credential this cache belongs to.
+    pub fn for_connection(
+        &self,
+        connection: &BoundCredential,
+        issuer: u64,
+        now: UnixMillis,
+    ) -> Bound {
         let Some(inner) = &self.inner else {
             return Bound {
                 authorization: NO_TOKEN.authorization,
                 credential: NO_TOKEN.minted_at,
+                issuer,
                 since: now,
             };
         };
         let refused_through = inner.refused_through.load(Ordering::Acquire);
         let mut carried = connection.lock();
         if let Some(bound) = carried.as_ref()
+            && bound.issuer == issuer
             && keeps(bound, now, inner.refresh_age_ms, refused_through)
         {
             return bound.clone();
@@ -56,18 +68,22 @@ impl ProviderTokenCache {
                 return carried.clone().unwrap_or(Bound {
                     authorization: None,
                     credential: 0,
+                    issuer,
                     since: now,
                 });
             }
         };
         let since = match carried.as_ref() {
             // Still the newest (a refused token the cache may not yet replace): no change.
-            Some(bound) if bound.credential == token.minted_at => bound.since,
+            Some(bound) if bound.credential == token.minted_at && bound.issuer == issuer => {
+                bound.since
+            }
             _ => now,
         };
         let bound = Bound {
             authorization: token.authorization,
             credential: token.minted_at,
+            issuer,
             since,
         };
         *carried = Some(bound.clone());

@@ -29,20 +29,23 @@ fn a_connection_opened_just_before_a_refresh_keeps_its_token_twenty_minutes() {
     let cache = cache(&key);
     let early = BoundCredential::default();
     let late = BoundCredential::default();
-    assert_eq!(cache.for_connection(&early, T0).credential, T0);
+    assert_eq!(cache.for_connection(&early, 0, T0).credential, T0);
     // Opened at minute 34 (after a GOAWAY, say): the newest is young enough to start on.
-    assert_eq!(cache.for_connection(&late, T0 + 34 * MINUTE).credential, T0);
+    assert_eq!(
+        cache.for_connection(&late, 0, T0 + 34 * MINUTE).credential,
+        T0
+    );
     // Minute 50: the early connection's token is at the refresh age, and it has carried it
     // 50 minutes: it takes a new one.
-    let renewed = cache.for_connection(&early, T0 + 50 * MINUTE);
+    let renewed = cache.for_connection(&early, 0, T0 + 50 * MINUTE);
     assert_eq!(renewed.credential, T0 + 50 * MINUTE);
     assert_eq!(renewed.since, T0 + 50 * MINUTE);
     // The late one has carried its token 16 minutes: changing now is what Apple refuses
     // (429 TooManyProviderTokenUpdates). It keeps it until the 20 minutes are up...
-    let kept = cache.for_connection(&late, T0 + 53 * MINUTE);
+    let kept = cache.for_connection(&late, 0, T0 + 53 * MINUTE);
     assert_eq!((kept.credential, kept.since), (T0, T0 + 34 * MINUTE));
     // ...when the token is 54 minutes old, under Apple's hour with its margin.
-    let moved = cache.for_connection(&late, T0 + 54 * MINUTE);
+    let moved = cache.for_connection(&late, 0, T0 + 54 * MINUTE);
     assert_eq!(moved.credential, T0 + 50 * MINUTE);
     assert_eq!(moved.authorization, renewed.authorization);
 }
@@ -53,14 +56,14 @@ fn a_token_refused_as_expired_is_left_at_once_by_every_connection_carrying_it() 
     let cache = cache(&key);
     let first = BoundCredential::default();
     let second = BoundCredential::default();
-    let at_start = cache.for_connection(&first, T0);
-    cache.for_connection(&second, T0 + MINUTE);
+    let at_start = cache.for_connection(&first, 0, T0);
+    cache.for_connection(&second, 0, T0 + MINUTE);
     // APNs (its clock ahead of ours) calls the token expired at minute 25.
     cache
         .refresh_expired(at_start.credential, T0 + 25 * MINUTE)
         .unwrap();
     for connection in [&first, &second] {
-        let bound = cache.for_connection(connection, T0 + 25 * MINUTE + 1);
+        let bound = cache.for_connection(connection, 0, T0 + 25 * MINUTE + 1);
         assert_eq!(bound.credential, T0 + 25 * MINUTE);
         assert_ne!(bound.authorization, at_start.authorization);
     }
@@ -71,19 +74,34 @@ fn a_refused_token_the_cache_may_not_replace_yet_is_no_change_for_the_connection
     let key = key();
     let cache = cache(&key);
     let connection = BoundCredential::default();
-    let first = cache.for_connection(&connection, T0);
+    let first = cache.for_connection(&connection, 0, T0);
     // Refused within 20 minutes of its mint: the cache keeps it (Apple's floor), so the
     // connection carries the same token, and its 20 minutes still count from the start.
     cache
         .refresh_expired(first.credential, T0 + 5 * MINUTE)
         .unwrap();
-    let same = cache.for_connection(&connection, T0 + 5 * MINUTE);
+    let same = cache.for_connection(&connection, 0, T0 + 5 * MINUTE);
     assert_eq!((same.credential, same.since), (T0, T0));
 }
 
 #[test]
+fn a_connection_carrying_a_replaced_keys_token_takes_the_new_keys_at_once() {
+    // A reload replaced the key (generation 0 → 1) while a push held a stream on a
+    // connection of the old one: it goes out with the new key, even within 20 minutes.
+    let (old_key, new_key) = (key(), key());
+    let (old, new) = (cache(&old_key), cache(&new_key));
+    let connection = BoundCredential::default();
+    let before = old.for_connection(&connection, 0, T0);
+    let after = new.for_connection(&connection, 1, T0 + MINUTE);
+    assert_ne!(after.authorization, before.authorization);
+    assert_eq!((after.issuer, after.since), (1, T0 + MINUTE));
+    assert_eq!(new.for_connection(&connection, 1, T0 + 2 * MINUTE), after);
+}
+
+#[test]
 fn a_certificate_app_binds_no_token() {
-    let bound = ProviderTokenCache::certificate().for_connection(&BoundCredential::default(), T0);
+    let bound =
+        ProviderTokenCache::certificate().for_connection(&BoundCredential::default(), 0, T0);
     assert_eq!(bound.authorization, None);
 }
 
@@ -160,7 +178,7 @@ mod judged_by_the_simulator {
         for minutes in [20, 50, 55] {
             let cache = refreshing_at(&key, minutes);
             let refused = refusals(&key, |connection, now| {
-                cache.for_connection(connection, now)
+                cache.for_connection(connection, 0, now)
             });
             assert!(
                 refused.is_empty(),
@@ -179,6 +197,7 @@ mod judged_by_the_simulator {
             Bound {
                 authorization: token.authorization,
                 credential: token.minted_at,
+                issuer: 0,
                 since: now,
             }
         });
