@@ -109,9 +109,6 @@ struct Inner {
     /// The newest token. A std `Mutex`: the critical section is a clone, or a mint once per
     /// half hour, never held across an await, and it is shared across arbiter threads.
     newest: Mutex<Option<ProviderToken>>,
-    /// The newest token's mint time (0 before the first): read without the lock by
-    /// [`ProviderTokenCache::ready`] on every push.
-    newest_at: AtomicU64,
     /// Every token minted at or before this was refused as expired by APNs: a connection
     /// carrying one takes the newest at once.
     refused_through: AtomicU64,
@@ -170,7 +167,6 @@ impl ProviderTokenCache {
                 refresh_age_ms: refresh_age.as_millis() as u64,
                 new_use_age_ms: new_use_age(refresh_age).as_millis() as u64,
                 newest: Mutex::new(None),
-                newest_at: AtomicU64::new(0),
                 refused_through: AtomicU64::new(0),
             })),
         })
@@ -180,20 +176,6 @@ impl ProviderTokenCache {
     /// hands out is empty (no `authorization` header), and there is nothing to refresh.
     pub fn certificate() -> Self {
         ProviderTokenCache { inner: None }
-    }
-
-    /// Whether a token can be had at `now`: the newest is young enough for a connection to
-    /// start carrying, or a new one was minted. Checked as each push is prepared, without a
-    /// lock while the newest is young, so that a key that cannot sign fails the push there.
-    pub fn ready(&self, now: UnixMillis) -> Result<(), AuthError> {
-        let Some(inner) = &self.inner else {
-            return Ok(());
-        };
-        let newest_at = inner.newest_at.load(Ordering::Acquire);
-        if newest_at != 0 && now.saturating_sub(newest_at) < inner.new_use_age_ms {
-            return Ok(());
-        }
-        self.token(now).map(drop)
     }
 
     /// The token a connection starting on one at `now` takes: the newest, minted anew once
@@ -271,7 +253,6 @@ fn mint_into(
         minted_at: now,
     };
     *newest = Some(token.clone());
-    inner.newest_at.store(now, Ordering::Release);
     Ok(token)
 }
 
@@ -345,7 +326,6 @@ mod tests {
         assert_eq!(shared.minted_at, T0);
         // At 35 minutes a connection starting on it could not keep it 20 minutes and stay
         // under 55: a new one.
-        assert!(cache.ready(T0 + 34 * MINUTE).is_ok());
         let refreshed = other_connection.token(T0 + 35 * MINUTE).unwrap();
         assert_eq!(refreshed.minted_at, T0 + 35 * MINUTE);
         assert_ne!(refreshed.authorization, first.authorization);
@@ -363,7 +343,6 @@ mod tests {
         .unwrap();
         let first = quick.token(T0).unwrap();
         assert_eq!(quick.token(T0 + 19 * MINUTE).unwrap().minted_at, T0);
-        assert!(quick.ready(T0 + 20 * MINUTE).is_ok());
         assert_ne!(
             quick.token(T0 + 20 * MINUTE).unwrap().authorization,
             first.authorization

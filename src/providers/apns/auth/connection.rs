@@ -62,8 +62,10 @@ impl ProviderTokenCache {
         let token = match self.token(now) {
             Ok(token) => token,
             Err(error) => {
-                // Signing with a key that parsed does not fail; were it to, the connection
-                // keeps what it has (APNs will say if it is too old) rather than go bare.
+                // Signing with a key that parsed at start-up does not fail; were it to, the
+                // connection keeps what it has (APNs will say if it is too old), and one that
+                // has nothing goes bare: APNs answers `403 MissingProviderToken`, a credential
+                // problem, counted and alerted on like any refused credential.
                 tracing::error!(%error, "cannot sign a new APNs provider token");
                 return carried.clone().unwrap_or(Bound {
                     authorization: None,
