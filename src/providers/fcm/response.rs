@@ -156,9 +156,7 @@ pub fn judge(
     if (200..300).contains(&status) {
         return Verdict::Final(Outcome::Delivered);
     }
-    let error = serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .map(|body| body.error);
+    let error = error_object(body);
     let (code, names_token) = read_error_object(status, error.as_ref());
     let quota = QuotaScope::of(error.as_ref());
     let after = retry_after::from_headers(headers, now);
@@ -213,10 +211,14 @@ impl QuotaScope {
 
 /// The error code of a refusal's body, and whether the error names the registration token.
 pub fn read_error(status: u16, body: &[u8]) -> (FcmErrorCode, bool) {
-    let error = serde_json::from_slice::<ErrorBody>(body)
+    read_error_object(status, error_object(body).as_ref())
+}
+
+/// The `error` object of a refusal's body, if the body is one.
+fn error_object(body: &[u8]) -> Option<ErrorObject> {
+    serde_json::from_slice::<ErrorBody>(body)
         .ok()
-        .map(|body| body.error);
-    read_error_object(status, error.as_ref())
+        .map(|body| body.error)
 }
 
 /// [`read_error`] of a parsed error object.
