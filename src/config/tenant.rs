@@ -57,9 +57,9 @@ pub struct TenantConfig {
 /// tenant cannot use up the node's intake (src/api/intake.rs) that every tenant shares.
 ///
 /// Per node, not per cluster: behind a load balancer over N nodes a tenant gets up to N times
-/// these rates. The defaults sit well below what one 2-core node serves (README,
-/// "Performance": ~6,000-7,500 calls/s at the knee), so one tenant cannot fill a small node alone, and
-/// well above what an app vendor's normal traffic needs.
+/// these rates. The defaults sit well below what one 2-core node serves (4,000-9,000 calls/s
+/// at the knee, depending on the box: README, "Performance"), so one tenant cannot fill a
+/// small node alone, and well above what an app vendor's normal traffic needs.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
