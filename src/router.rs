@@ -248,7 +248,9 @@ impl Handler<Ring> for Router {
                         });
                         if refused_ring {
                             // Give the whole event back: withdraw what was queued, release the claim.
-                            withdraw(&context.providers, &call.callee, &call.call_id).await;
+                            let (callee, call_id) =
+                                (Arc::new(call.callee.clone()), Arc::from(&*call.call_id));
+                            withdraw(&context.providers, &callee, &call_id).await;
                             context.give_back(held.claim).await;
                             return Err(RouteError::Overloaded);
                         }
@@ -300,9 +302,11 @@ impl Handler<End> for Router {
                         };
                         // The call is over: rings still queued never leave, on this router, on the
                         // node's others (a ring is routed where it arrived) or on other nodes.
+                        let (callee, call_id) =
+                            (Arc::new(end.callee.clone()), Arc::from(&*end.call_id));
                         let (mut not_rung, on_peers) = tokio::join!(
-                            withdraw(&context.providers, &end.callee, &end.call_id),
-                            peers.withdraw_elsewhere(me.as_ref(), &end.callee, &end.call_id)
+                            withdraw(&context.providers, &callee, &call_id),
+                            peers.withdraw_elsewhere(me.as_ref(), &callee, &call_id)
                         );
                         not_rung.extend(on_peers);
                         if let Some(ends) = &context.ownership.ends {
@@ -344,9 +348,9 @@ impl Handler<End> for Router {
 #[rtype(result = "Vec<String>")]
 pub struct WithdrawRings {
     /// Whose rings.
-    pub callee: IdentityKey,
+    pub callee: Arc<IdentityKey>,
     /// The call.
-    pub call_id: String,
+    pub call_id: Arc<str>,
     /// The call ended on another node (counted as `ringcast_end_broadcasts_total{outcome=
     /// "withdrew"}` when it withdraws something), not on another router of this one.
     pub ended_on_another_node: bool,
@@ -476,12 +480,16 @@ fn counted(push: &Push, outcome: &Outcome) {
 /// Withdraws the callee's queued rings of `call_id` from every provider of its tenant;
 /// returns the devices whose ring was withdrawn. Matched by callee too: a group call rings
 /// several callees under one call id, and one callee's end must not silence the others.
-async fn withdraw(providers: &ProviderSet, callee: &IdentityKey, call_id: &str) -> Vec<String> {
+async fn withdraw(
+    providers: &ProviderSet,
+    callee: &Arc<IdentityKey>,
+    call_id: &Arc<str>,
+) -> Vec<String> {
     let mut withdrawn = Vec::new();
     for provider in providers.of_tenant(&callee.tenant) {
         let message = Withdraw {
-            callee: callee.clone(),
-            call_id: call_id.to_owned(),
+            callee: Arc::clone(callee),
+            call_id: Arc::clone(call_id),
         };
         if let Ok(devices) = provider.withdraw.send(message).await {
             withdrawn.extend(devices);

@@ -81,14 +81,16 @@ pub struct Submit(pub Vec<Push>);
 
 /// Drops the queued rings of a call that ended before they left (they end as
 /// [`Outcome::Withdrawn`]); answers the device ids whose ring was withdrawn. Rings already
-/// sent or in flight are not touched: those devices get the "call ended" push.
+/// sent or in flight are not touched: those devices get the "call ended" push. One end asks
+/// every provider of the tenant on every router, so the message shares its callee and call id
+/// rather than copying them for each.
 #[derive(Message)]
 #[rtype(result = "Vec<String>")]
 pub struct Withdraw {
     /// Whose rings (a group call rings several callees under one call id).
-    pub callee: IdentityKey,
+    pub callee: Arc<IdentityKey>,
     /// The call.
-    pub call_id: String,
+    pub call_id: Arc<str>,
 }
 
 /// Asks for the provider's queues, deliveries and connections.
@@ -473,8 +475,8 @@ impl<S: PushService> Handler<Withdraw> for Dispatcher<S> {
     fn handle(&mut self, withdraw: Withdraw, _: &mut Context<Self>) -> Self::Result {
         let rings = self.queues.remove_where(|job| {
             job.push.kind == PushKind::IncomingCall
-                && job.push.payload.call_id == withdraw.call_id
-                && *job.push.who == withdraw.callee
+                && *job.push.payload.call_id == *withdraw.call_id
+                && *job.push.who == *withdraw.callee
         });
         let mut devices = Vec::with_capacity(rings.len());
         for job in rings {

@@ -311,7 +311,7 @@ async fn listen(client: redis::Client, node: &str, routers: &Routers) -> redis::
         }
         metrics::end_broadcast(EndBroadcast::Received);
         let callee = IdentityKey::new(notice.tenant, notice.identity);
-        routers.withdraw_ended_elsewhere(&callee, &notice.call_id);
+        routers.withdraw_ended_elsewhere(callee, &notice.call_id);
     }
     Ok(())
 }

@@ -141,8 +141,8 @@ impl Routers {
     pub async fn withdraw_elsewhere(
         &self,
         me: Option<&Addr<Router>>,
-        callee: &IdentityKey,
-        call_id: &str,
+        callee: &Arc<IdentityKey>,
+        call_id: &Arc<str>,
     ) -> Vec<String> {
         let routers = self.all();
         let asked = routers
@@ -150,8 +150,8 @@ impl Routers {
             .filter(|router| Some(*router) != me)
             .map(|router| {
                 let withdraw = router.send(WithdrawRings {
-                    callee: callee.clone(),
-                    call_id: call_id.to_owned(),
+                    callee: Arc::clone(callee),
+                    call_id: Arc::clone(call_id),
                     ended_on_another_node: false,
                 });
                 tokio::time::timeout(self.call_timeout, withdraw)
@@ -168,11 +168,12 @@ impl Routers {
     /// every router, without waiting: a full mailbox drops the request (nothing queues up
     /// behind a busy router), and those rings go out, as they would had the end come a moment
     /// later.
-    pub fn withdraw_ended_elsewhere(&self, callee: &IdentityKey, call_id: &str) {
+    pub fn withdraw_ended_elsewhere(&self, callee: IdentityKey, call_id: &str) {
+        let (callee, call_id): (_, Arc<str>) = (Arc::new(callee), Arc::from(call_id));
         for router in self.all().iter() {
             let withdraw = WithdrawRings {
-                callee: callee.clone(),
-                call_id: call_id.to_owned(),
+                callee: Arc::clone(&callee),
+                call_id: Arc::clone(&call_id),
                 ended_on_another_node: true,
             };
             if router.try_send(withdraw).is_err() {

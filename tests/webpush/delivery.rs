@@ -528,7 +528,7 @@ async fn a_queued_ring_is_withdrawn_when_the_call_ends() {
     let withdrawn = h
         .provider
         .send(ringcast::providers::dispatcher::Withdraw {
-            callee: IdentityKey::new("demo", "alice"),
+            callee: IdentityKey::new("demo", "alice").into(),
             call_id: "c1".into(),
         })
         .await

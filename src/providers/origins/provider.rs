@@ -26,6 +26,7 @@ use crate::vocab::{Outcome, Platform, Priority, UnixMillis};
 use actix::prelude::*;
 use futures_util::future::join_all;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -318,8 +319,8 @@ impl<O: OriginService> Handler<Withdraw> for OriginsProvider<O> {
         Box::pin(async move {
             let asks = dispatchers.iter().map(|dispatcher| {
                 dispatcher.send(Withdraw {
-                    callee: message.callee.clone(),
-                    call_id: message.call_id.clone(),
+                    callee: Arc::clone(&message.callee),
+                    call_id: Arc::clone(&message.call_id),
                 })
             });
             join_all(asks)
