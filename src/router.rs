@@ -415,6 +415,7 @@ async fn submit(providers: &ProviderSet, pushes: Vec<Push>) -> Vec<DevicePush> {
     // often one: each push is matched against the batches so far by comparing its fields,
     // and only the first push of a provider builds a key and looks it up.
     let mut batches: Vec<(ProviderKey, &ProviderHandle, Vec<Push>)> = Vec::new();
+    let count = pushes.len();
     for push in pushes {
         if let Some((_, _, batch)) = batches.iter_mut().find(|(key, ..)| key.is_of(&push)) {
             batch.push(push);
@@ -422,7 +423,11 @@ async fn submit(providers: &ProviderSet, pushes: Vec<Push>) -> Vec<DevicePush> {
         }
         let key = ProviderKey::of(&push);
         if let Some(provider) = providers.get(&key) {
-            batches.push((key, provider, vec![push]));
+            // Sized for the whole event: most events have one provider, and a batch grown
+            // push by push reallocated twice for five devices.
+            let mut batch = Vec::with_capacity(count);
+            batch.push(push);
+            batches.push((key, provider, batch));
         } else {
             let outcome = Outcome::Rejected {
                 reason: "provider_not_configured".into(),

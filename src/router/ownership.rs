@@ -21,8 +21,7 @@ use crate::metrics::{self, LeaseOutcome};
 use crate::registry::lease::{Claim, LeaseTerms, Progress};
 use crate::registry::{AnyStore, Store, StoreError};
 use crate::vocab::UnixMillis;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
+use awaited::AwaitedSet;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -261,7 +260,7 @@ pub fn hold(
     report: Option<Report>,
 ) -> Vec<DevicePush> {
     let mut done = Vec::new();
-    let mut waiting = FuturesUnordered::new();
+    let mut waiting = AwaitedSet::with_capacity(devices.len());
     let mut relayed = Vec::with_capacity(devices.len());
     // Outcomes known at once, published first by the task below.
     let mut known = Vec::new();
@@ -276,9 +275,7 @@ pub fn hold(
             }
             DeviceOutcome::Pending(ticket) => {
                 let (relay, relayed_ticket) = oneshot::channel();
-                let device_id = device.device_id.clone();
-                let platform = device.platform;
-                waiting.push(async move { (device_id, platform, ticket.await, relay) });
+                waiting.push(device.device_id.clone(), device.platform, ticket, relay);
                 DeviceOutcome::Pending(relayed_ticket)
             }
         };
@@ -312,16 +309,16 @@ pub fn hold(
         renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !waiting.is_empty() {
             tokio::select! {
-                Some((device_id, platform, outcome, relay)) = waiting.next() => {
+                Some((device, outcome)) = waiting.next() => {
                     match outcome {
                         Ok(outcome) => {
                             // The waiting caller first; the stream after.
                             let published = report.as_ref().map(|_| outcome.clone());
-                            let _ = relay.send(outcome);
+                            let _ = device.relay.send(outcome);
                             if let (Some(report), Some(outcome)) = (&report, published) {
-                                report.publish(clock, &event, &device_id, platform, &outcome).await;
+                                report.publish(clock, &event, &device.device_id, device.platform, &outcome).await;
                             }
-                            done.push(device_id);
+                            done.push(device.device_id);
                         }
                         // The dispatcher stopped (the node is stopping) without an outcome:
                         // the device is not done; whoever takes the event over pushes to it.
@@ -465,6 +462,8 @@ impl<S: Store> Finishing<'_, S> {
         }
     }
 }
+
+mod awaited;
 
 #[cfg(test)]
 mod tests;
