@@ -18,6 +18,7 @@ pub mod channel;
 pub mod connection;
 pub mod health;
 pub mod intake;
+pub mod json_body;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

@@ -6,6 +6,7 @@
 
 use super::ApiState;
 use super::auth::{Caller, Scope};
+use super::json_body::json;
 use super::problem::{ApiError, Problem};
 use crate::config::tenant::MAX_RING_TIMEOUT_SECONDS;
 use crate::metrics::{self, EventOutcome};
@@ -344,13 +345,14 @@ async fn answer(routed: Routed, wait: bool) -> Result<HttpResponse, ApiError> {
         finished: progress.finished,
     });
     if !wait {
-        return Ok(HttpResponse::Accepted().json(CallAccepted {
+        let accepted = CallAccepted {
             event_id: routed.event_id,
             devices,
             duplicate: routed.duplicate,
             progress,
             outcomes: None,
-        }));
+        };
+        return Ok(json(HttpResponse::Accepted(), &accepted, ANSWER_BYTES));
     }
     let until = tokio::time::Instant::now() + MAX_WAIT;
     let mut outcomes = Vec::with_capacity(devices);
@@ -371,14 +373,23 @@ async fn answer(routed: Routed, wait: bool) -> Result<HttpResponse, ApiError> {
             reason: outcome.as_ref().and_then(|o| o.reason()).map(str::to_owned),
         });
     }
-    Ok(HttpResponse::Ok().json(CallAccepted {
+    let answered = CallAccepted {
         event_id: routed.event_id,
         devices,
         duplicate: routed.duplicate,
         progress,
         outcomes: Some(outcomes),
-    }))
+    };
+    let size = ANSWER_BYTES + OUTCOME_BYTES * devices;
+    Ok(json(HttpResponse::Ok(), &answered, size))
 }
+
+/// Room for an answer without outcomes (an event id of at most 128 characters, the count,
+/// `duplicate`, a short `progress`), and for each device's outcome (its id, platform and
+/// outcome, a reason now and then): sized so that most answers are written without growing
+/// the buffer.
+const ANSWER_BYTES: usize = 256;
+const OUTCOME_BYTES: usize = 128;
 
 /// Only a server key may ring people.
 fn server_key_only(caller: &Caller) -> Result<(), ApiError> {

@@ -2,6 +2,7 @@
 
 use super::ApiState;
 use super::auth::Caller;
+use super::json_body::json;
 use super::problem::{ApiError, Problem};
 use crate::clock::{now_millis, rfc3339};
 use crate::logging;
@@ -176,12 +177,17 @@ pub async fn register(
         ttl_seconds: valid.ttl_seconds,
         ttl_capped: valid.ttl_capped,
     };
-    Ok(if registered.created {
-        HttpResponse::Created().json(view)
+    let status = if registered.created {
+        HttpResponse::Created()
     } else {
-        HttpResponse::Ok().json(view)
-    })
+        HttpResponse::Ok()
+    };
+    Ok(json(status, &view, REGISTRATION_BYTES))
 }
+
+/// Room for one registration's JSON (a Web Push endpoint or a WNS channel URI makes the
+/// longest), so that most answers are written without growing the buffer.
+const REGISTRATION_BYTES: usize = 512;
 
 /// List an identity's live registrations.
 #[utoipa::path(
@@ -216,10 +222,12 @@ pub async fn list(
         )
         .await
         .map_err(|error| shard_failed(op, error))?;
-    Ok(HttpResponse::Ok().json(RegistrationList {
+    let size = REGISTRATION_BYTES * (registrations.len() + 1);
+    let list = RegistrationList {
         identity,
         registrations: registrations.iter().map(RegistrationView::from).collect(),
-    }))
+    };
+    Ok(json(HttpResponse::Ok(), &list, size))
 }
 
 /// Unregister one device.
