@@ -137,6 +137,7 @@ mod settings;
 mod single;
 pub mod tls;
 
+pub use pipelined::Bookkeeping;
 pub use single::{EitherClient, RedisClient, SingleConnection};
 
 use super::codec;
@@ -471,7 +472,7 @@ where
 
 impl<C> Store for RedisStore<C>
 where
-    C: ConnectionLike + Clone + Send + Sync + Unpin + 'static,
+    C: ConnectionLike + Bookkeeping + Clone + Send + Sync + Unpin + 'static,
 {
     fn name(&self) -> &'static str {
         self.name

@@ -10,6 +10,7 @@
 //! tolerates the milliseconds NTP leaves between nodes.
 
 use super::command::ScriptCall;
+use super::pipelined::Bookkeeping;
 use super::{RedisStore, keys};
 use crate::registry::lease::{Claim, LeaseTerms, Progress};
 use crate::registry::store::StoreError;
@@ -178,7 +179,7 @@ fn claim_of(mut answer: Vec<String>) -> Result<Claim, StoreError> {
 
 impl<C> RedisStore<C>
 where
-    C: ConnectionLike + Clone + Send + Sync + 'static,
+    C: ConnectionLike + Bookkeeping + Clone + Send + Sync + 'static,
 {
     /// See [`crate::registry::Store::acquire_event`].
     pub(super) async fn acquire_lease(
@@ -226,7 +227,10 @@ where
         outcomes: &[String],
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        // Nobody waits on its reply soon (the event's outcomes are answered already): it
+        // leaves with the next command the router sends, usually the next call's claim, and
+        // its reply comes back with that one's instead of waking the thread on its own.
+        let mut connection = self.connection.for_bookkeeping();
         let mut invocation = ScriptCall::new(&FINISH, keys::event_key(tenant, event_id));
         invocation.arg(node).arg(now).arg(outcomes);
         let _: i64 = self.run(invocation.run(&mut connection)).await?;

@@ -34,7 +34,7 @@ mod slots;
 
 pub use route::{crc16, key_slot};
 
-use super::pipelined::{PipelinedConnection, Redial};
+use super::pipelined::{Bookkeeping, PipelinedConnection, Redial, Write};
 use crate::metrics::redis::{MapRead, Redirection};
 use arc_swap::ArcSwap;
 use redis::aio::ConnectionLike;
@@ -61,6 +61,17 @@ const MAX_HOPS: usize = 5;
 #[derive(Clone)]
 pub struct OwnCluster {
     shared: Arc<Shared>,
+    /// When this handle's commands are written, on whichever master's connection.
+    write: Write,
+}
+
+impl Bookkeeping for OwnCluster {
+    fn for_bookkeeping(&self) -> OwnCluster {
+        OwnCluster {
+            shared: Arc::clone(&self.shared),
+            write: Write::WithNext,
+        }
+    }
 }
 
 /// What every clone shares.
@@ -179,6 +190,7 @@ impl OwnCluster {
         shared.topology.store(Arc::new(topology));
         Ok(OwnCluster {
             shared: Arc::new(shared),
+            write: Write::Now,
         })
     }
 
@@ -198,7 +210,7 @@ impl OwnCluster {
                         .cloned()
                         .ok_or_else(no_master)?,
                 };
-                connection.command(cmd).await
+                connection.command_written(cmd, self.write).await
             }
             Route::EveryMaster => self.to_every_master(cmd).await,
         }
@@ -216,9 +228,12 @@ impl OwnCluster {
                     }
                     // Borrowed from the map held: one reference count per command, the map's.
                     let connection = topology.master_of(slot).ok_or_else(|| unreachable(slot))?;
-                    connection.command(cmd).await
+                    connection.command_written(cmd, self.write).await
                 }
-                Hop::Moved(to) => self.connection_to(&topology, to).await?.command(cmd).await,
+                Hop::Moved(to) => {
+                    let connection = self.connection_to(&topology, to).await?;
+                    connection.command_written(cmd, self.write).await
+                }
                 Hop::Ask(to) => self.connection_to(&topology, to).await?.asking(cmd).await,
             };
             hop = match answer {

@@ -33,6 +33,7 @@ mod tests;
 
 use super::tls;
 use arc_swap::ArcSwap;
+pub use driver::Write;
 use driver::{Expect, Limits, Link, NotSent, Reply, lost, refused};
 use redis::aio::ConnectionLike;
 use redis::{
@@ -64,6 +65,25 @@ pub enum Redial {
 #[derive(Clone)]
 pub struct PipelinedConnection {
     shared: Arc<Shared>,
+    /// When this handle's commands are written.
+    write: Write,
+}
+
+/// A store connection that can give a handle for bookkeeping: commands whose reply nobody
+/// waits on soon, written with the next command another handle sends ([`Write::WithNext`]).
+/// The redis crate's connections have no such thing and give a plain clone.
+pub trait Bookkeeping {
+    /// The handle for bookkeeping, on the same connection(s).
+    fn for_bookkeeping(&self) -> Self;
+}
+
+impl Bookkeeping for PipelinedConnection {
+    fn for_bookkeeping(&self) -> PipelinedConnection {
+        PipelinedConnection {
+            shared: Arc::clone(&self.shared),
+            write: Write::WithNext,
+        }
+    }
 }
 
 /// What every clone shares.
@@ -127,6 +147,7 @@ impl PipelinedConnection {
         let target = Target::of(info, certificates, timeouts, redial)?;
         let link = target.dial().await?;
         Ok(PipelinedConnection {
+            write: Write::Now,
             shared: Arc::new(Shared {
                 target,
                 current: ArcSwap::from_pointee(Current {
@@ -140,14 +161,19 @@ impl PipelinedConnection {
 
     /// Sends a request and waits for its replies; on a connection that ended, dials a new one
     /// and sends it there.
-    async fn request(&self, pack: impl Fn(&mut Vec<u8>), expect: Expect) -> RedisResult<Reply> {
+    async fn request(
+        &self,
+        pack: impl Fn(&mut Vec<u8>),
+        expect: Expect,
+        write: Write,
+    ) -> RedisResult<Reply> {
         // A guard, not a clone: no reference count touched per command; dropped before any
         // wait.
         let sent = {
             let current = self.shared.current.load();
             current
                 .link
-                .send(&pack, expect)
+                .send_with(&pack, expect, write)
                 .map_err(|why| (why, current.generation))
         };
         let answered = match sent {
@@ -159,7 +185,10 @@ impl PipelinedConnection {
                 // Boxed: dialling (TCP, TLS, login) is a large future, and held inline it would
                 // make every command's future as large, moved at each command's start.
                 let current = Box::pin(self.redial(generation)).await?;
-                current.link.send(&pack, expect).map_err(refused)?
+                current
+                    .link
+                    .send_with(&pack, expect, write)
+                    .map_err(refused)?
             }
             Err((full, _)) => return Err(refused(full)),
         };
@@ -196,8 +225,14 @@ impl PipelinedConnection {
     /// the crate's connections do: whoever reads it (`command::query`, `Cmd::query_async`)
     /// makes it an error.
     pub async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
+        self.command_written(cmd, self.write).await
+    }
+
+    /// [`PipelinedConnection::command`], written as `write` says rather than as this
+    /// handle's commands are (a cluster's handle for bookkeeping, on a master's connection).
+    pub async fn command_written(&self, cmd: &Cmd, write: Write) -> RedisResult<Value> {
         match self
-            .request(|out| cmd.write_packed_command(out), Expect::ONE)
+            .request(|out| cmd.write_packed_command(out), Expect::ONE, write)
             .await?
         {
             Reply::One(value) => Ok(value),
@@ -217,7 +252,7 @@ impl PipelinedConnection {
             keep: 1,
             transaction: false,
         };
-        match self.request(pack, expect).await? {
+        match self.request(pack, expect, Write::Now).await? {
             Reply::Many(mut values) if values.len() == 1 => values.pop().ok_or_else(out_of_step),
             _ => Err(out_of_step()),
         }
@@ -256,7 +291,7 @@ impl ConnectionLike for PipelinedConnection {
             };
             let packed = pipeline.get_packed_pipeline();
             let pack = |out: &mut Vec<u8>| out.extend_from_slice(&packed);
-            match self.request(pack, expect).await? {
+            match self.request(pack, expect, self.write).await? {
                 Reply::Many(values) => Ok(values),
                 Reply::One(_) => Err(out_of_step()),
             }

@@ -18,7 +18,7 @@
 //! one is opened not to dial the same address again when it ends: that is this module's
 //! decision, after asking the Sentinels.
 
-use super::pipelined::{PipelinedConnection, Redial};
+use super::pipelined::{Bookkeeping, PipelinedConnection, Redial, Write};
 use super::single::{EitherClient, RedisClient};
 use super::tls::install_ring;
 use crate::config::Secret;
@@ -36,6 +36,17 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct SentinelConnection {
     shared: Arc<Shared>,
+    /// When this handle's commands are written.
+    write: Write,
+}
+
+impl Bookkeeping for SentinelConnection {
+    fn for_bookkeeping(&self) -> SentinelConnection {
+        SentinelConnection {
+            shared: Arc::clone(&self.shared),
+            write: Write::WithNext,
+        }
+    }
 }
 
 /// What every clone shares.
@@ -136,6 +147,7 @@ impl SentinelConnection {
         };
         let connection = opening.open(&mut sentinel).await?;
         Ok(SentinelConnection {
+            write: Write::Now,
             shared: Arc::new(Shared {
                 sentinel: tokio::sync::Mutex::new(sentinel),
                 current: ArcSwap::from_pointee(Current {
@@ -176,7 +188,11 @@ impl SentinelConnection {
     /// The connection in use now, and its generation.
     fn current(&self) -> (u64, Master) {
         let current = self.shared.current.load();
-        (current.generation, current.connection.clone())
+        let connection = match self.write {
+            Write::Now => current.connection.clone(),
+            Write::WithNext => current.connection.for_bookkeeping(),
+        };
+        (current.generation, connection)
     }
 
     /// After a call on the connection of `generation` failed with `error`: re-resolves the

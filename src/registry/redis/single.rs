@@ -6,7 +6,7 @@
 //! connection to its master is the same choice over the crate's multiplexed connection, a
 //! cluster's the choice between the crate's cluster client and [`super::cluster`]).
 
-use super::pipelined::PipelinedConnection;
+use super::pipelined::{Bookkeeping, PipelinedConnection};
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
@@ -35,6 +35,15 @@ pub enum EitherClient<C, O = PipelinedConnection> {
 
 /// A single server's connection: the crate's reconnecting manager, or the own one.
 pub type SingleConnection = EitherClient<ConnectionManager>;
+
+impl<C: Clone, O: Bookkeeping> Bookkeeping for EitherClient<C, O> {
+    fn for_bookkeeping(&self) -> Self {
+        match self {
+            EitherClient::Crate(crate_connection) => EitherClient::Crate(crate_connection.clone()),
+            EitherClient::Own(own) => EitherClient::Own(own.for_bookkeeping()),
+        }
+    }
+}
 
 impl<C: ConnectionLike + Send, O: ConnectionLike + Send> ConnectionLike for EitherClient<C, O> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {

@@ -19,6 +19,13 @@
 //!   without a reset), or the last [`Link`] dropped once nothing waits. Every waiting caller
 //!   then hears so at once, not at its timeout, and the link reports itself
 //!   [closed](Link::is_open) so that the next caller dials anew.
+//! - **Bookkeeping waits for company** ([`Write::WithNext`]): a command whose reply nobody
+//!   waits on soon (an event's finish) is packed at once but written with the next command
+//!   that is not, or [`WITH_NEXT_AT_MOST`] after it was queued if none comes. At moderate
+//!   rates the worker thread sleeps between calls, and each wake costs more than the work it
+//!   wakes for: a finish written alone was a write, and its reply a wake, of their own per
+//!   call; written with the next call's claim, both ride on that call's. Order is kept: the
+//!   bytes wait in the same buffer, behind those queued before them.
 //! - **Bounded**: at most [`Limits::max_waiting`] commands wait on one connection; past it
 //!   a caller is refused at once (the store answers `503`) instead of queueing without bound
 //!   behind a server that does not answer.
@@ -40,6 +47,22 @@ use tokio::time::{Instant, Sleep};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// The longest a [`Write::WithNext`] command waits for another command to be written with.
+/// Far inside any lease (seconds), so what it records is never late for a takeover; long
+/// enough that at a few hundred calls a second per worker the next call's claim comes first.
+pub(super) const WITH_NEXT_AT_MOST: Duration = Duration::from_millis(2);
+
+/// When a queued command is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Write {
+    /// As soon as the connection's task runs: someone waits for the reply.
+    #[default]
+    Now,
+    /// With the next [`Write::Now`] command, or [`WITH_NEXT_AT_MOST`] after it was queued:
+    /// bookkeeping whose reply only confirms it.
+    WithNext,
+}
 
 /// How much a connection may hold.
 #[derive(Clone, Copy, Debug)]
@@ -146,6 +169,9 @@ struct Inner {
     waiting: VecDeque<Waiter>,
     /// The task's waker, taken by the first caller that queues after the task's last write.
     io: Option<Waker>,
+    /// `output` holds only [`Write::WithNext`] commands, the first queued then: the task
+    /// leaves them there until a [`Write::Now`] command joins them or the wait is over.
+    held_since: Option<Instant>,
     /// The task is gone: nothing more is written or read.
     ended: bool,
     /// The last [`Link`] is gone: the task ends once nothing waits.
@@ -169,12 +195,22 @@ pub(super) struct Link {
 }
 
 impl Link {
-    /// Queues a request: `pack` writes its commands, `expect` says which replies it keeps.
-    /// The returned receiver gets them.
+    /// Queues a request to be written now: `pack` writes its commands, `expect` says which
+    /// replies it keeps. The returned receiver gets them.
     pub(super) fn send(
         &self,
         pack: impl FnOnce(&mut Vec<u8>),
         expect: Expect,
+    ) -> Result<oneshot::Receiver<RedisResult<Reply>>, NotSent> {
+        self.send_with(pack, expect, Write::Now)
+    }
+
+    /// [`Link::send`], written as `write` says.
+    pub(super) fn send_with(
+        &self,
+        pack: impl FnOnce(&mut Vec<u8>),
+        expect: Expect,
+        write: Write,
     ) -> Result<oneshot::Receiver<RedisResult<Reply>>, NotSent> {
         let (answer, answered) = oneshot::channel();
         let io = {
@@ -186,6 +222,7 @@ impl Link {
                 metrics::command_refused();
                 return Err(NotSent::Full);
             }
+            let alone = inner.output.is_empty();
             pack(&mut inner.output);
             inner.waiting.push_back(Waiter {
                 answer,
@@ -194,6 +231,13 @@ impl Link {
                 kept: Vec::new(),
                 aborted: None,
             });
+            match write {
+                Write::Now => inner.held_since = None,
+                // Alone in the buffer: held, and the task woken once to time the wait.
+                // Behind others: it leaves with them (held or not), no wake of its own.
+                Write::WithNext if alone => inner.held_since = Some(Instant::now()),
+                Write::WithNext => return Ok(answered),
+            }
             inner.io.take()
         };
         if let Some(io) = io {
@@ -274,6 +318,7 @@ where
             output: Vec::with_capacity(READ_CHUNK),
             waiting: VecDeque::new(),
             io: None,
+            held_since: None,
             ended: false,
             released: false,
             replies: 0,
@@ -288,6 +333,10 @@ where
         output: Outbox::with_capacity(READ_CHUNK),
         watch: Box::pin(tokio::time::sleep(limits.stall_after)),
         watched: None,
+        release: Release {
+            timer: Box::pin(tokio::time::sleep(WITH_NEXT_AT_MOST)),
+            armed: false,
+        },
         reported: 0,
     };
     (Link { connection }, driver)
@@ -307,6 +356,8 @@ pub(super) struct Driver<T> {
     watch: Pin<Box<Sleep>>,
     /// At the last tick, with commands waiting: the replies read until then.
     watched: Option<u64>,
+    /// When held [`Write::WithNext`] commands are written anyway.
+    release: Release,
     /// The commands waiting as last added to `ringcast_redis_commands_waiting`: the gauge is
     /// brought up to date once per poll, not per command.
     reported: usize,
@@ -364,7 +415,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let done = loop {
             if self.output.is_drained() {
                 let mut inner = self.connection.lock();
-                self.output.refill(&mut inner.output);
+                let release = &mut self.release;
+                let held = match inner.held_since {
+                    Some(since) => release.holds(since + WITH_NEXT_AT_MOST, cx),
+                    // Released early, by a command that writes now: the timer must not wake
+                    // the thread for nothing later.
+                    None => {
+                        release.disarm();
+                        false
+                    }
+                };
+                if !held {
+                    inner.held_since = None;
+                    self.output.refill(&mut inner.output);
+                }
                 if !inner.io.as_ref().is_some_and(|io| io.will_wake(cx.waker())) {
                     inner.io = Some(cx.waker().clone());
                 }
@@ -382,6 +446,37 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         Poll::Ready(Ok(done))
     }
 }
+
+/// The timer of held [`Write::WithNext`] commands.
+struct Release {
+    timer: Pin<Box<Sleep>>,
+    /// Set for held commands, not fired yet.
+    armed: bool,
+}
+
+impl Release {
+    /// Whether commands held until `until` wait on: the time has not come, and the timer
+    /// wakes the task when it does.
+    fn holds(&mut self, until: Instant, cx: &mut Context<'_>) -> bool {
+        if !self.armed || self.timer.deadline() != until {
+            self.timer.as_mut().reset(until);
+        }
+        self.armed = self.timer.as_mut().poll(cx).is_pending();
+        self.armed
+    }
+
+    /// Stops the timer of commands that left before their time.
+    fn disarm(&mut self) {
+        if self.armed {
+            self.armed = false;
+            self.timer.as_mut().reset(Instant::now() + NEVER);
+        }
+    }
+}
+
+/// Far enough that a disarmed timer never fires: tokio keeps a timer it was given until it
+/// is reset or dropped.
+const NEVER: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl<T> Driver<T> {
     /// Brings `ringcast_redis_commands_waiting` to `waiting` for this connection.

@@ -2,7 +2,7 @@
 //! which caller each reply reaches, and how it ends. The store's contract and outage tests
 //! run it against a real Redis (tests/store_contract.rs).
 
-use super::driver::{self, Ended, Expect, Limits, Link, NotSent, Reply};
+use super::driver::{self, Ended, Expect, Limits, Link, NotSent, Reply, WITH_NEXT_AT_MOST, Write};
 use redis::{ErrorKind, RedisResult, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -78,6 +78,97 @@ async fn commands_queued_before_a_write_leave_together_and_replies_go_in_order()
     assert_eq!(one(first.await.unwrap()), Value::BulkString(b"A".to_vec()));
     assert_eq!(one(second.await.unwrap()), Value::Nil);
     assert_eq!(one(third.await.unwrap()), Value::Int(3));
+}
+
+/// Queues the command `args`, written as `write` says.
+fn queue(link: &Link, args: &[&str], write: Write) -> oneshot::Receiver<RedisResult<Reply>> {
+    let command = packed(args);
+    link.send_with(|out| out.extend_from_slice(&command), Expect::ONE, write)
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn bookkeeping_waits_for_the_next_command_and_the_replies_stay_in_order() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let _task = run(driver);
+    let finish = queue(&link, &["EVALSHA", "finish"], Write::WithNext);
+    // Nothing is written while no other command comes, within the wait.
+    let mut got = vec![0; 1024];
+    let early = tokio::time::timeout(WITH_NEXT_AT_MOST / 2, server.read(&mut got)).await;
+    assert!(
+        early.is_err(),
+        "a bookkeeping command alone was written at once"
+    );
+
+    let claim = get(&link, "claim");
+    let both = [packed(&["EVALSHA", "finish"]), packed(&["GET", "claim"])].concat();
+    let n = server.read(&mut got).await.unwrap();
+    assert_eq!(
+        &got[..n],
+        &both[..],
+        "written together, in the order queued"
+    );
+    server.write_all(b":1\r\n$1\r\nC\r\n").await.unwrap();
+    assert_eq!(one(finish.await.unwrap()), Value::Int(1));
+    assert_eq!(one(claim.await.unwrap()), Value::BulkString(b"C".to_vec()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn bookkeeping_alone_is_written_once_its_own_wait_is_over() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let _task = run(driver);
+    // Each held command waits its own full time, whatever came of the one before: the second
+    // is released early by a command that writes now, the third waits in full again.
+    for round in 1..=3 {
+        let queued = tokio::time::Instant::now();
+        let name = format!("finish-{round}");
+        let finish = queue(&link, &["EVALSHA", &name], Write::WithNext);
+        let mut expected = packed(&["EVALSHA", &name]);
+        let released_early = round == 2;
+        let claim = released_early.then(|| {
+            expected.extend(packed(&["GET", "claim"]));
+            get(&link, "claim")
+        });
+        let written = read_exactly(&mut server, &expected);
+        tokio::time::timeout(WITH_NEXT_AT_MOST * 10, written)
+            .await
+            .expect("a held command is written once its wait is over");
+        let waited = queued.elapsed();
+        if released_early {
+            assert_eq!(waited, Duration::ZERO, "round {round}");
+        } else {
+            assert!(waited >= WITH_NEXT_AT_MOST, "round {round}: {waited:?}");
+        }
+        let replies: &[u8] = if released_early {
+            b":1\r\n$1\r\nC\r\n"
+        } else {
+            b":1\r\n"
+        };
+        server.write_all(replies).await.unwrap();
+        assert_eq!(one(finish.await.unwrap()), Value::Int(1));
+        if let Some(claim) = claim {
+            assert_eq!(one(claim.await.unwrap()), Value::BulkString(b"C".to_vec()));
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn bookkeeping_behind_a_command_not_yet_written_leaves_with_it() {
+    let (link, driver, mut server) = pipe(LIMITS);
+    let claim = get(&link, "claim");
+    let finish = queue(&link, &["EVALSHA", "finish"], Write::WithNext);
+    let queued = tokio::time::Instant::now();
+    let _task = run(driver);
+    let both = [packed(&["GET", "claim"]), packed(&["EVALSHA", "finish"])].concat();
+    read_exactly(&mut server, &both).await;
+    assert_eq!(
+        queued.elapsed(),
+        Duration::ZERO,
+        "held back with a command that is not"
+    );
+    server.write_all(b"$1\r\nC\r\n:1\r\n").await.unwrap();
+    assert_eq!(one(claim.await.unwrap()), Value::BulkString(b"C".to_vec()));
+    assert_eq!(one(finish.await.unwrap()), Value::Int(1));
 }
 
 #[tokio::test]
