@@ -248,9 +248,8 @@ impl Handler<Ring> for Router {
                         });
                         if refused_ring {
                             // Give the whole event back: withdraw what was queued, release the claim.
-                            let (callee, call_id) =
-                                (Arc::new(call.callee.clone()), Arc::from(&*call.call_id));
-                            withdraw(&context.providers, &callee, &call_id).await;
+                            let call_id = Arc::from(&*call.call_id);
+                            withdraw(&context.providers, &call.callee, &call_id).await;
                             context.give_back(held.claim).await;
                             return Err(RouteError::Overloaded);
                         }
@@ -302,11 +301,10 @@ impl Handler<End> for Router {
                         };
                         // The call is over: rings still queued never leave, on this router, on the
                         // node's others (a ring is routed where it arrived) or on other nodes.
-                        let (callee, call_id) =
-                            (Arc::new(end.callee.clone()), Arc::from(&*end.call_id));
+                        let call_id = Arc::from(&*end.call_id);
                         let (mut not_rung, on_peers) = tokio::join!(
-                            withdraw(&context.providers, &callee, &call_id),
-                            peers.withdraw_elsewhere(me.as_ref(), &callee, &call_id)
+                            withdraw(&context.providers, &end.callee, &call_id),
+                            peers.withdraw_elsewhere(me.as_ref(), &end.callee, &call_id)
                         );
                         not_rung.extend(on_peers);
                         if let Some(ends) = &context.ownership.ends {

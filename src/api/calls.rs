@@ -132,7 +132,7 @@ impl CallRequest {
         Ok(CallEvent {
             event_id: self.event_id.unwrap_or_else(|| self.call_id.clone()),
             call_id: self.call_id,
-            callee: IdentityKey::new(tenant, self.callee),
+            callee: IdentityKey::new(tenant, self.callee).into(),
             caller: CallerId {
                 id: self.caller.id,
                 display_name: self.caller.display_name,
@@ -192,7 +192,7 @@ impl EndRequest {
                 .event_id
                 .unwrap_or_else(|| format!("{call}:{}", reason.label())),
             call_id: call,
-            callee: IdentityKey::new(tenant, self.callee),
+            callee: IdentityKey::new(tenant, self.callee).into(),
             reason,
             device_id: self.device_id,
             caller,

@@ -30,8 +30,8 @@ pub struct CallEvent {
     pub event_id: String,
     /// The call, as call control names it.
     pub call_id: String,
-    /// Whose devices ring.
-    pub callee: IdentityKey,
+    /// Whose devices ring; shared with the event's pushes and withdrawals.
+    pub callee: Arc<IdentityKey>,
     /// Who calls.
     pub caller: Caller,
     /// Video or voice.
@@ -47,8 +47,8 @@ pub struct EndEvent {
     pub event_id: String,
     /// The call.
     pub call_id: String,
-    /// Whose devices were ringing.
-    pub callee: IdentityKey,
+    /// Whose devices were ringing; shared with the event's pushes and withdrawals.
+    pub callee: Arc<IdentityKey>,
     /// Why it ended.
     pub reason: EndReason,
     /// The device that answered or declined, which needs no "call ended" push.
@@ -99,14 +99,13 @@ pub fn rings(call: &CallEvent, registrations: Vec<Registration>, now: UnixMillis
     let deadline = now + call.ring_timeout.as_millis() as u64;
     let payload = Arc::new(ring_payload(call, deadline));
     let event_id: Arc<str> = Arc::from(call.event_id.as_str());
-    let callee = Arc::new(call.callee.clone());
     registrations
         .into_iter()
         .map(|registration| {
             push(
                 &event_id,
                 PushKind::IncomingCall,
-                &callee,
+                &call.callee,
                 registration,
                 &payload,
                 now,
@@ -139,7 +138,6 @@ pub fn ends(
         expires_at: rfc3339(deadline),
     });
     let event_id: Arc<str> = Arc::from(end.event_id.as_str());
-    let callee = Arc::new(end.callee.clone());
     registrations
         .into_iter()
         .filter(|registration| {
@@ -151,7 +149,7 @@ pub fn ends(
             push(
                 &event_id,
                 kind,
-                &callee,
+                &end.callee,
                 registration,
                 &payload,
                 now,
@@ -221,7 +219,7 @@ mod tests {
         EndEvent {
             event_id: "c1:end".into(),
             call_id: "c1".into(),
-            callee: IdentityKey::new("t", "alice"),
+            callee: IdentityKey::new("t", "alice").into(),
             reason,
             device_id: device_id.map(str::to_owned),
             caller: caller(),
@@ -234,7 +232,7 @@ mod tests {
         let call = CallEvent {
             event_id: "c1".into(),
             call_id: "c1".into(),
-            callee: IdentityKey::new("t", "alice"),
+            callee: IdentityKey::new("t", "alice").into(),
             caller: caller(),
             video: false,
             ring_timeout: Duration::from_secs(30),

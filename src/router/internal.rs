@@ -392,7 +392,7 @@ mod tests {
         CallEvent {
             event_id: "e-1".into(),
             call_id: "c-1".into(),
-            callee: IdentityKey::new("t", "alice"),
+            callee: IdentityKey::new("t", "alice").into(),
             caller: Caller {
                 id: "bob".into(),
                 display_name: "Bob".into(),

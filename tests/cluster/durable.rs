@@ -320,7 +320,7 @@ async fn an_appended_entry_is_pending_on_its_node_and_new_to_nobody() {
     let call = CallEvent {
         event_id: "e-1".into(),
         call_id: "c-1".into(),
-        callee: IdentityKey::new("a", "alice"),
+        callee: IdentityKey::new("a", "alice").into(),
         caller: Caller {
             id: "bob".into(),
             display_name: String::new(),

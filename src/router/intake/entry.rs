@@ -115,7 +115,7 @@ impl Entry {
             return Err(Malformed(format!("version {}", wire.v)));
         }
         check(&wire)?;
-        let callee = IdentityKey::new(wire.tenant, wire.callee);
+        let callee = std::sync::Arc::new(IdentityKey::new(wire.tenant, wire.callee));
         let caller = Caller {
             id: wire.caller_id,
             display_name: wire.caller_name,
@@ -253,7 +253,7 @@ mod tests {
             event: Event::Ring(CallEvent {
                 event_id: "e-1".into(),
                 call_id: "c-1".into(),
-                callee: IdentityKey::new("acme", "alice"),
+                callee: IdentityKey::new("acme", "alice").into(),
                 caller: caller(),
                 video: true,
                 ring_timeout: Duration::from_secs(30),
@@ -274,7 +274,7 @@ mod tests {
             event: Event::End(EndEvent {
                 event_id: "c-1:answered_elsewhere".into(),
                 call_id: "c-1".into(),
-                callee: IdentityKey::new("acme", "alice"),
+                callee: IdentityKey::new("acme", "alice").into(),
                 reason: EndReason::AnsweredElsewhere,
                 device_id: Some("phone".into()),
                 caller: caller(),
