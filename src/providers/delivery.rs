@@ -142,13 +142,13 @@ pub async fn deliver<S: PushService>(
                         {
                             credential = bound;
                         }
-                        let sent = tokio::time::timeout(timeout, leased.send(request)).await;
+                        let sent = leased.send_within(request, timeout).await;
                         now = clock.now();
                         match sent {
-                            Ok(Ok(answer)) => Event::Answered(service.judge(&answer, now)),
-                            Ok(Err(SendError::NotSent(reason))) => Event::NotSent(reason),
-                            Ok(Err(SendError::Lost(reason))) => Event::Lost(reason),
-                            Err(_elapsed) => Event::TimedOut,
+                            Ok(answer) => Event::Answered(service.judge(&answer, now)),
+                            Err(SendError::NotSent(reason)) => Event::NotSent(reason),
+                            Err(SendError::Lost(reason)) => Event::Lost(reason),
+                            Err(SendError::TimedOut) => Event::TimedOut,
                         }
                     }
                     // The machine sends only after a request was prepared and a stream

@@ -233,6 +233,11 @@ pub enum SendError {
     /// timeout): re-sending may deliver the push twice, so such re-sends are counted.
     #[error("answer lost: {0}")]
     Lost(&'static str),
+    /// The request went out but no answer came within the time the sender gave it
+    /// ([`Stream::send_within`]); its stream was reset. As with [`SendError::Lost`], the
+    /// service may have processed it.
+    #[error("no answer in time")]
+    TimedOut,
 }
 
 impl SendError {
@@ -240,6 +245,7 @@ impl SendError {
     pub fn label(self) -> &'static str {
         match self {
             SendError::NotSent(reason) | SendError::Lost(reason) => reason,
+            SendError::TimedOut => "timeout",
         }
     }
 }
@@ -649,35 +655,62 @@ impl Stream {
     }
 
     /// Sends `request` (on the pool's origin: an `http::Request`'s URI is absolute) and reads
-    /// the answer. A GOAWAY seen here marks the connection draining.
-    pub async fn send(mut self, request: impl Into<Request>) -> Result<Answer, SendError> {
-        let request = request.into();
+    /// the answer, however long it takes. A GOAWAY seen here marks the connection draining.
+    pub async fn send(self, request: impl Into<Request>) -> Result<Answer, SendError> {
+        self.exchange(request.into(), None).await
+    }
+
+    /// As [`Stream::send`], giving up after `timeout` ([`SendError::TimedOut`]: the stream
+    /// is reset). Over ringcast's own client the connection keeps the push's deadline and
+    /// times it out with the others it holds, where a `tokio` timer per push cost each push a
+    /// timer-wheel entry (~1,200 instructions under callgrind, docs/performance.md).
+    pub async fn send_within(
+        self,
+        request: impl Into<Request>,
+        timeout: Duration,
+    ) -> Result<Answer, SendError> {
+        self.exchange(request.into(), Some(timeout)).await
+    }
+
+    async fn exchange(
+        mut self,
+        request: Request,
+        timeout: Option<Duration>,
+    ) -> Result<Answer, SendError> {
         self.reusable = false;
         let authority = &self.shared.origin.authority;
         // Only the own client writes a `Fields` request's block itself; the others need it
         // as an `http::Request` (one the `http` crate refuses was never sent).
         let unsent = || SendError::NotSent("connection_closed");
         // Taken, not cloned: cloning an h2 handle takes the connection's lock to count it.
-        // The `h2` crate's and HTTP/1.1 exchanges are boxed: their futures are over a
-        // kilobyte, and inline they sized every delivery's future, the own client's too (each
-        // push's delivery is moved into a box of its own when it starts).
+        // The `h2` crate's and HTTP/1.1 exchanges are boxed, each with its timer: their
+        // futures are over a kilobyte, and inline they sized every delivery's future, the
+        // own client's too (each push's delivery is moved into a box of its own when it
+        // starts).
         match self.sender.take() {
             Some(Sender::Http2(sender)) => {
                 let request = request.into_http(authority).ok_or_else(unsent)?;
-                Box::pin(http2::exchange(sender, request))
-                    .await
-                    .map_err(|failed| self.classify_http2(&failed))
+                match Box::pin(within(timeout, http2::exchange(sender, request))).await {
+                    Some(answered) => answered.map_err(|failed| self.classify_http2(&failed)),
+                    None => Err(SendError::TimedOut),
+                }
             }
             Some(Sender::Http1(sender)) => {
                 let request = request.into_http(authority).ok_or_else(unsent)?;
-                Box::pin(self.send_http1(sender, request)).await
+                Box::pin(within(timeout, self.send_http1(sender, request)))
+                    .await
+                    .unwrap_or(Err(SendError::TimedOut))
             }
             Some(Sender::Ringcast(handle)) => {
-                handle.send(request, authority).await.inspect_err(|error| {
-                    if *error == SendError::NotSent("goaway") {
-                        self.mark_draining();
-                    }
-                })
+                let deadline = timeout.map(|timeout| Instant::now() + timeout);
+                handle
+                    .send(request, authority, deadline)
+                    .await
+                    .inspect_err(|error| {
+                        if *error == SendError::NotSent("goaway") {
+                            self.mark_draining();
+                        }
+                    })
             }
             None => Err(unsent()),
         }
@@ -764,6 +797,15 @@ impl Drop for Stream {
             }
         }
         self.shared.capacity.notify_one();
+    }
+}
+
+/// `exchange`'s output, or `None` if `timeout` passed first (dropping it: the `h2` crate
+/// resets the stream, hyper's HTTP/1.1 connection is closed).
+async fn within<T>(timeout: Option<Duration>, exchange: impl Future<Output = T>) -> Option<T> {
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, exchange).await.ok(),
+        None => Some(exchange.await),
     }
 }
 

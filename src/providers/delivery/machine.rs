@@ -74,7 +74,7 @@ pub enum Event {
     NotSent(&'static str),
     /// The request went out and its answer was lost.
     Lost(&'static str),
-    /// No answer within [`Action::Send`]'s timeout (the send was dropped: a lost answer).
+    /// No answer within [`Action::Send`]'s timeout (its stream was reset: a lost answer).
     TimedOut,
     /// The credential refresh of [`Action::Refresh`] succeeded (`true`) or failed.
     Refreshed(bool),
@@ -234,7 +234,7 @@ impl Delivery {
                 self.finish(Outcome::Expired)
             }
             (State::Sending, Event::TimedOut) => {
-                // Dropping the send resets the stream: the service may still have delivered.
+                // The stream was reset at the timeout: the service may still have delivered.
                 self.lost = true;
                 self.decide("timeout", rejected("timeout"), None, now)
             }

@@ -13,8 +13,14 @@
 //!   stops reading while its answers pile up cannot deadlock it): what it reads goes through
 //!   the session and each whole answer to its push; what the session queued is written.
 //! - **Ends**: an answer, a stream reset (`REFUSED_STREAM` or above a GOAWAY's last stream:
-//!   [`SendError::NotSent`], safe to send elsewhere), or the connection ending (every waiting
-//!   push: [`SendError::Lost`]). A push that gives up (its timeout) resets its stream.
+//!   [`SendError::NotSent`], safe to send elsewhere), the connection ending (every waiting
+//!   push: [`SendError::Lost`]), or the push's deadline passing ([`SendError::TimedOut`]).
+//!   A push that gives up (its future dropped) resets its stream, as one that timed out does.
+//! - **Deadlines**: a push leaves its deadline with its answer slot, and the task's one
+//!   timer waits for the soonest of them (or the next PING, if sooner), where a `tokio` timer
+//!   per push cost every push a timer-wheel entry and its removal. Under steady load the soonest deadline belongs to a
+//!   push sent moments ago, so the timer fires about once per request timeout, finds nothing
+//!   due, and moves on; only a new deadline sooner than every other re-arms it.
 //! - **The peer's stream limit** is published to the pool as it changes. A GOAWAY sets it to
 //!   0 and marks the slot draining (`connections{state="draining"}`) even when no stream of
 //!   ours was refused by it; the connection closes once its streams have finished, as it does
@@ -90,8 +96,18 @@ pub(super) enum Ended {
     PingTimeout(Duration),
 }
 
-/// Where a push's answer goes.
-type Waiter = oneshot::Sender<Result<Answer, SendError>>;
+/// A push waiting for its answer.
+struct Waiter {
+    /// Where its answer goes.
+    answer: oneshot::Sender<Result<Answer, SendError>>,
+    /// When it stops waiting ([`SendError::TimedOut`]); `None`: never.
+    deadline: Option<Instant>,
+}
+
+/// Deadlines closer together than this are timed out in one wake: a peer that stops
+/// answering a burst of pushes costs one wake per millisecond, not one per push, and each
+/// wake looks at every waiting push.
+const DEADLINE_SLACK: Duration = Duration::from_millis(1);
 
 /// What the pushes and the connection's task share.
 struct Connection {
@@ -109,6 +125,9 @@ struct Inner {
     /// The connection task's waker, taken by the first push that queues output after the
     /// task's last write.
     io: Option<Waker>,
+    /// The soonest deadline of a waiting push, no sooner than [`DEADLINE_SLACK`] after the
+    /// task last timed pushes out: the task's timer waits for it. `None`: no push has one.
+    earliest: Option<Instant>,
     /// A push's header block, encoded here so that no push allocates one.
     block: Vec<u8>,
     /// No block was sent yet: the first begins with a table size update to 0.
@@ -144,7 +163,7 @@ impl Connection {
                             headers,
                             body,
                         };
-                        let _ = waiter.send(Ok(answer));
+                        let _ = waiter.answer.send(Ok(answer));
                     }
                 }
                 Event::Reset {
@@ -153,7 +172,7 @@ impl Connection {
                     unprocessed,
                 } => {
                     if let Some(waiter) = inner.waiters.remove(&stream) {
-                        let _ = waiter.send(Err(reset(code, unprocessed)));
+                        let _ = waiter.answer.send(Err(reset(code, unprocessed)));
                     }
                 }
                 Event::GoAway { .. } => inner.going_away = true,
@@ -172,6 +191,21 @@ impl Connection {
         self.limit.store(limit, Ordering::Relaxed);
         pong
     }
+}
+
+/// Answers every push whose deadline is at or before `now` with [`SendError::TimedOut`] and
+/// resets its stream; keeps the next deadline in `inner.earliest`.
+fn expire(inner: &mut Inner, now: Instant) {
+    let Inner {
+        waiters, session, ..
+    } = inner;
+    let due = |_: &u32, waiter: &mut Waiter| waiter.deadline.is_some_and(|at| at <= now);
+    for (stream, waiter) in waiters.extract_if(due) {
+        session.cancel(stream);
+        let _ = waiter.answer.send(Err(SendError::TimedOut));
+    }
+    let next = waiters.values().filter_map(|waiter| waiter.deadline).min();
+    inner.earliest = next.map(|at| at.max(now + DEADLINE_SLACK));
 }
 
 /// What a stream reset means for sending again.
@@ -212,13 +246,14 @@ impl Drop for Handle {
 
 impl Handle {
     /// Sends `request` (an `http::Request`'s URI absolute `https`; a [`Request::Fields`]
-    /// goes to `authority`) on a new stream and waits for its answer.
+    /// goes to `authority`) on a new stream and waits for its answer until `deadline`.
     pub(super) async fn send(
         self,
         request: Request,
         authority: &Authority,
+        deadline: Option<Instant>,
     ) -> Result<Answer, SendError> {
-        let (waiter, answered) = oneshot::channel();
+        let (answer, answered) = oneshot::channel();
         let (stream, io) = {
             let mut guard = self.connection.lock();
             let inner = &mut *guard;
@@ -240,7 +275,14 @@ impl Handle {
                 Err(OpenError::NoStream) => return Err(SendError::NotSent("refused_stream")),
             };
             inner.first_block = false;
-            inner.waiters.insert(stream, waiter);
+            inner.waiters.insert(stream, Waiter { answer, deadline });
+            // The task reads `earliest` whenever it is woken, and this push wakes it (or
+            // finds it already woken) to write its frames.
+            if let Some(at) = deadline
+                && inner.earliest.is_none_or(|earliest| at < earliest)
+            {
+                inner.earliest = Some(at);
+            }
             (stream, inner.io.take())
         };
         if let Some(io) = io {
@@ -324,6 +366,7 @@ where
             session,
             waiters: StreamIds::default(),
             io: None,
+            earliest: None,
             block: Vec::with_capacity(1024),
             first_block: true,
             ended: false,
@@ -345,7 +388,8 @@ where
         input,
         read: vec![0; READ_CHUNK].into_boxed_slice(),
         output: Outbox::with_capacity(READ_CHUNK),
-        keep_alive: Box::pin(tokio::time::sleep(settings.keep_alive_interval)),
+        timer: Box::pin(tokio::time::sleep(settings.keep_alive_interval)),
+        keep_alive_at: Instant::now() + settings.keep_alive_interval,
         pinging: false,
         interval: settings.keep_alive_interval,
         timeout: settings.keep_alive_timeout,
@@ -365,8 +409,11 @@ struct Driver<T> {
     read: Box<[u8]>,
     /// Being written.
     output: Outbox,
+    /// The task's one timer, at the sooner of `keep_alive_at` and the soonest deadline of a
+    /// waiting push (two timers cost every poll of the task two checks).
+    timer: Pin<Box<Sleep>>,
     /// When to PING, or, with `pinging`, when the PING is overdue.
-    keep_alive: Pin<Box<Sleep>>,
+    keep_alive_at: Instant,
     pinging: bool,
     interval: Duration,
     timeout: Duration,
@@ -399,8 +446,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     }
                     if pong && self.pinging {
                         self.pinging = false;
-                        let next = Instant::now() + self.interval;
-                        self.keep_alive.as_mut().reset(next);
+                        self.keep_alive_at = Instant::now() + self.interval;
                     }
                     // On an error the session queued our GOAWAY: written before the end.
                     received.map_err(Ended::Protocol)?;
@@ -409,18 +455,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
     }
 
-    /// PINGs when it is time; an overdue answer ends the connection.
-    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Result<(), Ended> {
-        while self.keep_alive.as_mut().poll(cx).is_ready() {
-            if self.pinging {
-                return Err(Ended::PingTimeout(self.timeout));
+    /// On the timer: PINGs when it is time (an overdue answer ends the connection), and
+    /// times out the pushes whose deadline passed (their streams' resets are written next).
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Result<(), Ended> {
+        // A fired timer stays ready until reset: after one, it is armed anew even for the
+        // same instant (it may fire a hair before a deadline it was rounded to).
+        let mut fired = false;
+        loop {
+            let earliest = self.connection.lock().earliest;
+            let at = earliest.map_or(self.keep_alive_at, |at| at.min(self.keep_alive_at));
+            if fired || self.timer.deadline() != at {
+                self.timer.as_mut().reset(at);
             }
-            self.connection.lock().session.ping(PING);
-            self.pinging = true;
-            let overdue = Instant::now() + self.timeout;
-            self.keep_alive.as_mut().reset(overdue);
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Ok(());
+            }
+            fired = true;
+            let now = Instant::now();
+            if now >= self.keep_alive_at {
+                if self.pinging {
+                    return Err(Ended::PingTimeout(self.timeout));
+                }
+                self.connection.lock().session.ping(PING);
+                self.pinging = true;
+                self.keep_alive_at = now + self.timeout;
+            }
+            if earliest.is_some_and(|at| at <= now) {
+                expire(&mut self.connection.lock(), now);
+            }
         }
-        Ok(())
     }
 
     /// Writes what the session queued until nothing is left or the stream is full; leaves
@@ -462,7 +525,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Ended>> {
         let this = &mut *self;
         let read = this.poll_read(cx);
-        let kept = read.and_then(|eof| this.poll_keep_alive(cx).map(|()| eof));
+        let kept = read.and_then(|eof| this.poll_timer(cx).map(|()| eof));
         // What the session queued goes out even when the connection is ending: our
         // GOAWAY after a protocol error, the answers' acknowledgements.
         let written = this.poll_write(cx);
@@ -485,7 +548,7 @@ impl<T> Drop for Driver<T> {
         inner.ended = true;
         self.connection.limit.store(0, Ordering::Relaxed);
         for (_, waiter) in inner.waiters.drain() {
-            let _ = waiter.send(Err(SendError::Lost("connection_lost")));
+            let _ = waiter.answer.send(Err(SendError::Lost("connection_lost")));
         }
     }
 }

@@ -309,6 +309,60 @@ async fn an_unanswered_ping_ends_the_connection_and_a_fresh_one_takes_over(clien
     assert_eq!(sim.stats().connections, 2);
 }
 
+/// A push not answered within its time is answered `TimedOut`, and its stream is reset: with
+/// a stream limit of 1 the next push can only open on the same connection if it was (the
+/// session, like the server, would still count it).
+async fn a_push_not_answered_in_time_times_out_and_its_stream_is_reset(client: Http2Client) {
+    let (sim, pool, _dir) = answering_late(client, 1).await;
+    let stream = pool.acquire(soon()).await.unwrap();
+    let sent = stream.send_within(request(&pool), Duration::from_millis(50));
+    assert_eq!(sent.await.unwrap_err(), SendError::TimedOut);
+    let stream = pool.acquire(soon()).await.unwrap();
+    assert_eq!(stream.send(request(&pool)).await.unwrap().status, 403);
+    assert_eq!(sim.stats().connections, 1);
+}
+
+/// A deadline sooner than every other on the connection is kept though a later one came
+/// first, and the later one is not cut short by it (ringcast's own client keeps one timer
+/// per connection, at the soonest deadline).
+async fn a_sooner_deadline_is_kept_though_a_later_one_came_first(client: Http2Client) {
+    let (sim, pool, _dir) = answering_late(client, 100).await;
+    let patient = pool.acquire(soon()).await.unwrap();
+    let patient = tokio::spawn(patient.send_within(request(&pool), Duration::from_secs(10)));
+    wait_until("the push reached the server", || sim.stats().received == 1).await;
+    let hasty = pool.acquire(soon()).await.unwrap();
+    let sent = hasty.send_within(request(&pool), Duration::from_millis(50));
+    assert_eq!(sent.await.unwrap_err(), SendError::TimedOut);
+    assert_eq!(patient.await.unwrap().unwrap().status, 403);
+    assert_eq!(sim.stats().connections, 1);
+}
+
+/// A pool of one connection to a simulator that answers every push after 300 ms and allows
+/// `streams` at once.
+async fn answering_late(
+    client: Http2Client,
+    streams: u32,
+) -> (RunningSimulator, Pool, tempfile::TempDir) {
+    let (sim, tls, dir) = simulator(Profile {
+        max_concurrent_streams: streams,
+        latency_min_ms: 300,
+        latency_max_ms: 300,
+        ..Profile::default()
+    })
+    .await;
+    let pool = pool(&sim, tls, 1, client);
+    (sim, pool, dir)
+}
+
+/// Waits until `done`, polling.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let until = soon();
+    while !done() {
+        assert!(Instant::now() < until, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// The HTTP/2 contract, run with each client the pool can speak with.
 macro_rules! with_each_http2_client {
     ($($test:ident),* $(,)?) => {
@@ -333,7 +387,9 @@ with_each_http2_client!(
     a_raised_stream_limit_sends_every_waiting_push_at_once,
     goaway_drains_the_connection_and_a_fresh_one_takes_over,
     an_unanswered_ping_ends_the_connection_and_a_fresh_one_takes_over,
-    a_server_that_goes_away_is_redialled_when_it_returns
+    a_server_that_goes_away_is_redialled_when_it_returns,
+    a_push_not_answered_in_time_times_out_and_its_stream_is_reset,
+    a_sooner_deadline_is_kept_though_a_later_one_came_first,
 );
 
 #[tokio::test]

@@ -10,26 +10,11 @@ async fn ringcast_pool(profile: Profile) -> (RunningSimulator, Pool, tempfile::T
     (sim, pool, dir)
 }
 
-/// Waits until `done`, polling.
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let until = soon();
-    while !done() {
-        assert!(Instant::now() < until, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// With a stream limit of 1, the next push can only open if the abandoned one's stream was
 /// reset: otherwise the session would still count it against the limit.
 #[tokio::test]
 async fn a_push_that_gives_up_resets_its_stream_and_the_connection_carries_on() {
-    let (sim, pool, _dir) = ringcast_pool(Profile {
-        max_concurrent_streams: 1,
-        latency_min_ms: 300,
-        latency_max_ms: 300,
-        ..Profile::default()
-    })
-    .await;
+    let (sim, pool, _dir) = answering_late(Http2Client::Ringcast, 1).await;
     let stream = pool.acquire(soon()).await.unwrap();
     let given_up = tokio::time::timeout(Duration::from_millis(50), stream.send(request(&pool)));
     assert!(given_up.await.is_err(), "answered before the timeout");
