@@ -656,20 +656,26 @@ impl Stream {
 
     /// Sends `request` (on the pool's origin: an `http::Request`'s URI is absolute) and reads
     /// the answer, however long it takes. A GOAWAY seen here marks the connection draining.
-    pub async fn send(self, request: impl Into<Request>) -> Result<Answer, SendError> {
-        self.exchange(request.into(), None).await
+    pub fn send(
+        self,
+        request: impl Into<Request>,
+    ) -> impl Future<Output = Result<Answer, SendError>> {
+        self.exchange(request.into(), None)
     }
 
     /// As [`Stream::send`], giving up after `timeout` ([`SendError::TimedOut`]: the stream
     /// is reset). Over ringcast's own client the connection keeps the push's deadline and
     /// times it out with the others it holds, where a `tokio` timer per push cost each push a
-    /// timer-wheel entry (~1,200 instructions under callgrind, docs/performance.md).
-    pub async fn send_within(
+    /// timer-wheel entry (docs/performance.md, "A push's send timeout kept by its
+    /// connection"). Not an `async fn` (nor is [`Stream::send`]): one would hold the stream
+    /// and the request beside the exchange's own copies, and every push's delivery future
+    /// (moved into a box when it starts) would carry both.
+    pub fn send_within(
         self,
         request: impl Into<Request>,
         timeout: Duration,
-    ) -> Result<Answer, SendError> {
-        self.exchange(request.into(), Some(timeout)).await
+    ) -> impl Future<Output = Result<Answer, SendError>> {
+        self.exchange(request.into(), Some(timeout))
     }
 
     async fn exchange(
