@@ -124,6 +124,12 @@ async fn keep_connected(shared: &Arc<Shared>, index: usize, mut idle: bool) {
             set_phase(&shared.settings, slot, next);
             slot.sender = None;
         }
+        if idle {
+            // A request already waiting for a stream claims the idle slot and dials it; it
+            // would otherwise wait out its deadline (the connection it waited on had closed
+            // after an abandoned request, with nothing else to wake it).
+            shared.capacity.notify_waiters();
+        }
     }
 }
 

@@ -501,6 +501,26 @@ fn token_request(pool: &Pool) -> http::Request<Bytes> {
         .unwrap()
 }
 
+/// An HTTP/1.1 request not answered in time times out; its connection, an answer still owed
+/// on it, carries nothing more: a fresh one takes the next request.
+#[tokio::test]
+async fn an_http1_request_not_answered_in_time_times_out_and_its_connection_is_not_reused() {
+    let (sim, tls, _dir) = simulator(Profile {
+        latency_min_ms: 300,
+        latency_max_ms: 300,
+        ..Profile::default()
+    })
+    .await;
+    let pool = dual_pool(&sim.http1_base_url(), tls, 1);
+    wait_for(&pool, |s| s.open == 1 && s.http1 == 1).await;
+    let stream = pool.acquire(soon()).await.unwrap();
+    let sent = stream.send_within(token_request(&pool), Duration::from_millis(50));
+    assert_eq!(sent.await.unwrap_err(), SendError::TimedOut);
+    let stream = pool.acquire(soon()).await.unwrap();
+    assert_eq!(stream.send(token_request(&pool)).await.unwrap().status, 400);
+    assert_eq!(sim.stats().connections, 2);
+}
+
 #[tokio::test]
 async fn an_http1_server_gets_one_request_per_connection_and_the_pool_grows_to_its_bound() {
     let (sim, tls, _dir) = simulator(Profile {
