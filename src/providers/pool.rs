@@ -234,8 +234,8 @@ pub enum SendError {
     #[error("answer lost: {0}")]
     Lost(&'static str),
     /// The request went out but no answer came within the time the sender gave it
-    /// ([`Stream::send_within`]); its stream was reset. As with [`SendError::Lost`], the
-    /// service may have processed it.
+    /// ([`Stream::send_within`]); its stream was reset (over HTTP/1.1, its connection
+    /// closed). As with [`SendError::Lost`], the service may have processed it.
     #[error("no answer in time")]
     TimedOut,
 }
@@ -635,8 +635,9 @@ pub struct Stream {
     /// Taken by `send`; an HTTP/1.1 handle goes back to the slot on drop once `reusable`.
     sender: Option<Sender>,
     /// Nothing was sent, or the answer was read in full: an HTTP/1.1 connection may carry
-    /// the next request. A request abandoned halfway (a timeout dropped it) leaves its connection unusable:
-    /// hyper closes it, and the slot dials a fresh one when needed.
+    /// the next request. A request abandoned halfway (its timeout, or its future dropped)
+    /// leaves its connection unusable: hyper closes it, the slot goes idle and wakes the
+    /// requests waiting for a stream, and the first of them dials a fresh one.
     reusable: bool,
     /// The credential of the stream's connection.
     bound: Arc<BoundCredential>,
@@ -678,6 +679,8 @@ impl Stream {
         self.exchange(request.into(), Some(timeout))
     }
 
+    /// [`Stream::send`] and [`Stream::send_within`]: one request on the stream's connection,
+    /// given up after `timeout` if there is one.
     async fn exchange(
         mut self,
         request: Request,

@@ -17,10 +17,11 @@
 //!   push: [`SendError::Lost`]), or the push's deadline passing ([`SendError::TimedOut`]).
 //!   A push that gives up (its future dropped) resets its stream, as one that timed out does.
 //! - **Deadlines**: a push leaves its deadline with its answer slot, and the task's one
-//!   timer waits for the soonest of them (or the next PING, if sooner), where a `tokio` timer
-//!   per push cost every push a timer-wheel entry and its removal. Under steady load the soonest deadline belongs to a
-//!   push sent moments ago, so the timer fires about once per request timeout, finds nothing
-//!   due, and moves on; only a new deadline sooner than every other re-arms it.
+//!   timer waits for the soonest of them (or the next PING, if sooner), where a `tokio`
+//!   timer per push cost every push a timer-wheel entry and its removal. Under steady load
+//!   the soonest deadline belongs to a push sent moments ago, so the timer fires about once
+//!   per request timeout, finds nothing due, and moves on; only a new deadline sooner than
+//!   every other re-arms it.
 //! - **The peer's stream limit** is published to the pool as it changes. A GOAWAY sets it to
 //!   0 and marks the slot draining (`connections{state="draining"}`) even when no stream of
 //!   ours was refused by it; the connection closes once its streams have finished, as it does
