@@ -343,15 +343,19 @@ async fn answering_late(
     client: Http2Client,
     streams: u32,
 ) -> (RunningSimulator, Pool, tempfile::TempDir) {
-    let (sim, tls, dir) = simulator(Profile {
+    let (sim, tls, dir) = simulator(late(streams)).await;
+    let pool = pool(&sim, tls, 1, client);
+    (sim, pool, dir)
+}
+
+/// A simulator's profile that answers every push after 300 ms and allows `streams` at once.
+fn late(streams: u32) -> Profile {
+    Profile {
         max_concurrent_streams: streams,
         latency_min_ms: 300,
         latency_max_ms: 300,
         ..Profile::default()
-    })
-    .await;
-    let pool = pool(&sim, tls, 1, client);
-    (sim, pool, dir)
+    }
 }
 
 /// Waits until `done`, polling.
@@ -505,12 +509,7 @@ fn token_request(pool: &Pool) -> http::Request<Bytes> {
 /// on it, carries nothing more: a fresh one takes the next request.
 #[tokio::test]
 async fn an_http1_request_not_answered_in_time_times_out_and_its_connection_is_not_reused() {
-    let (sim, tls, _dir) = simulator(Profile {
-        latency_min_ms: 300,
-        latency_max_ms: 300,
-        ..Profile::default()
-    })
-    .await;
+    let (sim, tls, _dir) = simulator(late(100)).await;
     let pool = dual_pool(&sim.http1_base_url(), tls, 1);
     wait_for(&pool, |s| s.open == 1 && s.http1 == 1).await;
     let stream = pool.acquire(soon()).await.unwrap();

@@ -68,8 +68,8 @@ pub struct OwnCluster {
 impl Bookkeeping for OwnCluster {
     fn for_bookkeeping(&self) -> OwnCluster {
         OwnCluster {
-            shared: Arc::clone(&self.shared),
             write: Write::WithNext,
+            ..self.clone()
         }
     }
 }

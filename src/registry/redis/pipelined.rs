@@ -80,8 +80,8 @@ pub trait Bookkeeping {
 impl Bookkeeping for PipelinedConnection {
     fn for_bookkeeping(&self) -> PipelinedConnection {
         PipelinedConnection {
-            shared: Arc::clone(&self.shared),
             write: Write::WithNext,
+            ..self.clone()
         }
     }
 }

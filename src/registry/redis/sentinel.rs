@@ -43,8 +43,8 @@ pub struct SentinelConnection {
 impl Bookkeeping for SentinelConnection {
     fn for_bookkeeping(&self) -> SentinelConnection {
         SentinelConnection {
-            shared: Arc::clone(&self.shared),
             write: Write::WithNext,
+            ..self.clone()
         }
     }
 }
