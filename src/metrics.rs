@@ -257,6 +257,16 @@ pub fn events_in_flight(delta: i64) {
     );
 }
 
+/// Calls whose rings the node holds changed by `delta`.
+pub fn calls_ringing(delta: i64) {
+    static CALLS: Handles<Gauge, 1> = Handles::new();
+    CALLS.with(
+        0,
+        || gauge!(catalog::CALLS_RINGING),
+        |gauge| gauge.increment(delta as f64),
+    );
+}
+
 /// A router admitting at most `limit` events in flight started (or, negative, stopped).
 pub fn events_in_flight_limit(limit: i64) {
     gauge!(catalog::EVENTS_IN_FLIGHT_LIMIT).increment(limit as f64);

@@ -24,6 +24,7 @@ pub mod internal;
 pub mod outages;
 pub mod outcomes;
 pub mod ownership;
+pub mod ringing;
 pub mod routers;
 
 use crate::providers::dispatcher::{Submit, Ticket, Withdraw};
@@ -213,6 +214,7 @@ impl Handler<Ring> for Router {
 
     fn handle(&mut self, Ring(call, arrival): Ring, _: &mut Context<Self>) -> Self::Result {
         let context = self.event_context();
+        let ringing = self.peers.ringing().clone();
         let span = crate::logging::call_event_span(&call.event_id);
         MessageResult(
             self.admitted(
@@ -229,10 +231,14 @@ impl Handler<Ring> for Router {
                                 entry,
                             )
                             .await?;
-                        let held = match taken {
+                        let mut held = match taken {
                             Ok(held) => held,
                             Err(duplicate) => return Ok(duplicate),
                         };
+                        // Counted before any push reaches a provider: an end from now on
+                        // finds the call and withdraws what is still queued.
+                        held.claim
+                            .keep_ringing(ringing.hold(&call.callee, &call.call_id));
                         let opted_out = internal::opted_out(&held.registrations);
                         let rings = fanout::rings(&call, held.registrations, held.accepted_at);
                         let pushes = not_done(rings, &held.done);
@@ -301,12 +307,18 @@ impl Handler<End> for Router {
                         };
                         // The call is over: rings still queued never leave, on this router, on the
                         // node's others (a ring is routed where it arrived) or on other nodes.
-                        let call_id = Arc::from(&*end.call_id);
-                        let (mut not_rung, on_peers) = tokio::join!(
-                            withdraw(&context.providers, &end.callee, &call_id),
-                            peers.withdraw_elsewhere(me.as_ref(), &end.callee, &call_id)
-                        );
-                        not_rung.extend(on_peers);
+                        // Only a call still ringing on this node can have one queued here.
+                        let not_rung = if peers.ringing().may_hold(&end.callee, &end.call_id) {
+                            let call_id = Arc::from(&*end.call_id);
+                            let (mut here, on_peers) = tokio::join!(
+                                withdraw(&context.providers, &end.callee, &call_id),
+                                peers.withdraw_elsewhere(me.as_ref(), &end.callee, &call_id)
+                            );
+                            here.extend(on_peers);
+                            here
+                        } else {
+                            Vec::new()
+                        };
                         if let Some(ends) = &context.ownership.ends {
                             ends.publish(&ends::EndNotice {
                                 node: context.ownership.node.to_string(),

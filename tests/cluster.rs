@@ -239,18 +239,16 @@ impl Node {
         status_and_json(response).await
     }
 
+    /// This node's `/metrics`.
+    async fn scrape(&self) -> String {
+        let metrics = self.client.get(format!("{}/metrics", self.base));
+        metrics.send().await.unwrap().text().await.unwrap()
+    }
+
     /// The sum of `metric`'s series on this node whose labels include every one of
     /// `labels` (`name="value"`).
     async fn metric_sum(&self, metric: &str, labels: &[String]) -> f64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.scrape().await;
         let series = format!("{metric}{{");
         text.lines()
             .filter(|line| {
@@ -265,6 +263,15 @@ impl Node {
         let outcome = format!(r#"outcome="{outcome}""#);
         self.metric_sum("ringcast_event_leases_total", &[outcome])
             .await
+    }
+
+    /// `ringcast_calls_ringing` on this node: the calls whose rings it still holds.
+    async fn calls_ringing(&self) -> f64 {
+        let text = self.scrape().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix("ringcast_calls_ringing "))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no ringcast_calls_ringing in {text}"))
     }
 
     /// `ringcast_pushes_total{provider="apns",priority="p0",outcome}` on this node.
@@ -589,6 +596,11 @@ async fn a_cancel_on_one_node_withdraws_the_ring_queued_on_another() {
     let (status, _, answer) = a.ring(&second, &queued_call, false).await;
     assert_eq!((status, &answer["devices"]), (202, &json!(1)), "{answer}");
 
+    // Both calls ring on a, none on b: b's routers hold no ring to withdraw, so the end
+    // routed there asks none of them, and a, told through pub/sub, must find its own.
+    assert_eq!(a.calls_ringing().await, 2.0);
+    assert_eq!(b.calls_ringing().await, 0.0);
+
     // The caller hangs up; call control tells b.
     let (status, answer) = b.end(&second, &queued_call).await;
     assert_eq!(status, 202, "{answer}");
@@ -603,6 +615,12 @@ async fn a_cancel_on_one_node_withdraws_the_ring_queued_on_another() {
     held.release();
     push.rung(&first_phone, Duration::from_secs(10)).await;
     assert_eq!(push.pushes_to(&second_phone), 0, "the cancelled call rang");
+    // Every ring has its outcome: a lets both calls go (or the count would only grow).
+    let until = Instant::now() + Duration::from_secs(5);
+    while a.calls_ringing().await > 0.0 {
+        assert!(Instant::now() < until, "a still counts a call as ringing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The end fans out once: the same end on a is a duplicate.
     let (_, again) = a.end(&second, &queued_call).await;
     assert_eq!(again["duplicate"], true, "{again}");

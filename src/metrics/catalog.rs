@@ -44,6 +44,8 @@ pub const EVENT_LEASES_TOTAL: &str = "ringcast_event_leases_total";
 pub const END_BROADCASTS_TOTAL: &str = "ringcast_end_broadcasts_total";
 /// Call events admitted by the routers and not yet routed.
 pub const EVENTS_IN_FLIGHT: &str = "ringcast_events_in_flight";
+/// Calls whose rings the node still holds (src/router/ringing.rs).
+pub const CALLS_RINGING: &str = "ringcast_calls_ringing";
 /// The most call events the routers admit at once (rings only at the limit; see
 /// src/router/admission.rs).
 pub const EVENTS_IN_FLIGHT_LIMIT: &str = "ringcast_events_in_flight_limit";
@@ -221,6 +223,11 @@ pub fn describe_all() {
         "Call events admitted by the node's routers and still being routed."
     );
     describe_gauge!(
+        CALLS_RINGING,
+        Unit::Count,
+        "Calls whose rings this node still holds, queued or sent and unanswered. A call's end withdraws rings only while its call is counted here."
+    );
+    describe_gauge!(
         EVENTS_IN_FLIGHT_LIMIT,
         Unit::Count,
         "Call events the node's routers admit at once; missed calls are refused from half of it, call-ended from three quarters."
@@ -324,6 +331,7 @@ pub fn preregister() {
         .set(1.0);
     gauge!(UPTIME_SECONDS).set(0.0);
     gauge!(EVENTS_IN_FLIGHT).increment(0.0);
+    gauge!(CALLS_RINGING).increment(0.0);
     gauge!(EVENTS_IN_FLIGHT_LIMIT).increment(0.0);
     gauge!(REQUESTS_IN_FLIGHT).increment(0.0);
     gauge!(REQUESTS_IN_FLIGHT_LIMIT).increment(0.0);

@@ -63,6 +63,7 @@ fn every_contract_metric_is_described_and_present_before_any_work() {
         (catalog::EVENT_LEASES_TOTAL, "counter"),
         (catalog::END_BROADCASTS_TOTAL, "counter"),
         (catalog::EVENTS_IN_FLIGHT, "gauge"),
+        (catalog::CALLS_RINGING, "gauge"),
         (catalog::EVENTS_IN_FLIGHT_LIMIT, "gauge"),
         (catalog::REQUESTS_IN_FLIGHT, "gauge"),
         (catalog::REQUESTS_IN_FLIGHT_LIMIT, "gauge"),

@@ -6,6 +6,7 @@
 
 use super::intake::{Arrival, Pending, RouterIntake};
 use super::ownership::{self, EventRef, Ownership, Taken};
+use super::ringing::RingHeld;
 use super::{DevicePush, RouteError, Routed, internal, outcomes};
 use crate::providers::wiring::ProviderSet;
 use crate::registry::lease::Progress;
@@ -44,6 +45,14 @@ pub(super) struct Claim {
     pub event: EventRef,
     guards: ownership::Guards,
     pub pending: Option<Pending>,
+}
+
+impl Claim {
+    /// Keeps a ring's call counted as ringing on this node until the event has every outcome
+    /// (src/router/ringing.rs).
+    pub fn keep_ringing(&mut self, held: RingHeld) {
+        self.guards.keep_ringing(held);
+    }
 }
 
 impl EventContext {

@@ -15,6 +15,7 @@
 
 use super::drain::{EventsInFlight, InFlight};
 use super::outages::StoreOutages;
+use super::ringing::RingHeld;
 use super::{DeviceOutcome, DevicePush};
 use crate::clock::Clock;
 use crate::metrics::{self, LeaseOutcome};
@@ -116,8 +117,18 @@ pub enum Taken {
 pub struct Guards {
     _routing: Routing,
     _in_flight: InFlight,
+    /// A ring's call, counted as ringing here until every outcome is known (`None` for other
+    /// events).
+    ringing: Option<RingHeld>,
     /// The event's deadline: how long its finish may be tried again.
     deadline: UnixMillis,
+}
+
+impl Guards {
+    /// Keeps the ring's call counted as ringing on this node for as long as the event is held.
+    pub fn keep_ringing(&mut self, held: RingHeld) {
+        self.ringing = Some(held);
+    }
 }
 
 /// The events the node is routing now, on any of its routers: a second copy of an event this
@@ -205,6 +216,7 @@ pub async fn claim(
                 guards: Guards {
                     _routing: routing,
                     _in_flight: in_flight,
+                    ringing: None,
                     deadline,
                 },
             }
@@ -294,7 +306,7 @@ pub fn hold(
         ownership.clock,
     );
     actix::spawn(async move {
-        let _guards = guards;
+        let mut guards = guards;
         if let Some(report) = &report {
             for (device_id, platform, outcome) in &known {
                 report
@@ -362,6 +374,9 @@ pub fn hold(
                 }
             }
         }
+        // Every push has its outcome: no provider holds a ring of the call any more, so an
+        // end from now on need not ask them (src/router/ringing.rs).
+        guards.ringing = None;
         if unfinished > 0 {
             let now = clock.now();
             // Hand the event over: record what is done and end the lease now, so that a

@@ -17,6 +17,7 @@
 
 use super::fanout::{CallEvent, EndEvent};
 use super::intake::Arrival;
+use super::ringing::Ringing;
 use super::{End, Ring, RouteError, RouteReply, Routed, Router, WithdrawRings};
 use crate::vocab::IdentityKey;
 use actix::{Addr, MailboxError};
@@ -37,6 +38,9 @@ pub struct Routers {
     joined: Arc<RwLock<Arc<[Addr<Router>]>>>,
     /// How long a caller waits for mailbox room and the router's answer.
     call_timeout: Duration,
+    /// The calls whose rings the routers still hold: an end asks them to withdraw only
+    /// those.
+    ringing: Ringing,
 }
 
 /// Why the router could not be asked.
@@ -59,7 +63,13 @@ impl Routers {
         Routers {
             joined: Arc::new(RwLock::new(Arc::from([]))),
             call_timeout,
+            ringing: Ringing::default(),
         }
+    }
+
+    /// The calls whose rings the node's routers still hold.
+    pub fn ringing(&self) -> &Ringing {
+        &self.ringing
     }
 
     /// Makes `router`, started on the current thread, the router of the events that arrive
@@ -169,6 +179,10 @@ impl Routers {
     /// behind a busy router), and those rings go out, as they would had the end come a moment
     /// later.
     pub fn withdraw_ended_elsewhere(&self, callee: IdentityKey, call_id: &str) {
+        // Most notices are of calls that never rang here, or whose rings left long ago.
+        if !self.ringing.may_hold(&callee, call_id) {
+            return;
+        }
         let (callee, call_id): (_, Arc<str>) = (Arc::new(callee), Arc::from(call_id));
         for router in self.all().iter() {
             let withdraw = WithdrawRings {
