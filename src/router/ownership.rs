@@ -125,7 +125,8 @@ pub struct Guards {
 }
 
 impl Guards {
-    /// Keeps the ring's call counted as ringing on this node for as long as the event is held.
+    /// Keeps the ring's call counted as ringing on this node until every push of the event
+    /// has its outcome ([`hold`] lets it go then, before the event's finish is written).
     pub fn keep_ringing(&mut self, held: RingHeld) {
         self.ringing = Some(held);
     }
