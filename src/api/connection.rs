@@ -25,6 +25,7 @@ use super::problem::ApiError;
 use crate::metrics::{self, ConnectionRefusal};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+use actix_web::http::Uri;
 use actix_web::middleware::Next;
 use actix_web::{Error, web};
 use std::cell::Cell;
@@ -121,13 +122,26 @@ impl Drop for ConnectionWatch {
 
 /// The bytes of a request head as HTTP/1.1 would carry it: request line and header lines.
 fn head_bytes(request: &ServiceRequest) -> usize {
-    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    let line = request.method().as_str().len() + uri_len(request.uri()) + 12;
     request
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum::<usize>()
         + line
+}
+
+/// The length of `uri` as it displays, counted without writing it (a `String` and several
+/// formatting calls per request, only to be measured).
+fn uri_len(uri: &Uri) -> usize {
+    let scheme = uri
+        .scheme_str()
+        .map_or(0, |scheme| scheme.len() + "://".len());
+    let authority = uri
+        .authority()
+        .map_or(0, |authority| authority.as_str().len());
+    let query = uri.query().map_or(0, |query| query.len() + 1);
+    scheme + authority + uri.path().len() + query
 }
 
 /// The middleware: the header size, then the connection's stream limit.
@@ -181,6 +195,22 @@ mod tests {
             requests: Cell::new(0),
             in_progress: Rc::new(Cell::new(0)),
             request_timeout: Duration::from_millis(timeout_ms),
+        }
+    }
+
+    #[test]
+    fn a_uri_is_measured_as_it_displays() {
+        for uri in [
+            "/v1/calls",
+            "/v1/calls?wait=true",
+            "/",
+            "*",
+            "https://ringcast.example:8443/v1/calls/abc/end?wait=true",
+            "http://[::1]/v1/registrations",
+            "ringcast.example:443",
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            assert_eq!(uri_len(&uri), uri.to_string().len(), "{uri}");
         }
     }
 
