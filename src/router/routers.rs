@@ -22,12 +22,33 @@ use super::{End, Ring, RouteError, RouteReply, Routed, Router, WithdrawRings};
 use crate::vocab::IdentityKey;
 use actix::{Addr, MailboxError};
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 thread_local! {
-    /// The router started on this thread, if it is an HTTP worker's.
-    static HERE: RefCell<Option<Addr<Router>>> = const { RefCell::new(None) };
+    /// The router started on this thread, if it is an HTTP worker's. Behind an `Rc`: each
+    /// event takes it by reference count, where a clone of an actix address allocates twice.
+    static HERE: RefCell<Option<Rc<Addr<Router>>>> = const { RefCell::new(None) };
+}
+
+/// The address of the router an event goes to, held without cloning it.
+enum RouterOf {
+    /// This thread's router.
+    Here(Rc<Addr<Router>>),
+    /// One of the node's routers, by its place among them.
+    Joined(Arc<[Addr<Router>]>, usize),
+}
+
+impl std::ops::Deref for RouterOf {
+    type Target = Addr<Router>;
+
+    fn deref(&self) -> &Addr<Router> {
+        match self {
+            RouterOf::Here(router) => router,
+            RouterOf::Joined(routers, at) => &routers[*at],
+        }
+    }
 }
 
 /// The node's routers: one per HTTP worker, joined as each worker starts.
@@ -76,7 +97,7 @@ impl Routers {
     /// on this thread, and one of the node's. A router whose thread stopped (a worker that
     /// died and was replaced) is let go.
     pub fn join_here(&self, router: Addr<Router>) {
-        HERE.with(|here| *here.borrow_mut() = Some(router.clone()));
+        HERE.with(|here| *here.borrow_mut() = Some(Rc::new(router.clone())));
         let mut joined = self.joined.write().unwrap_or_else(PoisonError::into_inner);
         let mut routers: Vec<_> = joined
             .iter()
@@ -106,12 +127,16 @@ impl Routers {
 
     /// The router of an event for `who` that arrives on this thread: this thread's own, or
     /// (off the HTTP workers) the one `who`'s stable hash picks.
-    fn of(&self, who: &IdentityKey) -> Option<Addr<Router>> {
+    fn of(&self, who: &IdentityKey) -> Option<RouterOf> {
         let here = HERE.with(|here| here.borrow().clone());
-        here.filter(Addr::connected).or_else(|| {
-            let all = self.all();
-            (!all.is_empty()).then(|| all[who.shard(all.len())].clone())
-        })
+        match here {
+            Some(router) if router.connected() => Some(RouterOf::Here(router)),
+            _ => {
+                let all = self.all();
+                let at = (!all.is_empty()).then(|| who.shard(all.len()))?;
+                Some(RouterOf::Joined(all, at))
+            }
+        }
     }
 
     /// Routes an incoming call from the API.
