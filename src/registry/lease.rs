@@ -15,6 +15,7 @@
 use super::registration::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// What the store keeps for one call event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +36,8 @@ pub struct EventLease {
 /// What a node asks for when it claims an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseTerms {
-    /// The claiming node.
-    pub node: String,
+    /// The claiming node (shared with the node's configuration: a claim copies no string).
+    pub node: Arc<str>,
     /// How long the lease runs from now, in milliseconds, unless renewed.
     pub lease_ms: u64,
     /// The event's deadline: the claim ends with it.
@@ -110,14 +111,16 @@ pub fn acquire(
                 done: Vec::new(),
             },
             Some(EventLease {
-                owner: terms.node.clone(),
+                owner: terms.node.to_string(),
                 lease_until,
                 deadline: terms.deadline,
                 finished: false,
                 done: BTreeSet::new(),
             }),
         ),
-        Some(lease) if lease.finished || (lease.lease_until > now && lease.owner != terms.node) => {
+        Some(lease)
+            if lease.finished || (lease.lease_until > now && *lease.owner != *terms.node) =>
+        {
             let progress = Progress {
                 done: lease.done.iter().cloned().collect(),
                 finished: lease.finished,
@@ -130,11 +133,11 @@ pub fn acquire(
                 None,
             )
         }
-        Some(lease) if !terms.may_take_over && lease.owner != terms.node => {
+        Some(lease) if !terms.may_take_over && *lease.owner != *terms.node => {
             (Claim::Lapsed { owner: lease.owner }, None)
         }
         Some(mut lease) => {
-            let previous = std::mem::replace(&mut lease.owner, terms.node.clone());
+            let previous = std::mem::replace(&mut lease.owner, terms.node.to_string());
             lease.lease_until = now.saturating_add(terms.lease_ms).min(lease.deadline);
             let done = lease.done.iter().cloned().collect();
             (

@@ -179,7 +179,7 @@ pub async fn claim(
     let in_flight = ownership.in_flight.enter();
     let lease_ms = ownership.lease.as_millis() as u64;
     let terms = LeaseTerms {
-        node: ownership.node.to_string(),
+        node: Arc::clone(&ownership.node),
         lease_ms,
         deadline,
         may_take_over: ownership.outages.may_take_over(now, lease_ms),

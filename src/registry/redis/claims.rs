@@ -192,7 +192,7 @@ where
         let mut connection = self.connection.clone();
         let mut invocation = ScriptCall::new(&ACQUIRE, keys::event_key(tenant, event_id));
         invocation
-            .arg(&terms.node)
+            .arg(&*terms.node)
             .arg(terms.lease_ms)
             .arg(terms.deadline)
             .arg(now)
