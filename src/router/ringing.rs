@@ -51,16 +51,6 @@ impl Ringing {
         self.lock().contains_key(&call_key(callee, call_id))
     }
 
-    /// How many calls have rings held (tests check nothing is left behind).
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no call has a ring held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u32>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -106,12 +96,12 @@ mod tests {
         let first = ringing.hold(&alice(), "call-1");
         let second = ringing.hold(&alice(), "call-1");
         assert!(ringing.may_hold(&alice(), "call-1"));
-        assert_eq!(ringing.len(), 1);
+        assert_eq!(ringing.lock().len(), 1);
         drop(first);
         assert!(ringing.may_hold(&alice(), "call-1"), "one ring still held");
         drop(second);
         assert!(!ringing.may_hold(&alice(), "call-1"));
-        assert!(ringing.is_empty(), "nothing left behind");
+        assert!(ringing.lock().is_empty(), "nothing left behind");
     }
 
     #[test]
