@@ -51,6 +51,7 @@ REDIS_HZ=${REDIS_HZ:-100}           # Redis's `hz` as README "Stores" recommends
 REDIS_MASTERS=${REDIS_MASTERS:-0}   # ≥ 3: a Redis Cluster of that many masters on this box, not one server
 SYSCALLS=${SYSCALLS:-0}             # 1: the node's syscalls per call in each phase (perf stat, tracepoints)
 BIN=${BIN:-}
+TOOLS_BIN=${TOOLS_BIN:-}         # the simulator and load generator from this build instead of BIN
 SIM_PROFILE=${SIM_PROFILE:-}       # a simulator profile (TOML) instead of its defaults
 PAUSE_SECONDS=${PAUSE_SECONDS:-10}  # the box's own pauses measured first, this long (0 = skip)
 
@@ -65,6 +66,9 @@ if [ -z "$BIN" ]; then
   cargo build --release --locked --bin ringcast >&2
   BIN="${CARGO_TARGET_DIR:-target}/release/ringcast"
 fi
+# A/B runs of two builds keep the simulator and the load generator of one (TOOLS_BIN), so that
+# only the node differs: both share the box's two cores with it.
+TOOLS_BIN=${TOOLS_BIN:-$BIN}
 
 work=$(mktemp -d /tmp/ringcast-e2e.XXXXXX)
 pids=()
@@ -135,7 +139,7 @@ fi
 redis_info() { for port in "${redis_ports[@]}"; do redis-cli -p "$port" info "$1" | tr -d '\r'; done; }
 redis_memory() { redis_info memory | awk -F: '/^used_memory:/{sum += $2} END{print sum + 0}'; }
 
-"$BIN" simulate --listen "127.0.0.1:$sim_port" --http1-listen "127.0.0.1:$sim_h1_port" --record "$work/pushes.jsonl" \
+"$TOOLS_BIN" simulate --listen "127.0.0.1:$sim_port" --http1-listen "127.0.0.1:$sim_h1_port" --record "$work/pushes.jsonl" \
   ${SIM_PROFILE:+--profile "$SIM_PROFILE"} >"$work/sim.log" 2>&1 &
 sim_pid=$!
 pids+=($sim_pid)
@@ -178,7 +182,7 @@ common=(--target "http://127.0.0.1:$node_port" --http h2c --connections 4 --quie
 
 # Registration, with Redis memory before and after.
 mem_before=$(redis_memory)
-"$BIN" loadgen "${common[@]}" --calls 1 --out "$work/register" >"$work/register.txt"
+"$TOOLS_BIN" loadgen "${common[@]}" --calls 1 --out "$work/register" >"$work/register.txt"
 mem_after=$(redis_memory)
 devices=$(jq .registration.devices "$work/register/report.json")
 reg_seconds=$(jq .registration.seconds "$work/register/report.json")
@@ -191,14 +195,14 @@ reg_seconds=$(jq .registration.seconds "$work/register/report.json")
 # included) ÷ the pushes the simulator accepted, and the same net of the idle rate over the
 # phase's duration (at 10 calls/s the fixed cost is a large share; at the knee it is not).
 if [ "$CALLGRIND" != 0 ]; then
-  "$BIN" loadgen "${common[@]}" --reuse --rate "$CALLGRIND_RATE" --duration 3 --out "$work/warm" >/dev/null
+  "$TOOLS_BIN" loadgen "${common[@]}" --reuse --rate "$CALLGRIND_RATE" --duration 3 --out "$work/warm" >/dev/null
   callgrind_control --instr=on "$node_pid" >/dev/null
   idle_start=$(date +%s.%N)
   sleep "$CALLGRIND_IDLE_SECONDS"
   callgrind_control --dump=idle "$node_pid" >/dev/null
   idle_seconds=$(python3 -c "import time; print(time.time() - $idle_start)")
   phase_start=$(date +%s.%N)
-  "$BIN" loadgen "${common[@]}" --reuse --rate "$CALLGRIND_RATE" --duration "$CALLGRIND_SECONDS" \
+  "$TOOLS_BIN" loadgen "${common[@]}" --reuse --rate "$CALLGRIND_RATE" --duration "$CALLGRIND_SECONDS" \
     --out "$work/counted" >"$work/counted.txt"
   callgrind_control --dump=phase "$node_pid" >/dev/null
   phase_seconds=$(python3 -c "import time; print(time.time() - $phase_start)")
@@ -316,7 +320,7 @@ phase() {
   # In a subshell whose `times` gives the load generator's CPU over its whole life (its
   # only child), so its work after the drive (joining the simulator's record) can be taken
   # out of the box's figure.
-  ( "$BIN" loadgen "${common[@]}" --reuse "$@" --out "$work/$name" >"$work/$name.txt"
+  ( "$TOOLS_BIN" loadgen "${common[@]}" --reuse "$@" --out "$work/$name" >"$work/$name.txt"
     times >"$work/$name.times" )
   after=$(ticks)
   echo "$before" >"$work/$name.ticks-before"
