@@ -22,6 +22,13 @@ pub struct IssuedCertificate {
     pub not_after: i64,
 }
 
+/// `ringcast_credential_expiry_seconds{provider="apns",tenant="a",app="ios"}` is one series of
+/// this test binary's one metrics recorder, and every test that starts a node with
+/// [`with_certificate`] sets it to its own certificate's expiry as the node starts. They take
+/// turns on this lock, held until their node stops, or a test reading the series could read
+/// another's certificate (CI saw it: the expiry of a certificate issued a second later).
+pub static EXPIRY_SERIES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Issues a push certificate for the app `bundle` from a fresh CA, as Apple issues them: the
 /// bundle id as subject UID, and `<bundle>` and `<bundle>.voip` in Apple's topics extension.
 pub fn issue(bundle: &str, days: i64) -> IssuedCertificate {
@@ -53,7 +60,7 @@ pub fn issue(bundle: &str, days: i64) -> IssuedCertificate {
 }
 
 /// Tenant A's `ios` app switched from token auth to `certificate`, its files in `dir`, and
-/// APNs pointed at `apns_url`.
+/// APNs pointed at `apns_url`. A test that starts a node from it takes [`EXPIRY_SERIES`] first.
 pub fn with_certificate(
     config: &mut Config,
     dir: &Path,
@@ -95,6 +102,7 @@ async fn simulator(ca_pem: &str, dir: &Path) -> RunningSimulator {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_app_rings_without_a_jwt_and_exports_its_expiry() {
+    let _turn = EXPIRY_SERIES.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let issued = issue("com.example.phone", 90);
     let sim = simulator(&issued.ca_pem, dir.path()).await;
@@ -178,6 +186,7 @@ async fn ring_once(
 /// configuration, not the phone, so the call is `misconfigured` and the registration stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_apps_certificate_is_topic_disallowed_and_the_registration_stays() {
+    let _turn = EXPIRY_SERIES.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let issued = issue("com.example.other", 90);
     let sim = simulator(&issued.ca_pem, dir.path()).await;

@@ -81,6 +81,7 @@ fn dashboard_queries(value: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn the_dashboard_and_the_alerts_query_only_metrics_the_node_exports() {
+    let _turn = crate::certificate::EXPIRY_SERIES.lock().await;
     // Tenant A's iOS app holds a client certificate (for another app's topics), so the
     // certificate's series exist (nothing listens at the APNs address: no push is sent).
     // The other tests of this binary share the recorder, so this test must not rely on them.

@@ -8,6 +8,7 @@ use crate::{CONTRACT, PROCESS, promtool, registration_traffic, run_promtool, sam
 
 #[tokio::test]
 async fn a_scrape_after_registration_traffic_counts_it_and_passes_promtool() {
+    let _turn = crate::certificate::EXPIRY_SERIES.lock().await;
     // Tenant A's iOS app authenticates with a client certificate, so the node exports its
     // expiry (nothing listens at the APNs address: no push is sent here).
     let dir = tempfile::tempdir().unwrap();
