@@ -47,6 +47,7 @@ CALLGRIND=${CALLGRIND:-0}           # 1: instead of the phases, the node's instr
 CALLGRIND_RATE=${CALLGRIND_RATE:-10}        # calls/s of the counted phase (the node runs ~50× slower)
 CALLGRIND_SECONDS=${CALLGRIND_SECONDS:-15}
 CALLGRIND_IDLE_SECONDS=${CALLGRIND_IDLE_SECONDS:-5}  # counted first with no calls: the node's fixed cost
+CALLGRIND_CACHE=${CALLGRIND_CACHE:-0}       # 1: also simulate the caches, instruction misses per push
 REDIS_HZ=${REDIS_HZ:-100}           # Redis's `hz` as README "Stores" recommends (Redis's default: 10)
 REDIS_MASTERS=${REDIS_MASTERS:-0}   # ≥ 3: a Redis Cluster of that many masters on this box, not one server
 SYSCALLS=${SYSCALLS:-0}             # 1: the node's syscalls per call in each phase (perf stat, tracepoints)
@@ -159,6 +160,10 @@ jq --arg uri "$sim_h1/token" '.token_uri = $uri' config/dev/fcm-service-account.
 node_wrap=()
 [ "$CALLGRIND" = 0 ] || node_wrap=(valgrind --tool=callgrind --instr-atstart=no
   --callgrind-out-file="$work/callgrind.out")
+# CALLGRIND_CACHE=1: callgrind also runs the instructions through a model of this CPU's caches.
+# Code layout (PGO, BOLT) changes how often a push misses the instruction cache far more than
+# how many instructions it runs, and the model counts those misses as repeatably.
+[ "$CALLGRIND" = 0 ] || [ "$CALLGRIND_CACHE" = 0 ] || node_wrap+=(--cache-sim=yes)
 env "${store[@]}" \
 RINGCAST__SERVER__LISTEN="127.0.0.1:$node_port" \
 RINGCAST__PROVIDERS__APNS__PRODUCTION_URL="$sim" \
@@ -207,14 +212,23 @@ if [ "$CALLGRIND" != 0 ]; then
   callgrind_control --dump=phase "$node_pid" >/dev/null
   phase_seconds=$(python3 -c "import time; print(time.time() - $phase_start)")
   # A dump states its total once (`totals:` at the end); the dumps are numbered in order.
-  totals() { awk '/^totals:/{print $2 + 0}' "$work/callgrind.out.$1"; }
-  idle_instructions=$(totals 1)
-  instructions=$(totals 2)
+  # event NAME DUMP: that event's total in the dump (Ir: instructions; with the cache model,
+  # I1mr and ILmr: first- and last-level instruction cache misses), 0 when not counted.
+  event() {
+    awk -v name="$1" '/^events:/ { for (i = 2; i <= NF; i++) if ($i == name) col = i }
+      /^totals:/ { print (col ? $col : 0) + 0 }' "$work/callgrind.out.$2"
+  }
+  idle_instructions=$(event Ir 1)
+  instructions=$(event Ir 2)
   pushes=$(jq '[.pushes_by_service[]] | add // 0' "$work/counted/report.json")
   # SHA-256 in software, apart: valgrind hides the CPU's SHA extensions from the sha2 crate
   # (src/sha256.rs), so it counts ~3,500 instructions a block that the CPU does in ~30 ns.
+  # By function (compress256) or by the sha2 crate's source file: the PGO build inlines the
+  # compression into its callers, where the function's name finds none of it. There the
+  # rotations inlined from core are not counted (filed under core's source): a lower bound.
   sha256=$(callgrind_annotate --auto=no --inclusive=no --threshold=100 "$work/callgrind.out.2" 2>/dev/null |
-    awk '/sha2::sha256::compress256/ { gsub(",", "", $1); sum += $1 } END { print sum + 0 }')
+    awk '/sha2::sha256::compress256|\/sha2-[^\/]*\/src\/sha256\// { gsub(",", "", $1); sum += $1 }
+      END { print sum + 0 }')
   # Heap allocations: the calls into the allocator (mimalloc's entry points, which every Rust
   # allocation and reallocation goes through), read off each dump's call records.
   allocations() { python3 benches/alloc_sites.py "$work/callgrind.out.$1"; }
@@ -237,6 +251,17 @@ if pushes:
     net = allocs - idle_allocs / idle_s * phase_s
     print(f"node heap allocations per push net of idle: {net / pushes:.1f} ({allocs:.0f} in all)")
 PY
+  if [ "$CALLGRIND_CACHE" != 0 ] && [ "$pushes" -gt 0 ]; then
+    python3 - "$(event I1mr 1)" "$(event I1mr 2)" "$(event ILmr 1)" "$(event ILmr 2)" \
+      "$idle_seconds" "$phase_seconds" "$pushes" <<'PY'
+import sys
+idle_i1, i1, idle_ll, ll, idle_s, phase_s, pushes = (float(a) for a in sys.argv[1:])
+def net(idle, total):
+    return (total - idle / idle_s * phase_s) / pushes
+print(f"node instruction cache misses per push net of idle (simulated): "
+      f"first level {net(idle_i1, i1):.0f}, last level {net(idle_ll, ll):.1f}")
+PY
+  fi
   echo "where the phase's allocations come from (estimated per site: benches/alloc_sites.py), per push:"
   [ "$pushes" -gt 0 ] && python3 benches/alloc_sites.py "$work/callgrind.out.2" "$pushes" 15
   echo "callgrind files: $work/callgrind.out* (callgrind_annotate)"
