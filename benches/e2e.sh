@@ -238,30 +238,25 @@ if [ "$CALLGRIND" != 0 ]; then
   echo "load average at the start: $load_start"
   echo "scenario: $IDENTITIES identities × devices $DEVICES ($devices devices; platforms $PLATFORMS), h2c ×4, ?wait=true, 10 % cancelled, 10 % answered elsewhere"
   echo "node under callgrind, ${CALLGRIND_RATE} calls/s for ${CALLGRIND_SECONDS} s: $(jq .calls_ok "$work/counted/report.json") calls ok, $pushes pushes accepted, errors $(jq -c .errors "$work/counted/report.json")"
-  python3 - "$idle_instructions" "$idle_seconds" "$instructions" "$phase_seconds" "$pushes" "$sha256" \
-    "$idle_allocations" "$phase_allocations" <<'PY'
+  python3 - "$idle_seconds" "$phase_seconds" "$pushes" "$sha256" "$CALLGRIND_CACHE" \
+    "$idle_instructions" "$instructions" "$idle_allocations" "$phase_allocations" \
+    "$(event I1mr 1)" "$(event I1mr 2)" "$(event ILmr 1)" "$(event ILmr 2)" <<'PY'
 import sys
-idle, idle_s, total, phase_s, pushes, sha256, idle_allocs, allocs = (float(a) for a in sys.argv[1:])
-rate = idle / idle_s
-print(f"node idle: {rate / 1e6:.2f} M instructions/s ({idle:.0f} in {idle_s:.1f} s)")
+idle_s, phase_s, pushes, sha256, cache, idle, total, idle_allocs, allocs, idle_i1, i1, idle_ll, ll = (
+    float(a) for a in sys.argv[1:])
+def net(idle_count, phase_count):
+    """Per push, less what the node counts idle over the phase's duration."""
+    return (phase_count - idle_count / idle_s * phase_s) / pushes
+print(f"node idle: {idle / idle_s / 1e6:.2f} M instructions/s ({idle:.0f} in {idle_s:.1f} s)")
 if pushes:
     print(f"node instructions per push: {total / pushes:.0f} ({total:.0f} in all over {phase_s:.1f} s)")
-    print(f"node instructions per push net of idle: {(total - rate * phase_s) / pushes:.0f}")
+    print(f"node instructions per push net of idle: {net(idle, total):.0f}")
     print(f"  of which SHA-256 in software (valgrind hides the SHA extensions): {sha256 / pushes:.0f}")
-    net = allocs - idle_allocs / idle_s * phase_s
-    print(f"node heap allocations per push net of idle: {net / pushes:.1f} ({allocs:.0f} in all)")
+    print(f"node heap allocations per push net of idle: {net(idle_allocs, allocs):.1f} ({allocs:.0f} in all)")
+    if cache:
+        print(f"node instruction cache misses per push net of idle (simulated): "
+              f"first level {net(idle_i1, i1):.0f}, last level {net(idle_ll, ll):.1f}")
 PY
-  if [ "$CALLGRIND_CACHE" != 0 ] && [ "$pushes" -gt 0 ]; then
-    python3 - "$(event I1mr 1)" "$(event I1mr 2)" "$(event ILmr 1)" "$(event ILmr 2)" \
-      "$idle_seconds" "$phase_seconds" "$pushes" <<'PY'
-import sys
-idle_i1, i1, idle_ll, ll, idle_s, phase_s, pushes = (float(a) for a in sys.argv[1:])
-def net(idle, total):
-    return (total - idle / idle_s * phase_s) / pushes
-print(f"node instruction cache misses per push net of idle (simulated): "
-      f"first level {net(idle_i1, i1):.0f}, last level {net(idle_ll, ll):.1f}")
-PY
-  fi
   echo "where the phase's allocations come from (estimated per site: benches/alloc_sites.py), per push:"
   [ "$pushes" -gt 0 ] && python3 benches/alloc_sites.py "$work/callgrind.out.2" "$pushes" 15
   echo "callgrind files: $work/callgrind.out* (callgrind_annotate)"
