@@ -259,6 +259,8 @@ if pushes:
 PY
   echo "where the phase's allocations come from (estimated per site: benches/alloc_sites.py), per push:"
   [ "$pushes" -gt 0 ] && python3 benches/alloc_sites.py "$work/callgrind.out.2" "$pushes" 15
+  echo "where the phase's instructions go, by library (benches/callgrind_crates.py), per push:"
+  [ "$pushes" -gt 0 ] && python3 benches/callgrind_crates.py "$work/callgrind.out.2" "$pushes" 12
   echo "callgrind files: $work/callgrind.out* (callgrind_annotate)"
   trap - EXIT
   cleanup
