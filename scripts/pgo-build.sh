@@ -13,9 +13,10 @@
 #   scripts/pgo-build.sh --no-default-features    # the production feature set (deploy/Dockerfile's)
 #
 # Extra arguments go to both builds of the node, so the profile is taken from the binary it
-# is used on. The training's simulator and load generator come from the instrumented binary
-# when it has them (their profile is then merged in too) and otherwise from the plain release
-# build (built if missing; TOOLS_BIN=path to name another).
+# is used on; so does RUSTFLAGS (RUSTFLAGS="-C target-cpu=x86-64-v3" where every host has
+# that CPU level: README, "Deploying"). The training's simulator and load generator come from
+# the instrumented binary when it has them (their profile is then merged in too) and
+# otherwise from the plain release build (built if missing; TOOLS_BIN=path to name another).
 #
 # Needs what benches/e2e.sh needs (redis-server, h2load, jq, ...) and an llvm-profdata of the
 # LLVM that rustc uses (`rustc -vV` names it): rustup's llvm-tools component (`rustup component
