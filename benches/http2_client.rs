@@ -21,7 +21,7 @@ use ringcast::providers::pool::frame;
 use ringcast::providers::pool::hpack::encoder::{self, Coding, Indexing, Name, statics};
 use ringcast::providers::pool::hpack::{Decoder, huffman};
 use ringcast::providers::pool::session::{Event, OurSettings, Session};
-use ringcast::providers::pool::{Fields, SharedFields, request_block};
+use ringcast::providers::pool::{Fields, Path, SharedFields, request_block};
 use std::hint::black_box;
 
 /// A provider token of the real length (ES256, no `typ`: ~190 bytes with "bearer ").
@@ -145,12 +145,11 @@ fn apns_fields(path: &str, id: &str) -> Fields {
         (name("apns-collapse-id"), header("call-7f3c2b1e-9a4d")),
         (name("content-length"), header("312")),
     ]);
-    let mut id = header(id);
-    id.set_sensitive(true);
-    let path = Bytes::copy_from_slice(path.as_bytes());
+    let path = Path::from_slice(path.as_bytes());
     Fields::post(path, shared, Bytes::from(vec![b'{'; 312]))
         .expect("a valid path")
-        .with(name("apns-id"), id)
+        .with_unique(name("apns-id"), id.as_bytes())
+        .expect("a valid id")
         .with(http::header::AUTHORIZATION, header(TOKEN))
 }
 

@@ -59,7 +59,7 @@ pub mod tls;
 pub use answer_fields::AnswerFields;
 pub use bound::{Bound, BoundCredential};
 pub use protocol::{Http2Client, Protocol, Protocols};
-pub use request::{Fields, Request, SharedFields};
+pub use request::{Fields, OwnField, Path, Request, SharedFields};
 
 use crate::metrics::{self, ConnectionState};
 use crate::vocab::Platform;

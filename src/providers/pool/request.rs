@@ -20,23 +20,25 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use smallvec::SmallVec;
 use std::sync::Arc;
 
-/// A request for [`super::Stream::send`].
+/// A request for [`super::Stream::send`]. A push's request is moved from layer to layer
+/// (its delivery, the pool, the connection) before it is written, so it is boxed: one
+/// allocation, where a request held by value cost each move a copy of a few hundred bytes.
 pub enum Request {
     /// An absolute `https` URI on the pool's origin, headers and body.
-    Http(http::Request<Bytes>),
+    Http(Box<http::Request<Bytes>>),
     /// A `POST` on the pool's origin, its fields laid out by the provider.
-    Fields(Fields),
+    Fields(Box<Fields>),
 }
 
 impl From<http::Request<Bytes>> for Request {
     fn from(request: http::Request<Bytes>) -> Request {
-        Request::Http(request)
+        Request::Http(Box::new(request))
     }
 }
 
 impl From<Fields> for Request {
     fn from(fields: Fields) -> Request {
-        Request::Fields(fields)
+        Request::Fields(Box::new(fields))
     }
 }
 
@@ -46,7 +48,7 @@ impl Request {
     /// took (it takes a subset of what `http` does, so never).
     pub fn into_http(self, authority: &Authority) -> Option<http::Request<Bytes>> {
         match self {
-            Request::Http(request) => Some(request),
+            Request::Http(request) => Some(*request),
             Request::Fields(fields) => fields.into_http(authority),
         }
     }
@@ -70,7 +72,7 @@ impl Request {
             Request::Http(request) => {
                 request.headers_mut().append(name, value);
             }
-            Request::Fields(fields) => fields.own.push((name, value)),
+            Request::Fields(fields) => fields.own.push((name, OwnValue::Header(value))),
         }
     }
 
@@ -87,15 +89,74 @@ impl Request {
 /// `authorization`), so that a push allocates nothing for them; more spill to the heap.
 const OWN_FIELDS: usize = 2;
 
+/// The bytes of `:path` held in the request itself: `/3/device/` and a 32-byte token's 64 hex
+/// digits fit; a longer path spills to the heap.
+const PATH_INLINE: usize = 80;
+
+/// A [`Fields`] request's `:path`.
+pub type Path = SmallVec<[u8; PATH_INLINE]>;
+
+/// The bytes of a [`Fields::with_unique`] value held in the request itself: a UUID's 36
+/// characters fit.
+const UNIQUE_INLINE: usize = 40;
+
+/// The value of a field of a request's own.
+enum OwnValue {
+    /// As the `http` crate holds it: a credential cached for many requests, shared by a clone.
+    Header(HeaderValue),
+    /// Held in the request, checked as `HeaderValue` checks a value, sent never indexed: a
+    /// value new for every push, which as a `HeaderValue` cost each push an allocation.
+    Unique(SmallVec<[u8; UNIQUE_INLINE]>),
+}
+
+impl OwnValue {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            OwnValue::Header(value) => value.as_bytes(),
+            OwnValue::Unique(value) => value,
+        }
+    }
+
+    fn is_sensitive(&self) -> bool {
+        match self {
+            OwnValue::Header(value) => value.is_sensitive(),
+            OwnValue::Unique(_) => true,
+        }
+    }
+
+    /// The value as the `http` crate's clients take it.
+    fn to_header(&self) -> Option<HeaderValue> {
+        match self {
+            OwnValue::Header(value) => Some(value.clone()),
+            OwnValue::Unique(value) => {
+                let mut value = HeaderValue::from_bytes(value).ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        }
+    }
+}
+
+/// A field of a request's own, as the clients write it.
+pub struct OwnField<'a> {
+    /// Its name.
+    pub name: &'a HeaderName,
+    /// Its value.
+    pub value: &'a [u8],
+    /// Sent as a never-indexed literal (RFC 7541 §6.2.3): marked sensitive, or unique.
+    pub sensitive: bool,
+}
+
 /// A `POST` whose header fields are the shared ones of its kind ([`SharedFields`], coded once)
-/// and its own, sent in that order.
+/// and its own, sent in that order. The path and a push's unique field are held inline: each
+/// was an allocation per push.
 pub struct Fields {
     /// `:path`, checked by [`Fields::post`].
-    path: Bytes,
+    path: Path,
     /// The fields many requests share.
     shared: SharedFields,
     /// This request's own fields, after the shared ones.
-    own: SmallVec<[(HeaderName, HeaderValue); OWN_FIELDS]>,
+    own: SmallVec<[(HeaderName, OwnValue); OWN_FIELDS]>,
     /// The body.
     body: Bytes,
 }
@@ -104,7 +165,7 @@ impl Fields {
     /// A `POST` of `body` to `path` with the `shared` fields. `None` when `path` is not `/`
     /// followed by characters RFC 3986 allows unescaped in a path and query (a provider's
     /// bug: ringcast's own client writes the path as it is, so it is checked here).
-    pub fn post(path: Bytes, shared: SharedFields, body: Bytes) -> Option<Fields> {
+    pub fn post(path: Path, shared: SharedFields, body: Bytes) -> Option<Fields> {
         if path.first() != Some(&b'/') || !is_path(&path) {
             return None;
         }
@@ -119,8 +180,22 @@ impl Fields {
     /// Adds a field of this request's own, after the shared ones and those added before.
     /// A value marked sensitive, and `authorization`, go as never-indexed literals.
     pub fn with(mut self, name: HeaderName, value: HeaderValue) -> Fields {
-        self.own.push((name, value));
+        self.own.push((name, OwnValue::Header(value)));
         self
+    }
+
+    /// Adds a field whose value no other request carries (APNs' `apns-id`), held in the
+    /// request and sent as a never-indexed literal: a table entry for it would only evict
+    /// fields that requests repeat. `None` when `value` is not a field value (a control
+    /// character other than tab), as `HeaderValue::from_bytes` refuses it.
+    pub fn with_unique(mut self, name: HeaderName, value: &[u8]) -> Option<Fields> {
+        let valid = |&byte: &u8| byte == b'\t' || (byte >= 0x20 && byte != 0x7f);
+        if !value.iter().all(valid) {
+            return None;
+        }
+        self.own
+            .push((name, OwnValue::Unique(SmallVec::from_slice(value))));
+        Some(self)
     }
 
     /// `:path`.
@@ -139,25 +214,28 @@ impl Fields {
     }
 
     /// The request's own fields, in order.
-    pub fn own(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.own.iter().map(|(name, value)| (name, value))
-    }
-
-    /// Every field, shared first: the order both clients send them in.
-    pub fn fields(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.shared.fields().chain(self.own())
+    pub fn own(&self) -> impl Iterator<Item = OwnField<'_>> {
+        self.own.iter().map(|(name, value)| OwnField {
+            name,
+            value: value.as_bytes(),
+            sensitive: value.is_sensitive(),
+        })
     }
 
     /// [`Request::into_http`] of a [`Fields`] request.
     fn into_http(self, authority: &Authority) -> Option<http::Request<Bytes>> {
         let mut headers = HeaderMap::with_capacity(self.shared.0.fields.len() + self.own.len());
-        for (name, value) in self.fields() {
+        for (name, value) in self.shared.fields() {
             headers.append(name.clone(), value.clone());
+        }
+        for (name, value) in &self.own {
+            headers.append(name.clone(), value.to_header()?);
         }
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(Scheme::HTTPS);
         uri.authority = Some(authority.clone());
-        uri.path_and_query = Some(PathAndQuery::from_maybe_shared(self.path).ok()?);
+        let path = Bytes::copy_from_slice(&self.path);
+        uri.path_and_query = Some(PathAndQuery::from_maybe_shared(path).ok()?);
         let mut request = http::Request::new(self.body);
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = http::Uri::from_parts(uri).ok()?;

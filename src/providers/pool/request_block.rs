@@ -62,11 +62,13 @@ pub fn encode_fields(dst: &mut Vec<u8>, authority: &Authority, request: &Fields)
     );
     literal(dst, Name::Static(statics::PATH), request.path());
     dst.extend_from_slice(request.shared().block());
-    fields(dst, request.own());
+    for own in request.own() {
+        field(dst, own.name, own.value, own.sensitive);
+    }
     let body = request.body().len();
     if body > 0
         && !request.shared().has_content_length()
-        && !request.own().any(|(name, _)| name == CONTENT_LENGTH)
+        && !request.own().any(|own| own.name == CONTENT_LENGTH)
     {
         content_length(dst, body);
     }
@@ -79,13 +81,19 @@ pub fn fields<'a>(
     fields: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>,
 ) {
     for (name, value) in fields {
-        let indexing = if value.is_sensitive() || name == AUTHORIZATION {
-            Indexing::Never
-        } else {
-            Indexing::Without
-        };
-        encoder::literal(dst, name_of(name), value.as_bytes(), indexing, Coding::Raw);
+        field(dst, name, value.as_bytes(), value.is_sensitive());
     }
+}
+
+/// Appends one regular field as a raw literal: never indexed when `sensitive` or for
+/// `authorization`, without indexing otherwise.
+fn field(dst: &mut Vec<u8>, name: &HeaderName, value: &[u8], sensitive: bool) {
+    let indexing = if sensitive || name == AUTHORIZATION {
+        Indexing::Never
+    } else {
+        Indexing::Without
+    };
+    encoder::literal(dst, name_of(name), value, indexing, Coding::Raw);
 }
 
 /// `content-length: <body>`, for a body whose request names no length.

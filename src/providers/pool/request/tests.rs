@@ -29,12 +29,13 @@ fn shared() -> SharedFields {
 /// An APNs push before its connection's provider token is added.
 fn unsigned() -> Fields {
     Fields::post(
-        Bytes::from_static(b"/3/device/ab12"),
+        Path::from_slice(b"/3/device/ab12"),
         shared(),
         Bytes::from_static(b"{\"aps\":{}}"),
     )
     .unwrap()
-    .with(APNS_ID, sensitive("0123"))
+    .with_unique(APNS_ID, b"0123")
+    .unwrap()
 }
 
 fn push() -> Fields {
@@ -142,7 +143,7 @@ fn a_body_without_a_named_length_gets_one_and_an_empty_body_none() {
     let shared = SharedFields::new(vec![(APNS_TOPIC, HeaderValue::from_static("t"))]);
     assert!(!shared.has_content_length());
     let with_body = Fields::post(
-        Bytes::from_static(b"/x"),
+        Path::from_slice(b"/x"),
         shared.clone(),
         Bytes::from_static(b"abc"),
     )
@@ -153,7 +154,7 @@ fn a_body_without_a_named_length_gets_one_and_an_empty_body_none() {
         decoded(&block).last().unwrap(),
         &("content-length".into(), "3".into())
     );
-    let empty = Fields::post(Bytes::from_static(b"/x"), shared, Bytes::new()).unwrap();
+    let empty = Fields::post(Path::from_slice(b"/x"), shared, Bytes::new()).unwrap();
     block.clear();
     request_block::encode_fields(&mut block, &authority(), &empty);
     assert!(
@@ -165,7 +166,7 @@ fn a_body_without_a_named_length_gets_one_and_an_empty_body_none() {
 
 #[test]
 fn only_a_path_the_http_crate_would_take_too_is_accepted() {
-    let post = |path: &'static [u8]| Fields::post(Bytes::from_static(path), shared(), Bytes::new());
+    let post = |path: &'static [u8]| Fields::post(Path::from_slice(path), shared(), Bytes::new());
     for good in [
         &b"/3/device/abcdef0123"[..],
         b"/",
@@ -201,7 +202,7 @@ fn only_a_path_the_http_crate_would_take_too_is_accepted() {
 fn own_fields_past_the_two_held_inline_are_kept_in_order() {
     let third = HeaderName::from_static("x-third");
     let fields = push().with(third.clone(), HeaderValue::from_static("3"));
-    let names: Vec<&HeaderName> = fields.own().map(|(name, _)| name).collect();
+    let names: Vec<&HeaderName> = fields.own().map(|own| own.name).collect();
     assert_eq!(names, [&APNS_ID, &AUTHORIZATION, &third]);
     let mut block = Vec::new();
     Request::from(fields)
@@ -229,4 +230,35 @@ fn an_http_request_passes_through_unchanged() {
     let back = request.into_http(&authority()).unwrap();
     assert_eq!(back.uri().host(), Some("fcm.googleapis.com"));
     assert_eq!(back.into_body().as_ref(), b"{}");
+}
+
+#[test]
+fn a_unique_value_is_checked_as_a_header_value_and_may_be_longer_than_its_inline_room() {
+    for bad in [&b"a\nb"[..], b"a\rb", b"\x00", b"a\x7fb"] {
+        assert!(unsigned().with_unique(APNS_ID, bad).is_none(), "{bad:?}");
+    }
+    let long = [b'x'; 100];
+    let tabbed = b"a\tb \xff";
+    let fields = unsigned()
+        .with_unique(HeaderName::from_static("x-long"), &long)
+        .unwrap()
+        .with_unique(HeaderName::from_static("x-tabbed"), tabbed)
+        .unwrap();
+    let http = Request::from(fields).into_http(&authority()).unwrap();
+    assert_eq!(http.headers()["x-long"].as_bytes(), long);
+    assert_eq!(http.headers()["x-tabbed"].as_bytes(), tabbed);
+    assert!(http.headers()["x-long"].is_sensitive());
+}
+
+#[test]
+fn a_path_longer_than_its_inline_room_is_sent_whole() {
+    // A 100-byte token's hex: 200 digits, past the 80 bytes held inline.
+    let mut path = Path::from_slice(b"/3/device/");
+    path.extend_from_slice(&[b'a'; 200]);
+    let fields = Fields::post(path.clone(), shared(), Bytes::new()).unwrap();
+    let mut block = Vec::new();
+    Request::from(fields)
+        .write_block(&mut block, &authority())
+        .unwrap();
+    assert_eq!(decoded(&block)[3].1.as_bytes(), &path[..]);
 }
