@@ -51,6 +51,9 @@ CALLGRIND_CACHE=${CALLGRIND_CACHE:-0}       # 1: also simulate the caches, instr
 REDIS_HZ=${REDIS_HZ:-100}           # Redis's `hz` as README "Stores" recommends (Redis's default: 10)
 REDIS_MASTERS=${REDIS_MASTERS:-0}   # ≥ 3: a Redis Cluster of that many masters on this box, not one server
 SYSCALLS=${SYSCALLS:-0}             # 1: the node's syscalls per call in each phase (perf stat, tracepoints)
+PERF=${PERF:-0}                     # 1: the node's cycles by function in each phase (perf record)
+PERF_HZ=${PERF_HZ:-999}             # its samples per second per thread
+PERF_TOP=${PERF_TOP:-15}            # how many functions each phase prints
 BIN=${BIN:-}
 TOOLS_BIN=${TOOLS_BIN:-}         # the simulator and load generator from this build instead of BIN
 SIM_PROFILE=${SIM_PROFILE:-}       # a simulator profile (TOML) instead of its defaults
@@ -59,7 +62,7 @@ PAUSE_SECONDS=${PAUSE_SECONDS:-10}  # the box's own pauses measured first, this 
 tools=(redis-server redis-cli h2load openssl python3 jq curl)
 [ "$NODE_APN" = 0 ] || [ "$CALLGRIND" != 0 ] || tools+=(node npm)
 [ "$CALLGRIND" = 0 ] || tools+=(valgrind callgrind_control)
-[ "$SYSCALLS" = 0 ] || tools+=(perf)
+[ "$SYSCALLS" = 0 ] && [ "$PERF" = 0 ] || tools+=(perf)
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool is missing" >&2; exit 1; }
 done
@@ -324,6 +327,18 @@ count_syscalls() {
   perf stat -x, -e "$syscall_events" -p "$node_pid" -o "$work/$name.syscalls" -- sleep "$seconds" >/dev/null 2>&1 &
   echo $! >"$work/$name.syscalls-pid"
 }
+# PERF=1: where the node's cycles go over a phase's drive, its own functions and the kernel's
+# on its behalf, by `perf record` of its threads (no call graphs: each function's own samples).
+# Callgrind's instructions (CALLGRIND=1) say what the code does and repeat from run to run;
+# these say what it costs on this CPU: cache misses, and the kernel switching threads in and
+# out, which no instruction count shows (docs/performance.md, "A push's request in one
+# allocation"). The sampling is work of its own on the box: compare runs with the same PERF.
+record_cycles() {
+  local name=$1 seconds=$2
+  [ "$PERF" = 0 ] && return
+  perf record -F "$PERF_HZ" -p "$node_pid" -o "$work/$name.perf" -- sleep "$seconds" >/dev/null 2>&1 &
+  echo $! >"$work/$name.perf-pid"
+}
 # phase name, then the load generator's arguments; leaves $work/<phase>.cpu as
 # "node simulator redis box" cores and the node's CPU seconds, and $work/<phase>.rss as the
 # node's highest VmRSS (KiB) sampled every 200 ms through the phase.
@@ -339,6 +354,7 @@ phase() {
   local seconds
   seconds=$(python3 -c 'import sys; a = sys.argv[1:]; print(a[a.index("--duration") + 1] if "--duration" in a else 0)' "$@")
   count_syscalls "$name" "$seconds"
+  record_cycles "$name" "$seconds"
   # In a subshell whose `times` gives the load generator's CPU over its whole life (its
   # only child), so its work after the drive (joining the simulator's record) can be taken
   # out of the box's figure.
@@ -350,6 +366,7 @@ phase() {
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
   [ -f "$work/$name.syscalls-pid" ] && { wait "$(cat "$work/$name.syscalls-pid")" 2>/dev/null || true; }
+  [ -f "$work/$name.perf-pid" ] && { wait "$(cat "$work/$name.perf-pid")" 2>/dev/null || true; }
   cores "$before" "$after" >"$work/$name.cpu"
   redis_commands >"$work/$name.redis-after"
   node_switches >"$work/$name.switches-after"
@@ -526,6 +543,11 @@ total = counts.pop("sys_enter", 0)
 print(f"{total / calls:.2f} (" + ", ".join(f"{k} {v / calls:.2f}" for k, v in counts.items()) + ")")
 PY
 )"
+  if [ -f "$work/$phase.perf" ]; then
+    echo "$phase: node cycles by function (perf record, own samples; [k] the kernel's):"
+    perf report -i "$work/$phase.perf" --no-children --sort sym --stdio 2>/dev/null |
+      awk -v top="$PERF_TOP" '/^ +[0-9.]+%/ && shown++ < top { print "  " substr($0, 1, 150) }'
+  fi
   echo "$phase: node context switches per call $(python3 -c "print(round(($(cat "$work/$phase.switches-after") - $(cat "$work/$phase.switches-before")) / max(1, $(jq .calls_offered "$report")), 2))")"
   echo "$phase: outcomes $(jq -c .outcome_classes "$report"), errors $(jq -c .errors "$report"), pushes by type $(jq -c .pushes_by_type "$report")"
   # Every platform of the mix must be delivered: the node's outcomes and the simulator's
