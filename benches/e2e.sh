@@ -545,7 +545,7 @@ PY
 )"
   if [ -f "$work/$phase.perf" ]; then
     echo "$phase: node cycles by function (perf record, own samples; [k] the kernel's):"
-    perf report -i "$work/$phase.perf" --no-children --sort sym --stdio 2>/dev/null |
+    { perf report -i "$work/$phase.perf" --no-children --sort sym --stdio 2>/dev/null || true; } |
       awk -v top="$PERF_TOP" '/^ +[0-9.]+%/ && shown++ < top { print "  " substr($0, 1, 150) }'
   fi
   echo "$phase: node context switches per call $(python3 -c "print(round(($(cat "$work/$phase.switches-after") - $(cat "$work/$phase.switches-before")) / max(1, $(jq .calls_offered "$report")), 2))")"
