@@ -62,20 +62,46 @@ impl AnswerFields {
 /// A name `http::HeaderName::from_lowercase` takes: lower-case letters, digits and the
 /// other characters of a token, without allocating for it.
 fn is_field_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name.iter().all(|&byte| {
-            byte.is_ascii_lowercase()
-                || byte.is_ascii_digit()
-                || b"!\"#$%&'*+-.^_`|~".contains(&byte)
-        })
+    !name.is_empty() && name.iter().all(|&byte| NAME_BYTES[usize::from(byte)])
 }
 
 /// A value `http::HeaderValue::from_bytes` takes: no control character but tab.
 fn is_field_value(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&byte| (byte >= 0x20 && byte != 0x7f) || byte == b'\t')
+    value.iter().all(|&byte| VALUE_BYTES[usize::from(byte)])
 }
+
+/// Per byte, whether a field name may hold it. A table, because every answer's fields are
+/// checked byte by byte: a lookup per byte where the comparisons cost a string search for
+/// each punctuation byte (docs/performance.md, "An answer's fields by table").
+const NAME_BYTES: [bool; 256] = {
+    // RFC 9110's token characters (§5.6.2) less upper case, and `"`, which `http` takes too.
+    const PUNCTUATION: &[u8] = b"!\"#$%&'*+-.^_`|~";
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_lowercase() || b.is_ascii_digit();
+        byte += 1;
+    }
+    let mut at = 0;
+    while at < PUNCTUATION.len() {
+        table[PUNCTUATION[at] as usize] = true;
+        at += 1;
+    }
+    table
+};
+
+/// Per byte, whether a field value may hold it.
+const VALUE_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = (b >= 0x20 && b != 0x7f) || b == b'\t';
+        byte += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
