@@ -473,9 +473,7 @@ impl Session {
         self.decoder
             .decode(block, |name, value| {
                 if name == b":status" && status.is_none() && !past_pseudo {
-                    status = std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| v.parse::<u16>().ok());
+                    status = status_code(value);
                 } else if name.starts_with(b":") {
                     malformed = true;
                 } else {
@@ -648,6 +646,17 @@ impl Session {
         stream.send_window -= len as i64;
         self.send_window -= len as i64;
         stream.sent = done;
+    }
+}
+
+/// A `:status` value: exactly three digits (RFC 9110 §15), where `str::parse` also took a
+/// sign and leading zeros ("+200", "0200").
+fn status_code(value: &[u8]) -> Option<u16> {
+    match *value {
+        [a, b, c] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
+            Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+        }
+        _ => None,
     }
 }
 

@@ -312,6 +312,16 @@ fn a_partial_frame_waits_for_the_rest() {
 
 /// RFC 9113 §8.1.1: a malformed answer ends its stream, not the connection.
 #[test]
+fn a_status_is_three_digits() {
+    assert_eq!(status_code(b"200"), Some(200));
+    assert_eq!(status_code(b"429"), Some(429));
+    assert_eq!(status_code(b"103"), Some(103));
+    for bad in [&b"+200"[..], b"0200", b"20", b"", b"2x0", b" 200", b"200 "] {
+        assert_eq!(status_code(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
 fn a_malformed_answer_resets_its_stream_only() {
     let block = |fields: &[(&[u8], &[u8])]| header_block(8, fields);
     // A field, then `:status 200` (one byte, indexed: moved from the front to the end).
