@@ -34,6 +34,8 @@ RAMP_TO=${RAMP_TO:-12000}
 RAMP_SECONDS=${RAMP_SECONDS:-30}
 KNEE_P99_MS=${KNEE_P99_MS:-10}      # the knee: ring delivery p99 under this
 KNEE_SECONDS=${KNEE_SECONDS:-10}    # phase 2: fixed rate at the knee
+KNEE_TRIES=${KNEE_TRIES:-3}         # phase 2 runs again this often in all, stepped down, until it holds
+KNEE_STEP=${KNEE_STEP:-0.9}         # each step down: the rate times this
 FIXED_SECONDS=${FIXED_SECONDS:-15}  # phase 3: fixed rate at half the knee
 OVERLOAD_SECONDS=${OVERLOAD_SECONDS:-10}  # phase 4: fixed rate at twice the knee (0 = skip)
 H2LOAD_REQUESTS=${H2LOAD_REQUESTS:-100000}
@@ -399,11 +401,31 @@ if [ -n "$KNEE" ]; then
   fi
   knee_broke=$(jq -r '.knee.broke_at_second // "never"' "$work/ramp/report.json")
 fi
+
+# Phase 2: open loop at the knee: the capacity at which delivery p99 holds. The ramp reads its
+# knee off single seconds, and one second within the bound at a rate is not ten: a knee phase
+# that does not hold the bound as the ramp counts it (delivery p99 ≤ KNEE_P99_MS, at most 1 %
+# of its calls failed: src/loadgen/knee.rs) is kept as a try, and the phase runs again at
+# KNEE_STEP of that rate, up to KNEE_TRIES runs in all. Half and twice are of the knee that
+# held (or of the last try). A rate given by KNEE is run once, as given.
+ramp_knee=$knee
+knee_tries=()
+while :; do
+  phase knee --rate "$knee" --duration "$KNEE_SECONDS"
+  held=$(jq --argjson bound "$KNEE_P99_MS" \
+    '(.delivery_latency.p99_ms // 1e9) <= $bound and (.calls_offered - .calls_ok) <= 0.01 * .calls_offered' \
+    "$work/knee/report.json")
+  if [ "$held" = true ] || [ -n "$KNEE" ] || [ $((${#knee_tries[@]} + 1)) -ge "$KNEE_TRIES" ]; then
+    break
+  fi
+  try="knee-try$((${#knee_tries[@]} + 1))"
+  for file in "$work"/knee.*; do mv "$file" "$work/$try.${file##*/knee.}"; done
+  mv "$work/knee" "$work/$try"
+  knee_tries+=("$knee:$try")
+  knee=$(python3 -c "print(max(1, round($knee * $KNEE_STEP)))")
+done
 half=$(python3 -c "print(max(1, round($knee/2)))")
 double=$((knee * 2))
-
-# Phase 2: open loop at the knee: the capacity at which delivery p99 holds.
-phase knee --rate "$knee" --duration "$KNEE_SECONDS"
 # Phase 3: open loop at half the knee.
 phase half --rate "$half" --duration "$FIXED_SECONDS"
 # Phase 4: open loop at twice the knee: rings must keep flowing, nothing may crash.
@@ -497,12 +519,18 @@ echo "scenario: $IDENTITIES identities × devices $DEVICES ($devices devices; pl
 if [ -n "$KNEE" ]; then
   echo "knee: $knee calls/s, as given (KNEE; no ramp)"
 else
-  echo "knee: $knee calls/s, the highest rate of the ramp $RAMP_FROM → $RAMP_TO calls/s over ${RAMP_SECONDS}s whose ring delivery p99 stayed ≤ $KNEE_P99_MS ms (over it for good from second $knee_broke)"
+  echo "knee: $ramp_knee calls/s, the highest rate of the ramp $RAMP_FROM → $RAMP_TO calls/s over ${RAMP_SECONDS}s whose ring delivery p99 stayed ≤ $KNEE_P99_MS ms (over it for good from second $knee_broke)"
+  if [ "${#knee_tries[@]}" -gt 0 ]; then
+    echo "knee: $knee calls/s after $((${#knee_tries[@]})) step(s) down of ×$KNEE_STEP: a fixed phase at $(for t in "${knee_tries[@]}"; do printf '%s ' "${t%%:*}"; done)calls/s did not hold the bound (rows \"did not hold\" below)$([ "$held" = true ] || echo "; the last try did not hold it either (KNEE_TRIES=$KNEE_TRIES)")"
+  fi
 fi
 echo
 echo "| phase | calls/s ok | pushes/s | delivery p50 ms | delivery p99 ms | API p99 ms | node CPU (cores) | node CPU µs/push | node RSS MB (peak) | simulator / Redis / box CPU | pushes/s ÷ h2load | pushes/s ÷ node-apn | failed calls |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 [ -z "$KNEE" ] && row "ramp $RAMP_FROM → $RAMP_TO/s (${RAMP_SECONDS}s)" ramp
+for t in "${knee_tries[@]}"; do
+  row "fixed ${t%%:*}/s (a knee that did not hold, ${KNEE_SECONDS}s)" "${t#*:}"
+done
 row "fixed $knee/s (the knee, ${KNEE_SECONDS}s)" knee
 row "fixed $half/s (half the knee, ${FIXED_SECONDS}s)" half
 [ "$OVERLOAD_SECONDS" != 0 ] && row "fixed $double/s (twice the knee, ${OVERLOAD_SECONDS}s)" double
