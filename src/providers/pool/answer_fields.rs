@@ -65,8 +65,9 @@ fn is_field_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|&byte| NAME_BYTES[usize::from(byte)])
 }
 
-/// A value `http::HeaderValue::from_bytes` takes: no control character but tab.
-fn is_field_value(value: &[u8]) -> bool {
+/// A value `http::HeaderValue::from_bytes` takes: no control character but tab. Also the
+/// check of a request's own unique values ([`super::Fields::with_unique`]).
+pub(super) fn is_field_value(value: &[u8]) -> bool {
     value.iter().all(|&byte| VALUE_BYTES[usize::from(byte)])
 }
 

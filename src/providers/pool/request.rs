@@ -189,8 +189,7 @@ impl Fields {
     /// fields that requests repeat. `None` when `value` is not a field value (a control
     /// character other than tab), as `HeaderValue::from_bytes` refuses it.
     pub fn with_unique(mut self, name: HeaderName, value: &[u8]) -> Option<Fields> {
-        let valid = |&byte: &u8| byte == b'\t' || (byte >= 0x20 && byte != 0x7f);
-        if !value.iter().all(valid) {
+        if !super::answer_fields::is_field_value(value) {
             return None;
         }
         self.own

@@ -310,7 +310,6 @@ fn a_partial_frame_waits_for_the_rest() {
     ));
 }
 
-/// RFC 9113 §8.1.1: a malformed answer ends its stream, not the connection.
 #[test]
 fn a_status_is_three_digits() {
     assert_eq!(status_code(b"200"), Some(200));
@@ -321,6 +320,7 @@ fn a_status_is_three_digits() {
     }
 }
 
+/// RFC 9113 §8.1.1: a malformed answer ends its stream, not the connection.
 #[test]
 fn a_malformed_answer_resets_its_stream_only() {
     let block = |fields: &[(&[u8], &[u8])]| header_block(8, fields);
